@@ -1,0 +1,196 @@
+//! The crate's one error type.
+//!
+//! Every failure anywhere in ChronosDB is an [`Error`]. Variants say what went wrong in domain
+//! terms and so what the caller must do about it: a user error is reported and the session goes
+//! on, a serialization failure may be retried, an I/O or corruption error is not the user's fault.
+//! The mapping to a PostgreSQL SQLSTATE ([`Error::sqlstate`]) is what the pg front end sends; no
+//! other layer knows about SQLSTATEs.
+
+use std::fmt;
+
+/// A ChronosDB error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// Malformed SQL text; `position` is the 1-based character offset when known.
+    Syntax { message: String, position: Option<usize> },
+    /// A referenced table (relation) does not exist.
+    UndefinedTable(String),
+    /// A referenced column does not exist.
+    UndefinedColumn(String),
+    /// A referenced function or operator does not exist for the argument types.
+    UndefinedFunction(String),
+    /// A referenced object (index, role, type) does not exist.
+    UndefinedObject(String),
+    /// A column reference matches more than one column.
+    AmbiguousColumn(String),
+    /// The object being created already exists.
+    DuplicateTable(String),
+    DuplicateColumn(String),
+    DuplicateObject(String),
+    /// A value of one type was used where another was required.
+    DatatypeMismatch(String),
+    /// A text value could not be converted to the requested type.
+    InvalidText(String),
+    /// A numeric value is out of the range of its type.
+    NumericOutOfRange(String),
+    /// A string is too long for a bounded character type.
+    StringTooLong(String),
+    DivisionByZero,
+    /// A date/time value or field is out of range or malformed.
+    DatetimeOutOfRange(String),
+    /// NOT NULL violated.
+    NotNull { column: String, table: String },
+    /// A unique or primary key constraint is violated.
+    UniqueViolation { constraint: String, detail: String },
+    /// A scalar subquery produced more than one row.
+    CardinalityViolation(String),
+    /// A feature this version does not support.
+    FeatureNotSupported(String),
+    /// A statement or argument that is well-formed but invalid.
+    InvalidParameter(String),
+    /// The write conflicted with a concurrent transaction; retry the transaction.
+    Serialization(String),
+    /// The current transaction failed earlier and ignores commands until ROLLBACK.
+    InFailedTransaction,
+    /// A write was attempted in a read-only context.
+    ReadOnly(String),
+    /// The user may not do this.
+    InsufficientPrivilege(String),
+    /// Transaction control used where it makes no sense (e.g. BEGIN twice).
+    InvalidTransactionState(String),
+    /// The statement was cancelled on request.
+    QueryCanceled,
+    /// Stored data could not be decoded: a bug or disk corruption.
+    Corruption(String),
+    /// An I/O error from disk or network.
+    Io(String),
+    /// An internal invariant failed; never the user's fault.
+    Internal(String),
+}
+
+/// The crate-wide result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The PostgreSQL SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::Syntax { .. } => "42601",
+            Error::UndefinedTable(_) => "42P01",
+            Error::UndefinedColumn(_) => "42703",
+            Error::UndefinedFunction(_) => "42883",
+            Error::UndefinedObject(_) => "42704",
+            Error::AmbiguousColumn(_) => "42702",
+            Error::DuplicateTable(_) => "42P07",
+            Error::DuplicateColumn(_) => "42701",
+            Error::DuplicateObject(_) => "42710",
+            Error::DatatypeMismatch(_) => "42804",
+            Error::InvalidText(_) => "22P02",
+            Error::NumericOutOfRange(_) => "22003",
+            Error::StringTooLong(_) => "22001",
+            Error::DivisionByZero => "22012",
+            Error::DatetimeOutOfRange(_) => "22008",
+            Error::NotNull { .. } => "23502",
+            Error::UniqueViolation { .. } => "23505",
+            Error::CardinalityViolation(_) => "21000",
+            Error::FeatureNotSupported(_) => "0A000",
+            Error::InvalidParameter(_) => "22023",
+            Error::Serialization(_) => "40001",
+            Error::InFailedTransaction => "25P02",
+            Error::ReadOnly(_) => "25006",
+            Error::InsufficientPrivilege(_) => "42501",
+            Error::InvalidTransactionState(_) => "25000",
+            Error::QueryCanceled => "57014",
+            Error::Corruption(_) => "XX001",
+            Error::Io(_) => "58030",
+            Error::Internal(_) => "XX000",
+        }
+    }
+
+    /// True when re-running the same work on the same state gives the same error. An apply of a
+    /// replicated batch that fails with a non-deterministic error must stop the node rather than
+    /// let replicas diverge.
+    pub fn is_deterministic(&self) -> bool {
+        !matches!(self, Error::Io(_) | Error::Internal(_) | Error::Corruption(_) | Error::QueryCanceled)
+    }
+
+    /// The 1-based character position in the statement the error points at, if any.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            Error::Syntax { position, .. } => *position,
+            _ => None,
+        }
+    }
+
+    /// Extra detail for the client, PostgreSQL's DETAIL field.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Error::UniqueViolation { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Syntax { message, .. } => write!(f, "{message}"),
+            Error::UndefinedTable(name) => write!(f, "relation \"{name}\" does not exist"),
+            Error::UndefinedColumn(name) => write!(f, "column \"{name}\" does not exist"),
+            Error::UndefinedFunction(m)
+            | Error::UndefinedObject(m)
+            | Error::DatatypeMismatch(m)
+            | Error::InvalidText(m)
+            | Error::NumericOutOfRange(m)
+            | Error::StringTooLong(m)
+            | Error::DatetimeOutOfRange(m)
+            | Error::CardinalityViolation(m)
+            | Error::FeatureNotSupported(m)
+            | Error::InvalidParameter(m)
+            | Error::Serialization(m)
+            | Error::ReadOnly(m)
+            | Error::InsufficientPrivilege(m)
+            | Error::InvalidTransactionState(m)
+            | Error::Corruption(m)
+            | Error::Io(m)
+            | Error::Internal(m) => write!(f, "{m}"),
+            Error::AmbiguousColumn(name) => write!(f, "column reference \"{name}\" is ambiguous"),
+            Error::DuplicateTable(name) => write!(f, "relation \"{name}\" already exists"),
+            Error::DuplicateColumn(name) => write!(f, "column \"{name}\" already exists"),
+            Error::DuplicateObject(m) => write!(f, "{m}"),
+            Error::DivisionByZero => write!(f, "division by zero"),
+            Error::NotNull { column, table } => write!(
+                f,
+                "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+            ),
+            Error::UniqueViolation { constraint, .. } => {
+                write!(f, "duplicate key value violates unique constraint \"{constraint}\"")
+            }
+            Error::InFailedTransaction => write!(
+                f,
+                "current transaction is aborted, commands ignored until end of transaction block"
+            ),
+            Error::QueryCanceled => write!(f, "canceling statement due to user request"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(err.to_string())
+    }
+}
+
+/// Builds an [`Error::InvalidParameter`]-style user error from a format string.
+#[macro_export]
+macro_rules! errinput {
+    ($($args:tt)*) => { $crate::error::Error::InvalidParameter(format!($($args)*)) };
+}
+
+/// Builds an [`Error::FeatureNotSupported`] from a format string.
+#[macro_export]
+macro_rules! unsupported {
+    ($($args:tt)*) => { $crate::error::Error::FeatureNotSupported(format!($($args)*)) };
+}

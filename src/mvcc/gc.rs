@@ -1,0 +1,54 @@
+//! Garbage collection of old versions.
+//!
+//! A version can go once no snapshot can read it: for each logical key, everything older than
+//! the newest version at or below the low watermark (the oldest snapshot in use), and that
+//! version too when it is a tombstone. GC is local to a node and changes nothing any reader can
+//! see, so it is not replicated.
+
+use super::{decode_stored, split_physical, Mvcc};
+use crate::error::Result;
+use crate::storage::StorageBatch;
+use std::ops::Bound;
+
+const GC_BATCH: usize = 10_000;
+
+impl Mvcc {
+    /// Removes versions no snapshot can read; returns how many were removed.
+    pub fn gc(&self) -> Result<usize> {
+        let watermark = self.low_watermark();
+        let mut removed = 0;
+        let mut batch = StorageBatch::default();
+        let mut current: Option<Vec<u8>> = None;
+        // Whether the current key already has its visible-at-watermark version kept.
+        let mut settled = false;
+        let start = Bound::Included(vec![0x01]);
+        for item in self.storage.scan((start, Bound::Unbounded)) {
+            let (physical, stored) = item?;
+            let (logical, version) = split_physical(&physical)?;
+            if current.as_deref() != Some(logical) {
+                current = Some(logical.to_vec());
+                settled = false;
+            }
+            if version > watermark {
+                continue;
+            }
+            if settled {
+                batch.delete(physical.clone());
+            } else {
+                settled = true;
+                if decode_stored(&stored)?.is_none() {
+                    batch.delete(physical.clone());
+                }
+            }
+            if batch.ops.len() >= GC_BATCH {
+                removed += batch.ops.len();
+                self.storage.apply(std::mem::take(&mut batch))?;
+            }
+        }
+        removed += batch.ops.len();
+        if !batch.is_empty() {
+            self.storage.apply(batch)?;
+        }
+        Ok(removed)
+    }
+}

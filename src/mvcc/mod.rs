@@ -1,0 +1,484 @@
+//! Multi-version concurrency control over [`Storage`].
+//!
+//! Every logical key holds a history of versions, each stamped with the HLC time of the commit
+//! that wrote it; a delete writes a tombstone version. A [`Transaction`] reads the newest version
+//! at or below its snapshot version, so readers see one consistent state and never wait for
+//! writers. Writes are buffered in the transaction (it sees its own writes) and leave it as one
+//! [`WriteBatch`] at commit, which [`apply_batch`] writes deterministically: this is the seam
+//! replication plugs into.
+//!
+//! Commits go through one writer at a time ([`Mvcc::writer`]): a transaction whose writes or
+//! reads overlap a commit made after its snapshot is aborted with a serialization failure
+//! (SQLSTATE 40001), which makes committed transactions serializable. A commit is acknowledged
+//! only when its batch is durable; commits waiting at the same time share one flush (group
+//! commit), and readers only ever see durable versions.
+//!
+//! Physical layout: `logical key ++ !version` (big-endian, inverted so the newest version comes
+//! first), value `[0]` for a tombstone or `[1] ++ bytes`. Logical keys are self-delimiting
+//! (see `storage::keycode`), so the version is always the last eight bytes. The last applied
+//! version is stored under [`APPLIED_KEY`] in the same atomic batch as the data.
+
+mod gc;
+
+use crate::error::{Error, Result};
+use crate::storage::{prefix_end, Storage, StorageBatch};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// A commit timestamp: an HLC time as a 64-bit NTP-style number. Strictly increasing per node.
+pub type Version = u64;
+
+/// Unversioned key holding the last applied version (outside every logical keyspace).
+pub const APPLIED_KEY: &[u8] = &[0x00, b'a', b'p', b'p', b'l', b'i', b'e', b'd'];
+
+/// The writes of one committed transaction, stamped with its commit version. Applying the same
+/// batch twice leaves the same state as applying it once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteBatch {
+    pub version: Version,
+    /// `(logical key, Some(value))` writes and `(logical key, None)` deletes, in key order.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Applies a batch to storage: deterministic, idempotent and atomic. Batches at or below the
+/// stored applied version are skipped.
+pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
+    if batch.version <= applied_version(storage)? {
+        return Ok(());
+    }
+    let mut out = StorageBatch::default();
+    for (key, value) in &batch.writes {
+        let physical = physical_key(key, batch.version);
+        match value {
+            Some(v) => {
+                let mut stored = Vec::with_capacity(v.len() + 1);
+                stored.push(1);
+                stored.extend_from_slice(v);
+                out.put(physical, stored);
+            }
+            None => out.put(physical, vec![0]),
+        }
+    }
+    out.put(APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec());
+    storage.apply(out)
+}
+
+/// The version of the last batch applied to `storage` (0 when none).
+pub fn applied_version(storage: &dyn Storage) -> Result<Version> {
+    Ok(match storage.get(APPLIED_KEY)? {
+        Some(bytes) if bytes.len() == 8 => {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(&bytes);
+            u64::from_be_bytes(buf)
+        }
+        Some(_) => return Err(Error::Corruption("malformed applied version".into())),
+        None => 0,
+    })
+}
+
+fn physical_key(key: &[u8], version: Version) -> Vec<u8> {
+    let mut physical = Vec::with_capacity(key.len() + 8);
+    physical.extend_from_slice(key);
+    physical.extend_from_slice(&(!version).to_be_bytes());
+    physical
+}
+
+/// Splits a physical key into its logical key and version.
+fn split_physical(physical: &[u8]) -> Result<(&[u8], Version)> {
+    if physical.len() < 8 {
+        return Err(Error::Corruption("versioned key too short".into()));
+    }
+    let (key, suffix) = physical.split_at(physical.len() - 8);
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(suffix);
+    Ok((key, !u64::from_be_bytes(buf)))
+}
+
+fn decode_stored(stored: &[u8]) -> Result<Option<Vec<u8>>> {
+    match stored.split_first() {
+        Some((0, _)) => Ok(None),
+        Some((1, rest)) => Ok(Some(rest.to_vec())),
+        _ => Err(Error::Corruption("malformed versioned value".into())),
+    }
+}
+
+/// Group-commit state: the highest version known durable and whether a flush is running.
+#[derive(Default)]
+struct FlushState {
+    durable: Version,
+    flushing: bool,
+    error: Option<Error>,
+}
+
+/// The MVCC store: owns the storage, the writer token, the HLC and the durability watermark.
+pub struct Mvcc {
+    storage: Arc<dyn Storage>,
+    hlc: uhlc::HLC,
+    /// Highest applied version (may not be durable yet).
+    applied: AtomicU64,
+    /// Held by the one transaction allowed to commit (or execute a write statement) now.
+    writer_busy: Mutex<bool>,
+    writer_free: Condvar,
+    flush: Mutex<FlushState>,
+    flushed: Condvar,
+    /// For each conflict domain (a table), the version of the last commit that wrote it.
+    domain_versions: Mutex<HashMap<Vec<u8>, Version>>,
+    /// Snapshot versions in use, for garbage collection.
+    active: Mutex<BTreeMap<Version, usize>>,
+}
+
+impl Mvcc {
+    /// Opens the MVCC layer over `storage`, resuming from the stored applied version.
+    pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
+        let applied = applied_version(storage.as_ref())?;
+        Ok(Arc::new(Self {
+            storage,
+            hlc: uhlc::HLC::default(),
+            applied: AtomicU64::new(applied),
+            writer_busy: Mutex::new(false),
+            writer_free: Condvar::new(),
+            flush: Mutex::new(FlushState { durable: applied, ..Default::default() }),
+            flushed: Condvar::new(),
+            domain_versions: Mutex::new(HashMap::new()),
+            active: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The newest durable version: what new snapshots read.
+    pub fn durable_version(&self) -> Version {
+        lock(&self.flush).durable
+    }
+
+    /// Begins a transaction reading the newest durable state.
+    pub fn begin(self: &Arc<Self>) -> Transaction {
+        let version = self.durable_version();
+        self.begin_at(version, None)
+    }
+
+    /// Takes the writer token and begins a transaction reading the newest applied state. Such a
+    /// transaction cannot conflict: nobody else commits until it ends. Used for autocommit
+    /// write statements.
+    pub fn begin_exclusive(self: &Arc<Self>) -> Transaction {
+        let token = self.writer();
+        let version = self.applied.load(Ordering::SeqCst);
+        self.begin_at(version, Some(token))
+    }
+
+    fn begin_at(self: &Arc<Self>, version: Version, token: Option<WriterToken>) -> Transaction {
+        *lock(&self.active).entry(version).or_insert(0) += 1;
+        Transaction {
+            mvcc: self.clone(),
+            read_version: version,
+            writes: BTreeMap::new(),
+            read_keys: BTreeSet::new(),
+            read_domains: BTreeSet::new(),
+            token,
+            finished: false,
+        }
+    }
+
+    /// Waits for and takes the writer token.
+    fn writer(self: &Arc<Self>) -> WriterToken {
+        let mut busy = lock(&self.writer_busy);
+        while *busy {
+            busy = self.writer_free.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy = true;
+        WriterToken { mvcc: self.clone() }
+    }
+
+    /// The next commit version: the HLC time, strictly above every applied version.
+    fn next_version(&self) -> Version {
+        let now = self.hlc.new_timestamp().get_time().as_u64();
+        now.max(self.applied.load(Ordering::SeqCst) + 1)
+    }
+
+    /// Blocks until `version` is durable, flushing if no flush is running (group commit: one
+    /// flush covers every commit applied before it started).
+    fn wait_durable(&self, version: Version) -> Result<()> {
+        let mut state = lock(&self.flush);
+        loop {
+            if state.durable >= version {
+                return Ok(());
+            }
+            if let Some(err) = state.error.take() {
+                return Err(err);
+            }
+            if !state.flushing {
+                state.flushing = true;
+                let target = self.applied.load(Ordering::SeqCst);
+                drop(state);
+                let result = self.storage.flush();
+                state = lock(&self.flush);
+                state.flushing = false;
+                match result {
+                    Ok(()) => state.durable = state.durable.max(target),
+                    Err(err) => {
+                        self.flushed.notify_all();
+                        return Err(err);
+                    }
+                }
+                self.flushed.notify_all();
+            } else {
+                state = self.flushed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    /// The version of the oldest snapshot anyone may still read.
+    fn low_watermark(&self) -> Version {
+        let durable = self.durable_version();
+        lock(&self.active).keys().next().copied().map_or(durable, |v| v.min(durable))
+    }
+
+    /// The newest version of `key` at or below `version`: `Some(None)` for a tombstone.
+    fn read_at(&self, key: &[u8], version: Version) -> Result<Option<Option<Vec<u8>>>> {
+        let start = physical_key(key, version);
+        let end = physical_key(key, 0);
+        for item in self.storage.scan((Bound::Included(start), Bound::Included(end))) {
+            let (physical, stored) = item?;
+            let (logical, _) = split_physical(&physical)?;
+            if logical == key {
+                return Ok(Some(decode_stored(&stored)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest committed version of `key`, if any.
+    fn latest_version(&self, key: &[u8]) -> Result<Option<Version>> {
+        let start = physical_key(key, u64::MAX);
+        let end = physical_key(key, 0);
+        for item in self.storage.scan((Bound::Included(start), Bound::Included(end))) {
+            let (physical, _) = item?;
+            let (logical, version) = split_physical(&physical)?;
+            if logical == key {
+                return Ok(Some(version));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The right to commit; released on drop.
+struct WriterToken {
+    mvcc: Arc<Mvcc>,
+}
+
+impl Drop for WriterToken {
+    fn drop(&mut self) {
+        *lock(&self.mvcc.writer_busy) = false;
+        self.mvcc.writer_free.notify_one();
+    }
+}
+
+/// The conflict domain of a key: its keyspace tag and table id, so that a scan of a table
+/// conflicts with any later write to it.
+fn domain(key: &[u8]) -> Vec<u8> {
+    key[..key.len().min(5)].to_vec()
+}
+
+/// A transaction: a snapshot to read and a buffer of writes.
+pub struct Transaction {
+    mvcc: Arc<Mvcc>,
+    read_version: Version,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    read_keys: BTreeSet<Vec<u8>>,
+    read_domains: BTreeSet<Vec<u8>>,
+    token: Option<WriterToken>,
+    finished: bool,
+}
+
+impl Transaction {
+    /// The snapshot version this transaction reads.
+    pub fn read_version(&self) -> Version {
+        self.read_version
+    }
+
+    /// True if the transaction has buffered writes.
+    pub fn has_writes(&self) -> bool {
+        !self.writes.is_empty()
+    }
+
+    /// Reads `key` as of the snapshot, seeing this transaction's own writes.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        self.read_keys.insert(key.to_vec());
+        Ok(self.mvcc.read_at(key, self.read_version)?.flatten())
+    }
+
+    /// Buffers a write.
+    pub fn set(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    /// Buffers a delete.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// Visible pairs whose logical key starts with `prefix`, in key order, own writes included.
+    pub fn scan_prefix(&mut self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.for_each_prefix(prefix, |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each visible pair under `prefix`, in key order, until it returns false.
+    /// Streams from storage: memory use does not grow with the number of keys.
+    pub fn for_each_prefix(
+        &mut self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.read_domains.insert(domain(prefix));
+        let end = prefix_end(prefix);
+        let own: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .writes
+            .range::<[u8], _>((
+                Bound::Included(prefix),
+                match &end {
+                    Some(e) => Bound::Excluded(e.as_slice()),
+                    None => Bound::Unbounded,
+                },
+            ))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut own = own.into_iter().peekable();
+        let mut last_key: Option<Vec<u8>> = None;
+        let read_version = self.read_version;
+        // Emits own writes ordered before `upto` (all of them when None); false = stop.
+        let emit_own = |upto: Option<&[u8]>,
+                            own: &mut std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+                            f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>|
+         -> Result<bool> {
+            while let Some((k, _)) = own.peek() {
+                if let Some(u) = upto {
+                    if k.as_slice() > u {
+                        break;
+                    }
+                }
+                let (k, v) = own.next().unwrap_or_default();
+                if let Some(v) = v {
+                    if !f(&k, &v)? {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        };
+        for item in self.mvcc.storage.scan_prefix(prefix) {
+            let (physical, stored) = item?;
+            let (logical, version) = split_physical(&physical)?;
+            if version > read_version || last_key.as_deref() == Some(logical) {
+                continue;
+            }
+            last_key = Some(logical.to_vec());
+            // Own writes at or before this key win over the stored version.
+            if !emit_own(Some(logical), &mut own, &mut f)? {
+                return Ok(());
+            }
+            if self.writes.contains_key(logical) {
+                continue;
+            }
+            if let Some(value) = decode_stored(&stored)? {
+                if !f(logical, &value)? {
+                    return Ok(());
+                }
+            }
+        }
+        emit_own(None, &mut own, &mut f)?;
+        Ok(())
+    }
+
+    /// Commits: validates against commits made since the snapshot, applies the batch and waits
+    /// until it is durable. Returns the commit version (None for a read-only transaction).
+    pub fn commit(mut self) -> Result<Option<Version>> {
+        self.finished = true;
+        if self.writes.is_empty() {
+            return Ok(None);
+        }
+        let mvcc = self.mvcc.clone();
+        let token = match self.token.take() {
+            Some(token) => token,
+            None => {
+                let token = mvcc.writer();
+                self.validate()?;
+                token
+            }
+        };
+        let version = mvcc.next_version();
+        let batch = WriteBatch { version, writes: std::mem::take(&mut self.writes).into_iter().collect() };
+        apply_batch(mvcc.storage.as_ref(), &batch)?;
+        mvcc.applied.store(version, Ordering::SeqCst);
+        {
+            let mut domains = lock(&mvcc.domain_versions);
+            for (key, _) in &batch.writes {
+                domains.insert(domain(key), version);
+            }
+        }
+        drop(token);
+        mvcc.wait_durable(version)?;
+        Ok(Some(version))
+    }
+
+    /// Fails with a serialization error if a commit after the snapshot wrote a key this
+    /// transaction writes or read, or a table it scanned.
+    fn validate(&self) -> Result<()> {
+        let conflict = || {
+            Error::Serialization(
+                "could not serialize access due to concurrent update".into(),
+            )
+        };
+        {
+            let domains = lock(&self.mvcc.domain_versions);
+            for d in &self.read_domains {
+                if domains.get(d).is_some_and(|v| *v > self.read_version) {
+                    return Err(conflict());
+                }
+            }
+        }
+        for key in self.writes.keys().chain(self.read_keys.iter()) {
+            if self.mvcc.latest_version(key)?.is_some_and(|v| v > self.read_version) {
+                return Err(conflict());
+            }
+        }
+        Ok(())
+    }
+
+    /// Discards the transaction's writes.
+    pub fn rollback(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        let _ = self.finished;
+        let mut active = lock(&self.mvcc.active);
+        if let Some(count) = active.get_mut(&self.read_version) {
+            *count -= 1;
+            if *count == 0 {
+                active.remove(&self.read_version);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,370 @@
+//! Casting between types with PostgreSQL's rules: text input parsing, numeric range checks and
+//! rounding, length limits of bounded strings.
+
+use super::datetime;
+use super::value::Value;
+use super::DataType;
+use crate::error::{Error, Result};
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::str::FromStr;
+
+/// How a cast was asked for: an explicit `CAST`/`::` truncates over-long strings for
+/// VARCHAR(n), an assignment (INSERT/UPDATE) rejects them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CastKind {
+    Explicit,
+    Assignment,
+}
+
+fn out_of_range(type_name: &str) -> Error {
+    Error::NumericOutOfRange(format!("{type_name} out of range"))
+}
+
+fn invalid(type_name: &str, text: &str) -> Error {
+    Error::InvalidText(format!("invalid input syntax for type {type_name}: \"{text}\""))
+}
+
+/// Converts `value` to `target`. NULL casts to NULL.
+pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
+    use DataType as T;
+    if value.is_null() || *target == T::Unknown {
+        return Ok(value);
+    }
+    let cannot = |v: &Value| {
+        Error::DatatypeMismatch(format!(
+            "cannot cast type {} to {target}",
+            v.data_type().map(|t| t.to_string()).unwrap_or_default()
+        ))
+    };
+    Ok(match target {
+        T::Bool => match value {
+            Value::Bool(b) => Value::Bool(b),
+            Value::Int4(i) => Value::Bool(i != 0),
+            Value::Text(s) => Value::Bool(parse_bool(&s)?),
+            other => return Err(cannot(&other)),
+        },
+        T::Int2 => Value::Int2(to_int(&value, "smallint")?.try_into().map_err(|_| out_of_range("smallint"))?),
+        T::Int4 => Value::Int4(to_int(&value, "integer")?.try_into().map_err(|_| out_of_range("integer"))?),
+        T::Int8 => Value::Int8(to_int(&value, "bigint")?),
+        T::Float4 => {
+            let f = to_float(&value, "real")?;
+            let single = f as f32;
+            if single.is_infinite() && f.is_finite() {
+                return Err(Error::NumericOutOfRange(format!("value out of range: overflow")));
+            }
+            Value::Float4(single)
+        }
+        T::Float8 => Value::Float8(to_float(&value, "double precision")?),
+        T::Numeric(spec) => {
+            let d = to_decimal(&value)?;
+            Value::Numeric(apply_numeric_spec(d, *spec)?)
+        }
+        T::Text | T::Varchar(_) | T::Char(_) => {
+            let s = match value {
+                Value::Text(s) => s,
+                Value::Bool(b) => (if b { "true" } else { "false" }).to_string(),
+                other => other.to_string(),
+            };
+            Value::Text(fit_string(s, target, kind)?)
+        }
+        T::Bytea => match value {
+            Value::Bytea(b) => Value::Bytea(b),
+            Value::Text(s) => Value::Bytea(parse_bytea(&s)?),
+            other => return Err(cannot(&other)),
+        },
+        T::Date => match value {
+            Value::Date(d) => Value::Date(d),
+            Value::Timestamp(t) | Value::TimestampTz(t) => {
+                Value::Date(t.div_euclid(datetime::MICROS_PER_DAY) as i32)
+            }
+            Value::Text(s) => Value::Date(datetime::parse_date(&s)?),
+            other => return Err(cannot(&other)),
+        },
+        T::Timestamp | T::TimestampTz => {
+            let micros = match value {
+                Value::Timestamp(t) | Value::TimestampTz(t) => t,
+                Value::Date(d) => d as i64 * datetime::MICROS_PER_DAY,
+                Value::Text(s) => datetime::parse_timestamp(&s, *target == T::TimestampTz)?,
+                other => return Err(cannot(&other)),
+            };
+            if *target == T::Timestamp {
+                Value::Timestamp(micros)
+            } else {
+                Value::TimestampTz(micros)
+            }
+        }
+        T::Interval => match value {
+            Value::Interval(i) => Value::Interval(i),
+            Value::Text(s) => Value::Interval(datetime::parse_interval(&s)?),
+            other => return Err(cannot(&other)),
+        },
+        T::Uuid => match value {
+            Value::Uuid(u) => Value::Uuid(u),
+            Value::Text(s) => Value::Uuid(
+                uuid::Uuid::parse_str(s.trim()).map_err(|_| invalid("uuid", &s))?.as_u128(),
+            ),
+            other => return Err(cannot(&other)),
+        },
+        T::Jsonb => match value {
+            Value::Jsonb(j) => Value::Jsonb(j),
+            Value::Text(s) => Value::Jsonb(serde_json::from_str(&s).map_err(|_| invalid("json", &s))?),
+            other => return Err(cannot(&other)),
+        },
+        T::Array(elem) => match value {
+            Value::Array(items) => Value::Array(
+                items.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?,
+            ),
+            other => return Err(cannot(&other)),
+        },
+        T::Unknown => value,
+    })
+}
+
+/// PostgreSQL's boolean input: t/true/yes/on/1 and their opposites, any case, any prefix of
+/// the words.
+pub fn parse_bool(s: &str) -> Result<bool> {
+    let t = s.trim().to_ascii_lowercase();
+    let matches = |word: &str| !t.is_empty() && word.starts_with(t.as_str());
+    if t == "1" || matches("true") || matches("yes") || t == "on" {
+        Ok(true)
+    } else if t == "0" || matches("false") || matches("no") || t == "off" {
+        Ok(false)
+    } else {
+        Err(invalid("boolean", s))
+    }
+}
+
+fn to_int(value: &Value, type_name: &str) -> Result<i64> {
+    match value {
+        Value::Int2(v) => Ok(*v as i64),
+        Value::Int4(v) => Ok(*v as i64),
+        Value::Int8(v) => Ok(*v),
+        Value::Float4(_) | Value::Float8(_) => {
+            let f = value.as_f64().unwrap_or(f64::NAN);
+            let r = f.round_ties_even();
+            if !r.is_finite() || r < i64::MIN as f64 || r >= i64::MAX as f64 {
+                return Err(out_of_range(type_name));
+            }
+            Ok(r as i64)
+        }
+        Value::Numeric(d) => d
+            .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
+            .to_i64()
+            .ok_or_else(|| out_of_range(type_name)),
+        Value::Bool(b) => Ok(*b as i64),
+        Value::Text(s) => {
+            let t = s.trim();
+            match t.parse::<i64>() {
+                Ok(v) => Ok(v),
+                Err(e) => match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => Err(
+                        Error::NumericOutOfRange(format!("value \"{s}\" is out of range for type {type_name}")),
+                    ),
+                    _ => Err(invalid(type_name, s)),
+                },
+            }
+            .and_then(|v| {
+                let fits = match type_name {
+                    "smallint" => i16::try_from(v).is_ok(),
+                    "integer" => i32::try_from(v).is_ok(),
+                    _ => true,
+                };
+                if fits {
+                    Ok(v)
+                } else {
+                    Err(Error::NumericOutOfRange(format!(
+                        "value \"{s}\" is out of range for type {type_name}"
+                    )))
+                }
+            })
+        }
+        other => Err(Error::DatatypeMismatch(format!(
+            "cannot cast type {} to {type_name}",
+            other.data_type().map(|t| t.to_string()).unwrap_or_default()
+        ))),
+    }
+}
+
+fn to_float(value: &Value, type_name: &str) -> Result<f64> {
+    match value {
+        Value::Text(s) => {
+            let t = s.trim().to_ascii_lowercase();
+            match t.as_str() {
+                "nan" => Ok(f64::NAN),
+                "infinity" | "inf" | "+infinity" => Ok(f64::INFINITY),
+                "-infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+                _ => {
+                    let f: f64 = t.parse().map_err(|_| invalid(type_name, s))?;
+                    if f.is_infinite() {
+                        return Err(Error::NumericOutOfRange(format!(
+                            "\"{s}\" is out of range for type {type_name}"
+                        )));
+                    }
+                    Ok(f)
+                }
+            }
+        }
+        Value::Bool(_) => Err(Error::DatatypeMismatch(format!("cannot cast type boolean to {type_name}"))),
+        other => other.as_f64().ok_or_else(|| {
+            Error::DatatypeMismatch(format!(
+                "cannot cast type {} to {type_name}",
+                other.data_type().map(|t| t.to_string()).unwrap_or_default()
+            ))
+        }),
+    }
+}
+
+/// Converts a numeric value to a decimal.
+pub fn to_decimal(value: &Value) -> Result<Decimal> {
+    match value {
+        Value::Numeric(d) => Ok(*d),
+        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => Ok(Decimal::from(value.as_i64().unwrap_or(0))),
+        Value::Float4(_) | Value::Float8(_) => {
+            let f = value.as_f64().unwrap_or(f64::NAN);
+            if !f.is_finite() {
+                return Err(Error::FeatureNotSupported("NaN and infinite numeric values are not supported".into()));
+            }
+            let digits = if matches!(value, Value::Float4(_)) { 6 } else { 15 };
+            // Round to the float's significant digits, as PostgreSQL's float-to-numeric does.
+            let d = Decimal::from_f64(f).ok_or_else(|| out_of_range("numeric"))?;
+            let magnitude = if f == 0.0 { 0 } else { f.abs().log10().floor() as i32 + 1 };
+            let scale = (digits - magnitude).clamp(0, 28) as u32;
+            Ok(d.round_dp(scale).normalize())
+        }
+        Value::Text(s) => {
+            let t = s.trim();
+            Decimal::from_str(t)
+                .or_else(|_| Decimal::from_scientific(t))
+                .map_err(|_| invalid("numeric", s))
+        }
+        other => Err(Error::DatatypeMismatch(format!(
+            "cannot cast type {} to numeric",
+            other.data_type().map(|t| t.to_string()).unwrap_or_default()
+        ))),
+    }
+}
+
+/// Rounds to NUMERIC(p,s) and checks the precision.
+pub fn apply_numeric_spec(d: Decimal, spec: Option<(u32, u32)>) -> Result<Decimal> {
+    let Some((precision, scale)) = spec else { return Ok(d) };
+    let mut rounded = d.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(scale);
+    let int_digits = rounded.trunc().abs().to_string().trim_start_matches('0').len() as u32;
+    if int_digits + scale > precision {
+        return Err(Error::NumericOutOfRange(format!(
+            "numeric field overflow: A field with precision {precision}, scale {scale} must round to an absolute value less than 10^{}",
+            precision - scale
+        )));
+    }
+    Ok(rounded)
+}
+
+fn fit_string(s: String, target: &DataType, kind: CastKind) -> Result<String> {
+    match target {
+        DataType::Varchar(Some(n)) | DataType::Char(n) => {
+            let n = *n as usize;
+            let len = s.chars().count();
+            let mut s = if len > n {
+                let trimmed_tail = s.chars().skip(n).all(|c| c == ' ');
+                if kind == CastKind::Explicit || trimmed_tail {
+                    s.chars().take(n).collect()
+                } else {
+                    return Err(Error::StringTooLong(format!(
+                        "value too long for type {}",
+                        match target {
+                            DataType::Char(_) => format!("character({n})"),
+                            _ => format!("character varying({n})"),
+                        }
+                    )));
+                }
+            } else {
+                s
+            };
+            if let DataType::Char(_) = target {
+                let len = s.chars().count();
+                s.extend(std::iter::repeat_n(' ', n.saturating_sub(len)));
+            }
+            Ok(s)
+        }
+        _ => Ok(s),
+    }
+}
+
+fn parse_bytea(s: &str) -> Result<Vec<u8>> {
+    if let Some(hex) = s.strip_prefix("\\x") {
+        let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+        if hex.len() % 2 != 0 {
+            return Err(invalid("bytea", s));
+        }
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid("bytea", s)))
+            .collect()
+    } else {
+        // Escape format: backslash sequences \\ and \ooo.
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\\' {
+                if bytes.get(i + 1) == Some(&b'\\') {
+                    out.push(b'\\');
+                    i += 2;
+                } else if i + 3 < bytes.len() + 0 && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+                    let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("0");
+                    out.push(u8::from_str_radix(oct, 8).map_err(|_| invalid("bytea", s))?);
+                    i += 4;
+                } else {
+                    return Err(invalid("bytea", s));
+                }
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_text_input_checks_syntax_and_range() {
+        assert_eq!(cast(Value::Text(" 42 ".into()), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(42));
+        assert_eq!(cast(Value::Text("abc".into()), &DataType::Int4, CastKind::Explicit).unwrap_err().sqlstate(), "22P02");
+        assert_eq!(cast(Value::Text("3000000000".into()), &DataType::Int4, CastKind::Explicit).unwrap_err().sqlstate(), "22003");
+        assert_eq!(cast(Value::Float8(2.5), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(2));
+        assert_eq!(cast(Value::Float8(3.5), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(4));
+        assert_eq!(cast(Value::Numeric(Decimal::new(25, 1)), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(3));
+    }
+
+    #[test]
+    fn numeric_spec_rounds_and_overflows() {
+        let v = cast(Value::Text("3.14159".into()), &DataType::Numeric(Some((5, 2))), CastKind::Explicit).unwrap();
+        assert_eq!(v.to_string(), "3.14");
+        let v = cast(Value::Int4(7), &DataType::Numeric(Some((5, 2))), CastKind::Explicit).unwrap();
+        assert_eq!(v.to_string(), "7.00");
+        let e = cast(Value::Int4(12345), &DataType::Numeric(Some((5, 2))), CastKind::Explicit).unwrap_err();
+        assert_eq!(e.sqlstate(), "22003");
+    }
+
+    #[test]
+    fn varchar_length_depends_on_cast_kind() {
+        let t = DataType::Varchar(Some(3));
+        assert_eq!(cast(Value::Text("abcd".into()), &t, CastKind::Explicit).unwrap(), Value::Text("abc".into()));
+        assert_eq!(cast(Value::Text("abcd".into()), &t, CastKind::Assignment).unwrap_err().sqlstate(), "22001");
+        assert_eq!(cast(Value::Text("ab".into()), &DataType::Char(4), CastKind::Assignment).unwrap(), Value::Text("ab  ".into()));
+    }
+
+    #[test]
+    fn bool_and_bytea_inputs() {
+        assert!(parse_bool("yes").unwrap());
+        assert!(!parse_bool("F").unwrap());
+        assert!(parse_bool("maybe").is_err());
+        assert_eq!(parse_bytea("\\x0aff").unwrap(), vec![10, 255]);
+        assert_eq!(parse_bytea("a\\\\b").unwrap(), b"a\\b".to_vec());
+    }
+}

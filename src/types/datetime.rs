@@ -1,0 +1,446 @@
+//! Dates, timestamps and intervals: PostgreSQL's text forms and calendar arithmetic.
+//!
+//! Timestamps are microseconds since the Unix epoch; sessions run in UTC, so a TIMESTAMPTZ and
+//! a TIMESTAMP hold the same number and differ only in how they print.
+
+use super::value::Interval;
+use crate::error::{Error, Result};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+pub const MICROS_PER_MINUTE: i64 = 60 * MICROS_PER_SECOND;
+pub const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
+pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+
+fn epoch() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default().and_hms_opt(0, 0, 0).unwrap_or_default()
+}
+
+/// The calendar date-time of a timestamp.
+pub fn to_naive(micros: i64) -> NaiveDateTime {
+    epoch() + Duration::microseconds(micros)
+}
+
+/// The timestamp of a calendar date-time.
+pub fn from_naive(dt: NaiveDateTime) -> Result<i64> {
+    (dt - epoch())
+        .num_microseconds()
+        .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))
+}
+
+pub fn date_to_naive(days: i32) -> NaiveDate {
+    epoch().date() + Duration::days(days as i64)
+}
+
+pub fn naive_to_date(d: NaiveDate) -> i32 {
+    (d - epoch().date()).num_days() as i32
+}
+
+pub fn format_date(days: i32) -> String {
+    date_to_naive(days).format("%Y-%m-%d").to_string()
+}
+
+pub fn format_timestamp(micros: i64) -> String {
+    let dt = to_naive(micros);
+    let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    let frac = micros.rem_euclid(MICROS_PER_SECOND);
+    if frac != 0 {
+        let f = format!(".{frac:06}");
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s
+}
+
+fn invalid(type_name: &str, text: &str) -> Error {
+    Error::InvalidText(format!("invalid input syntax for type {type_name}: \"{text}\""))
+}
+
+/// Parses a date: `YYYY-MM-DD`, optionally followed by a time that is ignored.
+pub fn parse_date(text: &str) -> Result<i32> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("epoch") {
+        return Ok(0);
+    }
+    let date_part = t.split([' ', 'T']).next().unwrap_or("");
+    NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
+        .map(naive_to_date)
+        .map_err(|_| invalid("date", text))
+}
+
+/// Parses a timestamp; `with_tz` accepts and applies a trailing zone (`Z`, `+02`, `-05:30`,
+/// `UTC`), converting to UTC. Without a zone, the time is taken as UTC.
+pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
+    let type_name = if with_tz { "timestamp with time zone" } else { "timestamp" };
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("epoch") {
+        return Ok(0);
+    }
+    let err = || invalid(type_name, text);
+    // Split off the date.
+    let (date_str, rest) = match t.find([' ', 'T']) {
+        Some(i) => (&t[..i], t[i + 1..].trim_start()),
+        None => (t, ""),
+    };
+    let date = NaiveDate::parse_from_str(date_str, "%Y-%m-%d").map_err(|_| err())?;
+    // Split the time from a zone.
+    let mut offset_secs: i64 = 0;
+    let mut time_str = rest;
+    if let Some(stripped) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
+        time_str = stripped.trim_end();
+    } else if let Some(stripped) = rest.strip_suffix("UTC") {
+        time_str = stripped.trim_end();
+    } else if let Some(pos) = rest.rfind(['+', '-']) {
+        let zone = &rest[pos..];
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let body = &zone[1..];
+        let (h, m) = match body.split_once(':') {
+            Some((h, m)) => (h, m),
+            None if body.len() == 4 => (&body[..2], &body[2..]),
+            None => (body, "0"),
+        };
+        let h: i64 = h.parse().map_err(|_| err())?;
+        let m: i64 = m.parse().map_err(|_| err())?;
+        if h > 15 || m > 59 {
+            return Err(err());
+        }
+        offset_secs = sign * (h * 3600 + m * 60);
+        time_str = rest[..pos].trim_end();
+    }
+    let time = if time_str.is_empty() {
+        NaiveTime::MIN
+    } else {
+        parse_time(time_str).ok_or_else(err)?
+    };
+    let micros = from_naive(date.and_time(time))?;
+    Ok(if with_tz { micros - offset_secs * MICROS_PER_SECOND } else { micros })
+}
+
+fn parse_time(s: &str) -> Option<NaiveTime> {
+    let mut parts = s.split(':');
+    let h: u32 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next().unwrap_or("0").parse().ok()?;
+    let sec_str = parts.next().unwrap_or("0");
+    if parts.next().is_some() {
+        return None;
+    }
+    let (sec, frac) = match sec_str.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (sec_str, ""),
+    };
+    let sec: u32 = sec.parse().ok()?;
+    let mut micros: u32 = 0;
+    if !frac.is_empty() {
+        if !frac.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let padded = format!("{:0<6}", &frac[..frac.len().min(6)]);
+        micros = padded.parse().ok()?;
+    }
+    NaiveTime::from_hms_micro_opt(h, m, sec, micros)
+}
+
+/// Parses an interval: `1 day 02:00:00`, `3 hours`, `-1 week`, `2 mons`, `1.5 days`, `10m`,
+/// `7d`, and an optional trailing `ago`.
+pub fn parse_interval(text: &str) -> Result<Interval> {
+    let err = || invalid("interval", text);
+    let mut iv = Interval::default();
+    let lower = text.trim().to_ascii_lowercase();
+    let (body, ago) = match lower.strip_suffix("ago") {
+        Some(b) => (b.trim_end().to_string(), true),
+        None => (lower.clone(), false),
+    };
+    // Tokenize into numbers and words, splitting "10m" into "10" "m".
+    let mut tokens: Vec<String> = Vec::new();
+    for word in body.split_whitespace() {
+        let split = word.find(|c: char| c.is_ascii_alphabetic());
+        match split {
+            Some(i) if i > 0 && !word.contains(':') => {
+                tokens.push(word[..i].to_string());
+                tokens.push(word[i..].to_string());
+            }
+            _ => tokens.push(word.to_string()),
+        }
+    }
+    if tokens.is_empty() {
+        return Err(err());
+    }
+    let mut i = 0;
+    while i < tokens.len() {
+        let tok = &tokens[i];
+        if tok.contains(':') {
+            let (neg, t) = match tok.strip_prefix('-') {
+                Some(t) => (true, t),
+                None => (false, tok.strip_prefix('+').unwrap_or(tok)),
+            };
+            let mut parts = t.split(':');
+            let h: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(err)?;
+            let m: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(err)?;
+            let s: f64 = parts.next().map(|p| p.parse().map_err(|_| err())).transpose()?.unwrap_or(0.0);
+            let micros = h * MICROS_PER_HOUR + m * MICROS_PER_MINUTE + (s * 1e6).round() as i64;
+            iv.micros += if neg { -micros } else { micros };
+            i += 1;
+            continue;
+        }
+        let number: f64 = tok.parse().map_err(|_| err())?;
+        let unit = tokens.get(i + 1).map(String::as_str).unwrap_or("second");
+        let unit_used = tokens.get(i + 1).is_some();
+        add_unit(&mut iv, number, unit).ok_or_else(err)?;
+        i += if unit_used { 2 } else { 1 };
+    }
+    if ago {
+        iv = Interval { months: -iv.months, days: -iv.days, micros: -iv.micros };
+    }
+    Ok(iv)
+}
+
+fn add_unit(iv: &mut Interval, n: f64, unit: &str) -> Option<()> {
+    let unit = unit.trim_end_matches(',');
+    match unit {
+        "microsecond" | "microseconds" | "us" | "usec" | "usecs" => iv.micros += n.round() as i64,
+        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => {
+            iv.micros += (n * 1e3).round() as i64
+        }
+        "second" | "seconds" | "s" | "sec" | "secs" => iv.micros += (n * 1e6).round() as i64,
+        "minute" | "minutes" | "m" | "min" | "mins" => {
+            iv.micros += (n * MICROS_PER_MINUTE as f64).round() as i64
+        }
+        "hour" | "hours" | "h" | "hr" | "hrs" => {
+            iv.micros += (n * MICROS_PER_HOUR as f64).round() as i64
+        }
+        "day" | "days" | "d" => {
+            iv.days += n.trunc() as i32;
+            iv.micros += (n.fract() * MICROS_PER_DAY as f64).round() as i64;
+        }
+        "week" | "weeks" | "w" => {
+            let days = n * 7.0;
+            iv.days += days.trunc() as i32;
+            iv.micros += (days.fract() * MICROS_PER_DAY as f64).round() as i64;
+        }
+        "month" | "months" | "mon" | "mons" => {
+            iv.months += n.trunc() as i32;
+            let days = n.fract() * 30.0;
+            iv.days += days.trunc() as i32;
+            iv.micros += (days.fract() * MICROS_PER_DAY as f64).round() as i64;
+        }
+        "year" | "years" | "y" | "yr" | "yrs" => iv.months += (n * 12.0).round() as i32,
+        "decade" | "decades" => iv.months += (n * 120.0).round() as i32,
+        "century" | "centuries" => iv.months += (n * 1200.0).round() as i32,
+        _ => return None,
+    }
+    Some(())
+}
+
+/// PostgreSQL's `postgres` IntervalStyle output.
+pub fn format_interval(iv: &Interval) -> String {
+    let mut out = String::new();
+    let mut is_zero = true;
+    let mut is_before = false;
+    let years = iv.months / 12;
+    let months = iv.months % 12;
+    for (value, unit) in [(years as i64, "year"), (months as i64, "mon"), (iv.days as i64, "day")] {
+        if value == 0 {
+            continue;
+        }
+        if !is_zero {
+            out.push(' ');
+        }
+        if is_before && value > 0 {
+            out.push('+');
+        }
+        out.push_str(&format!("{value} {unit}{}", if value != 1 { "s" } else { "" }));
+        is_before = value < 0;
+        is_zero = false;
+    }
+    if iv.micros != 0 || is_zero {
+        let minus = iv.micros < 0;
+        let abs = iv.micros.unsigned_abs();
+        let hours = abs / MICROS_PER_HOUR as u64;
+        let minutes = (abs / MICROS_PER_MINUTE as u64) % 60;
+        let secs = (abs / MICROS_PER_SECOND as u64) % 60;
+        let frac = abs % MICROS_PER_SECOND as u64;
+        if !is_zero {
+            out.push(' ');
+        }
+        out.push_str(if minus { "-" } else if is_before { "+" } else { "" });
+        out.push_str(&format!("{hours:02}:{minutes:02}:{secs:02}"));
+        if frac != 0 {
+            out.push_str(format!(".{frac:06}").trim_end_matches('0'));
+        }
+    }
+    out
+}
+
+/// `ts + iv` with calendar months, as PostgreSQL computes it.
+pub fn add_interval(micros: i64, iv: &Interval) -> Result<i64> {
+    let overflow = || Error::DatetimeOutOfRange("timestamp out of range".into());
+    let mut dt = to_naive(micros);
+    if iv.months != 0 {
+        let months = chrono::Months::new(iv.months.unsigned_abs());
+        dt = if iv.months > 0 { dt.checked_add_months(months) } else { dt.checked_sub_months(months) }
+            .ok_or_else(overflow)?;
+    }
+    let base = from_naive(dt)?;
+    base.checked_add(iv.days as i64 * MICROS_PER_DAY)
+        .and_then(|v| v.checked_add(iv.micros))
+        .ok_or_else(overflow)
+}
+
+/// Truncates a timestamp to a unit (`date_trunc`).
+pub fn truncate(micros: i64, unit: &str) -> Result<i64> {
+    let dt = to_naive(micros);
+    let date = dt.date();
+    let unit_err = || Error::InvalidParameter(format!("unit \"{unit}\" not recognized for type timestamp"));
+    let truncated = match unit.to_ascii_lowercase().as_str() {
+        "microseconds" | "microsecond" => return Ok(micros),
+        "milliseconds" | "millisecond" => return Ok(micros - micros.rem_euclid(1000)),
+        "second" | "seconds" => return Ok(micros - micros.rem_euclid(MICROS_PER_SECOND)),
+        "minute" | "minutes" => return Ok(micros - micros.rem_euclid(MICROS_PER_MINUTE)),
+        "hour" | "hours" => return Ok(micros - micros.rem_euclid(MICROS_PER_HOUR)),
+        "day" | "days" => return Ok(micros - micros.rem_euclid(MICROS_PER_DAY)),
+        "week" | "weeks" => {
+            let back = date.weekday().num_days_from_monday() as i64;
+            date - Duration::days(back)
+        }
+        "month" | "months" => date.with_day(1).ok_or_else(unit_err)?,
+        "quarter" => {
+            let m = (date.month() - 1) / 3 * 3 + 1;
+            NaiveDate::from_ymd_opt(date.year(), m, 1).ok_or_else(unit_err)?
+        }
+        "year" | "years" => NaiveDate::from_ymd_opt(date.year(), 1, 1).ok_or_else(unit_err)?,
+        "decade" => NaiveDate::from_ymd_opt(date.year().div_euclid(10) * 10, 1, 1).ok_or_else(unit_err)?,
+        "century" => {
+            let y = date.year();
+            NaiveDate::from_ymd_opt(((y - 1) / 100) * 100 + 1, 1, 1).ok_or_else(unit_err)?
+        }
+        "millennium" => {
+            let y = date.year();
+            NaiveDate::from_ymd_opt(((y - 1) / 1000) * 1000 + 1, 1, 1).ok_or_else(unit_err)?
+        }
+        _ => return Err(unit_err()),
+    };
+    from_naive(truncated.and_time(NaiveTime::MIN))
+}
+
+/// A field of a timestamp (`extract`/`date_part`), as f64; `epoch` is seconds since 1970.
+pub fn extract(micros: i64, field: &str) -> Result<f64> {
+    let dt = to_naive(micros);
+    let secs_frac = dt.second() as f64 + (micros.rem_euclid(MICROS_PER_SECOND)) as f64 / 1e6;
+    Ok(match field.to_ascii_lowercase().as_str() {
+        "epoch" => micros as f64 / 1e6,
+        "year" | "years" => dt.year() as f64,
+        "month" | "months" => dt.month() as f64,
+        "day" | "days" => dt.day() as f64,
+        "hour" | "hours" => dt.hour() as f64,
+        "minute" | "minutes" => dt.minute() as f64,
+        "second" | "seconds" => secs_frac,
+        "milliseconds" => secs_frac * 1e3,
+        "microseconds" => secs_frac * 1e6,
+        "dow" => dt.weekday().num_days_from_sunday() as f64,
+        "isodow" => dt.weekday().number_from_monday() as f64,
+        "doy" => dt.ordinal() as f64,
+        "week" => dt.iso_week().week() as f64,
+        "quarter" => ((dt.month() - 1) / 3 + 1) as f64,
+        "decade" => (dt.year().div_euclid(10)) as f64,
+        "century" => ((dt.year() - 1) / 100 + 1) as f64,
+        "millennium" => ((dt.year() - 1) / 1000 + 1) as f64,
+        "isoyear" => dt.iso_week().year() as f64,
+        "timezone" | "timezone_hour" | "timezone_minute" => 0.0,
+        _ => {
+            return Err(Error::InvalidParameter(format!(
+                "unit \"{field}\" not recognized for type timestamp"
+            )))
+        }
+    })
+}
+
+/// A field of an interval (`extract(field from interval)`).
+pub fn extract_interval(iv: &Interval, field: &str) -> Result<f64> {
+    Ok(match field.to_ascii_lowercase().as_str() {
+        "epoch" => {
+            (iv.months as f64 / 12.0 * 365.25 * 86400.0)
+                + iv.days as f64 * 86400.0
+                + iv.micros as f64 / 1e6
+        }
+        "year" | "years" => (iv.months / 12) as f64,
+        "month" | "months" => (iv.months % 12) as f64,
+        "day" | "days" => iv.days as f64,
+        "hour" | "hours" => (iv.micros / MICROS_PER_HOUR) as f64,
+        "minute" | "minutes" => ((iv.micros / MICROS_PER_MINUTE) % 60) as f64,
+        "second" | "seconds" => (iv.micros % MICROS_PER_MINUTE) as f64 / 1e6,
+        _ => {
+            return Err(Error::InvalidParameter(format!(
+                "unit \"{field}\" not recognized for type interval"
+            )))
+        }
+    })
+}
+
+/// `age(a, b)`: the symbolic difference in years, months and days, as PostgreSQL computes it.
+pub fn age(a: i64, b: i64) -> Interval {
+    let (x, y, negate) = if a >= b { (to_naive(a), to_naive(b), false) } else { (to_naive(b), to_naive(a), true) };
+    let mut months = (x.year() - y.year()) * 12 + x.month() as i32 - y.month() as i32;
+    let mut days = x.day() as i32 - y.day() as i32;
+    let mut micros = (x.time() - y.time()).num_microseconds().unwrap_or(0);
+    if micros < 0 {
+        micros += MICROS_PER_DAY;
+        days -= 1;
+    }
+    if days < 0 {
+        // Borrow the length of the month before x's month.
+        let prev = x.date().with_day(1).unwrap_or(x.date()) - Duration::days(1);
+        days += prev.day() as i32;
+        months -= 1;
+    }
+    let iv = Interval { months, days, micros };
+    if negate {
+        Interval { months: -iv.months, days: -iv.days, micros: -iv.micros }
+    } else {
+        iv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_round_trip_through_postgres_text() {
+        let cases = [
+            ("1 day 02:00:00", "1 day 02:00:00"),
+            ("3 hours", "03:00:00"),
+            ("7d", "7 days"),
+            ("-1 day", "-1 days"),
+            ("14 months", "1 year 2 mons"),
+            ("1 hour ago", "-01:00:00"),
+            ("0 seconds", "00:00:00"),
+            ("1.5 seconds", "00:00:01.5"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(format_interval(&parse_interval(input).unwrap()), want, "{input}");
+        }
+        let mixed = Interval { months: 0, days: -1, micros: 2 * MICROS_PER_HOUR };
+        assert_eq!(format_interval(&mixed), "-1 days +02:00:00");
+        assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn timestamps_parse_zones_and_fractions() {
+        let base = parse_timestamp("2024-01-01 10:00:00", true).unwrap();
+        assert_eq!(parse_timestamp("2024-01-01T10:00:00Z", true).unwrap(), base);
+        assert_eq!(parse_timestamp("2024-01-01 12:00:00+02", true).unwrap(), base);
+        assert_eq!(parse_timestamp("2024-01-01 04:30:00-05:30", true).unwrap(), base);
+        assert_eq!(format_timestamp(base + 500_000), "2024-01-01 10:00:00.5");
+        assert!(parse_timestamp("2024-13-01", false).is_err());
+        assert!(parse_timestamp("yesterday-ish", false).is_err());
+    }
+
+    #[test]
+    fn date_trunc_and_extract() {
+        let ts = parse_timestamp("2024-05-17 13:45:12.25", false).unwrap();
+        assert_eq!(format_timestamp(truncate(ts, "hour").unwrap()), "2024-05-17 13:00:00");
+        assert_eq!(format_timestamp(truncate(ts, "month").unwrap()), "2024-05-01 00:00:00");
+        assert_eq!(format_timestamp(truncate(ts, "week").unwrap()), "2024-05-13 00:00:00");
+        assert_eq!(extract(ts, "second").unwrap(), 12.25);
+        assert_eq!(extract(ts, "dow").unwrap(), 5.0);
+    }
+}
