@@ -21,6 +21,16 @@ pub enum Error {
     UndefinedFunction(String),
     /// A referenced object (index, role, type) does not exist.
     UndefinedObject(String),
+    /// A column is used outside GROUP BY and outside an aggregate.
+    Grouping(String),
+    /// An ORDER BY/GROUP BY reference that names no output column.
+    InvalidColumnReference(String),
+    /// An object exists but is of another kind than the statement needs.
+    WrongObjectType(String),
+    /// A table definition that contradicts itself.
+    InvalidTableDefinition(String),
+    /// A qualified name refers to a table not in FROM.
+    MissingFromEntry(String),
     /// A column reference matches more than one column.
     AmbiguousColumn(String),
     /// The object being created already exists.
@@ -81,6 +91,11 @@ impl Error {
             Error::UndefinedFunction(_) => "42883",
             Error::UndefinedObject(_) => "42704",
             Error::AmbiguousColumn(_) => "42702",
+            Error::Grouping(_) => "42803",
+            Error::MissingFromEntry(_) => "42P01",
+            Error::InvalidTableDefinition(_) => "42P16",
+            Error::WrongObjectType(_) => "42809",
+            Error::InvalidColumnReference(_) => "42P10",
             Error::DuplicateTable(_) => "42P07",
             Error::DuplicateColumn(_) => "42701",
             Error::DuplicateObject(_) => "42710",
@@ -148,6 +163,10 @@ impl fmt::Display for Error {
             | Error::FeatureNotSupported(m)
             | Error::InvalidParameter(m)
             | Error::Serialization(m)
+            | Error::InvalidColumnReference(m)
+            | Error::Grouping(m)
+            | Error::InvalidTableDefinition(m)
+            | Error::WrongObjectType(m)
             | Error::ReadOnly(m)
             | Error::InsufficientPrivilege(m)
             | Error::InvalidTransactionState(m)
@@ -155,6 +174,7 @@ impl fmt::Display for Error {
             | Error::Io(m)
             | Error::Internal(m) => write!(f, "{m}"),
             Error::AmbiguousColumn(name) => write!(f, "column reference \"{name}\" is ambiguous"),
+            Error::MissingFromEntry(t) => write!(f, "missing FROM-clause entry for table \"{t}\""),
             Error::DuplicateTable(name) => write!(f, "relation \"{name}\" already exists"),
             Error::DuplicateColumn(name) => write!(f, "column \"{name}\" already exists"),
             Error::DuplicateObject(m) => write!(f, "{m}"),

@@ -7,3 +7,5 @@ pub mod error;
 pub mod types;
 pub mod storage;
 pub mod mvcc;
+pub mod catalog;
+pub mod sql;

@@ -179,7 +179,6 @@ impl Mvcc {
             read_keys: BTreeSet::new(),
             read_domains: BTreeSet::new(),
             token,
-            finished: false,
         }
     }
 
@@ -296,7 +295,6 @@ pub struct Transaction {
     read_keys: BTreeSet<Vec<u8>>,
     read_domains: BTreeSet<Vec<u8>>,
     token: Option<WriterToken>,
-    finished: bool,
 }
 
 impl Transaction {
@@ -344,37 +342,56 @@ impl Transaction {
     pub fn for_each_prefix(
         &mut self,
         prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.for_each_from(prefix, None, f)
+    }
+
+    /// Up to `limit` visible pairs under `prefix` whose keys come after `after`, in key order.
+    /// Repeated calls page through a prefix without holding a storage iterator between pages.
+    pub fn scan_page(
+        &mut self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        self.for_each_from(prefix, after, |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Self::for_each_prefix`], starting after the logical key `after` when given.
+    pub fn for_each_from(
+        &mut self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         self.read_domains.insert(domain(prefix));
         let end = prefix_end(prefix);
-        let own: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
-            .writes
-            .range::<[u8], _>((
-                Bound::Included(prefix),
-                match &end {
-                    Some(e) => Bound::Excluded(e.as_slice()),
-                    None => Bound::Unbounded,
-                },
-            ))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let own_start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix),
+        };
+        let own_end = match &end {
+            Some(e) => Bound::Excluded(e.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let own: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            self.writes.range::<[u8], _>((own_start, own_end)).map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut own = own.into_iter().peekable();
-        let mut last_key: Option<Vec<u8>> = None;
         let read_version = self.read_version;
-        // Emits own writes ordered before `upto` (all of them when None); false = stop.
-        let emit_own = |upto: Option<&[u8]>,
-                            own: &mut std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
-                            f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>|
-         -> Result<bool> {
+        // Emits own writes ordered at or before `upto` (all of them when None); false = stop.
+        type Own = std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>;
+        let emit_own = |upto: Option<&[u8]>, own: &mut Own, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>| -> Result<bool> {
             while let Some((k, _)) = own.peek() {
-                if let Some(u) = upto {
-                    if k.as_slice() > u {
-                        break;
-                    }
+                if upto.is_some_and(|u| k.as_slice() > u) {
+                    break;
                 }
-                let (k, v) = own.next().unwrap_or_default();
-                if let Some(v) = v {
+                if let Some((k, Some(v))) = own.next() {
                     if !f(&k, &v)? {
                         return Ok(false);
                     }
@@ -382,14 +399,26 @@ impl Transaction {
             }
             Ok(true)
         };
-        for item in self.mvcc.storage.scan_prefix(prefix) {
+        let storage_start = match after {
+            Some(a) => {
+                let mut start = a.to_vec();
+                start.extend_from_slice(&[0xff; 8]);
+                Bound::Excluded(start)
+            }
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let storage_end = match end {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        };
+        let mut last_key: Option<Vec<u8>> = None;
+        for item in self.mvcc.storage.scan((storage_start, storage_end)) {
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;
             if version > read_version || last_key.as_deref() == Some(logical) {
                 continue;
             }
             last_key = Some(logical.to_vec());
-            // Own writes at or before this key win over the stored version.
             if !emit_own(Some(logical), &mut own, &mut f)? {
                 return Ok(());
             }
@@ -409,7 +438,6 @@ impl Transaction {
     /// Commits: validates against commits made since the snapshot, applies the batch and waits
     /// until it is durable. Returns the commit version (None for a read-only transaction).
     pub fn commit(mut self) -> Result<Option<Version>> {
-        self.finished = true;
         if self.writes.is_empty() {
             return Ok(None);
         }
@@ -462,14 +490,13 @@ impl Transaction {
     }
 
     /// Discards the transaction's writes.
-    pub fn rollback(mut self) {
-        self.finished = true;
+    pub fn rollback(self) {
+        drop(self)
     }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        let _ = self.finished;
         let mut active = lock(&self.mvcc.active);
         if let Some(count) = active.get_mut(&self.read_version) {
             *count -= 1;
@@ -482,3 +509,12 @@ impl Drop for Transaction {
 
 #[cfg(test)]
 mod tests;
+
+impl Mvcc {
+    /// A node-unique, increasing 63-bit id (from the HLC), e.g. for hidden row ids: HLC time
+    /// since 2020-01-01, which fits 63 bits until the 2080s.
+    pub fn unique_id(&self) -> i64 {
+        const NTP64_2020: u64 = 1_577_836_800 << 32;
+        self.hlc.new_timestamp().get_time().as_u64().saturating_sub(NTP64_2020) as i64
+    }
+}

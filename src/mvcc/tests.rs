@@ -157,3 +157,28 @@ fn concurrent_commits_are_all_durable_and_distinct() {
     assert_eq!(db.begin().scan_prefix(&[0x02]).unwrap().len(), 400);
     assert_eq!(db.durable_version(), db.applied.load(Ordering::SeqCst));
 }
+
+#[test]
+fn scan_pages_resume_after_a_key() {
+    let db = mvcc();
+    let mut t = db.begin();
+    for k in ["a", "b", "c", "d"] {
+        t.set(key(1, k), k.as_bytes().to_vec());
+    }
+    t.commit().unwrap();
+    let mut t = db.begin();
+    t.set(key(1, "bb"), b"bb".to_vec());
+    t.delete(key(1, "c"));
+    let prefix = &key(1, "")[..5];
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = t.scan_page(prefix, after.as_deref(), 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().0.clone());
+        seen.extend(page.into_iter().map(|(_, v)| String::from_utf8(v).unwrap()));
+    }
+    assert_eq!(seen, vec!["a", "b", "bb", "d"]);
+}

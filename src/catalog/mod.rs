@@ -1,0 +1,198 @@
+//! The catalog: tables, columns, primary keys, secondary indexes and TTL.
+//!
+//! Definitions are stored as ordinary MVCC keys (tag [`CATALOG`]) and read through the same
+//! [`Transaction`] as data, so DDL is transactional, snapshot-consistent and replicated exactly
+//! like rows. This module also owns the keyspace layout of rows and index entries.
+//!
+//! Keyspaces (first byte of every logical key):
+//! - [`CATALOG`] `name`: a table definition (JSON).
+//! - [`META`] `name`: counters such as the next table id.
+//! - [`ROW`] `table id` `primary key`: a row (see `storage::rowcodec`).
+//! - [`INDEX`] `table id` `index id` `indexed values` [`primary key`]: an index entry. A unique
+//!   index whose values contain no NULL stores the primary key as the entry's value, so two
+//!   writers of the same value write the same key and conflict; other entries append the
+//!   primary key to the key and store nothing.
+
+use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
+use crate::storage::keycode;
+use crate::types::{DataType, Value};
+use serde::{Deserialize, Serialize};
+
+pub const CATALOG: u8 = 0x01;
+pub const META: u8 = 0x04;
+pub const ROW: u8 = 0x02;
+pub const INDEX: u8 = 0x03;
+
+/// A table id, unique for the life of the database.
+pub type TableId = u32;
+
+/// A column of a table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    /// The DEFAULT expression as SQL text, evaluated at insert time.
+    pub default: Option<String>,
+}
+
+/// A secondary index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub id: u32,
+    pub name: String,
+    /// Positions of the indexed columns in the table.
+    pub columns: Vec<usize>,
+    pub unique: bool,
+}
+
+/// A table definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub id: TableId,
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Positions of the primary key columns; empty means rows are keyed by a hidden row id.
+    pub primary_key: Vec<usize>,
+    pub indexes: Vec<Index>,
+    /// Rows older than this (by their first timestamp column) expire; `WITH (ttl = '7d')`.
+    pub ttl: Option<String>,
+    /// Next id for a new index.
+    pub next_index_id: u32,
+}
+
+impl Table {
+    /// The position of a column by name.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The name of the primary key constraint.
+    pub fn pkey_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+
+    /// The encoded primary key of a row (the hidden row id for tables without one).
+    pub fn row_key(&self, row: &[Value], rowid: Option<i64>) -> Vec<u8> {
+        let mut key = self.row_prefix();
+        if self.primary_key.is_empty() {
+            keycode::encode_value(&Value::Int8(rowid.unwrap_or_default()), &mut key);
+        } else {
+            for &i in &self.primary_key {
+                keycode::encode_value(&row[i], &mut key);
+            }
+        }
+        key
+    }
+
+    /// The prefix under which every row of the table lives.
+    pub fn row_prefix(&self) -> Vec<u8> {
+        let mut key = vec![ROW];
+        key.extend_from_slice(&self.id.to_be_bytes());
+        key
+    }
+
+    /// The prefix of one index's entries.
+    pub fn index_prefix(&self, index: &Index) -> Vec<u8> {
+        let mut key = vec![INDEX];
+        key.extend_from_slice(&self.id.to_be_bytes());
+        key.extend_from_slice(&index.id.to_be_bytes());
+        key
+    }
+
+    /// The prefix under which every index entry of the table lives.
+    pub fn all_indexes_prefix(&self) -> Vec<u8> {
+        let mut key = vec![INDEX];
+        key.extend_from_slice(&self.id.to_be_bytes());
+        key
+    }
+
+    /// The index entry `(key, value)` for a row, given its encoded primary key (without the
+    /// table prefix).
+    pub fn index_entry(&self, index: &Index, row: &[Value], pk: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut key = self.index_prefix(index);
+        let mut has_null = false;
+        for &i in &index.columns {
+            has_null |= row[i].is_null();
+            keycode::encode_value(&row[i], &mut key);
+        }
+        if index.unique && !has_null {
+            (key, pk.to_vec())
+        } else {
+            key.extend_from_slice(pk);
+            (key, Vec::new())
+        }
+    }
+}
+
+fn catalog_key(name: &str) -> Vec<u8> {
+    let mut key = vec![CATALOG];
+    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
+    key
+}
+
+fn meta_key(name: &str) -> Vec<u8> {
+    let mut key = vec![META];
+    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
+    key
+}
+
+/// Reads a table definition.
+pub fn get_table(txn: &mut Transaction, name: &str) -> Result<Option<Table>> {
+    match txn.get(&catalog_key(name))? {
+        Some(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("table {name}: {e}")))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Reads a table definition, failing with 42P01 if it does not exist.
+pub fn must_get_table(txn: &mut Transaction, name: &str) -> Result<Table> {
+    get_table(txn, name)?.ok_or_else(|| Error::UndefinedTable(name.to_string()))
+}
+
+/// Every table, by name.
+pub fn list_tables(txn: &mut Transaction) -> Result<Vec<Table>> {
+    txn.scan_prefix(&[CATALOG])?
+        .into_iter()
+        .map(|(_, bytes)| {
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("catalog: {e}")))
+        })
+        .collect()
+}
+
+/// Writes a table definition (create or alter).
+pub fn save_table(txn: &mut Transaction, table: &Table) -> Result<()> {
+    let bytes = serde_json::to_vec(table).map_err(|e| Error::Internal(e.to_string()))?;
+    txn.set(catalog_key(&table.name), bytes);
+    Ok(())
+}
+
+/// Removes a table definition (not its rows).
+pub fn remove_table(txn: &mut Transaction, name: &str) {
+    txn.delete(catalog_key(name));
+}
+
+/// Allocates the next value of a named counter.
+pub fn next_id(txn: &mut Transaction, counter: &str) -> Result<u32> {
+    let key = meta_key(counter);
+    let current = match txn.get(&key)? {
+        Some(bytes) if bytes.len() == 4 => u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        Some(_) => return Err(Error::Corruption(format!("counter {counter}"))),
+        None => 1,
+    };
+    txn.set(key, (current + 1).to_be_bytes().to_vec());
+    Ok(current)
+}
+
+/// Finds the table owning an index by the index's name.
+pub fn find_index(txn: &mut Transaction, index_name: &str) -> Result<Option<(Table, usize)>> {
+    for table in list_tables(txn)? {
+        if let Some(i) = table.indexes.iter().position(|ix| ix.name == index_name) {
+            return Ok(Some((table, i)));
+        }
+    }
+    Ok(None)
+}

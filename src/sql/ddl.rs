@@ -1,0 +1,165 @@
+//! Execution of DDL statements against the catalog.
+
+use super::execution::{dml, Context};
+use super::planner::plan::AlterAction;
+use crate::catalog::{self, Index, Table};
+use crate::error::{Error, Result};
+use crate::types::Value;
+
+/// CREATE TABLE; returns a notice when IF NOT EXISTS skipped it.
+pub fn create_table(ctx: &mut Context, mut table: Table, if_not_exists: bool) -> Result<Option<String>> {
+    if catalog::get_table(ctx.txn, &table.name)?.is_some() || catalog::find_index(ctx.txn, &table.name)?.is_some() {
+        if if_not_exists {
+            return Ok(Some(format!("relation \"{}\" already exists, skipping", table.name)));
+        }
+        return Err(Error::DuplicateTable(table.name));
+    }
+    for ix in &table.indexes {
+        if catalog::find_index(ctx.txn, &ix.name)?.is_some() || catalog::get_table(ctx.txn, &ix.name)?.is_some() {
+            return Err(Error::DuplicateTable(ix.name.clone()));
+        }
+    }
+    table.id = catalog::next_id(ctx.txn, "table_id")?;
+    catalog::save_table(ctx.txn, &table)?;
+    Ok(None)
+}
+
+/// DROP TABLE.
+pub fn drop_tables(ctx: &mut Context, names: &[String], if_exists: bool) -> Result<Vec<String>> {
+    let mut notices = Vec::new();
+    for name in names {
+        match catalog::get_table(ctx.txn, name)? {
+            Some(table) => {
+                dml::clear_table(ctx, &table)?;
+                catalog::remove_table(ctx.txn, name);
+            }
+            None if if_exists => notices.push(format!("table \"{name}\" does not exist, skipping")),
+            None => return Err(Error::UndefinedTable(name.clone())),
+        }
+    }
+    Ok(notices)
+}
+
+/// CREATE INDEX, built over the existing rows.
+pub fn create_index(ctx: &mut Context, table_name: &str, name: &str, columns: &[String], unique: bool, if_not_exists: bool) -> Result<Option<String>> {
+    let mut table = catalog::must_get_table(ctx.txn, table_name)?;
+    if catalog::find_index(ctx.txn, name)?.is_some() || catalog::get_table(ctx.txn, name)?.is_some() || name == table.pkey_name() {
+        if if_not_exists {
+            return Ok(Some(format!("relation \"{name}\" already exists, skipping")));
+        }
+        return Err(Error::DuplicateTable(name.to_string()));
+    }
+    let mut positions = Vec::new();
+    for c in columns {
+        positions.push(table.column_index(c).ok_or_else(|| Error::UndefinedColumn(c.clone()))?);
+    }
+    let index = Index { id: table.next_index_id, name: name.to_string(), columns: positions, unique };
+    table.next_index_id += 1;
+    table.indexes.push(index);
+    dml::build_index(ctx, &table, table.indexes.len() - 1)?;
+    catalog::save_table(ctx.txn, &table)?;
+    Ok(None)
+}
+
+/// DROP INDEX.
+pub fn drop_indexes(ctx: &mut Context, names: &[String], if_exists: bool) -> Result<Vec<String>> {
+    let mut notices = Vec::new();
+    for name in names {
+        match catalog::find_index(ctx.txn, name)? {
+            Some((mut table, pos)) => {
+                let index = table.indexes.remove(pos);
+                for (key, _) in ctx.txn.scan_prefix(&table.index_prefix(&index))? {
+                    ctx.txn.delete(key);
+                }
+                catalog::save_table(ctx.txn, &table)?;
+            }
+            None if if_exists => notices.push(format!("index \"{name}\" does not exist, skipping")),
+            None => {
+                if catalog::get_table(ctx.txn, name)?.is_some() {
+                    return Err(Error::WrongObjectType(format!("\"{name}\" is not an index")));
+                }
+                return Err(Error::UndefinedObject(format!("index \"{name}\" does not exist")));
+            }
+        }
+    }
+    Ok(notices)
+}
+
+/// ALTER TABLE.
+pub fn alter_table(ctx: &mut Context, table_name: &str, action: AlterAction, default_of: &mut dyn FnMut(&mut Context, &Table, usize) -> Result<Value>) -> Result<Option<String>> {
+    let table = catalog::must_get_table(ctx.txn, table_name)?;
+    let mut new = table.clone();
+    match action {
+        AlterAction::AddColumn { column, if_not_exists } => {
+            if table.column_index(&column.name).is_some() {
+                if if_not_exists {
+                    return Ok(Some(format!("column \"{}\" of relation \"{}\" already exists, skipping", column.name, table.name)));
+                }
+                return Err(Error::DuplicateColumn(format!("{}\" of relation \"{}", column.name, table.name)));
+            }
+            new.columns.push(column);
+            let position = new.columns.len() - 1;
+            let new_ref = new.clone();
+            dml::rewrite_rows(ctx, &table, &new, &mut |ctx, mut row| {
+                row.push(default_of(ctx, &new_ref, position)?);
+                Ok(row)
+            })?;
+        }
+        AlterAction::DropColumn { name, if_exists } => {
+            let Some(position) = table.column_index(&name) else {
+                if if_exists {
+                    return Ok(Some(format!("column \"{name}\" of relation \"{}\" does not exist, skipping", table.name)));
+                }
+                return Err(Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name)));
+            };
+            if table.primary_key.contains(&position) {
+                return Err(Error::FeatureNotSupported("dropping a primary key column".into()));
+            }
+            if table.columns.len() == 1 {
+                return Err(Error::FeatureNotSupported("dropping the last column".into()));
+            }
+            // Indexes on the column go with it.
+            for index in table.indexes.iter().filter(|i| i.columns.contains(&position)) {
+                for (key, _) in ctx.txn.scan_prefix(&table.index_prefix(index))? {
+                    ctx.txn.delete(key);
+                }
+            }
+            new.indexes.retain(|i| !i.columns.contains(&position));
+            new.columns.remove(position);
+            let shift = |c: usize| if c > position { c - 1 } else { c };
+            new.primary_key = new.primary_key.iter().map(|&c| shift(c)).collect();
+            for index in new.indexes.iter_mut() {
+                index.columns = index.columns.iter().map(|&c| shift(c)).collect();
+            }
+            dml::rewrite_rows(ctx, &table, &new, &mut |_, mut row| {
+                row.remove(position);
+                Ok(row)
+            })?;
+        }
+        AlterAction::RenameColumn { from, to } => {
+            let position = table.column_index(&from).ok_or_else(|| Error::UndefinedColumn(from.clone()))?;
+            if table.column_index(&to).is_some() {
+                return Err(Error::DuplicateColumn(format!("{to}\" of relation \"{}", table.name)));
+            }
+            new.columns[position].name = to;
+        }
+        AlterAction::RenameTable { to } => {
+            if catalog::get_table(ctx.txn, &to)?.is_some() || catalog::find_index(ctx.txn, &to)?.is_some() {
+                return Err(Error::DuplicateTable(to));
+            }
+            catalog::remove_table(ctx.txn, &table.name);
+            new.name = to;
+        }
+    }
+    catalog::save_table(ctx.txn, &new)?;
+    Ok(None)
+}
+
+/// TRUNCATE.
+pub fn truncate(ctx: &mut Context, names: &[String]) -> Result<()> {
+    for name in names {
+        let table = catalog::must_get_table(ctx.txn, name)?;
+        dml::clear_table(ctx, &table)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! Grouping and aggregate functions with PostgreSQL's result types.
+
+use super::arith::numeric_div;
+use super::eval::{eval, truth};
+use super::{Context, Row, Sink};
+use crate::error::{Error, Result};
+use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node};
+use crate::types::{DataType, Value};
+use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
+use std::collections::{HashMap, HashSet};
+
+pub fn execute(
+    source: &Node,
+    group_by: &[Expr],
+    aggregates: &[Aggregate],
+    ctx: &mut Context,
+    sink: &mut Sink,
+) -> Result<()> {
+    let mut index: HashMap<Row, usize> = HashMap::new();
+    let mut groups: Vec<(Row, Vec<Accumulator>)> = Vec::new();
+    let mut args = Vec::new();
+    super::execute(source, ctx, &mut |ctx, row| {
+        let mut key = Vec::with_capacity(group_by.len());
+        for e in group_by {
+            key.push(eval(e, &row, ctx)?);
+        }
+        let slot = match index.get(&key) {
+            Some(&i) => i,
+            None => {
+                groups.push((key.clone(), aggregates.iter().map(Accumulator::new).collect()));
+                index.insert(key, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        for (agg, acc) in aggregates.iter().zip(groups[slot].1.iter_mut()) {
+            if let Some(filter) = &agg.filter {
+                if truth(eval(filter, &row, ctx)?)? != Some(true) {
+                    continue;
+                }
+            }
+            args.clear();
+            for a in &agg.args {
+                args.push(eval(a, &row, ctx)?);
+            }
+            acc.add(&args)?;
+        }
+        Ok(true)
+    })?;
+    if groups.is_empty() && group_by.is_empty() {
+        groups.push((Vec::new(), aggregates.iter().map(Accumulator::new).collect()));
+    }
+    for (key, accs) in groups {
+        let mut row = key;
+        for acc in accs {
+            row.push(acc.finish()?);
+        }
+        if !sink(ctx, row)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The running state of one aggregate over one group.
+pub struct Accumulator {
+    function: AggregateFunction,
+    return_type: DataType,
+    distinct: Option<HashSet<Value>>,
+    count: i64,
+    int_sum: i128,
+    float_sum: f64,
+    float_sum_sq: f64,
+    dec_sum: Decimal,
+    dec_sum_sq: Decimal,
+    extreme: Value,
+    strings: Option<String>,
+    items: Vec<Value>,
+    boolean: Option<bool>,
+    numeric_input: bool,
+}
+
+impl Accumulator {
+    pub fn new(agg: &Aggregate) -> Self {
+        Self::for_function(agg.function, agg.return_type.clone(), agg.distinct)
+    }
+
+    pub fn for_function(function: AggregateFunction, return_type: DataType, distinct: bool) -> Self {
+        Self {
+            function,
+            return_type,
+            distinct: if distinct { Some(HashSet::new()) } else { None },
+            count: 0,
+            int_sum: 0,
+            float_sum: 0.0,
+            float_sum_sq: 0.0,
+            dec_sum: Decimal::ZERO,
+            dec_sum_sq: Decimal::ZERO,
+            extreme: Value::Null,
+            strings: None,
+            items: Vec::new(),
+            boolean: None,
+            numeric_input: false,
+        }
+    }
+
+    /// Adds one input row's argument values.
+    pub fn add(&mut self, args: &[Value]) -> Result<()> {
+        use AggregateFunction::*;
+        if self.function == CountStar {
+            self.count += 1;
+            return Ok(());
+        }
+        let v = args.first().cloned().unwrap_or(Value::Null);
+        if v.is_null() && self.function != ArrayAgg {
+            return Ok(());
+        }
+        if let Some(seen) = &mut self.distinct {
+            if !seen.insert(v.clone()) {
+                return Ok(());
+            }
+        }
+        self.count += 1;
+        let overflow = || Error::NumericOutOfRange("value overflows numeric format".into());
+        match self.function {
+            CountStar | Count => {}
+            Sum | Avg | StddevSamp | StddevPop | VarSamp | VarPop => match &v {
+                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => {
+                    let i = v.as_i64().unwrap_or(0);
+                    self.int_sum += i as i128;
+                    if self.function != Sum || !matches!(self.return_type, DataType::Int8) {
+                        self.numeric_input = true;
+                        let d = Decimal::from(i);
+                        self.dec_sum = self.dec_sum.checked_add(d).ok_or_else(overflow)?;
+                        self.dec_sum_sq = self.dec_sum_sq.checked_add(d * d).ok_or_else(overflow)?;
+                    }
+                }
+                Value::Numeric(d) => {
+                    self.numeric_input = true;
+                    self.dec_sum = self.dec_sum.checked_add(*d).ok_or_else(overflow)?;
+                    if matches!(self.function, StddevSamp | StddevPop | VarSamp | VarPop) {
+                        let sq = d.checked_mul(*d).ok_or_else(overflow)?;
+                        self.dec_sum_sq = self.dec_sum_sq.checked_add(sq).ok_or_else(overflow)?;
+                    }
+                }
+                other => {
+                    let f = other.as_f64().ok_or_else(|| Error::DatatypeMismatch("aggregate over a non-numeric value".into()))?;
+                    self.float_sum += f;
+                    self.float_sum_sq += f * f;
+                }
+            },
+            Min | Max => {
+                let replace = self.extreme.is_null()
+                    || match v.compare(&self.extreme) {
+                        Some(std::cmp::Ordering::Less) => self.function == Min,
+                        Some(std::cmp::Ordering::Greater) => self.function == Max,
+                        _ => false,
+                    };
+                if replace {
+                    self.extreme = v;
+                }
+            }
+            StringAgg => {
+                let delimiter = match args.get(1) {
+                    Some(Value::Text(d)) => d.as_str(),
+                    _ => "",
+                };
+                let text = match &v {
+                    Value::Text(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                match &mut self.strings {
+                    Some(s) => {
+                        s.push_str(delimiter);
+                        s.push_str(&text);
+                    }
+                    None => self.strings = Some(text),
+                }
+            }
+            ArrayAgg => self.items.push(v),
+            BoolAnd | BoolOr => {
+                let b = matches!(v, Value::Bool(true));
+                self.boolean = Some(match (self.function, self.boolean) {
+                    (BoolAnd, Some(prev)) => prev && b,
+                    (BoolOr, Some(prev)) => prev || b,
+                    _ => b,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregate's value.
+    pub fn finish(&self) -> Result<Value> {
+        use AggregateFunction::*;
+        let overflow = || Error::NumericOutOfRange("value overflows numeric format".into());
+        Ok(match self.function {
+            CountStar | Count => Value::Int8(self.count),
+            _ if self.count == 0 && self.function != ArrayAgg => Value::Null,
+            Sum => match self.return_type {
+                DataType::Int8 => Value::Int8(i64::try_from(self.int_sum).map_err(|_| Error::NumericOutOfRange("bigint out of range".into()))?),
+                DataType::Numeric(_) => Value::Numeric(self.dec_sum),
+                DataType::Float4 => Value::Float4(self.float_sum as f32),
+                _ => Value::Float8(self.float_sum),
+            },
+            Avg => {
+                if self.numeric_input {
+                    Value::Numeric(numeric_div(self.dec_sum, Decimal::from(self.count))?)
+                } else {
+                    Value::Float8(self.float_sum / self.count as f64)
+                }
+            }
+            StddevSamp | StddevPop | VarSamp | VarPop => {
+                let sample = matches!(self.function, StddevSamp | VarSamp);
+                if sample && self.count < 2 {
+                    return Ok(Value::Null);
+                }
+                let n = self.count;
+                if self.numeric_input {
+                    let nd = Decimal::from(n);
+                    let numerator = nd
+                        .checked_mul(self.dec_sum_sq)
+                        .and_then(|a| self.dec_sum.checked_mul(self.dec_sum).and_then(|b| a.checked_sub(b)))
+                        .ok_or_else(overflow)?;
+                    let denominator = if sample { nd * Decimal::from(n - 1) } else { nd * nd };
+                    let variance = numeric_div(numerator, denominator)?;
+                    if matches!(self.function, VarSamp | VarPop) {
+                        Value::Numeric(variance)
+                    } else {
+                        let scale = variance.scale();
+                        let root = variance.sqrt().ok_or_else(overflow)?;
+                        let mut root = root.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
+                        root.rescale(scale);
+                        Value::Numeric(root)
+                    }
+                } else {
+                    let nf = n as f64;
+                    let numerator = (nf * self.float_sum_sq - self.float_sum * self.float_sum).max(0.0);
+                    let variance = numerator / if sample { nf * (nf - 1.0) } else { nf * nf };
+                    Value::Float8(if matches!(self.function, VarSamp | VarPop) { variance } else { variance.sqrt() })
+                }
+            }
+            Min | Max => self.extreme.clone(),
+            StringAgg => self.strings.clone().map(Value::Text).unwrap_or(Value::Null),
+            ArrayAgg => {
+                if self.count == 0 {
+                    Value::Null
+                } else {
+                    Value::Array(self.items.clone())
+                }
+            }
+            BoolAnd | BoolOr => self.boolean.map(Value::Bool).unwrap_or(Value::Null),
+        })
+    }
+}

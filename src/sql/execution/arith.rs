@@ -1,0 +1,273 @@
+//! Arithmetic with PostgreSQL's overflow, division and NUMERIC scale rules.
+
+use crate::error::{Error, Result};
+use crate::sql::planner::plan::BinaryOp;
+use crate::types::datetime::{self, MICROS_PER_DAY};
+use crate::types::value::Interval;
+use crate::types::Value;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+fn overflow(type_name: &str) -> Error {
+    Error::NumericOutOfRange(format!("{type_name} out of range"))
+}
+
+/// Applies an arithmetic operator to two non-NULL values (already of a common type, or a
+/// date/time pairing).
+pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
+    use BinaryOp::*;
+    use Value::*;
+    macro_rules! int_op {
+        ($a:expr, $b:expr, $wrap:path, $name:expr) => {{
+            let (a, b) = ($a, $b);
+            let out = match op {
+                Add => a.checked_add(b),
+                Sub => a.checked_sub(b),
+                Mul => a.checked_mul(b),
+                Div => {
+                    if b == 0 {
+                        return Err(Error::DivisionByZero);
+                    }
+                    a.checked_div(b)
+                }
+                Mod => {
+                    if b == 0 {
+                        return Err(Error::DivisionByZero);
+                    }
+                    Some(a.checked_rem(b).unwrap_or(0))
+                }
+                Pow => return float_op(op, a as f64, b as f64).map(Float8),
+                _ => return Err(Error::Internal(format!("{op:?} is not arithmetic"))),
+            };
+            out.map($wrap).ok_or_else(|| overflow($name))
+        }};
+    }
+    match (l, r) {
+        (Int2(a), Int2(b)) => int_op!(*a, *b, Value::Int2, "smallint"),
+        (Int4(a), Int4(b)) => int_op!(*a, *b, Value::Int4, "integer"),
+        (Int8(a), Int8(b)) => int_op!(*a, *b, Value::Int8, "bigint"),
+        (Float4(a), Float4(b)) => {
+            let out = float_op(op, *a as f64, *b as f64)? as f32;
+            if out.is_infinite() && a.is_finite() && b.is_finite() {
+                return Err(Error::NumericOutOfRange("value out of range: overflow".into()));
+            }
+            Ok(Float4(out))
+        }
+        (Float8(a), Float8(b)) => float_op(op, *a, *b).map(Float8),
+        (Numeric(a), Numeric(b)) => numeric_op(op, *a, *b).map(Numeric),
+        // Date and time arithmetic.
+        (Timestamp(t), Interval(iv)) | (TimestampTz(t), Interval(iv)) if matches!(op, Add | Sub) => {
+            let iv = if op == Sub { negate(iv) } else { *iv };
+            let out = datetime::add_interval(*t, &iv)?;
+            Ok(if matches!(l, Timestamp(_)) { Timestamp(out) } else { TimestampTz(out) })
+        }
+        (Interval(iv), Timestamp(t)) if op == Add => Ok(Timestamp(datetime::add_interval(*t, iv)?)),
+        (Interval(iv), TimestampTz(t)) if op == Add => Ok(TimestampTz(datetime::add_interval(*t, iv)?)),
+        (Date(d), Interval(iv)) if matches!(op, Add | Sub) => {
+            let iv = if op == Sub { negate(iv) } else { *iv };
+            Ok(Timestamp(datetime::add_interval(*d as i64 * MICROS_PER_DAY, &iv)?))
+        }
+        (Date(d), Int4(n)) if matches!(op, Add | Sub) => {
+            let n = if op == Sub { -*n } else { *n };
+            d.checked_add(n).map(Date).ok_or_else(|| Error::DatetimeOutOfRange("date out of range".into()))
+        }
+        (Int4(n), Date(d)) if op == Add => {
+            d.checked_add(*n).map(Date).ok_or_else(|| Error::DatetimeOutOfRange("date out of range".into()))
+        }
+        (Date(a), Date(b)) if op == Sub => Ok(Int4(a - b)),
+        (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) if op == Sub => {
+            let diff = a.checked_sub(*b).ok_or_else(|| overflow("interval"))?;
+            Ok(Interval(justify_hours(diff)))
+        }
+        (Interval(a), Interval(b)) if matches!(op, Add | Sub) => {
+            let b = if op == Sub { negate(b) } else { *b };
+            Ok(Interval(crate::types::value::Interval {
+                months: a.months.checked_add(b.months).ok_or_else(|| overflow("interval"))?,
+                days: a.days.checked_add(b.days).ok_or_else(|| overflow("interval"))?,
+                micros: a.micros.checked_add(b.micros).ok_or_else(|| overflow("interval"))?,
+            }))
+        }
+        (Interval(iv), n) | (n, Interval(iv)) if op == Mul && n.as_f64().is_some() => {
+            Ok(Interval(scale_interval(iv, n.as_f64().unwrap_or(1.0))))
+        }
+        (Interval(iv), n) if op == Div && n.as_f64().is_some() => {
+            let d = n.as_f64().unwrap_or(1.0);
+            if d == 0.0 {
+                return Err(Error::DivisionByZero);
+            }
+            Ok(Interval(scale_interval(iv, 1.0 / d)))
+        }
+        _ => Err(Error::UndefinedFunction(format!(
+            "operator does not exist: {} {} {}",
+            l.data_type().map(|t| t.to_string()).unwrap_or_default(),
+            op_symbol(op),
+            r.data_type().map(|t| t.to_string()).unwrap_or_default()
+        ))),
+    }
+}
+
+pub fn op_symbol(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Add => "+",
+        BinaryOp::Sub => "-",
+        BinaryOp::Mul => "*",
+        BinaryOp::Div => "/",
+        BinaryOp::Mod => "%",
+        BinaryOp::Pow => "^",
+        BinaryOp::Concat => "||",
+        BinaryOp::Eq => "=",
+        BinaryOp::NotEq => "<>",
+        BinaryOp::Lt => "<",
+        BinaryOp::LtEq => "<=",
+        BinaryOp::Gt => ">",
+        BinaryOp::GtEq => ">=",
+        BinaryOp::And => "AND",
+        BinaryOp::Or => "OR",
+        BinaryOp::JsonGet => "->",
+        BinaryOp::JsonGetText => "->>",
+        BinaryOp::RegexMatch { .. } => "~",
+    }
+}
+
+fn negate(iv: &Interval) -> Interval {
+    Interval { months: -iv.months, days: -iv.days, micros: -iv.micros }
+}
+
+/// PostgreSQL's timestamp difference: whole days go to the days field.
+fn justify_hours(micros: i64) -> Interval {
+    Interval { months: 0, days: (micros / MICROS_PER_DAY) as i32, micros: micros % MICROS_PER_DAY }
+}
+
+fn scale_interval(iv: &Interval, factor: f64) -> Interval {
+    // As PostgreSQL: fractional months spill into days, fractional days into time.
+    let months = iv.months as f64 * factor;
+    let whole_months = months.trunc();
+    let days = iv.days as f64 * factor + (months - whole_months) * 30.0;
+    let whole_days = days.trunc();
+    let micros = iv.micros as f64 * factor + (days - whole_days) * MICROS_PER_DAY as f64;
+    Interval { months: whole_months as i32, days: whole_days as i32, micros: micros.round() as i64 }
+}
+
+fn float_op(op: BinaryOp, a: f64, b: f64) -> Result<f64> {
+    let out = match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => {
+            if b == 0.0 {
+                return Err(Error::DivisionByZero);
+            }
+            a / b
+        }
+        BinaryOp::Mod => {
+            if b == 0.0 {
+                return Err(Error::DivisionByZero);
+            }
+            a % b
+        }
+        BinaryOp::Pow => {
+            if a == 0.0 && b < 0.0 {
+                return Err(Error::InvalidParameter(
+                    "zero raised to a negative power is undefined".into(),
+                ));
+            }
+            if a < 0.0 && b.fract() != 0.0 {
+                return Err(Error::InvalidParameter(
+                    "a negative number raised to a non-integer power yields a complex result".into(),
+                ));
+            }
+            a.powf(b)
+        }
+        _ => return Err(Error::Internal(format!("{op:?} is not arithmetic"))),
+    };
+    if out.is_infinite() && a.is_finite() && b.is_finite() {
+        return Err(Error::NumericOutOfRange("value out of range: overflow".into()));
+    }
+    Ok(out)
+}
+
+fn numeric_op(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Decimal> {
+    let out = match op {
+        BinaryOp::Add => a.checked_add(b),
+        BinaryOp::Sub => a.checked_sub(b),
+        BinaryOp::Mul => a.checked_mul(b),
+        BinaryOp::Div => return numeric_div(a, b),
+        BinaryOp::Mod => {
+            if b.is_zero() {
+                return Err(Error::DivisionByZero);
+            }
+            a.checked_rem(b)
+        }
+        BinaryOp::Pow => {
+            let f = float_op(op, a.to_f64().unwrap_or(0.0), b.to_f64().unwrap_or(0.0))?;
+            Decimal::from_f64_retain(f).map(|d| d.round_dp(16).normalize())
+        }
+        _ => return Err(Error::Internal(format!("{op:?} is not arithmetic"))),
+    };
+    out.ok_or_else(|| Error::NumericOutOfRange("value overflows numeric format".into()))
+}
+
+/// Weight and first digit of a decimal in PostgreSQL's base-10000 representation.
+fn nbase_weight(d: &Decimal) -> (i32, u32) {
+    if d.is_zero() {
+        return (0, 0);
+    }
+    let digits = d.mantissa().unsigned_abs().to_string();
+    let exp10 = digits.len() as i32 - 1 - d.scale() as i32;
+    let weight = exp10.div_euclid(4);
+    let first_len = (exp10 - weight * 4 + 1) as usize;
+    let mut first: String = digits.chars().take(first_len).collect();
+    while first.len() < first_len {
+        first.push('0');
+    }
+    (weight, first.parse().unwrap_or(0))
+}
+
+/// NUMERIC division with PostgreSQL's result scale: at least 16 significant digits and no
+/// fewer decimals than either input.
+pub fn numeric_div(a: Decimal, b: Decimal) -> Result<Decimal> {
+    if b.is_zero() {
+        return Err(Error::DivisionByZero);
+    }
+    let (w1, f1) = nbase_weight(&a);
+    let (w2, f2) = nbase_weight(&b);
+    let mut qweight = w1 - w2;
+    if f1 <= f2 {
+        qweight -= 1;
+    }
+    let rscale = (16 - qweight * 4).max(a.scale() as i32).max(b.scale() as i32).clamp(0, 28) as u32;
+    let q = a.checked_div(b).ok_or_else(|| Error::NumericOutOfRange("value overflows numeric format".into()))?;
+    let mut rounded = q.round_dp_with_strategy(rscale, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(rscale);
+    // rescale cannot exceed the 28-digit mantissa; keep what fits.
+    if rounded.is_zero() && !q.is_zero() {
+        return Ok(q);
+    }
+    Ok(rounded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_overflow_and_division() {
+        assert_eq!(arithmetic(BinaryOp::Add, &Value::Int4(i32::MAX), &Value::Int4(1)).unwrap_err().sqlstate(), "22003");
+        assert_eq!(arithmetic(BinaryOp::Div, &Value::Int4(7), &Value::Int4(-2)).unwrap(), Value::Int4(-3));
+        assert_eq!(arithmetic(BinaryOp::Mod, &Value::Int4(-7), &Value::Int4(2)).unwrap(), Value::Int4(-1));
+        assert_eq!(arithmetic(BinaryOp::Div, &Value::Int8(1), &Value::Int8(0)).unwrap_err().sqlstate(), "22012");
+        assert_eq!(arithmetic(BinaryOp::Div, &Value::Int4(i32::MIN), &Value::Int4(-1)).unwrap_err().sqlstate(), "22003");
+    }
+
+    #[test]
+    fn numeric_division_scale_matches_postgres() {
+        let q = numeric_div(Decimal::from(3), Decimal::from(2)).unwrap();
+        assert_eq!(q.to_string(), "1.5000000000000000");
+        let q = numeric_div(Decimal::from(30), Decimal::from(2)).unwrap();
+        assert_eq!(q.to_string(), "15.0000000000000000");
+        let q = numeric_div(Decimal::from(1), Decimal::from(3)).unwrap();
+        assert_eq!(q.to_string(), "0.33333333333333333333");
+        let q = numeric_div(Decimal::from(10), Decimal::from(4)).unwrap();
+        assert_eq!(q.to_string(), "2.5000000000000000");
+    }
+}

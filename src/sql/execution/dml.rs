@@ -1,0 +1,284 @@
+//! Row writes: INSERT (with ON CONFLICT), UPDATE and DELETE, maintaining indexes and
+//! enforcing NOT NULL, primary key and unique constraints.
+
+use super::eval::{eval, truth};
+use super::{collect, Context, Row};
+use crate::catalog::Table;
+use crate::error::{Error, Result};
+use crate::sql::planner::plan::{Expr, Node, OnConflict};
+use crate::storage::rowcodec;
+use crate::types::Value;
+use std::collections::HashSet;
+
+/// What a write statement did: rows affected and the RETURNING rows.
+pub struct WriteResult {
+    pub count: u64,
+    pub returning: Vec<Row>,
+}
+
+/// Allocates row ids for tables without a primary key.
+pub trait RowIds {
+    fn next_row_id(&self) -> i64;
+}
+
+fn check_not_null(table: &Table, row: &[Value]) -> Result<()> {
+    for (c, v) in table.columns.iter().zip(row) {
+        if !c.nullable && v.is_null() {
+            return Err(Error::NotNull { column: c.name.clone(), table: table.name.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn key_detail(table: &Table, columns: &[usize], row: &[Value]) -> String {
+    let names: Vec<&str> = columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
+    let values: Vec<String> = columns.iter().map(|&i| row[i].to_string()).collect();
+    format!("Key ({})=({}) already exists.", names.join(", "), values.join(", "))
+}
+
+/// The primary key bytes of a row key (without the table prefix).
+fn pk_suffix(table: &Table, key: &[u8]) -> Vec<u8> {
+    key[table.row_prefix().len()..].to_vec()
+}
+
+/// A unique constraint a row would violate, as (constraint columns, name, existing row key).
+fn find_conflict(ctx: &mut Context, table: &Table, row: &[Value], key: &[u8], skip_key: Option<&[u8]>) -> Result<Option<(Vec<usize>, String, Vec<u8>)>> {
+    if !table.primary_key.is_empty() && Some(key) != skip_key && ctx.txn.get(key)?.is_some() {
+        return Ok(Some((table.primary_key.clone(), table.pkey_name(), key.to_vec())));
+    }
+    let pk = pk_suffix(table, key);
+    for index in table.indexes.iter().filter(|i| i.unique) {
+        if index.columns.iter().any(|&c| row[c].is_null()) {
+            continue;
+        }
+        let (entry_key, _) = table.index_entry(index, row, &pk);
+        if let Some(existing_pk) = ctx.txn.get(&entry_key)? {
+            if existing_pk != pk {
+                let mut existing = table.row_prefix();
+                existing.extend_from_slice(&existing_pk);
+                if Some(existing.as_slice()) != skip_key {
+                    return Ok(Some((index.columns.clone(), index.name.clone(), existing)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn write_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {
+    let pk = pk_suffix(table, key);
+    for index in &table.indexes {
+        let (k, v) = table.index_entry(index, row, &pk);
+        ctx.txn.set(k, v);
+    }
+    ctx.txn.set(key.to_vec(), rowcodec::encode_row(row));
+}
+
+fn delete_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {
+    let pk = pk_suffix(table, key);
+    for index in &table.indexes {
+        let (k, _) = table.index_entry(index, row, &pk);
+        ctx.txn.delete(k);
+    }
+    ctx.txn.delete(key.to_vec());
+}
+
+fn read_row(ctx: &mut Context, table: &Table, key: &[u8]) -> Result<Option<Row>> {
+    Ok(match ctx.txn.get(key)? {
+        Some(bytes) => {
+            let mut row = rowcodec::decode_row(&bytes)?;
+            row.resize(table.columns.len(), Value::Null);
+            Some(row)
+        }
+        None => None,
+    })
+}
+
+fn returning_row(exprs: Option<&[Expr]>, row: &[Value], ctx: &mut Context) -> Result<Option<Row>> {
+    let Some(exprs) = exprs else { return Ok(None) };
+    let mut out = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        out.push(eval(e, row, ctx)?);
+    }
+    Ok(Some(out))
+}
+
+/// Executes an INSERT.
+pub fn insert(
+    ctx: &mut Context,
+    table: &Table,
+    source: &Node,
+    on_conflict: &OnConflict,
+    returning: Option<&[Expr]>,
+    row_ids: &dyn RowIds,
+) -> Result<WriteResult> {
+    let rows = collect(source, ctx)?;
+    let mut result = WriteResult { count: 0, returning: Vec::new() };
+    let mut touched: HashSet<Vec<u8>> = HashSet::new();
+    for row in rows {
+        ctx.check_cancel()?;
+        check_not_null(table, &row)?;
+        let rowid = if table.primary_key.is_empty() { Some(row_ids.next_row_id()) } else { None };
+        let key = table.row_key(&row, rowid);
+        if let Some((columns, constraint, existing_key)) = find_conflict(ctx, table, &row, &key, None)? {
+            let matches_target = |target: &Option<Vec<usize>>| match target {
+                None => true,
+                Some(t) => {
+                    let (mut a, mut b) = (t.clone(), columns.clone());
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    a == b
+                }
+            };
+            match on_conflict {
+                OnConflict::DoNothing { target } if matches_target(target) => continue,
+                OnConflict::DoUpdate { target, assignments, predicate } if matches_target(&Some(target.clone())) => {
+                    if !touched.insert(existing_key.clone()) {
+                        return Err(Error::CardinalityViolation(
+                            "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+                        ));
+                    }
+                    let existing = read_row(ctx, table, &existing_key)?
+                        .ok_or_else(|| Error::Internal("conflicting row vanished".into()))?;
+                    let mut combined = existing.clone();
+                    combined.extend(row.iter().cloned());
+                    if let Some(p) = predicate {
+                        if truth(eval(p, &combined, ctx)?)? != Some(true) {
+                            continue;
+                        }
+                    }
+                    let mut updated = existing.clone();
+                    for (i, e) in assignments {
+                        updated[*i] = eval(e, &combined, ctx)?;
+                    }
+                    apply_update(ctx, table, &existing_key, &existing, updated.clone())?;
+                    result.count += 1;
+                    if let Some(r) = returning_row(returning, &updated, ctx)? {
+                        result.returning.push(r);
+                    }
+                    continue;
+                }
+                _ => {
+                    return Err(Error::UniqueViolation { constraint, detail: key_detail(table, &columns, &row) });
+                }
+            }
+        }
+        touched.insert(key.clone());
+        write_row(ctx, table, &key, &row);
+        result.count += 1;
+        if let Some(r) = returning_row(returning, &row, ctx)? {
+            result.returning.push(r);
+        }
+    }
+    Ok(result)
+}
+
+/// Replaces the row at `key` (whose current value is `old`) with `new`, moving it if its
+/// primary key changed.
+fn apply_update(ctx: &mut Context, table: &Table, key: &[u8], old: &[Value], new: Row) -> Result<()> {
+    check_not_null(table, &new)?;
+    let new_key = if table.primary_key.is_empty() { key.to_vec() } else { table.row_key(&new, None) };
+    if let Some((columns, constraint, _)) = find_conflict(ctx, table, &new, &new_key, Some(key))? {
+        return Err(Error::UniqueViolation { constraint, detail: key_detail(table, &columns, &new) });
+    }
+    delete_row(ctx, table, key, old);
+    write_row(ctx, table, &new_key, &new);
+    Ok(())
+}
+
+/// Executes an UPDATE whose source rows are `table row ++ key ++ extra`.
+pub fn update(ctx: &mut Context, table: &Table, source: &Node, assignments: &[(usize, Expr)], returning: Option<&[Expr]>) -> Result<WriteResult> {
+    let width = table.columns.len();
+    let rows = collect(source, ctx)?;
+    let mut result = WriteResult { count: 0, returning: Vec::new() };
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    for row in rows {
+        ctx.check_cancel()?;
+        let Some(Value::Bytea(key)) = row.get(width).cloned() else {
+            return Err(Error::Internal("update source without row key".into()));
+        };
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        // Read the current version: an earlier update in this statement may have moved it.
+        let Some(old) = read_row(ctx, table, &key)? else { continue };
+        let mut new = old.clone();
+        for (i, e) in assignments {
+            new[*i] = eval(e, &row, ctx)?;
+        }
+        apply_update(ctx, table, &key, &old, new.clone())?;
+        result.count += 1;
+        if let Some(r) = returning_row(returning, &new, ctx)? {
+            result.returning.push(r);
+        }
+    }
+    Ok(result)
+}
+
+/// Executes a DELETE whose source rows are `table row ++ key ++ extra`.
+pub fn delete(ctx: &mut Context, table: &Table, source: &Node, returning: Option<&[Expr]>) -> Result<WriteResult> {
+    let width = table.columns.len();
+    let rows = collect(source, ctx)?;
+    let mut result = WriteResult { count: 0, returning: Vec::new() };
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    for row in rows {
+        let Some(Value::Bytea(key)) = row.get(width).cloned() else {
+            return Err(Error::Internal("delete source without row key".into()));
+        };
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        delete_row(ctx, table, &key, &row[..width]);
+        result.count += 1;
+        if let Some(r) = returning_row(returning, &row[..width], ctx)? {
+            result.returning.push(r);
+        }
+    }
+    Ok(result)
+}
+
+/// Writes index entries for every existing row (CREATE INDEX), enforcing uniqueness.
+pub fn build_index(ctx: &mut Context, table: &Table, index_pos: usize) -> Result<()> {
+    let index = &table.indexes[index_pos];
+    let prefix = table.row_prefix();
+    let pairs = ctx.txn.scan_prefix(&prefix)?;
+    let mut seen: HashSet<Vec<Value>> = HashSet::new();
+    for (key, bytes) in pairs {
+        let mut row = rowcodec::decode_row(&bytes)?;
+        row.resize(table.columns.len(), Value::Null);
+        let values: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
+        if index.unique && !values.iter().any(Value::is_null) && !seen.insert(values) {
+            let names: Vec<&str> = index.columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
+            let vals: Vec<String> = index.columns.iter().map(|&i| row[i].to_string()).collect();
+            return Err(Error::UniqueViolation {
+                constraint: index.name.clone(),
+                detail: format!("Key ({})=({}) is duplicated.", names.join(", "), vals.join(", ")),
+            });
+        }
+        let (k, v) = table.index_entry(index, &row, &pk_suffix(table, &key));
+        ctx.txn.set(k, v);
+    }
+    Ok(())
+}
+
+/// Deletes every row and index entry of a table.
+pub fn clear_table(ctx: &mut Context, table: &Table) -> Result<()> {
+    for prefix in [table.row_prefix(), table.all_indexes_prefix()] {
+        for (key, _) in ctx.txn.scan_prefix(&prefix)? {
+            ctx.txn.delete(key);
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every row through `f` (ALTER TABLE ADD/DROP COLUMN).
+pub fn rewrite_rows(ctx: &mut Context, old: &Table, new: &Table, f: &mut dyn FnMut(&mut Context, Row) -> Result<Row>) -> Result<()> {
+    for (key, bytes) in ctx.txn.scan_prefix(&old.row_prefix())? {
+        let mut row = rowcodec::decode_row(&bytes)?;
+        row.resize(old.columns.len(), Value::Null);
+        let new_row = f(ctx, row)?;
+        check_not_null(new, &new_row)?;
+        ctx.txn.set(key, rowcodec::encode_row(&new_row));
+    }
+    Ok(())
+}

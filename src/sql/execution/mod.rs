@@ -1,0 +1,86 @@
+//! The executor: runs plan [`Node`]s against a transaction.
+//!
+//! Execution is push-based: a node produces rows by calling its consumer (`sink`) once per row,
+//! and the consumer returns `false` to stop early (LIMIT). Scans page through storage, so a
+//! pipeline of scan → filter → aggregate streams without holding the table in memory; only
+//! operators that must see all their input (sort, hash join build side, window) collect it.
+
+pub mod arith;
+mod catalog_fns;
+pub mod dml;
+pub mod eval;
+mod aggregate;
+mod ops;
+mod window;
+mod regex;
+
+
+use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
+use crate::sql::planner::plan::Node;
+use crate::types::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A row of values.
+pub type Row = Vec<Value>;
+
+/// Who is asking: what `current_user`, `current_database()` and the catalog tables report.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub user: String,
+    pub database: String,
+    pub backend_pid: i32,
+    /// Session settings (SET/SHOW), lower-case names.
+    pub settings: Vec<(String, String)>,
+}
+
+impl Default for SessionInfo {
+    fn default() -> Self {
+        Self { user: "admin".into(), database: "chronos".into(), backend_pid: 1, settings: Vec::new() }
+    }
+}
+
+/// Everything a statement's execution needs.
+pub struct Context<'a> {
+    pub txn: &'a mut Transaction,
+    pub params: &'a [Value],
+    /// Rows of enclosing queries, innermost last (correlated subqueries).
+    pub outer: Vec<Row>,
+    /// Results of uncorrelated subqueries, by subquery id.
+    pub subquery_cache: HashMap<usize, Arc<Vec<Row>>>,
+    /// The statement's timestamp (now()), microseconds since the epoch.
+    pub now: i64,
+    pub session: &'a SessionInfo,
+    /// Set by a cancel request; checked between pages of work.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Context<'_> {
+    /// Fails with 57014 if the statement was cancelled.
+    pub fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::QueryCanceled),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The consumer of a node's rows; returns false to stop the producer.
+pub type Sink<'s> = dyn FnMut(&mut Context, Row) -> Result<bool> + 's;
+
+/// Runs `node`, pushing each row into `sink`.
+pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    ops::execute(node, ctx, sink)
+}
+
+/// Runs `node` and collects its rows.
+pub fn collect(node: &Node, ctx: &mut Context) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    execute(node, ctx, &mut |_, row| {
+        rows.push(row);
+        Ok(true)
+    })?;
+    Ok(rows)
+}

@@ -1,0 +1,443 @@
+//! Executors of the plan nodes.
+
+use super::eval::{eval, truth};
+use super::{aggregate, window, Context, Row, Sink};
+use crate::catalog::Table;
+use crate::error::{Error, Result};
+use crate::sql::planner::plan::{Expr, JoinKind, Node, SetOperator, SortKey};
+use crate::storage::{keycode, rowcodec};
+use crate::types::Value;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+/// Rows fetched from storage per page of a scan.
+const SCAN_PAGE: usize = 1024;
+
+pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    match node {
+        Node::Scan { table, filter, with_key } => scan(table, filter.as_ref(), *with_key, ctx, sink),
+        Node::KeyLookup { table, keys, filter, with_key } => {
+            for key_exprs in keys {
+                let mut key = table.row_prefix();
+                let mut has_null = false;
+                for e in key_exprs {
+                    let v = eval(e, &[], ctx)?;
+                    has_null |= v.is_null();
+                    keycode::encode_value(&v, &mut key);
+                }
+                if has_null {
+                    continue;
+                }
+                if let Some(bytes) = ctx.txn.get(&key)? {
+                    if !emit_stored(table, key, &bytes, filter.as_ref(), *with_key, ctx, sink)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Node::IndexLookup { table, index, values, filter, with_key } => {
+            let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
+            for value_exprs in values {
+                let mut prefix = table.index_prefix(index_def);
+                let mut has_null = false;
+                for e in value_exprs {
+                    let v = eval(e, &[], ctx)?;
+                    has_null |= v.is_null();
+                    keycode::encode_value(&v, &mut prefix);
+                }
+                if has_null {
+                    continue;
+                }
+                let entries = ctx.txn.scan_prefix(&prefix)?;
+                for (entry_key, entry_value) in entries {
+                    let pk = if entry_value.is_empty() {
+                        let mut rest = &entry_key[table.index_prefix(index_def).len()..];
+                        for _ in &index_def.columns {
+                            keycode::decode_value(&mut rest)?;
+                        }
+                        rest.to_vec()
+                    } else {
+                        entry_value
+                    };
+                    let mut row_key = table.row_prefix();
+                    row_key.extend_from_slice(&pk);
+                    if let Some(bytes) = ctx.txn.get(&row_key)? {
+                        if !emit_stored(table, row_key, &bytes, filter.as_ref(), *with_key, ctx, sink)? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Node::Values { rows } => {
+            for exprs in rows {
+                let mut row = Vec::with_capacity(exprs.len());
+                for e in exprs {
+                    row.push(eval(e, &[], ctx)?);
+                }
+                if !sink(ctx, row)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Node::Filter { source, predicate } => execute(source, ctx, &mut |ctx, row| {
+            if truth(eval(predicate, &row, ctx)?)? == Some(true) {
+                sink(ctx, row)
+            } else {
+                Ok(true)
+            }
+        }),
+        Node::Project { source, exprs } => execute(source, ctx, &mut |ctx, row| {
+            let mut out = Vec::with_capacity(exprs.len());
+            for e in exprs {
+                out.push(eval(e, &row, ctx)?);
+            }
+            sink(ctx, out)
+        }),
+        Node::Aggregate { source, group_by, aggregates } => {
+            aggregate::execute(source, group_by, aggregates, ctx, sink)
+        }
+        Node::Window { source, calls } => window::execute(source, calls, ctx, sink),
+        Node::Sort { source, keys } => {
+            let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
+            execute(source, ctx, &mut |ctx, row| {
+                let mut k = Vec::with_capacity(keys.len());
+                for key in keys {
+                    k.push(eval(&key.expr, &row, ctx)?);
+                }
+                keyed.push((k, row));
+                Ok(true)
+            })?;
+            keyed.sort_by(|a, b| compare_keys(&a.0, &b.0, keys));
+            for (_, row) in keyed {
+                if !sink(ctx, row)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Node::Limit { source, limit, offset } => {
+            let limit = count_value(limit.as_ref(), "LIMIT", ctx)?;
+            let mut skip = count_value(offset.as_ref(), "OFFSET", ctx)?.unwrap_or(0);
+            if limit == Some(0) {
+                return Ok(());
+            }
+            let mut emitted = 0u64;
+            let mut stopped = false;
+            execute(source, ctx, &mut |ctx, row| {
+                if skip > 0 {
+                    skip -= 1;
+                    return Ok(true);
+                }
+                emitted += 1;
+                if !sink(ctx, row)? {
+                    stopped = true;
+                    return Ok(false);
+                }
+                Ok(limit.is_none_or(|l| emitted < l))
+            })?;
+            let _ = stopped;
+            Ok(())
+        }
+        Node::Distinct { source, on } => {
+            let mut seen: HashSet<Row> = HashSet::new();
+            execute(source, ctx, &mut |ctx, row| {
+                let key = match on {
+                    Some(exprs) => {
+                        let mut k = Vec::with_capacity(exprs.len());
+                        for e in exprs {
+                            k.push(eval(e, &row, ctx)?);
+                        }
+                        k
+                    }
+                    None => row.clone(),
+                };
+                if seen.insert(key) {
+                    sink(ctx, row)
+                } else {
+                    Ok(true)
+                }
+            })
+        }
+        Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
+            let right_rows = super::collect(right, ctx)?;
+            let mut right_matched = vec![false; right_rows.len()];
+            let mut go_on = true;
+            execute(left, ctx, &mut |ctx, lrow| {
+                let mut matched = false;
+                for (i, rrow) in right_rows.iter().enumerate() {
+                    let mut joined = lrow.clone();
+                    joined.extend_from_slice(rrow);
+                    let ok = match predicate {
+                        Some(p) => truth(eval(p, &joined, ctx)?)? == Some(true),
+                        None => true,
+                    };
+                    if ok {
+                        matched = true;
+                        right_matched[i] = true;
+                        if !sink(ctx, joined)? {
+                            go_on = false;
+                            return Ok(false);
+                        }
+                    }
+                }
+                if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
+                    let mut joined = lrow;
+                    joined.extend(std::iter::repeat_n(Value::Null, *right_width));
+                    if !sink(ctx, joined)? {
+                        go_on = false;
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })?;
+            if go_on && matches!(kind, JoinKind::Right | JoinKind::Full) {
+                emit_unmatched_right(&right_rows, &right_matched, *left_width, ctx, sink)?;
+            }
+            Ok(())
+        }
+        Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
+            let right_rows = super::collect(right, ctx)?;
+            let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
+            for (i, row) in right_rows.iter().enumerate() {
+                let mut key = Vec::with_capacity(right_keys.len());
+                for e in right_keys {
+                    key.push(eval(e, row, ctx)?);
+                }
+                if key.iter().any(Value::is_null) {
+                    continue;
+                }
+                table.entry(key).or_default().push(i);
+            }
+            let mut right_matched = vec![false; right_rows.len()];
+            let mut go_on = true;
+            execute(left, ctx, &mut |ctx, lrow| {
+                let mut key = Vec::with_capacity(left_keys.len());
+                for e in left_keys {
+                    key.push(eval(e, &lrow, ctx)?);
+                }
+                let mut matched = false;
+                if !key.iter().any(Value::is_null) {
+                    if let Some(candidates) = table.get(&key) {
+                        for &i in candidates {
+                            let mut joined = lrow.clone();
+                            joined.extend_from_slice(&right_rows[i]);
+                            let ok = match residual {
+                                Some(p) => truth(eval(p, &joined, ctx)?)? == Some(true),
+                                None => true,
+                            };
+                            if ok {
+                                matched = true;
+                                right_matched[i] = true;
+                                if !sink(ctx, joined)? {
+                                    go_on = false;
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                    }
+                }
+                if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
+                    let mut joined = lrow;
+                    joined.extend(std::iter::repeat_n(Value::Null, *right_width));
+                    if !sink(ctx, joined)? {
+                        go_on = false;
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })?;
+            if go_on && matches!(kind, JoinKind::Right | JoinKind::Full) {
+                emit_unmatched_right(&right_rows, &right_matched, *left_width, ctx, sink)?;
+            }
+            Ok(())
+        }
+        Node::SetOperation { op, all, left, right } => set_operation(*op, *all, left, right, ctx, sink),
+        Node::Virtual { name, filter } => {
+            let rows = crate::sql::system::rows(name, ctx)?;
+            for row in rows {
+                if let Some(f) = filter {
+                    if truth(eval(f, &row, ctx)?)? != Some(true) {
+                        continue;
+                    }
+                }
+                if !sink(ctx, row)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn emit_unmatched_right(rows: &[Row], matched: &[bool], left_width: usize, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    for (row, hit) in rows.iter().zip(matched) {
+        if !hit {
+            let mut joined: Row = std::iter::repeat_n(Value::Null, left_width).collect();
+            joined.extend_from_slice(row);
+            if !sink(ctx, joined)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams a table's visible rows, page by page.
+fn scan(table: &Table, filter: Option<&Expr>, with_key: bool, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    let prefix = table.row_prefix();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        ctx.check_cancel()?;
+        let page = ctx.txn.scan_page(&prefix, after.as_deref(), SCAN_PAGE)?;
+        let Some((last, _)) = page.last() else { return Ok(()) };
+        after = Some(last.clone());
+        let full = page.len() == SCAN_PAGE;
+        for (key, value) in page {
+            if !emit_stored(table, key, &value, filter, with_key, ctx, sink)? {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Decodes a stored row, applies the filter and pushes it (with its key when asked).
+fn emit_stored(
+    table: &Table,
+    key: Vec<u8>,
+    bytes: &[u8],
+    filter: Option<&Expr>,
+    with_key: bool,
+    ctx: &mut Context,
+    sink: &mut Sink,
+) -> Result<bool> {
+    let mut row = rowcodec::decode_row(bytes)?;
+    row.resize(table.columns.len(), Value::Null);
+    if let Some(f) = filter {
+        if truth(eval(f, &row, ctx)?)? != Some(true) {
+            return Ok(true);
+        }
+    }
+    if with_key {
+        row.push(Value::Bytea(key));
+    }
+    sink(ctx, row)
+}
+
+/// Orders two sort keys by `keys`' directions and NULL placement.
+pub fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
+    for ((x, y), key) in a.iter().zip(b.iter()).zip(keys) {
+        let ord = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if key.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if key.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            _ => {
+                let o = x.sort_cmp(y);
+                if key.descending {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+fn count_value(expr: Option<&Expr>, what: &str, ctx: &mut Context) -> Result<Option<u64>> {
+    let Some(e) = expr else { return Ok(None) };
+    match eval(e, &[], ctx)? {
+        Value::Null => Ok(None),
+        v => match v.as_i64() {
+            Some(n) if n < 0 => Err(Error::InvalidParameter(format!("{what} must not be negative"))),
+            Some(n) => Ok(Some(n as u64)),
+            None => Err(Error::DatatypeMismatch(format!("argument of {what} must be type bigint"))),
+        },
+    }
+}
+
+fn set_operation(op: SetOperator, all: bool, left: &Node, right: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    match op {
+        SetOperator::Union if all => {
+            let mut go_on = true;
+            execute(left, ctx, &mut |ctx, row| {
+                go_on = sink(ctx, row)?;
+                Ok(go_on)
+            })?;
+            if go_on {
+                execute(right, ctx, sink)?;
+            }
+            Ok(())
+        }
+        SetOperator::Union => {
+            let mut seen: HashSet<Row> = HashSet::new();
+            let mut go_on = true;
+            for side in [left, right] {
+                if !go_on {
+                    break;
+                }
+                execute(side, ctx, &mut |ctx, row| {
+                    if seen.insert(row.clone()) {
+                        go_on = sink(ctx, row)?;
+                    }
+                    Ok(go_on)
+                })?;
+            }
+            Ok(())
+        }
+        SetOperator::Intersect | SetOperator::Except => {
+            let mut counts: HashMap<Row, usize> = HashMap::new();
+            for row in super::collect(right, ctx)? {
+                *counts.entry(row).or_insert(0) += 1;
+            }
+            let mut emitted: HashSet<Row> = HashSet::new();
+            execute(left, ctx, &mut |ctx, row| {
+                let count = counts.get_mut(&row);
+                let keep = match (op, all) {
+                    (SetOperator::Intersect, true) => match count {
+                        Some(c) if *c > 0 => {
+                            *c -= 1;
+                            true
+                        }
+                        _ => false,
+                    },
+                    (SetOperator::Intersect, false) => count.is_some() && emitted.insert(row.clone()),
+                    (_, true) => match count {
+                        Some(c) if *c > 0 => {
+                            *c -= 1;
+                            false
+                        }
+                        _ => true,
+                    },
+                    (_, false) => count.is_none() && emitted.insert(row.clone()),
+                };
+                if keep {
+                    sink(ctx, row)
+                } else {
+                    Ok(true)
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! Scalar functions: name resolution and typing (for the planner) and evaluation (for the
+//! executor), kept together so each function is defined in one place.
+
+use crate::error::{Error, Result};
+use crate::types::cast::{self, CastKind};
+use crate::types::datetime::{self, MICROS_PER_SECOND};
+use crate::types::value::Interval;
+use crate::types::{DataType, Value};
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive as _};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// A resolved function: its canonical name, the types its arguments are cast to, its result.
+pub struct Signature {
+    pub name: &'static str,
+    pub arg_types: Vec<DataType>,
+    pub return_type: DataType,
+}
+
+fn undefined(name: &str, args: &[DataType]) -> Error {
+    let list: Vec<String> = args.iter().map(|t| t.to_string()).collect();
+    Error::UndefinedFunction(format!("function {name}({}) does not exist", list.join(", ")))
+}
+
+/// The type a numeric argument is evaluated in for math functions that keep their input type.
+fn numeric_family(t: &DataType) -> Option<DataType> {
+    Some(match t {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => t.clone(),
+        DataType::Float4 | DataType::Float8 => DataType::Float8,
+        DataType::Numeric(_) | DataType::Unknown => DataType::Numeric(None),
+        _ => return None,
+    })
+}
+
+/// Resolves a call of `name` with arguments of `args` types.
+pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
+    use DataType as T;
+    let n = args.len();
+    let text = T::Text;
+    let sig = |name: &'static str, arg_types: Vec<DataType>, return_type: DataType| {
+        Ok(Signature { name, arg_types, return_type })
+    };
+    let first_text_or = |t: &DataType| if t.is_string() || *t == T::Unknown { Some(T::Text) } else { None };
+    match (name, n) {
+        ("length" | "char_length" | "character_length", 1) if first_text_or(&args[0]).is_some() => {
+            sig("length", vec![text], T::Int4)
+        }
+        ("length", 1) if args[0] == T::Bytea => sig("length", vec![T::Bytea], T::Int4),
+        ("octet_length", 1) => sig("octet_length", vec![text], T::Int4),
+        ("lower", 1) => sig("lower", vec![text], T::Text),
+        ("upper", 1) => sig("upper", vec![text], T::Text),
+        ("initcap", 1) => sig("initcap", vec![text], T::Text),
+        ("reverse", 1) => sig("reverse", vec![text], T::Text),
+        ("md5", 1) => sig("md5", vec![text], T::Text),
+        ("substr" | "substring", 2) => sig("substr", vec![text, T::Int4], T::Text),
+        ("substr" | "substring", 3) => sig("substr", vec![text, T::Int4, T::Int4], T::Text),
+        ("btrim" | "trim", 1) => sig("btrim", vec![text], T::Text),
+        ("btrim" | "trim", 2) => sig("btrim", vec![text.clone(), text], T::Text),
+        ("ltrim", 1) => sig("ltrim", vec![text], T::Text),
+        ("ltrim", 2) => sig("ltrim", vec![text.clone(), text], T::Text),
+        ("rtrim", 1) => sig("rtrim", vec![text], T::Text),
+        ("rtrim", 2) => sig("rtrim", vec![text.clone(), text], T::Text),
+        ("replace", 3) => sig("replace", vec![text.clone(), text.clone(), text], T::Text),
+        ("strpos" | "position", 2) => sig("strpos", vec![text.clone(), text], T::Int4),
+        ("left", 2) => sig("left", vec![text, T::Int4], T::Text),
+        ("right", 2) => sig("right", vec![text, T::Int4], T::Text),
+        ("lpad", 2) => sig("lpad", vec![text, T::Int4], T::Text),
+        ("lpad", 3) => sig("lpad", vec![text.clone(), T::Int4, text], T::Text),
+        ("rpad", 2) => sig("rpad", vec![text, T::Int4], T::Text),
+        ("rpad", 3) => sig("rpad", vec![text.clone(), T::Int4, text], T::Text),
+        ("repeat", 2) => sig("repeat", vec![text, T::Int4], T::Text),
+        ("split_part", 3) => sig("split_part", vec![text.clone(), text, T::Int4], T::Text),
+        ("starts_with", 2) => sig("starts_with", vec![text.clone(), text], T::Bool),
+        ("concat", _) => sig("concat", vec![T::Unknown; n], T::Text),
+        ("concat_ws", _) if n >= 1 => {
+            let mut types = vec![T::Text];
+            types.extend(std::iter::repeat_n(T::Unknown, n - 1));
+            sig("concat_ws", types, T::Text)
+        }
+        ("abs", 1) => {
+            let t = numeric_family(&args[0]).ok_or_else(|| undefined(name, args))?;
+            let t = if args[0] == T::Float4 { T::Float4 } else { t };
+            sig("abs", vec![t.clone()], t)
+        }
+        ("sign", 1) => {
+            let t = match numeric_family(&args[0]) {
+                Some(T::Numeric(_)) => T::Numeric(None),
+                Some(_) => T::Float8,
+                None => return Err(undefined(name, args)),
+            };
+            sig("sign", vec![t.clone()], t)
+        }
+        ("round", 1) | ("trunc", 1) | ("ceil" | "ceiling", 1) | ("floor", 1) => {
+            let canonical: &'static str = match name {
+                "round" => "round",
+                "trunc" => "trunc",
+                "floor" => "floor",
+                _ => "ceil",
+            };
+            let t = match &args[0] {
+                T::Float4 | T::Float8 => T::Float8,
+                T::Int2 | T::Int4 | T::Int8 if canonical != "round" && canonical != "trunc" => T::Float8,
+                _ => T::Numeric(None),
+            };
+            sig(canonical, vec![t.clone()], t)
+        }
+        ("round", 2) => sig("round", vec![T::Numeric(None), T::Int4], T::Numeric(None)),
+        ("trunc", 2) => sig("trunc", vec![T::Numeric(None), T::Int4], T::Numeric(None)),
+        ("sqrt", 1) | ("cbrt", 1) | ("exp", 1) | ("ln", 1) | ("log10", 1) | ("log", 1)
+        | ("sin", 1) | ("cos", 1) | ("tan", 1) | ("degrees", 1) | ("radians", 1) => {
+            let canonical: &'static str = match name {
+                "sqrt" => "sqrt",
+                "cbrt" => "cbrt",
+                "exp" => "exp",
+                "ln" => "ln",
+                "sin" => "sin",
+                "cos" => "cos",
+                "tan" => "tan",
+                "degrees" => "degrees",
+                "radians" => "radians",
+                _ => "log10",
+            };
+            let t = if matches!(args[0], T::Numeric(_)) && canonical != "cbrt" && !["sin", "cos", "tan", "degrees", "radians"].contains(&canonical) {
+                T::Numeric(None)
+            } else {
+                T::Float8
+            };
+            sig(canonical, vec![t.clone()], t)
+        }
+        ("power" | "pow", 2) => {
+            let t = if args.iter().any(|a| matches!(a, T::Numeric(_))) { T::Numeric(None) } else { T::Float8 };
+            sig("power", vec![t.clone(), t.clone()], t)
+        }
+        ("mod", 2) => {
+            let t = DataType::common(&args[0], &args[1])
+                .and_then(|t| numeric_family(&t))
+                .ok_or_else(|| undefined(name, args))?;
+            sig("mod", vec![t.clone(), t.clone()], t)
+        }
+        ("pi", 0) => sig("pi", vec![], T::Float8),
+        ("random", 0) => sig("random", vec![], T::Float8),
+        ("gen_random_uuid", 0) => sig("gen_random_uuid", vec![], T::Uuid),
+        ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => {
+            sig("now", vec![], T::TimestampTz)
+        }
+        ("clock_timestamp", 0) => sig("clock_timestamp", vec![], T::TimestampTz),
+        ("current_date", 0) => sig("current_date", vec![], T::Date),
+        ("localtimestamp", 0) => sig("localtimestamp", vec![], T::Timestamp),
+        ("date_trunc", 2) => {
+            let t = match &args[1] {
+                T::Timestamp => T::Timestamp,
+                T::Interval => return Err(Error::FeatureNotSupported("date_trunc on interval".into())),
+                _ => T::TimestampTz,
+            };
+            sig("date_trunc", vec![text, t.clone()], t)
+        }
+        ("date_part", 2) => {
+            let t = date_arg(&args[1]);
+            sig("date_part", vec![text, t], T::Float8)
+        }
+        ("extract", 2) => {
+            let t = date_arg(&args[1]);
+            sig("extract", vec![text, t], T::Numeric(None))
+        }
+        ("to_timestamp", 1) => sig("to_timestamp", vec![T::Float8], T::TimestampTz),
+        ("age", 1) => sig("age", vec![T::TimestampTz], T::Interval),
+        ("age", 2) => {
+            let t = if args.iter().all(|a| *a == T::Timestamp) { T::Timestamp } else { T::TimestampTz };
+            sig("age", vec![t.clone(), t], T::Interval)
+        }
+        ("time_bucket" | "date_bin", 2) => {
+            let t = if args[1] == T::Timestamp { T::Timestamp } else { T::TimestampTz };
+            sig("time_bucket", vec![T::Interval, t.clone()], t)
+        }
+        ("date_bin", 3) => {
+            let t = if args[1] == T::Timestamp { T::Timestamp } else { T::TimestampTz };
+            sig("date_bin", vec![T::Interval, t.clone(), t.clone()], t)
+        }
+        ("make_interval", _) => Err(Error::FeatureNotSupported("make_interval".into())),
+        ("jsonb_typeof" | "json_typeof", 1) => sig("jsonb_typeof", vec![T::Jsonb], T::Text),
+        ("to_jsonb", 1) => sig("to_jsonb", vec![T::Unknown], T::Jsonb),
+        ("array_length", 2) => sig("array_length", vec![args[0].clone(), T::Int4], T::Int4),
+        ("cardinality", 1) => sig("cardinality", vec![args[0].clone()], T::Int4),
+        _ => Err(undefined(name, args)),
+    }
+}
+
+fn date_arg(t: &DataType) -> DataType {
+    match t {
+        DataType::Interval => DataType::Interval,
+        DataType::Timestamp => DataType::Timestamp,
+        DataType::Date => DataType::Timestamp,
+        _ => DataType::TimestampTz,
+    }
+}
+
+/// Functions that are not NULL-in-NULL-out.
+pub fn is_strict(name: &str) -> bool {
+    !matches!(name, "concat" | "concat_ws")
+}
+
+/// Evaluates a resolved function. `now` is the statement's timestamp.
+pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
+    if is_strict(name) && args.iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    let text = |i: usize| -> &str {
+        match &args[i] {
+            Value::Text(s) => s.as_str(),
+            _ => "",
+        }
+    };
+    let int = |i: usize| -> i64 { args[i].as_i64().unwrap_or(0) };
+    let float = |i: usize| -> f64 { args[i].as_f64().unwrap_or(0.0) };
+    Ok(match name {
+        "length" => match &args[0] {
+            Value::Bytea(b) => Value::Int4(b.len() as i32),
+            _ => Value::Int4(text(0).chars().count() as i32),
+        },
+        "octet_length" => Value::Int4(text(0).len() as i32),
+        "lower" => Value::Text(text(0).to_lowercase()),
+        "upper" => Value::Text(text(0).to_uppercase()),
+        "initcap" => {
+            let mut out = String::new();
+            let mut start = true;
+            for c in text(0).chars() {
+                if c.is_alphanumeric() {
+                    if start {
+                        out.extend(c.to_uppercase());
+                    } else {
+                        out.extend(c.to_lowercase());
+                    }
+                    start = false;
+                } else {
+                    out.push(c);
+                    start = true;
+                }
+            }
+            Value::Text(out)
+        }
+        "reverse" => Value::Text(text(0).chars().rev().collect()),
+        "md5" => return Err(Error::FeatureNotSupported("md5() is not supported".into())),
+        "substr" => {
+            let chars: Vec<char> = text(0).chars().collect();
+            let start = int(1);
+            let (from, to) = if args.len() == 3 {
+                let count = int(2);
+                if count < 0 {
+                    return Err(Error::InvalidParameter("negative substring length not allowed".into()));
+                }
+                (start, start.saturating_add(count))
+            } else {
+                (start, i64::MAX)
+            };
+            let from = (from.max(1) - 1) as usize;
+            let to = (to.max(1) - 1).min(chars.len() as i64) as usize;
+            Value::Text(if from < to { chars[from..to].iter().collect() } else { String::new() })
+        }
+        "btrim" | "ltrim" | "rtrim" => {
+            let set: Vec<char> = if args.len() == 2 { text(1).chars().collect() } else { vec![' '] };
+            let s = text(0);
+            let out = match name {
+                "btrim" => s.trim_matches(|c| set.contains(&c)),
+                "ltrim" => s.trim_start_matches(|c| set.contains(&c)),
+                _ => s.trim_end_matches(|c| set.contains(&c)),
+            };
+            Value::Text(out.to_string())
+        }
+        "replace" => {
+            if text(1).is_empty() {
+                Value::Text(text(0).to_string())
+            } else {
+                Value::Text(text(0).replace(text(1), text(2)))
+            }
+        }
+        "strpos" => Value::Int4(match text(0).find(text(1)) {
+            Some(byte) => text(0)[..byte].chars().count() as i32 + 1,
+            None => 0,
+        }),
+        "left" | "right" => {
+            let chars: Vec<char> = text(0).chars().collect();
+            let n = int(1);
+            let len = chars.len() as i64;
+            let take = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+            Value::Text(if name == "left" {
+                chars[..take].iter().collect()
+            } else {
+                chars[chars.len() - take..].iter().collect()
+            })
+        }
+        "lpad" | "rpad" => {
+            let chars: Vec<char> = text(0).chars().collect();
+            let len = int(1).max(0) as usize;
+            let fill: Vec<char> = if args.len() == 3 { text(2).chars().collect() } else { vec![' '] };
+            if chars.len() >= len || fill.is_empty() {
+                Value::Text(chars[..len.min(chars.len())].iter().collect())
+            } else {
+                let pad: String = fill.iter().cycle().take(len - chars.len()).collect();
+                let s: String = chars.iter().collect();
+                Value::Text(if name == "lpad" { pad + &s } else { s + &pad })
+            }
+        }
+        "repeat" => Value::Text(text(0).repeat(int(1).max(0) as usize)),
+        "split_part" => {
+            let n = int(2);
+            if n == 0 {
+                return Err(Error::InvalidParameter("field position must not be zero".into()));
+            }
+            let parts: Vec<&str> = if text(1).is_empty() { vec![text(0)] } else { text(0).split(text(1)).collect() };
+            let idx = if n > 0 { n - 1 } else { parts.len() as i64 + n };
+            Value::Text(parts.get(idx.max(-1) as usize).filter(|_| idx >= 0).map(|s| s.to_string()).unwrap_or_default())
+        }
+        "starts_with" => Value::Bool(text(0).starts_with(text(1))),
+        "concat" => Value::Text(args.iter().filter(|v| !v.is_null()).map(text_of).collect()),
+        "concat_ws" => {
+            if args[0].is_null() {
+                return Ok(Value::Null);
+            }
+            let sep = text(0).to_string();
+            let parts: Vec<String> = args[1..].iter().filter(|v| !v.is_null()).map(text_of).collect();
+            Value::Text(parts.join(&sep))
+        }
+        "abs" => match &args[0] {
+            Value::Int2(v) => Value::Int2(v.checked_abs().ok_or_else(|| overflow("smallint"))?),
+            Value::Int4(v) => Value::Int4(v.checked_abs().ok_or_else(|| overflow("integer"))?),
+            Value::Int8(v) => Value::Int8(v.checked_abs().ok_or_else(|| overflow("bigint"))?),
+            Value::Float4(v) => Value::Float4(v.abs()),
+            Value::Numeric(d) => Value::Numeric(d.abs()),
+            other => Value::Float8(other.as_f64().unwrap_or(0.0).abs()),
+        },
+        "sign" => match &args[0] {
+            Value::Numeric(d) => Value::Numeric(if d.is_zero() { Decimal::ZERO } else if d.is_sign_negative() { Decimal::NEGATIVE_ONE } else { Decimal::ONE }),
+            other => {
+                let f = other.as_f64().unwrap_or(0.0);
+                Value::Float8(if f > 0.0 { 1.0 } else if f < 0.0 { -1.0 } else { 0.0 })
+            }
+        },
+        "round" | "trunc" | "ceil" | "floor" => match &args[0] {
+            Value::Numeric(d) => {
+                let places = if args.len() == 2 { int(1) } else { 0 };
+                Value::Numeric(round_numeric(name, *d, places)?)
+            }
+            other => {
+                let f = other.as_f64().unwrap_or(0.0);
+                Value::Float8(match name {
+                    "round" => f.round_ties_even(),
+                    "trunc" => f.trunc(),
+                    "ceil" => f.ceil(),
+                    _ => f.floor(),
+                })
+            }
+        },
+        "sqrt" | "cbrt" | "exp" | "ln" | "log10" | "sin" | "cos" | "tan" | "degrees" | "radians" => {
+            let f = float(0);
+            let out = match name {
+                "sqrt" if f < 0.0 => {
+                    return Err(Error::InvalidParameter("cannot take square root of a negative number".into()))
+                }
+                "sqrt" => f.sqrt(),
+                "cbrt" => f.cbrt(),
+                "exp" => f.exp(),
+                "ln" | "log10" if f == 0.0 => {
+                    return Err(Error::InvalidParameter("cannot take logarithm of zero".into()))
+                }
+                "ln" | "log10" if f < 0.0 => {
+                    return Err(Error::InvalidParameter("cannot take logarithm of a negative number".into()))
+                }
+                "ln" => f.ln(),
+                "log10" => f.log10(),
+                "sin" => f.sin(),
+                "cos" => f.cos(),
+                "tan" => f.tan(),
+                "degrees" => f.to_degrees(),
+                _ => f.to_radians(),
+            };
+            if out.is_infinite() {
+                return Err(Error::NumericOutOfRange("value out of range: overflow".into()));
+            }
+            match &args[0] {
+                Value::Numeric(_) => Value::Numeric(numeric_from_f64(out, 16)?),
+                _ => Value::Float8(out),
+            }
+        }
+        "power" => {
+            let v = super::execution::arith::arithmetic(
+                crate::sql::planner::plan::BinaryOp::Pow,
+                &Value::Float8(float(0)),
+                &Value::Float8(float(1)),
+            )?;
+            match &args[0] {
+                Value::Numeric(_) => Value::Numeric(numeric_from_f64(v.as_f64().unwrap_or(0.0), 16)?),
+                _ => v,
+            }
+        }
+        "mod" => super::execution::arith::arithmetic(crate::sql::planner::plan::BinaryOp::Mod, &args[0], &args[1])?,
+        "pi" => Value::Float8(std::f64::consts::PI),
+        "random" => Value::Float8(rand_f64()),
+        "gen_random_uuid" => Value::Uuid(uuid::Uuid::new_v4().as_u128()),
+        "now" => Value::TimestampTz(now),
+        "clock_timestamp" => Value::TimestampTz(wall_clock_micros()),
+        "current_date" => Value::Date(now.div_euclid(datetime::MICROS_PER_DAY) as i32),
+        "localtimestamp" => Value::Timestamp(now),
+        "date_trunc" => match &args[1] {
+            Value::Timestamp(t) => Value::Timestamp(datetime::truncate(*t, text(0))?),
+            Value::TimestampTz(t) => Value::TimestampTz(datetime::truncate(*t, text(0))?),
+            _ => Value::Null,
+        },
+        "date_part" | "extract" => {
+            let f = match &args[1] {
+                Value::Interval(iv) => datetime::extract_interval(iv, text(0))?,
+                Value::Timestamp(t) | Value::TimestampTz(t) => datetime::extract(*t, text(0))?,
+                Value::Date(d) => datetime::extract(*d as i64 * datetime::MICROS_PER_DAY, text(0))?,
+                _ => return Ok(Value::Null),
+            };
+            if name == "date_part" {
+                Value::Float8(f)
+            } else {
+                Value::Numeric(extract_numeric(&args[1], text(0), f)?)
+            }
+        }
+        "to_timestamp" => {
+            let f = float(0);
+            if !f.is_finite() {
+                return Err(Error::DatetimeOutOfRange("timestamp out of range".into()));
+            }
+            Value::TimestampTz((f * MICROS_PER_SECOND as f64).round() as i64)
+        }
+        "age" => {
+            let (a, b) = if args.len() == 1 {
+                let midnight = now - now.rem_euclid(datetime::MICROS_PER_DAY);
+                (midnight, ts_of(&args[0]))
+            } else {
+                (ts_of(&args[0]), ts_of(&args[1]))
+            };
+            Value::Interval(datetime::age(a, b))
+        }
+        "time_bucket" | "date_bin" => {
+            let Value::Interval(iv) = &args[0] else { return Ok(Value::Null) };
+            if iv.months != 0 {
+                return Err(Error::FeatureNotSupported("time_bucket with month intervals".into()));
+            }
+            let width = iv.days as i64 * datetime::MICROS_PER_DAY + iv.micros;
+            if width <= 0 {
+                return Err(Error::InvalidParameter("stride must be greater than zero".into()));
+            }
+            // time_bucket aligns to 2000-01-03 (a Monday) as TimescaleDB does; date_bin to its origin.
+            let origin = if name == "date_bin" { ts_of(&args[2]) } else { 946_857_600 * MICROS_PER_SECOND };
+            let t = ts_of(&args[1]);
+            let bucket = origin + (t - origin).div_euclid(width) * width;
+            match &args[1] {
+                Value::Timestamp(_) => Value::Timestamp(bucket),
+                _ => Value::TimestampTz(bucket),
+            }
+        }
+        "jsonb_typeof" => match &args[0] {
+            Value::Jsonb(j) => Value::Text(
+                match j {
+                    serde_json::Value::Null => "null",
+                    serde_json::Value::Bool(_) => "boolean",
+                    serde_json::Value::Number(_) => "number",
+                    serde_json::Value::String(_) => "string",
+                    serde_json::Value::Array(_) => "array",
+                    serde_json::Value::Object(_) => "object",
+                }
+                .into(),
+            ),
+            _ => Value::Null,
+        },
+        "to_jsonb" => Value::Jsonb(to_json(&args[0])),
+        "array_length" => match &args[0] {
+            Value::Array(items) if int(1) == 1 && !items.is_empty() => Value::Int4(items.len() as i32),
+            _ => Value::Null,
+        },
+        "cardinality" => match &args[0] {
+            Value::Array(items) => Value::Int4(items.len() as i32),
+            _ => Value::Null,
+        },
+        other => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+    })
+}
+
+fn overflow(t: &str) -> Error {
+    Error::NumericOutOfRange(format!("{t} out of range"))
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => (if *b { "t" } else { "f" }).to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn ts_of(v: &Value) -> i64 {
+    match v {
+        Value::Timestamp(t) | Value::TimestampTz(t) => *t,
+        Value::Date(d) => *d as i64 * datetime::MICROS_PER_DAY,
+        _ => 0,
+    }
+}
+
+/// extract() returns numeric: whole for most fields, with six decimals for seconds and epoch.
+fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
+    let field = field.to_ascii_lowercase();
+    match (arg, field.as_str()) {
+        (Value::Timestamp(t) | Value::TimestampTz(t), "epoch") => {
+            Ok(Decimal::from_i128_with_scale(*t as i128, 6))
+        }
+        (Value::Timestamp(t) | Value::TimestampTz(t), "second") => {
+            let micros = t.rem_euclid(60 * MICROS_PER_SECOND);
+            Ok(Decimal::from_i128_with_scale(micros as i128, 6))
+        }
+        (Value::Timestamp(t) | Value::TimestampTz(t), "milliseconds") => {
+            let micros = t.rem_euclid(60 * MICROS_PER_SECOND);
+            Ok(Decimal::from_i128_with_scale(micros as i128, 3))
+        }
+        (Value::Interval(iv), "epoch") => {
+            let secs = (iv.months as i128 / 12) * 31_557_600 * 1_000_000
+                + (iv.months as i128 % 12) * 30 * 86_400 * 1_000_000
+                + iv.days as i128 * 86_400 * 1_000_000
+                + iv.micros as i128;
+            Ok(Decimal::from_i128_with_scale(secs, 6))
+        }
+        (Value::Interval(iv), "second") => Ok(Decimal::from_i128_with_scale((iv.micros % 60_000_000) as i128, 6)),
+        (Value::Date(_), "epoch") => Ok(Decimal::from_f64(f).unwrap_or_default().trunc()),
+        _ => Decimal::from_f64(f).map(|d| d.normalize()).ok_or_else(|| overflow("numeric")),
+    }
+}
+
+fn round_numeric(name: &str, d: Decimal, places: i64) -> Result<Decimal> {
+    let strategy = match name {
+        "round" => RoundingStrategy::MidpointAwayFromZero,
+        "trunc" => RoundingStrategy::ToZero,
+        "ceil" => RoundingStrategy::ToPositiveInfinity,
+        _ => RoundingStrategy::ToNegativeInfinity,
+    };
+    if places >= 0 {
+        let places = places.min(28) as u32;
+        let mut out = d.round_dp_with_strategy(places, strategy);
+        out.rescale(places);
+        Ok(out)
+    } else {
+        let factor = Decimal::from_i128_with_scale(10i128.pow((-places).min(27) as u32), 0);
+        let scaled = (d / factor).round_dp_with_strategy(0, strategy);
+        Ok(scaled.checked_mul(factor).ok_or_else(|| overflow("numeric"))?)
+    }
+}
+
+fn numeric_from_f64(f: f64, digits: i32) -> Result<Decimal> {
+    let d = Decimal::from_f64(f).ok_or_else(|| overflow("numeric"))?;
+    let magnitude = if f == 0.0 { 0 } else { f.abs().log10().floor() as i32 + 1 };
+    let scale = (digits - magnitude).clamp(0, 28) as u32;
+    let mut out = d.round_dp(scale);
+    out.rescale(scale);
+    Ok(out)
+}
+
+/// The current wall-clock time in microseconds since the Unix epoch.
+pub fn wall_clock_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn rand_f64() -> f64 {
+    // A fresh v4 UUID carries 122 random bits from the OS generator.
+    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+/// A value as JSON.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => serde_json::Value::from(v.as_i64().unwrap_or(0)),
+        Value::Float4(_) | Value::Float8(_) => serde_json::Number::from_f64(v.as_f64().unwrap_or(0.0))
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Value::Numeric(d) => serde_json::from_str(&d.to_string()).unwrap_or(serde_json::Value::Null),
+        Value::Jsonb(j) => j.clone(),
+        Value::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        other => serde_json::Value::String(other.to_string()),
+    }
+}
+
+/// `->` and `->>` on a JSONB value with a text key or an integer index.
+pub fn json_get(j: &Value, key: &Value, as_text: bool) -> Result<Value> {
+    let Value::Jsonb(json) = j else { return Ok(Value::Null) };
+    let found = match key {
+        Value::Text(k) => json.get(k.as_str()),
+        other => match other.as_i64() {
+            Some(i) => match json {
+                serde_json::Value::Array(items) => {
+                    let idx = if i < 0 { items.len() as i64 + i } else { i };
+                    if idx < 0 { None } else { items.get(idx as usize) }
+                }
+                _ => None,
+            },
+            None => None,
+        },
+    };
+    Ok(match found {
+        None => Value::Null,
+        Some(v) if as_text => match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::String(s) => Value::Text(s.clone()),
+            other => Value::Text(Value::Jsonb(other.clone()).to_string()),
+        },
+        Some(v) => Value::Jsonb(v.clone()),
+    })
+}
+
+/// Casts used by functions taking `unknown` arguments: text for anything not yet typed.
+pub fn coerce_arg(v: Value, t: &DataType) -> Result<Value> {
+    if *t == DataType::Unknown {
+        return Ok(v);
+    }
+    cast::cast(v, t, CastKind::Explicit)
+}
+
+/// An interval from a number of seconds.
+pub fn seconds_interval(secs: f64) -> Interval {
+    Interval { months: 0, days: 0, micros: (secs * 1e6).round() as i64 }
+}

@@ -1,0 +1,102 @@
+//! SQL parsing: sqlparser's PostgreSQL dialect plus ChronosDB's extensions.
+//!
+//! Extension: `CREATE TABLE … WITH TTL=7d` (no parentheses) is accepted as a spelling of the
+//! standard `WITH (ttl = '7d')`.
+
+use crate::error::{Error, Result};
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+
+/// Statements nested deeper than this are rejected instead of exhausting the stack.
+const RECURSION_LIMIT: usize = 200;
+
+/// Parses a string of zero or more `;`-separated statements.
+pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
+    let rewritten = rewrite_ttl(sql);
+    let dialect = PostgreSqlDialect {};
+    Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(&rewritten)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| syntax_error(&rewritten, e))
+}
+
+/// Parses one expression (column defaults).
+pub fn parse_expr(sql: &str) -> Result<ast::Expr> {
+    let dialect = PostgreSqlDialect {};
+    Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| syntax_error(sql, e))
+}
+
+/// Converts a parser error into PostgreSQL's `syntax error at or near "…"` with a position.
+fn syntax_error(sql: &str, err: ParserError) -> Error {
+    let text = match &err {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
+        ParserError::RecursionLimitExceeded => {
+            return Error::Syntax { message: "statement is too deeply nested".into(), position: None }
+        }
+    };
+    // Messages end with "at Line: L, Column: C".
+    let position = text.rfind("Line: ").and_then(|i| {
+        let rest = &text[i + 6..];
+        let (line, col) = rest.split_once(", Column: ")?;
+        let line: usize = line.trim().parse().ok()?;
+        let col: usize = col.trim().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+        let offset: usize = sql.split('\n').take(line.saturating_sub(1)).map(|l| l.chars().count() + 1).sum();
+        Some(offset + col)
+    });
+    let found = text.split("found: ").nth(1).map(|f| {
+        let f = f.split(" at Line").next().unwrap_or(f).trim();
+        f.to_string()
+    });
+    let message = match found {
+        Some(f) if f == "EOF" => "syntax error at end of input".to_string(),
+        Some(f) => format!("syntax error at or near \"{}\"", f.trim_matches('"')),
+        None => format!("syntax error: {}", text.split(" at Line").next().unwrap_or(&text)),
+    };
+    Error::Syntax { message, position }
+}
+
+/// Rewrites a trailing `WITH TTL=<interval>` into `WITH (ttl = '<interval>')`.
+fn rewrite_ttl(sql: &str) -> String {
+    let upper = sql.to_ascii_uppercase();
+    let Some(at) = upper.find("WITH TTL") else { return sql.to_string() };
+    let rest = &sql[at + "WITH TTL".len()..];
+    let Some(eq) = rest.find('=') else { return sql.to_string() };
+    if !rest[..eq].trim().is_empty() {
+        return sql.to_string();
+    }
+    let after = rest[eq + 1..].trim_start();
+    let end = after.find(|c: char| c == ';' || c.is_whitespace()).unwrap_or(after.len());
+    let value = after[..end].trim_matches('\'');
+    format!("{}WITH (ttl = '{}'){}", &sql[..at], value, &after[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_carry_position() {
+        let err = parse("SELECT * FROM WHERE x").unwrap_err();
+        assert_eq!(err.sqlstate(), "42601");
+        assert_eq!(err.to_string(), "syntax error at or near \"WHERE\"");
+        assert_eq!(err.position(), Some(15));
+    }
+
+    #[test]
+    fn ttl_extension() {
+        let stmts = parse("CREATE TABLE m (ts TIMESTAMPTZ, v FLOAT) WITH TTL=7d").unwrap();
+        assert!(stmts[0].to_string().contains("ttl = '7d'"), "{}", stmts[0]);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let sql = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&sql).is_err());
+    }
+}

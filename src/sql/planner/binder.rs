@@ -1,0 +1,1151 @@
+//! The binder: resolves names and types in expressions, producing bound [`Expr`]s.
+
+use super::plan::{
+    Aggregate, AggregateFunction, BinaryOp, Expr, SortKey, Subquery, UnaryOp, WindowCall, WindowFunction,
+};
+use super::scope::Scope;
+use super::types::parse_type_name;
+use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
+use crate::sql::functions;
+use crate::types::cast::{cast, CastKind};
+use crate::types::{DataType, Value};
+use sqlparser::ast;
+use std::collections::HashMap;
+
+/// Common table expressions visible to a query: name → (plan, columns).
+pub type Ctes = HashMap<String, (super::plan::Node, Vec<super::scope::ScopeColumn>)>;
+
+/// Grouping context: after GROUP BY, expressions may only use grouped expressions and
+/// aggregates, which become columns of the aggregate node's output.
+pub struct Grouping {
+    pub input: Scope,
+    pub group_exprs: Vec<Expr>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// Binds expressions against a scope.
+pub struct Binder<'a> {
+    pub txn: &'a mut Transaction,
+    /// Types of `$n` parameters, inferred where the statement allows.
+    pub params: &'a mut Vec<DataType>,
+    pub scope: Scope,
+    pub outer: Option<Scope>,
+    /// Set when an expression referred to the outer scope.
+    pub correlated: bool,
+    pub ctes: Ctes,
+    pub grouping: Option<Grouping>,
+    /// Window calls found while binding, and the width of the row they are appended to.
+    pub windows: Option<(usize, Vec<WindowCall>)>,
+    /// Set when an aggregate call was seen outside a grouping context.
+    pub saw_aggregate: bool,
+    pub next_subquery_id: &'a mut usize,
+}
+
+pub fn ident(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// The last part of an object name (schema prefixes like `public.` are accepted).
+pub fn object_name(name: &ast::ObjectName) -> String {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => Some(ident(i)),
+            _ => None,
+        })
+        .collect();
+    parts.last().cloned().unwrap_or_default()
+}
+
+/// All parts of an object name.
+pub fn object_name_parts(name: &ast::ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .filter_map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => Some(ident(i)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn aggregate_function(name: &str) -> Option<AggregateFunction> {
+    Some(match name {
+        "count" => AggregateFunction::Count,
+        "sum" => AggregateFunction::Sum,
+        "avg" => AggregateFunction::Avg,
+        "min" => AggregateFunction::Min,
+        "max" => AggregateFunction::Max,
+        "stddev" | "stddev_samp" => AggregateFunction::StddevSamp,
+        "stddev_pop" => AggregateFunction::StddevPop,
+        "variance" | "var_samp" => AggregateFunction::VarSamp,
+        "var_pop" => AggregateFunction::VarPop,
+        "string_agg" => AggregateFunction::StringAgg,
+        "array_agg" => AggregateFunction::ArrayAgg,
+        "bool_and" | "every" => AggregateFunction::BoolAnd,
+        "bool_or" => AggregateFunction::BoolOr,
+        _ => return None,
+    })
+}
+
+/// The result type of an aggregate over an argument type, as PostgreSQL defines it.
+pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Result<DataType> {
+    use AggregateFunction::*;
+    use DataType as T;
+    let arg = arg.cloned().unwrap_or(T::Int8);
+    let not_numeric = || {
+        Error::UndefinedFunction(format!("function {}({arg}) does not exist", format!("{function:?}").to_lowercase()))
+    };
+    Ok(match function {
+        CountStar | Count => T::Int8,
+        Sum => match arg {
+            T::Int2 | T::Int4 => T::Int8,
+            T::Int8 | T::Numeric(_) => T::Numeric(None),
+            T::Float4 => T::Float4,
+            T::Float8 => T::Float8,
+            T::Interval => return Err(Error::FeatureNotSupported("sum(interval)".into())),
+            _ => return Err(not_numeric()),
+        },
+        Avg | StddevSamp | StddevPop | VarSamp | VarPop => match arg {
+            T::Int2 | T::Int4 | T::Int8 | T::Numeric(_) => T::Numeric(None),
+            T::Float4 | T::Float8 => T::Float8,
+            _ => return Err(not_numeric()),
+        },
+        Min | Max => arg,
+        StringAgg => T::Text,
+        ArrayAgg => T::Array(Box::new(arg)),
+        BoolAnd | BoolOr => T::Bool,
+    })
+}
+
+impl Binder<'_> {
+    /// Binds a boolean condition (WHERE, ON, HAVING).
+    pub fn bind_condition(&mut self, e: &ast::Expr, clause: &str) -> Result<Expr> {
+        let (expr, t) = self.bind(e)?;
+        match t {
+            DataType::Bool => Ok(expr),
+            DataType::Unknown => self.coerce((expr, t), &DataType::Bool),
+            other => Err(Error::DatatypeMismatch(format!("argument of {clause} must be type boolean, not type {other}"))),
+        }
+    }
+
+    /// Coerces a bound expression to `target`: unknown literals and parameters take the type,
+    /// others are cast where PostgreSQL casts implicitly.
+    pub fn coerce(&mut self, (expr, t): (Expr, DataType), target: &DataType) -> Result<Expr> {
+        if t == *target || *target == DataType::Unknown {
+            return Ok(expr);
+        }
+        if t == DataType::Unknown {
+            return Ok(match expr {
+                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Explicit)?),
+                Expr::Param(i) => {
+                    if self.params.get(i).is_some_and(|p| *p == DataType::Unknown) {
+                        self.params[i] = target.clone();
+                    }
+                    Expr::Cast(Box::new(Expr::Param(i)), target.clone())
+                }
+                other => Expr::Cast(Box::new(other), target.clone()),
+            });
+        }
+        let implicit = (t.is_numeric() && target.is_numeric())
+            || (t.is_string() && target.is_string())
+            || matches!((&t, target), (DataType::Date, DataType::Timestamp | DataType::TimestampTz))
+            || matches!((&t, target), (DataType::Timestamp, DataType::TimestampTz) | (DataType::TimestampTz, DataType::Timestamp))
+            || matches!((&t, target), (DataType::Array(_), DataType::Array(_)));
+        if implicit {
+            return Ok(match expr {
+                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Explicit)?),
+                other => Expr::Cast(Box::new(other), target.clone()),
+            });
+        }
+        Err(Error::DatatypeMismatch(format!("cannot use a value of type {t} as type {target}")))
+    }
+
+    /// Coerces for storing into a column (INSERT/UPDATE): any type with an assignment cast.
+    pub fn coerce_assignment(&mut self, bound: (Expr, DataType), target: &DataType, column: &str) -> Result<Expr> {
+        let t = bound.1.clone();
+        if t == *target {
+            return Ok(bound.0);
+        }
+        let assignable = t == DataType::Unknown
+            || (t.is_numeric() && target.is_numeric())
+            || t.is_string() && target.is_string()
+            || matches!(
+                (&t, target),
+                (DataType::Date | DataType::Timestamp | DataType::TimestampTz, DataType::Date | DataType::Timestamp | DataType::TimestampTz)
+            )
+            || matches!((&t, target), (_, DataType::Text | DataType::Varchar(_) | DataType::Char(_)))
+            || matches!((&t, target), (DataType::Array(_), DataType::Array(_)))
+            || matches!((&t, target), (DataType::Text, DataType::Jsonb));
+        if !assignable {
+            return Err(Error::DatatypeMismatch(format!(
+                "column \"{column}\" is of type {target} but expression is of type {t}"
+            )));
+        }
+        Ok(match bound.0 {
+            Expr::Constant(v) if t != DataType::Unknown => Expr::Constant(cast(v, target, CastKind::Assignment)?),
+            Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Assignment)?),
+            Expr::Param(i) => {
+                if self.params.get(i).is_some_and(|p| *p == DataType::Unknown) {
+                    self.params[i] = target.clone();
+                }
+                Expr::Function { name: "assign_cast", args: vec![Expr::Param(i)], return_type: target.clone() }
+            }
+            other => Expr::Function { name: "assign_cast", args: vec![other], return_type: target.clone() },
+        })
+    }
+
+    /// Binds an expression, returning it with its type.
+    pub fn bind(&mut self, e: &ast::Expr) -> Result<(Expr, DataType)> {
+        if self.grouping.is_some() {
+            if let Some(found) = self.match_group(e)? {
+                return Ok(found);
+            }
+        }
+        use ast::Expr as A;
+        match e {
+            A::Identifier(id) => self.bind_column(None, &ident(id)),
+            A::CompoundIdentifier(parts) => {
+                let names: Vec<String> = parts.iter().map(ident).collect();
+                match names.as_slice() {
+                    [table, column] => self.bind_column(Some(table), column),
+                    [_schema, table, column] => self.bind_column(Some(table), column),
+                    _ => Err(Error::Syntax { message: format!("improper qualified name: {e}"), position: None }),
+                }
+            }
+            A::Value(v) => self.bind_value(&v.value),
+            A::TypedString(ts) => {
+                let t = parse_type_name(&ts.data_type.to_string())?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Ok((Expr::Constant(cast(Value::Text(text), &t, CastKind::Explicit)?), t))
+            }
+            A::Interval(iv) => {
+                let (inner, _) = self.bind(&iv.value)?;
+                let mut text = match inner {
+                    Expr::Constant(Value::Text(s)) => s,
+                    Expr::Constant(v) => v.to_string(),
+                    _ => return Err(Error::FeatureNotSupported("non-constant INTERVAL literal".into())),
+                };
+                if let Some(field) = &iv.leading_field {
+                    if iv.last_field.is_none() && !text.chars().any(|c| c.is_ascii_alphabetic()) {
+                        text = format!("{text} {field}");
+                    }
+                }
+                Ok((Expr::Constant(cast(Value::Text(text), &DataType::Interval, CastKind::Explicit)?), DataType::Interval))
+            }
+            A::Nested(inner) => self.bind(inner),
+            A::UnaryOp { op, expr } => match op {
+                ast::UnaryOperator::Not => {
+                    let inner = self.bind(expr)?;
+                    let inner = self.coerce(inner, &DataType::Bool).map_err(|_| {
+                        Error::DatatypeMismatch("argument of NOT must be type boolean".into())
+                    })?;
+                    Ok((Expr::Unary(UnaryOp::Not, Box::new(inner)), DataType::Bool))
+                }
+                ast::UnaryOperator::Minus => {
+                    if let A::Value(v) = expr.as_ref() {
+                        if let ast::Value::Number(n, _) = &v.value {
+                            return self.bind_number(&format!("-{n}"));
+                        }
+                    }
+                    let (inner, t) = self.bind(expr)?;
+                    let t = if t == DataType::Unknown { DataType::Float8 } else { t };
+                    Ok((Expr::Unary(UnaryOp::Negate, Box::new(inner)), t))
+                }
+                ast::UnaryOperator::Plus => self.bind(expr),
+                other => Err(Error::FeatureNotSupported(format!("unary operator {other}"))),
+            },
+            A::BinaryOp { left, op, right } => self.bind_binary(left, op, right),
+            A::IsNull(inner) => Ok((Expr::IsNull(Box::new(self.bind(inner)?.0)), DataType::Bool)),
+            A::IsNotNull(inner) => Ok((
+                Expr::Unary(UnaryOp::Not, Box::new(Expr::IsNull(Box::new(self.bind(inner)?.0)))),
+                DataType::Bool,
+            )),
+            A::IsTrue(inner) | A::IsNotTrue(inner) | A::IsFalse(inner) | A::IsNotFalse(inner) => {
+                let bound = self.bind(inner)?;
+                let b = self.coerce(bound, &DataType::Bool)?;
+                let want = matches!(e, A::IsTrue(_) | A::IsNotTrue(_));
+                let distinct = Expr::IsDistinct(Box::new(b), Box::new(Expr::Constant(Value::Bool(want))));
+                Ok(if matches!(e, A::IsTrue(_) | A::IsFalse(_)) {
+                    (Expr::Unary(UnaryOp::Not, Box::new(distinct)), DataType::Bool)
+                } else {
+                    (distinct, DataType::Bool)
+                })
+            }
+            A::IsUnknown(inner) | A::IsNotUnknown(inner) => {
+                let b = self.bind(inner)?.0;
+                let is_null = Expr::IsNull(Box::new(b));
+                Ok(if matches!(e, A::IsUnknown(_)) {
+                    (is_null, DataType::Bool)
+                } else {
+                    (Expr::Unary(UnaryOp::Not, Box::new(is_null)), DataType::Bool)
+                })
+            }
+            A::IsDistinctFrom(l, r) | A::IsNotDistinctFrom(l, r) => {
+                let (l, r, _) = self.bind_common(l, r)?;
+                let d = Expr::IsDistinct(Box::new(l), Box::new(r));
+                Ok(if matches!(e, A::IsDistinctFrom(..)) {
+                    (d, DataType::Bool)
+                } else {
+                    (Expr::Unary(UnaryOp::Not, Box::new(d)), DataType::Bool)
+                })
+            }
+            A::Between { expr, negated, low, high } => {
+                let (x1, lo, _) = self.bind_common(expr, low)?;
+                let (x2, hi, _) = self.bind_common(expr, high)?;
+                let both = Expr::Binary(
+                    BinaryOp::And,
+                    Box::new(Expr::Binary(BinaryOp::GtEq, Box::new(x1), Box::new(lo))),
+                    Box::new(Expr::Binary(BinaryOp::LtEq, Box::new(x2), Box::new(hi))),
+                );
+                Ok((negate_if(both, *negated), DataType::Bool))
+            }
+            A::Like { negated, expr, pattern, escape_char, any: false }
+            | A::ILike { negated, expr, pattern, escape_char, any: false } => {
+                if escape_char.is_some() {
+                    return Err(Error::FeatureNotSupported("LIKE ... ESCAPE".into()));
+                }
+                let s = self.bind(expr)?;
+                let s = self.coerce_text(s)?;
+                let p = self.bind(pattern)?;
+                let p = self.coerce_text(p)?;
+                let like = Expr::Like { expr: Box::new(s), pattern: Box::new(p), case_insensitive: matches!(e, A::ILike { .. }) };
+                Ok((negate_if(like, *negated), DataType::Bool))
+            }
+            A::In { expr, target, negated, .. } => match target {
+                ast::InTarget::List(list) => {
+                    let (x, xt) = self.bind(expr)?;
+                    let mut t = xt.clone();
+                    let mut items = Vec::with_capacity(list.len());
+                    for item in list {
+                        items.push(self.bind(item)?);
+                    }
+                    for (_, it) in &items {
+                        t = DataType::common(&t, it).ok_or_else(|| mismatch_operator(&t, "=", it))?;
+                    }
+                    if t == DataType::Unknown {
+                        t = DataType::Text;
+                    }
+                    let x = self.coerce((x, xt), &t)?;
+                    let list = items.into_iter().map(|b| self.coerce(b, &t)).collect::<Result<Vec<_>>>()?;
+                    Ok((negate_if(Expr::InList { expr: Box::new(x), list }, *negated), DataType::Bool))
+                }
+                ast::InTarget::Subquery(query) => {
+                    let (x, t) = self.bind(expr)?;
+                    let (subquery, columns) = self.bind_subquery(query)?;
+                    if columns.len() != 1 {
+                        return Err(Error::Syntax { message: "subquery has too many columns".into(), position: None });
+                    }
+                    let st = columns[0].data_type.clone();
+                    let common = DataType::common(&t, &st).ok_or_else(|| mismatch_operator(&t, "=", &st))?;
+                    let x = self.coerce((x, t), &common)?;
+                    let node = if st != common {
+                        super::plan::Node::Project {
+                            source: Box::new(subquery.node),
+                            exprs: vec![Expr::Cast(Box::new(Expr::Column(0)), common)],
+                        }
+                    } else {
+                        subquery.node
+                    };
+                    let subquery = Subquery { node, ..subquery };
+                    Ok((negate_if(Expr::InSubquery { expr: Box::new(x), subquery: Box::new(subquery) }, *negated), DataType::Bool))
+                }
+                _ => Err(Error::FeatureNotSupported(format!("IN {target}"))),
+            },
+            A::Exists { subquery, negated } => {
+                let (sq, _) = self.bind_subquery(subquery)?;
+                Ok((negate_if(Expr::Exists(Box::new(sq)), *negated), DataType::Bool))
+            }
+            A::Subquery(query) => {
+                let (sq, columns) = self.bind_subquery(query)?;
+                if columns.len() != 1 {
+                    return Err(Error::Syntax { message: "subquery must return only one column".into(), position: None });
+                }
+                Ok((Expr::ScalarSubquery(Box::new(sq)), columns[0].data_type.clone()))
+            }
+            A::Case { operand, conditions, else_result, .. } => self.bind_case(operand.as_deref(), conditions, else_result.as_deref()),
+            A::Cast { expr, data_type, .. } => {
+                let type_text = data_type.to_string().to_ascii_lowercase();
+                let target = parse_type_name(&type_text)?;
+                let bound = self.bind(expr)?;
+                if type_text.ends_with("regclass") {
+                    return self.regclass(bound.0);
+                }
+                if type_text.ends_with("regtype") || type_text.ends_with("regproc") || type_text.ends_with("regnamespace") {
+                    return Ok((bound.0, DataType::Text));
+                }
+                if target == bound.1 && !matches!(target, DataType::Varchar(Some(_)) | DataType::Char(_) | DataType::Numeric(Some(_))) {
+                    return Ok((bound.0, target));
+                }
+                Ok(match bound.0 {
+                    Expr::Constant(v) => (Expr::Constant(cast(v, &target, CastKind::Explicit)?), target),
+                    Expr::Param(i) if bound.1 == DataType::Unknown => {
+                        if self.params[i] == DataType::Unknown {
+                            self.params[i] = target.clone();
+                        }
+                        (Expr::Cast(Box::new(Expr::Param(i)), target.clone()), target)
+                    }
+                    other => (Expr::Cast(Box::new(other), target.clone()), target),
+                })
+            }
+            A::AtTimeZone { timestamp, time_zone } => {
+                let zone = self.bind(time_zone)?.0;
+                let utc = matches!(&zone, Expr::Constant(Value::Text(z)) if ["utc", "etc/utc", "gmt", "z", "+00", "+00:00"].contains(&z.to_ascii_lowercase().as_str()));
+                if !utc {
+                    return Err(Error::FeatureNotSupported("time zones other than UTC".into()));
+                }
+                let bound = self.bind(timestamp)?;
+                let (to, t) = match bound.1 {
+                    DataType::Timestamp => (DataType::TimestampTz, DataType::TimestampTz),
+                    _ => (DataType::Timestamp, DataType::Timestamp),
+                };
+                let from = if bound.1 == DataType::Timestamp { DataType::Timestamp } else { DataType::TimestampTz };
+                let inner = self.coerce(bound, &from)?;
+                Ok((Expr::Cast(Box::new(inner), to), t))
+            }
+            A::Extract { field, expr, .. } => {
+                let field_name = field.to_string().to_lowercase();
+                let field_name = field_name.trim_matches('\'').trim_matches('"').to_string();
+                let arg = self.bind(expr)?;
+                self.bind_call("extract", vec![(Expr::Constant(Value::Text(field_name)), DataType::Text), arg])
+            }
+            A::Ceil { expr, .. } => {
+                let arg = self.bind(expr)?;
+                self.bind_call("ceil", vec![arg])
+            }
+            A::Floor { expr, .. } => {
+                let arg = self.bind(expr)?;
+                self.bind_call("floor", vec![arg])
+            }
+            A::Position { expr, r#in } => {
+                let args = vec![self.bind(r#in)?, self.bind(expr)?];
+                self.bind_call("strpos", args)
+            }
+            A::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = vec![self.bind(expr)?];
+                args.push(match substring_from {
+                    Some(f) => self.bind(f)?,
+                    None => (Expr::Constant(Value::Int4(1)), DataType::Int4),
+                });
+                if let Some(f) = substring_for {
+                    args.push(self.bind(f)?);
+                }
+                self.bind_call("substr", args)
+            }
+            A::Trim { expr, trim_where, trim_what, trim_characters } => {
+                let name = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "btrim",
+                };
+                let mut args = vec![self.bind(expr)?];
+                if let Some(what) = trim_what {
+                    args.push(self.bind(what)?);
+                } else if let Some(chars) = trim_characters.as_ref().and_then(|c| c.first()) {
+                    args.push(self.bind(chars)?);
+                }
+                self.bind_call(name, args)
+            }
+            A::Function(f) => self.bind_function(f),
+            A::Array(array) => {
+                let mut items = Vec::new();
+                let mut t = DataType::Unknown;
+                for el in &array.elem {
+                    let b = self.bind(el)?;
+                    t = DataType::common(&t, &b.1).ok_or_else(|| Error::DatatypeMismatch("ARRAY types cannot be matched".into()))?;
+                    items.push(b);
+                }
+                if t == DataType::Unknown {
+                    t = DataType::Text;
+                }
+                let args = items.into_iter().map(|b| self.coerce(b, &t)).collect::<Result<Vec<_>>>()?;
+                let at = DataType::Array(Box::new(t));
+                Ok((Expr::Function { name: "array", args, return_type: at.clone() }, at))
+            }
+            other => Err(Error::FeatureNotSupported(format!("expression {other}"))),
+        }
+    }
+
+    fn coerce_text(&mut self, bound: (Expr, DataType)) -> Result<Expr> {
+        match &bound.1 {
+            t if t.is_string() || *t == DataType::Unknown => self.coerce(bound, &DataType::Text),
+            t => Err(Error::UndefinedFunction(format!("operator does not exist: {t} ~~ unknown"))),
+        }
+    }
+
+    /// `'name'::regclass`: the table's oid.
+    fn regclass(&mut self, e: Expr) -> Result<(Expr, DataType)> {
+        match e {
+            Expr::Constant(Value::Text(name)) => {
+                let name = name.trim_matches('"').rsplit('.').next().unwrap_or_default().to_string();
+                let oid = crate::sql::system::relation_oid(self.txn, &name)?
+                    .ok_or_else(|| Error::UndefinedTable(name.clone()))?;
+                Ok((Expr::Constant(Value::Int8(oid)), DataType::Int8))
+            }
+            other => Ok((other, DataType::Int8)),
+        }
+    }
+
+    fn bind_value(&mut self, v: &ast::Value) -> Result<(Expr, DataType)> {
+        Ok(match v {
+            ast::Value::Number(n, _) => return self.bind_number(n),
+            ast::Value::SingleQuotedString(s)
+            | ast::Value::EscapedStringLiteral(s)
+            | ast::Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
+                (Expr::Constant(Value::Text(s.clone())), DataType::Unknown)
+            }
+            ast::Value::Boolean(b) => (Expr::Constant(Value::Bool(*b)), DataType::Bool),
+            ast::Value::Null => (Expr::Constant(Value::Null), DataType::Unknown),
+            ast::Value::Placeholder(p) => {
+                let n: usize = p.trim_start_matches('$').parse().map_err(|_| Error::Syntax {
+                    message: format!("invalid parameter {p}"),
+                    position: None,
+                })?;
+                if n == 0 || n > 65535 {
+                    return Err(Error::Syntax { message: format!("invalid parameter {p}"), position: None });
+                }
+                if self.params.len() < n {
+                    self.params.resize(n, DataType::Unknown);
+                }
+                (Expr::Param(n - 1), self.params[n - 1].clone())
+            }
+            other => return Err(Error::FeatureNotSupported(format!("literal {other}"))),
+        })
+    }
+
+    fn bind_number(&mut self, n: &str) -> Result<(Expr, DataType)> {
+        if let Ok(i) = n.parse::<i32>() {
+            return Ok((Expr::Constant(Value::Int4(i)), DataType::Int4));
+        }
+        if let Ok(i) = n.parse::<i64>() {
+            return Ok((Expr::Constant(Value::Int8(i)), DataType::Int8));
+        }
+        let d = crate::types::cast::to_decimal(&Value::Text(n.to_string()))
+            .map_err(|_| Error::NumericOutOfRange(format!("numeric literal {n} is out of range")))?;
+        Ok((Expr::Constant(Value::Numeric(d)), DataType::Numeric(None)))
+    }
+
+    fn bind_column(&mut self, table: Option<&str>, name: &str) -> Result<(Expr, DataType)> {
+        if self.grouping.is_some() {
+            // Reached only when the column is not a grouped expression.
+            let input = self.grouping.as_ref().map(|g| g.input.clone()).unwrap_or_default();
+            if input.resolve(table, name)?.is_some() {
+                let full = match table {
+                    Some(t) => format!("{t}.{name}"),
+                    None => name.to_string(),
+                };
+                return Err(Error::Grouping(format!(
+                    "column \"{full}\" must appear in the GROUP BY clause or be used in an aggregate function"
+                )));
+            }
+        }
+        if let Some((i, t)) = self.scope.resolve(table, name)? {
+            return Ok((Expr::Column(i), t));
+        }
+        if let Some(outer) = &self.outer {
+            if let Some((i, t)) = outer.resolve(table, name)? {
+                self.correlated = true;
+                return Ok((Expr::Outer(i), t));
+            }
+        }
+        if let Some(t) = table {
+            if !self.scope.has_table(t) {
+                return Err(Error::MissingFromEntry(t.to_string()));
+            }
+            return Err(Error::UndefinedColumn(format!("{t}.{name}")));
+        }
+        Err(Error::UndefinedColumn(name.to_string()))
+    }
+
+    /// In a grouping context, an expression equal to a GROUP BY expression is that column.
+    fn match_group(&mut self, e: &ast::Expr) -> Result<Option<(Expr, DataType)>> {
+        let Some(grouping) = self.grouping.take() else { return Ok(None) };
+        let saved_scope = std::mem::replace(&mut self.scope, grouping.input.clone());
+        let saved_windows = self.windows.take();
+        let attempt = match e {
+            ast::Expr::Function(_) | ast::Expr::Value(_) => Err(Error::Internal(String::new())),
+            _ => self.bind(e),
+        };
+        self.windows = saved_windows;
+        self.scope = saved_scope;
+        self.grouping = Some(grouping);
+        if let Ok((bound, t)) = attempt {
+            let grouping = self.grouping.as_ref().map(|g| &g.group_exprs);
+            if let Some(i) = grouping.and_then(|g| g.iter().position(|ge| *ge == bound)) {
+                return Ok(Some((Expr::Column(i), t)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn bind_case(
+        &mut self,
+        operand: Option<&ast::Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&ast::Expr>,
+    ) -> Result<(Expr, DataType)> {
+        let operand = match operand {
+            Some(o) => Some(self.bind(o)?),
+            None => None,
+        };
+        let mut whens = Vec::new();
+        let mut results = Vec::new();
+        for cw in conditions {
+            whens.push(self.bind(&cw.condition)?);
+            results.push(self.bind(&cw.result)?);
+        }
+        let otherwise = match else_result {
+            Some(e) => Some(self.bind(e)?),
+            None => None,
+        };
+        let mut t = DataType::Unknown;
+        for (_, rt) in results.iter().chain(otherwise.iter()) {
+            t = DataType::common(&t, rt).ok_or_else(|| {
+                Error::DatatypeMismatch(format!("CASE types {t} and {rt} cannot be matched"))
+            })?;
+        }
+        if t == DataType::Unknown {
+            t = DataType::Text;
+        }
+        let operand_expr = match operand {
+            Some((oe, ot)) => {
+                let mut ct = ot.clone();
+                for (_, wt) in &whens {
+                    ct = DataType::common(&ct, wt).ok_or_else(|| mismatch_operator(&ot, "=", wt))?;
+                }
+                let oe = self.coerce((oe, ot), &ct)?;
+                whens = whens.into_iter().map(|w| Ok((self.coerce(w, &ct)?, ct.clone()))).collect::<Result<_>>()?;
+                Some(Box::new(oe))
+            }
+            None => {
+                whens = whens.into_iter().map(|w| Ok((self.coerce(w, &DataType::Bool)?, DataType::Bool))).collect::<Result<_>>()?;
+                None
+            }
+        };
+        let mut pairs = Vec::new();
+        for ((w, _), r) in whens.into_iter().zip(results) {
+            pairs.push((w, self.coerce(r, &t)?));
+        }
+        let otherwise = match otherwise {
+            Some(o) => Some(Box::new(self.coerce(o, &t)?)),
+            None => None,
+        };
+        Ok((Expr::Case { operand: operand_expr, whens: pairs, otherwise }, t))
+    }
+
+    /// Binds both sides and coerces them to their common type.
+    pub fn bind_common(&mut self, l: &ast::Expr, r: &ast::Expr) -> Result<(Expr, Expr, DataType)> {
+        let lb = self.bind(l)?;
+        let rb = self.bind(r)?;
+        let t = DataType::common(&lb.1, &rb.1).ok_or_else(|| mismatch_operator(&lb.1, "=", &rb.1))?;
+        let t = if t == DataType::Unknown { DataType::Text } else { t };
+        Ok((self.coerce(lb, &t)?, self.coerce(rb, &t)?, t))
+    }
+
+    fn bind_binary(&mut self, l: &ast::Expr, op: &ast::BinaryOperator, r: &ast::Expr) -> Result<(Expr, DataType)> {
+        use ast::BinaryOperator as B;
+        let comparison = |o: &B| -> Option<BinaryOp> {
+            Some(match o {
+                B::Eq => BinaryOp::Eq,
+                B::NotEq => BinaryOp::NotEq,
+                B::Lt => BinaryOp::Lt,
+                B::LtEq => BinaryOp::LtEq,
+                B::Gt => BinaryOp::Gt,
+                B::GtEq => BinaryOp::GtEq,
+                _ => return None,
+            })
+        };
+        if let Some(cmp) = comparison(op) {
+            let lb = self.bind(l)?;
+            let rb = self.bind(r)?;
+            let t = DataType::common(&lb.1, &rb.1).ok_or_else(|| mismatch_operator(&lb.1, &op.to_string(), &rb.1))?;
+            let t = if t == DataType::Unknown { DataType::Text } else { t };
+            let (le, re) = (self.coerce(lb, &t)?, self.coerce(rb, &t)?);
+            return Ok((Expr::Binary(cmp, Box::new(le), Box::new(re)), DataType::Bool));
+        }
+        match op {
+            B::And | B::Or => {
+                let lb = self.bind(l)?;
+                let le = self.coerce(lb, &DataType::Bool).map_err(|_| bool_operand(op))?;
+                let rb = self.bind(r)?;
+                let re = self.coerce(rb, &DataType::Bool).map_err(|_| bool_operand(op))?;
+                let bop = if *op == B::And { BinaryOp::And } else { BinaryOp::Or };
+                Ok((Expr::Binary(bop, Box::new(le), Box::new(re)), DataType::Bool))
+            }
+            B::StringConcat => {
+                let lb = self.bind(l)?;
+                let rb = self.bind(r)?;
+                let t = match (&lb.1, &rb.1) {
+                    (DataType::Jsonb, DataType::Jsonb | DataType::Unknown) | (DataType::Unknown, DataType::Jsonb) => DataType::Jsonb,
+                    (DataType::Bytea, DataType::Bytea) => DataType::Bytea,
+                    _ => DataType::Text,
+                };
+                let le = self.coerce_concat(lb, &t)?;
+                let re = self.coerce_concat(rb, &t)?;
+                Ok((Expr::Binary(BinaryOp::Concat, Box::new(le), Box::new(re)), t))
+            }
+            B::Arrow | B::LongArrow => {
+                let lb = self.bind(l)?;
+                let le = self.coerce(lb, &DataType::Jsonb)?;
+                let (re, rt) = self.bind(r)?;
+                let re = if rt == DataType::Unknown { self.coerce((re, rt), &DataType::Text)? } else { re };
+                let (bop, t) = if *op == B::Arrow { (BinaryOp::JsonGet, DataType::Jsonb) } else { (BinaryOp::JsonGetText, DataType::Text) };
+                Ok((Expr::Binary(bop, Box::new(le), Box::new(re)), t))
+            }
+            B::PGRegexMatch | B::PGRegexIMatch | B::PGRegexNotMatch | B::PGRegexNotIMatch => {
+                let lb = self.bind(l)?;
+                let le = self.coerce_text(lb)?;
+                let rb = self.bind(r)?;
+                let re = self.coerce_text(rb)?;
+                let ci = matches!(op, B::PGRegexIMatch | B::PGRegexNotIMatch);
+                let m = Expr::Binary(BinaryOp::RegexMatch { case_insensitive: ci }, Box::new(le), Box::new(re));
+                Ok((negate_if(m, matches!(op, B::PGRegexNotMatch | B::PGRegexNotIMatch)), DataType::Bool))
+            }
+            B::PGCustomBinaryOperator(parts) => {
+                let symbol = parts.last().map(String::as_str).unwrap_or("");
+                let mapped = match symbol {
+                    "~" => B::PGRegexMatch,
+                    "~*" => B::PGRegexIMatch,
+                    "!~" => B::PGRegexNotMatch,
+                    "!~*" => B::PGRegexNotIMatch,
+                    "=" => B::Eq,
+                    "<>" => B::NotEq,
+                    "<" => B::Lt,
+                    ">" => B::Gt,
+                    "<=" => B::LtEq,
+                    ">=" => B::GtEq,
+                    "~~" => {
+                        let like = ast::Expr::Like { negated: false, any: false, expr: Box::new(l.clone()), pattern: Box::new(r.clone()), escape_char: None };
+                        return self.bind(&like);
+                    }
+                    other => return Err(Error::UndefinedFunction(format!("operator does not exist: {other}"))),
+                };
+                self.bind_binary(l, &mapped, r)
+            }
+            B::PGLikeMatch | B::PGILikeMatch | B::PGNotLikeMatch | B::PGNotILikeMatch => {
+                let negated = matches!(op, B::PGNotLikeMatch | B::PGNotILikeMatch);
+                let like = if matches!(op, B::PGLikeMatch | B::PGNotLikeMatch) {
+                    ast::Expr::Like { negated, any: false, expr: Box::new(l.clone()), pattern: Box::new(r.clone()), escape_char: None }
+                } else {
+                    ast::Expr::ILike { negated, any: false, expr: Box::new(l.clone()), pattern: Box::new(r.clone()), escape_char: None }
+                };
+                self.bind(&like)
+            }
+            B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo | B::PGExp => {
+                let bop = match op {
+                    B::Plus => BinaryOp::Add,
+                    B::Minus => BinaryOp::Sub,
+                    B::Multiply => BinaryOp::Mul,
+                    B::Divide => BinaryOp::Div,
+                    B::Modulo => BinaryOp::Mod,
+                    _ => BinaryOp::Pow,
+                };
+                let lb = self.bind(l)?;
+                let rb = self.bind(r)?;
+                self.bind_arithmetic(bop, lb, rb)
+            }
+            other => Err(Error::FeatureNotSupported(format!("operator {other}"))),
+        }
+    }
+
+    fn coerce_concat(&mut self, bound: (Expr, DataType), t: &DataType) -> Result<Expr> {
+        if bound.1 == *t || bound.1 == DataType::Unknown || (*t == DataType::Text && bound.1.is_string()) {
+            return self.coerce(bound, t);
+        }
+        Ok(Expr::Cast(Box::new(bound.0), t.clone()))
+    }
+
+    /// Types an arithmetic expression: numbers meet in their common type; dates, timestamps
+    /// and intervals follow PostgreSQL's operator table.
+    pub fn bind_arithmetic(&mut self, op: BinaryOp, lb: (Expr, DataType), rb: (Expr, DataType)) -> Result<(Expr, DataType)> {
+        use DataType as T;
+        let (lt, rt) = (lb.1.clone(), rb.1.clone());
+        let symbol = super::super::execution::arith::op_symbol(op);
+        let make = |l: Expr, r: Expr| Expr::Binary(op, Box::new(l), Box::new(r));
+        // Resolve unknown operands against the other side.
+        let datetime = |t: &DataType| matches!(t, T::Date | T::Timestamp | T::TimestampTz);
+        match (&lt, &rt) {
+            (a, T::Unknown) if datetime(a) && matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
+                let other = if op == BinaryOp::Sub && rb_is_timestamp_text(&rb.0) { a.clone() } else { T::Interval };
+                let re = self.coerce(rb, &other)?;
+                return self.bind_arithmetic(op, lb, (re, other));
+            }
+            (T::Unknown, b) if datetime(b) && op == BinaryOp::Add => {
+                let le = self.coerce(lb, &T::Interval)?;
+                return self.bind_arithmetic(op, (le, T::Interval), rb);
+            }
+            (T::Interval, T::Unknown) => {
+                let other = if matches!(op, BinaryOp::Add | BinaryOp::Sub) { T::Interval } else { T::Float8 };
+                let re = self.coerce(rb, &other)?;
+                return self.bind_arithmetic(op, lb, (re, other));
+            }
+            _ => {}
+        }
+        let result = match (&lt, &rt) {
+            (a, b) if (a.is_numeric() || *a == T::Unknown) && (b.is_numeric() || *b == T::Unknown) => {
+                let mut t = DataType::common(a, b).unwrap_or(T::Numeric(None));
+                if t == T::Unknown {
+                    t = T::Numeric(None);
+                }
+                if let T::Numeric(Some(_)) = t {
+                    t = T::Numeric(None);
+                }
+                if op == BinaryOp::Pow && t.is_integer() {
+                    t = T::Float8;
+                }
+                if op == BinaryOp::Pow && t == T::Float4 {
+                    t = T::Float8;
+                }
+                let l = self.coerce(lb, &t)?;
+                let r = self.coerce(rb, &t)?;
+                return Ok((make(l, r), t));
+            }
+            (T::Timestamp, T::Interval) | (T::Interval, T::Timestamp) if op == BinaryOp::Add => T::Timestamp,
+            (T::Timestamp, T::Interval) if op == BinaryOp::Sub => T::Timestamp,
+            (T::TimestampTz, T::Interval) | (T::Interval, T::TimestampTz) if op == BinaryOp::Add => T::TimestampTz,
+            (T::TimestampTz, T::Interval) if op == BinaryOp::Sub => T::TimestampTz,
+            (T::Date, T::Interval) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => T::Timestamp,
+            (T::Date, b) if b.is_integer() && matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
+                let r = self.coerce(rb, &T::Int4)?;
+                return Ok((make(lb.0, r), T::Date));
+            }
+            (T::Date, T::Date) if op == BinaryOp::Sub => T::Int4,
+            (T::Timestamp, T::Timestamp) | (T::TimestampTz, T::TimestampTz) if op == BinaryOp::Sub => T::Interval,
+            (T::Timestamp, T::TimestampTz) | (T::TimestampTz, T::Timestamp) | (T::Date, T::Timestamp | T::TimestampTz) | (T::Timestamp | T::TimestampTz, T::Date)
+                if op == BinaryOp::Sub =>
+            {
+                let l = self.coerce(lb, &T::TimestampTz)?;
+                let r = self.coerce(rb, &T::TimestampTz)?;
+                return Ok((make(l, r), T::Interval));
+            }
+            (T::Interval, T::Interval) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => T::Interval,
+            (T::Interval, n) if n.is_numeric() && matches!(op, BinaryOp::Mul | BinaryOp::Div) => T::Interval,
+            (n, T::Interval) if n.is_numeric() && op == BinaryOp::Mul => T::Interval,
+            _ => return Err(mismatch_operator(&lt, symbol, &rt)),
+        };
+        Ok((make(lb.0, rb.0), result))
+    }
+
+    /// Binds a call to a scalar function with already-bound arguments.
+    pub fn bind_call(&mut self, name: &str, args: Vec<(Expr, DataType)>) -> Result<(Expr, DataType)> {
+        let types: Vec<DataType> = args.iter().map(|(_, t)| t.clone()).collect();
+        let sig = functions::resolve(name, &types)?;
+        let mut bound = Vec::with_capacity(args.len());
+        for (arg, target) in args.into_iter().zip(sig.arg_types.iter()) {
+            bound.push(match target {
+                DataType::Unknown => {
+                    if arg.1 == DataType::Unknown {
+                        self.coerce(arg, &DataType::Text)?
+                    } else {
+                        arg.0
+                    }
+                }
+                t => {
+                    let at = arg.1.clone();
+                    if at == *t || at == DataType::Unknown || (at.is_numeric() && t.is_numeric()) || (at.is_string() && t.is_string()) {
+                        self.coerce(arg, t)?
+                    } else if matches!((&at, t), (DataType::Date | DataType::Timestamp | DataType::TimestampTz, DataType::Timestamp | DataType::TimestampTz)) {
+                        Expr::Cast(Box::new(arg.0), t.clone())
+                    } else if matches!(t, DataType::Array(_)) && matches!(at, DataType::Array(_)) {
+                        arg.0
+                    } else {
+                        return Err(Error::UndefinedFunction(format!(
+                            "function {name}({}) does not exist",
+                            types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+            });
+        }
+        Ok((Expr::Function { name: sig.name, args: bound, return_type: sig.return_type.clone() }, sig.return_type))
+    }
+
+    fn bind_function(&mut self, f: &ast::Function) -> Result<(Expr, DataType)> {
+        let parts = object_name_parts(&f.name);
+        let name = parts.last().cloned().unwrap_or_default();
+        let (arg_list, distinct, clauses) = match &f.args {
+            ast::FunctionArguments::None => (Vec::new(), false, Vec::new()),
+            ast::FunctionArguments::List(list) => (
+                list.args.clone(),
+                matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)),
+                list.clauses.clone(),
+            ),
+            ast::FunctionArguments::Subquery(_) => {
+                return Err(Error::FeatureNotSupported("subquery as function argument".into()))
+            }
+        };
+        if !clauses.is_empty() {
+            return Err(Error::FeatureNotSupported(format!("clauses in call to {name}")));
+        }
+        let star = matches!(arg_list.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
+        let args: Vec<&ast::Expr> = arg_list
+            .iter()
+            .filter_map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                ast::FunctionArg::Named { arg: ast::FunctionArgExpr::Expr(e), .. } => Some(e),
+                _ => None,
+            })
+            .collect();
+        if let Some(over) = &f.over {
+            return self.bind_window(&name, &args, star, over);
+        }
+        if let Some(function) = aggregate_function(&name) {
+            return self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref());
+        }
+        if distinct || f.filter.is_some() {
+            return Err(Error::Syntax { message: format!("DISTINCT specified, but {name} is not an aggregate function"), position: None });
+        }
+        match name.as_str() {
+            "coalesce" | "greatest" | "least" | "nullif" => {
+                let mut bound = Vec::new();
+                let mut t = DataType::Unknown;
+                for a in &args {
+                    let b = self.bind(a)?;
+                    t = DataType::common(&t, &b.1).ok_or_else(|| {
+                        Error::DatatypeMismatch(format!("{} types {t} and {} cannot be matched", name.to_uppercase(), b.1))
+                    })?;
+                    bound.push(b);
+                }
+                if name == "nullif" && bound.len() != 2 {
+                    return Err(Error::UndefinedFunction("function nullif requires two arguments".into()));
+                }
+                if t == DataType::Unknown {
+                    t = DataType::Text;
+                }
+                let result_type = if name == "nullif" { bound[0].1.clone() } else { t.clone() };
+                let result_type = if result_type == DataType::Unknown { DataType::Text } else { result_type };
+                let args = bound.into_iter().map(|b| self.coerce(b, &t)).collect::<Result<Vec<_>>>()?;
+                let canonical: &'static str = match name.as_str() {
+                    "coalesce" => "coalesce",
+                    "greatest" => "greatest",
+                    "least" => "least",
+                    _ => "nullif",
+                };
+                Ok((Expr::Function { name: canonical, args, return_type: result_type.clone() }, result_type))
+            }
+            "current_user" | "session_user" | "user" | "current_role" => {
+                Ok((Expr::Function { name: "current_user", args: vec![], return_type: DataType::Text }, DataType::Text))
+            }
+            "current_database" | "current_catalog" => {
+                Ok((Expr::Function { name: "current_database", args: vec![], return_type: DataType::Text }, DataType::Text))
+            }
+            "current_schema" => Ok((Expr::Function { name: "current_schema", args: vec![], return_type: DataType::Text }, DataType::Text)),
+            "version" => Ok((Expr::Function { name: "version", args: vec![], return_type: DataType::Text }, DataType::Text)),
+            "pg_backend_pid" => Ok((Expr::Function { name: "pg_backend_pid", args: vec![], return_type: DataType::Int4 }, DataType::Int4)),
+            _ => {
+                let mut bound = Vec::new();
+                for a in &args {
+                    bound.push(self.bind(a)?);
+                }
+                if let Some(found) = crate::sql::system::bind_catalog_function(&name, &mut bound)? {
+                    return Ok(found);
+                }
+                self.bind_call(&name, bound)
+            }
+        }
+    }
+
+    fn bind_aggregate(
+        &mut self,
+        function: AggregateFunction,
+        args: &[&ast::Expr],
+        star: bool,
+        distinct: bool,
+        filter: Option<&ast::Expr>,
+    ) -> Result<(Expr, DataType)> {
+        let Some(grouping) = self.grouping.take() else {
+            self.saw_aggregate = true;
+            // Outside a grouping context: bind arguments for errors, type the result.
+            let arg_type = match args.first() {
+                Some(a) => Some(self.bind(a)?.1),
+                None => None,
+            };
+            let t = aggregate_type(if star { AggregateFunction::CountStar } else { function }, arg_type.as_ref())?;
+            return Ok((Expr::Constant(Value::Null), t));
+        };
+        // Arguments are evaluated over the aggregate's input.
+        let saved_scope = std::mem::replace(&mut self.scope, grouping.input.clone());
+        let result = (|| -> Result<Aggregate> {
+            let function = if star || (function == AggregateFunction::Count && args.is_empty()) {
+                AggregateFunction::CountStar
+            } else {
+                function
+            };
+            let mut bound_args = Vec::new();
+            let mut arg_type = None;
+            for (i, a) in args.iter().enumerate() {
+                let (e, t) = self.bind(a)?;
+                let (e, t) = if t == DataType::Unknown { (self.coerce((e, t), &DataType::Text)?, DataType::Text) } else { (e, t) };
+                if i == 0 {
+                    arg_type = Some(t);
+                }
+                bound_args.push(e);
+            }
+            if function == AggregateFunction::StringAgg && bound_args.len() != 2 {
+                return Err(Error::UndefinedFunction("function string_agg requires two arguments".into()));
+            }
+            if matches!(function, AggregateFunction::BoolAnd | AggregateFunction::BoolOr) && arg_type != Some(DataType::Bool) {
+                return Err(Error::UndefinedFunction(format!(
+                    "function {}({}) does not exist",
+                    if function == AggregateFunction::BoolAnd { "bool_and" } else { "bool_or" },
+                    arg_type.map(|t| t.to_string()).unwrap_or_default()
+                )));
+            }
+            let return_type = aggregate_type(function, arg_type.as_ref())?;
+            let filter = match filter {
+                Some(f) => Some(self.bind_condition(f, "FILTER")?),
+                None => None,
+            };
+            Ok(Aggregate { function, args: bound_args, distinct, filter, return_type })
+        })();
+        self.scope = saved_scope;
+        let mut grouping = grouping;
+        let out = result.map(|agg| {
+            let t = agg.return_type.clone();
+            let index = match grouping.aggregates.iter().position(|a| *a == agg) {
+                Some(i) => i,
+                None => {
+                    grouping.aggregates.push(agg);
+                    grouping.aggregates.len() - 1
+                }
+            };
+            (Expr::Column(grouping.group_exprs.len() + index), t)
+        });
+        self.grouping = Some(grouping);
+        out
+    }
+
+    fn bind_window(&mut self, name: &str, args: &[&ast::Expr], star: bool, over: &ast::WindowType) -> Result<(Expr, DataType)> {
+        let spec = match over {
+            ast::WindowType::WindowSpec(spec) => spec,
+            ast::WindowType::NamedWindow(_) => return Err(Error::FeatureNotSupported("named windows".into())),
+        };
+        if spec.window_frame.is_some() {
+            return Err(Error::FeatureNotSupported("explicit window frames".into()));
+        }
+        if self.windows.is_none() {
+            return Err(Error::Syntax { message: "window functions are not allowed here".into(), position: None });
+        }
+        let mut bound_args = Vec::new();
+        for a in args {
+            bound_args.push(self.bind(a)?);
+        }
+        let mut partition_by = Vec::new();
+        for p in &spec.partition_by {
+            partition_by.push(self.bind(p)?.0);
+        }
+        let mut order_by = Vec::new();
+        for o in &spec.order_by {
+            order_by.push(self.bind_sort_key(o)?);
+        }
+        let first_type = bound_args.first().map(|(_, t)| t.clone());
+        let (function, return_type) = match name {
+            "row_number" => (WindowFunction::RowNumber, DataType::Int8),
+            "rank" => (WindowFunction::Rank, DataType::Int8),
+            "dense_rank" => (WindowFunction::DenseRank, DataType::Int8),
+            "lag" | "lead" | "first_value" | "last_value" => {
+                let t = first_type.clone().ok_or_else(|| Error::UndefinedFunction(format!("function {name}() does not exist")))?;
+                let f = match name {
+                    "lag" => WindowFunction::Lag,
+                    "lead" => WindowFunction::Lead,
+                    "first_value" => WindowFunction::FirstValue,
+                    _ => WindowFunction::LastValue,
+                };
+                (f, t)
+            }
+            other => match aggregate_function(other) {
+                Some(agg) => {
+                    let agg = if star || (agg == AggregateFunction::Count && args.is_empty()) { AggregateFunction::CountStar } else { agg };
+                    (WindowFunction::Aggregate(agg), aggregate_type(agg, first_type.as_ref())?)
+                }
+                None => return Err(Error::UndefinedFunction(format!("function {other} is not a window function"))),
+            },
+        };
+        let mut arg_exprs = Vec::new();
+        for (i, (e, t)) in bound_args.into_iter().enumerate() {
+            // lag/lead default must match the value's type.
+            let e = if i == 2 { self.coerce((e, t), &return_type)? } else { e };
+            arg_exprs.push(e);
+        }
+        let call = WindowCall { function, args: arg_exprs, partition_by, order_by, return_type: return_type.clone() };
+        let (base, calls) = self.windows.as_mut().ok_or_else(|| Error::Internal("window context".into()))?;
+        let index = match calls.iter().position(|c| *c == call) {
+            Some(i) => i,
+            None => {
+                calls.push(call);
+                calls.len() - 1
+            }
+        };
+        Ok((Expr::Column(*base + index), return_type))
+    }
+
+    /// Binds one ORDER BY item against the current scope.
+    pub fn bind_sort_key(&mut self, o: &ast::OrderByExpr) -> Result<SortKey> {
+        let expr = self.bind(&o.expr)?.0;
+        Ok(sort_key(expr, &o.options))
+    }
+
+    /// Binds a subquery with this scope as its outer scope.
+    pub fn bind_subquery(&mut self, query: &ast::Query) -> Result<(Subquery, Vec<super::scope::ScopeColumn>)> {
+        let outer = if self.grouping.is_some() {
+            // Inside a grouped query the subquery sees the grouped row.
+            None
+        } else {
+            Some(self.scope.clone())
+        };
+        let id = *self.next_subquery_id;
+        *self.next_subquery_id += 1;
+        let mut child = Binder {
+            txn: &mut *self.txn,
+            params: &mut *self.params,
+            scope: Scope::default(),
+            outer,
+            correlated: false,
+            ctes: self.ctes.clone(),
+            grouping: None,
+            windows: None,
+            saw_aggregate: false,
+            next_subquery_id: &mut *self.next_subquery_id,
+        };
+        let (node, columns) = child.plan_query(query)?;
+        let correlated = child.correlated;
+        Ok((Subquery { id, node, correlated }, columns))
+    }
+}
+
+fn rb_is_timestamp_text(e: &Expr) -> bool {
+    match e {
+        Expr::Constant(Value::Text(s)) => crate::types::datetime::parse_timestamp(s, true).is_ok(),
+        _ => false,
+    }
+}
+
+/// A sort key with PostgreSQL's defaults: NULLs last ascending, first descending.
+pub fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
+    let descending = matches!(options.sort, Some(ast::OrderBySort::Desc));
+    SortKey { expr, descending, nulls_first: options.nulls_first.unwrap_or(descending) }
+}
+
+fn negate_if(e: Expr, negated: bool) -> Expr {
+    if negated {
+        Expr::Unary(UnaryOp::Not, Box::new(e))
+    } else {
+        e
+    }
+}
+
+fn mismatch_operator(l: &DataType, op: &str, r: &DataType) -> Error {
+    Error::UndefinedFunction(format!("operator does not exist: {l} {op} {r}"))
+}
+
+fn bool_operand(op: &ast::BinaryOperator) -> Error {
+    Error::DatatypeMismatch(format!("argument of {op} must be type boolean"))
+}

@@ -1,0 +1,315 @@
+//! Planning of INSERT, UPDATE and DELETE.
+
+use super::binder::{ident, object_name, Binder};
+use super::plan::{Expr, Node, OnConflict, Plan, ResultColumn};
+use super::scope::{Scope, ScopeColumn};
+use super::select::output_name;
+use crate::catalog::{self, Table};
+use crate::error::{Error, Result};
+use crate::sql::parser;
+use crate::types::{DataType, Value};
+use sqlparser::ast;
+
+fn table_scope(table: &Table, alias: &str) -> Vec<ScopeColumn> {
+    table
+        .columns
+        .iter()
+        .map(|c| ScopeColumn { table: Some(alias.to_string()), name: c.name.clone(), data_type: c.data_type.clone(), hidden: false })
+        .collect()
+}
+
+fn is_default_keyword(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+impl Binder<'_> {
+    /// The bound DEFAULT of a column (NULL when it has none).
+    pub fn column_default(&mut self, table: &Table, index: usize) -> Result<Expr> {
+        let column = &table.columns[index];
+        match &column.default {
+            None => Ok(Expr::Constant(Value::Null)),
+            Some(text) => {
+                let ast = parser::parse_expr(text)?;
+                let saved = std::mem::take(&mut self.scope);
+                let bound = self.bind(&ast);
+                self.scope = saved;
+                let bound = bound?;
+                self.coerce_assignment(bound, &column.data_type, &column.name)
+            }
+        }
+    }
+
+    pub fn plan_insert(&mut self, insert: &ast::Insert) -> Result<Plan> {
+        let name = match &insert.table {
+            ast::TableObject::TableName(n) => object_name(n),
+            _ => return Err(Error::FeatureNotSupported("INSERT into a table function".into())),
+        };
+        let table = catalog::must_get_table(self.txn, &name)?;
+        let alias = insert.table_alias.as_ref().map(|a| ident(&a.alias)).unwrap_or_else(|| table.name.clone());
+        let targets: Vec<usize> = if insert.columns.is_empty() {
+            (0..table.columns.len()).collect()
+        } else {
+            let mut out = Vec::new();
+            for c in &insert.columns {
+                let col = object_name(c);
+                let i = table.column_index(&col).ok_or_else(|| {
+                    Error::UndefinedColumn(format!("{col}\" of relation \"{}", table.name))
+                })?;
+                if out.contains(&i) {
+                    return Err(Error::Syntax { message: format!("column \"{col}\" specified more than once"), position: None });
+                }
+                out.push(i);
+            }
+            out
+        };
+        let source = insert.source.as_ref().ok_or_else(|| Error::FeatureNotSupported("INSERT without a source".into()))?;
+        let node = match source.body.as_ref() {
+            ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() => {
+                let mut rows = Vec::new();
+                for row in &values.rows {
+                    if row.len() > targets.len() {
+                        return Err(Error::Syntax { message: "INSERT has more expressions than target columns".into(), position: None });
+                    }
+                    if row.len() < targets.len() {
+                        return Err(Error::Syntax { message: "INSERT has more target columns than expressions".into(), position: None });
+                    }
+                    let mut full = Vec::with_capacity(table.columns.len());
+                    for i in 0..table.columns.len() {
+                        full.push(match targets.iter().position(|&t| t == i) {
+                            Some(j) if !is_default_keyword(&row[j]) => {
+                                let bound = self.bind(&row[j])?;
+                                let column = &table.columns[i];
+                                self.coerce_assignment(bound, &column.data_type, &column.name)?
+                            }
+                            _ => self.column_default(&table, i)?,
+                        });
+                    }
+                    rows.push(full);
+                }
+                Node::Values { rows }
+            }
+            _ => {
+                let (node, columns) = self.plan_query(source)?;
+                if columns.len() > targets.len() {
+                    return Err(Error::Syntax { message: "INSERT has more expressions than target columns".into(), position: None });
+                }
+                if columns.len() < targets.len() {
+                    return Err(Error::Syntax { message: "INSERT has more target columns than expressions".into(), position: None });
+                }
+                let mut exprs = Vec::with_capacity(table.columns.len());
+                for i in 0..table.columns.len() {
+                    exprs.push(match targets.iter().position(|&t| t == i) {
+                        Some(j) => {
+                            let column = &table.columns[i];
+                            self.coerce_assignment((Expr::Column(j), columns[j].data_type.clone()), &column.data_type, &column.name)?
+                        }
+                        None => self.column_default(&table, i)?,
+                    });
+                }
+                Node::Project { source: Box::new(node), exprs }
+            }
+        };
+        let on_conflict = match &insert.on {
+            None => OnConflict::Error,
+            Some(ast::OnInsert::OnConflict(oc)) => self.plan_on_conflict(&table, &alias, oc)?,
+            Some(_) => return Err(Error::FeatureNotSupported("ON DUPLICATE KEY".into())),
+        };
+        let returning = self.plan_returning(insert.returning.as_deref(), Scope::new(table_scope(&table, &alias)))?;
+        Ok(Plan::Insert { table, source: node, on_conflict, returning })
+    }
+
+    fn plan_on_conflict(&mut self, table: &Table, alias: &str, oc: &ast::OnConflict) -> Result<OnConflict> {
+        let target = match &oc.conflict_target {
+            None => None,
+            Some(ast::ConflictTarget::Columns { columns, .. }) => {
+                let mut idx = Vec::new();
+                for c in columns {
+                    let name = ident(c);
+                    idx.push(table.column_index(&name).ok_or_else(|| Error::UndefinedColumn(name.clone()))?);
+                }
+                let mut sorted = idx.clone();
+                sorted.sort_unstable();
+                let matches = |cols: &[usize]| {
+                    let mut c = cols.to_vec();
+                    c.sort_unstable();
+                    c == sorted
+                };
+                let ok = (!table.primary_key.is_empty() && matches(&table.primary_key))
+                    || table.indexes.iter().any(|i| i.unique && matches(&i.columns));
+                if !ok {
+                    return Err(Error::InvalidColumnReference(
+                        "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
+                    ));
+                }
+                Some(idx)
+            }
+            Some(ast::ConflictTarget::OnConstraint(name)) => {
+                let name = object_name(name);
+                if name == table.pkey_name() {
+                    Some(table.primary_key.clone())
+                } else if let Some(ix) = table.indexes.iter().find(|i| i.name == name) {
+                    Some(ix.columns.clone())
+                } else {
+                    return Err(Error::UndefinedObject(format!("constraint \"{name}\" for table \"{}\" does not exist", table.name)));
+                }
+            }
+        };
+        match &oc.action {
+            ast::OnConflictAction::DoNothing => Ok(OnConflict::DoNothing { target }),
+            ast::OnConflictAction::DoUpdate(update) => {
+                let target = target.ok_or_else(|| {
+                    Error::Syntax { message: "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(), position: None }
+                })?;
+                let mut columns = table_scope(table, alias);
+                columns.extend(table_scope(table, "excluded"));
+                let saved = std::mem::replace(&mut self.scope, Scope::new(columns));
+                let result = (|| {
+                    let assignments = self.plan_assignments(table, &update.assignments)?;
+                    let predicate = match &update.selection {
+                        Some(p) => Some(self.bind_condition(p, "WHERE")?),
+                        None => None,
+                    };
+                    Ok(OnConflict::DoUpdate { target, assignments, predicate })
+                })();
+                self.scope = saved;
+                result
+            }
+        }
+    }
+
+    fn plan_assignments(&mut self, table: &Table, assignments: &[ast::Assignment]) -> Result<Vec<(usize, Expr)>> {
+        let mut out: Vec<(usize, Expr)> = Vec::new();
+        for a in assignments {
+            let names = match &a.target {
+                ast::AssignmentTarget::ColumnName(n) => vec![object_name(n)],
+                ast::AssignmentTarget::Tuple(_) => return Err(Error::FeatureNotSupported("multiple-column assignment".into())),
+            };
+            let name = &names[0];
+            let i = table.column_index(name).ok_or_else(|| {
+                Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name))
+            })?;
+            if out.iter().any(|(j, _)| *j == i) {
+                return Err(Error::Syntax { message: format!("multiple assignments to same column \"{name}\""), position: None });
+            }
+            let column = &table.columns[i];
+            let expr = if is_default_keyword(&a.value) {
+                self.column_default(table, i)?
+            } else {
+                let bound = self.bind(&a.value)?;
+                self.coerce_assignment(bound, &column.data_type, &column.name)?
+            };
+            out.push((i, expr));
+        }
+        Ok(out)
+    }
+
+    /// RETURNING items bound over `scope` (the written rows).
+    fn plan_returning(&mut self, items: Option<&[ast::SelectItem]>, scope: Scope) -> Result<Option<(Vec<Expr>, Vec<ResultColumn>)>> {
+        let Some(items) = items else { return Ok(None) };
+        let saved = std::mem::replace(&mut self.scope, scope.clone());
+        let result = (|| {
+            let mut exprs = Vec::new();
+            let mut columns = Vec::new();
+            for item in items {
+                match item {
+                    ast::SelectItem::Wildcard(_) => {
+                        for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
+                            exprs.push(Expr::Column(i));
+                            columns.push(ResultColumn { name: c.name.clone(), data_type: c.data_type.clone() });
+                        }
+                    }
+                    ast::SelectItem::UnnamedExpr(e) => {
+                        let (b, t) = self.bind(e)?;
+                        exprs.push(b);
+                        columns.push(ResultColumn { name: output_name(e), data_type: text_if_unknown(t) });
+                    }
+                    ast::SelectItem::ExprWithAlias { expr, alias } => {
+                        let (b, t) = self.bind(expr)?;
+                        exprs.push(b);
+                        columns.push(ResultColumn { name: ident(alias), data_type: text_if_unknown(t) });
+                    }
+                    other => return Err(Error::FeatureNotSupported(format!("RETURNING {other}"))),
+                }
+            }
+            Ok(Some((exprs, columns)))
+        })();
+        self.scope = saved;
+        result
+    }
+
+    /// The rows an UPDATE or DELETE touches: `table row ++ key ++ extra FROM/USING columns`.
+    fn plan_target_rows(
+        &mut self,
+        relation: &ast::TableFactor,
+        extra: &[ast::TableWithJoins],
+        selection: Option<&ast::Expr>,
+    ) -> Result<(Table, String, Node, Scope)> {
+        let (name, alias) = match relation {
+            ast::TableFactor::Table { name, alias, .. } => {
+                let n = object_name(name);
+                let a = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| n.clone());
+                (n, a)
+            }
+            other => return Err(Error::FeatureNotSupported(format!("UPDATE/DELETE of {other}"))),
+        };
+        let table = catalog::must_get_table(self.txn, &name)?;
+        let mut columns = table_scope(&table, &alias);
+        columns.push(ScopeColumn { table: None, name: String::new(), data_type: DataType::Bytea, hidden: true });
+        let mut scope = Scope::new(columns);
+        let mut node = Node::Scan { table: table.clone(), filter: None, with_key: true };
+        if !extra.is_empty() {
+            let (extra_node, extra_scope) = self.plan_from(extra)?;
+            let (lw, rw) = (scope.len(), extra_scope.len());
+            scope.extend(extra_scope);
+            node = Node::NestedLoopJoin { left: Box::new(node), right: Box::new(extra_node), kind: super::plan::JoinKind::Inner, predicate: None, left_width: lw, right_width: rw };
+        }
+        if let Some(w) = selection {
+            let saved = std::mem::replace(&mut self.scope, scope.clone());
+            let predicate = self.bind_condition(w, "WHERE");
+            self.scope = saved;
+            node = Node::Filter { source: Box::new(node), predicate: predicate? };
+        }
+        Ok((table, alias, node, scope))
+    }
+
+    pub fn plan_update(&mut self, update: &ast::Update) -> Result<Plan> {
+        if !update.table.joins.is_empty() {
+            return Err(Error::FeatureNotSupported("UPDATE with joins".into()));
+        }
+        let extra: Vec<ast::TableWithJoins> = match &update.from {
+            None => Vec::new(),
+            Some(ast::UpdateTableFromKind::BeforeSet(f)) | Some(ast::UpdateTableFromKind::AfterSet(f)) => f.clone(),
+        };
+        let (table, alias, source, scope) = self.plan_target_rows(&update.table.relation, &extra, update.selection.as_ref())?;
+        let saved = std::mem::replace(&mut self.scope, scope);
+        let assignments = self.plan_assignments(&table, &update.assignments);
+        self.scope = saved;
+        let assignments = assignments?;
+        let returning = self.plan_returning(update.returning.as_deref(), Scope::new(table_scope(&table, &alias)))?;
+        Ok(Plan::Update { table, source, assignments, returning })
+    }
+
+    pub fn plan_delete(&mut self, delete: &ast::Delete) -> Result<Plan> {
+        let from = match &delete.from {
+            ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+        };
+        let [target] = from.as_slice() else {
+            return Err(Error::FeatureNotSupported("DELETE from several tables".into()));
+        };
+        if !target.joins.is_empty() {
+            return Err(Error::FeatureNotSupported("DELETE with joins".into()));
+        }
+        let extra = delete.using.clone().unwrap_or_default();
+        let (table, alias, source, _) = self.plan_target_rows(&target.relation, &extra, delete.selection.as_ref())?;
+        let returning = self.plan_returning(delete.returning.as_deref(), Scope::new(table_scope(&table, &alias)))?;
+        Ok(Plan::Delete { table, source, returning })
+    }
+}
+
+fn text_if_unknown(t: DataType) -> DataType {
+    if t == DataType::Unknown {
+        DataType::Text
+    } else {
+        t
+    }
+}

@@ -1,0 +1,289 @@
+//! The planner: binds a parsed statement against the catalog into a typed [`plan::Plan`],
+//! then runs the [`optimizer`] passes over it.
+//!
+//! Binding resolves every name (tables, columns, functions) and type; errors here are the
+//! user's (unknown column 42703, type mismatch 42804, …). The plan is data: enums of nodes and
+//! expressions that the executor interprets, printable with EXPLAIN.
+
+pub mod binder;
+mod dml;
+pub mod optimizer;
+pub mod plan;
+pub mod scope;
+mod select;
+pub mod types;
+
+use crate::catalog::{Column, Index, Table};
+use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
+use crate::types::DataType;
+use binder::{ident, object_name, Binder};
+use plan::{AlterAction, Plan, ResultColumn};
+use sqlparser::ast;
+
+/// Plans one statement. `params` holds the known types of `$n` parameters and receives the
+/// inferred ones.
+pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<DataType>) -> Result<Plan> {
+    let mut next_subquery_id = 0;
+    let mut binder = Binder {
+        txn,
+        params,
+        scope: Default::default(),
+        outer: None,
+        correlated: false,
+        ctes: Default::default(),
+        grouping: None,
+        windows: None,
+        saw_aggregate: false,
+        next_subquery_id: &mut next_subquery_id,
+    };
+    let plan = binder.plan_statement(statement)?;
+    Ok(optimizer::optimize_plan(plan))
+}
+
+impl Binder<'_> {
+    fn plan_statement(&mut self, statement: &ast::Statement) -> Result<Plan> {
+        use ast::Statement as S;
+        match statement {
+            S::Query(query) => {
+                let (node, columns) = self.plan_query(query)?;
+                let columns = columns.into_iter().map(|c| ResultColumn { name: c.name, data_type: c.data_type }).collect();
+                Ok(Plan::Query { node, columns })
+            }
+            S::Insert(insert) => self.plan_insert(insert),
+            S::Update(update) => self.plan_update(update),
+            S::Delete(delete) => self.plan_delete(delete),
+            S::CreateTable(create) => plan_create_table(create),
+            S::CreateIndex(create) => {
+                let table = object_name(&create.table_name);
+                let mut columns = Vec::new();
+                for c in &create.columns {
+                    match &c.column.expr {
+                        ast::Expr::Identifier(id) => columns.push(ident(id)),
+                        other => return Err(Error::FeatureNotSupported(format!("index on expression {other}"))),
+                    }
+                }
+                if create.predicate.is_some() {
+                    return Err(Error::FeatureNotSupported("partial indexes".into()));
+                }
+                let name = match &create.name {
+                    Some(n) => object_name(n),
+                    None => format!("{table}_{}_idx", columns.join("_")),
+                };
+                Ok(Plan::CreateIndex { table, name, columns, unique: create.unique, if_not_exists: create.if_not_exists })
+            }
+            S::Drop { object_type, if_exists, names, .. } => {
+                let names: Vec<String> = names.iter().map(object_name).collect();
+                match object_type {
+                    ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
+                    ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
+                    other => Err(Error::FeatureNotSupported(format!("DROP {other}"))),
+                }
+            }
+            S::AlterTable(alter) => {
+                let table = object_name(&alter.name);
+                let [operation] = alter.operations.as_slice() else {
+                    return Err(Error::FeatureNotSupported("several ALTER TABLE actions in one statement".into()));
+                };
+                let action = match operation {
+                    ast::AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
+                        let (column, pk, unique) = column_from_def(column_def)?;
+                        if pk || unique {
+                            return Err(Error::FeatureNotSupported("adding a key column".into()));
+                        }
+                        AlterAction::AddColumn { column, if_not_exists: *if_not_exists }
+                    }
+                    ast::AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+                        let [name] = column_names.as_slice() else {
+                            return Err(Error::FeatureNotSupported("dropping several columns".into()));
+                        };
+                        AlterAction::DropColumn { name: ident(name), if_exists: *if_exists }
+                    }
+                    ast::AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                        AlterAction::RenameColumn { from: ident(old_column_name), to: ident(new_column_name) }
+                    }
+                    ast::AlterTableOperation::RenameTable { table_name } => {
+                        let to = match table_name {
+                            ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => object_name(n),
+                        };
+                        AlterAction::RenameTable { to }
+                    }
+                    other => return Err(Error::FeatureNotSupported(format!("ALTER TABLE {other}"))),
+                };
+                Ok(Plan::AlterTable { table, action })
+            }
+            S::Truncate(truncate) => Ok(Plan::Truncate { tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect() }),
+            S::StartTransaction { modes, .. } => {
+                let read_only = modes.iter().any(|m| {
+                    matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly))
+                });
+                Ok(Plan::Begin { read_only })
+            }
+            S::Commit { .. } => Ok(Plan::Commit),
+            S::Rollback { savepoint: None, .. } => Ok(Plan::Rollback),
+            S::Rollback { savepoint: Some(_), .. } | S::Savepoint { .. } => {
+                Err(Error::FeatureNotSupported("savepoints".into()))
+            }
+            S::Set(set) => plan_set(set),
+            S::ShowVariable { variable } => {
+                let name: Vec<String> = variable.iter().map(ident).collect();
+                Ok(Plan::Show { name: name.join(" ") })
+            }
+            S::Explain { statement, analyze: false, .. } => Ok(Plan::Explain(Box::new(self.plan_statement(statement)?))),
+            S::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into() }),
+            S::Deallocate { .. } => Ok(Plan::Noop { tag: "DEALLOCATE".into() }),
+            other => Err(Error::FeatureNotSupported(format!("statement: {}", truncate_text(&other.to_string(), 60)))),
+        }
+    }
+}
+
+fn truncate_text(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn plan_set(set: &ast::Set) -> Result<Plan> {
+    match set {
+        ast::Set::SingleAssignment { variable, values, .. } => {
+            let name = object_name(variable);
+            let value = values
+                .iter()
+                .map(|v| match v {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    ast::Expr::Identifier(id) => id.value.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let value = if value.eq_ignore_ascii_case("default") { None } else { Some(value) };
+            Ok(Plan::Set { name, value })
+        }
+        ast::Set::SetTimeZone { value, .. } => {
+            let v = match value {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            Ok(Plan::Set { name: "timezone".into(), value: Some(v) })
+        }
+        ast::Set::SetNames { charset_name, .. } => Ok(Plan::Set { name: "client_encoding".into(), value: Some(charset_name.to_string()) }),
+        ast::Set::SetTransaction { .. } | ast::Set::SetSessionParam(_) | ast::Set::SetRole { .. } => {
+            Ok(Plan::Noop { tag: "SET".into() })
+        }
+        other => Err(Error::FeatureNotSupported(format!("{other}"))),
+    }
+}
+
+/// A column definition and whether it declares PRIMARY KEY / UNIQUE.
+fn column_from_def(def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
+    let type_text = def.data_type.to_string();
+    if ["serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"].contains(&type_text.to_ascii_lowercase().as_str()) {
+        return Err(Error::FeatureNotSupported("serial columns (sequences are not supported yet); use a client-generated key or a UUID".into()));
+    }
+    let data_type = types::parse_type_name(&type_text)?;
+    let mut column = Column { name: ident(&def.name), data_type, nullable: true, default: None };
+    let (mut pk, mut unique) = (false, false);
+    for option in &def.options {
+        match &option.option {
+            ast::ColumnOption::Null => column.nullable = true,
+            ast::ColumnOption::NotNull => column.nullable = false,
+            ast::ColumnOption::Default(e) => column.default = Some(e.to_string()),
+            ast::ColumnOption::PrimaryKey(_) => {
+                pk = true;
+                column.nullable = false;
+            }
+            ast::ColumnOption::Unique(_) => unique = true,
+            other => return Err(Error::FeatureNotSupported(format!("column option {other}"))),
+        }
+    }
+    Ok((column, pk, unique))
+}
+
+fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
+    if create.query.is_some() {
+        return Err(Error::FeatureNotSupported("CREATE TABLE AS".into()));
+    }
+    let name = object_name(&create.name);
+    let mut columns: Vec<Column> = Vec::new();
+    let mut primary_key: Vec<usize> = Vec::new();
+    let mut uniques: Vec<Vec<usize>> = Vec::new();
+    for def in &create.columns {
+        let (column, pk, unique) = column_from_def(def)?;
+        if columns.iter().any(|c| c.name == column.name) {
+            return Err(Error::DuplicateColumn(column.name));
+        }
+        if pk {
+            if !primary_key.is_empty() {
+                return Err(Error::InvalidTableDefinition(format!("multiple primary keys for table \"{name}\" are not allowed")));
+            }
+            primary_key.push(columns.len());
+        }
+        if unique {
+            uniques.push(vec![columns.len()]);
+        }
+        columns.push(column);
+    }
+    let find = |cols: &[ast::IndexColumn], columns: &[Column]| -> Result<Vec<usize>> {
+        cols.iter()
+            .map(|c| {
+                let n = match &c.column.expr {
+                    ast::Expr::Identifier(id) => ident(id),
+                    other => other.to_string(),
+                };
+                columns.iter().position(|col| col.name == n).ok_or_else(|| {
+                    Error::UndefinedColumn(format!("{n}\" named in key does not exist (relation \"{name}"))
+                })
+            })
+            .collect()
+    };
+    for constraint in &create.constraints {
+        match constraint {
+            ast::TableConstraint::PrimaryKey(pk) => {
+                if !primary_key.is_empty() {
+                    return Err(Error::InvalidTableDefinition(format!("multiple primary keys for table \"{name}\" are not allowed")));
+                }
+                primary_key = find(&pk.columns, &columns)?;
+                for &i in &primary_key {
+                    columns[i].nullable = false;
+                }
+            }
+            ast::TableConstraint::Unique(u) => uniques.push(find(&u.columns, &columns)?),
+            other => return Err(Error::FeatureNotSupported(format!("constraint {other}"))),
+        }
+    }
+    let mut ttl = None;
+    if let ast::CreateTableOptions::With(options) = &create.table_options {
+        for option in options {
+            match option {
+                ast::SqlOption::KeyValue { key, value } if object_name(key) == "ttl" => {
+                    let text = match value {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        other => other.to_string(),
+                    };
+                    crate::types::datetime::parse_interval(&text)?;
+                    ttl = Some(text);
+                }
+                other => return Err(Error::FeatureNotSupported(format!("table option {other}"))),
+            }
+        }
+    }
+    let mut indexes = Vec::new();
+    for (n, cols) in uniques.into_iter().enumerate() {
+        let col_names: Vec<&str> = cols.iter().map(|&i| columns[i].name.as_str()).collect();
+        indexes.push(Index { id: n as u32 + 1, name: format!("{name}_{}_key", col_names.join("_")), columns: cols, unique: true });
+    }
+    let next_index_id = indexes.len() as u32 + 1;
+    let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id };
+    Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
+}

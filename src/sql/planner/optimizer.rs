@@ -1,0 +1,218 @@
+//! Plan optimization: an ordered list of small rewrites of the node tree.
+//!
+//! 1. Filter pushdown: WHERE terms move below joins to the side they read, and into scans.
+//! 2. Access path selection: a scan whose filter fixes the whole primary key (`=` or `IN`)
+//!    becomes a key lookup; one that fixes all columns of a secondary index becomes an index
+//!    lookup. The full filter stays on the lookup, so the rewrite never changes results.
+
+use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan};
+use super::select::{join_conjunction, split_conjunction};
+use crate::catalog::Table;
+
+/// Optimizes every node tree in a plan.
+pub fn optimize_plan(plan: Plan) -> Plan {
+    match plan {
+        Plan::Query { node, columns } => Plan::Query { node: optimize(node), columns },
+        Plan::Insert { table, source, on_conflict, returning } => Plan::Insert { table, source: optimize(source), on_conflict, returning },
+        Plan::Update { table, source, assignments, returning } => Plan::Update { table, source: optimize(source), assignments, returning },
+        Plan::Delete { table, source, returning } => Plan::Delete { table, source: optimize(source), returning },
+        Plan::Explain(inner) => Plan::Explain(Box::new(optimize_plan(*inner))),
+        other => other,
+    }
+}
+
+/// Optimizes a node tree.
+pub fn optimize(node: Node) -> Node {
+    let node = push_filter(node);
+    let node = map_children(node, optimize);
+    select_access_path(node)
+}
+
+fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
+    let b = |n: Box<Node>| Box::new(f(*n));
+    match node {
+        Node::Filter { source, predicate } => Node::Filter { source: b(source), predicate },
+        Node::Project { source, exprs } => Node::Project { source: b(source), exprs },
+        Node::Aggregate { source, group_by, aggregates } => Node::Aggregate { source: b(source), group_by, aggregates },
+        Node::Window { source, calls } => Node::Window { source: b(source), calls },
+        Node::Sort { source, keys } => Node::Sort { source: b(source), keys },
+        Node::Limit { source, limit, offset } => Node::Limit { source: b(source), limit, offset },
+        Node::Distinct { source, on } => Node::Distinct { source: b(source), on },
+        Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
+            Node::NestedLoopJoin { left: b(left), right: b(right), kind, predicate, left_width, right_width }
+        }
+        Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
+            Node::HashJoin { left: b(left), right: b(right), kind, left_keys, right_keys, residual, left_width, right_width }
+        }
+        Node::SetOperation { op, all, left, right } => Node::SetOperation { op, all, left: b(left), right: b(right) },
+        leaf => leaf,
+    }
+}
+
+/// Which inputs of a join a term reads: (left, right, something else such as a subquery).
+fn sides(e: &Expr, left_width: usize) -> (bool, bool, bool) {
+    let (mut l, mut r, mut other) = (false, false, false);
+    e.walk(&mut |x| match x {
+        Expr::Column(i) if *i < left_width => l = true,
+        Expr::Column(_) => r = true,
+        Expr::Param(_) | Expr::Constant(_) => {}
+        Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. } => other = true,
+        Expr::Function { name, .. } if *name == "random" || *name == "clock_timestamp" => other = true,
+        _ => {}
+    });
+    (l, r, other)
+}
+
+fn push_filter(node: Node) -> Node {
+    let Node::Filter { source, predicate } = node else { return node };
+    match *source {
+        Node::Filter { source: inner, predicate: p2 } => push_filter(Node::Filter {
+            source: inner,
+            predicate: Expr::Binary(BinaryOp::And, Box::new(p2), Box::new(predicate)),
+        }),
+        Node::Scan { table, filter, with_key } => {
+            if predicate.references_outer() || has_subquery(&predicate) {
+                return Node::Filter { source: Box::new(Node::Scan { table, filter, with_key }), predicate };
+            }
+            let filter = match filter {
+                Some(f) => Expr::Binary(BinaryOp::And, Box::new(f), Box::new(predicate)),
+                None => predicate,
+            };
+            Node::Scan { table, filter: Some(filter), with_key }
+        }
+        join @ (Node::NestedLoopJoin { .. } | Node::HashJoin { .. }) => {
+            let (kind, left_width) = match &join {
+                Node::NestedLoopJoin { kind, left_width, .. } | Node::HashJoin { kind, left_width, .. } => (*kind, *left_width),
+                _ => unreachable_join(),
+            };
+            let mut to_left = Vec::new();
+            let mut to_right = Vec::new();
+            let mut keep = Vec::new();
+            for term in split_conjunction(predicate) {
+                match sides(&term, left_width) {
+                    (_, false, false) if matches!(kind, JoinKind::Inner | JoinKind::Left) => to_left.push(term),
+                    (false, true, false) if matches!(kind, JoinKind::Inner | JoinKind::Right) => {
+                        match term.remap_columns(&|i| i.checked_sub(left_width)) {
+                            Some(t) => to_right.push(t),
+                            None => keep.push(term),
+                        }
+                    }
+                    _ => keep.push(term),
+                }
+            }
+            let wrap = |n: Box<Node>, terms: Vec<Expr>| -> Box<Node> {
+                match join_conjunction(terms) {
+                    Some(p) => Box::new(push_filter(Node::Filter { source: n, predicate: p })),
+                    None => n,
+                }
+            };
+            let join = match join {
+                Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
+                    Node::NestedLoopJoin { left: wrap(left, to_left), right: wrap(right, to_right), kind, predicate, left_width, right_width }
+                }
+                Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => Node::HashJoin {
+                    left: wrap(left, to_left),
+                    right: wrap(right, to_right),
+                    kind,
+                    left_keys,
+                    right_keys,
+                    residual,
+                    left_width,
+                    right_width,
+                },
+                other => other,
+            };
+            match join_conjunction(keep) {
+                Some(p) => Node::Filter { source: Box::new(join), predicate: p },
+                None => join,
+            }
+        }
+        other => Node::Filter { source: Box::new(other), predicate },
+    }
+}
+
+fn unreachable_join() -> (JoinKind, usize) {
+    (JoinKind::Inner, 0)
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| {
+        if matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. }) {
+            found = true;
+        }
+    });
+    found
+}
+
+/// For a column, the lists of values the filter pins it to (`col = v` or `col IN (…)`).
+fn pinned_values(terms: &[Expr], column: usize) -> Option<Vec<Expr>> {
+    for term in terms {
+        match term {
+            Expr::Binary(BinaryOp::Eq, a, b) => {
+                for (c, v) in [(a, b), (b, a)] {
+                    if **c == Expr::Column(column) && v.is_row_independent() {
+                        return Some(vec![(**v).clone()]);
+                    }
+                }
+            }
+            Expr::InList { expr, list } if **expr == Expr::Column(column) && list.iter().all(Expr::is_row_independent) => {
+                return Some(list.clone());
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every combination of pinned values for a list of columns (bounded to keep plans small).
+fn key_combinations(terms: &[Expr], columns: &[usize]) -> Option<Vec<Vec<Expr>>> {
+    let mut combos: Vec<Vec<Expr>> = vec![Vec::new()];
+    for &c in columns {
+        let values = pinned_values(terms, c)?;
+        let mut next = Vec::new();
+        for combo in &combos {
+            for v in &values {
+                let mut k = combo.clone();
+                k.push(v.clone());
+                next.push(k);
+            }
+        }
+        if next.len() > 1024 {
+            return None;
+        }
+        combos = next;
+    }
+    Some(combos)
+}
+
+fn select_access_path(node: Node) -> Node {
+    let Node::Scan { table, filter: Some(filter), with_key } = node else { return node };
+    let terms = split_conjunction(filter.clone());
+    if let Some(keys) = primary_key_lookup(&table, &terms) {
+        return Node::KeyLookup { table, keys, filter: Some(filter), with_key };
+    }
+    let mut best: Option<(usize, Vec<Vec<Expr>>)> = None;
+    for (i, index) in table.indexes.iter().enumerate() {
+        if let Some(values) = key_combinations(&terms, &index.columns) {
+            let better = match &best {
+                None => true,
+                Some((b, _)) => index.unique && !table.indexes[*b].unique || index.columns.len() > table.indexes[*b].columns.len(),
+            };
+            if better {
+                best = Some((i, values));
+            }
+        }
+    }
+    match best {
+        Some((index, values)) => Node::IndexLookup { table, index, values, filter: Some(filter), with_key },
+        None => Node::Scan { table, filter: Some(filter), with_key },
+    }
+}
+
+fn primary_key_lookup(table: &Table, terms: &[Expr]) -> Option<Vec<Vec<Expr>>> {
+    if table.primary_key.is_empty() {
+        return None;
+    }
+    key_combinations(terms, &table.primary_key)
+}

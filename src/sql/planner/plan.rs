@@ -1,0 +1,520 @@
+//! Plans are data: a statement becomes a [`Plan`], whose queries are trees of [`Node`]s over
+//! bound [`Expr`]essions (columns are positions in the input row, types are resolved).
+
+use crate::catalog::Table;
+use crate::types::{DataType, Value};
+use std::fmt;
+
+/// A bound scalar expression. Column positions refer to the row of the node evaluating it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Constant(Value),
+    /// A column of the current row.
+    Column(usize),
+    /// A column of the enclosing query's current row (correlated subqueries).
+    Outer(usize),
+    /// A statement parameter `$n` (0-based here).
+    Param(usize),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>),
+    /// `a IS DISTINCT FROM b`.
+    IsDistinct(Box<Expr>, Box<Expr>),
+    Like { expr: Box<Expr>, pattern: Box<Expr>, case_insensitive: bool },
+    InList { expr: Box<Expr>, list: Vec<Expr> },
+    /// `expr IN (subquery)`.
+    InSubquery { expr: Box<Expr>, subquery: Box<Subquery> },
+    Exists(Box<Subquery>),
+    /// A subquery returning at most one row of one column.
+    ScalarSubquery(Box<Subquery>),
+    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Cast(Box<Expr>, DataType),
+    /// A scalar function, resolved by name, with its result type.
+    Function { name: &'static str, args: Vec<Expr>, return_type: DataType },
+}
+
+/// A subquery inside an expression. Uncorrelated subqueries run once per statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subquery {
+    pub id: usize,
+    pub node: Node,
+    pub correlated: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Not,
+    Negate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    And,
+    Or,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Concat,
+    /// `->`: JSON member or element.
+    JsonGet,
+    /// `->>`: JSON member or element as text.
+    JsonGetText,
+    /// `~`, `~*`: regular expression match.
+    RegexMatch { case_insensitive: bool },
+}
+
+/// An aggregate function call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    pub function: AggregateFunction,
+    /// The argument (None for `count(*)`); a second argument for string_agg's delimiter.
+    pub args: Vec<Expr>,
+    pub distinct: bool,
+    pub filter: Option<Expr>,
+    pub return_type: DataType,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateFunction {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    StddevSamp,
+    StddevPop,
+    VarSamp,
+    VarPop,
+    StringAgg,
+    ArrayAgg,
+    BoolAnd,
+    BoolOr,
+}
+
+/// A window function call over partitions of the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowCall {
+    pub function: WindowFunction,
+    pub args: Vec<Expr>,
+    pub partition_by: Vec<Expr>,
+    pub order_by: Vec<SortKey>,
+    pub return_type: DataType,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WindowFunction {
+    RowNumber,
+    Rank,
+    DenseRank,
+    Lag,
+    Lead,
+    FirstValue,
+    LastValue,
+    /// An aggregate over the frame: the whole partition without ORDER BY, else from the start
+    /// of the partition to the current row's last peer.
+    Aggregate(AggregateFunction),
+}
+
+/// One ORDER BY key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOperator {
+    Union,
+    Intersect,
+    Except,
+}
+
+/// A query plan node. Each produces rows; the shape of its rows is known at plan time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    /// All rows of a table, optionally filtered; `with_key` appends the encoded row key as a
+    /// trailing BYTEA column (for UPDATE and DELETE).
+    Scan { table: Table, filter: Option<Expr>, with_key: bool },
+    /// Rows by primary key values (each inner Vec is one full key).
+    KeyLookup { table: Table, keys: Vec<Vec<Expr>>, filter: Option<Expr>, with_key: bool },
+    /// Rows by secondary index: each inner Vec is one full set of indexed values.
+    IndexLookup { table: Table, index: usize, values: Vec<Vec<Expr>>, filter: Option<Expr>, with_key: bool },
+    /// Literal rows.
+    Values { rows: Vec<Vec<Expr>> },
+    Filter { source: Box<Node>, predicate: Expr },
+    Project { source: Box<Node>, exprs: Vec<Expr> },
+    /// Output: the group-by values, then the aggregates.
+    Aggregate { source: Box<Node>, group_by: Vec<Expr>, aggregates: Vec<Aggregate> },
+    /// Output: the input row, then one column per window call.
+    Window { source: Box<Node>, calls: Vec<WindowCall> },
+    Sort { source: Box<Node>, keys: Vec<SortKey> },
+    Limit { source: Box<Node>, limit: Option<Expr>, offset: Option<Expr> },
+    /// Removes duplicate rows; with `on`, keeps the first row for each value of the keys.
+    Distinct { source: Box<Node>, on: Option<Vec<Expr>> },
+    /// Nested-loop join; output is the left row then the right row.
+    NestedLoopJoin { left: Box<Node>, right: Box<Node>, kind: JoinKind, predicate: Option<Expr>, right_width: usize, left_width: usize },
+    /// Equi-join building a hash table on the right input.
+    HashJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        kind: JoinKind,
+        left_keys: Vec<Expr>,
+        right_keys: Vec<Expr>,
+        residual: Option<Expr>,
+        left_width: usize,
+        right_width: usize,
+    },
+    SetOperation { op: SetOperator, all: bool, left: Box<Node>, right: Box<Node> },
+    /// Rows of a virtual table computed from the catalog (pg_catalog, information_schema).
+    Virtual { name: String, filter: Option<Expr> },
+}
+
+/// A column of a result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultColumn {
+    pub name: String,
+    pub data_type: DataType,
+}
+
+/// What to do with an INSERT's rows that collide on a unique key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OnConflict {
+    Error,
+    DoNothing { target: Option<Vec<usize>> },
+    /// Assignments are evaluated over `existing row ++ excluded row`.
+    DoUpdate { target: Vec<usize>, assignments: Vec<(usize, Expr)>, predicate: Option<Expr> },
+}
+
+/// A bound statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    Query { node: Node, columns: Vec<ResultColumn> },
+    /// `source` produces full table rows (defaults filled, casts applied).
+    Insert { table: Table, source: Node, on_conflict: OnConflict, returning: Option<(Vec<Expr>, Vec<ResultColumn>)> },
+    /// `source` produces rows `table row ++ extra FROM columns ++ key`; assignments are
+    /// evaluated over that row.
+    Update { table: Table, source: Node, assignments: Vec<(usize, Expr)>, returning: Option<(Vec<Expr>, Vec<ResultColumn>)> },
+    /// `source` produces rows `table row ++ extra USING columns ++ key`.
+    Delete { table: Table, source: Node, returning: Option<(Vec<Expr>, Vec<ResultColumn>)> },
+    CreateTable { table: Table, if_not_exists: bool },
+    DropTable { names: Vec<String>, if_exists: bool },
+    CreateIndex { table: String, name: String, columns: Vec<String>, unique: bool, if_not_exists: bool },
+    DropIndex { names: Vec<String>, if_exists: bool },
+    AlterTable { table: String, action: AlterAction },
+    Truncate { tables: Vec<String> },
+    Begin { read_only: bool },
+    Commit,
+    Rollback,
+    Set { name: String, value: Option<String> },
+    Show { name: String },
+    Explain(Box<Plan>),
+    /// Accepted and ignored for client compatibility (e.g. DISCARD ALL, DEALLOCATE).
+    Noop { tag: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlterAction {
+    AddColumn { column: crate::catalog::Column, if_not_exists: bool },
+    DropColumn { name: String, if_exists: bool },
+    RenameColumn { from: String, to: String },
+    RenameTable { to: String },
+}
+
+impl Node {
+    /// Writes the node tree, indented, for EXPLAIN.
+    fn explain(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        let arrow = if depth == 0 { "" } else { "-> " };
+        write!(f, "{pad}{arrow}")?;
+        let filter_text = |filter: &Option<Expr>| match filter {
+            Some(e) => format!(" filter={e}"),
+            None => String::new(),
+        };
+        match self {
+            Node::Scan { table, filter, .. } => writeln!(f, "Scan {}{}", table.name, filter_text(filter)),
+            Node::KeyLookup { table, keys, filter, .. } => {
+                writeln!(f, "KeyLookup {} ({} keys){}", table.name, keys.len(), filter_text(filter))
+            }
+            Node::IndexLookup { table, index, values, filter, .. } => writeln!(
+                f,
+                "IndexLookup {}.{} ({} values){}",
+                table.name,
+                table.indexes.get(*index).map(|i| i.name.as_str()).unwrap_or("?"),
+                values.len(),
+                filter_text(filter)
+            ),
+            Node::Values { rows } => writeln!(f, "Values ({} rows)", rows.len()),
+            Node::Filter { source, predicate } => {
+                writeln!(f, "Filter {predicate}")?;
+                source.explain(f, depth + 1)
+            }
+            Node::Project { source, exprs } => {
+                let list: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+                writeln!(f, "Project {}", list.join(", "))?;
+                source.explain(f, depth + 1)
+            }
+            Node::Aggregate { source, group_by, aggregates } => {
+                let groups: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
+                let aggs: Vec<String> = aggregates.iter().map(|a| format!("{:?}", a.function).to_lowercase()).collect();
+                writeln!(f, "Aggregate group=[{}] aggs=[{}]", groups.join(", "), aggs.join(", "))?;
+                source.explain(f, depth + 1)
+            }
+            Node::Window { source, calls } => {
+                writeln!(f, "Window ({} functions)", calls.len())?;
+                source.explain(f, depth + 1)
+            }
+            Node::Sort { source, keys } => {
+                let list: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
+                    .collect();
+                writeln!(f, "Sort {}", list.join(", "))?;
+                source.explain(f, depth + 1)
+            }
+            Node::Limit { source, limit, offset } => {
+                write!(f, "Limit")?;
+                if let Some(l) = limit {
+                    write!(f, " {l}")?;
+                }
+                if let Some(o) = offset {
+                    write!(f, " offset {o}")?;
+                }
+                writeln!(f)?;
+                source.explain(f, depth + 1)
+            }
+            Node::Distinct { source, on } => {
+                match on {
+                    Some(keys) => {
+                        let list: Vec<String> = keys.iter().map(|e| e.to_string()).collect();
+                        writeln!(f, "Distinct on {}", list.join(", "))?
+                    }
+                    None => writeln!(f, "Distinct")?,
+                }
+                source.explain(f, depth + 1)
+            }
+            Node::NestedLoopJoin { left, right, kind, predicate, .. } => {
+                writeln!(f, "NestedLoopJoin {kind:?}{}", filter_text(predicate))?;
+                left.explain(f, depth + 1)?;
+                right.explain(f, depth + 1)
+            }
+            Node::HashJoin { left, right, kind, left_keys, right_keys, .. } => {
+                let l: Vec<String> = left_keys.iter().map(|e| e.to_string()).collect();
+                let r: Vec<String> = right_keys.iter().map(|e| e.to_string()).collect();
+                writeln!(f, "HashJoin {kind:?} on [{}] = [{}]", l.join(", "), r.join(", "))?;
+                left.explain(f, depth + 1)?;
+                right.explain(f, depth + 1)
+            }
+            Node::SetOperation { op, all, left, right } => {
+                writeln!(f, "{op:?}{}", if *all { " All" } else { "" })?;
+                left.explain(f, depth + 1)?;
+                right.explain(f, depth + 1)
+            }
+            Node::Virtual { name, filter } => writeln!(f, "VirtualScan {name}{}", filter_text(filter)),
+        }
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.explain(f, 0)
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Constant(Value::Null) => write!(f, "NULL"),
+            Expr::Constant(Value::Text(s)) => write!(f, "'{s}'"),
+            Expr::Constant(v) => write!(f, "{v}"),
+            Expr::Column(i) => write!(f, "#{i}"),
+            Expr::Outer(i) => write!(f, "outer#{i}"),
+            Expr::Param(i) => write!(f, "${}", i + 1),
+            Expr::Unary(UnaryOp::Not, e) => write!(f, "NOT {e}"),
+            Expr::Unary(UnaryOp::Negate, e) => write!(f, "-{e}"),
+            Expr::Binary(op, l, r) => write!(f, "({l} {op:?} {r})"),
+            Expr::IsNull(e) => write!(f, "{e} IS NULL"),
+            Expr::IsDistinct(l, r) => write!(f, "{l} IS DISTINCT FROM {r}"),
+            Expr::Like { expr, pattern, case_insensitive } => {
+                write!(f, "{expr} {} {pattern}", if *case_insensitive { "ILIKE" } else { "LIKE" })
+            }
+            Expr::InList { expr, list } => {
+                let items: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+                write!(f, "{expr} IN ({})", items.join(", "))
+            }
+            Expr::InSubquery { expr, .. } => write!(f, "{expr} IN (subquery)"),
+            Expr::Exists(_) => write!(f, "EXISTS (subquery)"),
+            Expr::ScalarSubquery(_) => write!(f, "(subquery)"),
+            Expr::Case { .. } => write!(f, "CASE"),
+            Expr::Cast(e, t) => write!(f, "{e}::{t}"),
+            Expr::Function { name, args, .. } => {
+                let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                write!(f, "{name}({})", items.join(", "))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Plan::Query { node, .. } => write!(f, "{node}"),
+            Plan::Insert { table, source, .. } => {
+                writeln!(f, "Insert {}", table.name)?;
+                source.explain(f, 1)
+            }
+            Plan::Update { table, source, .. } => {
+                writeln!(f, "Update {}", table.name)?;
+                source.explain(f, 1)
+            }
+            Plan::Delete { table, source, .. } => {
+                writeln!(f, "Delete {}", table.name)?;
+                source.explain(f, 1)
+            }
+            other => writeln!(f, "{other:?}"),
+        }
+    }
+}
+
+impl Expr {
+    /// True if the expression reads no column of the current row and no parameter that
+    /// changes per row: it can be evaluated once.
+    pub fn is_row_independent(&self) -> bool {
+        let mut independent = true;
+        self.walk(&mut |e| {
+            if matches!(e, Expr::Column(_) | Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. }) {
+                independent = false;
+            }
+        });
+        independent
+    }
+
+    /// True if the expression refers to the enclosing query's row.
+    pub fn references_outer(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| {
+            if let Expr::Outer(_) = e {
+                found = true;
+            }
+            if let Expr::ScalarSubquery(s) | Expr::Exists(s) = e {
+                found |= s.correlated;
+            }
+            if let Expr::InSubquery { subquery, .. } = e {
+                found |= subquery.correlated;
+            }
+        });
+        found
+    }
+
+    /// Visits this expression and every sub-expression (not inside subqueries).
+    pub fn walk(&self, visit: &mut impl FnMut(&Expr)) {
+        visit(self);
+        match self {
+            Expr::Constant(_) | Expr::Column(_) | Expr::Outer(_) | Expr::Param(_) | Expr::Exists(_) | Expr::ScalarSubquery(_) => {}
+            Expr::Unary(_, e) | Expr::IsNull(e) | Expr::Cast(e, _) => e.walk(visit),
+            Expr::Binary(_, l, r) | Expr::IsDistinct(l, r) => {
+                l.walk(visit);
+                r.walk(visit);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk(visit);
+                pattern.walk(visit);
+            }
+            Expr::InList { expr, list } => {
+                expr.walk(visit);
+                list.iter().for_each(|e| e.walk(visit));
+            }
+            Expr::InSubquery { expr, .. } => expr.walk(visit),
+            Expr::Case { operand, whens, otherwise } => {
+                if let Some(o) = operand {
+                    o.walk(visit);
+                }
+                for (w, t) in whens {
+                    w.walk(visit);
+                    t.walk(visit);
+                }
+                if let Some(o) = otherwise {
+                    o.walk(visit);
+                }
+            }
+            Expr::Function { args, .. } => args.iter().for_each(|e| e.walk(visit)),
+        }
+    }
+
+    /// Rewrites column references through `map` (used when an expression moves to a node
+    /// whose row has another shape). Returns None if some column has no mapping.
+    pub fn remap_columns(&self, map: &impl Fn(usize) -> Option<usize>) -> Option<Expr> {
+        let mut failed = false;
+        let out = self.transform(&mut |e| match e {
+            Expr::Column(i) => match map(*i) {
+                Some(j) => Some(Expr::Column(j)),
+                None => {
+                    failed = true;
+                    None
+                }
+            },
+            _ => None,
+        });
+        if failed {
+            None
+        } else {
+            Some(out)
+        }
+    }
+
+    /// Rebuilds the expression bottom-up, replacing any node for which `f` returns Some.
+    pub fn transform(&self, f: &mut impl FnMut(&Expr) -> Option<Expr>) -> Expr {
+        if let Some(replaced) = f(self) {
+            return replaced;
+        }
+        let bx = |e: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>| Box::new(transform_dyn(e, f));
+        match self {
+            Expr::Constant(_) | Expr::Column(_) | Expr::Outer(_) | Expr::Param(_) | Expr::Exists(_) | Expr::ScalarSubquery(_) => self.clone(),
+            Expr::Unary(op, e) => Expr::Unary(*op, bx(e, f)),
+            Expr::IsNull(e) => Expr::IsNull(bx(e, f)),
+            Expr::Cast(e, t) => Expr::Cast(bx(e, f), t.clone()),
+            Expr::Binary(op, l, r) => Expr::Binary(*op, bx(l, f), bx(r, f)),
+            Expr::IsDistinct(l, r) => Expr::IsDistinct(bx(l, f), bx(r, f)),
+            Expr::Like { expr, pattern, case_insensitive } => {
+                Expr::Like { expr: bx(expr, f), pattern: bx(pattern, f), case_insensitive: *case_insensitive }
+            }
+            Expr::InList { expr, list } => Expr::InList {
+                expr: bx(expr, f),
+                list: list.iter().map(|e| transform_dyn(e, f)).collect(),
+            },
+            Expr::InSubquery { expr, subquery } => Expr::InSubquery { expr: bx(expr, f), subquery: subquery.clone() },
+            Expr::Case { operand, whens, otherwise } => Expr::Case {
+                operand: operand.as_ref().map(|o| bx(o, f)),
+                whens: whens.iter().map(|(w, t)| (transform_dyn(w, f), transform_dyn(t, f))).collect(),
+                otherwise: otherwise.as_ref().map(|o| bx(o, f)),
+            },
+            Expr::Function { name, args, return_type } => Expr::Function {
+                name,
+                args: args.iter().map(|e| transform_dyn(e, f)).collect(),
+                return_type: return_type.clone(),
+            },
+        }
+    }
+}
+
+fn transform_dyn(e: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+    e.transform(&mut |x| f(x))
+}

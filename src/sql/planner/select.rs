@@ -1,0 +1,735 @@
+//! Planning of queries: FROM, WHERE, GROUP BY, HAVING, windows, SELECT list, DISTINCT,
+//! ORDER BY, LIMIT, set operations and CTEs.
+
+use super::binder::{ident, object_name_parts, sort_key, Binder, Grouping};
+use super::plan::{BinaryOp, Expr, JoinKind, Node, SetOperator, SortKey};
+use super::scope::{Scope, ScopeColumn};
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::types::DataType;
+use sqlparser::ast;
+
+impl Binder<'_> {
+    /// A binder for a nested query that shares this one's transaction, parameters and CTEs.
+    fn child(&mut self, outer: Option<Scope>) -> Binder<'_> {
+        Binder {
+            txn: &mut *self.txn,
+            params: &mut *self.params,
+            scope: Scope::default(),
+            outer,
+            correlated: false,
+            ctes: self.ctes.clone(),
+            grouping: None,
+            windows: None,
+            saw_aggregate: false,
+            next_subquery_id: &mut *self.next_subquery_id,
+        }
+    }
+
+    /// Plans a query, returning its plan and output columns.
+    pub fn plan_query(&mut self, query: &ast::Query) -> Result<(Node, Vec<ScopeColumn>)> {
+        if let Some(with) = &query.with {
+            if with.recursive {
+                return Err(Error::FeatureNotSupported("WITH RECURSIVE".into()));
+            }
+            for cte in &with.cte_tables {
+                let name = ident(&cte.alias.name);
+                let outer = self.outer.clone();
+                let mut child = self.child(outer);
+                let (node, mut columns) = child.plan_query(&cte.query)?;
+                let correlated = child.correlated;
+                self.correlated |= correlated;
+                for (c, alias) in columns.iter_mut().zip(cte.alias.columns.iter()) {
+                    c.name = ident(&alias.name);
+                }
+                self.ctes.insert(name, (node, columns));
+            }
+        }
+        if query.fetch.is_some() {
+            return Err(Error::FeatureNotSupported("FETCH".into()));
+        }
+        let (limit, offset) = match &query.limit_clause {
+            None => (None, None),
+            Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => (limit.clone(), offset.as_ref().map(|o| o.value.clone())),
+            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit.clone()), Some(offset.clone())),
+        };
+        let order_by: Vec<ast::OrderByExpr> = match &query.order_by {
+            Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(items), .. }) => items.clone(),
+            Some(_) => return Err(Error::FeatureNotSupported("ORDER BY ALL".into())),
+            None => Vec::new(),
+        };
+        match query.body.as_ref() {
+            ast::SetExpr::Select(select) => self.plan_select(select, &order_by, limit.as_ref(), offset.as_ref()),
+            body => {
+                let (node, columns) = self.plan_set_expr(body)?;
+                // ORDER BY over the output columns by name or position.
+                let saved = std::mem::replace(&mut self.scope, Scope::new(columns.iter().map(|c| ScopeColumn { table: None, ..c.clone() }).collect()));
+                let mut keys = Vec::new();
+                for o in &order_by {
+                    let expr = match position_literal(&o.expr) {
+                        Some(k) if k >= 1 && k <= columns.len() => Expr::Column(k - 1),
+                        Some(k) => return Err(Error::InvalidColumnReference(format!("ORDER BY position {k} is not in select list"))),
+                        None => self.bind(&o.expr)?.0,
+                    };
+                    keys.push(sort_key(expr, &o.options));
+                }
+                self.scope = saved;
+                let mut node = node;
+                if !keys.is_empty() {
+                    node = Node::Sort { source: Box::new(node), keys };
+                }
+                node = self.apply_limit(node, limit.as_ref(), offset.as_ref())?;
+                Ok((node, columns))
+            }
+        }
+    }
+
+    fn apply_limit(&mut self, node: Node, limit: Option<&ast::Expr>, offset: Option<&ast::Expr>) -> Result<Node> {
+        if limit.is_none() && offset.is_none() {
+            return Ok(node);
+        }
+        let saved = std::mem::take(&mut self.scope);
+        let bind_count = |b: &mut Binder, e: Option<&ast::Expr>| -> Result<Option<Expr>> {
+            match e {
+                None => Ok(None),
+                Some(e) => {
+                    let bound = b.bind(e)?;
+                    Ok(Some(b.coerce(bound, &DataType::Int8)?))
+                }
+            }
+        };
+        let limit = bind_count(self, limit);
+        let offset = bind_count(self, offset);
+        self.scope = saved;
+        Ok(Node::Limit { source: Box::new(node), limit: limit?, offset: offset? })
+    }
+
+    fn plan_set_expr(&mut self, body: &ast::SetExpr) -> Result<(Node, Vec<ScopeColumn>)> {
+        match body {
+            ast::SetExpr::Select(select) => {
+                let outer = self.outer.clone();
+                let mut child = self.child(outer);
+                let out = child.plan_select(select, &[], None, None)?;
+                self.correlated |= child.correlated;
+                Ok(out)
+            }
+            ast::SetExpr::Query(query) => {
+                let outer = self.outer.clone();
+                let mut child = self.child(outer);
+                let out = child.plan_query(query)?;
+                self.correlated |= child.correlated;
+                Ok(out)
+            }
+            ast::SetExpr::SetOperation { left, op, set_quantifier, right } => {
+                let (lnode, lcols) = self.plan_set_expr(left)?;
+                let (rnode, rcols) = self.plan_set_expr(right)?;
+                let op_name = match op {
+                    ast::SetOperator::Union => SetOperator::Union,
+                    ast::SetOperator::Intersect => SetOperator::Intersect,
+                    ast::SetOperator::Except | ast::SetOperator::Minus => SetOperator::Except,
+                };
+                if lcols.len() != rcols.len() {
+                    return Err(Error::Syntax {
+                        message: format!("each {} query must have the same number of columns", format!("{op}").to_uppercase()),
+                        position: None,
+                    });
+                }
+                let mut types = Vec::new();
+                for (l, r) in lcols.iter().zip(&rcols) {
+                    let t = DataType::common(&l.data_type, &r.data_type).ok_or_else(|| {
+                        Error::DatatypeMismatch(format!("{} types {} and {} cannot be matched", format!("{op}").to_uppercase(), l.data_type, r.data_type))
+                    })?;
+                    types.push(if t == DataType::Unknown { DataType::Text } else { t });
+                }
+                let lnode = cast_columns(lnode, &lcols, &types);
+                let rnode = cast_columns(rnode, &rcols, &types);
+                let all = matches!(set_quantifier, ast::SetQuantifier::All);
+                let columns = lcols
+                    .iter()
+                    .zip(types)
+                    .map(|(c, t)| ScopeColumn { table: None, name: c.name.clone(), data_type: t, hidden: false })
+                    .collect();
+                Ok((Node::SetOperation { op: op_name, all, left: Box::new(lnode), right: Box::new(rnode) }, columns))
+            }
+            ast::SetExpr::Values(values) => self.plan_values(values),
+            other => Err(Error::FeatureNotSupported(format!("query {other}"))),
+        }
+    }
+
+    /// VALUES lists: each column takes the common type of its rows.
+    pub fn plan_values(&mut self, values: &ast::Values) -> Result<(Node, Vec<ScopeColumn>)> {
+        let width = values.rows.first().map(|r| r.len()).unwrap_or(0);
+        let mut bound_rows = Vec::new();
+        let mut types = vec![DataType::Unknown; width];
+        for row in &values.rows {
+            if row.len() != width {
+                return Err(Error::Syntax { message: "VALUES lists must all be the same length".into(), position: None });
+            }
+            let mut bound = Vec::new();
+            for (i, e) in row.iter().enumerate() {
+                let b = self.bind(e)?;
+                types[i] = DataType::common(&types[i], &b.1).ok_or_else(|| {
+                    Error::DatatypeMismatch(format!("VALUES types {} and {} cannot be matched", types[i], b.1))
+                })?;
+                bound.push(b);
+            }
+            bound_rows.push(bound);
+        }
+        let types: Vec<DataType> = types.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
+        let mut rows = Vec::new();
+        for bound in bound_rows {
+            rows.push(bound.into_iter().zip(&types).map(|(b, t)| self.coerce(b, t)).collect::<Result<Vec<_>>>()?);
+        }
+        let columns = types
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| ScopeColumn { table: None, name: format!("column{}", i + 1), data_type: t, hidden: false })
+            .collect();
+        Ok((Node::Values { rows }, columns))
+    }
+
+    /// Plans FROM: each item, joined by cross joins.
+    pub fn plan_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Node, Scope)> {
+        let mut result: Option<(Node, Scope)> = None;
+        for item in from {
+            let (node, scope) = self.plan_table_with_joins(item)?;
+            result = Some(match result {
+                None => (node, scope),
+                Some((lnode, mut lscope)) => {
+                    let (lw, rw) = (lscope.len(), scope.len());
+                    lscope.extend(scope);
+                    (
+                        Node::NestedLoopJoin { left: Box::new(lnode), right: Box::new(node), kind: JoinKind::Inner, predicate: None, left_width: lw, right_width: rw },
+                        lscope,
+                    )
+                }
+            });
+        }
+        Ok(result.unwrap_or_else(|| (Node::Values { rows: vec![vec![]] }, Scope::default())))
+    }
+
+    fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Node, Scope)> {
+        let (mut node, mut scope) = self.plan_factor(&twj.relation)?;
+        for join in &twj.joins {
+            let (rnode, rscope) = self.plan_factor(&join.relation)?;
+            use ast::JoinOperator as J;
+            let (kind, constraint) = match &join.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinKind::Right, Some(c)),
+                J::FullOuter(c) => (JoinKind::Full, Some(c)),
+                J::CrossJoin(_) => (JoinKind::Inner, None),
+                other => return Err(Error::FeatureNotSupported(format!("join {other:?}"))),
+            };
+            let (lw, rw) = (scope.len(), rscope.len());
+            let mut joined = scope.clone();
+            joined.extend(rscope.clone());
+            let predicate = match constraint {
+                None | Some(ast::JoinConstraint::None) => None,
+                Some(ast::JoinConstraint::On(e)) => {
+                    let saved = std::mem::replace(&mut self.scope, joined.clone());
+                    let p = self.bind_condition(e, "JOIN/ON");
+                    self.scope = saved;
+                    Some(p?)
+                }
+                Some(ast::JoinConstraint::Using(names)) => {
+                    let names: Vec<String> = names.iter().map(|n| object_name_parts(n).last().cloned().unwrap_or_default()).collect();
+                    Some(self.using_predicate(&scope, &rscope, &mut joined, &names)?)
+                }
+                Some(ast::JoinConstraint::Natural) => {
+                    let names: Vec<String> = scope
+                        .columns
+                        .iter()
+                        .filter(|c| !c.hidden && rscope.columns.iter().any(|r| !r.hidden && r.name == c.name))
+                        .map(|c| c.name.clone())
+                        .collect();
+                    if names.is_empty() {
+                        None
+                    } else {
+                        Some(self.using_predicate(&scope, &rscope, &mut joined, &names)?)
+                    }
+                }
+                Some(other) => return Err(Error::FeatureNotSupported(format!("join constraint {other:?}"))),
+            };
+            node = make_join(node, rnode, kind, predicate, lw, rw);
+            scope = joined;
+        }
+        Ok((node, scope))
+    }
+
+    fn using_predicate(&mut self, left: &Scope, right: &Scope, joined: &mut Scope, names: &[String]) -> Result<Expr> {
+        let mut predicate: Option<Expr> = None;
+        for name in names {
+            let (li, lt) = left.resolve(None, name)?.ok_or_else(|| {
+                Error::UndefinedColumn(format!("{name}\" specified in USING clause does not exist in left table \"{name}"))
+            })?;
+            let (ri, rt) = right.resolve(None, name)?.ok_or_else(|| Error::UndefinedColumn(name.clone()))?;
+            let t = DataType::common(&lt, &rt).ok_or_else(|| Error::DatatypeMismatch(format!("JOIN/USING types {lt} and {rt} cannot be matched")))?;
+            let l = self.coerce((Expr::Column(li), lt), &t)?;
+            let r = self.coerce((Expr::Column(left.len() + ri), rt), &t)?;
+            joined.columns[left.len() + ri].hidden = true;
+            let eq = Expr::Binary(BinaryOp::Eq, Box::new(l), Box::new(r));
+            predicate = Some(match predicate {
+                None => eq,
+                Some(p) => Expr::Binary(BinaryOp::And, Box::new(p), Box::new(eq)),
+            });
+        }
+        predicate.ok_or_else(|| Error::Syntax { message: "empty USING list".into(), position: None })
+    }
+
+    fn plan_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
+        match factor {
+            ast::TableFactor::Table { name, alias, args, .. } => {
+                if args.is_some() {
+                    return Err(Error::FeatureNotSupported("table functions".into()));
+                }
+                let parts = object_name_parts(name);
+                let table_name = parts.last().cloned().unwrap_or_default();
+                let schema = if parts.len() > 1 { Some(parts[parts.len() - 2].as_str()) } else { None };
+                let alias_name = alias.as_ref().map(|a| ident(&a.name)).unwrap_or_else(|| table_name.clone());
+                let (node, mut columns) = if let (None, Some((node, columns))) = (schema, self.ctes.get(&table_name)) {
+                    (node.clone(), columns.clone())
+                } else if let Some((qualified, columns)) = crate::sql::system::schema(schema, &table_name) {
+                    (Node::Virtual { name: qualified, filter: None }, columns)
+                } else {
+                    if let Some(s) = schema {
+                        if s != "public" && s != "chronos" {
+                            return Err(Error::UndefinedTable(format!("{s}.{table_name}")));
+                        }
+                    }
+                    let table = catalog::must_get_table(self.txn, &table_name)?;
+                    let columns = table
+                        .columns
+                        .iter()
+                        .map(|c| ScopeColumn { table: None, name: c.name.clone(), data_type: c.data_type.clone(), hidden: false })
+                        .collect();
+                    (Node::Scan { table, filter: None, with_key: false }, columns)
+                };
+                for c in columns.iter_mut() {
+                    c.table = Some(alias_name.clone());
+                }
+                if let Some(a) = alias {
+                    rename_columns(&mut columns, &a.columns)?;
+                }
+                Ok((node, Scope::new(columns)))
+            }
+            ast::TableFactor::Derived { lateral, subquery, alias, .. } => {
+                if *lateral {
+                    return Err(Error::FeatureNotSupported("LATERAL".into()));
+                }
+                let mut child = self.child(None);
+                let (node, mut columns) = child.plan_query(subquery)?;
+                let alias_name = alias.as_ref().map(|a| ident(&a.name));
+                for c in columns.iter_mut() {
+                    c.table = alias_name.clone();
+                    c.hidden = false;
+                }
+                if let Some(a) = alias {
+                    rename_columns(&mut columns, &a.columns)?;
+                }
+                Ok((node, Scope::new(columns)))
+            }
+            ast::TableFactor::NestedJoin { table_with_joins, alias } => {
+                let (node, mut scope) = self.plan_table_with_joins(table_with_joins)?;
+                if let Some(a) = alias {
+                    let name = ident(&a.name);
+                    for c in scope.columns.iter_mut() {
+                        c.table = Some(name.clone());
+                    }
+                }
+                Ok((node, scope))
+            }
+            other => Err(Error::FeatureNotSupported(format!("FROM item {other}"))),
+        }
+    }
+
+    /// Plans one SELECT with its ORDER BY and LIMIT.
+    pub fn plan_select(
+        &mut self,
+        select: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+        limit: Option<&ast::Expr>,
+        offset: Option<&ast::Expr>,
+    ) -> Result<(Node, Vec<ScopeColumn>)> {
+        if select.into.is_some() || select.top.is_some() || !select.named_window.is_empty() || select.qualify.is_some() {
+            return Err(Error::FeatureNotSupported("SELECT clause".into()));
+        }
+        let (mut node, input_scope) = self.plan_from(&select.from)?;
+        self.scope = input_scope.clone();
+
+        if let Some(w) = &select.selection {
+            self.saw_aggregate = false;
+            let predicate = self.bind_condition(w, "WHERE")?;
+            if self.saw_aggregate {
+                return Err(Error::Grouping("aggregate functions are not allowed in WHERE".into()));
+            }
+            node = Node::Filter { source: Box::new(node), predicate };
+        }
+
+        let group_asts: Vec<ast::Expr> = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, modifiers) => {
+                if !modifiers.is_empty() {
+                    return Err(Error::FeatureNotSupported("GROUP BY modifiers".into()));
+                }
+                exprs.clone()
+            }
+            ast::GroupByExpr::All(_) => return Err(Error::FeatureNotSupported("GROUP BY ALL".into())),
+        };
+        let items = expand_wildcards(&select.projection, &input_scope)?;
+
+        // Pass 1: does the query aggregate?
+        self.saw_aggregate = false;
+        self.windows = Some((input_scope.len(), Vec::new()));
+        for (e, _) in &items {
+            self.bind(e)?;
+        }
+        if let Some(h) = &select.having {
+            self.bind(h)?;
+        }
+        let aggregating = self.saw_aggregate || !group_asts.is_empty() || select.having.is_some();
+
+        if aggregating {
+            let mut group_exprs = Vec::new();
+            for g in &group_asts {
+                let g = resolve_output_reference(g, &items, &input_scope)?;
+                let bound = self.bind(&g)?;
+                group_exprs.push(bound.0);
+            }
+            // Pass 2 collects the aggregates; pass 3 binds with the final layout.
+            self.grouping = Some(Grouping { input: input_scope.clone(), group_exprs, aggregates: Vec::new() });
+            self.scope = Scope::default();
+            self.windows = Some((usize::MAX / 2, Vec::new()));
+            for (e, _) in &items {
+                self.bind(e)?;
+            }
+            if let Some(h) = &select.having {
+                self.bind(h)?;
+            }
+            for o in order_by {
+                if position_literal(&o.expr).is_none() && output_alias(&o.expr, &items).is_none() {
+                    self.bind(&o.expr)?;
+                }
+            }
+        }
+        let width = match &self.grouping {
+            Some(g) => g.group_exprs.len() + g.aggregates.len(),
+            None => input_scope.len(),
+        };
+        self.windows = Some((width, Vec::new()));
+
+        let having = match &select.having {
+            Some(h) => Some(self.bind_condition(h, "HAVING")?),
+            None => None,
+        };
+        let mut exprs = Vec::new();
+        let mut columns = Vec::new();
+        for (e, name) in &items {
+            let (bound, t) = self.bind(e)?;
+            exprs.push(bound);
+            columns.push(ScopeColumn { table: None, name: name.clone(), data_type: if t == DataType::Unknown { DataType::Text } else { t }, hidden: false });
+        }
+        // ORDER BY: output positions and names, else expressions over the input.
+        let mut sort = Vec::new();
+        for o in order_by {
+            let expr = if let Some(k) = position_literal(&o.expr) {
+                if k == 0 || k > exprs.len() {
+                    return Err(Error::InvalidColumnReference(format!("ORDER BY position {k} is not in select list")));
+                }
+                exprs[k - 1].clone()
+            } else if let Some(i) = output_alias(&o.expr, &items) {
+                exprs[i].clone()
+            } else {
+                self.bind(&o.expr)?.0
+            };
+            sort.push(sort_key(expr, &o.options));
+        }
+        let distinct_on = match &select.distinct {
+            Some(ast::Distinct::On(on)) => {
+                let mut keys = Vec::new();
+                for e in on {
+                    keys.push(self.bind(e)?.0);
+                }
+                Some(keys)
+            }
+            _ => None,
+        };
+        let windows = self.windows.take().map(|(_, w)| w).unwrap_or_default();
+        if let Some(grouping) = self.grouping.take() {
+            node = Node::Aggregate { source: Box::new(node), group_by: grouping.group_exprs, aggregates: grouping.aggregates };
+        }
+        if let Some(predicate) = having {
+            node = Node::Filter { source: Box::new(node), predicate };
+        }
+        if !windows.is_empty() {
+            node = Node::Window { source: Box::new(node), calls: windows };
+        }
+
+        // Projection with hidden trailing columns for sort and DISTINCT ON keys.
+        let visible = exprs.len();
+        let mut projected = exprs.clone();
+        let position_of = |e: &Expr, projected: &mut Vec<Expr>| -> usize {
+            match projected.iter().position(|p| p == e) {
+                Some(i) => i,
+                None => {
+                    projected.push(e.clone());
+                    projected.len() - 1
+                }
+            }
+        };
+        let sort_keys: Vec<SortKey> = sort
+            .iter()
+            .map(|k| SortKey { expr: Expr::Column(position_of(&k.expr, &mut projected)), ..k.clone() })
+            .collect();
+        let plain_distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
+        if plain_distinct && projected.len() > visible {
+            return Err(Error::InvalidColumnReference("for SELECT DISTINCT, ORDER BY expressions must appear in select list".into()));
+        }
+        let on_keys = distinct_on.map(|keys| keys.iter().map(|k| Expr::Column(position_of(k, &mut projected))).collect::<Vec<_>>());
+        let hidden = projected.len() > visible;
+        node = Node::Project { source: Box::new(node), exprs: projected };
+        if plain_distinct {
+            node = Node::Distinct { source: Box::new(node), on: None };
+        }
+        if !sort_keys.is_empty() {
+            node = Node::Sort { source: Box::new(node), keys: sort_keys };
+        }
+        if let Some(on) = on_keys {
+            node = Node::Distinct { source: Box::new(node), on: Some(on) };
+        }
+        node = self.apply_limit(node, limit, offset)?;
+        if hidden {
+            node = Node::Project { source: Box::new(node), exprs: (0..visible).map(Expr::Column).collect() };
+        }
+        Ok((node, columns))
+    }
+}
+
+/// Builds a join, turning equality conditions between the two sides into hash-join keys.
+pub fn make_join(left: Node, right: Node, kind: JoinKind, predicate: Option<Expr>, left_width: usize, right_width: usize) -> Node {
+    let Some(predicate) = predicate else {
+        return Node::NestedLoopJoin { left: Box::new(left), right: Box::new(right), kind, predicate: None, left_width, right_width };
+    };
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    let mut residual = Vec::new();
+    for term in split_conjunction(predicate) {
+        if let Expr::Binary(BinaryOp::Eq, a, b) = &term {
+            let side = |e: &Expr| -> Option<bool> {
+                let mut refs_left = false;
+                let mut refs_right = false;
+                let mut other = false;
+                e.walk(&mut |x| match x {
+                    Expr::Column(i) if *i < left_width => refs_left = true,
+                    Expr::Column(_) => refs_right = true,
+                    Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. } => other = true,
+                    _ => {}
+                });
+                match (refs_left, refs_right, other) {
+                    (true, false, false) => Some(true),
+                    (false, true, false) => Some(false),
+                    _ => None,
+                }
+            };
+            let shift = |e: &Expr| e.remap_columns(&|i| i.checked_sub(left_width));
+            match (side(a), side(b)) {
+                (Some(true), Some(false)) => {
+                    if let Some(r) = shift(b) {
+                        left_keys.push((**a).clone());
+                        right_keys.push(r);
+                        continue;
+                    }
+                }
+                (Some(false), Some(true)) => {
+                    if let Some(r) = shift(a) {
+                        left_keys.push((**b).clone());
+                        right_keys.push(r);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        residual.push(term);
+    }
+    let residual = join_conjunction(residual);
+    if left_keys.is_empty() {
+        return Node::NestedLoopJoin { left: Box::new(left), right: Box::new(right), kind, predicate: residual, left_width, right_width };
+    }
+    Node::HashJoin { left: Box::new(left), right: Box::new(right), kind, left_keys, right_keys, residual, left_width, right_width }
+}
+
+/// Splits `a AND b AND c` into its terms.
+pub fn split_conjunction(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::Binary(BinaryOp::And, l, r) => {
+            let mut out = split_conjunction(*l);
+            out.extend(split_conjunction(*r));
+            out
+        }
+        other => vec![other],
+    }
+}
+
+/// Joins terms with AND.
+pub fn join_conjunction(terms: Vec<Expr>) -> Option<Expr> {
+    terms.into_iter().reduce(|a, b| Expr::Binary(BinaryOp::And, Box::new(a), Box::new(b)))
+}
+
+fn cast_columns(node: Node, columns: &[ScopeColumn], types: &[DataType]) -> Node {
+    if columns.iter().zip(types).all(|(c, t)| c.data_type == *t) {
+        return node;
+    }
+    let exprs = columns
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (c, t))| if c.data_type == *t { Expr::Column(i) } else { Expr::Cast(Box::new(Expr::Column(i)), t.clone()) })
+        .collect();
+    Node::Project { source: Box::new(node), exprs }
+}
+
+fn rename_columns(columns: &mut [ScopeColumn], aliases: &[ast::TableAliasColumnDef]) -> Result<()> {
+    if aliases.len() > columns.len() {
+        return Err(Error::InvalidColumnReference(format!(
+            "table has {} columns available but {} columns specified",
+            columns.len(),
+            aliases.len()
+        )));
+    }
+    for (c, a) in columns.iter_mut().zip(aliases) {
+        c.name = ident(&a.name);
+    }
+    Ok(())
+}
+
+/// An integer literal used as a position (ORDER BY 1, GROUP BY 2).
+fn position_literal(e: &ast::Expr) -> Option<usize> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The index of the select item whose output name is this bare identifier.
+fn output_alias(e: &ast::Expr, items: &[(ast::Expr, String)]) -> Option<usize> {
+    match e {
+        ast::Expr::Identifier(id) => items.iter().position(|(_, name)| *name == ident(id)),
+        _ => None,
+    }
+}
+
+/// GROUP BY may name a select item by position or by output name (when no input column has
+/// that name).
+fn resolve_output_reference(g: &ast::Expr, items: &[(ast::Expr, String)], input: &Scope) -> Result<ast::Expr> {
+    if let Some(k) = position_literal(g) {
+        return items
+            .get(k.wrapping_sub(1))
+            .map(|(e, _)| e.clone())
+            .ok_or_else(|| Error::InvalidColumnReference(format!("GROUP BY position {k} is not in select list")));
+    }
+    if let ast::Expr::Identifier(id) = g {
+        if input.resolve(None, &ident(id))?.is_none() {
+            if let Some(i) = output_alias(g, items) {
+                return Ok(items[i].0.clone());
+            }
+        }
+    }
+    Ok(g.clone())
+}
+
+/// Expands `*` and `t.*` into column references, pairing every item with its output name.
+fn expand_wildcards(projection: &[ast::SelectItem], scope: &Scope) -> Result<Vec<(ast::Expr, String)>> {
+    let mut out = Vec::new();
+    let column_ref = |c: &ScopeColumn| -> ast::Expr {
+        match &c.table {
+            Some(t) => ast::Expr::CompoundIdentifier(vec![quoted(t), quoted(&c.name)]),
+            None => ast::Expr::Identifier(quoted(&c.name)),
+        }
+    };
+    for item in projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => out.push((e.clone(), output_name(e))),
+            ast::SelectItem::ExprWithAlias { expr, alias } => out.push((expr.clone(), ident(alias))),
+            ast::SelectItem::Wildcard(_) => {
+                if scope.is_empty() {
+                    return Err(Error::Syntax { message: "SELECT * with no tables specified is not valid".into(), position: None });
+                }
+                for c in scope.columns.iter().filter(|c| !c.hidden) {
+                    out.push((column_ref(c), c.name.clone()));
+                }
+            }
+            ast::SelectItem::QualifiedWildcard(kind, _) => {
+                let table = match kind {
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(name) => object_name_parts(name).last().cloned().unwrap_or_default(),
+                    ast::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string(),
+                };
+                if !scope.has_table(&table) {
+                    return Err(Error::MissingFromEntry(table));
+                }
+                for c in scope.columns.iter().filter(|c| c.table.as_deref() == Some(table.as_str())) {
+                    out.push((column_ref(c), c.name.clone()));
+                }
+            }
+            other => return Err(Error::FeatureNotSupported(format!("select item {other}"))),
+        }
+    }
+    Ok(out)
+}
+
+fn quoted(name: &str) -> ast::Ident {
+    ast::Ident::with_quote('"', name)
+}
+
+/// The column name PostgreSQL gives an unaliased select item.
+pub fn output_name(e: &ast::Expr) -> String {
+    use ast::Expr as A;
+    match e {
+        A::Identifier(id) => ident(id),
+        A::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
+        A::Function(f) => object_name_parts(&f.name).last().cloned().unwrap_or_default(),
+        A::Cast { expr, data_type, .. } => match expr.as_ref() {
+            A::Value(_) => {
+                let t = data_type.to_string().to_lowercase();
+                match super::types::parse_type_name(&t) {
+                    Ok(DataType::Int4) => "int4".into(),
+                    Ok(DataType::Int8) => "int8".into(),
+                    Ok(DataType::Int2) => "int2".into(),
+                    Ok(DataType::Float8) => "float8".into(),
+                    Ok(DataType::Float4) => "float4".into(),
+                    Ok(DataType::Bool) => "bool".into(),
+                    Ok(DataType::Varchar(_)) => "varchar".into(),
+                    Ok(DataType::Char(_)) => "bpchar".into(),
+                    Ok(DataType::TimestampTz) => "timestamptz".into(),
+                    Ok(other) => other.to_string().split('(').next().unwrap_or("").to_string(),
+                    Err(_) => t,
+                }
+            }
+            inner => output_name(inner),
+        },
+        A::Nested(inner) => output_name(inner),
+        A::Case { .. } => "case".into(),
+        A::Extract { .. } => "extract".into(),
+        A::Substring { .. } => "substring".into(),
+        A::Position { .. } => "position".into(),
+        A::Trim { .. } => "btrim".into(),
+        A::Ceil { .. } => "ceil".into(),
+        A::Floor { .. } => "floor".into(),
+        A::Exists { .. } => "exists".into(),
+        A::Interval(_) => "interval".into(),
+        A::Array(_) => "array".into(),
+        A::TypedString(ts) => ts.data_type.to_string().to_lowercase(),
+        A::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
+        A::Subquery(q) => match q.body.as_ref() {
+            ast::SetExpr::Select(s) => match s.projection.first() {
+                Some(ast::SelectItem::UnnamedExpr(e)) => output_name(e),
+                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => ident(alias),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
+        _ => "?column?".into(),
+    }
+}

@@ -1,0 +1,449 @@
+//! Sessions: the per-connection state of the SQL layer and the API the front end calls.
+
+use super::ddl;
+use super::execution::dml::{self, RowIds};
+use super::execution::{self, Context, Row, SessionInfo};
+use super::parser;
+use super::planner::{self, plan::Plan, plan::ResultColumn};
+use crate::error::{Error, Result};
+use crate::mvcc::{Mvcc, Transaction};
+use crate::storage::Storage;
+use crate::types::{DataType, Value};
+use sqlparser::ast;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The shared database engine: MVCC storage and everything sessions share.
+pub struct Engine {
+    mvcc: Arc<Mvcc>,
+}
+
+impl Engine {
+    /// Opens the engine over a storage engine.
+    pub fn open(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self { mvcc: Mvcc::new(storage)? }))
+    }
+
+    pub fn mvcc(&self) -> &Arc<Mvcc> {
+        &self.mvcc
+    }
+
+    /// A new session for `user`.
+    pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
+        Session {
+            engine: self.clone(),
+            txn: None,
+            txn_failed: false,
+            txn_read_only: false,
+            info: SessionInfo {
+                user: user.to_string(),
+                database: database.to_string(),
+                backend_pid: std::process::id() as i32,
+                settings: default_settings(),
+            },
+            read_only: false,
+            notices: Vec::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl RowIds for Engine {
+    fn next_row_id(&self) -> i64 {
+        self.mvcc.unique_id()
+    }
+}
+
+fn default_settings() -> Vec<(String, String)> {
+    [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("default_transaction_isolation", "serializable"),
+        ("extra_float_digits", "1"),
+        ("integer_datetimes", "on"),
+        ("intervalstyle", "postgres"),
+        ("is_superuser", "on"),
+        ("lc_collate", "C"),
+        ("lc_ctype", "C"),
+        ("max_identifier_length", "63"),
+        ("search_path", "\"$user\", public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", super::SERVER_VERSION),
+        ("server_version_num", "150004"),
+        ("standard_conforming_strings", "on"),
+        ("statement_timeout", "0"),
+        ("timezone", "UTC"),
+        ("transaction_isolation", "serializable"),
+        ("transaction_read_only", "off"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The result of one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Rows with their columns (SELECT, SHOW, EXPLAIN, RETURNING) and the command tag.
+    Rows { columns: Vec<ResultColumn>, rows: Vec<Row>, tag: String },
+    /// A command tag such as `INSERT 0 3` or `CREATE TABLE`.
+    Command { tag: String },
+}
+
+/// Transaction status, as ReadyForQuery reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionState {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+/// A parsed statement ready to execute, with its parameter and result types.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub statement: Option<ast::Statement>,
+    pub param_types: Vec<DataType>,
+    pub columns: Vec<ResultColumn>,
+}
+
+/// One client connection's state.
+pub struct Session {
+    engine: Arc<Engine>,
+    txn: Option<Transaction>,
+    txn_failed: bool,
+    txn_read_only: bool,
+    pub info: SessionInfo,
+    /// Sessions of read-only users may not write (42501).
+    pub read_only: bool,
+    notices: Vec<String>,
+    /// Set to cancel the running statement.
+    pub cancel: Arc<AtomicBool>,
+}
+
+fn is_write(statement: &ast::Statement) -> bool {
+    use ast::Statement as S;
+    matches!(
+        statement,
+        S::Insert(_) | S::Update(_) | S::Delete(_) | S::CreateTable(_) | S::CreateIndex(_) | S::Drop { .. } | S::AlterTable(_) | S::Truncate(_)
+    )
+}
+
+fn written_table(statement: &ast::Statement) -> String {
+    use ast::Statement as S;
+    match statement {
+        S::Insert(i) => match &i.table {
+            ast::TableObject::TableName(n) => planner::binder::object_name(n),
+            _ => String::new(),
+        },
+        S::Update(u) => u.table.relation.to_string(),
+        S::Delete(d) => match &d.from {
+            ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => {
+                f.first().map(|t| t.relation.to_string()).unwrap_or_default()
+            }
+        },
+        _ => String::new(),
+    }
+}
+
+impl Session {
+    pub fn transaction_state(&self) -> TransactionState {
+        match (&self.txn, self.txn_failed) {
+            (None, _) => TransactionState::Idle,
+            (Some(_), false) => TransactionState::InBlock,
+            (Some(_), true) => TransactionState::Failed,
+        }
+    }
+
+    /// Notices produced since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// A session setting's value.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.info.settings.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Runs a string of statements (the simple query protocol): results in order, stopping
+    /// at the first error.
+    pub fn run(&mut self, sql: &str) -> Vec<Result<Outcome>> {
+        let statements = match parser::parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                if self.txn.is_some() {
+                    self.txn_failed = true;
+                }
+                return vec![Err(e)];
+            }
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            let result = self.execute(statement, &[]);
+            let failed = result.is_err();
+            out.push(result);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Parses and plans one statement, inferring parameter types (the extended protocol's
+    /// Parse). `param_types` are the types the client declared (Unknown where it did not).
+    pub fn prepare(&mut self, sql: &str, param_types: &[DataType]) -> Result<Prepared> {
+        let mut statements = parser::parse(sql)?;
+        if statements.len() > 1 {
+            return Err(Error::Syntax { message: "cannot insert multiple commands into a prepared statement".into(), position: None });
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(Prepared { statement: None, param_types: param_types.to_vec(), columns: Vec::new() });
+        };
+        let mut params = param_types.to_vec();
+        let columns = match &statement {
+            ast::Statement::StartTransaction { .. } | ast::Statement::Commit { .. } | ast::Statement::Rollback { .. } => Vec::new(),
+            _ => {
+                let plan = self.with_read_txn(|txn| planner::plan(txn, &statement, &mut params))?;
+                result_columns(&plan)
+            }
+        };
+        let param_types = params.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
+        Ok(Prepared { statement: Some(statement), param_types, columns })
+    }
+
+    /// Runs `f` in the open transaction, or in a fresh snapshot.
+    fn with_read_txn<T>(&mut self, f: impl FnOnce(&mut Transaction) -> Result<T>) -> Result<T> {
+        match &mut self.txn {
+            Some(txn) => f(txn),
+            None => {
+                let mut txn = self.engine.mvcc.begin();
+                f(&mut txn)
+            }
+        }
+    }
+
+    /// Executes one statement with parameter values.
+    pub fn execute(&mut self, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
+        self.cancel.store(false, Ordering::Relaxed);
+        use ast::Statement as S;
+        match statement {
+            S::StartTransaction { .. } => {
+                if self.txn.is_some() {
+                    self.notices.push("there is already a transaction in progress".into());
+                    return Ok(Outcome::Command { tag: "BEGIN".into() });
+                }
+                let read_only = matches!(planner::plan(&mut self.engine.mvcc.begin(), statement, &mut Vec::new())?, Plan::Begin { read_only: true });
+                self.txn = Some(self.engine.mvcc.begin());
+                self.txn_failed = false;
+                self.txn_read_only = read_only;
+                return Ok(Outcome::Command { tag: "BEGIN".into() });
+            }
+            S::Commit { .. } => {
+                let Some(txn) = self.txn.take() else {
+                    self.notices.push("there is no transaction in progress".into());
+                    return Ok(Outcome::Command { tag: "COMMIT".into() });
+                };
+                if std::mem::take(&mut self.txn_failed) {
+                    txn.rollback();
+                    return Ok(Outcome::Command { tag: "ROLLBACK".into() });
+                }
+                txn.commit()?;
+                return Ok(Outcome::Command { tag: "COMMIT".into() });
+            }
+            S::Rollback { savepoint: None, .. } => {
+                match self.txn.take() {
+                    Some(txn) => txn.rollback(),
+                    None => self.notices.push("there is no transaction in progress".into()),
+                }
+                self.txn_failed = false;
+                return Ok(Outcome::Command { tag: "ROLLBACK".into() });
+            }
+            _ => {}
+        }
+        if self.txn_failed {
+            return Err(Error::InFailedTransaction);
+        }
+        if is_write(statement) {
+            if self.read_only {
+                return Err(Error::InsufficientPrivilege(format!(
+                    "permission denied for table {}",
+                    written_table(statement)
+                )));
+            }
+            if self.txn.is_some() && self.txn_read_only {
+                return Err(Error::ReadOnly("cannot execute statement in a read-only transaction".into()));
+            }
+        }
+        match self.txn.take() {
+            Some(mut txn) => {
+                let result = self.execute_in(&mut txn, statement, params);
+                self.txn = Some(txn);
+                if result.is_err() {
+                    self.txn_failed = true;
+                }
+                result
+            }
+            None => {
+                let mut txn = if is_write(statement) { self.engine.mvcc.begin_exclusive() } else { self.engine.mvcc.begin() };
+                let outcome = self.execute_in(&mut txn, statement, params)?;
+                txn.commit()?;
+                Ok(outcome)
+            }
+        }
+    }
+
+    fn execute_in(&mut self, txn: &mut Transaction, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
+        let mut param_types: Vec<DataType> = params.iter().map(|p| p.data_type().unwrap_or(DataType::Unknown)).collect();
+        let plan = planner::plan(txn, statement, &mut param_types)?;
+        let now = execution_time(txn);
+        let info = self.info.clone();
+        let mut ctx = Context {
+            txn,
+            params,
+            outer: Vec::new(),
+            subquery_cache: Default::default(),
+            now,
+            session: &info,
+            cancel: Some(self.cancel.clone()),
+        };
+        let engine = self.engine.clone();
+        self.execute_plan(&mut ctx, plan, engine.as_ref())
+    }
+
+    fn execute_plan(&mut self, ctx: &mut Context, plan: Plan, row_ids: &dyn RowIds) -> Result<Outcome> {
+        let command = |tag: &str| Ok(Outcome::Command { tag: tag.to_string() });
+        match plan {
+            Plan::Query { node, columns } => {
+                let rows = execution::collect(&node, ctx)?;
+                let tag = format!("SELECT {}", rows.len());
+                Ok(Outcome::Rows { columns, rows, tag })
+            }
+            Plan::Insert { table, source, on_conflict, returning } => {
+                let exprs = returning.as_ref().map(|(e, _)| e.as_slice());
+                let result = dml::insert(ctx, &table, &source, &on_conflict, exprs, row_ids)?;
+                write_outcome(format!("INSERT 0 {}", result.count), returning.map(|(_, c)| c), result.returning)
+            }
+            Plan::Update { table, source, assignments, returning } => {
+                let exprs = returning.as_ref().map(|(e, _)| e.as_slice());
+                let result = dml::update(ctx, &table, &source, &assignments, exprs)?;
+                write_outcome(format!("UPDATE {}", result.count), returning.map(|(_, c)| c), result.returning)
+            }
+            Plan::Delete { table, source, returning } => {
+                let exprs = returning.as_ref().map(|(e, _)| e.as_slice());
+                let result = dml::delete(ctx, &table, &source, exprs)?;
+                write_outcome(format!("DELETE {}", result.count), returning.map(|(_, c)| c), result.returning)
+            }
+            Plan::CreateTable { table, if_not_exists } => {
+                self.notices.extend(ddl::create_table(ctx, table, if_not_exists)?);
+                command("CREATE TABLE")
+            }
+            Plan::DropTable { names, if_exists } => {
+                self.notices.extend(ddl::drop_tables(ctx, &names, if_exists)?);
+                command("DROP TABLE")
+            }
+            Plan::CreateIndex { table, name, columns, unique, if_not_exists } => {
+                self.notices.extend(ddl::create_index(ctx, &table, &name, &columns, unique, if_not_exists)?);
+                command("CREATE INDEX")
+            }
+            Plan::DropIndex { names, if_exists } => {
+                self.notices.extend(ddl::drop_indexes(ctx, &names, if_exists)?);
+                command("DROP INDEX")
+            }
+            Plan::AlterTable { table, action } => {
+                let notice = ddl::alter_table(ctx, &table, action, &mut |ctx, table, position| {
+                    let column = &table.columns[position];
+                    let Some(default) = &column.default else { return Ok(Value::Null) };
+                    let sql = format!("SELECT CAST({default} AS {})", column.data_type);
+                    let statement = parser::parse(&sql)?.pop().ok_or_else(|| Error::Internal("empty default".into()))?;
+                    let plan = planner::plan(ctx.txn, &statement, &mut Vec::new())?;
+                    let Plan::Query { node, .. } = plan else { return Ok(Value::Null) };
+                    let rows = execution::collect(&node, ctx)?;
+                    Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
+                })?;
+                self.notices.extend(notice);
+                command("ALTER TABLE")
+            }
+            Plan::Truncate { tables } => {
+                ddl::truncate(ctx, &tables)?;
+                command("TRUNCATE TABLE")
+            }
+            Plan::Set { name, value } => {
+                self.set(&name, value)?;
+                command("SET")
+            }
+            Plan::Show { name } => {
+                let key = name.to_ascii_lowercase();
+                let key = if key == "time zone" { "timezone".to_string() } else { key };
+                let value = self
+                    .setting(&key)
+                    .ok_or_else(|| Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")))?
+                    .to_string();
+                Ok(Outcome::Rows {
+                    columns: vec![ResultColumn { name: key, data_type: DataType::Text }],
+                    rows: vec![vec![Value::Text(value)]],
+                    tag: "SHOW".into(),
+                })
+            }
+            Plan::Explain(inner) => {
+                let text = inner.to_string();
+                let rows: Vec<Row> = text.lines().map(|l| vec![Value::Text(l.to_string())]).collect();
+                Ok(Outcome::Rows {
+                    columns: vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
+                    rows,
+                    tag: "EXPLAIN".into(),
+                })
+            }
+            Plan::Noop { tag } => command(&tag),
+            Plan::Begin { .. } | Plan::Commit | Plan::Rollback => {
+                Err(Error::Internal("transaction control reached the executor".into()))
+            }
+        }
+    }
+
+    fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+        let key = name.to_ascii_lowercase();
+        let key = if key == "time zone" { "timezone".to_string() } else { key };
+        let value = match value {
+            Some(v) => v,
+            None => default_settings().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or_default(),
+        };
+        if key == "timezone" && !is_utc(&value) {
+            return Err(Error::InvalidParameter(format!(
+                "time zone \"{value}\" is not supported: ChronosDB sessions run in UTC"
+            )));
+        }
+        match self.info.settings.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.info.settings.push((key, value)),
+        }
+        Ok(())
+    }
+}
+
+/// True for the names of UTC.
+pub fn is_utc(zone: &str) -> bool {
+    matches!(zone.to_ascii_lowercase().as_str(), "utc" | "etc/utc" | "gmt" | "etc/gmt" | "z" | "zulu" | "universal" | "+00" | "+00:00" | "0")
+}
+
+fn write_outcome(tag: String, columns: Option<Vec<ResultColumn>>, rows: Vec<Row>) -> Result<Outcome> {
+    Ok(match columns {
+        Some(columns) => Outcome::Rows { columns, rows, tag },
+        None => Outcome::Command { tag },
+    })
+}
+
+/// The columns a plan returns (empty for commands).
+pub fn result_columns(plan: &Plan) -> Vec<ResultColumn> {
+    match plan {
+        Plan::Query { columns, .. } => columns.clone(),
+        Plan::Insert { returning: Some((_, c)), .. } | Plan::Update { returning: Some((_, c)), .. } | Plan::Delete { returning: Some((_, c)), .. } => c.clone(),
+        Plan::Show { name } => vec![ResultColumn { name: name.to_ascii_lowercase(), data_type: DataType::Text }],
+        Plan::Explain(_) => vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
+        _ => Vec::new(),
+    }
+}
+
+/// now() for a statement: the wall clock, never before the snapshot.
+fn execution_time(_txn: &Transaction) -> i64 {
+    super::functions::wall_clock_micros()
+}

@@ -1,0 +1,707 @@
+//! The system catalog as virtual tables: `pg_catalog` and `information_schema` views computed
+//! from the live catalog and queried by the ordinary engine, plus the catalog functions clients
+//! call (`format_type`, `pg_table_is_visible`, …).
+//!
+//! Object ids: tables get `16384 + table id`, indexes `32768 + table id * 256 + index id`,
+//! types use PostgreSQL's own oids.
+
+use super::execution::{Context, Row};
+use super::planner::plan::Expr;
+use super::planner::scope::ScopeColumn;
+use crate::catalog::{self, Table};
+use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
+use crate::types::{DataType, Value};
+
+const PUBLIC_OID: i64 = 2200;
+const PG_CATALOG_OID: i64 = 11;
+const INFORMATION_SCHEMA_OID: i64 = 13000;
+const OWNER_OID: i64 = 10;
+
+pub fn table_oid(table: &Table) -> i64 {
+    16384 + table.id as i64
+}
+
+fn index_oid(table: &Table, index_id: u32) -> i64 {
+    32768 + table.id as i64 * 256 + index_id as i64
+}
+
+/// The oid of a table or index by name.
+pub fn relation_oid(txn: &mut Transaction, name: &str) -> Result<Option<i64>> {
+    if let Some(t) = catalog::get_table(txn, name)? {
+        return Ok(Some(table_oid(&t)));
+    }
+    if let Some((t, i)) = catalog::find_index(txn, name)? {
+        return Ok(Some(index_oid(&t, t.indexes[i].id)));
+    }
+    Ok(None)
+}
+
+type Columns = &'static [(&'static str, DataType)];
+
+macro_rules! cols {
+    ($($name:literal : $t:ident),* $(,)?) => { &[$(($name, DataType::$t)),*] };
+}
+
+const NAMESPACE: Columns = cols!["oid": Int8, "nspname": Text, "nspowner": Int8, "nspacl": Text];
+const CLASS: Columns = cols![
+    "oid": Int8, "relname": Text, "relnamespace": Int8, "relkind": Text, "relowner": Int8, "relam": Int8,
+    "reltuples": Float4, "relpages": Int4, "relhasindex": Bool, "relpersistence": Text, "relchecks": Int2,
+    "relhasrules": Bool, "relhastriggers": Bool, "relrowsecurity": Bool, "relforcerowsecurity": Bool,
+    "relispartition": Bool, "reltablespace": Int8, "reloftype": Int8, "relacl": Text, "reloptions": Text,
+    "relnatts": Int2, "relhassubclass": Bool, "relispopulated": Bool, "relreplident": Text,
+    "reltoastrelid": Int8, "relpartbound": Text, "reltype": Int8, "relisshared": Bool,
+];
+const ATTRIBUTE: Columns = cols![
+    "attrelid": Int8, "attname": Text, "atttypid": Int8, "attnum": Int2, "attnotnull": Bool, "atthasdef": Bool,
+    "attisdropped": Bool, "atttypmod": Int4, "attlen": Int2, "attidentity": Text, "attgenerated": Text,
+    "attcollation": Int8, "attstattarget": Int4, "attstorage": Text, "attcompression": Text, "attfdwoptions": Text,
+    "attoptions": Text, "attislocal": Bool, "attinhcount": Int4, "attacl": Text, "atthasmissing": Bool,
+];
+const TYPE: Columns = cols![
+    "oid": Int8, "typname": Text, "typnamespace": Int8, "typlen": Int2, "typtype": Text, "typbasetype": Int8,
+    "typelem": Int8, "typrelid": Int8, "typarray": Int8, "typnotnull": Bool, "typtypmod": Int4,
+    "typdelim": Text, "typcategory": Text, "typcollation": Int8, "typowner": Int8, "typinput": Text,
+    "typoutput": Text, "typreceive": Text, "typsend": Text, "typisdefined": Bool, "typdefault": Text,
+];
+const INDEX: Columns = cols![
+    "indexrelid": Int8, "indrelid": Int8, "indnatts": Int2, "indnkeyatts": Int2, "indisunique": Bool,
+    "indisprimary": Bool, "indisexclusion": Bool, "indimmediate": Bool, "indisclustered": Bool,
+    "indisvalid": Bool, "indisready": Bool, "indislive": Bool, "indisreplident": Bool, "indkey": Text,
+    "indexprs": Text, "indpred": Text, "indoption": Text, "indcollation": Text, "indclass": Text,
+    "indnullsnotdistinct": Bool,
+];
+const CONSTRAINT: Columns = cols![
+    "oid": Int8, "conname": Text, "connamespace": Int8, "contype": Text, "condeferrable": Bool,
+    "condeferred": Bool, "convalidated": Bool, "conrelid": Int8, "contypid": Int8, "conindid": Int8,
+    "confrelid": Int8, "conkey": Text, "confkey": Text, "conislocal": Bool, "coninhcount": Int4,
+    "connoinherit": Bool, "conparentid": Int8,
+];
+const DATABASE: Columns = cols![
+    "oid": Int8, "datname": Text, "datdba": Int8, "encoding": Int4, "datcollate": Text, "datctype": Text,
+    "datistemplate": Bool, "datallowconn": Bool, "datconnlimit": Int4, "datacl": Text, "dattablespace": Int8,
+    "datlocprovider": Text, "daticulocale": Text, "datcollversion": Text,
+];
+const ROLES: Columns = cols![
+    "oid": Int8, "rolname": Text, "rolsuper": Bool, "rolinherit": Bool, "rolcreaterole": Bool,
+    "rolcreatedb": Bool, "rolcanlogin": Bool, "rolreplication": Bool, "rolconnlimit": Int4,
+    "rolpassword": Text, "rolvaliduntil": TimestampTz, "rolbypassrls": Bool, "rolconfig": Text,
+];
+const SETTINGS: Columns = cols![
+    "name": Text, "setting": Text, "unit": Text, "category": Text, "short_desc": Text, "context": Text,
+    "vartype": Text, "source": Text, "boot_val": Text, "reset_val": Text,
+];
+const AM: Columns = cols!["oid": Int8, "amname": Text, "amhandler": Text, "amtype": Text];
+const DESCRIPTION: Columns = cols!["objoid": Int8, "classoid": Int8, "objsubid": Int4, "description": Text];
+const ATTRDEF: Columns = cols!["oid": Int8, "adrelid": Int8, "adnum": Int2, "adbin": Text];
+const TABLES: Columns = cols![
+    "schemaname": Text, "tablename": Text, "tableowner": Text, "tablespace": Text, "hasindexes": Bool,
+    "hasrules": Bool, "hastriggers": Bool, "rowsecurity": Bool,
+];
+const EMPTY_NAME: Columns = cols!["oid": Int8, "name": Text];
+const IS_TABLES: Columns = cols![
+    "table_catalog": Text, "table_schema": Text, "table_name": Text, "table_type": Text,
+    "self_referencing_column_name": Text, "reference_generation": Text, "user_defined_type_catalog": Text,
+    "user_defined_type_schema": Text, "user_defined_type_name": Text, "is_insertable_into": Text,
+    "is_typed": Text, "commit_action": Text,
+];
+const IS_COLUMNS: Columns = cols![
+    "table_catalog": Text, "table_schema": Text, "table_name": Text, "column_name": Text,
+    "ordinal_position": Int4, "column_default": Text, "is_nullable": Text, "data_type": Text,
+    "character_maximum_length": Int4, "character_octet_length": Int4, "numeric_precision": Int4,
+    "numeric_precision_radix": Int4, "numeric_scale": Int4, "datetime_precision": Int4, "udt_catalog": Text,
+    "udt_schema": Text, "udt_name": Text, "is_identity": Text, "is_generated": Text, "is_updatable": Text,
+];
+const IS_SCHEMATA: Columns = cols![
+    "catalog_name": Text, "schema_name": Text, "schema_owner": Text, "default_character_set_catalog": Text,
+    "default_character_set_schema": Text, "default_character_set_name": Text, "sql_path": Text,
+];
+const IS_KEY_COLUMN_USAGE: Columns = cols![
+    "constraint_catalog": Text, "constraint_schema": Text, "constraint_name": Text, "table_catalog": Text,
+    "table_schema": Text, "table_name": Text, "column_name": Text, "ordinal_position": Int4,
+    "position_in_unique_constraint": Int4,
+];
+const IS_TABLE_CONSTRAINTS: Columns = cols![
+    "constraint_catalog": Text, "constraint_schema": Text, "constraint_name": Text, "table_catalog": Text,
+    "table_schema": Text, "table_name": Text, "constraint_type": Text, "is_deferrable": Text,
+    "initially_deferred": Text, "enforced": Text, "nulls_distinct": Text,
+];
+
+fn definition(qualified: &str) -> Option<Columns> {
+    Some(match qualified {
+        "pg_catalog.pg_namespace" => NAMESPACE,
+        "pg_catalog.pg_class" => CLASS,
+        "pg_catalog.pg_attribute" => ATTRIBUTE,
+        "pg_catalog.pg_type" => TYPE,
+        "pg_catalog.pg_index" => INDEX,
+        "pg_catalog.pg_constraint" => CONSTRAINT,
+        "pg_catalog.pg_database" => DATABASE,
+        "pg_catalog.pg_roles" | "pg_catalog.pg_authid" => ROLES,
+        "pg_catalog.pg_settings" => SETTINGS,
+        "pg_catalog.pg_am" => AM,
+        "pg_catalog.pg_description" => DESCRIPTION,
+        "pg_catalog.pg_attrdef" => ATTRDEF,
+        "pg_catalog.pg_tables" => TABLES,
+        "pg_catalog.pg_enum" | "pg_catalog.pg_range" | "pg_catalog.pg_tablespace" | "pg_catalog.pg_inherits"
+        | "pg_catalog.pg_trigger" | "pg_catalog.pg_policy" | "pg_catalog.pg_collation" | "pg_catalog.pg_proc"
+        | "pg_catalog.pg_rewrite" | "pg_catalog.pg_statistic_ext" | "pg_catalog.pg_publication" => EMPTY_NAME,
+        "information_schema.tables" => IS_TABLES,
+        "information_schema.columns" => IS_COLUMNS,
+        "information_schema.schemata" => IS_SCHEMATA,
+        "information_schema.key_column_usage" => IS_KEY_COLUMN_USAGE,
+        "information_schema.table_constraints" => IS_TABLE_CONSTRAINTS,
+        _ => return None,
+    })
+}
+
+/// The columns of a system table, if `schema.name` (or an unqualified `pg_*` name) is one.
+pub fn schema(schema: Option<&str>, name: &str) -> Option<(String, Vec<ScopeColumn>)> {
+    let qualified = match schema {
+        Some(s) => format!("{s}.{name}"),
+        None if name.starts_with("pg_") => format!("pg_catalog.{name}"),
+        None => return None,
+    };
+    let def = definition(&qualified)?;
+    let columns = def
+        .iter()
+        .map(|(n, t)| ScopeColumn { table: None, name: n.to_string(), data_type: t.clone(), hidden: false })
+        .collect();
+    Some((qualified, columns))
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+/// Computes the rows of a system table.
+pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
+    let width = definition(qualified).map(|d| d.len()).unwrap_or(0);
+    let tables = catalog::list_tables(ctx.txn)?;
+    let pad = |mut r: Row| {
+        r.resize(width, Value::Null);
+        r
+    };
+    let db = ctx.session.database.clone();
+    let mut out = Vec::new();
+    match qualified {
+        "pg_catalog.pg_namespace" => {
+            for (oid, name) in [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")] {
+                out.push(pad(vec![Value::Int8(oid), text(name), Value::Int8(OWNER_OID)]));
+            }
+        }
+        "pg_catalog.pg_class" => {
+            for t in &tables {
+                out.push(class_row(table_oid(t), &t.name, "r", !t.indexes.is_empty() || !t.primary_key.is_empty(), t.columns.len(), width));
+                if !t.primary_key.is_empty() {
+                    out.push(class_row(index_oid(t, 0), &t.pkey_name(), "i", false, t.primary_key.len(), width));
+                }
+                for ix in &t.indexes {
+                    out.push(class_row(index_oid(t, ix.id), &ix.name, "i", false, ix.columns.len(), width));
+                }
+            }
+        }
+        "pg_catalog.pg_attribute" => {
+            for t in &tables {
+                for (i, c) in t.columns.iter().enumerate() {
+                    out.push(pad(vec![
+                        Value::Int8(table_oid(t)),
+                        text(&c.name),
+                        Value::Int8(c.data_type.oid() as i64),
+                        Value::Int2(i as i16 + 1),
+                        Value::Bool(!c.nullable),
+                        Value::Bool(c.default.is_some()),
+                        Value::Bool(false),
+                        Value::Int4(typmod(&c.data_type)),
+                        Value::Int2(type_len(&c.data_type)),
+                        text(""),
+                        text(""),
+                        Value::Int8(if c.data_type.is_string() { 100 } else { 0 }),
+                        Value::Int4(-1),
+                        text("p"),
+                        text(""),
+                        Value::Null,
+                        Value::Null,
+                        Value::Bool(true),
+                        Value::Int4(0),
+                        Value::Null,
+                        Value::Bool(false),
+                    ]));
+                }
+            }
+        }
+        "pg_catalog.pg_type" => {
+            for t in all_types() {
+                let (category, elem, array) = type_meta(&t);
+                out.push(pad(vec![
+                    Value::Int8(t.oid() as i64),
+                    text(type_name(&t)),
+                    Value::Int8(PG_CATALOG_OID),
+                    Value::Int2(type_len(&t)),
+                    text("b"),
+                    Value::Int8(0),
+                    Value::Int8(elem),
+                    Value::Int8(0),
+                    Value::Int8(array),
+                    Value::Bool(false),
+                    Value::Int4(-1),
+                    text(","),
+                    text(category),
+                    Value::Int8(if t.is_string() { 100 } else { 0 }),
+                    Value::Int8(OWNER_OID),
+                    text(format!("{}in", type_name(&t))),
+                    text(format!("{}out", type_name(&t))),
+                    text(format!("{}recv", type_name(&t))),
+                    text(format!("{}send", type_name(&t))),
+                    Value::Bool(true),
+                    Value::Null,
+                ]));
+            }
+        }
+        "pg_catalog.pg_index" => {
+            for t in &tables {
+                let mut entries: Vec<(i64, &[usize], bool, bool)> = Vec::new();
+                if !t.primary_key.is_empty() {
+                    entries.push((index_oid(t, 0), &t.primary_key, true, true));
+                }
+                for ix in &t.indexes {
+                    entries.push((index_oid(t, ix.id), &ix.columns, ix.unique, false));
+                }
+                for (oid, columns, unique, primary) in entries {
+                    let key: Vec<String> = columns.iter().map(|c| (c + 1).to_string()).collect();
+                    out.push(pad(vec![
+                        Value::Int8(oid),
+                        Value::Int8(table_oid(t)),
+                        Value::Int2(columns.len() as i16),
+                        Value::Int2(columns.len() as i16),
+                        Value::Bool(unique),
+                        Value::Bool(primary),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        Value::Bool(true),
+                        Value::Bool(true),
+                        Value::Bool(false),
+                        text(key.join(" ")),
+                        Value::Null,
+                        Value::Null,
+                        text(vec!["0"; columns.len()].join(" ")),
+                        text(""),
+                        text(""),
+                        Value::Bool(false),
+                    ]));
+                }
+            }
+        }
+        "pg_catalog.pg_constraint" => {
+            for t in &tables {
+                let mut entries: Vec<(i64, String, &str, &[usize])> = Vec::new();
+                if !t.primary_key.is_empty() {
+                    entries.push((index_oid(t, 0), t.pkey_name(), "p", &t.primary_key));
+                }
+                for ix in t.indexes.iter().filter(|i| i.unique && i.name.ends_with("_key")) {
+                    entries.push((index_oid(t, ix.id), ix.name.clone(), "u", &ix.columns));
+                }
+                for (oid, name, kind, columns) in entries {
+                    let key: Vec<String> = columns.iter().map(|c| (c + 1).to_string()).collect();
+                    out.push(pad(vec![
+                        Value::Int8(oid + 1_000_000),
+                        text(name),
+                        Value::Int8(PUBLIC_OID),
+                        text(kind),
+                        Value::Bool(false),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        Value::Int8(table_oid(t)),
+                        Value::Int8(0),
+                        Value::Int8(oid),
+                        Value::Int8(0),
+                        text(format!("{{{}}}", key.join(","))),
+                        Value::Null,
+                        Value::Bool(true),
+                        Value::Int4(0),
+                        Value::Bool(true),
+                        Value::Int8(0),
+                    ]));
+                }
+            }
+        }
+        "pg_catalog.pg_database" => {
+            for (oid, name) in [(1, "chronos"), (5, "postgres")] {
+                out.push(pad(vec![
+                    Value::Int8(oid),
+                    text(name),
+                    Value::Int8(OWNER_OID),
+                    Value::Int4(6),
+                    text("C.UTF-8"),
+                    text("C.UTF-8"),
+                    Value::Bool(false),
+                    Value::Bool(true),
+                    Value::Int4(-1),
+                    Value::Null,
+                    Value::Int8(1663),
+                    text("c"),
+                ]));
+            }
+        }
+        "pg_catalog.pg_roles" | "pg_catalog.pg_authid" => {
+            for (oid, name, superuser) in [(OWNER_OID, "admin", true), (OWNER_OID + 1, "readonly", false)] {
+                out.push(pad(vec![
+                    Value::Int8(oid),
+                    text(name),
+                    Value::Bool(superuser),
+                    Value::Bool(true),
+                    Value::Bool(superuser),
+                    Value::Bool(superuser),
+                    Value::Bool(true),
+                    Value::Bool(false),
+                    Value::Int4(-1),
+                    text("********"),
+                    Value::Null,
+                    Value::Bool(superuser),
+                    Value::Null,
+                ]));
+            }
+        }
+        "pg_catalog.pg_settings" => {
+            for (name, value) in super::settings_snapshot(ctx.session) {
+                out.push(pad(vec![text(name), text(value), Value::Null, text("Client Connection Defaults"), text(""), text("user"), text("string"), text("default")]));
+            }
+        }
+        "pg_catalog.pg_am" => {
+            out.push(pad(vec![Value::Int8(403), text("btree"), text("bthandler"), text("i")]));
+            out.push(pad(vec![Value::Int8(2), text("heap"), text("heap_tableam_handler"), text("t")]));
+        }
+        "pg_catalog.pg_attrdef" => {
+            for t in &tables {
+                for (i, c) in t.columns.iter().enumerate() {
+                    if let Some(d) = &c.default {
+                        out.push(pad(vec![Value::Int8(table_oid(t) * 1000 + i as i64), Value::Int8(table_oid(t)), Value::Int2(i as i16 + 1), text(d)]));
+                    }
+                }
+            }
+        }
+        "pg_catalog.pg_tables" => {
+            for t in &tables {
+                out.push(pad(vec![text("public"), text(&t.name), text("admin"), Value::Null, Value::Bool(!t.indexes.is_empty() || !t.primary_key.is_empty()), Value::Bool(false), Value::Bool(false), Value::Bool(false)]));
+            }
+        }
+        "information_schema.tables" => {
+            for t in &tables {
+                out.push(pad(vec![text(&db), text("public"), text(&t.name), text("BASE TABLE"), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null, text("YES"), text("NO"), Value::Null]));
+            }
+        }
+        "information_schema.columns" => {
+            for t in &tables {
+                for (i, c) in t.columns.iter().enumerate() {
+                    let (char_len, num_prec, num_radix, num_scale) = column_facets(&c.data_type);
+                    out.push(pad(vec![
+                        text(&db),
+                        text("public"),
+                        text(&t.name),
+                        text(&c.name),
+                        Value::Int4(i as i32 + 1),
+                        c.default.clone().map(Value::Text).unwrap_or(Value::Null),
+                        text(if c.nullable { "YES" } else { "NO" }),
+                        text(information_schema_type(&c.data_type)),
+                        char_len,
+                        Value::Null,
+                        num_prec,
+                        num_radix,
+                        num_scale,
+                        Value::Null,
+                        text(&db),
+                        text("pg_catalog"),
+                        text(type_name(&c.data_type)),
+                        text("NO"),
+                        text("NEVER"),
+                        text("YES"),
+                    ]));
+                }
+            }
+        }
+        "information_schema.schemata" => {
+            for s in ["pg_catalog", "public", "information_schema"] {
+                out.push(pad(vec![text(&db), text(s), text("admin")]));
+            }
+        }
+        "information_schema.key_column_usage" | "information_schema.table_constraints" => {
+            for t in &tables {
+                let mut constraints: Vec<(String, &str, &[usize])> = Vec::new();
+                if !t.primary_key.is_empty() {
+                    constraints.push((t.pkey_name(), "PRIMARY KEY", &t.primary_key));
+                }
+                for ix in t.indexes.iter().filter(|i| i.unique && i.name.ends_with("_key")) {
+                    constraints.push((ix.name.clone(), "UNIQUE", &ix.columns));
+                }
+                for (name, kind, columns) in constraints {
+                    if qualified.ends_with("table_constraints") {
+                        out.push(pad(vec![text(&db), text("public"), text(&name), text(&db), text("public"), text(&t.name), text(kind), text("NO"), text("NO"), text("YES"), Value::Null]));
+                    } else {
+                        for (pos, &c) in columns.iter().enumerate() {
+                            out.push(pad(vec![text(&db), text("public"), text(&name), text(&db), text("public"), text(&t.name), text(&t.columns[c].name), Value::Int4(pos as i32 + 1), Value::Null]));
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+fn class_row(oid: i64, name: &str, kind: &str, has_index: bool, natts: usize, width: usize) -> Row {
+    let mut row = vec![
+        Value::Int8(oid),
+        text(name),
+        Value::Int8(PUBLIC_OID),
+        text(kind),
+        Value::Int8(OWNER_OID),
+        Value::Int8(if kind == "i" { 403 } else { 2 }),
+        Value::Float4(-1.0),
+        Value::Int4(0),
+        Value::Bool(has_index),
+        text("p"),
+        Value::Int2(0),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Bool(false),
+        Value::Int8(0),
+        Value::Int8(0),
+        Value::Null,
+        Value::Null,
+        Value::Int2(natts as i16),
+        Value::Bool(false),
+        Value::Bool(true),
+        text("d"),
+        Value::Int8(0),
+        Value::Null,
+        Value::Int8(0),
+        Value::Bool(false),
+    ];
+    row.resize(width, Value::Null);
+    row
+}
+
+fn all_types() -> Vec<DataType> {
+    use DataType::*;
+    let base = vec![Bool, Int2, Int4, Int8, Float4, Float8, Numeric(None), Text, Varchar(None), Char(1), Bytea, Date, Timestamp, TimestampTz, Interval, Uuid, Jsonb];
+    let mut all = base.clone();
+    all.extend(base.into_iter().map(|t| Array(Box::new(t))));
+    all
+}
+
+/// The internal name of a type (`int4`, `varchar`, `_int4` …).
+pub fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Bool => "bool".into(),
+        DataType::Int2 => "int2".into(),
+        DataType::Int4 => "int4".into(),
+        DataType::Int8 => "int8".into(),
+        DataType::Float4 => "float4".into(),
+        DataType::Float8 => "float8".into(),
+        DataType::Numeric(_) => "numeric".into(),
+        DataType::Text | DataType::Unknown => "text".into(),
+        DataType::Varchar(_) => "varchar".into(),
+        DataType::Char(_) => "bpchar".into(),
+        DataType::Bytea => "bytea".into(),
+        DataType::Date => "date".into(),
+        DataType::Timestamp => "timestamp".into(),
+        DataType::TimestampTz => "timestamptz".into(),
+        DataType::Interval => "interval".into(),
+        DataType::Uuid => "uuid".into(),
+        DataType::Jsonb => "jsonb".into(),
+        DataType::Array(e) => format!("_{}", type_name(e)),
+    }
+}
+
+fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
+    let category = match t {
+        DataType::Bool => "B",
+        DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => "N",
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => "S",
+        DataType::Date | DataType::Timestamp | DataType::TimestampTz => "D",
+        DataType::Interval => "T",
+        DataType::Array(_) => "A",
+        _ => "U",
+    };
+    match t {
+        DataType::Array(e) => (category, e.oid() as i64, 0),
+        other => (category, 0, DataType::Array(Box::new(other.clone())).oid() as i64),
+    }
+}
+
+fn type_len(t: &DataType) -> i16 {
+    match t {
+        DataType::Bool => 1,
+        DataType::Int2 => 2,
+        DataType::Int4 | DataType::Float4 | DataType::Date => 4,
+        DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+        DataType::Interval | DataType::Uuid => 16,
+        _ => -1,
+    }
+}
+
+fn typmod(t: &DataType) -> i32 {
+    match t {
+        DataType::Varchar(Some(n)) | DataType::Char(n) => *n as i32 + 4,
+        DataType::Numeric(Some((p, s))) => ((*p as i32) << 16 | *s as i32) + 4,
+        _ => -1,
+    }
+}
+
+fn information_schema_type(t: &DataType) -> String {
+    match t {
+        DataType::Varchar(_) => "character varying".into(),
+        DataType::Char(_) => "character".into(),
+        DataType::Numeric(_) => "numeric".into(),
+        DataType::Array(_) => "ARRAY".into(),
+        DataType::Jsonb => "jsonb".into(),
+        other => other.to_string(),
+    }
+}
+
+fn column_facets(t: &DataType) -> (Value, Value, Value, Value) {
+    match t {
+        DataType::Varchar(Some(n)) | DataType::Char(n) => (Value::Int4(*n as i32), Value::Null, Value::Null, Value::Null),
+        DataType::Int2 => (Value::Null, Value::Int4(16), Value::Int4(2), Value::Int4(0)),
+        DataType::Int4 => (Value::Null, Value::Int4(32), Value::Int4(2), Value::Int4(0)),
+        DataType::Int8 => (Value::Null, Value::Int4(64), Value::Int4(2), Value::Int4(0)),
+        DataType::Float4 => (Value::Null, Value::Int4(24), Value::Int4(2), Value::Null),
+        DataType::Float8 => (Value::Null, Value::Int4(53), Value::Int4(2), Value::Null),
+        DataType::Numeric(Some((p, s))) => (Value::Null, Value::Int4(*p as i32), Value::Int4(10), Value::Int4(*s as i32)),
+        DataType::Numeric(None) => (Value::Null, Value::Null, Value::Int4(10), Value::Null),
+        _ => (Value::Null, Value::Null, Value::Null, Value::Null),
+    }
+}
+
+/// `format_type(oid, typmod)`.
+fn format_type(oid: i64, typmod: i64) -> Value {
+    let Some(t) = all_types().into_iter().find(|t| t.oid() as i64 == oid) else {
+        return Value::Text("???".into());
+    };
+    let t = match (t, typmod) {
+        (DataType::Varchar(_), m) if m > 4 => DataType::Varchar(Some(m as u32 - 4)),
+        (DataType::Char(_), m) if m > 4 => DataType::Char(m as u32 - 4),
+        (DataType::Char(_), _) => return Value::Text("character".into()),
+        (DataType::Numeric(_), m) if m > 4 => DataType::Numeric(Some((((m - 4) >> 16) as u32, ((m - 4) & 0xffff) as u32))),
+        (t, _) => t,
+    };
+    Value::Text(t.to_string())
+}
+
+/// Binds a catalog function call, if `name` is one; arguments are already bound.
+pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Result<Option<(Expr, DataType)>> {
+    let (canonical, return_type): (&'static str, DataType) = match name {
+        "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => ("pg_table_is_visible", DataType::Bool),
+        "format_type" => ("format_type", DataType::Text),
+        "pg_get_userbyid" => ("pg_get_userbyid", DataType::Text),
+        "obj_description" | "col_description" | "shobj_description" => ("obj_description", DataType::Text),
+        "pg_encoding_to_char" => ("pg_encoding_to_char", DataType::Text),
+        "has_table_privilege" | "has_schema_privilege" | "has_database_privilege" | "has_column_privilege"
+        | "has_function_privilege" | "pg_has_role" => ("has_privilege", DataType::Bool),
+        "pg_get_expr" => ("pg_get_expr", DataType::Text),
+        "pg_get_indexdef" => ("pg_get_indexdef", DataType::Text),
+        "pg_get_constraintdef" => ("pg_get_constraintdef", DataType::Text),
+        "pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_viewdef" | "pg_get_triggerdef" => ("pg_null_text", DataType::Text),
+        "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size" => ("pg_relation_size", DataType::Int8),
+        "pg_size_pretty" => ("pg_size_pretty", DataType::Text),
+        "quote_ident" => ("quote_ident", DataType::Text),
+        "array_to_string" => ("array_to_string", DataType::Text),
+        "pg_is_in_recovery" => ("pg_is_in_recovery", DataType::Bool),
+        "txid_current" => ("txid_current", DataType::Int8),
+        "pg_postmaster_start_time" => ("pg_postmaster_start_time", DataType::TimestampTz),
+        _ => return Ok(None),
+    };
+    let bound = std::mem::take(args)
+        .into_iter()
+        .map(|(e, t)| match (e, t) {
+            (Expr::Constant(v), DataType::Unknown) => Expr::Constant(v),
+            (e, _) => e,
+        })
+        .collect();
+    Ok(Some((Expr::Function { name: canonical, args: bound, return_type: return_type.clone() }, return_type)))
+}
+
+/// Names of the catalog functions evaluated by [`call_catalog_function`].
+pub fn is_catalog_function(name: &str) -> bool {
+    matches!(
+        name,
+        "pg_table_is_visible" | "format_type" | "pg_get_userbyid" | "obj_description" | "pg_encoding_to_char"
+            | "has_privilege" | "pg_get_expr" | "pg_get_indexdef" | "pg_get_constraintdef" | "pg_null_text"
+            | "pg_relation_size" | "pg_size_pretty" | "quote_ident" | "array_to_string" | "pg_is_in_recovery"
+            | "txid_current" | "pg_postmaster_start_time"
+    )
+}
+
+/// Evaluates a catalog function.
+pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
+    let int = |i: usize| args.get(i).and_then(|v| v.as_i64().or_else(|| match v { Value::Text(s) => s.parse().ok(), _ => None }));
+    Ok(match name {
+        "pg_table_is_visible" => Value::Bool(true),
+        "format_type" => match int(0) {
+            Some(oid) => format_type(oid, int(1).unwrap_or(-1)),
+            None => Value::Null,
+        },
+        "pg_get_userbyid" => Value::Text(if int(0) == Some(OWNER_OID + 1) { "readonly" } else { "admin" }.into()),
+        "obj_description" | "pg_null_text" => Value::Null,
+        "pg_encoding_to_char" => Value::Text("UTF8".into()),
+        "has_privilege" => Value::Bool(true),
+        "pg_get_expr" => args.first().cloned().unwrap_or(Value::Null),
+        "pg_get_indexdef" | "pg_get_constraintdef" => {
+            let oid = int(0).unwrap_or(0);
+            let constraint = name == "pg_get_constraintdef";
+            let oid = if constraint { oid - 1_000_000 } else { oid };
+            let mut found = Value::Null;
+            for t in catalog::list_tables(ctx.txn)? {
+                let cols = |c: &[usize]| c.iter().map(|&i| t.columns[i].name.clone()).collect::<Vec<_>>().join(", ");
+                if index_oid(&t, 0) == oid && !t.primary_key.is_empty() {
+                    found = Value::Text(if constraint {
+                        format!("PRIMARY KEY ({})", cols(&t.primary_key))
+                    } else {
+                        format!("CREATE UNIQUE INDEX {} ON public.{} USING btree ({})", t.pkey_name(), t.name, cols(&t.primary_key))
+                    });
+                }
+                for ix in &t.indexes {
+                    if index_oid(&t, ix.id) == oid {
+                        found = Value::Text(if constraint {
+                            format!("UNIQUE ({})", cols(&ix.columns))
+                        } else {
+                            format!(
+                                "CREATE {}INDEX {} ON public.{} USING btree ({})",
+                                if ix.unique { "UNIQUE " } else { "" },
+                                ix.name,
+                                t.name,
+                                cols(&ix.columns)
+                            )
+                        });
+                    }
+                }
+            }
+            found
+        }
+        "pg_relation_size" => Value::Int8(0),
+        "pg_size_pretty" => Value::Text(format!("{} bytes", int(0).unwrap_or(0))),
+        "quote_ident" => match args.first() {
+            Some(Value::Text(s)) => {
+                let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                Value::Text(if plain { s.clone() } else { format!("\"{}\"", s.replace('"', "\"\"")) })
+            }
+            _ => Value::Null,
+        },
+        "array_to_string" => match (args.first(), args.get(1)) {
+            (Some(Value::Array(items)), Some(Value::Text(sep))) => Value::Text(
+                items.iter().filter(|v| !v.is_null()).map(|v| v.to_string()).collect::<Vec<_>>().join(sep),
+            ),
+            (Some(Value::Text(s)), _) => Value::Text(s.clone()),
+            _ => Value::Null,
+        },
+        "pg_is_in_recovery" => Value::Bool(false),
+        "txid_current" => Value::Int8(ctx.txn.read_version() as i64 & i64::MAX),
+        "pg_postmaster_start_time" => Value::TimestampTz(ctx.now),
+        other => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+    })
+}

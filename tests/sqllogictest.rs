@@ -1,0 +1,110 @@
+//! Runs the sqllogictest files in `tests/slt/` against an embedded ChronosDB on sled, each
+//! file in a fresh database. `SLT_DIR=dir` runs another folder (e.g. `compat/pg15`), and
+//! `SLT_FILTER=name` only the files whose name contains it.
+
+use chronos::error::Error;
+use chronos::sql::{Engine, Outcome, Session};
+use chronos::storage::sled::SledStorage;
+use chronos::types::{DataType, Value};
+use sqllogictest::{DBOutput, DefaultColumnType};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct ChronosDb {
+    session: Session,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct SqlError(String);
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+fn render(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Text(s) if s.is_empty() => "(empty)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn column_type(t: &DataType) -> DefaultColumnType {
+    match t {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => DefaultColumnType::Integer,
+        DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => DefaultColumnType::FloatingPoint,
+        _ => DefaultColumnType::Text,
+    }
+}
+
+impl sqllogictest::DB for ChronosDb {
+    type Error = SqlError;
+    type ColumnType = DefaultColumnType;
+
+    fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        let mut last = None;
+        for result in self.session.run(sql) {
+            match result {
+                Ok(outcome) => last = Some(outcome),
+                Err(e) => return Err(SqlError(format!("{} {}", Error::sqlstate(&e), e))),
+            }
+        }
+        Ok(match last {
+            Some(Outcome::Rows { columns, rows, tag }) if !tag.starts_with("INSERT") && !tag.starts_with("UPDATE") && !tag.starts_with("DELETE") || !columns.is_empty() => {
+                DBOutput::Rows {
+                    types: columns.iter().map(|c| column_type(&c.data_type)).collect(),
+                    rows: rows.iter().map(|r| r.iter().map(render).collect()).collect(),
+                }
+            }
+            Some(Outcome::Command { tag }) | Some(Outcome::Rows { tag, .. }) => {
+                let count = tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                DBOutput::StatementComplete(count)
+            }
+            None => DBOutput::StatementComplete(0),
+        })
+    }
+}
+
+fn open_db() -> ChronosDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = SledStorage::open(dir.path()).expect("open sled");
+    let engine = Engine::open(Arc::new(storage)).expect("open engine");
+    ChronosDb { session: engine.session("admin", "chronos"), _dir: dir }
+}
+
+fn slt_files(dir: &Path) -> Vec<PathBuf> {
+    let filter = std::env::var("SLT_FILTER").unwrap_or_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("slt dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .filter(|p| p.to_string_lossy().contains(&filter))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn sqllogictest_files() {
+    let dir = std::env::var("SLT_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt"));
+    let files = slt_files(&dir);
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    let mut failures = Vec::new();
+    for file in &files {
+        let mut runner = sqllogictest::Runner::new(|| async { Ok(open_db()) });
+        match runner.run_file(file) {
+            Ok(()) => println!("ok   {}", file.display()),
+            Err(e) => {
+                println!("FAIL {}\n{}", file.display(), e.display(false));
+                failures.push(file.display().to_string());
+            }
+        }
+    }
+    println!("{} passed, {} failed", files.len() - failures.len(), failures.len());
+    assert!(failures.is_empty(), "failing files: {failures:?}");
+}
