@@ -17,7 +17,8 @@ fn main() {
             match result {
                 Ok(Outcome::Rows { rows, tag, .. }) => {
                     for row in rows {
-                        let cells: Vec<String> = row.iter().map(|v| if v.is_null() { "NULL".into() } else { v.to_string() }).collect();
+                        let cells: Vec<String> =
+                            row.iter().map(|v| if v.is_null() { "NULL".into() } else { v.to_string() }).collect();
                         println!("{}", cells.join(" | "));
                     }
                     println!("{tag}");

@@ -12,7 +12,10 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Error {
     /// Malformed SQL text; `position` is the 1-based character offset when known.
-    Syntax { message: String, position: Option<usize> },
+    Syntax {
+        message: String,
+        position: Option<usize>,
+    },
     /// A referenced table (relation) does not exist.
     UndefinedTable(String),
     /// A referenced column does not exist.
@@ -49,9 +52,15 @@ pub enum Error {
     /// A date/time value or field is out of range or malformed.
     DatetimeOutOfRange(String),
     /// NOT NULL violated.
-    NotNull { column: String, table: String },
+    NotNull {
+        column: String,
+        table: String,
+    },
     /// A unique or primary key constraint is violated.
-    UniqueViolation { constraint: String, detail: String },
+    UniqueViolation {
+        constraint: String,
+        detail: String,
+    },
     /// A scalar subquery produced more than one row.
     CardinalityViolation(String),
     /// A feature this version does not support.
@@ -179,17 +188,15 @@ impl fmt::Display for Error {
             Error::DuplicateColumn(name) => write!(f, "column \"{name}\" already exists"),
             Error::DuplicateObject(m) => write!(f, "{m}"),
             Error::DivisionByZero => write!(f, "division by zero"),
-            Error::NotNull { column, table } => write!(
-                f,
-                "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
-            ),
+            Error::NotNull { column, table } => {
+                write!(f, "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")
+            }
             Error::UniqueViolation { constraint, .. } => {
                 write!(f, "duplicate key value violates unique constraint \"{constraint}\"")
             }
-            Error::InFailedTransaction => write!(
-                f,
-                "current transaction is aborted, commands ignored until end of transaction block"
-            ),
+            Error::InFailedTransaction => {
+                write!(f, "current transaction is aborted, commands ignored until end of transaction block")
+            }
             Error::QueryCanceled => write!(f, "canceling statement due to user request"),
         }
     }

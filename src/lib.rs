@@ -3,9 +3,12 @@
 //! The crate is layered as `../DESIGN.md` describes; each module depends only on those listed
 //! before it here.
 
-pub mod error;
-pub mod types;
-pub mod storage;
-pub mod mvcc;
 pub mod catalog;
+pub mod error;
+pub mod http;
+pub mod mvcc;
+pub mod node;
+pub mod pg;
 pub mod sql;
+pub mod storage;
+pub mod types;

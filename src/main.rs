@@ -1,1 +1,97 @@
-fn main(){}
+//! `chronos`: the ChronosDB server.
+
+use chronos::node::{run_single_node, NodeConfig};
+use chronos::pg::PgConfig;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "chronos", version, about = "ChronosDB: a PostgreSQL-compatible time-series database for the edge")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node on its own (a cluster of one).
+    SingleNode {
+        /// Where the data lives.
+        #[arg(long, default_value = "data", env = "CHRONOS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// PostgreSQL protocol address.
+        #[arg(long, default_value = "127.0.0.1:5432", env = "CHRONOS_PG_ADDR")]
+        pg_addr: SocketAddr,
+        /// HTTP address of /health and /metrics.
+        #[arg(long, default_value = "127.0.0.1:9000", env = "CHRONOS_HTTP_ADDR")]
+        http_addr: SocketAddr,
+        /// Connections allowed at once; more are refused with SQLSTATE 53300.
+        #[arg(long, default_value_t = 100, env = "CHRONOS_MAX_CONNECTIONS")]
+        max_connections: usize,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHRONOS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let Command::SingleNode { data_dir, pg_addr, http_addr, max_connections } = cli.command;
+    let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let config = NodeConfig {
+        data_dir,
+        pg_addr,
+        http_addr,
+        pg: PgConfig {
+            max_connections,
+            admin_password: password("CHRONOS_AUTH_TOKEN_ADMIN"),
+            readonly_password: password("CHRONOS_AUTH_TOKEN_READONLY"),
+        },
+        ..NodeConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chronos: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+        run_single_node(config, rx).await
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chronos: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

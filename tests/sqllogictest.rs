@@ -1,6 +1,8 @@
-//! Runs the sqllogictest files in `tests/slt/` against an embedded ChronosDB on sled, each
-//! file in a fresh database. `SLT_DIR=dir` runs another folder (e.g. `compat/pg15`), and
-//! `SLT_FILTER=name` only the files whose name contains it.
+//! Runs the sqllogictest files against an embedded ChronosDB on sled, each file in a fresh
+//! database: the PostgreSQL-15-verified corpus in `compat/pg15/` and our own files in
+//! `tests/slt/`. Files listed in `tests/slt_known_failures.txt` are expected to fail (features
+//! not built yet); every other file must pass, and a listed file that starts passing fails
+//! the run until it is taken off the list. `SLT_FILTER=name` runs only matching files.
 
 use chronos::error::Error;
 use chronos::sql::{Engine, Outcome, Session};
@@ -55,7 +57,10 @@ impl sqllogictest::DB for ChronosDb {
             }
         }
         Ok(match last {
-            Some(Outcome::Rows { columns, rows, tag }) if !tag.starts_with("INSERT") && !tag.starts_with("UPDATE") && !tag.starts_with("DELETE") || !columns.is_empty() => {
+            Some(Outcome::Rows { columns, rows, tag })
+                if !tag.starts_with("INSERT") && !tag.starts_with("UPDATE") && !tag.starts_with("DELETE")
+                    || !columns.is_empty() =>
+            {
                 DBOutput::Rows {
                     types: columns.iter().map(|c| column_type(&c.data_type)).collect(),
                     rows: rows.iter().map(|r| r.iter().map(render).collect()).collect(),
@@ -89,22 +94,45 @@ fn slt_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+fn known_failures() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt_known_failures.txt");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 #[test]
 fn sqllogictest_files() {
-    let dir = std::env::var("SLT_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt"));
-    let files = slt_files(&dir);
-    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
-    let mut failures = Vec::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = slt_files(&root.join("compat/pg15"));
+    files.extend(slt_files(&root.join("tests/slt")));
+    assert!(!files.is_empty(), "no .slt files found");
+    let known = known_failures();
+    let (mut passed, mut failed, mut unexpected) = (0, 0, Vec::new());
     for file in &files {
+        let name = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        let expected_to_fail = known.contains(&name);
         let mut runner = sqllogictest::Runner::new(|| async { Ok(open_db()) });
         match runner.run_file(file) {
-            Ok(()) => println!("ok   {}", file.display()),
+            Ok(()) => {
+                passed += 1;
+                println!("ok   {name}");
+                if expected_to_fail {
+                    unexpected.push(format!("{name} passes now: remove it from tests/slt_known_failures.txt"));
+                }
+            }
             Err(e) => {
-                println!("FAIL {}\n{}", file.display(), e.display(false));
-                failures.push(file.display().to_string());
+                failed += 1;
+                println!("FAIL {name}{}\n{}", if expected_to_fail { " (known)" } else { "" }, e.display(false));
+                if !expected_to_fail {
+                    unexpected.push(format!("{name} fails"));
+                }
             }
         }
     }
-    println!("{} passed, {} failed", files.len() - failures.len(), failures.len());
-    assert!(failures.is_empty(), "failing files: {failures:?}");
+    println!("sqllogictest files: {passed} passed, {failed} failed");
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
 }

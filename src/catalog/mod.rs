@@ -141,9 +141,9 @@ fn meta_key(name: &str) -> Vec<u8> {
 /// Reads a table definition.
 pub fn get_table(txn: &mut Transaction, name: &str) -> Result<Option<Table>> {
     match txn.get(&catalog_key(name))? {
-        Some(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("table {name}: {e}")))?,
-        )),
+        Some(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("table {name}: {e}")))?))
+        }
         None => Ok(None),
     }
 }
@@ -157,9 +157,7 @@ pub fn must_get_table(txn: &mut Transaction, name: &str) -> Result<Table> {
 pub fn list_tables(txn: &mut Transaction) -> Result<Vec<Table>> {
     txn.scan_prefix(&[CATALOG])?
         .into_iter()
-        .map(|(_, bytes)| {
-            serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("catalog: {e}")))
-        })
+        .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("catalog: {e}"))))
         .collect()
 }
 

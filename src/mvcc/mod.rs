@@ -339,22 +339,13 @@ impl Transaction {
 
     /// Calls `f` with each visible pair under `prefix`, in key order, until it returns false.
     /// Streams from storage: memory use does not grow with the number of keys.
-    pub fn for_each_prefix(
-        &mut self,
-        prefix: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
+    pub fn for_each_prefix(&mut self, prefix: &[u8], f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
         self.for_each_from(prefix, None, f)
     }
 
     /// Up to `limit` visible pairs under `prefix` whose keys come after `after`, in key order.
     /// Repeated calls page through a prefix without holding a storage iterator between pages.
-    pub fn scan_page(
-        &mut self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan_page(&mut self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::with_capacity(limit.min(1024));
         self.for_each_from(prefix, after, |k, v| {
             out.push((k.to_vec(), v.to_vec()));
@@ -386,7 +377,8 @@ impl Transaction {
         let read_version = self.read_version;
         // Emits own writes ordered at or before `upto` (all of them when None); false = stop.
         type Own = std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>;
-        let emit_own = |upto: Option<&[u8]>, own: &mut Own, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>| -> Result<bool> {
+        type Visit<'v> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'v;
+        let emit_own = |upto: Option<&[u8]>, own: &mut Own, f: &mut Visit| -> Result<bool> {
             while let Some((k, _)) = own.peek() {
                 if upto.is_some_and(|u| k.as_slice() > u) {
                     break;
@@ -468,11 +460,7 @@ impl Transaction {
     /// Fails with a serialization error if a commit after the snapshot wrote a key this
     /// transaction writes or read, or a table it scanned.
     fn validate(&self) -> Result<()> {
-        let conflict = || {
-            Error::Serialization(
-                "could not serialize access due to concurrent update".into(),
-            )
-        };
+        let conflict = || Error::Serialization("could not serialize access due to concurrent update".into());
         {
             let domains = lock(&self.mvcc.domain_versions);
             for d in &self.read_domains {

@@ -41,9 +41,19 @@ pub fn drop_tables(ctx: &mut Context, names: &[String], if_exists: bool) -> Resu
 }
 
 /// CREATE INDEX, built over the existing rows.
-pub fn create_index(ctx: &mut Context, table_name: &str, name: &str, columns: &[String], unique: bool, if_not_exists: bool) -> Result<Option<String>> {
+pub fn create_index(
+    ctx: &mut Context,
+    table_name: &str,
+    name: &str,
+    columns: &[String],
+    unique: bool,
+    if_not_exists: bool,
+) -> Result<Option<String>> {
     let mut table = catalog::must_get_table(ctx.txn, table_name)?;
-    if catalog::find_index(ctx.txn, name)?.is_some() || catalog::get_table(ctx.txn, name)?.is_some() || name == table.pkey_name() {
+    if catalog::find_index(ctx.txn, name)?.is_some()
+        || catalog::get_table(ctx.txn, name)?.is_some()
+        || name == table.pkey_name()
+    {
         if if_not_exists {
             return Ok(Some(format!("relation \"{name}\" already exists, skipping")));
         }
@@ -86,14 +96,22 @@ pub fn drop_indexes(ctx: &mut Context, names: &[String], if_exists: bool) -> Res
 }
 
 /// ALTER TABLE.
-pub fn alter_table(ctx: &mut Context, table_name: &str, action: AlterAction, default_of: &mut dyn FnMut(&mut Context, &Table, usize) -> Result<Value>) -> Result<Option<String>> {
+pub fn alter_table(
+    ctx: &mut Context,
+    table_name: &str,
+    action: AlterAction,
+    default_of: &mut dyn FnMut(&mut Context, &Table, usize) -> Result<Value>,
+) -> Result<Option<String>> {
     let table = catalog::must_get_table(ctx.txn, table_name)?;
     let mut new = table.clone();
     match action {
         AlterAction::AddColumn { column, if_not_exists } => {
             if table.column_index(&column.name).is_some() {
                 if if_not_exists {
-                    return Ok(Some(format!("column \"{}\" of relation \"{}\" already exists, skipping", column.name, table.name)));
+                    return Ok(Some(format!(
+                        "column \"{}\" of relation \"{}\" already exists, skipping",
+                        column.name, table.name
+                    )));
                 }
                 return Err(Error::DuplicateColumn(format!("{}\" of relation \"{}", column.name, table.name)));
             }
@@ -108,7 +126,10 @@ pub fn alter_table(ctx: &mut Context, table_name: &str, action: AlterAction, def
         AlterAction::DropColumn { name, if_exists } => {
             let Some(position) = table.column_index(&name) else {
                 if if_exists {
-                    return Ok(Some(format!("column \"{name}\" of relation \"{}\" does not exist, skipping", table.name)));
+                    return Ok(Some(format!(
+                        "column \"{name}\" of relation \"{}\" does not exist, skipping",
+                        table.name
+                    )));
                 }
                 return Err(Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name)));
             };

@@ -6,7 +6,7 @@ use crate::types::cast::{self, CastKind};
 use crate::types::datetime::{self, MICROS_PER_SECOND};
 use crate::types::value::Interval;
 use crate::types::{DataType, Value};
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive as _};
+use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// A resolved function: its canonical name, the types its arguments are cast to, its result.
@@ -105,8 +105,17 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         }
         ("round", 2) => sig("round", vec![T::Numeric(None), T::Int4], T::Numeric(None)),
         ("trunc", 2) => sig("trunc", vec![T::Numeric(None), T::Int4], T::Numeric(None)),
-        ("sqrt", 1) | ("cbrt", 1) | ("exp", 1) | ("ln", 1) | ("log10", 1) | ("log", 1)
-        | ("sin", 1) | ("cos", 1) | ("tan", 1) | ("degrees", 1) | ("radians", 1) => {
+        ("sqrt", 1)
+        | ("cbrt", 1)
+        | ("exp", 1)
+        | ("ln", 1)
+        | ("log10", 1)
+        | ("log", 1)
+        | ("sin", 1)
+        | ("cos", 1)
+        | ("tan", 1)
+        | ("degrees", 1)
+        | ("radians", 1) => {
             let canonical: &'static str = match name {
                 "sqrt" => "sqrt",
                 "cbrt" => "cbrt",
@@ -119,7 +128,10 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
                 "radians" => "radians",
                 _ => "log10",
             };
-            let t = if matches!(args[0], T::Numeric(_)) && canonical != "cbrt" && !["sin", "cos", "tan", "degrees", "radians"].contains(&canonical) {
+            let t = if matches!(args[0], T::Numeric(_))
+                && canonical != "cbrt"
+                && !["sin", "cos", "tan", "degrees", "radians"].contains(&canonical)
+            {
                 T::Numeric(None)
             } else {
                 T::Float8
@@ -328,10 +340,22 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             other => Value::Float8(other.as_f64().unwrap_or(0.0).abs()),
         },
         "sign" => match &args[0] {
-            Value::Numeric(d) => Value::Numeric(if d.is_zero() { Decimal::ZERO } else if d.is_sign_negative() { Decimal::NEGATIVE_ONE } else { Decimal::ONE }),
+            Value::Numeric(d) => Value::Numeric(if d.is_zero() {
+                Decimal::ZERO
+            } else if d.is_sign_negative() {
+                Decimal::NEGATIVE_ONE
+            } else {
+                Decimal::ONE
+            }),
             other => {
                 let f = other.as_f64().unwrap_or(0.0);
-                Value::Float8(if f > 0.0 { 1.0 } else if f < 0.0 { -1.0 } else { 0.0 })
+                Value::Float8(if f > 0.0 {
+                    1.0
+                } else if f < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                })
             }
         },
         "round" | "trunc" | "ceil" | "floor" => match &args[0] {
@@ -501,9 +525,7 @@ fn ts_of(v: &Value) -> i64 {
 fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
     let field = field.to_ascii_lowercase();
     match (arg, field.as_str()) {
-        (Value::Timestamp(t) | Value::TimestampTz(t), "epoch") => {
-            Ok(Decimal::from_i128_with_scale(*t as i128, 6))
-        }
+        (Value::Timestamp(t) | Value::TimestampTz(t), "epoch") => Ok(Decimal::from_i128_with_scale(*t as i128, 6)),
         (Value::Timestamp(t) | Value::TimestampTz(t), "second") => {
             let micros = t.rem_euclid(60 * MICROS_PER_SECOND);
             Ok(Decimal::from_i128_with_scale(micros as i128, 6))
@@ -555,10 +577,7 @@ fn numeric_from_f64(f: f64, digits: i32) -> Result<Decimal> {
 
 /// The current wall-clock time in microseconds since the Unix epoch.
 pub fn wall_clock_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 fn rand_f64() -> f64 {
@@ -592,7 +611,11 @@ pub fn json_get(j: &Value, key: &Value, as_text: bool) -> Result<Value> {
             Some(i) => match json {
                 serde_json::Value::Array(items) => {
                     let idx = if i < 0 { items.len() as i64 + i } else { i };
-                    if idx < 0 { None } else { items.get(idx as usize) }
+                    if idx < 0 {
+                        None
+                    } else {
+                        items.get(idx as usize)
+                    }
                 }
                 _ => None,
             },

@@ -19,8 +19,11 @@ pub use session::{Engine, Outcome, Session, TransactionState};
 /// The PostgreSQL version ChronosDB reports to clients.
 pub const SERVER_VERSION: &str = "15.4";
 /// What `version()` returns.
-pub const SERVER_VERSION_STRING: &str =
-    concat!("PostgreSQL 15.4 (ChronosDB ", env!("CARGO_PKG_VERSION"), ") on x86_64-pc-linux-gnu, compiled by rustc, 64-bit");
+pub const SERVER_VERSION_STRING: &str = concat!(
+    "PostgreSQL 15.4 (ChronosDB ",
+    env!("CARGO_PKG_VERSION"),
+    ") on x86_64-pc-linux-gnu, compiled by rustc, 64-bit"
+);
 
 /// The session settings `pg_settings` and SHOW report.
 pub fn settings_snapshot(info: &execution::SessionInfo) -> Vec<(String, String)> {

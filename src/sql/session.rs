@@ -125,7 +125,14 @@ fn is_write(statement: &ast::Statement) -> bool {
     use ast::Statement as S;
     matches!(
         statement,
-        S::Insert(_) | S::Update(_) | S::Delete(_) | S::CreateTable(_) | S::CreateIndex(_) | S::Drop { .. } | S::AlterTable(_) | S::Truncate(_)
+        S::Insert(_)
+            | S::Update(_)
+            | S::Delete(_)
+            | S::CreateTable(_)
+            | S::CreateIndex(_)
+            | S::Drop { .. }
+            | S::AlterTable(_)
+            | S::Truncate(_)
     )
 }
 
@@ -194,14 +201,19 @@ impl Session {
     pub fn prepare(&mut self, sql: &str, param_types: &[DataType]) -> Result<Prepared> {
         let mut statements = parser::parse(sql)?;
         if statements.len() > 1 {
-            return Err(Error::Syntax { message: "cannot insert multiple commands into a prepared statement".into(), position: None });
+            return Err(Error::Syntax {
+                message: "cannot insert multiple commands into a prepared statement".into(),
+                position: None,
+            });
         }
         let Some(statement) = statements.pop() else {
             return Ok(Prepared { statement: None, param_types: param_types.to_vec(), columns: Vec::new() });
         };
         let mut params = param_types.to_vec();
         let columns = match &statement {
-            ast::Statement::StartTransaction { .. } | ast::Statement::Commit { .. } | ast::Statement::Rollback { .. } => Vec::new(),
+            ast::Statement::StartTransaction { .. }
+            | ast::Statement::Commit { .. }
+            | ast::Statement::Rollback { .. } => Vec::new(),
             _ => {
                 let plan = self.with_read_txn(|txn| planner::plan(txn, &statement, &mut params))?;
                 result_columns(&plan)
@@ -232,7 +244,10 @@ impl Session {
                     self.notices.push("there is already a transaction in progress".into());
                     return Ok(Outcome::Command { tag: "BEGIN".into() });
                 }
-                let read_only = matches!(planner::plan(&mut self.engine.mvcc.begin(), statement, &mut Vec::new())?, Plan::Begin { read_only: true });
+                let read_only = matches!(
+                    planner::plan(&mut self.engine.mvcc.begin(), statement, &mut Vec::new())?,
+                    Plan::Begin { read_only: true }
+                );
                 self.txn = Some(self.engine.mvcc.begin());
                 self.txn_failed = false;
                 self.txn_read_only = read_only;
@@ -284,7 +299,8 @@ impl Session {
                 result
             }
             None => {
-                let mut txn = if is_write(statement) { self.engine.mvcc.begin_exclusive() } else { self.engine.mvcc.begin() };
+                let mut txn =
+                    if is_write(statement) { self.engine.mvcc.begin_exclusive() } else { self.engine.mvcc.begin() };
                 let outcome = self.execute_in(&mut txn, statement, params)?;
                 txn.commit()?;
                 Ok(outcome)
@@ -293,7 +309,8 @@ impl Session {
     }
 
     fn execute_in(&mut self, txn: &mut Transaction, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
-        let mut param_types: Vec<DataType> = params.iter().map(|p| p.data_type().unwrap_or(DataType::Unknown)).collect();
+        let mut param_types: Vec<DataType> =
+            params.iter().map(|p| p.data_type().unwrap_or(DataType::Unknown)).collect();
         let plan = planner::plan(txn, statement, &mut param_types)?;
         let now = execution_time(txn);
         let info = self.info.clone();
@@ -354,7 +371,8 @@ impl Session {
                     let column = &table.columns[position];
                     let Some(default) = &column.default else { return Ok(Value::Null) };
                     let sql = format!("SELECT CAST({default} AS {})", column.data_type);
-                    let statement = parser::parse(&sql)?.pop().ok_or_else(|| Error::Internal("empty default".into()))?;
+                    let statement =
+                        parser::parse(&sql)?.pop().ok_or_else(|| Error::Internal("empty default".into()))?;
                     let plan = planner::plan(ctx.txn, &statement, &mut Vec::new())?;
                     let Plan::Query { node, .. } = plan else { return Ok(Value::Null) };
                     let rows = execution::collect(&node, ctx)?;
@@ -422,7 +440,10 @@ impl Session {
 
 /// True for the names of UTC.
 pub fn is_utc(zone: &str) -> bool {
-    matches!(zone.to_ascii_lowercase().as_str(), "utc" | "etc/utc" | "gmt" | "etc/gmt" | "z" | "zulu" | "universal" | "+00" | "+00:00" | "0")
+    matches!(
+        zone.to_ascii_lowercase().as_str(),
+        "utc" | "etc/utc" | "gmt" | "etc/gmt" | "z" | "zulu" | "universal" | "+00" | "+00:00" | "0"
+    )
 }
 
 fn write_outcome(tag: String, columns: Option<Vec<ResultColumn>>, rows: Vec<Row>) -> Result<Outcome> {
@@ -436,7 +457,9 @@ fn write_outcome(tag: String, columns: Option<Vec<ResultColumn>>, rows: Vec<Row>
 pub fn result_columns(plan: &Plan) -> Vec<ResultColumn> {
     match plan {
         Plan::Query { columns, .. } => columns.clone(),
-        Plan::Insert { returning: Some((_, c)), .. } | Plan::Update { returning: Some((_, c)), .. } | Plan::Delete { returning: Some((_, c)), .. } => c.clone(),
+        Plan::Insert { returning: Some((_, c)), .. }
+        | Plan::Update { returning: Some((_, c)), .. }
+        | Plan::Delete { returning: Some((_, c)), .. } => c.clone(),
         Plan::Show { name } => vec![ResultColumn { name: name.to_ascii_lowercase(), data_type: DataType::Text }],
         Plan::Explain(_) => vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
         _ => Vec::new(),

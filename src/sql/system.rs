@@ -142,9 +142,17 @@ fn definition(qualified: &str) -> Option<Columns> {
         "pg_catalog.pg_description" => DESCRIPTION,
         "pg_catalog.pg_attrdef" => ATTRDEF,
         "pg_catalog.pg_tables" => TABLES,
-        "pg_catalog.pg_enum" | "pg_catalog.pg_range" | "pg_catalog.pg_tablespace" | "pg_catalog.pg_inherits"
-        | "pg_catalog.pg_trigger" | "pg_catalog.pg_policy" | "pg_catalog.pg_collation" | "pg_catalog.pg_proc"
-        | "pg_catalog.pg_rewrite" | "pg_catalog.pg_statistic_ext" | "pg_catalog.pg_publication" => EMPTY_NAME,
+        "pg_catalog.pg_enum"
+        | "pg_catalog.pg_range"
+        | "pg_catalog.pg_tablespace"
+        | "pg_catalog.pg_inherits"
+        | "pg_catalog.pg_trigger"
+        | "pg_catalog.pg_policy"
+        | "pg_catalog.pg_collation"
+        | "pg_catalog.pg_proc"
+        | "pg_catalog.pg_rewrite"
+        | "pg_catalog.pg_statistic_ext"
+        | "pg_catalog.pg_publication" => EMPTY_NAME,
         "information_schema.tables" => IS_TABLES,
         "information_schema.columns" => IS_COLUMNS,
         "information_schema.schemata" => IS_SCHEMATA,
@@ -185,13 +193,22 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     match qualified {
         "pg_catalog.pg_namespace" => {
-            for (oid, name) in [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")] {
+            for (oid, name) in
+                [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")]
+            {
                 out.push(pad(vec![Value::Int8(oid), text(name), Value::Int8(OWNER_OID)]));
             }
         }
         "pg_catalog.pg_class" => {
             for t in &tables {
-                out.push(class_row(table_oid(t), &t.name, "r", !t.indexes.is_empty() || !t.primary_key.is_empty(), t.columns.len(), width));
+                out.push(class_row(
+                    table_oid(t),
+                    &t.name,
+                    "r",
+                    !t.indexes.is_empty() || !t.primary_key.is_empty(),
+                    t.columns.len(),
+                    width,
+                ));
                 if !t.primary_key.is_empty() {
                     out.push(class_row(index_oid(t, 0), &t.pkey_name(), "i", false, t.primary_key.len(), width));
                 }
@@ -365,7 +382,16 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
         }
         "pg_catalog.pg_settings" => {
             for (name, value) in super::settings_snapshot(ctx.session) {
-                out.push(pad(vec![text(name), text(value), Value::Null, text("Client Connection Defaults"), text(""), text("user"), text("string"), text("default")]));
+                out.push(pad(vec![
+                    text(name),
+                    text(value),
+                    Value::Null,
+                    text("Client Connection Defaults"),
+                    text(""),
+                    text("user"),
+                    text("string"),
+                    text("default"),
+                ]));
             }
         }
         "pg_catalog.pg_am" => {
@@ -376,19 +402,46 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
             for t in &tables {
                 for (i, c) in t.columns.iter().enumerate() {
                     if let Some(d) = &c.default {
-                        out.push(pad(vec![Value::Int8(table_oid(t) * 1000 + i as i64), Value::Int8(table_oid(t)), Value::Int2(i as i16 + 1), text(d)]));
+                        out.push(pad(vec![
+                            Value::Int8(table_oid(t) * 1000 + i as i64),
+                            Value::Int8(table_oid(t)),
+                            Value::Int2(i as i16 + 1),
+                            text(d),
+                        ]));
                     }
                 }
             }
         }
         "pg_catalog.pg_tables" => {
             for t in &tables {
-                out.push(pad(vec![text("public"), text(&t.name), text("admin"), Value::Null, Value::Bool(!t.indexes.is_empty() || !t.primary_key.is_empty()), Value::Bool(false), Value::Bool(false), Value::Bool(false)]));
+                out.push(pad(vec![
+                    text("public"),
+                    text(&t.name),
+                    text("admin"),
+                    Value::Null,
+                    Value::Bool(!t.indexes.is_empty() || !t.primary_key.is_empty()),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                ]));
             }
         }
         "information_schema.tables" => {
             for t in &tables {
-                out.push(pad(vec![text(&db), text("public"), text(&t.name), text("BASE TABLE"), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null, text("YES"), text("NO"), Value::Null]));
+                out.push(pad(vec![
+                    text(&db),
+                    text("public"),
+                    text(&t.name),
+                    text("BASE TABLE"),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    text("YES"),
+                    text("NO"),
+                    Value::Null,
+                ]));
             }
         }
         "information_schema.columns" => {
@@ -436,10 +489,32 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 }
                 for (name, kind, columns) in constraints {
                     if qualified.ends_with("table_constraints") {
-                        out.push(pad(vec![text(&db), text("public"), text(&name), text(&db), text("public"), text(&t.name), text(kind), text("NO"), text("NO"), text("YES"), Value::Null]));
+                        out.push(pad(vec![
+                            text(&db),
+                            text("public"),
+                            text(&name),
+                            text(&db),
+                            text("public"),
+                            text(&t.name),
+                            text(kind),
+                            text("NO"),
+                            text("NO"),
+                            text("YES"),
+                            Value::Null,
+                        ]));
                     } else {
                         for (pos, &c) in columns.iter().enumerate() {
-                            out.push(pad(vec![text(&db), text("public"), text(&name), text(&db), text("public"), text(&t.name), text(&t.columns[c].name), Value::Int4(pos as i32 + 1), Value::Null]));
+                            out.push(pad(vec![
+                                text(&db),
+                                text("public"),
+                                text(&name),
+                                text(&db),
+                                text("public"),
+                                text(&t.name),
+                                text(&t.columns[c].name),
+                                Value::Int4(pos as i32 + 1),
+                                Value::Null,
+                            ]));
                         }
                     }
                 }
@@ -487,7 +562,25 @@ fn class_row(oid: i64, name: &str, kind: &str, has_index: bool, natts: usize, wi
 
 fn all_types() -> Vec<DataType> {
     use DataType::*;
-    let base = vec![Bool, Int2, Int4, Int8, Float4, Float8, Numeric(None), Text, Varchar(None), Char(1), Bytea, Date, Timestamp, TimestampTz, Interval, Uuid, Jsonb];
+    let base = vec![
+        Bool,
+        Int2,
+        Int4,
+        Int8,
+        Float4,
+        Float8,
+        Numeric(None),
+        Text,
+        Varchar(None),
+        Char(1),
+        Bytea,
+        Date,
+        Timestamp,
+        TimestampTz,
+        Interval,
+        Uuid,
+        Jsonb,
+    ];
     let mut all = base.clone();
     all.extend(base.into_iter().map(|t| Array(Box::new(t))));
     all
@@ -520,7 +613,12 @@ pub fn type_name(t: &DataType) -> String {
 fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
     let category = match t {
         DataType::Bool => "B",
-        DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => "N",
+        DataType::Int2
+        | DataType::Int4
+        | DataType::Int8
+        | DataType::Float4
+        | DataType::Float8
+        | DataType::Numeric(_) => "N",
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => "S",
         DataType::Date | DataType::Timestamp | DataType::TimestampTz => "D",
         DataType::Interval => "T",
@@ -565,13 +663,17 @@ fn information_schema_type(t: &DataType) -> String {
 
 fn column_facets(t: &DataType) -> (Value, Value, Value, Value) {
     match t {
-        DataType::Varchar(Some(n)) | DataType::Char(n) => (Value::Int4(*n as i32), Value::Null, Value::Null, Value::Null),
+        DataType::Varchar(Some(n)) | DataType::Char(n) => {
+            (Value::Int4(*n as i32), Value::Null, Value::Null, Value::Null)
+        }
         DataType::Int2 => (Value::Null, Value::Int4(16), Value::Int4(2), Value::Int4(0)),
         DataType::Int4 => (Value::Null, Value::Int4(32), Value::Int4(2), Value::Int4(0)),
         DataType::Int8 => (Value::Null, Value::Int4(64), Value::Int4(2), Value::Int4(0)),
         DataType::Float4 => (Value::Null, Value::Int4(24), Value::Int4(2), Value::Null),
         DataType::Float8 => (Value::Null, Value::Int4(53), Value::Int4(2), Value::Null),
-        DataType::Numeric(Some((p, s))) => (Value::Null, Value::Int4(*p as i32), Value::Int4(10), Value::Int4(*s as i32)),
+        DataType::Numeric(Some((p, s))) => {
+            (Value::Null, Value::Int4(*p as i32), Value::Int4(10), Value::Int4(*s as i32))
+        }
         DataType::Numeric(None) => (Value::Null, Value::Null, Value::Int4(10), Value::Null),
         _ => (Value::Null, Value::Null, Value::Null, Value::Null),
     }
@@ -586,7 +688,9 @@ fn format_type(oid: i64, typmod: i64) -> Value {
         (DataType::Varchar(_), m) if m > 4 => DataType::Varchar(Some(m as u32 - 4)),
         (DataType::Char(_), m) if m > 4 => DataType::Char(m as u32 - 4),
         (DataType::Char(_), _) => return Value::Text("character".into()),
-        (DataType::Numeric(_), m) if m > 4 => DataType::Numeric(Some((((m - 4) >> 16) as u32, ((m - 4) & 0xffff) as u32))),
+        (DataType::Numeric(_), m) if m > 4 => {
+            DataType::Numeric(Some((((m - 4) >> 16) as u32, ((m - 4) & 0xffff) as u32)))
+        }
         (t, _) => t,
     };
     Value::Text(t.to_string())
@@ -595,18 +699,28 @@ fn format_type(oid: i64, typmod: i64) -> Value {
 /// Binds a catalog function call, if `name` is one; arguments are already bound.
 pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Result<Option<(Expr, DataType)>> {
     let (canonical, return_type): (&'static str, DataType) = match name {
-        "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => ("pg_table_is_visible", DataType::Bool),
+        "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" => {
+            ("pg_table_is_visible", DataType::Bool)
+        }
         "format_type" => ("format_type", DataType::Text),
         "pg_get_userbyid" => ("pg_get_userbyid", DataType::Text),
         "obj_description" | "col_description" | "shobj_description" => ("obj_description", DataType::Text),
         "pg_encoding_to_char" => ("pg_encoding_to_char", DataType::Text),
-        "has_table_privilege" | "has_schema_privilege" | "has_database_privilege" | "has_column_privilege"
-        | "has_function_privilege" | "pg_has_role" => ("has_privilege", DataType::Bool),
+        "has_table_privilege"
+        | "has_schema_privilege"
+        | "has_database_privilege"
+        | "has_column_privilege"
+        | "has_function_privilege"
+        | "pg_has_role" => ("has_privilege", DataType::Bool),
         "pg_get_expr" => ("pg_get_expr", DataType::Text),
         "pg_get_indexdef" => ("pg_get_indexdef", DataType::Text),
         "pg_get_constraintdef" => ("pg_get_constraintdef", DataType::Text),
-        "pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_viewdef" | "pg_get_triggerdef" => ("pg_null_text", DataType::Text),
-        "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size" => ("pg_relation_size", DataType::Int8),
+        "pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_viewdef" | "pg_get_triggerdef" => {
+            ("pg_null_text", DataType::Text)
+        }
+        "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size" => {
+            ("pg_relation_size", DataType::Int8)
+        }
         "pg_size_pretty" => ("pg_size_pretty", DataType::Text),
         "quote_ident" => ("quote_ident", DataType::Text),
         "array_to_string" => ("array_to_string", DataType::Text),
@@ -629,16 +743,36 @@ pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Re
 pub fn is_catalog_function(name: &str) -> bool {
     matches!(
         name,
-        "pg_table_is_visible" | "format_type" | "pg_get_userbyid" | "obj_description" | "pg_encoding_to_char"
-            | "has_privilege" | "pg_get_expr" | "pg_get_indexdef" | "pg_get_constraintdef" | "pg_null_text"
-            | "pg_relation_size" | "pg_size_pretty" | "quote_ident" | "array_to_string" | "pg_is_in_recovery"
-            | "txid_current" | "pg_postmaster_start_time"
+        "pg_table_is_visible"
+            | "format_type"
+            | "pg_get_userbyid"
+            | "obj_description"
+            | "pg_encoding_to_char"
+            | "has_privilege"
+            | "pg_get_expr"
+            | "pg_get_indexdef"
+            | "pg_get_constraintdef"
+            | "pg_null_text"
+            | "pg_relation_size"
+            | "pg_size_pretty"
+            | "quote_ident"
+            | "array_to_string"
+            | "pg_is_in_recovery"
+            | "txid_current"
+            | "pg_postmaster_start_time"
     )
 }
 
 /// Evaluates a catalog function.
 pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
-    let int = |i: usize| args.get(i).and_then(|v| v.as_i64().or_else(|| match v { Value::Text(s) => s.parse().ok(), _ => None }));
+    let int = |i: usize| {
+        args.get(i).and_then(|v| {
+            v.as_i64().or_else(|| match v {
+                Value::Text(s) => s.parse().ok(),
+                _ => None,
+            })
+        })
+    };
     Ok(match name {
         "pg_table_is_visible" => Value::Bool(true),
         "format_type" => match int(0) {
@@ -661,7 +795,12 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
                     found = Value::Text(if constraint {
                         format!("PRIMARY KEY ({})", cols(&t.primary_key))
                     } else {
-                        format!("CREATE UNIQUE INDEX {} ON public.{} USING btree ({})", t.pkey_name(), t.name, cols(&t.primary_key))
+                        format!(
+                            "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
+                            t.pkey_name(),
+                            t.name,
+                            cols(&t.primary_key)
+                        )
                     });
                 }
                 for ix in &t.indexes {
@@ -693,9 +832,9 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             _ => Value::Null,
         },
         "array_to_string" => match (args.first(), args.get(1)) {
-            (Some(Value::Array(items)), Some(Value::Text(sep))) => Value::Text(
-                items.iter().filter(|v| !v.is_null()).map(|v| v.to_string()).collect::<Vec<_>>().join(sep),
-            ),
+            (Some(Value::Array(items)), Some(Value::Text(sep))) => {
+                Value::Text(items.iter().filter(|v| !v.is_null()).map(|v| v.to_string()).collect::<Vec<_>>().join(sep))
+            }
             (Some(Value::Text(s)), _) => Value::Text(s.clone()),
             _ => Value::Null,
         },

@@ -40,7 +40,13 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.push(TAG_FLOAT);
             let f = value.as_f64().unwrap_or_default();
             // Canonical NaN and zero so that equal values encode equally.
-            let f = if f.is_nan() { f64::NAN } else if f == 0.0 { 0.0 } else { f };
+            let f = if f.is_nan() {
+                f64::NAN
+            } else if f == 0.0 {
+                0.0
+            } else {
+                f
+            };
             let bits = f.to_bits();
             let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
             out.extend_from_slice(&ordered.to_be_bytes());
@@ -261,7 +267,7 @@ mod tests {
         #[test]
         fn encoding_order_is_value_order(a in arb_value(), b in arb_value()) {
             prop_assume!(same_family(&a, &b));
-            let (ka, kb) = (encode_key(&[a.clone()]), encode_key(&[b.clone()]));
+            let (ka, kb) = (encode_key(std::slice::from_ref(&a)), encode_key(std::slice::from_ref(&b)));
             prop_assert_eq!(ka.cmp(&kb), a.sort_cmp(&b), "{:?} vs {:?}", a, b);
         }
 

@@ -25,8 +25,7 @@ impl Storage for MemoryStorage {
 
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let items: Vec<Result<KeyValue>> =
-            data.range(range).map(|(k, v)| Ok((k.clone(), v.clone()))).collect();
+        let items: Vec<Result<KeyValue>> = data.range(range).map(|(k, v)| Ok((k.clone(), v.clone()))).collect();
         Box::new(items.into_iter())
     }
 

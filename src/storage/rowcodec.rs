@@ -202,11 +202,7 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
         11 => Value::Date(int(input)? as i32),
         12 => Value::Timestamp(int(input)?),
         13 => Value::TimestampTz(int(input)?),
-        14 => Value::Interval(Interval {
-            months: int(input)? as i32,
-            days: int(input)? as i32,
-            micros: int(input)?,
-        }),
+        14 => Value::Interval(Interval { months: int(input)? as i32, days: int(input)? as i32, micros: int(input)? }),
         15 => Value::Uuid(u128::from_be_bytes(take::<16>(input)?)),
         16 => Value::Jsonb(serde_json::from_slice(read_bytes(input)?).map_err(|_| corrupt())?),
         17 => {
@@ -239,8 +235,11 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Bytea),
             any::<i32>().prop_map(Value::Date),
             any::<i64>().prop_map(Value::TimestampTz),
-            (any::<i32>(), any::<i32>(), any::<i64>())
-                .prop_map(|(months, days, micros)| Value::Interval(Interval { months, days, micros })),
+            (any::<i32>(), any::<i32>(), any::<i64>()).prop_map(|(months, days, micros)| Value::Interval(Interval {
+                months,
+                days,
+                micros
+            })),
             any::<u128>().prop_map(Value::Uuid),
         ]
     }

@@ -51,7 +51,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             let f = to_float(&value, "real")?;
             let single = f as f32;
             if single.is_infinite() && f.is_finite() {
-                return Err(Error::NumericOutOfRange(format!("value out of range: overflow")));
+                return Err(Error::NumericOutOfRange("value out of range: overflow".into()));
             }
             Value::Float4(single)
         }
@@ -75,9 +75,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         },
         T::Date => match value {
             Value::Date(d) => Value::Date(d),
-            Value::Timestamp(t) | Value::TimestampTz(t) => {
-                Value::Date(t.div_euclid(datetime::MICROS_PER_DAY) as i32)
-            }
+            Value::Timestamp(t) | Value::TimestampTz(t) => Value::Date(t.div_euclid(datetime::MICROS_PER_DAY) as i32),
             Value::Text(s) => Value::Date(datetime::parse_date(&s)?),
             other => return Err(cannot(&other)),
         },
@@ -101,9 +99,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         },
         T::Uuid => match value {
             Value::Uuid(u) => Value::Uuid(u),
-            Value::Text(s) => Value::Uuid(
-                uuid::Uuid::parse_str(s.trim()).map_err(|_| invalid("uuid", &s))?.as_u128(),
-            ),
+            Value::Text(s) => Value::Uuid(uuid::Uuid::parse_str(s.trim()).map_err(|_| invalid("uuid", &s))?.as_u128()),
             other => return Err(cannot(&other)),
         },
         T::Jsonb => match value {
@@ -112,9 +108,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             other => return Err(cannot(&other)),
         },
         T::Array(elem) => match value {
-            Value::Array(items) => Value::Array(
-                items.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?,
-            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?),
             other => return Err(cannot(&other)),
         },
         T::Unknown => value,
@@ -158,9 +152,9 @@ fn to_int(value: &Value, type_name: &str) -> Result<i64> {
             match t.parse::<i64>() {
                 Ok(v) => Ok(v),
                 Err(e) => match e.kind() {
-                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => Err(
-                        Error::NumericOutOfRange(format!("value \"{s}\" is out of range for type {type_name}")),
-                    ),
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        Err(Error::NumericOutOfRange(format!("value \"{s}\" is out of range for type {type_name}")))
+                    }
                     _ => Err(invalid(type_name, s)),
                 },
             }
@@ -173,9 +167,7 @@ fn to_int(value: &Value, type_name: &str) -> Result<i64> {
                 if fits {
                     Ok(v)
                 } else {
-                    Err(Error::NumericOutOfRange(format!(
-                        "value \"{s}\" is out of range for type {type_name}"
-                    )))
+                    Err(Error::NumericOutOfRange(format!("value \"{s}\" is out of range for type {type_name}")))
                 }
             })
         }
@@ -197,9 +189,7 @@ fn to_float(value: &Value, type_name: &str) -> Result<f64> {
                 _ => {
                     let f: f64 = t.parse().map_err(|_| invalid(type_name, s))?;
                     if f.is_infinite() {
-                        return Err(Error::NumericOutOfRange(format!(
-                            "\"{s}\" is out of range for type {type_name}"
-                        )));
+                        return Err(Error::NumericOutOfRange(format!("\"{s}\" is out of range for type {type_name}")));
                     }
                     Ok(f)
                 }
@@ -234,9 +224,7 @@ pub fn to_decimal(value: &Value) -> Result<Decimal> {
         }
         Value::Text(s) => {
             let t = s.trim();
-            Decimal::from_str(t)
-                .or_else(|_| Decimal::from_scientific(t))
-                .map_err(|_| invalid("numeric", s))
+            Decimal::from_str(t).or_else(|_| Decimal::from_scientific(t)).map_err(|_| invalid("numeric", s))
         }
         other => Err(Error::DatatypeMismatch(format!(
             "cannot cast type {} to numeric",
@@ -294,7 +282,7 @@ fn fit_string(s: String, target: &DataType, kind: CastKind) -> Result<String> {
 fn parse_bytea(s: &str) -> Result<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
         let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return Err(invalid("bytea", s));
         }
         (0..hex.len())
@@ -311,7 +299,7 @@ fn parse_bytea(s: &str) -> Result<Vec<u8>> {
                 if bytes.get(i + 1) == Some(&b'\\') {
                     out.push(b'\\');
                     i += 2;
-                } else if i + 3 < bytes.len() + 0 && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+                } else if i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
                     let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("0");
                     out.push(u8::from_str_radix(oct, 8).map_err(|_| invalid("bytea", s))?);
                     i += 4;
@@ -334,11 +322,20 @@ mod tests {
     #[test]
     fn integer_text_input_checks_syntax_and_range() {
         assert_eq!(cast(Value::Text(" 42 ".into()), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(42));
-        assert_eq!(cast(Value::Text("abc".into()), &DataType::Int4, CastKind::Explicit).unwrap_err().sqlstate(), "22P02");
-        assert_eq!(cast(Value::Text("3000000000".into()), &DataType::Int4, CastKind::Explicit).unwrap_err().sqlstate(), "22003");
+        assert_eq!(
+            cast(Value::Text("abc".into()), &DataType::Int4, CastKind::Explicit).unwrap_err().sqlstate(),
+            "22P02"
+        );
+        assert_eq!(
+            cast(Value::Text("3000000000".into()), &DataType::Int4, CastKind::Explicit).unwrap_err().sqlstate(),
+            "22003"
+        );
         assert_eq!(cast(Value::Float8(2.5), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(2));
         assert_eq!(cast(Value::Float8(3.5), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(4));
-        assert_eq!(cast(Value::Numeric(Decimal::new(25, 1)), &DataType::Int4, CastKind::Explicit).unwrap(), Value::Int4(3));
+        assert_eq!(
+            cast(Value::Numeric(Decimal::new(25, 1)), &DataType::Int4, CastKind::Explicit).unwrap(),
+            Value::Int4(3)
+        );
     }
 
     #[test]
@@ -356,7 +353,10 @@ mod tests {
         let t = DataType::Varchar(Some(3));
         assert_eq!(cast(Value::Text("abcd".into()), &t, CastKind::Explicit).unwrap(), Value::Text("abc".into()));
         assert_eq!(cast(Value::Text("abcd".into()), &t, CastKind::Assignment).unwrap_err().sqlstate(), "22001");
-        assert_eq!(cast(Value::Text("ab".into()), &DataType::Char(4), CastKind::Assignment).unwrap(), Value::Text("ab  ".into()));
+        assert_eq!(
+            cast(Value::Text("ab".into()), &DataType::Char(4), CastKind::Assignment).unwrap(),
+            Value::Text("ab  ".into())
+        );
     }
 
     #[test]

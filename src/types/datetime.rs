@@ -23,9 +23,7 @@ pub fn to_naive(micros: i64) -> NaiveDateTime {
 
 /// The timestamp of a calendar date-time.
 pub fn from_naive(dt: NaiveDateTime) -> Result<i64> {
-    (dt - epoch())
-        .num_microseconds()
-        .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))
+    (dt - epoch()).num_microseconds().ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))
 }
 
 pub fn date_to_naive(days: i32) -> NaiveDate {
@@ -62,9 +60,7 @@ pub fn parse_date(text: &str) -> Result<i32> {
         return Ok(0);
     }
     let date_part = t.split([' ', 'T']).next().unwrap_or("");
-    NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
-        .map(naive_to_date)
-        .map_err(|_| invalid("date", text))
+    NaiveDate::parse_from_str(date_part, "%Y-%m-%d").map(naive_to_date).map_err(|_| invalid("date", text))
 }
 
 /// Parses a timestamp; `with_tz` accepts and applies a trailing zone (`Z`, `+02`, `-05:30`,
@@ -80,6 +76,11 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
     let (date_str, rest) = match t.find([' ', 'T']) {
         Some(i) => (&t[..i], t[i + 1..].trim_start()),
         None => (t, ""),
+    };
+    // A date followed directly by a zone: "2024-01-01Z", "2024-01-01+02".
+    let (date_str, rest) = match date_str.get(10..) {
+        Some(zone) if !zone.is_empty() && rest.is_empty() => (&date_str[..10], zone),
+        _ => (date_str, rest),
     };
     let date = NaiveDate::parse_from_str(date_str, "%Y-%m-%d").map_err(|_| err())?;
     // Split the time from a zone.
@@ -106,7 +107,7 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         offset_secs = sign * (h * 3600 + m * 60);
         time_str = rest[..pos].trim_end();
     }
-    let time = if time_str.is_empty() {
+    let time = if time_str.is_empty() || time_str.chars().all(|c| c == ' ') {
         NaiveTime::MIN
     } else {
         parse_time(time_str).ok_or_else(err)?
@@ -197,16 +198,10 @@ fn add_unit(iv: &mut Interval, n: f64, unit: &str) -> Option<()> {
     let unit = unit.trim_end_matches(',');
     match unit {
         "microsecond" | "microseconds" | "us" | "usec" | "usecs" => iv.micros += n.round() as i64,
-        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => {
-            iv.micros += (n * 1e3).round() as i64
-        }
+        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => iv.micros += (n * 1e3).round() as i64,
         "second" | "seconds" | "s" | "sec" | "secs" => iv.micros += (n * 1e6).round() as i64,
-        "minute" | "minutes" | "m" | "min" | "mins" => {
-            iv.micros += (n * MICROS_PER_MINUTE as f64).round() as i64
-        }
-        "hour" | "hours" | "h" | "hr" | "hrs" => {
-            iv.micros += (n * MICROS_PER_HOUR as f64).round() as i64
-        }
+        "minute" | "minutes" | "m" | "min" | "mins" => iv.micros += (n * MICROS_PER_MINUTE as f64).round() as i64,
+        "hour" | "hours" | "h" | "hr" | "hrs" => iv.micros += (n * MICROS_PER_HOUR as f64).round() as i64,
         "day" | "days" | "d" => {
             iv.days += n.trunc() as i32;
             iv.micros += (n.fract() * MICROS_PER_DAY as f64).round() as i64;
@@ -261,7 +256,13 @@ pub fn format_interval(iv: &Interval) -> String {
         if !is_zero {
             out.push(' ');
         }
-        out.push_str(if minus { "-" } else if is_before { "+" } else { "" });
+        out.push_str(if minus {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        });
         out.push_str(&format!("{hours:02}:{minutes:02}:{secs:02}"));
         if frac != 0 {
             out.push_str(format!(".{frac:06}").trim_end_matches('0'));
@@ -280,9 +281,7 @@ pub fn add_interval(micros: i64, iv: &Interval) -> Result<i64> {
             .ok_or_else(overflow)?;
     }
     let base = from_naive(dt)?;
-    base.checked_add(iv.days as i64 * MICROS_PER_DAY)
-        .and_then(|v| v.checked_add(iv.micros))
-        .ok_or_else(overflow)
+    base.checked_add(iv.days as i64 * MICROS_PER_DAY).and_then(|v| v.checked_add(iv.micros)).ok_or_else(overflow)
 }
 
 /// Truncates a timestamp to a unit (`date_trunc`).
@@ -345,33 +344,21 @@ pub fn extract(micros: i64, field: &str) -> Result<f64> {
         "millennium" => ((dt.year() - 1) / 1000 + 1) as f64,
         "isoyear" => dt.iso_week().year() as f64,
         "timezone" | "timezone_hour" | "timezone_minute" => 0.0,
-        _ => {
-            return Err(Error::InvalidParameter(format!(
-                "unit \"{field}\" not recognized for type timestamp"
-            )))
-        }
+        _ => return Err(Error::InvalidParameter(format!("unit \"{field}\" not recognized for type timestamp"))),
     })
 }
 
 /// A field of an interval (`extract(field from interval)`).
 pub fn extract_interval(iv: &Interval, field: &str) -> Result<f64> {
     Ok(match field.to_ascii_lowercase().as_str() {
-        "epoch" => {
-            (iv.months as f64 / 12.0 * 365.25 * 86400.0)
-                + iv.days as f64 * 86400.0
-                + iv.micros as f64 / 1e6
-        }
+        "epoch" => (iv.months as f64 / 12.0 * 365.25 * 86400.0) + iv.days as f64 * 86400.0 + iv.micros as f64 / 1e6,
         "year" | "years" => (iv.months / 12) as f64,
         "month" | "months" => (iv.months % 12) as f64,
         "day" | "days" => iv.days as f64,
         "hour" | "hours" => (iv.micros / MICROS_PER_HOUR) as f64,
         "minute" | "minutes" => ((iv.micros / MICROS_PER_MINUTE) % 60) as f64,
         "second" | "seconds" => (iv.micros % MICROS_PER_MINUTE) as f64 / 1e6,
-        _ => {
-            return Err(Error::InvalidParameter(format!(
-                "unit \"{field}\" not recognized for type interval"
-            )))
-        }
+        _ => return Err(Error::InvalidParameter(format!("unit \"{field}\" not recognized for type interval"))),
     })
 }
 
@@ -427,6 +414,7 @@ mod tests {
     fn timestamps_parse_zones_and_fractions() {
         let base = parse_timestamp("2024-01-01 10:00:00", true).unwrap();
         assert_eq!(parse_timestamp("2024-01-01T10:00:00Z", true).unwrap(), base);
+        assert_eq!(parse_timestamp("2024-01-01Z", true).unwrap(), base - 10 * MICROS_PER_HOUR);
         assert_eq!(parse_timestamp("2024-01-01 12:00:00+02", true).unwrap(), base);
         assert_eq!(parse_timestamp("2024-01-01 04:30:00-05:30", true).unwrap(), base);
         assert_eq!(format_timestamp(base + 500_000), "2024-01-01 10:00:00.5");

@@ -139,10 +139,9 @@ impl DataType {
                 }
                 match (a, b) {
                     (Date, Timestamp) | (Timestamp, Date) => Some(Timestamp),
-                    (Date, TimestampTz)
-                    | (TimestampTz, Date)
-                    | (Timestamp, TimestampTz)
-                    | (TimestampTz, Timestamp) => Some(TimestampTz),
+                    (Date, TimestampTz) | (TimestampTz, Date) | (Timestamp, TimestampTz) | (TimestampTz, Timestamp) => {
+                        Some(TimestampTz)
+                    }
                     (Array(x), Array(y)) => DataType::common(x, y).map(|t| Array(Box::new(t))),
                     _ => None,
                 }

@@ -45,8 +45,7 @@ pub struct Interval {
 impl Interval {
     /// The interval as microseconds, with PostgreSQL's 30-day months, for ordering.
     pub fn total_micros(&self) -> i128 {
-        (self.months as i128 * 30 + self.days as i128) * datetime::MICROS_PER_DAY as i128
-            + self.micros as i128
+        (self.months as i128 * 30 + self.days as i128) * datetime::MICROS_PER_DAY as i128 + self.micros as i128
     }
 }
 
@@ -70,9 +69,9 @@ impl Value {
             Value::Interval(_) => DataType::Interval,
             Value::Uuid(_) => DataType::Uuid,
             Value::Jsonb(_) => DataType::Jsonb,
-            Value::Array(items) => DataType::Array(Box::new(
-                items.iter().find_map(|v| v.data_type()).unwrap_or(DataType::Text),
-            )),
+            Value::Array(items) => {
+                DataType::Array(Box::new(items.iter().find_map(|v| v.data_type()).unwrap_or(DataType::Text)))
+            }
         })
     }
 
@@ -111,25 +110,17 @@ impl Value {
         use Value::*;
         Some(match (self, other) {
             (Bool(a), Bool(b)) => a.cmp(b),
-            (Int2(_) | Int4(_) | Int8(_), Int2(_) | Int4(_) | Int8(_)) => {
-                self.as_i64()?.cmp(&other.as_i64()?)
-            }
+            (Int2(_) | Int4(_) | Int8(_), Int2(_) | Int4(_) | Int8(_)) => self.as_i64()?.cmp(&other.as_i64()?),
             (Numeric(a), Numeric(b)) => a.cmp(b),
             (Numeric(a), Int2(_) | Int4(_) | Int8(_)) => a.cmp(&Decimal::from(other.as_i64()?)),
             (Int2(_) | Int4(_) | Int8(_), Numeric(b)) => Decimal::from(self.as_i64()?).cmp(b),
-            (Float4(_) | Float8(_), _) | (_, Float4(_) | Float8(_)) => {
-                float_total_cmp(self.as_f64()?, other.as_f64()?)
-            }
+            (Float4(_) | Float8(_), _) | (_, Float4(_) | Float8(_)) => float_total_cmp(self.as_f64()?, other.as_f64()?),
             (Text(a), Text(b)) => a.cmp(b),
             (Bytea(a), Bytea(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
             (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
-            (Date(d), Timestamp(t)) | (Date(d), TimestampTz(t)) => {
-                (*d as i64 * datetime::MICROS_PER_DAY).cmp(t)
-            }
-            (Timestamp(t), Date(d)) | (TimestampTz(t), Date(d)) => {
-                t.cmp(&(*d as i64 * datetime::MICROS_PER_DAY))
-            }
+            (Date(d), Timestamp(t)) | (Date(d), TimestampTz(t)) => (*d as i64 * datetime::MICROS_PER_DAY).cmp(t),
+            (Timestamp(t), Date(d)) | (TimestampTz(t), Date(d)) => t.cmp(&(*d as i64 * datetime::MICROS_PER_DAY)),
             (Timestamp(a), TimestampTz(b)) | (TimestampTz(a), Timestamp(b)) => a.cmp(b),
             (Interval(a), Interval(b)) => a.total_micros().cmp(&b.total_micros()),
             (Uuid(a), Uuid(b)) => a.cmp(b),
@@ -200,7 +191,7 @@ impl Eq for Value {}
 
 impl PartialOrd for Value {
     fn partial_cmp(&self, other: &Value) -> Option<Ordering> {
-        Some(self.sort_cmp(other))
+        Some(self.cmp(other))
     }
 }
 

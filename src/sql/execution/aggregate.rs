@@ -143,7 +143,9 @@ impl Accumulator {
                     }
                 }
                 other => {
-                    let f = other.as_f64().ok_or_else(|| Error::DatatypeMismatch("aggregate over a non-numeric value".into()))?;
+                    let f = other
+                        .as_f64()
+                        .ok_or_else(|| Error::DatatypeMismatch("aggregate over a non-numeric value".into()))?;
                     self.float_sum += f;
                     self.float_sum_sq += f * f;
                 }
@@ -197,7 +199,9 @@ impl Accumulator {
             CountStar | Count => Value::Int8(self.count),
             _ if self.count == 0 && self.function != ArrayAgg => Value::Null,
             Sum => match self.return_type {
-                DataType::Int8 => Value::Int8(i64::try_from(self.int_sum).map_err(|_| Error::NumericOutOfRange("bigint out of range".into()))?),
+                DataType::Int8 => Value::Int8(
+                    i64::try_from(self.int_sum).map_err(|_| Error::NumericOutOfRange("bigint out of range".into()))?,
+                ),
                 DataType::Numeric(_) => Value::Numeric(self.dec_sum),
                 DataType::Float4 => Value::Float4(self.float_sum as f32),
                 _ => Value::Float8(self.float_sum),

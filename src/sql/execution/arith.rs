@@ -167,9 +167,7 @@ fn float_op(op: BinaryOp, a: f64, b: f64) -> Result<f64> {
         }
         BinaryOp::Pow => {
             if a == 0.0 && b < 0.0 {
-                return Err(Error::InvalidParameter(
-                    "zero raised to a negative power is undefined".into(),
-                ));
+                return Err(Error::InvalidParameter("zero raised to a negative power is undefined".into()));
             }
             if a < 0.0 && b.fract() != 0.0 {
                 return Err(Error::InvalidParameter(
@@ -256,7 +254,10 @@ mod tests {
         assert_eq!(arithmetic(BinaryOp::Div, &Value::Int4(7), &Value::Int4(-2)).unwrap(), Value::Int4(-3));
         assert_eq!(arithmetic(BinaryOp::Mod, &Value::Int4(-7), &Value::Int4(2)).unwrap(), Value::Int4(-1));
         assert_eq!(arithmetic(BinaryOp::Div, &Value::Int8(1), &Value::Int8(0)).unwrap_err().sqlstate(), "22012");
-        assert_eq!(arithmetic(BinaryOp::Div, &Value::Int4(i32::MIN), &Value::Int4(-1)).unwrap_err().sqlstate(), "22003");
+        assert_eq!(
+            arithmetic(BinaryOp::Div, &Value::Int4(i32::MIN), &Value::Int4(-1)).unwrap_err().sqlstate(),
+            "22003"
+        );
     }
 
     #[test]

@@ -42,7 +42,16 @@ fn pk_suffix(table: &Table, key: &[u8]) -> Vec<u8> {
 }
 
 /// A unique constraint a row would violate, as (constraint columns, name, existing row key).
-fn find_conflict(ctx: &mut Context, table: &Table, row: &[Value], key: &[u8], skip_key: Option<&[u8]>) -> Result<Option<(Vec<usize>, String, Vec<u8>)>> {
+/// A violated unique constraint: its columns, its name and the key of the existing row.
+type Conflict = (Vec<usize>, String, Vec<u8>);
+
+fn find_conflict(
+    ctx: &mut Context,
+    table: &Table,
+    row: &[Value],
+    key: &[u8],
+    skip_key: Option<&[u8]>,
+) -> Result<Option<Conflict>> {
     if !table.primary_key.is_empty() && Some(key) != skip_key && ctx.txn.get(key)?.is_some() {
         return Ok(Some((table.primary_key.clone(), table.pkey_name(), key.to_vec())));
     }
@@ -187,7 +196,13 @@ fn apply_update(ctx: &mut Context, table: &Table, key: &[u8], old: &[Value], new
 }
 
 /// Executes an UPDATE whose source rows are `table row ++ key ++ extra`.
-pub fn update(ctx: &mut Context, table: &Table, source: &Node, assignments: &[(usize, Expr)], returning: Option<&[Expr]>) -> Result<WriteResult> {
+pub fn update(
+    ctx: &mut Context,
+    table: &Table,
+    source: &Node,
+    assignments: &[(usize, Expr)],
+    returning: Option<&[Expr]>,
+) -> Result<WriteResult> {
     let width = table.columns.len();
     let rows = collect(source, ctx)?;
     let mut result = WriteResult { count: 0, returning: Vec::new() };
@@ -272,7 +287,12 @@ pub fn clear_table(ctx: &mut Context, table: &Table) -> Result<()> {
 }
 
 /// Rewrites every row through `f` (ALTER TABLE ADD/DROP COLUMN).
-pub fn rewrite_rows(ctx: &mut Context, old: &Table, new: &Table, f: &mut dyn FnMut(&mut Context, Row) -> Result<Row>) -> Result<()> {
+pub fn rewrite_rows(
+    ctx: &mut Context,
+    old: &Table,
+    new: &Table,
+    f: &mut dyn FnMut(&mut Context, Row) -> Result<Row>,
+) -> Result<()> {
     for (key, bytes) in ctx.txn.scan_prefix(&old.row_prefix())? {
         let mut row = rowcodec::decode_row(&bytes)?;
         row.resize(old.columns.len(), Value::Null);

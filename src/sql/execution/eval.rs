@@ -20,9 +20,11 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
             .and_then(|r| r.get(*i))
             .cloned()
             .ok_or_else(|| Error::Internal(format!("outer column #{i} out of range")))?,
-        Expr::Param(i) => ctx.params.get(*i).cloned().ok_or_else(|| {
-            Error::InvalidParameter(format!("there is no parameter ${}", i + 1))
-        })?,
+        Expr::Param(i) => ctx
+            .params
+            .get(*i)
+            .cloned()
+            .ok_or_else(|| Error::InvalidParameter(format!("there is no parameter ${}", i + 1)))?,
         Expr::Unary(UnaryOp::Not, e) => match eval(e, row, ctx)? {
             Value::Bool(b) => Value::Bool(!b),
             Value::Null => Value::Null,
@@ -86,7 +88,11 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                     return Ok(Value::Bool(true));
                 }
             }
-            if saw_null { Value::Null } else { Value::Bool(false) }
+            if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(false)
+            }
         }
         Expr::InSubquery { expr, subquery } => {
             let v = eval(expr, row, ctx)?;
@@ -103,7 +109,11 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                     return Ok(Value::Bool(true));
                 }
             }
-            if saw_null { Value::Null } else { Value::Bool(false) }
+            if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(false)
+            }
         }
         Expr::Exists(subquery) => Value::Bool(!run_subquery(subquery, row, ctx)?.is_empty()),
         Expr::ScalarSubquery(subquery) => {
@@ -187,9 +197,7 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                     "current_schema" => Value::Text("public".into()),
                     "version" => Value::Text(crate::sql::SERVER_VERSION_STRING.to_string()),
                     "pg_backend_pid" => Value::Int4(ctx.session.backend_pid),
-                    _ if super::catalog_fns::handles(name) => {
-                        super::catalog_fns::call(name, values, ctx)?
-                    }
+                    _ if super::catalog_fns::handles(name) => super::catalog_fns::call(name, values, ctx)?,
                     _ => functions::call(name, values, ctx.now)?,
                 }
             }
@@ -247,9 +255,7 @@ pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
             (Value::Text(s), Value::Text(p)) => Value::Bool(regex_match(s, p, case_insensitive)?),
             _ => Value::Null,
         },
-        BinaryOp::And | BinaryOp::Or => {
-            return Err(Error::Internal("AND/OR evaluated as a plain operator".into()))
-        }
+        BinaryOp::And | BinaryOp::Or => return Err(Error::Internal("AND/OR evaluated as a plain operator".into())),
         _ => arith::arithmetic(op, left, right)?,
     })
 }
@@ -287,11 +293,9 @@ fn negate(v: Value) -> Result<Value> {
         Value::Float4(f) => Value::Float4(-f),
         Value::Float8(f) => Value::Float8(-f),
         Value::Numeric(d) => Value::Numeric(-d),
-        Value::Interval(iv) => Value::Interval(crate::types::value::Interval {
-            months: -iv.months,
-            days: -iv.days,
-            micros: -iv.micros,
-        }),
+        Value::Interval(iv) => {
+            Value::Interval(crate::types::value::Interval { months: -iv.months, days: -iv.days, micros: -iv.micros })
+        }
         other => {
             return Err(Error::UndefinedFunction(format!(
                 "operator does not exist: - {}",
@@ -332,11 +336,7 @@ pub fn like(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
         if c == '\\' {
             match chars.next() {
                 Some(n) => pat.push((n, true)),
-                None => {
-                    return Err(Error::InvalidParameter(
-                        "LIKE pattern must not end with escape character".into(),
-                    ))
-                }
+                None => return Err(Error::InvalidParameter("LIKE pattern must not end with escape character".into())),
             }
         } else {
             pat.push((c, false));

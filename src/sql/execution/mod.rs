@@ -5,15 +5,14 @@
 //! pipeline of scan → filter → aggregate streams without holding the table in memory; only
 //! operators that must see all their input (sort, hash join build side, window) collect it.
 
+mod aggregate;
 pub mod arith;
 mod catalog_fns;
 pub mod dml;
 pub mod eval;
-mod aggregate;
 mod ops;
-mod window;
 mod regex;
-
+mod window;
 
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;

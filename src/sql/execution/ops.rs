@@ -97,9 +97,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             }
             sink(ctx, out)
         }),
-        Node::Aggregate { source, group_by, aggregates } => {
-            aggregate::execute(source, group_by, aggregates, ctx, sink)
-        }
+        Node::Aggregate { source, group_by, aggregates } => aggregate::execute(source, group_by, aggregates, ctx, sink),
         Node::Window { source, calls } => window::execute(source, calls, ctx, sink),
         Node::Sort { source, keys } => {
             let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
@@ -273,7 +271,13 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     }
 }
 
-fn emit_unmatched_right(rows: &[Row], matched: &[bool], left_width: usize, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+fn emit_unmatched_right(
+    rows: &[Row],
+    matched: &[bool],
+    left_width: usize,
+    ctx: &mut Context,
+    sink: &mut Sink,
+) -> Result<()> {
     for (row, hit) in rows.iter().zip(matched) {
         if !hit {
             let mut joined: Row = std::iter::repeat_n(Value::Null, left_width).collect();
@@ -377,7 +381,14 @@ fn count_value(expr: Option<&Expr>, what: &str, ctx: &mut Context) -> Result<Opt
     }
 }
 
-fn set_operation(op: SetOperator, all: bool, left: &Node, right: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+fn set_operation(
+    op: SetOperator,
+    all: bool,
+    left: &Node,
+    right: &Node,
+    ctx: &mut Context,
+    sink: &mut Sink,
+) -> Result<()> {
     match op {
         SetOperator::Union if all => {
             let mut go_on = true;

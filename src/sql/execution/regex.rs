@@ -14,9 +14,8 @@ pub fn is_match(pattern: &str, text: &str) -> Result<bool> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !cache.contains_key(pattern) {
-            let compiled = regex::Regex::new(pattern).map_err(|e| {
-                Error::InvalidParameter(format!("invalid regular expression: {e}"))
-            })?;
+            let compiled = regex::Regex::new(pattern)
+                .map_err(|e| Error::InvalidParameter(format!("invalid regular expression: {e}")))?;
             if cache.len() > 256 {
                 cache.clear();
             }

@@ -54,7 +54,8 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
     let mut out = vec![Value::Null; rows.len()];
     for mut part in partitions {
         part.sort_by(|&a, &b| compare_keys(&order_keys[a], &order_keys[b], &call.order_by));
-        let peers = |x: usize, y: usize| compare_keys(&order_keys[x], &order_keys[y], &call.order_by) == Ordering::Equal;
+        let peers =
+            |x: usize, y: usize| compare_keys(&order_keys[x], &order_keys[y], &call.order_by) == Ordering::Equal;
         // Index (in `part`) of the last peer of each position.
         let mut last_peer = vec![0; part.len()];
         let mut end = part.len();
@@ -88,7 +89,8 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                         Some(e) => eval(e, row, ctx)?.as_i64().unwrap_or(1),
                         None => 1,
                     };
-                    let target = if call.function == WindowFunction::Lag { pos as i64 - offset } else { pos as i64 + offset };
+                    let target =
+                        if call.function == WindowFunction::Lag { pos as i64 - offset } else { pos as i64 + offset };
                     out[i] = if target >= 0 && (target as usize) < part.len() {
                         eval(&call.args[0], &rows[part[target as usize]], ctx)?
                     } else {

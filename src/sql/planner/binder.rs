@@ -130,7 +130,9 @@ impl Binder<'_> {
         match t {
             DataType::Bool => Ok(expr),
             DataType::Unknown => self.coerce((expr, t), &DataType::Bool),
-            other => Err(Error::DatatypeMismatch(format!("argument of {clause} must be type boolean, not type {other}"))),
+            other => {
+                Err(Error::DatatypeMismatch(format!("argument of {clause} must be type boolean, not type {other}")))
+            }
         }
     }
 
@@ -155,7 +157,10 @@ impl Binder<'_> {
         let implicit = (t.is_numeric() && target.is_numeric())
             || (t.is_string() && target.is_string())
             || matches!((&t, target), (DataType::Date, DataType::Timestamp | DataType::TimestampTz))
-            || matches!((&t, target), (DataType::Timestamp, DataType::TimestampTz) | (DataType::TimestampTz, DataType::Timestamp))
+            || matches!(
+                (&t, target),
+                (DataType::Timestamp, DataType::TimestampTz) | (DataType::TimestampTz, DataType::Timestamp)
+            )
             || matches!((&t, target), (DataType::Array(_), DataType::Array(_)));
         if implicit {
             return Ok(match expr {
@@ -177,7 +182,10 @@ impl Binder<'_> {
             || t.is_string() && target.is_string()
             || matches!(
                 (&t, target),
-                (DataType::Date | DataType::Timestamp | DataType::TimestampTz, DataType::Date | DataType::Timestamp | DataType::TimestampTz)
+                (
+                    DataType::Date | DataType::Timestamp | DataType::TimestampTz,
+                    DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                )
             )
             || matches!((&t, target), (_, DataType::Text | DataType::Varchar(_) | DataType::Char(_)))
             || matches!((&t, target), (DataType::Array(_), DataType::Array(_)))
@@ -239,15 +247,20 @@ impl Binder<'_> {
                         text = format!("{text} {field}");
                     }
                 }
-                Ok((Expr::Constant(cast(Value::Text(text), &DataType::Interval, CastKind::Explicit)?), DataType::Interval))
+                Ok((
+                    Expr::Constant(cast(Value::Text(text), &DataType::Interval, CastKind::Explicit)?),
+                    DataType::Interval,
+                ))
             }
             A::Nested(inner) => self.bind(inner),
+            // Collations: every string compares bytewise (C collation).
+            A::Collate { expr, .. } => self.bind(expr),
             A::UnaryOp { op, expr } => match op {
                 ast::UnaryOperator::Not => {
                     let inner = self.bind(expr)?;
-                    let inner = self.coerce(inner, &DataType::Bool).map_err(|_| {
-                        Error::DatatypeMismatch("argument of NOT must be type boolean".into())
-                    })?;
+                    let inner = self
+                        .coerce(inner, &DataType::Bool)
+                        .map_err(|_| Error::DatatypeMismatch("argument of NOT must be type boolean".into()))?;
                     Ok((Expr::Unary(UnaryOp::Not, Box::new(inner)), DataType::Bool))
                 }
                 ast::UnaryOperator::Minus => {
@@ -265,10 +278,9 @@ impl Binder<'_> {
             },
             A::BinaryOp { left, op, right } => self.bind_binary(left, op, right),
             A::IsNull(inner) => Ok((Expr::IsNull(Box::new(self.bind(inner)?.0)), DataType::Bool)),
-            A::IsNotNull(inner) => Ok((
-                Expr::Unary(UnaryOp::Not, Box::new(Expr::IsNull(Box::new(self.bind(inner)?.0)))),
-                DataType::Bool,
-            )),
+            A::IsNotNull(inner) => {
+                Ok((Expr::Unary(UnaryOp::Not, Box::new(Expr::IsNull(Box::new(self.bind(inner)?.0)))), DataType::Bool))
+            }
             A::IsTrue(inner) | A::IsNotTrue(inner) | A::IsFalse(inner) | A::IsNotFalse(inner) => {
                 let bound = self.bind(inner)?;
                 let b = self.coerce(bound, &DataType::Bool)?;
@@ -317,7 +329,11 @@ impl Binder<'_> {
                 let s = self.coerce_text(s)?;
                 let p = self.bind(pattern)?;
                 let p = self.coerce_text(p)?;
-                let like = Expr::Like { expr: Box::new(s), pattern: Box::new(p), case_insensitive: matches!(e, A::ILike { .. }) };
+                let like = Expr::Like {
+                    expr: Box::new(s),
+                    pattern: Box::new(p),
+                    case_insensitive: matches!(e, A::ILike { .. }),
+                };
                 Ok((negate_if(like, *negated), DataType::Bool))
             }
             A::In { expr, target, negated, .. } => match target {
@@ -356,7 +372,10 @@ impl Binder<'_> {
                         subquery.node
                     };
                     let subquery = Subquery { node, ..subquery };
-                    Ok((negate_if(Expr::InSubquery { expr: Box::new(x), subquery: Box::new(subquery) }, *negated), DataType::Bool))
+                    Ok((
+                        negate_if(Expr::InSubquery { expr: Box::new(x), subquery: Box::new(subquery) }, *negated),
+                        DataType::Bool,
+                    ))
                 }
                 _ => Err(Error::FeatureNotSupported(format!("IN {target}"))),
             },
@@ -367,11 +386,16 @@ impl Binder<'_> {
             A::Subquery(query) => {
                 let (sq, columns) = self.bind_subquery(query)?;
                 if columns.len() != 1 {
-                    return Err(Error::Syntax { message: "subquery must return only one column".into(), position: None });
+                    return Err(Error::Syntax {
+                        message: "subquery must return only one column".into(),
+                        position: None,
+                    });
                 }
                 Ok((Expr::ScalarSubquery(Box::new(sq)), columns[0].data_type.clone()))
             }
-            A::Case { operand, conditions, else_result, .. } => self.bind_case(operand.as_deref(), conditions, else_result.as_deref()),
+            A::Case { operand, conditions, else_result, .. } => {
+                self.bind_case(operand.as_deref(), conditions, else_result.as_deref())
+            }
             A::Cast { expr, data_type, .. } => {
                 let type_text = data_type.to_string().to_ascii_lowercase();
                 let target = parse_type_name(&type_text)?;
@@ -379,10 +403,15 @@ impl Binder<'_> {
                 if type_text.ends_with("regclass") {
                     return self.regclass(bound.0);
                 }
-                if type_text.ends_with("regtype") || type_text.ends_with("regproc") || type_text.ends_with("regnamespace") {
+                if type_text.ends_with("regtype")
+                    || type_text.ends_with("regproc")
+                    || type_text.ends_with("regnamespace")
+                {
                     return Ok((bound.0, DataType::Text));
                 }
-                if target == bound.1 && !matches!(target, DataType::Varchar(Some(_)) | DataType::Char(_) | DataType::Numeric(Some(_))) {
+                if target == bound.1
+                    && !matches!(target, DataType::Varchar(Some(_)) | DataType::Char(_) | DataType::Numeric(Some(_)))
+                {
                     return Ok((bound.0, target));
                 }
                 Ok(match bound.0 {
@@ -460,7 +489,8 @@ impl Binder<'_> {
                 let mut t = DataType::Unknown;
                 for el in &array.elem {
                     let b = self.bind(el)?;
-                    t = DataType::common(&t, &b.1).ok_or_else(|| Error::DatatypeMismatch("ARRAY types cannot be matched".into()))?;
+                    t = DataType::common(&t, &b.1)
+                        .ok_or_else(|| Error::DatatypeMismatch("ARRAY types cannot be matched".into()))?;
                     items.push(b);
                 }
                 if t == DataType::Unknown {
@@ -505,10 +535,10 @@ impl Binder<'_> {
             ast::Value::Boolean(b) => (Expr::Constant(Value::Bool(*b)), DataType::Bool),
             ast::Value::Null => (Expr::Constant(Value::Null), DataType::Unknown),
             ast::Value::Placeholder(p) => {
-                let n: usize = p.trim_start_matches('$').parse().map_err(|_| Error::Syntax {
-                    message: format!("invalid parameter {p}"),
-                    position: None,
-                })?;
+                let n: usize = p
+                    .trim_start_matches('$')
+                    .parse()
+                    .map_err(|_| Error::Syntax { message: format!("invalid parameter {p}"), position: None })?;
                 if n == 0 || n > 65535 {
                     return Err(Error::Syntax { message: format!("invalid parameter {p}"), position: None });
                 }
@@ -608,9 +638,8 @@ impl Binder<'_> {
         };
         let mut t = DataType::Unknown;
         for (_, rt) in results.iter().chain(otherwise.iter()) {
-            t = DataType::common(&t, rt).ok_or_else(|| {
-                Error::DatatypeMismatch(format!("CASE types {t} and {rt} cannot be matched"))
-            })?;
+            t = DataType::common(&t, rt)
+                .ok_or_else(|| Error::DatatypeMismatch(format!("CASE types {t} and {rt} cannot be matched")))?;
         }
         if t == DataType::Unknown {
             t = DataType::Text;
@@ -626,7 +655,10 @@ impl Binder<'_> {
                 Some(Box::new(oe))
             }
             None => {
-                whens = whens.into_iter().map(|w| Ok((self.coerce(w, &DataType::Bool)?, DataType::Bool))).collect::<Result<_>>()?;
+                whens = whens
+                    .into_iter()
+                    .map(|w| Ok((self.coerce(w, &DataType::Bool)?, DataType::Bool)))
+                    .collect::<Result<_>>()?;
                 None
             }
         };
@@ -684,7 +716,9 @@ impl Binder<'_> {
                 let lb = self.bind(l)?;
                 let rb = self.bind(r)?;
                 let t = match (&lb.1, &rb.1) {
-                    (DataType::Jsonb, DataType::Jsonb | DataType::Unknown) | (DataType::Unknown, DataType::Jsonb) => DataType::Jsonb,
+                    (DataType::Jsonb, DataType::Jsonb | DataType::Unknown) | (DataType::Unknown, DataType::Jsonb) => {
+                        DataType::Jsonb
+                    }
                     (DataType::Bytea, DataType::Bytea) => DataType::Bytea,
                     _ => DataType::Text,
                 };
@@ -697,7 +731,11 @@ impl Binder<'_> {
                 let le = self.coerce(lb, &DataType::Jsonb)?;
                 let (re, rt) = self.bind(r)?;
                 let re = if rt == DataType::Unknown { self.coerce((re, rt), &DataType::Text)? } else { re };
-                let (bop, t) = if *op == B::Arrow { (BinaryOp::JsonGet, DataType::Jsonb) } else { (BinaryOp::JsonGetText, DataType::Text) };
+                let (bop, t) = if *op == B::Arrow {
+                    (BinaryOp::JsonGet, DataType::Jsonb)
+                } else {
+                    (BinaryOp::JsonGetText, DataType::Text)
+                };
                 Ok((Expr::Binary(bop, Box::new(le), Box::new(re)), t))
             }
             B::PGRegexMatch | B::PGRegexIMatch | B::PGRegexNotMatch | B::PGRegexNotIMatch => {
@@ -723,7 +761,13 @@ impl Binder<'_> {
                     "<=" => B::LtEq,
                     ">=" => B::GtEq,
                     "~~" => {
-                        let like = ast::Expr::Like { negated: false, any: false, expr: Box::new(l.clone()), pattern: Box::new(r.clone()), escape_char: None };
+                        let like = ast::Expr::Like {
+                            negated: false,
+                            any: false,
+                            expr: Box::new(l.clone()),
+                            pattern: Box::new(r.clone()),
+                            escape_char: None,
+                        };
                         return self.bind(&like);
                     }
                     other => return Err(Error::UndefinedFunction(format!("operator does not exist: {other}"))),
@@ -733,9 +777,21 @@ impl Binder<'_> {
             B::PGLikeMatch | B::PGILikeMatch | B::PGNotLikeMatch | B::PGNotILikeMatch => {
                 let negated = matches!(op, B::PGNotLikeMatch | B::PGNotILikeMatch);
                 let like = if matches!(op, B::PGLikeMatch | B::PGNotLikeMatch) {
-                    ast::Expr::Like { negated, any: false, expr: Box::new(l.clone()), pattern: Box::new(r.clone()), escape_char: None }
+                    ast::Expr::Like {
+                        negated,
+                        any: false,
+                        expr: Box::new(l.clone()),
+                        pattern: Box::new(r.clone()),
+                        escape_char: None,
+                    }
                 } else {
-                    ast::Expr::ILike { negated, any: false, expr: Box::new(l.clone()), pattern: Box::new(r.clone()), escape_char: None }
+                    ast::Expr::ILike {
+                        negated,
+                        any: false,
+                        expr: Box::new(l.clone()),
+                        pattern: Box::new(r.clone()),
+                        escape_char: None,
+                    }
                 };
                 self.bind(&like)
             }
@@ -765,7 +821,12 @@ impl Binder<'_> {
 
     /// Types an arithmetic expression: numbers meet in their common type; dates, timestamps
     /// and intervals follow PostgreSQL's operator table.
-    pub fn bind_arithmetic(&mut self, op: BinaryOp, lb: (Expr, DataType), rb: (Expr, DataType)) -> Result<(Expr, DataType)> {
+    pub fn bind_arithmetic(
+        &mut self,
+        op: BinaryOp,
+        lb: (Expr, DataType),
+        rb: (Expr, DataType),
+    ) -> Result<(Expr, DataType)> {
         use DataType as T;
         let (lt, rt) = (lb.1.clone(), rb.1.clone());
         let symbol = super::super::execution::arith::op_symbol(op);
@@ -819,7 +880,10 @@ impl Binder<'_> {
             }
             (T::Date, T::Date) if op == BinaryOp::Sub => T::Int4,
             (T::Timestamp, T::Timestamp) | (T::TimestampTz, T::TimestampTz) if op == BinaryOp::Sub => T::Interval,
-            (T::Timestamp, T::TimestampTz) | (T::TimestampTz, T::Timestamp) | (T::Date, T::Timestamp | T::TimestampTz) | (T::Timestamp | T::TimestampTz, T::Date)
+            (T::Timestamp, T::TimestampTz)
+            | (T::TimestampTz, T::Timestamp)
+            | (T::Date, T::Timestamp | T::TimestampTz)
+            | (T::Timestamp | T::TimestampTz, T::Date)
                 if op == BinaryOp::Sub =>
             {
                 let l = self.coerce(lb, &T::TimestampTz)?;
@@ -850,9 +914,19 @@ impl Binder<'_> {
                 }
                 t => {
                     let at = arg.1.clone();
-                    if at == *t || at == DataType::Unknown || (at.is_numeric() && t.is_numeric()) || (at.is_string() && t.is_string()) {
+                    if at == *t
+                        || at == DataType::Unknown
+                        || (at.is_numeric() && t.is_numeric())
+                        || (at.is_string() && t.is_string())
+                    {
                         self.coerce(arg, t)?
-                    } else if matches!((&at, t), (DataType::Date | DataType::Timestamp | DataType::TimestampTz, DataType::Timestamp | DataType::TimestampTz)) {
+                    } else if matches!(
+                        (&at, t),
+                        (
+                            DataType::Date | DataType::Timestamp | DataType::TimestampTz,
+                            DataType::Timestamp | DataType::TimestampTz
+                        )
+                    ) {
                         Expr::Cast(Box::new(arg.0), t.clone())
                     } else if matches!(t, DataType::Array(_)) && matches!(at, DataType::Array(_)) {
                         arg.0
@@ -901,7 +975,10 @@ impl Binder<'_> {
             return self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref());
         }
         if distinct || f.filter.is_some() {
-            return Err(Error::Syntax { message: format!("DISTINCT specified, but {name} is not an aggregate function"), position: None });
+            return Err(Error::Syntax {
+                message: format!("DISTINCT specified, but {name} is not an aggregate function"),
+                position: None,
+            });
         }
         match name.as_str() {
             "coalesce" | "greatest" | "least" | "nullif" => {
@@ -910,7 +987,11 @@ impl Binder<'_> {
                 for a in &args {
                     let b = self.bind(a)?;
                     t = DataType::common(&t, &b.1).ok_or_else(|| {
-                        Error::DatatypeMismatch(format!("{} types {t} and {} cannot be matched", name.to_uppercase(), b.1))
+                        Error::DatatypeMismatch(format!(
+                            "{} types {t} and {} cannot be matched",
+                            name.to_uppercase(),
+                            b.1
+                        ))
                     })?;
                     bound.push(b);
                 }
@@ -934,12 +1015,21 @@ impl Binder<'_> {
             "current_user" | "session_user" | "user" | "current_role" => {
                 Ok((Expr::Function { name: "current_user", args: vec![], return_type: DataType::Text }, DataType::Text))
             }
-            "current_database" | "current_catalog" => {
-                Ok((Expr::Function { name: "current_database", args: vec![], return_type: DataType::Text }, DataType::Text))
+            "current_database" | "current_catalog" => Ok((
+                Expr::Function { name: "current_database", args: vec![], return_type: DataType::Text },
+                DataType::Text,
+            )),
+            "current_schema" => Ok((
+                Expr::Function { name: "current_schema", args: vec![], return_type: DataType::Text },
+                DataType::Text,
+            )),
+            "version" => {
+                Ok((Expr::Function { name: "version", args: vec![], return_type: DataType::Text }, DataType::Text))
             }
-            "current_schema" => Ok((Expr::Function { name: "current_schema", args: vec![], return_type: DataType::Text }, DataType::Text)),
-            "version" => Ok((Expr::Function { name: "version", args: vec![], return_type: DataType::Text }, DataType::Text)),
-            "pg_backend_pid" => Ok((Expr::Function { name: "pg_backend_pid", args: vec![], return_type: DataType::Int4 }, DataType::Int4)),
+            "pg_backend_pid" => Ok((
+                Expr::Function { name: "pg_backend_pid", args: vec![], return_type: DataType::Int4 },
+                DataType::Int4,
+            )),
             _ => {
                 let mut bound = Vec::new();
                 for a in &args {
@@ -983,7 +1073,11 @@ impl Binder<'_> {
             let mut arg_type = None;
             for (i, a) in args.iter().enumerate() {
                 let (e, t) = self.bind(a)?;
-                let (e, t) = if t == DataType::Unknown { (self.coerce((e, t), &DataType::Text)?, DataType::Text) } else { (e, t) };
+                let (e, t) = if t == DataType::Unknown {
+                    (self.coerce((e, t), &DataType::Text)?, DataType::Text)
+                } else {
+                    (e, t)
+                };
                 if i == 0 {
                     arg_type = Some(t);
                 }
@@ -992,7 +1086,9 @@ impl Binder<'_> {
             if function == AggregateFunction::StringAgg && bound_args.len() != 2 {
                 return Err(Error::UndefinedFunction("function string_agg requires two arguments".into()));
             }
-            if matches!(function, AggregateFunction::BoolAnd | AggregateFunction::BoolOr) && arg_type != Some(DataType::Bool) {
+            if matches!(function, AggregateFunction::BoolAnd | AggregateFunction::BoolOr)
+                && arg_type != Some(DataType::Bool)
+            {
                 return Err(Error::UndefinedFunction(format!(
                     "function {}({}) does not exist",
                     if function == AggregateFunction::BoolAnd { "bool_and" } else { "bool_or" },
@@ -1023,7 +1119,13 @@ impl Binder<'_> {
         out
     }
 
-    fn bind_window(&mut self, name: &str, args: &[&ast::Expr], star: bool, over: &ast::WindowType) -> Result<(Expr, DataType)> {
+    fn bind_window(
+        &mut self,
+        name: &str,
+        args: &[&ast::Expr],
+        star: bool,
+        over: &ast::WindowType,
+    ) -> Result<(Expr, DataType)> {
         let spec = match over {
             ast::WindowType::WindowSpec(spec) => spec,
             ast::WindowType::NamedWindow(_) => return Err(Error::FeatureNotSupported("named windows".into())),
@@ -1052,7 +1154,9 @@ impl Binder<'_> {
             "rank" => (WindowFunction::Rank, DataType::Int8),
             "dense_rank" => (WindowFunction::DenseRank, DataType::Int8),
             "lag" | "lead" | "first_value" | "last_value" => {
-                let t = first_type.clone().ok_or_else(|| Error::UndefinedFunction(format!("function {name}() does not exist")))?;
+                let t = first_type
+                    .clone()
+                    .ok_or_else(|| Error::UndefinedFunction(format!("function {name}() does not exist")))?;
                 let f = match name {
                     "lag" => WindowFunction::Lag,
                     "lead" => WindowFunction::Lead,
@@ -1063,7 +1167,11 @@ impl Binder<'_> {
             }
             other => match aggregate_function(other) {
                 Some(agg) => {
-                    let agg = if star || (agg == AggregateFunction::Count && args.is_empty()) { AggregateFunction::CountStar } else { agg };
+                    let agg = if star || (agg == AggregateFunction::Count && args.is_empty()) {
+                        AggregateFunction::CountStar
+                    } else {
+                        agg
+                    };
                     (WindowFunction::Aggregate(agg), aggregate_type(agg, first_type.as_ref())?)
                 }
                 None => return Err(Error::UndefinedFunction(format!("function {other} is not a window function"))),

@@ -14,7 +14,12 @@ fn table_scope(table: &Table, alias: &str) -> Vec<ScopeColumn> {
     table
         .columns
         .iter()
-        .map(|c| ScopeColumn { table: Some(alias.to_string()), name: c.name.clone(), data_type: c.data_type.clone(), hidden: false })
+        .map(|c| ScopeColumn {
+            table: Some(alias.to_string()),
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+            hidden: false,
+        })
         .collect()
 }
 
@@ -52,26 +57,38 @@ impl Binder<'_> {
             let mut out = Vec::new();
             for c in &insert.columns {
                 let col = object_name(c);
-                let i = table.column_index(&col).ok_or_else(|| {
-                    Error::UndefinedColumn(format!("{col}\" of relation \"{}", table.name))
-                })?;
+                let i = table
+                    .column_index(&col)
+                    .ok_or_else(|| Error::UndefinedColumn(format!("{col}\" of relation \"{}", table.name)))?;
                 if out.contains(&i) {
-                    return Err(Error::Syntax { message: format!("column \"{col}\" specified more than once"), position: None });
+                    return Err(Error::Syntax {
+                        message: format!("column \"{col}\" specified more than once"),
+                        position: None,
+                    });
                 }
                 out.push(i);
             }
             out
         };
-        let source = insert.source.as_ref().ok_or_else(|| Error::FeatureNotSupported("INSERT without a source".into()))?;
+        let source =
+            insert.source.as_ref().ok_or_else(|| Error::FeatureNotSupported("INSERT without a source".into()))?;
         let node = match source.body.as_ref() {
-            ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() => {
+            ast::SetExpr::Values(values)
+                if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() =>
+            {
                 let mut rows = Vec::new();
                 for row in &values.rows {
                     if row.len() > targets.len() {
-                        return Err(Error::Syntax { message: "INSERT has more expressions than target columns".into(), position: None });
+                        return Err(Error::Syntax {
+                            message: "INSERT has more expressions than target columns".into(),
+                            position: None,
+                        });
                     }
                     if row.len() < targets.len() {
-                        return Err(Error::Syntax { message: "INSERT has more target columns than expressions".into(), position: None });
+                        return Err(Error::Syntax {
+                            message: "INSERT has more target columns than expressions".into(),
+                            position: None,
+                        });
                     }
                     let mut full = Vec::with_capacity(table.columns.len());
                     for i in 0..table.columns.len() {
@@ -91,17 +108,27 @@ impl Binder<'_> {
             _ => {
                 let (node, columns) = self.plan_query(source)?;
                 if columns.len() > targets.len() {
-                    return Err(Error::Syntax { message: "INSERT has more expressions than target columns".into(), position: None });
+                    return Err(Error::Syntax {
+                        message: "INSERT has more expressions than target columns".into(),
+                        position: None,
+                    });
                 }
                 if columns.len() < targets.len() {
-                    return Err(Error::Syntax { message: "INSERT has more target columns than expressions".into(), position: None });
+                    return Err(Error::Syntax {
+                        message: "INSERT has more target columns than expressions".into(),
+                        position: None,
+                    });
                 }
                 let mut exprs = Vec::with_capacity(table.columns.len());
                 for i in 0..table.columns.len() {
                     exprs.push(match targets.iter().position(|&t| t == i) {
                         Some(j) => {
                             let column = &table.columns[i];
-                            self.coerce_assignment((Expr::Column(j), columns[j].data_type.clone()), &column.data_type, &column.name)?
+                            self.coerce_assignment(
+                                (Expr::Column(j), columns[j].data_type.clone()),
+                                &column.data_type,
+                                &column.name,
+                            )?
                         }
                         None => self.column_default(&table, i)?,
                     });
@@ -150,15 +177,19 @@ impl Binder<'_> {
                 } else if let Some(ix) = table.indexes.iter().find(|i| i.name == name) {
                     Some(ix.columns.clone())
                 } else {
-                    return Err(Error::UndefinedObject(format!("constraint \"{name}\" for table \"{}\" does not exist", table.name)));
+                    return Err(Error::UndefinedObject(format!(
+                        "constraint \"{name}\" for table \"{}\" does not exist",
+                        table.name
+                    )));
                 }
             }
         };
         match &oc.action {
             ast::OnConflictAction::DoNothing => Ok(OnConflict::DoNothing { target }),
             ast::OnConflictAction::DoUpdate(update) => {
-                let target = target.ok_or_else(|| {
-                    Error::Syntax { message: "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(), position: None }
+                let target = target.ok_or_else(|| Error::Syntax {
+                    message: "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
+                    position: None,
                 })?;
                 let mut columns = table_scope(table, alias);
                 columns.extend(table_scope(table, "excluded"));
@@ -182,14 +213,19 @@ impl Binder<'_> {
         for a in assignments {
             let names = match &a.target {
                 ast::AssignmentTarget::ColumnName(n) => vec![object_name(n)],
-                ast::AssignmentTarget::Tuple(_) => return Err(Error::FeatureNotSupported("multiple-column assignment".into())),
+                ast::AssignmentTarget::Tuple(_) => {
+                    return Err(Error::FeatureNotSupported("multiple-column assignment".into()))
+                }
             };
             let name = &names[0];
-            let i = table.column_index(name).ok_or_else(|| {
-                Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name))
-            })?;
+            let i = table
+                .column_index(name)
+                .ok_or_else(|| Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name)))?;
             if out.iter().any(|(j, _)| *j == i) {
-                return Err(Error::Syntax { message: format!("multiple assignments to same column \"{name}\""), position: None });
+                return Err(Error::Syntax {
+                    message: format!("multiple assignments to same column \"{name}\""),
+                    position: None,
+                });
             }
             let column = &table.columns[i];
             let expr = if is_default_keyword(&a.value) {
@@ -204,7 +240,11 @@ impl Binder<'_> {
     }
 
     /// RETURNING items bound over `scope` (the written rows).
-    fn plan_returning(&mut self, items: Option<&[ast::SelectItem]>, scope: Scope) -> Result<Option<(Vec<Expr>, Vec<ResultColumn>)>> {
+    fn plan_returning(
+        &mut self,
+        items: Option<&[ast::SelectItem]>,
+        scope: Scope,
+    ) -> Result<Option<(Vec<Expr>, Vec<ResultColumn>)>> {
         let Some(items) = items else { return Ok(None) };
         let saved = std::mem::replace(&mut self.scope, scope.clone());
         let result = (|| {
@@ -261,7 +301,14 @@ impl Binder<'_> {
             let (extra_node, extra_scope) = self.plan_from(extra)?;
             let (lw, rw) = (scope.len(), extra_scope.len());
             scope.extend(extra_scope);
-            node = Node::NestedLoopJoin { left: Box::new(node), right: Box::new(extra_node), kind: super::plan::JoinKind::Inner, predicate: None, left_width: lw, right_width: rw };
+            node = Node::NestedLoopJoin {
+                left: Box::new(node),
+                right: Box::new(extra_node),
+                kind: super::plan::JoinKind::Inner,
+                predicate: None,
+                left_width: lw,
+                right_width: rw,
+            };
         }
         if let Some(w) = selection {
             let saved = std::mem::replace(&mut self.scope, scope.clone());
@@ -280,7 +327,8 @@ impl Binder<'_> {
             None => Vec::new(),
             Some(ast::UpdateTableFromKind::BeforeSet(f)) | Some(ast::UpdateTableFromKind::AfterSet(f)) => f.clone(),
         };
-        let (table, alias, source, scope) = self.plan_target_rows(&update.table.relation, &extra, update.selection.as_ref())?;
+        let (table, alias, source, scope) =
+            self.plan_target_rows(&update.table.relation, &extra, update.selection.as_ref())?;
         let saved = std::mem::replace(&mut self.scope, scope);
         let assignments = self.plan_assignments(&table, &update.assignments);
         self.scope = saved;

@@ -47,7 +47,8 @@ impl Binder<'_> {
         match statement {
             S::Query(query) => {
                 let (node, columns) = self.plan_query(query)?;
-                let columns = columns.into_iter().map(|c| ResultColumn { name: c.name, data_type: c.data_type }).collect();
+                let columns =
+                    columns.into_iter().map(|c| ResultColumn { name: c.name, data_type: c.data_type }).collect();
                 Ok(Plan::Query { node, columns })
             }
             S::Insert(insert) => self.plan_insert(insert),
@@ -70,7 +71,13 @@ impl Binder<'_> {
                     Some(n) => object_name(n),
                     None => format!("{table}_{}_idx", columns.join("_")),
                 };
-                Ok(Plan::CreateIndex { table, name, columns, unique: create.unique, if_not_exists: create.if_not_exists })
+                Ok(Plan::CreateIndex {
+                    table,
+                    name,
+                    columns,
+                    unique: create.unique,
+                    if_not_exists: create.if_not_exists,
+                })
             }
             S::Drop { object_type, if_exists, names, .. } => {
                 let names: Vec<String> = names.iter().map(object_name).collect();
@@ -112,11 +119,13 @@ impl Binder<'_> {
                 };
                 Ok(Plan::AlterTable { table, action })
             }
-            S::Truncate(truncate) => Ok(Plan::Truncate { tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect() }),
+            S::Truncate(truncate) => {
+                Ok(Plan::Truncate { tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect() })
+            }
             S::StartTransaction { modes, .. } => {
-                let read_only = modes.iter().any(|m| {
-                    matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly))
-                });
+                let read_only = modes
+                    .iter()
+                    .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
                 Ok(Plan::Begin { read_only })
             }
             S::Commit { .. } => Ok(Plan::Commit),
@@ -129,7 +138,9 @@ impl Binder<'_> {
                 let name: Vec<String> = variable.iter().map(ident).collect();
                 Ok(Plan::Show { name: name.join(" ") })
             }
-            S::Explain { statement, analyze: false, .. } => Ok(Plan::Explain(Box::new(self.plan_statement(statement)?))),
+            S::Explain { statement, analyze: false, .. } => {
+                Ok(Plan::Explain(Box::new(self.plan_statement(statement)?)))
+            }
             S::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into() }),
             S::Deallocate { .. } => Ok(Plan::Noop { tag: "DEALLOCATE".into() }),
             other => Err(Error::FeatureNotSupported(format!("statement: {}", truncate_text(&other.to_string(), 60)))),
@@ -174,7 +185,9 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
             };
             Ok(Plan::Set { name: "timezone".into(), value: Some(v) })
         }
-        ast::Set::SetNames { charset_name, .. } => Ok(Plan::Set { name: "client_encoding".into(), value: Some(charset_name.to_string()) }),
+        ast::Set::SetNames { charset_name, .. } => {
+            Ok(Plan::Set { name: "client_encoding".into(), value: Some(charset_name.to_string()) })
+        }
         ast::Set::SetTransaction { .. } | ast::Set::SetSessionParam(_) | ast::Set::SetRole { .. } => {
             Ok(Plan::Noop { tag: "SET".into() })
         }
@@ -185,8 +198,12 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
 /// A column definition and whether it declares PRIMARY KEY / UNIQUE.
 fn column_from_def(def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
     let type_text = def.data_type.to_string();
-    if ["serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"].contains(&type_text.to_ascii_lowercase().as_str()) {
-        return Err(Error::FeatureNotSupported("serial columns (sequences are not supported yet); use a client-generated key or a UUID".into()));
+    if ["serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"]
+        .contains(&type_text.to_ascii_lowercase().as_str())
+    {
+        return Err(Error::FeatureNotSupported(
+            "serial columns (sequences are not supported yet); use a client-generated key or a UUID".into(),
+        ));
     }
     let data_type = types::parse_type_name(&type_text)?;
     let mut column = Column { name: ident(&def.name), data_type, nullable: true, default: None };
@@ -222,7 +239,9 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
         }
         if pk {
             if !primary_key.is_empty() {
-                return Err(Error::InvalidTableDefinition(format!("multiple primary keys for table \"{name}\" are not allowed")));
+                return Err(Error::InvalidTableDefinition(format!(
+                    "multiple primary keys for table \"{name}\" are not allowed"
+                )));
             }
             primary_key.push(columns.len());
         }
@@ -248,7 +267,9 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
         match constraint {
             ast::TableConstraint::PrimaryKey(pk) => {
                 if !primary_key.is_empty() {
-                    return Err(Error::InvalidTableDefinition(format!("multiple primary keys for table \"{name}\" are not allowed")));
+                    return Err(Error::InvalidTableDefinition(format!(
+                        "multiple primary keys for table \"{name}\" are not allowed"
+                    )));
                 }
                 primary_key = find(&pk.columns, &columns)?;
                 for &i in &primary_key {
@@ -281,7 +302,12 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
     let mut indexes = Vec::new();
     for (n, cols) in uniques.into_iter().enumerate() {
         let col_names: Vec<&str> = cols.iter().map(|&i| columns[i].name.as_str()).collect();
-        indexes.push(Index { id: n as u32 + 1, name: format!("{name}_{}_key", col_names.join("_")), columns: cols, unique: true });
+        indexes.push(Index {
+            id: n as u32 + 1,
+            name: format!("{name}_{}_key", col_names.join("_")),
+            columns: cols,
+            unique: true,
+        });
     }
     let next_index_id = indexes.len() as u32 + 1;
     let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id };

@@ -13,8 +13,12 @@ use crate::catalog::Table;
 pub fn optimize_plan(plan: Plan) -> Plan {
     match plan {
         Plan::Query { node, columns } => Plan::Query { node: optimize(node), columns },
-        Plan::Insert { table, source, on_conflict, returning } => Plan::Insert { table, source: optimize(source), on_conflict, returning },
-        Plan::Update { table, source, assignments, returning } => Plan::Update { table, source: optimize(source), assignments, returning },
+        Plan::Insert { table, source, on_conflict, returning } => {
+            Plan::Insert { table, source: optimize(source), on_conflict, returning }
+        }
+        Plan::Update { table, source, assignments, returning } => {
+            Plan::Update { table, source: optimize(source), assignments, returning }
+        }
         Plan::Delete { table, source, returning } => Plan::Delete { table, source: optimize(source), returning },
         Plan::Explain(inner) => Plan::Explain(Box::new(optimize_plan(*inner))),
         other => other,
@@ -42,7 +46,16 @@ fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
             Node::NestedLoopJoin { left: b(left), right: b(right), kind, predicate, left_width, right_width }
         }
         Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
-            Node::HashJoin { left: b(left), right: b(right), kind, left_keys, right_keys, residual, left_width, right_width }
+            Node::HashJoin {
+                left: b(left),
+                right: b(right),
+                kind,
+                left_keys,
+                right_keys,
+                residual,
+                left_width,
+                right_width,
+            }
         }
         Node::SetOperation { op, all, left, right } => Node::SetOperation { op, all, left: b(left), right: b(right) },
         leaf => leaf,
@@ -82,7 +95,9 @@ fn push_filter(node: Node) -> Node {
         }
         join @ (Node::NestedLoopJoin { .. } | Node::HashJoin { .. }) => {
             let (kind, left_width) = match &join {
-                Node::NestedLoopJoin { kind, left_width, .. } | Node::HashJoin { kind, left_width, .. } => (*kind, *left_width),
+                Node::NestedLoopJoin { kind, left_width, .. } | Node::HashJoin { kind, left_width, .. } => {
+                    (*kind, *left_width)
+                }
                 _ => unreachable_join(),
             };
             let mut to_left = Vec::new();
@@ -108,18 +123,27 @@ fn push_filter(node: Node) -> Node {
             };
             let join = match join {
                 Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
-                    Node::NestedLoopJoin { left: wrap(left, to_left), right: wrap(right, to_right), kind, predicate, left_width, right_width }
+                    Node::NestedLoopJoin {
+                        left: wrap(left, to_left),
+                        right: wrap(right, to_right),
+                        kind,
+                        predicate,
+                        left_width,
+                        right_width,
+                    }
                 }
-                Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => Node::HashJoin {
-                    left: wrap(left, to_left),
-                    right: wrap(right, to_right),
-                    kind,
-                    left_keys,
-                    right_keys,
-                    residual,
-                    left_width,
-                    right_width,
-                },
+                Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
+                    Node::HashJoin {
+                        left: wrap(left, to_left),
+                        right: wrap(right, to_right),
+                        kind,
+                        left_keys,
+                        right_keys,
+                        residual,
+                        left_width,
+                        right_width,
+                    }
+                }
                 other => other,
             };
             match join_conjunction(keep) {
@@ -156,7 +180,9 @@ fn pinned_values(terms: &[Expr], column: usize) -> Option<Vec<Expr>> {
                     }
                 }
             }
-            Expr::InList { expr, list } if **expr == Expr::Column(column) && list.iter().all(Expr::is_row_independent) => {
+            Expr::InList { expr, list }
+                if **expr == Expr::Column(column) && list.iter().all(Expr::is_row_independent) =>
+            {
                 return Some(list.clone());
             }
             _ => {}
@@ -197,7 +223,9 @@ fn select_access_path(node: Node) -> Node {
         if let Some(values) = key_combinations(&terms, &index.columns) {
             let better = match &best {
                 None => true,
-                Some((b, _)) => index.unique && !table.indexes[*b].unique || index.columns.len() > table.indexes[*b].columns.len(),
+                Some((b, _)) => {
+                    index.unique && !table.indexes[*b].unique || index.columns.len() > table.indexes[*b].columns.len()
+                }
             };
             if better {
                 best = Some((i, values));

@@ -20,17 +20,35 @@ pub enum Expr {
     IsNull(Box<Expr>),
     /// `a IS DISTINCT FROM b`.
     IsDistinct(Box<Expr>, Box<Expr>),
-    Like { expr: Box<Expr>, pattern: Box<Expr>, case_insensitive: bool },
-    InList { expr: Box<Expr>, list: Vec<Expr> },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        case_insensitive: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+    },
     /// `expr IN (subquery)`.
-    InSubquery { expr: Box<Expr>, subquery: Box<Subquery> },
+    InSubquery {
+        expr: Box<Expr>,
+        subquery: Box<Subquery>,
+    },
     Exists(Box<Subquery>),
     /// A subquery returning at most one row of one column.
     ScalarSubquery(Box<Subquery>),
-    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     Cast(Box<Expr>, DataType),
     /// A scalar function, resolved by name, with its result type.
-    Function { name: &'static str, args: Vec<Expr>, return_type: DataType },
+    Function {
+        name: &'static str,
+        args: Vec<Expr>,
+        return_type: DataType,
+    },
 }
 
 /// A subquery inside an expression. Uncorrelated subqueries run once per statement.
@@ -69,7 +87,9 @@ pub enum BinaryOp {
     /// `->>`: JSON member or element as text.
     JsonGetText,
     /// `~`, `~*`: regular expression match.
-    RegexMatch { case_insensitive: bool },
+    RegexMatch {
+        case_insensitive: bool,
+    },
 }
 
 /// An aggregate function call.
@@ -153,25 +173,72 @@ pub enum SetOperator {
 pub enum Node {
     /// All rows of a table, optionally filtered; `with_key` appends the encoded row key as a
     /// trailing BYTEA column (for UPDATE and DELETE).
-    Scan { table: Table, filter: Option<Expr>, with_key: bool },
+    Scan {
+        table: Table,
+        filter: Option<Expr>,
+        with_key: bool,
+    },
     /// Rows by primary key values (each inner Vec is one full key).
-    KeyLookup { table: Table, keys: Vec<Vec<Expr>>, filter: Option<Expr>, with_key: bool },
+    KeyLookup {
+        table: Table,
+        keys: Vec<Vec<Expr>>,
+        filter: Option<Expr>,
+        with_key: bool,
+    },
     /// Rows by secondary index: each inner Vec is one full set of indexed values.
-    IndexLookup { table: Table, index: usize, values: Vec<Vec<Expr>>, filter: Option<Expr>, with_key: bool },
+    IndexLookup {
+        table: Table,
+        index: usize,
+        values: Vec<Vec<Expr>>,
+        filter: Option<Expr>,
+        with_key: bool,
+    },
     /// Literal rows.
-    Values { rows: Vec<Vec<Expr>> },
-    Filter { source: Box<Node>, predicate: Expr },
-    Project { source: Box<Node>, exprs: Vec<Expr> },
+    Values {
+        rows: Vec<Vec<Expr>>,
+    },
+    Filter {
+        source: Box<Node>,
+        predicate: Expr,
+    },
+    Project {
+        source: Box<Node>,
+        exprs: Vec<Expr>,
+    },
     /// Output: the group-by values, then the aggregates.
-    Aggregate { source: Box<Node>, group_by: Vec<Expr>, aggregates: Vec<Aggregate> },
+    Aggregate {
+        source: Box<Node>,
+        group_by: Vec<Expr>,
+        aggregates: Vec<Aggregate>,
+    },
     /// Output: the input row, then one column per window call.
-    Window { source: Box<Node>, calls: Vec<WindowCall> },
-    Sort { source: Box<Node>, keys: Vec<SortKey> },
-    Limit { source: Box<Node>, limit: Option<Expr>, offset: Option<Expr> },
+    Window {
+        source: Box<Node>,
+        calls: Vec<WindowCall>,
+    },
+    Sort {
+        source: Box<Node>,
+        keys: Vec<SortKey>,
+    },
+    Limit {
+        source: Box<Node>,
+        limit: Option<Expr>,
+        offset: Option<Expr>,
+    },
     /// Removes duplicate rows; with `on`, keeps the first row for each value of the keys.
-    Distinct { source: Box<Node>, on: Option<Vec<Expr>> },
+    Distinct {
+        source: Box<Node>,
+        on: Option<Vec<Expr>>,
+    },
     /// Nested-loop join; output is the left row then the right row.
-    NestedLoopJoin { left: Box<Node>, right: Box<Node>, kind: JoinKind, predicate: Option<Expr>, right_width: usize, left_width: usize },
+    NestedLoopJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        kind: JoinKind,
+        predicate: Option<Expr>,
+        right_width: usize,
+        left_width: usize,
+    },
     /// Equi-join building a hash table on the right input.
     HashJoin {
         left: Box<Node>,
@@ -183,9 +250,17 @@ pub enum Node {
         left_width: usize,
         right_width: usize,
     },
-    SetOperation { op: SetOperator, all: bool, left: Box<Node>, right: Box<Node> },
+    SetOperation {
+        op: SetOperator,
+        all: bool,
+        left: Box<Node>,
+        right: Box<Node>,
+    },
     /// Rows of a virtual table computed from the catalog (pg_catalog, information_schema).
-    Virtual { name: String, filter: Option<Expr> },
+    Virtual {
+        name: String,
+        filter: Option<Expr>,
+    },
 }
 
 /// A column of a result.
@@ -199,36 +274,88 @@ pub struct ResultColumn {
 #[derive(Clone, Debug, PartialEq)]
 pub enum OnConflict {
     Error,
-    DoNothing { target: Option<Vec<usize>> },
+    DoNothing {
+        target: Option<Vec<usize>>,
+    },
     /// Assignments are evaluated over `existing row ++ excluded row`.
-    DoUpdate { target: Vec<usize>, assignments: Vec<(usize, Expr)>, predicate: Option<Expr> },
+    DoUpdate {
+        target: Vec<usize>,
+        assignments: Vec<(usize, Expr)>,
+        predicate: Option<Expr>,
+    },
 }
 
 /// A bound statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
-    Query { node: Node, columns: Vec<ResultColumn> },
+    Query {
+        node: Node,
+        columns: Vec<ResultColumn>,
+    },
     /// `source` produces full table rows (defaults filled, casts applied).
-    Insert { table: Table, source: Node, on_conflict: OnConflict, returning: Option<(Vec<Expr>, Vec<ResultColumn>)> },
+    Insert {
+        table: Table,
+        source: Node,
+        on_conflict: OnConflict,
+        returning: Option<(Vec<Expr>, Vec<ResultColumn>)>,
+    },
     /// `source` produces rows `table row ++ extra FROM columns ++ key`; assignments are
     /// evaluated over that row.
-    Update { table: Table, source: Node, assignments: Vec<(usize, Expr)>, returning: Option<(Vec<Expr>, Vec<ResultColumn>)> },
+    Update {
+        table: Table,
+        source: Node,
+        assignments: Vec<(usize, Expr)>,
+        returning: Option<(Vec<Expr>, Vec<ResultColumn>)>,
+    },
     /// `source` produces rows `table row ++ extra USING columns ++ key`.
-    Delete { table: Table, source: Node, returning: Option<(Vec<Expr>, Vec<ResultColumn>)> },
-    CreateTable { table: Table, if_not_exists: bool },
-    DropTable { names: Vec<String>, if_exists: bool },
-    CreateIndex { table: String, name: String, columns: Vec<String>, unique: bool, if_not_exists: bool },
-    DropIndex { names: Vec<String>, if_exists: bool },
-    AlterTable { table: String, action: AlterAction },
-    Truncate { tables: Vec<String> },
-    Begin { read_only: bool },
+    Delete {
+        table: Table,
+        source: Node,
+        returning: Option<(Vec<Expr>, Vec<ResultColumn>)>,
+    },
+    CreateTable {
+        table: Table,
+        if_not_exists: bool,
+    },
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    CreateIndex {
+        table: String,
+        name: String,
+        columns: Vec<String>,
+        unique: bool,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    AlterTable {
+        table: String,
+        action: AlterAction,
+    },
+    Truncate {
+        tables: Vec<String>,
+    },
+    Begin {
+        read_only: bool,
+    },
     Commit,
     Rollback,
-    Set { name: String, value: Option<String> },
-    Show { name: String },
+    Set {
+        name: String,
+        value: Option<String>,
+    },
+    Show {
+        name: String,
+    },
     Explain(Box<Plan>),
     /// Accepted and ignored for client compatibility (e.g. DISCARD ALL, DEALLOCATE).
-    Noop { tag: String },
+    Noop {
+        tag: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -283,10 +410,8 @@ impl Node {
                 source.explain(f, depth + 1)
             }
             Node::Sort { source, keys } => {
-                let list: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
-                    .collect();
+                let list: Vec<String> =
+                    keys.iter().map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" })).collect();
                 writeln!(f, "Sort {}", list.join(", "))?;
                 source.explain(f, depth + 1)
             }
@@ -400,7 +525,10 @@ impl Expr {
     pub fn is_row_independent(&self) -> bool {
         let mut independent = true;
         self.walk(&mut |e| {
-            if matches!(e, Expr::Column(_) | Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. }) {
+            if matches!(
+                e,
+                Expr::Column(_) | Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. }
+            ) {
                 independent = false;
             }
         });
@@ -428,7 +556,12 @@ impl Expr {
     pub fn walk(&self, visit: &mut impl FnMut(&Expr)) {
         visit(self);
         match self {
-            Expr::Constant(_) | Expr::Column(_) | Expr::Outer(_) | Expr::Param(_) | Expr::Exists(_) | Expr::ScalarSubquery(_) => {}
+            Expr::Constant(_)
+            | Expr::Column(_)
+            | Expr::Outer(_)
+            | Expr::Param(_)
+            | Expr::Exists(_)
+            | Expr::ScalarSubquery(_) => {}
             Expr::Unary(_, e) | Expr::IsNull(e) | Expr::Cast(e, _) => e.walk(visit),
             Expr::Binary(_, l, r) | Expr::IsDistinct(l, r) => {
                 l.walk(visit);
@@ -487,7 +620,12 @@ impl Expr {
         }
         let bx = |e: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>| Box::new(transform_dyn(e, f));
         match self {
-            Expr::Constant(_) | Expr::Column(_) | Expr::Outer(_) | Expr::Param(_) | Expr::Exists(_) | Expr::ScalarSubquery(_) => self.clone(),
+            Expr::Constant(_)
+            | Expr::Column(_)
+            | Expr::Outer(_)
+            | Expr::Param(_)
+            | Expr::Exists(_)
+            | Expr::ScalarSubquery(_) => self.clone(),
             Expr::Unary(op, e) => Expr::Unary(*op, bx(e, f)),
             Expr::IsNull(e) => Expr::IsNull(bx(e, f)),
             Expr::Cast(e, t) => Expr::Cast(bx(e, f), t.clone()),
@@ -496,10 +634,9 @@ impl Expr {
             Expr::Like { expr, pattern, case_insensitive } => {
                 Expr::Like { expr: bx(expr, f), pattern: bx(pattern, f), case_insensitive: *case_insensitive }
             }
-            Expr::InList { expr, list } => Expr::InList {
-                expr: bx(expr, f),
-                list: list.iter().map(|e| transform_dyn(e, f)).collect(),
-            },
+            Expr::InList { expr, list } => {
+                Expr::InList { expr: bx(expr, f), list: list.iter().map(|e| transform_dyn(e, f)).collect() }
+            }
             Expr::InSubquery { expr, subquery } => Expr::InSubquery { expr: bx(expr, f), subquery: subquery.clone() },
             Expr::Case { operand, whens, otherwise } => Expr::Case {
                 operand: operand.as_ref().map(|o| bx(o, f)),

@@ -50,7 +50,9 @@ impl Binder<'_> {
         }
         let (limit, offset) = match &query.limit_clause {
             None => (None, None),
-            Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => (limit.clone(), offset.as_ref().map(|o| o.value.clone())),
+            Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => {
+                (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
+            }
             Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit.clone()), Some(offset.clone())),
         };
         let order_by: Vec<ast::OrderByExpr> = match &query.order_by {
@@ -63,12 +65,19 @@ impl Binder<'_> {
             body => {
                 let (node, columns) = self.plan_set_expr(body)?;
                 // ORDER BY over the output columns by name or position.
-                let saved = std::mem::replace(&mut self.scope, Scope::new(columns.iter().map(|c| ScopeColumn { table: None, ..c.clone() }).collect()));
+                let saved = std::mem::replace(
+                    &mut self.scope,
+                    Scope::new(columns.iter().map(|c| ScopeColumn { table: None, ..c.clone() }).collect()),
+                );
                 let mut keys = Vec::new();
                 for o in &order_by {
                     let expr = match position_literal(&o.expr) {
                         Some(k) if k >= 1 && k <= columns.len() => Expr::Column(k - 1),
-                        Some(k) => return Err(Error::InvalidColumnReference(format!("ORDER BY position {k} is not in select list"))),
+                        Some(k) => {
+                            return Err(Error::InvalidColumnReference(format!(
+                                "ORDER BY position {k} is not in select list"
+                            )))
+                        }
                         None => self.bind(&o.expr)?.0,
                     };
                     keys.push(sort_key(expr, &o.options));
@@ -130,14 +139,22 @@ impl Binder<'_> {
                 };
                 if lcols.len() != rcols.len() {
                     return Err(Error::Syntax {
-                        message: format!("each {} query must have the same number of columns", format!("{op}").to_uppercase()),
+                        message: format!(
+                            "each {} query must have the same number of columns",
+                            format!("{op}").to_uppercase()
+                        ),
                         position: None,
                     });
                 }
                 let mut types = Vec::new();
                 for (l, r) in lcols.iter().zip(&rcols) {
                     let t = DataType::common(&l.data_type, &r.data_type).ok_or_else(|| {
-                        Error::DatatypeMismatch(format!("{} types {} and {} cannot be matched", format!("{op}").to_uppercase(), l.data_type, r.data_type))
+                        Error::DatatypeMismatch(format!(
+                            "{} types {} and {} cannot be matched",
+                            format!("{op}").to_uppercase(),
+                            l.data_type,
+                            r.data_type
+                        ))
                     })?;
                     types.push(if t == DataType::Unknown { DataType::Text } else { t });
                 }
@@ -163,7 +180,10 @@ impl Binder<'_> {
         let mut types = vec![DataType::Unknown; width];
         for row in &values.rows {
             if row.len() != width {
-                return Err(Error::Syntax { message: "VALUES lists must all be the same length".into(), position: None });
+                return Err(Error::Syntax {
+                    message: "VALUES lists must all be the same length".into(),
+                    position: None,
+                });
             }
             let mut bound = Vec::new();
             for (i, e) in row.iter().enumerate() {
@@ -175,7 +195,8 @@ impl Binder<'_> {
             }
             bound_rows.push(bound);
         }
-        let types: Vec<DataType> = types.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
+        let types: Vec<DataType> =
+            types.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
         let mut rows = Vec::new();
         for bound in bound_rows {
             rows.push(bound.into_iter().zip(&types).map(|(b, t)| self.coerce(b, t)).collect::<Result<Vec<_>>>()?);
@@ -199,7 +220,14 @@ impl Binder<'_> {
                     let (lw, rw) = (lscope.len(), scope.len());
                     lscope.extend(scope);
                     (
-                        Node::NestedLoopJoin { left: Box::new(lnode), right: Box::new(node), kind: JoinKind::Inner, predicate: None, left_width: lw, right_width: rw },
+                        Node::NestedLoopJoin {
+                            left: Box::new(lnode),
+                            right: Box::new(node),
+                            kind: JoinKind::Inner,
+                            predicate: None,
+                            left_width: lw,
+                            right_width: rw,
+                        },
                         lscope,
                     )
                 }
@@ -233,7 +261,8 @@ impl Binder<'_> {
                     Some(p?)
                 }
                 Some(ast::JoinConstraint::Using(names)) => {
-                    let names: Vec<String> = names.iter().map(|n| object_name_parts(n).last().cloned().unwrap_or_default()).collect();
+                    let names: Vec<String> =
+                        names.iter().map(|n| object_name_parts(n).last().cloned().unwrap_or_default()).collect();
                     Some(self.using_predicate(&scope, &rscope, &mut joined, &names)?)
                 }
                 Some(ast::JoinConstraint::Natural) => {
@@ -261,10 +290,13 @@ impl Binder<'_> {
         let mut predicate: Option<Expr> = None;
         for name in names {
             let (li, lt) = left.resolve(None, name)?.ok_or_else(|| {
-                Error::UndefinedColumn(format!("{name}\" specified in USING clause does not exist in left table \"{name}"))
+                Error::UndefinedColumn(format!(
+                    "{name}\" specified in USING clause does not exist in left table \"{name}"
+                ))
             })?;
             let (ri, rt) = right.resolve(None, name)?.ok_or_else(|| Error::UndefinedColumn(name.clone()))?;
-            let t = DataType::common(&lt, &rt).ok_or_else(|| Error::DatatypeMismatch(format!("JOIN/USING types {lt} and {rt} cannot be matched")))?;
+            let t = DataType::common(&lt, &rt)
+                .ok_or_else(|| Error::DatatypeMismatch(format!("JOIN/USING types {lt} and {rt} cannot be matched")))?;
             let l = self.coerce((Expr::Column(li), lt), &t)?;
             let r = self.coerce((Expr::Column(left.len() + ri), rt), &t)?;
             joined.columns[left.len() + ri].hidden = true;
@@ -301,7 +333,12 @@ impl Binder<'_> {
                     let columns = table
                         .columns
                         .iter()
-                        .map(|c| ScopeColumn { table: None, name: c.name.clone(), data_type: c.data_type.clone(), hidden: false })
+                        .map(|c| ScopeColumn {
+                            table: None,
+                            name: c.name.clone(),
+                            data_type: c.data_type.clone(),
+                            hidden: false,
+                        })
                         .collect();
                     (Node::Scan { table, filter: None, with_key: false }, columns)
                 };
@@ -351,7 +388,8 @@ impl Binder<'_> {
         limit: Option<&ast::Expr>,
         offset: Option<&ast::Expr>,
     ) -> Result<(Node, Vec<ScopeColumn>)> {
-        if select.into.is_some() || select.top.is_some() || !select.named_window.is_empty() || select.qualify.is_some() {
+        if select.into.is_some() || select.top.is_some() || !select.named_window.is_empty() || select.qualify.is_some()
+        {
             return Err(Error::FeatureNotSupported("SELECT clause".into()));
         }
         let (mut node, input_scope) = self.plan_from(&select.from)?;
@@ -426,7 +464,12 @@ impl Binder<'_> {
         for (e, name) in &items {
             let (bound, t) = self.bind(e)?;
             exprs.push(bound);
-            columns.push(ScopeColumn { table: None, name: name.clone(), data_type: if t == DataType::Unknown { DataType::Text } else { t }, hidden: false });
+            columns.push(ScopeColumn {
+                table: None,
+                name: name.clone(),
+                data_type: if t == DataType::Unknown { DataType::Text } else { t },
+                hidden: false,
+            });
         }
         // ORDER BY: output positions and names, else expressions over the input.
         let mut sort = Vec::new();
@@ -455,7 +498,11 @@ impl Binder<'_> {
         };
         let windows = self.windows.take().map(|(_, w)| w).unwrap_or_default();
         if let Some(grouping) = self.grouping.take() {
-            node = Node::Aggregate { source: Box::new(node), group_by: grouping.group_exprs, aggregates: grouping.aggregates };
+            node = Node::Aggregate {
+                source: Box::new(node),
+                group_by: grouping.group_exprs,
+                aggregates: grouping.aggregates,
+            };
         }
         if let Some(predicate) = having {
             node = Node::Filter { source: Box::new(node), predicate };
@@ -482,9 +529,12 @@ impl Binder<'_> {
             .collect();
         let plain_distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
         if plain_distinct && projected.len() > visible {
-            return Err(Error::InvalidColumnReference("for SELECT DISTINCT, ORDER BY expressions must appear in select list".into()));
+            return Err(Error::InvalidColumnReference(
+                "for SELECT DISTINCT, ORDER BY expressions must appear in select list".into(),
+            ));
         }
-        let on_keys = distinct_on.map(|keys| keys.iter().map(|k| Expr::Column(position_of(k, &mut projected))).collect::<Vec<_>>());
+        let on_keys = distinct_on
+            .map(|keys| keys.iter().map(|k| Expr::Column(position_of(k, &mut projected))).collect::<Vec<_>>());
         let hidden = projected.len() > visible;
         node = Node::Project { source: Box::new(node), exprs: projected };
         if plain_distinct {
@@ -505,9 +555,23 @@ impl Binder<'_> {
 }
 
 /// Builds a join, turning equality conditions between the two sides into hash-join keys.
-pub fn make_join(left: Node, right: Node, kind: JoinKind, predicate: Option<Expr>, left_width: usize, right_width: usize) -> Node {
+pub fn make_join(
+    left: Node,
+    right: Node,
+    kind: JoinKind,
+    predicate: Option<Expr>,
+    left_width: usize,
+    right_width: usize,
+) -> Node {
     let Some(predicate) = predicate else {
-        return Node::NestedLoopJoin { left: Box::new(left), right: Box::new(right), kind, predicate: None, left_width, right_width };
+        return Node::NestedLoopJoin {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            predicate: None,
+            left_width,
+            right_width,
+        };
     };
     let mut left_keys = Vec::new();
     let mut right_keys = Vec::new();
@@ -521,7 +585,9 @@ pub fn make_join(left: Node, right: Node, kind: JoinKind, predicate: Option<Expr
                 e.walk(&mut |x| match x {
                     Expr::Column(i) if *i < left_width => refs_left = true,
                     Expr::Column(_) => refs_right = true,
-                    Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. } => other = true,
+                    Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. } => {
+                        other = true
+                    }
                     _ => {}
                 });
                 match (refs_left, refs_right, other) {
@@ -553,9 +619,25 @@ pub fn make_join(left: Node, right: Node, kind: JoinKind, predicate: Option<Expr
     }
     let residual = join_conjunction(residual);
     if left_keys.is_empty() {
-        return Node::NestedLoopJoin { left: Box::new(left), right: Box::new(right), kind, predicate: residual, left_width, right_width };
+        return Node::NestedLoopJoin {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            predicate: residual,
+            left_width,
+            right_width,
+        };
     }
-    Node::HashJoin { left: Box::new(left), right: Box::new(right), kind, left_keys, right_keys, residual, left_width, right_width }
+    Node::HashJoin {
+        left: Box::new(left),
+        right: Box::new(right),
+        kind,
+        left_keys,
+        right_keys,
+        residual,
+        left_width,
+        right_width,
+    }
 }
 
 /// Splits `a AND b AND c` into its terms.
@@ -583,7 +665,15 @@ fn cast_columns(node: Node, columns: &[ScopeColumn], types: &[DataType]) -> Node
         .iter()
         .zip(types)
         .enumerate()
-        .map(|(i, (c, t))| if c.data_type == *t { Expr::Column(i) } else { Expr::Cast(Box::new(Expr::Column(i)), t.clone()) })
+        .map(
+            |(i, (c, t))| {
+                if c.data_type == *t {
+                    Expr::Column(i)
+                } else {
+                    Expr::Cast(Box::new(Expr::Column(i)), t.clone())
+                }
+            },
+        )
         .collect();
     Node::Project { source: Box::new(node), exprs }
 }
@@ -655,7 +745,10 @@ fn expand_wildcards(projection: &[ast::SelectItem], scope: &Scope) -> Result<Vec
             ast::SelectItem::ExprWithAlias { expr, alias } => out.push((expr.clone(), ident(alias))),
             ast::SelectItem::Wildcard(_) => {
                 if scope.is_empty() {
-                    return Err(Error::Syntax { message: "SELECT * with no tables specified is not valid".into(), position: None });
+                    return Err(Error::Syntax {
+                        message: "SELECT * with no tables specified is not valid".into(),
+                        position: None,
+                    });
                 }
                 for c in scope.columns.iter().filter(|c| !c.hidden) {
                     out.push((column_ref(c), c.name.clone()));
@@ -663,7 +756,9 @@ fn expand_wildcards(projection: &[ast::SelectItem], scope: &Scope) -> Result<Vec
             }
             ast::SelectItem::QualifiedWildcard(kind, _) => {
                 let table = match kind {
-                    ast::SelectItemQualifiedWildcardKind::ObjectName(name) => object_name_parts(name).last().cloned().unwrap_or_default(),
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(name) => {
+                        object_name_parts(name).last().cloned().unwrap_or_default()
+                    }
                     ast::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string(),
                 };
                 if !scope.has_table(&table) {

@@ -31,9 +31,7 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "bool" | "boolean" => DataType::Bool,
         "smallint" | "int2" => DataType::Int2,
         "int" | "integer" | "int4" => DataType::Int4,
-        "bigint" | "int8" | "oid" | "regclass" | "regtype" | "regproc" | "xid" => {
-            DataType::Int8
-        }
+        "bigint" | "int8" | "oid" | "regclass" | "regtype" | "regproc" | "xid" => DataType::Int8,
         "real" | "float4" => DataType::Float4,
         "double precision" | "float8" | "double" => DataType::Float8,
         "float" => match args.first() {
@@ -46,9 +44,7 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
             _ => {
                 let (p, s) = (number(0)?, number(1)?);
                 if p == 0 || p > 28 {
-                    return Err(Error::InvalidParameter(format!(
-                        "NUMERIC precision {p} must be between 1 and 28"
-                    )));
+                    return Err(Error::InvalidParameter(format!("NUMERIC precision {p} must be between 1 and 28")));
                 }
                 if s > p {
                     return Err(Error::InvalidParameter(format!(

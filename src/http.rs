@@ -1,0 +1,49 @@
+//! The operations endpoint: `GET /health` (JSON) and `GET /metrics` (Prometheus text), served
+//! over plain HTTP/1.1. Requests are tiny and few, so each connection is read once, answered
+//! and closed.
+
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the endpoint reports; implemented by the node.
+pub trait Status: Send + Sync + 'static {
+    /// The `/health` JSON document.
+    fn health_json(&self) -> String;
+    /// The `/metrics` body in Prometheus text format.
+    fn metrics_text(&self) -> String;
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((mut socket, _)) = accepted else { continue };
+                let status = status.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let read = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf)).await;
+                    let Ok(Ok(n)) = read else { return };
+                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let mut parts = request.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let (code, content_type, body) = match (method, path) {
+                        ("GET", "/health") => ("200 OK", "application/json", status.health_json()),
+                        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
+                        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                        _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! A node: configuration, start-up and the tasks of one ChronosDB process.
+//!
+//! Wires storage (sled) → engine → pg front end and the HTTP operations endpoint, runs the
+//! background MVCC garbage collector, and shuts down gracefully on a signal: stop accepting,
+//! let running statements finish, flush storage.
+
+use crate::error::{Error, Result};
+use crate::pg::{self, PgConfig};
+use crate::sql::Engine;
+use crate::storage::sled::SledStorage;
+use crate::storage::Storage;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Configuration of a single node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub pg_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub pg: PgConfig,
+    /// How often old MVCC versions are collected.
+    pub gc_interval: std::time::Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 5432)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            pg: PgConfig::default(),
+            gc_interval: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+struct NodeStatus {
+    engine: Arc<Engine>,
+}
+
+impl crate::http::Status for NodeStatus {
+    fn health_json(&self) -> String {
+        let applied = self.engine.mvcc().durable_version();
+        format!("{{\"status\":\"ok\",\"role\":\"Leader\",\"term\":1,\"leader\":1,\"applied_version\":{applied}}}")
+    }
+
+    fn metrics_text(&self) -> String {
+        format!(
+            "# HELP chronos_durable_version The newest durable MVCC version.\n# TYPE chronos_durable_version gauge\nchronos_durable_version {}\n",
+            self.engine.mvcc().durable_version()
+        )
+    }
+}
+
+/// Runs a single node until `shutdown` turns true.
+pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let no_credentials = config.pg.admin_password.is_none() && config.pg.readonly_password.is_none();
+    if no_credentials && !pg::is_loopback(&config.pg_addr) {
+        return Err(Error::InvalidParameter(format!(
+            "refusing to listen on {} without credentials: set CHRONOS_AUTH_TOKEN_ADMIN or bind a loopback address",
+            config.pg_addr
+        )));
+    }
+    if no_credentials {
+        tracing::warn!("no credentials configured: trusting connections on loopback only");
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(&config.data_dir)?);
+    let engine = Engine::open(storage.clone())?;
+    let pg_listener = TcpListener::bind(config.pg_addr).await?;
+    let http_listener = TcpListener::bind(config.http_addr).await?;
+    tracing::info!(pg = %pg_listener.local_addr()?, http = %http_listener.local_addr()?, data_dir = %config.data_dir.display(), "chronos single node ready");
+
+    let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus { engine: engine.clone() });
+    let http = tokio::spawn(crate::http::serve(http_listener, status, shutdown.clone()));
+    let gc_engine = engine.clone();
+    let mut gc_shutdown = shutdown.clone();
+    let gc = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(config.gc_interval) => {
+                    let mvcc = gc_engine.mvcc().clone();
+                    match tokio::task::spawn_blocking(move || mvcc.gc()).await {
+                        Ok(Ok(n)) if n > 0 => tracing::debug!(removed = n, "mvcc gc"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "mvcc gc failed"),
+                        _ => {}
+                    }
+                }
+                _ = gc_shutdown.changed() => return,
+            }
+        }
+    });
+    pg::serve(pg_listener, engine, config.pg.clone(), shutdown).await;
+    let _ = http.await;
+    let _ = gc.await;
+    tokio::task::spawn_blocking(move || storage.flush()).await.map_err(|e| Error::Internal(e.to_string()))??;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

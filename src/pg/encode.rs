@@ -1,0 +1,255 @@
+//! Values on the wire: PostgreSQL's text and binary formats for results and parameters.
+
+use crate::error::{Error, Result};
+use crate::types::cast::{cast, CastKind};
+use crate::types::datetime::MICROS_PER_DAY;
+use crate::types::value::Interval;
+use crate::types::{DataType, Value};
+use bytes::{BufMut, BytesMut};
+use rust_decimal::Decimal;
+
+/// Days from 1970-01-01 to 2000-01-01, PostgreSQL's binary epoch.
+const PG_EPOCH_DAYS: i64 = 10_957;
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * MICROS_PER_DAY;
+
+/// Appends a value in text format (None for NULL).
+pub fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Appends a value in binary format.
+pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => buf.put_u8(*b as u8),
+        Value::Int2(v) => buf.put_i16(*v),
+        Value::Int4(v) => buf.put_i32(*v),
+        Value::Int8(v) => buf.put_i64(*v),
+        Value::Float4(v) => buf.put_f32(*v),
+        Value::Float8(v) => buf.put_f64(*v),
+        Value::Numeric(d) => numeric_binary(d, buf),
+        Value::Text(s) => buf.put_slice(s.as_bytes()),
+        Value::Bytea(b) => buf.put_slice(b),
+        Value::Date(d) => buf.put_i32((*d as i64 - PG_EPOCH_DAYS) as i32),
+        Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(t - PG_EPOCH_MICROS),
+        Value::Interval(iv) => {
+            buf.put_i64(iv.micros);
+            buf.put_i32(iv.days);
+            buf.put_i32(iv.months);
+        }
+        Value::Uuid(u) => buf.put_u128(*u),
+        Value::Jsonb(_) => {
+            buf.put_u8(1);
+            buf.put_slice(value.to_string().as_bytes());
+        }
+        Value::Array(items) => {
+            let elem = value.data_type().and_then(|t| match t {
+                DataType::Array(e) => Some(*e),
+                _ => None,
+            });
+            let elem_oid = elem.map(|e| e.oid()).unwrap_or(25);
+            buf.put_i32(1);
+            buf.put_i32(items.iter().any(Value::is_null) as i32);
+            buf.put_u32(elem_oid);
+            buf.put_i32(items.len() as i32);
+            buf.put_i32(1);
+            for item in items {
+                if item.is_null() {
+                    buf.put_i32(-1);
+                } else {
+                    let mut inner = BytesMut::new();
+                    binary(item, &mut inner)?;
+                    buf.put_i32(inner.len() as i32);
+                    buf.put_slice(&inner);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL's binary NUMERIC: base-10000 digits with weight, sign and display scale.
+fn numeric_binary(d: &Decimal, buf: &mut BytesMut) {
+    let scale = d.scale() as usize;
+    let digits = d.mantissa().unsigned_abs().to_string();
+    // Split into integer and fraction digit strings.
+    let (int_part, frac_part) = if digits.len() > scale {
+        (digits[..digits.len() - scale].to_string(), digits[digits.len() - scale..].to_string())
+    } else {
+        ("0".to_string(), format!("{}{}", "0".repeat(scale - digits.len()), digits))
+    };
+    let int_part = int_part.trim_start_matches('0');
+    let mut groups: Vec<i16> = Vec::new();
+    let pad_int = (4 - int_part.len() % 4) % 4;
+    let int_padded = format!("{}{}", "0".repeat(pad_int), int_part);
+    for chunk in int_padded.as_bytes().chunks(4) {
+        groups.push(std::str::from_utf8(chunk).unwrap_or("0").parse().unwrap_or(0));
+    }
+    let int_groups = groups.len() as i16;
+    let pad_frac = (4 - frac_part.len() % 4) % 4;
+    let frac_padded = format!("{}{}", frac_part, "0".repeat(pad_frac));
+    for chunk in frac_padded.as_bytes().chunks(4) {
+        groups.push(std::str::from_utf8(chunk).unwrap_or("0").parse().unwrap_or(0));
+    }
+    let mut weight = int_groups - 1;
+    // Strip leading and trailing zero groups.
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    buf.put_i16(groups.len() as i16);
+    buf.put_i16(weight);
+    buf.put_u16(if d.is_sign_negative() && !d.is_zero() { 0x4000 } else { 0 });
+    buf.put_u16(scale as u16);
+    for g in groups {
+        buf.put_i16(g);
+    }
+}
+
+fn decode_numeric(bytes: &[u8]) -> Result<Decimal> {
+    let bad = || Error::InvalidText("invalid binary numeric".into());
+    if bytes.len() < 8 {
+        return Err(bad());
+    }
+    let ndigits = i16::from_be_bytes([bytes[0], bytes[1]]) as usize;
+    let weight = i16::from_be_bytes([bytes[2], bytes[3]]) as i32;
+    let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
+    let dscale = u16::from_be_bytes([bytes[6], bytes[7]]) as u32;
+    if sign == 0xC000 {
+        return Err(Error::FeatureNotSupported("NaN numeric values are not supported".into()));
+    }
+    if bytes.len() < 8 + ndigits * 2 {
+        return Err(bad());
+    }
+    let mut value = Decimal::ZERO;
+    for i in 0..ndigits {
+        let g = i16::from_be_bytes([bytes[8 + i * 2], bytes[9 + i * 2]]) as i64;
+        let exp = weight - i as i32;
+        let factor = if exp >= 0 {
+            Decimal::from(10_000i64.checked_pow(exp as u32).ok_or_else(bad)?)
+        } else {
+            Decimal::ONE / Decimal::from(10_000i64.checked_pow((-exp) as u32).ok_or_else(bad)?)
+        };
+        value += Decimal::from(g) * factor;
+    }
+    if sign == 0x4000 {
+        value.set_sign_negative(true);
+    }
+    value.rescale(dscale.min(28));
+    Ok(value)
+}
+
+/// Decodes a parameter from the wire given its type and format.
+pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool) -> Result<Value> {
+    let Some(bytes) = bytes else { return Ok(Value::Null) };
+    if !binary_format {
+        let text = std::str::from_utf8(bytes).map_err(|_| Error::InvalidText("invalid UTF-8 in parameter".into()))?;
+        return cast(Value::Text(text.to_string()), data_type, CastKind::Explicit);
+    }
+    let bad = || Error::InvalidText(format!("invalid binary value for type {data_type}"));
+    let fixed = |n: usize| -> Result<&[u8]> {
+        if bytes.len() == n {
+            Ok(bytes)
+        } else {
+            Err(bad())
+        }
+    };
+    Ok(match data_type {
+        DataType::Bool => Value::Bool(fixed(1)?[0] != 0),
+        DataType::Int2 => Value::Int2(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| bad())?)),
+        DataType::Int4 => Value::Int4(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?)),
+        DataType::Int8 => Value::Int8(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
+        DataType::Float4 => Value::Float4(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?)),
+        DataType::Float8 => Value::Float8(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
+        DataType::Numeric(_) => Value::Numeric(decode_numeric(bytes)?),
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
+            Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| bad())?)
+        }
+        DataType::Bytea => Value::Bytea(bytes.to_vec()),
+        DataType::Date => {
+            Value::Date((i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64 + PG_EPOCH_DAYS) as i32)
+        }
+        DataType::Timestamp => {
+            Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?) + PG_EPOCH_MICROS)
+        }
+        DataType::TimestampTz => {
+            Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?) + PG_EPOCH_MICROS)
+        }
+        DataType::Interval => {
+            let b = fixed(16)?;
+            Value::Interval(Interval {
+                micros: i64::from_be_bytes(b[0..8].try_into().map_err(|_| bad())?),
+                days: i32::from_be_bytes(b[8..12].try_into().map_err(|_| bad())?),
+                months: i32::from_be_bytes(b[12..16].try_into().map_err(|_| bad())?),
+            })
+        }
+        DataType::Uuid => Value::Uuid(u128::from_be_bytes(fixed(16)?.try_into().map_err(|_| bad())?)),
+        DataType::Jsonb => {
+            let body = if bytes.first() == Some(&1) { &bytes[1..] } else { bytes };
+            let text = std::str::from_utf8(body).map_err(|_| bad())?;
+            cast(Value::Text(text.to_string()), &DataType::Jsonb, CastKind::Explicit)?
+        }
+        DataType::Array(_) => return Err(Error::FeatureNotSupported("binary array parameters".into())),
+    })
+}
+
+/// The data type for a parameter type oid a client declared (Unknown for 0 or unknown oids).
+pub fn type_from_oid(oid: u32) -> DataType {
+    match oid {
+        16 => DataType::Bool,
+        21 => DataType::Int2,
+        23 => DataType::Int4,
+        20 => DataType::Int8,
+        700 => DataType::Float4,
+        701 => DataType::Float8,
+        1700 => DataType::Numeric(None),
+        25 | 19 => DataType::Text,
+        1043 => DataType::Varchar(None),
+        1042 => DataType::Char(1),
+        17 => DataType::Bytea,
+        1082 => DataType::Date,
+        1114 => DataType::Timestamp,
+        1184 => DataType::TimestampTz,
+        1186 => DataType::Interval,
+        2950 => DataType::Uuid,
+        3802 | 114 => DataType::Jsonb,
+        26 => DataType::Int8,
+        _ => DataType::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_binary_round_trips() {
+        for text in ["0", "1.50", "-12345.6789", "10000", "0.0001", "123456789012.34"] {
+            let d: Decimal = text.parse().unwrap();
+            let mut buf = BytesMut::new();
+            numeric_binary(&d, &mut buf);
+            let back = decode_numeric(&buf).unwrap();
+            assert_eq!(back.to_string(), d.to_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn timestamps_use_the_2000_epoch() {
+        let mut buf = BytesMut::new();
+        binary(&Value::TimestampTz(PG_EPOCH_MICROS), &mut buf).unwrap();
+        assert_eq!(&buf[..], &0i64.to_be_bytes());
+        assert_eq!(
+            parameter(Some(&0i64.to_be_bytes()), &DataType::TimestampTz, true).unwrap(),
+            Value::TimestampTz(PG_EPOCH_MICROS)
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Query handlers: the simple and extended protocols over one [`Session`] per connection.
+
+use super::auth::Startup;
+use super::{encode, Shared};
+use crate::error::Error;
+use crate::sql::session::Prepared;
+use crate::sql::{Outcome, Session};
+use crate::types::{DataType, Value};
+use async_trait::async_trait;
+use bytes::{BufMut, BytesMut};
+use futures::sink::{Sink, SinkExt};
+use futures::stream;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::data::DataRow;
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::PgWireBackendMessage;
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// A connection's session, created once the user is known.
+type SharedSession = Arc<Mutex<Option<Session>>>;
+
+/// Maps an engine error to an ErrorResponse.
+pub fn to_pg_error(e: Error) -> PgWireError {
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string());
+    info.detail = e.detail();
+    info.position = e.position().map(|p| p.to_string());
+    PgWireError::UserError(Box::new(info))
+}
+
+fn internal(message: String) -> PgWireError {
+    to_pg_error(Error::Internal(message))
+}
+
+/// Handlers of one connection.
+pub struct ConnectionHandlers {
+    inner: Arc<Handler>,
+    startup: Arc<Startup>,
+}
+
+impl ConnectionHandlers {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+        let session: SharedSession = Arc::new(Mutex::new(None));
+        let startup = Arc::new(Startup::new(shared.clone()));
+        let parser = Arc::new(Parser { shared: shared.clone(), session: session.clone() });
+        Self { inner: Arc::new(Handler { shared, session, parser, peer }), startup }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.inner.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.inner.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.inner.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.inner.clone()
+    }
+}
+
+/// Runs `f` on the connection's session, creating it on first use.
+fn with_session<C: ClientInfo, T>(
+    shared: &Arc<Shared>,
+    session: &SharedSession,
+    client: &C,
+    f: impl FnOnce(&mut Session) -> T,
+) -> T {
+    let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
+    let s = guard.get_or_insert_with(|| new_session(shared, client));
+    f(s)
+}
+
+fn new_session<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Session {
+    let user = client.metadata().get("user").cloned().unwrap_or_else(|| "admin".into());
+    let mut session = shared.engine.session(&user, "chronos");
+    session.read_only = user == "readonly";
+    if let Some(app) = client.metadata().get("application_name") {
+        session.info.settings.push(("application_name".into(), app.clone()));
+    }
+    let (pid, key) = client.pid_and_secret_key();
+    session.info.backend_pid = pid;
+    shared.cancels.register(pid, key, session.cancel.clone());
+    session
+}
+
+pub struct Handler {
+    shared: Arc<Shared>,
+    session: SharedSession,
+    parser: Arc<Parser>,
+    peer: SocketAddr,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = guard.as_ref() {
+            self.shared.cancels.remove(s.info.backend_pid);
+        }
+    }
+}
+
+/// The RowDescription fields of a result.
+fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let t = Type::from_oid(c.data_type.oid()).unwrap_or(Type::TEXT);
+            FieldInfo::new(c.name.clone(), None, None, t, format.format_for(i))
+        })
+        .collect()
+}
+
+fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<DataRow> {
+    let mut data = BytesMut::with_capacity(row.len() * 8);
+    for (value, field) in row.iter().zip(fields) {
+        if value.is_null() {
+            data.put_i32(-1);
+            continue;
+        }
+        match field.format() {
+            FieldFormat::Text => {
+                let text = encode::text(value).unwrap_or_default();
+                data.put_i32(text.len() as i32);
+                data.put_slice(text.as_bytes());
+            }
+            FieldFormat::Binary => {
+                let mut buf = BytesMut::new();
+                encode::binary(value, &mut buf).map_err(to_pg_error)?;
+                data.put_i32(buf.len() as i32);
+                data.put_slice(&buf);
+            }
+        }
+    }
+    Ok(DataRow::new(data, row.len() as i16))
+}
+
+/// Converts one statement's outcome into a pgwire response.
+fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
+    Ok(match outcome {
+        Outcome::Rows { columns, rows, tag } => {
+            let fields = Arc::new(fields(&columns, format));
+            let encoded: Vec<PgWireResult<DataRow>> = rows.iter().map(|r| encode_row(r, &fields)).collect();
+            let mut resp = QueryResponse::new(fields, stream::iter(encoded));
+            // pgwire appends the row count.
+            let command = match tag.split_whitespace().next() {
+                Some("INSERT") => "INSERT 0".to_string(),
+                Some(word) => word.to_string(),
+                None => "SELECT".into(),
+            };
+            resp.set_command_tag(&command);
+            Response::Query(resp)
+        }
+        Outcome::Command { tag } => match tag.as_str() {
+            "BEGIN" => Response::TransactionStart(Tag::new(&tag)),
+            "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag)),
+            _ => Response::Execution(Tag::new(&tag)),
+        },
+    })
+}
+
+async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for n in notices {
+        let info = ErrorInfo::new("NOTICE".into(), "00000".into(), n);
+        client.feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info))).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        {
+            // Create the session before moving work to the blocking pool.
+            with_session(&self.shared, &self.session, client, |_| ());
+        }
+        let session = self.session.clone();
+        let sql = query.to_string();
+        let span = tracing::debug_span!("query", peer = %self.peer);
+        let (results, notices) = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(s) = guard.as_mut() else { return (Vec::new(), Vec::new()) };
+            let results = s.run(&sql);
+            (results, s.take_notices())
+        })
+        .await
+        .map_err(|e| internal(format!("statement task failed: {e}")))?;
+        send_notices(client, notices).await?;
+        let mut out = Vec::with_capacity(results.len());
+        for result in results {
+            out.push(match result {
+                Ok(outcome) => response(outcome, &Format::UnifiedText)?,
+                Err(e) => match to_pg_error(e) {
+                    PgWireError::UserError(info) => Response::Error(info),
+                    other => return Err(other),
+                },
+            });
+        }
+        if out.is_empty() {
+            out.push(Response::EmptyQuery);
+        }
+        Ok(out)
+    }
+}
+
+/// A statement prepared by Parse.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub prepared: Prepared,
+}
+
+pub struct Parser {
+    shared: Arc<Shared>,
+    session: SharedSession,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Arc<Statement>;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let declared: Vec<DataType> = types
+            .iter()
+            .map(|t| t.as_ref().map(|t| encode::type_from_oid(t.oid())).unwrap_or(DataType::Unknown))
+            .collect();
+        let prepared =
+            with_session(&self.shared, &self.session, client, |s| s.prepare(sql, &declared)).map_err(to_pg_error)?;
+        Ok(Some(Arc::new(Statement { prepared })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.prepared.param_types.iter().map(|t| Type::from_oid(t.oid()).unwrap_or(Type::TEXT)).collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(fields(&stmt.prepared.columns, column_format.unwrap_or(&Format::UnifiedText)))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Arc<Statement>;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.prepared.clone();
+        let Some(statement) = prepared.statement.clone() else { return Ok(Response::EmptyQuery) };
+        let mut params = Vec::with_capacity(portal.parameters.len());
+        for (i, bytes) in portal.parameters.iter().enumerate() {
+            let t = prepared.param_types.get(i).cloned().unwrap_or(DataType::Text);
+            params.push(
+                encode::parameter(bytes.as_deref(), &t, portal.parameter_format.is_binary(i)).map_err(to_pg_error)?,
+            );
+        }
+        with_session(&self.shared, &self.session, client, |_| ());
+        let session = self.session.clone();
+        let span = tracing::debug_span!("execute", peer = %self.peer);
+        let (result, notices) = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(s) = guard.as_mut() else { return (Err(Error::Internal("no session".into())), Vec::new()) };
+            let result = s.execute(&statement, &params);
+            (result, s.take_notices())
+        })
+        .await
+        .map_err(|e| internal(format!("statement task failed: {e}")))?;
+        send_notices(client, notices).await?;
+        match result {
+            Ok(outcome) => response(outcome, &portal.result_column_format),
+            Err(e) => match to_pg_error(e) {
+                PgWireError::UserError(info) => Ok(Response::Error(info)),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Handler {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.shared.cancels.cancel(request.pid, &request.secret_key);
+    }
+}
+
+impl ErrorHandler for Handler {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        tracing::debug!(peer = %self.peer, error = %error, "protocol error");
+    }
+}

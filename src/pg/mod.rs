@@ -1,0 +1,105 @@
+//! The PostgreSQL front end: the wire protocol (via the `pgwire` crate) in front of SQL
+//! sessions.
+//!
+//! Each TCP connection gets its own [`Session`]; statements run on tokio's blocking pool so
+//! storage I/O never stalls the network tasks. This module owns everything about the wire:
+//! startup and authentication ([`auth`]), value encodings ([`encode`]), mapping errors to
+//! SQLSTATE-carrying ErrorResponses, cancel requests and the connection limit.
+
+pub mod auth;
+pub mod encode;
+mod handler;
+
+use crate::sql::Engine;
+use pgwire::messages::startup::SecretKey;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Front-end settings.
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    pub max_connections: usize,
+    /// Password of `admin`; None with no password configured means trust on loopback.
+    pub admin_password: Option<String>,
+    /// Password of `readonly`.
+    pub readonly_password: Option<String>,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        Self { max_connections: 100, admin_password: None, readonly_password: None }
+    }
+}
+
+/// Running statements' cancel flags by backend pid, for CancelRequest.
+#[derive(Default)]
+pub struct CancelRegistry {
+    entries: Mutex<HashMap<i32, (SecretKey, Arc<AtomicBool>)>>,
+}
+
+impl CancelRegistry {
+    fn register(&self, pid: i32, key: SecretKey, flag: Arc<AtomicBool>) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, (key, flag));
+    }
+
+    fn remove(&self, pid: i32) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    }
+
+    fn cancel(&self, pid: i32, key: &SecretKey) {
+        if let Some((k, flag)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&pid) {
+            if k == key {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// State shared by all connections.
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub config: PgConfig,
+    pub cancels: CancelRegistry,
+    pub connections: AtomicUsize,
+}
+
+/// Serves the PostgreSQL protocol on `listener` until `shutdown` turns true, then waits for
+/// open connections to finish their current statement.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, config: PgConfig, mut shutdown: watch::Receiver<bool>) {
+    let shared =
+        Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), connections: AtomicUsize::new(0) });
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    let handlers = handler::ConnectionHandlers::new(shared.clone(), peer);
+                    tasks.spawn(async move {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            _ = shutdown.changed() => break,
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    tracing::info!(open = tasks.len(), "pg front end stopped accepting; draining connections");
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
+        tracing::warn!("connections still open after 10 s; closing them");
+        tasks.abort_all();
+    }
+}
+
+/// True for loopback addresses.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

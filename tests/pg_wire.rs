@@ -1,0 +1,146 @@
+//! The PostgreSQL wire protocol against a real `chronos` process, with tokio-postgres.
+
+mod support;
+
+use support::Server;
+use tokio_postgres::error::SqlState;
+
+#[tokio::test]
+async fn simple_and_extended_queries_round_trip_values() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client
+        .batch_execute(
+            "CREATE TABLE readings (id INT PRIMARY KEY, device TEXT NOT NULL, temp DOUBLE PRECISION, ok BOOLEAN, n BIGINT);
+             INSERT INTO readings VALUES (1, 'a', 20.5, true, 10), (2, 'b', NULL, false, -3)",
+        )
+        .await
+        .unwrap();
+    // Extended protocol with binary results and typed parameters.
+    client
+        .execute(
+            "INSERT INTO readings (id, device, temp, ok, n) VALUES ($1, $2, $3, $4, $5)",
+            &[&3i32, &"c", &-1.25f64, &true, &9_000_000_000i64],
+        )
+        .await
+        .unwrap();
+    let rows = client
+        .query("SELECT id, device, temp, ok, n FROM readings WHERE id >= $1 ORDER BY id", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let (id, device, temp, ok, n): (i32, String, Option<f64>, bool, i64) =
+        (rows[1].get(0), rows[1].get(1), rows[1].get(2), rows[1].get(3), rows[1].get(4));
+    assert_eq!((id, device.as_str(), temp, ok, n), (3, "c", Some(-1.25), true, 9_000_000_000));
+    assert_eq!(rows[0].get::<_, Option<f64>>(2), None);
+    // Simple protocol returns text.
+    let messages = client.simple_query("SELECT avg(temp), count(*) FROM readings").await.unwrap();
+    let row = messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    });
+    let row = row.expect("a row");
+    assert_eq!(row.get(0), Some("9.625"));
+    assert_eq!(row.get(1), Some("3"));
+}
+
+#[tokio::test]
+async fn errors_carry_sqlstates_and_the_session_survives() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await.unwrap();
+    client.execute("INSERT INTO t VALUES (1, 'x')", &[]).await.unwrap();
+    let cases: &[(&str, &SqlState)] = &[
+        ("INSERT INTO t VALUES (1, 'y')", &SqlState::UNIQUE_VIOLATION),
+        ("SELEC 1", &SqlState::SYNTAX_ERROR),
+        ("SELECT * FROM missing", &SqlState::UNDEFINED_TABLE),
+        ("SELECT nope FROM t", &SqlState::UNDEFINED_COLUMN),
+        ("SELECT 1 / 0", &SqlState::DIVISION_BY_ZERO),
+        ("SELECT 2147483647 + 1", &SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        ("SELECT 'abc'::int", &SqlState::INVALID_TEXT_REPRESENTATION),
+        ("INSERT INTO t VALUES (NULL, 'z')", &SqlState::NOT_NULL_VIOLATION),
+    ];
+    for (sql, state) in cases {
+        let err = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(err.code(), Some(*state), "{sql}: {err:?}");
+    }
+    let err = client.query("SELECT * FROM t WHERE id = $1", &[&"x"]).await.expect_err("text for int parameter");
+    assert!(err.code().is_some() || err.to_string().contains("error"), "{err:?}");
+    // A failed statement aborts the transaction until ROLLBACK.
+    client.batch_execute("BEGIN").await.unwrap();
+    client.batch_execute("INSERT INTO t VALUES (2, 'b')").await.unwrap();
+    assert!(client.batch_execute("SELECT 1 / 0").await.is_err());
+    let err = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1, "the rolled-back insert is gone");
+}
+
+#[tokio::test]
+async fn transactions_are_atomic_and_isolated() {
+    let server = Server::start();
+    let a = server.connect("admin").await;
+    let b = server.connect("admin").await;
+    a.batch_execute("CREATE TABLE acct (id INT PRIMARY KEY, balance INT)").await.unwrap();
+    a.batch_execute("INSERT INTO acct VALUES (1, 100), (2, 0)").await.unwrap();
+    a.batch_execute("BEGIN; UPDATE acct SET balance = balance - 40 WHERE id = 1; UPDATE acct SET balance = balance + 40 WHERE id = 2").await.unwrap();
+    // Not visible to others before COMMIT.
+    let before: i32 = b.query_one("SELECT balance FROM acct WHERE id = 2", &[]).await.unwrap().get(0);
+    assert_eq!(before, 0);
+    a.batch_execute("COMMIT").await.unwrap();
+    let after: i32 = b.query_one("SELECT balance FROM acct WHERE id = 2", &[]).await.unwrap().get(0);
+    assert_eq!(after, 40);
+    // Concurrent writers of the same row: the second committer gets 40001.
+    a.batch_execute("BEGIN; UPDATE acct SET balance = 1 WHERE id = 1").await.unwrap();
+    b.batch_execute("BEGIN; UPDATE acct SET balance = 2 WHERE id = 1").await.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    let err = b.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
+    let v: i32 = a.query_one("SELECT balance FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(v, 1);
+}
+
+#[tokio::test]
+async fn read_only_role_cannot_write() {
+    let server = Server::start();
+    let admin = server.connect("admin").await;
+    admin.batch_execute("CREATE TABLE r (id INT)").await.unwrap();
+    let reader = server.connect("readonly").await;
+    let err = reader.batch_execute("INSERT INTO r VALUES (1)").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let n: i64 = reader.query_one("SELECT count(*) FROM r", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn garbage_and_abrupt_clients_do_not_hurt_the_server() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    // Garbage instead of a startup packet, an absurd length, a truncated message.
+    for payload in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0xff, 0xff, 0xff, 0xff, 0, 3, 0, 0], &[0, 0, 0, 9, 0, 3]] {
+        let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(payload);
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+    }
+    // A client that vanishes after sending a query.
+    {
+        let client = server.connect("admin").await;
+        let fut = client.simple_query("SELECT 1");
+        drop(fut);
+        drop(client);
+    }
+    let client = server.connect("admin").await;
+    let v: i32 = client.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
+    assert_eq!(v, 42);
+}
+
+#[tokio::test]
+async fn unknown_database_is_refused() {
+    let server = Server::start();
+    let url = format!("host=127.0.0.1 port={} user=admin dbname=nosuchdb", server.pg_addr.port());
+    let err = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.err().expect("refused");
+    assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME));
+}

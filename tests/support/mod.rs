@@ -1,0 +1,105 @@
+//! Starts real `chronos` processes for integration tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `chronos single-node` on free loopback ports, killed on drop.
+pub struct Server {
+    pub pg_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), &[])
+    }
+
+    /// Starts a server on `data_dir` with extra environment variables.
+    pub fn start_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        let pg_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut server = Server { pg_addr, http_addr, data_dir, child: None };
+        server.spawn(env);
+        server
+    }
+
+    fn spawn(&mut self, env: &[(&str, &str)]) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronos"));
+        cmd.args(["single-node", "--data-dir"])
+            .arg(self.data_dir.path())
+            .args(["--pg-addr", &self.pg_addr.to_string(), "--http-addr", &self.http_addr.to_string()])
+            .env("CHRONOS_LOG", "warn")
+            .env_remove("CHRONOS_AUTH_TOKEN_ADMIN")
+            .env_remove("CHRONOS_AUTH_TOKEN_READONLY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start chronos"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.pg_addr).is_err() {
+            assert!(Instant::now() < deadline, "chronos did not start listening");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Kills the process without any chance to clean up (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks the process to shut down (SIGTERM) and returns its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the process again on the same data directory and ports.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn(&[]);
+    }
+
+    pub fn url(&self, user: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} dbname=chronos", self.pg_addr.port())
+    }
+
+    pub async fn connect(&self, user: &str) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url(user), tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
