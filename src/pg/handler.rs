@@ -24,6 +24,7 @@ use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::PgWireBackendMessage;
 use std::fmt::Debug;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A connection's session, created once the user is known.
@@ -52,7 +53,13 @@ impl ConnectionHandlers {
         let session: SharedSession = Arc::new(Mutex::new(None));
         let startup = Arc::new(Startup::new(shared.clone()));
         let parser = Arc::new(Parser { shared: shared.clone(), session: session.clone() });
-        Self { inner: Arc::new(Handler { shared, session, parser, peer }), startup }
+        let busy = Arc::new(AtomicBool::new(false));
+        Self { inner: Arc::new(Handler { shared, session, parser, peer, busy }), startup }
+    }
+
+    /// True while a statement of this connection is running.
+    pub fn busy_flag(&self) -> Arc<AtomicBool> {
+        self.inner.busy.clone()
     }
 }
 
@@ -108,6 +115,23 @@ pub struct Handler {
     session: SharedSession,
     parser: Arc<Parser>,
     peer: SocketAddr,
+    busy: Arc<AtomicBool>,
+}
+
+/// Marks a connection busy for its lifetime.
+struct BusyGuard(Arc<AtomicBool>);
+
+impl BusyGuard {
+    fn new(flag: &Arc<AtomicBool>) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Self(flag.clone())
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Handler {
@@ -204,6 +228,7 @@ impl SimpleQueryHandler for Handler {
             // Create the session before moving work to the blocking pool.
             with_session(&self.shared, &self.session, client, |_| ());
         }
+        let _busy = BusyGuard::new(&self.busy);
         let session = self.session.clone();
         let sql = query.to_string();
         let span = tracing::debug_span!("query", peer = %self.peer);
@@ -306,6 +331,7 @@ impl ExtendedQueryHandler for Handler {
             );
         }
         with_session(&self.shared, &self.session, client, |_| ());
+        let _busy = BusyGuard::new(&self.busy);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
         let (result, notices) = tokio::task::spawn_blocking(move || {

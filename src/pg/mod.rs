@@ -79,9 +79,26 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, config: PgConfig,
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let handlers = handler::ConnectionHandlers::new(shared.clone(), peer);
+                    let busy = handlers.busy_flag();
+                    let mut stop = shutdown.clone();
                     tasks.spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
+                        let connection = pgwire::tokio::process_socket(socket, None, handlers);
+                        tokio::pin!(connection);
+                        tokio::select! {
+                            result = &mut connection => {
+                                if let Err(e) = result {
+                                    tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
+                                }
+                            }
+                            _ = stop.changed() => {
+                                // Let a running statement finish, then close the connection.
+                                while busy.load(Ordering::SeqCst) {
+                                    tokio::select! {
+                                        _ = &mut connection => return,
+                                        _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                                    }
+                                }
+                            }
                         }
                     });
                 }
