@@ -28,6 +28,17 @@ pub enum Error {
     Grouping(String),
     /// An ORDER BY/GROUP BY reference that names no output column.
     InvalidColumnReference(String),
+    /// A data exception with a specific SQLSTATE of class 22 (e.g. 22011 substring error,
+    /// 2201W invalid LIMIT).
+    DataException(&'static str, String),
+    /// A window function where none is allowed (WHERE, GROUP BY, another window's arguments).
+    Windowing(String),
+    /// Two FROM items with the same name.
+    DuplicateAlias(String),
+    /// Transaction control that needs a transaction block outside one.
+    NoActiveTransaction(String),
+    /// A savepoint that does not exist.
+    InvalidSavepoint(String),
     /// An object exists but is of another kind than the statement needs.
     WrongObjectType(String),
     /// A table definition that contradicts itself.
@@ -104,6 +115,11 @@ impl Error {
             Error::MissingFromEntry(_) => "42P01",
             Error::InvalidTableDefinition(_) => "42P16",
             Error::WrongObjectType(_) => "42809",
+            Error::DataException(code, _) => code,
+            Error::NoActiveTransaction(_) => "25P01",
+            Error::DuplicateAlias(_) => "42712",
+            Error::Windowing(_) => "42P20",
+            Error::InvalidSavepoint(_) => "3B001",
             Error::InvalidColumnReference(_) => "42P10",
             Error::DuplicateTable(_) => "42P07",
             Error::DuplicateColumn(_) => "42701",
@@ -176,6 +192,11 @@ impl fmt::Display for Error {
             | Error::Grouping(m)
             | Error::InvalidTableDefinition(m)
             | Error::WrongObjectType(m)
+            | Error::DataException(_, m)
+            | Error::NoActiveTransaction(m)
+            | Error::DuplicateAlias(m)
+            | Error::Windowing(m)
+            | Error::InvalidSavepoint(m)
             | Error::ReadOnly(m)
             | Error::InsufficientPrivilege(m)
             | Error::InvalidTransactionState(m)

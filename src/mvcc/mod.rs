@@ -287,6 +287,12 @@ fn domain(key: &[u8]) -> Vec<u8> {
     key[..key.len().min(5)].to_vec()
 }
 
+/// The writes of a transaction at a SAVEPOINT.
+#[derive(Clone, Debug)]
+pub struct Savepoint {
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
 /// A transaction: a snapshot to read and a buffer of writes.
 pub struct Transaction {
     mvcc: Arc<Mvcc>,
@@ -475,6 +481,18 @@ impl Transaction {
             }
         }
         Ok(())
+    }
+
+    /// Marks the current state of the transaction's writes, to return to with
+    /// [`Transaction::rollback_to`].
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint { writes: self.writes.clone() }
+    }
+
+    /// Undoes every write made since `savepoint`. Reads stay recorded: validating more reads
+    /// than needed can only cause a spurious conflict, never a missed one.
+    pub fn rollback_to(&mut self, savepoint: &Savepoint) {
+        self.writes = savepoint.writes.clone();
     }
 
     /// Discards the transaction's writes.

@@ -139,7 +139,7 @@ fn decode_numeric(bytes: &[u8]) -> Result<Decimal> {
         } else {
             Decimal::ONE / Decimal::from(10_000i64.checked_pow((-exp) as u32).ok_or_else(bad)?)
         };
-        value += Decimal::from(g) * factor;
+        value = Decimal::from(g).checked_mul(factor).and_then(|t| value.checked_add(t)).ok_or_else(bad)?;
     }
     if sign == 0x4000 {
         value.set_sign_negative(true);

@@ -164,6 +164,33 @@ pub fn alter_table(
             }
             new.columns[position].name = to;
         }
+        AlterAction::SetDefault { column, default } => {
+            let position = table.column_index(&column).ok_or_else(|| Error::UndefinedColumn(column.clone()))?;
+            new.columns[position].default = default;
+        }
+        AlterAction::SetNotNull { column, not_null } => {
+            let position = table.column_index(&column).ok_or_else(|| Error::UndefinedColumn(column.clone()))?;
+            if !not_null && table.primary_key.contains(&position) {
+                return Err(Error::InvalidTableDefinition(format!("column \"{column}\" is in a primary key")));
+            }
+            new.columns[position].nullable = !not_null;
+            if not_null {
+                // Existing rows must satisfy the constraint.
+                dml::rewrite_rows(ctx, &table, &new, &mut |_, row| Ok(row))?;
+            }
+        }
+        AlterAction::SetType { column, data_type } => {
+            let position = table.column_index(&column).ok_or_else(|| Error::UndefinedColumn(column.clone()))?;
+            if table.primary_key.contains(&position) || table.indexes.iter().any(|i| i.columns.contains(&position)) {
+                return Err(Error::FeatureNotSupported("changing the type of a key or indexed column".into()));
+            }
+            new.columns[position].data_type = data_type.clone();
+            dml::rewrite_rows(ctx, &table, &new, &mut |_, mut row| {
+                let value = std::mem::replace(&mut row[position], Value::Null);
+                row[position] = crate::types::cast::cast(value, &data_type, crate::types::cast::CastKind::Assignment)?;
+                Ok(row)
+            })?;
+        }
         AlterAction::RenameTable { to } => {
             if catalog::get_table(ctx.txn, &to)?.is_some() || catalog::find_index(ctx.txn, &to)?.is_some() {
                 return Err(Error::DuplicateTable(to));

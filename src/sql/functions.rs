@@ -138,6 +138,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             };
             sig(canonical, vec![t.clone()], t)
         }
+        ("log", 2) => sig("log", vec![T::Numeric(None), T::Numeric(None)], T::Numeric(None)),
         ("power" | "pow", 2) => {
             let t = if args.iter().any(|a| matches!(a, T::Numeric(_))) { T::Numeric(None) } else { T::Float8 };
             sig("power", vec![t.clone(), t.clone()], t)
@@ -257,7 +258,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             let (from, to) = if args.len() == 3 {
                 let count = int(2);
                 if count < 0 {
-                    return Err(Error::InvalidParameter("negative substring length not allowed".into()));
+                    return Err(Error::DataException("22011", "negative substring length not allowed".into()));
                 }
                 (start, start.saturating_add(count))
             } else {
@@ -377,16 +378,16 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             let f = float(0);
             let out = match name {
                 "sqrt" if f < 0.0 => {
-                    return Err(Error::InvalidParameter("cannot take square root of a negative number".into()))
+                    return Err(Error::DataException("2201F", "cannot take square root of a negative number".into()))
                 }
                 "sqrt" => f.sqrt(),
                 "cbrt" => f.cbrt(),
                 "exp" => f.exp(),
                 "ln" | "log10" if f == 0.0 => {
-                    return Err(Error::InvalidParameter("cannot take logarithm of zero".into()))
+                    return Err(Error::DataException("2201E", "cannot take logarithm of zero".into()))
                 }
                 "ln" | "log10" if f < 0.0 => {
-                    return Err(Error::InvalidParameter("cannot take logarithm of a negative number".into()))
+                    return Err(Error::DataException("2201E", "cannot take logarithm of a negative number".into()))
                 }
                 "ln" => f.ln(),
                 "log10" => f.log10(),
@@ -404,16 +405,22 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
                 _ => Value::Float8(out),
             }
         }
-        "power" => {
-            let v = super::execution::arith::arithmetic(
-                crate::sql::planner::plan::BinaryOp::Pow,
-                &Value::Float8(float(0)),
-                &Value::Float8(float(1)),
-            )?;
-            match &args[0] {
-                Value::Numeric(_) => Value::Numeric(numeric_from_f64(v.as_f64().unwrap_or(0.0), 16)?),
-                _ => v,
+        "power" => super::execution::arith::arithmetic(crate::sql::planner::plan::BinaryOp::Pow, &args[0], &args[1])?,
+        "log" => {
+            // log(base, x) = ln(x) / ln(base), in NUMERIC with 16 decimals.
+            use rust_decimal::MathematicalOps;
+            let (Value::Numeric(base), Value::Numeric(x)) = (&args[0], &args[1]) else { return Ok(Value::Null) };
+            if base.is_sign_negative() || x.is_sign_negative() || base.is_zero() || x.is_zero() {
+                return Err(Error::DataException("2201E", "cannot take logarithm of zero or a negative number".into()));
             }
+            let denominator = base.checked_ln().ok_or_else(|| overflow("numeric"))?;
+            if denominator.is_zero() {
+                return Err(Error::DivisionByZero);
+            }
+            let q = x.checked_ln().and_then(|n| n.checked_div(denominator)).ok_or_else(|| overflow("numeric"))?;
+            let mut q = q.round_dp_with_strategy(16, RoundingStrategy::MidpointAwayFromZero);
+            q.rescale(16);
+            Value::Numeric(q)
         }
         "mod" => super::execution::arith::arithmetic(crate::sql::planner::plan::BinaryOp::Mod, &args[0], &args[1])?,
         "pi" => Value::Float8(std::f64::consts::PI),

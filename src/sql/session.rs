@@ -6,7 +6,7 @@ use super::execution::{self, Context, Row, SessionInfo};
 use super::parser;
 use super::planner::{self, plan::Plan, plan::ResultColumn};
 use crate::error::{Error, Result};
-use crate::mvcc::{Mvcc, Transaction};
+use crate::mvcc::{Mvcc, Savepoint, Transaction};
 use crate::storage::Storage;
 use crate::types::{DataType, Value};
 use sqlparser::ast;
@@ -44,6 +44,7 @@ impl Engine {
             read_only: false,
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
+            savepoints: Vec::new(),
         }
     }
 }
@@ -119,6 +120,8 @@ pub struct Session {
     notices: Vec<String>,
     /// Set to cancel the running statement.
     pub cancel: Arc<AtomicBool>,
+    /// Savepoints of the open transaction, innermost last.
+    savepoints: Vec<(String, Savepoint)>,
 }
 
 fn is_write(statement: &ast::Statement) -> bool {
@@ -213,7 +216,9 @@ impl Session {
         let columns = match &statement {
             ast::Statement::StartTransaction { .. }
             | ast::Statement::Commit { .. }
-            | ast::Statement::Rollback { .. } => Vec::new(),
+            | ast::Statement::Rollback { .. }
+            | ast::Statement::Savepoint { .. }
+            | ast::Statement::ReleaseSavepoint { .. } => Vec::new(),
             _ => {
                 let plan = self.with_read_txn(|txn| planner::plan(txn, &statement, &mut params))?;
                 result_columns(&plan)
@@ -234,8 +239,30 @@ impl Session {
         }
     }
 
-    /// Executes one statement with parameter values.
+    /// Executes one statement with parameter values. A bug that panics inside the engine is
+    /// reported as an internal error (XX000) and the transaction is abandoned; it never takes
+    /// the connection or the server down.
     pub fn execute(&mut self, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute_statement(statement, params)));
+        match result {
+            Ok(r) => r,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".into());
+                tracing::error!(%message, statement = %statement, "statement panicked");
+                if self.txn.is_some() {
+                    self.txn_failed = true;
+                }
+                Err(Error::Internal(format!("internal error: {message}")))
+            }
+        }
+    }
+
+    fn execute_statement(&mut self, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
         self.cancel.store(false, Ordering::Relaxed);
         use ast::Statement as S;
         match statement {
@@ -258,6 +285,7 @@ impl Session {
                     self.notices.push("there is no transaction in progress".into());
                     return Ok(Outcome::Command { tag: "COMMIT".into() });
                 };
+                self.savepoints.clear();
                 if std::mem::take(&mut self.txn_failed) {
                     txn.rollback();
                     return Ok(Outcome::Command { tag: "ROLLBACK".into() });
@@ -270,6 +298,49 @@ impl Session {
                     Some(txn) => txn.rollback(),
                     None => self.notices.push("there is no transaction in progress".into()),
                 }
+                self.txn_failed = false;
+                self.savepoints.clear();
+                return Ok(Outcome::Command { tag: "ROLLBACK".into() });
+            }
+            S::Savepoint { name } => {
+                let Some(txn) = &self.txn else {
+                    return Err(Error::NoActiveTransaction("SAVEPOINT can only be used in transaction blocks".into()));
+                };
+                if self.txn_failed {
+                    return Err(Error::InFailedTransaction);
+                }
+                self.savepoints.push((planner::binder::ident(name), txn.savepoint()));
+                return Ok(Outcome::Command { tag: "SAVEPOINT".into() });
+            }
+            S::ReleaseSavepoint { name } => {
+                let name = planner::binder::ident(name);
+                if self.txn.is_none() {
+                    return Err(Error::NoActiveTransaction(
+                        "RELEASE SAVEPOINT can only be used in transaction blocks".into(),
+                    ));
+                }
+                if self.txn_failed {
+                    return Err(Error::InFailedTransaction);
+                }
+                let Some(pos) = self.savepoints.iter().rposition(|(n, _)| *n == name) else {
+                    return Err(Error::InvalidSavepoint(format!("savepoint \"{name}\" does not exist")));
+                };
+                self.savepoints.truncate(pos);
+                return Ok(Outcome::Command { tag: "RELEASE".into() });
+            }
+            S::Rollback { savepoint: Some(name), .. } => {
+                let name = planner::binder::ident(name);
+                let Some(txn) = self.txn.as_mut() else {
+                    return Err(Error::NoActiveTransaction(
+                        "ROLLBACK TO SAVEPOINT can only be used in transaction blocks".into(),
+                    ));
+                };
+                let Some(pos) = self.savepoints.iter().rposition(|(n, _)| *n == name) else {
+                    self.txn_failed = true;
+                    return Err(Error::InvalidSavepoint(format!("savepoint \"{name}\" does not exist")));
+                };
+                txn.rollback_to(&self.savepoints[pos].1);
+                self.savepoints.truncate(pos + 1);
                 self.txn_failed = false;
                 return Ok(Outcome::Command { tag: "ROLLBACK".into() });
             }
@@ -319,6 +390,7 @@ impl Session {
             params,
             outer: Vec::new(),
             subquery_cache: Default::default(),
+            working_tables: Default::default(),
             now,
             session: &info,
             cancel: Some(self.cancel.clone()),
@@ -366,7 +438,13 @@ impl Session {
                 self.notices.extend(ddl::drop_indexes(ctx, &names, if_exists)?);
                 command("DROP INDEX")
             }
-            Plan::AlterTable { table, action } => {
+            Plan::AlterTable { table, if_exists, .. }
+                if if_exists && crate::catalog::get_table(ctx.txn, &table)?.is_none() =>
+            {
+                self.notices.push(format!("relation \"{table}\" does not exist, skipping"));
+                command("ALTER TABLE")
+            }
+            Plan::AlterTable { table, action, .. } => {
                 let notice = ddl::alter_table(ctx, &table, action, &mut |ctx, table, position| {
                     let column = &table.columns[position];
                     let Some(default) = &column.default else { return Ok(Value::Null) };

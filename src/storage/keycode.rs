@@ -173,11 +173,17 @@ pub fn decode_value(input: &mut &[u8]) -> Result<Value> {
             *input = &input[end + 1..];
             let scale = digits.len() as i32 - exponent;
             let mantissa: i128 = digits.parse().map_err(|_| corrupt())?;
+            if !(-28..=28).contains(&scale) {
+                return Err(corrupt());
+            }
             let mut d = if scale >= 0 {
                 Decimal::try_from_i128_with_scale(mantissa, scale as u32).map_err(|_| corrupt())?
             } else {
-                Decimal::from_i128_with_scale(mantissa, 0)
-                    * Decimal::from_i128_with_scale(10i128.pow((-scale) as u32), 0)
+                let factor = 10i128.checked_pow((-scale) as u32).ok_or_else(corrupt)?;
+                Decimal::try_from_i128_with_scale(mantissa, 0)
+                    .ok()
+                    .and_then(|m| m.checked_mul(Decimal::try_from_i128_with_scale(factor, 0).ok()?))
+                    .ok_or_else(corrupt)?
             };
             d.set_sign_negative(negative);
             Value::Numeric(d)

@@ -2,6 +2,7 @@
 
 use super::arith::numeric_div;
 use super::eval::{eval, truth};
+use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node};
@@ -18,6 +19,8 @@ pub fn execute(
 ) -> Result<()> {
     let mut index: HashMap<Row, usize> = HashMap::new();
     let mut groups: Vec<(Row, Vec<Accumulator>)> = Vec::new();
+    // Ordered aggregates buffer (sort key, arguments) per group and aggregate.
+    let mut ordered: HashMap<(usize, usize), Vec<(Row, Row)>> = HashMap::new();
     let mut args = Vec::new();
     super::execute(source, ctx, &mut |ctx, row| {
         let mut key = Vec::with_capacity(group_by.len());
@@ -32,7 +35,7 @@ pub fn execute(
                 groups.len() - 1
             }
         };
-        for (agg, acc) in aggregates.iter().zip(groups[slot].1.iter_mut()) {
+        for (i, (agg, acc)) in aggregates.iter().zip(groups[slot].1.iter_mut()).enumerate() {
             if let Some(filter) = &agg.filter {
                 if truth(eval(filter, &row, ctx)?)? != Some(true) {
                     continue;
@@ -42,10 +45,24 @@ pub fn execute(
             for a in &agg.args {
                 args.push(eval(a, &row, ctx)?);
             }
-            acc.add(&args)?;
+            if agg.order_by.is_empty() {
+                acc.add(&args)?;
+            } else {
+                let mut key = Vec::with_capacity(agg.order_by.len());
+                for k in &agg.order_by {
+                    key.push(eval(&k.expr, &row, ctx)?);
+                }
+                ordered.entry((slot, i)).or_default().push((key, args.clone()));
+            }
         }
         Ok(true)
     })?;
+    for ((slot, i), mut inputs) in ordered {
+        inputs.sort_by(|a, b| compare_keys(&a.0, &b.0, &aggregates[i].order_by));
+        for (_, values) in inputs {
+            groups[slot].1[i].add(&values)?;
+        }
+    }
     if groups.is_empty() && group_by.is_empty() {
         groups.push((Vec::new(), aggregates.iter().map(Accumulator::new).collect()));
     }
@@ -131,7 +148,10 @@ impl Accumulator {
                         self.numeric_input = true;
                         let d = Decimal::from(i);
                         self.dec_sum = self.dec_sum.checked_add(d).ok_or_else(overflow)?;
-                        self.dec_sum_sq = self.dec_sum_sq.checked_add(d * d).ok_or_else(overflow)?;
+                        if matches!(self.function, StddevSamp | StddevPop | VarSamp | VarPop) {
+                            let sq = d.checked_mul(d).ok_or_else(overflow)?;
+                            self.dec_sum_sq = self.dec_sum_sq.checked_add(sq).ok_or_else(overflow)?;
+                        }
                     }
                 }
                 Value::Numeric(d) => {
@@ -225,7 +245,8 @@ impl Accumulator {
                         .checked_mul(self.dec_sum_sq)
                         .and_then(|a| self.dec_sum.checked_mul(self.dec_sum).and_then(|b| a.checked_sub(b)))
                         .ok_or_else(overflow)?;
-                    let denominator = if sample { nd * Decimal::from(n - 1) } else { nd * nd };
+                    let denominator = if sample { nd.checked_mul(Decimal::from(n - 1)) } else { nd.checked_mul(nd) }
+                        .ok_or_else(overflow)?;
                     let variance = numeric_div(numerator, denominator)?;
                     if matches!(self.function, VarSamp | VarPop) {
                         Value::Numeric(variance)

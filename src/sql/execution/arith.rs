@@ -196,13 +196,35 @@ fn numeric_op(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Decimal> {
             }
             a.checked_rem(b)
         }
-        BinaryOp::Pow => {
-            let f = float_op(op, a.to_f64().unwrap_or(0.0), b.to_f64().unwrap_or(0.0))?;
-            Decimal::from_f64_retain(f).map(|d| d.round_dp(16).normalize())
-        }
+        BinaryOp::Pow => return numeric_pow(a, b),
         _ => return Err(Error::Internal(format!("{op:?} is not arithmetic"))),
     };
     out.ok_or_else(|| Error::NumericOutOfRange("value overflows numeric format".into()))
+}
+
+/// NUMERIC power, computed in decimal and shown with 16 decimals as PostgreSQL does for
+/// results of moderate size.
+pub fn numeric_pow(a: Decimal, b: Decimal) -> Result<Decimal> {
+    use rust_decimal::MathematicalOps;
+    if a.is_zero() && b.is_sign_negative() {
+        return Err(Error::InvalidParameter("zero raised to a negative power is undefined".into()));
+    }
+    if a.is_sign_negative() && !b.fract().is_zero() {
+        return Err(Error::InvalidParameter(
+            "a negative number raised to a non-integer power yields a complex result".into(),
+        ));
+    }
+    let overflow = || Error::NumericOutOfRange("value overflows numeric format".into());
+    let result = if b.fract().is_zero() {
+        let exp = b.to_i64().ok_or_else(overflow)?;
+        a.checked_powi(exp)
+    } else {
+        a.checked_powd(b)
+    }
+    .ok_or_else(overflow)?;
+    let mut rounded = result.round_dp_with_strategy(16, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(16);
+    Ok(if rounded.scale() == 16 { rounded } else { result })
 }
 
 /// Weight and first digit of a decimal in PostgreSQL's base-10000 representation.

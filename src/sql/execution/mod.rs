@@ -12,6 +12,7 @@ pub mod dml;
 pub mod eval;
 mod ops;
 mod regex;
+mod table_functions;
 mod window;
 
 use crate::error::{Error, Result};
@@ -52,6 +53,8 @@ pub struct Context<'a> {
     /// The statement's timestamp (now()), microseconds since the epoch.
     pub now: i64,
     pub session: &'a SessionInfo,
+    /// The previous round's rows of each running recursive CTE.
+    pub working_tables: HashMap<usize, Arc<Vec<Row>>>,
     /// Set by a cancel request; checked between pages of work.
     pub cancel: Option<Arc<AtomicBool>>,
 }

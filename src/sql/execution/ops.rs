@@ -254,6 +254,47 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             Ok(())
         }
         Node::SetOperation { op, all, left, right } => set_operation(*op, *all, left, right, ctx, sink),
+        Node::TableFunction { name, args } => {
+            let mut values = Vec::with_capacity(args.len());
+            for a in args {
+                values.push(eval(a, &[], ctx)?);
+            }
+            super::table_functions::execute(name, values, ctx, sink)
+        }
+        Node::Recursive { id, anchor, recursive, distinct } => {
+            let mut seen: HashSet<Row> = HashSet::new();
+            let mut round: Vec<Row> = Vec::new();
+            for row in super::collect(anchor, ctx)? {
+                if !*distinct || seen.insert(row.clone()) {
+                    round.push(row);
+                }
+            }
+            while !round.is_empty() {
+                ctx.check_cancel()?;
+                for row in &round {
+                    if !sink(ctx, row.clone())? {
+                        return Ok(());
+                    }
+                }
+                ctx.working_tables.insert(*id, std::sync::Arc::new(std::mem::take(&mut round)));
+                for row in super::collect(recursive, ctx)? {
+                    if !*distinct || seen.insert(row.clone()) {
+                        round.push(row);
+                    }
+                }
+            }
+            ctx.working_tables.remove(id);
+            Ok(())
+        }
+        Node::WorkingTable { id } => {
+            let rows = ctx.working_tables.get(id).cloned().unwrap_or_default();
+            for row in rows.iter() {
+                if !sink(ctx, row.clone())? {
+                    break;
+                }
+            }
+            Ok(())
+        }
         Node::Virtual { name, filter } => {
             let rows = crate::sql::system::rows(name, ctx)?;
             for row in rows {
@@ -374,7 +415,10 @@ fn count_value(expr: Option<&Expr>, what: &str, ctx: &mut Context) -> Result<Opt
     match eval(e, &[], ctx)? {
         Value::Null => Ok(None),
         v => match v.as_i64() {
-            Some(n) if n < 0 => Err(Error::InvalidParameter(format!("{what} must not be negative"))),
+            Some(n) if n < 0 => Err(Error::DataException(
+                if what == "LIMIT" { "2201W" } else { "2201X" },
+                format!("{what} must not be negative"),
+            )),
             Some(n) => Ok(Some(n as u64)),
             None => Err(Error::DatatypeMismatch(format!("argument of {what} must be type bigint"))),
         },

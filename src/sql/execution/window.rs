@@ -1,13 +1,12 @@
 //! Window functions: each call partitions the input, orders each partition and computes one
-//! value per row. The default frame is PostgreSQL's: the whole partition without ORDER BY,
-//! otherwise from the partition's start to the current row's last peer.
+//! value per row over its frame (see [`Frame`]).
 
 use super::aggregate::Accumulator;
 use super::eval::eval;
 use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::Result;
-use crate::sql::planner::plan::{Node, WindowCall, WindowFunction};
+use crate::sql::planner::plan::{Frame, FrameBound, Node, WindowCall, WindowFunction};
 use crate::types::Value;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -28,6 +27,36 @@ pub fn execute(source: &Node, calls: &[WindowCall], ctx: &mut Context, sink: &mu
         }
     }
     Ok(())
+}
+
+/// The first and last position (inclusive, in partition order) of each row's frame; `None`
+/// for an empty frame.
+fn frame_bounds(frame: &Frame, len: usize, peer_start: &[usize], peer_end: &[usize]) -> Vec<Option<(usize, usize)>> {
+    (0..len)
+        .map(|pos| {
+            let start = match frame.start {
+                FrameBound::UnboundedPreceding => 0,
+                FrameBound::Preceding(n) => pos.saturating_sub(n as usize),
+                FrameBound::CurrentRow if frame.rows => pos,
+                FrameBound::CurrentRow => peer_start[pos],
+                FrameBound::Following(n) => pos.saturating_add(n as usize),
+                FrameBound::UnboundedFollowing => len,
+            };
+            let end = match frame.end {
+                FrameBound::UnboundedFollowing => len as i64 - 1,
+                FrameBound::Following(n) => (pos.saturating_add(n as usize)).min(len - 1) as i64,
+                FrameBound::CurrentRow if frame.rows => pos as i64,
+                FrameBound::CurrentRow => peer_end[pos] as i64,
+                FrameBound::Preceding(n) => pos as i64 - n as i64,
+                FrameBound::UnboundedPreceding => -1,
+            };
+            if end < 0 || start as i64 > end {
+                None
+            } else {
+                Some((start, end as usize))
+            }
+        })
+        .collect()
 }
 
 fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Value>> {
@@ -56,15 +85,16 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
         part.sort_by(|&a, &b| compare_keys(&order_keys[a], &order_keys[b], &call.order_by));
         let peers =
             |x: usize, y: usize| compare_keys(&order_keys[x], &order_keys[y], &call.order_by) == Ordering::Equal;
-        // Index (in `part`) of the last peer of each position.
-        let mut last_peer = vec![0; part.len()];
-        let mut end = part.len();
-        for pos in (0..part.len()).rev() {
-            if pos + 1 < part.len() && !peers(part[pos], part[pos + 1]) {
-                end = pos + 1;
-            }
-            last_peer[pos] = if call.order_by.is_empty() { part.len() - 1 } else { end - 1 };
+        let len = part.len();
+        let mut peer_start = vec![0; len];
+        for pos in 1..len {
+            peer_start[pos] = if peers(part[pos - 1], part[pos]) { peer_start[pos - 1] } else { pos };
         }
+        let mut peer_end = vec![len.saturating_sub(1); len];
+        for pos in (0..len.saturating_sub(1)).rev() {
+            peer_end[pos] = if peers(part[pos], part[pos + 1]) { peer_end[pos + 1] } else { pos };
+        }
+        let value_at = |pos: usize, ctx: &mut Context| eval(&call.args[0], &rows[part[pos]], ctx);
         match &call.function {
             WindowFunction::RowNumber => {
                 for (pos, &i) in part.iter().enumerate() {
@@ -72,14 +102,44 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                 }
             }
             WindowFunction::Rank | WindowFunction::DenseRank => {
-                let mut rank = 0i64;
                 let mut dense = 0i64;
                 for (pos, &i) in part.iter().enumerate() {
-                    if pos == 0 || !peers(part[pos - 1], i) {
-                        rank = pos as i64 + 1;
+                    if peer_start[pos] == pos {
                         dense += 1;
                     }
+                    let rank = peer_start[pos] as i64 + 1;
                     out[i] = Value::Int8(if call.function == WindowFunction::Rank { rank } else { dense });
+                }
+            }
+            WindowFunction::PercentRank | WindowFunction::CumeDist => {
+                for (pos, &i) in part.iter().enumerate() {
+                    out[i] = Value::Float8(if call.function == WindowFunction::PercentRank {
+                        if len > 1 {
+                            peer_start[pos] as f64 / (len - 1) as f64
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        (peer_end[pos] + 1) as f64 / len as f64
+                    });
+                }
+            }
+            WindowFunction::Ntile => {
+                for (pos, &i) in part.iter().enumerate() {
+                    let buckets = eval(&call.args[0], &rows[i], ctx)?.as_i64().unwrap_or(1);
+                    if buckets <= 0 {
+                        return Err(crate::error::Error::DataException(
+                            "22014",
+                            "argument of ntile must be greater than zero".into(),
+                        ));
+                    }
+                    // As PostgreSQL: the first len % n buckets get one extra row.
+                    let (n, len) = (buckets as usize, len);
+                    let base = len / n;
+                    let extra = len % n;
+                    let big = extra * (base + 1);
+                    let bucket = if pos < big { pos / (base + 1) } else { extra + (pos - big) / base.max(1) };
+                    out[i] = Value::Int4(bucket as i32 + 1);
                 }
             }
             WindowFunction::Lag | WindowFunction::Lead => {
@@ -91,8 +151,8 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                     };
                     let target =
                         if call.function == WindowFunction::Lag { pos as i64 - offset } else { pos as i64 + offset };
-                    out[i] = if target >= 0 && (target as usize) < part.len() {
-                        eval(&call.args[0], &rows[part[target as usize]], ctx)?
+                    out[i] = if target >= 0 && (target as usize) < len {
+                        value_at(target as usize, ctx)?
                     } else {
                         match call.args.get(2) {
                             Some(e) => eval(e, row, ctx)?,
@@ -101,32 +161,47 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                     };
                 }
             }
-            WindowFunction::FirstValue => {
-                if let Some(&first) = part.first() {
-                    let v = eval(&call.args[0], &rows[first], ctx)?;
-                    for &i in &part {
-                        out[i] = v.clone();
-                    }
-                }
-            }
-            WindowFunction::LastValue => {
+            WindowFunction::FirstValue | WindowFunction::LastValue => {
+                let bounds = frame_bounds(&call.frame, len, &peer_start, &peer_end);
                 for (pos, &i) in part.iter().enumerate() {
-                    out[i] = eval(&call.args[0], &rows[part[last_peer[pos]]], ctx)?;
+                    out[i] = match bounds[pos] {
+                        Some((s, e)) => value_at(if call.function == WindowFunction::FirstValue { s } else { e }, ctx)?,
+                        None => Value::Null,
+                    };
                 }
             }
             WindowFunction::Aggregate(function) => {
-                let mut acc = Accumulator::for_function(*function, call.return_type.clone(), false);
-                let mut added = 0usize;
-                for (pos, &i) in part.iter().enumerate() {
-                    while added <= last_peer[pos] {
-                        let mut args = Vec::with_capacity(call.args.len());
-                        for a in &call.args {
-                            args.push(eval(a, &rows[part[added]], ctx)?);
+                let bounds = frame_bounds(&call.frame, len, &peer_start, &peer_end);
+                let args_at = |pos: usize, ctx: &mut Context| -> Result<Vec<Value>> {
+                    call.args.iter().map(|a| eval(a, &rows[part[pos]], ctx)).collect()
+                };
+                let fresh = || Accumulator::for_function(*function, call.return_type.clone(), false);
+                if call.frame.start == FrameBound::UnboundedPreceding {
+                    // Frames only grow: accumulate incrementally.
+                    let mut acc = fresh();
+                    let mut added = 0usize;
+                    for (pos, &i) in part.iter().enumerate() {
+                        if let Some((_, end)) = bounds[pos] {
+                            while added <= end {
+                                acc.add(&args_at(added, ctx)?)?;
+                                added += 1;
+                            }
                         }
-                        acc.add(&args)?;
-                        added += 1;
+                        out[i] = match bounds[pos] {
+                            Some(_) => acc.finish()?,
+                            None => fresh().finish()?,
+                        };
                     }
-                    out[i] = acc.finish()?;
+                } else {
+                    for (pos, &i) in part.iter().enumerate() {
+                        let mut acc = fresh();
+                        if let Some((s, e)) = bounds[pos] {
+                            for p in s..=e {
+                                acc.add(&args_at(p, ctx)?)?;
+                            }
+                        }
+                        out[i] = acc.finish()?;
+                    }
                 }
             }
         }

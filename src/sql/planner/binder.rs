@@ -1,7 +1,8 @@
 //! The binder: resolves names and types in expressions, producing bound [`Expr`]s.
 
 use super::plan::{
-    Aggregate, AggregateFunction, BinaryOp, Expr, SortKey, Subquery, UnaryOp, WindowCall, WindowFunction,
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, SortKey, Subquery, UnaryOp, WindowCall,
+    WindowFunction,
 };
 use super::scope::Scope;
 use super::types::parse_type_name;
@@ -39,6 +40,8 @@ pub struct Binder<'a> {
     pub windows: Option<(usize, Vec<WindowCall>)>,
     /// Set when an aggregate call was seen outside a grouping context.
     pub saw_aggregate: bool,
+    /// Windows named in the query's WINDOW clause.
+    pub named_windows: HashMap<String, ast::WindowSpec>,
     pub next_subquery_id: &'a mut usize,
 }
 
@@ -558,9 +561,14 @@ impl Binder<'_> {
         if let Ok(i) = n.parse::<i64>() {
             return Ok((Expr::Constant(Value::Int8(i)), DataType::Int8));
         }
-        let d = crate::types::cast::to_decimal(&Value::Text(n.to_string()))
-            .map_err(|_| Error::NumericOutOfRange(format!("numeric literal {n} is out of range")))?;
-        Ok((Expr::Constant(Value::Numeric(d)), DataType::Numeric(None)))
+        match crate::types::cast::to_decimal(&Value::Text(n.to_string())) {
+            Ok(d) => Ok((Expr::Constant(Value::Numeric(d)), DataType::Numeric(None))),
+            // Beyond NUMERIC's 28 digits: keep the value as a double rather than fail.
+            Err(_) => match n.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok((Expr::Constant(Value::Float8(f)), DataType::Float8)),
+                _ => Err(Error::NumericOutOfRange(format!("numeric literal {n} is out of range"))),
+            },
+        }
     }
 
     fn bind_column(&mut self, table: Option<&str>, name: &str) -> Result<(Expr, DataType)> {
@@ -600,10 +608,12 @@ impl Binder<'_> {
         let Some(grouping) = self.grouping.take() else { return Ok(None) };
         let saved_scope = std::mem::replace(&mut self.scope, grouping.input.clone());
         let saved_windows = self.windows.take();
+        let saw_aggregate = self.saw_aggregate;
         let attempt = match e {
-            ast::Expr::Function(_) | ast::Expr::Value(_) => Err(Error::Internal(String::new())),
+            ast::Expr::Value(_) => Err(Error::Internal(String::new())),
             _ => self.bind(e),
         };
+        self.saw_aggregate = saw_aggregate;
         self.windows = saved_windows;
         self.scope = saved_scope;
         self.grouping = Some(grouping);
@@ -956,8 +966,14 @@ impl Binder<'_> {
                 return Err(Error::FeatureNotSupported("subquery as function argument".into()))
             }
         };
-        if !clauses.is_empty() {
-            return Err(Error::FeatureNotSupported(format!("clauses in call to {name}")));
+        let mut agg_order = Vec::new();
+        for clause in &clauses {
+            match clause {
+                ast::FunctionArgumentClause::OrderBy(items) if aggregate_function(&name).is_some() => {
+                    agg_order = items.clone();
+                }
+                other => return Err(Error::FeatureNotSupported(format!("{other} in a call to {name}"))),
+            }
         }
         let star = matches!(arg_list.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
         let args: Vec<&ast::Expr> = arg_list
@@ -972,7 +988,7 @@ impl Binder<'_> {
             return self.bind_window(&name, &args, star, over);
         }
         if let Some(function) = aggregate_function(&name) {
-            return self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref());
+            return self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref(), &agg_order);
         }
         if distinct || f.filter.is_some() {
             return Err(Error::Syntax {
@@ -1012,6 +1028,13 @@ impl Binder<'_> {
                 };
                 Ok((Expr::Function { name: canonical, args, return_type: result_type.clone() }, result_type))
             }
+            "pg_typeof" => {
+                let [arg] = args.as_slice() else {
+                    return Err(Error::UndefinedFunction("function pg_typeof requires one argument".into()));
+                };
+                let (_, t) = self.bind(arg)?;
+                Ok((Expr::Constant(Value::Text(t.to_string())), DataType::Text))
+            }
             "current_user" | "session_user" | "user" | "current_role" => {
                 Ok((Expr::Function { name: "current_user", args: vec![], return_type: DataType::Text }, DataType::Text))
             }
@@ -1050,6 +1073,7 @@ impl Binder<'_> {
         star: bool,
         distinct: bool,
         filter: Option<&ast::Expr>,
+        order: &[ast::OrderByExpr],
     ) -> Result<(Expr, DataType)> {
         let Some(grouping) = self.grouping.take() else {
             self.saw_aggregate = true;
@@ -1063,6 +1087,7 @@ impl Binder<'_> {
         };
         // Arguments are evaluated over the aggregate's input.
         let saved_scope = std::mem::replace(&mut self.scope, grouping.input.clone());
+        let saw_aggregate = std::mem::replace(&mut self.saw_aggregate, false);
         let result = (|| -> Result<Aggregate> {
             let function = if star || (function == AggregateFunction::Count && args.is_empty()) {
                 AggregateFunction::CountStar
@@ -1100,9 +1125,17 @@ impl Binder<'_> {
                 Some(f) => Some(self.bind_condition(f, "FILTER")?),
                 None => None,
             };
-            Ok(Aggregate { function, args: bound_args, distinct, filter, return_type })
+            let mut order_by = Vec::new();
+            for o in order {
+                order_by.push(self.bind_sort_key(o)?);
+            }
+            if self.saw_aggregate {
+                return Err(Error::Grouping("aggregate function calls cannot be nested".into()));
+            }
+            Ok(Aggregate { function, args: bound_args, distinct, filter, order_by, return_type })
         })();
         self.scope = saved_scope;
+        self.saw_aggregate = saw_aggregate;
         let mut grouping = grouping;
         let out = result.map(|agg| {
             let t = agg.return_type.clone();
@@ -1126,33 +1159,63 @@ impl Binder<'_> {
         star: bool,
         over: &ast::WindowType,
     ) -> Result<(Expr, DataType)> {
-        let spec = match over {
-            ast::WindowType::WindowSpec(spec) => spec,
-            ast::WindowType::NamedWindow(_) => return Err(Error::FeatureNotSupported("named windows".into())),
+        let spec = self.resolve_window(over)?;
+        let spec = &spec;
+        let frame = match &spec.window_frame {
+            None => Frame { rows: false, start: FrameBound::UnboundedPreceding, end: FrameBound::CurrentRow },
+            Some(frame) => {
+                let rows = match frame.units {
+                    ast::WindowFrameUnits::Rows => true,
+                    ast::WindowFrameUnits::Range => false,
+                    _ => return Err(Error::FeatureNotSupported("GROUPS window frames".into())),
+                };
+                let start = self.frame_bound(&frame.start_bound, rows)?;
+                let end = match &frame.end_bound {
+                    Some(b) => self.frame_bound(b, rows)?,
+                    None => FrameBound::CurrentRow,
+                };
+                if start == FrameBound::UnboundedFollowing || end == FrameBound::UnboundedPreceding {
+                    return Err(Error::Syntax {
+                        message: "frame start cannot be UNBOUNDED FOLLOWING".into(),
+                        position: None,
+                    });
+                }
+                Frame { rows, start, end }
+            }
         };
-        if spec.window_frame.is_some() {
-            return Err(Error::FeatureNotSupported("explicit window frames".into()));
-        }
         if self.windows.is_none() {
-            return Err(Error::Syntax { message: "window functions are not allowed here".into(), position: None });
+            return Err(Error::Windowing("window functions are not allowed here".into()));
         }
-        let mut bound_args = Vec::new();
-        for a in args {
-            bound_args.push(self.bind(a)?);
-        }
-        let mut partition_by = Vec::new();
-        for p in &spec.partition_by {
-            partition_by.push(self.bind(p)?.0);
-        }
-        let mut order_by = Vec::new();
-        for o in &spec.order_by {
-            order_by.push(self.bind_sort_key(o)?);
-        }
+        // Window calls may not nest: arguments, PARTITION BY and ORDER BY see no window context.
+        let windows = self.windows.take();
+        let bound = (|| -> Result<_> {
+            let mut bound_args = Vec::new();
+            for a in args {
+                bound_args.push(self.bind(a)?);
+            }
+            let mut partition_by = Vec::new();
+            for p in &spec.partition_by {
+                partition_by.push(self.bind(p)?.0);
+            }
+            let mut order_by = Vec::new();
+            for o in &spec.order_by {
+                order_by.push(self.bind_sort_key(o)?);
+            }
+            Ok((bound_args, partition_by, order_by))
+        })();
+        self.windows = windows;
+        let (bound_args, partition_by, order_by) = bound.map_err(|e| match e {
+            Error::Windowing(_) => Error::Windowing("window function calls cannot be nested".into()),
+            other => other,
+        })?;
         let first_type = bound_args.first().map(|(_, t)| t.clone());
         let (function, return_type) = match name {
             "row_number" => (WindowFunction::RowNumber, DataType::Int8),
             "rank" => (WindowFunction::Rank, DataType::Int8),
             "dense_rank" => (WindowFunction::DenseRank, DataType::Int8),
+            "percent_rank" => (WindowFunction::PercentRank, DataType::Float8),
+            "cume_dist" => (WindowFunction::CumeDist, DataType::Float8),
+            "ntile" => (WindowFunction::Ntile, DataType::Int4),
             "lag" | "lead" | "first_value" | "last_value" => {
                 let t = first_type
                     .clone()
@@ -1174,7 +1237,11 @@ impl Binder<'_> {
                     };
                     (WindowFunction::Aggregate(agg), aggregate_type(agg, first_type.as_ref())?)
                 }
-                None => return Err(Error::UndefinedFunction(format!("function {other} is not a window function"))),
+                None => {
+                    return Err(Error::WrongObjectType(format!(
+                        "OVER specified, but {other} is not a window function nor an aggregate function"
+                    )))
+                }
             },
         };
         let mut arg_exprs = Vec::new();
@@ -1183,7 +1250,8 @@ impl Binder<'_> {
             let e = if i == 2 { self.coerce((e, t), &return_type)? } else { e };
             arg_exprs.push(e);
         }
-        let call = WindowCall { function, args: arg_exprs, partition_by, order_by, return_type: return_type.clone() };
+        let call =
+            WindowCall { function, args: arg_exprs, partition_by, order_by, frame, return_type: return_type.clone() };
         let (base, calls) = self.windows.as_mut().ok_or_else(|| Error::Internal("window context".into()))?;
         let index = match calls.iter().position(|c| *c == call) {
             Some(i) => i,
@@ -1193,6 +1261,56 @@ impl Binder<'_> {
             }
         };
         Ok((Expr::Column(*base + index), return_type))
+    }
+
+    /// A frame bound; offsets must be non-negative integer constants and need ROWS.
+    fn frame_bound(&mut self, bound: &ast::WindowFrameBound, rows: bool) -> Result<FrameBound> {
+        let mut offset = |e: &ast::Expr| -> Result<u64> {
+            if !rows {
+                return Err(Error::FeatureNotSupported("RANGE frames with an offset".into()));
+            }
+            match self.bind(e)?.0 {
+                Expr::Constant(v) => match v.as_i64() {
+                    Some(n) if n >= 0 => Ok(n as u64),
+                    _ => Err(Error::DataException("22013", "frame starting offset must not be negative".into())),
+                },
+                _ => Err(Error::FeatureNotSupported("non-constant frame offsets".into())),
+            }
+        };
+        Ok(match bound {
+            ast::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
+            ast::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
+            ast::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
+            ast::WindowFrameBound::Preceding(Some(e)) => FrameBound::Preceding(offset(e)?),
+            ast::WindowFrameBound::Following(Some(e)) => FrameBound::Following(offset(e)?),
+        })
+    }
+
+    /// The window a call refers to, with named windows (`OVER w`, `OVER (w ORDER BY …)`)
+    /// expanded from the WINDOW clause.
+    fn resolve_window(&self, over: &ast::WindowType) -> Result<ast::WindowSpec> {
+        let lookup = |name: &ast::Ident| {
+            self.named_windows
+                .get(&ident(name))
+                .cloned()
+                .ok_or_else(|| Error::UndefinedObject(format!("window \"{}\" does not exist", ident(name))))
+        };
+        Ok(match over {
+            ast::WindowType::NamedWindow(name) => lookup(name)?,
+            ast::WindowType::WindowSpec(spec) => match &spec.window_name {
+                Some(name) => {
+                    let mut base = lookup(name)?;
+                    if !spec.order_by.is_empty() {
+                        base.order_by = spec.order_by.clone();
+                    }
+                    if spec.window_frame.is_some() {
+                        base.window_frame = spec.window_frame.clone();
+                    }
+                    base
+                }
+                None => spec.clone(),
+            },
+        })
     }
 
     /// Binds one ORDER BY item against the current scope.
@@ -1221,6 +1339,7 @@ impl Binder<'_> {
             grouping: None,
             windows: None,
             saw_aggregate: false,
+            named_windows: HashMap::new(),
             next_subquery_id: &mut *self.next_subquery_id,
         };
         let (node, columns) = child.plan_query(query)?;

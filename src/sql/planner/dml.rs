@@ -70,8 +70,21 @@ impl Binder<'_> {
             }
             out
         };
-        let source =
-            insert.source.as_ref().ok_or_else(|| Error::FeatureNotSupported("INSERT without a source".into()))?;
+        let Some(source) = insert.source.as_ref() else {
+            // INSERT … DEFAULT VALUES: one row of defaults.
+            let mut row = Vec::with_capacity(table.columns.len());
+            for i in 0..table.columns.len() {
+                row.push(self.column_default(&table, i)?);
+            }
+            let returning =
+                self.plan_returning(insert.returning.as_deref(), Scope::new(table_scope(&table, &alias)))?;
+            let on_conflict = match &insert.on {
+                None => OnConflict::Error,
+                Some(ast::OnInsert::OnConflict(oc)) => self.plan_on_conflict(&table, &alias, oc)?,
+                Some(_) => return Err(Error::FeatureNotSupported("ON DUPLICATE KEY".into())),
+            };
+            return Ok(Plan::Insert { table, source: Node::Values { rows: vec![row] }, on_conflict, returning });
+        };
         let node = match source.body.as_ref() {
             ast::SetExpr::Values(values)
                 if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() =>

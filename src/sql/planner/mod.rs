@@ -35,6 +35,7 @@ pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<
         grouping: None,
         windows: None,
         saw_aggregate: false,
+        named_windows: Default::default(),
         next_subquery_id: &mut next_subquery_id,
     };
     let plan = binder.plan_statement(statement)?;
@@ -115,9 +116,29 @@ impl Binder<'_> {
                         };
                         AlterAction::RenameTable { to }
                     }
+                    ast::AlterTableOperation::AlterColumn { column_name, op } => {
+                        let column = ident(column_name);
+                        match op {
+                            ast::AlterColumnOperation::SetDefault { value } => {
+                                AlterAction::SetDefault { column, default: Some(value.to_string()) }
+                            }
+                            ast::AlterColumnOperation::DropDefault => AlterAction::SetDefault { column, default: None },
+                            ast::AlterColumnOperation::SetNotNull => AlterAction::SetNotNull { column, not_null: true },
+                            ast::AlterColumnOperation::DropNotNull => {
+                                AlterAction::SetNotNull { column, not_null: false }
+                            }
+                            ast::AlterColumnOperation::SetDataType { data_type, using: None, .. } => {
+                                AlterAction::SetType {
+                                    column,
+                                    data_type: types::parse_type_name(&data_type.to_string())?,
+                                }
+                            }
+                            other => return Err(Error::FeatureNotSupported(format!("ALTER COLUMN {other}"))),
+                        }
+                    }
                     other => return Err(Error::FeatureNotSupported(format!("ALTER TABLE {other}"))),
                 };
-                Ok(Plan::AlterTable { table, action })
+                Ok(Plan::AlterTable { table, if_exists: alter.if_exists, action })
             }
             S::Truncate(truncate) => {
                 Ok(Plan::Truncate { tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect() })
@@ -130,8 +151,8 @@ impl Binder<'_> {
             }
             S::Commit { .. } => Ok(Plan::Commit),
             S::Rollback { savepoint: None, .. } => Ok(Plan::Rollback),
-            S::Rollback { savepoint: Some(_), .. } | S::Savepoint { .. } => {
-                Err(Error::FeatureNotSupported("savepoints".into()))
+            S::Rollback { savepoint: Some(_), .. } | S::Savepoint { .. } | S::ReleaseSavepoint { .. } => {
+                Err(Error::Internal("savepoints are handled by the session".into()))
             }
             S::Set(set) => plan_set(set),
             S::ShowVariable { variable } => {

@@ -58,6 +58,9 @@ fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
             }
         }
         Node::SetOperation { op, all, left, right } => Node::SetOperation { op, all, left: b(left), right: b(right) },
+        Node::Recursive { id, anchor, recursive, distinct } => {
+            Node::Recursive { id, anchor: b(anchor), recursive: b(recursive), distinct }
+        }
         leaf => leaf,
     }
 }

@@ -100,6 +100,8 @@ pub struct Aggregate {
     pub args: Vec<Expr>,
     pub distinct: bool,
     pub filter: Option<Expr>,
+    /// `string_agg(x, ',' ORDER BY y)`: the order the inputs are fed in.
+    pub order_by: Vec<SortKey>,
     pub return_type: DataType,
 }
 
@@ -128,7 +130,28 @@ pub struct WindowCall {
     pub args: Vec<Expr>,
     pub partition_by: Vec<Expr>,
     pub order_by: Vec<SortKey>,
+    pub frame: Frame,
     pub return_type: DataType,
+}
+
+/// A window frame: the rows of the partition an aggregate, first_value or last_value sees.
+/// The default is `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`, which without ORDER BY
+/// is the whole partition (every row is a peer of every other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// ROWS counts rows; RANGE treats peers (equal ORDER BY values) as one.
+    pub rows: bool,
+    pub start: FrameBound,
+    pub end: FrameBound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    Preceding(u64),
+    CurrentRow,
+    Following(u64),
+    UnboundedFollowing,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -136,6 +159,10 @@ pub enum WindowFunction {
     RowNumber,
     Rank,
     DenseRank,
+    PercentRank,
+    CumeDist,
+    /// ntile(n): the bucket number, 1 to n, of the row.
+    Ntile,
     Lag,
     Lead,
     FirstValue,
@@ -261,6 +288,23 @@ pub enum Node {
         name: String,
         filter: Option<Expr>,
     },
+    /// A set-returning function in FROM (`generate_series`, `unnest`); one output column.
+    TableFunction {
+        name: &'static str,
+        args: Vec<Expr>,
+    },
+    /// `WITH RECURSIVE`: the anchor's rows, then the recursive term run over the rows of the
+    /// previous round (visible as [`Node::WorkingTable`] `id`) until it produces none.
+    Recursive {
+        id: usize,
+        anchor: Box<Node>,
+        recursive: Box<Node>,
+        distinct: bool,
+    },
+    /// The rows of the previous round of the recursive CTE `id`.
+    WorkingTable {
+        id: usize,
+    },
 }
 
 /// A column of a result.
@@ -334,6 +378,7 @@ pub enum Plan {
     },
     AlterTable {
         table: String,
+        if_exists: bool,
         action: AlterAction,
     },
     Truncate {
@@ -360,10 +405,36 @@ pub enum Plan {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AlterAction {
-    AddColumn { column: crate::catalog::Column, if_not_exists: bool },
-    DropColumn { name: String, if_exists: bool },
-    RenameColumn { from: String, to: String },
-    RenameTable { to: String },
+    AddColumn {
+        column: crate::catalog::Column,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTable {
+        to: String,
+    },
+    /// `ALTER COLUMN … SET/DROP DEFAULT` (None drops it).
+    SetDefault {
+        column: String,
+        default: Option<String>,
+    },
+    /// `ALTER COLUMN … SET/DROP NOT NULL`.
+    SetNotNull {
+        column: String,
+        not_null: bool,
+    },
+    /// `ALTER COLUMN … TYPE t`: existing values are cast.
+    SetType {
+        column: String,
+        data_type: DataType,
+    },
 }
 
 impl Node {
@@ -454,6 +525,16 @@ impl Node {
                 right.explain(f, depth + 1)
             }
             Node::Virtual { name, filter } => writeln!(f, "VirtualScan {name}{}", filter_text(filter)),
+            Node::TableFunction { name, args } => {
+                let list: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                writeln!(f, "TableFunction {name}({})", list.join(", "))
+            }
+            Node::Recursive { anchor, recursive, distinct, .. } => {
+                writeln!(f, "RecursiveUnion{}", if *distinct { "" } else { " All" })?;
+                anchor.explain(f, depth + 1)?;
+                recursive.explain(f, depth + 1)
+            }
+            Node::WorkingTable { id } => writeln!(f, "WorkingTable {id}"),
         }
     }
 }

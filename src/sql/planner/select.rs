@@ -22,6 +22,7 @@ impl Binder<'_> {
             grouping: None,
             windows: None,
             saw_aggregate: false,
+            named_windows: Default::default(),
             next_subquery_id: &mut *self.next_subquery_id,
         }
     }
@@ -29,10 +30,13 @@ impl Binder<'_> {
     /// Plans a query, returning its plan and output columns.
     pub fn plan_query(&mut self, query: &ast::Query) -> Result<(Node, Vec<ScopeColumn>)> {
         if let Some(with) = &query.with {
-            if with.recursive {
-                return Err(Error::FeatureNotSupported("WITH RECURSIVE".into()));
-            }
             for cte in &with.cte_tables {
+                if with.recursive {
+                    if let Some(planned) = self.plan_recursive_cte(cte)? {
+                        self.ctes.insert(ident(&cte.alias.name), planned);
+                        continue;
+                    }
+                }
                 let name = ident(&cte.alias.name);
                 let outer = self.outer.clone();
                 let mut child = self.child(outer);
@@ -45,16 +49,20 @@ impl Binder<'_> {
                 self.ctes.insert(name, (node, columns));
             }
         }
-        if query.fetch.is_some() {
-            return Err(Error::FeatureNotSupported("FETCH".into()));
-        }
-        let (limit, offset) = match &query.limit_clause {
+        let (mut limit, offset) = match &query.limit_clause {
             None => (None, None),
             Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => {
                 (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
             }
             Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit.clone()), Some(offset.clone())),
         };
+        if let Some(fetch) = &query.fetch {
+            if fetch.with_ties || fetch.percent {
+                return Err(Error::FeatureNotSupported("FETCH … WITH TIES / PERCENT".into()));
+            }
+            limit =
+                Some(fetch.quantity.clone().unwrap_or_else(|| ast::Expr::value(ast::Value::Number("1".into(), false))));
+        }
         let order_by: Vec<ast::OrderByExpr> = match &query.order_by {
             Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(items), .. }) => items.clone(),
             Some(_) => return Err(Error::FeatureNotSupported("ORDER BY ALL".into())),
@@ -91,6 +99,40 @@ impl Binder<'_> {
                 Ok((node, columns))
             }
         }
+    }
+
+    /// Plans `name AS (anchor UNION [ALL] recursive)`; None when the CTE does not refer to
+    /// itself (then it is an ordinary CTE).
+    fn plan_recursive_cte(&mut self, cte: &ast::Cte) -> Result<Option<(Node, Vec<ScopeColumn>)>> {
+        let name = ident(&cte.alias.name);
+        let ast::SetExpr::SetOperation { left, op: ast::SetOperator::Union, set_quantifier, right } =
+            cte.query.body.as_ref()
+        else {
+            return Ok(None);
+        };
+        let outer = self.outer.clone();
+        let (anchor, mut columns) = {
+            let mut child = self.child(outer.clone());
+            child.plan_set_expr(left)?
+        };
+        for (c, alias) in columns.iter_mut().zip(cte.alias.columns.iter()) {
+            c.name = ident(&alias.name);
+        }
+        let id = *self.next_subquery_id;
+        *self.next_subquery_id += 1;
+        let mut child = self.child(outer);
+        child.ctes.insert(name.clone(), (Node::WorkingTable { id }, columns.clone()));
+        let (recursive, rcols) = child.plan_set_expr(right)?;
+        if rcols.len() != columns.len() {
+            return Err(Error::Syntax {
+                message: format!("recursive query \"{name}\" column count does not match its non-recursive term"),
+                position: None,
+            });
+        }
+        let types: Vec<DataType> = columns.iter().map(|c| c.data_type.clone()).collect();
+        let recursive = cast_columns(recursive, &rcols, &types);
+        let distinct = !matches!(set_quantifier, ast::SetQuantifier::All);
+        Ok(Some((Node::Recursive { id, anchor: Box::new(anchor), recursive: Box::new(recursive), distinct }, columns)))
     }
 
     fn apply_limit(&mut self, node: Node, limit: Option<&ast::Expr>, offset: Option<&ast::Expr>) -> Result<Node> {
@@ -214,6 +256,9 @@ impl Binder<'_> {
         let mut result: Option<(Node, Scope)> = None;
         for item in from {
             let (node, scope) = self.plan_table_with_joins(item)?;
+            if let Some((_, left)) = &result {
+                check_distinct_names(left, &scope)?;
+            }
             result = Some(match result {
                 None => (node, scope),
                 Some((lnode, mut lscope)) => {
@@ -240,6 +285,7 @@ impl Binder<'_> {
         let (mut node, mut scope) = self.plan_factor(&twj.relation)?;
         for join in &twj.joins {
             let (rnode, rscope) = self.plan_factor(&join.relation)?;
+            check_distinct_names(&scope, &rscope)?;
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
@@ -250,9 +296,18 @@ impl Binder<'_> {
                 other => return Err(Error::FeatureNotSupported(format!("join {other:?}"))),
             };
             let (lw, rw) = (scope.len(), rscope.len());
+            let mut using: Vec<String> = Vec::new();
             let mut joined = scope.clone();
             joined.extend(rscope.clone());
             let predicate = match constraint {
+                Some(ast::JoinConstraint::None)
+                    if kind != JoinKind::Inner || !matches!(join.join_operator, ast::JoinOperator::CrossJoin(_)) =>
+                {
+                    return Err(Error::Syntax {
+                        message: "syntax error: JOIN requires ON or USING".into(),
+                        position: None,
+                    });
+                }
                 None | Some(ast::JoinConstraint::None) => None,
                 Some(ast::JoinConstraint::On(e)) => {
                     let saved = std::mem::replace(&mut self.scope, joined.clone());
@@ -263,6 +318,7 @@ impl Binder<'_> {
                 Some(ast::JoinConstraint::Using(names)) => {
                     let names: Vec<String> =
                         names.iter().map(|n| object_name_parts(n).last().cloned().unwrap_or_default()).collect();
+                    using = names.clone();
                     Some(self.using_predicate(&scope, &rscope, &mut joined, &names)?)
                 }
                 Some(ast::JoinConstraint::Natural) => {
@@ -275,15 +331,54 @@ impl Binder<'_> {
                     if names.is_empty() {
                         None
                     } else {
+                        using = names.clone();
                         Some(self.using_predicate(&scope, &rscope, &mut joined, &names)?)
                     }
                 }
                 Some(other) => return Err(Error::FeatureNotSupported(format!("join constraint {other:?}"))),
             };
             node = make_join(node, rnode, kind, predicate, lw, rw);
-            scope = joined;
+            if using.is_empty() {
+                scope = joined;
+            } else {
+                (node, scope) = self.merge_using_columns(node, &scope, &rscope, kind, &using)?;
+            }
         }
         Ok((node, scope))
+    }
+
+    /// After a USING join, each join column appears once, first, unqualified: the left value
+    /// for inner and left joins, the right one for right joins, the non-NULL one for full
+    /// joins. Both inputs' copies stay reachable by qualified name.
+    fn merge_using_columns(
+        &mut self,
+        node: Node,
+        left: &Scope,
+        right: &Scope,
+        kind: JoinKind,
+        names: &[String],
+    ) -> Result<(Node, Scope)> {
+        let lw = left.len();
+        let mut exprs = Vec::new();
+        let mut columns = Vec::new();
+        for name in names {
+            let (li, lt) = left.resolve(None, name)?.ok_or_else(|| Error::UndefinedColumn(name.clone()))?;
+            let (ri, rt) = right.resolve(None, name)?.ok_or_else(|| Error::UndefinedColumn(name.clone()))?;
+            let t = DataType::common(&lt, &rt).unwrap_or(lt.clone());
+            let l = self.coerce((Expr::Column(li), lt), &t)?;
+            let r = self.coerce((Expr::Column(lw + ri), rt), &t)?;
+            exprs.push(match kind {
+                JoinKind::Inner | JoinKind::Left => l,
+                JoinKind::Right => r,
+                JoinKind::Full => Expr::Function { name: "coalesce", args: vec![l, r], return_type: t.clone() },
+            });
+            columns.push(ScopeColumn { table: None, name: name.clone(), data_type: t, hidden: false });
+        }
+        for (i, c) in left.columns.iter().chain(right.columns.iter()).enumerate() {
+            exprs.push(Expr::Column(i));
+            columns.push(ScopeColumn { hidden: c.hidden || names.contains(&c.name), ..c.clone() });
+        }
+        Ok((Node::Project { source: Box::new(node), exprs }, Scope::new(columns)))
     }
 
     fn using_predicate(&mut self, left: &Scope, right: &Scope, joined: &mut Scope, names: &[String]) -> Result<Expr> {
@@ -311,10 +406,22 @@ impl Binder<'_> {
 
     fn plan_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
         match factor {
-            ast::TableFactor::Table { name, alias, args, .. } => {
-                if args.is_some() {
-                    return Err(Error::FeatureNotSupported("table functions".into()));
-                }
+            ast::TableFactor::Table { name, alias, args: Some(args), .. } => {
+                let function = object_name_parts(name).last().cloned().unwrap_or_default();
+                let exprs: Vec<ast::Expr> = args
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.plan_table_function(&function, &exprs, alias.as_ref())
+            }
+            ast::TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality: false, .. } => {
+                self.plan_table_function("unnest", array_exprs, alias.as_ref())
+            }
+            ast::TableFactor::Table { name, alias, .. } => {
                 let parts = object_name_parts(name);
                 let table_name = parts.last().cloned().unwrap_or_default();
                 let schema = if parts.len() > 1 { Some(parts[parts.len() - 2].as_str()) } else { None };
@@ -380,6 +487,84 @@ impl Binder<'_> {
         }
     }
 
+    /// A set-returning function in FROM; arguments may not refer to other FROM items.
+    fn plan_table_function(
+        &mut self,
+        function: &str,
+        args: &[ast::Expr],
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        let saved = std::mem::take(&mut self.scope);
+        let bound: Result<Vec<(Expr, DataType)>> = args.iter().map(|a| self.bind(a)).collect();
+        self.scope = saved;
+        let bound = bound?;
+        match function {
+            "generate_series" => {
+                if !(2..=3).contains(&bound.len()) {
+                    return Err(Error::UndefinedFunction("function generate_series takes 2 or 3 arguments".into()));
+                }
+                let interval_step = bound.get(2).is_some_and(|s| s.1 == DataType::Interval);
+                let mut t = DataType::common(&bound[0].1, &bound[1].1).unwrap_or(DataType::Unknown);
+                if t == DataType::Unknown {
+                    t = if interval_step { DataType::TimestampTz } else { DataType::Int4 };
+                }
+                let t = match t {
+                    DataType::Int2 => DataType::Int4,
+                    DataType::Date => DataType::Timestamp,
+                    other => other,
+                };
+                let time = matches!(t, DataType::Timestamp | DataType::TimestampTz);
+                if !(t.is_numeric() || time) || (time && !interval_step) {
+                    let types: Vec<String> = bound.iter().map(|b| b.1.to_string()).collect();
+                    return Err(Error::UndefinedFunction(format!(
+                        "function generate_series({}) does not exist",
+                        types.join(", ")
+                    )));
+                }
+                let step_type = if time { DataType::Interval } else { t.clone() };
+                let mut coerced = Vec::new();
+                for (i, b) in bound.into_iter().enumerate() {
+                    let target = if i == 2 { &step_type } else { &t };
+                    coerced.push(match b.1 {
+                        DataType::Date | DataType::Timestamp | DataType::TimestampTz if b.1 != *target => {
+                            Expr::Cast(Box::new(b.0), target.clone())
+                        }
+                        _ => self.coerce(b, target)?,
+                    });
+                }
+                self.table_function_node("generate_series", coerced, t, function, alias)
+            }
+            "unnest" => {
+                let [(e, t)] = <[(Expr, DataType); 1]>::try_from(bound)
+                    .map_err(|_| Error::FeatureNotSupported("unnest with several arrays".into()))?;
+                let DataType::Array(elem) = t else {
+                    return Err(Error::UndefinedFunction(format!("function unnest({t}) does not exist")));
+                };
+                self.table_function_node("unnest", vec![e], *elem, function, alias)
+            }
+            other => Err(Error::UndefinedFunction(format!("function {other}() does not exist"))),
+        }
+    }
+
+    fn table_function_node(
+        &mut self,
+        name: &'static str,
+        args: Vec<Expr>,
+        column_type: DataType,
+        function: &str,
+        alias: Option<&ast::TableAlias>,
+    ) -> Result<(Node, Scope)> {
+        let table = alias.map(|a| ident(&a.name)).unwrap_or_else(|| function.to_string());
+        let column = match alias {
+            Some(a) if !a.columns.is_empty() => ident(&a.columns[0].name),
+            Some(a) => ident(&a.name),
+            None => function.to_string(),
+        };
+        let scope =
+            Scope::new(vec![ScopeColumn { table: Some(table), name: column, data_type: column_type, hidden: false }]);
+        Ok((Node::TableFunction { name, args }, scope))
+    }
+
     /// Plans one SELECT with its ORDER BY and LIMIT.
     pub fn plan_select(
         &mut self,
@@ -388,9 +573,19 @@ impl Binder<'_> {
         limit: Option<&ast::Expr>,
         offset: Option<&ast::Expr>,
     ) -> Result<(Node, Vec<ScopeColumn>)> {
-        if select.into.is_some() || select.top.is_some() || !select.named_window.is_empty() || select.qualify.is_some()
-        {
-            return Err(Error::FeatureNotSupported("SELECT clause".into()));
+        if select.into.is_some() || select.top.is_some() || select.qualify.is_some() {
+            return Err(Error::FeatureNotSupported("SELECT INTO, TOP and QUALIFY".into()));
+        }
+        for ast::NamedWindowDefinition(name, expr) in &select.named_window {
+            let spec = match expr {
+                ast::NamedWindowExpr::WindowSpec(spec) => spec.clone(),
+                ast::NamedWindowExpr::NamedWindow(other) => self
+                    .named_windows
+                    .get(&ident(other))
+                    .cloned()
+                    .ok_or_else(|| Error::UndefinedObject(format!("window \"{}\" does not exist", ident(other))))?,
+            };
+            self.named_windows.insert(ident(name), spec);
         }
         let (mut node, input_scope) = self.plan_from(&select.from)?;
         self.scope = input_scope.clone();
@@ -533,6 +728,16 @@ impl Binder<'_> {
                 "for SELECT DISTINCT, ORDER BY expressions must appear in select list".into(),
             ));
         }
+        if let Some(keys) = &distinct_on {
+            // The leading ORDER BY keys must be the DISTINCT ON expressions.
+            let leading: Vec<&Expr> = sort.iter().take(keys.len()).map(|k| &k.expr).collect();
+            let covered = keys.iter().all(|k| leading.contains(&k));
+            if !sort.is_empty() && (sort.len() < keys.len() || !covered) {
+                return Err(Error::InvalidColumnReference(
+                    "SELECT DISTINCT ON expressions must match initial ORDER BY expressions".into(),
+                ));
+            }
+        }
         let on_keys = distinct_on
             .map(|keys| keys.iter().map(|k| Expr::Column(position_of(k, &mut projected))).collect::<Vec<_>>());
         let hidden = projected.len() > visible;
@@ -552,6 +757,18 @@ impl Binder<'_> {
         }
         Ok((node, columns))
     }
+}
+
+/// Two FROM items may not use the same name.
+fn check_distinct_names(left: &Scope, right: &Scope) -> Result<()> {
+    for c in &right.columns {
+        if let Some(t) = &c.table {
+            if left.has_table(t) {
+                return Err(Error::DuplicateAlias(format!("table name \"{t}\" specified more than once")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds a join, turning equality conditions between the two sides into hash-join keys.
