@@ -24,6 +24,8 @@ fn main() {
                     println!("{tag}");
                 }
                 Ok(Outcome::Command { tag }) => println!("{tag}"),
+                Ok(Outcome::CopyOut { lines, .. }) => lines.iter().for_each(|l| print!("{l}")),
+                Ok(Outcome::CopyIn { .. }) => println!("COPY FROM STDIN needs a client"),
                 Err(e) => println!("ERROR {}: {e}", e.sqlstate()),
             }
         }

@@ -90,6 +90,8 @@ pub enum Error {
     InvalidTransactionState(String),
     /// The statement was cancelled on request.
     QueryCanceled,
+    /// The statement was cancelled, with a reason (e.g. the client failed a COPY).
+    QueryCanceledWith(String),
     /// Stored data could not be decoded: a bug or disk corruption.
     Corruption(String),
     /// An I/O error from disk or network.
@@ -140,7 +142,7 @@ impl Error {
             Error::ReadOnly(_) => "25006",
             Error::InsufficientPrivilege(_) => "42501",
             Error::InvalidTransactionState(_) => "25000",
-            Error::QueryCanceled => "57014",
+            Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",
             Error::Internal(_) => "XX000",
@@ -151,7 +153,14 @@ impl Error {
     /// replicated batch that fails with a non-deterministic error must stop the node rather than
     /// let replicas diverge.
     pub fn is_deterministic(&self) -> bool {
-        !matches!(self, Error::Io(_) | Error::Internal(_) | Error::Corruption(_) | Error::QueryCanceled)
+        !matches!(
+            self,
+            Error::Io(_)
+                | Error::Internal(_)
+                | Error::Corruption(_)
+                | Error::QueryCanceled
+                | Error::QueryCanceledWith(_)
+        )
     }
 
     /// The 1-based character position in the statement the error points at, if any.
@@ -195,6 +204,7 @@ impl fmt::Display for Error {
             | Error::DataException(_, m)
             | Error::NoActiveTransaction(m)
             | Error::DuplicateAlias(m)
+            | Error::QueryCanceledWith(m)
             | Error::Windowing(m)
             | Error::InvalidSavepoint(m)
             | Error::ReadOnly(m)

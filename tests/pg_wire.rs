@@ -144,3 +144,60 @@ async fn unknown_database_is_refused() {
     let err = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.err().expect("refused");
     assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME));
 }
+
+#[tokio::test]
+async fn copy_in_and_out_in_text_and_csv() {
+    use futures::SinkExt;
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client
+        .batch_execute("CREATE TABLE m (ts TIMESTAMPTZ, device TEXT, temp DOUBLE PRECISION, PRIMARY KEY (device, ts))")
+        .await
+        .unwrap();
+    let sink = client.copy_in("COPY m FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    let mut data = String::new();
+    for i in 0..2500 {
+        data.push_str(&format!(
+            "2024-01-01 00:{:02}:{:02}+00\tdev-{}\t{}\n",
+            (i / 60) % 60,
+            i % 60,
+            i / 3600 + (i % 3),
+            i as f64 / 4.0
+        ));
+    }
+    // Send in odd-sized chunks so rows straddle CopyData messages.
+    for chunk in data.as_bytes().chunks(777) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    let n = sink.finish().await.unwrap();
+    assert_eq!(n, 2500);
+    let count: i64 = client.query_one("SELECT count(*) FROM m", &[]).await.unwrap().get(0);
+    assert_eq!(count, 2500);
+
+    let sink = client.copy_in("COPY m (device, ts) FROM STDIN WITH (FORMAT csv, HEADER true)").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"device,ts\n\"dev,x\",2024-02-01T00:00:00Z\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
+    let temp: Option<f64> = client.query_one("SELECT temp FROM m WHERE device = 'dev,x'", &[]).await.unwrap().get(0);
+    assert_eq!(temp, None);
+
+    // A bad row fails the whole COPY and writes nothing.
+    let sink = client.copy_in("COPY m FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    let _ = sink
+        .send(bytes::Bytes::from_static(b"2024-03-01 00:00:00+00\tok\t1\n2024-03-01 00:00:00+00\tbad\tnot-a-number\n"))
+        .await;
+    let err = sink.finish().await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION), "{err:?}");
+    let count: i64 = client.query_one("SELECT count(*) FROM m WHERE ts >= '2024-03-01'", &[]).await.unwrap().get(0);
+    assert_eq!(count, 0);
+
+    let stream = client.copy_out("COPY (SELECT device, temp FROM m WHERE device = 'dev-0' ORDER BY ts LIMIT 2) TO STDOUT WITH (FORMAT csv, HEADER true)").await.unwrap();
+    futures::pin_mut!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(String::from_utf8(out).unwrap(), "device,temp\ndev-0,0\ndev-0,0.75\n");
+}

@@ -72,6 +72,8 @@ impl sqllogictest::DB for ChronosDb {
                 let count = tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
                 DBOutput::StatementComplete(count)
             }
+            Some(Outcome::CopyOut { lines, .. }) => DBOutput::StatementComplete(lines.len() as u64),
+            Some(Outcome::CopyIn { .. }) => return Err(SqlError("COPY FROM STDIN needs a client".into())),
             None => DBOutput::StatementComplete(0),
         })
     }

@@ -11,14 +11,16 @@ use bytes::{BufMut, BytesMut};
 use futures::sink::{Sink, SinkExt};
 use futures::stream;
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::PgWireBackendMessage;
@@ -74,6 +76,10 @@ impl PgWireServerHandlers for ConnectionHandlers {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.inner.clone()
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
@@ -194,6 +200,14 @@ fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
             };
             resp.set_command_tag(&command);
             Response::Query(resp)
+        }
+        Outcome::CopyIn { columns } => {
+            Response::CopyIn(CopyResponse::new(0, columns, stream::empty::<PgWireResult<CopyData>>()))
+        }
+        Outcome::CopyOut { columns, lines } => {
+            let data: Vec<PgWireResult<CopyData>> =
+                lines.into_iter().map(|l| Ok(CopyData::new(bytes::Bytes::from(l.into_bytes())))).collect();
+            Response::CopyOut(CopyResponse::new(0, columns, stream::iter(data)))
         }
         Outcome::Command { tag } => match tag.as_str() {
             "BEGIN" => Response::TransactionStart(Tag::new(&tag)),
@@ -351,6 +365,66 @@ impl ExtendedQueryHandler for Handler {
                 other => Err(other),
             },
         }
+    }
+}
+
+impl Handler {
+    /// Runs a COPY step on the session, off the async workers.
+    async fn copy_step<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> crate::error::Result<T> + Send + 'static,
+    ) -> PgWireResult<T> {
+        let _busy = BusyGuard::new(&self.busy);
+        let session = self.session.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_mut() {
+                Some(s) => f(s),
+                None => Err(Error::Internal("no session".into())),
+            }
+        })
+        .await
+        .map_err(|e| internal(format!("COPY task failed: {e}")))?
+        .map_err(to_pg_error)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Handler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let data = copy_data.data;
+        self.copy_step(move |s| s.copy_data(&data)).await
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let tag = self.copy_step(|s| s.copy_done()).await?;
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new(&tag).into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let _ = self
+            .copy_step(|s| {
+                s.copy_abort();
+                Ok(())
+            })
+            .await;
+        to_pg_error(Error::QueryCanceledWith(format!("COPY from stdin failed: {}", fail.message)))
     }
 }
 

@@ -6,6 +6,7 @@
 //! (transaction block, settings) and is the API the wire protocol front end uses. The layer
 //! knows nothing of the wire: results are values and errors are [`crate::error::Error`]s.
 
+pub mod copy;
 mod ddl;
 pub mod execution;
 pub mod functions;

@@ -45,6 +45,7 @@ impl Engine {
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
             savepoints: Vec::new(),
+            copy_in: None,
         }
     }
 }
@@ -90,6 +91,22 @@ pub enum Outcome {
     Rows { columns: Vec<ResultColumn>, rows: Vec<Row>, tag: String },
     /// A command tag such as `INSERT 0 3` or `CREATE TABLE`.
     Command { tag: String },
+    /// COPY … FROM STDIN started: the client now sends `columns`-wide data, passed to
+    /// [`Session::copy_data`] and ended by [`Session::copy_done`].
+    CopyIn { columns: usize },
+    /// COPY … TO STDOUT: the formatted lines.
+    CopyOut { columns: usize, lines: Vec<String> },
+}
+
+/// A COPY … FROM STDIN in progress.
+struct CopyIn {
+    table: crate::catalog::Table,
+    targets: Vec<usize>,
+    defaults: Vec<(usize, crate::sql::planner::plan::Expr)>,
+    parser: super::copy::CopyParser,
+    /// The COPY's own transaction when it runs outside a transaction block.
+    txn: Option<Transaction>,
+    count: u64,
 }
 
 /// Transaction status, as ReadyForQuery reports it.
@@ -122,6 +139,7 @@ pub struct Session {
     pub cancel: Arc<AtomicBool>,
     /// Savepoints of the open transaction, innermost last.
     savepoints: Vec<(String, Savepoint)>,
+    copy_in: Option<CopyIn>,
 }
 
 fn is_write(statement: &ast::Statement) -> bool {
@@ -190,9 +208,10 @@ impl Session {
         let mut out = Vec::with_capacity(statements.len());
         for statement in &statements {
             let result = self.execute(statement, &[]);
-            let failed = result.is_err();
+            // Stop at an error, and at COPY FROM STDIN: the data comes next.
+            let stop = matches!(result, Err(_) | Ok(Outcome::CopyIn { .. }));
             out.push(result);
-            if failed {
+            if stop {
                 break;
             }
         }
@@ -360,6 +379,9 @@ impl Session {
                 return Err(Error::ReadOnly("cannot execute statement in a read-only transaction".into()));
             }
         }
+        if let ast::Statement::Copy { to: false, .. } = statement {
+            return self.copy_begin(statement);
+        }
         match self.txn.take() {
             Some(mut txn) => {
                 let result = self.execute_in(&mut txn, statement, params);
@@ -490,6 +512,17 @@ impl Session {
                 })
             }
             Plan::Noop { tag } => command(&tag),
+            Plan::CopyTo { node, columns, format } => {
+                let rows = execution::collect(&node, ctx)?;
+                let mut lines = Vec::with_capacity(rows.len() + 1);
+                if format.header {
+                    let names: Vec<Value> = columns.iter().map(|c| Value::Text(c.name.clone())).collect();
+                    lines.push(format.format_row(&names));
+                }
+                lines.extend(rows.iter().map(|r| format.format_row(r)));
+                Ok(Outcome::CopyOut { columns: columns.len(), lines })
+            }
+            Plan::CopyFrom { .. } => Err(Error::Internal("COPY FROM reached the executor".into())),
             Plan::Begin { .. } | Plan::Commit | Plan::Rollback => {
                 Err(Error::Internal("transaction control reached the executor".into()))
             }
@@ -512,6 +545,136 @@ impl Session {
             Some(entry) => entry.1 = value,
             None => self.info.settings.push((key, value)),
         }
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Starts COPY … FROM STDIN.
+    fn copy_begin(&mut self, statement: &ast::Statement) -> Result<Outcome> {
+        let mut own = if self.txn.is_none() { Some(self.engine.mvcc.begin()) } else { None };
+        let txn = match (&mut own, &mut self.txn) {
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => return Err(Error::Internal("no transaction for COPY".into())),
+        };
+        let plan = planner::plan(txn, statement, &mut Vec::new());
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                if self.txn.is_some() {
+                    self.txn_failed = true;
+                }
+                return Err(e);
+            }
+        };
+        let Plan::CopyFrom { table, targets, defaults, format } = plan else {
+            return Err(Error::Internal("COPY FROM without a COPY plan".into()));
+        };
+        let columns = targets.len();
+        self.copy_in =
+            Some(CopyIn { table, targets, defaults, parser: super::copy::CopyParser::new(format), txn: own, count: 0 });
+        Ok(Outcome::CopyIn { columns })
+    }
+
+    /// Feeds COPY data; rows are written as soon as they are complete.
+    pub fn copy_data(&mut self, data: &[u8]) -> Result<()> {
+        let result = self.copy_step(Some(data));
+        if result.is_err() {
+            self.copy_abort();
+        }
+        result
+    }
+
+    /// Ends COPY … FROM STDIN and commits it (unless in a transaction block); returns the tag.
+    pub fn copy_done(&mut self) -> Result<String> {
+        if let Err(e) = self.copy_step(None) {
+            self.copy_abort();
+            return Err(e);
+        }
+        let Some(state) = self.copy_in.take() else {
+            return Err(Error::Internal("no COPY in progress".into()));
+        };
+        if let Some(txn) = state.txn {
+            txn.commit()?;
+        }
+        Ok(format!("COPY {}", state.count))
+    }
+
+    /// Abandons a COPY after an error or a CopyFail.
+    pub fn copy_abort(&mut self) {
+        if let Some(state) = self.copy_in.take() {
+            if state.txn.is_none() && self.txn.is_some() {
+                self.txn_failed = true;
+            }
+        }
+    }
+
+    fn copy_step(&mut self, data: Option<&[u8]>) -> Result<()> {
+        let Some(state) = self.copy_in.as_mut() else {
+            return Err(Error::Internal("no COPY in progress".into()));
+        };
+        let records = match data {
+            Some(d) => state.parser.feed(d)?,
+            None => state.parser.finish()?,
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            if record.len() != state.targets.len() {
+                let what = if record.len() > state.targets.len() {
+                    "extra data after last expected column"
+                } else {
+                    "missing data for column"
+                };
+                return Err(Error::DataException(
+                    "22P04",
+                    format!("{what} (COPY {}, line {})", state.table.name, state.parser.line),
+                ));
+            }
+            let mut row = vec![crate::sql::planner::plan::Expr::Constant(Value::Null); state.table.columns.len()];
+            for (field, &column) in record.into_iter().zip(&state.targets) {
+                let t = &state.table.columns[column].data_type;
+                let value = match field {
+                    None => Value::Null,
+                    Some(text) => {
+                        crate::types::cast::cast(Value::Text(text), t, crate::types::cast::CastKind::Explicit)?
+                    }
+                };
+                row[column] = crate::sql::planner::plan::Expr::Constant(value);
+            }
+            for (column, default) in &state.defaults {
+                row[*column] = default.clone();
+            }
+            rows.push(row);
+        }
+        let source = crate::sql::planner::plan::Node::Values { rows };
+        let info = self.info.clone();
+        let engine = self.engine.clone();
+        let txn = match (&mut state.txn, &mut self.txn) {
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => return Err(Error::Internal("no transaction for COPY".into())),
+        };
+        let mut ctx = Context {
+            txn,
+            params: &[],
+            outer: Vec::new(),
+            subquery_cache: Default::default(),
+            working_tables: Default::default(),
+            now: super::functions::wall_clock_micros(),
+            session: &info,
+            cancel: Some(self.cancel.clone()),
+        };
+        let result = dml::insert(
+            &mut ctx,
+            &state.table,
+            &source,
+            &crate::sql::planner::plan::OnConflict::Error,
+            None,
+            engine.as_ref(),
+        )?;
+        state.count += result.count;
         Ok(())
     }
 }

@@ -44,6 +44,66 @@ impl Binder<'_> {
         }
     }
 
+    pub fn plan_copy(
+        &mut self,
+        source: &ast::CopySource,
+        to: bool,
+        target: &ast::CopyTarget,
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+    ) -> Result<Plan> {
+        let format = crate::sql::copy::CopyFormat::from_options(options, legacy)?;
+        match (to, target, source) {
+            (false, ast::CopyTarget::Stdin, ast::CopySource::Table { table_name, columns }) => {
+                let table = catalog::must_get_table(self.txn, &object_name(table_name))?;
+                let targets: Vec<usize> = if columns.is_empty() {
+                    (0..table.columns.len()).collect()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| {
+                            let name = ident(c);
+                            table
+                                .column_index(&name)
+                                .ok_or_else(|| Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name)))
+                        })
+                        .collect::<Result<_>>()?
+                };
+                let mut defaults = Vec::new();
+                for i in (0..table.columns.len()).filter(|i| !targets.contains(i)) {
+                    defaults.push((i, self.column_default(&table, i)?));
+                }
+                Ok(Plan::CopyFrom { table, targets, defaults, format })
+            }
+            (true, ast::CopyTarget::Stdout, ast::CopySource::Table { table_name, columns }) => {
+                let mut sql = String::from("SELECT ");
+                if columns.is_empty() {
+                    sql.push('*');
+                } else {
+                    sql.push_str(&columns.iter().map(|c| format!("\"{}\"", ident(c))).collect::<Vec<_>>().join(", "));
+                }
+                sql.push_str(&format!(" FROM \"{}\"", object_name(table_name)));
+                let query = match crate::sql::parser::parse(&sql)?.pop() {
+                    Some(ast::Statement::Query(q)) => q,
+                    _ => return Err(Error::Internal("COPY query".into())),
+                };
+                let (node, columns) = self.plan_query(&query)?;
+                let columns =
+                    columns.into_iter().map(|c| ResultColumn { name: c.name, data_type: c.data_type }).collect();
+                Ok(Plan::CopyTo { node, columns, format })
+            }
+            (true, ast::CopyTarget::Stdout, ast::CopySource::Query(query)) => {
+                let (node, columns) = self.plan_query(query)?;
+                let columns =
+                    columns.into_iter().map(|c| ResultColumn { name: c.name, data_type: c.data_type }).collect();
+                Ok(Plan::CopyTo { node, columns, format })
+            }
+            _ => Err(Error::FeatureNotSupported(
+                "COPY with a file or program: use COPY … FROM STDIN / TO STDOUT (psql's \\copy)".into(),
+            )),
+        }
+    }
+
     pub fn plan_insert(&mut self, insert: &ast::Insert) -> Result<Plan> {
         let name = match &insert.table {
             ast::TableObject::TableName(n) => object_name(n),

@@ -162,6 +162,9 @@ impl Binder<'_> {
             S::Explain { statement, analyze: false, .. } => {
                 Ok(Plan::Explain(Box::new(self.plan_statement(statement)?)))
             }
+            S::Copy { source, to, target, options, legacy_options, .. } => {
+                self.plan_copy(source, *to, target, options, legacy_options)
+            }
             S::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into() }),
             S::Deallocate { .. } => Ok(Plan::Noop { tag: "DEALLOCATE".into() }),
             other => Err(Error::FeatureNotSupported(format!("statement: {}", truncate_text(&other.to_string(), 60)))),

@@ -397,6 +397,20 @@ pub enum Plan {
         name: String,
     },
     Explain(Box<Plan>),
+    /// COPY … FROM STDIN: rows arrive later; `targets` are the columns the data fills and
+    /// `defaults` the bound DEFAULTs of the others.
+    CopyFrom {
+        table: Table,
+        targets: Vec<usize>,
+        defaults: Vec<(usize, Expr)>,
+        format: crate::sql::copy::CopyFormat,
+    },
+    /// COPY … TO STDOUT.
+    CopyTo {
+        node: Node,
+        columns: Vec<ResultColumn>,
+        format: crate::sql::copy::CopyFormat,
+    },
     /// Accepted and ignored for client compatibility (e.g. DISCARD ALL, DEALLOCATE).
     Noop {
         tag: String,
