@@ -9,6 +9,7 @@ pub mod http;
 pub mod mvcc;
 pub mod node;
 pub mod pg;
+pub mod raft;
 pub mod sql;
 pub mod storage;
 pub mod types;

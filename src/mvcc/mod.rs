@@ -96,10 +96,10 @@ fn split_physical(physical: &[u8]) -> Result<(&[u8], Version)> {
     Ok((key, !u64::from_be_bytes(buf)))
 }
 
-fn decode_stored(stored: &[u8]) -> Result<Option<Vec<u8>>> {
+fn decode_stored(stored: &[u8]) -> Result<Option<&[u8]>> {
     match stored.split_first() {
         Some((0, _)) => Ok(None),
-        Some((1, rest)) => Ok(Some(rest.to_vec())),
+        Some((1, rest)) => Ok(Some(rest)),
         _ => Err(Error::Corruption("malformed versioned value".into())),
     }
 }
@@ -244,7 +244,7 @@ impl Mvcc {
             let (physical, stored) = item?;
             let (logical, _) = split_physical(&physical)?;
             if logical == key {
-                return Ok(Some(decode_stored(&stored)?));
+                return Ok(Some(decode_stored(&stored)?.map(<[u8]>::to_vec)));
             }
         }
         Ok(None)
@@ -409,27 +409,48 @@ impl Transaction {
             Some(e) => Bound::Excluded(e),
             None => Bound::Unbounded,
         };
-        let mut last_key: Option<Vec<u8>> = None;
-        for item in self.mvcc.storage.scan((storage_start, storage_end)) {
-            let (physical, stored) = item?;
-            let (logical, version) = split_physical(&physical)?;
-            if version > read_version || last_key.as_deref() == Some(logical) {
-                continue;
+        // The newest visible version of each key comes first; later versions of the same key
+        // are skipped. `last_key` is reused to avoid an allocation per row.
+        let mut last_key: Vec<u8> = Vec::new();
+        let mut have_last = false;
+        let mut stopped = false;
+        let writes = &self.writes;
+        let no_own_writes = writes.is_empty();
+        self.mvcc.storage.scan_with((storage_start, storage_end), &mut |physical, stored| {
+            let (logical, version) = split_physical(physical)?;
+            if version > read_version || (have_last && last_key.as_slice() == logical) {
+                return Ok(true);
             }
-            last_key = Some(logical.to_vec());
+            last_key.clear();
+            last_key.extend_from_slice(logical);
+            have_last = true;
+            if no_own_writes {
+                if let Some(value) = decode_stored(stored)? {
+                    if !f(logical, value)? {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                }
+                return Ok(true);
+            }
             if !emit_own(Some(logical), &mut own, &mut f)? {
-                return Ok(());
+                stopped = true;
+                return Ok(false);
             }
-            if self.writes.contains_key(logical) {
-                continue;
+            if writes.contains_key(logical) {
+                return Ok(true);
             }
-            if let Some(value) = decode_stored(&stored)? {
-                if !f(logical, &value)? {
-                    return Ok(());
+            if let Some(value) = decode_stored(stored)? {
+                if !f(logical, value)? {
+                    stopped = true;
+                    return Ok(false);
                 }
             }
+            Ok(true)
+        })?;
+        if !stopped {
+            emit_own(None, &mut own, &mut f)?;
         }
-        emit_own(None, &mut own, &mut f)?;
         Ok(())
     }
 

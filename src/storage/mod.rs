@@ -26,6 +26,9 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// An iterator over a key range, in key order (and reversible).
 pub type ScanIterator<'a> = Box<dyn DoubleEndedIterator<Item = Result<KeyValue>> + Send + 'a>;
 
+/// A visitor of key-value pairs; returns false to stop the scan.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// A set of writes applied atomically.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StorageBatch {
@@ -60,6 +63,18 @@ pub trait Storage: Send + Sync {
 
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
+
+    /// Calls `f` with each pair in `range`, in key order, until it returns false. Engines
+    /// override this to hand out their own buffers instead of copies.
+    fn scan_with(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), f: &mut Visitor) -> Result<()> {
+        for item in self.scan(range) {
+            let (k, v) = item?;
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> ScanIterator<'_> {

@@ -27,7 +27,7 @@ impl SledStorage {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(512 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(io)?;
@@ -47,6 +47,16 @@ impl Storage for SledStorage {
 
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
         Box::new(self.db.range(range).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)))
+    }
+
+    fn scan_with(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), f: &mut super::Visitor) -> Result<()> {
+        for item in self.db.range(range) {
+            let (k, v) = item.map_err(io)?;
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, batch: StorageBatch) -> Result<()> {

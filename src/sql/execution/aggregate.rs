@@ -23,16 +23,24 @@ pub fn execute(
     let mut ordered: HashMap<(usize, usize), Vec<(Row, Row)>> = HashMap::new();
     let mut args = Vec::new();
     super::execute(source, ctx, &mut |ctx, row| {
-        let mut key = Vec::with_capacity(group_by.len());
-        for e in group_by {
-            key.push(eval(e, &row, ctx)?);
-        }
-        let slot = match index.get(&key) {
-            Some(&i) => i,
-            None => {
-                groups.push((key.clone(), aggregates.iter().map(Accumulator::new).collect()));
-                index.insert(key, groups.len() - 1);
-                groups.len() - 1
+        let slot = if group_by.is_empty() {
+            // One group: no hashing.
+            if groups.is_empty() {
+                groups.push((Vec::new(), aggregates.iter().map(Accumulator::new).collect()));
+            }
+            0
+        } else {
+            let mut key = Vec::with_capacity(group_by.len());
+            for e in group_by {
+                key.push(eval(e, &row, ctx)?);
+            }
+            match index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    groups.push((key.clone(), aggregates.iter().map(Accumulator::new).collect()));
+                    index.insert(key, groups.len() - 1);
+                    groups.len() - 1
+                }
             }
         };
         for (i, (agg, acc)) in aggregates.iter().zip(groups[slot].1.iter_mut()).enumerate() {

@@ -334,21 +334,42 @@ fn emit_unmatched_right(
 /// Streams a table's visible rows, page by page.
 fn scan(table: &Table, filter: Option<&Expr>, with_key: bool, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     let prefix = table.row_prefix();
+    let width = table.columns.len();
     let mut after: Option<Vec<u8>> = None;
+    let mut page: Vec<Row> = Vec::with_capacity(SCAN_PAGE);
     loop {
         ctx.check_cancel()?;
-        let page = ctx.txn.scan_page(&prefix, after.as_deref(), SCAN_PAGE)?;
-        let Some((last, _)) = page.last() else { return Ok(()) };
-        after = Some(last.clone());
+        // Decode a page of rows while the storage iterator is open, then evaluate them with the
+        // context free again (filters may run subqueries).
+        let mut last = Vec::new();
+        ctx.txn.for_each_from(&prefix, after.as_deref(), |key, value| {
+            let mut row = rowcodec::decode_row(value)?;
+            row.resize(width, Value::Null);
+            if with_key {
+                row.push(Value::Bytea(key.to_vec()));
+            }
+            page.push(row);
+            if page.len() == SCAN_PAGE {
+                last.extend_from_slice(key);
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
         let full = page.len() == SCAN_PAGE;
-        for (key, value) in page {
-            if !emit_stored(table, key, &value, filter, with_key, ctx, sink)? {
+        for row in page.drain(..) {
+            if let Some(f) = filter {
+                if truth(eval(f, &row, ctx)?)? != Some(true) {
+                    continue;
+                }
+            }
+            if !sink(ctx, row)? {
                 return Ok(());
             }
         }
         if !full {
             return Ok(());
         }
+        after = Some(last);
     }
 }
 

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ChronosDB against PostgreSQL 15 on this machine, in one run.
+#
+#   benches/compare.sh              full run (1M-row tables, 5 s per throughput workload)
+#   BENCH_QUICK=1 benches/compare.sh   short run (200k rows, 2 s per workload)
+#
+# Every workload runs on both servers in alternation (A B A B A B) and the median of the
+# rounds is reported. Prints one line per workload and client count, then a markdown table,
+# memory use and the stripped binary size. Cleans up every process and directory it made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+ROUNDS=${BENCH_ROUNDS:-3}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  ROWS=200000; DURATION=2
+else
+  ROWS=1000000; DURATION=5
+fi
+
+work=$(mktemp -d /tmp/chronos-compare.XXXXXX)
+chmod 755 "$work"
+chronos_pid=""
+cleanup() {
+  [ -n "$chronos_pid" ] && kill "$chronos_pid" 2>/dev/null || true
+  if [ -f "$work/pg/postmaster.pid" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== building (release)" >&2
+cargo build --release --quiet --bin chronos --bin chronos-bench
+BENCH=target/release/chronos-bench
+
+echo "== starting PostgreSQL 15" >&2
+pg_port=$(free_port)
+mkdir -p "$work/pg" "$work/pgsock"
+[ "$(id -u)" = 0 ] && chown postgres "$work/pg" "$work/pgsock"
+as_pg "$PG_BIN/initdb" -D "$work/pg" -U admin -A trust >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+  -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$pg_port" -U admin chronos
+pg_pid=$(head -1 "$work/pg/postmaster.pid")
+PG_URL="host=127.0.0.1 port=$pg_port user=admin dbname=chronos"
+
+echo "== starting ChronosDB" >&2
+ch_port=$(free_port); http_port=$(free_port)
+CHRONOS_LOG=warn target/release/chronos single-node --data-dir "$work/chronos" \
+  --pg-addr "127.0.0.1:$ch_port" --http-addr "127.0.0.1:$http_port" --max-connections 200 &
+chronos_pid=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ch_port) 2>/dev/null && break; sleep 0.1; done
+CH_URL="host=127.0.0.1 port=$ch_port user=admin dbname=chronos"
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+pg_rss_kb() {  # postmaster and all its backends
+  local total=0
+  for p in $pg_pid $(pgrep -P "$pg_pid" || true); do total=$((total + $(rss_kb "$p" 2>/dev/null || echo 0))); done
+  echo $total
+}
+idle_ch=$(rss_kb $chronos_pid); idle_pg=$(pg_rss_kb)
+peak_ch=$idle_ch; peak_pg=$idle_pg
+
+# workload clients extra-args
+WORKLOADS=(
+  "insert_1row 1"
+  "insert_1row 16"
+  "insert_batch 1 --batch 10"
+  "insert_batch 1 --batch 1000"
+  "copy 1"
+  "point_select 1"
+  "point_select 8"
+  "index_select 8"
+  "scan_agg 1"
+  "bucket_agg 1"
+  "upsert 16"
+)
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+value_of() { sed -n 's/.*value=\([^ ]*\).*/\1/p'; }
+
+lines=()
+for spec in "${WORKLOADS[@]}"; do
+  read -r name clients extra <<<"$spec"
+  label=$name; [ -n "${extra:-}" ] && label="${name}_${extra##* }"
+  ch_vals=(); pg_vals=(); unit=""
+  for round in $(seq "$ROUNDS"); do
+    for target in chronos postgres; do
+      url=$CH_URL; [ $target = postgres ] && url=$PG_URL
+      $BENCH --url "$url" --workload "$name" --rows "$ROWS" --setup ${extra:-} >/dev/null
+      out=$($BENCH --url "$url" --workload "$name" --clients "$clients" --duration "$DURATION" --rows "$ROWS" ${extra:-})
+      unit=$(sed -n 's/.*unit=\([^ ]*\).*/\1/p' <<<"$out")
+      if [ $target = chronos ]; then ch_vals+=("$(value_of <<<"$out")"); r=$(rss_kb $chronos_pid); [ "$r" -gt "$peak_ch" ] && peak_ch=$r
+      else pg_vals+=("$(value_of <<<"$out")"); r=$(pg_rss_kb); [ "$r" -gt "$peak_pg" ] && peak_pg=$r; fi
+    done
+  done
+  ch=$(printf '%s\n' "${ch_vals[@]}" | median); pg=$(printf '%s\n' "${pg_vals[@]}" | median)
+  if [ "$unit" = ms ]; then ratio=$(awk -v a="$pg" -v b="$ch" 'BEGIN {printf "%.2f", a/b}')
+  else ratio=$(awk -v a="$ch" -v b="$pg" 'BEGIN {printf "%.2f", a/b}'); fi
+  line="workload=$label clients=$clients chronos=$ch postgres=$pg unit=$unit ratio=$ratio"
+  echo "$line"
+  lines+=("$line")
+done
+
+cp target/release/chronos "$work/chronos-stripped" && strip "$work/chronos-stripped"
+size_mb=$(awk -v b="$(stat -c %s "$work/chronos-stripped")" 'BEGIN {printf "%.1f", b/1048576}')
+
+echo
+echo "| workload | clients | ChronosDB | PostgreSQL 15 | unit | ratio (>1: ChronosDB better) |"
+echo "|---|---|---|---|---|---|"
+for l in "${lines[@]}"; do
+  awk '{for (i=1;i<=NF;i++) {split($i,kv,"="); v[kv[1]]=kv[2]}; printf "| %s | %s | %s | %s | %s | %s |\n", v["workload"], v["clients"], v["chronos"], v["postgres"], v["unit"], v["ratio"]}' <<<"$l"
+done
+echo
+echo "| memory (RSS) | ChronosDB | PostgreSQL 15 (all processes) |"
+echo "|---|---|---|"
+echo "| idle | $((idle_ch / 1024)) MiB | $((idle_pg / 1024)) MiB |"
+echo "| highest seen after a workload | $((peak_ch / 1024)) MiB | $((peak_pg / 1024)) MiB |"
+echo
+echo "ChronosDB stripped binary: ${size_mb} MiB; rows=$ROWS duration=${DURATION}s rounds=$ROUNDS"
