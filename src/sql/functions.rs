@@ -192,6 +192,17 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         ("jsonb_typeof" | "json_typeof", 1) => sig("jsonb_typeof", vec![T::Jsonb], T::Text),
         ("to_jsonb", 1) => sig("to_jsonb", vec![T::Unknown], T::Jsonb),
         ("array_length", 2) => sig("array_length", vec![args[0].clone(), T::Int4], T::Int4),
+        ("array_upper", 2) => sig("array_upper", vec![args[0].clone(), T::Int4], T::Int4),
+        ("array_lower", 2) => sig("array_lower", vec![args[0].clone(), T::Int4], T::Int4),
+        ("array_subscript", 2) => {
+            let elem = match &args[0] {
+                T::Array(e) => (**e).clone(),
+                // Catalog columns that PostgreSQL types as arrays are text here: the element
+                // takes its type from the context.
+                _ => T::Unknown,
+            };
+            sig("array_subscript", vec![args[0].clone(), T::Int4], elem)
+        }
         ("cardinality", 1) => sig("cardinality", vec![args[0].clone()], T::Int4),
         _ => Err(undefined(name, args)),
     }
@@ -499,6 +510,23 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
         "to_jsonb" => Value::Jsonb(to_json(&args[0])),
         "array_length" => match &args[0] {
             Value::Array(items) if int(1) == 1 && !items.is_empty() => Value::Int4(items.len() as i32),
+            _ => Value::Null,
+        },
+        "array_upper" | "array_lower" => match &args[0] {
+            Value::Array(items) if int(1) == 1 && !items.is_empty() => {
+                Value::Int4(if name == "array_upper" { items.len() as i32 } else { 1 })
+            }
+            _ => Value::Null,
+        },
+        "array_subscript" => match &args[0] {
+            Value::Array(items) => {
+                let i = int(1);
+                if i >= 1 && (i as usize) <= items.len() {
+                    items[i as usize - 1].clone()
+                } else {
+                    Value::Null
+                }
+            }
             _ => Value::Null,
         },
         "cardinality" => match &args[0] {

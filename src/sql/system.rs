@@ -98,7 +98,40 @@ const TABLES: Columns = cols![
     "schemaname": Text, "tablename": Text, "tableowner": Text, "tablespace": Text, "hasindexes": Bool,
     "hasrules": Bool, "hastriggers": Bool, "rowsecurity": Bool,
 ];
-const EMPTY_NAME: Columns = cols!["oid": Int8, "name": Text];
+const COLLATION: Columns = cols![
+    "oid": Int8, "collname": Text, "collnamespace": Int8, "collowner": Int8, "collprovider": Text,
+    "collisdeterministic": Bool, "collencoding": Int4, "collcollate": Text, "collctype": Text,
+];
+const AUTH_MEMBERS: Columns = cols!["oid": Int8, "roleid": Int8, "member": Int8, "grantor": Int8, "admin_option": Bool];
+const INHERITS: Columns = cols!["inhrelid": Int8, "inhparent": Int8, "inhseqno": Int4, "inhdetachpending": Bool];
+const TRIGGER: Columns = cols![
+    "oid": Int8, "tgrelid": Int8, "tgparentid": Int8, "tgname": Text, "tgfoid": Int8, "tgtype": Int2,
+    "tgenabled": Text, "tgisinternal": Bool, "tgconstraint": Int8,
+];
+const POLICY: Columns = cols![
+    "oid": Int8, "polname": Text, "polrelid": Int8, "polcmd": Text, "polpermissive": Bool, "polroles": Text,
+    "polqual": Text, "polwithcheck": Text,
+];
+const STATISTIC_EXT: Columns = cols![
+    "oid": Int8, "stxrelid": Int8, "stxname": Text, "stxnamespace": Int8, "stxowner": Int8, "stxstattarget": Int4,
+    "stxkeys": Text, "stxkind": Text, "stxexprs": Text,
+];
+const PUBLICATION: Columns = cols![
+    "oid": Int8, "pubname": Text, "pubowner": Int8, "puballtables": Bool, "pubinsert": Bool, "pubupdate": Bool,
+    "pubdelete": Bool, "pubtruncate": Bool, "pubviaroot": Bool,
+];
+const PUBLICATION_REL: Columns = cols!["oid": Int8, "prpubid": Int8, "prrelid": Int8, "prqual": Text, "prattrs": Text];
+const PUBLICATION_NAMESPACE: Columns = cols!["oid": Int8, "pnpubid": Int8, "pnnspid": Int8];
+const PROC: Columns = cols![
+    "oid": Int8, "proname": Text, "pronamespace": Int8, "proowner": Int8, "prokind": Text, "prorettype": Int8,
+    "proargtypes": Text, "proretset": Bool, "prosrc": Text,
+];
+const ENUM: Columns = cols!["oid": Int8, "enumtypid": Int8, "enumsortorder": Float4, "enumlabel": Text];
+const RANGE: Columns = cols!["rngtypid": Int8, "rngsubtype": Int8, "rngmultitypid": Int8];
+const TABLESPACE: Columns = cols!["oid": Int8, "spcname": Text, "spcowner": Int8, "spcacl": Text, "spcoptions": Text];
+const REWRITE: Columns = cols!["oid": Int8, "rulename": Text, "ev_class": Int8, "ev_type": Text, "is_instead": Bool];
+const FOREIGN_TABLE: Columns = cols!["ftrelid": Int8, "ftserver": Int8, "ftoptions": Text];
+const PARTITIONED_TABLE: Columns = cols!["partrelid": Int8, "partstrat": Text, "partnatts": Int2];
 const IS_TABLES: Columns = cols![
     "table_catalog": Text, "table_schema": Text, "table_name": Text, "table_type": Text,
     "self_referencing_column_name": Text, "reference_generation": Text, "user_defined_type_catalog": Text,
@@ -142,17 +175,22 @@ fn definition(qualified: &str) -> Option<Columns> {
         "pg_catalog.pg_description" => DESCRIPTION,
         "pg_catalog.pg_attrdef" => ATTRDEF,
         "pg_catalog.pg_tables" => TABLES,
-        "pg_catalog.pg_enum"
-        | "pg_catalog.pg_range"
-        | "pg_catalog.pg_tablespace"
-        | "pg_catalog.pg_inherits"
-        | "pg_catalog.pg_trigger"
-        | "pg_catalog.pg_policy"
-        | "pg_catalog.pg_collation"
-        | "pg_catalog.pg_proc"
-        | "pg_catalog.pg_rewrite"
-        | "pg_catalog.pg_statistic_ext"
-        | "pg_catalog.pg_publication" => EMPTY_NAME,
+        "pg_catalog.pg_collation" => COLLATION,
+        "pg_catalog.pg_inherits" => INHERITS,
+        "pg_catalog.pg_auth_members" => AUTH_MEMBERS,
+        "pg_catalog.pg_trigger" => TRIGGER,
+        "pg_catalog.pg_policy" => POLICY,
+        "pg_catalog.pg_statistic_ext" => STATISTIC_EXT,
+        "pg_catalog.pg_publication" => PUBLICATION,
+        "pg_catalog.pg_publication_rel" => PUBLICATION_REL,
+        "pg_catalog.pg_publication_namespace" => PUBLICATION_NAMESPACE,
+        "pg_catalog.pg_proc" => PROC,
+        "pg_catalog.pg_enum" => ENUM,
+        "pg_catalog.pg_range" => RANGE,
+        "pg_catalog.pg_tablespace" => TABLESPACE,
+        "pg_catalog.pg_rewrite" => REWRITE,
+        "pg_catalog.pg_foreign_table" => FOREIGN_TABLE,
+        "pg_catalog.pg_partitioned_table" => PARTITIONED_TABLE,
         "information_schema.tables" => IS_TABLES,
         "information_schema.columns" => IS_COLUMNS,
         "information_schema.schemata" => IS_SCHEMATA,
@@ -725,6 +763,7 @@ pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Re
         "quote_ident" => ("quote_ident", DataType::Text),
         "array_to_string" => ("array_to_string", DataType::Text),
         "pg_is_in_recovery" => ("pg_is_in_recovery", DataType::Bool),
+        "pg_relation_is_publishable" => ("pg_relation_is_publishable", DataType::Bool),
         "txid_current" => ("txid_current", DataType::Int8),
         "pg_postmaster_start_time" => ("pg_postmaster_start_time", DataType::TimestampTz),
         _ => return Ok(None),
@@ -760,6 +799,7 @@ pub fn is_catalog_function(name: &str) -> bool {
             | "pg_is_in_recovery"
             | "txid_current"
             | "pg_postmaster_start_time"
+            | "pg_relation_is_publishable"
     )
 }
 
@@ -838,7 +878,7 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             (Some(Value::Text(s)), _) => Value::Text(s.clone()),
             _ => Value::Null,
         },
-        "pg_is_in_recovery" => Value::Bool(false),
+        "pg_is_in_recovery" | "pg_relation_is_publishable" => Value::Bool(false),
         "txid_current" => Value::Int8(ctx.txn.read_version() as i64 & i64::MAX),
         "pg_postmaster_start_time" => Value::TimestampTz(ctx.now),
         other => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),

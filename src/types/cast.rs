@@ -109,10 +109,58 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         },
         T::Array(elem) => match value {
             Value::Array(items) => Value::Array(items.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?),
+            Value::Text(s) => {
+                Value::Array(parse_array_text(&s)?.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?)
+            }
             other => return Err(cannot(&other)),
         },
         T::Unknown => value,
     })
+}
+
+/// Array text input: `{a,b,"c d",NULL}`, or the space-separated form of int2vector/oidvector.
+fn parse_array_text(s: &str) -> Result<Vec<Value>> {
+    let t = s.trim();
+    let Some(body) = t.strip_prefix('{').and_then(|b| b.strip_suffix('}')) else {
+        return Ok(t.split_whitespace().map(|p| Value::Text(p.to_string())).collect());
+    };
+    if body.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut items = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let mut item = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => item.extend(chars.next()),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        }
+        let mut more = false;
+        for c in chars.by_ref() {
+            if c == ',' {
+                more = true;
+                break;
+            }
+            item.push(c);
+        }
+        let trimmed = item.trim();
+        items.push(if !quoted && trimmed.eq_ignore_ascii_case("null") {
+            Value::Null
+        } else {
+            Value::Text(if quoted { item } else { trimmed.to_string() })
+        });
+        if !more {
+            return Ok(items);
+        }
+    }
 }
 
 /// PostgreSQL's boolean input: t/true/yes/on/1 and their opposites, any case, any prefix of

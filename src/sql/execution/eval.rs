@@ -125,6 +125,10 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
             }
             rows.first().and_then(|r| r.first().cloned()).unwrap_or(Value::Null)
         }
+        Expr::ArraySubquery(subquery) => {
+            let rows = run_subquery(subquery, row, ctx)?;
+            Value::Array(rows.iter().map(|r| r.first().cloned().unwrap_or(Value::Null)).collect())
+        }
         Expr::Case { operand, whens, otherwise } => {
             let subject = match operand {
                 Some(o) => Some(eval(o, row, ctx)?),
@@ -163,6 +167,42 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                     Value::Null
                 } else {
                     a
+                }
+            }
+            "op_any" | "op_all" => {
+                let all = *name == "op_all";
+                let left = eval(&args[0], row, ctx)?;
+                let items = match eval(&args[1], row, ctx)? {
+                    Value::Array(items) => items,
+                    Value::Null => return Ok(Value::Null),
+                    other => vec![other],
+                };
+                let op = match &args[2] {
+                    Expr::Constant(Value::Text(s)) => match s.as_str() {
+                        "Eq" => BinaryOp::Eq,
+                        "NotEq" => BinaryOp::NotEq,
+                        "Lt" => BinaryOp::Lt,
+                        "LtEq" => BinaryOp::LtEq,
+                        "Gt" => BinaryOp::Gt,
+                        _ => BinaryOp::GtEq,
+                    },
+                    _ => BinaryOp::Eq,
+                };
+                // ANY: true if some comparison is true; ALL: false if some is false; NULLs make
+                // the answer NULL otherwise.
+                let mut saw_null = false;
+                for item in &items {
+                    match truth(binary(op, &left, item)?)? {
+                        Some(true) if !all => return Ok(Value::Bool(true)),
+                        Some(false) if all => return Ok(Value::Bool(false)),
+                        None => saw_null = true,
+                        _ => {}
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(all)
                 }
             }
             "greatest" | "least" => {

@@ -13,11 +13,14 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
     match name {
         "generate_series" => generate_series(args, ctx, sink),
         "unnest" => {
-            if let Some(Value::Array(items)) = args.into_iter().next() {
-                for item in items {
-                    if !sink(ctx, vec![item])? {
-                        break;
-                    }
+            let items = match args.into_iter().next() {
+                Some(Value::Array(items)) => items,
+                Some(Value::Null) | None => Vec::new(),
+                Some(other) => vec![other],
+            };
+            for item in items {
+                if !sink(ctx, vec![item])? {
+                    break;
                 }
             }
             Ok(())

@@ -256,6 +256,14 @@ impl Binder<'_> {
                 ))
             }
             A::Nested(inner) => self.bind(inner),
+            A::CompoundFieldAccess { root, access_chain } => {
+                let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = access_chain.as_slice() else {
+                    return Err(Error::FeatureNotSupported(format!("expression {e}")));
+                };
+                let array = self.bind(root)?;
+                let index = self.bind(index)?;
+                self.bind_call("array_subscript", vec![array, index])
+            }
             // Collations: every string compares bytewise (C collation).
             A::Collate { expr, .. } => self.bind(expr),
             A::UnaryOp { op, expr } => match op {
@@ -382,6 +390,32 @@ impl Binder<'_> {
                 }
                 _ => Err(Error::FeatureNotSupported(format!("IN {target}"))),
             },
+            A::AnyOp { left, compare_op, right, .. } | A::AllOp { left, compare_op, right } => {
+                let all = matches!(e, A::AllOp { .. });
+                let op = match compare_op {
+                    ast::BinaryOperator::Eq => BinaryOp::Eq,
+                    ast::BinaryOperator::NotEq => BinaryOp::NotEq,
+                    ast::BinaryOperator::Lt => BinaryOp::Lt,
+                    ast::BinaryOperator::LtEq => BinaryOp::LtEq,
+                    ast::BinaryOperator::Gt => BinaryOp::Gt,
+                    ast::BinaryOperator::GtEq => BinaryOp::GtEq,
+                    other => return Err(Error::FeatureNotSupported(format!("{other} ANY/ALL"))),
+                };
+                let (l, lt) = self.bind(left)?;
+                let (r, rt) = self.bind(right)?;
+                let elem = match &rt {
+                    DataType::Array(t) => (**t).clone(),
+                    // Catalog columns that PostgreSQL types as arrays are text here.
+                    _ => lt.clone(),
+                };
+                let t = DataType::common(&lt, &elem).ok_or_else(|| mismatch_operator(&lt, "=", &elem))?;
+                let l = self.coerce((l, lt), &t)?;
+                let r = if rt == DataType::Unknown { self.coerce((r, rt), &DataType::Array(Box::new(t)))? } else { r };
+                let symbol = format!("{op:?}");
+                let name = if all { "op_all" } else { "op_any" };
+                let args = vec![l, r, Expr::Constant(Value::Text(symbol))];
+                Ok((Expr::Function { name, args, return_type: DataType::Bool }, DataType::Bool))
+            }
             A::Exists { subquery, negated } => {
                 let (sq, _) = self.bind_subquery(subquery)?;
                 Ok((negate_if(Expr::Exists(Box::new(sq)), *negated), DataType::Bool))
@@ -962,6 +996,17 @@ impl Binder<'_> {
                 matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)),
                 list.clauses.clone(),
             ),
+            ast::FunctionArguments::Subquery(query) if name == "array" => {
+                let (sq, columns) = self.bind_subquery(query)?;
+                if columns.len() != 1 {
+                    return Err(Error::Syntax {
+                        message: "subquery must return only one column".into(),
+                        position: None,
+                    });
+                }
+                let t = DataType::Array(Box::new(columns[0].data_type.clone()));
+                return Ok((Expr::ArraySubquery(Box::new(sq)), t));
+            }
             ast::FunctionArguments::Subquery(_) => {
                 return Err(Error::FeatureNotSupported("subquery as function argument".into()))
             }

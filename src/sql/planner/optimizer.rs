@@ -72,7 +72,11 @@ fn sides(e: &Expr, left_width: usize) -> (bool, bool, bool) {
         Expr::Column(i) if *i < left_width => l = true,
         Expr::Column(_) => r = true,
         Expr::Param(_) | Expr::Constant(_) => {}
-        Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. } => other = true,
+        Expr::Outer(_)
+        | Expr::ScalarSubquery(_)
+        | Expr::ArraySubquery(_)
+        | Expr::Exists(_)
+        | Expr::InSubquery { .. } => other = true,
         Expr::Function { name, .. } if *name == "random" || *name == "clock_timestamp" => other = true,
         _ => {}
     });
@@ -165,7 +169,7 @@ fn unreachable_join() -> (JoinKind, usize) {
 fn has_subquery(e: &Expr) -> bool {
     let mut found = false;
     e.walk(&mut |x| {
-        if matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. }) {
+        if matches!(x, Expr::ScalarSubquery(_) | Expr::ArraySubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. }) {
             found = true;
         }
     });

@@ -37,6 +37,8 @@ pub enum Expr {
     Exists(Box<Subquery>),
     /// A subquery returning at most one row of one column.
     ScalarSubquery(Box<Subquery>),
+    /// `ARRAY(subquery)`: the subquery's single column as an array.
+    ArraySubquery(Box<Subquery>),
     Case {
         operand: Option<Box<Expr>>,
         whens: Vec<(Expr, Expr)>,
@@ -583,6 +585,7 @@ impl fmt::Display for Expr {
             Expr::InSubquery { expr, .. } => write!(f, "{expr} IN (subquery)"),
             Expr::Exists(_) => write!(f, "EXISTS (subquery)"),
             Expr::ScalarSubquery(_) => write!(f, "(subquery)"),
+            Expr::ArraySubquery(_) => write!(f, "ARRAY(subquery)"),
             Expr::Case { .. } => write!(f, "CASE"),
             Expr::Cast(e, t) => write!(f, "{e}::{t}"),
             Expr::Function { name, args, .. } => {
@@ -637,7 +640,7 @@ impl Expr {
             if let Expr::Outer(_) = e {
                 found = true;
             }
-            if let Expr::ScalarSubquery(s) | Expr::Exists(s) = e {
+            if let Expr::ScalarSubquery(s) | Expr::Exists(s) | Expr::ArraySubquery(s) = e {
                 found |= s.correlated;
             }
             if let Expr::InSubquery { subquery, .. } = e {
@@ -656,7 +659,8 @@ impl Expr {
             | Expr::Outer(_)
             | Expr::Param(_)
             | Expr::Exists(_)
-            | Expr::ScalarSubquery(_) => {}
+            | Expr::ScalarSubquery(_)
+            | Expr::ArraySubquery(_) => {}
             Expr::Unary(_, e) | Expr::IsNull(e) | Expr::Cast(e, _) => e.walk(visit),
             Expr::Binary(_, l, r) | Expr::IsDistinct(l, r) => {
                 l.walk(visit);
@@ -720,7 +724,8 @@ impl Expr {
             | Expr::Outer(_)
             | Expr::Param(_)
             | Expr::Exists(_)
-            | Expr::ScalarSubquery(_) => self.clone(),
+            | Expr::ScalarSubquery(_)
+            | Expr::ArraySubquery(_) => self.clone(),
             Expr::Unary(op, e) => Expr::Unary(*op, bx(e, f)),
             Expr::IsNull(e) => Expr::IsNull(bx(e, f)),
             Expr::Cast(e, t) => Expr::Cast(bx(e, f), t.clone()),

@@ -537,10 +537,13 @@ impl Binder<'_> {
             "unnest" => {
                 let [(e, t)] = <[(Expr, DataType); 1]>::try_from(bound)
                     .map_err(|_| Error::FeatureNotSupported("unnest with several arrays".into()))?;
-                let DataType::Array(elem) = t else {
-                    return Err(Error::UndefinedFunction(format!("function unnest({t}) does not exist")));
+                let elem = match t {
+                    DataType::Array(elem) => *elem,
+                    // Catalog columns that PostgreSQL types as arrays are text here.
+                    DataType::Text => DataType::Text,
+                    other => return Err(Error::UndefinedFunction(format!("function unnest({other}) does not exist"))),
                 };
-                self.table_function_node("unnest", vec![e], *elem, function, alias)
+                self.table_function_node("unnest", vec![e], elem, function, alias)
             }
             other => Err(Error::UndefinedFunction(format!("function {other}() does not exist"))),
         }
@@ -802,9 +805,11 @@ pub fn make_join(
                 e.walk(&mut |x| match x {
                     Expr::Column(i) if *i < left_width => refs_left = true,
                     Expr::Column(_) => refs_right = true,
-                    Expr::Outer(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery { .. } => {
-                        other = true
-                    }
+                    Expr::Outer(_)
+                    | Expr::ScalarSubquery(_)
+                    | Expr::ArraySubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery { .. } => other = true,
                     _ => {}
                 });
                 match (refs_left, refs_right, other) {

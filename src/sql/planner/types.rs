@@ -31,7 +31,8 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "bool" | "boolean" => DataType::Bool,
         "smallint" | "int2" => DataType::Int2,
         "int" | "integer" | "int4" => DataType::Int4,
-        "bigint" | "int8" | "oid" | "regclass" | "regtype" | "regproc" | "xid" => DataType::Int8,
+        "bigint" | "int8" | "oid" | "regclass" | "regtype" | "regproc" | "regprocedure" | "regnamespace"
+        | "regrole" | "regoper" | "xid" => DataType::Int8,
         "real" | "float4" => DataType::Float4,
         "double precision" | "float8" | "double" => DataType::Float8,
         "float" => match args.first() {
