@@ -42,11 +42,28 @@ pub struct WriteBatch {
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-/// Applies a batch to storage: deterministic, idempotent and atomic. Batches at or below the
-/// stored applied version are skipped.
+/// Unversioned key holding a large batch while it is applied in pieces (a redo record).
+pub const REDO_KEY: &[u8] = &[0x00, b'r', b'e', b'd', b'o'];
+
+/// Batches with more writes than this are applied in pieces behind a redo record: one huge
+/// storage batch makes sled hold every intermediate node until it ends (gigabytes for a
+/// million-row COPY).
+const APPLY_PIECE: usize = 4096;
+
+/// Applies a batch to storage: deterministic, idempotent, and all-or-nothing across crashes.
+/// Batches at or below the stored applied version are skipped.
+///
+/// A small batch is one atomic storage batch. A large one is first stored whole under
+/// [`REDO_KEY`], then applied in pieces, and the last piece records the applied version and
+/// removes the redo record. Storage persists writes in order, so if any piece survives a
+/// crash the redo record does too, and [`recover`] finishes the job on restart.
 pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
     if batch.version <= applied_version(storage)? {
         return Ok(());
+    }
+    let large = batch.writes.len() > APPLY_PIECE;
+    if large {
+        storage.put(REDO_KEY.to_vec(), encode_batch(batch))?;
     }
     let mut out = StorageBatch::default();
     for (key, value) in &batch.writes {
@@ -60,9 +77,79 @@ pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
             }
             None => out.put(physical, vec![0]),
         }
+        if out.ops.len() >= APPLY_PIECE {
+            storage.apply(std::mem::take(&mut out))?;
+        }
     }
     out.put(APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec());
+    if large {
+        out.delete(REDO_KEY.to_vec());
+    }
     storage.apply(out)
+}
+
+/// Finishes a large batch interrupted by a crash (see [`apply_batch`]).
+pub fn recover(storage: &dyn Storage) -> Result<()> {
+    let Some(bytes) = storage.get(REDO_KEY)? else { return Ok(()) };
+    let batch = decode_batch(&bytes)?;
+    apply_batch(storage, &batch)?;
+    // The batch may have been applied completely before the crash: drop the record anyway.
+    storage.delete(REDO_KEY.to_vec())?;
+    storage.flush()
+}
+
+/// Serializes a batch for the redo record.
+pub fn encode_batch(batch: &WriteBatch) -> Vec<u8> {
+    let size: usize = batch.writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9).sum();
+    let mut out = Vec::with_capacity(size + 16);
+    out.extend_from_slice(&batch.version.to_be_bytes());
+    out.extend_from_slice(&(batch.writes.len() as u64).to_be_bytes());
+    for (key, value) in &batch.writes {
+        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        out.extend_from_slice(key);
+        match value {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+/// Reads a batch written by [`encode_batch`].
+pub fn decode_batch(bytes: &[u8]) -> Result<WriteBatch> {
+    let corrupt = || Error::Corruption("malformed redo record".into());
+    let mut input = bytes;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        if input.len() < n {
+            return Err(corrupt());
+        }
+        let (head, rest) = input.split_at(n);
+        input = rest;
+        Ok(head)
+    };
+    let u64_of = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let u32_of = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])) as usize;
+    let version = u64_of(take(8)?);
+    let count = u64_of(take(8)?) as usize;
+    let mut writes = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        let klen = u32_of(take(4)?);
+        let key = take(klen)?.to_vec();
+        let value = match take(1)?[0] {
+            0 => None,
+            1 => {
+                let vlen = u32_of(take(4)?);
+                Some(take(vlen)?.to_vec())
+            }
+            _ => return Err(corrupt()),
+        };
+        writes.push((key, value));
+    }
+    Ok(WriteBatch { version, writes })
 }
 
 /// The version of the last batch applied to `storage` (0 when none).
@@ -132,6 +219,7 @@ pub struct Mvcc {
 impl Mvcc {
     /// Opens the MVCC layer over `storage`, resuming from the stored applied version.
     pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
+        recover(storage.as_ref())?;
         let applied = applied_version(storage.as_ref())?;
         Ok(Arc::new(Self {
             storage,

@@ -182,3 +182,36 @@ fn scan_pages_resume_after_a_key() {
     }
     assert_eq!(seen, vec!["a", "b", "bb", "d"]);
 }
+
+#[test]
+fn large_batches_apply_in_pieces_and_recover_after_a_crash() {
+    let storage = MemoryStorage::new();
+    let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        (0..10_000u32).map(|i| (key(1, &format!("{i:05}")), Some(i.to_be_bytes().to_vec()))).collect();
+    let batch = WriteBatch { version: 42, writes };
+    assert_eq!(decode_batch(&encode_batch(&batch)).unwrap(), batch);
+
+    // A crash after the redo record and the first pieces: recovery finishes the batch.
+    storage.put(REDO_KEY.to_vec(), encode_batch(&batch)).unwrap();
+    let mut first = crate::storage::StorageBatch::default();
+    for (k, v) in batch.writes.iter().take(100) {
+        let mut stored = vec![1];
+        stored.extend_from_slice(v.as_ref().unwrap());
+        first.put(physical_key(k, 42), stored);
+    }
+    storage.apply(first).unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let db = Mvcc::new(storage.clone()).unwrap();
+    assert_eq!(applied_version(storage.as_ref()).unwrap(), 42);
+    assert!(storage.get(REDO_KEY).unwrap().is_none());
+    assert_eq!(db.begin().scan_prefix(&[0x02]).unwrap().len(), 10_000);
+
+    // A normal large commit leaves no redo record behind.
+    let mut t = db.begin();
+    for i in 0..5000u32 {
+        t.set(key(2, &format!("{i:05}")), vec![1]);
+    }
+    t.commit().unwrap();
+    assert!(storage.get(REDO_KEY).unwrap().is_none());
+    assert_eq!(db.begin().scan_prefix(&key(2, "")[..5]).unwrap().len(), 5000);
+}

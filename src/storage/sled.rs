@@ -27,7 +27,7 @@ impl SledStorage {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(512 * 1024 * 1024)
+            .cache_capacity(256 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(io)?;
