@@ -3,6 +3,7 @@
 #
 #   benches/compare.sh              full run (1M-row tables, 5 s per throughput workload)
 #   BENCH_QUICK=1 benches/compare.sh   short run (200k rows, 2 s per workload)
+#   BENCH_ONLY="copy scan_agg" benches/compare.sh   only these workloads
 #
 # Every workload runs on both servers in alternation (A B A B A B) and the median of the
 # rounds is reported. Prints one line per workload and client count, then a markdown table,
@@ -58,10 +59,12 @@ chronos_pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ch_port) 2>/dev/null && break; sleep 0.1; done
 CH_URL="host=127.0.0.1 port=$ch_port user=admin dbname=chronos"
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 pg_rss_kb() {  # postmaster and all its backends
   local total=0
-  for p in $pg_pid $(pgrep -P "$pg_pid" || true); do total=$((total + $(rss_kb "$p" 2>/dev/null || echo 0))); done
+  for p in $pg_pid $(pgrep -P "$pg_pid" || true); do
+    local r; r=$(rss_kb "$p" 2>/dev/null || true); total=$((total + ${r:-0}))
+  done
   echo $total
 }
 idle_ch=$(rss_kb $chronos_pid); idle_pg=$(pg_rss_kb)
@@ -88,6 +91,8 @@ value_of() { sed -n 's/.*value=\([^ ]*\).*/\1/p'; }
 lines=()
 for spec in "${WORKLOADS[@]}"; do
   read -r name clients extra <<<"$spec"
+  # BENCH_ONLY="copy scan_agg" runs a subset.
+  if [ -n "${BENCH_ONLY:-}" ] && ! grep -qw "$name" <<<"$BENCH_ONLY"; then continue; fi
   label=$name; [ -n "${extra:-}" ] && label="${name}_${extra##* }"
   ch_vals=(); pg_vals=(); unit=""
   for round in $(seq "$ROUNDS"); do

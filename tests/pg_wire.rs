@@ -201,3 +201,80 @@ async fn copy_in_and_out_in_text_and_csv() {
     }
     assert_eq!(String::from_utf8(out).unwrap(), "device,temp\ndev-0,0\ndev-0,0.75\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_running_statement() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let started = std::time::Instant::now();
+    let err = client
+        .simple_query("SELECT count(*) FROM generate_series(1, 200000000) AS g")
+        .await
+        .expect_err("a two-billion-row count is cancelled long before it ends");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    canceller.await.unwrap().unwrap();
+    // The session is usable afterwards.
+    let v: i32 = client.query_one("SELECT 7", &[]).await.unwrap().get(0);
+    assert_eq!(v, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refuses_extra_clients_and_recovers() {
+    let server = Server::start();
+    let mut clients = Vec::new();
+    let mut refused = 0;
+    for _ in 0..130 {
+        match tokio_postgres::connect(&server.url("admin"), tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                clients.push(client);
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(clients.len(), 100, "the default limit is 100 connections");
+    assert_eq!(refused, 30);
+    let v: i64 = clients[99].query_one("SELECT count(*) FROM generate_series(1, 10) AS g", &[]).await.unwrap().get(0);
+    assert_eq!(v, 10);
+    drop(clients);
+    // Slots are released when clients disconnect.
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok((client, connection)) = tokio_postgres::connect(&server.url("admin"), tokio_postgres::NoTls).await {
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            ok = client.simple_query("SELECT 1").await.is_ok();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a new connection works after the others closed");
+}
+
+#[tokio::test]
+async fn a_ten_megabyte_query_is_handled() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    let big = "x".repeat(10 * 1024 * 1024);
+    let sql = format!("SELECT length('{big}')");
+    let rows = client.simple_query(&sql).await.unwrap();
+    let row = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    });
+    assert_eq!(row.flatten().as_deref(), Some("10485760"));
+    let v: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(v, 1);
+}

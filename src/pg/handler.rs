@@ -108,10 +108,10 @@ fn new_session<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Session {
     let mut session = shared.engine.session(&user, "chronos");
     session.read_only = user == "readonly";
     if let Some(app) = client.metadata().get("application_name") {
-        session.info.settings.push(("application_name".into(), app.clone()));
+        std::sync::Arc::make_mut(&mut session.info).settings.push(("application_name".into(), app.clone()));
     }
     let (pid, key) = client.pid_and_secret_key();
-    session.info.backend_pid = pid;
+    std::sync::Arc::make_mut(&mut session.info).backend_pid = pid;
     shared.cancels.register(pid, key, session.cancel.clone());
     session
 }

@@ -52,7 +52,7 @@ impl CancelRegistry {
 
     fn cancel(&self, pid: i32, key: &SecretKey) {
         if let Some((k, flag)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&pid) {
-            if k == key {
+            if k.eq_value(key) {
                 flag.store(true, Ordering::Relaxed);
             }
         }

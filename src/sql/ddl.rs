@@ -164,6 +164,23 @@ pub fn alter_table(
             }
             new.columns[position].name = to;
         }
+        AlterAction::AddPrimaryKey { columns } => {
+            if !table.primary_key.is_empty() {
+                return Err(Error::InvalidTableDefinition(format!(
+                    "multiple primary keys for table \"{}\" are not allowed",
+                    table.name
+                )));
+            }
+            let mut positions = Vec::new();
+            for c in &columns {
+                positions.push(table.column_index(c).ok_or_else(|| Error::UndefinedColumn(c.clone()))?);
+            }
+            for &p in &positions {
+                new.columns[p].nullable = false;
+            }
+            new.primary_key = positions;
+            dml::rekey_rows(ctx, &table, &new)?;
+        }
         AlterAction::SetDefault { column, default } => {
             let position = table.column_index(&column).ok_or_else(|| Error::UndefinedColumn(column.clone()))?;
             new.columns[position].default = default;

@@ -13,7 +13,7 @@ const RECURSION_LIMIT: usize = 200;
 
 /// Parses a string of zero or more `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
-    let rewritten = rewrite_ttl(sql);
+    let rewritten = rewrite_copy_booleans(&rewrite_ttl(sql));
     let dialect = PostgreSqlDialect {};
     Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
@@ -61,6 +61,30 @@ fn syntax_error(sql: &str, err: ParserError) -> Error {
     Error::Syntax { message, position }
 }
 
+/// PostgreSQL accepts `on`/`off` for COPY's boolean options (`WITH (FREEZE ON)`, as pgbench
+/// sends); sqlparser only takes `true`/`false`.
+fn rewrite_copy_booleans(sql: &str) -> String {
+    if !sql.trim_start().to_ascii_lowercase().starts_with("copy") {
+        return sql.to_string();
+    }
+    let mut out = sql.to_string();
+    for option in ["freeze", "header"] {
+        for (word, value) in [("on", "true"), ("off", "false")] {
+            loop {
+                let lower = out.to_ascii_lowercase();
+                let pattern = format!("{option} {word}");
+                let Some(at) = lower.find(&pattern) else { break };
+                let end = at + pattern.len();
+                if lower[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                    break;
+                }
+                out.replace_range(at + option.len() + 1..end, value);
+            }
+        }
+    }
+    out
+}
+
 /// Rewrites a trailing `WITH TTL=<interval>` into `WITH (ttl = '<interval>')`.
 fn rewrite_ttl(sql: &str) -> String {
     let upper = sql.to_ascii_uppercase();
@@ -86,6 +110,13 @@ mod tests {
         assert_eq!(err.sqlstate(), "42601");
         assert_eq!(err.to_string(), "syntax error at or near \"WHERE\"");
         assert_eq!(err.position(), Some(15));
+    }
+
+    #[test]
+    fn copy_booleans_accept_on_and_off() {
+        let stmts = parse("copy t from stdin with (freeze on)").unwrap();
+        assert!(stmts[0].to_string().to_uppercase().contains("FREEZE"), "{}", stmts[0]);
+        assert!(parse("SELECT 'freeze on'").is_ok());
     }
 
     #[test]

@@ -35,12 +35,12 @@ impl Engine {
             txn: None,
             txn_failed: false,
             txn_read_only: false,
-            info: SessionInfo {
+            info: Arc::new(SessionInfo {
                 user: user.to_string(),
                 database: database.to_string(),
                 backend_pid: std::process::id() as i32,
                 settings: default_settings(),
-            },
+            }),
             read_only: false,
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
@@ -131,7 +131,8 @@ pub struct Session {
     txn: Option<Transaction>,
     txn_failed: bool,
     txn_read_only: bool,
-    pub info: SessionInfo,
+    /// Shared with running statements; SET makes a private copy first.
+    pub info: Arc<SessionInfo>,
     /// Sessions of read-only users may not write (42501).
     pub read_only: bool,
     notices: Vec<String>,
@@ -541,9 +542,10 @@ impl Session {
                 "time zone \"{value}\" is not supported: ChronosDB sessions run in UTC"
             )));
         }
-        match self.info.settings.iter_mut().find(|(k, _)| *k == key) {
+        let info = Arc::make_mut(&mut self.info);
+        match info.settings.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
-            None => self.info.settings.push((key, value)),
+            None => info.settings.push((key, value)),
         }
         Ok(())
     }

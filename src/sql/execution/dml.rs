@@ -286,6 +286,33 @@ pub fn clear_table(ctx: &mut Context, table: &Table) -> Result<()> {
     Ok(())
 }
 
+/// Moves every row of `old` (keyed by row id) to its primary key in `new`, rebuilding the
+/// indexes, whose entries embed the key (ALTER TABLE ADD PRIMARY KEY).
+pub fn rekey_rows(ctx: &mut Context, old: &Table, new: &Table) -> Result<()> {
+    let rows = ctx.txn.scan_prefix(&old.row_prefix())?;
+    for (key, _) in ctx.txn.scan_prefix(&old.all_indexes_prefix())? {
+        ctx.txn.delete(key);
+    }
+    for (key, _) in &rows {
+        ctx.txn.delete(key.clone());
+    }
+    let mut seen = HashSet::new();
+    for (_, bytes) in rows {
+        let mut row = rowcodec::decode_row(&bytes)?;
+        row.resize(new.columns.len(), Value::Null);
+        check_not_null(new, &row)?;
+        let key = new.row_key(&row, None);
+        if !seen.insert(key.clone()) {
+            return Err(Error::UniqueViolation {
+                constraint: new.pkey_name(),
+                detail: key_detail(new, &new.primary_key, &row).replace("already exists", "is duplicated"),
+            });
+        }
+        write_row(ctx, new, &key, &row);
+    }
+    Ok(())
+}
+
 /// Rewrites every row through `f` (ALTER TABLE ADD/DROP COLUMN).
 pub fn rewrite_rows(
     ctx: &mut Context,

@@ -116,6 +116,20 @@ impl Binder<'_> {
                         };
                         AlterAction::RenameTable { to }
                     }
+                    ast::AlterTableOperation::AddConstraint {
+                        constraint: ast::TableConstraint::PrimaryKey(pk),
+                        ..
+                    } => {
+                        let columns = pk
+                            .columns
+                            .iter()
+                            .map(|c| match &c.column.expr {
+                                ast::Expr::Identifier(id) => Ok(ident(id)),
+                                other => Err(Error::FeatureNotSupported(format!("primary key on expression {other}"))),
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        AlterAction::AddPrimaryKey { columns }
+                    }
                     ast::AlterTableOperation::AlterColumn { column_name, op } => {
                         let column = ident(column_name);
                         match op {
@@ -166,6 +180,10 @@ impl Binder<'_> {
                 self.plan_copy(source, *to, target, options, legacy_options)
             }
             S::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into() }),
+            // Space is reclaimed by the background MVCC garbage collector; statistics are not
+            // used by the planner.
+            S::Vacuum(_) => Ok(Plan::Noop { tag: "VACUUM".into() }),
+            S::Analyze(_) => Ok(Plan::Noop { tag: "ANALYZE".into() }),
             S::Deallocate { .. } => Ok(Plan::Noop { tag: "DEALLOCATE".into() }),
             other => Err(Error::FeatureNotSupported(format!("statement: {}", truncate_text(&other.to_string(), 60)))),
         }
@@ -308,6 +326,12 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
     if let ast::CreateTableOptions::With(options) = &create.table_options {
         for option in options {
             match option {
+                // Storage parameters with no meaning here (pgbench sets fillfactor).
+                ast::SqlOption::KeyValue { key, .. }
+                    if matches!(
+                        object_name(key).as_str(),
+                        "fillfactor" | "autovacuum_enabled" | "toast_tuple_target"
+                    ) => {}
                 ast::SqlOption::KeyValue { key, value } if object_name(key) == "ttl" => {
                     let text = match value {
                         ast::Expr::Value(v) => match &v.value {

@@ -436,6 +436,10 @@ pub enum AlterAction {
     RenameTable {
         to: String,
     },
+    /// `ADD PRIMARY KEY (…)` on a table keyed by hidden row ids: rows are re-keyed.
+    AddPrimaryKey {
+        columns: Vec<String>,
+    },
     /// `ALTER COLUMN … SET/DROP DEFAULT` (None drops it).
     SetDefault {
         column: String,
