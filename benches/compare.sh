@@ -2,7 +2,7 @@
 # Side-by-side benchmark: ChronosDB against PostgreSQL 15 on this machine, in one run.
 #
 #   benches/compare.sh              full run (1M-row tables, 5 s per throughput workload)
-#   BENCH_QUICK=1 benches/compare.sh   short run (200k rows, 2 s per workload)
+#   BENCH_QUICK=1 benches/compare.sh   short run (100k rows, 1 s per workload, under 10 minutes)
 #   BENCH_ONLY="copy scan_agg" benches/compare.sh   only these workloads
 #
 # Every workload runs on both servers in alternation (A B A B A B) and the median of the
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 ROUNDS=${BENCH_ROUNDS:-3}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  ROWS=200000; DURATION=2
+  ROWS=100000; DURATION=1
 else
   ROWS=1000000; DURATION=5
 fi
@@ -126,6 +126,8 @@ echo
 echo "| memory (RSS) | ChronosDB | PostgreSQL 15 (all processes) |"
 echo "|---|---|---|"
 echo "| idle | $((idle_ch / 1024)) MiB | $((idle_pg / 1024)) MiB |"
+hwm_ch=$(awk '/VmHWM/ {print $2}' "/proc/$chronos_pid/status")
 echo "| highest seen after a workload | $((peak_ch / 1024)) MiB | $((peak_pg / 1024)) MiB |"
+echo "| peak (VmHWM) | $((hwm_ch / 1024)) MiB | – |"
 echo
 echo "ChronosDB stripped binary: ${size_mb} MiB; rows=$ROWS duration=${DURATION}s rounds=$ROUNDS"

@@ -112,5 +112,55 @@ fn scans(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encodings, commits, scans);
+fn expressions(c: &mut Criterion) {
+    use chronos::sql::execution::{eval::eval, Context, SessionInfo};
+    use chronos::sql::planner::plan::{BinaryOp, Expr};
+    let mvcc = Mvcc::new(Arc::new(chronos::storage::memory::MemoryStorage::new())).expect("mvcc");
+    let mut txn = mvcc.begin();
+    let info = SessionInfo::default();
+    let mut ctx = Context {
+        txn: &mut txn,
+        params: &[],
+        outer: Vec::new(),
+        subquery_cache: Default::default(),
+        working_tables: Default::default(),
+        now: 0,
+        session: &info,
+        cancel: None,
+    };
+    // temp * 1.8 + 32 > 75 AND device = 'sensor-7'
+    let expr = Expr::Binary(
+        BinaryOp::And,
+        Box::new(Expr::Binary(
+            BinaryOp::Gt,
+            Box::new(Expr::Binary(
+                BinaryOp::Add,
+                Box::new(Expr::Binary(
+                    BinaryOp::Mul,
+                    Box::new(Expr::Column(2)),
+                    Box::new(Expr::Constant(Value::Float8(1.8))),
+                )),
+                Box::new(Expr::Constant(Value::Float8(32.0))),
+            )),
+            Box::new(Expr::Constant(Value::Float8(75.0))),
+        )),
+        Box::new(Expr::Binary(
+            BinaryOp::Eq,
+            Box::new(Expr::Column(1)),
+            Box::new(Expr::Constant(Value::Text("sensor-7".into()))),
+        )),
+    );
+    let r = row(7);
+    let trunc = Expr::Function {
+        name: "date_trunc",
+        args: vec![Expr::Constant(Value::Text("hour".into())), Expr::Column(0)],
+        return_type: chronos::types::DataType::TimestampTz,
+    };
+    let mut g = c.benchmark_group("expression");
+    g.bench_function("filter_arith_and_compare", |b| b.iter(|| eval(&expr, std::hint::black_box(&r), &mut ctx)));
+    g.bench_function("date_trunc_hour", |b| b.iter(|| eval(&trunc, std::hint::black_box(&r), &mut ctx)));
+    g.finish();
+}
+
+criterion_group!(benches, encodings, expressions, commits, scans);
 criterion_main!(benches);
