@@ -40,6 +40,20 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let Command::SingleNode { data_dir, pg_addr, http_addr, max_connections } = cli.command;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY")) {
+        (Some(cert), Some(key)) => match chronos::pg::load_tls(cert.as_ref(), key.as_ref()) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("chronos: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        (None, None) => None,
+        _ => {
+            eprintln!("chronos: set both CHRONOS_TLS_CERT and CHRONOS_TLS_KEY to enable TLS");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let config = NodeConfig {
         data_dir,
         pg_addr,
@@ -48,6 +62,7 @@ fn main() -> std::process::ExitCode {
             max_connections,
             admin_password: password("CHRONOS_AUTH_TOKEN_ADMIN"),
             readonly_password: password("CHRONOS_AUTH_TOKEN_READONLY"),
+            tls,
         },
         ..NodeConfig::default()
     };

@@ -20,19 +20,59 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Front-end settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgConfig {
     pub max_connections: usize,
     /// Password of `admin`; None with no password configured means trust on loopback.
     pub admin_password: Option<String>,
     /// Password of `readonly`.
     pub readonly_password: Option<String>,
+    /// TLS for SSLRequest; without it the server answers `N` and clients continue in plain text.
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
 }
 
 impl Default for PgConfig {
     fn default() -> Self {
-        Self { max_connections: 100, admin_password: None, readonly_password: None }
+        Self { max_connections: 100, admin_password: None, readonly_password: None, tls: None }
     }
+}
+
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("max_connections", &self.max_connections)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "…"))
+            .field("readonly_password", &self.readonly_password.as_ref().map(|_| "…"))
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Builds the TLS acceptor from PEM files: a certificate chain and its private key.
+pub fn load_tls(
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+) -> crate::error::Result<pgwire::tokio::TlsAcceptor> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, e: &dyn std::fmt::Display| crate::error::Error::InvalidParameter(format!("TLS {what}: {e}"));
+    let certs = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| bad(&format!("certificate {}", cert_path.display()), &e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(&format!("certificate {}", cert_path.display()), &e))?;
+    if certs.is_empty() {
+        return Err(bad("certificate", &format!("no certificate in {}", cert_path.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| bad(&format!("key {}", key_path.display()), &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("configuration", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("configuration", &e))?;
+    Ok(pgwire::tokio::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 /// Running statements' cancel flags by backend pid, for CancelRequest.
@@ -81,8 +121,9 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, config: PgConfig,
                     let handlers = handler::ConnectionHandlers::new(shared.clone(), peer);
                     let busy = handlers.busy_flag();
                     let mut stop = shutdown.clone();
+                    let tls = shared.config.tls.clone();
                     tasks.spawn(async move {
-                        let connection = pgwire::tokio::process_socket(socket, None, handlers);
+                        let connection = pgwire::tokio::process_socket(socket, tls, handlers);
                         tokio::pin!(connection);
                         tokio::select! {
                             result = &mut connection => {
