@@ -453,18 +453,40 @@ impl Transaction {
         &mut self,
         prefix: &[u8],
         after: Option<&[u8]>,
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.for_each_range(prefix, after, None, None, f)
+    }
+
+    /// Visible pairs under `prefix` with keys in `[lower, upper)` (each bound optional), after
+    /// `after` when given, in key order, until `f` returns false.
+    pub fn for_each_range(
+        &mut self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         self.read_domains.insert(domain(prefix));
-        let end = prefix_end(prefix);
-        let own_start = match after {
-            Some(a) => Bound::Excluded(a),
-            None => Bound::Included(prefix),
+        let end = match upper {
+            Some(u) => Some(u.to_vec()),
+            None => prefix_end(prefix),
+        };
+        let own_start = match (after, lower) {
+            (Some(a), _) => Bound::Excluded(a),
+            (None, Some(l)) => Bound::Included(l),
+            (None, None) => Bound::Included(prefix),
         };
         let own_end = match &end {
             Some(e) => Bound::Excluded(e.as_slice()),
             None => Bound::Unbounded,
         };
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e)) = (&own_start, &own_end) {
+            if s >= e {
+                return Ok(());
+            }
+        }
         let own: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             self.writes.range::<[u8], _>((own_start, own_end)).map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut own = own.into_iter().peekable();
@@ -485,13 +507,14 @@ impl Transaction {
             }
             Ok(true)
         };
-        let storage_start = match after {
-            Some(a) => {
+        let storage_start = match (after, lower) {
+            (Some(a), _) => {
                 let mut start = a.to_vec();
                 start.extend_from_slice(&[0xff; 8]);
                 Bound::Excluded(start)
             }
-            None => Bound::Included(prefix.to_vec()),
+            (None, Some(l)) => Bound::Included(l.to_vec()),
+            (None, None) => Bound::Included(prefix.to_vec()),
         };
         let storage_end = match end {
             Some(e) => Bound::Excluded(e),

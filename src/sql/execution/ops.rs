@@ -15,7 +15,39 @@ const SCAN_PAGE: usize = 1024;
 
 pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     match node {
-        Node::Scan { table, filter, with_key } => scan(table, filter.as_ref(), *with_key, ctx, sink),
+        Node::Scan { table, filter, with_key } => scan(table, None, None, filter.as_ref(), *with_key, ctx, sink),
+        Node::KeyRange { table, prefix, lower, upper, filter, with_key } => {
+            let mut start = table.row_prefix();
+            for e in prefix {
+                let v = eval(e, &[], ctx)?;
+                if v.is_null() {
+                    return Ok(());
+                }
+                keycode::encode_value(&v, &mut start);
+            }
+            let mut end = crate::storage::prefix_end(&start);
+            let mut lower_key = None;
+            if let Some((e, inclusive)) = lower {
+                let v = eval(e, &[], ctx)?;
+                if v.is_null() {
+                    return Ok(());
+                }
+                let mut k = start.clone();
+                keycode::encode_value(&v, &mut k);
+                lower_key = if *inclusive { Some(k) } else { crate::storage::prefix_end(&k) };
+            }
+            if let Some((e, inclusive)) = upper {
+                let v = eval(e, &[], ctx)?;
+                if v.is_null() {
+                    return Ok(());
+                }
+                let mut k = start.clone();
+                keycode::encode_value(&v, &mut k);
+                end = if *inclusive { crate::storage::prefix_end(&k) } else { Some(k) };
+            }
+            let lower_key = lower_key.unwrap_or_else(|| start.clone());
+            scan(table, Some(lower_key), end, filter.as_ref(), *with_key, ctx, sink)
+        }
         Node::KeyLookup { table, keys, filter, with_key } => {
             for key_exprs in keys {
                 let mut key = table.row_prefix();
@@ -331,8 +363,16 @@ fn emit_unmatched_right(
     Ok(())
 }
 
-/// Streams a table's visible rows, page by page.
-fn scan(table: &Table, filter: Option<&Expr>, with_key: bool, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+/// Streams a table's visible rows with keys in `[lower, upper)`, page by page.
+fn scan(
+    table: &Table,
+    lower: Option<Vec<u8>>,
+    upper: Option<Vec<u8>>,
+    filter: Option<&Expr>,
+    with_key: bool,
+    ctx: &mut Context,
+    sink: &mut Sink,
+) -> Result<()> {
     let prefix = table.row_prefix();
     let width = table.columns.len();
     let mut after: Option<Vec<u8>> = None;
@@ -342,7 +382,7 @@ fn scan(table: &Table, filter: Option<&Expr>, with_key: bool, ctx: &mut Context,
         // Decode a page of rows while the storage iterator is open, then evaluate them with the
         // context free again (filters may run subqueries).
         let mut last = Vec::new();
-        ctx.txn.for_each_from(&prefix, after.as_deref(), |key, value| {
+        ctx.txn.for_each_range(&prefix, after.as_deref(), lower.as_deref(), upper.as_deref(), |key, value| {
             let mut row = rowcodec::decode_row(value)?;
             row.resize(width, Value::Null);
             if with_key {

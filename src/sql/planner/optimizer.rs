@@ -225,6 +225,9 @@ fn select_access_path(node: Node) -> Node {
     if let Some(keys) = primary_key_lookup(&table, &terms) {
         return Node::KeyLookup { table, keys, filter: Some(filter), with_key };
     }
+    if let Some((prefix, lower, upper)) = primary_key_range(&table, &terms) {
+        return Node::KeyRange { table, prefix, lower, upper, filter: Some(filter), with_key };
+    }
     let mut best: Option<(usize, Vec<Vec<Expr>>)> = None;
     for (i, index) in table.indexes.iter().enumerate() {
         if let Some(values) = key_combinations(&terms, &index.columns) {
@@ -243,6 +246,59 @@ fn select_access_path(node: Node) -> Node {
         Some((index, values)) => Node::IndexLookup { table, index, values, filter: Some(filter), with_key },
         None => Node::Scan { table, filter: Some(filter), with_key },
     }
+}
+
+/// Bounds on a column from `col > v`, `col >= v`, `col < v`, `col <= v` (either side).
+type Bounds = (Option<(Expr, bool)>, Option<(Expr, bool)>);
+
+fn column_bounds(terms: &[Expr], column: usize) -> Bounds {
+    let (mut lower, mut upper) = (None, None);
+    for term in terms {
+        let Expr::Binary(op, a, b) = term else { continue };
+        let (op, value) = if **a == Expr::Column(column) && b.is_row_independent() {
+            (*op, (**b).clone())
+        } else if **b == Expr::Column(column) && a.is_row_independent() {
+            // v < col is col > v.
+            let flipped = match op {
+                BinaryOp::Lt => BinaryOp::Gt,
+                BinaryOp::LtEq => BinaryOp::GtEq,
+                BinaryOp::Gt => BinaryOp::Lt,
+                BinaryOp::GtEq => BinaryOp::LtEq,
+                other => *other,
+            };
+            (flipped, (**a).clone())
+        } else {
+            continue;
+        };
+        match op {
+            BinaryOp::Gt if lower.is_none() => lower = Some((value, false)),
+            BinaryOp::GtEq if lower.is_none() => lower = Some((value, true)),
+            BinaryOp::Lt if upper.is_none() => upper = Some((value, false)),
+            BinaryOp::LtEq if upper.is_none() => upper = Some((value, true)),
+            _ => {}
+        }
+    }
+    (lower, upper)
+}
+
+/// A primary-key range: leading columns pinned to single values, then optional bounds on the
+/// next key column (`WHERE device = $1 AND ts BETWEEN $2 AND $3` on a `(device, ts)` key).
+fn primary_key_range(table: &Table, terms: &[Expr]) -> Option<(Vec<Expr>, Option<(Expr, bool)>, Option<(Expr, bool)>)> {
+    let mut prefix = Vec::new();
+    for &c in &table.primary_key {
+        match pinned_values(terms, c) {
+            Some(values) if values.len() == 1 => prefix.push(values.into_iter().next()?),
+            _ => break,
+        }
+    }
+    let (lower, upper) = match table.primary_key.get(prefix.len()) {
+        Some(&next) => column_bounds(terms, next),
+        None => (None, None),
+    };
+    if prefix.is_empty() && lower.is_none() && upper.is_none() {
+        return None;
+    }
+    Some((prefix, lower, upper))
 }
 
 fn primary_key_lookup(table: &Table, terms: &[Expr]) -> Option<Vec<Vec<Expr>>> {

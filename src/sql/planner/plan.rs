@@ -214,6 +214,16 @@ pub enum Node {
         filter: Option<Expr>,
         with_key: bool,
     },
+    /// Rows whose primary key starts with `prefix` values and whose next key column lies
+    /// within the bounds (each `(value, inclusive)`); the filter still applies in full.
+    KeyRange {
+        table: Table,
+        prefix: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
+        filter: Option<Expr>,
+        with_key: bool,
+    },
     /// Rows by secondary index: each inner Vec is one full set of indexed values.
     IndexLookup {
         table: Table,
@@ -472,6 +482,21 @@ impl Node {
             Node::KeyLookup { table, keys, filter, .. } => {
                 writeln!(f, "KeyLookup {} ({} keys){}", table.name, keys.len(), filter_text(filter))
             }
+            Node::KeyRange { table, prefix, lower, upper, filter, .. } => writeln!(
+                f,
+                "KeyRange {} prefix=[{}]{}{}{}",
+                table.name,
+                prefix.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                lower
+                    .as_ref()
+                    .map(|(e, inc)| format!(" from {e}{}", if *inc { "" } else { " (exclusive)" }))
+                    .unwrap_or_default(),
+                upper
+                    .as_ref()
+                    .map(|(e, inc)| format!(" to {e}{}", if *inc { "" } else { " (exclusive)" }))
+                    .unwrap_or_default(),
+                filter_text(filter)
+            ),
             Node::IndexLookup { table, index, values, filter, .. } => writeln!(
                 f,
                 "IndexLookup {}.{} ({} values){}",
