@@ -248,8 +248,11 @@ fn select_access_path(node: Node) -> Node {
     }
 }
 
+/// A range bound: the value and whether it is inclusive.
+type Bound = Option<(Expr, bool)>;
+
 /// Bounds on a column from `col > v`, `col >= v`, `col < v`, `col <= v` (either side).
-type Bounds = (Option<(Expr, bool)>, Option<(Expr, bool)>);
+type Bounds = (Bound, Bound);
 
 fn column_bounds(terms: &[Expr], column: usize) -> Bounds {
     let (mut lower, mut upper) = (None, None);
@@ -283,7 +286,7 @@ fn column_bounds(terms: &[Expr], column: usize) -> Bounds {
 
 /// A primary-key range: leading columns pinned to single values, then optional bounds on the
 /// next key column (`WHERE device = $1 AND ts BETWEEN $2 AND $3` on a `(device, ts)` key).
-fn primary_key_range(table: &Table, terms: &[Expr]) -> Option<(Vec<Expr>, Option<(Expr, bool)>, Option<(Expr, bool)>)> {
+fn primary_key_range(table: &Table, terms: &[Expr]) -> Option<(Vec<Expr>, Bound, Bound)> {
     let mut prefix = Vec::new();
     for &c in &table.primary_key {
         match pinned_values(terms, c) {
