@@ -79,20 +79,11 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
             if v.is_null() {
                 return Ok(Value::Null);
             }
-            let mut saw_null = false;
+            let mut candidates = Vec::with_capacity(list.len());
             for item in list {
-                let candidate = eval(item, row, ctx)?;
-                if candidate.is_null() {
-                    saw_null = true;
-                } else if v.compare(&candidate) == Some(Ordering::Equal) {
-                    return Ok(Value::Bool(true));
-                }
+                candidates.push(eval(item, row, ctx)?);
             }
-            if saw_null {
-                Value::Null
-            } else {
-                Value::Bool(false)
-            }
+            membership(&v, candidates.iter())
         }
         Expr::InSubquery { expr, subquery } => {
             let v = eval(expr, row, ctx)?;
@@ -100,20 +91,7 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
             if v.is_null() {
                 return Ok(if rows.is_empty() { Value::Bool(false) } else { Value::Null });
             }
-            let mut saw_null = false;
-            for r in rows.iter() {
-                let candidate = r.first().cloned().unwrap_or(Value::Null);
-                if candidate.is_null() {
-                    saw_null = true;
-                } else if v.compare(&candidate) == Some(Ordering::Equal) {
-                    return Ok(Value::Bool(true));
-                }
-            }
-            if saw_null {
-                Value::Null
-            } else {
-                Value::Bool(false)
-            }
+            membership(&v, rows.iter().map(|r| r.first().unwrap_or(&Value::Null)))
         }
         Expr::Exists(subquery) => Value::Bool(!run_subquery(subquery, row, ctx)?.is_empty()),
         Expr::ScalarSubquery(subquery) => {
@@ -249,6 +227,24 @@ fn expr_type(expr: &Expr) -> &crate::types::DataType {
     match expr {
         Expr::Function { return_type, .. } => return_type,
         _ => &crate::types::DataType::Unknown,
+    }
+}
+
+/// `v IN (candidates)` for a non-NULL `v`: true on a match, else NULL if a candidate was NULL,
+/// else false.
+fn membership<'a>(v: &Value, candidates: impl Iterator<Item = &'a Value>) -> Value {
+    let mut saw_null = false;
+    for candidate in candidates {
+        if candidate.is_null() {
+            saw_null = true;
+        } else if v.compare(candidate) == Some(Ordering::Equal) {
+            return Value::Bool(true);
+        }
+    }
+    if saw_null {
+        Value::Null
+    } else {
+        Value::Bool(false)
     }
 }
 

@@ -1374,19 +1374,7 @@ impl Binder<'_> {
         };
         let id = *self.next_subquery_id;
         *self.next_subquery_id += 1;
-        let mut child = Binder {
-            txn: &mut *self.txn,
-            params: &mut *self.params,
-            scope: Scope::default(),
-            outer,
-            correlated: false,
-            ctes: self.ctes.clone(),
-            grouping: None,
-            windows: None,
-            saw_aggregate: false,
-            named_windows: HashMap::new(),
-            next_subquery_id: &mut *self.next_subquery_id,
-        };
+        let mut child = self.child(outer);
         let (node, columns) = child.plan_query(query)?;
         let correlated = child.correlated;
         Ok((Subquery { id, node, correlated }, columns))

@@ -11,7 +11,7 @@ use sqlparser::ast;
 
 impl Binder<'_> {
     /// A binder for a nested query that shares this one's transaction, parameters and CTEs.
-    fn child(&mut self, outer: Option<Scope>) -> Binder<'_> {
+    pub(super) fn child(&mut self, outer: Option<Scope>) -> Binder<'_> {
         Binder {
             txn: &mut *self.txn,
             params: &mut *self.params,
