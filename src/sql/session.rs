@@ -533,6 +533,10 @@ impl Session {
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let key = name.to_ascii_lowercase();
         let key = if key == "time zone" { "timezone".to_string() } else { key };
+        if key == "all" && value.is_none() {
+            Arc::make_mut(&mut self.info).settings = default_settings();
+            return Ok(());
+        }
         let value = match value {
             Some(v) => v,
             None => default_settings().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or_default(),

@@ -180,6 +180,11 @@ impl Binder<'_> {
                 self.plan_copy(source, *to, target, options, legacy_options)
             }
             S::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into() }),
+            S::Reset(reset) => match &reset.reset {
+                ast::Reset::ALL => Ok(Plan::Set { name: "all".into(), value: None }),
+                ast::Reset::ConfigurationParameter(name) => Ok(Plan::Set { name: object_name(name), value: None }),
+                ast::Reset::SessionAuthorization => Ok(Plan::Noop { tag: "RESET".into() }),
+            },
             // Space is reclaimed by the background MVCC garbage collector; statistics are not
             // used by the planner.
             S::Vacuum(_) => Ok(Plan::Noop { tag: "VACUUM".into() }),
