@@ -194,40 +194,9 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         }
         Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
             let right_rows = super::collect(right, ctx)?;
-            let mut right_matched = vec![false; right_rows.len()];
-            let mut go_on = true;
-            execute(left, ctx, &mut |ctx, lrow| {
-                let mut matched = false;
-                for (i, rrow) in right_rows.iter().enumerate() {
-                    let mut joined = lrow.clone();
-                    joined.extend_from_slice(rrow);
-                    let ok = match predicate {
-                        Some(p) => truth(eval(p, &joined, ctx)?)? == Some(true),
-                        None => true,
-                    };
-                    if ok {
-                        matched = true;
-                        right_matched[i] = true;
-                        if !sink(ctx, joined)? {
-                            go_on = false;
-                            return Ok(false);
-                        }
-                    }
-                }
-                if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
-                    let mut joined = lrow;
-                    joined.extend(std::iter::repeat_n(Value::Null, *right_width));
-                    if !sink(ctx, joined)? {
-                        go_on = false;
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            })?;
-            if go_on && matches!(kind, JoinKind::Right | JoinKind::Full) {
-                emit_unmatched_right(&right_rows, &right_matched, *left_width, ctx, sink)?;
-            }
-            Ok(())
+            let all: Vec<usize> = (0..right_rows.len()).collect();
+            let shape = JoinShape { kind: *kind, left_width: *left_width, right_width: *right_width };
+            join(left, &right_rows, shape, predicate.as_ref(), ctx, sink, &mut |_, _| Ok(all.clone()))
         }
         Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
             let right_rows = super::collect(right, ctx)?;
@@ -237,53 +206,19 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                 for e in right_keys {
                     key.push(eval(e, row, ctx)?);
                 }
-                if key.iter().any(Value::is_null) {
-                    continue;
+                // NULL never equals anything: such rows can only appear unmatched.
+                if !key.iter().any(Value::is_null) {
+                    table.entry(key).or_default().push(i);
                 }
-                table.entry(key).or_default().push(i);
             }
-            let mut right_matched = vec![false; right_rows.len()];
-            let mut go_on = true;
-            execute(left, ctx, &mut |ctx, lrow| {
+            let shape = JoinShape { kind: *kind, left_width: *left_width, right_width: *right_width };
+            join(left, &right_rows, shape, residual.as_ref(), ctx, sink, &mut |ctx, lrow| {
                 let mut key = Vec::with_capacity(left_keys.len());
                 for e in left_keys {
-                    key.push(eval(e, &lrow, ctx)?);
+                    key.push(eval(e, lrow, ctx)?);
                 }
-                let mut matched = false;
-                if !key.iter().any(Value::is_null) {
-                    if let Some(candidates) = table.get(&key) {
-                        for &i in candidates {
-                            let mut joined = lrow.clone();
-                            joined.extend_from_slice(&right_rows[i]);
-                            let ok = match residual {
-                                Some(p) => truth(eval(p, &joined, ctx)?)? == Some(true),
-                                None => true,
-                            };
-                            if ok {
-                                matched = true;
-                                right_matched[i] = true;
-                                if !sink(ctx, joined)? {
-                                    go_on = false;
-                                    return Ok(false);
-                                }
-                            }
-                        }
-                    }
-                }
-                if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
-                    let mut joined = lrow;
-                    joined.extend(std::iter::repeat_n(Value::Null, *right_width));
-                    if !sink(ctx, joined)? {
-                        go_on = false;
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            })?;
-            if go_on && matches!(kind, JoinKind::Right | JoinKind::Full) {
-                emit_unmatched_right(&right_rows, &right_matched, *left_width, ctx, sink)?;
-            }
-            Ok(())
+                Ok(table.get(&key).cloned().unwrap_or_default())
+            })
         }
         Node::SetOperation { op, all, left, right } => set_operation(*op, *all, left, right, ctx, sink),
         Node::TableFunction { name, args } => {
@@ -342,6 +277,61 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The kind and input widths of a join.
+#[derive(Clone, Copy)]
+struct JoinShape {
+    kind: JoinKind,
+    left_width: usize,
+    right_width: usize,
+}
+
+/// Runs a join: for each left row, the right rows `candidates` names are tested with
+/// `predicate`; outer joins add NULL-extended rows for the unmatched sides.
+fn join(
+    left: &Node,
+    right_rows: &[Row],
+    shape: JoinShape,
+    predicate: Option<&Expr>,
+    ctx: &mut Context,
+    sink: &mut Sink,
+    candidates: &mut dyn FnMut(&mut Context, &Row) -> Result<Vec<usize>>,
+) -> Result<()> {
+    let mut right_matched = vec![false; right_rows.len()];
+    let mut go_on = true;
+    execute(left, ctx, &mut |ctx, lrow| {
+        let mut matched = false;
+        for i in candidates(ctx, &lrow)? {
+            let mut joined = lrow.clone();
+            joined.extend_from_slice(&right_rows[i]);
+            let ok = match predicate {
+                Some(p) => truth(eval(p, &joined, ctx)?)? == Some(true),
+                None => true,
+            };
+            if ok {
+                matched = true;
+                right_matched[i] = true;
+                if !sink(ctx, joined)? {
+                    go_on = false;
+                    return Ok(false);
+                }
+            }
+        }
+        if !matched && matches!(shape.kind, JoinKind::Left | JoinKind::Full) {
+            let mut joined = lrow;
+            joined.extend(std::iter::repeat_n(Value::Null, shape.right_width));
+            if !sink(ctx, joined)? {
+                go_on = false;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+    if go_on && matches!(shape.kind, JoinKind::Right | JoinKind::Full) {
+        emit_unmatched_right(right_rows, &right_matched, shape.left_width, ctx, sink)?;
+    }
+    Ok(())
 }
 
 fn emit_unmatched_right(
