@@ -278,3 +278,23 @@ async fn a_ten_megabyte_query_is_handled() {
     let v: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(v, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_cancels_long_statements() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .simple_query("SELECT count(*) FROM generate_series(1, 200000000) AS g")
+        .await
+        .expect_err("the statement runs past its timeout");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Short statements still run, and the timeout can be turned off.
+    let n: i64 = client.query_one("SELECT count(*) FROM generate_series(1, 1000) AS g", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1000);
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let n: i64 = client.query_one("SELECT count(*) FROM generate_series(1, 100000) AS g", &[]).await.unwrap().get(0);
+    assert_eq!(n, 100000);
+}

@@ -149,6 +149,44 @@ impl Drop for Handler {
     }
 }
 
+/// The session's cancel flag and its `statement_timeout` (None when 0 or unset).
+fn statement_limits(session: &mut Session) -> (Arc<AtomicBool>, Option<std::time::Duration>) {
+    let timeout = session.setting("statement_timeout").and_then(parse_duration_ms).filter(|ms| *ms > 0);
+    (session.cancel.clone(), timeout.map(std::time::Duration::from_millis))
+}
+
+/// PostgreSQL's time settings: a number of milliseconds, or with a unit (`ms`, `s`, `min`, `h`).
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim().trim_matches('\'').to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    Some(match unit.trim() {
+        "" | "ms" => n,
+        "s" => n * 1000,
+        "min" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => return None,
+    })
+}
+
+/// Awaits a statement; past `timeout` it raises the cancel flag, so the statement stops at
+/// its next check with 57014, and then waits for it to return.
+async fn with_timeout<T>(
+    mut task: tokio::task::JoinHandle<T>,
+    cancel: Arc<AtomicBool>,
+    timeout: Option<std::time::Duration>,
+) -> std::result::Result<T, tokio::task::JoinError> {
+    let Some(limit) = timeout else { return task.await };
+    tokio::select! {
+        done = &mut task => done,
+        _ = tokio::time::sleep(limit) => {
+            cancel.store(true, Ordering::Relaxed);
+            task.await
+        }
+    }
+}
+
 /// The RowDescription fields of a result.
 fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) -> Vec<FieldInfo> {
     columns
@@ -243,18 +281,19 @@ impl SimpleQueryHandler for Handler {
             with_session(&self.shared, &self.session, client, |_| ());
         }
         let _busy = BusyGuard::new(&self.busy);
+        let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
         let session = self.session.clone();
         let sql = query.to_string();
         let span = tracing::debug_span!("query", peer = %self.peer);
-        let (results, notices) = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let Some(s) = guard.as_mut() else { return (Vec::new(), Vec::new()) };
             let results = s.run(&sql);
             (results, s.take_notices())
-        })
-        .await
-        .map_err(|e| internal(format!("statement task failed: {e}")))?;
+        });
+        let (results, notices) =
+            with_timeout(task, cancel, timeout).await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         let mut out = Vec::with_capacity(results.len());
         for result in results {
@@ -348,15 +387,16 @@ impl ExtendedQueryHandler for Handler {
         let _busy = BusyGuard::new(&self.busy);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
-        let (result, notices) = tokio::task::spawn_blocking(move || {
+        let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
+        let task = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let Some(s) = guard.as_mut() else { return (Err(Error::Internal("no session".into())), Vec::new()) };
             let result = s.execute(&statement, &params);
             (result, s.take_notices())
-        })
-        .await
-        .map_err(|e| internal(format!("statement task failed: {e}")))?;
+        });
+        let (result, notices) =
+            with_timeout(task, cancel, timeout).await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         match result {
             Ok(outcome) => response(outcome, &portal.result_column_format),
