@@ -222,6 +222,10 @@ impl Session {
     /// Parses and plans one statement, inferring parameter types (the extended protocol's
     /// Parse). `param_types` are the types the client declared (Unknown where it did not).
     pub fn prepare(&mut self, sql: &str, param_types: &[DataType]) -> Result<Prepared> {
+        self.guarded(|s| s.prepare_statement(sql, param_types))
+    }
+
+    fn prepare_statement(&mut self, sql: &str, param_types: &[DataType]) -> Result<Prepared> {
         let mut statements = parser::parse(sql)?;
         if statements.len() > 1 {
             return Err(Error::Syntax {
@@ -263,9 +267,12 @@ impl Session {
     /// reported as an internal error (XX000) and the transaction is abandoned; it never takes
     /// the connection or the server down.
     pub fn execute(&mut self, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute_statement(statement, params)));
-        match result {
+        self.guarded(|s| s.execute_statement(statement, params))
+    }
+
+    /// Runs `f`, turning a panic into an internal error that fails the open transaction.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(r) => r,
             Err(panic) => {
                 let message = panic
@@ -273,10 +280,11 @@ impl Session {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown".into());
-                tracing::error!(%message, statement = %statement, "statement panicked");
+                tracing::error!(%message, "statement panicked");
                 if self.txn.is_some() {
                     self.txn_failed = true;
                 }
+                self.copy_in = None;
                 Err(Error::Internal(format!("internal error: {message}")))
             }
         }
@@ -584,7 +592,7 @@ impl Session {
 
     /// Feeds COPY data; rows are written as soon as they are complete.
     pub fn copy_data(&mut self, data: &[u8]) -> Result<()> {
-        let result = self.copy_step(Some(data));
+        let result = self.guarded(|s| s.copy_step(Some(data)));
         if result.is_err() {
             self.copy_abort();
         }
@@ -593,7 +601,7 @@ impl Session {
 
     /// Ends COPY … FROM STDIN and commits it (unless in a transaction block); returns the tag.
     pub fn copy_done(&mut self) -> Result<String> {
-        if let Err(e) = self.copy_step(None) {
+        if let Err(e) = self.guarded(|s| s.copy_step(None)) {
             self.copy_abort();
             return Err(e);
         }
