@@ -214,6 +214,8 @@ pub struct Mvcc {
     domain_versions: Mutex<HashMap<Vec<u8>, Version>>,
     /// Snapshot versions in use, for garbage collection.
     active: Mutex<BTreeMap<Version, usize>>,
+    /// Transactions committed with writes since start-up.
+    commits: AtomicU64,
 }
 
 impl Mvcc {
@@ -231,11 +233,17 @@ impl Mvcc {
             flushed: Condvar::new(),
             domain_versions: Mutex::new(HashMap::new()),
             active: Mutex::new(BTreeMap::new()),
+            commits: AtomicU64::new(0),
         }))
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    /// Transactions committed with writes since start-up.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// The newest durable version: what new snapshots read.
@@ -584,6 +592,7 @@ impl Transaction {
         let batch = WriteBatch { version, writes: std::mem::take(&mut self.writes).into_iter().collect() };
         apply_batch(mvcc.storage.as_ref(), &batch)?;
         mvcc.applied.store(version, Ordering::SeqCst);
+        mvcc.commits.fetch_add(1, Ordering::Relaxed);
         {
             let mut domains = lock(&mvcc.domain_versions);
             for (key, _) in &batch.writes {

@@ -40,6 +40,7 @@ impl Default for NodeConfig {
 
 struct NodeStatus {
     engine: Arc<Engine>,
+    pg: Arc<pg::PgMetrics>,
 }
 
 impl crate::http::Status for NodeStatus {
@@ -49,10 +50,24 @@ impl crate::http::Status for NodeStatus {
     }
 
     fn metrics_text(&self) -> String {
-        format!(
-            "# HELP chronos_durable_version The newest durable MVCC version.\n# TYPE chronos_durable_version gauge\nchronos_durable_version {}\n",
-            self.engine.mvcc().durable_version()
-        )
+        use std::sync::atomic::Ordering::Relaxed;
+        let metrics: [(&str, &str, &str, u64); 5] = [
+            ("chronos_connections", "gauge", "Open PostgreSQL connections.", self.pg.connections.load(Relaxed) as u64),
+            ("chronos_statements_total", "counter", "Statements run.", self.pg.statements.load(Relaxed)),
+            ("chronos_statement_errors_total", "counter", "Statements that failed.", self.pg.errors.load(Relaxed)),
+            ("chronos_commits_total", "counter", "Transactions committed with writes.", self.engine.mvcc().commits()),
+            (
+                "chronos_durable_version",
+                "gauge",
+                "The newest durable MVCC version.",
+                self.engine.mvcc().durable_version(),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in metrics {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        out
     }
 }
 
@@ -75,7 +90,8 @@ pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>
     let http_listener = TcpListener::bind(config.http_addr).await?;
     tracing::info!(pg = %pg_listener.local_addr()?, http = %http_listener.local_addr()?, data_dir = %config.data_dir.display(), "chronos single node ready");
 
-    let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus { engine: engine.clone() });
+    let pg_metrics = Arc::new(pg::PgMetrics::default());
+    let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone() });
     let http = tokio::spawn(crate::http::serve(http_listener, status, shutdown.clone()));
     let gc_engine = engine.clone();
     let mut gc_shutdown = shutdown.clone();
@@ -94,7 +110,7 @@ pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>
             }
         }
     });
-    pg::serve(pg_listener, engine, config.pg.clone(), shutdown).await;
+    pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, shutdown).await;
     let _ = http.await;
     let _ = gc.await;
     tokio::task::spawn_blocking(move || storage.flush()).await.map_err(|e| Error::Internal(e.to_string()))??;

@@ -84,7 +84,7 @@ pub struct ConnectionSlot(pub Arc<Shared>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -128,7 +128,7 @@ impl StartupHandler for Startup {
             if self.scram.is_none() && !matches!(user.as_str(), "admin" | "readonly") {
                 return Err(fatal("28000", format!("role \"{user}\" does not exist")));
             }
-            let count = self.shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
+            let count = self.shared.metrics.connections.fetch_add(1, Ordering::SeqCst) + 1;
             client.session_extensions().insert(ConnectionSlot(self.shared.clone()));
             if count > self.shared.config.max_connections {
                 return Err(fatal("53300", "sorry, too many clients already".into()));

@@ -295,6 +295,9 @@ impl SimpleQueryHandler for Handler {
         let (results, notices) =
             with_timeout(task, cancel, timeout).await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
+        let metrics = &self.shared.metrics;
+        metrics.statements.fetch_add(results.len() as u64, Ordering::Relaxed);
+        metrics.errors.fetch_add(results.iter().filter(|r| r.is_err()).count() as u64, Ordering::Relaxed);
         let mut out = Vec::with_capacity(results.len());
         for result in results {
             out.push(match result {
@@ -398,6 +401,10 @@ impl ExtendedQueryHandler for Handler {
         let (result, notices) =
             with_timeout(task, cancel, timeout).await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
+        self.shared.metrics.statements.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
         match result {
             Ok(outcome) => response(outcome, &portal.result_column_format),
             Err(e) => match to_pg_error(e) {

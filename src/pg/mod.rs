@@ -99,19 +99,35 @@ impl CancelRegistry {
     }
 }
 
+/// Counters of the front end, exported by `/metrics`.
+#[derive(Debug, Default)]
+pub struct PgMetrics {
+    /// Open connections.
+    pub connections: AtomicUsize,
+    /// Statements run (simple-protocol statements and extended-protocol executions).
+    pub statements: std::sync::atomic::AtomicU64,
+    /// Statements that ended with an error.
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
 /// State shared by all connections.
 pub struct Shared {
     pub engine: Arc<Engine>,
     pub config: PgConfig,
     pub cancels: CancelRegistry,
-    pub connections: AtomicUsize,
+    pub metrics: Arc<PgMetrics>,
 }
 
 /// Serves the PostgreSQL protocol on `listener` until `shutdown` turns true, then waits for
 /// open connections to finish their current statement.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, config: PgConfig, mut shutdown: watch::Receiver<bool>) {
-    let shared =
-        Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), connections: AtomicUsize::new(0) });
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: PgConfig,
+    metrics: Arc<PgMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let shared = Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), metrics });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {

@@ -1,0 +1,41 @@
+//! The operations endpoint of a real `chronos` process: /health and /metrics.
+
+mod support;
+
+use std::io::{Read, Write};
+use support::Server;
+
+fn get(server: &Server, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(server.http_addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in {text}"))
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let server = Server::start();
+    let health = get(&server, "/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""status":"ok","role":"Leader","term":1"#), "{health}");
+
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE m (id INT PRIMARY KEY)").await.unwrap();
+    client.execute("INSERT INTO m VALUES (1)", &[]).await.unwrap();
+    assert!(client.batch_execute("SELECT * FROM missing").await.is_err());
+    let metrics = get(&server, "/metrics");
+    assert!(metrics.contains("# TYPE chronos_statements_total counter"), "{metrics}");
+    assert_eq!(metric(&metrics, "chronos_connections"), 1);
+    assert!(metric(&metrics, "chronos_statements_total") >= 3);
+    assert_eq!(metric(&metrics, "chronos_statement_errors_total"), 1);
+    assert!(metric(&metrics, "chronos_commits_total") >= 2);
+    assert!(get(&server, "/nope").starts_with("HTTP/1.1 404"));
+}
