@@ -29,7 +29,44 @@ pub fn optimize_plan(plan: Plan) -> Plan {
 pub fn optimize(node: Node) -> Node {
     let node = push_filter(node);
     let node = map_children(node, optimize);
-    select_access_path(node)
+    let node = select_access_path(node);
+    remove_sort_on_key_order(node)
+}
+
+/// A sort over a projection of a table scan or key range is redundant when it orders by the
+/// primary key columns ascending (skipping leading columns the key range pins): storage
+/// already returns rows in that order. Without the sort, a LIMIT above stops the scan early.
+fn remove_sort_on_key_order(node: Node) -> Node {
+    let Node::Sort { source, keys } = node else { return node };
+    let Node::Project { source: inner, exprs } = *source else {
+        return Node::Sort { source, keys };
+    };
+    let (table, pinned) = match inner.as_ref() {
+        Node::Scan { table, .. } => (table, 0),
+        Node::KeyRange { table, prefix, .. } => (table, prefix.len()),
+        _ => return Node::Sort { source: Box::new(Node::Project { source: inner, exprs }), keys },
+    };
+    let sort_columns: Option<Vec<usize>> = keys
+        .iter()
+        .map(|k| match (&k.expr, k.descending, k.nulls_first) {
+            (Expr::Column(j), false, false) => match exprs.get(*j) {
+                Some(Expr::Column(c)) => Some(*c),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let pk = &table.primary_key;
+    let in_key_order = sort_columns.is_some_and(|cols| {
+        !cols.is_empty()
+            && (0..=pinned.min(pk.len())).any(|a| pk.len() >= a + cols.len() && pk[a..a + cols.len()] == cols[..])
+    });
+    let project = Node::Project { source: inner, exprs };
+    if in_key_order {
+        project
+    } else {
+        Node::Sort { source: Box::new(project), keys }
+    }
 }
 
 fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
