@@ -2,9 +2,9 @@
 //! executor), kept together so each function is defined in one place.
 
 use crate::error::{Error, Result};
-use crate::types::cast::{self, CastKind};
+
 use crate::types::datetime::{self, MICROS_PER_SECOND};
-use crate::types::value::Interval;
+
 use crate::types::{DataType, Value};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -666,17 +666,4 @@ pub fn json_get(j: &Value, key: &Value, as_text: bool) -> Result<Value> {
         },
         Some(v) => Value::Jsonb(v.clone()),
     })
-}
-
-/// Casts used by functions taking `unknown` arguments: text for anything not yet typed.
-pub fn coerce_arg(v: Value, t: &DataType) -> Result<Value> {
-    if *t == DataType::Unknown {
-        return Ok(v);
-    }
-    cast::cast(v, t, CastKind::Explicit)
-}
-
-/// An interval from a number of seconds.
-pub fn seconds_interval(secs: f64) -> Interval {
-    Interval { months: 0, days: 0, micros: (secs * 1e6).round() as i64 }
 }

@@ -414,7 +414,7 @@ impl Session {
         let mut param_types: Vec<DataType> =
             params.iter().map(|p| p.data_type().unwrap_or(DataType::Unknown)).collect();
         let plan = planner::plan(txn, statement, &mut param_types)?;
-        let now = execution_time(txn);
+        let now = super::functions::wall_clock_micros();
         let info = self.info.clone();
         let mut ctx = Context {
             txn,
@@ -719,9 +719,4 @@ pub fn result_columns(plan: &Plan) -> Vec<ResultColumn> {
         Plan::Explain(_) => vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
         _ => Vec::new(),
     }
-}
-
-/// now() for a statement: the wall clock, never before the snapshot.
-fn execution_time(_txn: &Transaction) -> i64 {
-    super::functions::wall_clock_micros()
 }

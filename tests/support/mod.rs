@@ -25,14 +25,30 @@ impl Server {
 
     /// Starts a server on `data_dir` with extra environment variables.
     pub fn start_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
-        let pg_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut server = Server { pg_addr, http_addr, data_dir, child: None };
-        server.spawn(env);
-        server
+        let mut server = Server {
+            pg_addr: ([127, 0, 0, 1], 0).into(),
+            http_addr: ([127, 0, 0, 1], 0).into(),
+            data_dir,
+            child: None,
+        };
+        // Tests run in parallel: a port picked as free can be taken before the server binds
+        // it, so try again with fresh ports if the process exits at start-up.
+        for _ in 0..5 {
+            server.pg_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            server.http_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            if server.try_spawn(env) {
+                return server;
+            }
+        }
+        panic!("chronos did not start");
     }
 
     fn spawn(&mut self, env: &[(&str, &str)]) {
+        assert!(self.try_spawn(env), "chronos did not start");
+    }
+
+    /// Starts the process; true once both its ports accept connections.
+    fn try_spawn(&mut self, env: &[(&str, &str)]) -> bool {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronos"));
         cmd.args(["single-node", "--data-dir"])
             .arg(self.data_dir.path())
@@ -45,9 +61,23 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("start chronos"));
+        let mut child = cmd.spawn().expect("start chronos");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(self.pg_addr).is_err() {
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            let up = std::net::TcpStream::connect(self.pg_addr).is_ok()
+                && std::net::TcpStream::connect(self.http_addr).is_ok();
+            if up {
+                // Still ours: a process that lost a port exits right after binding the other.
+                std::thread::sleep(Duration::from_millis(20));
+                if let Ok(None) = child.try_wait() {
+                    self.child = Some(child);
+                    return true;
+                }
+                return false;
+            }
             assert!(Instant::now() < deadline, "chronos did not start listening");
             std::thread::sleep(Duration::from_millis(25));
         }

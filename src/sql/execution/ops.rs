@@ -156,21 +156,14 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                 return Ok(());
             }
             let mut emitted = 0u64;
-            let mut stopped = false;
             execute(source, ctx, &mut |ctx, row| {
                 if skip > 0 {
                     skip -= 1;
                     return Ok(true);
                 }
                 emitted += 1;
-                if !sink(ctx, row)? {
-                    stopped = true;
-                    return Ok(false);
-                }
-                Ok(limit.is_none_or(|l| emitted < l))
-            })?;
-            let _ = stopped;
-            Ok(())
+                Ok(sink(ctx, row)? && limit.is_none_or(|l| emitted < l))
+            })
         }
         Node::Distinct { source, on } => {
             let mut seen: HashSet<Row> = HashSet::new();

@@ -137,13 +137,7 @@ fn push_filter(node: Node) -> Node {
             };
             Node::Scan { table, filter: Some(filter), with_key }
         }
-        join @ (Node::NestedLoopJoin { .. } | Node::HashJoin { .. }) => {
-            let (kind, left_width) = match &join {
-                Node::NestedLoopJoin { kind, left_width, .. } | Node::HashJoin { kind, left_width, .. } => {
-                    (*kind, *left_width)
-                }
-                _ => unreachable_join(),
-            };
+        join @ (Node::NestedLoopJoin { kind, left_width, .. } | Node::HashJoin { kind, left_width, .. }) => {
             let mut to_left = Vec::new();
             let mut to_right = Vec::new();
             let mut keep = Vec::new();
@@ -197,10 +191,6 @@ fn push_filter(node: Node) -> Node {
         }
         other => Node::Filter { source: Box::new(other), predicate },
     }
-}
-
-fn unreachable_join() -> (JoinKind, usize) {
-    (JoinKind::Inner, 0)
 }
 
 fn has_subquery(e: &Expr) -> bool {

@@ -55,7 +55,7 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
                 DataType::Numeric(Some((p, s)))
             }
         },
-        "text" | "string" | "name" | "citext" | "\"char\"" | "json_text" => DataType::Text,
+        "text" | "string" | "name" | "citext" | "\"char\"" => DataType::Text,
         "varchar" | "character varying" | "char varying" => match args.first() {
             Some(_) => DataType::Varchar(Some(positive_length(number(0)?)?)),
             None => DataType::Varchar(None),
