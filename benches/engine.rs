@@ -44,6 +44,22 @@ fn commits(c: &mut Criterion) {
     let mvcc = Mvcc::new(storage).expect("mvcc");
     let mut g = c.benchmark_group("mvcc");
     g.sample_size(20);
+    // The part of a commit done under the writer token: applying the batch, without fsync.
+    let apply_dir = tempfile::tempdir().expect("temp dir");
+    let apply_storage = SledStorage::open(apply_dir.path()).expect("sled");
+    let mut version: u64 = 0;
+    g.bench_function("apply_1_row_batch_no_fsync", |b| {
+        b.iter(|| {
+            version += 1;
+            let mut key = vec![0x02, 0, 0, 0, 9];
+            key.extend_from_slice(&version.to_be_bytes());
+            let batch = chronos::mvcc::WriteBatch {
+                version,
+                writes: vec![(key, Some(rowcodec::encode_row(&row(version as i64))))],
+            };
+            chronos::mvcc::apply_batch(&apply_storage, &batch).expect("apply");
+        })
+    });
     let mut n: u64 = 0;
     g.bench_function("commit_1_row_fsync", |b| {
         b.iter(|| {

@@ -45,6 +45,10 @@ pub struct Index {
     /// Positions of the indexed columns in the table.
     pub columns: Vec<usize>,
     pub unique: bool,
+    /// Created by a UNIQUE constraint of CREATE TABLE (shown as a constraint by the catalog
+    /// views) rather than by CREATE INDEX.
+    #[serde(default)]
+    pub constraint: bool,
 }
 
 /// A table definition.

@@ -276,10 +276,6 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        {
-            // Create the session before moving work to the blocking pool.
-            with_session(&self.shared, &self.session, client, |_| ());
-        }
         let _busy = BusyGuard::new(&self.busy);
         let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
         let session = self.session.clone();
@@ -386,7 +382,6 @@ impl ExtendedQueryHandler for Handler {
                 encode::parameter(bytes.as_deref(), &t, portal.parameter_format.is_binary(i)).map_err(to_pg_error)?,
             );
         }
-        with_session(&self.shared, &self.session, client, |_| ());
         let _busy = BusyGuard::new(&self.busy);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);

@@ -63,7 +63,8 @@ pub fn create_index(
     for c in columns {
         positions.push(table.column_index(c).ok_or_else(|| Error::UndefinedColumn(c.clone()))?);
     }
-    let index = Index { id: table.next_index_id, name: name.to_string(), columns: positions, unique };
+    let index =
+        Index { id: table.next_index_id, name: name.to_string(), columns: positions, unique, constraint: false };
     table.next_index_id += 1;
     table.indexes.push(index);
     dml::build_index(ctx, &table, table.indexes.len() - 1)?;

@@ -294,15 +294,14 @@ impl Session {
         self.cancel.store(false, Ordering::Relaxed);
         use ast::Statement as S;
         match statement {
-            S::StartTransaction { .. } => {
+            S::StartTransaction { modes, .. } => {
                 if self.txn.is_some() {
                     self.notices.push("there is already a transaction in progress".into());
                     return Ok(Outcome::Command { tag: "BEGIN".into() });
                 }
-                let read_only = matches!(
-                    planner::plan(&mut self.engine.mvcc.begin(), statement, &mut Vec::new())?,
-                    Plan::Begin { read_only: true }
-                );
+                let read_only = modes
+                    .iter()
+                    .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
                 self.txn = Some(self.engine.mvcc.begin());
                 self.txn_failed = false;
                 self.txn_read_only = read_only;
@@ -532,9 +531,6 @@ impl Session {
                 Ok(Outcome::CopyOut { columns: columns.len(), lines })
             }
             Plan::CopyFrom { .. } => Err(Error::Internal("COPY FROM reached the executor".into())),
-            Plan::Begin { .. } | Plan::Commit | Plan::Rollback => {
-                Err(Error::Internal("transaction control reached the executor".into()))
-            }
         }
     }
 

@@ -26,6 +26,43 @@ fn index_oid(table: &Table, index_id: u32) -> i64 {
     32768 + table.id as i64 * 256 + index_id as i64
 }
 
+/// An index as the catalog views show it: the primary key's implicit index or a secondary one.
+struct KeyIndex<'a> {
+    oid: i64,
+    name: String,
+    columns: &'a [usize],
+    unique: bool,
+    primary: bool,
+    /// The constraint it backs: `PRIMARY KEY` or `UNIQUE` (None for a plain CREATE INDEX).
+    constraint: Option<&'static str>,
+}
+
+/// Every index of a table, the primary key's first.
+fn key_indexes(t: &Table) -> Vec<KeyIndex<'_>> {
+    let mut out = Vec::new();
+    if !t.primary_key.is_empty() {
+        out.push(KeyIndex {
+            oid: index_oid(t, 0),
+            name: t.pkey_name(),
+            columns: &t.primary_key,
+            unique: true,
+            primary: true,
+            constraint: Some("PRIMARY KEY"),
+        });
+    }
+    for ix in &t.indexes {
+        out.push(KeyIndex {
+            oid: index_oid(t, ix.id),
+            name: ix.name.clone(),
+            columns: &ix.columns,
+            unique: ix.unique,
+            primary: false,
+            constraint: (ix.unique && ix.constraint).then_some("UNIQUE"),
+        });
+    }
+    out
+}
+
 /// The oid of a table or index by name.
 pub fn relation_oid(txn: &mut Transaction, name: &str) -> Result<Option<i64>> {
     if let Some(t) = catalog::get_table(txn, name)? {
@@ -247,11 +284,8 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                     t.columns.len(),
                     width,
                 ));
-                if !t.primary_key.is_empty() {
-                    out.push(class_row(index_oid(t, 0), &t.pkey_name(), "i", false, t.primary_key.len(), width));
-                }
-                for ix in &t.indexes {
-                    out.push(class_row(index_oid(t, ix.id), &ix.name, "i", false, ix.columns.len(), width));
+                for ix in key_indexes(t) {
+                    out.push(class_row(ix.oid, &ix.name, "i", false, ix.columns.len(), width));
                 }
             }
         }
@@ -314,14 +348,7 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
         }
         "pg_catalog.pg_index" => {
             for t in &tables {
-                let mut entries: Vec<(i64, &[usize], bool, bool)> = Vec::new();
-                if !t.primary_key.is_empty() {
-                    entries.push((index_oid(t, 0), &t.primary_key, true, true));
-                }
-                for ix in &t.indexes {
-                    entries.push((index_oid(t, ix.id), &ix.columns, ix.unique, false));
-                }
-                for (oid, columns, unique, primary) in entries {
+                for KeyIndex { oid, columns, unique, primary, .. } in key_indexes(t) {
                     let key: Vec<String> = columns.iter().map(|c| (c + 1).to_string()).collect();
                     out.push(pad(vec![
                         Value::Int8(oid),
@@ -350,14 +377,10 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
         }
         "pg_catalog.pg_constraint" => {
             for t in &tables {
-                let mut entries: Vec<(i64, String, &str, &[usize])> = Vec::new();
-                if !t.primary_key.is_empty() {
-                    entries.push((index_oid(t, 0), t.pkey_name(), "p", &t.primary_key));
-                }
-                for ix in t.indexes.iter().filter(|i| i.unique && i.name.ends_with("_key")) {
-                    entries.push((index_oid(t, ix.id), ix.name.clone(), "u", &ix.columns));
-                }
-                for (oid, name, kind, columns) in entries {
+                for ix in key_indexes(t) {
+                    let Some(constraint) = ix.constraint else { continue };
+                    let (oid, name, columns) = (ix.oid, ix.name, ix.columns);
+                    let kind = if constraint == "PRIMARY KEY" { "p" } else { "u" };
                     let key: Vec<String> = columns.iter().map(|c| (c + 1).to_string()).collect();
                     out.push(pad(vec![
                         Value::Int8(oid + 1_000_000),
@@ -518,14 +541,9 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
         }
         "information_schema.key_column_usage" | "information_schema.table_constraints" => {
             for t in &tables {
-                let mut constraints: Vec<(String, &str, &[usize])> = Vec::new();
-                if !t.primary_key.is_empty() {
-                    constraints.push((t.pkey_name(), "PRIMARY KEY", &t.primary_key));
-                }
-                for ix in t.indexes.iter().filter(|i| i.unique && i.name.ends_with("_key")) {
-                    constraints.push((ix.name.clone(), "UNIQUE", &ix.columns));
-                }
-                for (name, kind, columns) in constraints {
+                for ix in key_indexes(t) {
+                    let Some(kind) = ix.constraint else { continue };
+                    let (name, columns) = (ix.name, ix.columns);
                     if qualified.ends_with("table_constraints") {
                         out.push(pad(vec![
                             text(&db),
@@ -830,33 +848,19 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             let oid = if constraint { oid - 1_000_000 } else { oid };
             let mut found = Value::Null;
             for t in catalog::list_tables(ctx.txn)? {
-                let cols = |c: &[usize]| c.iter().map(|&i| t.columns[i].name.clone()).collect::<Vec<_>>().join(", ");
-                if index_oid(&t, 0) == oid && !t.primary_key.is_empty() {
-                    found = Value::Text(if constraint {
-                        format!("PRIMARY KEY ({})", cols(&t.primary_key))
-                    } else {
-                        format!(
-                            "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
-                            t.pkey_name(),
+                for ix in key_indexes(&t).into_iter().filter(|ix| ix.oid == oid) {
+                    let cols: Vec<&str> = ix.columns.iter().map(|&i| t.columns[i].name.as_str()).collect();
+                    found = Value::Text(match (constraint, ix.constraint) {
+                        (true, Some(kind)) => format!("{kind} ({})", cols.join(", ")),
+                        (true, None) => continue,
+                        (false, _) => format!(
+                            "CREATE {}INDEX {} ON public.{} USING btree ({})",
+                            if ix.unique { "UNIQUE " } else { "" },
+                            ix.name,
                             t.name,
-                            cols(&t.primary_key)
-                        )
+                            cols.join(", ")
+                        ),
                     });
-                }
-                for ix in &t.indexes {
-                    if index_oid(&t, ix.id) == oid {
-                        found = Value::Text(if constraint {
-                            format!("UNIQUE ({})", cols(&ix.columns))
-                        } else {
-                            format!(
-                                "CREATE {}INDEX {} ON public.{} USING btree ({})",
-                                if ix.unique { "UNIQUE " } else { "" },
-                                ix.name,
-                                t.name,
-                                cols(&ix.columns)
-                            )
-                        });
-                    }
                 }
             }
             found

@@ -187,9 +187,8 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         }
         Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
             let right_rows = super::collect(right, ctx)?;
-            let all: Vec<usize> = (0..right_rows.len()).collect();
             let shape = JoinShape { kind: *kind, left_width: *left_width, right_width: *right_width };
-            join(left, &right_rows, shape, predicate.as_ref(), ctx, sink, &mut |_, _| Ok(all.clone()))
+            join(left, &right_rows, shape, predicate.as_ref(), ctx, sink, &mut |_, _| Ok(None))
         }
         Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
             let right_rows = super::collect(right, ctx)?;
@@ -210,7 +209,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                 for e in left_keys {
                     key.push(eval(e, lrow, ctx)?);
                 }
-                Ok(table.get(&key).cloned().unwrap_or_default())
+                Ok(Some(table.get(&key).cloned().unwrap_or_default()))
             })
         }
         Node::SetOperation { op, all, left, right } => set_operation(*op, *all, left, right, ctx, sink),
@@ -272,6 +271,9 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     }
 }
 
+/// Finds the right rows that may join a left row: their positions, or None for all of them.
+type Candidates<'a> = dyn FnMut(&mut Context, &Row) -> Result<Option<Vec<usize>>> + 'a;
+
 /// The kind and input widths of a join.
 #[derive(Clone, Copy)]
 struct JoinShape {
@@ -280,8 +282,8 @@ struct JoinShape {
     right_width: usize,
 }
 
-/// Runs a join: for each left row, the right rows `candidates` names are tested with
-/// `predicate`; outer joins add NULL-extended rows for the unmatched sides.
+/// Runs a join: for each left row, the right rows `candidates` names (None: every right row)
+/// are tested with `predicate`; outer joins add NULL-extended rows for the unmatched sides.
 fn join(
     left: &Node,
     right_rows: &[Row],
@@ -289,13 +291,18 @@ fn join(
     predicate: Option<&Expr>,
     ctx: &mut Context,
     sink: &mut Sink,
-    candidates: &mut dyn FnMut(&mut Context, &Row) -> Result<Vec<usize>>,
+    candidates: &mut Candidates,
 ) -> Result<()> {
     let mut right_matched = vec![false; right_rows.len()];
     let mut go_on = true;
     execute(left, ctx, &mut |ctx, lrow| {
         let mut matched = false;
-        for i in candidates(ctx, &lrow)? {
+        let probe = candidates(ctx, &lrow)?;
+        let indexes: Box<dyn Iterator<Item = usize>> = match &probe {
+            Some(list) => Box::new(list.iter().copied()),
+            None => Box::new(0..right_rows.len()),
+        };
+        for i in indexes {
             let mut joined = lrow.clone();
             joined.extend_from_slice(&right_rows[i]);
             let ok = match predicate {

@@ -157,16 +157,13 @@ impl Binder<'_> {
             S::Truncate(truncate) => {
                 Ok(Plan::Truncate { tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect() })
             }
-            S::StartTransaction { modes, .. } => {
-                let read_only = modes
-                    .iter()
-                    .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
-                Ok(Plan::Begin { read_only })
-            }
-            S::Commit { .. } => Ok(Plan::Commit),
-            S::Rollback { savepoint: None, .. } => Ok(Plan::Rollback),
-            S::Rollback { savepoint: Some(_), .. } | S::Savepoint { .. } | S::ReleaseSavepoint { .. } => {
-                Err(Error::Internal("savepoints are handled by the session".into()))
+            // Transaction control changes session state; `Session::execute` handles it.
+            S::StartTransaction { .. }
+            | S::Commit { .. }
+            | S::Rollback { .. }
+            | S::Savepoint { .. }
+            | S::ReleaseSavepoint { .. } => {
+                Err(Error::Internal("transaction control is handled by the session".into()))
             }
             S::Set(set) => plan_set(set),
             S::ShowVariable { variable } => {
@@ -356,6 +353,7 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
     for (n, cols) in uniques.into_iter().enumerate() {
         let col_names: Vec<&str> = cols.iter().map(|&i| columns[i].name.as_str()).collect();
         indexes.push(Index {
+            constraint: true,
             id: n as u32 + 1,
             name: format!("{name}_{}_key", col_names.join("_")),
             columns: cols,

@@ -102,24 +102,6 @@ fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
     }
 }
 
-/// Which inputs of a join a term reads: (left, right, something else such as a subquery).
-fn sides(e: &Expr, left_width: usize) -> (bool, bool, bool) {
-    let (mut l, mut r, mut other) = (false, false, false);
-    e.walk(&mut |x| match x {
-        Expr::Column(i) if *i < left_width => l = true,
-        Expr::Column(_) => r = true,
-        Expr::Param(_) | Expr::Constant(_) => {}
-        Expr::Outer(_)
-        | Expr::ScalarSubquery(_)
-        | Expr::ArraySubquery(_)
-        | Expr::Exists(_)
-        | Expr::InSubquery { .. } => other = true,
-        Expr::Function { name, .. } if *name == "random" || *name == "clock_timestamp" => other = true,
-        _ => {}
-    });
-    (l, r, other)
-}
-
 fn push_filter(node: Node) -> Node {
     let Node::Filter { source, predicate } = node else { return node };
     match *source {
@@ -142,7 +124,7 @@ fn push_filter(node: Node) -> Node {
             let mut to_right = Vec::new();
             let mut keep = Vec::new();
             for term in split_conjunction(predicate) {
-                match sides(&term, left_width) {
+                match term.join_sides(left_width) {
                     (_, false, false) if matches!(kind, JoinKind::Inner | JoinKind::Left) => to_left.push(term),
                     (false, true, false) if matches!(kind, JoinKind::Inner | JoinKind::Right) => {
                         match term.remap_columns(&|i| i.checked_sub(left_width)) {

@@ -396,11 +396,6 @@ pub enum Plan {
     Truncate {
         tables: Vec<String>,
     },
-    Begin {
-        read_only: bool,
-    },
-    Commit,
-    Rollback,
     Set {
         name: String,
         value: Option<String>,
@@ -660,6 +655,25 @@ impl Expr {
             }
         });
         independent
+    }
+
+    /// Which inputs of a join whose left row is `left_width` wide the expression reads:
+    /// (left, right, something that is neither, such as a subquery or a volatile function).
+    /// Filter pushdown and hash-join key extraction both decide by this.
+    pub fn join_sides(&self, left_width: usize) -> (bool, bool, bool) {
+        let (mut left, mut right, mut other) = (false, false, false);
+        self.walk(&mut |x| match x {
+            Expr::Column(i) if *i < left_width => left = true,
+            Expr::Column(_) => right = true,
+            Expr::Outer(_)
+            | Expr::ScalarSubquery(_)
+            | Expr::ArraySubquery(_)
+            | Expr::Exists(_)
+            | Expr::InSubquery { .. } => other = true,
+            Expr::Function { name, .. } if *name == "random" || *name == "clock_timestamp" => other = true,
+            _ => {}
+        });
+        (left, right, other)
     }
 
     /// True if the expression refers to the enclosing query's row.

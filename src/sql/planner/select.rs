@@ -798,25 +798,11 @@ pub fn make_join(
     let mut residual = Vec::new();
     for term in split_conjunction(predicate) {
         if let Expr::Binary(BinaryOp::Eq, a, b) = &term {
-            let side = |e: &Expr| -> Option<bool> {
-                let mut refs_left = false;
-                let mut refs_right = false;
-                let mut other = false;
-                e.walk(&mut |x| match x {
-                    Expr::Column(i) if *i < left_width => refs_left = true,
-                    Expr::Column(_) => refs_right = true,
-                    Expr::Outer(_)
-                    | Expr::ScalarSubquery(_)
-                    | Expr::ArraySubquery(_)
-                    | Expr::Exists(_)
-                    | Expr::InSubquery { .. } => other = true,
-                    _ => {}
-                });
-                match (refs_left, refs_right, other) {
-                    (true, false, false) => Some(true),
-                    (false, true, false) => Some(false),
-                    _ => None,
-                }
+            // Some(true): reads only the left input; Some(false): only the right.
+            let side = |e: &Expr| match e.join_sides(left_width) {
+                (true, false, false) => Some(true),
+                (false, true, false) => Some(false),
+                _ => None,
             };
             let shift = |e: &Expr| e.remap_columns(&|i| i.checked_sub(left_width));
             match (side(a), side(b)) {
