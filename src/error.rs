@@ -86,6 +86,15 @@ pub enum Error {
     ReadOnly(String),
     /// The user may not do this.
     InsufficientPrivilege(String),
+    /// A name reserved for system objects (roles starting with `pg_`).
+    ReservedName(String),
+    /// A GRANT or REVOKE that makes no sense for the object.
+    InvalidGrant(String),
+    /// The object cannot be dropped while others depend on it.
+    DependentObjects {
+        message: String,
+        detail: String,
+    },
     /// Transaction control used where it makes no sense (e.g. BEGIN twice).
     InvalidTransactionState(String),
     /// The statement was cancelled on request.
@@ -141,6 +150,9 @@ impl Error {
             Error::InFailedTransaction => "25P02",
             Error::ReadOnly(_) => "25006",
             Error::InsufficientPrivilege(_) => "42501",
+            Error::ReservedName(_) => "42939",
+            Error::InvalidGrant(_) => "0LP01",
+            Error::DependentObjects { .. } => "2BP01",
             Error::InvalidTransactionState(_) => "25000",
             Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
@@ -174,7 +186,7 @@ impl Error {
     /// Extra detail for the client, PostgreSQL's DETAIL field.
     pub fn detail(&self) -> Option<String> {
         match self {
-            Error::UniqueViolation { detail, .. } => Some(detail.clone()),
+            Error::UniqueViolation { detail, .. } | Error::DependentObjects { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }
@@ -209,6 +221,9 @@ impl fmt::Display for Error {
             | Error::InvalidSavepoint(m)
             | Error::ReadOnly(m)
             | Error::InsufficientPrivilege(m)
+            | Error::ReservedName(m)
+            | Error::InvalidGrant(m)
+            | Error::DependentObjects { message: m, .. }
             | Error::InvalidTransactionState(m)
             | Error::Corruption(m)
             | Error::Io(m)

@@ -15,6 +15,24 @@ pub trait Status: Send + Sync + 'static {
     fn metrics_text(&self) -> String;
 }
 
+/// Largest request head accepted.
+const MAX_HEAD: usize = 8192;
+
+/// Reads a request head (up to the blank line), which may arrive in several segments. None if
+/// the client closes first or sends more than [`MAX_HEAD`] bytes.
+async fn read_head(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(head)
+}
+
 /// Serves until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -23,10 +41,9 @@ pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown:
                 let Ok((mut socket, _)) = accepted else { continue };
                 let status = status.clone();
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let read = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf)).await;
-                    let Ok(Ok(n)) = read else { return };
-                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let read = tokio::time::timeout(std::time::Duration::from_secs(5), read_head(&mut socket)).await;
+                    let Ok(Some(head)) = read else { return };
+                    let request = String::from_utf8_lossy(&head);
                     let mut parts = request.split_whitespace();
                     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                     let (code, content_type, body) = match (method, path) {

@@ -36,6 +36,69 @@ async fn scram_accepts_the_right_passwords_only() {
     assert_eq!(n, 0);
 }
 
+#[tokio::test]
+async fn created_roles_log_in_with_scram_and_need_grants() {
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &credentials());
+    let admin = connect(&server, "admin", "admin-secret").await.expect("admin logs in");
+    admin
+        .batch_execute(
+            "CREATE TABLE g (id INT PRIMARY KEY, v TEXT); INSERT INTO g VALUES (1, 'one');
+             CREATE USER bob PASSWORD 'bob-secret'; CREATE ROLE nobody_logs_in PASSWORD 'x'",
+        )
+        .await
+        .unwrap();
+
+    let Err(err) = connect(&server, "bob", "wrong").await else { panic!("wrong password accepted") };
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
+    let Err(err) = connect(&server, "nobody_logs_in", "x").await else { panic!("NOLOGIN role logged in") };
+    assert_eq!(err.code(), Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION), "{err:?}");
+
+    let bob = connect(&server, "bob", "bob-secret").await.expect("bob logs in");
+    let user: String = bob.query_one("SELECT current_user", &[]).await.unwrap().get(0);
+    assert_eq!(user, "bob");
+    let denied = |e: tokio_postgres::Error| assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{e:?}");
+    denied(bob.query("SELECT * FROM g", &[]).await.unwrap_err());
+    denied(bob.query("SELECT 1 WHERE EXISTS (SELECT 1 FROM g)", &[]).await.unwrap_err());
+    denied(bob.batch_execute("CREATE TABLE mine (id INT)").await.unwrap_err());
+    denied(bob.batch_execute("CREATE ROLE eve").await.unwrap_err());
+    // System catalogs stay readable.
+    let n: i64 = bob.query_one("SELECT count(*) FROM pg_class WHERE relname = 'g'", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+
+    admin.batch_execute("GRANT SELECT ON g TO bob").await.unwrap();
+    let v: String = bob.query_one("SELECT v FROM g WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(v, "one");
+    denied(bob.batch_execute("INSERT INTO g VALUES (2, 'two')").await.unwrap_err());
+    denied(bob.batch_execute("UPDATE g SET v = 'uno' WHERE id = 1").await.unwrap_err());
+    denied(bob.batch_execute("INSERT INTO g SELECT id + 10, v FROM g").await.unwrap_err());
+
+    admin.batch_execute("GRANT INSERT ON g TO bob").await.unwrap();
+    bob.batch_execute("INSERT INTO g SELECT id + 10, v FROM g").await.unwrap();
+    denied(
+        bob.batch_execute("INSERT INTO g VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET v = 'x'").await.unwrap_err(),
+    );
+    denied(bob.batch_execute("DELETE FROM g").await.unwrap_err());
+    denied(bob.batch_execute("DROP TABLE g").await.unwrap_err());
+
+    // A role may change its own password; the new one works at once.
+    bob.batch_execute("ALTER ROLE bob PASSWORD 'new-secret'").await.unwrap();
+    connect(&server, "bob", "new-secret").await.expect("new password works");
+    assert!(connect(&server, "bob", "bob-secret").await.is_err(), "old password still works");
+
+    // A dropped role can no longer log in, and its open session loses its rights.
+    admin.batch_execute("REVOKE ALL ON g FROM bob; DROP ROLE bob").await.unwrap();
+    denied(bob.query("SELECT * FROM g", &[]).await.unwrap_err());
+    let Err(err) = connect(&server, "bob", "new-secret").await else { panic!("dropped role logged in") };
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
+
+    // The built-in read-only role still reads everything and writes nothing.
+    let reader = connect(&server, "readonly", "reader-secret").await.expect("readonly logs in");
+    let n: i64 = reader.query_one("SELECT count(*) FROM g", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+    denied(reader.batch_execute("DELETE FROM g").await.unwrap_err());
+    denied(reader.batch_execute("CREATE TABLE r (id INT)").await.unwrap_err());
+}
+
 #[test]
 fn tls_with_psql_sslmode_require() {
     let dir = tempfile::tempdir().unwrap();

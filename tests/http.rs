@@ -7,7 +7,12 @@ use support::Server;
 
 fn get(server: &Server, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(server.http_addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    // Written in pieces on purpose: a server must read the whole head, however it arrives.
+    for piece in ["GET ", path, " HTTP/1.1\r\n", "Host: localhost\r\n", "\r\n"] {
+        s.write_all(piece.as_bytes()).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

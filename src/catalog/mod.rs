@@ -13,6 +13,8 @@
 //!   writers of the same value write the same key and conflict; other entries append the
 //!   primary key to the key and store nothing.
 
+pub mod roles;
+
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::storage::keycode;
@@ -64,6 +66,9 @@ pub struct Table {
     pub ttl: Option<String>,
     /// Next id for a new index.
     pub next_index_id: u32,
+    /// Privileges granted to roles other than the built-in ones, as [`roles::privilege`] bits.
+    #[serde(default)]
+    pub grants: std::collections::BTreeMap<String, u8>,
 }
 
 impl Table {

@@ -2,7 +2,8 @@
 //! passwords are configured, trust on loopback otherwise.
 
 use super::Shared;
-use crate::sql::SERVER_VERSION;
+use crate::catalog::roles::{self, Role};
+use crate::sql::{Engine, SERVER_VERSION};
 use async_trait::async_trait;
 use futures::sink::{Sink, SinkExt};
 use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
@@ -19,7 +20,7 @@ use std::fmt::Debug;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-const SCRAM_ITERATIONS: usize = 4096;
+const SCRAM_ITERATIONS: usize = roles::SCRAM_ITERATIONS as usize;
 
 /// The ParameterStatus values sent after authentication.
 #[derive(Debug)]
@@ -51,28 +52,61 @@ impl ServerParameterProvider for Parameters {
     }
 }
 
-/// Passwords of the built-in roles.
-#[derive(Debug)]
+/// Where SCRAM finds passwords: the built-in roles' from the configuration, created roles'
+/// stored secrets from the catalog.
 struct Passwords {
     admin: Option<String>,
     readonly: Option<String>,
+    engine: Arc<Engine>,
+}
+
+impl Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
 impl AuthSource for Passwords {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let password = match login.user() {
-            Some("admin") => self.admin.as_deref(),
-            Some("readonly") => self.readonly.as_deref(),
+        let user = login.user().unwrap_or_default();
+        let configured = match user {
+            roles::ADMIN => self.admin.as_deref(),
+            roles::READONLY => self.readonly.as_deref(),
             _ => None,
         };
-        // Unknown users get a random password: the exchange fails like a wrong password
-        // (28P01) and reveals nothing about which roles exist.
+        if let Some(password) = configured {
+            let salt = uuid::Uuid::new_v4().as_bytes().to_vec();
+            return Ok(Password::new(Some(salt.clone()), gen_salted_password(password, &salt, SCRAM_ITERATIONS)));
+        }
+        if Role::builtin(user).is_none() {
+            if let Some(role) = find_role(&self.engine, user)? {
+                if !role.login {
+                    return Err(not_permitted(user));
+                }
+                if let Some(secret) = role.password {
+                    return Ok(Password::new(Some(secret.salt), secret.salted_password));
+                }
+            }
+        }
+        // Unknown users and roles without a password get a random one: the exchange fails like
+        // a wrong password (28P01) and reveals nothing about which roles exist.
+        let salt = uuid::Uuid::new_v4().as_bytes().to_vec();
         let fallback = uuid::Uuid::new_v4().to_string();
-        let password = password.unwrap_or(&fallback);
-        let salt = uuid::Uuid::new_v4().as_bytes()[..16].to_vec();
-        Ok(Password::new(Some(salt.clone()), gen_salted_password(password, &salt, SCRAM_ITERATIONS)))
+        Ok(Password::new(Some(salt.clone()), gen_salted_password(&fallback, &salt, SCRAM_ITERATIONS)))
     }
+}
+
+/// A role by name, from a fresh snapshot of the catalog.
+fn find_role(engine: &Engine, user: &str) -> PgWireResult<Option<Role>> {
+    let mut txn = engine.mvcc().begin();
+    let role = roles::get_role(&mut txn, user);
+    txn.rollback();
+    role.map_err(|e| fatal(e.sqlstate(), e.to_string()))
+}
+
+fn not_permitted(user: &str) -> PgWireError {
+    fatal("28000", format!("role \"{user}\" is not permitted to log in"))
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
@@ -101,6 +135,7 @@ impl Startup {
             let mut scram = ScramAuth::new(Arc::new(Passwords {
                 admin: config.admin_password.clone(),
                 readonly: config.readonly_password.clone(),
+                engine: shared.engine.clone(),
             }));
             scram.set_iterations(SCRAM_ITERATIONS);
             Some(SASLAuthStartupHandler::new(Arc::new(Parameters)).with_scram(scram))
@@ -125,8 +160,13 @@ impl StartupHandler for Startup {
             if !matches!(database.as_str(), "chronos" | "postgres") && database != user {
                 return Err(fatal("3D000", format!("database \"{database}\" does not exist")));
             }
-            if self.scram.is_none() && !matches!(user.as_str(), "admin" | "readonly") {
-                return Err(fatal("28000", format!("role \"{user}\" does not exist")));
+            if self.scram.is_none() {
+                // Trust (loopback only): the role must exist and may log in.
+                match find_role(&self.shared.engine, &user)? {
+                    None => return Err(fatal("28000", format!("role \"{user}\" does not exist"))),
+                    Some(role) if !role.login => return Err(not_permitted(&user)),
+                    Some(_) => {}
+                }
             }
             let count = self.shared.metrics.connections.fetch_add(1, Ordering::SeqCst) + 1;
             client.session_extensions().insert(ConnectionSlot(self.shared.clone()));

@@ -106,7 +106,6 @@ fn with_session<C: ClientInfo, T>(
 fn new_session<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Session {
     let user = client.metadata().get("user").cloned().unwrap_or_else(|| "admin".into());
     let mut session = shared.engine.session(&user, "chronos");
-    session.read_only = user == "readonly";
     if let Some(app) = client.metadata().get("application_name") {
         std::sync::Arc::make_mut(&mut session.info).settings.push(("application_name".into(), app.clone()));
     }

@@ -18,8 +18,47 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
     Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(&rewritten)
-        .and_then(|mut p| p.parse_statements())
+        .and_then(|mut p| parse_statements(&mut p))
         .map_err(|e| syntax_error(&rewritten, e))
+}
+
+/// sqlparser's statement loop, plus PostgreSQL's `CREATE USER` (a `CREATE ROLE` that defaults
+/// to LOGIN), which the PostgreSQL dialect parses as another product's statement.
+fn parse_statements(parser: &mut Parser) -> std::result::Result<Vec<ast::Statement>, ParserError> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Word};
+    let mut statements = Vec::new();
+    let mut expecting_delimiter = false;
+    loop {
+        while parser.consume_token(&Token::SemiColon) {
+            expecting_delimiter = false;
+        }
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        if expecting_delimiter {
+            return parser.expected("end of statement", parser.peek_token());
+        }
+        let keyword = |t: &Token| match t {
+            Token::Word(Word { keyword, .. }) => Some(*keyword),
+            _ => None,
+        };
+        let [first, second, third] = parser.peek_tokens::<3>();
+        let create_user = keyword(&first) == Some(Keyword::CREATE)
+            && keyword(&second) == Some(Keyword::USER)
+            && keyword(&third) != Some(Keyword::MAPPING);
+        let statement = if create_user {
+            let _ = parser.parse_keywords(&[Keyword::CREATE, Keyword::USER]);
+            let mut role = parser.parse_create_role(ast::RoleKeyword::Role)?;
+            role.login.get_or_insert(true);
+            ast::Statement::CreateRole(role)
+        } else {
+            parser.parse_statement()?
+        };
+        statements.push(statement);
+        expecting_delimiter = true;
+    }
+    Ok(statements)
 }
 
 /// Parses one expression (column defaults).
@@ -117,6 +156,17 @@ mod tests {
         let stmts = parse("copy t from stdin with (freeze on)").unwrap();
         assert!(stmts[0].to_string().to_uppercase().contains("FREEZE"), "{}", stmts[0]);
         assert!(parse("SELECT 'freeze on'").is_ok());
+    }
+
+    #[test]
+    fn create_user_is_a_login_role() {
+        let stmts = parse("CREATE USER bob WITH PASSWORD 'x'; create user carol nologin;").unwrap();
+        let ast::Statement::CreateRole(bob) = &stmts[0] else { panic!("{:?}", stmts[0]) };
+        assert_eq!(bob.login, Some(true));
+        let ast::Statement::CreateRole(carol) = &stmts[1] else { panic!("{:?}", stmts[1]) };
+        assert_eq!(carol.login, Some(false));
+        assert!(parse("CREATE USER MAPPING FOR bob SERVER s").is_ok());
+        assert_eq!(parse("SELECT 1 SELECT 2").unwrap_err().sqlstate(), "42601");
     }
 
     #[test]

@@ -41,7 +41,6 @@ impl Engine {
                 backend_pid: std::process::id() as i32,
                 settings: default_settings(),
             }),
-            read_only: false,
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
             savepoints: Vec::new(),
@@ -133,8 +132,6 @@ pub struct Session {
     txn_read_only: bool,
     /// Shared with running statements; SET makes a private copy first.
     pub info: Arc<SessionInfo>,
-    /// Sessions of read-only users may not write (42501).
-    pub read_only: bool,
     notices: Vec<String>,
     /// Set to cancel the running statement.
     pub cancel: Arc<AtomicBool>,
@@ -155,24 +152,12 @@ fn is_write(statement: &ast::Statement) -> bool {
             | S::Drop { .. }
             | S::AlterTable(_)
             | S::Truncate(_)
+            | S::CreateRole(_)
+            | S::AlterRole { .. }
+            | S::Grant(_)
+            | S::Revoke(_)
+            | S::CreateType { .. }
     )
-}
-
-fn written_table(statement: &ast::Statement) -> String {
-    use ast::Statement as S;
-    match statement {
-        S::Insert(i) => match &i.table {
-            ast::TableObject::TableName(n) => planner::binder::object_name(n),
-            _ => String::new(),
-        },
-        S::Update(u) => u.table.relation.to_string(),
-        S::Delete(d) => match &d.from {
-            ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => {
-                f.first().map(|t| t.relation.to_string()).unwrap_or_default()
-            }
-        },
-        _ => String::new(),
-    }
 }
 
 impl Session {
@@ -376,16 +361,8 @@ impl Session {
         if self.txn_failed {
             return Err(Error::InFailedTransaction);
         }
-        if is_write(statement) {
-            if self.read_only {
-                return Err(Error::InsufficientPrivilege(format!(
-                    "permission denied for table {}",
-                    written_table(statement)
-                )));
-            }
-            if self.txn.is_some() && self.txn_read_only {
-                return Err(Error::ReadOnly("cannot execute statement in a read-only transaction".into()));
-            }
+        if is_write(statement) && self.txn.is_some() && self.txn_read_only {
+            return Err(Error::ReadOnly("cannot execute statement in a read-only transaction".into()));
         }
         if let ast::Statement::Copy { to: false, .. } = statement {
             return self.copy_begin(statement);
@@ -412,6 +389,7 @@ impl Session {
     fn execute_in(&mut self, txn: &mut Transaction, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
         let mut param_types: Vec<DataType> =
             params.iter().map(|p| p.data_type().unwrap_or(DataType::Unknown)).collect();
+        super::roles::authorize(txn, &self.info.user, statement)?;
         let plan = planner::plan(txn, statement, &mut param_types)?;
         let now = super::functions::wall_clock_micros();
         let info = self.info.clone();
@@ -519,6 +497,11 @@ impl Session {
                     tag: "EXPLAIN".into(),
                 })
             }
+            Plan::Role(role_command) => {
+                let tag = role_command.tag();
+                self.notices.extend(super::roles::execute(ctx.txn, role_command)?);
+                command(tag)
+            }
             Plan::Noop { tag } => command(&tag),
             Plan::CopyTo { node, columns, format } => {
                 let rows = execution::collect(&node, ctx)?;
@@ -567,7 +550,9 @@ impl Session {
             (Some(t), _) | (None, Some(t)) => t,
             (None, None) => return Err(Error::Internal("no transaction for COPY".into())),
         };
-        let plan = planner::plan(txn, statement, &mut Vec::new());
+        let user = self.info.user.clone();
+        let plan = super::roles::authorize(txn, &user, statement)
+            .and_then(|()| planner::plan(txn, statement, &mut Vec::new()));
         let plan = match plan {
             Ok(p) => p,
             Err(e) => {

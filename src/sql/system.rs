@@ -276,14 +276,18 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
         }
         "pg_catalog.pg_class" => {
             for t in &tables {
-                out.push(class_row(
+                let mut row = class_row(
                     table_oid(t),
                     &t.name,
                     "r",
                     !t.indexes.is_empty() || !t.primary_key.is_empty(),
                     t.columns.len(),
                     width,
-                ));
+                );
+                if let Some(acl) = super::roles::acl(t) {
+                    row[18] = text(acl);
+                }
+                out.push(row);
                 for ix in key_indexes(t) {
                     out.push(class_row(ix.oid, &ix.name, "i", false, ix.columns.len(), width));
                 }
@@ -423,15 +427,16 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
             }
         }
         "pg_catalog.pg_roles" | "pg_catalog.pg_authid" => {
-            for (oid, name, superuser) in [(OWNER_OID, "admin", true), (OWNER_OID + 1, "readonly", false)] {
+            for role in catalog::roles::list_roles(ctx.txn)? {
+                let superuser = role.superuser;
                 out.push(pad(vec![
-                    Value::Int8(oid),
-                    text(name),
+                    Value::Int8(role.oid as i64),
+                    text(role.name),
                     Value::Bool(superuser),
                     Value::Bool(true),
                     Value::Bool(superuser),
                     Value::Bool(superuser),
-                    Value::Bool(true),
+                    Value::Bool(role.login),
                     Value::Bool(false),
                     Value::Int4(-1),
                     text("********"),
@@ -762,8 +767,8 @@ pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Re
         "pg_get_userbyid" => ("pg_get_userbyid", DataType::Text),
         "obj_description" | "col_description" | "shobj_description" => ("obj_description", DataType::Text),
         "pg_encoding_to_char" => ("pg_encoding_to_char", DataType::Text),
-        "has_table_privilege"
-        | "has_schema_privilege"
+        "has_table_privilege" => ("has_table_privilege", DataType::Bool),
+        "has_schema_privilege"
         | "has_database_privilege"
         | "has_column_privilege"
         | "has_function_privilege"
@@ -806,6 +811,7 @@ pub fn is_catalog_function(name: &str) -> bool {
             | "obj_description"
             | "pg_encoding_to_char"
             | "has_privilege"
+            | "has_table_privilege"
             | "pg_get_expr"
             | "pg_get_indexdef"
             | "pg_get_constraintdef"
@@ -837,7 +843,47 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             Some(oid) => format_type(oid, int(1).unwrap_or(-1)),
             None => Value::Null,
         },
-        "pg_get_userbyid" => Value::Text(if int(0) == Some(OWNER_OID + 1) { "readonly" } else { "admin" }.into()),
+        "pg_get_userbyid" => {
+            let oid = int(0).unwrap_or(OWNER_OID);
+            let roles = catalog::roles::list_roles(ctx.txn)?;
+            match roles.into_iter().find(|r| r.oid as i64 == oid) {
+                Some(role) => Value::Text(role.name),
+                None => Value::Text(format!("unknown (OID={oid})")),
+            }
+        }
+        "has_table_privilege" => {
+            let (user, table, privileges) = match args.as_slice() {
+                [table, privileges] => (Value::Text(ctx.session.user.clone()), table, privileges),
+                [user, table, privileges] => (user.clone(), table, privileges),
+                _ => return Err(Error::UndefinedFunction("function has_table_privilege does not exist".into())),
+            };
+            if user.is_null() || table.is_null() || privileges.is_null() {
+                return Ok(Value::Null);
+            }
+            let table = match table {
+                Value::Text(name) => name.rsplit('.').next().unwrap_or(name).trim_matches('"').to_string(),
+                other => {
+                    let oid = other.as_i64().unwrap_or(-1);
+                    let tables = catalog::list_tables(ctx.txn)?;
+                    match tables.into_iter().find(|t| table_oid(t) == oid) {
+                        Some(t) => t.name,
+                        None => return Ok(Value::Null),
+                    }
+                }
+            };
+            let user = match user {
+                Value::Text(name) => name,
+                other => {
+                    let oid = other.as_i64().unwrap_or(-1);
+                    let roles = catalog::roles::list_roles(ctx.txn)?;
+                    match roles.into_iter().find(|r| r.oid as i64 == oid) {
+                        Some(role) => role.name,
+                        None => return Err(Error::UndefinedObject(format!("role with OID {oid} does not exist"))),
+                    }
+                }
+            };
+            Value::Bool(super::roles::has_table_privilege(ctx.txn, &user, &table, &privileges.to_string())?)
+        }
         "obj_description" | "pg_null_text" => Value::Null,
         "pg_encoding_to_char" => Value::Text("UTF8".into()),
         "has_privilege" => Value::Bool(true),

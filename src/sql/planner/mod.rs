@@ -45,6 +45,9 @@ pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<
 impl Binder<'_> {
     fn plan_statement(&mut self, statement: &ast::Statement) -> Result<Plan> {
         use ast::Statement as S;
+        if let Some(command) = crate::sql::roles::plan(statement) {
+            return Ok(Plan::Role(command?));
+        }
         match statement {
             S::Query(query) => {
                 let (node, columns) = self.plan_query(query)?;
@@ -361,6 +364,6 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
         });
     }
     let next_index_id = indexes.len() as u32 + 1;
-    let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id };
+    let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id, grants: Default::default() };
     Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
 }

@@ -418,6 +418,8 @@ pub enum Plan {
         columns: Vec<ResultColumn>,
         format: crate::sql::copy::CopyFormat,
     },
+    /// CREATE/ALTER/DROP ROLE, GRANT, REVOKE.
+    Role(crate::sql::roles::RoleCommand),
     /// Accepted and ignored for client compatibility (e.g. DISCARD ALL, DEALLOCATE).
     Noop {
         tag: String,
