@@ -298,3 +298,58 @@ async fn statement_timeout_cancels_long_statements() {
     let n: i64 = client.query_one("SELECT count(*) FROM generate_series(1, 100000) AS g", &[]).await.unwrap().get(0);
     assert_eq!(n, 100000);
 }
+
+/// Reads backend messages until ReadyForQuery; returns their type bytes.
+fn read_until_ready(s: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut types = Vec::new();
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).unwrap();
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).unwrap();
+        types.push(head[0]);
+        if head[0] == b'Z' {
+            return types;
+        }
+    }
+}
+
+fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![kind];
+    out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+#[tokio::test]
+async fn describe_of_a_statement_without_rows_is_nodata() {
+    use std::io::Write;
+    let server = Server::start();
+    server.connect("admin").await.batch_execute("CREATE TABLE nd (a INT, b TEXT)").await.unwrap();
+    let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&196608u32.to_be_bytes());
+    startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
+    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&startup);
+    s.write_all(&packet).unwrap();
+    assert_eq!(read_until_ready(&mut s).first(), Some(&b'R'));
+
+    // Parse a named INSERT with parameters, Describe it, Sync: PostgreSQL answers
+    // ParseComplete, ParameterDescription, NoData.
+    let mut out = message(b'P', b"s1\0INSERT INTO nd VALUES ($1, $2)\0\0\0");
+    out.extend(message(b'D', b"Ss1\0"));
+    out.extend(message(b'S', b""));
+    s.write_all(&out).unwrap();
+    assert_eq!(read_until_ready(&mut s), vec![b'1', b't', b'n', b'Z']);
+
+    // A SELECT still gets its RowDescription.
+    let mut out = message(b'P', b"s2\0SELECT a FROM nd WHERE a = $1\0\0\0");
+    out.extend(message(b'D', b"Ss2\0"));
+    out.extend(message(b'S', b""));
+    s.write_all(&out).unwrap();
+    assert_eq!(read_until_ready(&mut s), vec![b'1', b't', b'T', b'Z']);
+}

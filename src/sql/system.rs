@@ -71,7 +71,30 @@ pub fn relation_oid(txn: &mut Transaction, name: &str) -> Result<Option<i64>> {
     if let Some((t, i)) = catalog::find_index(txn, name)? {
         return Ok(Some(index_oid(&t, t.indexes[i].id)));
     }
-    Ok(None)
+    Ok(system_relation_oid(name))
+}
+
+/// PostgreSQL's fixed oids of the system catalogs clients name with `::regclass` (for example
+/// pgjdbc's `classoid = 'pg_class'::regclass`).
+fn system_relation_oid(name: &str) -> Option<i64> {
+    Some(match name {
+        "pg_type" => 1247,
+        "pg_attribute" => 1249,
+        "pg_proc" => 1255,
+        "pg_class" => 1259,
+        "pg_authid" => 1260,
+        "pg_database" => 1262,
+        "pg_tablespace" => 1213,
+        "pg_am" => 2601,
+        "pg_attrdef" => 2604,
+        "pg_constraint" => 2606,
+        "pg_description" => 2609,
+        "pg_index" => 2610,
+        "pg_namespace" => 2615,
+        "pg_enum" => 3501,
+        "pg_range" => 3541,
+        _ => return None,
+    })
 }
 
 type Columns = &'static [(&'static str, DataType)];
