@@ -40,8 +40,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let Command::SingleNode { data_dir, pg_addr, http_addr, max_connections } = cli.command;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
+    if client_ca.is_some() && password("CHRONOS_TLS_CERT").is_none() {
+        eprintln!("chronos: CHRONOS_TLS_CA_CERT needs CHRONOS_TLS_CERT and CHRONOS_TLS_KEY");
+        return std::process::ExitCode::FAILURE;
+    }
     let tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY")) {
-        (Some(cert), Some(key)) => match chronos::pg::load_tls(cert.as_ref(), key.as_ref()) {
+        (Some(cert), Some(key)) => match chronos::pg::load_tls(cert.as_ref(), key.as_ref(), client_ca.as_deref()) {
             Ok(acceptor) => Some(acceptor),
             Err(e) => {
                 eprintln!("chronos: {e}");
@@ -63,6 +68,7 @@ fn main() -> std::process::ExitCode {
             admin_password: password("CHRONOS_AUTH_TOKEN_ADMIN"),
             readonly_password: password("CHRONOS_AUTH_TOKEN_READONLY"),
             tls,
+            require_client_cert: client_ca.is_some(),
         },
         ..NodeConfig::default()
     };

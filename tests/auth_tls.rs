@@ -129,3 +129,138 @@ fn tls_with_psql_sslmode_require() {
     assert!(stdout.contains("SSL connection (protocol: TLSv1.3"), "{stdout}");
     assert!(stdout.contains("42"), "{stdout}");
 }
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// Runs `SELECT 42` through psql with extra connection options; Ok(stdout) or Err(stderr).
+fn psql(server: &Server, options: &str) -> Result<String, String> {
+    let out = std::process::Command::new("psql")
+        .arg("-X")
+        .arg(format!("{} {options}", server.url("admin")))
+        .args(["-t", "-c", "SELECT 40 + 2"])
+        .env("PGPASSWORD", "admin-secret")
+        .env("PGSSLCERT", "/nonexistent")
+        .env("PGSSLKEY", "/nonexistent")
+        .output()
+        .expect("psql");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+#[test]
+fn client_certificates_are_verified_when_a_ca_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ext = d.join("client.ext");
+    std::fs::write(&ext, "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
+        .unwrap();
+    let days = ["-days", "2"];
+    // A CA, a server certificate, a client certificate it signed, and one it did not.
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            days[0],
+            days[1],
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.pem",
+            days[0],
+            days[1],
+        ],
+        d,
+    );
+    openssl(
+        &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=admin", "-keyout", "client.key", "-out", "client.csr"],
+        d,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+            days[0],
+            days[1],
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=admin",
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.pem",
+            days[0],
+            days[1],
+        ],
+        d,
+    );
+    let path = |f: &str| d.join(f).to_string_lossy().to_string();
+    let (ca, cert, key) = (path("ca.pem"), path("server.pem"), path("server.key"));
+    let env: Vec<(&str, &str)> = credentials()
+        .into_iter()
+        .chain([
+            ("CHRONOS_TLS_CERT", cert.as_str()),
+            ("CHRONOS_TLS_KEY", key.as_str()),
+            ("CHRONOS_TLS_CA_CERT", ca.as_str()),
+        ])
+        .collect();
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &env);
+
+    let good = format!("sslmode=require sslcert={} sslkey={}", path("client.pem"), path("client.key"));
+    let answer = psql(&server, &good).expect("a client certificate signed by the CA is accepted");
+    assert_eq!(answer.trim(), "42");
+
+    let rogue = format!("sslmode=require sslcert={} sslkey={}", path("rogue.pem"), path("rogue.key"));
+    assert!(psql(&server, &rogue).is_err(), "a certificate from another CA was accepted");
+    assert!(psql(&server, "sslmode=require").is_err(), "TLS without a client certificate was accepted");
+    let plain = psql(&server, "sslmode=disable").expect_err("plain text was accepted");
+    assert!(plain.contains("connection requires TLS with a client certificate"), "{plain}");
+    // The server keeps serving after the refusals.
+    assert_eq!(psql(&server, &good).expect("still serving").trim(), "42");
+}

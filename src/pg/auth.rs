@@ -160,6 +160,9 @@ impl StartupHandler for Startup {
             if !matches!(database.as_str(), "chronos" | "postgres") && database != user {
                 return Err(fatal("3D000", format!("database \"{database}\" does not exist")));
             }
+            if self.shared.config.require_client_cert && !client.is_secure() {
+                return Err(fatal("28000", "connection requires TLS with a client certificate".into()));
+            }
             if self.scram.is_none() {
                 // Trust (loopback only): the role must exist and may log in.
                 match find_role(&self.shared.engine, &user)? {

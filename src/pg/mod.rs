@@ -29,11 +29,20 @@ pub struct PgConfig {
     pub readonly_password: Option<String>,
     /// TLS for SSLRequest; without it the server answers `N` and clients continue in plain text.
     pub tls: Option<pgwire::tokio::TlsAcceptor>,
+    /// Client certificates are verified (`CHRONOS_TLS_CA_CERT`): connections without TLS are
+    /// refused, since they could not have presented one.
+    pub require_client_cert: bool,
 }
 
 impl Default for PgConfig {
     fn default() -> Self {
-        Self { max_connections: 100, admin_password: None, readonly_password: None, tls: None }
+        Self {
+            max_connections: 100,
+            admin_password: None,
+            readonly_password: None,
+            tls: None,
+            require_client_cert: false,
+        }
     }
 }
 
@@ -44,14 +53,18 @@ impl std::fmt::Debug for PgConfig {
             .field("admin_password", &self.admin_password.as_ref().map(|_| "…"))
             .field("readonly_password", &self.readonly_password.as_ref().map(|_| "…"))
             .field("tls", &self.tls.is_some())
+            .field("require_client_cert", &self.require_client_cert)
             .finish()
     }
 }
 
-/// Builds the TLS acceptor from PEM files: a certificate chain and its private key.
+/// Builds the TLS acceptor from PEM files: a certificate chain and its private key, and
+/// optionally the CA certificates client certificates must chain to (then every TLS client
+/// must present one).
 pub fn load_tls(
     cert_path: &std::path::Path,
     key_path: &std::path::Path,
+    client_ca_path: Option<&std::path::Path>,
 ) -> crate::error::Result<pgwire::tokio::TlsAcceptor> {
     use pgwire::tokio::tokio_rustls::rustls;
     use rustls_pki_types::pem::PemObject;
@@ -66,12 +79,27 @@ pub fn load_tls(
     }
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| bad(&format!("key {}", key_path.display()), &e))?;
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad("configuration", &e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
         .map_err(|e| bad("configuration", &e))?;
+    let builder = match client_ca_path {
+        None => builder.with_no_client_auth(),
+        Some(ca_path) => {
+            let what = format!("client CA {}", ca_path.display());
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(ca_path).map_err(|e| bad(&what, &e))? {
+                roots.add(ca.map_err(|e| bad(&what, &e))?).map_err(|e| bad(&what, &e))?;
+            }
+            if roots.is_empty() {
+                return Err(bad(&what, &"no certificate in the file"));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| bad(&what, &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(certs, key).map_err(|e| bad("configuration", &e))?;
     Ok(pgwire::tokio::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
