@@ -29,7 +29,21 @@ enum Command {
         /// Connections allowed at once; more are refused with SQLSTATE 53300.
         #[arg(long, default_value_t = 100, env = "CHRONOS_MAX_CONNECTIONS")]
         max_connections: usize,
+        /// Close connections idle outside a transaction for longer than this (PostgreSQL's
+        /// idle_session_timeout: `30s`, `10min`, milliseconds without a unit; 0 = never).
+        #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_SESSION_TIMEOUT")]
+        idle_session_timeout: std::time::Duration,
+        /// Close connections idle inside a transaction block for longer than this, rolling the
+        /// transaction back (idle_in_transaction_session_timeout; 0 = never).
+        #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_IN_TRANSACTION_TIMEOUT")]
+        idle_in_transaction_timeout: std::time::Duration,
     },
+}
+
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    chronos::pg::parse_duration_ms(text)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("invalid duration \"{text}\": use milliseconds or a unit (ms, s, min, h)"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,7 +52,14 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let Command::SingleNode { data_dir, pg_addr, http_addr, max_connections } = cli.command;
+    let Command::SingleNode {
+        data_dir,
+        pg_addr,
+        http_addr,
+        max_connections,
+        idle_session_timeout,
+        idle_in_transaction_timeout,
+    } = cli.command;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
     if client_ca.is_some() && password("CHRONOS_TLS_CERT").is_none() {
@@ -69,6 +90,8 @@ fn main() -> std::process::ExitCode {
             readonly_password: password("CHRONOS_AUTH_TOKEN_READONLY"),
             tls,
             require_client_cert: client_ca.is_some(),
+            idle_session_timeout,
+            idle_in_transaction_timeout,
         },
         ..NodeConfig::default()
     };

@@ -353,3 +353,38 @@ async fn describe_of_a_statement_without_rows_is_nodata() {
     s.write_all(&out).unwrap();
     assert_eq!(read_until_ready(&mut s), vec![b'1', b't', b'T', b'Z']);
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_past_their_timeouts() {
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_IDLE_SESSION_TIMEOUT", "2s")]);
+    let admin = server.connect("admin").await;
+    admin.batch_execute("CREATE TABLE idle_t (id INT PRIMARY KEY)").await.unwrap();
+    let shown: String = admin.query_one("SHOW idle_session_timeout", &[]).await.unwrap().get(0);
+    assert_eq!(shown, "2000");
+
+    // Idle inside a transaction block: closed, and the transaction rolled back.
+    let in_txn = server.connect("admin").await;
+    in_txn
+        .batch_execute("SET idle_in_transaction_session_timeout = '300ms'; BEGIN; INSERT INTO idle_t VALUES (1)")
+        .await
+        .unwrap();
+    // Idle outside a transaction with its own, shorter limit: closed.
+    let idle = server.connect("admin").await;
+    idle.batch_execute("SET idle_session_timeout = 300").await.unwrap();
+    // No limit: stays open.
+    let patient = server.connect("admin").await;
+    patient.batch_execute("SET idle_session_timeout = 0").await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(in_txn.batch_execute("COMMIT").await.is_err(), "idle-in-transaction connection still open");
+    assert!(idle.batch_execute("SELECT 1").await.is_err(), "idle connection still open");
+    let n: i64 = patient.query_one("SELECT count(*) FROM idle_t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "the abandoned transaction's row is visible");
+    patient.batch_execute("INSERT INTO idle_t VALUES (1)").await.unwrap();
+
+    // The server-wide default (2 s) applies to sessions that did not change it.
+    admin.batch_execute("SELECT 1").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert!(admin.batch_execute("SELECT 1").await.is_err(), "server default idle_session_timeout ignored");
+    assert!(patient.batch_execute("SELECT 1").await.is_ok());
+}

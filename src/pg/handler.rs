@@ -30,7 +30,7 @@ use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::PgWireBackendMessage;
 use std::fmt::Debug;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A connection's session, created once the user is known.
@@ -59,13 +59,14 @@ impl ConnectionHandlers {
         let session: SharedSession = Arc::new(Mutex::new(None));
         let startup = Arc::new(Startup::new(shared.clone()));
         let parser = Arc::new(Parser { shared: shared.clone(), session: session.clone() });
-        let busy = Arc::new(AtomicBool::new(false));
-        Self { inner: Arc::new(Handler { shared, session, parser, peer, busy }), startup }
+        let idle_ms = shared.config.idle_session_timeout.as_millis() as u64;
+        let activity = Arc::new(Activity::new(idle_ms));
+        Self { inner: Arc::new(Handler { shared, session, parser, peer, activity }), startup }
     }
 
     /// True while a statement of this connection is running.
-    pub fn busy_flag(&self) -> Arc<AtomicBool> {
-        self.inner.busy.clone()
+    pub fn activity(&self) -> Arc<Activity> {
+        self.inner.activity.clone()
     }
 }
 
@@ -113,6 +114,14 @@ fn new_session<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Session {
     if let Some(app) = client.metadata().get("application_name") {
         std::sync::Arc::make_mut(&mut session.info).settings.push(("application_name".into(), app.clone()));
     }
+    let info = std::sync::Arc::make_mut(&mut session.info);
+    for (name, limit) in [
+        ("idle_session_timeout", shared.config.idle_session_timeout),
+        ("idle_in_transaction_session_timeout", shared.config.idle_in_transaction_timeout),
+    ] {
+        info.settings.retain(|(k, _)| k != name);
+        info.settings.push((name.to_string(), limit.as_millis().to_string()));
+    }
     let (pid, key) = client.pid_and_secret_key();
     std::sync::Arc::make_mut(&mut session.info).backend_pid = pid;
     shared.cancels.register(pid, key, session.cancel.clone());
@@ -124,22 +133,97 @@ pub struct Handler {
     session: SharedSession,
     parser: Arc<Parser>,
     peer: SocketAddr,
-    busy: Arc<AtomicBool>,
+    activity: Arc<Activity>,
 }
 
-/// Marks a connection busy for its lifetime.
-struct BusyGuard(Arc<AtomicBool>);
+/// What a connection is doing: whether a statement runs (graceful shutdown waits for it) and
+/// since when it is idle, against the session's idle limits.
+pub struct Activity {
+    busy: AtomicBool,
+    epoch: std::time::Instant,
+    /// Milliseconds since `epoch` when the last statement ended.
+    last_ms: AtomicU64,
+    /// The limit that applies now (0: none): `idle_in_transaction_session_timeout` inside a
+    /// transaction block, `idle_session_timeout` outside.
+    limit_ms: AtomicU64,
+    in_transaction: AtomicBool,
+}
+
+impl Activity {
+    fn new(idle_session_ms: u64) -> Self {
+        Self {
+            busy: AtomicBool::new(false),
+            epoch: std::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+            limit_ms: AtomicU64::new(idle_session_ms),
+            in_transaction: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// True while a statement runs.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// How long until the connection has been idle past its limit: None without a limit or
+    /// while busy, zero once expired.
+    pub fn until_idle_expiry(&self) -> Option<std::time::Duration> {
+        let limit = self.limit_ms.load(Ordering::SeqCst);
+        if limit == 0 || self.busy() {
+            return None;
+        }
+        let idle = self.now_ms().saturating_sub(self.last_ms.load(Ordering::SeqCst));
+        Some(std::time::Duration::from_millis(limit.saturating_sub(idle)))
+    }
+
+    /// Which limit expired, for the log.
+    pub fn idle_reason(&self) -> &'static str {
+        if self.in_transaction.load(Ordering::SeqCst) {
+            "idle_in_transaction_session_timeout"
+        } else {
+            "idle_session_timeout"
+        }
+    }
+
+    /// Records the end of a statement and the limit that now applies.
+    fn finished(&self, session: Option<&Session>) {
+        if let Some(s) = session {
+            let in_transaction = s.transaction_state() != crate::sql::TransactionState::Idle;
+            let name = if in_transaction { "idle_in_transaction_session_timeout" } else { "idle_session_timeout" };
+            let limit = s.setting(name).and_then(parse_duration_ms).unwrap_or(0);
+            self.in_transaction.store(in_transaction, Ordering::SeqCst);
+            self.limit_ms.store(limit, Ordering::SeqCst);
+        }
+        self.last_ms.store(self.now_ms(), Ordering::SeqCst);
+        self.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Marks a connection busy for its lifetime; on drop records the end of the statement.
+struct BusyGuard {
+    activity: Arc<Activity>,
+    session: SharedSession,
+}
 
 impl BusyGuard {
-    fn new(flag: &Arc<AtomicBool>) -> Self {
-        flag.store(true, Ordering::SeqCst);
-        Self(flag.clone())
+    fn new(handler: &Handler) -> Self {
+        handler.activity.busy.store(true, Ordering::SeqCst);
+        Self { activity: handler.activity.clone(), session: handler.session.clone() }
     }
 }
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        // try_lock: a statement abandoned by a vanished client may still hold the session, and
+        // an async worker must not block on it.
+        match self.session.try_lock() {
+            Ok(guard) => self.activity.finished(guard.as_ref()),
+            Err(_) => self.activity.finished(None),
+        }
     }
 }
 
@@ -159,7 +243,7 @@ fn statement_limits(session: &mut Session) -> (Arc<AtomicBool>, Option<std::time
 }
 
 /// PostgreSQL's time settings: a number of milliseconds, or with a unit (`ms`, `s`, `min`, `h`).
-fn parse_duration_ms(text: &str) -> Option<u64> {
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
     let t = text.trim().trim_matches('\'').to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
@@ -279,7 +363,7 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let _busy = BusyGuard::new(&self.busy);
+        let _busy = BusyGuard::new(self);
         let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
         let session = self.session.clone();
         let sql = query.to_string();
@@ -410,7 +494,7 @@ impl ExtendedQueryHandler for Handler {
                 encode::parameter(bytes.as_deref(), &t, portal.parameter_format.is_binary(i)).map_err(to_pg_error)?,
             );
         }
-        let _busy = BusyGuard::new(&self.busy);
+        let _busy = BusyGuard::new(self);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
         let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
@@ -444,7 +528,7 @@ impl Handler {
         &self,
         f: impl FnOnce(&mut Session) -> crate::error::Result<T> + Send + 'static,
     ) -> PgWireResult<T> {
-        let _busy = BusyGuard::new(&self.busy);
+        let _busy = BusyGuard::new(self);
         let session = self.session.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,6 +10,8 @@ pub mod auth;
 pub mod encode;
 mod handler;
 
+pub use handler::parse_duration_ms;
+
 use crate::sql::Engine;
 use pgwire::messages::startup::SecretKey;
 use std::collections::HashMap;
@@ -32,6 +34,12 @@ pub struct PgConfig {
     /// Client certificates are verified (`CHRONOS_TLS_CA_CERT`): connections without TLS are
     /// refused, since they could not have presented one.
     pub require_client_cert: bool,
+    /// Default `idle_session_timeout`: connections idle outside a transaction longer than
+    /// this are closed (zero: never).
+    pub idle_session_timeout: std::time::Duration,
+    /// Default `idle_in_transaction_session_timeout`: connections idle inside a transaction
+    /// block longer than this are closed and the transaction rolled back (zero: never).
+    pub idle_in_transaction_timeout: std::time::Duration,
 }
 
 impl Default for PgConfig {
@@ -42,6 +50,8 @@ impl Default for PgConfig {
             readonly_password: None,
             tls: None,
             require_client_cert: false,
+            idle_session_timeout: std::time::Duration::ZERO,
+            idle_in_transaction_timeout: std::time::Duration::ZERO,
         }
     }
 }
@@ -54,6 +64,8 @@ impl std::fmt::Debug for PgConfig {
             .field("readonly_password", &self.readonly_password.as_ref().map(|_| "…"))
             .field("tls", &self.tls.is_some())
             .field("require_client_cert", &self.require_client_cert)
+            .field("idle_session_timeout", &self.idle_session_timeout)
+            .field("idle_in_transaction_timeout", &self.idle_in_transaction_timeout)
             .finish()
     }
 }
@@ -163,7 +175,7 @@ pub async fn serve(
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let handlers = handler::ConnectionHandlers::new(shared.clone(), peer);
-                    let busy = handlers.busy_flag();
+                    let activity = handlers.activity();
                     let mut stop = shutdown.clone();
                     let tls = shared.config.tls.clone();
                     tasks.spawn(async move {
@@ -175,9 +187,12 @@ pub async fn serve(
                                     tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
                                 }
                             }
+                            _ = idle_expired(&activity) => {
+                                tracing::info!(%peer, limit = activity.idle_reason(), "closing an idle connection");
+                            }
                             _ = stop.changed() => {
                                 // Let a running statement finish, then close the connection.
-                                while busy.load(Ordering::SeqCst) {
+                                while activity.busy() {
                                     tokio::select! {
                                         _ = &mut connection => return,
                                         _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
@@ -198,6 +213,20 @@ pub async fn serve(
     if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
         tracing::warn!("connections still open after 10 s; closing them");
         tasks.abort_all();
+    }
+}
+
+/// Completes once the connection has been idle past its limit.
+async fn idle_expired(activity: &handler::Activity) {
+    loop {
+        let wait = match activity.until_idle_expiry() {
+            Some(left) if left.is_zero() => return,
+            // Re-check at least every second: the limit changes with SET and with the
+            // transaction state.
+            Some(left) => left.min(std::time::Duration::from_secs(1)),
+            None => std::time::Duration::from_secs(1),
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -62,6 +62,8 @@ fn default_settings() -> Vec<(String, String)> {
         ("datestyle", "ISO, MDY"),
         ("default_transaction_isolation", "serializable"),
         ("extra_float_digits", "1"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("idle_session_timeout", "0"),
         ("integer_datetimes", "on"),
         ("intervalstyle", "postgres"),
         ("is_superuser", "on"),
