@@ -16,6 +16,7 @@ expect() {  # name, expected substring, psql args...
   fi
 }
 
+psql_cmd -c "DROP TABLE IF EXISTS psql_states" -c "DROP TYPE IF EXISTS psql_state" -c "CREATE TYPE psql_state AS ENUM ('off', 'on')" -c "CREATE TABLE psql_states (id INT PRIMARY KEY, s psql_state)" >/dev/null 2>&1
 psql_cmd -c "DROP TABLE IF EXISTS psql_readings" -c "CREATE TABLE psql_readings (ts timestamptz NOT NULL, device text, temp float8 DEFAULT 0, PRIMARY KEY (device, ts))" -c "CREATE INDEX psql_readings_temp ON psql_readings (temp)" >/dev/null 2>&1
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 printf '2024-01-01 00:00:00+00,a,1.5\n2024-01-01 00:01:00+00,b,\n' >"$tmp"
@@ -28,6 +29,8 @@ expect '\di lists indexes' 'psql_readings_temp' -c '\di'
 expect '\l lists databases' 'chronos' -c '\l'
 expect '\dn lists schemas' 'public' -c '\dn'
 expect '\du lists roles' 'readonly' -c '\du'
+expect '\dT lists enum types' 'public | psql_state' -c '\dT'
+expect '\d shows an enum column' ' s      | psql_state' -c '\d psql_states'
 expect '\copy from a file' ' 2' -c "\\copy psql_readings from '$tmp' csv" -c 'SELECT count(*) FROM psql_readings' 
 expect '\copy to stdout' '2024-01-01 00:01:00+00,b,' -c '\copy psql_readings to stdout csv'
 expect '\x expanded output' 'device | a' -c '\x on' -c "SELECT device FROM psql_readings WHERE device = 'a'"

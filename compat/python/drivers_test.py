@@ -149,6 +149,30 @@ async def _():
         await conn.close()
 
 
+@check("asyncpg and psycopg: enum types (introspected by the drivers) in parameters, results and ORDER BY")
+async def _():
+    conn = await asyncpg.connect(asyncpg_dsn())
+    try:
+        await conn.execute("DROP TABLE IF EXISTS py_logs; DROP TYPE IF EXISTS py_level")
+        await conn.execute("CREATE TYPE py_level AS ENUM ('debug', 'info', 'warn', 'error')")
+        await conn.execute("CREATE TABLE py_logs (id INT PRIMARY KEY, lvl py_level NOT NULL)")
+        await conn.executemany("INSERT INTO py_logs VALUES ($1, $2)", [(1, "warn"), (2, "debug"), (3, "error")])
+        rows = await conn.fetch("SELECT id, lvl FROM py_logs WHERE lvl >= $1 ORDER BY lvl DESC", "info")
+        assert [tuple(r) for r in rows] == [(3, "error"), (1, "warn")], rows
+        try:
+            await conn.execute("INSERT INTO py_logs VALUES ($1, $2)", 4, "fatal")
+            raise AssertionError("a value outside the enum was accepted")
+        except asyncpg.InvalidTextRepresentationError:
+            pass
+    finally:
+        await conn.close()
+    with psycopg.connect(DSN, autocommit=True) as c:
+        for binary in (False, True):
+            got = c.cursor(binary=binary).execute("SELECT id FROM py_logs WHERE lvl = %s", ("debug",)).fetchall()
+            assert got == [(2,)], got
+        assert c.execute("SELECT lvl FROM py_logs ORDER BY lvl").fetchall() == [("debug",), ("warn",), ("error",)]
+
+
 failed = [r for r in results if r[1] is not None]
 print(f"drivers: {len(results) - len(failed)} passed, {len(failed)} failed")
 sys.exit(1 if failed else 0)

@@ -502,7 +502,7 @@ impl ExtendedQueryHandler for Handler {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let Some(s) = guard.as_mut() else { return (Err(Error::Internal("no session".into())), Vec::new()) };
-            let result = s.execute(&statement, &params);
+            let result = s.execute(&statement, &params, &prepared.param_types);
             (result, s.take_notices())
         });
         let (result, notices) =

@@ -236,6 +236,14 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
     let int = |i: usize| -> i64 { args[i].as_i64().unwrap_or(0) };
     let float = |i: usize| -> f64 { args[i].as_f64().unwrap_or(0.0) };
     Ok(match name {
+        // Bound by the planner for enum comparisons and sorts: a label's 1-based position.
+        "enum_sortorder" => match &args[1] {
+            Value::Array(labels) => match labels.iter().position(|l| *l == args[0]) {
+                Some(i) => Value::Int4(i as i32 + 1),
+                None => Value::Null,
+            },
+            _ => Value::Null,
+        },
         "length" => match &args[0] {
             Value::Bytea(b) => Value::Int4(b.len() as i32),
             _ => Value::Int4(text(0).chars().count() as i32),

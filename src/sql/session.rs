@@ -195,7 +195,7 @@ impl Session {
         };
         let mut out = Vec::with_capacity(statements.len());
         for statement in &statements {
-            let result = self.execute(statement, &[]);
+            let result = self.execute(statement, &[], &[]);
             // Stop at an error, and at COPY FROM STDIN: the data comes next.
             let stop = matches!(result, Err(_) | Ok(Outcome::CopyIn { .. }));
             out.push(result);
@@ -252,9 +252,16 @@ impl Session {
 
     /// Executes one statement with parameter values. A bug that panics inside the engine is
     /// reported as an internal error (XX000) and the transaction is abandoned; it never takes
-    /// the connection or the server down.
-    pub fn execute(&mut self, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
-        self.guarded(|s| s.execute_statement(statement, params))
+    /// the connection or the server down. `param_types` are the types the statement was
+    /// prepared with (declared by the client or inferred), so a text-format value binds as its
+    /// parameter's type rather than as text.
+    pub fn execute(
+        &mut self,
+        statement: &ast::Statement,
+        params: &[Value],
+        param_types: &[DataType],
+    ) -> Result<Outcome> {
+        self.guarded(|s| s.execute_statement(statement, params, param_types))
     }
 
     /// Runs `f`, turning a panic into an internal error that fails the open transaction.
@@ -277,7 +284,12 @@ impl Session {
         }
     }
 
-    fn execute_statement(&mut self, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
+    fn execute_statement(
+        &mut self,
+        statement: &ast::Statement,
+        params: &[Value],
+        param_types: &[DataType],
+    ) -> Result<Outcome> {
         self.cancel.store(false, Ordering::Relaxed);
         use ast::Statement as S;
         match statement {
@@ -371,7 +383,7 @@ impl Session {
         }
         match self.txn.take() {
             Some(mut txn) => {
-                let result = self.execute_in(&mut txn, statement, params);
+                let result = self.execute_in(&mut txn, statement, params, param_types);
                 self.txn = Some(txn);
                 if result.is_err() {
                     self.txn_failed = true;
@@ -381,16 +393,28 @@ impl Session {
             None => {
                 let mut txn =
                     if is_write(statement) { self.engine.mvcc.begin_exclusive() } else { self.engine.mvcc.begin() };
-                let outcome = self.execute_in(&mut txn, statement, params)?;
+                let outcome = self.execute_in(&mut txn, statement, params, param_types)?;
                 txn.commit()?;
                 Ok(outcome)
             }
         }
     }
 
-    fn execute_in(&mut self, txn: &mut Transaction, statement: &ast::Statement, params: &[Value]) -> Result<Outcome> {
-        let mut param_types: Vec<DataType> =
-            params.iter().map(|p| p.data_type().unwrap_or(DataType::Unknown)).collect();
+    fn execute_in(
+        &mut self,
+        txn: &mut Transaction,
+        statement: &ast::Statement,
+        params: &[Value],
+        prepared_types: &[DataType],
+    ) -> Result<Outcome> {
+        let mut param_types: Vec<DataType> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match prepared_types.get(i) {
+                Some(t) if *t != DataType::Unknown => t.clone(),
+                _ => p.data_type().unwrap_or(DataType::Unknown),
+            })
+            .collect();
         super::roles::authorize(txn, &self.info.user, statement)?;
         let plan = planner::plan(txn, statement, &mut param_types)?;
         let now = super::functions::wall_clock_micros();
@@ -498,6 +522,26 @@ impl Session {
                     rows,
                     tag: "EXPLAIN".into(),
                 })
+            }
+            Plan::CreateType { name, labels } => {
+                if planner::types::parse_type_name(&name).is_ok() {
+                    return Err(Error::DuplicateObject(format!("type \"{name}\" already exists")));
+                }
+                crate::catalog::types::create_enum(ctx.txn, &name, labels)?;
+                command("CREATE TYPE")
+            }
+            Plan::DropType { names, if_exists } => {
+                for name in names {
+                    if crate::catalog::types::get_enum(ctx.txn, &name)?.is_none() {
+                        if if_exists {
+                            self.notices.push(format!("type \"{name}\" does not exist, skipping"));
+                            continue;
+                        }
+                        return Err(Error::UndefinedObject(format!("type \"{name}\" does not exist")));
+                    }
+                    crate::catalog::types::drop_enum(ctx.txn, &name)?;
+                }
+                command("DROP TYPE")
             }
             Plan::Role(role_command) => {
                 let tag = role_command.tag();

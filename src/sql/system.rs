@@ -372,6 +372,43 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                     Value::Null,
                 ]));
             }
+            for e in catalog::types::list_enums(ctx.txn)? {
+                out.push(pad(vec![
+                    Value::Int8(e.oid as i64),
+                    text(e.name.clone()),
+                    Value::Int8(PUBLIC_OID),
+                    Value::Int2(4),
+                    text("e"),
+                    Value::Int8(0),
+                    Value::Int8(0),
+                    Value::Int8(0),
+                    Value::Int8(0),
+                    Value::Bool(false),
+                    Value::Int4(-1),
+                    text(","),
+                    text("E"),
+                    Value::Int8(0),
+                    Value::Int8(OWNER_OID),
+                    text("enum_in"),
+                    text("enum_out"),
+                    text("enum_recv"),
+                    text("enum_send"),
+                    Value::Bool(true),
+                    Value::Null,
+                ]));
+            }
+        }
+        "pg_catalog.pg_enum" => {
+            for e in catalog::types::list_enums(ctx.txn)? {
+                for (i, label) in e.labels.iter().enumerate() {
+                    out.push(pad(vec![
+                        Value::Int8(e.oid as i64 * 1000 + i as i64),
+                        Value::Int8(e.oid as i64),
+                        Value::Float4((i + 1) as f32),
+                        text(label.clone()),
+                    ]));
+                }
+            }
         }
         "pg_catalog.pg_index" => {
             for t in &tables {
@@ -691,6 +728,7 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Uuid => "uuid".into(),
         DataType::Jsonb => "jsonb".into(),
         DataType::Array(e) => format!("_{}", type_name(e)),
+        DataType::Enum(e) => e.name.clone(),
     }
 }
 
@@ -707,10 +745,12 @@ fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
         DataType::Date | DataType::Timestamp | DataType::TimestampTz => "D",
         DataType::Interval => "T",
         DataType::Array(_) => "A",
+        DataType::Enum(_) => "E",
         _ => "U",
     };
     match t {
         DataType::Array(e) => (category, e.oid() as i64, 0),
+        DataType::Enum(_) => (category, 0, 0),
         other => (category, 0, DataType::Array(Box::new(other.clone())).oid() as i64),
     }
 }
@@ -719,7 +759,7 @@ fn type_len(t: &DataType) -> i16 {
     match t {
         DataType::Bool => 1,
         DataType::Int2 => 2,
-        DataType::Int4 | DataType::Float4 | DataType::Date => 4,
+        DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Enum(_) => 4,
         DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
         DataType::Interval | DataType::Uuid => 16,
         _ => -1,
@@ -741,6 +781,7 @@ fn information_schema_type(t: &DataType) -> String {
         DataType::Numeric(_) => "numeric".into(),
         DataType::Array(_) => "ARRAY".into(),
         DataType::Jsonb => "jsonb".into(),
+        DataType::Enum(_) => "USER-DEFINED".into(),
         other => other.to_string(),
     }
 }
@@ -763,9 +804,13 @@ fn column_facets(t: &DataType) -> (Value, Value, Value, Value) {
     }
 }
 
-/// `format_type(oid, typmod)`.
-fn format_type(oid: i64, typmod: i64) -> Value {
-    let Some(t) = all_types().into_iter().find(|t| t.oid() as i64 == oid) else {
+/// `format_type(oid, typmod)`; `enums` are the user-defined types.
+fn format_type(oid: i64, typmod: i64, enums: Vec<crate::types::EnumType>) -> Value {
+    let Some(t) = all_types()
+        .into_iter()
+        .chain(enums.into_iter().map(|e| DataType::Enum(Box::new(e))))
+        .find(|t| t.oid() as i64 == oid)
+    else {
         return Value::Text("???".into());
     };
     let t = match (t, typmod) {
@@ -863,7 +908,7 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
     Ok(match name {
         "pg_table_is_visible" => Value::Bool(true),
         "format_type" => match int(0) {
-            Some(oid) => format_type(oid, int(1).unwrap_or(-1)),
+            Some(oid) => format_type(oid, int(1).unwrap_or(-1), catalog::types::list_enums(ctx.txn)?),
             None => Value::Null,
         },
         "pg_get_userbyid" => {

@@ -60,6 +60,13 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             let d = to_decimal(&value)?;
             Value::Numeric(apply_numeric_spec(d, *spec)?)
         }
+        T::Enum(e) => match value {
+            Value::Text(label) if e.position(&label).is_some() => Value::Text(label),
+            Value::Text(label) => {
+                return Err(Error::InvalidText(format!("invalid input value for enum {}: \"{label}\"", e.name)))
+            }
+            other => return Err(cannot(&other)),
+        },
         T::Text | T::Varchar(_) | T::Char(_) => {
             let s = match value {
                 Value::Text(s) => s,

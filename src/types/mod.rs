@@ -13,6 +13,21 @@ pub use value::Value;
 
 use std::fmt;
 
+/// An enum type's definition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct EnumType {
+    pub name: String,
+    pub oid: u32,
+    pub labels: Vec<String>,
+}
+
+impl EnumType {
+    /// The 1-based sort position of a label (PostgreSQL's `enumsortorder`).
+    pub fn position(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label).map(|i| i + 1)
+    }
+}
+
 /// The type of a column or expression.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DataType {
@@ -38,6 +53,9 @@ pub enum DataType {
     Jsonb,
     /// An array of an element type (results of array_agg).
     Array(Box<DataType>),
+    /// A user-defined enum (`CREATE TYPE … AS ENUM`); values are its labels, stored as text
+    /// and ordered by declaration.
+    Enum(Box<EnumType>),
     /// A string literal or parameter whose type is not yet known; resolved from context.
     Unknown,
 }
@@ -63,6 +81,7 @@ impl DataType {
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
             DataType::Jsonb => 3802,
+            DataType::Enum(e) => e.oid,
             DataType::Array(elem) => match **elem {
                 DataType::Bool => 1000,
                 DataType::Int2 => 1005,
@@ -174,6 +193,7 @@ impl fmt::Display for DataType {
             DataType::Uuid => write!(f, "uuid"),
             DataType::Jsonb => write!(f, "jsonb"),
             DataType::Array(elem) => write!(f, "{elem}[]"),
+            DataType::Enum(e) => write!(f, "{}", e.name),
             DataType::Unknown => write!(f, "unknown"),
         }
     }

@@ -5,7 +5,7 @@ use super::plan::{
     WindowFunction,
 };
 use super::scope::Scope;
-use super::types::parse_type_name;
+use super::types::resolve_type;
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::sql::functions;
@@ -231,7 +231,7 @@ impl Binder<'_> {
             }
             A::Value(v) => self.bind_value(&v.value),
             A::TypedString(ts) => {
-                let t = parse_type_name(&ts.data_type.to_string())?;
+                let t = resolve_type(self.txn, &ts.data_type.to_string())?;
                 let text = match &ts.value.value {
                     ast::Value::SingleQuotedString(s) => s.clone(),
                     other => other.to_string(),
@@ -435,7 +435,7 @@ impl Binder<'_> {
             }
             A::Cast { expr, data_type, .. } => {
                 let type_text = data_type.to_string().to_ascii_lowercase();
-                let target = parse_type_name(&type_text)?;
+                let target = resolve_type(self.txn, &type_text)?;
                 let bound = self.bind(expr)?;
                 if type_text.ends_with("regclass") {
                     return self.regclass(bound.0);
@@ -744,7 +744,10 @@ impl Binder<'_> {
             let rb = self.bind(r)?;
             let t = DataType::common(&lb.1, &rb.1).ok_or_else(|| mismatch_operator(&lb.1, &op.to_string(), &rb.1))?;
             let t = if t == DataType::Unknown { DataType::Text } else { t };
-            let (le, re) = (self.coerce(lb, &t)?, self.coerce(rb, &t)?);
+            let (mut le, mut re) = (self.coerce(lb, &t)?, self.coerce(rb, &t)?);
+            if !matches!(cmp, BinaryOp::Eq | BinaryOp::NotEq) {
+                (le, re) = (enum_order(le, &t), enum_order(re, &t));
+            }
             return Ok((Expr::Binary(cmp, Box::new(le), Box::new(re)), DataType::Bool));
         }
         match op {
@@ -1360,8 +1363,8 @@ impl Binder<'_> {
 
     /// Binds one ORDER BY item against the current scope.
     pub fn bind_sort_key(&mut self, o: &ast::OrderByExpr) -> Result<SortKey> {
-        let expr = self.bind(&o.expr)?.0;
-        Ok(sort_key(expr, &o.options))
+        let (expr, t) = self.bind(&o.expr)?;
+        Ok(sort_key(expr, &t, &o.options))
     }
 
     /// Binds a subquery with this scope as its outer scope.
@@ -1388,10 +1391,24 @@ fn rb_is_timestamp_text(e: &Expr) -> bool {
     }
 }
 
-/// A sort key with PostgreSQL's defaults: NULLs last ascending, first descending.
-pub fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
+/// A sort key with PostgreSQL's defaults: NULLs last ascending, first descending. Enum values
+/// sort by their declaration order.
+pub fn sort_key(expr: Expr, data_type: &DataType, options: &ast::OrderByOptions) -> SortKey {
     let descending = matches!(options.sort, Some(ast::OrderBySort::Desc));
-    SortKey { expr, descending, nulls_first: options.nulls_first.unwrap_or(descending) }
+    SortKey { expr: enum_order(expr, data_type), descending, nulls_first: options.nulls_first.unwrap_or(descending) }
+}
+
+/// For an enum-typed expression, its label's position (so `<`, `>` and sorting follow the
+/// declaration order); other expressions unchanged.
+pub fn enum_order(expr: Expr, data_type: &DataType) -> Expr {
+    match data_type {
+        DataType::Enum(e) => Expr::Function {
+            name: "enum_sortorder",
+            args: vec![expr, Expr::Constant(Value::Array(e.labels.iter().cloned().map(Value::Text).collect()))],
+            return_type: DataType::Int4,
+        },
+        _ => expr,
+    }
 }
 
 fn negate_if(e: Expr, negated: bool) -> Expr {

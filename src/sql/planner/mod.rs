@@ -58,7 +58,14 @@ impl Binder<'_> {
             S::Insert(insert) => self.plan_insert(insert),
             S::Update(update) => self.plan_update(update),
             S::Delete(delete) => self.plan_delete(delete),
-            S::CreateTable(create) => plan_create_table(create),
+            S::CreateTable(create) => plan_create_table(self.txn, create),
+            S::CreateType { name, representation: Some(ast::UserDefinedTypeRepresentation::Enum { labels }) } => {
+                Ok(Plan::CreateType {
+                    name: object_name(name),
+                    labels: labels.iter().map(|l| l.value.clone()).collect(),
+                })
+            }
+            S::CreateType { .. } => Err(Error::FeatureNotSupported("CREATE TYPE other than AS ENUM".into())),
             S::CreateIndex(create) => {
                 let table = object_name(&create.table_name);
                 let mut columns = Vec::new();
@@ -88,6 +95,7 @@ impl Binder<'_> {
                 match object_type {
                     ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
+                    ast::ObjectType::Type => Ok(Plan::DropType { names, if_exists: *if_exists }),
                     other => Err(Error::FeatureNotSupported(format!("DROP {other}"))),
                 }
             }
@@ -98,7 +106,7 @@ impl Binder<'_> {
                 };
                 let action = match operation {
                     ast::AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
-                        let (column, pk, unique) = column_from_def(column_def)?;
+                        let (column, pk, unique) = column_from_def(self.txn, column_def)?;
                         if pk || unique {
                             return Err(Error::FeatureNotSupported("adding a key column".into()));
                         }
@@ -147,7 +155,7 @@ impl Binder<'_> {
                             ast::AlterColumnOperation::SetDataType { data_type, using: None, .. } => {
                                 AlterAction::SetType {
                                     column,
-                                    data_type: types::parse_type_name(&data_type.to_string())?,
+                                    data_type: types::resolve_type(self.txn, &data_type.to_string())?,
                                 }
                             }
                             other => return Err(Error::FeatureNotSupported(format!("ALTER COLUMN {other}"))),
@@ -243,7 +251,7 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
 }
 
 /// A column definition and whether it declares PRIMARY KEY / UNIQUE.
-fn column_from_def(def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
+fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
     let type_text = def.data_type.to_string();
     if ["serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"]
         .contains(&type_text.to_ascii_lowercase().as_str())
@@ -252,7 +260,7 @@ fn column_from_def(def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
             "serial columns (sequences are not supported yet); use a client-generated key or a UUID".into(),
         ));
     }
-    let data_type = types::parse_type_name(&type_text)?;
+    let data_type = types::resolve_type(txn, &type_text)?;
     let mut column = Column { name: ident(&def.name), data_type, nullable: true, default: None };
     let (mut pk, mut unique) = (false, false);
     for option in &def.options {
@@ -271,7 +279,7 @@ fn column_from_def(def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
     Ok((column, pk, unique))
 }
 
-fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
+fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result<Plan> {
     if create.query.is_some() {
         return Err(Error::FeatureNotSupported("CREATE TABLE AS".into()));
     }
@@ -280,7 +288,7 @@ fn plan_create_table(create: &ast::CreateTable) -> Result<Plan> {
     let mut primary_key: Vec<usize> = Vec::new();
     let mut uniques: Vec<Vec<usize>> = Vec::new();
     for def in &create.columns {
-        let (column, pk, unique) = column_from_def(def)?;
+        let (column, pk, unique) = column_from_def(txn, def)?;
         if columns.iter().any(|c| c.name == column.name) {
             return Err(Error::DuplicateColumn(column.name));
         }

@@ -418,6 +418,15 @@ pub enum Plan {
         columns: Vec<ResultColumn>,
         format: crate::sql::copy::CopyFormat,
     },
+    /// CREATE TYPE … AS ENUM.
+    CreateType {
+        name: String,
+        labels: Vec<String>,
+    },
+    DropType {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     /// CREATE/ALTER/DROP ROLE, GRANT, REVOKE.
     Role(crate::sql::roles::RoleCommand),
     /// Accepted and ignored for client compatibility (e.g. DISCARD ALL, DEALLOCATE).

@@ -79,16 +79,18 @@ impl Binder<'_> {
                 );
                 let mut keys = Vec::new();
                 for o in &order_by {
-                    let expr = match position_literal(&o.expr) {
-                        Some(k) if k >= 1 && k <= columns.len() => Expr::Column(k - 1),
+                    let (expr, t) = match position_literal(&o.expr) {
+                        Some(k) if k >= 1 && k <= columns.len() => {
+                            (Expr::Column(k - 1), columns[k - 1].data_type.clone())
+                        }
                         Some(k) => {
                             return Err(Error::InvalidColumnReference(format!(
                                 "ORDER BY position {k} is not in select list"
                             )))
                         }
-                        None => self.bind(&o.expr)?.0,
+                        None => self.bind(&o.expr)?,
                     };
-                    keys.push(sort_key(expr, &o.options));
+                    keys.push(sort_key(expr, &t, &o.options));
                 }
                 self.scope = saved;
                 let mut node = node;
@@ -672,17 +674,17 @@ impl Binder<'_> {
         // ORDER BY: output positions and names, else expressions over the input.
         let mut sort = Vec::new();
         for o in order_by {
-            let expr = if let Some(k) = position_literal(&o.expr) {
+            let (expr, t) = if let Some(k) = position_literal(&o.expr) {
                 if k == 0 || k > exprs.len() {
                     return Err(Error::InvalidColumnReference(format!("ORDER BY position {k} is not in select list")));
                 }
-                exprs[k - 1].clone()
+                (exprs[k - 1].clone(), columns[k - 1].data_type.clone())
             } else if let Some(i) = output_alias(&o.expr, &items) {
-                exprs[i].clone()
+                (exprs[i].clone(), columns[i].data_type.clone())
             } else {
-                self.bind(&o.expr)?.0
+                self.bind(&o.expr)?
             };
-            sort.push(sort_key(expr, &o.options));
+            sort.push(sort_key(expr, &t, &o.options));
         }
         let distinct_on = match &select.distinct {
             Some(ast::Distinct::On(on)) => {

@@ -1,7 +1,28 @@
 //! SQL type names to [`DataType`].
 
 use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
 use crate::types::DataType;
+
+/// Resolves a type name: a built-in type, else a user-defined enum from the catalog.
+pub fn resolve_type(txn: &mut Transaction, name: &str) -> Result<DataType> {
+    match parse_type_name(name) {
+        Err(Error::UndefinedObject(message)) => {
+            let lower = name.trim().to_ascii_lowercase();
+            let (base, array) = match lower.strip_suffix("[]") {
+                Some(elem) => (elem.trim().to_string(), true),
+                None => (lower, false),
+            };
+            let base = base.trim_start_matches("public.").trim_matches('"').to_string();
+            match crate::catalog::types::get_enum(txn, &base)? {
+                Some(e) if array => Ok(DataType::Array(Box::new(DataType::Enum(Box::new(e))))),
+                Some(e) => Ok(DataType::Enum(Box::new(e))),
+                None => Err(Error::UndefinedObject(message)),
+            }
+        }
+        other => other,
+    }
+}
 
 /// Parses a type name as written in SQL (`int`, `varchar(20)`, `numeric(10,2)`,
 /// `timestamp with time zone`, `text[]` …).

@@ -1,0 +1,89 @@
+//! User-defined types: enums (`CREATE TYPE name AS ENUM (…)`).
+//!
+//! An enum's definition is stored under a [`TYPE`] key as JSON, through MVCC like tables. A
+//! column of an enum type carries a copy of the definition in its [`DataType::Enum`], so rows
+//! are checked and ordered without a catalog lookup; the definition cannot change while a
+//! column uses it (ALTER TYPE is not supported, DROP TYPE refuses).
+
+use super::{CATALOG, INDEX, META, ROW};
+use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
+use crate::storage::keycode;
+use crate::types::{DataType, EnumType, Value};
+
+/// Keyspace of user-defined types.
+pub const TYPE: u8 = 0x06;
+const _: () = assert!(TYPE != CATALOG && TYPE != META && TYPE != ROW && TYPE != INDEX && TYPE != super::roles::ROLE);
+
+/// Oids of enum types start here (clear of table, index and role oids).
+const FIRST_TYPE_OID: u32 = 2_000_000;
+
+fn type_key(name: &str) -> Vec<u8> {
+    let mut key = vec![TYPE];
+    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
+    key
+}
+
+/// Reads an enum type by name.
+pub fn get_enum(txn: &mut Transaction, name: &str) -> Result<Option<EnumType>> {
+    match txn.get(&type_key(name))? {
+        Some(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("type {name}: {e}")))?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Every enum type, by name.
+pub fn list_enums(txn: &mut Transaction) -> Result<Vec<EnumType>> {
+    txn.scan_prefix(&[TYPE])?
+        .into_iter()
+        .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("type: {e}"))))
+        .collect()
+}
+
+/// Creates an enum type; 42710 if the name is taken (the caller checks built-in type names).
+pub fn create_enum(txn: &mut Transaction, name: &str, labels: Vec<String>) -> Result<EnumType> {
+    if get_enum(txn, name)?.is_some() {
+        return Err(Error::DuplicateObject(format!("type \"{name}\" already exists")));
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if label.is_empty() || label.len() > 63 {
+            return Err(Error::InvalidParameter(format!(
+                "invalid enum label \"{label}\": labels must be 1 to 63 bytes long"
+            )));
+        }
+        if labels[..i].contains(label) {
+            return Err(Error::DuplicateObject(format!("enum label \"{label}\" used more than once")));
+        }
+    }
+    let oid = FIRST_TYPE_OID + super::next_id(txn, "type")?;
+    let definition = EnumType { name: name.to_string(), oid, labels };
+    let bytes = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
+    txn.set(type_key(name), bytes);
+    Ok(definition)
+}
+
+/// Drops an enum type; 2BP01 while a column uses it.
+pub fn drop_enum(txn: &mut Transaction, name: &str) -> Result<()> {
+    for table in super::list_tables(txn)? {
+        for column in &table.columns {
+            if uses(&column.data_type, name) {
+                return Err(Error::DependentObjects {
+                    message: format!("cannot drop type {name} because other objects depend on it"),
+                    detail: format!("column {} of table {} depends on type {name}", column.name, table.name),
+                });
+            }
+        }
+    }
+    txn.delete(type_key(name));
+    Ok(())
+}
+
+fn uses(t: &DataType, name: &str) -> bool {
+    match t {
+        DataType::Enum(e) => e.name == name,
+        DataType::Array(elem) => uses(elem, name),
+        _ => false,
+    }
+}
