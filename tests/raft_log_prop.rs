@@ -1,11 +1,12 @@
-//! Property tests of `MemLogStore` against a simple model: appends,
-//! truncations, snapshots, compactions, hard states, syncs and crash
-//! restarts (which must lose exactly the unsynced writes).
+//! Property tests of the log stores against a simple model: appends,
+//! truncations, snapshots, compactions, hard states, syncs and restarts.
+//! `MemLogStore` restarts as after a crash (losing exactly the unsynced
+//! writes); `SledLogStore` is synced, closed and reopened from its files.
 
 use std::collections::BTreeMap;
 
 use chronos::raft::{
-    Entry, EntryData, HardState, Index, LogStore, MemLogStore, Membership, Snapshot, SnapshotMeta, Term,
+    Entry, EntryData, HardState, Index, LogStore, MemLogStore, Membership, SledLogStore, Snapshot, SnapshotMeta, Term,
 };
 use proptest::prelude::*;
 
@@ -59,7 +60,59 @@ fn mk_entry(index: Index, term: Term) -> Entry {
     Entry { index, term, data: EntryData::Command(index.to_le_bytes().to_vec()) }
 }
 
-fn check(store: &MemLogStore, m: &Model) -> Result<(), TestCaseError> {
+/// A store under test and how it restarts.
+trait Harness {
+    fn store(&mut self) -> &mut dyn LogStore;
+    /// Restarts the store. Returns true if unsynced writes are lost (a crash), false if the
+    /// store was synced first (a clean reopen).
+    fn restart(&mut self) -> bool;
+    /// Writes not yet synced, when the store can tell.
+    fn unsynced(&self) -> Option<usize>;
+}
+
+impl Harness for MemLogStore {
+    fn store(&mut self) -> &mut dyn LogStore {
+        self
+    }
+    fn restart(&mut self) -> bool {
+        MemLogStore::restart(self);
+        true
+    }
+    fn unsynced(&self) -> Option<usize> {
+        Some(self.unsynced_writes())
+    }
+}
+
+struct Sled {
+    dir: tempfile::TempDir,
+    store: Option<SledLogStore>,
+}
+
+impl Sled {
+    fn open(dir: tempfile::TempDir) -> Self {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        Sled { dir, store: Some(store) }
+    }
+}
+
+impl Harness for Sled {
+    fn store(&mut self) -> &mut dyn LogStore {
+        self.store.as_mut().unwrap()
+    }
+    fn restart(&mut self) -> bool {
+        self.store().sync().unwrap();
+        self.store = None;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        *self = Sled::open(dir);
+        false
+    }
+    fn unsynced(&self) -> Option<usize> {
+        None
+    }
+}
+
+fn check(store: &dyn LogStore, m: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(store.first_index().unwrap(), m.offset + 1);
     prop_assert_eq!(store.last_index().unwrap(), m.last());
     prop_assert_eq!(store.hard_state().unwrap(), m.hs);
@@ -84,99 +137,115 @@ fn check(store: &MemLogStore, m: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn run(h: &mut dyn Harness, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut live = Model::default();
+    let mut durable = Model::default();
+    for op in ops {
+        match op {
+            Op::Append { n, term_bump, bad_index } => {
+                let last = live.last();
+                let base = live.term(last).unwrap_or(0) + term_bump;
+                let start = if bad_index { last + 2 } else { last + 1 };
+                let es: Vec<Entry> = (0..n as u64).map(|k| mk_entry(start + k, base)).collect();
+                let r = h.store().append(&es);
+                if bad_index {
+                    prop_assert!(r.is_err());
+                } else {
+                    prop_assert!(r.is_ok());
+                    for e in &es {
+                        live.log.insert(e.index, e.term);
+                    }
+                }
+            }
+            Op::Truncate(k) => {
+                let from = live.offset + (k as u64 % (live.log.len() as u64 + 3));
+                let r = h.store().truncate(from);
+                if from <= live.offset && from <= live.last() {
+                    prop_assert!(r.is_err());
+                } else {
+                    prop_assert!(r.is_ok());
+                    live.log.retain(|i, _| *i < from);
+                }
+            }
+            Op::Snapshot { pos, matching } => {
+                let idx = live.offset + (pos as u64 % (live.log.len() as u64 + 2));
+                let term = match live.term(idx) {
+                    Some(t) if matching => t,
+                    Some(t) => t + 1,
+                    None => live.term(live.last()).unwrap_or(0) + 1,
+                };
+                let snap = Snapshot {
+                    meta: SnapshotMeta { index: idx, term, membership: Membership::with_voters([1]) },
+                    data: vec![idx as u8],
+                };
+                prop_assert!(h.store().save_snapshot(snap).is_ok());
+                if live.term(idx) == Some(term) {
+                    live.log.retain(|i, _| *i > idx);
+                } else {
+                    live.log.clear();
+                }
+                live.offset = idx;
+                live.offset_term = term;
+                live.snapshot = Some((idx, term));
+            }
+            Op::Compact(k) => {
+                let upto = live.offset + (k as u64 % (live.log.len() as u64 + 2));
+                let snap = live.snapshot.map_or(0, |s| s.0);
+                let r = h.store().compact(upto);
+                if upto <= live.offset {
+                    prop_assert!(r.is_ok());
+                } else if upto > snap || upto > live.last() {
+                    prop_assert!(r.is_err());
+                } else {
+                    prop_assert!(r.is_ok());
+                    live.offset_term = live.term(upto).unwrap();
+                    live.log.retain(|i, _| *i > upto);
+                    live.offset = upto;
+                }
+            }
+            Op::HardState(t, c) => {
+                let hs = HardState { term: t, vote: if t % 2 == 0 { Some(t) } else { None }, commit: c };
+                h.store().save_hard_state(hs).unwrap();
+                live.hs = hs;
+            }
+            Op::Sync => {
+                h.store().sync().unwrap();
+                durable = live.clone();
+            }
+            Op::Restart => {
+                if h.restart() {
+                    live = durable.clone();
+                } else {
+                    durable = live.clone();
+                }
+            }
+        }
+        check(h.store(), &live)?;
+        if h.unsynced() == Some(0) {
+            prop_assert_eq!(&live, &durable);
+        }
+    }
+    // Everything synced survives a restart unchanged.
+    h.store().sync().unwrap();
+    h.restart();
+    check(h.store(), &live)?;
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn mem_log_store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
-        let mut store = MemLogStore::new();
-        let mut live = Model::default();
-        let mut durable = Model::default();
-        for op in ops {
-            match op {
-                Op::Append { n, term_bump, bad_index } => {
-                    let last = live.last();
-                    let base = live.term(last).unwrap_or(0) + term_bump;
-                    let start = if bad_index { last + 2 } else { last + 1 };
-                    let es: Vec<Entry> = (0..n as u64).map(|k| mk_entry(start + k, base)).collect();
-                    let r = store.append(&es);
-                    if bad_index {
-                        prop_assert!(r.is_err());
-                    } else {
-                        prop_assert!(r.is_ok());
-                        for e in &es {
-                            live.log.insert(e.index, e.term);
-                        }
-                    }
-                }
-                Op::Truncate(k) => {
-                    let from = live.offset + (k as u64 % (live.log.len() as u64 + 3));
-                    let r = store.truncate(from);
-                    if from <= live.offset && from <= live.last() {
-                        prop_assert!(r.is_err());
-                    } else {
-                        prop_assert!(r.is_ok());
-                        live.log.retain(|i, _| *i < from);
-                    }
-                }
-                Op::Snapshot { pos, matching } => {
-                    let idx = live.offset + (pos as u64 % (live.log.len() as u64 + 2));
-                    let term = match live.term(idx) {
-                        Some(t) if matching => t,
-                        Some(t) => t + 1,
-                        None => live.term(live.last()).unwrap_or(0) + 1,
-                    };
-                    let snap = Snapshot {
-                        meta: SnapshotMeta { index: idx, term, membership: Membership::with_voters([1]) },
-                        data: vec![idx as u8],
-                    };
-                    prop_assert!(store.save_snapshot(snap).is_ok());
-                    if live.term(idx) == Some(term) {
-                        live.log.retain(|i, _| *i > idx);
-                    } else {
-                        live.log.clear();
-                    }
-                    live.offset = idx;
-                    live.offset_term = term;
-                    live.snapshot = Some((idx, term));
-                }
-                Op::Compact(k) => {
-                    let upto = live.offset + (k as u64 % (live.log.len() as u64 + 2));
-                    let snap = live.snapshot.map_or(0, |s| s.0);
-                    let r = store.compact(upto);
-                    if upto <= live.offset {
-                        prop_assert!(r.is_ok());
-                    } else if upto > snap || upto > live.last() {
-                        prop_assert!(r.is_err());
-                    } else {
-                        prop_assert!(r.is_ok());
-                        live.offset_term = live.term(upto).unwrap();
-                        live.log.retain(|i, _| *i > upto);
-                        live.offset = upto;
-                    }
-                }
-                Op::HardState(t, c) => {
-                    let hs = HardState { term: t, vote: if t % 2 == 0 { Some(t) } else { None }, commit: c };
-                    store.save_hard_state(hs).unwrap();
-                    live.hs = hs;
-                }
-                Op::Sync => {
-                    store.sync().unwrap();
-                    durable = live.clone();
-                }
-                Op::Restart => {
-                    store.restart();
-                    live = durable.clone();
-                }
-            }
-            check(&store, &live)?;
-            if store.unsynced_writes() == 0 {
-                prop_assert_eq!(&live, &durable);
-            }
-        }
-        // Everything synced survives a restart unchanged.
-        store.sync().unwrap();
-        store.restart();
-        check(&store, &live)?;
+        run(&mut MemLogStore::new(), ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sled_log_store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
+        run(&mut Sled::open(tempfile::tempdir().unwrap()), ops)?;
     }
 }

@@ -133,10 +133,12 @@
 //! the node and rebuild it from storage.
 
 mod node;
+mod sled_store;
 mod store;
 mod types;
 
 pub use node::{Config, Node, Ready};
+pub use sled_store::SledLogStore;
 pub use store::{LogStore, MemLogStore};
 pub use types::{
     ConfChange, Entry, EntryData, Error, HardState, Index, Membership, Message, MessageBody, NodeId, ReadId, ReadState,

@@ -53,7 +53,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Cluster membership. Voters elect leaders and form quorums; learners only
 /// receive the replicated log. A node id is never in both sets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Membership {
     pub voters: BTreeSet<NodeId>,
     pub learners: BTreeSet<NodeId>,
@@ -123,7 +123,7 @@ pub enum ConfChange {
 }
 
 /// What a log entry carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EntryData {
     /// Empty entry appended by every new leader (commits the previous terms).
     Noop,
@@ -135,7 +135,7 @@ pub enum EntryData {
 }
 
 /// A replicated log entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub index: Index,
     pub term: Term,
@@ -144,7 +144,7 @@ pub struct Entry {
 
 /// State that must survive crashes and be durable before any message that
 /// depends on it is sent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HardState {
     /// Current term.
     pub term: Term,
@@ -155,7 +155,7 @@ pub struct HardState {
 }
 
 /// Describes the log prefix a snapshot replaces.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotMeta {
     /// Index of the last entry covered by the snapshot.
     pub index: Index,
@@ -166,7 +166,7 @@ pub struct SnapshotMeta {
 }
 
 /// An application state-machine snapshot plus its metadata.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
     /// Opaque application bytes: the state after applying entries

@@ -1,0 +1,238 @@
+//! The durable [`LogStore`]: the Raft log, hard state and latest snapshot in one sled tree.
+//!
+//! Keys of the tree:
+//! - `e` ++ index (big-endian): a log entry (bincode);
+//! - `h`: the hard state;
+//! - `b`: the bounds `(offset, offset_term, last)`: entries `offset+1..=last` are the log,
+//!   `offset` is the snapshot index (the compacted prefix) with its term;
+//! - `s`: the latest snapshot (metadata and data).
+//!
+//! Every operation is one atomic sled batch that also rewrites the bounds, so after a crash
+//! the store is exactly as of some prefix of its operations. Entries outside the bounds are
+//! garbage left by truncation or compaction and are ignored (and overwritten by later
+//! appends). The tree lives in the same sled database as the state machine, so one flush
+//! ([`LogStore::sync`]) makes both durable.
+//!
+//! The terms of live entries are cached in memory (16 bytes per entry) because the node asks
+//! for them constantly.
+
+use super::store::LogStore;
+use super::types::{Entry, Error, HardState, Index, Result, Snapshot, SnapshotMeta, Term};
+use std::collections::BTreeMap;
+
+const BOUNDS: &[u8] = b"b";
+const HARD_STATE: &[u8] = b"h";
+const SNAPSHOT: &[u8] = b"s";
+
+fn entry_key(index: Index) -> [u8; 9] {
+    let mut key = [b'e'; 9];
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(storage)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v).map_err(storage)
+}
+
+/// A [`LogStore`] in a sled tree.
+pub struct SledLogStore {
+    tree: sled::Tree,
+    offset: Index,
+    offset_term: Term,
+    /// Terms of entries `offset+1..=last`.
+    terms: BTreeMap<Index, Term>,
+    hard_state: HardState,
+    snapshot_meta: Option<SnapshotMeta>,
+}
+
+impl SledLogStore {
+    /// Opens the store in `tree`, loading its bounds, hard state and entry terms.
+    pub fn open(tree: sled::Tree) -> Result<Self> {
+        let (offset, offset_term, last): (Index, Term, Index) = match tree.get(BOUNDS).map_err(storage)? {
+            Some(bytes) => decode(&bytes)?,
+            None => (0, 0, 0),
+        };
+        let hard_state = match tree.get(HARD_STATE).map_err(storage)? {
+            Some(bytes) => decode(&bytes)?,
+            None => HardState::default(),
+        };
+        let snapshot_meta = match tree.get(SNAPSHOT).map_err(storage)? {
+            Some(bytes) => Some(decode::<Snapshot>(&bytes)?.meta),
+            None => None,
+        };
+        let mut terms = BTreeMap::new();
+        if last > offset {
+            for item in tree.range(entry_key(offset + 1)..=entry_key(last)) {
+                let (_, bytes) = item.map_err(storage)?;
+                let entry: Entry = decode(&bytes)?;
+                terms.insert(entry.index, entry.term);
+            }
+            if terms.len() as u64 != last - offset {
+                return Err(Error::Storage(format!(
+                    "raft log has {} entries between {offset} and {last}",
+                    terms.len()
+                )));
+            }
+        }
+        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta })
+    }
+
+    fn last(&self) -> Index {
+        self.terms.keys().next_back().copied().unwrap_or(self.offset)
+    }
+
+    /// Adds the bounds record to `batch` and applies it.
+    fn commit(&self, mut batch: sled::Batch) -> Result<()> {
+        batch.insert(BOUNDS, encode(&(self.offset, self.offset_term, self.last()))?);
+        self.tree.apply_batch(batch).map_err(storage)
+    }
+}
+
+impl LogStore for SledLogStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else { return Ok(()) };
+        for (next, e) in (self.last() + 1..).zip(entries) {
+            if e.index != next {
+                return Err(Error::Storage(format!("append of index {} at position {next}", e.index)));
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(&entry_key(e.index)[..], encode(e)?);
+        }
+        debug_assert_eq!(first.index, self.last() + 1);
+        for e in entries {
+            self.terms.insert(e.index, e.term);
+        }
+        self.commit(batch)
+    }
+
+    fn truncate(&mut self, from: Index) -> Result<()> {
+        if from > self.last() {
+            return Ok(());
+        }
+        if from <= self.offset {
+            return Err(Error::Storage(format!("truncate from {from} inside compacted prefix {}", self.offset)));
+        }
+        let mut batch = sled::Batch::default();
+        for index in self.terms.split_off(&from).into_keys() {
+            batch.remove(&entry_key(index)[..]);
+        }
+        self.commit(batch)
+    }
+
+    fn entries(&self, lo: Index, hi: Index, max: usize) -> Result<Vec<Entry>> {
+        if lo <= self.offset {
+            return Err(Error::Storage(format!("entries from {lo}: compacted up to {}", self.offset)));
+        }
+        let hi = hi.min(self.last() + 1);
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for item in self.tree.range(entry_key(lo)..entry_key(hi)) {
+            if out.len() >= max {
+                break;
+            }
+            let (_, bytes) = item.map_err(storage)?;
+            out.push(decode::<Entry>(&bytes)?);
+        }
+        if out.len() < max.min((hi - lo) as usize) {
+            return Err(Error::Storage(format!("raft log entries {lo}..{hi} are missing")));
+        }
+        Ok(out)
+    }
+
+    fn term(&self, index: Index) -> Result<Option<Term>> {
+        if index == self.offset {
+            return Ok(Some(self.offset_term));
+        }
+        Ok(self.terms.get(&index).copied())
+    }
+
+    fn first_index(&self) -> Result<Index> {
+        Ok(self.offset + 1)
+    }
+
+    fn last_index(&self) -> Result<Index> {
+        Ok(self.last())
+    }
+
+    fn compact(&mut self, upto: Index) -> Result<()> {
+        if upto <= self.offset {
+            return Ok(());
+        }
+        let snap = self.snapshot_meta.as_ref().map_or(0, |s| s.index);
+        if upto > snap || upto > self.last() {
+            return Err(Error::Storage(format!("compact to {upto} beyond snapshot {snap}")));
+        }
+        let Some(term) = self.terms.get(&upto).copied() else {
+            return Err(Error::Storage(format!("compact to {upto}: no such entry")));
+        };
+        let kept = self.terms.split_off(&(upto + 1));
+        let mut batch = sled::Batch::default();
+        for index in std::mem::replace(&mut self.terms, kept).into_keys() {
+            batch.remove(&entry_key(index)[..]);
+        }
+        self.offset = upto;
+        self.offset_term = term;
+        self.commit(batch)
+    }
+
+    fn save_hard_state(&mut self, hs: HardState) -> Result<()> {
+        self.tree.insert(HARD_STATE, encode(&hs)?).map_err(storage)?;
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    fn hard_state(&self) -> Result<HardState> {
+        Ok(self.hard_state)
+    }
+
+    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        if index < self.offset {
+            return Err(Error::Storage(format!("snapshot at {index} older than compacted prefix {}", self.offset)));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(SNAPSHOT, encode(&snapshot)?);
+        let dropped = if index > self.offset && self.terms.get(&index) == Some(&term) {
+            let kept = self.terms.split_off(&(index + 1));
+            std::mem::replace(&mut self.terms, kept)
+        } else if index != self.offset || self.offset_term != term {
+            std::mem::take(&mut self.terms)
+        } else {
+            BTreeMap::new()
+        };
+        for index in dropped.into_keys() {
+            batch.remove(&entry_key(index)[..]);
+        }
+        self.offset = index;
+        self.offset_term = term;
+        self.snapshot_meta = Some(snapshot.meta);
+        self.commit(batch)
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        match self.tree.get(SNAPSHOT).map_err(storage)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>> {
+        Ok(self.snapshot_meta.clone())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.tree.flush().map(|_| ()).map_err(storage)
+    }
+}
