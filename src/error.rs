@@ -97,6 +97,9 @@ pub enum Error {
     },
     /// Transaction control used where it makes no sense (e.g. BEGIN twice).
     InvalidTransactionState(String),
+    /// A commit whose outcome is unknown (the connection to the leader or the leadership was
+    /// lost while it was replicated): it may or may not have been applied.
+    CommitUnknown(String),
     /// The statement was cancelled on request.
     QueryCanceled,
     /// The statement was cancelled, with a reason (e.g. the client failed a COPY).
@@ -154,6 +157,7 @@ impl Error {
             Error::InvalidGrant(_) => "0LP01",
             Error::DependentObjects { .. } => "2BP01",
             Error::InvalidTransactionState(_) => "25000",
+            Error::CommitUnknown(_) => "08007",
             Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",
@@ -168,6 +172,7 @@ impl Error {
         !matches!(
             self,
             Error::Io(_)
+                | Error::CommitUnknown(_)
                 | Error::Internal(_)
                 | Error::Corruption(_)
                 | Error::QueryCanceled
@@ -225,6 +230,7 @@ impl fmt::Display for Error {
             | Error::InvalidGrant(m)
             | Error::DependentObjects { message: m, .. }
             | Error::InvalidTransactionState(m)
+            | Error::CommitUnknown(m)
             | Error::Corruption(m)
             | Error::Io(m)
             | Error::Internal(m) => write!(f, "{m}"),

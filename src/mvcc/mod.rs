@@ -19,13 +19,16 @@
 //! version is stored under [`APPLIED_KEY`] in the same atomic batch as the data.
 
 mod gc;
+mod replication;
+
+pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 
 use crate::error::{Error, Result};
 use crate::storage::{prefix_end, Storage, StorageBatch};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 /// A commit timestamp: an HLC time as a 64-bit NTP-style number. Strictly increasing per node.
 pub type Version = u64;
@@ -40,6 +43,19 @@ pub struct WriteBatch {
     pub version: Version,
     /// `(logical key, Some(value))` writes and `(logical key, None)` deletes, in key order.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// A transaction's commit as the node that validates it needs it: what it read (as of
+/// `read_version`) and what it writes. Sent to the leader when committing on another node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommitRequest {
+    pub read_version: Version,
+    /// `(logical key, Some(value))` writes and `(logical key, None)` deletes, in key order.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Keys read by point lookups.
+    pub read_keys: Vec<Vec<u8>>,
+    /// Conflict domains (tables) scanned.
+    pub read_domains: Vec<Vec<u8>>,
 }
 
 /// Unversioned key holding a large batch while it is applied in pieces (a redo record).
@@ -61,6 +77,12 @@ pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
     if batch.version <= applied_version(storage)? {
         return Ok(());
     }
+    apply_batch_with(storage, batch, &[])
+}
+
+/// Writes a batch as [`apply_batch`] does, without the applied-version check, adding `extra`
+/// unversioned pairs to its last atomic piece.
+fn apply_batch_with(storage: &dyn Storage, batch: &WriteBatch, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
     let large = batch.writes.len() > APPLY_PIECE;
     if large {
         storage.put(REDO_KEY.to_vec(), encode_batch(batch))?;
@@ -82,6 +104,9 @@ pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
         }
     }
     out.put(APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec());
+    for (key, value) in extra {
+        out.put(key.clone(), value.clone());
+    }
     if large {
         out.delete(REDO_KEY.to_vec());
     }
@@ -216,6 +241,15 @@ pub struct Mvcc {
     active: Mutex<BTreeMap<Version, usize>>,
     /// Transactions committed with writes since start-up.
     commits: AtomicU64,
+    /// Set once for replicated storage (see [`replication`]).
+    replicator: OnceLock<Arc<dyn Replicator>>,
+    /// Keys of proposed, not yet applied batches.
+    pending: Mutex<replication::Pending>,
+    /// The newest version assigned to a commit (may be pending).
+    last_version: AtomicU64,
+    /// Conflict domains missing from `domain_versions` count as written at this version (the
+    /// state at start-up or at the last snapshot restore).
+    domain_floor: AtomicU64,
 }
 
 impl Mvcc {
@@ -234,6 +268,10 @@ impl Mvcc {
             domain_versions: Mutex::new(HashMap::new()),
             active: Mutex::new(BTreeMap::new()),
             commits: AtomicU64::new(0),
+            replicator: OnceLock::new(),
+            pending: Mutex::new(Default::default()),
+            last_version: AtomicU64::new(applied),
+            domain_floor: AtomicU64::new(applied),
         }))
     }
 
@@ -251,6 +289,13 @@ impl Mvcc {
         lock(&self.flush).durable
     }
 
+    /// Begins a transaction for a client statement: after the replicator's read barrier, so
+    /// the snapshot includes every write acknowledged before (linearizable reads).
+    pub fn begin_read(self: &Arc<Self>) -> Result<Transaction> {
+        self.read_barrier()?;
+        Ok(self.begin())
+    }
+
     /// Begins a transaction reading the newest durable state.
     pub fn begin(self: &Arc<Self>) -> Transaction {
         let version = self.durable_version();
@@ -259,8 +304,12 @@ impl Mvcc {
 
     /// Takes the writer token and begins a transaction reading the newest applied state. Such a
     /// transaction cannot conflict: nobody else commits until it ends. Used for autocommit
-    /// write statements.
+    /// write statements. With replication, commits are validated wherever they were made, so
+    /// this is [`Mvcc::begin`] (the caller retries on a serialization failure).
     pub fn begin_exclusive(self: &Arc<Self>) -> Transaction {
+        if self.is_replicated() {
+            return self.begin();
+        }
         let token = self.writer();
         let version = self.applied.load(Ordering::SeqCst);
         self.begin_at(version, Some(token))
@@ -280,18 +329,29 @@ impl Mvcc {
 
     /// Waits for and takes the writer token.
     fn writer(self: &Arc<Self>) -> WriterToken {
+        self.acquire_writer();
+        WriterToken { mvcc: self.clone() }
+    }
+
+    /// Waits for and takes the writer token, released when the guard drops.
+    fn writer_token(&self) -> WriterGuard<'_> {
+        self.acquire_writer();
+        WriterGuard { mvcc: self }
+    }
+
+    fn acquire_writer(&self) {
         let mut busy = lock(&self.writer_busy);
         while *busy {
             busy = self.writer_free.wait(busy).unwrap_or_else(|e| e.into_inner());
         }
         *busy = true;
-        WriterToken { mvcc: self.clone() }
     }
 
-    /// The next commit version: the HLC time, strictly above every applied version.
+    /// The next commit version: the HLC time, strictly above every version applied or
+    /// assigned before.
     fn next_version(&self) -> Version {
         let now = self.hlc.new_timestamp().get_time().as_u64();
-        now.max(self.applied.load(Ordering::SeqCst) + 1)
+        now.max(self.applied.load(Ordering::SeqCst) + 1).max(self.last_version.load(Ordering::SeqCst) + 1)
     }
 
     /// Blocks until `version` is durable, flushing if no flush is running (group commit: one
@@ -365,15 +425,32 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The right to commit; released on drop.
+/// The right to commit, held by a transaction; released on drop.
 struct WriterToken {
     mvcc: Arc<Mvcc>,
 }
 
 impl Drop for WriterToken {
     fn drop(&mut self) {
-        *lock(&self.mvcc.writer_busy) = false;
-        self.mvcc.writer_free.notify_one();
+        self.mvcc.release_writer();
+    }
+}
+
+/// The right to commit, held within a call; released on drop.
+struct WriterGuard<'a> {
+    mvcc: &'a Mvcc,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.mvcc.release_writer();
+    }
+}
+
+impl Mvcc {
+    fn release_writer(&self) {
+        *lock(&self.writer_busy) = false;
+        self.writer_free.notify_one();
     }
 }
 
@@ -580,6 +657,15 @@ impl Transaction {
             return Ok(None);
         }
         let mvcc = self.mvcc.clone();
+        if mvcc.is_replicated() {
+            let request = CommitRequest {
+                read_version: self.read_version,
+                writes: std::mem::take(&mut self.writes).into_iter().collect(),
+                read_keys: std::mem::take(&mut self.read_keys).into_iter().collect(),
+                read_domains: std::mem::take(&mut self.read_domains).into_iter().collect(),
+            };
+            return mvcc.commit_replicated(request).map(Some);
+        }
         let token = match self.token.take() {
             Some(token) => token,
             None => {

@@ -215,3 +215,133 @@ fn large_batches_apply_in_pieces_and_recover_after_a_crash() {
     assert!(storage.get(REDO_KEY).unwrap().is_none());
     assert_eq!(db.begin().scan_prefix(&key(2, "")[..5]).unwrap().len(), 5000);
 }
+
+/// A replicator that commits proposals in order on a thread after a delay, as a log would,
+/// and can hold them back to keep batches pending.
+struct LoopbackLog {
+    mvcc: std::sync::Weak<Mvcc>,
+    queue: Mutex<Vec<(WriteBatch, std::sync::mpsc::Sender<Result<()>>)>>,
+    held: std::sync::atomic::AtomicBool,
+    index: AtomicU64,
+}
+
+impl LoopbackLog {
+    fn install(db: &Arc<Mvcc>) -> Arc<LoopbackLog> {
+        let log = Arc::new(LoopbackLog {
+            mvcc: Arc::downgrade(db),
+            queue: Mutex::new(Vec::new()),
+            held: Default::default(),
+            index: AtomicU64::new(0),
+        });
+        db.set_replicator(log.clone());
+        log
+    }
+
+    /// Commits everything proposed so far, in order.
+    fn drain(&self) {
+        let Some(db) = self.mvcc.upgrade() else { return };
+        let queued = std::mem::take(&mut *lock(&self.queue));
+        for (batch, done) in queued {
+            let index = self.index.fetch_add(1, Ordering::SeqCst) + 1;
+            db.apply_committed(&batch, index).unwrap();
+            let _ = done.send(Ok(()));
+        }
+    }
+}
+
+impl Replicator for LoopbackLog {
+    fn forward(&self, _: &CommitRequest) -> Option<Result<Version>> {
+        None
+    }
+    fn propose(&self, batch: WriteBatch) -> Result<Waiter> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        lock(&self.queue).push((batch, tx));
+        if !self.held.load(Ordering::SeqCst) {
+            self.drain();
+        }
+        Ok(rx)
+    }
+    fn read_barrier(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn replicated_commits_apply_in_order_with_the_raft_index() {
+    let db = mvcc();
+    LoopbackLog::install(&db);
+    for i in 0..3 {
+        let mut t = db.begin();
+        t.set(key(1, &format!("k{i}")), vec![i]);
+        t.commit().unwrap();
+    }
+    assert_eq!(db.raft_applied_index().unwrap(), 3);
+    assert_eq!(db.begin().scan_prefix(&[0x02]).unwrap().len(), 3);
+}
+
+#[test]
+fn replicated_validation_sees_pending_batches() {
+    let db = mvcc();
+    let log = LoopbackLog::install(&db);
+    let mut seed = db.begin();
+    seed.set(key(1, "a"), b"0".to_vec());
+    seed.commit().unwrap();
+
+    log.held.store(true, Ordering::SeqCst);
+    let mut t1 = db.begin();
+    let mut t2 = db.begin();
+    t1.get(&key(1, "a")).unwrap();
+    t2.get(&key(1, "a")).unwrap();
+    t1.set(key(1, "a"), b"1".to_vec());
+    t2.set(key(1, "a"), b"2".to_vec());
+    // t1 is proposed but not applied: storage does not have it yet, validation must still see it.
+    let db1 = db.clone();
+    let first = std::thread::spawn(move || t1.commit());
+    while lock(&log.queue).is_empty() {
+        std::thread::yield_now();
+    }
+    assert_eq!(t2.commit().unwrap_err().sqlstate(), "40001");
+    log.drain();
+    first.join().unwrap().unwrap();
+    assert_eq!(db1.begin().get(&key(1, "a")).unwrap(), Some(b"1".to_vec()));
+
+    // Commits that do not overlap are proposed together while earlier ones are pending.
+    let mut handles = Vec::new();
+    for i in 0..4u8 {
+        let db = db.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut t = db.begin();
+            t.set(key(2, &format!("k{i}")), vec![i]);
+            t.commit()
+        }));
+    }
+    while lock(&log.queue).len() < 4 {
+        std::thread::yield_now();
+    }
+    log.drain();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    assert_eq!(db.begin().scan_prefix(&key(2, "")[..5]).unwrap().len(), 4);
+}
+
+#[test]
+fn snapshot_restore_replaces_the_state() {
+    let source = mvcc();
+    LoopbackLog::install(&source);
+    let mut t = source.begin();
+    t.set(key(1, "a"), b"1".to_vec());
+    t.commit().unwrap();
+    let data = source.snapshot_data().unwrap();
+
+    let target = mvcc();
+    LoopbackLog::install(&target);
+    let mut t = target.begin();
+    t.set(key(1, "stale"), b"x".to_vec());
+    t.commit().unwrap();
+    target.restore_snapshot(&data, 7).unwrap();
+    let mut r = target.begin();
+    assert_eq!(r.get(&key(1, "a")).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(r.get(&key(1, "stale")).unwrap(), None);
+    assert_eq!(target.raft_applied_index().unwrap(), 7);
+}

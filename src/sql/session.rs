@@ -126,6 +126,9 @@ pub struct Prepared {
     pub columns: Vec<ResultColumn>,
 }
 
+/// How often an autocommit write is retried after serialization failures.
+const AUTOCOMMIT_RETRIES: usize = 50;
+
 /// One client connection's state.
 pub struct Session {
     engine: Arc<Engine>,
@@ -301,7 +304,7 @@ impl Session {
                 let read_only = modes
                     .iter()
                     .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
-                self.txn = Some(self.engine.mvcc.begin());
+                self.txn = Some(self.engine.mvcc.begin_read()?);
                 self.txn_failed = false;
                 self.txn_read_only = read_only;
                 return Ok(Outcome::Command { tag: "BEGIN".into() });
@@ -390,14 +393,40 @@ impl Session {
                 }
                 result
             }
-            None => {
-                let mut txn =
-                    if is_write(statement) { self.engine.mvcc.begin_exclusive() } else { self.engine.mvcc.begin() };
-                let outcome = self.execute_in(&mut txn, statement, params, param_types)?;
-                txn.commit()?;
-                Ok(outcome)
+            None => self.execute_autocommit(statement, params, param_types),
+        }
+    }
+
+    /// Runs a statement in its own transaction. With replicated storage a write is validated
+    /// at commit; a serialization failure means another commit got in between, so the
+    /// statement, which nobody has seen the effects of, runs again on a newer snapshot.
+    fn execute_autocommit(
+        &mut self,
+        statement: &ast::Statement,
+        params: &[Value],
+        param_types: &[DataType],
+    ) -> Result<Outcome> {
+        let mvcc = self.engine.mvcc.clone();
+        let write = is_write(statement);
+        let notices = self.notices.len();
+        for attempt in 0.. {
+            let mut txn = match (write, mvcc.is_replicated()) {
+                (true, false) => mvcc.begin_exclusive(),
+                _ => mvcc.begin_read()?,
+            };
+            let outcome = self.execute_in(&mut txn, statement, params, param_types)?;
+            match txn.commit() {
+                Ok(_) => return Ok(outcome),
+                Err(Error::Serialization(_)) if mvcc.is_replicated() && attempt < AUTOCOMMIT_RETRIES => {
+                    self.notices.truncate(notices);
+                    // Let the commit that got in become visible before trying again.
+                    mvcc.wait_visible(mvcc.last_version(), std::time::Duration::from_millis(100));
+                    std::thread::sleep(std::time::Duration::from_micros(100 * attempt.min(50) as u64));
+                }
+                Err(e) => return Err(e),
             }
         }
+        unreachable!("the retry loop returns")
     }
 
     fn execute_in(

@@ -1,0 +1,279 @@
+//! Commits through replication.
+//!
+//! With a [`Replicator`] installed (a server always has one: a single node is a Raft group of
+//! one), a commit no longer writes storage itself. On the node that may commit (the Raft
+//! leader) the transaction is validated under the writer token, stamped with the next version
+//! and *proposed*; the token is released at once, so the next commit can be validated and
+//! proposed while this one is replicated (many commits share one log append and fsync). The
+//! commit returns when the batch comes back out of the log, committed, and has been applied
+//! here by [`Mvcc::apply_committed`]. Storage only ever holds committed batches.
+//!
+//! Batches proposed but not yet applied are *pending*: their keys are remembered so that
+//! validation of later commits sees them. On any other node the commit is forwarded
+//! ([`Replicator::forward`]) to the leader, which validates it the same way
+//! ([`Mvcc::commit_request`]) against the snapshot version the transaction read here; the
+//! versions mean the same on every node because every node applies the same log.
+
+use super::{apply_batch_with, domain, lock, CommitRequest, Mvcc, Version, WriteBatch};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Resolves when a proposed batch is committed and applied here (Ok), or will never be.
+pub type Waiter = mpsc::Receiver<Result<()>>;
+
+/// How long a commit waits for its batch to come back out of the log before giving up with
+/// "status unknown".
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Unversioned key holding the index of the last Raft entry applied to storage, written in
+/// the same atomic batch as the entry's data.
+pub const RAFT_APPLIED_KEY: &[u8] = &[0x00, b'r', b'a', b'f', b't'];
+
+/// Where commits go when storage is replicated.
+pub trait Replicator: Send + Sync {
+    /// Commits `request` on the leader when this node is not the one that commits; returns
+    /// the commit version once this node has applied it. None when this node commits itself.
+    fn forward(&self, request: &CommitRequest) -> Option<Result<Version>>;
+
+    /// Proposes a validated batch. Called under the writer token, so batches are proposed in
+    /// version order.
+    fn propose(&self, batch: WriteBatch) -> Result<Waiter>;
+
+    /// Returns once a read started now may be served here linearizably (every write
+    /// acknowledged anywhere before the call is applied here).
+    fn read_barrier(&self) -> Result<()>;
+}
+
+/// Keys of proposed batches not yet applied, with their versions.
+#[derive(Default)]
+pub(super) struct Pending {
+    keys: HashMap<Vec<u8>, Version>,
+}
+
+impl Mvcc {
+    /// Installs the replicator; from now on commits go through it.
+    pub fn set_replicator(&self, replicator: std::sync::Arc<dyn Replicator>) {
+        let _ = self.replicator.set(replicator);
+    }
+
+    /// Whether commits are replicated.
+    pub fn is_replicated(&self) -> bool {
+        self.replicator.get().is_some()
+    }
+
+    /// Waits for the replicator's read barrier (nothing without replication).
+    pub fn read_barrier(&self) -> Result<()> {
+        match self.replicator.get() {
+            Some(r) => r.read_barrier(),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits a transaction's writes through the replicator: forwarded to the leader, or
+    /// validated, proposed and awaited here.
+    pub(super) fn commit_replicated(&self, request: CommitRequest) -> Result<Version> {
+        let Some(replicator) = self.replicator.get() else {
+            return Err(Error::Internal("commit_replicated without a replicator".into()));
+        };
+        if let Some(result) = replicator.forward(&request) {
+            return result;
+        }
+        self.commit_request(&request)
+    }
+
+    /// Validates and proposes a commit on the leader (a local one or one forwarded by
+    /// another node) and waits until it is applied here. Returns the commit version.
+    pub fn commit_request(&self, request: &CommitRequest) -> Result<Version> {
+        let Some(replicator) = self.replicator.get() else {
+            return Err(Error::Internal("commit_request without a replicator".into()));
+        };
+        let (version, waiter) = {
+            let _token = self.writer_token();
+            self.validate_request(request)?;
+            let version = self.next_version();
+            self.last_version.store(version, Ordering::SeqCst);
+            {
+                let mut pending = lock(&self.pending);
+                let mut domains = lock(&self.domain_versions);
+                for (key, _) in &request.writes {
+                    pending.keys.insert(key.clone(), version);
+                    domains.insert(domain(key), version);
+                }
+            }
+            let batch = WriteBatch { version, writes: request.writes.clone() };
+            match replicator.propose(batch) {
+                Ok(waiter) => (version, waiter),
+                Err(e) => {
+                    self.forget_pending(&request.writes, version);
+                    return Err(e);
+                }
+            }
+        };
+        match waiter.recv_timeout(COMMIT_TIMEOUT) {
+            Ok(Ok(())) => Ok(version),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::CommitUnknown(
+                "the commit was not confirmed in time: it may or may not have been applied".into(),
+            )),
+        }
+    }
+
+    /// Fails with a serialization error if a commit after `request.read_version` (applied or
+    /// pending) wrote a key the request writes or read, or a table it scanned.
+    fn validate_request(&self, request: &CommitRequest) -> Result<()> {
+        let conflict = || Error::Serialization("could not serialize access due to concurrent update".into());
+        let read_version = request.read_version;
+        {
+            let domains = lock(&self.domain_versions);
+            for d in &request.read_domains {
+                // Domains written before start-up (or a snapshot restore) are not in the map:
+                // assume the worst.
+                let written = domains.get(d).copied().unwrap_or(self.domain_floor.load(Ordering::SeqCst));
+                if written > read_version {
+                    return Err(conflict());
+                }
+            }
+        }
+        {
+            let pending = lock(&self.pending);
+            let keys = request.writes.iter().map(|(k, _)| k).chain(request.read_keys.iter());
+            for key in keys {
+                if pending.keys.get(key).is_some_and(|v| *v > read_version) {
+                    return Err(conflict());
+                }
+            }
+        }
+        let keys = request.writes.iter().map(|(k, _)| k).chain(request.read_keys.iter());
+        for key in keys {
+            if self.latest_version(key)?.is_some_and(|v| v > read_version) {
+                return Err(conflict());
+            }
+        }
+        Ok(())
+    }
+
+    fn forget_pending(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)], version: Version) {
+        let mut pending = lock(&self.pending);
+        for (key, _) in writes {
+            if pending.keys.get(key) == Some(&version) {
+                pending.keys.remove(key);
+            }
+        }
+    }
+
+    /// A proposed batch that will never commit (its log entry was replaced): its keys stop
+    /// being pending.
+    pub fn abandon(&self, batch: &WriteBatch) {
+        self.forget_pending(&batch.writes, batch.version);
+    }
+
+    /// Applies the committed batch of Raft entry `index`: writes it with the applied index in
+    /// one atomic storage batch, makes it visible to new snapshots and wakes commits waiting
+    /// for it. Called by the replication driver, in log order, once per entry.
+    pub fn apply_committed(&self, batch: &WriteBatch, index: u64) -> Result<()> {
+        apply_batch_with(self.storage.as_ref(), batch, &[(RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec())])?;
+        self.forget_pending(&batch.writes, batch.version);
+        {
+            let mut domains = lock(&self.domain_versions);
+            for (key, _) in &batch.writes {
+                let entry = domains.entry(domain(key)).or_insert(batch.version);
+                *entry = (*entry).max(batch.version);
+            }
+        }
+        let _ = self.hlc.update_with_timestamp(&uhlc::Timestamp::new(uhlc::NTP64(batch.version), *self.hlc.get_id()));
+        self.applied.fetch_max(batch.version, Ordering::SeqCst);
+        self.last_version.fetch_max(batch.version, Ordering::SeqCst);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.publish(self.applied.load(Ordering::SeqCst));
+        Ok(())
+    }
+
+    /// Records that Raft entry `index`, which carries no batch, was applied.
+    pub fn apply_marker(&self, index: u64) -> Result<()> {
+        self.storage.put(RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec())
+    }
+
+    /// The index of the last Raft entry applied to storage (0 when none).
+    pub fn raft_applied_index(&self) -> Result<u64> {
+        Ok(match self.storage.get(RAFT_APPLIED_KEY)? {
+            Some(bytes) if bytes.len() == 8 => u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])),
+            Some(_) => return Err(Error::Corruption("malformed raft applied index".into())),
+            None => 0,
+        })
+    }
+
+    /// Makes `version` the newest visible version and wakes those waiting for it.
+    fn publish(&self, version: Version) {
+        let mut state = lock(&self.flush);
+        state.durable = state.durable.max(version);
+        drop(state);
+        self.flushed.notify_all();
+    }
+
+    /// Blocks until `version` is visible here (applied), or `timeout` passes; true if it is.
+    pub fn wait_visible(&self, version: Version, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.flush);
+        while state.durable < version {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self.flushed.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+
+    /// The newest version assigned to a commit here, applied or not.
+    pub fn last_version(&self) -> Version {
+        self.last_version.load(Ordering::SeqCst).max(self.applied.load(Ordering::SeqCst))
+    }
+
+    /// Every stored pair (the state machine) for a Raft snapshot.
+    pub fn snapshot_data(&self) -> Result<Vec<u8>> {
+        let mut writes = Vec::new();
+        for item in self.storage.scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)) {
+            let (key, value) = item?;
+            writes.push((key, Some(value)));
+        }
+        Ok(super::encode_batch(&WriteBatch { version: self.applied.load(Ordering::SeqCst), writes }))
+    }
+
+    /// Replaces the whole state with a snapshot taken by [`Mvcc::snapshot_data`] at Raft
+    /// index `index`.
+    pub fn restore_snapshot(&self, data: &[u8], index: u64) -> Result<()> {
+        let snapshot = super::decode_batch(data)?;
+        let _token = self.writer_token();
+        let mut batch = crate::storage::StorageBatch::default();
+        for item in self.storage.scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)) {
+            batch.delete(item?.0);
+            if batch.ops.len() >= 4096 {
+                self.storage.apply(std::mem::take(&mut batch))?;
+            }
+        }
+        self.storage.apply(batch)?;
+        let mut batch = crate::storage::StorageBatch::default();
+        for (key, value) in snapshot.writes {
+            if let Some(value) = value {
+                batch.put(key, value);
+            }
+            if batch.ops.len() >= 4096 {
+                self.storage.apply(std::mem::take(&mut batch))?;
+            }
+        }
+        batch.put(RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec());
+        self.storage.apply(batch)?;
+        let version = super::applied_version(self.storage.as_ref())?;
+        lock(&self.pending).keys.clear();
+        // Every table may have changed.
+        lock(&self.domain_versions).clear();
+        self.domain_floor.fetch_max(version, Ordering::SeqCst);
+        self.applied.store(version, Ordering::SeqCst);
+        self.last_version.fetch_max(version, Ordering::SeqCst);
+        self.publish(version);
+        Ok(())
+    }
+}
