@@ -100,6 +100,8 @@ pub enum Error {
     /// A commit whose outcome is unknown (the connection to the leader or the leadership was
     /// lost while it was replicated): it may or may not have been applied.
     CommitUnknown(String),
+    /// This node cannot commit: it is not the Raft leader (the known leader, if any).
+    NotLeader(Option<u64>),
     /// The statement was cancelled on request.
     QueryCanceled,
     /// The statement was cancelled, with a reason (e.g. the client failed a COPY).
@@ -158,6 +160,7 @@ impl Error {
             Error::DependentObjects { .. } => "2BP01",
             Error::InvalidTransactionState(_) => "25000",
             Error::CommitUnknown(_) => "08007",
+            Error::NotLeader(_) => "40001",
             Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",
@@ -250,6 +253,10 @@ impl fmt::Display for Error {
                 write!(f, "current transaction is aborted, commands ignored until end of transaction block")
             }
             Error::QueryCanceled => write!(f, "canceling statement due to user request"),
+            Error::NotLeader(Some(id)) => {
+                write!(f, "this node is not the leader (node {id} is); retry the transaction")
+            }
+            Error::NotLeader(None) => write!(f, "there is no leader at the moment; retry the transaction"),
         }
     }
 }

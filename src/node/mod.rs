@@ -4,6 +4,8 @@
 //! background MVCC garbage collector, and shuts down gracefully on a signal: stop accepting,
 //! let running statements finish, flush storage.
 
+pub mod replica;
+
 use crate::error::{Error, Result};
 use crate::pg::{self, PgConfig};
 use crate::sql::Engine;
@@ -41,12 +43,22 @@ impl Default for NodeConfig {
 struct NodeStatus {
     engine: Arc<Engine>,
     pg: Arc<pg::PgMetrics>,
+    replica: Arc<replica::Replica>,
 }
 
 impl crate::http::Status for NodeStatus {
     fn health_json(&self) -> String {
-        let applied = self.engine.mvcc().durable_version();
-        format!("{{\"status\":\"ok\",\"role\":\"Leader\",\"term\":1,\"leader\":1,\"applied_version\":{applied}}}")
+        let applied_version = self.engine.mvcc().durable_version();
+        let s = self.replica.status();
+        let leader = s.leader.map_or("null".to_string(), |l| l.to_string());
+        format!(
+            "{{\"status\":\"ok\",\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version}}}",
+            s.role,
+            s.term,
+            self.replica.id(),
+            s.commit,
+            s.applied
+        )
     }
 
     fn metrics_text(&self) -> String {
@@ -84,14 +96,24 @@ pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>
         tracing::warn!("no credentials configured: trusting connections on loopback only");
     }
     std::fs::create_dir_all(&config.data_dir)?;
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(&config.data_dir)?);
+    let sled = SledStorage::open(&config.data_dir)?;
+    let raft_tree = sled.tree("raft")?;
+    let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
+    // A single node is a Raft group of one.
+    let replica = replica::Replica::start(
+        replica::ReplicaConfig::new(1, vec![1]),
+        raft_tree,
+        engine.mvcc().clone(),
+        Arc::new(replica::NoPeers),
+    )?;
     let pg_listener = TcpListener::bind(config.pg_addr).await?;
     let http_listener = TcpListener::bind(config.http_addr).await?;
     tracing::info!(pg = %pg_listener.local_addr()?, http = %http_listener.local_addr()?, data_dir = %config.data_dir.display(), "chronos single node ready");
 
     let pg_metrics = Arc::new(pg::PgMetrics::default());
-    let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone() });
+    let status: Arc<dyn crate::http::Status> =
+        Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone(), replica: replica.clone() });
     let http = tokio::spawn(crate::http::serve(http_listener, status, shutdown.clone()));
     let gc_engine = engine.clone();
     let mut gc_shutdown = shutdown.clone();
@@ -113,7 +135,12 @@ pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>
     pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, shutdown).await;
     let _ = http.await;
     let _ = gc.await;
-    tokio::task::spawn_blocking(move || storage.flush()).await.map_err(|e| Error::Internal(e.to_string()))??;
+    tokio::task::spawn_blocking(move || {
+        replica.stop();
+        storage.flush()
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,0 +1,555 @@
+//! The replica: drives a [`raft::Node`] for this process and connects it to the MVCC engine.
+//!
+//! One OS thread (the *driver*) owns the Raft node and its [`SledLogStore`]. Everything else
+//! talks to it through a channel: messages from peers, proposals of validated batches, read
+//! index requests. After each input the driver drains whatever else is queued (so many
+//! proposals share one log append, one fsync and one `Append` message), then acts on the
+//! node's `Ready`: sends messages, restores snapshots, applies committed entries to the MVCC
+//! store ([`Mvcc::apply_committed`]), answers reads and wakes the commits that waited.
+//!
+//! [`Replica`] is the engine's [`Replicator`]: on the leader, commits are proposed here; on
+//! other nodes they are forwarded to the leader through the [`Transport`]. Reads wait for a
+//! barrier first: nothing on a single-voter leader, a read index confirmed by a quorum on a
+//! leader, and the leader's applied version on a follower (unless the session asked for stale
+//! follower reads).
+
+use crate::error::{Error, Result};
+use crate::mvcc::{decode_batch, encode_batch, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
+use crate::raft::{self, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, SledLogStore, Term};
+use rand::SeedableRng;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How this node reaches the others.
+pub trait Transport: Send + Sync {
+    /// Sends a Raft message (best effort: Raft copes with loss).
+    fn send(&self, message: raft::Message);
+    /// Commits `request` on node `leader`; returns the commit version.
+    fn commit(&self, leader: NodeId, request: &CommitRequest) -> Result<Version>;
+    /// Asks node `leader` for a linearizable read point: its applied version once it has
+    /// confirmed its leadership.
+    fn read_index(&self, leader: NodeId) -> Result<Version>;
+}
+
+/// A transport for a group of one: there is nobody to talk to.
+pub struct NoPeers;
+
+impl Transport for NoPeers {
+    fn send(&self, _: raft::Message) {}
+    fn commit(&self, leader: NodeId, _: &CommitRequest) -> Result<Version> {
+        Err(Error::Io(format!("no route to node {leader}")))
+    }
+    fn read_index(&self, leader: NodeId) -> Result<Version> {
+        Err(Error::Io(format!("no route to node {leader}")))
+    }
+}
+
+/// Settings of the replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub id: NodeId,
+    /// The founding voters (this node included).
+    pub voters: Vec<NodeId>,
+    /// Length of one Raft tick.
+    pub tick: Duration,
+    /// Election timeout in ticks (randomized up to twice this).
+    pub election_ticks: u64,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u64,
+    /// Take a snapshot and compact the log after this many applied entries (0: never).
+    pub snapshot_threshold: u64,
+}
+
+impl ReplicaConfig {
+    /// Defaults for node `id` among `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
+        Self {
+            id,
+            voters,
+            tick: Duration::from_millis(50),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_threshold: 10_000,
+        }
+    }
+}
+
+/// The replica's state as others see it (`/health`, routing of commits and reads).
+#[derive(Default)]
+pub struct Status {
+    role: AtomicU8,
+    term: AtomicU64,
+    leader: AtomicU64,
+    commit: AtomicU64,
+    applied: AtomicU64,
+    /// Leader that has applied everything from earlier terms: may assign versions.
+    ready: Mutex<bool>,
+    ready_changed: Condvar,
+    single_voter: AtomicBool,
+    lease_valid: AtomicBool,
+}
+
+/// A snapshot of [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusView {
+    pub role: &'static str,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit: Index,
+    pub applied: Index,
+}
+
+impl Status {
+    pub fn view(&self) -> StatusView {
+        let role = match self.role.load(Ordering::SeqCst) {
+            1 => "Leader",
+            2 => "Candidate",
+            3 => "Learner",
+            _ => "Follower",
+        };
+        let leader = self.leader.load(Ordering::SeqCst);
+        StatusView {
+            role,
+            term: self.term.load(Ordering::SeqCst),
+            leader: (leader != 0).then_some(leader),
+            commit: self.commit.load(Ordering::SeqCst),
+            applied: self.applied.load(Ordering::SeqCst),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_ready(&self, ready: bool) {
+        let mut r = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        if *r != ready {
+            *r = ready;
+            self.ready_changed.notify_all();
+        }
+    }
+
+    /// Waits up to `timeout` for this node to become a ready leader or to know another leader.
+    fn wait_for_leader(&self, timeout: Duration) -> Option<NodeId> {
+        let deadline = Instant::now() + timeout;
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let leader = self.leader.load(Ordering::SeqCst);
+            if *ready || (leader != 0 && self.role.load(Ordering::SeqCst) != 1) {
+                return Some(leader);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            // Leadership can also change without `ready` changing: poll as well.
+            ready = self
+                .ready_changed
+                .wait_timeout(ready, left.min(Duration::from_millis(10)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+enum Event {
+    Message(raft::Message),
+    Propose(WriteBatch, mpsc::Sender<Result<()>>),
+    ReadIndex(mpsc::Sender<Result<Version>>),
+    Stop,
+}
+
+/// This process's member of the Raft group.
+pub struct Replica {
+    id: NodeId,
+    events: Mutex<mpsc::Sender<Event>>,
+    status: Arc<Status>,
+    mvcc: Arc<Mvcc>,
+    transport: Arc<dyn Transport>,
+    driver: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// How long a statement waits for a leader to exist before failing.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+impl Replica {
+    /// Starts the driver over the log in `tree` and installs the replica as `mvcc`'s
+    /// replicator.
+    pub fn start(
+        config: ReplicaConfig,
+        tree: sled::Tree,
+        mvcc: Arc<Mvcc>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Arc<Replica>> {
+        let raft_error = |e: raft::Error| Error::Io(format!("raft: {e}"));
+        let store = SledLogStore::open(tree).map_err(raft_error)?;
+        let mut raft_config = raft::Config::new(config.id);
+        raft_config.election_timeout = config.election_ticks;
+        raft_config.heartbeat_interval = config.heartbeat_ticks;
+        raft_config.snapshot_threshold = config.snapshot_threshold;
+        raft_config.lease_reads = true;
+        let applied = mvcc.raft_applied_index()?;
+        let rng = rand::rngs::StdRng::from_entropy();
+        let node = raft::Node::new(raft_config, Membership::with_voters(config.voters.clone()), store, applied, rng)
+            .map_err(raft_error)?;
+        let status = Arc::new(Status::default());
+        status.single_voter.store(config.voters.len() == 1, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel();
+        let mut driver = Driver {
+            node,
+            mvcc: mvcc.clone(),
+            transport: transport.clone(),
+            status: status.clone(),
+            waiters: BTreeMap::new(),
+            reads: HashMap::new(),
+            next_read: 1,
+            ready_at: None,
+            tick: config.tick,
+        };
+        driver.publish();
+        let handle = std::thread::Builder::new()
+            .name(format!("raft-{}", config.id))
+            .spawn(move || driver.run(rx))
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let replica = Arc::new(Replica {
+            id: config.id,
+            events: Mutex::new(tx),
+            status,
+            mvcc: mvcc.clone(),
+            transport,
+            driver: Mutex::new(Some(handle)),
+        });
+        mvcc.set_replicator(replica.clone());
+        Ok(replica)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The replica's state.
+    pub fn status(&self) -> StatusView {
+        self.status.view()
+    }
+
+    fn send(&self, event: Event) -> Result<()> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(event)
+            .map_err(|_| Error::Io("the replica has stopped".into()))
+    }
+
+    /// Hands a message from a peer to the driver.
+    pub fn receive(&self, message: raft::Message) {
+        let _ = self.send(Event::Message(message));
+    }
+
+    /// Commits a request forwarded by another node; this node must be the leader.
+    pub fn commit_forwarded(&self, request: &CommitRequest) -> Result<Version> {
+        if !self.status.is_ready() {
+            return Err(Error::NotLeader(self.status.view().leader));
+        }
+        self.mvcc.commit_request(request)
+    }
+
+    /// Answers another node's read index request: the applied version once leadership is
+    /// confirmed.
+    pub fn read_index_forwarded(&self) -> Result<Version> {
+        if !self.status.is_ready() {
+            return Err(Error::NotLeader(self.status.view().leader));
+        }
+        self.local_read_index()
+    }
+
+    fn local_read_index(&self) -> Result<Version> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Event::ReadIndex(tx))?;
+        rx.recv_timeout(LEADER_WAIT).map_err(|_| Error::Io("read index timed out".into()))?
+    }
+
+    /// Stops the driver (after it has handled what is queued).
+    pub fn stop(&self) {
+        let _ = self.send(Event::Stop);
+        if let Some(handle) = self.driver.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// The leader to talk to, waiting for an election if there is none.
+    fn leader(&self) -> Result<Option<NodeId>> {
+        match self.status.wait_for_leader(LEADER_WAIT) {
+            Some(leader) if self.status.is_ready() => {
+                let _ = leader;
+                Ok(None)
+            }
+            Some(leader) => Ok(Some(leader)),
+            None => Err(Error::Io("no Raft leader: is a majority of the cluster up?".into())),
+        }
+    }
+}
+
+impl Replicator for Replica {
+    fn forward(&self, request: &CommitRequest) -> Option<Result<Version>> {
+        let leader = match self.leader() {
+            Ok(None) => return None,
+            Ok(Some(leader)) => leader,
+            Err(e) => return Some(Err(e)),
+        };
+        let result = self.transport.commit(leader, request).and_then(|version| {
+            // Read-your-writes on this node: wait until the commit is applied here too.
+            if self.mvcc.wait_visible(version, LEADER_WAIT) {
+                Ok(version)
+            } else {
+                Err(Error::CommitUnknown(format!("committed as version {version} but not applied here in time")))
+            }
+        });
+        Some(result)
+    }
+
+    fn propose(&self, batch: WriteBatch) -> Result<Waiter> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Event::Propose(batch, tx))?;
+        Ok(rx)
+    }
+
+    fn read_barrier(&self) -> Result<()> {
+        if self.status.is_ready()
+            && (self.status.single_voter.load(Ordering::SeqCst) || self.status.lease_valid.load(Ordering::SeqCst))
+        {
+            return Ok(());
+        }
+        let version = match self.leader()? {
+            None => self.local_read_index()?,
+            Some(leader) => self.transport.read_index(leader)?,
+        };
+        if self.mvcc.wait_visible(version, LEADER_WAIT) {
+            Ok(())
+        } else {
+            Err(Error::Io(format!("this node has not caught up with version {version}")))
+        }
+    }
+}
+
+/// A proposal waiting for its entry.
+struct Proposal {
+    term: Term,
+    batch: WriteBatch,
+    done: mpsc::Sender<Result<()>>,
+}
+
+/// The driver thread's state.
+struct Driver {
+    node: raft::Node<SledLogStore>,
+    mvcc: Arc<Mvcc>,
+    transport: Arc<dyn Transport>,
+    status: Arc<Status>,
+    waiters: BTreeMap<Index, Proposal>,
+    reads: HashMap<raft::ReadId, mpsc::Sender<Result<Version>>>,
+    next_read: raft::ReadId,
+    /// As leader: the index of this term's first entry; versions may be assigned once it is
+    /// applied (every entry of earlier terms is applied by then).
+    ready_at: Option<Index>,
+    tick: Duration,
+}
+
+impl Driver {
+    fn run(&mut self, events: mpsc::Receiver<Event>) {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let mut stop = false;
+            let result = match events.recv_timeout(wait) {
+                Ok(event) => {
+                    let mut r = self.handle(event, &mut stop);
+                    // Take everything else that is queued before acting: one append and one
+                    // fsync for all of it.
+                    while r.is_ok() && !stop {
+                        match events.try_recv() {
+                            Ok(event) => r = self.handle(event, &mut stop),
+                            Err(_) => break,
+                        }
+                    }
+                    r
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(()),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let result = result.and_then(|()| {
+                if Instant::now() >= next_tick {
+                    next_tick += self.tick;
+                    if next_tick < Instant::now() {
+                        next_tick = Instant::now() + self.tick;
+                    }
+                    let rd = self.node.tick().map_err(|e| Error::Io(format!("raft: {e}")))?;
+                    self.process(rd)?;
+                }
+                loop {
+                    let rd = self.node.ready().map_err(|e| Error::Io(format!("raft: {e}")))?;
+                    if rd.is_empty() {
+                        break;
+                    }
+                    self.process(rd)?;
+                }
+                Ok(())
+            });
+            self.publish();
+            if let Err(e) = result {
+                // A storage failure: the node cannot go on safely.
+                tracing::error!(error = %e, "raft driver stopped");
+                self.fail_all(&e);
+                return;
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event, stop: &mut bool) -> Result<()> {
+        let raft_error = |e: raft::Error| Error::Io(format!("raft: {e}"));
+        match event {
+            Event::Message(message) => {
+                let rd = self.node.step(message).map_err(raft_error)?;
+                self.process(rd)?;
+            }
+            Event::Propose(batch, done) => {
+                if !self.is_ready() {
+                    self.mvcc.abandon(&batch);
+                    let _ = done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
+                    return Ok(());
+                }
+                match self.node.propose(encode_batch(&batch)) {
+                    Ok(index) => {
+                        let term = self.node.term();
+                        self.waiters.insert(index, Proposal { term, batch, done });
+                    }
+                    Err(e @ raft::Error::Storage(_)) => return Err(raft_error(e)),
+                    Err(_) => {
+                        self.mvcc.abandon(&batch);
+                        let _ =
+                            done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
+                    }
+                }
+            }
+            Event::ReadIndex(done) => {
+                let id = self.next_read;
+                self.next_read += 1;
+                match self.node.read_index(id) {
+                    Ok(()) => {
+                        self.reads.insert(id, done);
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(Error::NotLeader(match e {
+                            raft::Error::NotLeader(l) => l,
+                            _ => None,
+                        })));
+                    }
+                }
+            }
+            Event::Stop => *stop = true,
+        }
+        self.track_leadership()
+    }
+
+    /// Notices a new leadership of this node and records where its term starts.
+    fn track_leadership(&mut self) -> Result<()> {
+        if self.node.is_leader() {
+            if self.ready_at.is_none() {
+                let last = self.node.store().last_index().map_err(|e| Error::Io(format!("raft: {e}")))?;
+                self.ready_at = Some(last);
+            }
+        } else {
+            self.ready_at = None;
+        }
+        Ok(())
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready_at.is_some_and(|at| self.node.applied_index() >= at) && self.node.is_leader()
+    }
+
+    fn process(&mut self, rd: Ready) -> Result<()> {
+        self.track_leadership()?;
+        for message in rd.messages {
+            self.transport.send(message);
+        }
+        if let Some(snapshot) = rd.snapshot {
+            self.mvcc.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
+            // Proposals the snapshot covers either are in it or were lost: nobody can tell.
+            let covered: Vec<Index> = self.waiters.range(..=snapshot.meta.index).map(|(i, _)| *i).collect();
+            for index in covered {
+                if let Some(p) = self.waiters.remove(&index) {
+                    self.mvcc.abandon(&p.batch);
+                    let _ = p.done.send(Err(Error::CommitUnknown("replaced by a snapshot".into())));
+                }
+            }
+        }
+        for entry in rd.committed_entries {
+            match &entry.data {
+                EntryData::Command(bytes) => {
+                    let batch = decode_batch(bytes)?;
+                    self.mvcc.apply_committed(&batch, entry.index)?;
+                }
+                EntryData::Noop | EntryData::Membership(_) => self.mvcc.apply_marker(entry.index)?,
+            }
+            if let Some(p) = self.waiters.remove(&entry.index) {
+                if p.term == entry.term {
+                    let _ = p.done.send(Ok(()));
+                } else {
+                    // Another leader's entry took this index: the proposal is gone.
+                    self.mvcc.abandon(&p.batch);
+                    let _ = p.done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
+                }
+            }
+        }
+        let version = self.mvcc.last_version();
+        for read in rd.reads {
+            if let Some(done) = self.reads.remove(&read.id) {
+                let _ = done.send(Ok(version));
+            }
+        }
+        for id in rd.failed_reads {
+            if let Some(done) = self.reads.remove(&id) {
+                let _ = done.send(Err(Error::NotLeader(self.node.leader())));
+            }
+        }
+        if rd.snapshot_request.is_some() {
+            let applied = self.mvcc.raft_applied_index()?;
+            let data = self.mvcc.snapshot_data()?;
+            self.node.compact(applied, data).map_err(|e| Error::Io(format!("raft: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let s = &self.status;
+        let role = match self.node.role() {
+            Role::Leader => 1,
+            Role::Candidate | Role::PreCandidate => 2,
+            Role::Follower if !self.node.membership().voters.contains(&self.node.id()) => 3,
+            Role::Follower => 0,
+        };
+        s.role.store(role, Ordering::SeqCst);
+        s.term.store(self.node.term(), Ordering::SeqCst);
+        s.leader.store(self.node.leader().unwrap_or(0), Ordering::SeqCst);
+        s.commit.store(self.node.commit_index(), Ordering::SeqCst);
+        s.applied.store(self.node.applied_index(), Ordering::SeqCst);
+        s.lease_valid.store(self.node.lease_valid(), Ordering::SeqCst);
+        s.set_ready(self.is_ready());
+    }
+
+    fn fail_all(&mut self, error: &Error) {
+        for (_, p) in std::mem::take(&mut self.waiters) {
+            let _ = p.done.send(Err(Error::CommitUnknown(error.to_string())));
+        }
+        for (_, done) in self.reads.drain() {
+            let _ = done.send(Err(error.clone()));
+        }
+        self.status.set_ready(false);
+    }
+}
