@@ -241,6 +241,8 @@ pub struct Mvcc {
     active: Mutex<BTreeMap<Version, usize>>,
     /// Transactions committed with writes since start-up.
     commits: AtomicU64,
+    /// Commits that failed validation (serialization failures) since start-up.
+    conflicts: AtomicU64,
     /// Set once for replicated storage (see [`replication`]).
     replicator: OnceLock<Arc<dyn Replicator>>,
     /// Keys of proposed, not yet applied batches.
@@ -268,6 +270,7 @@ impl Mvcc {
             domain_versions: Mutex::new(HashMap::new()),
             active: Mutex::new(BTreeMap::new()),
             commits: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
             replicator: OnceLock::new(),
             pending: Mutex::new(Default::default()),
             last_version: AtomicU64::new(applied),
@@ -282,6 +285,11 @@ impl Mvcc {
     /// Transactions committed with writes since start-up.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits that failed validation since start-up.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
     }
 
     /// The newest durable version: what new snapshots read.

@@ -92,7 +92,10 @@ impl Mvcc {
         };
         let (version, waiter) = {
             let _token = self.writer_token();
-            self.validate_request(request)?;
+            if let Err(e) = self.validate_request(request) {
+                self.conflicts.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
             let version = self.next_version();
             self.last_version.store(version, Ordering::SeqCst);
             {
@@ -232,18 +235,24 @@ impl Mvcc {
         self.last_version.load(Ordering::SeqCst).max(self.applied.load(Ordering::SeqCst))
     }
 
-    /// Every stored pair (the state machine) for a Raft snapshot.
-    pub fn snapshot_data(&self) -> Result<Vec<u8>> {
+    /// The state machine as of `version` for a Raft snapshot: every stored version at or
+    /// below it (later ones, written while the scan runs, are left out, and garbage
+    /// collection keeps what the scan still needs). Runs beside the driver.
+    pub fn snapshot_at(self: &std::sync::Arc<Self>, version: Version) -> Result<Vec<u8>> {
+        let _pin = self.begin_at(version, None);
         let mut writes = Vec::new();
-        for item in self.storage.scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)) {
+        let start = std::ops::Bound::Included(vec![0x01]);
+        for item in self.storage.scan((start, std::ops::Bound::Unbounded)) {
             let (key, value) = item?;
-            writes.push((key, Some(value)));
+            if super::split_physical(&key)?.1 <= version {
+                writes.push((key, Some(value)));
+            }
         }
-        Ok(super::encode_batch(&WriteBatch { version: self.applied.load(Ordering::SeqCst), writes }))
+        Ok(super::encode_batch(&WriteBatch { version, writes }))
     }
 
-    /// Replaces the whole state with a snapshot taken by [`Mvcc::snapshot_data`] at Raft
-    /// index `index`.
+    /// Replaces the whole state with a snapshot taken by [`Mvcc::snapshot_at`] at Raft index
+    /// `index`.
     pub fn restore_snapshot(&self, data: &[u8], index: u64) -> Result<()> {
         let snapshot = super::decode_batch(data)?;
         let _token = self.writer_token();
@@ -265,8 +274,9 @@ impl Mvcc {
             }
         }
         batch.put(RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec());
+        batch.put(super::APPLIED_KEY.to_vec(), snapshot.version.to_be_bytes().to_vec());
         self.storage.apply(batch)?;
-        let version = super::applied_version(self.storage.as_ref())?;
+        let version = snapshot.version;
         lock(&self.pending).keys.clear();
         // Every table may have changed.
         lock(&self.domain_versions).clear();

@@ -332,7 +332,11 @@ fn snapshot_restore_replaces_the_state() {
     let mut t = source.begin();
     t.set(key(1, "a"), b"1".to_vec());
     t.commit().unwrap();
-    let data = source.snapshot_data().unwrap();
+    let data = source.snapshot_at(source.durable_version()).unwrap();
+    // Later commits are not in the snapshot.
+    let mut later = source.begin();
+    later.set(key(1, "later"), b"2".to_vec());
+    later.commit().unwrap();
 
     let target = mvcc();
     LoopbackLog::install(&target);
@@ -343,5 +347,6 @@ fn snapshot_restore_replaces_the_state() {
     let mut r = target.begin();
     assert_eq!(r.get(&key(1, "a")).unwrap(), Some(b"1".to_vec()));
     assert_eq!(r.get(&key(1, "stale")).unwrap(), None);
+    assert_eq!(target.begin().get(&key(1, "later")).unwrap(), None);
     assert_eq!(target.raft_applied_index().unwrap(), 7);
 }

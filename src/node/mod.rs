@@ -63,11 +63,17 @@ impl crate::http::Status for NodeStatus {
 
     fn metrics_text(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
-        let metrics: [(&str, &str, &str, u64); 5] = [
+        let metrics: [(&str, &str, &str, u64); 6] = [
             ("chronos_connections", "gauge", "Open PostgreSQL connections.", self.pg.connections.load(Relaxed) as u64),
             ("chronos_statements_total", "counter", "Statements run.", self.pg.statements.load(Relaxed)),
             ("chronos_statement_errors_total", "counter", "Statements that failed.", self.pg.errors.load(Relaxed)),
             ("chronos_commits_total", "counter", "Transactions committed with writes.", self.engine.mvcc().commits()),
+            (
+                "chronos_commit_conflicts_total",
+                "counter",
+                "Commits refused by validation (serialization failures, retried for autocommit statements).",
+                self.engine.mvcc().conflicts(),
+            ),
             (
                 "chronos_durable_version",
                 "gauge",

@@ -72,7 +72,7 @@ impl ReplicaConfig {
             tick: Duration::from_millis(50),
             election_ticks: 10,
             heartbeat_ticks: 2,
-            snapshot_threshold: 10_000,
+            snapshot_threshold: 50_000,
         }
     }
 }
@@ -157,6 +157,8 @@ impl Status {
 
 enum Event {
     Message(raft::Message),
+    /// A snapshot of the state machine at a Raft index, built off the driver thread.
+    Compact(Index, Vec<u8>),
     Propose(WriteBatch, mpsc::Sender<Result<()>>),
     ReadIndex(mpsc::Sender<Result<Version>>),
     Stop,
@@ -171,6 +173,9 @@ pub struct Replica {
     transport: Arc<dyn Transport>,
     driver: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// How long the driver waits for more proposals before an fsync (see `Driver::run`).
+const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
 /// How long a statement waits for a leader to exist before failing.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -208,6 +213,9 @@ impl Replica {
             next_read: 1,
             ready_at: None,
             tick: config.tick,
+            events: tx.clone(),
+            snapshotting: false,
+            last_round: 0,
         };
         driver.publish();
         let handle = std::thread::Builder::new()
@@ -355,6 +363,12 @@ struct Driver {
     /// applied (every entry of earlier terms is applied by then).
     ready_at: Option<Index>,
     tick: Duration,
+    /// The driver's own queue, for work finished on other threads.
+    events: mpsc::Sender<Event>,
+    /// A snapshot is being built.
+    snapshotting: bool,
+    /// Proposals taken in the last round: the next round waits briefly for as many.
+    last_round: usize,
 }
 
 impl Driver {
@@ -365,14 +379,32 @@ impl Driver {
             let mut stop = false;
             let result = match events.recv_timeout(wait) {
                 Ok(event) => {
+                    let mut proposals = usize::from(matches!(event, Event::Propose(..)));
                     let mut r = self.handle(event, &mut stop);
                     // Take everything else that is queued before acting: one append and one
-                    // fsync for all of it.
+                    // fsync for all of it. When the last round carried more proposals than
+                    // have arrived, their senders are probably about to propose again: wait
+                    // a little for them rather than fsync for a few.
+                    let window = Instant::now() + GROUP_COMMIT_WINDOW;
                     while r.is_ok() && !stop {
-                        match events.try_recv() {
-                            Ok(event) => r = self.handle(event, &mut stop),
-                            Err(_) => break,
-                        }
+                        let next = match events.try_recv() {
+                            Ok(event) => Some(event),
+                            Err(_) if proposals > 0 && proposals < self.last_round => {
+                                let left = window.saturating_duration_since(Instant::now());
+                                if left.is_zero() {
+                                    None
+                                } else {
+                                    events.recv_timeout(left).ok()
+                                }
+                            }
+                            Err(_) => None,
+                        };
+                        let Some(event) = next else { break };
+                        proposals += usize::from(matches!(event, Event::Propose(..)));
+                        r = self.handle(event, &mut stop);
+                    }
+                    if proposals > 0 {
+                        self.last_round = proposals;
                     }
                     r
                 }
@@ -451,6 +483,10 @@ impl Driver {
                     }
                 }
             }
+            Event::Compact(index, data) => {
+                self.snapshotting = false;
+                self.node.compact(index, data).map_err(raft_error)?;
+            }
             Event::Stop => *stop = true,
         }
         self.track_leadership()
@@ -518,10 +554,19 @@ impl Driver {
                 let _ = done.send(Err(Error::NotLeader(self.node.leader())));
             }
         }
-        if rd.snapshot_request.is_some() {
-            let applied = self.mvcc.raft_applied_index()?;
-            let data = self.mvcc.snapshot_data()?;
-            self.node.compact(applied, data).map_err(|e| Error::Io(format!("raft: {e}")))?;
+        if rd.snapshot_request.is_some() && !self.snapshotting {
+            // Everything up to this index is applied, and nothing later: the pair names one
+            // state. Dumping it can take a while, so it happens on its own thread.
+            let index = self.node.applied_index();
+            let version = self.mvcc.durable_version();
+            let (mvcc, events) = (self.mvcc.clone(), self.events.clone());
+            self.snapshotting = true;
+            std::thread::spawn(move || match mvcc.snapshot_at(version) {
+                Ok(data) => {
+                    let _ = events.send(Event::Compact(index, data));
+                }
+                Err(e) => tracing::warn!(error = %e, "snapshot of the state machine failed"),
+            });
         }
         Ok(())
     }

@@ -51,6 +51,8 @@ pub struct SledLogStore {
     terms: BTreeMap<Index, Term>,
     hard_state: HardState,
     snapshot_meta: Option<SnapshotMeta>,
+    /// Writes since the last sync that must be durable before the node acts on them.
+    dirty: bool,
 }
 
 impl SledLogStore {
@@ -82,7 +84,7 @@ impl SledLogStore {
                 )));
             }
         }
-        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta })
+        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, dirty: false })
     }
 
     fn last(&self) -> Index {
@@ -90,8 +92,9 @@ impl SledLogStore {
     }
 
     /// Adds the bounds record to `batch` and applies it.
-    fn commit(&self, mut batch: sled::Batch) -> Result<()> {
+    fn commit(&mut self, mut batch: sled::Batch) -> Result<()> {
         batch.insert(BOUNDS, encode(&(self.offset, self.offset_term, self.last()))?);
+        self.dirty = true;
         self.tree.apply_batch(batch).map_err(storage)
     }
 }
@@ -188,6 +191,12 @@ impl LogStore for SledLogStore {
     }
 
     fn save_hard_state(&mut self, hs: HardState) -> Result<()> {
+        // Term and vote must be durable before messages that depend on them; the commit
+        // index can be recomputed, so a change of it alone does not need a flush of its own
+        // (sled keeps writes in order: it is durable before anything applied after it).
+        if (hs.term, hs.vote) != (self.hard_state.term, self.hard_state.vote) {
+            self.dirty = true;
+        }
         self.tree.insert(HARD_STATE, encode(&hs)?).map_err(storage)?;
         self.hard_state = hs;
         Ok(())
@@ -233,6 +242,9 @@ impl LogStore for SledLogStore {
     }
 
     fn sync(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(());
+        }
         self.tree.flush().map(|_| ()).map_err(storage)
     }
 }
