@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod error;
 pub mod http;
 pub mod mvcc;
+pub mod net;
 pub mod node;
 pub mod pg;
 pub mod raft;

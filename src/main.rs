@@ -1,6 +1,6 @@
 //! `chronos`: the ChronosDB server.
 
-use chronos::node::{run_single_node, NodeConfig};
+use chronos::node::{run_node, ClusterConfig, NodeConfig};
 use chronos::pg::PgConfig;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -17,27 +17,69 @@ struct Cli {
 enum Command {
     /// Run one node on its own (a cluster of one).
     SingleNode {
-        /// Where the data lives.
-        #[arg(long, default_value = "data", env = "CHRONOS_DATA_DIR")]
-        data_dir: PathBuf,
-        /// PostgreSQL protocol address.
-        #[arg(long, default_value = "127.0.0.1:5432", env = "CHRONOS_PG_ADDR")]
-        pg_addr: SocketAddr,
-        /// HTTP address of /health and /metrics.
-        #[arg(long, default_value = "127.0.0.1:9000", env = "CHRONOS_HTTP_ADDR")]
-        http_addr: SocketAddr,
-        /// Connections allowed at once; more are refused with SQLSTATE 53300.
-        #[arg(long, default_value_t = 100, env = "CHRONOS_MAX_CONNECTIONS")]
-        max_connections: usize,
-        /// Close connections idle outside a transaction for longer than this (PostgreSQL's
-        /// idle_session_timeout: `30s`, `10min`, milliseconds without a unit; 0 = never).
-        #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_SESSION_TIMEOUT")]
-        idle_session_timeout: std::time::Duration,
-        /// Close connections idle inside a transaction block for longer than this, rolling the
-        /// transaction back (idle_in_transaction_session_timeout; 0 = never).
-        #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_IN_TRANSACTION_TIMEOUT")]
-        idle_in_transaction_timeout: std::time::Duration,
+        #[command(flatten)]
+        server: ServerArgs,
     },
+    /// Run a member of a cluster.
+    Node {
+        /// This node's id (a positive number, unique in the cluster).
+        #[arg(long, env = "CHRONOS_NODE_ID")]
+        id: u64,
+        /// Internode (gRPC) address to listen on.
+        #[arg(long, env = "CHRONOS_ADDRESS")]
+        address: SocketAddr,
+        /// Every member, this one included: `id=host:port,…` (internode addresses).
+        #[arg(long, env = "CHRONOS_PEERS", value_parser = peers)]
+        peers: std::collections::BTreeMap<u64, String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Options of every server.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Where the data lives.
+    #[arg(long, default_value = "data", env = "CHRONOS_DATA_DIR")]
+    data_dir: PathBuf,
+    /// PostgreSQL protocol address.
+    #[arg(long, default_value = "127.0.0.1:5432", env = "CHRONOS_PG_ADDR")]
+    pg_addr: SocketAddr,
+    /// HTTP address of /health and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9000", env = "CHRONOS_HTTP_ADDR")]
+    http_addr: SocketAddr,
+    /// Connections allowed at once; more are refused with SQLSTATE 53300.
+    #[arg(long, default_value_t = 100, env = "CHRONOS_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Close connections idle outside a transaction for longer than this (PostgreSQL's
+    /// idle_session_timeout: `30s`, `10min`, milliseconds without a unit; 0 = never).
+    #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_SESSION_TIMEOUT")]
+    idle_session_timeout: std::time::Duration,
+    /// Close connections idle inside a transaction block for longer than this, rolling the
+    /// transaction back (idle_in_transaction_session_timeout; 0 = never).
+    #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_IN_TRANSACTION_TIMEOUT")]
+    idle_in_transaction_timeout: std::time::Duration,
+    /// Snapshot the state and compact the Raft log after this many entries.
+    #[arg(long, default_value_t = 50_000, env = "CHRONOS_SNAPSHOT_THRESHOLD")]
+    snapshot_threshold: u64,
+}
+
+fn peers(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, address) = item.split_once('=').ok_or_else(|| format!("\"{item}\": expected id=host:port"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("\"{id}\" is not a node id"))?;
+        if id == 0 {
+            return Err("node id 0 is reserved".into());
+        }
+        if out.insert(id, address.trim().to_string()).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("no peers given".into());
+    }
+    Ok(out)
 }
 
 fn duration(text: &str) -> Result<std::time::Duration, String> {
@@ -52,14 +94,19 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let Command::SingleNode {
+    let (server, cluster) = match cli.command {
+        Command::SingleNode { server } => (server, None),
+        Command::Node { id, address, peers, server } => (server, Some(ClusterConfig { id, address, members: peers })),
+    };
+    let ServerArgs {
         data_dir,
         pg_addr,
         http_addr,
         max_connections,
         idle_session_timeout,
         idle_in_transaction_timeout,
-    } = cli.command;
+        snapshot_threshold,
+    } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
     if client_ca.is_some() && password("CHRONOS_TLS_CERT").is_none() {
@@ -93,6 +140,8 @@ fn main() -> std::process::ExitCode {
             idle_session_timeout,
             idle_in_transaction_timeout,
         },
+        cluster,
+        snapshot_threshold,
         ..NodeConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -109,7 +158,7 @@ fn main() -> std::process::ExitCode {
             tracing::info!("shutdown requested");
             let _ = tx.send(true);
         });
-        run_single_node(config, rx).await
+        run_node(config, rx).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod replica;
 
 use crate::error::{Error, Result};
 use crate::pg::{self, PgConfig};
+use crate::raft;
 use crate::sql::Engine;
 use crate::storage::sled::SledStorage;
 use crate::storage::Storage;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Configuration of a single node.
+/// Configuration of a node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub data_dir: PathBuf,
@@ -26,6 +27,20 @@ pub struct NodeConfig {
     pub pg: PgConfig,
     /// How often old MVCC versions are collected.
     pub gc_interval: std::time::Duration,
+    /// Membership of a cluster; None for a single node (a group of one).
+    pub cluster: Option<ClusterConfig>,
+    /// Take a Raft snapshot and compact the log after this many entries.
+    pub snapshot_threshold: u64,
+}
+
+/// This node's place in a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub id: raft::NodeId,
+    /// Internode (gRPC) address to listen on.
+    pub address: SocketAddr,
+    /// Every founding member (this one included): id → internode `host:port`.
+    pub members: std::collections::BTreeMap<raft::NodeId, String>,
 }
 
 impl Default for NodeConfig {
@@ -36,6 +51,8 @@ impl Default for NodeConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
             pg: PgConfig::default(),
             gc_interval: std::time::Duration::from_secs(30),
+            cluster: None,
+            snapshot_threshold: 50_000,
         }
     }
 }
@@ -89,8 +106,8 @@ impl crate::http::Status for NodeStatus {
     }
 }
 
-/// Runs a single node until `shutdown` turns true.
-pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Runs a node until `shutdown` turns true.
+pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
     let no_credentials = config.pg.admin_password.is_none() && config.pg.readonly_password.is_none();
     if no_credentials && !pg::is_loopback(&config.pg_addr) {
         return Err(Error::InvalidParameter(format!(
@@ -107,12 +124,30 @@ pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
     // A single node is a Raft group of one.
-    let replica = replica::Replica::start(
-        replica::ReplicaConfig::new(1, vec![1]),
-        raft_tree,
-        engine.mvcc().clone(),
-        Arc::new(replica::NoPeers),
-    )?;
+    let (replica, internode) = match &config.cluster {
+        None => {
+            let mut replica_config = replica::ReplicaConfig::new(1, vec![1]);
+            replica_config.snapshot_threshold = config.snapshot_threshold;
+            let replica =
+                replica::Replica::start(replica_config, raft_tree, engine.mvcc().clone(), Arc::new(replica::NoPeers))?;
+            (replica, None)
+        }
+        Some(cluster) => {
+            if !cluster.members.contains_key(&cluster.id) {
+                return Err(Error::InvalidParameter(format!("--peers must include this node (id {})", cluster.id)));
+            }
+            let server = crate::net::Server::bind(cluster.address, shutdown.clone()).await?;
+            let peers =
+                cluster.members.iter().filter(|(id, _)| **id != cluster.id).map(|(k, v)| (*k, v.clone())).collect();
+            let transport = crate::net::GrpcTransport::start(&peers)?;
+            let mut replica_config = replica::ReplicaConfig::new(cluster.id, cluster.members.keys().copied().collect());
+            replica_config.snapshot_threshold = config.snapshot_threshold;
+            let replica = replica::Replica::start(replica_config, raft_tree, engine.mvcc().clone(), transport)?;
+            server.set_replica(replica.clone());
+            tracing::info!(id = cluster.id, address = %cluster.address, members = cluster.members.len(), "cluster member started");
+            (replica, Some(server))
+        }
+    };
     let pg_listener = TcpListener::bind(config.pg_addr).await?;
     let http_listener = TcpListener::bind(config.http_addr).await?;
     tracing::info!(pg = %pg_listener.local_addr()?, http = %http_listener.local_addr()?, data_dir = %config.data_dir.display(), "chronos single node ready");
@@ -141,6 +176,9 @@ pub async fn run_single_node(config: NodeConfig, shutdown: watch::Receiver<bool>
     pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, shutdown).await;
     let _ = http.await;
     let _ = gc.await;
+    if let Some(server) = internode {
+        server.stopped().await;
+    }
     tokio::task::spawn_blocking(move || {
         replica.stop();
         storage.flush()

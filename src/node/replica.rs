@@ -177,6 +177,9 @@ pub struct Replica {
 /// How long the driver waits for more proposals before an fsync (see `Driver::run`).
 const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
+/// How often a request refused with "not the leader" is sent again (to the new leader).
+const FORWARD_ATTEMPTS: usize = 50;
+
 /// How long a statement waits for a leader to exist before failing.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -303,20 +306,32 @@ impl Replica {
 
 impl Replicator for Replica {
     fn forward(&self, request: &CommitRequest) -> Option<Result<Version>> {
-        let leader = match self.leader() {
-            Ok(None) => return None,
-            Ok(Some(leader)) => leader,
-            Err(e) => return Some(Err(e)),
-        };
-        let result = self.transport.commit(leader, request).and_then(|version| {
-            // Read-your-writes on this node: wait until the commit is applied here too.
-            if self.mvcc.wait_visible(version, LEADER_WAIT) {
-                Ok(version)
-            } else {
-                Err(Error::CommitUnknown(format!("committed as version {version} but not applied here in time")))
+        let mut attempts = 0;
+        loop {
+            let leader = match self.leader() {
+                Ok(None) => return None,
+                Ok(Some(leader)) => leader,
+                Err(e) => return Some(Err(e)),
+            };
+            match self.transport.commit(leader, request) {
+                // Nothing was done: ask again once the new leader is known.
+                Err(Error::NotLeader(_)) if attempts < FORWARD_ATTEMPTS => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20 * attempts as u64));
+                }
+                Err(e) => return Some(Err(e)),
+                Ok(version) => {
+                    // Read-your-writes on this node: wait until the commit is applied here too.
+                    return Some(if self.mvcc.wait_visible(version, LEADER_WAIT) {
+                        Ok(version)
+                    } else {
+                        Err(Error::CommitUnknown(format!(
+                            "committed as version {version} but not applied here in time"
+                        )))
+                    });
+                }
             }
-        });
-        Some(result)
+        }
     }
 
     fn propose(&self, batch: WriteBatch) -> Result<Waiter> {
@@ -331,9 +346,19 @@ impl Replicator for Replica {
         {
             return Ok(());
         }
-        let version = match self.leader()? {
-            None => self.local_read_index()?,
-            Some(leader) => self.transport.read_index(leader)?,
+        let mut attempts = 0;
+        let version = loop {
+            let result = match self.leader()? {
+                None => self.local_read_index(),
+                Some(leader) => self.transport.read_index(leader),
+            };
+            match result {
+                Err(Error::NotLeader(_)) if attempts < FORWARD_ATTEMPTS => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20 * attempts as u64));
+                }
+                other => break other?,
+            }
         };
         if self.mvcc.wait_visible(version, LEADER_WAIT) {
             Ok(())

@@ -1,0 +1,255 @@
+//! Internode networking: the tonic gRPC services of `proto/chronos.proto`.
+//!
+//! [`GrpcTransport`] is the replica's [`Transport`]: one long-lived `Raft.Send` stream to each
+//! peer (reconnected with backoff; messages are dropped while a peer is unreachable, which
+//! Raft tolerates), and `Cluster` calls to the leader for forwarded commits and read indexes.
+//! [`serve`] answers both services for the local replica.
+
+mod convert;
+
+/// Code generated from `proto/chronos.proto`.
+pub mod proto {
+    tonic::include_proto!("chronos.v1");
+}
+
+use crate::error::{Error, Result};
+use crate::mvcc::{CommitRequest, Version};
+use crate::node::replica::{Replica, Transport};
+use crate::raft::{self, NodeId};
+use proto::cluster_client::ClusterClient;
+use proto::cluster_server::{Cluster, ClusterServer};
+use proto::raft_client::RaftClient;
+use proto::raft_server::{Raft, RaftServer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+
+/// Messages queued for a peer before new ones are dropped.
+const PEER_QUEUE: usize = 4096;
+/// Largest internode message accepted: an Append carrying one very large batch (a big COPY
+/// is one transaction, hence one entry).
+const MAX_MESSAGE: usize = 1 << 30;
+/// Time limit of a forwarded request.
+const RPC_TIMEOUT: Duration = Duration::from_secs(15);
+
+struct Peer {
+    messages: mpsc::Sender<proto::RaftMessage>,
+    channel: Channel,
+}
+
+/// gRPC connections to the other members.
+pub struct GrpcTransport {
+    peers: BTreeMap<NodeId, Peer>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl GrpcTransport {
+    /// Connects (lazily) to `peers` (id → `host:port`), starting one sender task per peer on
+    /// the current tokio runtime.
+    pub fn start(peers: &BTreeMap<NodeId, String>) -> Result<Arc<GrpcTransport>> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Internal(e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for (&id, address) in peers {
+            let endpoint = Endpoint::from_shared(format!("http://{address}"))
+                .map_err(|e| Error::InvalidParameter(format!("peer {id} address {address}: {e}")))?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_timeout(Duration::from_secs(5));
+            let channel = endpoint.connect_lazy();
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            runtime.spawn(send_loop(id, channel.clone(), rx));
+            out.insert(id, Peer { messages: tx, channel });
+        }
+        Ok(Arc::new(GrpcTransport { peers: out, runtime }))
+    }
+
+    fn peer(&self, id: NodeId) -> Result<&Peer> {
+        self.peers.get(&id).ok_or_else(|| Error::Io(format!("node {id} is not a known peer")))
+    }
+}
+
+/// Keeps a `Raft.Send` stream open to one peer and feeds it from `queue`.
+async fn send_loop(id: NodeId, channel: Channel, mut queue: mpsc::Receiver<proto::RaftMessage>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        // Wait for something to send before (re)connecting.
+        let Some(first) = queue.recv().await else { return };
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let _ = tx.try_send(first);
+        let mut client = RaftClient::new(channel.clone());
+        let call = tokio::spawn(async move { client.send(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+        loop {
+            tokio::select! {
+                message = queue.recv() => match message {
+                    Some(m) => {
+                        if tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => return,
+                },
+                _ = tx.closed() => break,
+            }
+        }
+        drop(tx);
+        match call.await {
+            Ok(Err(status)) => tracing::debug!(peer = id, %status, "raft stream ended"),
+            Err(e) => tracing::debug!(peer = id, error = %e, "raft stream task failed"),
+            Ok(Ok(_)) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn send(&self, message: raft::Message) {
+        if let Some(peer) = self.peers.get(&message.to) {
+            // A full queue means the peer is not keeping up or is down: drop, Raft resends.
+            let _ = peer.messages.try_send(convert::message_to_proto(message));
+        }
+    }
+
+    fn commit(&self, leader: NodeId, request: &CommitRequest) -> Result<Version> {
+        let mut client = ClusterClient::new(self.peer(leader)?.channel.clone());
+        let request = convert::commit_to_proto(request);
+        let reply =
+            self.runtime.block_on(async move { tokio::time::timeout(RPC_TIMEOUT, client.commit(request)).await });
+        match reply {
+            Err(_) => Err(Error::CommitUnknown(format!("node {leader} did not answer the commit in time"))),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Err(Error::NotLeader(None)),
+            Ok(Err(status)) => Err(Error::CommitUnknown(format!("commit on node {leader} failed: {status}"))),
+            Ok(Ok(response)) => match response.into_inner().result {
+                Some(proto::commit_response::Result::Version(v)) => Ok(v),
+                Some(proto::commit_response::Result::Failure(f)) => Err(convert::failure_to_error(f)),
+                None => Err(Error::CommitUnknown("empty commit response".into())),
+            },
+        }
+    }
+
+    fn read_index(&self, leader: NodeId) -> Result<Version> {
+        let mut client = ClusterClient::new(self.peer(leader)?.channel.clone());
+        let reply = self.runtime.block_on(async move {
+            tokio::time::timeout(RPC_TIMEOUT, client.read_index(proto::ReadIndexRequest {})).await
+        });
+        match reply {
+            Err(_) => Err(Error::Io(format!("node {leader} did not answer the read index in time"))),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Err(Error::NotLeader(None)),
+            Ok(Err(status)) => Err(Error::Io(format!("read index on node {leader} failed: {status}"))),
+            Ok(Ok(response)) => match response.into_inner().result {
+                Some(proto::read_index_response::Result::Version(v)) => Ok(v),
+                Some(proto::read_index_response::Result::Failure(f)) => Err(convert::failure_to_error(f)),
+                None => Err(Error::Io("empty read index response".into())),
+            },
+        }
+    }
+}
+
+/// The services of this node, answering for `replica` once it is set.
+#[derive(Clone)]
+struct Services {
+    replica: Arc<OnceLock<Arc<Replica>>>,
+}
+
+impl Services {
+    fn replica(&self) -> std::result::Result<Arc<Replica>, tonic::Status> {
+        self.replica.get().cloned().ok_or_else(|| tonic::Status::unavailable("the node is starting"))
+    }
+}
+
+#[tonic::async_trait]
+impl Raft for Services {
+    async fn send(
+        &self,
+        request: tonic::Request<tonic::Streaming<proto::RaftMessage>>,
+    ) -> std::result::Result<tonic::Response<proto::Ack>, tonic::Status> {
+        let replica = self.replica()?;
+        let mut stream = request.into_inner();
+        while let Some(message) = stream.message().await? {
+            match convert::message_from_proto(message) {
+                Ok(m) => replica.receive(m),
+                Err(e) => tracing::debug!(error = %e, "malformed raft message dropped"),
+            }
+        }
+        Ok(tonic::Response::new(proto::Ack {}))
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for Services {
+    async fn commit(
+        &self,
+        request: tonic::Request<proto::CommitRequest>,
+    ) -> std::result::Result<tonic::Response<proto::CommitResponse>, tonic::Status> {
+        let replica = self.replica()?;
+        let request = convert::commit_from_proto(request.into_inner());
+        let result = tokio::task::spawn_blocking(move || replica.commit_forwarded(&request))
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let result = match result {
+            Ok(version) => proto::commit_response::Result::Version(version),
+            Err(e) => proto::commit_response::Result::Failure(convert::error_to_failure(&e)),
+        };
+        Ok(tonic::Response::new(proto::CommitResponse { result: Some(result) }))
+    }
+
+    async fn read_index(
+        &self,
+        _: tonic::Request<proto::ReadIndexRequest>,
+    ) -> std::result::Result<tonic::Response<proto::ReadIndexResponse>, tonic::Status> {
+        let replica = self.replica()?;
+        let result = tokio::task::spawn_blocking(move || replica.read_index_forwarded())
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let result = match result {
+            Ok(version) => proto::read_index_response::Result::Version(version),
+            Err(e) => proto::read_index_response::Result::Failure(convert::error_to_failure(&e)),
+        };
+        Ok(tonic::Response::new(proto::ReadIndexResponse { result: Some(result) }))
+    }
+}
+
+/// The internode server: bound before the replica starts (so peers can connect at once),
+/// answering once `replica` is set, until `shutdown` turns true.
+pub struct Server {
+    replica: Arc<OnceLock<Arc<Replica>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `address` and starts serving.
+    pub async fn bind(address: SocketAddr, mut shutdown: watch::Receiver<bool>) -> Result<Server> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let replica = Arc::new(OnceLock::new());
+        let services = Services { replica: replica.clone() };
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let task = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(RaftServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE))
+                .add_service(ClusterServer::new(services).max_decoding_message_size(MAX_MESSAGE))
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = shutdown.changed().await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "internode server failed");
+            }
+        });
+        Ok(Server { replica, task })
+    }
+
+    /// Starts answering for `replica`.
+    pub fn set_replica(&self, replica: Arc<Replica>) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// Waits for the server to stop.
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
