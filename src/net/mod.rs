@@ -248,8 +248,13 @@ impl Server {
         let _ = self.replica.set(replica);
     }
 
-    /// Waits for the server to stop.
+    /// Waits for the server to stop. Peers' Raft streams never end on their own, so after a
+    /// short grace period the remaining connections are cut.
     pub async fn stopped(self) {
-        let _ = self.task.await;
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }

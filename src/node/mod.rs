@@ -98,8 +98,20 @@ impl crate::http::Status for NodeStatus {
                 self.engine.mvcc().durable_version(),
             ),
         ];
+        let raft = self.replica.status();
+        let raft_metrics: [(&str, &str, &str, u64); 4] = [
+            ("chronos_raft_term", "gauge", "Current Raft term.", raft.term),
+            ("chronos_raft_commit_index", "gauge", "Raft commit index.", raft.commit),
+            ("chronos_raft_applied_index", "gauge", "Raft entries applied to storage.", raft.applied),
+            (
+                "chronos_raft_snapshots_installed_total",
+                "counter",
+                "Snapshots received from a leader and installed.",
+                raft.snapshots_installed,
+            ),
+        ];
         let mut out = String::new();
-        for (name, kind, help, value) in metrics {
+        for (name, kind, help, value) in metrics.into_iter().chain(raft_metrics) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
         }
         out

@@ -90,6 +90,7 @@ pub struct Status {
     ready_changed: Condvar,
     single_voter: AtomicBool,
     lease_valid: AtomicBool,
+    snapshots_installed: AtomicU64,
 }
 
 /// A snapshot of [`Status`].
@@ -100,6 +101,8 @@ pub struct StatusView {
     pub leader: Option<NodeId>,
     pub commit: Index,
     pub applied: Index,
+    /// Snapshots received from a leader and installed since start-up.
+    pub snapshots_installed: u64,
 }
 
 impl Status {
@@ -117,6 +120,7 @@ impl Status {
             leader: (leader != 0).then_some(leader),
             commit: self.commit.load(Ordering::SeqCst),
             applied: self.applied.load(Ordering::SeqCst),
+            snapshots_installed: self.snapshots_installed.load(Ordering::SeqCst),
         }
     }
 
@@ -541,6 +545,12 @@ impl Driver {
         }
         if let Some(snapshot) = rd.snapshot {
             self.mvcc.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
+            self.status.snapshots_installed.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(
+                index = snapshot.meta.index,
+                term = snapshot.meta.term,
+                "installed a snapshot from the leader"
+            );
             // Proposals the snapshot covers either are in it or were lost: nobody can tell.
             let covered: Vec<Index> = self.waiters.range(..=snapshot.meta.index).map(|(i, _)| *i).collect();
             for index in covered {

@@ -822,6 +822,10 @@ impl<S: LogStore> Node<S> {
             if commit >= ls.term_start {
                 waiting = std::mem::take(&mut ls.reads_waiting);
             }
+            // Tell followers at once (a heartbeat carries the commit index) rather than at the
+            // next heartbeat interval: they apply sooner, and a commit made through a
+            // follower returns sooner.
+            ls.read_heartbeat_needed = true;
         }
         for id in waiting {
             self.register_read(id);

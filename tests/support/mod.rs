@@ -12,6 +12,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The subcommand and its own flags (`single-node`, or `node --id …`).
+    command: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -30,6 +32,7 @@ impl Server {
             http_addr: ([127, 0, 0, 1], 0).into(),
             data_dir,
             child: None,
+            command: vec!["single-node".into()],
         };
         // Tests run in parallel: a port picked as free can be taken before the server binds
         // it, so try again with fresh ports if the process exits at start-up.
@@ -50,7 +53,8 @@ impl Server {
     /// Starts the process; true once both its ports accept connections.
     fn try_spawn(&mut self, env: &[(&str, &str)]) -> bool {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronos"));
-        cmd.args(["single-node", "--data-dir"])
+        cmd.args(&self.command)
+            .arg("--data-dir")
             .arg(self.data_dir.path())
             .args(["--pg-addr", &self.pg_addr.to_string(), "--http-addr", &self.http_addr.to_string()])
             .env("CHRONOS_LOG", "warn")
@@ -126,6 +130,73 @@ impl Server {
         });
         client
     }
+}
+
+/// A cluster of `chronos node` processes on loopback.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// Starts `n` members (ids 1..=n) with extra flags for each.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let internode: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let peers =
+            internode.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut nodes = Vec::new();
+        for (i, port) in internode.iter().enumerate() {
+            let mut command: Vec<String> = vec![
+                "node".into(),
+                "--id".into(),
+                (i + 1).to_string(),
+                "--address".into(),
+                format!("127.0.0.1:{port}"),
+                "--peers".into(),
+                peers.clone(),
+            ];
+            command.extend(extra.iter().map(|s| s.to_string()));
+            let mut server = Server {
+                pg_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+                http_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+                data_dir: tempfile::tempdir().unwrap(),
+                child: None,
+                command,
+            };
+            server.spawn(&[]);
+            nodes.push(server);
+        }
+        Cluster { nodes }
+    }
+
+    /// The `/health` JSON of node `i` (0-based), if it answers.
+    pub fn health(&self, i: usize) -> Option<String> {
+        http_get(self.nodes[i].http_addr, "/health")
+    }
+
+    /// Index of the node that reports itself leader, waiting up to `timeout`.
+    pub fn leader(&self, timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].child.is_some() && self.health(i).is_some_and(|h| h.contains(r#""role":"Leader""#)) {
+                    return Some(i);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// A plain HTTP GET; the response body, or None if the server does not answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
 }
 
 impl Drop for Server {

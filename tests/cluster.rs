@@ -1,0 +1,133 @@
+//! A three-node cluster of real `chronos node` processes talking gRPC on loopback: writes
+//! through followers, kill -9 of the leader under load, a new leader, no acknowledged write
+//! lost, and the killed node restarted and caught up by snapshot (its log was compacted away
+//! while it was down).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{http_get, Cluster};
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in {text}"))
+}
+
+fn json_u64(json: &str, field: &str) -> u64 {
+    let pattern = format!("\"{field}\":");
+    let start = json.find(&pattern).unwrap_or_else(|| panic!("{field} missing in {json}")) + pattern.len();
+    json[start..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
+    let mut cluster = Cluster::start(3, &["--snapshot-threshold", "200"]);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader is elected");
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+
+    // DDL and a write through a follower; every node reads them back (linearizable reads).
+    let first = cluster.nodes[followers[0]].connect("admin").await;
+    first.batch_execute("CREATE TABLE acked (writer INT, seq INT, PRIMARY KEY (writer, seq))").await.unwrap();
+    first.execute("INSERT INTO acked VALUES (-1, 0)", &[]).await.unwrap();
+    for node in &cluster.nodes {
+        let n: i64 = node.connect("admin").await.query_one("SELECT count(*) FROM acked", &[]).await.unwrap().get(0);
+        assert_eq!(n, 1, "a node does not see the committed row");
+    }
+
+    // One writer per follower; each records the rows acknowledged to it and when.
+    let acknowledged: Arc<Mutex<BTreeSet<(i32, i32)>>> = Arc::default();
+    let ack_times: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let failures: Arc<Mutex<u32>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, &node) in followers.iter().enumerate() {
+        let client = cluster.nodes[node].connect("admin").await;
+        let (acknowledged, ack_times, failures, stop) =
+            (acknowledged.clone(), ack_times.clone(), failures.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let writer = w as i32;
+            let mut seq = 0;
+            while !stop.load(Ordering::SeqCst) {
+                match client.execute("INSERT INTO acked VALUES ($1, $2)", &[&writer, &seq]).await {
+                    Ok(_) => {
+                        acknowledged.lock().unwrap().insert((writer, seq));
+                        ack_times.lock().unwrap().push(Instant::now());
+                    }
+                    // During the failover a commit may fail (and then may or may not exist).
+                    Err(e) => {
+                        let failed = {
+                            let mut f = failures.lock().unwrap();
+                            *f += 1;
+                            *f
+                        };
+                        assert!(failed < 200, "writes keep failing: {e}");
+                        eprintln!("write failed during the failover: {e:?}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                seq += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_kill = acknowledged.lock().unwrap().len();
+    assert!(before_kill > 20, "only {before_kill} writes before the kill");
+
+    cluster.nodes[leader].kill();
+    let killed_at = Instant::now();
+    let new_leader = cluster.leader(Duration::from_secs(3)).expect("a new leader within 3 s");
+    let elected_after = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+
+    // Keep writing long enough for the survivors to compact their logs past the dead node.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let first_ack_after = ack_times.lock().unwrap().iter().find(|t| **t > killed_at).map(|t| *t - killed_at);
+    let first_ack_after = first_ack_after.expect("writes resumed after the failover");
+    eprintln!(
+        "leader elected {:.0} ms after the kill; first acknowledged write after {:.0} ms; {} failed statements",
+        elected_after.as_secs_f64() * 1000.0,
+        first_ack_after.as_secs_f64() * 1000.0,
+        failures.lock().unwrap()
+    );
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let client = cluster.nodes[new_leader].connect("admin").await;
+    let rows = client.query("SELECT writer, seq FROM acked WHERE writer >= 0", &[]).await.unwrap();
+    let stored: BTreeSet<(i32, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let missing: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(missing.is_empty(), "acknowledged rows lost: {missing:?}");
+    let unacknowledged = stored.difference(&acknowledged).count() as u32;
+    assert!(unacknowledged <= *failures.lock().unwrap(), "{unacknowledged} rows nobody was told about");
+
+    // The killed node comes back, receives a snapshot (its entries were compacted away) and
+    // serves the same data.
+    let commit_now = json_u64(&cluster.health(new_leader).unwrap(), "commit_index");
+    cluster.nodes[leader].restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let caught_up = cluster.health(leader).is_some_and(|h| json_u64(&h, "applied_index") >= commit_now);
+        if caught_up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted node did not catch up: {:?}", cluster.health(leader));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = http_get(cluster.nodes[leader].http_addr, "/metrics").unwrap();
+    assert!(metric(&metrics, "chronos_raft_snapshots_installed_total") >= 1, "caught up without a snapshot");
+    let restarted = cluster.nodes[leader].connect("admin").await;
+    let n: i64 = restarted.query_one("SELECT count(*) FROM acked WHERE writer >= 0", &[]).await.unwrap().get(0);
+    assert_eq!(n as usize, stored.len());
+    // And it takes writes again, as a follower.
+    restarted.execute("INSERT INTO acked VALUES (-1, 1)", &[]).await.unwrap();
+    let n: i64 = client.query_one("SELECT count(*) FROM acked WHERE writer = -1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+}
