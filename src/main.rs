@@ -93,6 +93,10 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHRONOS_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // Panics (a bug, or a malformed message in a protocol decoder) go to the log, not raw
+    // stderr; the connection or statement they happened in is closed or failed, the server
+    // goes on.
+    std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
     let cli = Cli::parse();
     let (server, cluster) = match cli.command {
         Command::SingleNode { server } => (server, None),

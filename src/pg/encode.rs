@@ -120,14 +120,14 @@ fn decode_numeric(bytes: &[u8]) -> Result<Decimal> {
     if bytes.len() < 8 {
         return Err(bad());
     }
-    let ndigits = i16::from_be_bytes([bytes[0], bytes[1]]) as usize;
+    let ndigits = usize::try_from(i16::from_be_bytes([bytes[0], bytes[1]])).map_err(|_| bad())?;
     let weight = i16::from_be_bytes([bytes[2], bytes[3]]) as i32;
     let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
     let dscale = u16::from_be_bytes([bytes[6], bytes[7]]) as u32;
     if sign == 0xC000 {
         return Err(Error::FeatureNotSupported("NaN numeric values are not supported".into()));
     }
-    if bytes.len() < 8 + ndigits * 2 {
+    if bytes.len() != 8 + ndigits * 2 {
         return Err(bad());
     }
     let mut value = Decimal::ZERO;
@@ -176,13 +176,19 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Date => {
-            Value::Date((i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64 + PG_EPOCH_DAYS) as i32)
+            let days = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64 + PG_EPOCH_DAYS;
+            Value::Date(crate::types::datetime::check_date(days)?)
         }
-        DataType::Timestamp => {
-            Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?) + PG_EPOCH_MICROS)
-        }
-        DataType::TimestampTz => {
-            Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?) + PG_EPOCH_MICROS)
+        DataType::Timestamp | DataType::TimestampTz => {
+            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)
+                .checked_add(PG_EPOCH_MICROS)
+                .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))?;
+            let micros = crate::types::datetime::check_timestamp(micros)?;
+            if *data_type == DataType::Timestamp {
+                Value::Timestamp(micros)
+            } else {
+                Value::TimestampTz(micros)
+            }
         }
         DataType::Interval => {
             let b = fixed(16)?;
@@ -235,6 +241,23 @@ pub fn type_from_oid(oid: u32) -> DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inputs the fuzzer found (fuzz/regressions/binary_params): each is refused with an
+    /// error instead of a panic, here or when the value is printed.
+    #[test]
+    fn out_of_range_binary_parameters_are_errors() {
+        let date_max = [0x7f, 0xff, 0xff, 0xff];
+        assert_eq!(parameter(Some(&date_max), &DataType::Date, true).unwrap_err().sqlstate(), "22008");
+        let ts_max = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(parameter(Some(&ts_max), &DataType::TimestampTz, true).unwrap_err().sqlstate(), "22008");
+        let ts_far = [0x74, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(parameter(Some(&ts_far), &DataType::Timestamp, true).unwrap_err().sqlstate(), "22008");
+        let negative_digits = [0xff, 0xff, 0, 0, 0, 0, 0, 0];
+        assert!(parameter(Some(&negative_digits), &DataType::Numeric(None), true).is_err());
+        // The ends of the range are fine.
+        let year_2000 = [0, 0, 0, 0];
+        assert_eq!(text(&parameter(Some(&year_2000), &DataType::Date, true).unwrap()).unwrap(), "2000-01-01");
+    }
 
     #[test]
     fn numeric_binary_round_trips() {

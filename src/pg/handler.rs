@@ -274,6 +274,32 @@ async fn with_timeout<T>(
     }
 }
 
+/// The format code for column or parameter `i`; codes a client left out count as text (Bind
+/// messages with a wrong number of codes are refused in [`check_formats`] first).
+fn format_of(format: &Format, i: usize) -> FieldFormat {
+    match format {
+        Format::Individual(codes) if i >= codes.len() => FieldFormat::Text,
+        other => other.format_for(i),
+    }
+}
+
+/// PostgreSQL's rule for a Bind message's format codes: none, one for all, or one per item.
+fn check_formats(format: &Format, items: usize, what: &str) -> PgWireResult<()> {
+    match format {
+        Format::Individual(codes) if codes.len() != items && codes.len() > 1 => {
+            Err(protocol_violation(format!("bind message has {} {what} formats but {items} {what}s", codes.len())))
+        }
+        Format::Individual(codes) if codes.iter().any(|c| !matches!(c, 0 | 1)) => {
+            Err(protocol_violation(format!("unsupported format code in the {what} formats")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn protocol_violation(message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "08P01".into(), message)))
+}
+
 /// The RowDescription fields of a result.
 fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) -> Vec<FieldInfo> {
     columns
@@ -281,7 +307,7 @@ fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) 
         .enumerate()
         .map(|(i, c)| {
             let t = Type::from_oid(c.data_type.oid()).unwrap_or(Type::TEXT);
-            FieldInfo::new(c.name.clone(), None, None, t, format.format_for(i))
+            FieldInfo::new(c.name.clone(), None, None, t, format_of(format, i))
         })
         .collect()
 }
@@ -487,12 +513,13 @@ impl ExtendedQueryHandler for Handler {
     {
         let prepared = portal.statement.statement.prepared.clone();
         let Some(statement) = prepared.statement.clone() else { return Ok(Response::EmptyQuery) };
+        check_formats(&portal.parameter_format, portal.parameters.len(), "parameter")?;
+        check_formats(&portal.result_column_format, prepared.columns.len(), "result column")?;
         let mut params = Vec::with_capacity(portal.parameters.len());
         for (i, bytes) in portal.parameters.iter().enumerate() {
             let t = prepared.param_types.get(i).cloned().unwrap_or(DataType::Text);
-            params.push(
-                encode::parameter(bytes.as_deref(), &t, portal.parameter_format.is_binary(i)).map_err(to_pg_error)?,
-            );
+            let binary = format_of(&portal.parameter_format, i) == FieldFormat::Binary;
+            params.push(encode::parameter(bytes.as_deref(), &t, binary).map_err(to_pg_error)?);
         }
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();

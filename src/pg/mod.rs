@@ -179,14 +179,19 @@ pub async fn serve(
                     let mut stop = shutdown.clone();
                     let tls = shared.config.tls.clone();
                     tasks.spawn(async move {
-                        let connection = pgwire::tokio::process_socket(socket, tls, handlers);
+                        // A malformed message can make the protocol decoder panic (pgwire reads
+                        // some fields without checking the message length): that closes this
+                        // connection, and only it.
+                        let connection = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                            pgwire::tokio::process_socket(socket, tls, handlers),
+                        ));
                         tokio::pin!(connection);
                         tokio::select! {
-                            result = &mut connection => {
-                                if let Err(e) = result {
-                                    tracing::debug!(%peer, error = %e, "connection ended with an I/O error");
-                                }
-                            }
+                            result = &mut connection => match result {
+                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an I/O error"),
+                                Err(_) => tracing::warn!(%peer, "closed a connection after a malformed message"),
+                                Ok(Ok(())) => {}
+                            },
                             _ = idle_expired(&activity) => {
                                 tracing::info!(%peer, limit = activity.idle_reason(), "closing an idle connection");
                             }

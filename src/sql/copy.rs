@@ -130,7 +130,14 @@ impl CopyFormat {
 /// across chunks.
 pub struct CopyParser {
     format: CopyFormat,
+    /// Bytes of the incomplete last line.
     pending: Vec<u8>,
+    /// How much of `pending` has been scanned, and the quoting state there: a long line that
+    /// arrives in many chunks is scanned once, not once per chunk.
+    scanned: usize,
+    in_quotes: bool,
+    /// The previous byte was an escape inside quotes (CSV with ESCAPE other than QUOTE).
+    escaped: bool,
     skip_header: bool,
     ended: bool,
     /// Lines consumed so far (for error messages).
@@ -140,7 +147,16 @@ pub struct CopyParser {
 impl CopyParser {
     pub fn new(format: CopyFormat) -> Self {
         let skip_header = format.header;
-        Self { format, pending: Vec::new(), skip_header, ended: false, line: 0 }
+        Self {
+            format,
+            pending: Vec::new(),
+            scanned: 0,
+            in_quotes: false,
+            escaped: false,
+            skip_header,
+            ended: false,
+            line: 0,
+        }
     }
 
     /// Feeds a chunk; returns the records it completed.
@@ -148,14 +164,18 @@ impl CopyParser {
         self.pending.extend_from_slice(chunk);
         let mut records = Vec::new();
         let mut start = 0;
-        let mut in_quotes = false;
-        let mut i = 0;
         let bytes = std::mem::take(&mut self.pending);
+        let (quote, escape) = (self.format.quote as u32, self.format.escape as u32);
+        let mut i = self.scanned;
         while i < bytes.len() {
-            let b = bytes[i];
-            if self.format.csv && b as char == self.format.quote {
-                in_quotes = !in_quotes;
-            } else if b == b'\n' && !in_quotes {
+            let b = bytes[i] as u32;
+            if self.format.csv && self.escaped {
+                self.escaped = false;
+            } else if self.format.csv && self.in_quotes && b == escape && escape != quote {
+                self.escaped = true;
+            } else if self.format.csv && b == quote {
+                self.in_quotes = !self.in_quotes;
+            } else if b == u32::from(b'\n') && !self.in_quotes {
                 let line = &bytes[start..i];
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if let Some(record) = self.parse_line(line)? {
@@ -166,6 +186,7 @@ impl CopyParser {
             i += 1;
         }
         self.pending = bytes[start..].to_vec();
+        self.scanned = self.pending.len();
         Ok(records)
     }
 
@@ -248,9 +269,8 @@ impl CopyParser {
             while let Some(&c) = chars.peek() {
                 if in_quotes {
                     chars.next();
-                    if c == escape && chars.peek() == Some(&quote) && escape != quote {
-                        field.push(quote);
-                        chars.next();
+                    if c == escape && escape != quote && matches!(chars.peek(), Some(&n) if n == quote || n == escape) {
+                        field.extend(chars.next());
                     } else if c == quote {
                         if escape == quote && chars.peek() == Some(&quote) {
                             field.push(quote);
@@ -321,6 +341,25 @@ mod tests {
             ]
         );
         assert_eq!(format.format_row(&[Value::Text("x,y".into()), Value::Null]), "\"x,y\",\n");
+    }
+
+    #[test]
+    fn csv_escape_other_than_quote_keeps_rows_apart() {
+        let format =
+            CopyFormat { csv: true, delimiter: '|', null: "NULL".into(), header: false, quote: '"', escape: '\\' };
+        let data = b"1|\"a\\\"b\\\\\"|x\n2|NULL|\n";
+        let want = vec![
+            vec![Some("1".into()), Some("a\"b\\".into()), Some("x".into())],
+            vec![Some("2".into()), None, Some(String::new())],
+        ];
+        assert_eq!(CopyParser::new(format.clone()).feed(data).unwrap(), want);
+        // However the data is split into chunks, the records are the same.
+        for split in 1..data.len() {
+            let mut p = CopyParser::new(format.clone());
+            let mut got = p.feed(&data[..split]).unwrap();
+            got.extend(p.feed(&data[split..]).unwrap());
+            assert_eq!(got, want, "split at {split}");
+        }
     }
 
     #[test]

@@ -337,7 +337,7 @@ fn fit_string(s: String, target: &DataType, kind: CastKind) -> Result<String> {
 fn parse_bytea(s: &str) -> Result<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
         let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-        if !hex.len().is_multiple_of(2) {
+        if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
             return Err(invalid("bytea", s));
         }
         (0..hex.len())
@@ -373,6 +373,17 @@ fn parse_bytea(s: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inputs the fuzzer found (fuzz/regressions/casts).
+    #[test]
+    fn malformed_text_is_an_error_not_a_panic() {
+        let bytea = cast(Value::Text("\\x0\u{792}0".into()), &DataType::Bytea, CastKind::Explicit);
+        assert_eq!(bytea.unwrap_err().sqlstate(), "22P02");
+        for text in ["9999999999999:00", "2147483647 d 1 d", "-2147483648 mons ago", "99999999999999999 hours"] {
+            let r = cast(Value::Text(text.into()), &DataType::Interval, CastKind::Explicit);
+            assert_eq!(r.unwrap_err().sqlstate(), "22015", "{text}");
+        }
+    }
 
     #[test]
     fn integer_text_input_checks_syntax_and_range() {

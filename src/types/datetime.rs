@@ -16,9 +16,33 @@ fn epoch() -> NaiveDateTime {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default().and_hms_opt(0, 0, 0).unwrap_or_default()
 }
 
-/// The calendar date-time of a timestamp.
+/// The calendar date-time of a timestamp (clamped to the calendar's range: values beyond it
+/// are refused on input by [`check_timestamp`]).
 pub fn to_naive(micros: i64) -> NaiveDateTime {
-    epoch() + Duration::microseconds(micros)
+    let fallback = if micros < 0 { NaiveDateTime::MIN } else { NaiveDateTime::MAX };
+    epoch().checked_add_signed(Duration::microseconds(micros)).unwrap_or(fallback)
+}
+
+/// PostgreSQL's timestamp range: 4713 BC to 294276 AD.
+const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = -4712..=294_276;
+/// Dates: from 4713 BC to the end of the calendar this implementation computes with.
+const DATE_YEARS: std::ops::RangeInclusive<i32> = -4712..=262_142;
+
+/// `micros` if it is a timestamp in range (22008 otherwise).
+pub fn check_timestamp(micros: i64) -> Result<i64> {
+    match epoch().checked_add_signed(Duration::microseconds(micros)) {
+        Some(dt) if TIMESTAMP_YEARS.contains(&dt.year()) => Ok(micros),
+        _ => Err(Error::DatetimeOutOfRange("timestamp out of range".into())),
+    }
+}
+
+/// `days` (since 1970-01-01) if it is a date in range (22008 otherwise).
+pub fn check_date(days: i64) -> Result<i32> {
+    let date = i32::try_from(days).ok().and_then(|d| epoch().date().checked_add_signed(Duration::days(d as i64)));
+    match date {
+        Some(d) if DATE_YEARS.contains(&d.year()) => Ok(days as i32),
+        _ => Err(Error::DatetimeOutOfRange("date out of range".into())),
+    }
 }
 
 /// The timestamp of a calendar date-time.
@@ -27,7 +51,8 @@ pub fn from_naive(dt: NaiveDateTime) -> Result<i64> {
 }
 
 pub fn date_to_naive(days: i32) -> NaiveDate {
-    epoch().date() + Duration::days(days as i64)
+    let fallback = if days < 0 { NaiveDate::MIN } else { NaiveDate::MAX };
+    epoch().date().checked_add_signed(Duration::days(days as i64)).unwrap_or(fallback)
 }
 
 pub fn naive_to_date(d: NaiveDate) -> i32 {
@@ -144,6 +169,7 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
 /// `7d`, and an optional trailing `ago`.
 pub fn parse_interval(text: &str) -> Result<Interval> {
     let err = || invalid("interval", text);
+    let overflow = || Error::DataException("22015", format!("interval field value out of range: \"{text}\""));
     let mut iv = Interval::default();
     let lower = text.trim().to_ascii_lowercase();
     let (body, ago) = match lower.strip_suffix("ago") {
@@ -177,49 +203,82 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
             let h: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(err)?;
             let m: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(err)?;
             let s: f64 = parts.next().map(|p| p.parse().map_err(|_| err())).transpose()?.unwrap_or(0.0);
-            let micros = h * MICROS_PER_HOUR + m * MICROS_PER_MINUTE + (s * 1e6).round() as i64;
-            iv.micros += if neg { -micros } else { micros };
+            let micros = h
+                .checked_mul(MICROS_PER_HOUR)
+                .and_then(|h| m.checked_mul(MICROS_PER_MINUTE).and_then(|m| h.checked_add(m)))
+                .and_then(|hm| hm.checked_add(to_micros(s * 1e6)?))
+                .ok_or_else(overflow)?;
+            iv.micros = iv.micros.checked_add(if neg { -micros } else { micros }).ok_or_else(overflow)?;
             i += 1;
             continue;
         }
         let number: f64 = tok.parse().map_err(|_| err())?;
         let unit = tokens.get(i + 1).map(String::as_str).unwrap_or("second");
         let unit_used = tokens.get(i + 1).is_some();
-        add_unit(&mut iv, number, unit).ok_or_else(err)?;
+        if !is_unit(unit) {
+            return Err(err());
+        }
+        add_unit(&mut iv, number, unit).ok_or_else(overflow)?;
         i += if unit_used { 2 } else { 1 };
     }
     if ago {
-        iv = Interval { months: -iv.months, days: -iv.days, micros: -iv.micros };
+        iv = Interval {
+            months: iv.months.checked_neg().ok_or_else(overflow)?,
+            days: iv.days.checked_neg().ok_or_else(overflow)?,
+            micros: iv.micros.checked_neg().ok_or_else(overflow)?,
+        };
     }
     Ok(iv)
 }
 
+/// Whether `unit` is an interval unit [`add_unit`] knows.
+fn is_unit(unit: &str) -> bool {
+    add_unit(&mut Interval::default(), 0.0, unit).is_some()
+}
+
+/// A float rounded to whole microseconds, if it fits.
+fn to_micros(f: f64) -> Option<i64> {
+    let r = f.round();
+    (r.is_finite() && r.abs() < 9.2e18).then_some(r as i64)
+}
+
+/// A float's whole part as an i32 field, if it fits.
+fn to_field(f: f64) -> Option<i32> {
+    let t = f.trunc();
+    (t.is_finite() && t >= i32::MIN as f64 && t <= i32::MAX as f64).then_some(t as i32)
+}
+
+/// Adds `n` units to an interval. None for an unknown unit or a field out of range.
 fn add_unit(iv: &mut Interval, n: f64, unit: &str) -> Option<()> {
     let unit = unit.trim_end_matches(',');
+    let add_micros = |iv: &mut Interval, f: f64| -> Option<()> {
+        iv.micros = iv.micros.checked_add(to_micros(f)?)?;
+        Some(())
+    };
+    let add_days = |iv: &mut Interval, days: f64| -> Option<()> {
+        iv.days = iv.days.checked_add(to_field(days)?)?;
+        iv.micros = iv.micros.checked_add(to_micros(days.fract() * MICROS_PER_DAY as f64)?)?;
+        Some(())
+    };
+    let add_months = |iv: &mut Interval, months: f64| -> Option<()> {
+        iv.months = iv.months.checked_add(to_field(months.round())?)?;
+        Some(())
+    };
     match unit {
-        "microsecond" | "microseconds" | "us" | "usec" | "usecs" => iv.micros += n.round() as i64,
-        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => iv.micros += (n * 1e3).round() as i64,
-        "second" | "seconds" | "s" | "sec" | "secs" => iv.micros += (n * 1e6).round() as i64,
-        "minute" | "minutes" | "m" | "min" | "mins" => iv.micros += (n * MICROS_PER_MINUTE as f64).round() as i64,
-        "hour" | "hours" | "h" | "hr" | "hrs" => iv.micros += (n * MICROS_PER_HOUR as f64).round() as i64,
-        "day" | "days" | "d" => {
-            iv.days += n.trunc() as i32;
-            iv.micros += (n.fract() * MICROS_PER_DAY as f64).round() as i64;
-        }
-        "week" | "weeks" | "w" => {
-            let days = n * 7.0;
-            iv.days += days.trunc() as i32;
-            iv.micros += (days.fract() * MICROS_PER_DAY as f64).round() as i64;
-        }
+        "microsecond" | "microseconds" | "us" | "usec" | "usecs" => add_micros(iv, n)?,
+        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => add_micros(iv, n * 1e3)?,
+        "second" | "seconds" | "s" | "sec" | "secs" => add_micros(iv, n * 1e6)?,
+        "minute" | "minutes" | "m" | "min" | "mins" => add_micros(iv, n * MICROS_PER_MINUTE as f64)?,
+        "hour" | "hours" | "h" | "hr" | "hrs" => add_micros(iv, n * MICROS_PER_HOUR as f64)?,
+        "day" | "days" | "d" => add_days(iv, n)?,
+        "week" | "weeks" | "w" => add_days(iv, n * 7.0)?,
         "month" | "months" | "mon" | "mons" => {
-            iv.months += n.trunc() as i32;
-            let days = n.fract() * 30.0;
-            iv.days += days.trunc() as i32;
-            iv.micros += (days.fract() * MICROS_PER_DAY as f64).round() as i64;
+            iv.months = iv.months.checked_add(to_field(n)?)?;
+            add_days(iv, n.fract() * 30.0)?;
         }
-        "year" | "years" | "y" | "yr" | "yrs" => iv.months += (n * 12.0).round() as i32,
-        "decade" | "decades" => iv.months += (n * 120.0).round() as i32,
-        "century" | "centuries" => iv.months += (n * 1200.0).round() as i32,
+        "year" | "years" | "y" | "yr" | "yrs" => add_months(iv, n * 12.0)?,
+        "decade" | "decades" => add_months(iv, n * 120.0)?,
+        "century" | "centuries" => add_months(iv, n * 1200.0)?,
         _ => return None,
     }
     Some(())

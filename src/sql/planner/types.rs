@@ -78,11 +78,11 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         },
         "text" | "string" | "name" | "citext" | "\"char\"" => DataType::Text,
         "varchar" | "character varying" | "char varying" => match args.first() {
-            Some(_) => DataType::Varchar(Some(positive_length(number(0)?)?)),
+            Some(_) => DataType::Varchar(Some(positive_length(number(0)?, "varchar")?)),
             None => DataType::Varchar(None),
         },
         "char" | "character" | "bpchar" => match args.first() {
-            Some(_) => DataType::Char(positive_length(number(0)?)?),
+            Some(_) => DataType::Char(positive_length(number(0)?, "char")?),
             None => DataType::Char(1),
         },
         "bytea" => DataType::Bytea,
@@ -96,9 +96,14 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
     })
 }
 
-fn positive_length(n: u32) -> Result<u32> {
+/// PostgreSQL's largest declared length of a character type.
+const MAX_LENGTH: u32 = 10_485_760;
+
+fn positive_length(n: u32, type_name: &str) -> Result<u32> {
     if n == 0 {
-        Err(Error::InvalidParameter("length for type varchar must be at least 1".into()))
+        Err(Error::InvalidParameter(format!("length for type {type_name} must be at least 1")))
+    } else if n > MAX_LENGTH {
+        Err(Error::InvalidParameter(format!("length for type {type_name} cannot exceed {MAX_LENGTH}")))
     } else {
         Ok(n)
     }
