@@ -39,6 +39,13 @@ async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
         assert_eq!(n, 1, "a node does not see the committed row");
     }
 
+    // Explicitly stale reads on a follower answer from its own state.
+    let stale = cluster.nodes[followers[1]].connect("admin").await;
+    stale.batch_execute("SET chronos.follower_reads = on").await.unwrap();
+    let n: i64 = stale.query_one("SELECT count(*) FROM acked", &[]).await.unwrap().get(0);
+    assert!(n <= 1);
+    assert!(stale.batch_execute("SET chronos.follower_reads = maybe").await.is_err());
+
     // One writer per follower; each records the rows acknowledged to it and when.
     let acknowledged: Arc<Mutex<BTreeSet<(i32, i32)>>> = Arc::default();
     let ack_times: Arc<Mutex<Vec<Instant>>> = Arc::default();

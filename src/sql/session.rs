@@ -58,6 +58,7 @@ impl RowIds for Engine {
 fn default_settings() -> Vec<(String, String)> {
     [
         ("application_name", ""),
+        ("chronos.follower_reads", "off"),
         ("client_encoding", "UTF8"),
         ("datestyle", "ISO, MDY"),
         ("default_transaction_isolation", "serializable"),
@@ -304,7 +305,7 @@ impl Session {
                 let read_only = modes
                     .iter()
                     .any(|m| matches!(m, ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)));
-                self.txn = Some(self.engine.mvcc.begin_read()?);
+                self.txn = Some(self.begin_read()?);
                 self.txn_failed = false;
                 self.txn_read_only = read_only;
                 return Ok(Outcome::Command { tag: "BEGIN".into() });
@@ -397,6 +398,16 @@ impl Session {
         }
     }
 
+    /// Begins a transaction for a client statement: linearizable (after the replica's read
+    /// barrier) unless the session asked for `chronos.follower_reads = on`, which reads this
+    /// node's latest applied state without asking the leader (possibly stale on a follower).
+    fn begin_read(&self) -> Result<Transaction> {
+        if self.setting("chronos.follower_reads").is_some_and(|v| matches!(v, "on" | "true" | "1")) {
+            return Ok(self.engine.mvcc.begin());
+        }
+        self.engine.mvcc.begin_read()
+    }
+
     /// Runs a statement in its own transaction. With replicated storage a write is validated
     /// at commit; a serialization failure means another commit got in between, so the
     /// statement, which nobody has seen the effects of, runs again on a newer snapshot.
@@ -412,7 +423,7 @@ impl Session {
         for attempt in 0.. {
             let mut txn = match (write, mvcc.is_replicated()) {
                 (true, false) => mvcc.begin_exclusive(),
-                _ => mvcc.begin_read()?,
+                _ => self.begin_read()?,
             };
             let outcome = self.execute_in(&mut txn, statement, params, param_types)?;
             match txn.commit() {
@@ -603,6 +614,14 @@ impl Session {
             Some(v) => v,
             None => default_settings().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or_default(),
         };
+        if key == "chronos.follower_reads"
+            && !matches!(value.to_ascii_lowercase().as_str(), "on" | "off" | "true" | "false")
+        {
+            return Err(Error::InvalidParameter(format!(
+                "parameter \"chronos.follower_reads\" requires a Boolean value, not \"{value}\""
+            )));
+        }
+        let value = if key == "chronos.follower_reads" { value.to_ascii_lowercase() } else { value };
         if key == "timezone" && !is_utc(&value) {
             return Err(Error::InvalidParameter(format!(
                 "time zone \"{value}\" is not supported: ChronosDB sessions run in UTC"

@@ -179,7 +179,10 @@ impl Binder<'_> {
             S::Set(set) => plan_set(set),
             S::ShowVariable { variable } => {
                 let name: Vec<String> = variable.iter().map(ident).collect();
-                Ok(Plan::Show { name: name.join(" ") })
+                // `time zone`, `transaction isolation level`… are words; `chronos.x` is a
+                // custom setting's dotted name.
+                let separator = if name.first().is_some_and(|n| n == "chronos") { "." } else { " " };
+                Ok(Plan::Show { name: name.join(separator) })
             }
             S::Explain { statement, analyze: false, .. } => {
                 Ok(Plan::Explain(Box::new(self.plan_statement(statement)?)))
@@ -190,7 +193,9 @@ impl Binder<'_> {
             S::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into() }),
             S::Reset(reset) => match &reset.reset {
                 ast::Reset::ALL => Ok(Plan::Set { name: "all".into(), value: None }),
-                ast::Reset::ConfigurationParameter(name) => Ok(Plan::Set { name: object_name(name), value: None }),
+                ast::Reset::ConfigurationParameter(name) => {
+                    Ok(Plan::Set { name: binder::object_name_parts(name).join("."), value: None })
+                }
                 ast::Reset::SessionAuthorization => Ok(Plan::Noop { tag: "RESET".into() }),
             },
             // Space is reclaimed by the background MVCC garbage collector; statistics are not
@@ -214,7 +219,8 @@ fn truncate_text(s: &str, n: usize) -> String {
 fn plan_set(set: &ast::Set) -> Result<Plan> {
     match set {
         ast::Set::SingleAssignment { variable, values, .. } => {
-            let name = object_name(variable);
+            // Dotted names are custom settings (`chronos.follower_reads`).
+            let name = binder::object_name_parts(variable).join(".");
             let value = values
                 .iter()
                 .map(|v| match v {
