@@ -13,40 +13,94 @@ use std::collections::{HashMap, HashSet};
 /// Rows fetched from storage per page of a scan.
 const SCAN_PAGE: usize = 1024;
 
+/// The encoded primary key an index entry points at: its value for a unique entry, else the
+/// key's tail after the indexed values.
+fn index_entry_pk(entry_key: &[u8], entry_value: &[u8], prefix_len: usize, columns: usize) -> Result<Vec<u8>> {
+    if !entry_value.is_empty() {
+        return Ok(entry_value.to_vec());
+    }
+    let mut rest = &entry_key[prefix_len..];
+    for _ in 0..columns {
+        keycode::decode_value(&mut rest)?;
+    }
+    Ok(rest.to_vec())
+}
+
+/// A key range: the first key, and the end (exclusive; None: to the end of the keyspace).
+type KeyRangeBounds = (Vec<u8>, Option<Vec<u8>>);
+
+/// The key range `[lower, end)` of a key prefix followed by pinned values and bounds on the
+/// next column; None when a pinned value or bound is NULL (nothing matches).
+fn range_keys(
+    mut start: Vec<u8>,
+    prefix: &[Expr],
+    lower: &Option<(Expr, bool)>,
+    upper: &Option<(Expr, bool)>,
+    ctx: &mut Context,
+) -> Result<Option<KeyRangeBounds>> {
+    for e in prefix {
+        let v = eval(e, &[], ctx)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        keycode::encode_value(&v, &mut start);
+    }
+    let mut end = crate::storage::prefix_end(&start);
+    let mut lower_key = None;
+    if let Some((e, inclusive)) = lower {
+        let v = eval(e, &[], ctx)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let mut k = start.clone();
+        keycode::encode_value(&v, &mut k);
+        lower_key = if *inclusive { Some(k) } else { crate::storage::prefix_end(&k) };
+    }
+    if let Some((e, inclusive)) = upper {
+        let v = eval(e, &[], ctx)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let mut k = start.clone();
+        keycode::encode_value(&v, &mut k);
+        end = if *inclusive { crate::storage::prefix_end(&k) } else { Some(k) };
+    }
+    Ok(Some((lower_key.unwrap_or(start), end)))
+}
+
 pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     match node {
         Node::Scan { table, filter, with_key } => scan(table, None, None, filter.as_ref(), *with_key, ctx, sink),
         Node::KeyRange { table, prefix, lower, upper, filter, with_key } => {
-            let mut start = table.row_prefix();
-            for e in prefix {
-                let v = eval(e, &[], ctx)?;
-                if v.is_null() {
-                    return Ok(());
-                }
-                keycode::encode_value(&v, &mut start);
-            }
-            let mut end = crate::storage::prefix_end(&start);
-            let mut lower_key = None;
-            if let Some((e, inclusive)) = lower {
-                let v = eval(e, &[], ctx)?;
-                if v.is_null() {
-                    return Ok(());
-                }
-                let mut k = start.clone();
-                keycode::encode_value(&v, &mut k);
-                lower_key = if *inclusive { Some(k) } else { crate::storage::prefix_end(&k) };
-            }
-            if let Some((e, inclusive)) = upper {
-                let v = eval(e, &[], ctx)?;
-                if v.is_null() {
-                    return Ok(());
-                }
-                let mut k = start.clone();
-                keycode::encode_value(&v, &mut k);
-                end = if *inclusive { crate::storage::prefix_end(&k) } else { Some(k) };
-            }
-            let lower_key = lower_key.unwrap_or_else(|| start.clone());
+            let Some((lower_key, end)) = range_keys(table.row_prefix(), prefix, lower, upper, ctx)? else {
+                return Ok(());
+            };
             scan(table, Some(lower_key), end, filter.as_ref(), *with_key, ctx, sink)
+        }
+        Node::IndexRange { table, index, prefix, lower, upper, filter, with_key } => {
+            let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
+            let index_prefix = table.index_prefix(index_def);
+            let Some((lower_key, end)) = range_keys(index_prefix.clone(), prefix, lower, upper, ctx)? else {
+                return Ok(());
+            };
+            // Row keys first (index entries are small), then the rows, in index order.
+            let mut row_keys = Vec::new();
+            let upper_key = end.as_deref();
+            ctx.txn.for_each_range(&index_prefix, None, Some(&lower_key), upper_key, |entry_key, entry_value| {
+                let pk = index_entry_pk(entry_key, entry_value, index_prefix.len(), index_def.columns.len())?;
+                let mut row_key = table.row_prefix();
+                row_key.extend_from_slice(&pk);
+                row_keys.push(row_key);
+                Ok(true)
+            })?;
+            for row_key in row_keys {
+                if let Some(bytes) = ctx.txn.get(&row_key)? {
+                    if !emit_stored(table, row_key, &bytes, filter.as_ref(), *with_key, ctx, sink)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
         }
         Node::KeyLookup { table, keys, filter, with_key } => {
             for key_exprs in keys {
@@ -82,16 +136,9 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                     continue;
                 }
                 let entries = ctx.txn.scan_prefix(&prefix)?;
+                let index_prefix_len = table.index_prefix(index_def).len();
                 for (entry_key, entry_value) in entries {
-                    let pk = if entry_value.is_empty() {
-                        let mut rest = &entry_key[table.index_prefix(index_def).len()..];
-                        for _ in &index_def.columns {
-                            keycode::decode_value(&mut rest)?;
-                        }
-                        rest.to_vec()
-                    } else {
-                        entry_value
-                    };
+                    let pk = index_entry_pk(&entry_key, &entry_value, index_prefix_len, index_def.columns.len())?;
                     let mut row_key = table.row_prefix();
                     row_key.extend_from_slice(&pk);
                     if let Some(bytes) = ctx.txn.get(&row_key)? {

@@ -251,8 +251,23 @@ fn select_access_path(node: Node) -> Node {
             }
         }
     }
-    match best {
-        Some((index, values)) => Node::IndexLookup { table, index, values, filter: Some(filter), with_key },
+    if let Some((index, values)) = best {
+        return Node::IndexLookup { table, index, values, filter: Some(filter), with_key };
+    }
+    // A range of an index: the most leading columns pinned, then bounds on the next.
+    let mut best_range: Option<(usize, Vec<Expr>, Bound, Bound)> = None;
+    for (i, index) in table.indexes.iter().enumerate() {
+        let Some((prefix, lower, upper)) = key_range(&index.columns, &terms) else { continue };
+        let score =
+            |p: &Vec<Expr>, l: &Bound, u: &Bound| 2 * p.len() + usize::from(l.is_some()) + usize::from(u.is_some());
+        if best_range.as_ref().is_none_or(|(_, p, l, u)| score(&prefix, &lower, &upper) > score(p, l, u)) {
+            best_range = Some((i, prefix, lower, upper));
+        }
+    }
+    match best_range {
+        Some((index, prefix, lower, upper)) => {
+            Node::IndexRange { table, index, prefix, lower, upper, filter: Some(filter), with_key }
+        }
         None => Node::Scan { table, filter: Some(filter), with_key },
     }
 }
@@ -296,14 +311,20 @@ fn column_bounds(terms: &[Expr], column: usize) -> Bounds {
 /// A primary-key range: leading columns pinned to single values, then optional bounds on the
 /// next key column (`WHERE device = $1 AND ts BETWEEN $2 AND $3` on a `(device, ts)` key).
 fn primary_key_range(table: &Table, terms: &[Expr]) -> Option<(Vec<Expr>, Bound, Bound)> {
+    key_range(&table.primary_key, terms)
+}
+
+/// A range over an ordered list of key columns: leading columns pinned to single values, then
+/// optional bounds on the next one. None when nothing narrows the range.
+fn key_range(columns: &[usize], terms: &[Expr]) -> Option<(Vec<Expr>, Bound, Bound)> {
     let mut prefix = Vec::new();
-    for &c in &table.primary_key {
+    for &c in columns {
         match pinned_values(terms, c) {
             Some(values) if values.len() == 1 => prefix.push(values.into_iter().next()?),
             _ => break,
         }
     }
-    let (lower, upper) = match table.primary_key.get(prefix.len()) {
+    let (lower, upper) = match columns.get(prefix.len()) {
         Some(&next) => column_bounds(terms, next),
         None => (None, None),
     };

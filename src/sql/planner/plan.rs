@@ -232,6 +232,17 @@ pub enum Node {
         filter: Option<Expr>,
         with_key: bool,
     },
+    /// Rows by a range of a secondary index: leading index columns pinned to `prefix`, the
+    /// next one within the bounds; the filter still applies in full.
+    IndexRange {
+        table: Table,
+        index: usize,
+        prefix: Vec<Expr>,
+        lower: Option<(Expr, bool)>,
+        upper: Option<(Expr, bool)>,
+        filter: Option<Expr>,
+        with_key: bool,
+    },
     /// Literal rows.
     Values {
         rows: Vec<Vec<Expr>>,
@@ -509,6 +520,22 @@ impl Node {
                 table.name,
                 table.indexes.get(*index).map(|i| i.name.as_str()).unwrap_or("?"),
                 values.len(),
+                filter_text(filter)
+            ),
+            Node::IndexRange { table, index, prefix, lower, upper, filter, .. } => writeln!(
+                f,
+                "IndexRange {}.{} prefix=[{}]{}{}{}",
+                table.name,
+                table.indexes.get(*index).map(|i| i.name.as_str()).unwrap_or("?"),
+                prefix.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                lower
+                    .as_ref()
+                    .map(|(e, inc)| format!(" from {e}{}", if *inc { "" } else { " (excl)" }))
+                    .unwrap_or_default(),
+                upper
+                    .as_ref()
+                    .map(|(e, inc)| format!(" to {e}{}", if *inc { "" } else { " (excl)" }))
+                    .unwrap_or_default(),
                 filter_text(filter)
             ),
             Node::Values { rows } => writeln!(f, "Values ({} rows)", rows.len()),
