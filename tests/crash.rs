@@ -80,3 +80,27 @@ async fn graceful_shutdown_exits_zero_and_keeps_data() {
     let n: i64 = client.query_one("SELECT count(*) FROM g", &[]).await.unwrap().get(0);
     assert_eq!(n, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_log_restarts_with_all_data() {
+    // A group of one compacts its log without copying the state; a restart (clean or
+    // killed) must resume from the data itself.
+    let mut server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_SNAPSHOT_THRESHOLD", "20")]);
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE c (id INT PRIMARY KEY)").await.unwrap();
+    for i in 0..150 {
+        client.execute("INSERT INTO c VALUES ($1)", &[&i]).await.unwrap();
+    }
+    drop(client);
+    server.kill();
+    server.restart_with(&[("CHRONOS_SNAPSHOT_THRESHOLD", "20")]);
+    let client = server.connect("admin").await;
+    let n: i64 = client.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get(0);
+    assert_eq!(n, 150);
+    client.execute("INSERT INTO c VALUES (1000)", &[]).await.unwrap();
+    let status = server.terminate().expect("process status");
+    assert!(status.success());
+    server.restart_with(&[("CHRONOS_SNAPSHOT_THRESHOLD", "20")]);
+    let n: i64 = server.connect("admin").await.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get(0);
+    assert_eq!(n, 151);
+}

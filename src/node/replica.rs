@@ -401,7 +401,29 @@ struct Driver {
 }
 
 impl Driver {
+    /// Whether this node is the group's only voter.
+    fn alone(&self) -> bool {
+        let voters = &self.node.membership().voters;
+        voters.len() == 1 && voters.contains(&self.node.id())
+    }
+
     fn run(&mut self, events: mpsc::Receiver<Event>) {
+        // A group of one elects itself at once instead of after an election timeout, so a
+        // single node serves writes as soon as it listens.
+        if self.alone() {
+            for _ in 0..4 * self.node.config().election_timeout {
+                if self.node.is_leader() {
+                    break;
+                }
+                let step =
+                    self.node.tick().map_err(|e| Error::Io(format!("raft: {e}"))).and_then(|rd| self.process(rd));
+                if let Err(e) = step {
+                    tracing::error!(error = %e, "raft driver stopped");
+                    return;
+                }
+            }
+            self.publish();
+        }
         let mut next_tick = Instant::now() + self.tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -589,7 +611,13 @@ impl Driver {
                 let _ = done.send(Err(Error::NotLeader(self.node.leader())));
             }
         }
-        if rd.snapshot_request.is_some() && !self.snapshotting {
+        if rd.snapshot_request.is_some() && self.alone() {
+            // Nobody will ever ask a group of one for a snapshot (a restart resumes from the
+            // data itself, whose applied index is at or past this one): compact the log
+            // without copying the state.
+            let index = self.node.applied_index();
+            self.node.compact(index, Vec::new()).map_err(|e| Error::Io(format!("raft: {e}")))?;
+        } else if rd.snapshot_request.is_some() && !self.snapshotting {
             // Everything up to this index is applied, and nothing later: the pair names one
             // state. Dumping it can take a while, so it happens on its own thread.
             let index = self.node.applied_index();

@@ -114,8 +114,13 @@ impl Server {
 
     /// Starts the process again on the same data directory and ports.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// Starts the process again with extra environment variables.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        self.spawn(&[]);
+        self.spawn(env);
     }
 
     pub fn url(&self, user: &str) -> String {
