@@ -20,6 +20,7 @@
 
 mod gc;
 mod replication;
+mod reverse;
 
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 

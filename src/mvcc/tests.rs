@@ -350,3 +350,56 @@ fn snapshot_restore_replaces_the_state() {
     assert_eq!(target.begin().get(&key(1, "later")).unwrap(), None);
     assert_eq!(target.raft_applied_index().unwrap(), 7);
 }
+
+#[test]
+fn reverse_scans_mirror_forward_scans() {
+    let db = mvcc();
+    for round in 0..3u8 {
+        let mut t = db.begin();
+        for i in 0..20u8 {
+            if (i + round) % 4 == 0 {
+                t.delete(key(1, &format!("k{i:02}")));
+            } else {
+                t.set(key(1, &format!("k{i:02}")), vec![i, round]);
+            }
+        }
+        t.commit().unwrap();
+    }
+    let mut old = db.begin();
+    let mut extra = db.begin();
+    extra.set(key(1, "k01"), b"after old".to_vec());
+    extra.commit().unwrap();
+    let mut t = db.begin();
+    t.set(key(1, "k05"), b"own".to_vec());
+    t.set(key(1, "k99"), b"own-last".to_vec());
+    t.set(key(1, "k000"), b"own-first".to_vec());
+    t.delete(key(1, "k07"));
+    let prefix = &key(1, "")[..5];
+    for txn in [&mut old, &mut t] {
+        let mut forward = Vec::new();
+        txn.for_each_range(prefix, None, None, None, |k, v| {
+            forward.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })
+        .unwrap();
+        let mut backward = Vec::new();
+        txn.for_each_range_rev(prefix, None, None, None, |k, v| {
+            backward.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })
+        .unwrap();
+        backward.reverse();
+        assert_eq!(forward, backward);
+        // Bounds, a resume point and stopping early.
+        let (lo, hi) = (key(1, "k03"), key(1, "k12"));
+        let mut bounded = Vec::new();
+        txn.for_each_range_rev(prefix, Some(&key(1, "k10")), Some(&lo), Some(&hi), |k, _| {
+            bounded.push(k.to_vec());
+            Ok(bounded.len() < 3)
+        })
+        .unwrap();
+        let want: Vec<Vec<u8>> =
+            forward.iter().map(|(k, _)| k.clone()).filter(|k| *k >= lo && *k < key(1, "k10")).rev().take(3).collect();
+        assert_eq!(bounded, want);
+    }
+}

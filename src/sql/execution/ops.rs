@@ -70,12 +70,12 @@ fn range_keys(
 
 pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     match node {
-        Node::Scan { table, filter, with_key } => scan(table, None, None, filter.as_ref(), *with_key, ctx, sink),
-        Node::KeyRange { table, prefix, lower, upper, filter, with_key } => {
+        Node::Scan { table, filter, with_key } => scan(table, None, None, false, filter.as_ref(), *with_key, ctx, sink),
+        Node::KeyRange { table, prefix, lower, upper, filter, with_key, reverse } => {
             let Some((lower_key, end)) = range_keys(table.row_prefix(), prefix, lower, upper, ctx)? else {
                 return Ok(());
             };
-            scan(table, Some(lower_key), end, filter.as_ref(), *with_key, ctx, sink)
+            scan(table, Some(lower_key), end, *reverse, filter.as_ref(), *with_key, ctx, sink)
         }
         Node::IndexRange { table, index, prefix, lower, upper, filter, with_key } => {
             let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
@@ -401,10 +401,12 @@ fn emit_unmatched_right(
 }
 
 /// Streams a table's visible rows with keys in `[lower, upper)`, page by page.
+#[allow(clippy::too_many_arguments)]
 fn scan(
     table: &Table,
     lower: Option<Vec<u8>>,
     upper: Option<Vec<u8>>,
+    reverse: bool,
     filter: Option<&Expr>,
     with_key: bool,
     ctx: &mut Context,
@@ -419,7 +421,7 @@ fn scan(
         // Decode a page of rows while the storage iterator is open, then evaluate them with the
         // context free again (filters may run subqueries).
         let mut last = Vec::new();
-        ctx.txn.for_each_range(&prefix, after.as_deref(), lower.as_deref(), upper.as_deref(), |key, value| {
+        let visit = |key: &[u8], value: &[u8]| {
             let mut row = rowcodec::decode_row(value)?;
             row.resize(width, Value::Null);
             if with_key {
@@ -431,7 +433,14 @@ fn scan(
                 return Ok(false);
             }
             Ok(true)
-        })?;
+        };
+        // `after` is where the previous page stopped: above it going forward, below it
+        // going backwards.
+        if reverse {
+            ctx.txn.for_each_range_rev(&prefix, after.as_deref(), lower.as_deref(), upper.as_deref(), visit)?;
+        } else {
+            ctx.txn.for_each_range(&prefix, after.as_deref(), lower.as_deref(), upper.as_deref(), visit)?;
+        }
         let full = page.len() == SCAN_PAGE;
         for row in page.drain(..) {
             if let Some(f) = filter {

@@ -34,8 +34,9 @@ pub fn optimize(node: Node) -> Node {
 }
 
 /// A sort over a projection of a table scan or key range is redundant when it orders by the
-/// primary key columns ascending (skipping leading columns the key range pins): storage
-/// already returns rows in that order. Without the sort, a LIMIT above stops the scan early.
+/// primary key columns (skipping leading columns the key range pins), all ascending or all
+/// descending: storage returns rows in that order, backwards for descending. Without the
+/// sort, a LIMIT above stops the scan early (`ORDER BY ts DESC LIMIT 1` reads one row).
 fn remove_sort_on_key_order(node: Node) -> Node {
     let Node::Sort { source, keys } = node else { return node };
     let Node::Project { source: inner, exprs } = *source else {
@@ -43,13 +44,15 @@ fn remove_sort_on_key_order(node: Node) -> Node {
     };
     let (table, pinned) = match inner.as_ref() {
         Node::Scan { table, .. } => (table, 0),
-        Node::KeyRange { table, prefix, .. } => (table, prefix.len()),
+        Node::KeyRange { table, prefix, reverse: false, .. } => (table, prefix.len()),
         _ => return Node::Sort { source: Box::new(Node::Project { source: inner, exprs }), keys },
     };
+    // Key columns are never NULL, so NULLS FIRST/LAST does not matter.
+    let descending = keys.first().is_some_and(|k| k.descending);
     let sort_columns: Option<Vec<usize>> = keys
         .iter()
-        .map(|k| match (&k.expr, k.descending, k.nulls_first) {
-            (Expr::Column(j), false, false) => match exprs.get(*j) {
+        .map(|k| match (&k.expr, k.descending == descending) {
+            (Expr::Column(j), true) => match exprs.get(*j) {
                 Some(Expr::Column(c)) => Some(*c),
                 _ => None,
             },
@@ -61,12 +64,22 @@ fn remove_sort_on_key_order(node: Node) -> Node {
         !cols.is_empty()
             && (0..=pinned.min(pk.len())).any(|a| pk.len() >= a + cols.len() && pk[a..a + cols.len()] == cols[..])
     });
-    let project = Node::Project { source: inner, exprs };
-    if in_key_order {
-        project
-    } else {
-        Node::Sort { source: Box::new(project), keys }
+    if !in_key_order {
+        return Node::Sort { source: Box::new(Node::Project { source: inner, exprs }), keys };
     }
+    let source = match (*inner, descending) {
+        (scan, false) => scan,
+        (Node::Scan { table, filter, with_key }, true) => {
+            Node::KeyRange { table, prefix: Vec::new(), lower: None, upper: None, filter, with_key, reverse: true }
+        }
+        (Node::KeyRange { table, prefix, lower, upper, filter, with_key, .. }, true) => {
+            Node::KeyRange { table, prefix, lower, upper, filter, with_key, reverse: true }
+        }
+        (other, true) => {
+            return Node::Sort { source: Box::new(Node::Project { source: Box::new(other), exprs }), keys }
+        }
+    };
+    Node::Project { source: Box::new(source), exprs }
 }
 
 fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
@@ -235,7 +248,7 @@ fn select_access_path(node: Node) -> Node {
         return Node::KeyLookup { table, keys, filter: Some(filter), with_key };
     }
     if let Some((prefix, lower, upper)) = primary_key_range(&table, &terms) {
-        return Node::KeyRange { table, prefix, lower, upper, filter: Some(filter), with_key };
+        return Node::KeyRange { table, prefix, lower, upper, filter: Some(filter), with_key, reverse: false };
     }
     let mut best: Option<(usize, Vec<Vec<Expr>>)> = None;
     for (i, index) in table.indexes.iter().enumerate() {

@@ -223,6 +223,8 @@ pub enum Node {
         upper: Option<(Expr, bool)>,
         filter: Option<Expr>,
         with_key: bool,
+        /// In descending key order.
+        reverse: bool,
     },
     /// Rows by secondary index: each inner Vec is one full set of indexed values.
     IndexLookup {
@@ -499,10 +501,11 @@ impl Node {
             Node::KeyLookup { table, keys, filter, .. } => {
                 writeln!(f, "KeyLookup {} ({} keys){}", table.name, keys.len(), filter_text(filter))
             }
-            Node::KeyRange { table, prefix, lower, upper, filter, .. } => writeln!(
+            Node::KeyRange { table, prefix, lower, upper, filter, reverse, .. } => writeln!(
                 f,
-                "KeyRange {} prefix=[{}]{}{}{}",
+                "KeyRange {}{} prefix=[{}]{}{}{}",
                 table.name,
+                if *reverse { " descending" } else { "" },
                 prefix.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 lower
                     .as_ref()
@@ -530,11 +533,11 @@ impl Node {
                 prefix.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
                 lower
                     .as_ref()
-                    .map(|(e, inc)| format!(" from {e}{}", if *inc { "" } else { " (excl)" }))
+                    .map(|(e, inc)| format!(" from {e}{}", if *inc { "" } else { " (exclusive)" }))
                     .unwrap_or_default(),
                 upper
                     .as_ref()
-                    .map(|(e, inc)| format!(" to {e}{}", if *inc { "" } else { " (excl)" }))
+                    .map(|(e, inc)| format!(" to {e}{}", if *inc { "" } else { " (exclusive)" }))
                     .unwrap_or_default(),
                 filter_text(filter)
             ),
