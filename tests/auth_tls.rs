@@ -102,16 +102,9 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
 #[test]
 fn tls_with_psql_sslmode_require() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{made:?}");
-    let (cert_s, key_s) = (cert.to_string_lossy().to_string(), key.to_string_lossy().to_string());
+    self_signed(dir.path(), "cert", "localhost");
+    let path = |f: &str| dir.path().join(f).to_string_lossy().to_string();
+    let (cert_s, key_s) = (path("cert.pem"), path("cert.key"));
     let env: Vec<(&str, &str)> = credentials()
         .into_iter()
         .chain([("CHRONOS_TLS_CERT", cert_s.as_str()), ("CHRONOS_TLS_KEY", key_s.as_str())])
@@ -133,6 +126,13 @@ fn tls_with_psql_sslmode_require() {
 fn openssl(args: &[&str], dir: &std::path::Path) {
     let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
     assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// Makes `<name>.pem` and `<name>.key` in `dir`: a self-signed certificate for `cn`, valid 2 days.
+fn self_signed(dir: &std::path::Path, name: &str, cn: &str) {
+    let (key, cert, subject) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN={cn}"));
+    let args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &key];
+    openssl(&[&args[..], &["-out", &cert]].concat(), dir);
 }
 
 /// Runs `SELECT 42` through psql with extra connection options; Ok(stdout) or Err(stderr).
@@ -160,44 +160,9 @@ fn client_certificates_are_verified_when_a_ca_is_configured() {
     let ext = d.join("client.ext");
     std::fs::write(&ext, "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
         .unwrap();
-    let days = ["-days", "2"];
     // A CA, a server certificate, a client certificate it signed, and one it did not.
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            days[0],
-            days[1],
-        ],
-        d,
-    );
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.pem",
-            days[0],
-            days[1],
-        ],
-        d,
-    );
+    self_signed(d, "ca", "test-ca");
+    self_signed(d, "server", "localhost");
     openssl(
         &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=admin", "-keyout", "client.key", "-out", "client.csr"],
         d,
@@ -217,29 +182,12 @@ fn client_certificates_are_verified_when_a_ca_is_configured() {
             "client.ext",
             "-out",
             "client.pem",
-            days[0],
-            days[1],
+            "-days",
+            "2",
         ],
         d,
     );
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=admin",
-            "-keyout",
-            "rogue.key",
-            "-out",
-            "rogue.pem",
-            days[0],
-            days[1],
-        ],
-        d,
-    );
+    self_signed(d, "rogue", "admin");
     let path = |f: &str| d.join(f).to_string_lossy().to_string();
     let (ca, cert, key) = (path("ca.pem"), path("server.pem"), path("server.key"));
     let env: Vec<(&str, &str)> = credentials()

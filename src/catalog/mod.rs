@@ -136,26 +136,45 @@ impl Table {
     }
 }
 
-fn catalog_key(name: &str) -> Vec<u8> {
-    let mut key = vec![CATALOG];
+/// The key of the record named `name` in keyspace `tag` (tables, roles, types, counters).
+fn record_key(tag: u8, name: &str) -> Vec<u8> {
+    let mut key = vec![tag];
     keycode::encode_value(&Value::Text(name.to_string()), &mut key);
     key
 }
 
-fn meta_key(name: &str) -> Vec<u8> {
-    let mut key = vec![META];
-    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
-    key
+/// Reads the JSON record `name` of keyspace `tag`; `what` names it in corruption errors.
+fn get_record<T: serde::de::DeserializeOwned>(
+    txn: &mut Transaction,
+    tag: u8,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>> {
+    match txn.get(&record_key(tag, name))? {
+        Some(bytes) => Ok(Some(decode_record(&bytes, what)?)),
+        None => Ok(None),
+    }
+}
+
+/// Every JSON record of keyspace `tag`, by name.
+fn list_records<T: serde::de::DeserializeOwned>(txn: &mut Transaction, tag: u8, what: &str) -> Result<Vec<T>> {
+    txn.scan_prefix(&[tag])?.into_iter().map(|(_, bytes)| decode_record(&bytes, what)).collect()
+}
+
+/// Writes the JSON record `name` of keyspace `tag`.
+fn put_record<T: Serialize>(txn: &mut Transaction, tag: u8, name: &str, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+    txn.set(record_key(tag, name), bytes);
+    Ok(())
+}
+
+fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corruption(format!("{what}: {e}")))
 }
 
 /// Reads a table definition.
 pub fn get_table(txn: &mut Transaction, name: &str) -> Result<Option<Table>> {
-    match txn.get(&catalog_key(name))? {
-        Some(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("table {name}: {e}")))?))
-        }
-        None => Ok(None),
-    }
+    get_record(txn, CATALOG, name, &format!("table {name}"))
 }
 
 /// Reads a table definition, failing with 42P01 if it does not exist.
@@ -165,27 +184,22 @@ pub fn must_get_table(txn: &mut Transaction, name: &str) -> Result<Table> {
 
 /// Every table, by name.
 pub fn list_tables(txn: &mut Transaction) -> Result<Vec<Table>> {
-    txn.scan_prefix(&[CATALOG])?
-        .into_iter()
-        .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("catalog: {e}"))))
-        .collect()
+    list_records(txn, CATALOG, "table")
 }
 
 /// Writes a table definition (create or alter).
 pub fn save_table(txn: &mut Transaction, table: &Table) -> Result<()> {
-    let bytes = serde_json::to_vec(table).map_err(|e| Error::Internal(e.to_string()))?;
-    txn.set(catalog_key(&table.name), bytes);
-    Ok(())
+    put_record(txn, CATALOG, &table.name, table)
 }
 
 /// Removes a table definition (not its rows).
 pub fn remove_table(txn: &mut Transaction, name: &str) {
-    txn.delete(catalog_key(name));
+    txn.delete(record_key(CATALOG, name));
 }
 
 /// Allocates the next value of a named counter.
 pub fn next_id(txn: &mut Transaction, counter: &str) -> Result<u32> {
-    let key = meta_key(counter);
+    let key = record_key(META, counter);
     let current = match txn.get(&key)? {
         Some(bytes) if bytes.len() == 4 => u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
         Some(_) => return Err(Error::Corruption(format!("counter {counter}"))),

@@ -13,8 +13,6 @@
 use super::{Table, CATALOG, INDEX, META, ROW};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
-use crate::storage::keycode;
-use crate::types::Value;
 use serde::{Deserialize, Serialize};
 
 /// Keyspace of role definitions.
@@ -128,23 +126,12 @@ impl Role {
     }
 }
 
-fn role_key(name: &str) -> Vec<u8> {
-    let mut key = vec![ROLE];
-    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
-    key
-}
-
 /// Reads a role, built-in or created.
 pub fn get_role(txn: &mut Transaction, name: &str) -> Result<Option<Role>> {
     if let Some(role) = Role::builtin(name) {
         return Ok(Some(role));
     }
-    match txn.get(&role_key(name))? {
-        Some(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("role {name}: {e}")))?))
-        }
-        None => Ok(None),
-    }
+    super::get_record(txn, ROLE, name, &format!("role {name}"))
 }
 
 /// Reads a role, failing with 42704 if it does not exist.
@@ -155,9 +142,7 @@ pub fn must_get_role(txn: &mut Transaction, name: &str) -> Result<Role> {
 /// Every role, built-in ones first, then by name.
 pub fn list_roles(txn: &mut Transaction) -> Result<Vec<Role>> {
     let mut roles: Vec<Role> = [ADMIN, READONLY].iter().filter_map(|n| Role::builtin(n)).collect();
-    for (_, bytes) in txn.scan_prefix(&[ROLE])? {
-        roles.push(serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("role: {e}")))?);
-    }
+    roles.extend(super::list_records::<Role>(txn, ROLE, "role")?);
     Ok(roles)
 }
 
@@ -166,14 +151,12 @@ pub fn save_role(txn: &mut Transaction, role: &Role) -> Result<()> {
     if Role::builtin(&role.name).is_some() {
         return Err(Error::InsufficientPrivilege(format!("role \"{}\" is built in and cannot be changed", role.name)));
     }
-    let bytes = serde_json::to_vec(role).map_err(|e| Error::Internal(e.to_string()))?;
-    txn.set(role_key(&role.name), bytes);
-    Ok(())
+    super::put_record(txn, ROLE, &role.name, role)
 }
 
 /// Removes a created role.
 pub fn remove_role(txn: &mut Transaction, name: &str) {
-    txn.delete(role_key(name));
+    txn.delete(super::record_key(ROLE, name));
 }
 
 /// A fresh oid for a created role.

@@ -8,8 +8,7 @@
 use super::{CATALOG, INDEX, META, ROW};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
-use crate::storage::keycode;
-use crate::types::{DataType, EnumType, Value};
+use crate::types::{DataType, EnumType};
 
 /// Keyspace of user-defined types.
 pub const TYPE: u8 = 0x06;
@@ -18,28 +17,14 @@ const _: () = assert!(TYPE != CATALOG && TYPE != META && TYPE != ROW && TYPE != 
 /// Oids of enum types start here (clear of table, index and role oids).
 const FIRST_TYPE_OID: u32 = 2_000_000;
 
-fn type_key(name: &str) -> Vec<u8> {
-    let mut key = vec![TYPE];
-    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
-    key
-}
-
 /// Reads an enum type by name.
 pub fn get_enum(txn: &mut Transaction, name: &str) -> Result<Option<EnumType>> {
-    match txn.get(&type_key(name))? {
-        Some(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("type {name}: {e}")))?))
-        }
-        None => Ok(None),
-    }
+    super::get_record(txn, TYPE, name, &format!("type {name}"))
 }
 
 /// Every enum type, by name.
 pub fn list_enums(txn: &mut Transaction) -> Result<Vec<EnumType>> {
-    txn.scan_prefix(&[TYPE])?
-        .into_iter()
-        .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(|e| Error::Corruption(format!("type: {e}"))))
-        .collect()
+    super::list_records(txn, TYPE, "type")
 }
 
 /// Creates an enum type; 42710 if the name is taken (the caller checks built-in type names).
@@ -59,8 +44,7 @@ pub fn create_enum(txn: &mut Transaction, name: &str, labels: Vec<String>) -> Re
     }
     let oid = FIRST_TYPE_OID + super::next_id(txn, "type")?;
     let definition = EnumType { name: name.to_string(), oid, labels };
-    let bytes = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
-    txn.set(type_key(name), bytes);
+    super::put_record(txn, TYPE, name, &definition)?;
     Ok(definition)
 }
 
@@ -76,7 +60,7 @@ pub fn drop_enum(txn: &mut Transaction, name: &str) -> Result<()> {
             }
         }
     }
-    txn.delete(type_key(name));
+    txn.delete(super::record_key(TYPE, name));
     Ok(())
 }
 

@@ -702,21 +702,11 @@ impl Transaction {
     /// Fails with a serialization error if a commit after the snapshot wrote a key this
     /// transaction writes or read, or a table it scanned.
     fn validate(&self) -> Result<()> {
-        let conflict = || Error::Serialization("could not serialize access due to concurrent update".into());
-        {
-            let domains = lock(&self.mvcc.domain_versions);
-            for d in &self.read_domains {
-                if domains.get(d).is_some_and(|v| *v > self.read_version) {
-                    return Err(conflict());
-                }
-            }
-        }
-        for key in self.writes.keys().chain(self.read_keys.iter()) {
-            if self.mvcc.latest_version(key)?.is_some_and(|v| v > self.read_version) {
-                return Err(conflict());
-            }
-        }
-        Ok(())
+        self.mvcc.validate(
+            self.read_version,
+            self.writes.keys().chain(self.read_keys.iter()).map(Vec::as_slice),
+            self.read_domains.iter().map(Vec::as_slice),
+        )
     }
 
     /// Marks the current state of the transaction's writes, to return to with

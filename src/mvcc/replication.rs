@@ -92,10 +92,7 @@ impl Mvcc {
         };
         let (version, waiter) = {
             let _token = self.writer_token();
-            if let Err(e) = self.validate_request(request) {
-                self.conflicts.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
-            }
+            self.validate_request(request)?;
             let version = self.next_version();
             self.last_version.store(version, Ordering::SeqCst);
             {
@@ -127,29 +124,53 @@ impl Mvcc {
     /// Fails with a serialization error if a commit after `request.read_version` (applied or
     /// pending) wrote a key the request writes or read, or a table it scanned.
     fn validate_request(&self, request: &CommitRequest) -> Result<()> {
+        self.validate(
+            request.read_version,
+            request.writes.iter().map(|(k, _)| k.as_slice()).chain(request.read_keys.iter().map(Vec::as_slice)),
+            request.read_domains.iter().map(Vec::as_slice),
+        )
+    }
+
+    /// Fails with a serialization error if a commit after `read_version`, applied or pending,
+    /// wrote one of `keys` (written or read) or a table in `domains` (scanned). Counts the
+    /// conflicts for /metrics.
+    pub(super) fn validate<'k>(
+        &self,
+        read_version: Version,
+        keys: impl Iterator<Item = &'k [u8]> + Clone,
+        domains: impl Iterator<Item = &'k [u8]>,
+    ) -> Result<()> {
+        let result = self.find_conflict(read_version, keys, domains);
+        if result.is_err() {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn find_conflict<'k>(
+        &self,
+        read_version: Version,
+        keys: impl Iterator<Item = &'k [u8]> + Clone,
+        domains: impl Iterator<Item = &'k [u8]>,
+    ) -> Result<()> {
         let conflict = || Error::Serialization("could not serialize access due to concurrent update".into());
-        let read_version = request.read_version;
         {
-            let domains = lock(&self.domain_versions);
-            for d in &request.read_domains {
-                // Domains written before start-up (or a snapshot restore) are not in the map:
-                // assume the worst.
-                let written = domains.get(d).copied().unwrap_or(self.domain_floor.load(Ordering::SeqCst));
-                if written > read_version {
+            let written = lock(&self.domain_versions);
+            // Domains written before start-up (or a snapshot restore) are not in the map:
+            // assume the worst.
+            let floor = self.domain_floor.load(Ordering::SeqCst);
+            for d in domains {
+                if written.get(d).copied().unwrap_or(floor) > read_version {
                     return Err(conflict());
                 }
             }
         }
         {
             let pending = lock(&self.pending);
-            let keys = request.writes.iter().map(|(k, _)| k).chain(request.read_keys.iter());
-            for key in keys {
-                if pending.keys.get(key).is_some_and(|v| *v > read_version) {
-                    return Err(conflict());
-                }
+            if keys.clone().any(|key| pending.keys.get(key).is_some_and(|v| *v > read_version)) {
+                return Err(conflict());
             }
         }
-        let keys = request.writes.iter().map(|(k, _)| k).chain(request.read_keys.iter());
         for key in keys {
             if self.latest_version(key)?.is_some_and(|v| v > read_version) {
                 return Err(conflict());

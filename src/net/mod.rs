@@ -115,35 +115,36 @@ impl Transport for GrpcTransport {
     }
 
     fn commit(&self, leader: NodeId, request: &CommitRequest) -> Result<Version> {
-        let mut client = ClusterClient::new(self.peer(leader)?.channel.clone());
         let request = convert::commit_to_proto(request);
-        let reply =
-            self.runtime.block_on(async move { tokio::time::timeout(RPC_TIMEOUT, client.commit(request)).await });
-        match reply {
-            Err(_) => Err(Error::CommitUnknown(format!("node {leader} did not answer the commit in time"))),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Err(Error::NotLeader(None)),
-            Ok(Err(status)) => Err(Error::CommitUnknown(format!("commit on node {leader} failed: {status}"))),
-            Ok(Ok(response)) => match response.into_inner().result {
-                Some(proto::commit_response::Result::Version(v)) => Ok(v),
-                Some(proto::commit_response::Result::Failure(f)) => Err(convert::failure_to_error(f)),
-                None => Err(Error::CommitUnknown("empty commit response".into())),
-            },
-        }
+        self.ask(leader, "commit", Error::CommitUnknown, |mut client| async move { client.commit(request).await })
     }
 
     fn read_index(&self, leader: NodeId) -> Result<Version> {
-        let mut client = ClusterClient::new(self.peer(leader)?.channel.clone());
-        let reply = self.runtime.block_on(async move {
-            tokio::time::timeout(RPC_TIMEOUT, client.read_index(proto::ReadIndexRequest {})).await
-        });
+        self.ask(leader, "read index", Error::Io, |mut client| async move {
+            client.read_index(proto::ReadIndexRequest {}).await
+        })
+    }
+}
+
+impl GrpcTransport {
+    /// Calls the `Cluster` service of `leader` from a blocking thread. An unreachable node
+    /// is treated as "not the leader" (nothing was done: ask again); a timeout or another
+    /// transport failure becomes `failed` (for a commit: outcome unknown).
+    fn ask<F, Fut>(&self, leader: NodeId, what: &str, failed: fn(String) -> Error, call: F) -> Result<Version>
+    where
+        F: FnOnce(ClusterClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status>>,
+    {
+        let client = ClusterClient::new(self.peer(leader)?.channel.clone());
+        let reply = self.runtime.block_on(async move { tokio::time::timeout(RPC_TIMEOUT, call(client)).await });
         match reply {
-            Err(_) => Err(Error::Io(format!("node {leader} did not answer the read index in time"))),
+            Err(_) => Err(failed(format!("node {leader} did not answer the {what} in time"))),
             Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Err(Error::NotLeader(None)),
-            Ok(Err(status)) => Err(Error::Io(format!("read index on node {leader} failed: {status}"))),
+            Ok(Err(status)) => Err(failed(format!("{what} on node {leader} failed: {status}"))),
             Ok(Ok(response)) => match response.into_inner().result {
-                Some(proto::read_index_response::Result::Version(v)) => Ok(v),
-                Some(proto::read_index_response::Result::Failure(f)) => Err(convert::failure_to_error(f)),
-                None => Err(Error::Io("empty read index response".into())),
+                Some(proto::version_result::Result::Version(v)) => Ok(v),
+                Some(proto::version_result::Result::Failure(f)) => Err(convert::failure_to_error(f)),
+                None => Err(failed(format!("empty {what} response"))),
             },
         }
     }
@@ -184,33 +185,31 @@ impl Cluster for Services {
     async fn commit(
         &self,
         request: tonic::Request<proto::CommitRequest>,
-    ) -> std::result::Result<tonic::Response<proto::CommitResponse>, tonic::Status> {
+    ) -> std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status> {
         let replica = self.replica()?;
         let request = convert::commit_from_proto(request.into_inner());
-        let result = tokio::task::spawn_blocking(move || replica.commit_forwarded(&request))
-            .await
-            .map_err(|e| tonic::Status::internal(e.to_string()))?;
-        let result = match result {
-            Ok(version) => proto::commit_response::Result::Version(version),
-            Err(e) => proto::commit_response::Result::Failure(convert::error_to_failure(&e)),
-        };
-        Ok(tonic::Response::new(proto::CommitResponse { result: Some(result) }))
+        answer(move || replica.commit_forwarded(&request)).await
     }
 
     async fn read_index(
         &self,
         _: tonic::Request<proto::ReadIndexRequest>,
-    ) -> std::result::Result<tonic::Response<proto::ReadIndexResponse>, tonic::Status> {
+    ) -> std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status> {
         let replica = self.replica()?;
-        let result = tokio::task::spawn_blocking(move || replica.read_index_forwarded())
-            .await
-            .map_err(|e| tonic::Status::internal(e.to_string()))?;
-        let result = match result {
-            Ok(version) => proto::read_index_response::Result::Version(version),
-            Err(e) => proto::read_index_response::Result::Failure(convert::error_to_failure(&e)),
-        };
-        Ok(tonic::Response::new(proto::ReadIndexResponse { result: Some(result) }))
+        answer(move || replica.read_index_forwarded()).await
     }
+}
+
+/// Runs a forwarded request on the blocking pool (it waits for the log) and wraps its result.
+async fn answer(
+    work: impl FnOnce() -> Result<Version> + Send + 'static,
+) -> std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status> {
+    let result = tokio::task::spawn_blocking(work).await.map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let result = match result {
+        Ok(version) => proto::version_result::Result::Version(version),
+        Err(e) => proto::version_result::Result::Failure(convert::error_to_failure(&e)),
+    };
+    Ok(tonic::Response::new(proto::VersionResult { result: Some(result) }))
 }
 
 /// The internode server: bound before the replica starts (so peers can connect at once),

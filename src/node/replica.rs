@@ -295,13 +295,11 @@ impl Replica {
         }
     }
 
-    /// The leader to talk to, waiting for an election if there is none.
+    /// The leader to talk to (None: this node, ready to commit), waiting for an election if
+    /// there is none.
     fn leader(&self) -> Result<Option<NodeId>> {
         match self.status.wait_for_leader(LEADER_WAIT) {
-            Some(leader) if self.status.is_ready() => {
-                let _ = leader;
-                Ok(None)
-            }
+            Some(_) if self.status.is_ready() => Ok(None),
             Some(leader) => Ok(Some(leader)),
             None => Err(Error::Io("no Raft leader: is a majority of the cluster up?".into())),
         }
@@ -600,7 +598,9 @@ impl Driver {
                 }
             }
         }
-        let version = self.mvcc.last_version();
+        // What is applied, not what is assigned: a pending proposal may never commit, and a
+        // reader waiting for its version would wait in vain.
+        let version = self.mvcc.durable_version();
         for read in rd.reads {
             if let Some(done) = self.reads.remove(&read.id) {
                 let _ = done.send(Ok(version));

@@ -211,11 +211,12 @@ fn plan_grant(
         ast::Privileges::Actions(actions) => {
             let mut bits = 0;
             for action in actions {
-                let name = action.to_string();
-                let name = name.split_whitespace().next().unwrap_or_default();
+                // `SELECT (a, b)` prints its column list after the name.
+                let text = action.to_string();
+                let (name, columns) = text.split_once(' ').unwrap_or((&text, ""));
                 bits |= privilege::parse(name)
                     .ok_or_else(|| Error::InvalidGrant(format!("invalid privilege type {name} for relation")))?;
-                if name.len() != action.to_string().len() {
+                if !columns.is_empty() {
                     return Err(unsupported("column privileges"));
                 }
             }

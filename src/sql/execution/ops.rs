@@ -45,27 +45,37 @@ fn range_keys(
         }
         keycode::encode_value(&v, &mut start);
     }
-    let mut end = crate::storage::prefix_end(&start);
-    let mut lower_key = None;
-    if let Some((e, inclusive)) = lower {
+    // The key of the next column's bound value; None (nothing matches) for NULL.
+    let value_key = |e: &Expr, ctx: &mut Context| -> Result<Option<Vec<u8>>> {
         let v = eval(e, &[], ctx)?;
         if v.is_null() {
             return Ok(None);
         }
         let mut k = start.clone();
         keycode::encode_value(&v, &mut k);
-        lower_key = if *inclusive { Some(k) } else { crate::storage::prefix_end(&k) };
-    }
-    if let Some((e, inclusive)) = upper {
-        let v = eval(e, &[], ctx)?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        let mut k = start.clone();
-        keycode::encode_value(&v, &mut k);
-        end = if *inclusive { crate::storage::prefix_end(&k) } else { Some(k) };
-    }
-    Ok(Some((lower_key.unwrap_or(start), end)))
+        Ok(Some(k))
+    };
+    let lower_key = match lower {
+        None => start.clone(),
+        Some((e, inclusive)) => match value_key(e, ctx)? {
+            None => return Ok(None),
+            Some(k) if *inclusive => k,
+            // Past every key with this value; nothing is past the last possible key.
+            Some(k) => match crate::storage::prefix_end(&k) {
+                Some(after) => after,
+                None => return Ok(None),
+            },
+        },
+    };
+    let end = match upper {
+        None => crate::storage::prefix_end(&start),
+        Some((e, inclusive)) => match value_key(e, ctx)? {
+            None => return Ok(None),
+            Some(k) if *inclusive => crate::storage::prefix_end(&k),
+            Some(k) => Some(k),
+        },
+    };
+    Ok(Some((lower_key, end)))
 }
 
 pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {

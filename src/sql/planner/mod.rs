@@ -178,11 +178,13 @@ impl Binder<'_> {
             }
             S::Set(set) => plan_set(set),
             S::ShowVariable { variable } => {
-                let name: Vec<String> = variable.iter().map(ident).collect();
-                // `time zone`, `transaction isolation level`… are words; `chronos.x` is a
-                // custom setting's dotted name.
-                let separator = if name.first().is_some_and(|n| n == "chronos") { "." } else { " " };
-                Ok(Plan::Show { name: name.join(separator) })
+                // SHOW takes one setting name, dotted for custom settings (`chronos.x`, which
+                // arrives as two identifiers), or one of PostgreSQL's multi-word forms.
+                let words: Vec<String> = variable.iter().map(ident).collect();
+                let spaced = words.join(" ");
+                let multi_word = ["time zone", "transaction isolation level", "session authorization"];
+                let name = if multi_word.contains(&spaced.as_str()) { spaced } else { words.join(".") };
+                Ok(Plan::Show { name })
             }
             S::Explain { statement, analyze: false, .. } => {
                 Ok(Plan::Explain(Box::new(self.plan_statement(statement)?)))

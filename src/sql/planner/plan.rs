@@ -503,18 +503,10 @@ impl Node {
             }
             Node::KeyRange { table, prefix, lower, upper, filter, reverse, .. } => writeln!(
                 f,
-                "KeyRange {}{} prefix=[{}]{}{}{}",
+                "KeyRange {}{}{}{}",
                 table.name,
                 if *reverse { " descending" } else { "" },
-                prefix.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-                lower
-                    .as_ref()
-                    .map(|(e, inc)| format!(" from {e}{}", if *inc { "" } else { " (exclusive)" }))
-                    .unwrap_or_default(),
-                upper
-                    .as_ref()
-                    .map(|(e, inc)| format!(" to {e}{}", if *inc { "" } else { " (exclusive)" }))
-                    .unwrap_or_default(),
+                range_text(prefix, lower, upper),
                 filter_text(filter)
             ),
             Node::IndexLookup { table, index, values, filter, .. } => writeln!(
@@ -527,18 +519,10 @@ impl Node {
             ),
             Node::IndexRange { table, index, prefix, lower, upper, filter, .. } => writeln!(
                 f,
-                "IndexRange {}.{} prefix=[{}]{}{}{}",
+                "IndexRange {}.{}{}{}",
                 table.name,
                 table.indexes.get(*index).map(|i| i.name.as_str()).unwrap_or("?"),
-                prefix.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-                lower
-                    .as_ref()
-                    .map(|(e, inc)| format!(" from {e}{}", if *inc { "" } else { " (exclusive)" }))
-                    .unwrap_or_default(),
-                upper
-                    .as_ref()
-                    .map(|(e, inc)| format!(" to {e}{}", if *inc { "" } else { " (exclusive)" }))
-                    .unwrap_or_default(),
+                range_text(prefix, lower, upper),
                 filter_text(filter)
             ),
             Node::Values { rows } => writeln!(f, "Values ({} rows)", rows.len()),
@@ -659,6 +643,16 @@ impl fmt::Display for Expr {
             }
         }
     }
+}
+
+/// ` prefix=[…] from … to …` of a key or index range, as EXPLAIN shows it.
+fn range_text(prefix: &[Expr], lower: &Option<(Expr, bool)>, upper: &Option<(Expr, bool)>) -> String {
+    let bound = |word: &str, b: &Option<(Expr, bool)>| match b {
+        Some((e, inclusive)) => format!(" {word} {e}{}", if *inclusive { "" } else { " (exclusive)" }),
+        None => String::new(),
+    };
+    let prefix: Vec<String> = prefix.iter().map(|e| e.to_string()).collect();
+    format!(" prefix=[{}]{}{}", prefix.join(", "), bound("from", lower), bound("to", upper))
 }
 
 impl fmt::Display for Plan {
