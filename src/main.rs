@@ -22,8 +22,8 @@ enum Command {
     },
     /// Run a member of a cluster.
     Node {
-        /// This node's id (a positive number, unique in the cluster).
-        #[arg(long, env = "CHRONOS_NODE_ID")]
+        /// This node's id (1 to 255, unique in the cluster).
+        #[arg(long, env = "CHRONOS_NODE_ID", value_parser = clap::value_parser!(u64).range(1..=chronos::mvcc::MAX_NODE_ID))]
         id: u64,
         /// Internode (gRPC) address to listen on.
         #[arg(long, env = "CHRONOS_ADDRESS")]
@@ -69,8 +69,8 @@ fn peers(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> 
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (id, address) = item.split_once('=').ok_or_else(|| format!("\"{item}\": expected id=host:port"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("\"{id}\" is not a node id"))?;
-        if id == 0 {
-            return Err("node id 0 is reserved".into());
+        if !(1..=chronos::mvcc::MAX_NODE_ID).contains(&id) {
+            return Err(format!("node id {id} is out of range: ids are 1 to {}", chronos::mvcc::MAX_NODE_ID));
         }
         if out.insert(id, address.trim().to_string()).is_some() {
             return Err(format!("node {id} is listed twice"));

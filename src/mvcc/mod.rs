@@ -253,6 +253,8 @@ pub struct Mvcc {
     /// Conflict domains missing from `domain_versions` count as written at this version (the
     /// state at start-up or at the last snapshot restore).
     domain_floor: AtomicU64,
+    /// The time part of the last [`Mvcc::unique_id`].
+    last_unique_id: AtomicU64,
 }
 
 impl Mvcc {
@@ -276,6 +278,7 @@ impl Mvcc {
             pending: Mutex::new(Default::default()),
             last_version: AtomicU64::new(applied),
             domain_floor: AtomicU64::new(applied),
+            last_unique_id: AtomicU64::new(0),
         }))
     }
 
@@ -742,11 +745,23 @@ impl Drop for Transaction {
 #[cfg(test)]
 mod tests;
 
+/// The largest node id: [`Mvcc::unique_id`] keeps the id in its low 8 bits.
+pub const MAX_NODE_ID: u64 = 255;
+
 impl Mvcc {
-    /// A node-unique, increasing 63-bit id (from the HLC), e.g. for hidden row ids: HLC time
-    /// since 2020-01-01, which fits 63 bits until the 2080s.
+    /// A cluster-unique, per node increasing 63-bit id, e.g. for hidden row ids (rows of
+    /// different nodes must never share one): the high 55 bits count HLC time since
+    /// 2020-01-01 in units of 2^-24 s (about 60 ns; they last until the 2080s), strictly
+    /// increasing on this node, and the low 8 bits are this node's id.
     pub fn unique_id(&self) -> i64 {
         const NTP64_2020: u64 = 1_577_836_800 << 32;
-        self.hlc.new_timestamp().get_time().as_u64().saturating_sub(NTP64_2020) as i64
+        let time = self.hlc.new_timestamp().get_time().as_u64().saturating_sub(NTP64_2020) >> 8;
+        let previous = self
+            .last_unique_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(time.max(last + 1)))
+            .unwrap_or_else(|last| last);
+        let high = time.max(previous + 1) & ((1 << 55) - 1);
+        let node = self.replicator.get().map_or(0, |r| r.node_id()) & MAX_NODE_ID;
+        ((high << 8) | node) as i64
     }
 }

@@ -34,6 +34,9 @@ pub const RAFT_APPLIED_KEY: &[u8] = &[0x00, b'r', b'a', b'f', b't'];
 
 /// Where commits go when storage is replicated.
 pub trait Replicator: Send + Sync {
+    /// This node's id in its group (1 to [`super::MAX_NODE_ID`]).
+    fn node_id(&self) -> u64;
+
     /// Commits `request` on the leader when this node is not the one that commits; returns
     /// the commit version once this node has applied it. None when this node commits itself.
     fn forward(&self, request: &CommitRequest) -> Option<Result<Version>>;

@@ -250,6 +250,9 @@ impl LoopbackLog {
 }
 
 impl Replicator for LoopbackLog {
+    fn node_id(&self) -> u64 {
+        7
+    }
     fn forward(&self, _: &CommitRequest) -> Option<Result<Version>> {
         None
     }
@@ -402,4 +405,17 @@ fn reverse_scans_mirror_forward_scans() {
             forward.iter().map(|(k, _)| k.clone()).filter(|k| *k >= lo && *k < key(1, "k10")).rev().take(3).collect();
         assert_eq!(bounded, want);
     }
+}
+
+#[test]
+fn unique_ids_increase_and_carry_the_node_id() {
+    let db = Mvcc::new(Arc::new(MemoryStorage::new())).unwrap();
+    let plain: Vec<i64> = (0..1000).map(|_| db.unique_id()).collect();
+    assert!(plain.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    assert!(plain.iter().all(|id| *id > 0 && id & 0xFF == 0), "no replicator: node bits are 0");
+    let _log = LoopbackLog::install(&db);
+    let ids: Vec<i64> = (0..1000).map(|_| db.unique_id()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert!(ids.iter().all(|id| id & 0xFF == 7), "low 8 bits are the node id");
+    assert!(ids[0] > plain[999]);
 }

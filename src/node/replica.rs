@@ -307,6 +307,10 @@ impl Replica {
 }
 
 impl Replicator for Replica {
+    fn node_id(&self) -> u64 {
+        self.id
+    }
+
     fn forward(&self, request: &CommitRequest) -> Option<Result<Version>> {
         let mut attempts = 0;
         loop {
