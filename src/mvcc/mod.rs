@@ -16,7 +16,8 @@
 //! Physical layout: `logical key ++ !version` (big-endian, inverted so the newest version comes
 //! first), value `[0]` for a tombstone or `[1] ++ bytes`. Logical keys are self-delimiting
 //! (see `storage::keycode`), so the version is always the last eight bytes. The last applied
-//! version is stored under [`APPLIED_KEY`] in the same atomic batch as the data.
+//! version is stored under [`APPLIED_KEY`], written after the batch's data: in the same atomic
+//! storage batch by [`apply_batch`], last of the in-order writes of a Raft entry's apply.
 
 mod gc;
 mod replication;
@@ -78,40 +79,39 @@ pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
     if batch.version <= applied_version(storage)? {
         return Ok(());
     }
-    apply_batch_with(storage, batch, &[])
-}
-
-/// Writes a batch as [`apply_batch`] does, without the applied-version check, adding `extra`
-/// unversioned pairs to its last atomic piece.
-fn apply_batch_with(storage: &dyn Storage, batch: &WriteBatch, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
     let large = batch.writes.len() > APPLY_PIECE;
     if large {
         storage.put(REDO_KEY.to_vec(), encode_batch(batch))?;
     }
     let mut out = StorageBatch::default();
-    for (key, value) in &batch.writes {
+    for (physical, stored) in stored_writes(batch) {
+        out.put(physical, stored);
+        if out.ops.len() >= APPLY_PIECE {
+            storage.apply(std::mem::take(&mut out))?;
+        }
+    }
+    out.put(APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec());
+    if large {
+        out.delete(REDO_KEY.to_vec());
+    }
+    storage.apply(out)
+}
+
+/// The storage writes of a batch: each logical write at the batch's version (a value gets a
+/// leading 1, a tombstone is a lone 0).
+fn stored_writes(batch: &WriteBatch) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    batch.writes.iter().map(|(key, value)| {
         let physical = physical_key(key, batch.version);
         match value {
             Some(v) => {
                 let mut stored = Vec::with_capacity(v.len() + 1);
                 stored.push(1);
                 stored.extend_from_slice(v);
-                out.put(physical, stored);
+                (physical, stored)
             }
-            None => out.put(physical, vec![0]),
+            None => (physical, vec![0]),
         }
-        if out.ops.len() >= APPLY_PIECE {
-            storage.apply(std::mem::take(&mut out))?;
-        }
-    }
-    out.put(APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec());
-    for (key, value) in extra {
-        out.put(key.clone(), value.clone());
-    }
-    if large {
-        out.delete(REDO_KEY.to_vec());
-    }
-    storage.apply(out)
+    })
 }
 
 /// Finishes a large batch interrupted by a crash (see [`apply_batch`]).

@@ -14,7 +14,7 @@
 //! ([`Mvcc::commit_request`]) against the snapshot version the transaction read here; the
 //! versions mean the same on every node because every node applies the same log.
 
-use super::{apply_batch_with, domain, lock, CommitRequest, Mvcc, Version, WriteBatch};
+use super::{domain, lock, stored_writes, CommitRequest, Mvcc, Version, WriteBatch, APPLIED_KEY};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -201,7 +201,15 @@ impl Mvcc {
     /// one atomic storage batch, makes it visible to new snapshots and wakes commits waiting
     /// for it. Called by the replication driver, in log order, once per entry.
     pub fn apply_committed(&self, batch: &WriteBatch, index: u64) -> Result<()> {
-        apply_batch_with(self.storage.as_ref(), batch, &[(RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec())])?;
+        // In order, not atomically: the log holds the batch, and the applied index comes
+        // last, so after a crash either it survived with every write before it or the entry
+        // is applied again (the same keys with the same values).
+        let applied = [
+            (APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec()),
+            (RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec()),
+        ];
+        let mut writes = stored_writes(batch).chain(applied).map(|(k, v)| (k, Some(v)));
+        self.storage.apply_in_order(&mut writes)?;
         self.forget_pending(&batch.writes, batch.version);
         {
             let mut domains = lock(&self.domain_versions);

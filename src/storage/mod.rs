@@ -5,8 +5,9 @@
 //! scans, atomic batches, flush) so that engines are easy to swap and to test: [`sled::SledStorage`]
 //! is the durable engine, [`memory::MemoryStorage`] serves unit tests of the layers above.
 //!
-//! Promises: a batch is applied atomically (all of it or none of it survives a crash), scans
-//! return keys in byte order, and after [`Storage::flush`] returns every batch applied before it
+//! Promises: a batch is applied atomically (all of it or none of it survives a crash), writes
+//! survive a crash in the order they were made (what survives is a prefix of them), scans
+//! return keys in byte order, and after [`Storage::flush`] returns every write made before it
 //! is durable. Nothing is durable before a flush: callers that acknowledge writes must flush.
 //!
 //! [`keycode`] encodes values into byte strings whose order is the values' order, and [`rowcodec`]
@@ -63,6 +64,14 @@ pub trait Storage: Send + Sync {
 
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
+
+    /// Makes `writes` in order, not atomically: after a crash a prefix of them survives. For
+    /// callers that can redo a torn sequence (Raft's apply, whose log holds the batch and
+    /// whose applied index is the last write); engines make it cheaper than [`Storage::apply`]
+    /// where atomicity costs (sled writes out its log buffer around every atomic batch).
+    fn apply_in_order(&self, writes: &mut dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        self.apply(StorageBatch { ops: writes.collect() })
+    }
 
     /// Calls `f` with each pair in `range`, in key order, until it returns false. Engines
     /// override this to hand out their own buffers instead of copies.

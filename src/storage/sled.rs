@@ -73,6 +73,19 @@ impl Storage for SledStorage {
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(io)
     }
+
+    /// Plain inserts and removes: sled recovers its log up to the first tear, so a prefix of
+    /// them survives a crash, and none forces a write of the log buffer.
+    fn apply_in_order(&self, writes: &mut dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        for (key, value) in writes {
+            match value {
+                Some(v) => self.db.insert(key, v).map(|_| ()),
+                None => self.db.remove(key).map(|_| ()),
+            }
+            .map_err(io)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
