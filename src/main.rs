@@ -62,6 +62,9 @@ struct ServerArgs {
     /// Snapshot the state and compact the Raft log after this many entries.
     #[arg(long, default_value_t = 50_000, env = "CHRONOS_SNAPSHOT_THRESHOLD")]
     snapshot_threshold: u64,
+    /// Storage page cache in MiB (sled's estimate; the process uses somewhat more).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_CACHE_MB")]
+    cache_mb: u64,
 }
 
 fn peers(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
@@ -110,6 +113,7 @@ fn main() -> std::process::ExitCode {
         idle_session_timeout,
         idle_in_transaction_timeout,
         snapshot_threshold,
+        cache_mb,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
@@ -146,6 +150,7 @@ fn main() -> std::process::ExitCode {
         },
         cluster,
         snapshot_threshold,
+        cache_bytes: cache_mb << 20,
         ..NodeConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

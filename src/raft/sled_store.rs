@@ -8,11 +8,12 @@
 //! - `s`: the latest snapshot (metadata and data).
 //!
 //! Every operation rewrites the bounds, so after a crash the store is exactly as of some
-//! prefix of its operations. Truncation, compaction and snapshots are atomic sled batches.
-//! Appends, the hot path, are plain inserts with the bounds last: sled recovers its log up to
-//! the first tear, so a torn append leaves entries beyond the old bounds, and an atomic batch
-//! would cost two writes of sled's log buffer. Entries outside the bounds are garbage left by
-//! torn appends, truncation or compaction, and are ignored (and overwritten by later appends). The tree lives in the same sled database as the state machine, so one flush
+//! prefix of its operations. Truncation is an atomic sled batch, as are a snapshot's record
+//! and bounds. Appends, the hot path, are plain inserts with the bounds last (an atomic batch
+//! costs two writes of sled's log buffer), and compaction (by a snapshot or not) writes the
+//! bounds first, then plain removes (one huge batch holds memory): sled recovers its log up
+//! to the first tear, so a torn one leaves entries outside the bounds. Those are garbage (as are entries left by truncation): ignored,
+//! overwritten by later appends, and swept when the store is opened. The tree lives in the same sled database as the state machine, so one flush
 //! ([`LogStore::sync`]) makes both durable.
 //!
 //! The terms of live entries are cached in memory (16 bytes per entry) because the node asks
@@ -85,6 +86,14 @@ impl SledLogStore {
                     terms.len()
                 )));
             }
+        }
+        // Entries outside the bounds are garbage of torn appends or compactions.
+        let garbage = tree
+            .range(entry_key(0)..entry_key(offset + 1))
+            .chain(tree.range(entry_key(last + 1)..=entry_key(u64::MAX)));
+        for item in garbage {
+            let (key, _) = item.map_err(storage)?;
+            tree.remove(key).map_err(storage)?;
         }
         Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, dirty: false })
     }
@@ -189,13 +198,18 @@ impl LogStore for SledLogStore {
             return Err(Error::Storage(format!("compact to {upto}: no such entry")));
         };
         let kept = self.terms.split_off(&(upto + 1));
-        let mut batch = sled::Batch::default();
-        for index in std::mem::replace(&mut self.terms, kept).into_keys() {
-            batch.remove(&entry_key(index)[..]);
-        }
+        let dropped = std::mem::replace(&mut self.terms, kept);
         self.offset = upto;
         self.offset_term = term;
-        self.commit(batch)
+        // The bounds first, then plain removes: one atomic batch of thousands of removes
+        // makes sled hold every intermediate node until it ends. A crash in between leaves
+        // entries below the bounds, which `open` sweeps.
+        self.dirty = true;
+        self.tree.insert(BOUNDS, self.bounds()?).map_err(storage)?;
+        for index in dropped.into_keys() {
+            self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
+        }
+        Ok(())
     }
 
     fn save_hard_state(&mut self, hs: HardState) -> Result<()> {
@@ -229,13 +243,15 @@ impl LogStore for SledLogStore {
         } else {
             BTreeMap::new()
         };
-        for index in dropped.into_keys() {
-            batch.remove(&entry_key(index)[..]);
-        }
         self.offset = index;
         self.offset_term = term;
         self.snapshot_meta = Some(snapshot.meta);
-        self.commit(batch)
+        self.commit(batch)?;
+        // After the atomic part, as in `compact`.
+        for index in dropped.into_keys() {
+            self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
+        }
+        Ok(())
     }
 
     fn snapshot(&self) -> Result<Option<Snapshot>> {
@@ -282,6 +298,7 @@ mod tests {
             tree.insert(&entry_key(4)[..], encode(&entry(4, 1)).unwrap()).unwrap();
         }
         let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        assert!(db.open_tree("raft").unwrap().get(entry_key(4)).unwrap().is_none(), "garbage swept");
         assert_eq!(store.last_index().unwrap(), 2);
         assert_eq!(store.term(3).unwrap(), None);
         assert_eq!(store.entries(1, 10, 10).unwrap(), vec![entry(1, 1), entry(2, 1)]);
@@ -290,5 +307,26 @@ mod tests {
         let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
         assert_eq!(store.last_index().unwrap(), 3);
         assert_eq!(store.entries(1, 10, 10).unwrap(), vec![entry(1, 1), entry(2, 1), entry(3, 2)]);
+    }
+
+    /// A snapshot's compaction cut short after its bounds record leaves entries below them:
+    /// swept at the next open, the log itself as compacted.
+    #[test]
+    fn a_torn_snapshot_compaction_leaves_the_compacted_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        {
+            let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+            store.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>()).unwrap();
+            let meta = SnapshotMeta { index: 3, term: 1, ..Default::default() };
+            store.save_snapshot(Snapshot { meta, data: vec![] }).unwrap();
+            // What a crash right after the snapshot and bounds records would have left.
+            let tree = db.open_tree("raft").unwrap();
+            tree.insert(&entry_key(2)[..], encode(&entry(2, 1)).unwrap()).unwrap();
+        }
+        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        assert!(db.open_tree("raft").unwrap().get(entry_key(2)).unwrap().is_none(), "garbage swept");
+        assert_eq!((store.first_index().unwrap(), store.last_index().unwrap()), (4, 5));
+        assert_eq!(store.entries(4, 6, 10).unwrap(), vec![entry(4, 1), entry(5, 1)]);
     }
 }
