@@ -188,7 +188,12 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             let t = if args[1] == T::Timestamp { T::Timestamp } else { T::TimestampTz };
             sig("date_bin", vec![T::Interval, t.clone(), t.clone()], t)
         }
-        ("make_interval", _) => Err(Error::FeatureNotSupported("make_interval".into())),
+        ("make_interval", 7) => sig("make_interval", [vec![T::Int4; 6], vec![T::Float8]].concat(), T::Interval),
+        ("make_date", 3) => sig("make_date", vec![T::Int4; 3], T::Date),
+        ("make_timestamp", 6) => sig("make_timestamp", [vec![T::Int4; 5], vec![T::Float8]].concat(), T::Timestamp),
+        ("make_timestamptz", 6) => {
+            sig("make_timestamptz", [vec![T::Int4; 5], vec![T::Float8]].concat(), T::TimestampTz)
+        }
         ("jsonb_typeof" | "json_typeof", 1) => sig("jsonb_typeof", vec![T::Jsonb], T::Text),
         ("to_jsonb", 1) => sig("to_jsonb", vec![T::Unknown], T::Jsonb),
         ("array_length", 2) => sig("array_length", vec![args[0].clone(), T::Int4], T::Int4),
@@ -467,6 +472,29 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
                 Value::Numeric(extract_numeric(&args[1], text(0), f)?)
             }
         }
+        "make_interval" => Value::Interval(make_interval(&args)?),
+        "make_date" => Value::Date(make_date(&args)?),
+        "make_timestamp" | "make_timestamptz" => {
+            let day = make_date(&args)? as i64 * datetime::MICROS_PER_DAY;
+            let (hour, min, sec) = (int(3), int(4), float(5));
+            // PostgreSQL's limits: up to 24:00:00, and a leap second's 60.
+            let overflows = !(0..=24).contains(&hour)
+                || !(0..60).contains(&min)
+                || !(0.0..=60.0).contains(&sec)
+                || (hour == 24 && (min > 0 || sec > 0.0));
+            if overflows {
+                return Err(Error::DatetimeOutOfRange(format!(
+                    "time field value out of range: {hour}:{min:02}:{sec:02}"
+                )));
+            }
+            let micros =
+                day + (hour * 3600 + min * 60) * MICROS_PER_SECOND + (sec * MICROS_PER_SECOND as f64).round() as i64;
+            if name == "make_timestamp" {
+                Value::Timestamp(micros)
+            } else {
+                Value::TimestampTz(micros)
+            }
+        }
         "to_timestamp" => {
             let f = float(0);
             if !f.is_finite() {
@@ -565,6 +593,49 @@ fn ts_of(v: &Value) -> i64 {
 }
 
 /// extract() returns numeric: whole for most fields, with six decimals for seconds and epoch.
+/// `make_interval(years, months, weeks, days, hours, mins, secs)`.
+fn make_interval(args: &[Value]) -> Result<crate::types::value::Interval> {
+    let part = |i: usize| args[i].as_i64().unwrap_or(0);
+    let overflow = || Error::DatetimeOutOfRange("interval out of range".into());
+    let months = part(0).checked_mul(12).and_then(|y| y.checked_add(part(1))).ok_or_else(overflow)?;
+    let days = part(2).checked_mul(7).and_then(|w| w.checked_add(part(3))).ok_or_else(overflow)?;
+    let secs = args[6].as_f64().unwrap_or(0.0);
+    let micros = (secs * MICROS_PER_SECOND as f64).round();
+    if !micros.is_finite() || micros.abs() >= i64::MAX as f64 {
+        return Err(overflow());
+    }
+    let micros = part(4)
+        .checked_mul(3600 * MICROS_PER_SECOND)
+        .and_then(|h| h.checked_add(part(5).checked_mul(60 * MICROS_PER_SECOND)?))
+        .and_then(|hm| hm.checked_add(micros as i64))
+        .ok_or_else(overflow)?;
+    Ok(crate::types::value::Interval {
+        months: i32::try_from(months).map_err(|_| overflow())?,
+        days: i32::try_from(days).map_err(|_| overflow())?,
+        micros,
+    })
+}
+
+/// `make_date(year, month, day)` (also the date part of `make_timestamp`): days since
+/// 1970-01-01. Negative years are BC, as in PostgreSQL; there is no year 0.
+fn make_date(args: &[Value]) -> Result<i32> {
+    let (year, month, day) =
+        (args[0].as_i64().unwrap_or(0), args[1].as_i64().unwrap_or(0), args[2].as_i64().unwrap_or(0));
+    let out_of_range =
+        || Error::DatetimeOutOfRange(format!("date field value out of range: {year}-{month:02}-{day:02}"));
+    let astronomical = if year < 0 { year + 1 } else { year };
+    if year == 0 {
+        return Err(out_of_range());
+    }
+    let date = i32::try_from(astronomical)
+        .ok()
+        .zip(u32::try_from(month).ok().zip(u32::try_from(day).ok()))
+        .and_then(|(y, (m, d))| chrono::NaiveDate::from_ymd_opt(y, m, d))
+        .ok_or_else(out_of_range)?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    Ok((date - epoch).num_days() as i32)
+}
+
 fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
     let field = field.to_ascii_lowercase();
     match (arg, field.as_str()) {

@@ -59,19 +59,69 @@ pub fn naive_to_date(d: NaiveDate) -> i32 {
     (d - epoch().date()).num_days() as i32
 }
 
-pub fn format_date(days: i32) -> String {
-    date_to_naive(days).format("%Y-%m-%d").to_string()
+/// `YYYY-MM-DD`; years before 1 AD as PostgreSQL writes them (`0044-03-15 BC`: there is no
+/// year 0, so astronomical year -43 is 44 BC).
+fn format_ymd(date: NaiveDate) -> (String, bool) {
+    let year = date.year();
+    let bc = year <= 0;
+    let shown = if bc { 1 - year } else { year };
+    (format!("{shown:04}-{:02}-{:02}", date.month(), date.day()), bc)
 }
 
-pub fn format_timestamp(micros: i64) -> String {
+pub fn format_date(days: i32) -> String {
+    let (s, bc) = format_ymd(date_to_naive(days));
+    if bc {
+        s + " BC"
+    } else {
+        s
+    }
+}
+
+/// A timestamp as text; `zone` (e.g. `+00`) follows the time, and ` BC` comes last.
+fn format_timestamp_with(micros: i64, zone: &str) -> String {
     let dt = to_naive(micros);
-    let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    let (mut s, bc) = format_ymd(dt.date());
+    s.push_str(&dt.format(" %H:%M:%S").to_string());
     let frac = micros.rem_euclid(MICROS_PER_SECOND);
     if frac != 0 {
         let f = format!(".{frac:06}");
         s.push_str(f.trim_end_matches('0'));
     }
+    s.push_str(zone);
+    if bc {
+        s.push_str(" BC");
+    }
     s
+}
+
+pub fn format_timestamp(micros: i64) -> String {
+    format_timestamp_with(micros, "")
+}
+
+/// A `timestamptz` as text in UTC (the session time zone).
+pub fn format_timestamptz(micros: i64) -> String {
+    format_timestamp_with(micros, "+00")
+}
+
+/// Removes a trailing ` BC` era marker: the text without it, and whether it was there.
+fn strip_era(text: &str) -> (&str, bool) {
+    let t = text.trim_end();
+    match t.len().checked_sub(3).and_then(|i| t.get(i..).map(|e| (i, e))) {
+        Some((i, era)) if era.eq_ignore_ascii_case(" bc") => (t[..i].trim_end(), true),
+        _ => (t, false),
+    }
+}
+
+/// Parses `YYYY-MM-DD` (a year as written, BC when `bc`; there is no year 0) out of `input`,
+/// the whole text of a value of type `type_name`.
+fn parse_ymd(text: &str, bc: bool, input: &str, type_name: &str) -> Result<NaiveDate> {
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| invalid(type_name, input))?;
+    match date.year() {
+        0 => Err(Error::DatetimeOutOfRange(format!("date/time field value out of range: \"{input}\""))),
+        y if y < 0 => Err(invalid(type_name, input)),
+        y if bc => date.with_year(1 - y).ok_or_else(|| invalid(type_name, input)),
+        _ => Ok(date),
+    }
 }
 
 fn invalid(type_name: &str, text: &str) -> Error {
@@ -84,8 +134,9 @@ pub fn parse_date(text: &str) -> Result<i32> {
     if t.eq_ignore_ascii_case("epoch") {
         return Ok(0);
     }
+    let (t, bc) = strip_era(t);
     let date_part = t.split([' ', 'T']).next().unwrap_or("");
-    NaiveDate::parse_from_str(date_part, "%Y-%m-%d").map(naive_to_date).map_err(|_| invalid("date", text))
+    parse_ymd(date_part, bc, text, "date").map(naive_to_date)
 }
 
 /// Parses a timestamp; `with_tz` accepts and applies a trailing zone (`Z`, `+02`, `-05:30`,
@@ -97,6 +148,7 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         return Ok(0);
     }
     let err = || invalid(type_name, text);
+    let (t, bc) = strip_era(t);
     // Split off the date.
     let (date_str, rest) = match t.find([' ', 'T']) {
         Some(i) => (&t[..i], t[i + 1..].trim_start()),
@@ -107,7 +159,7 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         Some(zone) if !zone.is_empty() && rest.is_empty() => (&date_str[..10], zone),
         _ => (date_str, rest),
     };
-    let date = NaiveDate::parse_from_str(date_str, "%Y-%m-%d").map_err(|_| err())?;
+    let date = parse_ymd(date_str, bc, text, type_name)?;
     // Split the time from a zone.
     let mut offset_secs: i64 = 0;
     let mut time_str = rest;

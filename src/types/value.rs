@@ -255,7 +255,7 @@ impl fmt::Display for Value {
             }
             Value::Date(d) => write!(f, "{}", datetime::format_date(*d)),
             Value::Timestamp(t) => write!(f, "{}", datetime::format_timestamp(*t)),
-            Value::TimestampTz(t) => write!(f, "{}+00", datetime::format_timestamp(*t)),
+            Value::TimestampTz(t) => write!(f, "{}", datetime::format_timestamptz(*t)),
             Value::Interval(i) => write!(f, "{}", datetime::format_interval(i)),
             Value::Uuid(u) => write!(f, "{}", uuid::Uuid::from_u128(*u).hyphenated()),
             Value::Jsonb(j) => write_jsonb(f, j),

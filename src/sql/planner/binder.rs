@@ -1024,14 +1024,8 @@ impl Binder<'_> {
             }
         }
         let star = matches!(arg_list.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
-        let args: Vec<&ast::Expr> = arg_list
-            .iter()
-            .filter_map(|a| match a {
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-                ast::FunctionArg::Named { arg: ast::FunctionArgExpr::Expr(e), .. } => Some(e),
-                _ => None,
-            })
-            .collect();
+        let positional = positional_args(&name, &arg_list)?;
+        let args: Vec<&ast::Expr> = positional.iter().collect();
         if let Some(over) = &f.over {
             return self.bind_window(&name, &args, star, over);
         }
@@ -1425,4 +1419,95 @@ fn mismatch_operator(l: &DataType, op: &str, r: &DataType) -> Error {
 
 fn bool_operand(op: &ast::BinaryOperator) -> Error {
     Error::DatatypeMismatch(format!("argument of {op} must be type boolean"))
+}
+
+/// Named parameters of the functions that take them, with the defaults of optional ones
+/// (PostgreSQL's `pg_proc.proargnames` / `proargdefaults` for these functions).
+fn named_parameters(name: &str) -> Option<&'static [(&'static str, Option<&'static str>)]> {
+    Some(match name {
+        "make_interval" => &[
+            ("years", Some("0")),
+            ("months", Some("0")),
+            ("weeks", Some("0")),
+            ("days", Some("0")),
+            ("hours", Some("0")),
+            ("mins", Some("0")),
+            ("secs", Some("0.0")),
+        ],
+        "make_date" => &[("year", None), ("month", None), ("day", None)],
+        "make_timestamp" | "make_timestamptz" => {
+            &[("year", None), ("month", None), ("mday", None), ("hour", None), ("min", None), ("sec", None)]
+        }
+        _ => return None,
+    })
+}
+
+/// A call's arguments in parameter order: named arguments (`name => value`) put in place and
+/// missing optional parameters filled with their defaults.
+fn positional_args(function: &str, list: &[ast::FunctionArg]) -> Result<Vec<ast::Expr>> {
+    let mut positional = Vec::new();
+    let mut named: Vec<(String, &ast::Expr)> = Vec::new();
+    for arg in list {
+        match arg {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) if named.is_empty() => positional.push(e.clone()),
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(_)) => {
+                return Err(Error::Syntax {
+                    message: "positional argument cannot follow named argument".into(),
+                    position: None,
+                })
+            }
+            ast::FunctionArg::Named { name, arg: ast::FunctionArgExpr::Expr(e), .. }
+            | ast::FunctionArg::ExprNamed {
+                name: ast::Expr::Identifier(name),
+                arg: ast::FunctionArgExpr::Expr(e),
+                ..
+            } => {
+                let name = if name.quote_style.is_some() { name.value.clone() } else { name.value.to_lowercase() };
+                if named.iter().any(|(n, _)| *n == name) {
+                    return Err(Error::Syntax {
+                        message: format!("argument name \"{name}\" used more than once"),
+                        position: None,
+                    });
+                }
+                named.push((name, e));
+            }
+            ast::FunctionArg::ExprNamed { name, .. } => {
+                return Err(Error::Syntax { message: format!("invalid argument name {name}"), position: None })
+            }
+            _ => {}
+        }
+    }
+    let Some(params) = named_parameters(function) else {
+        if let Some((name, _)) = named.first() {
+            return Err(Error::UndefinedFunction(format!("function {function} has no parameter named \"{name}\"")));
+        }
+        return Ok(positional);
+    };
+    if positional.len() > params.len() {
+        return Ok(positional); // no such signature: reported when the call is resolved
+    }
+    let mut slots: Vec<Option<ast::Expr>> = params.iter().map(|_| None).collect();
+    for (slot, e) in slots.iter_mut().zip(positional) {
+        *slot = Some(e);
+    }
+    for (name, e) in named {
+        let Some(i) = params.iter().position(|(p, _)| *p == name) else {
+            return Err(Error::UndefinedFunction(format!("function {function} has no parameter named \"{name}\"")));
+        };
+        if slots[i].is_some() {
+            return Err(Error::Syntax { message: format!("argument \"{name}\" is given twice"), position: None });
+        }
+        slots[i] = Some(e.clone());
+    }
+    slots
+        .into_iter()
+        .zip(params)
+        .map(|(slot, (name, default))| match (slot, default) {
+            (Some(e), _) => Ok(e),
+            (None, Some(d)) => Ok(ast::Expr::Value(ast::Value::Number(d.to_string(), false).into())),
+            (None, None) => {
+                Err(Error::UndefinedFunction(format!("function {function} needs an argument for \"{name}\"")))
+            }
+        })
+        .collect()
 }
