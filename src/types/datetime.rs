@@ -115,17 +115,28 @@ fn strip_era(text: &str) -> (&str, bool) {
 /// Parses `YYYY-MM-DD` (a year as written, BC when `bc`; there is no year 0) out of `input`,
 /// the whole text of a value of type `type_name`.
 fn parse_ymd(text: &str, bc: bool, input: &str, type_name: &str) -> Result<NaiveDate> {
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| invalid(type_name, input))?;
+    let out_of_range = || Error::DatetimeOutOfRange(format!("date/time field value out of range: \"{input}\""));
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        // Three numbers that make no date (month 13, February 30) are out of range (22008);
+        // anything else is unreadable (22007).
+        let parts: Vec<&str> = text.split('-').collect();
+        if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            out_of_range()
+        } else {
+            invalid(type_name, input)
+        }
+    })?;
     match date.year() {
-        0 => Err(Error::DatetimeOutOfRange(format!("date/time field value out of range: \"{input}\""))),
+        0 => Err(out_of_range()),
         y if y < 0 => Err(invalid(type_name, input)),
         y if bc => date.with_year(1 - y).ok_or_else(|| invalid(type_name, input)),
         _ => Ok(date),
     }
 }
 
+/// Unreadable date/time text: SQLSTATE 22007 (invalid_datetime_format), as in PostgreSQL.
 fn invalid(type_name: &str, text: &str) -> Error {
-    Error::InvalidText(format!("invalid input syntax for type {type_name}: \"{text}\""))
+    Error::DataException("22007", format!("invalid input syntax for type {type_name}: \"{text}\""))
 }
 
 /// Parses a date: `YYYY-MM-DD`, optionally followed by a time that is ignored.

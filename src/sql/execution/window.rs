@@ -2,11 +2,12 @@
 //! value per row over its frame (see [`Frame`]).
 
 use super::aggregate::Accumulator;
+use super::arith::arithmetic;
 use super::eval::eval;
 use super::ops::compare_keys;
 use super::{Context, Row, Sink};
-use crate::error::Result;
-use crate::sql::planner::plan::{Frame, FrameBound, Node, WindowCall, WindowFunction};
+use crate::error::{Error, Result};
+use crate::sql::planner::plan::{BinaryOp, Frame, FrameBound, Node, WindowCall, WindowFunction};
 use crate::types::Value;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -29,34 +30,122 @@ pub fn execute(source: &Node, calls: &[WindowCall], ctx: &mut Context, sink: &mu
     Ok(())
 }
 
+/// A partition's rows in order, as [`frame_bounds`] needs them.
+struct Ordered<'a> {
+    /// The first ORDER BY value of each row (for RANGE offsets).
+    keys: Vec<&'a Value>,
+    peer_start: &'a [usize],
+    peer_end: &'a [usize],
+    descending: bool,
+}
+
+impl Ordered<'_> {
+    /// For a RANGE offset bound at `pos`: the first (`start`) or last position whose value is
+    /// within the offset, or None when the frame ends before the partition (an empty frame).
+    /// A NULL current value's offset bounds are its peers (the other NULLs), as in
+    /// PostgreSQL; NULLs are never within an offset of a value.
+    fn value_bound(&self, pos: usize, offset: &Value, preceding: bool, start: bool) -> Result<i64> {
+        let current = self.keys[pos];
+        if current.is_null() {
+            return Ok(if start { self.peer_start[pos] } else { self.peer_end[pos] } as i64);
+        }
+        // Rows of the partition with a value: NULLs sort first or last.
+        let lo = self.keys.iter().position(|k| !k.is_null()).unwrap_or(0);
+        let hi = self.keys.iter().rposition(|k| !k.is_null()).map_or(lo, |i| i + 1);
+        let backwards = preceding != self.descending; // toward smaller values
+        let op = if backwards { BinaryOp::Sub } else { BinaryOp::Add };
+        // A float column takes its offset as a float (PostgreSQL's in_range for float8).
+        let float_offset;
+        let offset = match (current, offset) {
+            (Value::Float4(_) | Value::Float8(_), o) if !matches!(o, Value::Float4(_) | Value::Float8(_)) => {
+                float_offset = Value::Float8(o.as_f64().unwrap_or(0.0));
+                &float_offset
+            }
+            _ => offset,
+        };
+        let target = match arithmetic(op, current, offset) {
+            Ok(t) => t,
+            // Past the end of the type's range: before or after every value, in order.
+            Err(Error::NumericOutOfRange(_) | Error::DatetimeOutOfRange(_)) => {
+                let before_all = backwards != self.descending;
+                return Ok(match (start, before_all) {
+                    (true, true) => lo as i64,
+                    (true, false) => hi as i64,
+                    (false, true) => lo as i64 - 1,
+                    (false, false) => hi as i64 - 1,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        // Position in order of the first value not before the target, and past the last
+        // value not after it.
+        let cmp = |k: &Value| k.compare(&target).unwrap_or_else(|| k.sort_cmp(&target));
+        let in_order = |k: &Value| if self.descending { cmp(k).reverse() } else { cmp(k) };
+        let slice = &self.keys[lo..hi];
+        Ok(if start {
+            (lo + slice.partition_point(|k| in_order(k) == Ordering::Less)) as i64
+        } else {
+            (lo + slice.partition_point(|k| in_order(k) != Ordering::Greater)) as i64 - 1
+        })
+    }
+}
+
 /// The first and last position (inclusive, in partition order) of each row's frame; `None`
 /// for an empty frame.
-fn frame_bounds(frame: &Frame, len: usize, peer_start: &[usize], peer_end: &[usize]) -> Vec<Option<(usize, usize)>> {
+fn frame_bounds(frame: &Frame, ordered: &Ordered) -> Result<Vec<Option<(usize, usize)>>> {
+    let len = ordered.keys.len();
     (0..len)
         .map(|pos| {
-            let start = match frame.start {
+            let start = match &frame.start {
                 FrameBound::UnboundedPreceding => 0,
-                FrameBound::Preceding(n) => pos.saturating_sub(n as usize),
-                FrameBound::CurrentRow if frame.rows => pos,
-                FrameBound::CurrentRow => peer_start[pos],
-                FrameBound::Following(n) => pos.saturating_add(n as usize),
-                FrameBound::UnboundedFollowing => len,
-            };
-            let end = match frame.end {
-                FrameBound::UnboundedFollowing => len as i64 - 1,
-                FrameBound::Following(n) => (pos.saturating_add(n as usize)).min(len - 1) as i64,
+                FrameBound::Preceding(n) => pos.saturating_sub(*n as usize) as i64,
                 FrameBound::CurrentRow if frame.rows => pos as i64,
-                FrameBound::CurrentRow => peer_end[pos] as i64,
-                FrameBound::Preceding(n) => pos as i64 - n as i64,
+                FrameBound::CurrentRow => ordered.peer_start[pos] as i64,
+                FrameBound::Following(n) => pos.saturating_add(*n as usize) as i64,
+                FrameBound::ValuePreceding(o) => ordered.value_bound(pos, o, true, true)?,
+                FrameBound::ValueFollowing(o) => ordered.value_bound(pos, o, false, true)?,
+                FrameBound::UnboundedFollowing => len as i64,
+            };
+            let end = match &frame.end {
+                FrameBound::UnboundedFollowing => len as i64 - 1,
+                FrameBound::Following(n) => (pos.saturating_add(*n as usize)).min(len - 1) as i64,
+                FrameBound::CurrentRow if frame.rows => pos as i64,
+                FrameBound::CurrentRow => ordered.peer_end[pos] as i64,
+                FrameBound::Preceding(n) => pos as i64 - *n as i64,
+                FrameBound::ValuePreceding(o) => ordered.value_bound(pos, o, true, false)?,
+                FrameBound::ValueFollowing(o) => ordered.value_bound(pos, o, false, false)?,
                 FrameBound::UnboundedPreceding => -1,
             };
-            if end < 0 || start as i64 > end {
-                None
-            } else {
-                Some((start, end as usize))
-            }
+            Ok(if end < 0 || start > end { None } else { Some((start as usize, end as usize)) })
         })
         .collect()
+}
+
+/// RANGE offsets need an ORDER BY value that numbers or intervals can be added to.
+fn check_range_key(frame: &Frame, keys: &[Vec<Value>]) -> Result<()> {
+    let offset = |b: &FrameBound| matches!(b, FrameBound::ValuePreceding(_) | FrameBound::ValueFollowing(_));
+    if !offset(&frame.start) && !offset(&frame.end) {
+        return Ok(());
+    }
+    match keys.iter().filter_map(|k| k.first()).find(|v| !v.is_null()) {
+        None
+        | Some(
+            Value::Int2(_)
+            | Value::Int4(_)
+            | Value::Int8(_)
+            | Value::Float4(_)
+            | Value::Float8(_)
+            | Value::Numeric(_)
+            | Value::Date(_)
+            | Value::Timestamp(_)
+            | Value::TimestampTz(_)
+            | Value::Interval(_),
+        ) => Ok(()),
+        Some(v) => Err(Error::FeatureNotSupported(format!(
+            "RANGE with offset PRECEDING/FOLLOWING is not supported for column type {}",
+            v.data_type().map_or_else(|| "unknown".to_string(), |t| t.to_string())
+        ))),
+    }
 }
 
 fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Value>> {
@@ -80,6 +169,7 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
         });
         partitions[p].push(i);
     }
+    check_range_key(&call.frame, &order_keys)?;
     let mut out = vec![Value::Null; rows.len()];
     for mut part in partitions {
         part.sort_by(|&a, &b| compare_keys(&order_keys[a], &order_keys[b], &call.order_by));
@@ -94,6 +184,12 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
         for pos in (0..len.saturating_sub(1)).rev() {
             peer_end[pos] = if peers(part[pos], part[pos + 1]) { peer_end[pos + 1] } else { pos };
         }
+        let ordered = Ordered {
+            keys: part.iter().map(|&i| order_keys[i].first().unwrap_or(&Value::Null)).collect(),
+            peer_start: &peer_start,
+            peer_end: &peer_end,
+            descending: call.order_by.first().is_some_and(|k| k.descending),
+        };
         let value_at = |pos: usize, ctx: &mut Context| eval(&call.args[0], &rows[part[pos]], ctx);
         match &call.function {
             WindowFunction::RowNumber => {
@@ -128,7 +224,7 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                 for (pos, &i) in part.iter().enumerate() {
                     let buckets = eval(&call.args[0], &rows[i], ctx)?.as_i64().unwrap_or(1);
                     if buckets <= 0 {
-                        return Err(crate::error::Error::DataException(
+                        return Err(Error::DataException(
                             "22014",
                             "argument of ntile must be greater than zero".into(),
                         ));
@@ -162,7 +258,7 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                 }
             }
             WindowFunction::FirstValue | WindowFunction::LastValue => {
-                let bounds = frame_bounds(&call.frame, len, &peer_start, &peer_end);
+                let bounds = frame_bounds(&call.frame, &ordered)?;
                 for (pos, &i) in part.iter().enumerate() {
                     out[i] = match bounds[pos] {
                         Some((s, e)) => value_at(if call.function == WindowFunction::FirstValue { s } else { e }, ctx)?,
@@ -171,7 +267,7 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                 }
             }
             WindowFunction::Aggregate(function) => {
-                let bounds = frame_bounds(&call.frame, len, &peer_start, &peer_end);
+                let bounds = frame_bounds(&call.frame, &ordered)?;
                 let args_at = |pos: usize, ctx: &mut Context| -> Result<Vec<Value>> {
                     call.args.iter().map(|a| eval(a, &rows[part[pos]], ctx)).collect()
                 };

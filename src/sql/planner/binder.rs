@@ -1216,6 +1216,13 @@ impl Binder<'_> {
                     Some(b) => self.frame_bound(b, rows)?,
                     None => FrameBound::CurrentRow,
                 };
+                let offset =
+                    |b: &FrameBound| matches!(b, FrameBound::ValuePreceding(_) | FrameBound::ValueFollowing(_));
+                if (offset(&start) || offset(&end)) && spec.order_by.len() != 1 {
+                    return Err(Error::Windowing(
+                        "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column".into(),
+                    ));
+                }
                 if start == FrameBound::UnboundedFollowing || end == FrameBound::UnboundedPreceding {
                     return Err(Error::Syntax {
                         message: "frame start cannot be UNBOUNDED FOLLOWING".into(),
@@ -1305,26 +1312,45 @@ impl Binder<'_> {
         Ok((Expr::Column(*base + index), return_type))
     }
 
-    /// A frame bound; offsets must be non-negative integer constants and need ROWS.
+    /// A frame bound. Offsets are constants: non-negative row counts for ROWS, non-negative
+    /// numbers or intervals for RANGE.
     fn frame_bound(&mut self, bound: &ast::WindowFrameBound, rows: bool) -> Result<FrameBound> {
-        let mut offset = |e: &ast::Expr| -> Result<u64> {
-            if !rows {
-                return Err(Error::FeatureNotSupported("RANGE frames with an offset".into()));
+        let mut offset = |e: &ast::Expr| -> Result<Value> {
+            let v = match self.bind(e)?.0 {
+                Expr::Constant(v) => v,
+                _ => return Err(Error::FeatureNotSupported("non-constant frame offsets".into())),
+            };
+            let negative = match &v {
+                Value::Null => {
+                    return Err(Error::DataException("22004", "frame starting offset must not be null".into()))
+                }
+                Value::Interval(iv) => iv.months < 0 || iv.days < 0 || iv.micros < 0,
+                v if rows => v.as_i64().is_none_or(|n| n < 0),
+                v => v.as_f64().is_none_or(|n| n < 0.0),
+            };
+            if negative && rows {
+                return Err(Error::DataException("22013", "frame starting offset must not be negative".into()));
             }
-            match self.bind(e)?.0 {
-                Expr::Constant(v) => match v.as_i64() {
-                    Some(n) if n >= 0 => Ok(n as u64),
-                    _ => Err(Error::DataException("22013", "frame starting offset must not be negative".into())),
-                },
-                _ => Err(Error::FeatureNotSupported("non-constant frame offsets".into())),
+            if negative {
+                return Err(Error::DataException(
+                    "22013",
+                    "invalid preceding or following size in window function".into(),
+                ));
             }
+            Ok(v)
         };
         Ok(match bound {
             ast::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
             ast::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
             ast::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
-            ast::WindowFrameBound::Preceding(Some(e)) => FrameBound::Preceding(offset(e)?),
-            ast::WindowFrameBound::Following(Some(e)) => FrameBound::Following(offset(e)?),
+            ast::WindowFrameBound::Preceding(Some(e)) if rows => {
+                FrameBound::Preceding(offset(e)?.as_i64().unwrap_or_default() as u64)
+            }
+            ast::WindowFrameBound::Following(Some(e)) if rows => {
+                FrameBound::Following(offset(e)?.as_i64().unwrap_or_default() as u64)
+            }
+            ast::WindowFrameBound::Preceding(Some(e)) => FrameBound::ValuePreceding(offset(e)?),
+            ast::WindowFrameBound::Following(Some(e)) => FrameBound::ValueFollowing(offset(e)?),
         })
     }
 

@@ -139,7 +139,7 @@ pub struct WindowCall {
 /// A window frame: the rows of the partition an aggregate, first_value or last_value sees.
 /// The default is `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`, which without ORDER BY
 /// is the whole partition (every row is a peer of every other).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
     /// ROWS counts rows; RANGE treats peers (equal ORDER BY values) as one.
     pub rows: bool,
@@ -147,12 +147,17 @@ pub struct Frame {
     pub end: FrameBound,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum FrameBound {
     UnboundedPreceding,
+    /// ROWS: this many rows before the current one.
     Preceding(u64),
+    /// RANGE: rows whose (single) ORDER BY value is at most this far before the current
+    /// row's (a number, or an interval for dates and timestamps).
+    ValuePreceding(Value),
     CurrentRow,
     Following(u64),
+    ValueFollowing(Value),
     UnboundedFollowing,
 }
 
