@@ -47,6 +47,24 @@ async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
     assert_eq!(n, 1);
     assert!(stale.batch_execute("SET chronos.follower_reads = maybe").await.is_err());
 
+    // Writes through a follower start from its own (possibly stale) state and are validated
+    // on the leader: a key the leader just wrote is a unique violation, and increments made
+    // alternately through the leader and a follower all count.
+    let via_leader = cluster.nodes[leader].connect("admin").await;
+    via_leader
+        .batch_execute("CREATE TABLE counter (id INT PRIMARY KEY, n INT); INSERT INTO counter VALUES (1, 0)")
+        .await
+        .unwrap();
+    for i in 0..20 {
+        via_leader.execute("INSERT INTO acked VALUES (-2, $1)", &[&i]).await.unwrap();
+        let err = first.execute("INSERT INTO acked VALUES (-2, $1)", &[&i]).await.unwrap_err();
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{err:?}");
+        let client = if i % 2 == 0 { &via_leader } else { &first };
+        client.execute("UPDATE counter SET n = n + 1 WHERE id = 1", &[]).await.unwrap();
+    }
+    let n: i32 = first.query_one("SELECT n FROM counter", &[]).await.unwrap().get(0);
+    assert_eq!(n, 20, "an increment was lost");
+
     // One writer per follower; each records the rows acknowledged to it and when.
     let acknowledged: Arc<Mutex<BTreeSet<(i32, i32)>>> = Arc::default();
     let ack_times: Arc<Mutex<Vec<Instant>>> = Arc::default();

@@ -423,6 +423,10 @@ impl Session {
         for attempt in 0.. {
             let mut txn = match (write, mvcc.is_replicated()) {
                 (true, false) => mvcc.begin_exclusive(),
+                // A write is validated where it commits, against everything committed after
+                // its snapshot, so its first attempt needs no read barrier (on a follower, a
+                // round trip to the leader); a retry after a conflict reads the latest state.
+                (true, true) if attempt == 0 => mvcc.begin(),
                 _ => self.begin_read()?,
             };
             let outcome = self.execute_in(&mut txn, statement, params, param_types)?;
