@@ -71,9 +71,18 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
     denied(bob.batch_execute("INSERT INTO g VALUES (2, 'two')").await.unwrap_err());
     denied(bob.batch_execute("UPDATE g SET v = 'uno' WHERE id = 1").await.unwrap_err());
     denied(bob.batch_execute("INSERT INTO g SELECT id + 10, v FROM g").await.unwrap_err());
+    // A write inside WITH needs its own privilege, as any other.
+    denied(bob.query("WITH d AS (DELETE FROM g RETURNING id) SELECT count(*) FROM d", &[]).await.unwrap_err());
+    denied(bob.query("WITH i AS (INSERT INTO g VALUES (3, 'three') RETURNING id) SELECT 1", &[]).await.unwrap_err());
 
     admin.batch_execute("GRANT INSERT ON g TO bob").await.unwrap();
     bob.batch_execute("INSERT INTO g SELECT id + 10, v FROM g").await.unwrap();
+    let n: i64 = bob
+        .query_one("WITH i AS (INSERT INTO g VALUES (3, 'three') RETURNING id) SELECT count(*) FROM i", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
     denied(
         bob.batch_execute("INSERT INTO g VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET v = 'x'").await.unwrap_err(),
     );
@@ -94,8 +103,9 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
     // The built-in read-only role still reads everything and writes nothing.
     let reader = connect(&server, "readonly", "reader-secret").await.expect("readonly logs in");
     let n: i64 = reader.query_one("SELECT count(*) FROM g", &[]).await.unwrap().get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     denied(reader.batch_execute("DELETE FROM g").await.unwrap_err());
+    denied(reader.batch_execute("WITH d AS (DELETE FROM g RETURNING id) SELECT 1").await.unwrap_err());
     denied(reader.batch_execute("CREATE TABLE r (id INT)").await.unwrap_err());
 }
 

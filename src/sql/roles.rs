@@ -360,9 +360,24 @@ fn resolve(txn: &mut Transaction, tables: &Tables) -> Result<Vec<Table>> {
 }
 
 /// Checks that `user` may run `statement`: 42501 if not.
+/// The INSERT, UPDATE and DELETE statements in a query's WITH clause.
+pub fn modifying_ctes(query: &ast::Query) -> impl Iterator<Item = &ast::Statement> {
+    query.with.iter().flat_map(|w| &w.cte_tables).filter_map(|cte| match cte.query.body.as_ref() {
+        ast::SetExpr::Insert(s) | ast::SetExpr::Update(s) | ast::SetExpr::Delete(s) => Some(s),
+        _ => None,
+    })
+}
+
 pub fn authorize(txn: &mut Transaction, user: &str, statement: &ast::Statement) -> Result<()> {
     if user == roles::ADMIN {
         return Ok(());
+    }
+    // Data-modifying statements in WITH need their own privileges (besides SELECT on every
+    // table the query mentions, checked below).
+    if let ast::Statement::Query(query) = statement {
+        for inner in modifying_ctes(query) {
+            authorize(txn, user, inner)?;
+        }
     }
     let Some(role) = roles::get_role(txn, user)? else {
         return Err(Error::InsufficientPrivilege(format!("role \"{user}\" does not exist")));

@@ -148,6 +148,9 @@ pub struct Session {
 
 fn is_write(statement: &ast::Statement) -> bool {
     use ast::Statement as S;
+    if let S::Query(query) = statement {
+        return super::roles::modifying_ctes(query).next().is_some();
+    }
     matches!(
         statement,
         S::Insert(_)
@@ -485,6 +488,16 @@ impl Session {
                 let tag = format!("SELECT {}", rows.len());
                 Ok(Outcome::Rows { columns, rows, tag })
             }
+            Plan::WithModifications { modifications, query } => {
+                for (id, plan) in modifications {
+                    let rows = match self.execute_plan(ctx, plan, row_ids)? {
+                        Outcome::Rows { rows, .. } => rows,
+                        _ => Vec::new(),
+                    };
+                    ctx.working_tables.insert(id, std::sync::Arc::new(rows));
+                }
+                self.execute_plan(ctx, *query, row_ids)
+            }
             Plan::Insert { table, source, on_conflict, returning } => {
                 let exprs = returning.as_ref().map(|(e, _)| e.as_slice());
                 let result = dml::insert(ctx, &table, &source, &on_conflict, exprs, row_ids)?;
@@ -796,6 +809,7 @@ pub fn result_columns(plan: &Plan) -> Vec<ResultColumn> {
         | Plan::Delete { returning: Some((_, c)), .. } => c.clone(),
         Plan::Show { name } => vec![ResultColumn { name: name.to_ascii_lowercase(), data_type: DataType::Text }],
         Plan::Explain(_) => vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }],
+        Plan::WithModifications { query, .. } => result_columns(query),
         _ => Vec::new(),
     }
 }

@@ -1,7 +1,7 @@
 //! The binder: resolves names and types in expressions, producing bound [`Expr`]s.
 
 use super::plan::{
-    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, SortKey, Subquery, UnaryOp, WindowCall,
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Plan, SortKey, Subquery, UnaryOp, WindowCall,
     WindowFunction,
 };
 use super::scope::Scope;
@@ -43,6 +43,11 @@ pub struct Binder<'a> {
     /// Windows named in the query's WINDOW clause.
     pub named_windows: HashMap<String, ast::WindowSpec>,
     pub next_subquery_id: &'a mut usize,
+    /// Data-modifying statements of the top-level WITH clause, with the working table each
+    /// fills (see [`Plan::WithModifications`]).
+    pub modifications: &'a mut Vec<(usize, Plan)>,
+    /// Planning the statement itself, not a nested query.
+    pub top_level: bool,
 }
 
 pub fn ident(i: &ast::Ident) -> String {
@@ -402,7 +407,21 @@ impl Binder<'_> {
                     other => return Err(Error::FeatureNotSupported(format!("{other} ANY/ALL"))),
                 };
                 let (l, lt) = self.bind(left)?;
-                let (r, rt) = self.bind(right)?;
+                let (r, rt) = match right.as_ref() {
+                    // `x op ANY/ALL (subquery)` compares with the subquery's rows as with an
+                    // array of them.
+                    A::Subquery(query) => {
+                        let (sq, columns) = self.bind_subquery(query)?;
+                        if columns.len() != 1 {
+                            return Err(Error::Syntax {
+                                message: "subquery has too many columns".into(),
+                                position: None,
+                            });
+                        }
+                        (Expr::ArraySubquery(Box::new(sq)), DataType::Array(Box::new(columns[0].data_type.clone())))
+                    }
+                    _ => self.bind(right)?,
+                };
                 let elem = match &rt {
                     DataType::Array(t) => (**t).clone(),
                     // Catalog columns that PostgreSQL types as arrays are text here.

@@ -111,7 +111,8 @@ impl Binder<'_> {
         };
         let table = catalog::must_get_table(self.txn, &name)?;
         let alias = insert.table_alias.as_ref().map(|a| ident(&a.alias)).unwrap_or_else(|| table.name.clone());
-        let targets: Vec<usize> = if insert.columns.is_empty() {
+        let implicit_targets = insert.columns.is_empty();
+        let mut targets: Vec<usize> = if implicit_targets {
             (0..table.columns.len()).collect()
         } else {
             let mut out = Vec::new();
@@ -150,6 +151,16 @@ impl Binder<'_> {
                 if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() =>
             {
                 let mut rows = Vec::new();
+                if values.rows.iter().any(|r| r.len() != values.rows[0].len()) {
+                    return Err(Error::Syntax {
+                        message: "VALUES lists must all be the same length".into(),
+                        position: None,
+                    });
+                }
+                // Without a column list, the values fill the first columns (defaults the rest).
+                if let (true, Some(first)) = (implicit_targets, values.rows.first()) {
+                    targets.truncate(first.len());
+                }
                 for row in &values.rows {
                     if row.len() > targets.len() {
                         return Err(Error::Syntax {
@@ -180,6 +191,9 @@ impl Binder<'_> {
             }
             _ => {
                 let (node, columns) = self.plan_query(source)?;
+                if implicit_targets {
+                    targets.truncate(columns.len());
+                }
                 if columns.len() > targets.len() {
                     return Err(Error::Syntax {
                         message: "INSERT has more expressions than target columns".into(),

@@ -25,6 +25,7 @@ use sqlparser::ast;
 /// inferred ones.
 pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<DataType>) -> Result<Plan> {
     let mut next_subquery_id = 0;
+    let mut modifications = Vec::new();
     let mut binder = Binder {
         txn,
         params,
@@ -37,8 +38,13 @@ pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<
         saw_aggregate: false,
         named_windows: Default::default(),
         next_subquery_id: &mut next_subquery_id,
+        modifications: &mut modifications,
+        top_level: true,
     };
-    let plan = binder.plan_statement(statement)?;
+    let mut plan = binder.plan_statement(statement)?;
+    if !modifications.is_empty() {
+        plan = Plan::WithModifications { modifications, query: Box::new(plan) };
+    }
     Ok(optimizer::optimize_plan(plan))
 }
 

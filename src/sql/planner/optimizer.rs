@@ -21,6 +21,10 @@ pub fn optimize_plan(plan: Plan) -> Plan {
         }
         Plan::Delete { table, source, returning } => Plan::Delete { table, source: optimize(source), returning },
         Plan::Explain(inner) => Plan::Explain(Box::new(optimize_plan(*inner))),
+        Plan::WithModifications { modifications, query } => Plan::WithModifications {
+            modifications: modifications.into_iter().map(|(id, p)| (id, optimize_plan(p))).collect(),
+            query: Box::new(optimize_plan(*query)),
+        },
         other => other,
     }
 }

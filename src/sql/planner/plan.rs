@@ -422,6 +422,12 @@ pub enum Plan {
         name: String,
     },
     Explain(Box<Plan>),
+    /// A query with data-modifying statements in its WITH clause: each runs once, first, and
+    /// its RETURNING rows become the working table `id` that the query reads.
+    WithModifications {
+        modifications: Vec<(usize, Plan)>,
+        query: Box<Plan>,
+    },
     /// COPY … FROM STDIN: rows arrive later; `targets` are the columns the data fills and
     /// `defaults` the bound DEFAULTs of the others.
     CopyFrom {
@@ -675,6 +681,13 @@ impl fmt::Display for Plan {
             Plan::Delete { table, source, .. } => {
                 writeln!(f, "Delete {}", table.name)?;
                 source.explain(f, 1)
+            }
+            Plan::WithModifications { modifications, query } => {
+                for (id, plan) in modifications {
+                    writeln!(f, "Modification into working table {id}:")?;
+                    write!(f, "{plan}")?;
+                }
+                write!(f, "{query}")
             }
             other => writeln!(f, "{other:?}"),
         }

@@ -2,7 +2,7 @@
 //! ORDER BY, LIMIT, set operations and CTEs.
 
 use super::binder::{ident, object_name_parts, sort_key, Binder, Grouping};
-use super::plan::{BinaryOp, Expr, JoinKind, Node, SetOperator, SortKey};
+use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan, SetOperator, SortKey};
 use super::scope::{Scope, ScopeColumn};
 use crate::catalog;
 use crate::error::{Error, Result};
@@ -24,7 +24,35 @@ impl Binder<'_> {
             saw_aggregate: false,
             named_windows: Default::default(),
             next_subquery_id: &mut *self.next_subquery_id,
+            modifications: &mut *self.modifications,
+            top_level: false,
         }
+    }
+
+    /// Plans `WITH name AS (INSERT/UPDATE/DELETE … [RETURNING …])`: the statement runs once
+    /// before the query, which reads its RETURNING rows under `name`.
+    fn plan_modifying_cte(&mut self, name: String, statement: &ast::Statement) -> Result<()> {
+        if !self.top_level {
+            return Err(Error::FeatureNotSupported(
+                "WITH clause containing a data-modifying statement must be at the top level".into(),
+            ));
+        }
+        let plan = self.child(None).plan_statement(statement)?;
+        let columns = match &plan {
+            Plan::Insert { returning, .. } | Plan::Update { returning, .. } | Plan::Delete { returning, .. } => {
+                returning.as_ref().map(|(_, c)| c.clone()).unwrap_or_default()
+            }
+            _ => return Err(Error::Internal("a data-modifying CTE planned to something else".into())),
+        };
+        let id = *self.next_subquery_id;
+        *self.next_subquery_id += 1;
+        self.modifications.push((id, plan));
+        let columns = columns
+            .into_iter()
+            .map(|c| ScopeColumn { table: None, name: c.name, data_type: c.data_type, hidden: false })
+            .collect();
+        self.ctes.insert(name, (Node::WorkingTable { id }, columns));
+        Ok(())
     }
 
     /// Plans a query, returning its plan and output columns.
@@ -38,6 +66,13 @@ impl Binder<'_> {
                     }
                 }
                 let name = ident(&cte.alias.name);
+                if let ast::SetExpr::Insert(statement)
+                | ast::SetExpr::Update(statement)
+                | ast::SetExpr::Delete(statement) = cte.query.body.as_ref()
+                {
+                    self.plan_modifying_cte(name, statement)?;
+                    continue;
+                }
                 let outer = self.outer.clone();
                 let mut child = self.child(outer);
                 let (node, mut columns) = child.plan_query(&cte.query)?;
@@ -462,6 +497,13 @@ impl Binder<'_> {
             ast::TableFactor::Derived { lateral, subquery, alias, .. } => {
                 if *lateral {
                     return Err(Error::FeatureNotSupported("LATERAL".into()));
+                }
+                if alias.is_none() {
+                    // PostgreSQL 15 requires one (16 no longer does).
+                    return Err(Error::Syntax {
+                        message: "subquery in FROM must have an alias".into(),
+                        position: None,
+                    });
                 }
                 let mut child = self.child(None);
                 let (node, mut columns) = child.plan_query(subquery)?;
