@@ -171,7 +171,7 @@ impl Binder<'_> {
             )
             || matches!((&t, target), (DataType::Array(_), DataType::Array(_)));
         if implicit {
-            return Ok(match expr {
+            return Ok(match unpad_char(expr, &t, target) {
                 Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Explicit)?),
                 other => Expr::Cast(Box::new(other), target.clone()),
             });
@@ -470,7 +470,7 @@ impl Binder<'_> {
                 {
                     return Ok((bound.0, target));
                 }
-                Ok(match bound.0 {
+                Ok(match unpad_char(bound.0, &bound.1, &target) {
                     Expr::Constant(v) => (Expr::Constant(cast(v, &target, CastKind::Explicit)?), target),
                     Expr::Param(i) if bound.1 == DataType::Unknown => {
                         if self.params[i] == DataType::Unknown {
@@ -1555,4 +1555,17 @@ fn positional_args(function: &str, list: &[ast::FunctionArg]) -> Result<Vec<ast:
             }
         })
         .collect()
+}
+
+/// A CHAR(n) value keeps its padding, which PostgreSQL drops (as insignificant) when the value
+/// becomes text or varchar: `'ab'::char(4) || '|'` is `ab|`, `length('ab  '::char(4))` is 2.
+fn unpad_char(expr: Expr, from: &DataType, to: &DataType) -> Expr {
+    if !matches!(from, DataType::Char(_)) || !to.is_string() || matches!(to, DataType::Char(_)) {
+        return expr;
+    }
+    match expr {
+        Expr::Constant(Value::Text(s)) => Expr::Constant(Value::Text(s.trim_end_matches(' ').to_string())),
+        Expr::Constant(v) => Expr::Constant(v),
+        other => Expr::Function { name: "rtrim", args: vec![other], return_type: DataType::Text },
+    }
 }
