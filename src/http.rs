@@ -1,6 +1,6 @@
-//! The operations endpoint: `GET /health` (JSON) and `GET /metrics` (Prometheus text), served
-//! over plain HTTP/1.1. Requests are tiny and few, so each connection is read once, answered
-//! and closed.
+//! The operations endpoint: `GET /health` (JSON), `GET /metrics` (Prometheus text) and
+//! `POST /raft/transfer-leadership?to=ID`, served over plain HTTP/1.1. Requests are tiny and
+//! few, so each connection is read once, answered and closed.
 
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +13,26 @@ pub trait Status: Send + Sync + 'static {
     fn health_json(&self) -> String;
     /// The `/metrics` body in Prometheus text format.
     fn metrics_text(&self) -> String;
+    /// Starts a leadership transfer to node `to` (may block briefly): Ok, or why not and
+    /// which node leads, when known.
+    fn transfer_leadership(&self, to: u64) -> Result<(), (String, Option<u64>)>;
+}
+
+/// Answers `POST /raft/transfer-leadership?to=ID`.
+async fn transfer(status: Arc<dyn Status>, query: &str) -> (&'static str, String) {
+    let to = query.split('&').find_map(|p| p.strip_prefix("to=")).and_then(|v| v.parse::<u64>().ok());
+    let Some(to) = to else {
+        return ("400 Bad Request", "{\"error\":\"expected ?to=<node id>\"}".to_string());
+    };
+    match tokio::task::spawn_blocking(move || status.transfer_leadership(to)).await {
+        Ok(Ok(())) => ("202 Accepted", format!("{{\"transferring_to\":{to}}}")),
+        Ok(Err((error, leader))) => {
+            let leader = leader.map_or("null".to_string(), |l| l.to_string());
+            let error = error.replace('\\', "\\\\").replace('"', "\\\"");
+            ("409 Conflict", format!("{{\"error\":\"{error}\",\"leader\":{leader}}}"))
+        }
+        Err(_) => ("500 Internal Server Error", "{\"error\":\"transfer failed\"}".to_string()),
+    }
 }
 
 /// Largest request head accepted.
@@ -46,10 +66,15 @@ pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown:
                     let request = String::from_utf8_lossy(&head);
                     let mut parts = request.split_whitespace();
                     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let (path, query) = path.split_once('?').unwrap_or((path, ""));
                     let (code, content_type, body) = match (method, path) {
                         ("GET", "/health") => ("200 OK", "application/json", status.health_json()),
                         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
-                        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                        ("POST", "/raft/transfer-leadership") => {
+                            let (code, body) = transfer(status, query).await;
+                            (code, "application/json", body)
+                        }
+                        ("GET", _) | ("POST", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
                         _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
                     };
                     let response = format!(

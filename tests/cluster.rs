@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{http_get, Cluster};
+use support::{http_get, http_request, Cluster};
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
@@ -156,4 +156,23 @@ async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
     restarted.execute("INSERT INTO acked VALUES (-1, 1)", &[]).await.unwrap();
     let n: i64 = client.query_one("SELECT count(*) FROM acked WHERE writer = -1", &[]).await.unwrap().get(0);
     assert_eq!(n, 2);
+
+    // Leadership moves on request to the restarted node; a follower refuses and names the
+    // leader; writes go on.
+    let path = format!("/raft/transfer-leadership?to={}", leader + 1);
+    let third = (0..3).find(|i| *i != leader && *i != new_leader).unwrap();
+    let (code, body) = http_request(cluster.nodes[third].http_addr, "POST", &path).unwrap();
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains(&format!("\"leader\":{}", new_leader + 1)), "{body}");
+    let asked_at = Instant::now();
+    let (code, body) = http_request(cluster.nodes[new_leader].http_addr, "POST", &path).unwrap();
+    assert_eq!(code, 202, "{body}");
+    while !cluster.health(leader).is_some_and(|h| h.contains("\"role\":\"Leader\"")) {
+        assert!(asked_at.elapsed() < Duration::from_secs(3), "no transfer: {:?}", cluster.health(leader));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("leadership moved {:.0} ms after the request", asked_at.elapsed().as_secs_f64() * 1000.0);
+    restarted.execute("INSERT INTO acked VALUES (-1, 2)", &[]).await.unwrap();
+    let (code, _) = http_request(cluster.nodes[leader].http_addr, "POST", "/raft/transfer-leadership?to=x").unwrap();
+    assert_eq!(code, 400);
 }

@@ -84,6 +84,13 @@ impl crate::http::Status for NodeStatus {
         )
     }
 
+    fn transfer_leadership(&self, to: u64) -> std::result::Result<(), (String, Option<u64>)> {
+        self.replica.transfer_leadership(to).map_err(|e| match e {
+            Error::NotLeader(leader) => ("this node is not the leader".to_string(), leader),
+            other => (other.to_string(), self.replica.status().leader),
+        })
+    }
+
     fn metrics_text(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         let metrics: [(&str, &str, &str, u64); 6] = [

@@ -165,6 +165,8 @@ enum Event {
     Compact(Index, Vec<u8>),
     Propose(WriteBatch, mpsc::Sender<Result<()>>),
     ReadIndex(mpsc::Sender<Result<Version>>),
+    /// Start a leadership transfer to this voter.
+    Transfer(NodeId, mpsc::Sender<Result<()>>),
     Stop,
 }
 
@@ -279,6 +281,14 @@ impl Replica {
             return Err(Error::NotLeader(self.status.view().leader));
         }
         self.local_read_index()
+    }
+
+    /// Starts moving leadership to voter `to` (this node must lead): `to` campaigns as soon as
+    /// its log is up to date; meanwhile new commits wait. Returns once the transfer started.
+    pub fn transfer_leadership(&self, to: NodeId) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Event::Transfer(to, tx))?;
+        rx.recv_timeout(LEADER_WAIT).map_err(|_| Error::Io("leadership transfer timed out".into()))?
     }
 
     fn local_read_index(&self) -> Result<Version> {
@@ -535,6 +545,13 @@ impl Driver {
                         })));
                     }
                 }
+            }
+            Event::Transfer(to, done) => {
+                let result = self.node.transfer_leadership(to).map_err(|e| match e {
+                    raft::Error::NotLeader(leader) => Error::NotLeader(leader),
+                    other => Error::InvalidParameter(other.to_string()),
+                });
+                let _ = done.send(result);
             }
             Event::Compact(index, data) => {
                 self.snapshotting = false;
