@@ -1,5 +1,5 @@
-//! The operations endpoint: `GET /health` (JSON), `GET /metrics` (Prometheus text) and
-//! `POST /raft/transfer-leadership?to=ID`, served over plain HTTP/1.1. Requests are tiny and
+//! The operations endpoint: `GET /health` (JSON), `GET /metrics` (Prometheus text),
+//! `POST /raft/transfer-leadership?to=ID` and `POST /raft/members?…`, served over plain HTTP/1.1. Requests are tiny and
 //! few, so each connection is read once, answered and closed.
 
 use std::sync::Arc;
@@ -16,21 +16,69 @@ pub trait Status: Send + Sync + 'static {
     /// Starts a leadership transfer to node `to` (may block briefly): Ok, or why not and
     /// which node leads, when known.
     fn transfer_leadership(&self, to: u64) -> Result<(), (String, Option<u64>)>;
+    /// Proposes a membership change (may block briefly), answered as a transfer is.
+    fn change_membership(&self, change: MemberChange) -> Result<(), (String, Option<u64>)>;
 }
 
-/// Answers `POST /raft/transfer-leadership?to=ID`.
-async fn transfer(status: Arc<dyn Status>, query: &str) -> (&'static str, String) {
-    let to = query.split('&').find_map(|p| p.strip_prefix("to=")).and_then(|v| v.parse::<u64>().ok());
-    let Some(to) = to else {
-        return ("400 Bad Request", "{\"error\":\"expected ?to=<node id>\"}".to_string());
-    };
-    match tokio::task::spawn_blocking(move || status.transfer_leadership(to)).await {
-        Ok(Ok(())) => ("202 Accepted", format!("{{\"transferring_to\":{to}}}")),
-        Ok(Err((error, leader))) => {
+/// A single-server membership change asked for over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// A new learner and its internode address.
+    Add(u64, String),
+    Promote(u64),
+    Remove(u64),
+}
+
+/// The value of `name` in a query string.
+fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Answers a refused or accepted operation.
+fn answer(result: Result<(), (String, Option<u64>)>, accepted: String) -> (&'static str, String) {
+    match result {
+        Ok(()) => ("202 Accepted", accepted),
+        Err((error, leader)) => {
             let leader = leader.map_or("null".to_string(), |l| l.to_string());
             let error = error.replace('\\', "\\\\").replace('"', "\\\"");
             ("409 Conflict", format!("{{\"error\":\"{error}\",\"leader\":{leader}}}"))
         }
+    }
+}
+
+/// Answers `POST /raft/members?add=ID&address=HOST:PORT`, `?promote=ID` or `?remove=ID`.
+async fn members(status: Arc<dyn Status>, query: &str) -> (&'static str, String) {
+    let id = |name| param(query, name).and_then(|v| v.parse::<u64>().ok());
+    let change = match (id("add"), id("promote"), id("remove"), param(query, "address")) {
+        (Some(id), None, None, Some(address)) if !address.is_empty() => MemberChange::Add(id, address.to_string()),
+        (None, Some(id), None, None) => MemberChange::Promote(id),
+        (None, None, Some(id), None) => MemberChange::Remove(id),
+        _ => {
+            let usage = "expected ?add=<id>&address=<host:port>, ?promote=<id> or ?remove=<id>";
+            return ("400 Bad Request", format!("{{\"error\":\"{usage}\"}}"));
+        }
+    };
+    let accepted = match &change {
+        MemberChange::Add(id, address) => {
+            let address = address.replace(['\\', '"'], "");
+            format!("{{\"proposed\":\"add\",\"id\":{id},\"address\":\"{address}\"}}")
+        }
+        MemberChange::Promote(id) => format!("{{\"proposed\":\"promote\",\"id\":{id}}}"),
+        MemberChange::Remove(id) => format!("{{\"proposed\":\"remove\",\"id\":{id}}}"),
+    };
+    match tokio::task::spawn_blocking(move || status.change_membership(change)).await {
+        Ok(result) => answer(result, accepted),
+        Err(_) => ("500 Internal Server Error", "{\"error\":\"membership change failed\"}".to_string()),
+    }
+}
+
+/// Answers `POST /raft/transfer-leadership?to=ID`.
+async fn transfer(status: Arc<dyn Status>, query: &str) -> (&'static str, String) {
+    let Some(to) = param(query, "to").and_then(|v| v.parse::<u64>().ok()) else {
+        return ("400 Bad Request", "{\"error\":\"expected ?to=<node id>\"}".to_string());
+    };
+    match tokio::task::spawn_blocking(move || status.transfer_leadership(to)).await {
+        Ok(result) => answer(result, format!("{{\"transferring_to\":{to}}}")),
         Err(_) => ("500 Internal Server Error", "{\"error\":\"transfer failed\"}".to_string()),
     }
 }
@@ -72,6 +120,10 @@ pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown:
                         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
                         ("POST", "/raft/transfer-leadership") => {
                             let (code, body) = transfer(status, query).await;
+                            (code, "application/json", body)
+                        }
+                        ("POST", "/raft/members") => {
+                            let (code, body) = members(status, query).await;
                             (code, "application/json", body)
                         }
                         ("GET", _) | ("POST", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),

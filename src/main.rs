@@ -31,6 +31,10 @@ enum Command {
         /// Every member, this one included: `id=host:port,…` (internode addresses).
         #[arg(long, env = "CHRONOS_PEERS", value_parser = peers)]
         peers: std::collections::BTreeMap<u64, String>,
+        /// Join a running cluster (after `POST /raft/members?add=ID&address=…` on its leader)
+        /// instead of founding one with `--peers` as its members.
+        #[arg(long, env = "CHRONOS_JOIN")]
+        join: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -103,7 +107,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let (server, cluster) = match cli.command {
         Command::SingleNode { server } => (server, None),
-        Command::Node { id, address, peers, server } => (server, Some(ClusterConfig { id, address, members: peers })),
+        Command::Node { id, address, peers, join, server } => {
+            (server, Some(ClusterConfig { id, address, members: peers, join }))
+        }
     };
     let ServerArgs {
         data_dir,

@@ -42,7 +42,8 @@ struct Peer {
 
 /// gRPC connections to the other members.
 pub struct GrpcTransport {
-    peers: BTreeMap<NodeId, Peer>,
+    /// The members this node can reach, with their addresses.
+    peers: std::sync::RwLock<BTreeMap<NodeId, (String, Peer)>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -51,24 +52,36 @@ impl GrpcTransport {
     /// the current tokio runtime.
     pub fn start(peers: &BTreeMap<NodeId, String>) -> Result<Arc<GrpcTransport>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Internal(e.to_string()))?;
-        let mut out = BTreeMap::new();
+        let transport = GrpcTransport { peers: Default::default(), runtime };
         for (&id, address) in peers {
-            let endpoint = Endpoint::from_shared(format!("http://{address}"))
-                .map_err(|e| Error::InvalidParameter(format!("peer {id} address {address}: {e}")))?
-                .connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(5))
-                .keep_alive_timeout(Duration::from_secs(5));
-            let channel = endpoint.connect_lazy();
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            runtime.spawn(send_loop(id, channel.clone(), rx));
-            out.insert(id, Peer { messages: tx, channel });
+            transport.connect(id, address)?;
         }
-        Ok(Arc::new(GrpcTransport { peers: out, runtime }))
+        Ok(Arc::new(transport))
     }
 
-    fn peer(&self, id: NodeId) -> Result<&Peer> {
-        self.peers.get(&id).ok_or_else(|| Error::Io(format!("node {id} is not a known peer")))
+    /// Starts talking to member `id` at `address` (replacing what it had for `id`).
+    fn connect(&self, id: NodeId, address: &str) -> Result<()> {
+        // Callable from any thread (the Raft driver adds members): the channel needs the
+        // runtime's context.
+        let _runtime = self.runtime.enter();
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Error::InvalidParameter(format!("peer {id} address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect_lazy();
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        self.runtime.spawn(send_loop(id, channel.clone(), rx));
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        peers.insert(id, (address.to_string(), Peer { messages: tx, channel }));
+        Ok(())
+    }
+
+    fn channel(&self, id: NodeId) -> Result<Channel> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        let (_, peer) = peers.get(&id).ok_or_else(|| Error::Io(format!("node {id} is not a known peer")))?;
+        Ok(peer.channel.clone())
     }
 }
 
@@ -108,7 +121,8 @@ async fn send_loop(id: NodeId, channel: Channel, mut queue: mpsc::Receiver<proto
 
 impl Transport for GrpcTransport {
     fn send(&self, message: raft::Message) {
-        if let Some(peer) = self.peers.get(&message.to) {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, peer)) = peers.get(&message.to) {
             // A full queue means the peer is not keeping up or is down: drop, Raft resends.
             let _ = peer.messages.try_send(convert::message_to_proto(message));
         }
@@ -124,6 +138,27 @@ impl Transport for GrpcTransport {
             client.read_index(proto::ReadIndexRequest {}).await
         })
     }
+
+    fn set_peer(&self, id: NodeId, address: Option<&str>) -> Result<()> {
+        match address {
+            None => {
+                // Dropping the queue ends the peer's sender task.
+                self.peers.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                Ok(())
+            }
+            Some(address) => {
+                let known = self.peers.read().unwrap_or_else(|e| e.into_inner()).get(&id).map(|(a, _)| a.clone());
+                if known.as_deref() == Some(address) {
+                    return Ok(());
+                }
+                self.connect(id, address)
+            }
+        }
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+    }
 }
 
 impl GrpcTransport {
@@ -135,7 +170,7 @@ impl GrpcTransport {
         F: FnOnce(ClusterClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status>>,
     {
-        let client = ClusterClient::new(self.peer(leader)?.channel.clone());
+        let client = ClusterClient::new(self.channel(leader)?);
         let reply = self.runtime.block_on(async move { tokio::time::timeout(RPC_TIMEOUT, call(client)).await });
         match reply {
             Err(_) => Err(failed(format!("node {leader} did not answer the {what} in time"))),

@@ -46,6 +46,9 @@ pub struct ClusterConfig {
     pub address: SocketAddr,
     /// Every founding member (this one included): id → internode `host:port`.
     pub members: std::collections::BTreeMap<raft::NodeId, String>,
+    /// Joining a running cluster: the membership comes from its leader, not from `members`
+    /// (which only say how to reach them).
+    pub join: bool,
 }
 
 impl Default for NodeConfig {
@@ -69,26 +72,46 @@ struct NodeStatus {
     replica: Arc<replica::Replica>,
 }
 
+impl NodeStatus {
+    /// Why an operation was refused, with the leader to ask instead when known.
+    fn refusal(&self, error: Error) -> (String, Option<u64>) {
+        match error {
+            Error::NotLeader(leader) => ("this node is not the leader".to_string(), leader),
+            other => (other.to_string(), self.replica.status().leader),
+        }
+    }
+}
+
 impl crate::http::Status for NodeStatus {
     fn health_json(&self) -> String {
         let applied_version = self.engine.mvcc().durable_version();
         let s = self.replica.status();
         let leader = s.leader.map_or("null".to_string(), |l| l.to_string());
+        let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
         format!(
-            "{{\"status\":\"ok\",\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version}}}",
+            "{{\"status\":\"ok\",\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]}}",
             s.role,
             s.term,
             self.replica.id(),
             s.commit,
-            s.applied
+            s.applied,
+            ids(&s.voters),
+            ids(&s.learners)
         )
     }
 
     fn transfer_leadership(&self, to: u64) -> std::result::Result<(), (String, Option<u64>)> {
-        self.replica.transfer_leadership(to).map_err(|e| match e {
-            Error::NotLeader(leader) => ("this node is not the leader".to_string(), leader),
-            other => (other.to_string(), self.replica.status().leader),
-        })
+        self.replica.transfer_leadership(to).map_err(|e| self.refusal(e))
+    }
+
+    fn change_membership(&self, change: crate::http::MemberChange) -> std::result::Result<(), (String, Option<u64>)> {
+        use crate::http::MemberChange;
+        let result = match change {
+            MemberChange::Add(id, address) => self.replica.add_member(id, &address),
+            MemberChange::Promote(id) => self.replica.change_membership(raft::ConfChange::Promote(id)),
+            MemberChange::Remove(id) => self.replica.change_membership(raft::ConfChange::Remove(id)),
+        };
+        result.map_err(|e| self.refusal(e))
     }
 
     fn metrics_text(&self) -> String {
@@ -167,7 +190,8 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
             let peers =
                 cluster.members.iter().filter(|(id, _)| **id != cluster.id).map(|(k, v)| (*k, v.clone())).collect();
             let transport = crate::net::GrpcTransport::start(&peers)?;
-            let mut replica_config = replica::ReplicaConfig::new(cluster.id, cluster.members.keys().copied().collect());
+            let founders = if cluster.join { Vec::new() } else { cluster.members.keys().copied().collect() };
+            let mut replica_config = replica::ReplicaConfig::new(cluster.id, founders);
             replica_config.snapshot_threshold = config.snapshot_threshold;
             let replica = replica::Replica::start(replica_config, raft_tree, engine.mvcc().clone(), transport)?;
             server.set_replica(replica.clone());

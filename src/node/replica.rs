@@ -15,7 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::mvcc::{decode_batch, encode_batch, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
-use crate::raft::{self, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, SledLogStore, Term};
+use crate::raft::{self, ConfChange, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, SledLogStore, Term};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -32,6 +32,10 @@ pub trait Transport: Send + Sync {
     /// Asks node `leader` for a linearizable read point: its applied version once it has
     /// confirmed its leadership.
     fn read_index(&self, leader: NodeId) -> Result<Version>;
+    /// Starts (with an address) or stops (None) talking to member `id`.
+    fn set_peer(&self, id: NodeId, address: Option<&str>) -> Result<()>;
+    /// The members this node can reach.
+    fn peers(&self) -> Vec<NodeId>;
 }
 
 /// A transport for a group of one: there is nobody to talk to.
@@ -45,6 +49,24 @@ impl Transport for NoPeers {
     fn read_index(&self, leader: NodeId) -> Result<Version> {
         Err(Error::Io(format!("no route to node {leader}")))
     }
+    fn set_peer(&self, id: NodeId, _: Option<&str>) -> Result<()> {
+        Err(Error::InvalidParameter(format!("a single node cannot reach node {id}: start members with `chronos node`")))
+    }
+    fn peers(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The MVCC key holding the internode address of member `id`, replicated like any write so
+/// that every member can reach members that joined after it started.
+fn member_address_key(id: NodeId) -> Vec<u8> {
+    let mut key = b"\x04member/".to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
 }
 
 /// Settings of the replica.
@@ -91,6 +113,7 @@ pub struct Status {
     single_voter: AtomicBool,
     lease_valid: AtomicBool,
     snapshots_installed: AtomicU64,
+    membership: Mutex<Membership>,
 }
 
 /// A snapshot of [`Status`].
@@ -103,6 +126,8 @@ pub struct StatusView {
     pub applied: Index,
     /// Snapshots received from a leader and installed since start-up.
     pub snapshots_installed: u64,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
 }
 
 impl Status {
@@ -114,6 +139,7 @@ impl Status {
             _ => "Follower",
         };
         let leader = self.leader.load(Ordering::SeqCst);
+        let membership = lock(&self.membership).clone();
         StatusView {
             role,
             term: self.term.load(Ordering::SeqCst),
@@ -121,6 +147,8 @@ impl Status {
             commit: self.commit.load(Ordering::SeqCst),
             applied: self.applied.load(Ordering::SeqCst),
             snapshots_installed: self.snapshots_installed.load(Ordering::SeqCst),
+            voters: membership.voters.into_iter().collect(),
+            learners: membership.learners.into_iter().collect(),
         }
     }
 
@@ -167,6 +195,8 @@ enum Event {
     ReadIndex(mpsc::Sender<Result<Version>>),
     /// Start a leadership transfer to this voter.
     Transfer(NodeId, mpsc::Sender<Result<()>>),
+    /// Propose a single-server membership change.
+    ChangeMembership(ConfChange, mpsc::Sender<Result<()>>),
     Stop,
 }
 
@@ -225,6 +255,7 @@ impl Replica {
             events: tx.clone(),
             snapshotting: false,
             last_round: 0,
+            peers_synced: Membership::default(),
         };
         driver.publish();
         let handle = std::thread::Builder::new()
@@ -281,6 +312,33 @@ impl Replica {
             return Err(Error::NotLeader(self.status.view().leader));
         }
         self.local_read_index()
+    }
+
+    /// Adds member `id`, reachable at `address`, as a learner (this node must lead): its
+    /// address is committed first (every member learns it), then the change is proposed. The
+    /// new member, started with `--join`, catches up from the leader; promote it then.
+    pub fn add_member(&self, id: NodeId, address: &str) -> Result<()> {
+        let leader = self.status.view().leader;
+        if leader != Some(self.id) {
+            return Err(Error::NotLeader(leader));
+        }
+        if id == 0 || id > crate::mvcc::MAX_NODE_ID {
+            return Err(Error::InvalidParameter(format!("node id {id} is out of range: ids are 1 to 255")));
+        }
+        if address.parse::<std::net::SocketAddr>().is_err() && !address.contains(':') {
+            return Err(Error::InvalidParameter(format!("\"{address}\" is not a host:port address")));
+        }
+        let mut txn = self.mvcc.begin();
+        txn.set(member_address_key(id), address.as_bytes().to_vec());
+        txn.commit()?;
+        self.change_membership(ConfChange::AddLearner(id))
+    }
+
+    /// Proposes `change` (this node must lead); returns once it is in the leader's log.
+    pub fn change_membership(&self, change: ConfChange) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Event::ChangeMembership(change, tx))?;
+        rx.recv_timeout(LEADER_WAIT).map_err(|_| Error::Io("membership change timed out".into()))?
     }
 
     /// Starts moving leadership to voter `to` (this node must lead): `to` campaigns as soon as
@@ -410,6 +468,8 @@ struct Driver {
     snapshotting: bool,
     /// Proposals taken in the last round: the next round waits briefly for as many.
     last_round: usize,
+    /// The membership whose every member the transport can reach.
+    peers_synced: Membership,
 }
 
 impl Driver {
@@ -482,6 +542,7 @@ impl Driver {
                     }
                     let rd = self.node.tick().map_err(|e| Error::Io(format!("raft: {e}")))?;
                     self.process(rd)?;
+                    self.sync_peers();
                 }
                 loop {
                     let rd = self.node.ready().map_err(|e| Error::Io(format!("raft: {e}")))?;
@@ -545,6 +606,14 @@ impl Driver {
                         })));
                     }
                 }
+            }
+            Event::ChangeMembership(change, done) => {
+                let result = self.node.propose_conf_change(change).map(|_| ()).map_err(|e| match e {
+                    raft::Error::NotLeader(leader) => Error::NotLeader(leader),
+                    e @ raft::Error::Storage(_) => Error::Io(format!("raft: {e}")),
+                    other => Error::InvalidParameter(other.to_string()),
+                });
+                let _ = done.send(result);
             }
             Event::Transfer(to, done) => {
                 let result = self.node.transfer_leadership(to).map_err(|e| match e {
@@ -669,7 +738,43 @@ impl Driver {
         s.commit.store(self.node.commit_index(), Ordering::SeqCst);
         s.applied.store(self.node.applied_index(), Ordering::SeqCst);
         s.lease_valid.store(self.node.lease_valid(), Ordering::SeqCst);
+        s.single_voter.store(self.alone(), Ordering::SeqCst);
+        let mut membership = lock(&s.membership);
+        if *membership != *self.node.membership() {
+            *membership = self.node.membership().clone();
+        }
+        drop(membership);
         s.set_ready(self.is_ready());
+    }
+
+    /// Gives the transport every member it cannot reach yet (members that joined after this
+    /// node started), from their replicated address records; a record not applied here yet is
+    /// looked for again at the next tick. Peers are never dropped: a removed member's queue
+    /// simply stays empty.
+    fn sync_peers(&mut self) {
+        if *self.node.membership() == self.peers_synced {
+            return;
+        }
+        let known = self.transport.peers();
+        let mut complete = true;
+        for id in self.node.membership().all().filter(|id| *id != self.node.id() && !known.contains(id)) {
+            let address = self.mvcc.begin().get(&member_address_key(id));
+            match address {
+                Ok(Some(address)) => {
+                    let address = String::from_utf8_lossy(&address).to_string();
+                    if let Err(e) = self.transport.set_peer(id, Some(&address)) {
+                        tracing::warn!(peer = id, %address, error = %e, "cannot reach a new member");
+                        complete = false;
+                    } else {
+                        tracing::info!(peer = id, %address, "talking to a new member");
+                    }
+                }
+                Ok(None) | Err(_) => complete = false,
+            }
+        }
+        if complete {
+            self.peers_synced = self.node.membership().clone();
+        }
     }
 
     fn fail_all(&mut self, error: &Error) {

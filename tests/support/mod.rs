@@ -173,6 +173,32 @@ impl Cluster {
         Cluster { nodes }
     }
 
+    /// Starts one more member (the next id) that joins the running cluster (`--join`); its
+    /// internode address is returned for the leader's `POST /raft/members?add=…`.
+    #[allow(dead_code)]
+    pub fn join(&mut self) -> String {
+        let address = |server: &Server| {
+            let i = server.command.iter().position(|a| a == "--address").unwrap();
+            server.command[i + 1].clone()
+        };
+        let id = self.nodes.len() + 1;
+        let own = format!("127.0.0.1:{}", free_port());
+        let mut peers: Vec<String> =
+            self.nodes.iter().enumerate().map(|(i, n)| format!("{}={}", i + 1, address(n))).collect();
+        peers.push(format!("{id}={own}"));
+        let command = ["node", "--id", &id.to_string(), "--address", &own, "--peers", &peers.join(","), "--join"];
+        let mut server = Server {
+            pg_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            http_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            data_dir: tempfile::tempdir().unwrap(),
+            child: None,
+            command: command.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn(&[]);
+        self.nodes.push(server);
+        own
+    }
+
     /// The `/health` JSON of node `i` (0-based), if it answers.
     pub fn health(&self, i: usize) -> Option<String> {
         http_get(self.nodes[i].http_addr, "/health")
