@@ -101,13 +101,37 @@ async fn read_head(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     Some(head)
 }
 
-/// Serves until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown: watch::Receiver<bool>) {
+/// Whether a request may change the cluster (the POST endpoints): with an admin password
+/// configured it must carry `Authorization: Bearer <password>`; without one, only loopback
+/// clients may, as for the PostgreSQL port.
+fn may_administer(head: &str, peer: std::net::SocketAddr, admin_password: Option<&str>) -> bool {
+    let Some(password) = admin_password else { return peer.ip().is_loopback() };
+    let token = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("authorization").then(|| value.trim())
+    });
+    let Some(token) = token.and_then(|t| t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer "))) else {
+        return false;
+    };
+    // Compared in time independent of where they differ.
+    token.len() == password.len() && token.bytes().zip(password.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Serves until `shutdown` turns true. `admin_password` guards the POST endpoints (see
+/// [`may_administer`]).
+pub async fn serve(
+    listener: TcpListener,
+    status: Arc<dyn Status>,
+    admin_password: Option<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let admin_password: Arc<Option<String>> = Arc::new(admin_password);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((mut socket, _)) = accepted else { continue };
+                let Ok((mut socket, peer)) = accepted else { continue };
                 let status = status.clone();
+                let admin_password = admin_password.clone();
                 tokio::spawn(async move {
                     let read = tokio::time::timeout(std::time::Duration::from_secs(5), read_head(&mut socket)).await;
                     let Ok(Some(head)) = read else { return };
@@ -115,7 +139,13 @@ pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown:
                     let mut parts = request.split_whitespace();
                     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                     let (path, query) = path.split_once('?').unwrap_or((path, ""));
+                    let allowed = method != "POST" || may_administer(&request, peer, admin_password.as_deref());
                     let (code, content_type, body) = match (method, path) {
+                        ("POST", _) if !allowed => (
+                            "401 Unauthorized",
+                            "application/json",
+                            "{\"error\":\"send Authorization: Bearer <admin password>\"}".to_string(),
+                        ),
                         ("GET", "/health") => ("200 OK", "application/json", status.health_json()),
                         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
                         ("POST", "/raft/transfer-leadership") => {
@@ -139,5 +169,24 @@ pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown:
             }
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_administer;
+
+    #[test]
+    fn administration_needs_the_admin_password_or_loopback() {
+        let (local, remote) = ("127.0.0.1:5000".parse().unwrap(), "10.1.2.3:5000".parse().unwrap());
+        let head = |auth: &str| format!("POST /raft/members?remove=3 HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+        assert!(may_administer(&head(""), local, None));
+        assert!(!may_administer(&head(""), remote, None));
+        assert!(!may_administer(&head(""), local, Some("s3cret")));
+        assert!(may_administer(&head("Authorization: Bearer s3cret\r\n"), remote, Some("s3cret")));
+        assert!(may_administer(&head("authorization:   Bearer s3cret\r\n"), remote, Some("s3cret")));
+        assert!(!may_administer(&head("Authorization: Bearer s3cre\r\n"), remote, Some("s3cret")));
+        assert!(!may_administer(&head("Authorization: Bearer s3cretx\r\n"), remote, Some("s3cret")));
+        assert!(!may_administer(&head("Authorization: Basic s3cret\r\n"), remote, Some("s3cret")));
     }
 }

@@ -206,7 +206,8 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
     let pg_metrics = Arc::new(pg::PgMetrics::default());
     let status: Arc<dyn crate::http::Status> =
         Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone(), replica: replica.clone() });
-    let http = tokio::spawn(crate::http::serve(http_listener, status, shutdown.clone()));
+    let admin_password = config.pg.admin_password.clone();
+    let http = tokio::spawn(crate::http::serve(http_listener, status, admin_password, shutdown.clone()));
     let gc_engine = engine.clone();
     let mut gc_shutdown = shutdown.clone();
     let gc = tokio::spawn(async move {

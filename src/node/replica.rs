@@ -328,6 +328,8 @@ impl Replica {
         if address.parse::<std::net::SocketAddr>().is_err() && !address.contains(':') {
             return Err(Error::InvalidParameter(format!("\"{address}\" is not a host:port address")));
         }
+        // The leader talks to it from now on (a single node's transport refuses: it cannot grow).
+        self.transport.set_peer(id, Some(address))?;
         let mut txn = self.mvcc.begin();
         txn.set(member_address_key(id), address.as_bytes().to_vec());
         txn.commit()?;
