@@ -1,6 +1,7 @@
 //! Membership changes of a running cluster of real `chronos node` processes: a fourth node
 //! joins as a learner, catches up, is promoted to voter, and a founding member is removed;
-//! the cluster then needs the new member for its quorum.
+//! the cluster then needs the new member for its quorum, also after the leader restarts
+//! without node 4 in its `--peers`.
 
 mod support;
 
@@ -84,4 +85,15 @@ async fn a_node_joins_is_promoted_and_a_founder_leaves() {
     reader.execute("INSERT INTO m VALUES (100, 'via 4')", &[]).await.unwrap();
     let n: i64 = client.query_one("SELECT count(*) FROM m", &[]).await.unwrap().get(0);
     assert_eq!(n, 61);
+
+    // The leader restarts. Its --peers never named node 4: it finds node 4's address in the
+    // replicated record, and the two elect a leader again.
+    cluster.nodes[leader].kill();
+    cluster.nodes[leader].restart();
+    let again = cluster.leader(Duration::from_secs(10)).expect("a leader after the restart");
+    assert!(again == leader || again == joined, "node {} leads", again + 1);
+    let client = cluster.nodes[leader].connect("admin").await;
+    client.execute("INSERT INTO m VALUES (101, 'after the restart')", &[]).await.unwrap();
+    let n: i64 = reader.query_one("SELECT count(*) FROM m", &[]).await.unwrap().get(0);
+    assert_eq!(n, 62);
 }
