@@ -161,11 +161,11 @@ async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
     // leader; writes go on.
     let path = format!("/raft/transfer-leadership?to={}", leader + 1);
     let third = (0..3).find(|i| *i != leader && *i != new_leader).unwrap();
-    let (code, body) = http_request(cluster.nodes[third].http_addr, "POST", &path).unwrap();
+    let (code, body) = http_request(cluster.nodes[third].http_addr, "POST", &path, "").unwrap();
     assert_eq!(code, 409, "{body}");
     assert!(body.contains(&format!("\"leader\":{}", new_leader + 1)), "{body}");
     let asked_at = Instant::now();
-    let (code, body) = http_request(cluster.nodes[new_leader].http_addr, "POST", &path).unwrap();
+    let (code, body) = http_request(cluster.nodes[new_leader].http_addr, "POST", &path, "").unwrap();
     assert_eq!(code, 202, "{body}");
     while !cluster.health(leader).is_some_and(|h| h.contains("\"role\":\"Leader\"")) {
         assert!(asked_at.elapsed() < Duration::from_secs(3), "no transfer: {:?}", cluster.health(leader));
@@ -173,6 +173,7 @@ async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
     }
     eprintln!("leadership moved {:.0} ms after the request", asked_at.elapsed().as_secs_f64() * 1000.0);
     restarted.execute("INSERT INTO acked VALUES (-1, 2)", &[]).await.unwrap();
-    let (code, _) = http_request(cluster.nodes[leader].http_addr, "POST", "/raft/transfer-leadership?to=x").unwrap();
+    let (code, _) =
+        http_request(cluster.nodes[leader].http_addr, "POST", "/raft/transfer-leadership?to=x", "").unwrap();
     assert_eq!(code, 400);
 }

@@ -54,29 +54,21 @@ async fn health_and_metrics() {
     assert!(get(&server, "/nope").starts_with("HTTP/1.1 404"));
 }
 
-/// Sends a POST with extra header lines; the whole response.
-fn post(server: &Server, path: &str, headers: &str) -> String {
-    let mut s = std::net::TcpStream::connect(server.http_addr).unwrap();
-    s.write_all(format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[tokio::test]
 async fn cluster_changes_need_the_admin_password() {
     let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_AUTH_TOKEN_ADMIN", "s3cret")]);
     let path = "/raft/transfer-leadership?to=2";
-    assert!(post(&server, path, "").starts_with("HTTP/1.1 401"));
-    assert!(post(&server, path, "Authorization: Bearer wrong\r\n").starts_with("HTTP/1.1 401"));
-    assert!(post(&server, "/raft/members?remove=2", "").starts_with("HTTP/1.1 401"));
+    let post = |path: &str, headers: &str| support::http_request(server.http_addr, "POST", path, headers).unwrap();
+    assert_eq!(post(path, "").0, 401);
+    assert_eq!(post(path, "Authorization: Bearer wrong\r\n").0, 401);
+    assert_eq!(post("/raft/members?remove=2", "").0, 401);
     // With the password the request gets through, and a single node has nobody to hand
     // leadership or membership to.
-    let answer = post(&server, path, "Authorization: Bearer s3cret\r\n");
-    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
-    assert!(answer.contains("cannot transfer leadership to 2"), "{answer}");
-    let answer = post(&server, "/raft/members?add=2&address=127.0.0.1:1", "Authorization: Bearer s3cret\r\n");
-    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    let (code, body) = post(path, "Authorization: Bearer s3cret\r\n");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("cannot transfer leadership to 2"), "{body}");
+    let (code, body) = post("/raft/members?add=2&address=127.0.0.1:1", "Authorization: Bearer s3cret\r\n");
+    assert_eq!(code, 409, "{body}");
     // Reading stays open.
     assert!(get(&server, "/health").starts_with("HTTP/1.1 200"));
 }

@@ -14,7 +14,7 @@
 //! follower reads).
 
 use crate::error::{Error, Result};
-use crate::mvcc::{decode_batch, encode_batch, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
+use crate::mvcc::{decode_batch, encode_batch, lock, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
 use crate::raft::{self, ConfChange, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, SledLogStore, Term};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap};
@@ -55,10 +55,6 @@ impl Transport for NoPeers {
     fn peers(&self) -> Vec<NodeId> {
         Vec::new()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The MVCC key holding the internode address of member `id`, replicated like any write so
@@ -325,7 +321,7 @@ impl Replica {
         if id == 0 || id > crate::mvcc::MAX_NODE_ID {
             return Err(Error::InvalidParameter(format!("node id {id} is out of range: ids are 1 to 255")));
         }
-        if address.parse::<std::net::SocketAddr>().is_err() && !address.contains(':') {
+        if !address.contains(':') {
             return Err(Error::InvalidParameter(format!("\"{address}\" is not a host:port address")));
         }
         // The leader talks to it from now on (a single node's transport refuses: it cannot grow).

@@ -221,15 +221,16 @@ impl Cluster {
 
 /// A plain HTTP GET; the response body, or None if the server does not answer.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    http_request(addr, "GET", path).map(|(_, body)| body)
+    http_request(addr, "GET", path, "").map(|(_, body)| body)
 }
 
-/// Sends a body-less request; the status code and the body of the answer.
-pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
+/// Sends a body-less request with extra header lines (each ending in `\r\n`); the status
+/// code and the body of the answer.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n").as_bytes()).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let code = out.split_whitespace().nth(1)?.parse().ok()?;

@@ -8,7 +8,7 @@ use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
 use crate::sql::planner::plan::{BinaryOp, Frame, FrameBound, Node, WindowCall, WindowFunction};
-use crate::types::Value;
+use crate::types::{DataType, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -34,24 +34,31 @@ pub fn execute(source: &Node, calls: &[WindowCall], ctx: &mut Context, sink: &mu
 struct Ordered<'a> {
     /// The first ORDER BY value of each row (for RANGE offsets).
     keys: Vec<&'a Value>,
+    /// The positions of the rows with a non-NULL first ORDER BY value (NULLs sort first or
+    /// last, so they are one run).
+    values: std::ops::Range<usize>,
     peer_start: &'a [usize],
     peer_end: &'a [usize],
     descending: bool,
 }
 
-impl Ordered<'_> {
+impl<'a> Ordered<'a> {
+    fn new(keys: Vec<&'a Value>, peer_start: &'a [usize], peer_end: &'a [usize], descending: bool) -> Self {
+        let lo = keys.iter().position(|k| !k.is_null()).unwrap_or(0);
+        let hi = keys.iter().rposition(|k| !k.is_null()).map_or(lo, |i| i + 1);
+        Ordered { keys, values: lo..hi, peer_start, peer_end, descending }
+    }
+
     /// For a RANGE offset bound at `pos`: the first (`start`) or last position whose value is
-    /// within the offset, or None when the frame ends before the partition (an empty frame).
-    /// A NULL current value's offset bounds are its peers (the other NULLs), as in
-    /// PostgreSQL; NULLs are never within an offset of a value.
+    /// within the offset (past the partition's rows when none is: an empty frame). A NULL
+    /// current value's offset bounds are its peers (the other NULLs), as in PostgreSQL;
+    /// NULLs are never within an offset of a value.
     fn value_bound(&self, pos: usize, offset: &Value, preceding: bool, start: bool) -> Result<i64> {
         let current = self.keys[pos];
         if current.is_null() {
             return Ok(if start { self.peer_start[pos] } else { self.peer_end[pos] } as i64);
         }
-        // Rows of the partition with a value: NULLs sort first or last.
-        let lo = self.keys.iter().position(|k| !k.is_null()).unwrap_or(0);
-        let hi = self.keys.iter().rposition(|k| !k.is_null()).map_or(lo, |i| i + 1);
+        let (lo, hi) = (self.values.start, self.values.end);
         let backwards = preceding != self.descending; // toward smaller values
         let op = if backwards { BinaryOp::Sub } else { BinaryOp::Add };
         // A float column takes its offset as a float (PostgreSQL's in_range for float8).
@@ -123,29 +130,17 @@ fn frame_bounds(frame: &Frame, ordered: &Ordered) -> Result<Vec<Option<(usize, u
 
 /// RANGE offsets need an ORDER BY value that numbers or intervals can be added to.
 fn check_range_key(frame: &Frame, keys: &[Vec<Value>]) -> Result<()> {
-    let offset = |b: &FrameBound| matches!(b, FrameBound::ValuePreceding(_) | FrameBound::ValueFollowing(_));
-    if !offset(&frame.start) && !offset(&frame.end) {
+    if !frame.has_value_offset() {
         return Ok(());
     }
-    match keys.iter().filter_map(|k| k.first()).find(|v| !v.is_null()) {
-        None
-        | Some(
-            Value::Int2(_)
-            | Value::Int4(_)
-            | Value::Int8(_)
-            | Value::Float4(_)
-            | Value::Float8(_)
-            | Value::Numeric(_)
-            | Value::Date(_)
-            | Value::Timestamp(_)
-            | Value::TimestampTz(_)
-            | Value::Interval(_),
-        ) => Ok(()),
-        Some(v) => Err(Error::FeatureNotSupported(format!(
-            "RANGE with offset PRECEDING/FOLLOWING is not supported for column type {}",
-            v.data_type().map_or_else(|| "unknown".to_string(), |t| t.to_string())
-        ))),
+    let Some(t) = keys.iter().filter_map(|k| k.first()).find_map(Value::data_type) else { return Ok(()) };
+    if t.is_numeric() || matches!(t, DataType::Date | DataType::Timestamp | DataType::TimestampTz | DataType::Interval)
+    {
+        return Ok(());
     }
+    Err(Error::FeatureNotSupported(format!(
+        "RANGE with offset PRECEDING/FOLLOWING is not supported for column type {t}"
+    )))
 }
 
 fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Value>> {
@@ -184,12 +179,12 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
         for pos in (0..len.saturating_sub(1)).rev() {
             peer_end[pos] = if peers(part[pos], part[pos + 1]) { peer_end[pos + 1] } else { pos };
         }
-        let ordered = Ordered {
-            keys: part.iter().map(|&i| order_keys[i].first().unwrap_or(&Value::Null)).collect(),
-            peer_start: &peer_start,
-            peer_end: &peer_end,
-            descending: call.order_by.first().is_some_and(|k| k.descending),
-        };
+        let ordered = Ordered::new(
+            part.iter().map(|&i| order_keys[i].first().unwrap_or(&Value::Null)).collect(),
+            &peer_start,
+            &peer_end,
+            call.order_by.first().is_some_and(|k| k.descending),
+        );
         let value_at = |pos: usize, ctx: &mut Context| eval(&call.args[0], &rows[part[pos]], ctx);
         match &call.function {
             WindowFunction::RowNumber => {

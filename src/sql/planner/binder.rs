@@ -12,6 +12,7 @@ use crate::sql::functions;
 use crate::types::cast::{cast, CastKind};
 use crate::types::{DataType, Value};
 use sqlparser::ast;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Common table expressions visible to a query: name → (plan, columns).
@@ -1011,13 +1012,11 @@ impl Binder<'_> {
     fn bind_function(&mut self, f: &ast::Function) -> Result<(Expr, DataType)> {
         let parts = object_name_parts(&f.name);
         let name = parts.last().cloned().unwrap_or_default();
-        let (arg_list, distinct, clauses) = match &f.args {
-            ast::FunctionArguments::None => (Vec::new(), false, Vec::new()),
-            ast::FunctionArguments::List(list) => (
-                list.args.clone(),
-                matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)),
-                list.clauses.clone(),
-            ),
+        let (arg_list, distinct, clauses): (&[ast::FunctionArg], bool, &[ast::FunctionArgumentClause]) = match &f.args {
+            ast::FunctionArguments::None => (&[], false, &[]),
+            ast::FunctionArguments::List(list) => {
+                (&list.args, matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)), &list.clauses)
+            }
             ast::FunctionArguments::Subquery(query) if name == "array" => {
                 let (sq, columns) = self.bind_subquery(query)?;
                 if columns.len() != 1 {
@@ -1034,7 +1033,7 @@ impl Binder<'_> {
             }
         };
         let mut agg_order = Vec::new();
-        for clause in &clauses {
+        for clause in clauses {
             match clause {
                 ast::FunctionArgumentClause::OrderBy(items) if aggregate_function(&name).is_some() => {
                     agg_order = items.clone();
@@ -1042,9 +1041,9 @@ impl Binder<'_> {
                 other => return Err(Error::FeatureNotSupported(format!("{other} in a call to {name}"))),
             }
         }
-        let star = matches!(arg_list.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
-        let positional = positional_args(&name, &arg_list)?;
-        let args: Vec<&ast::Expr> = positional.iter().collect();
+        let star = matches!(arg_list, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
+        let positional = positional_args(&name, arg_list)?;
+        let args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
         if let Some(over) = &f.over {
             return self.bind_window(&name, &args, star, over);
         }
@@ -1235,20 +1234,19 @@ impl Binder<'_> {
                     Some(b) => self.frame_bound(b, rows)?,
                     None => FrameBound::CurrentRow,
                 };
-                let offset =
-                    |b: &FrameBound| matches!(b, FrameBound::ValuePreceding(_) | FrameBound::ValueFollowing(_));
-                if (offset(&start) || offset(&end)) && spec.order_by.len() != 1 {
-                    return Err(Error::Windowing(
-                        "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column".into(),
-                    ));
-                }
                 if start == FrameBound::UnboundedFollowing || end == FrameBound::UnboundedPreceding {
                     return Err(Error::Syntax {
                         message: "frame start cannot be UNBOUNDED FOLLOWING".into(),
                         position: None,
                     });
                 }
-                Frame { rows, start, end }
+                let frame = Frame { rows, start, end };
+                if frame.has_value_offset() && spec.order_by.len() != 1 {
+                    return Err(Error::Windowing(
+                        "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column".into(),
+                    ));
+                }
+                frame
             }
         };
         if self.windows.is_none() {
@@ -1489,12 +1487,15 @@ fn named_parameters(name: &str) -> Option<&'static [(&'static str, Option<&'stat
 
 /// A call's arguments in parameter order: named arguments (`name => value`) put in place and
 /// missing optional parameters filled with their defaults.
-fn positional_args(function: &str, list: &[ast::FunctionArg]) -> Result<Vec<ast::Expr>> {
+/// Arguments are borrowed from the call; only defaults are made.
+fn positional_args<'a>(function: &str, list: &'a [ast::FunctionArg]) -> Result<Vec<Cow<'a, ast::Expr>>> {
     let mut positional = Vec::new();
     let mut named: Vec<(String, &ast::Expr)> = Vec::new();
     for arg in list {
         match arg {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) if named.is_empty() => positional.push(e.clone()),
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) if named.is_empty() => {
+                positional.push(Cow::Borrowed(e))
+            }
             ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(_)) => {
                 return Err(Error::Syntax {
                     message: "positional argument cannot follow named argument".into(),
@@ -1507,7 +1508,7 @@ fn positional_args(function: &str, list: &[ast::FunctionArg]) -> Result<Vec<ast:
                 arg: ast::FunctionArgExpr::Expr(e),
                 ..
             } => {
-                let name = if name.quote_style.is_some() { name.value.clone() } else { name.value.to_lowercase() };
+                let name = ident(name);
                 if named.iter().any(|(n, _)| *n == name) {
                     return Err(Error::Syntax {
                         message: format!("argument name \"{name}\" used more than once"),
@@ -1531,7 +1532,7 @@ fn positional_args(function: &str, list: &[ast::FunctionArg]) -> Result<Vec<ast:
     if positional.len() > params.len() {
         return Ok(positional); // no such signature: reported when the call is resolved
     }
-    let mut slots: Vec<Option<ast::Expr>> = params.iter().map(|_| None).collect();
+    let mut slots: Vec<Option<Cow<ast::Expr>>> = params.iter().map(|_| None).collect();
     for (slot, e) in slots.iter_mut().zip(positional) {
         *slot = Some(e);
     }
@@ -1542,14 +1543,14 @@ fn positional_args(function: &str, list: &[ast::FunctionArg]) -> Result<Vec<ast:
         if slots[i].is_some() {
             return Err(Error::Syntax { message: format!("argument \"{name}\" is given twice"), position: None });
         }
-        slots[i] = Some(e.clone());
+        slots[i] = Some(Cow::Borrowed(e));
     }
     slots
         .into_iter()
         .zip(params)
         .map(|(slot, (name, default))| match (slot, default) {
             (Some(e), _) => Ok(e),
-            (None, Some(d)) => Ok(ast::Expr::Value(ast::Value::Number(d.to_string(), false).into())),
+            (None, Some(d)) => Ok(Cow::Owned(ast::Expr::Value(ast::Value::Number(d.to_string(), false).into()))),
             (None, None) => {
                 Err(Error::UndefinedFunction(format!("function {function} needs an argument for \"{name}\"")))
             }

@@ -147,6 +147,15 @@ pub struct Frame {
     pub end: FrameBound,
 }
 
+impl Frame {
+    /// Whether a bound is a RANGE offset (which needs exactly one ORDER BY column).
+    pub fn has_value_offset(&self) -> bool {
+        [&self.start, &self.end]
+            .iter()
+            .any(|b| matches!(b, FrameBound::ValuePreceding(_) | FrameBound::ValueFollowing(_)))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameBound {
     UnboundedPreceding,
