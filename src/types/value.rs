@@ -346,11 +346,18 @@ pub fn format_float(v: f64, precision: i32, single: Option<f32>) -> String {
 
 /// Writes JSON the way PostgreSQL prints jsonb: `{"a": 1, "b": [1, 2]}`, object keys ordered
 /// by length and then bytes.
+/// An object's keys in the order PostgreSQL's `jsonb` keeps them: shorter keys first, then
+/// bytewise.
+pub fn jsonb_key_order(map: &serde_json::Map<String, serde_json::Value>) -> Vec<&String> {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
+    keys
+}
+
 fn write_jsonb(f: &mut fmt::Formatter<'_>, j: &serde_json::Value) -> fmt::Result {
     match j {
         serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
+            let keys = jsonb_key_order(map);
             write!(f, "{{")?;
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {

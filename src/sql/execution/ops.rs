@@ -247,6 +247,32 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             let shape = JoinShape { kind: *kind, left_width: *left_width, right_width: *right_width };
             join(left, &right_rows, shape, predicate.as_ref(), ctx, sink, &mut |_, _| Ok(None))
         }
+        Node::LateralJoin { left, right, kind, predicate, right_width, .. } => execute(left, ctx, &mut |ctx, lrow| {
+            ctx.outer.push(lrow.clone());
+            let right_rows = super::collect(right, ctx);
+            ctx.outer.pop();
+            let mut matched = false;
+            for rrow in right_rows? {
+                let mut out = Vec::with_capacity(lrow.len() + rrow.len());
+                out.extend(lrow.iter().cloned());
+                out.extend(rrow);
+                if let Some(p) = predicate {
+                    if truth(eval(p, &out, ctx)?)? != Some(true) {
+                        continue;
+                    }
+                }
+                matched = true;
+                if !sink(ctx, out)? {
+                    return Ok(false);
+                }
+            }
+            if !matched && *kind == JoinKind::Left {
+                let mut out = lrow;
+                out.extend(std::iter::repeat_n(Value::Null, *right_width));
+                return sink(ctx, out);
+            }
+            Ok(true)
+        }),
         Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
             let right_rows = super::collect(right, ctx)?;
             let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
@@ -270,13 +296,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             })
         }
         Node::SetOperation { op, all, left, right } => set_operation(*op, *all, left, right, ctx, sink),
-        Node::TableFunction { name, args } => {
-            let mut values = Vec::with_capacity(args.len());
-            for a in args {
-                values.push(eval(a, &[], ctx)?);
-            }
-            super::table_functions::execute(name, values, ctx, sink)
-        }
+        Node::ProjectSet { source, calls } => super::table_functions::project_set(source, calls, ctx, sink),
         Node::Recursive { id, anchor, recursive, distinct } => {
             let mut seen: HashSet<Row> = HashSet::new();
             let mut round: Vec<Row> = Vec::new();

@@ -9,8 +9,8 @@ thread_local! {
     static CACHE: RefCell<HashMap<String, regex::Regex>> = RefCell::new(HashMap::new());
 }
 
-/// True if `pattern` matches anywhere in `text`.
-pub fn is_match(pattern: &str, text: &str) -> Result<bool> {
+/// Runs `f` with `pattern` compiled (from the cache when it was compiled before).
+fn with_compiled<T>(pattern: &str, f: impl FnOnce(&regex::Regex) -> T) -> Result<T> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !cache.contains_key(pattern) {
@@ -21,6 +21,30 @@ pub fn is_match(pattern: &str, text: &str) -> Result<bool> {
             }
             cache.insert(pattern.to_string(), compiled);
         }
-        Ok(cache.get(pattern).is_some_and(|re| re.is_match(text)))
+        let compiled = cache.get(pattern).ok_or_else(|| Error::Internal("regex cache".into()))?;
+        Ok(f(compiled))
+    })
+}
+
+/// True if `pattern` matches anywhere in `text`.
+pub fn is_match(pattern: &str, text: &str) -> Result<bool> {
+    with_compiled(pattern, |re| re.is_match(text))
+}
+
+/// `text` split at every match of `pattern` (`regexp_split_to_table`). As in PostgreSQL, an
+/// empty match splits between characters, and empty matches at either end add nothing.
+pub fn split(pattern: &str, text: &str) -> Result<Vec<String>> {
+    with_compiled(pattern, |re| {
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for m in re.find_iter(text) {
+            if m.is_empty() && (m.start() == 0 || m.start() == text.len()) {
+                continue;
+            }
+            pieces.push(text[start..m.start()].to_string());
+            start = m.end();
+        }
+        pieces.push(text[start..].to_string());
+        pieces
     })
 }

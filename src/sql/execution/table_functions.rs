@@ -1,31 +1,158 @@
-//! Set-returning functions used in FROM: `generate_series` and `unnest`.
+//! Set-returning functions (`generate_series`, `unnest`, `jsonb_array_elements`, …) and the
+//! [`Node::ProjectSet`] operator that runs them for each input row.
 
-use super::{arith, Context, Sink};
+use super::{arith, eval::eval, Context, Row, Sink};
 use crate::error::{Error, Result};
-use crate::sql::planner::plan::BinaryOp;
+use crate::sql::planner::plan::{BinaryOp, Node, SetCall};
 use crate::types::Value;
 use std::cmp::Ordering;
 
 /// Rows produced before the cancel flag is checked again.
 const CHECK_EVERY: u64 = 4096;
 
-pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
-    match name {
-        "generate_series" => generate_series(args, ctx, sink),
-        "unnest" => {
-            let items = match args.into_iter().next() {
-                Some(Value::Array(items)) => items,
-                Some(Value::Null) | None => Vec::new(),
-                Some(other) => vec![other],
-            };
-            for item in items {
-                if !sink(ctx, vec![item])? {
-                    break;
+/// Runs [`Node::ProjectSet`]: each input row followed by the calls' columns, in lockstep.
+pub fn project_set(source: &Node, calls: &[SetCall], ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    super::ops::execute(source, ctx, &mut |ctx, row| {
+        let mut arguments = Vec::with_capacity(calls.len());
+        for call in calls {
+            let mut values = Vec::with_capacity(call.args.len());
+            for a in &call.args {
+                values.push(eval(a, &row, ctx)?);
+            }
+            arguments.push(values);
+        }
+        if let [call] = calls {
+            // A single call streams: `generate_series(1, 1e9) LIMIT 3` stops early.
+            let mut more = true;
+            let args = arguments.pop().unwrap_or_default();
+            run_call(call, args, ctx, &mut |ctx, values| {
+                let mut out = Vec::with_capacity(row.len() + values.len());
+                out.extend(row.iter().cloned());
+                out.extend(values);
+                more = sink(ctx, out)?;
+                Ok(more)
+            })?;
+            return Ok(more);
+        }
+        let mut outputs: Vec<Vec<Row>> = Vec::with_capacity(calls.len());
+        for (call, args) in calls.iter().zip(arguments) {
+            let mut rows = Vec::new();
+            run_call(call, args, ctx, &mut |_, values| {
+                rows.push(values);
+                Ok(true)
+            })?;
+            outputs.push(rows);
+        }
+        let longest = outputs.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 0..longest {
+            let mut out = row.clone();
+            for (call, rows) in calls.iter().zip(&outputs) {
+                match rows.get(k) {
+                    Some(values) => out.extend(values.iter().cloned()),
+                    None => out.extend(std::iter::repeat_n(Value::Null, call.width)),
                 }
             }
-            Ok(())
+            if !sink(ctx, out)? {
+                return Ok(false);
+            }
         }
-        other => Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+        Ok(true)
+    })
+}
+
+/// Produces the rows of `call` into `sink`, numbered when it asks for ordinality.
+fn run_call(call: &SetCall, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    if !call.ordinality {
+        return execute(call.name, args, ctx, sink);
+    }
+    let mut number = 0i64;
+    execute(call.name, args, ctx, &mut |ctx, mut values| {
+        number += 1;
+        values.push(Value::Int8(number));
+        sink(ctx, values)
+    })
+}
+
+/// Produces the rows of one call of `name` into `sink` until it returns false.
+pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
+    let mut args = args.into_iter();
+    let first = args.next().unwrap_or(Value::Null);
+    let items: Vec<Row> = match name {
+        "generate_series" => {
+            let mut all = vec![first];
+            all.extend(args);
+            return generate_series(all, ctx, sink);
+        }
+        "unnest" => match first {
+            Value::Array(items) => items.into_iter().map(|v| vec![v]).collect(),
+            Value::Null => Vec::new(),
+            other => vec![vec![other]],
+        },
+        "jsonb_array_elements" | "jsonb_array_elements_text" => match first {
+            Value::Jsonb(serde_json::Value::Array(items)) => {
+                let as_text = name.ends_with("_text");
+                items.into_iter().map(|j| vec![json_value(j, as_text)]).collect()
+            }
+            Value::Null => Vec::new(),
+            Value::Jsonb(serde_json::Value::Object(_)) => {
+                return Err(Error::InvalidParameter("cannot extract elements from an object".into()))
+            }
+            _ => return Err(Error::InvalidParameter("cannot extract elements from a scalar".into())),
+        },
+        "jsonb_object_keys" | "jsonb_each" | "jsonb_each_text" => match first {
+            Value::Jsonb(serde_json::Value::Object(mut map)) => {
+                let keys: Vec<String> = crate::types::value::jsonb_key_order(&map).into_iter().cloned().collect();
+                keys.into_iter()
+                    .map(|k| {
+                        let value = map.remove(&k).unwrap_or(serde_json::Value::Null);
+                        match name {
+                            "jsonb_object_keys" => vec![Value::Text(k)],
+                            "jsonb_each" => vec![Value::Text(k), Value::Jsonb(value)],
+                            _ => vec![Value::Text(k), json_value(value, true)],
+                        }
+                    })
+                    .collect()
+            }
+            Value::Null => Vec::new(),
+            Value::Jsonb(j) => {
+                let kind = match j {
+                    serde_json::Value::Array(_) => "an array",
+                    _ => "a scalar",
+                };
+                return Err(Error::InvalidParameter(if name == "jsonb_object_keys" {
+                    format!("cannot call {name} on {kind}")
+                } else {
+                    format!("cannot call {name} on a non-object")
+                }));
+            }
+            other => return Err(Error::InvalidParameter(format!("cannot call {name} on {other}"))),
+        },
+        "regexp_split_to_table" => {
+            let pattern = args.next().unwrap_or(Value::Null);
+            let (Value::Text(text), Value::Text(pattern)) = (first, pattern) else { return Ok(()) };
+            super::regex::split(&pattern, &text)?.into_iter().map(|piece| vec![Value::Text(piece)]).collect()
+        }
+        other => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+    };
+    for (produced, item) in items.into_iter().enumerate() {
+        if (produced as u64 + 1).is_multiple_of(CHECK_EVERY) {
+            ctx.check_cancel()?;
+        }
+        if !sink(ctx, item)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A JSON value as `jsonb`, or as text for the `_text` variants (JSON null is SQL NULL, strings
+/// lose their quotes).
+fn json_value(j: serde_json::Value, as_text: bool) -> Value {
+    match j {
+        serde_json::Value::Null if as_text => Value::Null,
+        serde_json::Value::String(s) if as_text => Value::Text(s),
+        other if as_text => Value::Text(Value::Jsonb(other).to_string()),
+        other => Value::Jsonb(other),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The binder: resolves names and types in expressions, producing bound [`Expr`]s.
 
 use super::plan::{
-    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Plan, SortKey, Subquery, UnaryOp, WindowCall,
-    WindowFunction,
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Plan, SetCall, SortKey, Subquery, UnaryOp,
+    WindowCall, WindowFunction,
 };
 use super::scope::Scope;
 use super::types::resolve_type;
@@ -39,6 +39,9 @@ pub struct Binder<'a> {
     pub grouping: Option<Grouping>,
     /// Window calls found while binding, and the width of the row they are appended to.
     pub windows: Option<(usize, Vec<WindowCall>)>,
+    /// Set-returning calls found in the select list (see [`super::plan::Node::ProjectSet`]); None where
+    /// such calls are not allowed.
+    pub set_calls: Option<Vec<SetCall>>,
     /// Set when an aggregate call was seen outside a grouping context.
     pub saw_aggregate: bool,
     /// Windows named in the query's WINDOW clause.
@@ -1044,17 +1047,27 @@ impl Binder<'_> {
         let star = matches!(arg_list, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
         let positional = positional_args(&name, arg_list)?;
         let args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
-        if let Some(over) = &f.over {
-            return self.bind_window(&name, &args, star, over);
-        }
-        if let Some(function) = aggregate_function(&name) {
-            return self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref(), &agg_order);
+        if f.over.is_some() || aggregate_function(&name).is_some() {
+            // Their arguments may not call set-returning functions.
+            let set_calls = self.set_calls.take();
+            let bound = match (&f.over, aggregate_function(&name)) {
+                (Some(over), _) => self.bind_window(&name, &args, star, over),
+                (None, Some(function)) => {
+                    self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref(), &agg_order)
+                }
+                (None, None) => Err(Error::Internal(format!("{name} is neither a window nor an aggregate"))),
+            };
+            self.set_calls = set_calls;
+            return bound;
         }
         if distinct || f.filter.is_some() {
             return Err(Error::Syntax {
                 message: format!("DISTINCT specified, but {name} is not an aggregate function"),
                 position: None,
             });
+        }
+        if super::set_functions::is_set_returning(&name) {
+            return self.bind_set_returning(&name, &args);
         }
         match name.as_str() {
             "coalesce" | "greatest" | "least" | "nullif" => {

@@ -11,6 +11,7 @@ pub mod optimizer;
 pub mod plan;
 pub mod scope;
 mod select;
+mod set_functions;
 pub mod types;
 
 use crate::catalog::{Column, Index, Table};
@@ -35,6 +36,7 @@ pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<
         ctes: Default::default(),
         grouping: None,
         windows: None,
+        set_calls: None,
         saw_aggregate: false,
         named_windows: Default::default(),
         next_subquery_id: &mut next_subquery_id,

@@ -93,11 +93,15 @@ fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
         Node::Project { source, exprs } => Node::Project { source: b(source), exprs },
         Node::Aggregate { source, group_by, aggregates } => Node::Aggregate { source: b(source), group_by, aggregates },
         Node::Window { source, calls } => Node::Window { source: b(source), calls },
+        Node::ProjectSet { source, calls } => Node::ProjectSet { source: b(source), calls },
         Node::Sort { source, keys } => Node::Sort { source: b(source), keys },
         Node::Limit { source, limit, offset } => Node::Limit { source: b(source), limit, offset },
         Node::Distinct { source, on } => Node::Distinct { source: b(source), on },
         Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
             Node::NestedLoopJoin { left: b(left), right: b(right), kind, predicate, left_width, right_width }
+        }
+        Node::LateralJoin { left, right, kind, predicate, left_width, right_width } => {
+            Node::LateralJoin { left: b(left), right: b(right), kind, predicate, left_width, right_width }
         }
         Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
             Node::HashJoin {

@@ -189,6 +189,18 @@ pub enum WindowFunction {
 }
 
 /// One ORDER BY key.
+/// A call of a set-returning function (see [`Node::ProjectSet`]): it yields rows of `width`
+/// columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetCall {
+    pub name: &'static str,
+    pub args: Vec<Expr>,
+    /// Output columns, the ordinality column included.
+    pub width: usize,
+    /// `WITH ORDINALITY`: each row ends with its number, from 1.
+    pub ordinality: bool,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SortKey {
     pub expr: Expr,
@@ -305,6 +317,16 @@ pub enum Node {
         right_width: usize,
         left_width: usize,
     },
+    /// A join whose right side reads the left row (LATERAL): the right side runs once per
+    /// left row, which its `Expr::Outer` references read. Inner or left only.
+    LateralJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        kind: JoinKind,
+        predicate: Option<Expr>,
+        left_width: usize,
+        right_width: usize,
+    },
     /// Equi-join building a hash table on the right input.
     HashJoin {
         left: Box<Node>,
@@ -327,10 +349,13 @@ pub enum Node {
         name: String,
         filter: Option<Expr>,
     },
-    /// A set-returning function in FROM (`generate_series`, `unnest`); one output column.
-    TableFunction {
-        name: &'static str,
-        args: Vec<Expr>,
+    /// Set-returning functions run for each input row (`SELECT unnest(a) FROM t`, a function in
+    /// FROM over one empty row, a function in FROM that reads earlier FROM items). Output: the
+    /// input row, then each call's columns. The calls run in lockstep: a row yields as many rows
+    /// as its longest call, shorter calls padded with NULLs, and none when every call is empty.
+    ProjectSet {
+        source: Box<Node>,
+        calls: Vec<SetCall>,
     },
     /// `WITH RECURSIVE`: the anchor's rows, then the recursive term run over the rows of the
     /// previous round (visible as [`Node::WorkingTable`] `id`) until it produces none.
@@ -592,6 +617,11 @@ impl Node {
                 }
                 source.explain(f, depth + 1)
             }
+            Node::LateralJoin { left, right, kind, predicate, .. } => {
+                writeln!(f, "LateralJoin {kind:?}{}", filter_text(predicate))?;
+                left.explain(f, depth + 1)?;
+                right.explain(f, depth + 1)
+            }
             Node::NestedLoopJoin { left, right, kind, predicate, .. } => {
                 writeln!(f, "NestedLoopJoin {kind:?}{}", filter_text(predicate))?;
                 left.explain(f, depth + 1)?;
@@ -610,9 +640,16 @@ impl Node {
                 right.explain(f, depth + 1)
             }
             Node::Virtual { name, filter } => writeln!(f, "VirtualScan {name}{}", filter_text(filter)),
-            Node::TableFunction { name, args } => {
-                let list: Vec<String> = args.iter().map(|e| e.to_string()).collect();
-                writeln!(f, "TableFunction {name}({})", list.join(", "))
+            Node::ProjectSet { source, calls } => {
+                let list: Vec<String> = calls
+                    .iter()
+                    .map(|c| {
+                        let args: Vec<String> = c.args.iter().map(|e| e.to_string()).collect();
+                        format!("{}({})", c.name, args.join(", "))
+                    })
+                    .collect();
+                writeln!(f, "ProjectSet {}", list.join(", "))?;
+                source.explain(f, depth + 1)
             }
             Node::Recursive { anchor, recursive, distinct, .. } => {
                 writeln!(f, "RecursiveUnion{}", if *distinct { "" } else { " All" })?;

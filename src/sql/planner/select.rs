@@ -4,6 +4,7 @@
 use super::binder::{ident, object_name_parts, sort_key, Binder, Grouping};
 use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan, SetOperator, SortKey};
 use super::scope::{Scope, ScopeColumn};
+use super::set_functions;
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::types::DataType;
@@ -21,6 +22,7 @@ impl Binder<'_> {
             ctes: self.ctes.clone(),
             grouping: None,
             windows: None,
+            set_calls: None,
             saw_aggregate: false,
             named_windows: Default::default(),
             next_subquery_id: &mut *self.next_subquery_id,
@@ -288,40 +290,36 @@ impl Binder<'_> {
         Ok((Node::Values { rows }, columns))
     }
 
-    /// Plans FROM: each item, joined by cross joins.
+    /// Plans FROM: each item, joined by cross joins (lateral ones when an item reads the
+    /// items before it).
     pub fn plan_from(&mut self, from: &[ast::TableWithJoins]) -> Result<(Node, Scope)> {
         let mut result: Option<(Node, Scope)> = None;
         for item in from {
-            let (node, scope) = self.plan_table_with_joins(item)?;
-            if let Some((_, left)) = &result {
-                check_distinct_names(left, &scope)?;
-            }
+            let left = result.as_ref().map(|(_, scope)| scope);
+            let (node, scope, lateral) = self.plan_table_with_joins(item, left)?;
             result = Some(match result {
                 None => (node, scope),
                 Some((lnode, mut lscope)) => {
+                    check_distinct_names(&lscope, &scope)?;
                     let (lw, rw) = (lscope.len(), scope.len());
                     lscope.extend(scope);
-                    (
-                        Node::NestedLoopJoin {
-                            left: Box::new(lnode),
-                            right: Box::new(node),
-                            kind: JoinKind::Inner,
-                            predicate: None,
-                            left_width: lw,
-                            right_width: rw,
-                        },
-                        lscope,
-                    )
+                    (join_or_lateral(lnode, node, JoinKind::Inner, None, (lw, rw), lateral), lscope)
                 }
             });
         }
         Ok(result.unwrap_or_else(|| (Node::Values { rows: vec![vec![]] }, Scope::default())))
     }
 
-    fn plan_table_with_joins(&mut self, twj: &ast::TableWithJoins) -> Result<(Node, Scope)> {
-        let (mut node, mut scope) = self.plan_factor(&twj.relation)?;
+    /// Plans one FROM item with its joins. `left` is the row of the items before it, which a
+    /// LATERAL subquery or a function may read; the flag says whether this one does.
+    fn plan_table_with_joins(
+        &mut self,
+        twj: &ast::TableWithJoins,
+        left: Option<&Scope>,
+    ) -> Result<(Node, Scope, bool)> {
+        let (mut node, mut scope, lateral) = self.plan_factor(&twj.relation, left)?;
         for join in &twj.joins {
-            let (rnode, rscope) = self.plan_factor(&join.relation)?;
+            let (rnode, rscope, reads_left) = self.plan_factor(&join.relation, Some(&scope))?;
             check_distinct_names(&scope, &rscope)?;
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
@@ -374,14 +372,19 @@ impl Binder<'_> {
                 }
                 Some(other) => return Err(Error::FeatureNotSupported(format!("join constraint {other:?}"))),
             };
-            node = make_join(node, rnode, kind, predicate, lw, rw);
+            if reads_left && !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                return Err(Error::InvalidColumnReference(
+                    "the combining JOIN type must be INNER or LEFT for a LATERAL reference".into(),
+                ));
+            }
+            node = join_or_lateral(node, rnode, kind, predicate, (lw, rw), reads_left);
             if using.is_empty() {
                 scope = joined;
             } else {
                 (node, scope) = self.merge_using_columns(node, &scope, &rscope, kind, &using)?;
             }
         }
-        Ok((node, scope))
+        Ok((node, scope, lateral))
     }
 
     /// After a USING join, each join column appears once, first, unqualified: the left value
@@ -441,22 +444,12 @@ impl Binder<'_> {
         predicate.ok_or_else(|| Error::Syntax { message: "empty USING list".into(), position: None })
     }
 
-    fn plan_factor(&mut self, factor: &ast::TableFactor) -> Result<(Node, Scope)> {
+    /// Plans one FROM factor; `left` and the flag as in [`Binder::plan_table_with_joins`].
+    fn plan_factor(&mut self, factor: &ast::TableFactor, left: Option<&Scope>) -> Result<(Node, Scope, bool)> {
         match factor {
-            ast::TableFactor::Table { name, alias, args: Some(args), .. } => {
-                let function = object_name_parts(name).last().cloned().unwrap_or_default();
-                let exprs: Vec<ast::Expr> = args
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                self.plan_table_function(&function, &exprs, alias.as_ref())
-            }
-            ast::TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality: false, .. } => {
-                self.plan_table_function("unnest", array_exprs, alias.as_ref())
+            factor if set_functions::function_factor(factor).is_some() => {
+                let (calls, scope, lateral) = self.plan_function_factor(factor, left)?;
+                Ok((set_functions::over_one_row(calls), scope, lateral))
             }
             ast::TableFactor::Table { name, alias, .. } => {
                 let parts = object_name_parts(name);
@@ -492,12 +485,9 @@ impl Binder<'_> {
                 if let Some(a) = alias {
                     rename_columns(&mut columns, &a.columns)?;
                 }
-                Ok((node, Scope::new(columns)))
+                Ok((node, Scope::new(columns), false))
             }
             ast::TableFactor::Derived { lateral, subquery, alias, .. } => {
-                if *lateral {
-                    return Err(Error::FeatureNotSupported("LATERAL".into()));
-                }
                 if alias.is_none() {
                     // PostgreSQL 15 requires one (16 no longer does).
                     return Err(Error::Syntax {
@@ -505,8 +495,10 @@ impl Binder<'_> {
                         position: None,
                     });
                 }
-                let mut child = self.child(None);
+                // A LATERAL subquery reads the items before it as its outer row.
+                let mut child = self.child(if *lateral { left.cloned() } else { None });
                 let (node, mut columns) = child.plan_query(subquery)?;
+                let reads_left = *lateral && child.correlated;
                 let alias_name = alias.as_ref().map(|a| ident(&a.name));
                 for c in columns.iter_mut() {
                     c.table = alias_name.clone();
@@ -515,101 +507,20 @@ impl Binder<'_> {
                 if let Some(a) = alias {
                     rename_columns(&mut columns, &a.columns)?;
                 }
-                Ok((node, Scope::new(columns)))
+                Ok((node, Scope::new(columns), reads_left))
             }
             ast::TableFactor::NestedJoin { table_with_joins, alias } => {
-                let (node, mut scope) = self.plan_table_with_joins(table_with_joins)?;
+                let (node, mut scope, reads_left) = self.plan_table_with_joins(table_with_joins, left)?;
                 if let Some(a) = alias {
                     let name = ident(&a.name);
                     for c in scope.columns.iter_mut() {
                         c.table = Some(name.clone());
                     }
                 }
-                Ok((node, scope))
+                Ok((node, scope, reads_left))
             }
             other => Err(Error::FeatureNotSupported(format!("FROM item {other}"))),
         }
-    }
-
-    /// A set-returning function in FROM; arguments may not refer to other FROM items.
-    fn plan_table_function(
-        &mut self,
-        function: &str,
-        args: &[ast::Expr],
-        alias: Option<&ast::TableAlias>,
-    ) -> Result<(Node, Scope)> {
-        let saved = std::mem::take(&mut self.scope);
-        let bound: Result<Vec<(Expr, DataType)>> = args.iter().map(|a| self.bind(a)).collect();
-        self.scope = saved;
-        let bound = bound?;
-        match function {
-            "generate_series" => {
-                if !(2..=3).contains(&bound.len()) {
-                    return Err(Error::UndefinedFunction("function generate_series takes 2 or 3 arguments".into()));
-                }
-                let interval_step = bound.get(2).is_some_and(|s| s.1 == DataType::Interval);
-                let mut t = DataType::common(&bound[0].1, &bound[1].1).unwrap_or(DataType::Unknown);
-                if t == DataType::Unknown {
-                    t = if interval_step { DataType::TimestampTz } else { DataType::Int4 };
-                }
-                let t = match t {
-                    DataType::Int2 => DataType::Int4,
-                    DataType::Date => DataType::Timestamp,
-                    other => other,
-                };
-                let time = matches!(t, DataType::Timestamp | DataType::TimestampTz);
-                if !(t.is_numeric() || time) || (time && !interval_step) {
-                    let types: Vec<String> = bound.iter().map(|b| b.1.to_string()).collect();
-                    return Err(Error::UndefinedFunction(format!(
-                        "function generate_series({}) does not exist",
-                        types.join(", ")
-                    )));
-                }
-                let step_type = if time { DataType::Interval } else { t.clone() };
-                let mut coerced = Vec::new();
-                for (i, b) in bound.into_iter().enumerate() {
-                    let target = if i == 2 { &step_type } else { &t };
-                    coerced.push(match b.1 {
-                        DataType::Date | DataType::Timestamp | DataType::TimestampTz if b.1 != *target => {
-                            Expr::Cast(Box::new(b.0), target.clone())
-                        }
-                        _ => self.coerce(b, target)?,
-                    });
-                }
-                self.table_function_node("generate_series", coerced, t, function, alias)
-            }
-            "unnest" => {
-                let [(e, t)] = <[(Expr, DataType); 1]>::try_from(bound)
-                    .map_err(|_| Error::FeatureNotSupported("unnest with several arrays".into()))?;
-                let elem = match t {
-                    DataType::Array(elem) => *elem,
-                    // Catalog columns that PostgreSQL types as arrays are text here.
-                    DataType::Text => DataType::Text,
-                    other => return Err(Error::UndefinedFunction(format!("function unnest({other}) does not exist"))),
-                };
-                self.table_function_node("unnest", vec![e], elem, function, alias)
-            }
-            other => Err(Error::UndefinedFunction(format!("function {other}() does not exist"))),
-        }
-    }
-
-    fn table_function_node(
-        &mut self,
-        name: &'static str,
-        args: Vec<Expr>,
-        column_type: DataType,
-        function: &str,
-        alias: Option<&ast::TableAlias>,
-    ) -> Result<(Node, Scope)> {
-        let table = alias.map(|a| ident(&a.name)).unwrap_or_else(|| function.to_string());
-        let column = match alias {
-            Some(a) if !a.columns.is_empty() => ident(&a.columns[0].name),
-            Some(a) => ident(&a.name),
-            None => function.to_string(),
-        };
-        let scope =
-            Scope::new(vec![ScopeColumn { table: Some(table), name: column, data_type: column_type, hidden: false }]);
-        Ok((Node::TableFunction { name, args }, scope))
     }
 
     /// Plans one SELECT with its ORDER BY and LIMIT.
@@ -660,9 +571,11 @@ impl Binder<'_> {
         // Pass 1: does the query aggregate?
         self.saw_aggregate = false;
         self.windows = Some((input_scope.len(), Vec::new()));
+        self.set_calls = Some(Vec::new());
         for (e, _) in &items {
             self.bind(e)?;
         }
+        self.set_calls = None;
         if let Some(h) = &select.having {
             self.bind(h)?;
         }
@@ -679,17 +592,21 @@ impl Binder<'_> {
             self.grouping = Some(Grouping { input: input_scope.clone(), group_exprs, aggregates: Vec::new() });
             self.scope = Scope::default();
             self.windows = Some((usize::MAX / 2, Vec::new()));
+            self.set_calls = Some(Vec::new());
             for (e, _) in &items {
                 self.bind(e)?;
             }
+            self.set_calls = None;
             if let Some(h) = &select.having {
                 self.bind(h)?;
             }
+            self.set_calls = Some(Vec::new());
             for o in order_by {
                 if position_literal(&o.expr).is_none() && output_alias(&o.expr, &items).is_none() {
                     self.bind(&o.expr)?;
                 }
             }
+            self.set_calls = None;
         }
         let width = match &self.grouping {
             Some(g) => g.group_exprs.len() + g.aggregates.len(),
@@ -703,6 +620,7 @@ impl Binder<'_> {
         };
         let mut exprs = Vec::new();
         let mut columns = Vec::new();
+        self.set_calls = Some(Vec::new());
         for (e, name) in &items {
             let (bound, t) = self.bind(e)?;
             exprs.push(bound);
@@ -728,7 +646,7 @@ impl Binder<'_> {
             };
             sort.push(sort_key(expr, &t, &o.options));
         }
-        let distinct_on = match &select.distinct {
+        let mut distinct_on = match &select.distinct {
             Some(ast::Distinct::On(on)) => {
                 let mut keys = Vec::new();
                 for e in on {
@@ -739,6 +657,21 @@ impl Binder<'_> {
             _ => None,
         };
         let windows = self.windows.take().map(|(_, w)| w).unwrap_or_default();
+        let set_calls = self.set_calls.take().unwrap_or_default();
+        if !set_calls.is_empty() {
+            let offset = width + windows.len();
+            for e in exprs.iter_mut() {
+                *e = set_functions::place_set_calls(e, offset);
+            }
+            for k in sort.iter_mut() {
+                k.expr = set_functions::place_set_calls(&k.expr, offset);
+            }
+            if let Some(keys) = distinct_on.as_mut() {
+                for k in keys.iter_mut() {
+                    *k = set_functions::place_set_calls(k, offset);
+                }
+            }
+        }
         if let Some(grouping) = self.grouping.take() {
             node = Node::Aggregate {
                 source: Box::new(node),
@@ -751,6 +684,9 @@ impl Binder<'_> {
         }
         if !windows.is_empty() {
             node = Node::Window { source: Box::new(node), calls: windows };
+        }
+        if !set_calls.is_empty() {
+            node = Node::ProjectSet { source: Box::new(node), calls: set_calls };
         }
 
         // Projection with hidden trailing columns for sort and DISTINCT ON keys.
@@ -819,6 +755,22 @@ fn check_distinct_names(left: &Scope, right: &Scope) -> Result<()> {
 }
 
 /// Builds a join, turning equality conditions between the two sides into hash-join keys.
+/// Joins `left` and `right`; a lateral right side runs once per left row (see
+/// [`Node::LateralJoin`]).
+fn join_or_lateral(
+    left: Node,
+    right: Node,
+    kind: JoinKind,
+    predicate: Option<Expr>,
+    (left_width, right_width): (usize, usize),
+    lateral: bool,
+) -> Node {
+    if !lateral {
+        return make_join(left, right, kind, predicate, left_width, right_width);
+    }
+    Node::LateralJoin { left: Box::new(left), right: Box::new(right), kind, predicate, left_width, right_width }
+}
+
 pub fn make_join(
     left: Node,
     right: Node,
@@ -930,7 +882,7 @@ fn cast_columns(node: Node, columns: &[ScopeColumn], types: &[DataType]) -> Node
     Node::Project { source: Box::new(node), exprs }
 }
 
-fn rename_columns(columns: &mut [ScopeColumn], aliases: &[ast::TableAliasColumnDef]) -> Result<()> {
+pub(super) fn rename_columns(columns: &mut [ScopeColumn], aliases: &[ast::TableAliasColumnDef]) -> Result<()> {
     if aliases.len() > columns.len() {
         return Err(Error::InvalidColumnReference(format!(
             "table has {} columns available but {} columns specified",
