@@ -111,7 +111,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         },
         T::Jsonb => match value {
             Value::Jsonb(j) => Value::Jsonb(j),
-            Value::Text(s) => Value::Jsonb(serde_json::from_str(&s).map_err(|_| invalid("json", &s))?),
+            Value::Text(s) => Value::Jsonb(numeric_json(serde_json::from_str(&s).map_err(|_| invalid("json", &s))?)),
             other => return Err(cannot(&other)),
         },
         T::Array(elem) => match value {
@@ -367,6 +367,36 @@ fn parse_bytea(s: &str) -> Result<Vec<u8>> {
             }
         }
         Ok(out)
+    }
+}
+
+/// JSON numbers as `jsonb` keeps them, as numeric values: written without an exponent
+/// (`1e2` is `100`, `1.5e-3` is `0.0015`) and without a negative zero; other numbers keep
+/// their digits (`1.50` stays `1.50`).
+fn numeric_json(j: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match j {
+        J::Number(n) => {
+            let text = n.to_string();
+            let exponent = text.contains(['e', 'E']);
+            if !exponent && !text.starts_with("-0") {
+                return J::Number(n);
+            }
+            let parsed = if exponent { Decimal::from_scientific(&text) } else { text.parse::<Decimal>() };
+            match parsed {
+                Ok(mut d) => {
+                    if d.is_zero() {
+                        d.set_sign_positive(true);
+                    }
+                    serde_json::from_str(&d.to_string()).map(J::Number).unwrap_or(J::Number(n))
+                }
+                // Beyond NUMERIC's 28 digits here: kept as written.
+                Err(_) => J::Number(n),
+            }
+        }
+        J::Array(items) => J::Array(items.into_iter().map(numeric_json).collect()),
+        J::Object(map) => J::Object(map.into_iter().map(|(k, v)| (k, numeric_json(v))).collect()),
+        other => other,
     }
 }
 

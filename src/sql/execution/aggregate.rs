@@ -5,6 +5,7 @@ use super::eval::{eval, truth};
 use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
+use crate::sql::functions::json;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node};
 use crate::types::{DataType, Value};
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
@@ -136,7 +137,10 @@ impl Accumulator {
             return Ok(());
         }
         let v = args.first().cloned().unwrap_or(Value::Null);
-        if v.is_null() && self.function != ArrayAgg {
+        if v.is_null() && !matches!(self.function, ArrayAgg | JsonbAgg) {
+            if self.function == JsonbObjectAgg {
+                return Err(Error::InvalidParameter("field name must not be null".into()));
+            }
             return Ok(());
         }
         if let Some(seen) = &mut self.distinct {
@@ -206,7 +210,11 @@ impl Accumulator {
                     None => self.strings = Some(text),
                 }
             }
-            ArrayAgg => self.items.push(v),
+            ArrayAgg | JsonbAgg => self.items.push(v),
+            JsonbObjectAgg => {
+                self.items.push(v);
+                self.items.push(args.get(1).cloned().unwrap_or(Value::Null));
+            }
             BoolAnd | BoolOr => {
                 let b = matches!(v, Value::Bool(true));
                 self.boolean = Some(match (self.function, self.boolean) {
@@ -280,6 +288,18 @@ impl Accumulator {
                 } else {
                     Value::Array(self.items.clone())
                 }
+            }
+            JsonbAgg => Value::Jsonb(serde_json::Value::Array(self.items.iter().map(json::to_json).collect())),
+            JsonbObjectAgg => {
+                let mut map = serde_json::Map::new();
+                for pair in self.items.chunks(2) {
+                    let key = match &pair[0] {
+                        Value::Text(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    map.insert(key, json::to_json(&pair[1]));
+                }
+                Value::Jsonb(serde_json::Value::Object(map))
             }
             BoolAnd | BoolOr => self.boolean.map(Value::Bool).unwrap_or(Value::Null),
         })

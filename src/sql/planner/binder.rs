@@ -99,6 +99,8 @@ fn aggregate_function(name: &str) -> Option<AggregateFunction> {
         "var_pop" => AggregateFunction::VarPop,
         "string_agg" => AggregateFunction::StringAgg,
         "array_agg" => AggregateFunction::ArrayAgg,
+        "jsonb_agg" => AggregateFunction::JsonbAgg,
+        "jsonb_object_agg" => AggregateFunction::JsonbObjectAgg,
         "bool_and" | "every" => AggregateFunction::BoolAnd,
         "bool_or" => AggregateFunction::BoolOr,
         _ => return None,
@@ -131,6 +133,7 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
         Min | Max => arg,
         StringAgg => T::Text,
         ArrayAgg => T::Array(Box::new(arg)),
+        JsonbAgg | JsonbObjectAgg => T::Jsonb,
         BoolAnd | BoolOr => T::Bool,
     })
 }
@@ -808,6 +811,18 @@ impl Binder<'_> {
                 };
                 Ok((Expr::Binary(bop, Box::new(le), Box::new(re)), t))
             }
+            B::HashArrow
+            | B::HashLongArrow
+            | B::HashMinus
+            | B::Question
+            | B::QuestionPipe
+            | B::QuestionAnd
+            | B::AtArrow
+            | B::ArrowAt => {
+                let lb = self.bind(l)?;
+                let rb = self.bind(r)?;
+                self.bind_containment_or_json(&op.to_string(), lb, rb)
+            }
             B::PGRegexMatch | B::PGRegexIMatch | B::PGRegexNotMatch | B::PGRegexNotIMatch => {
                 let lb = self.bind(l)?;
                 let le = self.coerce_text(lb)?;
@@ -876,10 +891,36 @@ impl Binder<'_> {
                 };
                 let lb = self.bind(l)?;
                 let rb = self.bind(r)?;
+                if bop == BinaryOp::Sub && lb.1 == DataType::Jsonb {
+                    return self.bind_containment_or_json("-", lb, rb);
+                }
                 self.bind_arithmetic(bop, lb, rb)
             }
             other => Err(Error::FeatureNotSupported(format!("operator {other}"))),
         }
+    }
+
+    /// The `jsonb` operators (and `@>`, `<@` on arrays), bound as the functions they stand for.
+    fn bind_containment_or_json(
+        &mut self,
+        symbol: &str,
+        lb: (Expr, DataType),
+        rb: (Expr, DataType),
+    ) -> Result<(Expr, DataType)> {
+        let function = match (&lb.1, symbol) {
+            (DataType::Array(_), "@>") => Some("array_contains"),
+            (DataType::Array(_), "<@") => Some("array_contained"),
+            (DataType::Jsonb | DataType::Unknown, _) => functions::json::operator_function(symbol),
+            _ => None,
+        };
+        let Some(function) = function else {
+            return Err(mismatch_operator(&lb.1, symbol, &rb.1));
+        };
+        let (lt, rt) = (lb.1.clone(), rb.1.clone());
+        self.bind_call(function, vec![lb, rb]).map_err(|e| match e {
+            Error::UndefinedFunction(_) => mismatch_operator(&lt, symbol, &rt),
+            other => other,
+        })
     }
 
     fn coerce_concat(&mut self, bound: (Expr, DataType), t: &DataType) -> Result<Expr> {
@@ -1181,8 +1222,13 @@ impl Binder<'_> {
                 }
                 bound_args.push(e);
             }
-            if function == AggregateFunction::StringAgg && bound_args.len() != 2 {
-                return Err(Error::UndefinedFunction("function string_agg requires two arguments".into()));
+            let wanted = match function {
+                AggregateFunction::StringAgg => Some("string_agg"),
+                AggregateFunction::JsonbObjectAgg => Some("jsonb_object_agg"),
+                _ => None,
+            };
+            if let Some(name) = wanted.filter(|_| bound_args.len() != 2) {
+                return Err(Error::UndefinedFunction(format!("function {name} requires two arguments")));
             }
             if matches!(function, AggregateFunction::BoolAnd | AggregateFunction::BoolOr)
                 && arg_type != Some(DataType::Bool)

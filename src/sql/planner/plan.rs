@@ -121,6 +121,8 @@ pub enum AggregateFunction {
     VarPop,
     StringAgg,
     ArrayAgg,
+    JsonbAgg,
+    JsonbObjectAgg,
     BoolAnd,
     BoolOr,
 }

@@ -1,6 +1,8 @@
 //! Scalar functions: name resolution and typing (for the planner) and evaluation (for the
 //! executor), kept together so each function is defined in one place.
 
+pub mod json;
+
 use crate::error::{Error, Result};
 
 use crate::types::datetime::{self, MICROS_PER_SECOND};
@@ -209,7 +211,12 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("array_subscript", vec![args[0].clone(), T::Int4], elem)
         }
         ("cardinality", 1) => sig("cardinality", vec![args[0].clone()], T::Int4),
-        _ => Err(undefined(name, args)),
+        ("array_contains" | "array_contained", 2) if matches!(args[0], T::Array(_)) => {
+            let t = if matches!(args[1], T::Array(_)) { args[1].clone() } else { args[0].clone() };
+            let canonical = if name == "array_contains" { "array_contains" } else { "array_contained" };
+            sig(canonical, vec![args[0].clone(), t], T::Bool)
+        }
+        _ => json::resolve(name, args).ok_or_else(|| undefined(name, args)),
     }
 }
 
@@ -224,7 +231,7 @@ fn date_arg(t: &DataType) -> DataType {
 
 /// Functions that are not NULL-in-NULL-out.
 pub fn is_strict(name: &str) -> bool {
-    !matches!(name, "concat" | "concat_ws")
+    !matches!(name, "concat" | "concat_ws") && json::is_strict(name)
 }
 
 /// Evaluates a resolved function. `now` is the statement's timestamp.
@@ -543,7 +550,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             ),
             _ => Value::Null,
         },
-        "to_jsonb" => Value::Jsonb(to_json(&args[0])),
+        "to_jsonb" => Value::Jsonb(json::to_json(&args[0])),
         "array_length" => match &args[0] {
             Value::Array(items) if int(1) == 1 && !items.is_empty() => Value::Int4(items.len() as i32),
             _ => Value::Null,
@@ -569,7 +576,21 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             Value::Array(items) => Value::Int4(items.len() as i32),
             _ => Value::Null,
         },
-        other => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+        "array_contains" | "array_contained" => {
+            let (outer, inner) = if name == "array_contains" { (&args[0], &args[1]) } else { (&args[1], &args[0]) };
+            match (outer, inner) {
+                // NULL elements are never contained, as in PostgreSQL.
+                (Value::Array(have), Value::Array(want)) => Value::Bool(
+                    want.iter()
+                        .all(|w| !w.is_null() && have.iter().any(|h| h.compare(w) == Some(std::cmp::Ordering::Equal))),
+                ),
+                _ => Value::Null,
+            }
+        }
+        other => match json::call(other, &args) {
+            Some(result) => result?,
+            None => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+        },
     })
 }
 
@@ -698,22 +719,6 @@ fn rand_f64() -> f64 {
     // A fresh v4 UUID carries 122 random bits from the OS generator.
     let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
     bits as f64 / (1u64 << 53) as f64
-}
-
-/// A value as JSON.
-pub fn to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => serde_json::Value::from(v.as_i64().unwrap_or(0)),
-        Value::Float4(_) | Value::Float8(_) => serde_json::Number::from_f64(v.as_f64().unwrap_or(0.0))
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        Value::Numeric(d) => serde_json::from_str(&d.to_string()).unwrap_or(serde_json::Value::Null),
-        Value::Jsonb(j) => j.clone(),
-        Value::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
-        other => serde_json::Value::String(other.to_string()),
-    }
 }
 
 /// `->` and `->>` on a JSONB value with a text key or an integer index.
