@@ -101,6 +101,8 @@ pub struct Accumulator {
     extreme: Value,
     strings: Option<String>,
     items: Vec<Value>,
+    /// A percentile's fraction (or array of fractions), from its first input row.
+    fraction: Value,
     boolean: Option<bool>,
     numeric_input: bool,
 }
@@ -124,6 +126,7 @@ impl Accumulator {
             extreme: Value::Null,
             strings: None,
             items: Vec::new(),
+            fraction: Value::Null,
             boolean: None,
             numeric_input: false,
         }
@@ -210,7 +213,13 @@ impl Accumulator {
                     None => self.strings = Some(text),
                 }
             }
-            ArrayAgg | JsonbAgg => self.items.push(v),
+            ArrayAgg | JsonbAgg | Mode => self.items.push(v),
+            PercentileCont | PercentileDisc => {
+                if self.items.is_empty() {
+                    self.fraction = args.get(1).cloned().unwrap_or(Value::Null);
+                }
+                self.items.push(v);
+            }
             JsonbObjectAgg => {
                 self.items.push(v);
                 self.items.push(args.get(1).cloned().unwrap_or(Value::Null));
@@ -301,7 +310,46 @@ impl Accumulator {
                 }
                 Value::Jsonb(serde_json::Value::Object(map))
             }
+            PercentileCont | PercentileDisc => match &self.fraction {
+                Value::Array(fractions) => {
+                    Value::Array(fractions.iter().map(|f| self.percentile(f)).collect::<Result<Vec<_>>>()?)
+                }
+                single => self.percentile(single)?,
+            },
+            Mode => {
+                // The most frequent value; ties go to the first in the sort order.
+                let (mut best, mut best_count) = (&Value::Null, 0);
+                let mut run = 0;
+                for (i, v) in self.items.iter().enumerate() {
+                    run = if i > 0 && self.items[i - 1].compare(v) == Some(std::cmp::Ordering::Equal) {
+                        run + 1
+                    } else {
+                        1
+                    };
+                    if run > best_count {
+                        (best, best_count) = (v, run);
+                    }
+                }
+                best.clone()
+            }
             BoolAnd | BoolOr => self.boolean.map(Value::Bool).unwrap_or(Value::Null),
         })
+    }
+
+    /// `percentile_cont` / `percentile_disc` at `fraction` over the sorted values.
+    fn percentile(&self, fraction: &Value) -> Result<Value> {
+        let Some(f) = fraction.as_f64() else { return Ok(Value::Null) };
+        if !(0.0..=1.0).contains(&f) {
+            return Err(Error::NumericOutOfRange(format!("percentile value {f} is not between 0 and 1")));
+        }
+        let n = self.items.len();
+        if self.function == AggregateFunction::PercentileDisc {
+            let position = ((f * n as f64).ceil() as usize).max(1);
+            return Ok(self.items[position.min(n) - 1].clone());
+        }
+        let at = f * (n - 1) as f64;
+        let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+        let value = |i: usize| self.items[i].as_f64().unwrap_or(f64::NAN);
+        Ok(Value::Float8(if lo == hi { value(lo) } else { value(lo) + (value(hi) - value(lo)) * (at - lo as f64) }))
     }
 }

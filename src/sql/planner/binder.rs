@@ -101,6 +101,9 @@ fn aggregate_function(name: &str) -> Option<AggregateFunction> {
         "array_agg" => AggregateFunction::ArrayAgg,
         "jsonb_agg" => AggregateFunction::JsonbAgg,
         "jsonb_object_agg" => AggregateFunction::JsonbObjectAgg,
+        "percentile_cont" => AggregateFunction::PercentileCont,
+        "percentile_disc" => AggregateFunction::PercentileDisc,
+        "mode" => AggregateFunction::Mode,
         "bool_and" | "every" => AggregateFunction::BoolAnd,
         "bool_or" => AggregateFunction::BoolOr,
         _ => return None,
@@ -134,6 +137,9 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
         StringAgg => T::Text,
         ArrayAgg => T::Array(Box::new(arg)),
         JsonbAgg | JsonbObjectAgg => T::Jsonb,
+        PercentileCont if arg.is_numeric() => T::Float8,
+        PercentileCont => return Err(not_numeric()),
+        PercentileDisc | Mode => arg,
         BoolAnd | BoolOr => T::Bool,
     })
 }
@@ -1087,7 +1093,29 @@ impl Binder<'_> {
         }
         let star = matches!(arg_list, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
         let positional = positional_args(&name, arg_list)?;
-        let args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
+        let mut args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
+        // An ordered-set aggregate aggregates its WITHIN GROUP value, in that order; its own
+        // arguments (a fraction) follow.
+        let ordered_set = matches!(name.as_str(), "percentile_cont" | "percentile_disc" | "mode");
+        match (&f.within_group[..], ordered_set) {
+            ([], false) => {}
+            (_, true) if f.over.is_some() => {
+                return Err(Error::FeatureNotSupported(format!(
+                    "OVER is not supported for ordered-set aggregate {name}"
+                )))
+            }
+            ([ordered], true) => {
+                args.insert(0, &ordered.expr);
+                agg_order = f.within_group.clone();
+            }
+            ([], true) => {
+                return Err(Error::UndefinedFunction(format!(
+                    "function {name} without WITHIN GROUP (ORDER BY …) does not exist"
+                )))
+            }
+            (_, true) => return Err(Error::FeatureNotSupported(format!("{name} WITHIN GROUP over several columns"))),
+            (_, false) => return Err(Error::UndefinedFunction(format!("{name} is not an ordered-set aggregate"))),
+        }
         if f.over.is_some() || aggregate_function(&name).is_some() {
             // Their arguments may not call set-returning functions.
             let set_calls = self.set_calls.take();
@@ -1208,19 +1236,42 @@ impl Binder<'_> {
             } else {
                 function
             };
+            let percentile = matches!(function, AggregateFunction::PercentileCont | AggregateFunction::PercentileDisc);
             let mut bound_args = Vec::new();
-            let mut arg_type = None;
+            let mut arg_types = Vec::new();
             for (i, a) in args.iter().enumerate() {
                 let (e, t) = self.bind(a)?;
-                let (e, t) = if t == DataType::Unknown {
+                // (A percentile's fraction is coerced below.)
+                let (e, t) = if t == DataType::Unknown && !(percentile && i == 1) {
                     (self.coerce((e, t), &DataType::Text)?, DataType::Text)
                 } else {
                     (e, t)
                 };
-                if i == 0 {
-                    arg_type = Some(t);
-                }
+                arg_types.push(t);
                 bound_args.push(e);
+            }
+            let arg_type = arg_types.first().cloned();
+            let expected_args = match function {
+                AggregateFunction::Mode => Some(1),
+                _ if percentile => Some(2),
+                _ => None,
+            };
+            if expected_args.is_some_and(|n| n != bound_args.len()) {
+                let types: Vec<String> = arg_types.iter().rev().map(|t| t.to_string()).collect();
+                return Err(Error::UndefinedFunction(format!(
+                    "function {}({}) does not exist",
+                    format!("{function:?}").to_lowercase(),
+                    types.join(", ")
+                )));
+            }
+            // A percentile's fraction is double precision, or an array of them for an array
+            // of results.
+            let many_fractions = percentile && matches!(arg_types.get(1), Some(DataType::Array(_)));
+            if percentile {
+                let fraction_type =
+                    if many_fractions { DataType::Array(Box::new(DataType::Float8)) } else { DataType::Float8 };
+                let fraction = (bound_args.remove(1), arg_types[1].clone());
+                bound_args.push(self.coerce(fraction, &fraction_type)?);
             }
             let wanted = match function {
                 AggregateFunction::StringAgg => Some("string_agg"),
@@ -1240,6 +1291,7 @@ impl Binder<'_> {
                 )));
             }
             let return_type = aggregate_type(function, arg_type.as_ref())?;
+            let return_type = if many_fractions { DataType::Array(Box::new(return_type)) } else { return_type };
             let filter = match filter {
                 Some(f) => Some(self.bind_condition(f, "FILTER")?),
                 None => None,

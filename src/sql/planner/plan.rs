@@ -123,6 +123,11 @@ pub enum AggregateFunction {
     ArrayAgg,
     JsonbAgg,
     JsonbObjectAgg,
+    /// Ordered-set aggregates (`… WITHIN GROUP (ORDER BY x)`): the arguments are the ordered
+    /// value, then the direct argument (the fraction) if any.
+    PercentileCont,
+    PercentileDisc,
+    Mode,
     BoolAnd,
     BoolOr,
 }
