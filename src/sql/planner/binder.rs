@@ -365,6 +365,28 @@ impl Binder<'_> {
                 };
                 Ok((negate_if(like, *negated), DataType::Bool))
             }
+            A::In { expr, target: ast::InTarget::List(list), negated, .. } if row_items(expr).is_some() => {
+                // (a, b) IN ((1, 2), (3, 4)): a row equality per item.
+                let mut any: Option<ast::Expr> = None;
+                for item in list {
+                    let eq = ast::Expr::BinaryOp {
+                        left: Box::new((**expr).clone()),
+                        op: ast::BinaryOperator::Eq,
+                        right: Box::new(item.clone()),
+                    };
+                    any = Some(match any {
+                        None => eq,
+                        Some(prev) => ast::Expr::BinaryOp {
+                            left: Box::new(prev),
+                            op: ast::BinaryOperator::Or,
+                            right: Box::new(eq),
+                        },
+                    });
+                }
+                let any = any.ok_or_else(|| Error::Syntax { message: "empty IN list".into(), position: None })?;
+                let (bound, _) = self.bind(&any)?;
+                Ok((negate_if(bound, *negated), DataType::Bool))
+            }
             A::In { expr, target, negated, .. } => match target {
                 ast::InTarget::List(list) => {
                     let (x, xt) = self.bind(expr)?;
@@ -760,6 +782,9 @@ impl Binder<'_> {
 
     fn bind_binary(&mut self, l: &ast::Expr, op: &ast::BinaryOperator, r: &ast::Expr) -> Result<(Expr, DataType)> {
         use ast::BinaryOperator as B;
+        if let (Some(left), Some(right)) = (row_items(l), row_items(r)) {
+            return self.bind(&row_comparison(left, op, right)?);
+        }
         let comparison = |o: &B| -> Option<BinaryOp> {
             Some(match o {
                 B::Eq => BinaryOp::Eq,
@@ -1565,6 +1590,41 @@ fn negate_if(e: Expr, negated: bool) -> Expr {
     } else {
         e
     }
+}
+
+/// The items of a row constructor `(a, b, …)` (also parenthesized again).
+fn row_items(e: &ast::Expr) -> Option<&[ast::Expr]> {
+    match e {
+        ast::Expr::Tuple(items) => Some(items),
+        ast::Expr::Nested(inner) => row_items(inner),
+        _ => None,
+    }
+}
+
+/// A comparison of two rows as PostgreSQL defines it, spelled out pairwise: `=` needs every
+/// pair equal, `<>` one pair different, and `<`, `<=`, `>`, `>=` compare left to right
+/// (`(a, b) < (x, y)` is `a < x OR (a = x AND b < y)`), so NULLs give NULL where they decide.
+fn row_comparison(l: &[ast::Expr], op: &ast::BinaryOperator, r: &[ast::Expr]) -> Result<ast::Expr> {
+    use ast::BinaryOperator as B;
+    if l.len() != r.len() || l.is_empty() {
+        return Err(Error::Syntax { message: "unequal number of entries in row expressions".into(), position: None });
+    }
+    let bin = |a: ast::Expr, op: B, b: ast::Expr| ast::Expr::BinaryOp { left: Box::new(a), op, right: Box::new(b) };
+    let pair = |i: usize, op: B| bin(l[i].clone(), op, r[i].clone());
+    let n = l.len();
+    Ok(match op {
+        B::Eq | B::NotEq => {
+            let join = if *op == B::Eq { B::And } else { B::Or };
+            (1..n).fold(pair(0, op.clone()), |acc, i| bin(acc, join.clone(), pair(i, op.clone())))
+        }
+        B::Lt | B::LtEq | B::Gt | B::GtEq => {
+            let strict = if matches!(op, B::Lt | B::LtEq) { B::Lt } else { B::Gt };
+            (0..n - 1).rev().fold(pair(n - 1, op.clone()), |acc, i| {
+                bin(pair(i, strict.clone()), B::Or, bin(pair(i, B::Eq), B::And, acc))
+            })
+        }
+        other => return Err(Error::FeatureNotSupported(format!("operator {other} on row values"))),
+    })
 }
 
 fn mismatch_operator(l: &DataType, op: &str, r: &DataType) -> Error {
