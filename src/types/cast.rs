@@ -345,29 +345,33 @@ fn parse_bytea(s: &str) -> Result<Vec<u8>> {
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid("bytea", s)))
             .collect()
     } else {
-        // Escape format: backslash sequences \\ and \ooo.
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'\\' {
-                if bytes.get(i + 1) == Some(&b'\\') {
-                    out.push(b'\\');
-                    i += 2;
-                } else if i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-                    let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("0");
-                    out.push(u8::from_str_radix(oct, 8).map_err(|_| invalid("bytea", s))?);
-                    i += 4;
-                } else {
-                    return Err(invalid("bytea", s));
-                }
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        Ok(out)
+        bytea_from_escape(s)
     }
+}
+
+/// Bytes from bytea's escape format: backslash sequences `\\` and `\ooo`, other bytes as they are.
+pub fn bytea_from_escape(s: &str) -> Result<Vec<u8>> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+            } else if i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+                let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("0");
+                out.push(u8::from_str_radix(oct, 8).map_err(|_| invalid("bytea", s))?);
+                i += 4;
+            } else {
+                return Err(invalid("bytea", s));
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// JSON numbers as `jsonb` keeps them, as numeric values: written without an exponent

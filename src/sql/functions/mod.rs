@@ -1,6 +1,7 @@
 //! Scalar functions: name resolution and typing (for the planner) and evaluation (for the
 //! executor), kept together so each function is defined in one place.
 
+pub mod encoding;
 pub mod json;
 
 use crate::error::{Error, Result};
@@ -52,7 +53,6 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         ("upper", 1) => sig("upper", vec![text], T::Text),
         ("initcap", 1) => sig("initcap", vec![text], T::Text),
         ("reverse", 1) => sig("reverse", vec![text], T::Text),
-        ("md5", 1) => sig("md5", vec![text], T::Text),
         ("substr" | "substring", 2) => sig("substr", vec![text, T::Int4], T::Text),
         ("substr" | "substring", 3) => sig("substr", vec![text, T::Int4, T::Int4], T::Text),
         ("btrim" | "trim", 1) => sig("btrim", vec![text], T::Text),
@@ -216,7 +216,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             let canonical = if name == "array_contains" { "array_contains" } else { "array_contained" };
             sig(canonical, vec![args[0].clone(), t], T::Bool)
         }
-        _ => json::resolve(name, args).ok_or_else(|| undefined(name, args)),
+        _ => json::resolve(name, args).or_else(|| encoding::resolve(name, args)).ok_or_else(|| undefined(name, args)),
     }
 }
 
@@ -282,7 +282,6 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             Value::Text(out)
         }
         "reverse" => Value::Text(text(0).chars().rev().collect()),
-        "md5" => return Err(Error::FeatureNotSupported("md5() is not supported".into())),
         "substr" => {
             let chars: Vec<char> = text(0).chars().collect();
             let start = int(1);
@@ -587,7 +586,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
                 _ => Value::Null,
             }
         }
-        other => match json::call(other, &args) {
+        other => match json::call(other, &args).or_else(|| encoding::call(other, &args)) {
             Some(result) => result?,
             None => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
         },
