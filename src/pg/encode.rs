@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::types::cast::{cast, CastKind};
-use crate::types::datetime::MICROS_PER_DAY;
+use crate::types::datetime::{self, MICROS_PER_DAY};
 use crate::types::value::Interval;
 use crate::types::{DataType, Value};
 use bytes::{BufMut, BytesMut};
@@ -33,7 +33,10 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
         Value::Numeric(d) => numeric_binary(d, buf),
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
+        // Infinities are the type's extreme values in PostgreSQL's binary format too.
+        Value::Date(d) if !datetime::is_finite_date(*d) => buf.put_i32(*d),
         Value::Date(d) => buf.put_i32((*d as i64 - PG_EPOCH_DAYS) as i32),
+        Value::Timestamp(t) | Value::TimestampTz(t) if !datetime::is_finite_timestamp(*t) => buf.put_i64(*t),
         Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(t - PG_EPOCH_MICROS),
         Value::Interval(iv) => {
             buf.put_i64(iv.micros);
@@ -176,14 +179,20 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Date => {
-            let days = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64 + PG_EPOCH_DAYS;
-            Value::Date(crate::types::datetime::check_date(days)?)
+            let raw = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?);
+            let days = if datetime::is_finite_date(raw) { raw as i64 + PG_EPOCH_DAYS } else { raw as i64 };
+            Value::Date(datetime::check_date(days)?)
         }
         DataType::Timestamp | DataType::TimestampTz => {
-            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)
-                .checked_add(PG_EPOCH_MICROS)
-                .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))?;
-            let micros = crate::types::datetime::check_timestamp(micros)?;
+            let raw = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?);
+            let micros = if datetime::is_finite_timestamp(raw) {
+                raw.checked_add(PG_EPOCH_MICROS)
+                    .filter(|m| datetime::is_finite_timestamp(*m))
+                    .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))?
+            } else {
+                raw
+            };
+            let micros = datetime::check_timestamp(micros)?;
             if *data_type == DataType::Timestamp {
                 Value::Timestamp(micros)
             } else {
@@ -246,9 +255,10 @@ mod tests {
     /// error instead of a panic, here or when the value is printed.
     #[test]
     fn out_of_range_binary_parameters_are_errors() {
-        let date_max = [0x7f, 0xff, 0xff, 0xff];
+        // (The very largest values are PostgreSQL's 'infinity': see below.)
+        let date_max = [0x7f, 0xff, 0xff, 0xfe];
         assert_eq!(parameter(Some(&date_max), &DataType::Date, true).unwrap_err().sqlstate(), "22008");
-        let ts_max = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let ts_max = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe];
         assert_eq!(parameter(Some(&ts_max), &DataType::TimestampTz, true).unwrap_err().sqlstate(), "22008");
         let ts_far = [0x74, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(parameter(Some(&ts_far), &DataType::Timestamp, true).unwrap_err().sqlstate(), "22008");
@@ -279,5 +289,26 @@ mod tests {
             parameter(Some(&0i64.to_be_bytes()), &DataType::TimestampTz, true).unwrap(),
             Value::TimestampTz(PG_EPOCH_MICROS)
         );
+    }
+
+    #[test]
+    fn infinities_are_the_extreme_values_in_binary() {
+        use datetime::{DATE_INFINITY, DATE_NEG_INFINITY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY};
+        let cases = [
+            (Value::Timestamp(TIMESTAMP_INFINITY), DataType::Timestamp, i64::MAX.to_be_bytes().to_vec()),
+            (Value::TimestampTz(TIMESTAMP_NEG_INFINITY), DataType::TimestampTz, i64::MIN.to_be_bytes().to_vec()),
+            (Value::Date(DATE_INFINITY), DataType::Date, i32::MAX.to_be_bytes().to_vec()),
+            (Value::Date(DATE_NEG_INFINITY), DataType::Date, i32::MIN.to_be_bytes().to_vec()),
+        ];
+        for (value, data_type, bytes) in cases {
+            let mut buf = BytesMut::new();
+            binary(&value, &mut buf).unwrap();
+            assert_eq!(&buf[..], &bytes[..], "{value:?}");
+            assert_eq!(parameter(Some(&bytes), &data_type, true).unwrap(), value);
+            assert!(text(&value).unwrap().ends_with("infinity"));
+        }
+        // A finite value that would land on the sentinel is out of range, not infinity.
+        let next_to_infinity = (i64::MAX - PG_EPOCH_MICROS + 1).to_be_bytes();
+        assert!(parameter(Some(&next_to_infinity), &DataType::Timestamp, true).is_err());
     }
 }

@@ -82,14 +82,14 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         },
         T::Date => match value {
             Value::Date(d) => Value::Date(d),
-            Value::Timestamp(t) | Value::TimestampTz(t) => Value::Date(t.div_euclid(datetime::MICROS_PER_DAY) as i32),
+            Value::Timestamp(t) | Value::TimestampTz(t) => Value::Date(datetime::timestamp_to_date(t)?),
             Value::Text(s) => Value::Date(datetime::parse_date(&s)?),
             other => return Err(cannot(&other)),
         },
         T::Timestamp | T::TimestampTz => {
             let micros = match value {
                 Value::Timestamp(t) | Value::TimestampTz(t) => t,
-                Value::Date(d) => d as i64 * datetime::MICROS_PER_DAY,
+                Value::Date(d) => datetime::date_to_timestamp(d),
                 Value::Text(s) => datetime::parse_timestamp(&s, *target == T::TimestampTz)?,
                 other => return Err(cannot(&other)),
             };

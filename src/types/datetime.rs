@@ -23,6 +23,52 @@ pub fn to_naive(micros: i64) -> NaiveDateTime {
     epoch().checked_add_signed(Duration::microseconds(micros)).unwrap_or(fallback)
 }
 
+/// `timestamp 'infinity'` / `'-infinity'` (also `timestamptz`): the largest and smallest
+/// values, later and earlier than every other; stored, sent in binary and compared as they are.
+pub const TIMESTAMP_INFINITY: i64 = i64::MAX;
+pub const TIMESTAMP_NEG_INFINITY: i64 = i64::MIN;
+/// `date 'infinity'` / `'-infinity'`.
+pub const DATE_INFINITY: i32 = i32::MAX;
+pub const DATE_NEG_INFINITY: i32 = i32::MIN;
+
+pub fn is_finite_timestamp(micros: i64) -> bool {
+    micros != TIMESTAMP_INFINITY && micros != TIMESTAMP_NEG_INFINITY
+}
+
+pub fn is_finite_date(days: i32) -> bool {
+    days != DATE_INFINITY && days != DATE_NEG_INFINITY
+}
+
+/// A date as a timestamp at its midnight (infinite dates stay infinite).
+pub fn date_to_timestamp(days: i32) -> i64 {
+    match days {
+        DATE_INFINITY => TIMESTAMP_INFINITY,
+        DATE_NEG_INFINITY => TIMESTAMP_NEG_INFINITY,
+        d => d as i64 * MICROS_PER_DAY,
+    }
+}
+
+/// The date of a timestamp (infinite timestamps give infinite dates).
+pub fn timestamp_to_date(micros: i64) -> Result<i32> {
+    match micros {
+        TIMESTAMP_INFINITY => Ok(DATE_INFINITY),
+        TIMESTAMP_NEG_INFINITY => Ok(DATE_NEG_INFINITY),
+        m => check_date(m.div_euclid(MICROS_PER_DAY)),
+    }
+}
+
+/// `+1` for `infinity`, `-1` for `-infinity` (any case, optionally signed `+`).
+fn infinity_sign(text: &str) -> Option<i8> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("infinity") || t.eq_ignore_ascii_case("+infinity") {
+        Some(1)
+    } else if t.eq_ignore_ascii_case("-infinity") {
+        Some(-1)
+    } else {
+        None
+    }
+}
+
 /// PostgreSQL's timestamp range: 4713 BC to 294276 AD.
 const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = -4712..=294_276;
 /// Dates: from 4713 BC to the end of the calendar this implementation computes with.
@@ -30,6 +76,9 @@ const DATE_YEARS: std::ops::RangeInclusive<i32> = -4712..=262_142;
 
 /// `micros` if it is a timestamp in range (22008 otherwise).
 pub fn check_timestamp(micros: i64) -> Result<i64> {
+    if !is_finite_timestamp(micros) {
+        return Ok(micros);
+    }
     match epoch().checked_add_signed(Duration::microseconds(micros)) {
         Some(dt) if TIMESTAMP_YEARS.contains(&dt.year()) => Ok(micros),
         _ => Err(Error::DatetimeOutOfRange("timestamp out of range".into())),
@@ -38,6 +87,9 @@ pub fn check_timestamp(micros: i64) -> Result<i64> {
 
 /// `days` (since 1970-01-01) if it is a date in range (22008 otherwise).
 pub fn check_date(days: i64) -> Result<i32> {
+    if days == DATE_INFINITY as i64 || days == DATE_NEG_INFINITY as i64 {
+        return Ok(days as i32);
+    }
     let date = i32::try_from(days).ok().and_then(|d| epoch().date().checked_add_signed(Duration::days(d as i64)));
     match date {
         Some(d) if DATE_YEARS.contains(&d.year()) => Ok(days as i32),
@@ -69,6 +121,11 @@ fn format_ymd(date: NaiveDate) -> (String, bool) {
 }
 
 pub fn format_date(days: i32) -> String {
+    match days {
+        DATE_INFINITY => return "infinity".into(),
+        DATE_NEG_INFINITY => return "-infinity".into(),
+        _ => {}
+    }
     let (s, bc) = format_ymd(date_to_naive(days));
     if bc {
         s + " BC"
@@ -79,6 +136,11 @@ pub fn format_date(days: i32) -> String {
 
 /// A timestamp as text; `zone` (e.g. `+00`) follows the time, and ` BC` comes last.
 fn format_timestamp_with(micros: i64, zone: &str) -> String {
+    match micros {
+        TIMESTAMP_INFINITY => return "infinity".into(),
+        TIMESTAMP_NEG_INFINITY => return "-infinity".into(),
+        _ => {}
+    }
     let dt = to_naive(micros);
     let (mut s, bc) = format_ymd(dt.date());
     s.push_str(&dt.format(" %H:%M:%S").to_string());
@@ -145,6 +207,11 @@ pub fn parse_date(text: &str) -> Result<i32> {
     if t.eq_ignore_ascii_case("epoch") {
         return Ok(0);
     }
+    match infinity_sign(t) {
+        Some(1) => return Ok(DATE_INFINITY),
+        Some(_) => return Ok(DATE_NEG_INFINITY),
+        None => {}
+    }
     let (t, bc) = strip_era(t);
     let date_part = t.split([' ', 'T']).next().unwrap_or("");
     parse_ymd(date_part, bc, text, "date").map(naive_to_date)
@@ -157,6 +224,11 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("epoch") {
         return Ok(0);
+    }
+    match infinity_sign(t) {
+        Some(1) => return Ok(TIMESTAMP_INFINITY),
+        Some(_) => return Ok(TIMESTAMP_NEG_INFINITY),
+        None => {}
     }
     let err = || invalid(type_name, text);
     let (t, bc) = strip_era(t);
@@ -395,6 +467,9 @@ pub fn format_interval(iv: &Interval) -> String {
 
 /// `ts + iv` with calendar months, as PostgreSQL computes it.
 pub fn add_interval(micros: i64, iv: &Interval) -> Result<i64> {
+    if !is_finite_timestamp(micros) {
+        return Ok(micros);
+    }
     let overflow = || Error::DatetimeOutOfRange("timestamp out of range".into());
     let mut dt = to_naive(micros);
     if iv.months != 0 {
@@ -408,6 +483,9 @@ pub fn add_interval(micros: i64, iv: &Interval) -> Result<i64> {
 
 /// Truncates a timestamp to a unit (`date_trunc`).
 pub fn truncate(micros: i64, unit: &str) -> Result<i64> {
+    if !is_finite_timestamp(micros) {
+        return Ok(micros);
+    }
     let dt = to_naive(micros);
     let date = dt.date();
     let unit_err = || Error::InvalidParameter(format!("unit \"{unit}\" not recognized for type timestamp"));
@@ -444,6 +522,16 @@ pub fn truncate(micros: i64, unit: &str) -> Result<i64> {
 
 /// A field of a timestamp (`extract`/`date_part`), as f64; `epoch` is seconds since 1970.
 pub fn extract(micros: i64, field: &str) -> Result<f64> {
+    if !is_finite_timestamp(micros) {
+        // Fields that grow with time are ±Infinity, the others undefined (NaN: NULL to SQL).
+        let sign = if micros > 0 { 1.0 } else { -1.0 };
+        return Ok(match field.to_ascii_lowercase().as_str() {
+            "epoch" | "year" | "years" | "decade" | "century" | "millennium" | "isoyear" | "julian" => {
+                sign * f64::INFINITY
+            }
+            _ => f64::NAN,
+        });
+    }
     let dt = to_naive(micros);
     let secs_frac = dt.second() as f64 + (micros.rem_euclid(MICROS_PER_SECOND)) as f64 / 1e6;
     Ok(match field.to_ascii_lowercase().as_str() {

@@ -65,7 +65,10 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         (Interval(iv), TimestampTz(t)) if op == Add => Ok(TimestampTz(datetime::add_interval(*t, iv)?)),
         (Date(d), Interval(iv)) if matches!(op, Add | Sub) => {
             let iv = if op == Sub { negate(iv) } else { *iv };
-            Ok(Timestamp(datetime::add_interval(*d as i64 * MICROS_PER_DAY, &iv)?))
+            Ok(Timestamp(datetime::add_interval(datetime::date_to_timestamp(*d), &iv)?))
+        }
+        (Date(d), Int4(_)) | (Int4(_), Date(d)) if !datetime::is_finite_date(*d) && matches!(op, Add | Sub) => {
+            Ok(Date(*d))
         }
         (Date(d), Int4(n)) if matches!(op, Add | Sub) => {
             let n = if op == Sub { -*n } else { *n };
@@ -74,8 +77,16 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         (Int4(n), Date(d)) if op == Add => {
             d.checked_add(*n).map(Date).ok_or_else(|| Error::DatetimeOutOfRange("date out of range".into()))
         }
-        (Date(a), Date(b)) if op == Sub => Ok(Int4(a - b)),
+        (Date(a), Date(b)) if op == Sub => {
+            if !datetime::is_finite_date(*a) || !datetime::is_finite_date(*b) {
+                return Err(Error::DatetimeOutOfRange("cannot subtract infinite dates".into()));
+            }
+            Ok(Int4(a - b))
+        }
         (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) if op == Sub => {
+            if !datetime::is_finite_timestamp(*a) || !datetime::is_finite_timestamp(*b) {
+                return Err(Error::DatetimeOutOfRange("cannot subtract infinite timestamps".into()));
+            }
             let diff = a.checked_sub(*b).ok_or_else(|| overflow("interval"))?;
             Ok(Interval(justify_hours(diff)))
         }

@@ -177,6 +177,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("extract", vec![text, t], T::Numeric(None))
         }
         ("to_timestamp", 1) => sig("to_timestamp", vec![T::Float8], T::TimestampTz),
+        ("isfinite", 1) if matches!(args[0], T::Date) => sig("isfinite", vec![T::Date], T::Bool),
+        ("isfinite", 1) if matches!(args[0], T::Interval) => sig("isfinite", vec![T::Interval], T::Bool),
+        ("isfinite", 1) => sig("isfinite", vec![date_arg(&args[0])], T::Bool),
         ("age", 1) => sig("age", vec![T::TimestampTz], T::Interval),
         ("age", 2) => {
             let t = if args.iter().all(|a| *a == T::Timestamp) { T::Timestamp } else { T::TimestampTz };
@@ -465,14 +468,24 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             Value::TimestampTz(t) => Value::TimestampTz(datetime::truncate(*t, text(0))?),
             _ => Value::Null,
         },
+        "isfinite" => Value::Bool(match &args[0] {
+            Value::Date(d) => datetime::is_finite_date(*d),
+            Value::Timestamp(t) | Value::TimestampTz(t) => datetime::is_finite_timestamp(*t),
+            _ => true,
+        }),
         "date_part" | "extract" => {
             let f = match &args[1] {
                 Value::Interval(iv) => datetime::extract_interval(iv, text(0))?,
                 Value::Timestamp(t) | Value::TimestampTz(t) => datetime::extract(*t, text(0))?,
-                Value::Date(d) => datetime::extract(*d as i64 * datetime::MICROS_PER_DAY, text(0))?,
+                Value::Date(d) => datetime::extract(datetime::date_to_timestamp(*d), text(0))?,
                 _ => return Ok(Value::Null),
             };
-            if name == "date_part" {
+            if f.is_nan() {
+                // A field an infinite date or time does not have.
+                Value::Null
+            } else if f.is_infinite() && name == "extract" {
+                return Err(Error::FeatureNotSupported("numeric infinity (extract from an infinite value)".into()));
+            } else if name == "date_part" {
                 Value::Float8(f)
             } else {
                 Value::Numeric(extract_numeric(&args[1], text(0), f)?)
@@ -515,6 +528,9 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             } else {
                 (ts_of(&args[0]), ts_of(&args[1]))
             };
+            if !datetime::is_finite_timestamp(a) || !datetime::is_finite_timestamp(b) {
+                return Err(Error::DatetimeOutOfRange("interval out of range".into()));
+            }
             Value::Interval(datetime::age(a, b))
         }
         "time_bucket" | "date_bin" => {
@@ -529,7 +545,15 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             // time_bucket aligns to 2000-01-03 (a Monday) as TimescaleDB does; date_bin to its origin.
             let origin = if name == "date_bin" { ts_of(&args[2]) } else { 946_857_600 * MICROS_PER_SECOND };
             let t = ts_of(&args[1]);
-            let bucket = origin + (t - origin).div_euclid(width) * width;
+            if !datetime::is_finite_timestamp(t) {
+                return Ok(args[1].clone());
+            }
+            let out_of_range = || Error::DatetimeOutOfRange("timestamp out of range".into());
+            let bucket = t
+                .checked_sub(origin)
+                .and_then(|d| d.div_euclid(width).checked_mul(width))
+                .and_then(|d| d.checked_add(origin))
+                .ok_or_else(out_of_range)?;
             match &args[1] {
                 Value::Timestamp(_) => Value::Timestamp(bucket),
                 _ => Value::TimestampTz(bucket),
@@ -607,12 +631,11 @@ fn text_of(v: &Value) -> String {
 fn ts_of(v: &Value) -> i64 {
     match v {
         Value::Timestamp(t) | Value::TimestampTz(t) => *t,
-        Value::Date(d) => *d as i64 * datetime::MICROS_PER_DAY,
+        Value::Date(d) => datetime::date_to_timestamp(*d),
         _ => 0,
     }
 }
 
-/// extract() returns numeric: whole for most fields, with six decimals for seconds and epoch.
 /// `make_interval(years, months, weeks, days, hours, mins, secs)`.
 fn make_interval(args: &[Value]) -> Result<crate::types::value::Interval> {
     let part = |i: usize| args[i].as_i64().unwrap_or(0);
@@ -656,6 +679,7 @@ fn make_date(args: &[Value]) -> Result<i32> {
     Ok((date - epoch).num_days() as i32)
 }
 
+/// extract() returns numeric: whole for most fields, with six decimals for seconds and epoch.
 fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
     let field = field.to_ascii_lowercase();
     match (arg, field.as_str()) {

@@ -1020,6 +1020,10 @@ impl Binder<'_> {
                 let r = self.coerce(rb, &T::Int4)?;
                 return Ok((make(lb.0, r), T::Date));
             }
+            (a, T::Date) if a.is_integer() && op == BinaryOp::Add => {
+                let l = self.coerce(lb, &T::Int4)?;
+                return Ok((make(l, rb.0), T::Date));
+            }
             (T::Date, T::Date) if op == BinaryOp::Sub => T::Int4,
             (T::Timestamp, T::Timestamp) | (T::TimestampTz, T::TimestampTz) if op == BinaryOp::Sub => T::Interval,
             (T::Timestamp, T::TimestampTz)
