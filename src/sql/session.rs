@@ -639,7 +639,7 @@ impl Session {
             )));
         }
         let value = if key == "chronos.follower_reads" { value.to_ascii_lowercase() } else { value };
-        if key == "timezone" && !is_utc(&value) {
+        if key == "timezone" && !crate::types::timezone::is_utc(&value) {
             return Err(Error::InvalidParameter(format!(
                 "time zone \"{value}\" is not supported: ChronosDB sessions run in UTC"
             )));
@@ -786,13 +786,6 @@ impl Session {
 }
 
 /// True for the names of UTC.
-pub fn is_utc(zone: &str) -> bool {
-    matches!(
-        zone.to_ascii_lowercase().as_str(),
-        "utc" | "etc/utc" | "gmt" | "etc/gmt" | "z" | "zulu" | "universal" | "+00" | "+00:00" | "0"
-    )
-}
-
 fn write_outcome(tag: String, columns: Option<Vec<ResultColumn>>, rows: Vec<Row>) -> Result<Outcome> {
     Ok(match columns {
         Some(columns) => Outcome::Rows { columns, rows, tag },

@@ -267,16 +267,31 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         offset_secs = sign * (h * 3600 + m * 60);
         time_str = rest[..pos].trim_end();
     }
-    let time = if time_str.is_empty() || time_str.chars().all(|c| c == ' ') {
-        NaiveTime::MIN
+    let (time, carry) = if time_str.is_empty() || time_str.chars().all(|c| c == ' ') {
+        (NaiveTime::MIN, 0)
     } else {
-        parse_time(time_str).ok_or_else(err)?
+        match parse_time(time_str) {
+            Some(TimeOfDay::Valid(t, carry)) => (t, carry),
+            Some(TimeOfDay::OutOfRange) => {
+                return Err(Error::DatetimeOutOfRange(format!("date/time field value out of range: \"{text}\"")))
+            }
+            None => return Err(err()),
+        }
     };
-    let micros = from_naive(date.and_time(time))?;
+    let micros = from_naive(date.and_time(time))? + carry;
     Ok(if with_tz { micros - offset_secs * MICROS_PER_SECOND } else { micros })
 }
 
-fn parse_time(s: &str) -> Option<NaiveTime> {
+/// A time of day as written: valid (with microseconds to carry past it: `24:00:00` is the
+/// next midnight and a leap second `:60` the next minute, as PostgreSQL reads them), or
+/// well-formed but out of range (`25:00` is 22008, not 22007).
+enum TimeOfDay {
+    Valid(NaiveTime, i64),
+    OutOfRange,
+}
+
+/// Parses `hh[:mm[:ss[.ffffff]]]`; None when it is not a time at all.
+fn parse_time(s: &str) -> Option<TimeOfDay> {
     let mut parts = s.split(':');
     let h: u32 = parts.next()?.parse().ok()?;
     let m: u32 = parts.next().unwrap_or("0").parse().ok()?;
@@ -297,7 +312,15 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
         let padded = format!("{:0<6}", &frac[..frac.len().min(6)]);
         micros = padded.parse().ok()?;
     }
-    NaiveTime::from_hms_micro_opt(h, m, sec, micros)
+    Some(match NaiveTime::from_hms_micro_opt(h, m, sec, micros) {
+        Some(t) => TimeOfDay::Valid(t, 0),
+        None if (h, m, sec, micros) == (24, 0, 0, 0) => TimeOfDay::Valid(NaiveTime::MIN, MICROS_PER_DAY),
+        None if sec == 60 => match NaiveTime::from_hms_micro_opt(h, m, 59, micros) {
+            Some(t) => TimeOfDay::Valid(t, MICROS_PER_SECOND),
+            None => TimeOfDay::OutOfRange,
+        },
+        None => TimeOfDay::OutOfRange,
+    })
 }
 
 /// Parses an interval: `1 day 02:00:00`, `3 hours`, `-1 week`, `2 mons`, `1.5 days`, `10m`,

@@ -7,6 +7,7 @@ pub mod json;
 use crate::error::{Error, Result};
 
 use crate::types::datetime::{self, MICROS_PER_SECOND};
+use crate::types::timezone;
 
 use crate::types::{DataType, Value};
 use rust_decimal::prelude::FromPrimitive;
@@ -177,6 +178,14 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("extract", vec![text, t], T::Numeric(None))
         }
         ("to_timestamp", 1) => sig("to_timestamp", vec![T::Float8], T::TimestampTz),
+        ("timezone", 2) => {
+            let zone = if args[0] == T::Interval { T::Interval } else { T::Text };
+            match args[1] {
+                T::Timestamp => sig("timezone", vec![zone, T::Timestamp], T::TimestampTz),
+                _ => sig("timezone", vec![zone, T::TimestampTz], T::Timestamp),
+            }
+        }
+        ("date_trunc", 3) => sig("date_trunc", vec![text.clone(), T::TimestampTz, text], T::TimestampTz),
         ("isfinite", 1) if matches!(args[0], T::Date) => sig("isfinite", vec![T::Date], T::Bool),
         ("isfinite", 1) if matches!(args[0], T::Interval) => sig("isfinite", vec![T::Interval], T::Bool),
         ("isfinite", 1) => sig("isfinite", vec![date_arg(&args[0])], T::Bool),
@@ -463,11 +472,30 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
         "clock_timestamp" => Value::TimestampTz(wall_clock_micros()),
         "current_date" => Value::Date(now.div_euclid(datetime::MICROS_PER_DAY) as i32),
         "localtimestamp" => Value::Timestamp(now),
-        "date_trunc" => match &args[1] {
-            Value::Timestamp(t) => Value::Timestamp(datetime::truncate(*t, text(0))?),
-            Value::TimestampTz(t) => Value::TimestampTz(datetime::truncate(*t, text(0))?),
+        "date_trunc" => match (&args[1], args.get(2)) {
+            (Value::TimestampTz(t), Some(Value::Text(zone))) => {
+                Value::TimestampTz(timezone::truncate_in(&timezone::parse(zone)?, *t, text(0))?)
+            }
+            (Value::Timestamp(t), _) => Value::Timestamp(datetime::truncate(*t, text(0))?),
+            (Value::TimestampTz(t), _) => Value::TimestampTz(datetime::truncate(*t, text(0))?),
             _ => Value::Null,
         },
+        "timezone" => {
+            let zone = match &args[0] {
+                Value::Interval(iv) if iv.months == 0 && iv.days == 0 => {
+                    timezone::Zone::Fixed(iv.micros.div_euclid(datetime::MICROS_PER_SECOND))
+                }
+                Value::Interval(_) => {
+                    return Err(Error::InvalidParameter("interval time zone must not include months or days".into()))
+                }
+                _ => timezone::parse(text(0))?,
+            };
+            match &args[1] {
+                Value::Timestamp(t) => Value::TimestampTz(zone.to_utc(*t)?),
+                Value::TimestampTz(t) => Value::Timestamp(zone.to_local(*t)?),
+                _ => Value::Null,
+            }
+        }
         "isfinite" => Value::Bool(match &args[0] {
             Value::Date(d) => datetime::is_finite_date(*d),
             Value::Timestamp(t) | Value::TimestampTz(t) => datetime::is_finite_timestamp(*t),

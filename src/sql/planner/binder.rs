@@ -517,19 +517,10 @@ impl Binder<'_> {
                 })
             }
             A::AtTimeZone { timestamp, time_zone } => {
-                let zone = self.bind(time_zone)?.0;
-                let utc = matches!(&zone, Expr::Constant(Value::Text(z)) if ["utc", "etc/utc", "gmt", "z", "+00", "+00:00"].contains(&z.to_ascii_lowercase().as_str()));
-                if !utc {
-                    return Err(Error::FeatureNotSupported("time zones other than UTC".into()));
-                }
+                // `ts AT TIME ZONE z` is PostgreSQL's timezone(z, ts).
+                let zone = self.bind(time_zone)?;
                 let bound = self.bind(timestamp)?;
-                let (to, t) = match bound.1 {
-                    DataType::Timestamp => (DataType::TimestampTz, DataType::TimestampTz),
-                    _ => (DataType::Timestamp, DataType::Timestamp),
-                };
-                let from = if bound.1 == DataType::Timestamp { DataType::Timestamp } else { DataType::TimestampTz };
-                let inner = self.coerce(bound, &from)?;
-                Ok((Expr::Cast(Box::new(inner), to), t))
+                self.bind_call("timezone", vec![zone, bound])
             }
             A::Extract { field, expr, .. } => {
                 let field_name = field.to_string().to_lowercase();
