@@ -53,6 +53,8 @@ pub enum Error {
     DuplicateObject(String),
     /// A value of one type was used where another was required.
     DatatypeMismatch(String),
+    /// An explicit cast between types that have no cast.
+    CannotCoerce(String),
     /// A text value could not be converted to the requested type.
     InvalidText(String),
     /// A numeric value is out of the range of its type.
@@ -141,6 +143,7 @@ impl Error {
             Error::DuplicateColumn(_) => "42701",
             Error::DuplicateObject(_) => "42710",
             Error::DatatypeMismatch(_) => "42804",
+            Error::CannotCoerce(_) => "42846",
             Error::InvalidText(_) => "22P02",
             Error::NumericOutOfRange(_) => "22003",
             Error::StringTooLong(_) => "22001",
@@ -209,6 +212,7 @@ impl fmt::Display for Error {
             Error::UndefinedFunction(m)
             | Error::UndefinedObject(m)
             | Error::DatatypeMismatch(m)
+            | Error::CannotCoerce(m)
             | Error::InvalidText(m)
             | Error::NumericOutOfRange(m)
             | Error::StringTooLong(m)

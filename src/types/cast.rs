@@ -32,10 +32,12 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         return Ok(value);
     }
     let cannot = |v: &Value| {
-        Error::DatatypeMismatch(format!(
-            "cannot cast type {} to {target}",
-            v.data_type().map(|t| t.to_string()).unwrap_or_default()
-        ))
+        let message =
+            format!("cannot cast type {} to {target}", v.data_type().map(|t| t.to_string()).unwrap_or_default());
+        match kind {
+            CastKind::Explicit => Error::CannotCoerce(message),
+            CastKind::Assignment => Error::DatatypeMismatch(message),
+        }
     };
     Ok(match target {
         T::Bool => match value {
@@ -226,7 +228,7 @@ fn to_int(value: &Value, type_name: &str) -> Result<i64> {
                 }
             })
         }
-        other => Err(Error::DatatypeMismatch(format!(
+        other => Err(Error::CannotCoerce(format!(
             "cannot cast type {} to {type_name}",
             other.data_type().map(|t| t.to_string()).unwrap_or_default()
         ))),
@@ -250,9 +252,9 @@ fn to_float(value: &Value, type_name: &str) -> Result<f64> {
                 }
             }
         }
-        Value::Bool(_) => Err(Error::DatatypeMismatch(format!("cannot cast type boolean to {type_name}"))),
+        Value::Bool(_) => Err(Error::CannotCoerce(format!("cannot cast type boolean to {type_name}"))),
         other => other.as_f64().ok_or_else(|| {
-            Error::DatatypeMismatch(format!(
+            Error::CannotCoerce(format!(
                 "cannot cast type {} to {type_name}",
                 other.data_type().map(|t| t.to_string()).unwrap_or_default()
             ))
@@ -281,7 +283,7 @@ pub fn to_decimal(value: &Value) -> Result<Decimal> {
             let t = s.trim();
             Decimal::from_str(t).or_else(|_| Decimal::from_scientific(t)).map_err(|_| invalid("numeric", s))
         }
-        other => Err(Error::DatatypeMismatch(format!(
+        other => Err(Error::CannotCoerce(format!(
             "cannot cast type {} to numeric",
             other.data_type().map(|t| t.to_string()).unwrap_or_default()
         ))),

@@ -330,6 +330,9 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
     let overflow = || Error::DataException("22015", format!("interval field value out of range: \"{text}\""));
     let mut iv = Interval::default();
     let lower = text.trim().to_ascii_lowercase();
+    if let Some(iso) = lower.strip_prefix('p') {
+        return parse_iso_interval(iso).ok_or_else(err);
+    }
     let (body, ago) = match lower.strip_suffix("ago") {
         Some(b) => (b.trim_end().to_string(), true),
         None => (lower.clone(), false),
@@ -407,6 +410,37 @@ fn to_field(f: f64) -> Option<i32> {
 }
 
 /// Adds `n` units to an interval. None for an unknown unit or a field out of range.
+/// An ISO 8601 duration after its `P`: `1Y2M3W4DT5H6M7.5S` (any part optional, fractions
+/// allowed, `M` is months before the `T` and minutes after it).
+fn parse_iso_interval(body: &str) -> Option<Interval> {
+    let mut iv = Interval::default();
+    let (date_part, time_part) = match body.split_once('t') {
+        Some((d, t)) => (d, Some(t)),
+        None => (body, None),
+    };
+    if date_part.is_empty() && time_part.is_none_or(str::is_empty) {
+        return None;
+    }
+    let mut read = |part: &str, units: &[(char, &str)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || matches!(c, '.' | '-' | '+') {
+                number.push(c);
+                continue;
+            }
+            let unit = units.iter().find(|(designator, _)| *designator == c)?.1;
+            add_unit(&mut iv, number.parse().ok()?, unit)?;
+            number.clear();
+        }
+        number.is_empty().then_some(())
+    };
+    read(date_part, &[('y', "years"), ('m', "months"), ('w', "weeks"), ('d', "days")])?;
+    if let Some(time) = time_part {
+        read(time, &[('h', "hours"), ('m', "minutes"), ('s', "seconds")])?;
+    }
+    Some(iv)
+}
+
 fn add_unit(iv: &mut Interval, n: f64, unit: &str) -> Option<()> {
     let unit = unit.trim_end_matches(',');
     let add_micros = |iv: &mut Interval, f: f64| -> Option<()> {
