@@ -31,6 +31,8 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
         Value::Float4(v) => buf.put_f32(*v),
         Value::Float8(v) => buf.put_f64(*v),
         Value::Numeric(d) => numeric_binary(d, buf),
+        // No digits, weight 0, the NaN sign, scale 0.
+        Value::NumericNaN => buf.put_slice(&[0, 0, 0, 0, 0xC0, 0, 0, 0]),
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         // Infinities are the type's extreme values in PostgreSQL's binary format too.
@@ -118,7 +120,7 @@ fn numeric_binary(d: &Decimal, buf: &mut BytesMut) {
     }
 }
 
-fn decode_numeric(bytes: &[u8]) -> Result<Decimal> {
+fn decode_numeric(bytes: &[u8]) -> Result<Value> {
     let bad = || Error::InvalidText("invalid binary numeric".into());
     if bytes.len() < 8 {
         return Err(bad());
@@ -128,7 +130,7 @@ fn decode_numeric(bytes: &[u8]) -> Result<Decimal> {
     let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
     let dscale = u16::from_be_bytes([bytes[6], bytes[7]]) as u32;
     if sign == 0xC000 {
-        return Err(Error::FeatureNotSupported("NaN numeric values are not supported".into()));
+        return Ok(Value::NumericNaN);
     }
     if bytes.len() != 8 + ndigits * 2 {
         return Err(bad());
@@ -148,7 +150,7 @@ fn decode_numeric(bytes: &[u8]) -> Result<Decimal> {
         value.set_sign_negative(true);
     }
     value.rescale(dscale.min(28));
-    Ok(value)
+    Ok(Value::Numeric(value))
 }
 
 /// Decodes a parameter from the wire given its type and format.
@@ -173,7 +175,7 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
         DataType::Int8 => Value::Int8(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
         DataType::Float4 => Value::Float4(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?)),
         DataType::Float8 => Value::Float8(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
-        DataType::Numeric(_) => Value::Numeric(decode_numeric(bytes)?),
+        DataType::Numeric(_) => decode_numeric(bytes)?,
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
             Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| bad())?)
         }
@@ -278,6 +280,14 @@ mod tests {
             let back = decode_numeric(&buf).unwrap();
             assert_eq!(back.to_string(), d.to_string(), "{text}");
         }
+    }
+
+    #[test]
+    fn numeric_nan_has_its_own_sign_in_binary() {
+        let mut buf = BytesMut::new();
+        binary(&Value::NumericNaN, &mut buf).unwrap();
+        assert_eq!(&buf[..], &[0, 0, 0, 0, 0xC0, 0, 0, 0]);
+        assert_eq!(decode_numeric(&buf).unwrap(), Value::NumericNaN);
     }
 
     #[test]

@@ -18,6 +18,8 @@ const TAG_FLOAT: u8 = 0x21;
 const TAG_NUM_NEG: u8 = 0x22;
 const TAG_NUM_ZERO: u8 = 0x23;
 const TAG_NUM_POS: u8 = 0x24;
+/// NUMERIC NaN sorts above every number.
+const TAG_NUM_NAN: u8 = 0x25;
 const TAG_TEXT: u8 = 0x30;
 const TAG_BYTEA: u8 = 0x31;
 const TAG_DATE: u8 = 0x40;
@@ -52,6 +54,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(&ordered.to_be_bytes());
         }
         Value::Numeric(d) => encode_decimal(d, out),
+        Value::NumericNaN => out.push(TAG_NUM_NAN),
         Value::Text(s) => {
             out.push(TAG_TEXT);
             encode_bytes(s.as_bytes(), out);
@@ -163,6 +166,7 @@ pub fn decode_value(input: &mut &[u8]) -> Result<Value> {
             Value::Float8(f64::from_bits(bits))
         }
         TAG_NUM_ZERO => Value::Numeric(Decimal::ZERO),
+        TAG_NUM_NAN => Value::NumericNaN,
         TAG_NUM_POS | TAG_NUM_NEG => {
             let negative = tag == TAG_NUM_NEG;
             let fix = |b: u8| if negative { !b } else { b };
@@ -258,6 +262,7 @@ mod tests {
             any::<i64>().prop_map(Value::Int8),
             any::<f64>().prop_filter("finite or nan", |f| !f.is_infinite()).prop_map(Value::Float8),
             (any::<i64>(), 0u32..10).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
+            Just(Value::NumericNaN),
             ".*".prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..16).prop_map(Value::Bytea),
             any::<i64>().prop_map(|t| Value::TimestampTz(t / 2)),
@@ -266,7 +271,8 @@ mod tests {
     }
 
     fn same_family(a: &Value, b: &Value) -> bool {
-        std::mem::discriminant(a) == std::mem::discriminant(b) || a.is_null() || b.is_null()
+        let numeric = |v: &Value| matches!(v, Value::Numeric(_) | Value::NumericNaN);
+        std::mem::discriminant(a) == std::mem::discriminant(b) || a.is_null() || b.is_null() || numeric(a) && numeric(b)
     }
 
     proptest! {

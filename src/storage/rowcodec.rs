@@ -135,6 +135,7 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
             out.push(7);
             out.extend_from_slice(&f.to_le_bytes());
         }
+        Value::NumericNaN => out.push(18),
         Value::Numeric(d) => {
             out.push(8);
             out.extend_from_slice(&d.serialize());
@@ -213,6 +214,7 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
             }
             Value::Array(items)
         }
+        18 => Value::NumericNaN,
         _ => return Err(corrupt()),
     })
 }
@@ -231,6 +233,7 @@ mod tests {
             any::<i64>().prop_map(Value::Int8),
             any::<f64>().prop_map(Value::Float8),
             (any::<i64>(), 0u32..20).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
+            Just(Value::NumericNaN),
             ".*".prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Bytea),
             any::<i32>().prop_map(Value::Date),

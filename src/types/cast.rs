@@ -58,6 +58,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             Value::Float4(single)
         }
         T::Float8 => Value::Float8(to_float(&value, "double precision")?),
+        T::Numeric(_) if is_nan(&value) => Value::NumericNaN,
         T::Numeric(spec) => {
             let d = to_decimal(&value)?;
             Value::Numeric(apply_numeric_spec(d, *spec)?)
@@ -186,8 +187,19 @@ pub fn parse_bool(s: &str) -> Result<bool> {
     }
 }
 
+/// A NaN that NUMERIC keeps: its own, a float's, or the text `NaN`.
+fn is_nan(value: &Value) -> bool {
+    match value {
+        Value::NumericNaN => true,
+        Value::Float4(_) | Value::Float8(_) => value.as_f64().is_some_and(f64::is_nan),
+        Value::Text(s) => s.trim().eq_ignore_ascii_case("nan"),
+        _ => false,
+    }
+}
+
 fn to_int(value: &Value, type_name: &str) -> Result<i64> {
     match value {
+        Value::NumericNaN => Err(Error::FeatureNotSupported(format!("cannot convert NaN to {type_name}"))),
         Value::Int2(v) => Ok(*v as i64),
         Value::Int4(v) => Ok(*v as i64),
         Value::Int8(v) => Ok(*v),

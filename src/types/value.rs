@@ -19,6 +19,8 @@ pub enum Value {
     Float4(f32),
     Float8(f64),
     Numeric(Decimal),
+    /// NUMERIC's `NaN`: equal to itself and greater than every number, as in PostgreSQL.
+    NumericNaN,
     Text(String),
     Bytea(Vec<u8>),
     /// Days since 1970-01-01.
@@ -60,7 +62,7 @@ impl Value {
             Value::Int8(_) => DataType::Int8,
             Value::Float4(_) => DataType::Float4,
             Value::Float8(_) => DataType::Float8,
-            Value::Numeric(_) => DataType::Numeric(None),
+            Value::Numeric(_) | Value::NumericNaN => DataType::Numeric(None),
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Date(_) => DataType::Date,
@@ -99,6 +101,7 @@ impl Value {
             Value::Float4(v) => Some(*v as f64),
             Value::Float8(v) => Some(*v),
             Value::Numeric(d) => d.to_f64(),
+            Value::NumericNaN => Some(f64::NAN),
             _ => None,
         }
     }
@@ -111,6 +114,9 @@ impl Value {
         Some(match (self, other) {
             (Bool(a), Bool(b)) => a.cmp(b),
             (Int2(_) | Int4(_) | Int8(_), Int2(_) | Int4(_) | Int8(_)) => self.as_i64()?.cmp(&other.as_i64()?),
+            (NumericNaN, NumericNaN) => Ordering::Equal,
+            (NumericNaN, Int2(_) | Int4(_) | Int8(_) | Numeric(_)) => Ordering::Greater,
+            (Int2(_) | Int4(_) | Int8(_) | Numeric(_), NumericNaN) => Ordering::Less,
             (Numeric(a), Numeric(b)) => a.cmp(b),
             (Numeric(a), Int2(_) | Int4(_) | Int8(_)) => a.cmp(&Decimal::from(other.as_i64()?)),
             (Int2(_) | Int4(_) | Int8(_), Numeric(b)) => Decimal::from(self.as_i64()?).cmp(b),
@@ -158,7 +164,7 @@ impl Value {
             Value::Null => 0,
             Value::Bool(_) => 1,
             Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => 2,
-            Value::Float4(_) | Value::Float8(_) | Value::Numeric(_) => 2,
+            Value::Float4(_) | Value::Float8(_) | Value::Numeric(_) | Value::NumericNaN => 2,
             Value::Text(_) => 3,
             Value::Bytea(_) => 4,
             Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 5,
@@ -211,6 +217,8 @@ impl Hash for Value {
                 Decimal::from(self.as_i64().unwrap_or_default()).normalize().hash(state)
             }
             Value::Numeric(d) => d.normalize().hash(state),
+            // Equal to a float NaN, so hashed as one.
+            Value::NumericNaN => u64::MAX.hash(state),
             Value::Float4(_) | Value::Float8(_) => {
                 let f = self.as_f64().unwrap_or_default();
                 if f.fract() == 0.0 && f.abs() < 1e28 {
@@ -245,6 +253,7 @@ impl fmt::Display for Value {
             Value::Float4(v) => write!(f, "{}", format_float(*v as f64, 6, Some(*v))),
             Value::Float8(v) => write!(f, "{}", format_float(*v, 15, None)),
             Value::Numeric(d) => write!(f, "{d}"),
+            Value::NumericNaN => write!(f, "NaN"),
             Value::Text(s) => write!(f, "{s}"),
             Value::Bytea(b) => {
                 write!(f, "\\x")?;

@@ -105,6 +105,8 @@ pub struct Accumulator {
     fraction: Value,
     boolean: Option<bool>,
     numeric_input: bool,
+    /// A NUMERIC NaN was added.
+    nan: bool,
 }
 
 impl Accumulator {
@@ -129,6 +131,7 @@ impl Accumulator {
             fraction: Value::Null,
             boolean: None,
             numeric_input: false,
+            nan: false,
         }
     }
 
@@ -168,6 +171,10 @@ impl Accumulator {
                             self.dec_sum_sq = self.dec_sum_sq.checked_add(sq).ok_or_else(overflow)?;
                         }
                     }
+                }
+                Value::NumericNaN => {
+                    self.numeric_input = true;
+                    self.nan = true;
                 }
                 Value::Numeric(d) => {
                     self.numeric_input = true;
@@ -243,6 +250,8 @@ impl Accumulator {
         Ok(match self.function {
             CountStar | Count => Value::Int8(self.count),
             _ if self.count == 0 && self.function != ArrayAgg => Value::Null,
+            // A NUMERIC NaN makes sums, averages and variances NaN.
+            Sum | Avg | StddevSamp | StddevPop | VarSamp | VarPop if self.nan => Value::NumericNaN,
             Sum => match self.return_type {
                 DataType::Int8 => Value::Int8(
                     i64::try_from(self.int_sum).map_err(|_| Error::NumericOutOfRange("bigint out of range".into()))?,

@@ -55,6 +55,14 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         }
         (Float8(a), Float8(b)) => float_op(op, *a, *b).map(Float8),
         (Numeric(a), Numeric(b)) => numeric_op(op, *a, *b).map(Numeric),
+        // NUMERIC NaN absorbs every arithmetic with an exact number (a float operand makes the
+        // operation a float one above).
+        (NumericNaN, Int2(_) | Int4(_) | Int8(_) | Numeric(_) | NumericNaN)
+        | (Int2(_) | Int4(_) | Int8(_) | Numeric(_), NumericNaN)
+            if matches!(op, Add | Sub | Mul | Div | Mod | Pow) =>
+        {
+            Ok(NumericNaN)
+        }
         // Date and time arithmetic.
         (Timestamp(t), Interval(iv)) | (TimestampTz(t), Interval(iv)) if matches!(op, Add | Sub) => {
             let iv = if op == Sub { negate(iv) } else { *iv };

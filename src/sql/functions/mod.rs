@@ -251,6 +251,28 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
     if is_strict(name) && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
+    // NUMERIC math on NaN is NaN.
+    if args.iter().any(|a| matches!(a, Value::NumericNaN))
+        && matches!(
+            name,
+            "abs"
+                | "round"
+                | "trunc"
+                | "ceil"
+                | "floor"
+                | "sign"
+                | "sqrt"
+                | "cbrt"
+                | "exp"
+                | "ln"
+                | "log"
+                | "log10"
+                | "power"
+                | "mod"
+        )
+    {
+        return Ok(Value::NumericNaN);
+    }
     let text = |i: usize| -> &str {
         match &args[i] {
             Value::Text(s) => s.as_str(),
