@@ -11,7 +11,7 @@ mod catalog_fns;
 pub mod dml;
 pub mod eval;
 mod ops;
-mod regex;
+pub(crate) mod regex;
 mod table_functions;
 mod window;
 

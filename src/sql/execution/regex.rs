@@ -48,3 +48,42 @@ pub fn split(pattern: &str, text: &str) -> Result<Vec<String>> {
         pieces
     })
 }
+
+/// The groups of one match (the whole match when the pattern has none), a group that did not
+/// take part as None.
+fn groups(caps: &regex::Captures) -> Vec<Option<String>> {
+    if caps.len() == 1 {
+        vec![caps.get(0).map(|m| m.as_str().to_string())]
+    } else {
+        caps.iter().skip(1).map(|g| g.map(|m| m.as_str().to_string())).collect()
+    }
+}
+
+/// The groups of the first match of `pattern` in `text`; None when nothing matches.
+pub fn captures(pattern: &str, text: &str) -> Result<Option<Vec<Option<String>>>> {
+    with_compiled(pattern, |re| re.captures(text).map(|caps| groups(&caps)))
+}
+
+/// The groups of the first match, or of every match when `global`.
+pub fn all_captures(pattern: &str, text: &str, global: bool) -> Result<Vec<Vec<Option<String>>>> {
+    with_compiled(pattern, |re| {
+        let all = re.captures_iter(text).map(|caps| groups(&caps));
+        if global {
+            all.collect()
+        } else {
+            all.take(1).collect()
+        }
+    })
+}
+
+/// `text` with the first match of `pattern` (every match when `global`) replaced by
+/// `replacement` (the regex crate's `${n}` syntax).
+pub fn replace(pattern: &str, text: &str, replacement: &str, global: bool) -> Result<String> {
+    with_compiled(pattern, |re| {
+        if global {
+            re.replace_all(text, replacement).into_owned()
+        } else {
+            re.replace(text, replacement).into_owned()
+        }
+    })
+}

@@ -132,6 +132,21 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
             let (Value::Text(text), Value::Text(pattern)) = (first, pattern) else { return Ok(()) };
             super::regex::split(&pattern, &text)?.into_iter().map(|piece| vec![Value::Text(piece)]).collect()
         }
+        "regexp_matches" => {
+            let (pattern, flags) = (args.next().unwrap_or(Value::Null), args.next());
+            let flags = match flags {
+                Some(Value::Text(f)) => f,
+                Some(_) => return Ok(()),
+                None => String::new(),
+            };
+            let (Value::Text(text), Value::Text(pattern)) = (first, pattern) else { return Ok(()) };
+            crate::sql::functions::text::regexp_matches(&text, &pattern, &flags)?
+                .into_iter()
+                .map(|groups| {
+                    vec![Value::Array(groups.into_iter().map(|g| g.map_or(Value::Null, Value::Text)).collect())]
+                })
+                .collect()
+        }
         other => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
     };
     for (produced, item) in items.into_iter().enumerate() {

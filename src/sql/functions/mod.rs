@@ -3,6 +3,7 @@
 
 pub mod encoding;
 pub mod json;
+pub mod text;
 
 use crate::error::{Error, Result};
 
@@ -228,7 +229,10 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             let canonical = if name == "array_contains" { "array_contains" } else { "array_contained" };
             sig(canonical, vec![args[0].clone(), t], T::Bool)
         }
-        _ => json::resolve(name, args).or_else(|| encoding::resolve(name, args)).ok_or_else(|| undefined(name, args)),
+        _ => json::resolve(name, args)
+            .or_else(|| encoding::resolve(name, args))
+            .or_else(|| text::resolve(name, args))
+            .ok_or_else(|| undefined(name, args)),
     }
 }
 
@@ -243,7 +247,7 @@ fn date_arg(t: &DataType) -> DataType {
 
 /// Functions that are not NULL-in-NULL-out.
 pub fn is_strict(name: &str) -> bool {
-    !matches!(name, "concat" | "concat_ws") && json::is_strict(name)
+    !matches!(name, "concat" | "concat_ws") && json::is_strict(name) && text::is_strict(name)
 }
 
 /// Evaluates a resolved function. `now` is the statement's timestamp.
@@ -660,10 +664,13 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
                 _ => Value::Null,
             }
         }
-        other => match json::call(other, &args).or_else(|| encoding::call(other, &args)) {
-            Some(result) => result?,
-            None => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
-        },
+        other => {
+            match json::call(other, &args).or_else(|| encoding::call(other, &args)).or_else(|| text::call(other, &args))
+            {
+                Some(result) => result?,
+                None => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
+            }
+        }
     })
 }
 

@@ -540,6 +540,13 @@ impl Binder<'_> {
                 let args = vec![self.bind(r#in)?, self.bind(expr)?];
                 self.bind_call("strpos", args)
             }
+            A::Substring { expr, substring_from: Some(pattern), substring_for: None, .. }
+                if matches!(self.bind(pattern)?.1, DataType::Text | DataType::Unknown | DataType::Varchar(_)) =>
+            {
+                // substring(text FROM pattern): a regular-expression match.
+                let args = vec![self.bind(expr)?, self.bind(pattern)?];
+                self.bind_call("substring_regex", args)
+            }
             A::Substring { expr, substring_from, substring_for, .. } => {
                 let mut args = vec![self.bind(expr)?];
                 args.push(match substring_from {
@@ -550,6 +557,13 @@ impl Binder<'_> {
                     args.push(self.bind(f)?);
                 }
                 self.bind_call("substr", args)
+            }
+            A::Overlay { expr, overlay_what, overlay_from, overlay_for } => {
+                let mut args = vec![self.bind(expr)?, self.bind(overlay_what)?, self.bind(overlay_from)?];
+                if let Some(f) = overlay_for {
+                    args.push(self.bind(f)?);
+                }
+                self.bind_call("overlay", args)
             }
             A::Trim { expr, trim_where, trim_what, trim_characters } => {
                 let name = match trim_where {

@@ -26,6 +26,7 @@ pub fn is_set_returning(name: &str) -> bool {
             | "jsonb_each"
             | "jsonb_each_text"
             | "regexp_split_to_table"
+            | "regexp_matches"
     )
 }
 
@@ -262,6 +263,15 @@ impl Binder<'_> {
                 }
                 let args = bound.into_iter().map(|b| self.coerce(b, &DataType::Text)).collect::<Result<Vec<_>>>()?;
                 ("regexp_split_to_table", args, vec![("regexp_split_to_table".into(), DataType::Text)])
+            }
+            "regexp_matches" => {
+                if !(2..=3).contains(&bound.len()) || !bound.iter().all(|b| b.1.is_string() || b.1 == DataType::Unknown)
+                {
+                    return Err(undefined(&bound));
+                }
+                let args = bound.into_iter().map(|b| self.coerce(b, &DataType::Text)).collect::<Result<Vec<_>>>()?;
+                let t = DataType::Array(Box::new(DataType::Text));
+                ("regexp_matches", args, vec![("regexp_matches".into(), t)])
             }
             other => return Err(Error::UndefinedFunction(format!("function {other}() does not exist"))),
         };

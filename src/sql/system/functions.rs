@@ -56,9 +56,6 @@ pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Re
         "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size" => {
             ("pg_relation_size", DataType::Int8)
         }
-        "pg_size_pretty" => ("pg_size_pretty", DataType::Text),
-        "quote_ident" => ("quote_ident", DataType::Text),
-        "array_to_string" => ("array_to_string", DataType::Text),
         "pg_is_in_recovery" => ("pg_is_in_recovery", DataType::Bool),
         "pg_relation_is_publishable" => ("pg_relation_is_publishable", DataType::Bool),
         "txid_current" => ("txid_current", DataType::Int8),
@@ -91,9 +88,6 @@ pub fn is_catalog_function(name: &str) -> bool {
             | "pg_get_constraintdef"
             | "pg_null_text"
             | "pg_relation_size"
-            | "pg_size_pretty"
-            | "quote_ident"
-            | "array_to_string"
             | "pg_is_in_recovery"
             | "txid_current"
             | "pg_postmaster_start_time"
@@ -186,22 +180,6 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             found
         }
         "pg_relation_size" => Value::Int8(0),
-        "pg_size_pretty" => Value::Text(format!("{} bytes", int(0).unwrap_or(0))),
-        "quote_ident" => match args.first() {
-            Some(Value::Text(s)) => {
-                let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                    && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                Value::Text(if plain { s.clone() } else { format!("\"{}\"", s.replace('"', "\"\"")) })
-            }
-            _ => Value::Null,
-        },
-        "array_to_string" => match (args.first(), args.get(1)) {
-            (Some(Value::Array(items)), Some(Value::Text(sep))) => {
-                Value::Text(items.iter().filter(|v| !v.is_null()).map(|v| v.to_string()).collect::<Vec<_>>().join(sep))
-            }
-            (Some(Value::Text(s)), _) => Value::Text(s.clone()),
-            _ => Value::Null,
-        },
         "pg_is_in_recovery" | "pg_relation_is_publishable" => Value::Bool(false),
         "txid_current" => Value::Int8(ctx.txn.read_version() as i64 & i64::MAX),
         "pg_postmaster_start_time" => Value::TimestampTz(ctx.now),
