@@ -2,6 +2,7 @@
 //! executor), kept together so each function is defined in one place.
 
 pub mod encoding;
+mod formatting;
 pub mod json;
 pub mod text;
 
@@ -232,6 +233,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         _ => json::resolve(name, args)
             .or_else(|| encoding::resolve(name, args))
             .or_else(|| text::resolve(name, args))
+            .or_else(|| formatting::resolve(name, args))
             .ok_or_else(|| undefined(name, args)),
     }
 }
@@ -665,7 +667,10 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             }
         }
         other => {
-            match json::call(other, &args).or_else(|| encoding::call(other, &args)).or_else(|| text::call(other, &args))
+            match json::call(other, &args)
+                .or_else(|| encoding::call(other, &args))
+                .or_else(|| text::call(other, &args))
+                .or_else(|| formatting::call(other, &args))
             {
                 Some(result) => result?,
                 None => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
