@@ -34,16 +34,19 @@ impl Server {
             child: None,
             command: vec!["single-node".into()],
         };
-        // Tests run in parallel: a port picked as free can be taken before the server binds
-        // it, so try again with fresh ports if the process exits at start-up.
-        for _ in 0..5 {
-            server.pg_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            server.http_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            if server.try_spawn(env) {
-                return server;
-            }
-        }
-        panic!("chronos did not start");
+        assert!(server.spawn_on_fresh_ports(env), "chronos did not start");
+        server
+    }
+
+    /// Starts the process on newly picked client and HTTP ports, again with others if it
+    /// exits at start-up: a port picked as free can be taken before the server binds it (by
+    /// a parallel test, or as the source port of another member's outgoing connection).
+    fn spawn_on_fresh_ports(&mut self, env: &[(&str, &str)]) -> bool {
+        (0..5).any(|_| {
+            self.pg_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            self.http_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            self.try_spawn(env)
+        })
     }
 
     fn spawn(&mut self, env: &[(&str, &str)]) {
@@ -145,10 +148,21 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members (ids 1..=n) with extra flags for each.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        // A member that cannot bind its internode port (taken since it was picked) fails the
+        // attempt: the others already know that address, so the cluster starts over.
+        for _ in 0..5 {
+            if let Some(cluster) = Self::try_start(n, extra) {
+                return cluster;
+            }
+        }
+        panic!("the cluster did not start");
+    }
+
+    fn try_start(n: usize, extra: &[&str]) -> Option<Cluster> {
         let internode: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let peers =
             internode.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut nodes = Vec::new();
+        let mut nodes: Vec<Server> = Vec::new();
         for (i, port) in internode.iter().enumerate() {
             let mut command: Vec<String> = vec![
                 "node".into(),
@@ -167,10 +181,13 @@ impl Cluster {
                 child: None,
                 command,
             };
-            server.spawn(&[]);
+            if !server.spawn_on_fresh_ports(&[]) {
+                nodes.iter_mut().for_each(Server::kill);
+                return None;
+            }
             nodes.push(server);
         }
-        Cluster { nodes }
+        Some(Cluster { nodes })
     }
 
     /// Starts one more member (the next id) that joins the running cluster (`--join`); its
@@ -182,21 +199,26 @@ impl Cluster {
             server.command[i + 1].clone()
         };
         let id = self.nodes.len() + 1;
-        let own = format!("127.0.0.1:{}", free_port());
-        let mut peers: Vec<String> =
-            self.nodes.iter().enumerate().map(|(i, n)| format!("{}={}", i + 1, address(n))).collect();
-        peers.push(format!("{id}={own}"));
-        let command = ["node", "--id", &id.to_string(), "--address", &own, "--peers", &peers.join(","), "--join"];
-        let mut server = Server {
-            pg_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            http_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            data_dir: tempfile::tempdir().unwrap(),
-            child: None,
-            command: command.iter().map(|s| s.to_string()).collect(),
-        };
-        server.spawn(&[]);
-        self.nodes.push(server);
-        own
+        // Nobody knows the new member's address yet, so a lost port is picked again.
+        for _ in 0..5 {
+            let own = format!("127.0.0.1:{}", free_port());
+            let mut peers: Vec<String> =
+                self.nodes.iter().enumerate().map(|(i, n)| format!("{}={}", i + 1, address(n))).collect();
+            peers.push(format!("{id}={own}"));
+            let command = ["node", "--id", &id.to_string(), "--address", &own, "--peers", &peers.join(","), "--join"];
+            let mut server = Server {
+                pg_addr: ([127, 0, 0, 1], 0).into(),
+                http_addr: ([127, 0, 0, 1], 0).into(),
+                data_dir: tempfile::tempdir().unwrap(),
+                child: None,
+                command: command.iter().map(|s| s.to_string()).collect(),
+            };
+            if server.spawn_on_fresh_ports(&[]) {
+                self.nodes.push(server);
+                return own;
+            }
+        }
+        panic!("the joining member did not start");
     }
 
     /// The `/health` JSON of node `i` (0-based), if it answers.
