@@ -6,7 +6,7 @@ use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
 use crate::sql::functions::json;
-use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node};
+use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node, Statistic};
 use crate::types::{DataType, Value};
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
 use std::collections::{HashMap, HashSet};
@@ -95,7 +95,10 @@ pub struct Accumulator {
     count: i64,
     int_sum: i128,
     float_sum: f64,
-    float_sum_sq: f64,
+    /// Sum of squared deviations of float input (Youngs-Cramer, as PostgreSQL computes it).
+    float_sxx: f64,
+    /// (y, x) statistics: sums of x and y and of their squared and cross deviations.
+    regression: Regression,
     dec_sum: Decimal,
     dec_sum_sq: Decimal,
     extreme: Value,
@@ -122,7 +125,8 @@ impl Accumulator {
             count: 0,
             int_sum: 0,
             float_sum: 0.0,
-            float_sum_sq: 0.0,
+            float_sxx: 0.0,
+            regression: Regression::default(),
             dec_sum: Decimal::ZERO,
             dec_sum_sq: Decimal::ZERO,
             extreme: Value::Null,
@@ -147,6 +151,9 @@ impl Accumulator {
             if self.function == JsonbObjectAgg {
                 return Err(Error::InvalidParameter("field name must not be null".into()));
             }
+            return Ok(());
+        }
+        if matches!(self.function, Regression(_)) && args.get(1).is_none_or(Value::is_null) {
             return Ok(());
         }
         if let Some(seen) = &mut self.distinct {
@@ -189,7 +196,11 @@ impl Accumulator {
                         .as_f64()
                         .ok_or_else(|| Error::DatatypeMismatch("aggregate over a non-numeric value".into()))?;
                     self.float_sum += f;
-                    self.float_sum_sq += f * f;
+                    let n = self.count as f64;
+                    if n > 1.0 {
+                        let deviation = f * n - self.float_sum;
+                        self.float_sxx += deviation * deviation / (n * (n - 1.0));
+                    }
                 }
             },
             Min | Max => {
@@ -221,6 +232,10 @@ impl Accumulator {
                 }
             }
             ArrayAgg | JsonbAgg | Mode => self.items.push(v),
+            Regression(_) => {
+                let (y, x) = (v.as_f64().unwrap_or(f64::NAN), args[1].as_f64().unwrap_or(f64::NAN));
+                self.regression.add(self.count as f64, y, x);
+            }
             PercentileCont | PercentileDisc => {
                 if self.items.is_empty() {
                     self.fraction = args.get(1).cloned().unwrap_or(Value::Null);
@@ -248,7 +263,7 @@ impl Accumulator {
         use AggregateFunction::*;
         let overflow = || Error::NumericOutOfRange("value overflows numeric format".into());
         Ok(match self.function {
-            CountStar | Count => Value::Int8(self.count),
+            CountStar | Count | Regression(Statistic::Count) => Value::Int8(self.count),
             _ if self.count == 0 && self.function != ArrayAgg => Value::Null,
             // A NUMERIC NaN makes sums, averages and variances NaN.
             Sum | Avg | StddevSamp | StddevPop | VarSamp | VarPop if self.nan => Value::NumericNaN,
@@ -293,8 +308,7 @@ impl Accumulator {
                     }
                 } else {
                     let nf = n as f64;
-                    let numerator = (nf * self.float_sum_sq - self.float_sum * self.float_sum).max(0.0);
-                    let variance = numerator / if sample { nf * (nf - 1.0) } else { nf * nf };
+                    let variance = self.float_sxx / if sample { nf - 1.0 } else { nf };
                     Value::Float8(if matches!(self.function, VarSamp | VarPop) { variance } else { variance.sqrt() })
                 }
             }
@@ -342,6 +356,7 @@ impl Accumulator {
                 best.clone()
             }
             BoolAnd | BoolOr => self.boolean.map(Value::Bool).unwrap_or(Value::Null),
+            Regression(statistic) => self.regression.finish(statistic, self.count as f64),
         })
     }
 
@@ -360,5 +375,55 @@ impl Accumulator {
         let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
         let value = |i: usize| self.items[i].as_f64().unwrap_or(f64::NAN);
         Ok(Value::Float8(if lo == hi { value(lo) } else { value(lo) + (value(hi) - value(lo)) * (at - lo as f64) }))
+    }
+}
+
+/// Running sums for the (y, x) statistics, updated as PostgreSQL's float8_regr_accum does
+/// (deviations accumulated directly, which keeps them exact for exact input).
+#[derive(Default)]
+struct Regression {
+    sx: f64,
+    sxx: f64,
+    sy: f64,
+    syy: f64,
+    sxy: f64,
+}
+
+impl Regression {
+    /// Adds the `n`-th pair.
+    fn add(&mut self, n: f64, y: f64, x: f64) {
+        self.sx += x;
+        self.sy += y;
+        if n > 1.0 {
+            let (dx, dy) = (x * n - self.sx, y * n - self.sy);
+            let scale = 1.0 / (n * (n - 1.0));
+            self.sxx += dx * dx * scale;
+            self.syy += dy * dy * scale;
+            self.sxy += dx * dy * scale;
+        }
+    }
+
+    /// The statistic over `n` pairs (NULL where PostgreSQL's is).
+    fn finish(&self, statistic: Statistic, n: f64) -> Value {
+        let value = match statistic {
+            _ if n < 1.0 => None,
+            Statistic::Count => Some(n),
+            Statistic::CovarPop => Some(self.sxy / n),
+            Statistic::CovarSamp => (n >= 2.0).then(|| self.sxy / (n - 1.0)),
+            Statistic::Corr => (self.sxx != 0.0 && self.syy != 0.0).then(|| self.sxy / (self.sxx * self.syy).sqrt()),
+            Statistic::Slope => (self.sxx != 0.0).then(|| self.sxy / self.sxx),
+            Statistic::Intercept => (self.sxx != 0.0).then(|| (self.sy - self.sx * self.sxy / self.sxx) / n),
+            Statistic::R2 => match (self.sxx == 0.0, self.syy == 0.0) {
+                (true, _) => None,
+                (false, true) => Some(1.0),
+                (false, false) => Some(self.sxy * self.sxy / (self.sxx * self.syy)),
+            },
+            Statistic::AvgX => Some(self.sx / n),
+            Statistic::AvgY => Some(self.sy / n),
+            Statistic::Sxx => Some(self.sxx),
+            Statistic::Syy => Some(self.syy),
+            Statistic::Sxy => Some(self.sxy),
+        };
+        value.map_or(Value::Null, Value::Float8)
     }
 }

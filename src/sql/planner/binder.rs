@@ -1,8 +1,8 @@
 //! The binder: resolves names and types in expressions, producing bound [`Expr`]s.
 
 use super::plan::{
-    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Plan, SetCall, SortKey, Subquery, UnaryOp,
-    WindowCall, WindowFunction,
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Plan, SetCall, SortKey, Statistic, Subquery,
+    UnaryOp, WindowCall, WindowFunction,
 };
 use super::scope::Scope;
 use super::types::resolve_type;
@@ -106,8 +106,16 @@ fn aggregate_function(name: &str) -> Option<AggregateFunction> {
         "mode" => AggregateFunction::Mode,
         "bool_and" | "every" => AggregateFunction::BoolAnd,
         "bool_or" => AggregateFunction::BoolOr,
-        _ => return None,
+        other => AggregateFunction::Regression(Statistic::ALL.iter().find(|(n, _)| *n == other)?.1),
     })
+}
+
+/// An aggregate's SQL name, for messages.
+fn aggregate_name(function: AggregateFunction) -> String {
+    match function {
+        AggregateFunction::Regression(s) => s.name().to_string(),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 /// The result type of an aggregate over an argument type, as PostgreSQL defines it.
@@ -115,9 +123,8 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
     use AggregateFunction::*;
     use DataType as T;
     let arg = arg.cloned().unwrap_or(T::Int8);
-    let not_numeric = || {
-        Error::UndefinedFunction(format!("function {}({arg}) does not exist", format!("{function:?}").to_lowercase()))
-    };
+    let not_numeric =
+        || Error::UndefinedFunction(format!("function {}({arg}) does not exist", aggregate_name(function)));
     Ok(match function {
         CountStar | Count => T::Int8,
         Sum => match arg {
@@ -137,6 +144,9 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
         StringAgg => T::Text,
         ArrayAgg => T::Array(Box::new(arg)),
         JsonbAgg | JsonbObjectAgg => T::Jsonb,
+        Regression(_) if !arg.is_numeric() => return Err(not_numeric()),
+        Regression(Statistic::Count) => T::Int8,
+        Regression(_) => T::Float8,
         PercentileCont if arg.is_numeric() => T::Float8,
         PercentileCont => return Err(not_numeric()),
         PercentileDisc | Mode => arg,
@@ -1287,16 +1297,30 @@ impl Binder<'_> {
             let arg_type = arg_types.first().cloned();
             let expected_args = match function {
                 AggregateFunction::Mode => Some(1),
+                AggregateFunction::Regression(_) => Some(2),
                 _ if percentile => Some(2),
                 _ => None,
             };
-            if expected_args.is_some_and(|n| n != bound_args.len()) {
-                let types: Vec<String> = arg_types.iter().rev().map(|t| t.to_string()).collect();
+            let regression = matches!(function, AggregateFunction::Regression(_));
+            if expected_args.is_some_and(|n| n != bound_args.len())
+                || regression && !arg_types.iter().all(DataType::is_numeric)
+            {
+                let mut types: Vec<String> = arg_types.iter().map(|t| t.to_string()).collect();
+                if percentile {
+                    types.reverse();
+                }
                 return Err(Error::UndefinedFunction(format!(
                     "function {}({}) does not exist",
-                    format!("{function:?}").to_lowercase(),
+                    aggregate_name(function),
                     types.join(", ")
                 )));
+            }
+            if regression {
+                // Computed in double precision, as PostgreSQL does.
+                let pairs: Vec<(Expr, DataType)> = bound_args.drain(..).zip(arg_types.iter().cloned()).collect();
+                for pair in pairs {
+                    bound_args.push(self.coerce(pair, &DataType::Float8)?);
+                }
             }
             // A percentile's fraction is double precision, or an array of them for an array
             // of results.

@@ -130,6 +130,47 @@ pub enum AggregateFunction {
     Mode,
     BoolAnd,
     BoolOr,
+    /// The two-argument statistics over (y, x) pairs: `corr`, `covar_*`, `regr_*`.
+    Regression(Statistic),
+}
+
+/// What a [`AggregateFunction::Regression`] computes from the pairs where both are non-NULL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    Corr,
+    CovarPop,
+    CovarSamp,
+    Slope,
+    Intercept,
+    R2,
+    Count,
+    AvgX,
+    AvgY,
+    Sxx,
+    Syy,
+    Sxy,
+}
+
+impl Statistic {
+    pub const ALL: [(&'static str, Statistic); 12] = [
+        ("corr", Statistic::Corr),
+        ("covar_pop", Statistic::CovarPop),
+        ("covar_samp", Statistic::CovarSamp),
+        ("regr_slope", Statistic::Slope),
+        ("regr_intercept", Statistic::Intercept),
+        ("regr_r2", Statistic::R2),
+        ("regr_count", Statistic::Count),
+        ("regr_avgx", Statistic::AvgX),
+        ("regr_avgy", Statistic::AvgY),
+        ("regr_sxx", Statistic::Sxx),
+        ("regr_syy", Statistic::Syy),
+        ("regr_sxy", Statistic::Sxy),
+    ];
+
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, s)| *s == self).map_or("regr", |(n, _)| n)
+    }
 }
 
 /// A window function call over partitions of the input.
