@@ -40,7 +40,12 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
         ("quote_nullable", 1) => sig("quote_nullable", vec![text], T::Text),
         ("string_to_array", 2 | 3) => sig("string_to_array", vec![text; n], text_array),
         ("array_to_string", 2 | 3) => {
-            let array = if matches!(args[0], T::Array(_)) { args[0].clone() } else { text_array };
+            // Catalog columns that PostgreSQL types as arrays (reloptions, datacl) are text
+            // here, already joined.
+            let array = match &args[0] {
+                T::Array(_) | T::Text => args[0].clone(),
+                _ => text_array,
+            };
             sig("array_to_string", [vec![array], vec![text; n - 1]].concat(), T::Text)
         }
         ("array_append", 2) => {
@@ -194,6 +199,7 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
                 )
             }
         },
+        "array_to_string" if matches!(args.first(), Some(Value::Text(_))) => args[0].clone(),
         "array_to_string" => match (items(0), text(1)) {
             (Some(items), Some(delimiter)) => {
                 let null = text(2);
