@@ -65,6 +65,26 @@ async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {
     let n: i32 = first.query_one("SELECT n FROM counter", &[]).await.unwrap().get(0);
     assert_eq!(n, 20, "an increment was lost");
 
+    // SERIAL ids drawn on different members (each reserves its own blocks of the replicated
+    // sequence) never collide, also across a restart of the sequence's counter.
+    via_leader.batch_execute("CREATE TABLE tagged (id BIGSERIAL PRIMARY KEY, member TEXT)").await.unwrap();
+    let third = cluster.nodes[followers[1]].connect("admin").await;
+    for round in 0..40 {
+        let (client, member) = match round % 3 {
+            0 => (&via_leader, "leader"),
+            1 => (&first, "first"),
+            _ => (&third, "second"),
+        };
+        client.execute("INSERT INTO tagged (member) VALUES ($1)", &[&member]).await.unwrap();
+    }
+    let ids = via_leader.query("SELECT id FROM tagged", &[]).await.unwrap();
+    let mut distinct: Vec<i64> = ids.iter().map(|r| r.get(0)).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 40, "every insert got its own id");
+    let drawn: i64 = first.query_one("SELECT nextval('tagged_id_seq')", &[]).await.unwrap().get(0);
+    assert!(!distinct.contains(&drawn), "nextval handed out {drawn} twice");
+
     // One writer per follower; each records the rows acknowledged to it and when.
     let acknowledged: Arc<Mutex<BTreeSet<(i32, i32)>>> = Arc::default();
     let ack_times: Arc<Mutex<Vec<Instant>>> = Arc::default();

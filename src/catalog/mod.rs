@@ -14,6 +14,7 @@
 //!   primary key to the key and store nothing.
 
 pub mod roles;
+pub mod sequences;
 pub mod types;
 
 use crate::error::{Error, Result};

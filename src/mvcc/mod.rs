@@ -19,10 +19,12 @@
 //! version is stored under [`APPLIED_KEY`], written after the batch's data: in the same atomic
 //! storage batch by [`apply_batch`], last of the in-order writes of a Raft entry's apply.
 
+mod counters;
 mod gc;
 mod replication;
 mod reverse;
 
+pub use counters::CounterBlock;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 
 use crate::error::{Error, Result};
@@ -255,6 +257,8 @@ pub struct Mvcc {
     domain_floor: AtomicU64,
     /// The time part of the last [`Mvcc::unique_id`].
     last_unique_id: AtomicU64,
+    /// This node's reserved blocks of counter values, by counter key (see [`counters`]).
+    counters: Mutex<HashMap<Vec<u8>, counters::CounterBlock>>,
 }
 
 impl Mvcc {
@@ -279,6 +283,7 @@ impl Mvcc {
             last_version: AtomicU64::new(applied),
             domain_floor: AtomicU64::new(applied),
             last_unique_id: AtomicU64::new(0),
+            counters: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -491,6 +496,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The MVCC store this transaction belongs to.
+    pub fn mvcc(&self) -> &Arc<Mvcc> {
+        &self.mvcc
+    }
+
     /// The snapshot version this transaction reads.
     pub fn read_version(&self) -> Version {
         self.read_version

@@ -2,26 +2,108 @@
 
 use super::execution::{dml, Context};
 use super::planner::plan::AlterAction;
+use crate::catalog::sequences::{self, Sequence};
 use crate::catalog::{self, Index, Table};
 use crate::error::{Error, Result};
 use crate::types::Value;
 
-/// CREATE TABLE; returns a notice when IF NOT EXISTS skipped it.
-pub fn create_table(ctx: &mut Context, mut table: Table, if_not_exists: bool) -> Result<Option<String>> {
-    if catalog::get_table(ctx.txn, &table.name)?.is_some() || catalog::find_index(ctx.txn, &table.name)?.is_some() {
+/// True if a table, index or sequence (one namespace, as in PostgreSQL) is named `name`.
+fn relation_exists(ctx: &mut Context, name: &str) -> Result<bool> {
+    Ok(catalog::get_table(ctx.txn, name)?.is_some()
+        || catalog::find_index(ctx.txn, name)?.is_some()
+        || sequences::get_sequence(ctx.txn, name)?.is_some())
+}
+
+/// CREATE TABLE with the sequences its SERIAL and identity columns own; returns a notice when
+/// IF NOT EXISTS skipped it.
+pub fn create_table(
+    ctx: &mut Context,
+    mut table: Table,
+    if_not_exists: bool,
+    owned: Vec<Sequence>,
+) -> Result<Option<String>> {
+    if relation_exists(ctx, &table.name)? {
         if if_not_exists {
             return Ok(Some(format!("relation \"{}\" already exists, skipping", table.name)));
         }
         return Err(Error::DuplicateTable(table.name));
     }
-    for ix in &table.indexes {
-        if catalog::find_index(ctx.txn, &ix.name)?.is_some() || catalog::get_table(ctx.txn, &ix.name)?.is_some() {
-            return Err(Error::DuplicateTable(ix.name.clone()));
+    for name in table.indexes.iter().map(|ix| &ix.name).chain(owned.iter().map(|s| &s.name)) {
+        if relation_exists(ctx, name)? {
+            return Err(Error::DuplicateTable(name.clone()));
         }
     }
     table.id = catalog::next_id(ctx.txn, "table_id")?;
     catalog::save_table(ctx.txn, &table)?;
+    for sequence in owned {
+        save_new_sequence(ctx, sequence)?;
+    }
     Ok(None)
+}
+
+/// CREATE SEQUENCE; returns a notice when IF NOT EXISTS skipped it.
+pub fn create_sequence(ctx: &mut Context, sequence: Sequence, if_not_exists: bool) -> Result<Option<String>> {
+    if relation_exists(ctx, &sequence.name)? {
+        if if_not_exists {
+            return Ok(Some(format!("relation \"{}\" already exists, skipping", sequence.name)));
+        }
+        return Err(Error::DuplicateTable(sequence.name));
+    }
+    if let Some((table, column)) = &sequence.owned_by {
+        let owner = catalog::must_get_table(ctx.txn, table)?;
+        if owner.column_index(column).is_none() {
+            return Err(Error::UndefinedColumn(format!("{column}\" of relation \"{table}")));
+        }
+    }
+    save_new_sequence(ctx, sequence)?;
+    Ok(None)
+}
+
+fn save_new_sequence(ctx: &mut Context, mut sequence: Sequence) -> Result<()> {
+    sequence.id = catalog::next_id(ctx.txn, "sequence_id")?;
+    sequences::save_sequence(ctx.txn, &sequence)
+}
+
+/// DROP SEQUENCE: refused for a sequence a column owns (drop the column or table instead).
+pub fn drop_sequences(ctx: &mut Context, names: &[String], if_exists: bool) -> Result<Vec<String>> {
+    let mut notices = Vec::new();
+    for name in names {
+        match sequences::get_sequence(ctx.txn, name)? {
+            Some(sequence) => {
+                if let Some((table, column)) = &sequence.owned_by {
+                    if catalog::get_table(ctx.txn, table)?.is_some() {
+                        return Err(Error::DependentObjects {
+                            message: format!("cannot drop sequence {name} because other objects depend on it"),
+                            detail: format!(
+                                "default value for column {column} of table {table} depends on sequence {name}"
+                            ),
+                        });
+                    }
+                }
+                remove_sequence(ctx, &sequence);
+            }
+            None if if_exists => notices.push(format!("sequence \"{name}\" does not exist, skipping")),
+            None => return Err(Error::UndefinedTable(name.clone())),
+        }
+    }
+    Ok(notices)
+}
+
+fn remove_sequence(ctx: &mut Context, sequence: &Sequence) {
+    sequences::remove_sequence(ctx.txn, sequence);
+    ctx.txn.mvcc().forget_counter(&sequence.counter_key());
+}
+
+/// Removes the sequences the columns of `table` own (`column`: only that column's).
+fn drop_owned_sequences(ctx: &mut Context, table: &str, column: Option<&str>) -> Result<()> {
+    for sequence in sequences::list_sequences(ctx.txn)? {
+        if let Some((t, c)) = &sequence.owned_by {
+            if t == table && column.is_none_or(|col| col == c) {
+                remove_sequence(ctx, &sequence);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// DROP TABLE.
@@ -32,6 +114,7 @@ pub fn drop_tables(ctx: &mut Context, names: &[String], if_exists: bool) -> Resu
             Some(table) => {
                 dml::clear_table(ctx, &table)?;
                 catalog::remove_table(ctx.txn, name);
+                drop_owned_sequences(ctx, name, None)?;
             }
             None if if_exists => notices.push(format!("table \"{name}\" does not exist, skipping")),
             None => return Err(Error::UndefinedTable(name.clone())),
@@ -157,13 +240,15 @@ pub fn alter_table(
                 row.remove(position);
                 Ok(row)
             })?;
+            drop_owned_sequences(ctx, &table.name, Some(&name))?;
         }
         AlterAction::RenameColumn { from, to } => {
             let position = table.column_index(&from).ok_or_else(|| Error::UndefinedColumn(from.clone()))?;
             if table.column_index(&to).is_some() {
                 return Err(Error::DuplicateColumn(format!("{to}\" of relation \"{}", table.name)));
             }
-            new.columns[position].name = to;
+            new.columns[position].name = to.clone();
+            rename_owner(ctx, (&table.name, &from), (&table.name, &to))?;
         }
         AlterAction::AddPrimaryKey { columns } => {
             if !table.primary_key.is_empty() {
@@ -210,15 +295,29 @@ pub fn alter_table(
             })?;
         }
         AlterAction::RenameTable { to } => {
-            if catalog::get_table(ctx.txn, &to)?.is_some() || catalog::find_index(ctx.txn, &to)?.is_some() {
+            if relation_exists(ctx, &to)? {
                 return Err(Error::DuplicateTable(to));
             }
             catalog::remove_table(ctx.txn, &table.name);
+            for column in &table.columns {
+                rename_owner(ctx, (&table.name, &column.name), (&to, &column.name))?;
+            }
             new.name = to;
         }
     }
     catalog::save_table(ctx.txn, &new)?;
     Ok(None)
+}
+
+/// Moves the ownership of sequences owned by column `from` to column `to` (renames).
+fn rename_owner(ctx: &mut Context, from: (&str, &str), to: (&str, &str)) -> Result<()> {
+    for mut sequence in sequences::list_sequences(ctx.txn)? {
+        if sequence.owned_by.as_ref().is_some_and(|(t, c)| (t.as_str(), c.as_str()) == from) {
+            sequence.owned_by = Some((to.0.to_string(), to.1.to_string()));
+            sequences::save_sequence(ctx.txn, &sequence)?;
+        }
+    }
+    Ok(())
 }
 
 /// TRUNCATE.

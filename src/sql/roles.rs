@@ -359,7 +359,6 @@ fn resolve(txn: &mut Transaction, tables: &Tables) -> Result<Vec<Table>> {
     }
 }
 
-/// Checks that `user` may run `statement`: 42501 if not.
 /// The INSERT, UPDATE and DELETE statements in a query's WITH clause.
 pub fn modifying_ctes(query: &ast::Query) -> impl Iterator<Item = &ast::Statement> {
     query.with.iter().flat_map(|w| &w.cte_tables).filter_map(|cte| match cte.query.body.as_ref() {
@@ -368,6 +367,7 @@ pub fn modifying_ctes(query: &ast::Query) -> impl Iterator<Item = &ast::Statemen
     })
 }
 
+/// Checks that `user` may run `statement`: 42501 if not.
 pub fn authorize(txn: &mut Transaction, user: &str, statement: &ast::Statement) -> Result<()> {
     if user == roles::ADMIN {
         return Ok(());
@@ -399,7 +399,9 @@ pub fn authorize(txn: &mut Transaction, user: &str, statement: &ast::Statement) 
         S::AlterRole { .. } => return denied("to alter role"),
         S::Drop { object_type: ast::ObjectType::Role | ast::ObjectType::User, .. } => return denied("to drop role"),
         S::Grant(_) | S::Revoke(_) => return denied("to grant or revoke privileges: only superusers may"),
-        S::CreateTable(_) | S::CreateIndex(_) | S::CreateType { .. } => return denied("for schema public"),
+        S::CreateTable(_) | S::CreateIndex(_) | S::CreateType { .. } | S::CreateSequence { .. } => {
+            return denied("for schema public")
+        }
         S::Drop { names, object_type, .. } => {
             let name = names.first().map(object_name).unwrap_or_default();
             return Err(Error::InsufficientPrivilege(format!(

@@ -166,6 +166,7 @@ fn is_write(statement: &ast::Statement) -> bool {
             | S::Grant(_)
             | S::Revoke(_)
             | S::CreateType { .. }
+            | S::CreateSequence { .. }
     )
 }
 
@@ -513,9 +514,17 @@ impl Session {
                 let result = dml::delete(ctx, &table, &source, exprs)?;
                 write_outcome(format!("DELETE {}", result.count), returning.map(|(_, c)| c), result.returning)
             }
-            Plan::CreateTable { table, if_not_exists } => {
-                self.notices.extend(ddl::create_table(ctx, table, if_not_exists)?);
+            Plan::CreateTable { table, if_not_exists, sequences } => {
+                self.notices.extend(ddl::create_table(ctx, table, if_not_exists, sequences)?);
                 command("CREATE TABLE")
+            }
+            Plan::CreateSequence { sequence, if_not_exists } => {
+                self.notices.extend(ddl::create_sequence(ctx, sequence, if_not_exists)?);
+                command("CREATE SEQUENCE")
+            }
+            Plan::DropSequence { names, if_exists } => {
+                self.notices.extend(ddl::drop_sequences(ctx, &names, if_exists)?);
+                command("DROP SEQUENCE")
             }
             Plan::DropTable { names, if_exists } => {
                 self.notices.extend(ddl::drop_tables(ctx, &names, if_exists)?);

@@ -216,6 +216,7 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                     "version" => Value::Text(crate::sql::SERVER_VERSION_STRING.to_string()),
                     "pg_backend_pid" => Value::Int4(ctx.session.backend_pid),
                     _ if super::catalog_fns::handles(name) => super::catalog_fns::call(name, values, ctx)?,
+                    _ if super::sequences::handles(name) => super::sequences::call(name, values, ctx)?,
                     _ => functions::call(name, values, ctx.now)?,
                 }
             }

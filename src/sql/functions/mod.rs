@@ -180,6 +180,11 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("extract", vec![text, t], T::Numeric(None))
         }
         ("to_timestamp", 1) => sig("to_timestamp", vec![T::Float8], T::TimestampTz),
+        // Evaluated with the statement's context (execution::sequences).
+        ("nextval", 1) => sig("nextval", vec![T::Text], T::Int8),
+        ("setval", 2) => sig("setval", vec![T::Text, T::Int8], T::Int8),
+        ("setval", 3) => sig("setval", vec![T::Text, T::Int8, T::Bool], T::Int8),
+        ("pg_get_serial_sequence", 2) => sig("pg_get_serial_sequence", vec![T::Text, T::Text], T::Text),
         ("timezone", 2) => {
             let zone = if args[0] == T::Interval { T::Interval } else { T::Text };
             match args[1] {

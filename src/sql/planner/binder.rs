@@ -1138,6 +1138,14 @@ impl Binder<'_> {
         let star = matches!(arg_list, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
         let positional = positional_args(&name, arg_list)?;
         let mut args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
+        // nextval('s'::regclass), as pg_dump and ORMs write it: the sequence by name.
+        if matches!(name.as_str(), "nextval" | "setval") {
+            if let Some(ast::Expr::Cast { expr, data_type, .. }) = args.first() {
+                if data_type.to_string().eq_ignore_ascii_case("regclass") {
+                    args[0] = expr;
+                }
+            }
+        }
         // An ordered-set aggregate aggregates its WITHIN GROUP value, in that order; its own
         // arguments (a fraction) follow.
         let ordered_set = matches!(name.as_str(), "percentile_cont" | "percentile_disc" | "mode");

@@ -11,6 +11,7 @@ pub mod optimizer;
 pub mod plan;
 pub mod scope;
 mod select;
+pub mod sequences;
 mod set_functions;
 pub mod types;
 
@@ -67,6 +68,10 @@ impl Binder<'_> {
             S::Update(update) => self.plan_update(update),
             S::Delete(delete) => self.plan_delete(delete),
             S::CreateTable(create) => plan_create_table(self.txn, create),
+            S::CreateSequence { temporary: false, if_not_exists, name, sequence_options } => {
+                let sequence = sequences::from_options(self.txn, object_name(name), sequence_options, DataType::Int8)?;
+                Ok(Plan::CreateSequence { sequence, if_not_exists: *if_not_exists })
+            }
             S::CreateType { name, representation: Some(ast::UserDefinedTypeRepresentation::Enum { labels }) } => {
                 Ok(Plan::CreateType {
                     name: object_name(name),
@@ -104,6 +109,7 @@ impl Binder<'_> {
                     ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
                     ast::ObjectType::Type => Ok(Plan::DropType { names, if_exists: *if_exists }),
+                    ast::ObjectType::Sequence => Ok(Plan::DropSequence { names, if_exists: *if_exists }),
                     other => Err(Error::FeatureNotSupported(format!("DROP {other}"))),
                 }
             }
@@ -114,9 +120,12 @@ impl Binder<'_> {
                 };
                 let action = match operation {
                     ast::AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
-                        let (column, pk, unique) = column_from_def(self.txn, column_def)?;
+                        let (column, pk, unique, identity) = column_from_def(self.txn, column_def)?;
                         if pk || unique {
                             return Err(Error::FeatureNotSupported("adding a key column".into()));
+                        }
+                        if identity.is_some() {
+                            return Err(Error::FeatureNotSupported("adding a serial or identity column".into()));
                         }
                         AlterAction::AddColumn { column, if_not_exists: *if_not_exists }
                     }
@@ -266,18 +275,20 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
     }
 }
 
-/// A column definition and whether it declares PRIMARY KEY / UNIQUE.
-fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<(Column, bool, bool)> {
+/// A column definition: the column, whether it declares PRIMARY KEY / UNIQUE, and whether it
+/// draws its values from a sequence of its own (`SERIAL`, identity).
+fn column_from_def(
+    txn: &mut Transaction,
+    def: &ast::ColumnDef,
+) -> Result<(Column, bool, bool, Option<sequences::Identity>)> {
     let type_text = def.data_type.to_string();
-    if ["serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"]
-        .contains(&type_text.to_ascii_lowercase().as_str())
-    {
-        return Err(Error::FeatureNotSupported(
-            "serial columns (sequences are not supported yet); use a client-generated key or a UUID".into(),
-        ));
-    }
-    let data_type = types::resolve_type(txn, &type_text)?;
-    let mut column = Column { name: ident(&def.name), data_type, nullable: true, default: None };
+    let serial = sequences::serial_type(&type_text);
+    let data_type = match &serial {
+        Some(t) => t.clone(),
+        None => types::resolve_type(txn, &type_text)?,
+    };
+    let mut identity = serial.map(|_| sequences::Identity { options: Vec::new() });
+    let mut column = Column { name: ident(&def.name), data_type, nullable: identity.is_none(), default: None };
     let (mut pk, mut unique) = (false, false);
     for option in &def.options {
         match &option.option {
@@ -289,10 +300,25 @@ fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<(Colum
                 column.nullable = false;
             }
             ast::ColumnOption::Unique(_) => unique = true,
+            ast::ColumnOption::Generated {
+                generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                sequence_options,
+                generation_expr: None,
+                ..
+            } => {
+                identity = Some(sequences::Identity { options: sequence_options.clone().unwrap_or_default() });
+                column.nullable = false;
+            }
             other => return Err(Error::FeatureNotSupported(format!("column option {other}"))),
         }
     }
-    Ok((column, pk, unique))
+    if identity.is_some() && column.default.is_some() {
+        return Err(Error::Syntax {
+            message: format!("both default and identity specified for column \"{}\"", column.name),
+            position: None,
+        });
+    }
+    Ok((column, pk, unique, identity))
 }
 
 fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result<Plan> {
@@ -303,8 +329,15 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
     let mut columns: Vec<Column> = Vec::new();
     let mut primary_key: Vec<usize> = Vec::new();
     let mut uniques: Vec<Vec<usize>> = Vec::new();
+    let mut owned_sequences = Vec::new();
     for def in &create.columns {
-        let (column, pk, unique) = column_from_def(txn, def)?;
+        let (mut column, pk, unique, identity) = column_from_def(txn, def)?;
+        if let Some(identity) = identity {
+            let (sequence, default) =
+                sequences::owned_sequence(txn, &name, &column.name, &column.data_type, &identity)?;
+            column.default = Some(default);
+            owned_sequences.push(sequence);
+        }
         if columns.iter().any(|c| c.name == column.name) {
             return Err(Error::DuplicateColumn(column.name));
         }
@@ -389,5 +422,5 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
     }
     let next_index_id = indexes.len() as u32 + 1;
     let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id, grants: Default::default() };
-    Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists })
+    Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
 }

@@ -1,6 +1,7 @@
 //! Plans are data: a statement becomes a [`Plan`], whose queries are trees of [`Node`]s over
 //! bound [`Expr`]essions (columns are positions in the input row, types are resolved).
 
+use crate::catalog::sequences::Sequence;
 use crate::catalog::Table;
 use crate::types::{DataType, Value};
 use std::fmt;
@@ -472,6 +473,16 @@ pub enum Plan {
     CreateTable {
         table: Table,
         if_not_exists: bool,
+        /// Sequences its SERIAL and identity columns own.
+        sequences: Vec<Sequence>,
+    },
+    CreateSequence {
+        sequence: Sequence,
+        if_not_exists: bool,
+    },
+    DropSequence {
+        names: Vec<String>,
+        if_exists: bool,
     },
     DropTable {
         names: Vec<String>,
