@@ -43,6 +43,8 @@ pub enum Error {
     WrongObjectType(String),
     /// A table definition that contradicts itself.
     InvalidTableDefinition(String),
+    /// An object definition that cannot work (views that read each other).
+    InvalidObjectDefinition(String),
     /// A qualified name refers to a table not in FROM.
     MissingFromEntry(String),
     /// A column reference matches more than one column.
@@ -132,6 +134,7 @@ impl Error {
             Error::Grouping(_) => "42803",
             Error::MissingFromEntry(_) => "42P01",
             Error::InvalidTableDefinition(_) => "42P16",
+            Error::InvalidObjectDefinition(_) => "42P17",
             Error::WrongObjectType(_) => "42809",
             Error::DataException(code, _) => code,
             Error::NoActiveTransaction(_) => "25P01",
@@ -224,6 +227,7 @@ impl fmt::Display for Error {
             | Error::InvalidColumnReference(m)
             | Error::Grouping(m)
             | Error::InvalidTableDefinition(m)
+            | Error::InvalidObjectDefinition(m)
             | Error::WrongObjectType(m)
             | Error::DataException(_, m)
             | Error::NoActiveTransaction(m)

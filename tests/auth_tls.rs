@@ -43,6 +43,8 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
     admin
         .batch_execute(
             "CREATE TABLE g (id INT PRIMARY KEY, v TEXT); INSERT INTO g VALUES (1, 'one');
+             CREATE VIEW gv AS SELECT v FROM g; CREATE VIEW gvv AS SELECT * FROM gv;
+             CREATE TABLE ids (id SERIAL PRIMARY KEY, v TEXT);
              CREATE USER bob PASSWORD 'bob-secret'; CREATE ROLE nobody_logs_in PASSWORD 'x'",
         )
         .await
@@ -61,6 +63,13 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
     denied(bob.query("SELECT 1 WHERE EXISTS (SELECT 1 FROM g)", &[]).await.unwrap_err());
     denied(bob.batch_execute("CREATE TABLE mine (id INT)").await.unwrap_err());
     denied(bob.batch_execute("CREATE ROLE eve").await.unwrap_err());
+    // A view reads with the reader's privileges on the tables under it, however deep.
+    denied(bob.query("SELECT * FROM gv", &[]).await.unwrap_err());
+    denied(bob.query("SELECT * FROM gvv", &[]).await.unwrap_err());
+    denied(bob.batch_execute("CREATE VIEW mine AS SELECT 1").await.unwrap_err());
+    // A sequence is for those who may write the table owning it.
+    denied(bob.query("SELECT nextval('ids_id_seq')", &[]).await.unwrap_err());
+    denied(bob.batch_execute("INSERT INTO ids (v) VALUES ('x')").await.unwrap_err());
     // System catalogs stay readable.
     let n: i64 = bob.query_one("SELECT count(*) FROM pg_class WHERE relname = 'g'", &[]).await.unwrap().get(0);
     assert_eq!(n, 1);
@@ -68,6 +77,11 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
     admin.batch_execute("GRANT SELECT ON g TO bob").await.unwrap();
     let v: String = bob.query_one("SELECT v FROM g WHERE id = 1", &[]).await.unwrap().get(0);
     assert_eq!(v, "one");
+    let v: String = bob.query_one("SELECT v FROM gvv", &[]).await.unwrap().get(0);
+    assert_eq!(v, "one");
+    admin.batch_execute("GRANT INSERT, SELECT ON ids TO bob").await.unwrap();
+    let id: i32 = bob.query_one("INSERT INTO ids (v) VALUES ('x') RETURNING id", &[]).await.unwrap().get(0);
+    assert_eq!(id, 1);
     denied(bob.batch_execute("INSERT INTO g VALUES (2, 'two')").await.unwrap_err());
     denied(bob.batch_execute("UPDATE g SET v = 'uno' WHERE id = 1").await.unwrap_err());
     denied(bob.batch_execute("INSERT INTO g SELECT id + 10, v FROM g").await.unwrap_err());
@@ -95,7 +109,7 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
     assert!(connect(&server, "bob", "bob-secret").await.is_err(), "old password still works");
 
     // A dropped role can no longer log in, and its open session loses its rights.
-    admin.batch_execute("REVOKE ALL ON g FROM bob; DROP ROLE bob").await.unwrap();
+    admin.batch_execute("REVOKE ALL ON g FROM bob; REVOKE ALL ON ids FROM bob; DROP ROLE bob").await.unwrap();
     denied(bob.query("SELECT * FROM g", &[]).await.unwrap_err());
     let Err(err) = connect(&server, "bob", "new-secret").await else { panic!("dropped role logged in") };
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");

@@ -16,6 +16,7 @@
 pub mod roles;
 pub mod sequences;
 pub mod types;
+pub mod views;
 
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
@@ -27,6 +28,20 @@ pub const CATALOG: u8 = 0x01;
 pub const META: u8 = 0x04;
 pub const ROW: u8 = 0x02;
 pub const INDEX: u8 = 0x03;
+
+/// Every keyspace tag; no two may be equal.
+const TAGS: [u8; 8] = [CATALOG, ROW, INDEX, META, roles::ROLE, types::TYPE, sequences::SEQUENCE, views::VIEW];
+const _: () = {
+    let mut i = 0;
+    while i < TAGS.len() {
+        let mut j = i + 1;
+        while j < TAGS.len() {
+            assert!(TAGS[i] != TAGS[j], "two keyspaces share a tag");
+            j += 1;
+        }
+        i += 1;
+    }
+};
 
 /// A table id, unique for the life of the database.
 pub type TableId = u32;

@@ -3,7 +3,7 @@
 //! handed out) is a counter under [`META`] that nodes advance a block at a time (see
 //! [`crate::mvcc::CounterBlock`]).
 
-use super::{CATALOG, INDEX, META, ROW};
+use super::META;
 use crate::error::{Error, Result};
 use crate::mvcc::{CounterBlock, Transaction};
 use crate::types::DataType;
@@ -11,14 +11,6 @@ use serde::{Deserialize, Serialize};
 
 /// Keyspace of sequence definitions.
 pub const SEQUENCE: u8 = 0x07;
-const _: () = assert!(
-    SEQUENCE != CATALOG
-        && SEQUENCE != META
-        && SEQUENCE != ROW
-        && SEQUENCE != INDEX
-        && SEQUENCE != super::roles::ROLE
-        && SEQUENCE != super::types::TYPE
-);
 
 /// A sequence definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

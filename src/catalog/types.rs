@@ -5,14 +5,12 @@
 //! are checked and ordered without a catalog lookup; the definition cannot change while a
 //! column uses it (ALTER TYPE is not supported, DROP TYPE refuses).
 
-use super::{CATALOG, INDEX, META, ROW};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::types::{DataType, EnumType};
 
 /// Keyspace of user-defined types.
 pub const TYPE: u8 = 0x06;
-const _: () = assert!(TYPE != CATALOG && TYPE != META && TYPE != ROW && TYPE != INDEX && TYPE != super::roles::ROLE);
 
 /// Oids of enum types start here (clear of table, index and role oids).
 const FIRST_TYPE_OID: u32 = 2_000_000;

@@ -3,15 +3,47 @@
 use super::execution::{dml, Context};
 use super::planner::plan::AlterAction;
 use crate::catalog::sequences::{self, Sequence};
+use crate::catalog::views::{self, View};
 use crate::catalog::{self, Index, Table};
 use crate::error::{Error, Result};
 use crate::types::Value;
 
-/// True if a table, index or sequence (one namespace, as in PostgreSQL) is named `name`.
+/// True if a table, index, sequence or view (one namespace, as in PostgreSQL) is named
+/// `name`.
 fn relation_exists(ctx: &mut Context, name: &str) -> Result<bool> {
     Ok(catalog::get_table(ctx.txn, name)?.is_some()
         || catalog::find_index(ctx.txn, name)?.is_some()
-        || sequences::get_sequence(ctx.txn, name)?.is_some())
+        || sequences::get_sequence(ctx.txn, name)?.is_some()
+        || views::get_view(ctx.txn, name)?.is_some())
+}
+
+/// CREATE [OR REPLACE] VIEW.
+pub fn create_view(ctx: &mut Context, view: View, or_replace: bool) -> Result<()> {
+    let existing = views::get_view(ctx.txn, &view.name)?;
+    if existing.is_some() && !or_replace {
+        return Err(Error::DuplicateTable(view.name));
+    }
+    if existing.is_none() && relation_exists(ctx, &view.name)? {
+        return Err(if or_replace {
+            Error::WrongObjectType(format!("\"{}\" is not a view", view.name))
+        } else {
+            Error::DuplicateTable(view.name)
+        });
+    }
+    views::save_view(ctx.txn, &view)
+}
+
+/// DROP VIEW.
+pub fn drop_views(ctx: &mut Context, names: &[String], if_exists: bool) -> Result<Vec<String>> {
+    let mut notices = Vec::new();
+    for name in names {
+        match views::get_view(ctx.txn, name)? {
+            Some(_) => views::remove_view(ctx.txn, name),
+            None if if_exists => notices.push(format!("view \"{name}\" does not exist, skipping")),
+            None => return Err(Error::UndefinedTable(name.clone())),
+        }
+    }
+    Ok(notices)
 }
 
 /// CREATE TABLE with the sequences its SERIAL and identity columns own; returns a notice when

@@ -399,7 +399,7 @@ pub fn authorize(txn: &mut Transaction, user: &str, statement: &ast::Statement) 
         S::AlterRole { .. } => return denied("to alter role"),
         S::Drop { object_type: ast::ObjectType::Role | ast::ObjectType::User, .. } => return denied("to drop role"),
         S::Grant(_) | S::Revoke(_) => return denied("to grant or revoke privileges: only superusers may"),
-        S::CreateTable(_) | S::CreateIndex(_) | S::CreateType { .. } | S::CreateSequence { .. } => {
+        S::CreateTable(_) | S::CreateIndex(_) | S::CreateType { .. } | S::CreateSequence { .. } | S::CreateView(_) => {
             return denied("for schema public")
         }
         S::Drop { names, object_type, .. } => {
@@ -476,6 +476,12 @@ pub fn authorize(txn: &mut Transaction, user: &str, statement: &ast::Statement) 
         *needs.entry(t).or_default() |= bits;
     }
     for (name, bits) in needs {
+        // Reading a view needs what its query needs.
+        if let Some(view) = catalog::views::get_view(txn, &name)? {
+            let query = crate::sql::planner::parse_view(&view)?;
+            catalog::views::expand(&view.name, || authorize(txn, user, &ast::Statement::Query(Box::new(query))))?;
+            continue;
+        }
         // Names that are not tables (CTEs, system views) need no privilege here; a missing
         // table is reported by the planner with 42P01.
         let Some(table) = catalog::get_table(txn, &name)? else { continue };

@@ -167,6 +167,7 @@ fn is_write(statement: &ast::Statement) -> bool {
             | S::Revoke(_)
             | S::CreateType { .. }
             | S::CreateSequence { .. }
+            | S::CreateView(_)
     )
 }
 
@@ -521,6 +522,14 @@ impl Session {
             Plan::CreateSequence { sequence, if_not_exists } => {
                 self.notices.extend(ddl::create_sequence(ctx, sequence, if_not_exists)?);
                 command("CREATE SEQUENCE")
+            }
+            Plan::CreateView { view, or_replace } => {
+                ddl::create_view(ctx, view, or_replace)?;
+                command("CREATE VIEW")
+            }
+            Plan::DropView { names, if_exists } => {
+                self.notices.extend(ddl::drop_views(ctx, &names, if_exists)?);
+                command("DROP VIEW")
             }
             Plan::DropSequence { names, if_exists } => {
                 self.notices.extend(ddl::drop_sequences(ctx, &names, if_exists)?);

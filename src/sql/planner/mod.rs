@@ -14,6 +14,8 @@ mod select;
 pub mod sequences;
 mod set_functions;
 pub mod types;
+mod views;
+pub use views::parse_view;
 
 use crate::catalog::{Column, Index, Table};
 use crate::error::{Error, Result};
@@ -68,6 +70,7 @@ impl Binder<'_> {
             S::Update(update) => self.plan_update(update),
             S::Delete(delete) => self.plan_delete(delete),
             S::CreateTable(create) => plan_create_table(self.txn, create),
+            S::CreateView(create) if !create.materialized => self.plan_create_view(create),
             S::CreateSequence { temporary: false, if_not_exists, name, sequence_options } => {
                 let sequence = sequences::from_options(self.txn, object_name(name), sequence_options, DataType::Int8)?;
                 Ok(Plan::CreateSequence { sequence, if_not_exists: *if_not_exists })
@@ -110,6 +113,7 @@ impl Binder<'_> {
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
                     ast::ObjectType::Type => Ok(Plan::DropType { names, if_exists: *if_exists }),
                     ast::ObjectType::Sequence => Ok(Plan::DropSequence { names, if_exists: *if_exists }),
+                    ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists }),
                     other => Err(Error::FeatureNotSupported(format!("DROP {other}"))),
                 }
             }

@@ -2,6 +2,7 @@
 //! bound [`Expr`]essions (columns are positions in the input row, types are resolved).
 
 use crate::catalog::sequences::Sequence;
+use crate::catalog::views::View;
 use crate::catalog::Table;
 use crate::types::{DataType, Value};
 use std::fmt;
@@ -479,6 +480,14 @@ pub enum Plan {
     CreateSequence {
         sequence: Sequence,
         if_not_exists: bool,
+    },
+    CreateView {
+        view: View,
+        or_replace: bool,
+    },
+    DropView {
+        names: Vec<String>,
+        if_exists: bool,
     },
     DropSequence {
         names: Vec<String>,

@@ -460,6 +460,11 @@ impl Binder<'_> {
                     (node.clone(), columns.clone())
                 } else if let Some((qualified, columns)) = crate::sql::system::schema(schema, &table_name) {
                     (Node::Virtual { name: qualified, filter: None }, columns)
+                } else if let Some(view) = match schema {
+                    None | Some("public") => catalog::views::get_view(self.txn, &table_name)?,
+                    Some(_) => None,
+                } {
+                    self.plan_view(&view)?
                 } else {
                     if let Some(s) = schema {
                         if s != "public" && s != "chronos" {

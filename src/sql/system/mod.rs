@@ -560,18 +560,21 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
             }
         }
         "information_schema.tables" => {
-            for t in &tables {
+            let views = catalog::views::list_views(ctx.txn)?;
+            let relations =
+                tables.iter().map(|t| (&t.name, "BASE TABLE")).chain(views.iter().map(|v| (&v.name, "VIEW")));
+            for (name, kind) in relations {
                 out.push(pad(vec![
                     text(&db),
                     text("public"),
-                    text(&t.name),
-                    text("BASE TABLE"),
+                    text(name),
+                    text(kind),
                     Value::Null,
                     Value::Null,
                     Value::Null,
                     Value::Null,
                     Value::Null,
-                    text("YES"),
+                    text(if kind == "VIEW" { "NO" } else { "YES" }),
                     text("NO"),
                     Value::Null,
                 ]));
