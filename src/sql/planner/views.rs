@@ -35,7 +35,10 @@ impl Binder<'_> {
     pub(super) fn plan_view(&mut self, view: &View) -> Result<(Node, Vec<ScopeColumn>)> {
         let query = parse_view(view)?;
         views::expand(&view.name, || {
-            let (node, mut columns) = self.child(None).plan_query(&query)?;
+            // The view's names mean what they meant at CREATE VIEW: not the reader's CTEs.
+            let mut child = self.child(None);
+            child.ctes = Default::default();
+            let (node, mut columns) = child.plan_query(&query)?;
             columns.retain(|c| !c.hidden);
             for (column, name) in columns.iter_mut().zip(&view.columns) {
                 column.name = name.clone();
