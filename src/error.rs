@@ -57,6 +57,8 @@ pub enum Error {
     DatatypeMismatch(String),
     /// An explicit cast between types that have no cast.
     CannotCoerce(String),
+    /// A value given for a `GENERATED ALWAYS` identity column.
+    GeneratedAlways(String),
     /// A text value could not be converted to the requested type.
     InvalidText(String),
     /// A numeric value is out of the range of its type.
@@ -147,6 +149,7 @@ impl Error {
             Error::DuplicateObject(_) => "42710",
             Error::DatatypeMismatch(_) => "42804",
             Error::CannotCoerce(_) => "42846",
+            Error::GeneratedAlways(_) => "428C9",
             Error::InvalidText(_) => "22P02",
             Error::NumericOutOfRange(_) => "22003",
             Error::StringTooLong(_) => "22001",
@@ -216,6 +219,7 @@ impl fmt::Display for Error {
             | Error::UndefinedObject(m)
             | Error::DatatypeMismatch(m)
             | Error::CannotCoerce(m)
+            | Error::GeneratedAlways(m)
             | Error::InvalidText(m)
             | Error::NumericOutOfRange(m)
             | Error::StringTooLong(m)

@@ -54,6 +54,10 @@ pub struct Column {
     pub nullable: bool,
     /// The DEFAULT expression as SQL text, evaluated at insert time.
     pub default: Option<String>,
+    /// `GENERATED ALWAYS AS IDENTITY`: values come from the default only, unless an INSERT
+    /// says `OVERRIDING SYSTEM VALUE`.
+    #[serde(default)]
+    pub generated_always: bool,
 }
 
 /// A secondary index.

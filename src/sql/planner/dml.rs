@@ -131,6 +131,24 @@ impl Binder<'_> {
             }
             out
         };
+        // A GENERATED ALWAYS identity column takes a value only with OVERRIDING SYSTEM VALUE.
+        let overriding = match insert.overriding {
+            None => false,
+            Some(ast::InsertOverriding::System) => true,
+            Some(ast::InsertOverriding::User) => {
+                return Err(Error::FeatureNotSupported("OVERRIDING USER VALUE".into()))
+            }
+        };
+        let always = |i: usize| -> Result<()> {
+            let column = &table.columns[i];
+            if column.generated_always && !overriding {
+                return Err(Error::GeneratedAlways(format!(
+                    "cannot insert a non-DEFAULT value into column \"{}\"",
+                    column.name
+                )));
+            }
+            Ok(())
+        };
         let Some(source) = insert.source.as_ref() else {
             // INSERT … DEFAULT VALUES: one row of defaults.
             let mut row = Vec::with_capacity(table.columns.len());
@@ -178,6 +196,7 @@ impl Binder<'_> {
                     for i in 0..table.columns.len() {
                         full.push(match targets.iter().position(|&t| t == i) {
                             Some(j) if !is_default_keyword(&row[j]) => {
+                                always(i)?;
                                 let bound = self.bind(&row[j])?;
                                 let column = &table.columns[i];
                                 self.coerce_assignment(bound, &column.data_type, &column.name)?
@@ -210,6 +229,7 @@ impl Binder<'_> {
                 for i in 0..table.columns.len() {
                     exprs.push(match targets.iter().position(|&t| t == i) {
                         Some(j) => {
+                            always(i)?;
                             let column = &table.columns[i];
                             self.coerce_assignment(
                                 (Expr::Column(j), columns[j].data_type.clone()),
@@ -317,6 +337,8 @@ impl Binder<'_> {
             let column = &table.columns[i];
             let expr = if is_default_keyword(&a.value) {
                 self.column_default(table, i)?
+            } else if column.generated_always {
+                return Err(Error::GeneratedAlways(format!("column \"{name}\" can only be updated to DEFAULT")));
             } else {
                 let bound = self.bind(&a.value)?;
                 self.coerce_assignment(bound, &column.data_type, &column.name)?

@@ -292,7 +292,13 @@ fn column_from_def(
         None => types::resolve_type(txn, &type_text)?,
     };
     let mut identity = serial.map(|_| sequences::Identity { options: Vec::new() });
-    let mut column = Column { name: ident(&def.name), data_type, nullable: identity.is_none(), default: None };
+    let mut column = Column {
+        name: ident(&def.name),
+        data_type,
+        nullable: identity.is_none(),
+        default: None,
+        generated_always: false,
+    };
     let (mut pk, mut unique) = (false, false);
     for option in &def.options {
         match &option.option {
@@ -305,13 +311,14 @@ fn column_from_def(
             }
             ast::ColumnOption::Unique(_) => unique = true,
             ast::ColumnOption::Generated {
-                generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                generated_as: generated @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
                 sequence_options,
                 generation_expr: None,
                 ..
             } => {
                 identity = Some(sequences::Identity { options: sequence_options.clone().unwrap_or_default() });
                 column.nullable = false;
+                column.generated_always = matches!(generated, ast::GeneratedAs::Always);
             }
             other => return Err(Error::FeatureNotSupported(format!("column option {other}"))),
         }
