@@ -59,6 +59,8 @@ pub enum Error {
     CannotCoerce(String),
     /// A value given for a `GENERATED ALWAYS` identity column.
     GeneratedAlways(String),
+    /// Something asked for before its prerequisite (`currval` before `nextval`).
+    NotInPrerequisiteState(String),
     /// A text value could not be converted to the requested type.
     InvalidText(String),
     /// A numeric value is out of the range of its type.
@@ -150,6 +152,7 @@ impl Error {
             Error::DatatypeMismatch(_) => "42804",
             Error::CannotCoerce(_) => "42846",
             Error::GeneratedAlways(_) => "428C9",
+            Error::NotInPrerequisiteState(_) => "55000",
             Error::InvalidText(_) => "22P02",
             Error::NumericOutOfRange(_) => "22003",
             Error::StringTooLong(_) => "22001",
@@ -220,6 +223,7 @@ impl fmt::Display for Error {
             | Error::DatatypeMismatch(m)
             | Error::CannotCoerce(m)
             | Error::GeneratedAlways(m)
+            | Error::NotInPrerequisiteState(m)
             | Error::InvalidText(m)
             | Error::NumericOutOfRange(m)
             | Error::StringTooLong(m)

@@ -40,6 +40,7 @@ impl Engine {
                 database: database.to_string(),
                 backend_pid: std::process::id() as i32,
                 settings: default_settings(),
+                sequence_values: Default::default(),
             }),
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),

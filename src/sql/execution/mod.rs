@@ -22,7 +22,7 @@ use crate::sql::planner::plan::Node;
 use crate::types::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A row of values.
 pub type Row = Vec<Value>;
@@ -35,11 +35,27 @@ pub struct SessionInfo {
     pub backend_pid: i32,
     /// Session settings (SET/SHOW), lower-case names.
     pub settings: Vec<(String, String)>,
+    /// What `currval` and `lastval` report: the last value `nextval` returned in this session
+    /// for each sequence, and the sequence it last drew from.
+    pub sequence_values: Arc<Mutex<SequenceValues>>,
+}
+
+/// See [`SessionInfo::sequence_values`].
+#[derive(Debug, Default)]
+pub struct SequenceValues {
+    pub by_sequence: HashMap<String, i64>,
+    pub last: Option<String>,
 }
 
 impl Default for SessionInfo {
     fn default() -> Self {
-        Self { user: "admin".into(), database: "chronos".into(), backend_pid: 1, settings: Vec::new() }
+        Self {
+            user: "admin".into(),
+            database: "chronos".into(),
+            backend_pid: 1,
+            settings: Vec::new(),
+            sequence_values: Default::default(),
+        }
     }
 }
 

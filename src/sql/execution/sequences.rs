@@ -1,4 +1,4 @@
-//! `nextval`, `setval` and `pg_get_serial_sequence`. On a replicated node a value comes from
+//! `nextval`, `setval`, `currval`, `lastval` and `pg_get_serial_sequence`. On a replicated node a value comes from
 //! a block this node reserved in a commit of its own (see [`crate::mvcc::CounterBlock`]): it
 //! is never handed out twice and a rollback does not give it back, as in PostgreSQL. An
 //! embedded engine without replication (one writer at a time, which a statement may already
@@ -16,7 +16,14 @@ use crate::types::Value;
 const BLOCK: i64 = 32;
 
 pub fn handles(name: &str) -> bool {
-    matches!(name, "nextval" | "setval" | "pg_get_serial_sequence")
+    matches!(name, "nextval" | "setval" | "currval" | "lastval" | "pg_get_serial_sequence")
+}
+
+/// Records `value` as what `currval` of `sequence` (and `lastval`) report in this session.
+fn remember(ctx: &Context, sequence: &str, value: i64) {
+    let mut values = ctx.session.sequence_values.lock().unwrap_or_else(|e| e.into_inner());
+    values.by_sequence.insert(sequence.to_string(), value);
+    values.last = Some(sequence.to_string());
 }
 
 pub fn call(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
@@ -28,7 +35,29 @@ pub fn call(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
         "nextval" => {
             let sequence = sequences::must_get_sequence(ctx.txn, &sequence_name(&text(0)?))?;
             check_privilege(ctx, &sequence, privilege::INSERT | privilege::UPDATE)?;
-            next_value(ctx, &sequence).map(Value::Int8)
+            let value = next_value(ctx, &sequence)?;
+            remember(ctx, &sequence.name, value);
+            Ok(Value::Int8(value))
+        }
+        "currval" => {
+            let sequence = sequences::must_get_sequence(ctx.txn, &sequence_name(&text(0)?))?;
+            check_privilege(ctx, &sequence, privilege::SELECT | privilege::INSERT | privilege::UPDATE)?;
+            let values = ctx.session.sequence_values.lock().unwrap_or_else(|e| e.into_inner());
+            values.by_sequence.get(&sequence.name).map(|v| Value::Int8(*v)).ok_or_else(|| {
+                Error::NotInPrerequisiteState(format!(
+                    "currval of sequence \"{}\" is not yet defined in this session",
+                    sequence.name
+                ))
+            })
+        }
+        "lastval" => {
+            let values = ctx.session.sequence_values.lock().unwrap_or_else(|e| e.into_inner());
+            values
+                .last
+                .as_ref()
+                .and_then(|name| values.by_sequence.get(name))
+                .map(|v| Value::Int8(*v))
+                .ok_or_else(|| Error::NotInPrerequisiteState("lastval is not yet defined in this session".into()))
         }
         "setval" => {
             let sequence = sequences::must_get_sequence(ctx.txn, &sequence_name(&text(0)?))?;
@@ -40,6 +69,9 @@ pub fn call(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
                     "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
                     sequence.name, sequence.min, sequence.max
                 )));
+            }
+            if called {
+                remember(ctx, &sequence.name, value);
             }
             let state = encode_state(value, called);
             if ctx.txn.mvcc().is_replicated() {

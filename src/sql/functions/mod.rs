@@ -182,6 +182,8 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         ("to_timestamp", 1) => sig("to_timestamp", vec![T::Float8], T::TimestampTz),
         // Evaluated with the statement's context (execution::sequences).
         ("nextval", 1) => sig("nextval", vec![T::Text], T::Int8),
+        ("currval", 1) => sig("currval", vec![T::Text], T::Int8),
+        ("lastval", 0) => sig("lastval", vec![], T::Int8),
         ("setval", 2) => sig("setval", vec![T::Text, T::Int8], T::Int8),
         ("setval", 3) => sig("setval", vec![T::Text, T::Int8, T::Bool], T::Int8),
         ("pg_get_serial_sequence", 2) => sig("pg_get_serial_sequence", vec![T::Text, T::Text], T::Text),

@@ -1139,7 +1139,7 @@ impl Binder<'_> {
         let positional = positional_args(&name, arg_list)?;
         let mut args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
         // nextval('s'::regclass), as pg_dump and ORMs write it: the sequence by name.
-        if matches!(name.as_str(), "nextval" | "setval") {
+        if matches!(name.as_str(), "nextval" | "setval" | "currval") {
             if let Some(ast::Expr::Cast { expr, data_type, .. }) = args.first() {
                 if data_type.to_string().eq_ignore_ascii_case("regclass") {
                     args[0] = expr;
