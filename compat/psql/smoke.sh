@@ -18,6 +18,7 @@ expect() {  # name, expected substring, psql args...
 
 psql_cmd -c "DROP TABLE IF EXISTS psql_states" -c "DROP TYPE IF EXISTS psql_state" -c "CREATE TYPE psql_state AS ENUM ('off', 'on')" -c "CREATE TABLE psql_states (id INT PRIMARY KEY, s psql_state)" >/dev/null 2>&1
 psql_cmd -c "DROP TABLE IF EXISTS psql_readings" -c "CREATE TABLE psql_readings (ts timestamptz NOT NULL, device text, temp float8 DEFAULT 0, PRIMARY KEY (device, ts))" -c "CREATE INDEX psql_readings_temp ON psql_readings (temp)" >/dev/null 2>&1
+psql_cmd -c "DROP VIEW IF EXISTS psql_latest" -c "DROP TABLE IF EXISTS psql_things" -c "CREATE TABLE psql_things (id SERIAL PRIMARY KEY, name text)" -c "CREATE VIEW psql_latest AS SELECT device, max(ts) AS last_seen FROM psql_readings GROUP BY device" >/dev/null 2>&1
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 printf '2024-01-01 00:00:00+00,a,1.5\n2024-01-01 00:01:00+00,b,\n' >"$tmp"
 
@@ -35,5 +36,9 @@ expect '\copy from a file' ' 2' -c "\\copy psql_readings from '$tmp' csv" -c 'SE
 expect '\copy to stdout' '2024-01-01 00:01:00+00,b,' -c '\copy psql_readings to stdout csv'
 expect '\x expanded output' 'device | a' -c '\x on' -c "SELECT device FROM psql_readings WHERE device = 'a'"
 expect '\timing' 'Time:' -c '\timing on' -c 'SELECT 1'
+expect '\dv lists views' 'public | psql_latest | view | admin' -c '\dv'
+expect '\d shows a view' ' last_seen | timestamp with time zone |' -c '\d psql_latest'
+expect '\ds lists sequences' 'public | psql_things_id_seq | sequence | admin' -c '\ds'
+expect '\d shows a serial default' "nextval('psql_things_id_seq')" -c '\d psql_things'
 echo "psql: $passed passed, $failed failed"
 [ "$failed" = 0 ]

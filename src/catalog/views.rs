@@ -12,6 +12,9 @@ pub const VIEW: u8 = 0x08;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct View {
+    /// Unique for the life of the database (its catalog oid is derived from it).
+    #[serde(default)]
+    pub id: u32,
     pub name: String,
     /// The query, as SQL text.
     pub sql: String,

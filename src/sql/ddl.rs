@@ -18,7 +18,7 @@ fn relation_exists(ctx: &mut Context, name: &str) -> Result<bool> {
 }
 
 /// CREATE [OR REPLACE] VIEW.
-pub fn create_view(ctx: &mut Context, view: View, or_replace: bool) -> Result<()> {
+pub fn create_view(ctx: &mut Context, mut view: View, or_replace: bool) -> Result<()> {
     let existing = views::get_view(ctx.txn, &view.name)?;
     if existing.is_some() && !or_replace {
         return Err(Error::DuplicateTable(view.name));
@@ -30,6 +30,10 @@ pub fn create_view(ctx: &mut Context, view: View, or_replace: bool) -> Result<()
             Error::DuplicateTable(view.name)
         });
     }
+    view.id = match existing {
+        Some(old) => old.id,
+        None => catalog::next_id(ctx.txn, "view_id")?,
+    };
     views::save_view(ctx.txn, &view)
 }
 

@@ -15,7 +15,7 @@ pub mod sequences;
 mod set_functions;
 pub mod types;
 mod views;
-pub use views::parse_view;
+pub use views::{parse_view, view_columns};
 
 use crate::catalog::{Column, Index, Table};
 use crate::error::{Error, Result};

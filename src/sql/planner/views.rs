@@ -27,7 +27,7 @@ impl Binder<'_> {
                 return Err(Error::DuplicateColumn(format!("column \"{n}\" specified more than once")));
             }
         }
-        let view = View { name, sql: create.query.to_string(), columns: names };
+        let view = View { id: 0, name, sql: create.query.to_string(), columns: names };
         Ok(Plan::CreateView { view, or_replace: create.or_replace })
     }
 
@@ -53,5 +53,17 @@ pub fn parse_view(view: &View) -> Result<ast::Query> {
     match crate::sql::parser::parse(&view.sql)?.pop() {
         Some(ast::Statement::Query(query)) => Ok(*query),
         _ => Err(Error::Corruption(format!("view {}: stored query does not parse", view.name))),
+    }
+}
+
+/// A view's columns with their types, as its query plans now (None if it no longer plans,
+/// e.g. after a table under it was dropped).
+pub fn view_columns(txn: &mut crate::mvcc::Transaction, view: &View) -> Option<Vec<(String, crate::types::DataType)>> {
+    let query = parse_view(view).ok()?;
+    match super::plan(txn, &ast::Statement::Query(Box::new(query)), &mut Vec::new()).ok()? {
+        Plan::Query { columns, .. } => {
+            Some(view.columns.iter().cloned().zip(columns.into_iter().map(|c| c.data_type)).collect())
+        }
+        _ => None,
     }
 }

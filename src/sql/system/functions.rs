@@ -50,7 +50,8 @@ pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Re
         "pg_get_expr" => ("pg_get_expr", DataType::Text),
         "pg_get_indexdef" => ("pg_get_indexdef", DataType::Text),
         "pg_get_constraintdef" => ("pg_get_constraintdef", DataType::Text),
-        "pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_viewdef" | "pg_get_triggerdef" => {
+        "pg_get_viewdef" => ("pg_get_viewdef", DataType::Text),
+        "pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_triggerdef" => {
             ("pg_null_text", DataType::Text)
         }
         "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size" => {
@@ -87,6 +88,7 @@ pub fn is_catalog_function(name: &str) -> bool {
             | "pg_get_indexdef"
             | "pg_get_constraintdef"
             | "pg_null_text"
+            | "pg_get_viewdef"
             | "pg_relation_size"
             | "pg_is_in_recovery"
             | "txid_current"
@@ -153,6 +155,16 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             Value::Bool(crate::sql::roles::has_table_privilege(ctx.txn, &user, &table, &privileges.to_string())?)
         }
         "obj_description" | "pg_null_text" => Value::Null,
+        // The view's query (by oid, or by name as `'v'::regclass` arrives here).
+        "pg_get_viewdef" => {
+            let views = catalog::views::list_views(ctx.txn)?;
+            let found = match (int(0), args.first()) {
+                (Some(oid), _) => views.into_iter().find(|v| super::view_oid(v) == oid),
+                (None, Some(Value::Text(name))) => views.into_iter().find(|v| v.name == *name),
+                _ => None,
+            };
+            found.map_or(Value::Null, |v| Value::Text(format!(" {};", v.sql)))
+        }
         "pg_encoding_to_char" => Value::Text("UTF8".into()),
         "has_privilege" => Value::Bool(true),
         "pg_get_expr" => args.first().cloned().unwrap_or(Value::Null),

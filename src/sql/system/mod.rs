@@ -4,7 +4,8 @@
 //! types the views show ([`types`]).
 //!
 //! Object ids: tables get `16384 + table id`, indexes `32768 + table id * 256 + index id`,
-//! types use PostgreSQL's own oids.
+//! sequences `3000000 + sequence id`, views `4000000 + view id`; types use PostgreSQL's own
+//! oids.
 
 use super::execution::{Context, Row};
 use super::planner::scope::ScopeColumn;
@@ -27,6 +28,14 @@ const OWNER_OID: i64 = 10;
 
 pub fn table_oid(table: &Table) -> i64 {
     16384 + table.id as i64
+}
+
+pub fn sequence_oid(sequence: &catalog::sequences::Sequence) -> i64 {
+    3_000_000 + sequence.id as i64
+}
+
+pub fn view_oid(view: &catalog::views::View) -> i64 {
+    4_000_000 + view.id as i64
 }
 
 fn index_oid(table: &Table, index_id: u32) -> i64 {
@@ -322,33 +331,31 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                     out.push(class_row(ix.oid, &ix.name, "i", false, ix.columns.len(), width));
                 }
             }
+            for sequence in catalog::sequences::list_sequences(ctx.txn)? {
+                out.push(class_row(sequence_oid(&sequence), &sequence.name, "S", false, 3, width));
+            }
+            for view in catalog::views::list_views(ctx.txn)? {
+                out.push(class_row(view_oid(&view), &view.name, "v", false, view.columns.len(), width));
+            }
         }
         "pg_catalog.pg_attribute" => {
             for t in &tables {
                 for (i, c) in t.columns.iter().enumerate() {
-                    out.push(pad(vec![
-                        Value::Int8(table_oid(t)),
-                        text(&c.name),
-                        Value::Int8(c.data_type.oid() as i64),
-                        Value::Int2(i as i16 + 1),
-                        Value::Bool(!c.nullable),
-                        Value::Bool(c.default.is_some()),
-                        Value::Bool(false),
-                        Value::Int4(typmod(&c.data_type)),
-                        Value::Int2(type_len(&c.data_type)),
-                        text(""),
-                        text(""),
-                        Value::Int8(if c.data_type.is_string() { 100 } else { 0 }),
-                        Value::Int4(-1),
-                        text("p"),
-                        text(""),
-                        Value::Null,
-                        Value::Null,
-                        Value::Bool(true),
-                        Value::Int4(0),
-                        Value::Null,
-                        Value::Bool(false),
-                    ]));
+                    out.push(pad(attribute_row(
+                        table_oid(t),
+                        &c.name,
+                        &c.data_type,
+                        i,
+                        !c.nullable,
+                        c.default.is_some(),
+                    )));
+                }
+            }
+            for view in catalog::views::list_views(ctx.txn)? {
+                for (i, (name, data_type)) in
+                    super::planner::view_columns(ctx.txn, &view).unwrap_or_default().iter().enumerate()
+                {
+                    out.push(pad(attribute_row(view_oid(&view), name, data_type, i, false, false)));
                 }
             }
         }
@@ -654,6 +661,40 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
         _ => {}
     }
     Ok(out)
+}
+
+/// A `pg_attribute` row: column `position` (0-based) of relation `relid`.
+fn attribute_row(
+    relid: i64,
+    name: &str,
+    data_type: &DataType,
+    position: usize,
+    not_null: bool,
+    has_default: bool,
+) -> Row {
+    vec![
+        Value::Int8(relid),
+        text(name),
+        Value::Int8(data_type.oid() as i64),
+        Value::Int2(position as i16 + 1),
+        Value::Bool(not_null),
+        Value::Bool(has_default),
+        Value::Bool(false),
+        Value::Int4(typmod(data_type)),
+        Value::Int2(type_len(data_type)),
+        text(""),
+        text(""),
+        Value::Int8(if data_type.is_string() { 100 } else { 0 }),
+        Value::Int4(-1),
+        text("p"),
+        text(""),
+        Value::Null,
+        Value::Null,
+        Value::Bool(true),
+        Value::Int4(0),
+        Value::Null,
+        Value::Bool(false),
+    ]
 }
 
 fn class_row(oid: i64, name: &str, kind: &str, has_index: bool, natts: usize, width: usize) -> Row {
