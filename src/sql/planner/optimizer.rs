@@ -131,7 +131,9 @@ fn push_filter(node: Node) -> Node {
             predicate: Expr::Binary(BinaryOp::And, Box::new(p2), Box::new(predicate)),
         }),
         Node::Scan { table, filter, with_key } => {
-            if predicate.references_outer() || has_subquery(&predicate) {
+            // A filter may read the enclosing query's row (a correlated subquery, the right
+            // side of a LATERAL join): keys bound to it are looked up for each outer row.
+            if has_subquery(&predicate) {
                 return Node::Filter { source: Box::new(Node::Scan { table, filter, with_key }), predicate };
             }
             let filter = match filter {
@@ -212,14 +214,12 @@ fn pinned_values(terms: &[Expr], column: usize) -> Option<Vec<Expr>> {
         match term {
             Expr::Binary(BinaryOp::Eq, a, b) => {
                 for (c, v) in [(a, b), (b, a)] {
-                    if **c == Expr::Column(column) && v.is_row_independent() {
+                    if **c == Expr::Column(column) && v.is_key_bound() {
                         return Some(vec![(**v).clone()]);
                     }
                 }
             }
-            Expr::InList { expr, list }
-                if **expr == Expr::Column(column) && list.iter().all(Expr::is_row_independent) =>
-            {
+            Expr::InList { expr, list } if **expr == Expr::Column(column) && list.iter().all(Expr::is_key_bound) => {
                 return Some(list.clone());
             }
             _ => {}
@@ -303,9 +303,9 @@ fn column_bounds(terms: &[Expr], column: usize) -> Bounds {
     let (mut lower, mut upper) = (None, None);
     for term in terms {
         let Expr::Binary(op, a, b) = term else { continue };
-        let (op, value) = if **a == Expr::Column(column) && b.is_row_independent() {
+        let (op, value) = if **a == Expr::Column(column) && b.is_key_bound() {
             (*op, (**b).clone())
-        } else if **b == Expr::Column(column) && a.is_row_independent() {
+        } else if **b == Expr::Column(column) && a.is_key_bound() {
             // v < col is col > v.
             let flipped = match op {
                 BinaryOp::Lt => BinaryOp::Gt,

@@ -824,6 +824,26 @@ impl Expr {
         independent
     }
 
+    /// True if the expression reads nothing of the row being scanned (constants, parameters,
+    /// the enclosing query's row): a value a key or index lookup can take, evaluated when the
+    /// scan starts.
+    pub fn is_key_bound(&self) -> bool {
+        let mut bound = true;
+        self.walk(&mut |e| {
+            if matches!(
+                e,
+                Expr::Column(_)
+                    | Expr::ScalarSubquery(_)
+                    | Expr::ArraySubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::InSubquery { .. }
+            ) {
+                bound = false;
+            }
+        });
+        bound
+    }
+
     /// Which inputs of a join whose left row is `left_width` wide the expression reads:
     /// (left, right, something that is neither, such as a subquery or a volatile function).
     /// Filter pushdown and hash-join key extraction both decide by this.
@@ -841,23 +861,6 @@ impl Expr {
             _ => {}
         });
         (left, right, other)
-    }
-
-    /// True if the expression refers to the enclosing query's row.
-    pub fn references_outer(&self) -> bool {
-        let mut found = false;
-        self.walk(&mut |e| {
-            if let Expr::Outer(_) = e {
-                found = true;
-            }
-            if let Expr::ScalarSubquery(s) | Expr::Exists(s) | Expr::ArraySubquery(s) = e {
-                found |= s.correlated;
-            }
-            if let Expr::InSubquery { subquery, .. } = e {
-                found |= subquery.correlated;
-            }
-        });
-        found
     }
 
     /// Visits this expression and every sub-expression (not inside subqueries).
