@@ -1594,6 +1594,8 @@ impl Binder<'_> {
         let mut child = self.child(outer);
         let (node, columns) = child.plan_query(query)?;
         let correlated = child.correlated;
+        // The optimizer walks nodes, not the plans inside expressions: optimize this one now.
+        let node = super::optimizer::optimize(node);
         Ok((Subquery { id, node, correlated }, columns))
     }
 }
