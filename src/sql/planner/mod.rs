@@ -5,6 +5,7 @@
 //! user's (unknown column 42703, type mismatch 42804, …). The plan is data: enums of nodes and
 //! expressions that the executor interprets, printable with EXPLAIN.
 
+mod aggregates;
 pub mod binder;
 mod dml;
 pub mod optimizer;
