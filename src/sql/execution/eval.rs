@@ -286,8 +286,8 @@ pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
             }
             (a, b) => Value::Text(format!("{}{}", text_of(a), text_of(b))),
         },
-        BinaryOp::JsonGet => functions::json_get(left, right, false)?,
-        BinaryOp::JsonGetText => functions::json_get(left, right, true)?,
+        BinaryOp::JsonGet => functions::json::get(left, right, false),
+        BinaryOp::JsonGetText => functions::json::get(left, right, true),
         BinaryOp::RegexMatch { case_insensitive } => match (left, right) {
             (Value::Text(s), Value::Text(p)) => Value::Bool(regex_match(s, p, case_insensitive)?),
             _ => Value::Null,

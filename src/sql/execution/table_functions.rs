@@ -91,7 +91,7 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
         "jsonb_array_elements" | "jsonb_array_elements_text" => match first {
             Value::Jsonb(serde_json::Value::Array(items)) => {
                 let as_text = name.ends_with("_text");
-                items.into_iter().map(|j| vec![json_value(j, as_text)]).collect()
+                items.into_iter().map(|j| vec![crate::sql::functions::json::sql_value(j, as_text)]).collect()
             }
             Value::Null => Vec::new(),
             Value::Jsonb(serde_json::Value::Object(_)) => {
@@ -108,7 +108,7 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
                         match name {
                             "jsonb_object_keys" => vec![Value::Text(k)],
                             "jsonb_each" => vec![Value::Text(k), Value::Jsonb(value)],
-                            _ => vec![Value::Text(k), json_value(value, true)],
+                            _ => vec![Value::Text(k), crate::sql::functions::json::sql_value(value, true)],
                         }
                     })
                     .collect()
@@ -158,17 +158,6 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
         }
     }
     Ok(())
-}
-
-/// A JSON value as `jsonb`, or as text for the `_text` variants (JSON null is SQL NULL, strings
-/// lose their quotes).
-fn json_value(j: serde_json::Value, as_text: bool) -> Value {
-    match j {
-        serde_json::Value::Null if as_text => Value::Null,
-        serde_json::Value::String(s) if as_text => Value::Text(s),
-        other if as_text => Value::Text(Value::Jsonb(other).to_string()),
-        other => Value::Jsonb(other),
-    }
 }
 
 fn generate_series(args: Vec<Value>, ctx: &mut Context, sink: &mut Sink) -> Result<()> {

@@ -151,26 +151,35 @@ fn text(v: &Value) -> String {
 
 /// The value at `path` (`#>`, `#>>`): object keys and array positions (negative from the end).
 fn path_value(j: &Json, path: &[String], as_text: bool) -> Value {
-    let mut at = j;
-    for step in path {
-        let next = match at {
-            Json::Object(map) => map.get(step),
-            Json::Array(items) => step.parse::<i64>().ok().and_then(|i| {
-                let i = if i < 0 { items.len() as i64 + i } else { i };
-                usize::try_from(i).ok().and_then(|i| items.get(i))
-            }),
-            _ => None,
-        };
-        match next {
-            Some(n) => at = n,
-            None => return Value::Null,
+    let found = path.iter().try_fold(j, |at, step| match at {
+        Json::Object(map) => map.get(step),
+        Json::Array(items) => array_index(items.len(), step).and_then(|i| items.get(i)),
+        _ => None,
+    });
+    found.map_or(Value::Null, |v| sql_value(v.clone(), as_text))
+}
+
+/// `->` and `->>` on a JSONB value with a text key or an integer index.
+pub fn get(j: &Value, key: &Value, as_text: bool) -> Value {
+    let Value::Jsonb(json) = j else { return Value::Null };
+    let found = match (json, key) {
+        (_, Value::Text(k)) => json.get(k.as_str()),
+        (Json::Array(items), index) => {
+            index.as_i64().and_then(|i| array_position(items.len(), i)).and_then(|i| items.get(i))
         }
-    }
-    match at {
+        _ => None,
+    };
+    found.map_or(Value::Null, |v| sql_value(v.clone(), as_text))
+}
+
+/// A JSON value as SQL sees it: `jsonb`, or as text for `->>`, `#>>` and the `_text`
+/// functions (JSON null is SQL NULL, strings lose their quotes).
+pub fn sql_value(j: Json, as_text: bool) -> Value {
+    match j {
         Json::Null if as_text => Value::Null,
-        Json::String(s) if as_text => Value::Text(s.clone()),
-        other if as_text => Value::Text(Value::Jsonb(other.clone()).to_string()),
-        other => Value::Jsonb(other.clone()),
+        Json::String(s) if as_text => Value::Text(s),
+        other if as_text => Value::Text(Value::Jsonb(other).to_string()),
+        other => Value::Jsonb(other),
     }
 }
 
@@ -218,12 +227,8 @@ fn delete(j: Json, what: &Value) -> Result<Json> {
             Err(Error::InvalidParameter("cannot delete from object using integer index".into()))
         }
         (Json::Array(mut items), v) if v.as_i64().is_some() => {
-            let i = v.as_i64().unwrap_or(0);
-            let i = if i < 0 { items.len() as i64 + i } else { i };
-            if let Ok(i) = usize::try_from(i) {
-                if i < items.len() {
-                    items.remove(i);
-                }
+            if let Some(i) = v.as_i64().and_then(|i| array_position(items.len(), i)) {
+                items.remove(i);
             }
             Ok(Json::Array(items))
         }
@@ -277,7 +282,11 @@ fn member_mut<'a>(j: &'a mut Json, path: &[String]) -> Option<&'a mut Json> {
 
 /// An existing position of an array of `len` from a path step (negative from the end).
 fn array_index(len: usize, step: &str) -> Option<usize> {
-    let i = step.parse::<i64>().ok()?;
+    array_position(len, step.parse().ok()?)
+}
+
+/// An existing position of an array of `len` (negative counts from the end).
+fn array_position(len: usize, i: i64) -> Option<usize> {
     let i = if i < 0 { len as i64 + i } else { i };
     usize::try_from(i).ok().filter(|i| *i < len)
 }

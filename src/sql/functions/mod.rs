@@ -812,34 +812,3 @@ fn rand_f64() -> f64 {
     let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
     bits as f64 / (1u64 << 53) as f64
 }
-
-/// `->` and `->>` on a JSONB value with a text key or an integer index.
-pub fn json_get(j: &Value, key: &Value, as_text: bool) -> Result<Value> {
-    let Value::Jsonb(json) = j else { return Ok(Value::Null) };
-    let found = match key {
-        Value::Text(k) => json.get(k.as_str()),
-        other => match other.as_i64() {
-            Some(i) => match json {
-                serde_json::Value::Array(items) => {
-                    let idx = if i < 0 { items.len() as i64 + i } else { i };
-                    if idx < 0 {
-                        None
-                    } else {
-                        items.get(idx as usize)
-                    }
-                }
-                _ => None,
-            },
-            None => None,
-        },
-    };
-    Ok(match found {
-        None => Value::Null,
-        Some(v) if as_text => match v {
-            serde_json::Value::Null => Value::Null,
-            serde_json::Value::String(s) => Value::Text(s.clone()),
-            other => Value::Text(Value::Jsonb(other.clone()).to_string()),
-        },
-        Some(v) => Value::Jsonb(v.clone()),
-    })
-}

@@ -347,11 +347,7 @@ impl Binder<'_> {
                 }
                 ast::InTarget::Subquery(query) => {
                     let (x, t) = self.bind(expr)?;
-                    let (subquery, columns) = self.bind_subquery(query)?;
-                    if columns.len() != 1 {
-                        return Err(Error::Syntax { message: "subquery has too many columns".into(), position: None });
-                    }
-                    let st = columns[0].data_type.clone();
+                    let (subquery, st) = self.bind_one_column_subquery(query, "subquery has too many columns")?;
                     let common = DataType::common(&t, &st).ok_or_else(|| mismatch_operator(&t, "=", &st))?;
                     let x = self.coerce((x, t), &common)?;
                     let node = if st != common {
@@ -386,14 +382,8 @@ impl Binder<'_> {
                     // `x op ANY/ALL (subquery)` compares with the subquery's rows as with an
                     // array of them.
                     A::Subquery(query) => {
-                        let (sq, columns) = self.bind_subquery(query)?;
-                        if columns.len() != 1 {
-                            return Err(Error::Syntax {
-                                message: "subquery has too many columns".into(),
-                                position: None,
-                            });
-                        }
-                        (Expr::ArraySubquery(Box::new(sq)), DataType::Array(Box::new(columns[0].data_type.clone())))
+                        let (sq, t) = self.bind_one_column_subquery(query, "subquery has too many columns")?;
+                        (Expr::ArraySubquery(Box::new(sq)), DataType::Array(Box::new(t)))
                     }
                     _ => self.bind(right)?,
                 };
@@ -415,14 +405,8 @@ impl Binder<'_> {
                 Ok((negate_if(Expr::Exists(Box::new(sq)), *negated), DataType::Bool))
             }
             A::Subquery(query) => {
-                let (sq, columns) = self.bind_subquery(query)?;
-                if columns.len() != 1 {
-                    return Err(Error::Syntax {
-                        message: "subquery must return only one column".into(),
-                        position: None,
-                    });
-                }
-                Ok((Expr::ScalarSubquery(Box::new(sq)), columns[0].data_type.clone()))
+                let (sq, t) = self.bind_one_column_subquery(query, "subquery must return only one column")?;
+                Ok((Expr::ScalarSubquery(Box::new(sq)), t))
             }
             A::Case { operand, conditions, else_result, .. } => {
                 self.bind_case(operand.as_deref(), conditions, else_result.as_deref())
@@ -1042,15 +1026,8 @@ impl Binder<'_> {
                 (&list.args, matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)), &list.clauses)
             }
             ast::FunctionArguments::Subquery(query) if name == "array" => {
-                let (sq, columns) = self.bind_subquery(query)?;
-                if columns.len() != 1 {
-                    return Err(Error::Syntax {
-                        message: "subquery must return only one column".into(),
-                        position: None,
-                    });
-                }
-                let t = DataType::Array(Box::new(columns[0].data_type.clone()));
-                return Ok((Expr::ArraySubquery(Box::new(sq)), t));
+                let (sq, t) = self.bind_one_column_subquery(query, "subquery must return only one column")?;
+                return Ok((Expr::ArraySubquery(Box::new(sq)), DataType::Array(Box::new(t))));
             }
             ast::FunctionArguments::Subquery(_) => {
                 return Err(Error::FeatureNotSupported("subquery as function argument".into()))
@@ -1197,6 +1174,16 @@ impl Binder<'_> {
     }
 
     /// Binds a subquery with this scope as its outer scope.
+    /// A subquery that must give one column (scalar, IN, ANY/ALL, ARRAY): the subquery and
+    /// that column's type; `message` (PostgreSQL's wording differs by use) when it gives more.
+    fn bind_one_column_subquery(&mut self, query: &ast::Query, message: &str) -> Result<(Subquery, DataType)> {
+        let (subquery, columns) = self.bind_subquery(query)?;
+        match columns.as_slice() {
+            [column] => Ok((subquery, column.data_type.clone())),
+            _ => Err(Error::Syntax { message: message.into(), position: None }),
+        }
+    }
+
     pub fn bind_subquery(&mut self, query: &ast::Query) -> Result<(Subquery, Vec<super::scope::ScopeColumn>)> {
         let outer = if self.grouping.is_some() {
             // Inside a grouped query the subquery sees the grouped row.
