@@ -69,6 +69,10 @@ struct ServerArgs {
     /// Storage page cache in MiB (sled's estimate; the process uses somewhat more).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_CACHE_MB")]
     cache_mb: u64,
+    /// Memory for column snapshots of tables, which full scans read instead of storage, in MiB
+    /// (0 turns them off).
+    #[arg(long, default_value_t = 128, env = "CHRONOS_COLUMN_CACHE_MB")]
+    column_cache_mb: u64,
 }
 
 fn peers(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
@@ -120,6 +124,7 @@ fn main() -> std::process::ExitCode {
         idle_in_transaction_timeout,
         snapshot_threshold,
         cache_mb,
+        column_cache_mb,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
@@ -157,6 +162,7 @@ fn main() -> std::process::ExitCode {
         cluster,
         snapshot_threshold,
         cache_bytes: cache_mb << 20,
+        column_cache_bytes: column_cache_mb.saturating_mul(1 << 20),
         ..NodeConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -19,6 +19,7 @@
 //! version is stored under [`APPLIED_KEY`], written after the batch's data: in the same atomic
 //! storage batch by [`apply_batch`], last of the in-order writes of a Raft entry's apply.
 
+pub mod columns;
 mod counters;
 mod gc;
 mod replication;
@@ -259,6 +260,8 @@ pub struct Mvcc {
     last_unique_id: AtomicU64,
     /// This node's reserved blocks of counter values, by counter key (see [`counters`]).
     counters: Mutex<HashMap<Vec<u8>, counters::CounterBlock>>,
+    /// Column snapshots of tables for full scans (see [`columns`]).
+    columns: Arc<columns::ColumnCache>,
 }
 
 impl Mvcc {
@@ -284,6 +287,7 @@ impl Mvcc {
             domain_floor: AtomicU64::new(applied),
             last_unique_id: AtomicU64::new(0),
             counters: Mutex::new(HashMap::new()),
+            columns: Arc::new(columns::ColumnCache::new(applied)),
         }))
     }
 
@@ -401,6 +405,17 @@ impl Mvcc {
                 state = self.flushed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         }
+    }
+
+    /// Applies a batch committed here, showing it to the column cache first.
+    fn apply_local(&self, batch: &WriteBatch) -> Result<()> {
+        self.columns.applying(batch.version, &batch.writes);
+        apply_batch(self.storage.as_ref(), batch).inspect_err(|_| self.columns.reset(batch.version))
+    }
+
+    /// The column snapshots of tables (see [`columns`]).
+    pub fn column_cache(&self) -> &Arc<columns::ColumnCache> {
+        &self.columns
     }
 
     /// The version of the oldest snapshot anyone may still read.
@@ -528,6 +543,27 @@ impl Transaction {
     /// Buffers a delete.
     pub fn delete(&mut self, key: Vec<u8>) {
         self.writes.insert(key, None);
+    }
+
+    /// What a full scan of the table rows under `prefix` should read (see [`columns`]): a
+    /// column snapshot when one is valid for this transaction, a builder for one, or storage.
+    /// Counts as a scan of the table for validation.
+    pub fn column_lookup(&mut self, prefix: &[u8]) -> columns::Lookup {
+        self.read_domains.insert(domain(prefix));
+        if domain(prefix) != prefix {
+            return columns::Lookup::Skip;
+        }
+        let end = prefix_end(prefix);
+        let own = match &end {
+            Some(end) => {
+                self.writes.range::<[u8], _>((Bound::Included(prefix), Bound::Excluded(end.as_slice()))).next()
+            }
+            None => self.writes.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded)).next(),
+        };
+        if own.is_some() {
+            return columns::Lookup::Skip;
+        }
+        self.mvcc.columns.lookup(&domain(prefix), self.read_version)
     }
 
     /// Visible pairs whose logical key starts with `prefix`, in key order, own writes included.
@@ -700,7 +736,7 @@ impl Transaction {
         };
         let version = mvcc.next_version();
         let batch = WriteBatch { version, writes: std::mem::take(&mut self.writes).into_iter().collect() };
-        apply_batch(mvcc.storage.as_ref(), &batch)?;
+        mvcc.apply_local(&batch)?;
         mvcc.applied.store(version, Ordering::SeqCst);
         mvcc.commits.fetch_add(1, Ordering::Relaxed);
         {
@@ -754,6 +790,8 @@ impl Drop for Transaction {
     }
 }
 
+#[cfg(test)]
+mod column_tests;
 #[cfg(test)]
 mod tests;
 

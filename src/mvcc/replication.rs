@@ -209,7 +209,8 @@ impl Mvcc {
             (RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec()),
         ];
         let mut writes = stored_writes(batch).chain(applied).map(|(k, v)| (k, Some(v)));
-        self.storage.apply_in_order(&mut writes)?;
+        self.columns.applying(batch.version, &batch.writes);
+        self.storage.apply_in_order(&mut writes).inspect_err(|_| self.columns.reset(batch.version))?;
         self.forget_pending(&batch.writes, batch.version);
         {
             let mut domains = lock(&self.domain_versions);
@@ -288,6 +289,7 @@ impl Mvcc {
     pub fn restore_snapshot(&self, data: &[u8], index: u64) -> Result<()> {
         let snapshot = super::decode_batch(data)?;
         let _token = self.writer_token();
+        self.columns.reset(snapshot.version);
         let mut batch = crate::storage::StorageBatch::default();
         for item in self.storage.scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)) {
             batch.delete(item?.0);
@@ -313,6 +315,7 @@ impl Mvcc {
         // Every table may have changed.
         lock(&self.domain_versions).clear();
         self.domain_floor.fetch_max(version, Ordering::SeqCst);
+        self.columns.reset(version);
         self.applied.store(version, Ordering::SeqCst);
         self.last_version.fetch_max(version, Ordering::SeqCst);
         self.publish(version);

@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub snapshot_threshold: u64,
     /// Storage page cache, in bytes.
     pub cache_bytes: u64,
+    /// Memory budget of column snapshots, in bytes (0: none).
+    pub column_cache_bytes: u64,
 }
 
 /// A single node compacts its Raft log at least this often (entries).
@@ -62,6 +64,7 @@ impl Default for NodeConfig {
             cluster: None,
             snapshot_threshold: 50_000,
             cache_bytes: 256 << 20,
+            column_cache_bytes: crate::mvcc::columns::DEFAULT_BUDGET as u64,
         }
     }
 }
@@ -116,7 +119,7 @@ impl crate::http::Status for NodeStatus {
 
     fn metrics_text(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
-        let metrics: [(&str, &str, &str, u64); 6] = [
+        let metrics: [(&str, &str, &str, u64); 7] = [
             ("chronos_connections", "gauge", "Open PostgreSQL connections.", self.pg.connections.load(Relaxed) as u64),
             ("chronos_statements_total", "counter", "Statements run.", self.pg.statements.load(Relaxed)),
             ("chronos_statement_errors_total", "counter", "Statements that failed.", self.pg.errors.load(Relaxed)),
@@ -126,6 +129,12 @@ impl crate::http::Status for NodeStatus {
                 "counter",
                 "Commits refused by validation (serialization failures, retried for autocommit statements).",
                 self.engine.mvcc().conflicts(),
+            ),
+            (
+                "chronos_column_cache_bytes",
+                "gauge",
+                "Memory held by column snapshots of tables (roughly).",
+                self.engine.mvcc().column_cache().bytes() as u64,
             ),
             (
                 "chronos_durable_version",
@@ -171,6 +180,7 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
     let raft_tree = sled.tree("raft")?;
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
+    engine.mvcc().column_cache().set_budget(usize::try_from(config.column_cache_bytes).unwrap_or(usize::MAX));
     // A single node is a Raft group of one.
     let (replica, internode) = match &config.cluster {
         None => {

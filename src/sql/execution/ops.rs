@@ -4,6 +4,7 @@ use super::eval::{eval, truth};
 use super::{aggregate, window, Context, Row, Sink};
 use crate::catalog::Table;
 use crate::error::{Error, Result};
+use crate::mvcc::columns::{ColumnSnapshot, Lookup};
 use crate::sql::planner::plan::{Expr, JoinKind, Node, SetOperator, SortKey};
 use crate::storage::{keycode, rowcodec};
 use crate::types::Value;
@@ -80,12 +81,16 @@ fn range_keys(
 
 pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     match node {
-        Node::Scan { table, filter, with_key } => scan(table, None, None, false, filter.as_ref(), *with_key, ctx, sink),
+        Node::Scan { table, filter, with_key, columns } => {
+            let access = Access { columns: columns.as_deref(), ..Access::default() };
+            scan(table, access, filter.as_ref(), *with_key, ctx, sink)
+        }
         Node::KeyRange { table, prefix, lower, upper, filter, with_key, reverse } => {
             let Some((lower_key, end)) = range_keys(table.row_prefix(), prefix, lower, upper, ctx)? else {
                 return Ok(());
             };
-            scan(table, Some(lower_key), end, *reverse, filter.as_ref(), *with_key, ctx, sink)
+            let access = Access { lower: Some(lower_key), upper: end, reverse: *reverse, columns: None };
+            scan(table, access, filter.as_ref(), *with_key, ctx, sink)
         }
         Node::IndexRange { table, index, prefix, lower, upper, filter, with_key } => {
             let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
@@ -430,13 +435,21 @@ fn emit_unmatched_right(
     Ok(())
 }
 
-/// Streams a table's visible rows with keys in `[lower, upper)`, page by page.
-#[allow(clippy::too_many_arguments)]
-fn scan(
-    table: &Table,
+/// Which rows of a table a scan reads, and which of their columns.
+#[derive(Default)]
+struct Access<'a> {
+    /// Keys in `[lower, upper)`; all without bounds.
     lower: Option<Vec<u8>>,
     upper: Option<Vec<u8>>,
     reverse: bool,
+    /// The columns read, ascending (None: all); a column snapshot leaves the others NULL.
+    columns: Option<&'a [usize]>,
+}
+
+/// Streams a table's visible rows with keys in `[lower, upper)`, page by page.
+fn scan(
+    table: &Table,
+    access: Access,
     filter: Option<&Expr>,
     with_key: bool,
     ctx: &mut Context,
@@ -444,6 +457,16 @@ fn scan(
 ) -> Result<()> {
     let prefix = table.row_prefix();
     let width = table.columns.len();
+    // A full scan reads the table's column snapshot, or builds one as it goes.
+    let Access { lower, upper, reverse, columns } = access;
+    let mut builder = None;
+    if lower.is_none() && upper.is_none() && !reverse && !with_key {
+        match ctx.txn.column_lookup(&prefix) {
+            Lookup::Ready(snapshot) => return scan_snapshot(&snapshot, width, columns, filter, ctx, sink),
+            Lookup::Build(b) => builder = Some(b),
+            Lookup::Skip => {}
+        }
+    }
     let mut after: Option<Vec<u8>> = None;
     let mut page: Vec<Row> = Vec::with_capacity(SCAN_PAGE);
     loop {
@@ -453,6 +476,9 @@ fn scan(
         let mut last = Vec::new();
         let visit = |key: &[u8], value: &[u8]| {
             let mut row = rowcodec::decode_row(value)?;
+            if let Some(builder) = &mut builder {
+                builder.push(key, &row);
+            }
             row.resize(width, Value::Null);
             if with_key {
                 row.push(Value::Bytea(key.to_vec()));
@@ -483,10 +509,57 @@ fn scan(
             }
         }
         if !full {
+            if let Some(builder) = builder {
+                builder.finish();
+            }
             return Ok(());
         }
         after = Some(last);
     }
+}
+
+/// Rows per cancel check when reading a column snapshot.
+const SNAPSHOT_STRIDE: usize = 4096;
+
+/// Streams the rows of a table's column snapshot visible to the transaction.
+fn scan_snapshot(
+    snapshot: &ColumnSnapshot,
+    width: usize,
+    columns: Option<&[usize]>,
+    filter: Option<&Expr>,
+    ctx: &mut Context,
+    sink: &mut Sink,
+) -> Result<()> {
+    let version = ctx.txn.read_version();
+    for chunk in snapshot.chunks() {
+        for row in 0..chunk.rows() {
+            if row % SNAPSHOT_STRIDE == 0 {
+                ctx.check_cancel()?;
+            }
+            if !chunk.visible(row, version) {
+                continue;
+            }
+            let values: Row = match columns {
+                None => (0..width).map(|column| chunk.value(row, column)).collect(),
+                Some(used) => {
+                    let mut values = vec![Value::Null; width];
+                    for &column in used.iter().filter(|&&c| c < width) {
+                        values[column] = chunk.value(row, column);
+                    }
+                    values
+                }
+            };
+            if let Some(f) = filter {
+                if truth(eval(f, &values, ctx)?)? != Some(true) {
+                    continue;
+                }
+            }
+            if !sink(ctx, values)? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a stored row, applies the filter and pushes it (with its key when asked).

@@ -405,7 +405,7 @@ impl Binder<'_> {
         let mut columns = table_scope(&table, &alias);
         columns.push(ScopeColumn { table: None, name: String::new(), data_type: DataType::Bytea, hidden: true });
         let mut scope = Scope::new(columns);
-        let mut node = Node::Scan { table: table.clone(), filter: None, with_key: true };
+        let mut node = Node::Scan { table: table.clone(), filter: None, with_key: true, columns: None };
         if !extra.is_empty() {
             let (extra_node, extra_scope) = self.plan_from(extra)?;
             let (lw, rw) = (scope.len(), extra_scope.len());

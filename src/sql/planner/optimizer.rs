@@ -4,15 +4,18 @@
 //! 2. Access path selection: a scan whose filter fixes the whole primary key (`=` or `IN`)
 //!    becomes a key lookup; one that fixes all columns of a secondary index becomes an index
 //!    lookup. The full filter stays on the lookup, so the rewrite never changes results.
+//! 3. Column use: each full table scan learns which of its columns the query reads (see
+//!    [`mark_used_columns`]).
 
 use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan};
 use super::select::{join_conjunction, split_conjunction};
 use crate::catalog::Table;
+use std::collections::BTreeSet;
 
 /// Optimizes every node tree in a plan.
 pub fn optimize_plan(plan: Plan) -> Plan {
     match plan {
-        Plan::Query { node, columns } => Plan::Query { node: optimize(node), columns },
+        Plan::Query { node, columns } => Plan::Query { node: mark_used_columns(optimize(node), None), columns },
         Plan::Insert { table, source, on_conflict, returning } => {
             Plan::Insert { table, source: optimize(source), on_conflict, returning }
         }
@@ -73,7 +76,7 @@ fn remove_sort_on_key_order(node: Node) -> Node {
     }
     let source = match (*inner, descending) {
         (scan, false) => scan,
-        (Node::Scan { table, filter, with_key }, true) => {
+        (Node::Scan { table, filter, with_key, .. }, true) => {
             Node::KeyRange { table, prefix: Vec::new(), lower: None, upper: None, filter, with_key, reverse: true }
         }
         (Node::KeyRange { table, prefix, lower, upper, filter, with_key, .. }, true) => {
@@ -130,17 +133,20 @@ fn push_filter(node: Node) -> Node {
             source: inner,
             predicate: Expr::Binary(BinaryOp::And, Box::new(p2), Box::new(predicate)),
         }),
-        Node::Scan { table, filter, with_key } => {
+        Node::Scan { table, filter, with_key, .. } => {
             // A filter may read the enclosing query's row (a correlated subquery, the right
             // side of a LATERAL join): keys bound to it are looked up for each outer row.
             if has_subquery(&predicate) {
-                return Node::Filter { source: Box::new(Node::Scan { table, filter, with_key }), predicate };
+                return Node::Filter {
+                    source: Box::new(Node::Scan { table, filter, with_key, columns: None }),
+                    predicate,
+                };
             }
             let filter = match filter {
                 Some(f) => Expr::Binary(BinaryOp::And, Box::new(f), Box::new(predicate)),
                 None => predicate,
             };
-            Node::Scan { table, filter: Some(filter), with_key }
+            Node::Scan { table, filter: Some(filter), with_key, columns: None }
         }
         join @ (Node::NestedLoopJoin { kind, left_width, .. } | Node::HashJoin { kind, left_width, .. }) => {
             let mut to_left = Vec::new();
@@ -250,7 +256,7 @@ fn key_combinations(terms: &[Expr], columns: &[usize]) -> Option<Vec<Vec<Expr>>>
 }
 
 fn select_access_path(node: Node) -> Node {
-    let Node::Scan { table, filter: Some(filter), with_key } = node else { return node };
+    let Node::Scan { table, filter: Some(filter), with_key, .. } = node else { return node };
     let terms = split_conjunction(filter.clone());
     if let Some(keys) = primary_key_lookup(&table, &terms) {
         return Node::KeyLookup { table, keys, filter: Some(filter), with_key };
@@ -289,7 +295,7 @@ fn select_access_path(node: Node) -> Node {
         Some((index, prefix, lower, upper)) => {
             Node::IndexRange { table, index, prefix, lower, upper, filter: Some(filter), with_key }
         }
-        None => Node::Scan { table, filter: Some(filter), with_key },
+        None => Node::Scan { table, filter: Some(filter), with_key, columns: None },
     }
 }
 
@@ -360,4 +366,63 @@ fn primary_key_lookup(table: &Table, terms: &[Expr]) -> Option<Vec<Vec<Expr>>> {
         return None;
     }
     key_combinations(terms, &table.primary_key)
+}
+
+/// Records on each full table scan which of its columns the nodes above read (a column
+/// snapshot then materializes only those). Follows rows through the nodes that keep their
+/// shape (filter, sort, limit) up to the projection or aggregate that reads them; below any
+/// other node, and wherever a correlated subquery might read the row, every column counts.
+fn mark_used_columns(node: Node, used: Option<BTreeSet<usize>>) -> Node {
+    let with = |used: Option<BTreeSet<usize>>, exprs: &mut dyn Iterator<Item = &Expr>| {
+        let mut used = used?;
+        for e in exprs {
+            read_columns(e, &mut used)?;
+        }
+        Some(used)
+    };
+    match node {
+        Node::Scan { table, filter, with_key, .. } => {
+            let columns = with(used, &mut filter.iter()).map(|set| set.into_iter().collect());
+            Node::Scan { table, filter, with_key, columns }
+        }
+        Node::Filter { source, predicate } => {
+            let used = with(used, &mut std::iter::once(&predicate));
+            Node::Filter { source: Box::new(mark_used_columns(*source, used)), predicate }
+        }
+        Node::Sort { source, keys } => {
+            let used = with(used, &mut keys.iter().map(|k| &k.expr));
+            Node::Sort { source: Box::new(mark_used_columns(*source, used)), keys }
+        }
+        Node::Limit { source, limit, offset } => {
+            Node::Limit { source: Box::new(mark_used_columns(*source, used)), limit, offset }
+        }
+        Node::Project { source, exprs } => {
+            let used = with(Some(BTreeSet::new()), &mut exprs.iter());
+            Node::Project { source: Box::new(mark_used_columns(*source, used)), exprs }
+        }
+        Node::Aggregate { source, group_by, aggregates } => {
+            let inputs = aggregates
+                .iter()
+                .flat_map(|a| a.args.iter().chain(a.filter.iter()).chain(a.order_by.iter().map(|k| &k.expr)));
+            let used = with(Some(BTreeSet::new()), &mut group_by.iter().chain(inputs));
+            Node::Aggregate { source: Box::new(mark_used_columns(*source, used)), group_by, aggregates }
+        }
+        other => map_children(other, |child| mark_used_columns(child, None)),
+    }
+}
+
+/// Adds the input columns `e` reads to `used`; None if a correlated subquery in it may read
+/// any of them.
+fn read_columns(e: &Expr, used: &mut BTreeSet<usize>) -> Option<()> {
+    let mut correlated = false;
+    e.walk(&mut |e| match e {
+        Expr::Column(i) => {
+            used.insert(*i);
+        }
+        Expr::Exists(q) | Expr::ScalarSubquery(q) | Expr::ArraySubquery(q) | Expr::InSubquery { subquery: q, .. } => {
+            correlated |= q.correlated;
+        }
+        _ => {}
+    });
+    (!correlated).then_some(())
 }

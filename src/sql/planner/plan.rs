@@ -282,6 +282,8 @@ pub enum Node {
         table: Table,
         filter: Option<Expr>,
         with_key: bool,
+        /// The columns the plan reads, ascending (None: all); the others may come out NULL.
+        columns: Option<Vec<usize>>,
     },
     /// Rows by primary key values (each inner Vec is one full key).
     KeyLookup {

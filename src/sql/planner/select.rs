@@ -482,7 +482,7 @@ impl Binder<'_> {
                             hidden: false,
                         })
                         .collect();
-                    (Node::Scan { table, filter: None, with_key: false }, columns)
+                    (Node::Scan { table, filter: None, with_key: false, columns: None }, columns)
                 };
                 for c in columns.iter_mut() {
                     c.table = Some(alias_name.clone());
