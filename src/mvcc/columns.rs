@@ -23,7 +23,7 @@ use super::Version;
 use crate::storage::rowcodec;
 use crate::types::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The default memory budget of all snapshots together.
@@ -358,6 +358,8 @@ struct State {
 pub struct ColumnCache {
     state: Mutex<State>,
     budget: AtomicUsize,
+    /// Full scans served from a snapshot since start-up.
+    reads: AtomicU64,
 }
 
 /// What [`ColumnCache::lookup`] found for a full scan.
@@ -442,6 +444,7 @@ impl ColumnCache {
         ColumnCache {
             state: Mutex::new(State { floor, ..Default::default() }),
             budget: AtomicUsize::new(DEFAULT_BUDGET),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -458,6 +461,11 @@ impl ColumnCache {
     /// Bytes held by snapshots now.
     pub fn bytes(&self) -> usize {
         super::lock(&self.state).bytes
+    }
+
+    /// Full scans served from a snapshot since start-up.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Follows a batch about to be applied (before any of its writes reach storage): appends
@@ -511,8 +519,8 @@ impl ColumnCache {
     }
 
     /// What a full scan of `domain` by a transaction reading at `version`, with no writes of
-    /// its own there, should do.
-    pub fn lookup(self: &Arc<Self>, domain: &[u8], version: Version) -> Lookup {
+    /// its own there, should do; without `build`, only whether a snapshot is ready.
+    pub fn lookup(self: &Arc<Self>, domain: &[u8], version: Version, build: bool) -> Lookup {
         let budget = self.budget.load(Ordering::Relaxed);
         if budget == 0 {
             return Lookup::Skip;
@@ -525,7 +533,10 @@ impl ColumnCache {
         // Readers older than a write the snapshot reflects may not see what it holds.
         if let Some(snapshot) = &slot.snapshot {
             return match version >= snapshot.base {
-                true => Lookup::Ready(snapshot.clone()),
+                true => {
+                    self.reads.fetch_add(1, Ordering::Relaxed);
+                    Lookup::Ready(snapshot.clone())
+                }
                 false => Lookup::Skip,
             };
         }
@@ -533,7 +544,7 @@ impl ColumnCache {
         if version < base {
             return Lookup::Skip;
         }
-        if slot.too_big || slot.building.is_some() || !std::mem::replace(&mut slot.scanned, true) {
+        if !build || slot.too_big || slot.building.is_some() || !std::mem::replace(&mut slot.scanned, true) {
             return Lookup::Skip;
         }
         slot.building = Some((id, Some(Vec::new())));

@@ -549,6 +549,20 @@ impl Transaction {
     /// column snapshot when one is valid for this transaction, a builder for one, or storage.
     /// Counts as a scan of the table for validation.
     pub fn column_lookup(&mut self, prefix: &[u8]) -> columns::Lookup {
+        self.column_lookup_with(prefix, true)
+    }
+
+    /// The column snapshot of the table rows under `prefix`, if one is ready and valid for
+    /// this transaction (see [`columns`]); neither starts a build nor counts as a full scan
+    /// for deciding on one. Counts as a scan of the table for validation.
+    pub fn column_snapshot(&mut self, prefix: &[u8]) -> Option<Arc<columns::ColumnSnapshot>> {
+        match self.column_lookup_with(prefix, false) {
+            columns::Lookup::Ready(snapshot) => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    fn column_lookup_with(&mut self, prefix: &[u8], build: bool) -> columns::Lookup {
         self.read_domains.insert(domain(prefix));
         if domain(prefix) != prefix {
             return columns::Lookup::Skip;
@@ -563,7 +577,7 @@ impl Transaction {
         if own.is_some() {
             return columns::Lookup::Skip;
         }
-        self.mvcc.columns.lookup(&domain(prefix), self.read_version)
+        self.mvcc.columns.lookup(&domain(prefix), self.read_version, build)
     }
 
     /// Visible pairs whose logical key starts with `prefix`, in key order, own writes included.

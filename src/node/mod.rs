@@ -119,7 +119,7 @@ impl crate::http::Status for NodeStatus {
 
     fn metrics_text(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
-        let metrics: [(&str, &str, &str, u64); 7] = [
+        let metrics: [(&str, &str, &str, u64); 8] = [
             ("chronos_connections", "gauge", "Open PostgreSQL connections.", self.pg.connections.load(Relaxed) as u64),
             ("chronos_statements_total", "counter", "Statements run.", self.pg.statements.load(Relaxed)),
             ("chronos_statement_errors_total", "counter", "Statements that failed.", self.pg.errors.load(Relaxed)),
@@ -135,6 +135,12 @@ impl crate::http::Status for NodeStatus {
                 "gauge",
                 "Memory held by column snapshots of tables (roughly).",
                 self.engine.mvcc().column_cache().bytes() as u64,
+            ),
+            (
+                "chronos_column_snapshot_reads_total",
+                "counter",
+                "Full table scans served from a column snapshot instead of storage.",
+                self.engine.mvcc().column_cache().reads(),
             ),
             (
                 "chronos_durable_version",

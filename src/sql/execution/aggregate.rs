@@ -18,54 +18,42 @@ pub fn execute(
     ctx: &mut Context,
     sink: &mut Sink,
 ) -> Result<()> {
-    let mut index: HashMap<Row, usize> = HashMap::new();
-    let mut groups: Vec<(Row, Vec<Accumulator>)> = Vec::new();
+    let mut groups = Groups::default();
     // Ordered aggregates buffer (sort key, arguments) per group and aggregate.
     let mut ordered: HashMap<(usize, usize), Vec<(Row, Row)>> = HashMap::new();
+    let mut key = Vec::with_capacity(group_by.len());
     let mut args = Vec::new();
-    super::execute(source, ctx, &mut |ctx, row| {
-        let slot = if group_by.is_empty() {
-            // One group: no hashing.
-            if groups.is_empty() {
-                groups.push((Vec::new(), aggregates.iter().map(Accumulator::new).collect()));
-            }
-            0
-        } else {
-            let mut key = Vec::with_capacity(group_by.len());
+    if !from_snapshot(source, group_by, aggregates, &mut groups, ctx)? {
+        super::execute(source, ctx, &mut |ctx, row| {
+            key.clear();
             for e in group_by {
                 key.push(eval(e, &row, ctx)?);
             }
-            match index.get(&key) {
-                Some(&i) => i,
-                None => {
-                    groups.push((key.clone(), aggregates.iter().map(Accumulator::new).collect()));
-                    index.insert(key, groups.len() - 1);
-                    groups.len() - 1
+            let slot = groups.slot(&key, aggregates);
+            for (i, (agg, acc)) in aggregates.iter().zip(groups.list[slot].1.iter_mut()).enumerate() {
+                if let Some(filter) = &agg.filter {
+                    if truth(eval(filter, &row, ctx)?)? != Some(true) {
+                        continue;
+                    }
+                }
+                args.clear();
+                for a in &agg.args {
+                    args.push(eval(a, &row, ctx)?);
+                }
+                if agg.order_by.is_empty() {
+                    acc.add(&args)?;
+                } else {
+                    let mut key = Vec::with_capacity(agg.order_by.len());
+                    for k in &agg.order_by {
+                        key.push(eval(&k.expr, &row, ctx)?);
+                    }
+                    ordered.entry((slot, i)).or_default().push((key, args.clone()));
                 }
             }
-        };
-        for (i, (agg, acc)) in aggregates.iter().zip(groups[slot].1.iter_mut()).enumerate() {
-            if let Some(filter) = &agg.filter {
-                if truth(eval(filter, &row, ctx)?)? != Some(true) {
-                    continue;
-                }
-            }
-            args.clear();
-            for a in &agg.args {
-                args.push(eval(a, &row, ctx)?);
-            }
-            if agg.order_by.is_empty() {
-                acc.add(&args)?;
-            } else {
-                let mut key = Vec::with_capacity(agg.order_by.len());
-                for k in &agg.order_by {
-                    key.push(eval(&k.expr, &row, ctx)?);
-                }
-                ordered.entry((slot, i)).or_default().push((key, args.clone()));
-            }
-        }
-        Ok(true)
-    })?;
+            Ok(true)
+        })?;
+    }
+    let mut groups = groups.list;
     for ((slot, i), mut inputs) in ordered {
         inputs.sort_by(|a, b| compare_keys(&a.0, &b.0, &aggregates[i].order_by));
         for (_, values) in inputs {
@@ -85,6 +73,77 @@ pub fn execute(
         }
     }
     Ok(())
+}
+
+/// Groups in the order they were first seen, each with its accumulators.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<Row, usize>,
+    list: Vec<(Row, Vec<Accumulator>)>,
+}
+
+impl Groups {
+    /// The group of `key`, created when new.
+    fn slot(&mut self, key: &[Value], aggregates: &[Aggregate]) -> usize {
+        // Without GROUP BY there is one group: no hashing.
+        if key.is_empty() && !self.list.is_empty() {
+            return 0;
+        }
+        if let Some(&i) = self.index.get(key) {
+            return i;
+        }
+        self.list.push((key.to_vec(), aggregates.iter().map(Accumulator::new).collect()));
+        self.index.insert(key.to_vec(), self.list.len() - 1);
+        self.list.len() - 1
+    }
+}
+
+/// Feeds the aggregates straight from the table's column snapshot, without building rows, when
+/// the input is a plain full scan, every grouping key and argument is a column, and no
+/// aggregate has FILTER or ORDER BY. Rows arrive in the same order as through the scan, so
+/// the results are the same. False (nothing done) when that does not apply.
+fn from_snapshot(
+    source: &Node,
+    group_by: &[Expr],
+    aggregates: &[Aggregate],
+    groups: &mut Groups,
+    ctx: &mut Context,
+) -> Result<bool> {
+    let Node::Scan { table, filter: None, with_key: false, .. } = source else { return Ok(false) };
+    let column = |e: &Expr| match e {
+        Expr::Column(c) if *c < table.columns.len() => Some(*c),
+        _ => None,
+    };
+    let Some(keys) = group_by.iter().map(column).collect::<Option<Vec<usize>>>() else { return Ok(false) };
+    let mut inputs = Vec::with_capacity(aggregates.len());
+    for agg in aggregates {
+        if agg.filter.is_some() || !agg.order_by.is_empty() {
+            return Ok(false);
+        }
+        let Some(columns) = agg.args.iter().map(column).collect::<Option<Vec<usize>>>() else { return Ok(false) };
+        inputs.push(columns);
+    }
+    let Some(snapshot) = ctx.txn.column_snapshot(&table.row_prefix()) else { return Ok(false) };
+    let version = ctx.txn.read_version();
+    let mut key = Vec::with_capacity(keys.len());
+    let mut args = Vec::new();
+    for chunk in snapshot.chunks() {
+        ctx.check_cancel()?;
+        for row in 0..chunk.rows() {
+            if !chunk.visible(row, version) {
+                continue;
+            }
+            key.clear();
+            key.extend(keys.iter().map(|&c| chunk.value(row, c)));
+            let slot = groups.slot(&key, aggregates);
+            for (acc, columns) in groups.list[slot].1.iter_mut().zip(&inputs) {
+                args.clear();
+                args.extend(columns.iter().map(|&c| chunk.value(row, c)));
+                acc.add(&args)?;
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The running state of one aggregate over one group.

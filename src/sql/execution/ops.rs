@@ -531,6 +531,10 @@ fn scan_snapshot(
     sink: &mut Sink,
 ) -> Result<()> {
     let version = ctx.txn.read_version();
+    let mut read = vec![columns.is_none(); width];
+    for &column in columns.unwrap_or_default().iter().filter(|&&c| c < width) {
+        read[column] = true;
+    }
     for chunk in snapshot.chunks() {
         for row in 0..chunk.rows() {
             if row % SNAPSHOT_STRIDE == 0 {
@@ -539,16 +543,10 @@ fn scan_snapshot(
             if !chunk.visible(row, version) {
                 continue;
             }
-            let values: Row = match columns {
-                None => (0..width).map(|column| chunk.value(row, column)).collect(),
-                Some(used) => {
-                    let mut values = vec![Value::Null; width];
-                    for &column in used.iter().filter(|&&c| c < width) {
-                        values[column] = chunk.value(row, column);
-                    }
-                    values
-                }
-            };
+            let mut values: Row = Vec::with_capacity(width);
+            for (column, &read) in read.iter().enumerate() {
+                values.push(if read { chunk.value(row, column) } else { Value::Null });
+            }
             if let Some(f) = filter {
                 if truth(eval(f, &values, ctx)?)? != Some(true) {
                     continue;
