@@ -244,3 +244,23 @@ fn full_scans_always_match_storage() {
         assert!(snapshot_reads > 0, "seed {seed}: no scan read a snapshot");
     }
 }
+
+/// Snapshots of more rows than a chunk holds, and appends that cross into a new chunk.
+#[test]
+fn snapshots_span_chunks() {
+    let db = mvcc();
+    let rows = (1 << 16) - 10;
+    commit(&db, &(0..rows).map(|i| (i, Some(0))).collect::<Vec<_>>());
+    full_scan(&mut db.begin(), 4);
+    assert_eq!(full_scan(&mut db.begin(), 4).1, Path::Built);
+    let mut before = db.begin();
+    commit(&db, &(rows..rows + 30).map(|i| (i, Some(1))).collect::<Vec<_>>());
+    for reader in [&mut before, &mut db.begin()] {
+        let expected = storage_rows(reader, 4);
+        let (got, path) = full_scan(reader, 4);
+        assert_eq!(path, Path::Snapshot);
+        assert!(got == expected, "{} rows against {}", got.len(), expected.len());
+    }
+    let Lookup::Ready(snapshot) = db.begin().column_lookup(&TABLE) else { panic!("expected a snapshot") };
+    assert_eq!(snapshot.chunks().len(), 2);
+}

@@ -274,6 +274,24 @@ impl Chunk {
     pub fn value(&self, row: usize, column: usize) -> Value {
         self.columns.get(column).map_or(Value::Null, |c| c.get(row))
     }
+
+    /// Distinct values of `column` in this chunk when it is dictionary-encoded text, else 0.
+    pub fn dictionary_len(&self, column: usize) -> usize {
+        match self.columns.get(column).map(|c| &c.data) {
+            Some(Data::Text { dictionary, .. }) => dictionary.len(),
+            _ => 0,
+        }
+    }
+
+    /// The dictionary code of `column` in row `row`: equal codes are equal values within the
+    /// chunk. None for NULL and for columns that are not dictionary-encoded.
+    pub fn code(&self, row: usize, column: usize) -> Option<u32> {
+        let c = self.columns.get(column)?;
+        match &c.data {
+            Data::Text { codes, .. } if !c.nulls.as_ref().is_some_and(|n| n[row]) => Some(codes[row]),
+            _ => None,
+        }
+    }
 }
 
 /// A table's visible rows, column by column, in key order.

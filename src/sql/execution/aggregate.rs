@@ -127,15 +127,31 @@ fn from_snapshot(
     let version = ctx.txn.read_version();
     let mut key = Vec::with_capacity(keys.len());
     let mut args = Vec::new();
+    // Grouping by one text column: each distinct value of a chunk finds its group once.
+    let single = match keys[..] {
+        [column] => Some(column),
+        _ => None,
+    };
     for chunk in snapshot.chunks() {
         ctx.check_cancel()?;
+        let mut slots = vec![usize::MAX; single.map_or(0, |c| chunk.dictionary_len(c))];
         for row in 0..chunk.rows() {
             if !chunk.visible(row, version) {
                 continue;
             }
-            key.clear();
-            key.extend(keys.iter().map(|&c| chunk.value(row, c)));
-            let slot = groups.slot(&key, aggregates);
+            let code = single.and_then(|c| chunk.code(row, c)).map(|code| code as usize);
+            let slot = match code {
+                Some(code) if slots[code] != usize::MAX => slots[code],
+                _ => {
+                    key.clear();
+                    key.extend(keys.iter().map(|&c| chunk.value(row, c)));
+                    let slot = groups.slot(&key, aggregates);
+                    if let Some(code) = code {
+                        slots[code] = slot;
+                    }
+                    slot
+                }
+            };
             for (acc, columns) in groups.list[slot].1.iter_mut().zip(&inputs) {
                 args.clear();
                 args.extend(columns.iter().map(|&c| chunk.value(row, c)));
