@@ -38,16 +38,71 @@ pub fn create_view(ctx: &mut Context, mut view: View, or_replace: bool) -> Resul
 }
 
 /// DROP VIEW.
-pub fn drop_views(ctx: &mut Context, names: &[String], if_exists: bool) -> Result<Vec<String>> {
+pub fn drop_views(ctx: &mut Context, names: &[String], if_exists: bool, cascade: bool) -> Result<Vec<String>> {
     let mut notices = Vec::new();
+    let mut dropped = Vec::new();
     for name in names {
         match views::get_view(ctx.txn, name)? {
-            Some(_) => views::remove_view(ctx.txn, name),
+            Some(_) => {
+                views::remove_view(ctx.txn, name);
+                dropped.push((name.clone(), "view"));
+            }
             None if if_exists => notices.push(format!("view \"{name}\" does not exist, skipping")),
             None => return Err(Error::UndefinedTable(name.clone())),
         }
     }
+    drop_dependent_views(ctx, dropped, cascade, &mut notices)?;
     Ok(notices)
+}
+
+/// Refuses (2BP01) to drop tables and views that remaining views read, as PostgreSQL does,
+/// or with CASCADE drops those views too, and the views that read them. `dropped` are the
+/// relations the statement drops, each with its kind (`table`, `view`).
+fn drop_dependent_views(
+    ctx: &mut Context,
+    dropped: Vec<(String, &'static str)>,
+    cascade: bool,
+    notices: &mut Vec<String>,
+) -> Result<()> {
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let mut remaining = Vec::new();
+    for view in views::list_views(ctx.txn)? {
+        let reads = crate::sql::planner::view_reads(&view)?;
+        remaining.push((view.name, reads));
+    }
+    let mut gone: Vec<String> = dropped.iter().map(|(name, _)| name.clone()).collect();
+    remaining.retain(|(name, _)| !gone.contains(name));
+    // Breadth first: each dependent once, in the order it was reached.
+    let mut edges = Vec::new();
+    let mut queue: std::collections::VecDeque<(String, &str)> = dropped.into_iter().collect();
+    while let Some((name, kind)) = queue.pop_front() {
+        for (view, reads) in &remaining {
+            if reads.contains(&name) && !gone.contains(view) {
+                edges.push(format!("view {view} depends on {kind} {name}"));
+                gone.push(view.clone());
+                queue.push_back((view.clone(), "view"));
+            }
+        }
+    }
+    let Some(first) = edges.first() else { return Ok(()) };
+    if !cascade {
+        let (_, object) = first.split_once(" depends on ").unwrap_or_default();
+        return Err(Error::DependentObjects {
+            message: format!("cannot drop {object} because other objects depend on it"),
+            detail: edges.join("\n"),
+        });
+    }
+    let cascaded: Vec<&String> = remaining.iter().map(|(name, _)| name).filter(|n| gone.contains(n)).collect();
+    for name in &cascaded {
+        views::remove_view(ctx.txn, name);
+    }
+    notices.push(match cascaded.as_slice() {
+        [one] => format!("drop cascades to view {one}"),
+        many => format!("drop cascades to {} other objects", many.len()),
+    });
+    Ok(())
 }
 
 /// CREATE TABLE with the sequences its SERIAL and identity columns own; returns a notice when
@@ -143,19 +198,22 @@ fn drop_owned_sequences(ctx: &mut Context, table: &str, column: Option<&str>) ->
 }
 
 /// DROP TABLE.
-pub fn drop_tables(ctx: &mut Context, names: &[String], if_exists: bool) -> Result<Vec<String>> {
+pub fn drop_tables(ctx: &mut Context, names: &[String], if_exists: bool, cascade: bool) -> Result<Vec<String>> {
     let mut notices = Vec::new();
+    let mut dropped = Vec::new();
     for name in names {
         match catalog::get_table(ctx.txn, name)? {
             Some(table) => {
                 dml::clear_table(ctx, &table)?;
                 catalog::remove_table(ctx.txn, name);
                 drop_owned_sequences(ctx, name, None)?;
+                dropped.push((name.clone(), "table"));
             }
             None if if_exists => notices.push(format!("table \"{name}\" does not exist, skipping")),
             None => return Err(Error::UndefinedTable(name.clone())),
         }
     }
+    drop_dependent_views(ctx, dropped, cascade, &mut notices)?;
     Ok(notices)
 }
 
@@ -337,6 +395,13 @@ pub fn alter_table(
             catalog::remove_table(ctx.txn, &table.name);
             for column in &table.columns {
                 rename_owner(ctx, (&table.name, &column.name), (&to, &column.name))?;
+            }
+            // Views that read the table follow it, as in PostgreSQL.
+            for mut view in views::list_views(ctx.txn)? {
+                if let Some(sql) = crate::sql::planner::rename_relation(&view, &table.name, &to)? {
+                    view.sql = sql;
+                    views::save_view(ctx.txn, &view)?;
+                }
             }
             new.name = to;
         }

@@ -528,16 +528,16 @@ impl Session {
                 ddl::create_view(ctx, view, or_replace)?;
                 command("CREATE VIEW")
             }
-            Plan::DropView { names, if_exists } => {
-                self.notices.extend(ddl::drop_views(ctx, &names, if_exists)?);
+            Plan::DropView { names, if_exists, cascade } => {
+                self.notices.extend(ddl::drop_views(ctx, &names, if_exists, cascade)?);
                 command("DROP VIEW")
             }
             Plan::DropSequence { names, if_exists } => {
                 self.notices.extend(ddl::drop_sequences(ctx, &names, if_exists)?);
                 command("DROP SEQUENCE")
             }
-            Plan::DropTable { names, if_exists } => {
-                self.notices.extend(ddl::drop_tables(ctx, &names, if_exists)?);
+            Plan::DropTable { names, if_exists, cascade } => {
+                self.notices.extend(ddl::drop_tables(ctx, &names, if_exists, cascade)?);
                 command("DROP TABLE")
             }
             Plan::CreateIndex { table, name, columns, unique, if_not_exists } => {

@@ -16,7 +16,7 @@ pub mod sequences;
 mod set_functions;
 pub mod types;
 mod views;
-pub use views::{parse_view, view_columns};
+pub use views::{parse_view, rename_relation, view_columns, view_reads};
 
 use crate::catalog::{Column, Index, Table};
 use crate::error::{Error, Result};
@@ -107,14 +107,14 @@ impl Binder<'_> {
                     if_not_exists: create.if_not_exists,
                 })
             }
-            S::Drop { object_type, if_exists, names, .. } => {
+            S::Drop { object_type, if_exists, names, cascade, .. } => {
                 let names: Vec<String> = names.iter().map(object_name).collect();
                 match object_type {
-                    ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists }),
+                    ast::ObjectType::Table => Ok(Plan::DropTable { names, if_exists: *if_exists, cascade: *cascade }),
                     ast::ObjectType::Index => Ok(Plan::DropIndex { names, if_exists: *if_exists }),
                     ast::ObjectType::Type => Ok(Plan::DropType { names, if_exists: *if_exists }),
                     ast::ObjectType::Sequence => Ok(Plan::DropSequence { names, if_exists: *if_exists }),
-                    ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists }),
+                    ast::ObjectType::View => Ok(Plan::DropView { names, if_exists: *if_exists, cascade: *cascade }),
                     other => Err(Error::FeatureNotSupported(format!("DROP {other}"))),
                 }
             }

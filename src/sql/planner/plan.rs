@@ -490,6 +490,8 @@ pub enum Plan {
     DropView {
         names: Vec<String>,
         if_exists: bool,
+        /// CASCADE: views that read them are dropped too.
+        cascade: bool,
     },
     DropSequence {
         names: Vec<String>,
@@ -498,6 +500,8 @@ pub enum Plan {
     DropTable {
         names: Vec<String>,
         if_exists: bool,
+        /// CASCADE: views that read them are dropped too.
+        cascade: bool,
     },
     CreateIndex {
         table: String,

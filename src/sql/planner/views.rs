@@ -7,6 +7,8 @@ use super::scope::ScopeColumn;
 use crate::catalog::views::{self, View};
 use crate::error::{Error, Result};
 use sqlparser::ast;
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 impl Binder<'_> {
     pub(super) fn plan_create_view(&mut self, create: &ast::CreateView) -> Result<Plan> {
@@ -49,6 +51,50 @@ impl Binder<'_> {
 }
 
 /// The stored query of a view.
+/// The tables and views a view's query names (what it depends on), its own CTEs left out.
+pub fn view_reads(view: &View) -> Result<BTreeSet<String>> {
+    struct Names {
+        relations: BTreeSet<String>,
+        ctes: BTreeSet<String>,
+    }
+    impl ast::Visitor for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+            for cte in query.with.iter().flat_map(|w| &w.cte_tables) {
+                self.ctes.insert(ident(&cte.alias.name));
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_relation(&mut self, relation: &ast::ObjectName) -> ControlFlow<()> {
+            self.relations.insert(object_name(relation));
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names { relations: BTreeSet::new(), ctes: BTreeSet::new() };
+    let _ = ast::Visit::visit(&parse_view(view)?, &mut names);
+    Ok(names.relations.difference(&names.ctes).cloned().collect())
+}
+
+/// The view's query with the relation `from` renamed to `to` (ALTER TABLE … RENAME TO), as
+/// SQL text; None when the view does not read `from`.
+pub fn rename_relation(view: &View, from: &str, to: &str) -> Result<Option<String>> {
+    if !view_reads(view)?.contains(from) {
+        return Ok(None);
+    }
+    let mut query = parse_view(view)?;
+    let plain = to.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !to.starts_with(|c: char| c.is_ascii_digit());
+    let _ = ast::visit_relations_mut(&mut query, |name: &mut ast::ObjectName| {
+        if object_name(name) == from {
+            if let Some(ast::ObjectNamePart::Identifier(last)) = name.0.last_mut() {
+                *last = if plain { ast::Ident::new(to) } else { ast::Ident::with_quote('"', to) };
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(Some(query.to_string()))
+}
+
 pub fn parse_view(view: &View) -> Result<ast::Query> {
     match crate::sql::parser::parse(&view.sql)?.pop() {
         Some(ast::Statement::Query(query)) => Ok(*query),
