@@ -155,6 +155,7 @@ fn expressions(c: &mut Criterion) {
         now: 0,
         session: &info,
         cancel: None,
+        sequences: Default::default(),
     };
     // temp * 1.8 + 32 > 75 AND device = 'sensor-7'
     let expr = Expr::Binary(

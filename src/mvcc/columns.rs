@@ -256,7 +256,8 @@ impl Chunk {
             column.push(&Value::Null);
         }
         self.rows += 1;
-        self.columns.iter().map(|c| c.bytes).sum::<usize>() - before
+        // A column turned into plain values may hold less than before: count no less.
+        self.columns.iter().map(|c| c.bytes).sum::<usize>().saturating_sub(before)
     }
 
     /// Rows, visible or not (see [`Chunk::visible`]).

@@ -478,6 +478,7 @@ impl Session {
             now,
             session: &info,
             cancel: Some(self.cancel.clone()),
+            sequences: Default::default(),
         };
         let engine = self.engine.clone();
         self.execute_plan(&mut ctx, plan, engine.as_ref())
@@ -790,6 +791,7 @@ impl Session {
             now: super::functions::wall_clock_micros(),
             session: &info,
             cancel: Some(self.cancel.clone()),
+            sequences: Default::default(),
         };
         let result = dml::insert(
             &mut ctx,

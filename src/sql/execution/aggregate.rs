@@ -9,7 +9,7 @@ use crate::sql::functions::json;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node, Statistic};
 use crate::types::{DataType, Value};
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub fn execute(
     source: &Node,
@@ -99,9 +99,10 @@ impl Groups {
 }
 
 /// Feeds the aggregates straight from the table's column snapshot, without building rows, when
-/// the input is a plain full scan, every grouping key and argument is a column, and no
-/// aggregate has FILTER or ORDER BY. Rows arrive in the same order as through the scan, so
-/// the results are the same. False (nothing done) when that does not apply.
+/// the input is a full scan, every grouping key and argument is a column, and no aggregate
+/// has FILTER or ORDER BY. The scan's filter is evaluated on one reused row holding just the
+/// columns it reads. Rows arrive in the same order as through the scan, so the results are
+/// the same. False (nothing done) when that does not apply.
 fn from_snapshot(
     source: &Node,
     group_by: &[Expr],
@@ -109,7 +110,22 @@ fn from_snapshot(
     groups: &mut Groups,
     ctx: &mut Context,
 ) -> Result<bool> {
-    let Node::Scan { table, filter: None, with_key: false, .. } = source else { return Ok(false) };
+    let Node::Scan { table, filter, with_key: false, columns } = source else { return Ok(false) };
+    // Without a list of the columns read, a correlated subquery may read any of them.
+    if filter.is_some() && columns.is_none() {
+        return Ok(false);
+    }
+    let width = table.columns.len();
+    let mut filter_columns = BTreeSet::new();
+    if let Some(f) = filter {
+        f.walk(&mut |e| {
+            if let Expr::Column(c) = e {
+                filter_columns.insert(*c);
+            }
+        });
+    }
+    filter_columns.retain(|&c| c < width);
+    let mut filter_row: Row = vec![Value::Null; width];
     let column = |e: &Expr| match e {
         Expr::Column(c) if *c < table.columns.len() => Some(*c),
         _ => None,
@@ -138,6 +154,14 @@ fn from_snapshot(
         for row in 0..chunk.rows() {
             if !chunk.visible(row, version) {
                 continue;
+            }
+            if let Some(f) = filter {
+                for &c in &filter_columns {
+                    filter_row[c] = chunk.value(row, c);
+                }
+                if truth(eval(f, &filter_row, ctx)?)? != Some(true) {
+                    continue;
+                }
             }
             let code = single.and_then(|c| chunk.code(row, c)).map(|code| code as usize);
             let slot = match code {

@@ -53,11 +53,14 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                 _ => Value::Null,
             }
         }
-        Expr::Binary(op, l, r) => {
-            let left = eval(l, row, ctx)?;
-            let right = eval(r, row, ctx)?;
-            binary(*op, &left, &right)?
-        }
+        Expr::Binary(op, l, r) => match (in_place(l, row), in_place(r, row)) {
+            (Some(left), Some(right)) => binary(*op, left, right)?,
+            _ => {
+                let left = eval(l, row, ctx)?;
+                let right = eval(r, row, ctx)?;
+                binary(*op, &left, &right)?
+            }
+        },
         Expr::IsNull(e) => Value::Bool(eval(e, row, ctx)?.is_null()),
         Expr::IsDistinct(l, r) => {
             let (a, b) = (eval(l, row, ctx)?, eval(r, row, ctx)?);
@@ -250,6 +253,16 @@ fn membership<'a>(v: &Value, candidates: impl Iterator<Item = &'a Value>) -> Val
 }
 
 /// Applies a binary operator (not AND/OR) to two values; NULL in, NULL out.
+/// A constant or a column of the row, read where it is (operators take their operands by
+/// reference, so the common `column op constant` copies nothing).
+fn in_place<'a>(e: &'a Expr, row: &'a [Value]) -> Option<&'a Value> {
+    match e {
+        Expr::Constant(v) => Some(v),
+        Expr::Column(i) => row.get(*i),
+        _ => None,
+    }
+}
+
 pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
     if left.is_null() || right.is_null() {
         return Ok(Value::Null);

@@ -74,6 +74,8 @@ pub struct Context<'a> {
     pub working_tables: HashMap<usize, Arc<Vec<Row>>>,
     /// Set by a cancel request; checked between pages of work.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Sequences `nextval` has already looked up and checked in this statement, by name.
+    pub sequences: HashMap<String, crate::catalog::sequences::Sequence>,
 }
 
 impl Context<'_> {

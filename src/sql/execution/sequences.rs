@@ -33,11 +33,23 @@ pub fn call(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
     };
     match name {
         "nextval" => {
-            let sequence = sequences::must_get_sequence(ctx.txn, &sequence_name(&text(0)?))?;
-            check_privilege(ctx, &sequence, privilege::INSERT | privilege::UPDATE)?;
-            let value = next_value(ctx, &sequence)?;
-            remember(ctx, &sequence.name, value);
-            Ok(Value::Int8(value))
+            // Once per statement: the definition and the privilege (an INSERT of many rows
+            // into a SERIAL table calls this for every row).
+            let name = sequence_name(&text(0)?);
+            let sequence = match ctx.sequences.remove(&name) {
+                Some(sequence) => sequence,
+                None => {
+                    let sequence = sequences::must_get_sequence(ctx.txn, &name)?;
+                    check_privilege(ctx, &sequence, privilege::INSERT | privilege::UPDATE)?;
+                    sequence
+                }
+            };
+            let value = next_value(ctx, &sequence);
+            if let Ok(value) = value {
+                remember(ctx, &sequence.name, value);
+            }
+            ctx.sequences.insert(name, sequence);
+            Ok(Value::Int8(value?))
         }
         "currval" => {
             let sequence = sequences::must_get_sequence(ctx.txn, &sequence_name(&text(0)?))?;
