@@ -101,6 +101,23 @@ async fn transactions_are_atomic_and_isolated() {
     assert_eq!(v, 1);
 }
 
+/// On a server (values come from blocks each node reserves through Raft), `TRUNCATE …
+/// RESTART IDENTITY` starts a SERIAL column over, and the block drawn before is not used again.
+#[tokio::test]
+async fn truncate_restart_identity_starts_serial_columns_over() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE ids (id SERIAL PRIMARY KEY, v TEXT)").await.unwrap();
+    client.batch_execute("INSERT INTO ids (v) VALUES ('a'), ('b'), ('c')").await.unwrap();
+    client.batch_execute("TRUNCATE ids").await.unwrap();
+    let id: i32 = client.query_one("INSERT INTO ids (v) VALUES ('d') RETURNING id", &[]).await.unwrap().get(0);
+    assert_eq!(id, 4);
+    client.batch_execute("TRUNCATE ids RESTART IDENTITY").await.unwrap();
+    let rows = client.query("INSERT INTO ids (v) VALUES ('e'), ('f') RETURNING id", &[]).await.unwrap();
+    let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [1, 2]);
+}
+
 #[tokio::test]
 async fn read_only_role_cannot_write() {
     let server = Server::start();

@@ -1,6 +1,6 @@
 //! Execution of DDL statements against the catalog.
 
-use super::execution::{dml, Context};
+use super::execution::{self, dml, Context};
 use super::planner::plan::AlterAction;
 use crate::catalog::sequences::{self, Sequence};
 use crate::catalog::views::{self, View};
@@ -422,10 +422,17 @@ fn rename_owner(ctx: &mut Context, from: (&str, &str), to: (&str, &str)) -> Resu
 }
 
 /// TRUNCATE.
-pub fn truncate(ctx: &mut Context, names: &[String]) -> Result<()> {
+pub fn truncate(ctx: &mut Context, names: &[String], restart_identity: bool) -> Result<()> {
     for name in names {
         let table = catalog::must_get_table(ctx.txn, name)?;
         dml::clear_table(ctx, &table)?;
+    }
+    if restart_identity {
+        for sequence in sequences::list_sequences(ctx.txn)? {
+            if sequence.owned_by.as_ref().is_some_and(|(table, _)| names.contains(table)) {
+                execution::sequences::restart(ctx, &sequence)?;
+            }
+        }
     }
     Ok(())
 }

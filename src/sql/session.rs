@@ -570,8 +570,8 @@ impl Session {
                 self.notices.extend(notice);
                 command("ALTER TABLE")
             }
-            Plan::Truncate { tables } => {
-                ddl::truncate(ctx, &tables)?;
+            Plan::Truncate { tables, restart_identity } => {
+                ddl::truncate(ctx, &tables, restart_identity)?;
                 command("TRUNCATE TABLE")
             }
             Plan::Set { name, value } => {

@@ -12,7 +12,7 @@ pub mod dml;
 pub mod eval;
 mod ops;
 pub(crate) mod regex;
-mod sequences;
+pub mod sequences;
 mod table_functions;
 mod window;
 

@@ -85,12 +85,7 @@ pub fn call(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
             if called {
                 remember(ctx, &sequence.name, value);
             }
-            let state = encode_state(value, called);
-            if ctx.txn.mvcc().is_replicated() {
-                ctx.txn.mvcc().clone().set_counter(&sequence.counter_key(), state)?;
-            } else {
-                ctx.txn.set(sequence.counter_key(), state);
-            }
+            store_state(ctx, &sequence, encode_state(value, called))?;
             Ok(Value::Int8(value))
         }
         _ => {
@@ -104,6 +99,23 @@ pub fn call(name: &str, args: Vec<Value>, ctx: &mut Context) -> Result<Value> {
                 .find(|s| s.owned_by.as_ref().is_some_and(|(t, c)| *t == table && *c == column));
             Ok(owned.map_or(Value::Null, |s| Value::Text(format!("public.{}", s.name))))
         }
+    }
+}
+
+/// Makes `sequence` start over: its next value is its start (`TRUNCATE … RESTART IDENTITY`).
+pub fn restart(ctx: &mut Context, sequence: &Sequence) -> Result<()> {
+    ctx.sequences.remove(&sequence.name);
+    store_state(ctx, sequence, encode_state(sequence.start, false))
+}
+
+/// Sets the counter of `sequence`: on a replicated node in a commit of its own (as `setval`
+/// is not undone by a rollback in PostgreSQL), else in the statement's transaction.
+fn store_state(ctx: &mut Context, sequence: &Sequence, state: Vec<u8>) -> Result<()> {
+    if ctx.txn.mvcc().is_replicated() {
+        ctx.txn.mvcc().clone().set_counter(&sequence.counter_key(), state)
+    } else {
+        ctx.txn.set(sequence.counter_key(), state);
+        Ok(())
     }
 }
 

@@ -187,9 +187,10 @@ impl Binder<'_> {
                 };
                 Ok(Plan::AlterTable { table, if_exists: alter.if_exists, action })
             }
-            S::Truncate(truncate) => {
-                Ok(Plan::Truncate { tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect() })
-            }
+            S::Truncate(truncate) => Ok(Plan::Truncate {
+                tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect(),
+                restart_identity: matches!(truncate.identity, Some(ast::TruncateIdentityOption::Restart)),
+            }),
             // Transaction control changes session state; `Session::execute` handles it.
             S::StartTransaction { .. }
             | S::Commit { .. }

@@ -521,6 +521,8 @@ pub enum Plan {
     },
     Truncate {
         tables: Vec<String>,
+        /// `RESTART IDENTITY`: the sequences the tables' columns own start over.
+        restart_identity: bool,
     },
     Set {
         name: String,
