@@ -90,7 +90,19 @@ struct Sled {
 
 impl Sled {
     fn open(dir: tempfile::TempDir) -> Self {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        // sled lets go of its lock file from its own threads after the last handle is dropped:
+        // a reopen right after a restart may find it still held for a moment.
+        let mut waited = 0;
+        let db = loop {
+            match sled::Config::new().path(dir.path()).open() {
+                Ok(db) => break db,
+                Err(e) if waited < 500 && e.to_string().contains("could not acquire lock") => {
+                    waited += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("reopening sled: {e}"),
+            }
+        };
         let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
         Sled { dir, store: Some(store) }
     }

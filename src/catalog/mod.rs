@@ -6,7 +6,8 @@
 //!
 //! Keyspaces (first byte of every logical key):
 //! - [`CATALOG`] `name`: a table definition (JSON).
-//! - [`META`] `name`: counters such as the next table id.
+//! - [`META`] `name`: counters such as the next table id, and the key prefixes of dropped and
+//!   truncated tables awaiting garbage collection (`retired/…`).
 //! - [`ROW`] `table id` `primary key`: a row (see `storage::rowcodec`).
 //! - [`INDEX`] `table id` `index id` `indexed values` [`primary key`]: an index entry. A unique
 //!   index whose values contain no NULL stores the primary key as the entry's value, so two
@@ -215,6 +216,33 @@ pub fn save_table(txn: &mut Transaction, table: &Table) -> Result<()> {
 /// Removes a table definition (not its rows).
 pub fn remove_table(txn: &mut Transaction, name: &str) {
     txn.delete(record_key(CATALOG, name));
+}
+
+/// Names of [`META`] records marking retired key prefixes.
+const RETIRED: &str = "retired/";
+
+/// Retires the rows and index entries of `table` (dropped, or truncated and given a fresh id):
+/// no new snapshot reads them, and garbage collection removes them once no snapshot can
+/// (see [`retired_prefixes`]). Costs two records, however many rows the table had.
+pub fn retire_table_keys(txn: &mut Transaction, table: &Table) {
+    for prefix in [table.row_prefix(), table.all_indexes_prefix()] {
+        let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
+        txn.set(record_key(META, &format!("{RETIRED}{hex}")), prefix);
+    }
+}
+
+/// The key prefixes retired by [`retire_table_keys`] that `txn` sees.
+pub fn retired_prefixes(txn: &mut Transaction) -> Result<Vec<Vec<u8>>> {
+    let mut prefixes = Vec::new();
+    for (key, value) in txn.scan_prefix(&[META])? {
+        let mut name = &key[1..];
+        if let Ok(Value::Text(name)) = keycode::decode_value(&mut name) {
+            if name.starts_with(RETIRED) {
+                prefixes.push(value);
+            }
+        }
+    }
+    Ok(prefixes)
 }
 
 /// Allocates the next value of a named counter.

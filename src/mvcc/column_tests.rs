@@ -182,6 +182,21 @@ fn a_build_catches_up_with_appends_and_gives_up_on_other_writes() {
     assert_eq!(full_scan(&mut db.begin(), 3).1, Path::Built);
 }
 
+/// A build overtaken by more appends than it may hold (`MAX_PENDING`, 4 KiB in tests) is not
+/// installed: the snapshot would miss them.
+#[test]
+fn a_build_gives_up_past_its_pending_limit() {
+    let db = mvcc();
+    commit(&db, &(0..10).map(|i| (i, Some(0))).collect::<Vec<_>>());
+    full_scan(&mut db.begin(), 3);
+    build_around(&db, &(10..200).map(|i| (i, Some(1))).collect::<Vec<_>>());
+    assert_eq!(db.column_cache().bytes(), 0);
+    let expected = storage_rows(&mut db.begin(), 3);
+    let (rows, path) = full_scan(&mut db.begin(), 3);
+    assert_eq!((rows.len(), path), (expected.len(), Path::Built));
+    assert_eq!(full_scan(&mut db.begin(), 3), (expected, Path::Snapshot));
+}
+
 #[test]
 fn snapshots_stay_within_the_budget() {
     let db = mvcc();

@@ -339,11 +339,11 @@ impl ColumnSnapshot {
 }
 
 /// Writes to a table seen while its snapshot was being built: each batch's version, writes,
-/// and the number of writes held up to it.
+/// and the bytes held up to it.
 type Pending = Vec<(Version, Vec<(Vec<u8>, Option<Vec<u8>>)>, usize)>;
 
-/// Writes a build may have to catch up with; past this it gives up.
-const MAX_PENDING: usize = 1 << 16;
+/// Bytes of writes a build may have to catch up with; past this it gives up.
+const MAX_PENDING: usize = if cfg!(test) { 4096 } else { 16 << 20 };
 
 /// What the cache knows of one table (a conflict domain).
 #[derive(Default)]
@@ -371,6 +371,8 @@ struct State {
     tick: u64,
     bytes: usize,
     next_build: u64,
+    /// A build is running (one at a time: each may hold up to the budget until it ends).
+    building: bool,
 }
 
 /// The column snapshots of every table, and what they need to stay correct.
@@ -429,30 +431,39 @@ impl Builder {
                 return;
             }
         };
+        state.building = false;
+        let budget = self.cache.budget.load(Ordering::Relaxed);
         if self.too_big {
             slot.too_big = true;
             return;
         }
+        // Too many writes came in meanwhile to follow: the snapshot would miss them.
+        let Some(pending) = pending else { return };
         let mut snapshot = std::mem::take(&mut self.snapshot);
-        for (version, writes, _) in pending.into_iter().flatten() {
+        for (version, writes, _) in pending {
             if !append(&mut snapshot, version, &writes) {
                 return;
             }
+        }
+        if budget == 0 {
+            return;
         }
         state.bytes += snapshot.bytes();
         if let Some(old) = slot.snapshot.replace(Arc::new(snapshot)) {
             state.bytes = state.bytes.saturating_sub(old.bytes());
         }
-        evict(state, self.budget);
+        evict(state, budget);
     }
 }
 
 impl Drop for Builder {
     fn drop(&mut self) {
         let mut state = super::lock(&self.cache.state);
+        let state = &mut *state;
         if let Some(slot) = state.slots.get_mut(&self.domain) {
             if slot.building.as_ref().is_some_and(|(id, _)| *id == self.id) {
                 slot.building = None;
+                state.building = false;
             }
         }
     }
@@ -504,9 +515,12 @@ impl ColumnCache {
                 continue;
             };
             slot.last_write = slot.last_write.max(version);
+            // A table that was too big may fit once rows are deleted.
+            slot.too_big &= run.iter().all(|(_, value)| value.is_some());
             if let Some((_, pending)) = &mut slot.building {
                 if let Some(list) = pending {
-                    let held: usize = run.len() + list.last().map_or(0, |(_, _, held)| *held);
+                    let bytes: usize = run.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum();
+                    let held = bytes + list.last().map_or(0, |(_, _, held)| *held);
                     if held > MAX_PENDING {
                         *pending = None;
                     } else {
@@ -527,12 +541,23 @@ impl ColumnCache {
         evict(state, self.budget.load(Ordering::Relaxed));
     }
 
+    /// Forgets the snapshot of `domain`, whose keys are going away (a retired table's).
+    pub fn forget(&self, domain: &[u8]) {
+        let mut state = super::lock(&self.state);
+        if let Some(slot) = state.slots.remove(domain) {
+            let held = slot.snapshot.map_or(0, |s| s.bytes());
+            state.bytes = state.bytes.saturating_sub(held);
+            state.building &= slot.building.is_none();
+        }
+    }
+
     /// Forgets every snapshot and build: storage changed wholesale (a snapshot restore) or a
     /// batch may have been applied in part. `floor` becomes the last write of every table.
     pub fn reset(&self, floor: Version) {
         let mut state = super::lock(&self.state);
         state.slots.clear();
         state.bytes = 0;
+        state.building = false;
         state.epoch += 1;
         state.floor = state.floor.max(floor);
     }
@@ -546,7 +571,7 @@ impl ColumnCache {
         }
         let mut state = super::lock(&self.state);
         state.tick += 1;
-        let (tick, floor, epoch, id) = (state.tick, state.floor, state.epoch, state.next_build);
+        let (tick, floor, epoch, id, busy) = (state.tick, state.floor, state.epoch, state.next_build, state.building);
         let slot = state.slots.entry(domain.to_vec()).or_default();
         slot.used = tick;
         // Readers older than a write the snapshot reflects may not see what it holds.
@@ -563,11 +588,12 @@ impl ColumnCache {
         if version < base {
             return Lookup::Skip;
         }
-        if !build || slot.too_big || slot.building.is_some() || !std::mem::replace(&mut slot.scanned, true) {
+        if !build || slot.too_big || busy || !std::mem::replace(&mut slot.scanned, true) {
             return Lookup::Skip;
         }
         slot.building = Some((id, Some(Vec::new())));
         state.next_build += 1;
+        state.building = true;
         Lookup::Build(Builder {
             cache: self.clone(),
             domain: domain.to_vec(),
@@ -583,7 +609,10 @@ impl ColumnCache {
 /// Appends a batch's writes to one table when they are all inserts past the snapshot's last
 /// key (deletes of such keys change nothing visible); false when the snapshot must go.
 fn append(snapshot: &mut ColumnSnapshot, version: Version, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> bool {
-    if writes.first().is_some_and(|(key, _)| key.as_slice() <= snapshot.last_key.as_slice()) {
+    // Batches come in key order; a key at or below the last one is not an insert past it.
+    if !writes.windows(2).all(|pair| pair[0].0 < pair[1].0)
+        || writes.first().is_some_and(|(key, _)| key.as_slice() <= snapshot.last_key.as_slice())
+    {
         return false;
     }
     for (key, value) in writes {

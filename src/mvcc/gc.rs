@@ -8,6 +8,7 @@
 use super::{decode_stored, split_physical, Mvcc};
 use crate::error::Result;
 use crate::storage::StorageBatch;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 const GC_BATCH: usize = 10_000;
@@ -15,6 +16,25 @@ const GC_BATCH: usize = 10_000;
 impl Mvcc {
     /// Removes versions no snapshot can read; returns how many were removed.
     pub fn gc(&self) -> Result<usize> {
+        self.gc_retiring(&[])
+    }
+
+    /// Like [`Mvcc::gc`], and also removes every version of the keys under `retired`:
+    /// keyspaces nobody reads any more (a dropped or truncated table's), as seen by a
+    /// transaction from [`Mvcc::begin_oldest`], so that no snapshot still reads them.
+    pub fn gc_retiring(&self, retired: &[Vec<u8>]) -> Result<usize> {
+        let retired: BTreeSet<&[u8]> = retired.iter().map(Vec::as_slice).collect();
+        for prefix in &retired {
+            self.columns.forget(prefix);
+        }
+        // Retired prefixes are table prefixes, none a prefix of another: the greatest one at
+        // or below a key is the only one the key can start with.
+        let is_retired = |logical: &[u8]| {
+            retired
+                .range::<[u8], _>((Bound::Unbounded, Bound::Included(logical)))
+                .next_back()
+                .is_some_and(|p| logical.starts_with(p))
+        };
         let watermark = self.low_watermark();
         let mut removed = 0;
         let mut batch = StorageBatch::default();
@@ -25,6 +45,14 @@ impl Mvcc {
         for item in self.storage.scan((start, Bound::Unbounded)) {
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;
+            if is_retired(logical) {
+                batch.delete(physical.clone());
+                if batch.ops.len() >= GC_BATCH {
+                    removed += batch.ops.len();
+                    self.storage.apply(std::mem::take(&mut batch))?;
+                }
+                continue;
+            }
             if current.as_deref() != Some(logical) {
                 current = Some(logical.to_vec());
                 settled = false;

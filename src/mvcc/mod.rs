@@ -317,6 +317,13 @@ impl Mvcc {
         Ok(self.begin())
     }
 
+    /// Begins a transaction reading the oldest state any snapshot in use may read (what
+    /// garbage collection keeps): what it sees, every snapshot sees.
+    pub fn begin_oldest(self: &Arc<Self>) -> Transaction {
+        let version = self.low_watermark();
+        self.begin_at(version, None)
+    }
+
     /// Begins a transaction reading the newest durable state.
     pub fn begin(self: &Arc<Self>) -> Transaction {
         let version = self.durable_version();

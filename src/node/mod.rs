@@ -230,8 +230,8 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(config.gc_interval) => {
-                    let mvcc = gc_engine.mvcc().clone();
-                    match tokio::task::spawn_blocking(move || mvcc.gc()).await {
+                    let engine = gc_engine.clone();
+                    match tokio::task::spawn_blocking(move || engine.gc()).await {
                         Ok(Ok(n)) if n > 0 => tracing::debug!(removed = n, "mvcc gc"),
                         Ok(Err(e)) => tracing::warn!(error = %e, "mvcc gc failed"),
                         _ => {}

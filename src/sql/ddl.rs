@@ -204,7 +204,7 @@ pub fn drop_tables(ctx: &mut Context, names: &[String], if_exists: bool, cascade
     for name in names {
         match catalog::get_table(ctx.txn, name)? {
             Some(table) => {
-                dml::clear_table(ctx, &table)?;
+                catalog::retire_table_keys(ctx.txn, &table);
                 catalog::remove_table(ctx.txn, name);
                 drop_owned_sequences(ctx, name, None)?;
                 dropped.push((name.clone(), "table"));
@@ -423,9 +423,13 @@ fn rename_owner(ctx: &mut Context, from: (&str, &str), to: (&str, &str)) -> Resu
 
 /// TRUNCATE.
 pub fn truncate(ctx: &mut Context, names: &[String], restart_identity: bool) -> Result<()> {
+    // A fresh id gives the table new, empty keyspaces; the old ones are retired. So TRUNCATE
+    // writes nothing per row, and snapshots from before it still read the old rows.
     for name in names {
-        let table = catalog::must_get_table(ctx.txn, name)?;
-        dml::clear_table(ctx, &table)?;
+        let mut table = catalog::must_get_table(ctx.txn, name)?;
+        catalog::retire_table_keys(ctx.txn, &table);
+        table.id = catalog::next_id(ctx.txn, "table_id")?;
+        catalog::save_table(ctx.txn, &table)?;
     }
     if restart_identity {
         for sequence in sequences::list_sequences(ctx.txn)? {
@@ -435,4 +439,60 @@ pub fn truncate(ctx: &mut Context, names: &[String], restart_identity: bool) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sql::{Engine, Outcome};
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::Storage;
+    use std::sync::Arc;
+
+    fn count(session: &mut crate::sql::Session, sql: &str) -> i64 {
+        match session.run(sql).pop() {
+            Some(Ok(Outcome::Rows { rows, .. })) => rows[0][0].as_i64().unwrap(),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    /// TRUNCATE and DROP TABLE write two records, not a tombstone per row; snapshots from
+    /// before still read the old rows, and garbage collection removes them once none does.
+    #[test]
+    fn truncated_and_dropped_tables_are_removed_by_gc() {
+        let storage = Arc::new(MemoryStorage::new());
+        let engine = Engine::open(storage.clone()).unwrap();
+        let mut s = engine.session("admin", "chronos");
+        let mut reader = engine.session("admin", "chronos");
+        for r in s.run(
+            "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t (v); \
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) AS g",
+        ) {
+            r.unwrap();
+        }
+        let keys = |prefix: u8| storage.scan_prefix(&[prefix]).count();
+        let (rows, entries) = (keys(0x02), keys(0x03));
+        assert_eq!((rows, entries), (500, 500));
+
+        // An open transaction keeps reading the rows from before the TRUNCATE.
+        assert_eq!(count(&mut reader, "BEGIN; SELECT count(*) FROM t"), 500);
+        let commits = engine.mvcc().commits();
+        s.run("TRUNCATE t").pop().unwrap().unwrap();
+        assert_eq!(engine.mvcc().commits(), commits + 1);
+        assert_eq!(count(&mut s, "SELECT count(*) FROM t"), 0);
+        assert_eq!(count(&mut reader, "SELECT count(*) FROM t WHERE v = 'v7'"), 1);
+        engine.gc().unwrap();
+        assert_eq!(keys(0x02), 500, "still read by the open transaction");
+
+        reader.run("COMMIT").pop().unwrap().unwrap();
+        for r in s.run("INSERT INTO t VALUES (1, 'a'), (2, 'b')") {
+            r.unwrap();
+        }
+        engine.gc().unwrap();
+        assert_eq!((keys(0x02), keys(0x03)), (2, 2));
+        assert_eq!(count(&mut s, "SELECT count(*) FROM t WHERE v = 'b'"), 1);
+
+        s.run("DROP TABLE t").pop().unwrap().unwrap();
+        engine.gc().unwrap();
+        assert_eq!((keys(0x02), keys(0x03)), (0, 0));
+    }
 }

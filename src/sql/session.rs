@@ -28,6 +28,13 @@ impl Engine {
         &self.mvcc
     }
 
+    /// Garbage collection: versions no snapshot reads, and the keys of dropped and truncated
+    /// tables once no snapshot reads them. Returns how many keys were removed.
+    pub fn gc(&self) -> Result<usize> {
+        let retired = crate::catalog::retired_prefixes(&mut self.mvcc.begin_oldest())?;
+        self.mvcc.gc_retiring(&retired)
+    }
+
     /// A new session for `user`.
     pub fn session(self: &Arc<Self>, user: &str, database: &str) -> Session {
         Session {

@@ -276,16 +276,6 @@ pub fn build_index(ctx: &mut Context, table: &Table, index_pos: usize) -> Result
     Ok(())
 }
 
-/// Deletes every row and index entry of a table.
-pub fn clear_table(ctx: &mut Context, table: &Table) -> Result<()> {
-    for prefix in [table.row_prefix(), table.all_indexes_prefix()] {
-        for (key, _) in ctx.txn.scan_prefix(&prefix)? {
-            ctx.txn.delete(key);
-        }
-    }
-    Ok(())
-}
-
 /// Moves every row of `old` (keyed by row id) to its primary key in `new`, rebuilding the
 /// indexes, whose entries embed the key (ALTER TABLE ADD PRIMARY KEY).
 pub fn rekey_rows(ctx: &mut Context, old: &Table, new: &Table) -> Result<()> {
