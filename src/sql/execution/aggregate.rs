@@ -9,7 +9,7 @@ use crate::sql::functions::json;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node, Statistic};
 use crate::types::{DataType, Value};
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 pub fn execute(
     source: &Node,
@@ -116,15 +116,7 @@ fn from_snapshot(
         return Ok(false);
     }
     let width = table.columns.len();
-    let mut filter_columns = BTreeSet::new();
-    if let Some(f) = filter {
-        f.walk(&mut |e| {
-            if let Expr::Column(c) = e {
-                filter_columns.insert(*c);
-            }
-        });
-    }
-    filter_columns.retain(|&c| c < width);
+    let filter_columns = filter.as_ref().map(|f| super::ops::filter_columns(f, width)).unwrap_or_default();
     let mut filter_row: Row = vec![Value::Null; width];
     let column = |e: &Expr| match e {
         Expr::Column(c) if *c < table.columns.len() => Some(*c),

@@ -535,6 +535,12 @@ fn scan_snapshot(
     for &column in columns.unwrap_or_default().iter().filter(|&&c| c < width) {
         read[column] = true;
     }
+    // With a list of the columns read (so no correlated subquery in the filter), the filter
+    // runs first on one reused row holding its own columns, and rows are built only for
+    // those that pass; without one, it runs on each built row.
+    let early = columns.and(filter);
+    let probe_columns = early.map(|f| filter_columns(f, width)).unwrap_or_default();
+    let mut probe: Row = vec![Value::Null; if early.is_some() { width } else { 0 }];
     for chunk in snapshot.chunks() {
         for row in 0..chunk.rows() {
             if row % SNAPSHOT_STRIDE == 0 {
@@ -543,11 +549,19 @@ fn scan_snapshot(
             if !chunk.visible(row, version) {
                 continue;
             }
+            if let Some(f) = early {
+                for &c in &probe_columns {
+                    probe[c] = chunk.value(row, c);
+                }
+                if truth(eval(f, &probe, ctx)?)? != Some(true) {
+                    continue;
+                }
+            }
             let mut values: Row = Vec::with_capacity(width);
             for (column, &read) in read.iter().enumerate() {
                 values.push(if read { chunk.value(row, column) } else { Value::Null });
             }
-            if let Some(f) = filter {
+            if let (Some(f), None) = (filter, early) {
                 if truth(eval(f, &values, ctx)?)? != Some(true) {
                     continue;
                 }
@@ -558,6 +572,19 @@ fn scan_snapshot(
         }
     }
     Ok(())
+}
+
+/// The columns (below `width`) an expression reads, ascending.
+pub(super) fn filter_columns(filter: &Expr, width: usize) -> Vec<usize> {
+    let mut columns = std::collections::BTreeSet::new();
+    filter.walk(&mut |e| {
+        if let Expr::Column(c) = e {
+            if *c < width {
+                columns.insert(*c);
+            }
+        }
+    });
+    columns.into_iter().collect()
 }
 
 /// Decodes a stored row, applies the filter and pushes it (with its key when asked).
