@@ -2,7 +2,7 @@
 
 use super::arith::numeric_div;
 use super::eval::{eval, truth};
-use super::ops::compare_keys;
+use super::ops::{compare_keys, ProbeFilter};
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
 use crate::sql::functions::json;
@@ -100,8 +100,7 @@ impl Groups {
 
 /// Feeds the aggregates straight from the table's column snapshot, without building rows, when
 /// the input is a full scan, every grouping key and argument is a column, and no aggregate
-/// has FILTER or ORDER BY. The scan's filter is evaluated on one reused row holding just the
-/// columns it reads. Rows arrive in the same order as through the scan, so the results are
+/// has FILTER or ORDER BY. The scan's filter runs on a [`ProbeFilter`]. Rows arrive in the same order as through the scan, so the results are
 /// the same. False (nothing done) when that does not apply.
 fn from_snapshot(
     source: &Node,
@@ -111,15 +110,16 @@ fn from_snapshot(
     ctx: &mut Context,
 ) -> Result<bool> {
     let Node::Scan { table, filter, with_key: false, columns } = source else { return Ok(false) };
-    // Without a list of the columns read, a correlated subquery may read any of them.
-    if filter.is_some() && columns.is_none() {
-        return Ok(false);
-    }
     let width = table.columns.len();
-    let filter_columns = filter.as_ref().map(|f| super::ops::filter_columns(f, width)).unwrap_or_default();
-    let mut filter_row: Row = vec![Value::Null; width];
+    let mut probe = match filter {
+        None => None,
+        Some(f) => match ProbeFilter::new(f, columns.as_deref(), width) {
+            Some(probe) => Some(probe),
+            None => return Ok(false),
+        },
+    };
     let column = |e: &Expr| match e {
-        Expr::Column(c) if *c < table.columns.len() => Some(*c),
+        Expr::Column(c) if *c < width => Some(*c),
         _ => None,
     };
     let Some(keys) = group_by.iter().map(column).collect::<Option<Vec<usize>>>() else { return Ok(false) };
@@ -147,11 +147,8 @@ fn from_snapshot(
             if !chunk.visible(row, version) {
                 continue;
             }
-            if let Some(f) = filter {
-                for &c in &filter_columns {
-                    filter_row[c] = chunk.value(row, c);
-                }
-                if truth(eval(f, &filter_row, ctx)?)? != Some(true) {
+            if let Some(probe) = &mut probe {
+                if !probe.passes(chunk, row, ctx)? {
                     continue;
                 }
             }

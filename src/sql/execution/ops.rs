@@ -4,7 +4,7 @@ use super::eval::{eval, truth};
 use super::{aggregate, window, Context, Row, Sink};
 use crate::catalog::Table;
 use crate::error::{Error, Result};
-use crate::mvcc::columns::{ColumnSnapshot, Lookup};
+use crate::mvcc::columns::{Chunk, ColumnSnapshot, Lookup};
 use crate::sql::planner::plan::{Expr, JoinKind, Node, SetOperator, SortKey};
 use crate::storage::{keycode, rowcodec};
 use crate::types::Value;
@@ -535,12 +535,9 @@ fn scan_snapshot(
     for &column in columns.unwrap_or_default().iter().filter(|&&c| c < width) {
         read[column] = true;
     }
-    // With a list of the columns read (so no correlated subquery in the filter), the filter
-    // runs first on one reused row holding its own columns, and rows are built only for
-    // those that pass; without one, it runs on each built row.
-    let early = columns.and(filter);
-    let probe_columns = early.map(|f| filter_columns(f, width)).unwrap_or_default();
-    let mut probe: Row = vec![Value::Null; if early.is_some() { width } else { 0 }];
+    // The filter runs first on a probe row where it can, and rows are built only for those
+    // that pass; otherwise it runs on each built row.
+    let mut probe = filter.and_then(|f| ProbeFilter::new(f, columns, width));
     for chunk in snapshot.chunks() {
         for row in 0..chunk.rows() {
             if row % SNAPSHOT_STRIDE == 0 {
@@ -549,11 +546,8 @@ fn scan_snapshot(
             if !chunk.visible(row, version) {
                 continue;
             }
-            if let Some(f) = early {
-                for &c in &probe_columns {
-                    probe[c] = chunk.value(row, c);
-                }
-                if truth(eval(f, &probe, ctx)?)? != Some(true) {
+            if let Some(probe) = &mut probe {
+                if !probe.passes(chunk, row, ctx)? {
                     continue;
                 }
             }
@@ -561,7 +555,7 @@ fn scan_snapshot(
             for (column, &read) in read.iter().enumerate() {
                 values.push(if read { chunk.value(row, column) } else { Value::Null });
             }
-            if let (Some(f), None) = (filter, early) {
+            if let (Some(f), None) = (filter, &probe) {
                 if truth(eval(f, &values, ctx)?)? != Some(true) {
                     continue;
                 }
@@ -574,17 +568,37 @@ fn scan_snapshot(
     Ok(())
 }
 
-/// The columns (below `width`) an expression reads, ascending.
-pub(super) fn filter_columns(filter: &Expr, width: usize) -> Vec<usize> {
-    let mut columns = std::collections::BTreeSet::new();
-    filter.walk(&mut |e| {
-        if let Expr::Column(c) = e {
-            if *c < width {
-                columns.insert(*c);
+/// A scan's filter evaluated on one reused row that holds only the columns the filter reads,
+/// so that rows of a column snapshot are built (or aggregated) only when they pass.
+pub(super) struct ProbeFilter<'e> {
+    filter: &'e Expr,
+    columns: Vec<usize>,
+    row: Row,
+}
+
+impl<'e> ProbeFilter<'e> {
+    /// None without the scan's list of the columns read: a correlated subquery in the filter
+    /// may read any column, so the filter needs whole rows.
+    pub(super) fn new(filter: &'e Expr, read: Option<&[usize]>, width: usize) -> Option<Self> {
+        read?;
+        let mut columns = std::collections::BTreeSet::new();
+        filter.walk(&mut |e| {
+            if let Expr::Column(c) = e {
+                if *c < width {
+                    columns.insert(*c);
+                }
             }
+        });
+        Some(ProbeFilter { filter, columns: columns.into_iter().collect(), row: vec![Value::Null; width] })
+    }
+
+    /// Whether row `row` of `chunk` passes the filter.
+    pub(super) fn passes(&mut self, chunk: &Chunk, row: usize, ctx: &mut Context) -> Result<bool> {
+        for &c in &self.columns {
+            self.row[c] = chunk.value(row, c);
         }
-    });
-    columns.into_iter().collect()
+        Ok(truth(eval(self.filter, &self.row, ctx)?)? == Some(true))
+    }
 }
 
 /// Decodes a stored row, applies the filter and pushes it (with its key when asked).

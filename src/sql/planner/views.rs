@@ -53,6 +53,11 @@ impl Binder<'_> {
 /// The stored query of a view.
 /// The tables and views a view's query names (what it depends on), its own CTEs left out.
 pub fn view_reads(view: &View) -> Result<BTreeSet<String>> {
+    Ok(relations_read(&parse_view(view)?))
+}
+
+/// The tables and views a query names, its own CTEs left out.
+fn relations_read(query: &ast::Query) -> BTreeSet<String> {
     struct Names {
         relations: BTreeSet<String>,
         ctes: BTreeSet<String>,
@@ -71,17 +76,17 @@ pub fn view_reads(view: &View) -> Result<BTreeSet<String>> {
         }
     }
     let mut names = Names { relations: BTreeSet::new(), ctes: BTreeSet::new() };
-    let _ = ast::Visit::visit(&parse_view(view)?, &mut names);
-    Ok(names.relations.difference(&names.ctes).cloned().collect())
+    let _ = ast::Visit::visit(query, &mut names);
+    names.relations.difference(&names.ctes).cloned().collect()
 }
 
 /// The view's query with the relation `from` renamed to `to` (ALTER TABLE … RENAME TO), as
 /// SQL text; None when the view does not read `from`.
 pub fn rename_relation(view: &View, from: &str, to: &str) -> Result<Option<String>> {
-    if !view_reads(view)?.contains(from) {
+    let mut query = parse_view(view)?;
+    if !relations_read(&query).contains(from) {
         return Ok(None);
     }
-    let mut query = parse_view(view)?;
     let plain = to.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !to.starts_with(|c: char| c.is_ascii_digit());
     let _ = ast::visit_relations_mut(&mut query, |name: &mut ast::ObjectName| {
