@@ -110,6 +110,12 @@ pub enum Error {
     CommitUnknown(String),
     /// This node cannot commit: it is not the Raft leader (the known leader, if any).
     NotLeader(Option<u64>),
+    /// A statement nested or chained deeper than the server evaluates (54001).
+    StatementTooComplex(String),
+    /// A value or collection larger than the server builds (54000).
+    ProgramLimitExceeded(String),
+    /// A schema that does not exist was named.
+    InvalidSchemaName(String),
     /// The statement was cancelled on request.
     QueryCanceled,
     /// The statement was cancelled, with a reason (e.g. the client failed a COPY).
@@ -173,6 +179,9 @@ impl Error {
             Error::InvalidTransactionState(_) => "25000",
             Error::CommitUnknown(_) => "08007",
             Error::NotLeader(_) => "40001",
+            Error::StatementTooComplex(_) => "54001",
+            Error::ProgramLimitExceeded(_) => "54000",
+            Error::InvalidSchemaName(_) => "3F000",
             Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",
@@ -252,7 +261,10 @@ impl fmt::Display for Error {
             | Error::CommitUnknown(m)
             | Error::Corruption(m)
             | Error::Io(m)
+            | Error::StatementTooComplex(m)
+            | Error::ProgramLimitExceeded(m)
             | Error::Internal(m) => write!(f, "{m}"),
+            Error::InvalidSchemaName(name) => write!(f, "schema \"{name}\" does not exist"),
             Error::AmbiguousColumn(name) => write!(f, "column reference \"{name}\" is ambiguous"),
             Error::MissingFromEntry(t) => write!(f, "missing FROM-clause entry for table \"{t}\""),
             Error::DuplicateTable(name) => write!(f, "relation \"{name}\" already exists"),

@@ -165,13 +165,21 @@ fn main() -> std::process::ExitCode {
         column_cache_bytes: column_cache_mb.saturating_mul(1 << 20),
         ..NodeConfig::default()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("chronos: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    // Statements run on the runtime's threads. Their stacks hold the passes over a statement's
+    // trees that cannot grow the stack on the heap (cloning and dropping syntax trees); the
+    // recursive passes that can (binding, evaluating) grow by segments of the same size. The
+    // depth of those trees is bounded by the parser (`MAX_EXPRESSION_DEPTH`).
+    const STATEMENT_STACK_BYTES: usize = 16 << 20;
+    recursive::set_stack_allocation_size(STATEMENT_STACK_BYTES);
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(STATEMENT_STACK_BYTES).build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("chronos: cannot start the runtime: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     let result = runtime.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -12,6 +12,7 @@ pub mod execution;
 pub mod functions;
 pub mod parser;
 pub mod planner;
+pub mod privileges;
 pub mod roles;
 pub mod session;
 pub mod system;

@@ -1,23 +1,13 @@
-//! Role management and privilege checks: CREATE/ALTER/DROP ROLE (and USER), GRANT/REVOKE on
-//! tables, and the check that a session's role may run a statement.
-//!
-//! Rules (a subset of PostgreSQL's, stated here because it is what users meet):
-//! - Superusers may do everything. Only superusers run DDL and manage roles; any role may
-//!   change its own password with `ALTER ROLE name PASSWORD '…'`.
-//! - Other roles need table privileges: SELECT to read a table (including the target of an
-//!   UPDATE/DELETE with a WHERE clause, FROM/USING or RETURNING, and of an INSERT with RETURNING),
-//!   INSERT/UPDATE/DELETE/TRUNCATE to change it. `INSERT … ON CONFLICT DO UPDATE` needs INSERT
-//!   and UPDATE. COPY FROM needs INSERT, COPY TO needs SELECT.
-//! - `readonly` holds SELECT on every table; system catalogs are readable by every role.
+//! Role management: CREATE/ALTER/DROP ROLE (and USER), GRANT/REVOKE on tables, and the
+//! table-privilege queries (`has_table_privilege`, ACLs). Which role may run which statement is
+//! decided on the plan, in [`crate::sql::privileges`]; `readonly` holds SELECT on every table.
 
-use super::planner::binder::{ident, object_name, object_name_parts};
+use super::planner::binder::{ident, object_name};
 use crate::catalog::roles::{self, privilege, Role, ScramSecret};
 use crate::catalog::{self, Table};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use sqlparser::ast;
-use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 
 /// A role-management statement, bound.
 #[derive(Clone, Debug, PartialEq)]
@@ -365,132 +355,6 @@ pub fn modifying_ctes(query: &ast::Query) -> impl Iterator<Item = &ast::Statemen
         ast::SetExpr::Insert(s) | ast::SetExpr::Update(s) | ast::SetExpr::Delete(s) => Some(s),
         _ => None,
     })
-}
-
-/// Checks that `user` may run `statement`: 42501 if not.
-pub fn authorize(txn: &mut Transaction, user: &str, statement: &ast::Statement) -> Result<()> {
-    if user == roles::ADMIN {
-        return Ok(());
-    }
-    // Data-modifying statements in WITH need their own privileges (besides SELECT on every
-    // table the query mentions, checked below).
-    if let ast::Statement::Query(query) = statement {
-        for inner in modifying_ctes(query) {
-            authorize(txn, user, inner)?;
-        }
-    }
-    let Some(role) = roles::get_role(txn, user)? else {
-        return Err(Error::InsufficientPrivilege(format!("role \"{user}\" does not exist")));
-    };
-    if role.superuser {
-        return Ok(());
-    }
-    use ast::Statement as S;
-    let denied = |what: &str| Err(Error::InsufficientPrivilege(format!("permission denied {what}")));
-    let mut needs: BTreeMap<String, u8> = BTreeMap::new();
-    let mut target: Option<(String, u8)> = None;
-    match statement {
-        S::AlterRole { name, operation: ast::AlterRoleOperation::WithOptions { options } }
-            if ident(name) == role.name && options.iter().all(|o| matches!(o, ast::RoleOption::Password(_))) =>
-        {
-            return Ok(());
-        }
-        S::CreateRole(_) => return denied("to create role"),
-        S::AlterRole { .. } => return denied("to alter role"),
-        S::Drop { object_type: ast::ObjectType::Role | ast::ObjectType::User, .. } => return denied("to drop role"),
-        S::Grant(_) | S::Revoke(_) => return denied("to grant or revoke privileges: only superusers may"),
-        S::CreateTable(_) | S::CreateIndex(_) | S::CreateType { .. } | S::CreateSequence { .. } | S::CreateView(_) => {
-            return denied("for schema public")
-        }
-        S::Drop { names, object_type, .. } => {
-            let name = names.first().map(object_name).unwrap_or_default();
-            return Err(Error::InsufficientPrivilege(format!(
-                "must be owner of {} {name}",
-                object_type.to_string().to_lowercase()
-            )));
-        }
-        S::AlterTable(alter) => {
-            return Err(Error::InsufficientPrivilege(format!("must be owner of table {}", object_name(&alter.name))))
-        }
-        S::Truncate(truncate) => {
-            for t in &truncate.table_names {
-                *needs.entry(object_name(&t.name)).or_default() |= privilege::TRUNCATE;
-            }
-        }
-        S::Insert(insert) => {
-            if let ast::TableObject::TableName(name) = &insert.table {
-                let mut bits = privilege::INSERT;
-                if insert.returning.is_some() {
-                    bits |= privilege::SELECT;
-                }
-                if let Some(ast::OnInsert::OnConflict(c)) = &insert.on {
-                    if matches!(c.action, ast::OnConflictAction::DoUpdate(_)) {
-                        bits |= privilege::UPDATE | privilege::SELECT;
-                    }
-                }
-                target = Some((object_name(name), bits));
-            }
-        }
-        S::Update(update) => {
-            if let ast::TableFactor::Table { name, .. } = &update.table.relation {
-                let mut bits = privilege::UPDATE;
-                if update.selection.is_some() || update.returning.is_some() || update.from.is_some() {
-                    bits |= privilege::SELECT;
-                }
-                target = Some((object_name(name), bits));
-            }
-        }
-        S::Delete(delete) => {
-            let from = match &delete.from {
-                ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
-            };
-            if let Some(ast::TableFactor::Table { name, .. }) = from.first().map(|t| &t.relation) {
-                let mut bits = privilege::DELETE;
-                if delete.selection.is_some() || delete.returning.is_some() || delete.using.is_some() {
-                    bits |= privilege::SELECT;
-                }
-                target = Some((object_name(name), bits));
-            }
-        }
-        S::Copy { source: ast::CopySource::Table { table_name, .. }, to, .. } => {
-            let bits = if *to { privilege::SELECT } else { privilege::INSERT };
-            target = Some((object_name(table_name), bits));
-        }
-        _ => {}
-    }
-    // Every other relation the statement mentions is read.
-    let mut target_seen = false;
-    let _ = ast::visit_relations(statement, |name: &ast::ObjectName| {
-        let parts = object_name_parts(name);
-        if parts.len() > 1 && matches!(parts[0].as_str(), "pg_catalog" | "information_schema") {
-            return ControlFlow::<()>::Continue(());
-        }
-        let table = object_name(name);
-        match &target {
-            Some((t, _)) if *t == table && !target_seen => target_seen = true,
-            _ => *needs.entry(table).or_default() |= privilege::SELECT,
-        }
-        ControlFlow::Continue(())
-    });
-    if let Some((t, bits)) = target {
-        *needs.entry(t).or_default() |= bits;
-    }
-    for (name, bits) in needs {
-        // Reading a view needs what its query needs.
-        if let Some(view) = catalog::views::get_view(txn, &name)? {
-            let query = crate::sql::planner::parse_view(&view)?;
-            catalog::views::expand(&view.name, || authorize(txn, user, &ast::Statement::Query(Box::new(query))))?;
-            continue;
-        }
-        // Names that are not tables (CTEs, system views) need no privilege here; a missing
-        // table is reported by the planner with 42P01.
-        let Some(table) = catalog::get_table(txn, &name)? else { continue };
-        let missing = bits & !role.privileges_on(&table);
-        if missing != 0 {
-            return Err(Error::InsufficientPrivilege(format!("permission denied for table {name}")));
-        }
-    }
-    Ok(())
 }
 
 /// `has_table_privilege(role, table, privileges)`: privileges is a comma-separated list such

@@ -156,8 +156,12 @@ pub struct Session {
 
 fn is_write(statement: &ast::Statement) -> bool {
     use ast::Statement as S;
-    if let S::Query(query) = statement {
-        return super::roles::modifying_ctes(query).next().is_some();
+    match statement {
+        S::Query(query) | S::Copy { source: ast::CopySource::Query(query), .. } => {
+            return super::roles::modifying_ctes(query).next().is_some();
+        }
+        S::Copy { to: false, .. } => return true,
+        _ => {}
     }
     matches!(
         statement,
@@ -392,15 +396,12 @@ impl Session {
         if self.txn_failed {
             return Err(Error::InFailedTransaction);
         }
-        if is_write(statement) && self.txn.is_some() && self.txn_read_only {
-            return Err(Error::ReadOnly("cannot execute statement in a read-only transaction".into()));
-        }
         if let ast::Statement::Copy { to: false, .. } = statement {
             return self.copy_begin(statement);
         }
         match self.txn.take() {
             Some(mut txn) => {
-                let result = self.execute_in(&mut txn, statement, params, param_types);
+                let result = self.execute_in(&mut txn, statement, params, param_types, self.txn_read_only);
                 self.txn = Some(txn);
                 if result.is_err() {
                     self.txn_failed = true;
@@ -442,7 +443,7 @@ impl Session {
                 (true, true) if attempt == 0 => mvcc.begin(),
                 _ => self.begin_read()?,
             };
-            let outcome = self.execute_in(&mut txn, statement, params, param_types)?;
+            let outcome = self.execute_in(&mut txn, statement, params, param_types, false)?;
             match txn.commit() {
                 Ok(_) => return Ok(outcome),
                 Err(Error::Serialization(_)) if mvcc.is_replicated() && attempt < AUTOCOMMIT_RETRIES => {
@@ -463,6 +464,7 @@ impl Session {
         statement: &ast::Statement,
         params: &[Value],
         prepared_types: &[DataType],
+        read_only: bool,
     ) -> Result<Outcome> {
         let mut param_types: Vec<DataType> = params
             .iter()
@@ -472,8 +474,8 @@ impl Session {
                 _ => p.data_type().unwrap_or(DataType::Unknown),
             })
             .collect();
-        super::roles::authorize(txn, &self.info.user, statement)?;
         let plan = planner::plan(txn, statement, &mut param_types)?;
+        authorize(&self.info.user, txn, &plan, read_only)?;
         let now = super::functions::wall_clock_micros();
         let info = self.info.clone();
         let mut ctx = Context {
@@ -683,14 +685,14 @@ impl Session {
 impl Session {
     /// Starts COPY … FROM STDIN.
     fn copy_begin(&mut self, statement: &ast::Statement) -> Result<Outcome> {
+        let read_only = self.txn.is_some() && self.txn_read_only;
         let mut own = if self.txn.is_none() { Some(self.engine.mvcc.begin()) } else { None };
         let txn = match (&mut own, &mut self.txn) {
             (Some(t), _) | (None, Some(t)) => t,
             (None, None) => return Err(Error::Internal("no transaction for COPY".into())),
         };
-        let user = self.info.user.clone();
-        let plan = super::roles::authorize(txn, &user, statement)
-            .and_then(|()| planner::plan(txn, statement, &mut Vec::new()));
+        let plan = planner::plan(txn, statement, &mut Vec::new());
+        let plan = plan.and_then(|plan| authorize(&self.info.user, txn, &plan, read_only).map(|()| plan));
         let plan = match plan {
             Ok(p) => p,
             Err(e) => {
@@ -819,6 +821,15 @@ fn write_outcome(tag: String, columns: Option<Vec<ResultColumn>>, rows: Vec<Row>
         Some(columns) => Outcome::Rows { columns, rows, tag },
         None => Outcome::Command { tag },
     })
+}
+
+/// Refuses a plan `user` may not run (42501), and a write inside a read-only transaction
+/// (25006).
+fn authorize(user: &str, txn: &mut Transaction, plan: &Plan, read_only: bool) -> Result<()> {
+    if read_only && plan.writes() {
+        return Err(Error::ReadOnly("cannot execute statement in a read-only transaction".into()));
+    }
+    super::privileges::authorize(txn, user, plan)
 }
 
 /// The columns a plan returns (empty for commands).

@@ -313,6 +313,7 @@ impl Accumulator {
                 };
                 match &mut self.strings {
                     Some(s) => {
+                        crate::sql::functions::check_value_size(s.len() + delimiter.len() + text.len())?;
                         s.push_str(delimiter);
                         s.push_str(&text);
                     }

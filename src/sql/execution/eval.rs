@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Evaluates `expr` over `row`.
+#[recursive::recursive]
 pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
     Ok(match expr {
         Expr::Constant(v) => v.clone(),
@@ -287,8 +288,14 @@ pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
             })
         }
         BinaryOp::Concat => match (left, right) {
-            (Value::Text(a), Value::Text(b)) => Value::Text(format!("{a}{b}")),
-            (Value::Bytea(a), Value::Bytea(b)) => Value::Bytea([a.as_slice(), b.as_slice()].concat()),
+            (Value::Text(a), Value::Text(b)) => {
+                crate::sql::functions::check_value_size(a.len() + b.len())?;
+                Value::Text(format!("{a}{b}"))
+            }
+            (Value::Bytea(a), Value::Bytea(b)) => {
+                crate::sql::functions::check_value_size(a.len() + b.len())?;
+                Value::Bytea([a.as_slice(), b.as_slice()].concat())
+            }
             (Value::Jsonb(serde_json::Value::Array(a)), Value::Jsonb(serde_json::Value::Array(b))) => {
                 Value::Jsonb(serde_json::Value::Array(a.iter().chain(b.iter()).cloned().collect()))
             }

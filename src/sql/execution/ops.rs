@@ -79,6 +79,7 @@ fn range_keys(
     Ok(Some((lower_key, end)))
 }
 
+#[recursive::recursive]
 pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     match node {
         Node::Scan { table, filter, with_key, columns } => {

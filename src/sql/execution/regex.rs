@@ -78,12 +78,21 @@ pub fn all_captures(pattern: &str, text: &str, global: bool) -> Result<Vec<Vec<O
 
 /// `text` with the first match of `pattern` (every match when `global`) replaced by
 /// `replacement` (the regex crate's `${n}` syntax).
+/// The result is bounded by [`crate::sql::functions::MAX_VALUE_BYTES`] before it is built:
+/// every match adds at most the replacement's text and, per group reference, the source once.
 pub fn replace(pattern: &str, text: &str, replacement: &str, global: bool) -> Result<String> {
     with_compiled(pattern, |re| {
-        if global {
+        let matches = if global { re.find_iter(text).count() } else { 1 };
+        let references = replacement.matches("${").count();
+        let bound = text
+            .len()
+            .saturating_add(matches.saturating_mul(replacement.len()))
+            .saturating_add(references.saturating_mul(text.len()));
+        crate::sql::functions::check_value_size(bound)?;
+        Ok(if global {
             re.replace_all(text, replacement).into_owned()
         } else {
             re.replace(text, replacement).into_owned()
-        }
-    })
+        })
+    })?
 }

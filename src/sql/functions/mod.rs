@@ -15,6 +15,21 @@ use crate::types::{DataType, Value};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
+/// The largest text, bytea or string aggregate a statement builds, in bytes: PostgreSQL's limit
+/// on one field (1 GB less a byte). A builder that would pass it fails the statement with
+/// 54000 before allocating, instead of taking the process down with a failed allocation.
+pub const MAX_VALUE_BYTES: usize = (1 << 30) - 1;
+
+/// Checks the size of a value about to be built.
+pub fn check_value_size(bytes: usize) -> Result<()> {
+    if bytes > MAX_VALUE_BYTES {
+        return Err(Error::ProgramLimitExceeded(format!(
+            "requested length too large: {bytes} bytes, the limit is {MAX_VALUE_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 /// A resolved function: its canonical name, the types its arguments are cast to, its result.
 pub struct Signature {
     pub name: &'static str,
@@ -359,6 +374,10 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             if text(1).is_empty() {
                 Value::Text(text(0).to_string())
             } else {
+                let growth = text(2).len().saturating_sub(text(1).len());
+                check_value_size(
+                    text(0).len().saturating_add(text(0).matches(text(1)).count().saturating_mul(growth)),
+                )?;
                 Value::Text(text(0).replace(text(1), text(2)))
             }
         }
@@ -381,6 +400,8 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
             let chars: Vec<char> = text(0).chars().collect();
             let len = int(1).max(0) as usize;
             let fill: Vec<char> = if args.len() == 3 { text(2).chars().collect() } else { vec![' '] };
+            let widest = fill.iter().map(|c| c.len_utf8()).max().unwrap_or(1);
+            check_value_size(len.saturating_mul(widest))?;
             if chars.len() >= len || fill.is_empty() {
                 Value::Text(chars[..len.min(chars.len())].iter().collect())
             } else {
@@ -389,7 +410,11 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
                 Value::Text(if name == "lpad" { pad + &s } else { s + &pad })
             }
         }
-        "repeat" => Value::Text(text(0).repeat(int(1).max(0) as usize)),
+        "repeat" => {
+            let times = int(1).max(0) as usize;
+            check_value_size(text(0).len().saturating_mul(times))?;
+            Value::Text(text(0).repeat(times))
+        }
         "split_part" => {
             let n = int(2);
             if n == 0 {

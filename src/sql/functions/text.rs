@@ -356,6 +356,7 @@ fn format(fmt: &str, args: &[Value]) -> Result<String> {
         };
         let left = rest.starts_with('-');
         let width: usize = rest.trim_start_matches('-').parse().unwrap_or(0);
+        super::check_value_size(out.len().saturating_add(width))?;
         let index = match position {
             Some(0) => return Err(bad("format specifies argument 0, but arguments are numbered from 1")),
             Some(p) => p - 1,

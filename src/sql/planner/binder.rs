@@ -170,6 +170,7 @@ impl Binder<'_> {
     }
 
     /// Binds an expression, returning it with its type.
+    #[recursive::recursive]
     pub fn bind(&mut self, e: &ast::Expr) -> Result<(Expr, DataType)> {
         if self.grouping.is_some() {
             if let Some(found) = self.match_group(e)? {

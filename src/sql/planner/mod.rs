@@ -16,6 +16,7 @@ pub mod sequences;
 mod set_functions;
 pub mod types;
 mod views;
+mod walk;
 pub use views::{parse_view, rename_relation, view_columns, view_reads};
 
 use crate::catalog::{Column, Index, Table};
@@ -210,7 +211,16 @@ impl Binder<'_> {
                 Ok(Plan::Show { name })
             }
             S::Explain { statement, analyze: false, .. } => {
-                Ok(Plan::Explain(Box::new(self.plan_statement(statement)?)))
+                // Data-modifying CTEs of the explained statement belong to its plan, which
+                // EXPLAIN prints and never runs.
+                let first = self.modifications.len();
+                let inner = self.plan_statement(statement)?;
+                let modifications = self.modifications.split_off(first);
+                let inner = match modifications.is_empty() {
+                    true => inner,
+                    false => Plan::WithModifications { modifications, query: Box::new(inner) },
+                };
+                Ok(Plan::Explain(Box::new(inner)))
             }
             S::Copy { source, to, target, options, legacy_options, .. } => {
                 self.plan_copy(source, *to, target, options, legacy_options)

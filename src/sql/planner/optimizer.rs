@@ -89,6 +89,7 @@ fn remove_sort_on_key_order(node: Node) -> Node {
     Node::Project { source: Box::new(source), exprs }
 }
 
+#[recursive::recursive]
 fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
     let b = |n: Box<Node>| Box::new(f(*n));
     match node {

@@ -609,6 +609,7 @@ pub enum AlterAction {
 
 impl Node {
     /// Writes the node tree, indented, for EXPLAIN.
+    #[recursive::recursive]
     fn explain(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
         let pad = "  ".repeat(depth);
         let arrow = if depth == 0 { "" } else { "-> " };
@@ -744,6 +745,7 @@ impl fmt::Display for Node {
 }
 
 impl fmt::Display for Expr {
+    #[recursive::recursive]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Constant(Value::Null) => write!(f, "NULL"),
@@ -872,6 +874,7 @@ impl Expr {
     }
 
     /// Visits this expression and every sub-expression (not inside subqueries).
+    #[recursive::recursive]
     pub fn walk(&self, visit: &mut impl FnMut(&Expr)) {
         visit(self);
         match self {
@@ -934,6 +937,7 @@ impl Expr {
     }
 
     /// Rebuilds the expression bottom-up, replacing any node for which `f` returns Some.
+    #[recursive::recursive]
     pub fn transform(&self, f: &mut impl FnMut(&Expr) -> Option<Expr>) -> Expr {
         if let Some(replaced) = f(self) {
             return replaced;

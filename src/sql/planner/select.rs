@@ -58,6 +58,7 @@ impl Binder<'_> {
     }
 
     /// Plans a query, returning its plan and output columns.
+    #[recursive::recursive]
     pub fn plan_query(&mut self, query: &ast::Query) -> Result<(Node, Vec<ScopeColumn>)> {
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
@@ -194,6 +195,7 @@ impl Binder<'_> {
         Ok(Node::Limit { source: Box::new(node), limit: limit?, offset: offset? })
     }
 
+    #[recursive::recursive]
     fn plan_set_expr(&mut self, body: &ast::SetExpr) -> Result<(Node, Vec<ScopeColumn>)> {
         match body {
             ast::SetExpr::Select(select) => {
