@@ -1,31 +1,32 @@
 //! Query handlers: the simple and extended protocols over one [`Session`] per connection.
 
 use super::auth::Startup;
-use super::{encode, Shared};
+use super::{encode, stream, Shared};
 use crate::error::Error;
 use crate::sql::session::Prepared;
-use crate::sql::{Outcome, Session};
+use crate::sql::{Outcome, Session, Streamed};
 use crate::types::{DataType, Value};
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use futures::sink::{Sink, SinkExt};
-use futures::stream;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{send_query_response, ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::DescribeResponse;
 use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
+use pgwire::api::PgWireConnectionState;
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{DataRow, NoData, ParameterDescription};
-use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::PgWireBackendMessage;
 use std::fmt::Debug;
@@ -312,7 +313,7 @@ fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) 
         .collect()
 }
 
-fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<DataRow> {
+pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<DataRow> {
     let mut data = BytesMut::with_capacity(row.len() * 8);
     for (value, field) in row.iter().zip(fields) {
         if value.is_null() {
@@ -342,7 +343,7 @@ fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
         Outcome::Rows { columns, rows, tag } => {
             let fields = Arc::new(fields(&columns, format));
             let encoded: Vec<PgWireResult<DataRow>> = rows.iter().map(|r| encode_row(r, &fields)).collect();
-            let mut resp = QueryResponse::new(fields, stream::iter(encoded));
+            let mut resp = QueryResponse::new(fields, futures::stream::iter(encoded));
             // pgwire appends the row count.
             let command = match tag.split_whitespace().next() {
                 Some("INSERT") => "INSERT 0".to_string(),
@@ -353,12 +354,12 @@ fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
             Response::Query(resp)
         }
         Outcome::CopyIn { columns } => {
-            Response::CopyIn(CopyResponse::new(0, columns, stream::empty::<PgWireResult<CopyData>>()))
+            Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty::<PgWireResult<CopyData>>()))
         }
         Outcome::CopyOut { columns, lines } => {
             let data: Vec<PgWireResult<CopyData>> =
                 lines.into_iter().map(|l| Ok(CopyData::new(bytes::Bytes::from(l.into_bytes())))).collect();
-            Response::CopyOut(CopyResponse::new(0, columns, stream::iter(data)))
+            Response::CopyOut(CopyResponse::new(0, columns, futures::stream::iter(data)))
         }
         Outcome::Command { tag } => match tag.as_str() {
             "BEGIN" => Response::TransactionStart(Tag::new(&tag)),
@@ -382,6 +383,9 @@ where
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
+    /// Runs a statement string on a blocking thread. The results of all but the last
+    /// statement arrive whole; a last statement that is a query streams its rows
+    /// ([`super::stream`]), so the memory a result takes does not grow with its size.
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -389,26 +393,54 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let _busy = BusyGuard::new(self);
+        let busy = BusyGuard::new(self);
         let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
+        let timer = stream::StatementTimer::start(cancel, timeout);
         let session = self.session.clone();
         let sql = query.to_string();
         let span = tracing::debug_span!("query", peer = %self.peer);
-        let task = tokio::task::spawn_blocking(move || {
+        let (tx, mut rx) = stream::channel();
+        let sink = stream::sink(tx.clone());
+        tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(s) = guard.as_mut() else { return (Vec::new(), Vec::new()) };
-            let results = s.run(&sql);
-            (results, s.take_notices())
+            let (results, notices) = match guard.as_mut() {
+                Some(s) => {
+                    let results = s.run_streaming(&sql, Some(sink));
+                    (results, s.take_notices())
+                }
+                None => (Vec::new(), Vec::new()),
+            };
+            drop(guard);
+            let _ = tx.blocking_send(stream::Produced::Done(results, notices));
         });
-        let (results, notices) =
-            with_timeout(task, cancel, timeout).await.map_err(|e| internal(format!("statement task failed: {e}")))?;
+        let mut outcomes = Vec::new();
+        let mut notices = Vec::new();
+        let streamed = loop {
+            match rx.recv().await {
+                Some(stream::Produced::Event(Streamed::Earlier(results, n))) => {
+                    outcomes.extend(results);
+                    notices.extend(n);
+                }
+                Some(stream::Produced::Event(Streamed::Columns(columns, n))) => {
+                    notices.extend(n);
+                    break Some(columns);
+                }
+                Some(stream::Produced::Event(Streamed::Rows(_))) => {
+                    return Err(internal("rows before their columns".into()));
+                }
+                Some(stream::Produced::Done(results, n)) => {
+                    outcomes.extend(results);
+                    notices.extend(n);
+                    break None;
+                }
+                None => return Err(internal("statement task failed".into())),
+            }
+        };
         send_notices(client, notices).await?;
-        let metrics = &self.shared.metrics;
-        metrics.statements.fetch_add(results.len() as u64, Ordering::Relaxed);
-        metrics.errors.fetch_add(results.iter().filter(|r| r.is_err()).count() as u64, Ordering::Relaxed);
-        let mut out = Vec::with_capacity(results.len());
-        for result in results {
+        self.count(&outcomes);
+        let mut out = Vec::with_capacity(outcomes.len() + 1);
+        for result in outcomes {
             out.push(match result {
                 Ok(outcome) => response(outcome, &Format::UnifiedText)?,
                 Err(e) => match to_pg_error(e) {
@@ -416,6 +448,16 @@ impl SimpleQueryHandler for Handler {
                     other => return Err(other),
                 },
             });
+        }
+        if let Some(columns) = streamed {
+            let fields = Arc::new(fields(&columns, &Format::UnifiedText));
+            let shared = self.shared.clone();
+            let rows = stream::data_rows(rx, fields.clone(), (busy, timer), move |results| {
+                Handler::count_with(&shared, results);
+            });
+            let mut resp = QueryResponse::new(fields, rows);
+            resp.set_command_tag("SELECT");
+            out.push(Response::Query(resp));
         }
         if out.is_empty() {
             out.push(Response::EmptyQuery);
@@ -474,6 +516,43 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
+    /// An Execute that asks for all the rows of a query streams them as the executor produces
+    /// them. (pgwire's own Execute collects a portal's rows before sending any.) Executes with
+    /// a row limit, whose portal is fetched in parts across messages, and other statements
+    /// take pgwire's path.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal))
+                if message.max_rows == 0
+                    && matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+                    && returns_rows(&portal.statement.statement.prepared) =>
+            {
+                portal
+            }
+            _ => return self._on_execute(client, message).await,
+        };
+        let state = portal.state();
+        let mut state = state.lock().await;
+        if !matches!(*state, PortalExecutionState::Initial) {
+            drop(state);
+            return self._on_execute(client, message).await;
+        }
+        // Run once: executing the portal again returns no more rows, as in PostgreSQL.
+        *state = PortalExecutionState::Finished;
+        drop(state);
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let result = self.execute_streamed(client, &portal).await;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        result
+    }
+
     /// Describe of a statement that returns no rows answers NoData, as PostgreSQL does. (The
     /// default sends an empty RowDescription when the statement has parameters, which pgjdbc
     /// reads as "returns rows" and then rejects the update count.)
@@ -513,14 +592,7 @@ impl ExtendedQueryHandler for Handler {
     {
         let prepared = portal.statement.statement.prepared.clone();
         let Some(statement) = prepared.statement.clone() else { return Ok(Response::EmptyQuery) };
-        check_formats(&portal.parameter_format, portal.parameters.len(), "parameter")?;
-        check_formats(&portal.result_column_format, prepared.columns.len(), "result column")?;
-        let mut params = Vec::with_capacity(portal.parameters.len());
-        for (i, bytes) in portal.parameters.iter().enumerate() {
-            let t = prepared.param_types.get(i).cloned().unwrap_or(DataType::Text);
-            let binary = format_of(&portal.parameter_format, i) == FieldFormat::Binary;
-            params.push(encode::parameter(bytes.as_deref(), &t, binary).map_err(to_pg_error)?);
-        }
+        let params = bind_parameters(portal, &prepared)?;
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
@@ -549,7 +621,103 @@ impl ExtendedQueryHandler for Handler {
     }
 }
 
+/// True for statements that are queries (their rows can stream).
+fn returns_rows(prepared: &Prepared) -> bool {
+    matches!(prepared.statement, Some(sqlparser::ast::Statement::Query(_))) && !prepared.columns.is_empty()
+}
+
+/// The values of a portal's parameters, as the types its statement was prepared with.
+fn bind_parameters(portal: &Portal<Arc<Statement>>, prepared: &Prepared) -> PgWireResult<Vec<Value>> {
+    check_formats(&portal.parameter_format, portal.parameters.len(), "parameter")?;
+    check_formats(&portal.result_column_format, prepared.columns.len(), "result column")?;
+    let mut params = Vec::with_capacity(portal.parameters.len());
+    for (i, bytes) in portal.parameters.iter().enumerate() {
+        let t = prepared.param_types.get(i).cloned().unwrap_or(DataType::Text);
+        let binary = format_of(&portal.parameter_format, i) == FieldFormat::Binary;
+        params.push(encode::parameter(bytes.as_deref(), &t, binary).map_err(to_pg_error)?);
+    }
+    Ok(params)
+}
+
 impl Handler {
+    /// Runs a portal whose statement is a query and sends all its rows as the executor
+    /// produces them (see [`ExtendedQueryHandler::on_execute`] below).
+    async fn execute_streamed<C>(&self, client: &mut C, portal: &Portal<Arc<Statement>>) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.prepared.clone();
+        let Some(statement) = prepared.statement.clone() else { return Err(internal("no statement".into())) };
+        let params = bind_parameters(portal, &prepared)?;
+        let busy = BusyGuard::new(self);
+        let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
+        let timer = stream::StatementTimer::start(cancel, timeout);
+        let session = self.session.clone();
+        let span = tracing::debug_span!("execute", peer = %self.peer);
+        let (tx, mut rx) = stream::channel();
+        let sink = stream::sink(tx.clone());
+        let param_types = prepared.param_types.clone();
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
+            let (result, notices) = match guard.as_mut() {
+                Some(s) => (s.execute_streaming(&statement, &params, &param_types, sink), s.take_notices()),
+                None => (Err(Error::Internal("no session".into())), Vec::new()),
+            };
+            drop(guard);
+            let _ = tx.blocking_send(stream::Produced::Done(vec![result], notices));
+        });
+        let format = &portal.result_column_format;
+        match rx.recv().await {
+            Some(stream::Produced::Event(Streamed::Columns(columns, notices))) => {
+                send_notices(client, notices).await?;
+                let fields = Arc::new(fields(&columns, format));
+                let shared = self.shared.clone();
+                let rows = stream::data_rows(rx, fields.clone(), (busy, timer), move |results| {
+                    Handler::count_with(&shared, results);
+                });
+                let mut resp = QueryResponse::new(fields, rows);
+                resp.set_command_tag("SELECT");
+                send_query_response(client, resp, false).await
+            }
+            Some(stream::Produced::Done(results, notices)) => {
+                send_notices(client, notices).await?;
+                self.count(&results);
+                match results.into_iter().next() {
+                    Some(Ok(outcome)) => match response(outcome, format)? {
+                        Response::Query(resp) => send_query_response(client, resp, false).await,
+                        _ => Err(internal("a query without rows".into())),
+                    },
+                    Some(Err(e)) => {
+                        let info = match to_pg_error(e) {
+                            PgWireError::UserError(info) => info,
+                            other => return Err(other),
+                        };
+                        client.send(PgWireBackendMessage::ErrorResponse((*info).into())).await?;
+                        client.set_transaction_status(client.transaction_status().to_error_state());
+                        Ok(())
+                    }
+                    None => Err(internal("no result".into())),
+                }
+            }
+            Some(stream::Produced::Event(_)) => Err(internal("rows before their columns".into())),
+            None => Err(internal("statement task failed".into())),
+        }
+    }
+
+    /// Counts finished statements and errors for `/metrics`.
+    fn count(&self, results: &[crate::error::Result<Outcome>]) {
+        Self::count_with(&self.shared, results)
+    }
+
+    fn count_with(shared: &Shared, results: &[crate::error::Result<Outcome>]) {
+        let metrics = &shared.metrics;
+        metrics.statements.fetch_add(results.len() as u64, Ordering::Relaxed);
+        metrics.errors.fetch_add(results.iter().filter(|r| r.is_err()).count() as u64, Ordering::Relaxed);
+    }
+
     /// Runs a COPY step on the session, off the async workers.
     async fn copy_step<T: Send + 'static>(
         &self,

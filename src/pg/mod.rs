@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod encode;
 mod handler;
+mod stream;
 
 pub use handler::parse_duration_ms;
 

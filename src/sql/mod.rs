@@ -17,7 +17,7 @@ pub mod roles;
 pub mod session;
 pub mod system;
 
-pub use session::{Engine, Outcome, Session, TransactionState};
+pub use session::{Engine, Outcome, RowSink, Session, Streamed, TransactionState};
 
 /// The PostgreSQL version ChronosDB reports to clients.
 pub const SERVER_VERSION: &str = "15.4";

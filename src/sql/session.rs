@@ -53,6 +53,7 @@ impl Engine {
             cancel: Arc::new(AtomicBool::new(false)),
             savepoints: Vec::new(),
             copy_in: None,
+            row_sink: None,
         }
     }
 }
@@ -152,7 +153,27 @@ pub struct Session {
     /// Savepoints of the open transaction, innermost last.
     savepoints: Vec<(String, Savepoint)>,
     copy_in: Option<CopyIn>,
+    /// Where the rows of the running query go instead of a collected result (see
+    /// [`Session::run_streaming`]).
+    row_sink: Option<RowSink>,
 }
+
+/// What a streamed statement string reports as it runs ([`Session::run_streaming`]).
+pub enum Streamed {
+    /// The results of the statements before the last one, and the notices so far.
+    Earlier(Vec<Result<Outcome>>, Vec<String>),
+    /// The last statement is a query: its columns, before any of its rows, and the notices
+    /// so far.
+    Columns(Vec<ResultColumn>, Vec<String>),
+    /// The next rows of the query.
+    Rows(Vec<Row>),
+}
+
+/// The consumer of a streamed statement string; an error stops the running statement.
+pub type RowSink = Box<dyn FnMut(Streamed) -> Result<()> + Send>;
+
+/// Rows per [`Streamed::Rows`] batch.
+const STREAM_BATCH_ROWS: usize = 1024;
 
 fn is_write(statement: &ast::Statement) -> bool {
     use ast::Statement as S;
@@ -205,6 +226,16 @@ impl Session {
     /// Runs a string of statements (the simple query protocol): results in order, stopping
     /// at the first error.
     pub fn run(&mut self, sql: &str) -> Vec<Result<Outcome>> {
+        self.run_streaming(sql, None)
+    }
+
+    /// [`Session::run`], with the rows of the last statement streamed when it is a query: the
+    /// results of the statements before it go to `sink` first ([`Streamed::Earlier`]), then
+    /// its columns and its rows in batches as the executor produces them, so a result of any
+    /// size is never held whole. The returned results are those not given to the sink (a
+    /// streamed query's own is `Outcome::Rows` without rows, or the error that ended it). An
+    /// error from the sink (the client went away) stops the statement.
+    pub fn run_streaming(&mut self, sql: &str, sink: Option<RowSink>) -> Vec<Result<Outcome>> {
         let statements = match parser::parse(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -214,16 +245,26 @@ impl Session {
                 return vec![Err(e)];
             }
         };
+        let Some((last, earlier)) = statements.split_last() else { return Vec::new() };
         let mut out = Vec::with_capacity(statements.len());
-        for statement in &statements {
+        for statement in earlier {
             let result = self.execute(statement, &[], &[]);
             // Stop at an error, and at COPY FROM STDIN: the data comes next.
             let stop = matches!(result, Err(_) | Ok(Outcome::CopyIn { .. }));
             out.push(result);
             if stop {
-                break;
+                return out;
             }
         }
+        let result = match sink {
+            Some(mut sink) => {
+                let notices = self.take_notices();
+                sink(Streamed::Earlier(std::mem::take(&mut out), notices))
+                    .and_then(|()| self.execute_streaming(last, &[], &[], sink))
+            }
+            None => self.execute(last, &[], &[]),
+        };
+        out.push(result);
         out
     }
 
@@ -283,6 +324,22 @@ impl Session {
         param_types: &[DataType],
     ) -> Result<Outcome> {
         self.guarded(|s| s.execute_statement(statement, params, param_types))
+    }
+
+    /// [`Session::execute`], with the rows of a query going to `sink` ([`Streamed::Columns`],
+    /// then [`Streamed::Rows`] batches) as the executor produces them; the returned
+    /// `Outcome::Rows` then holds none.
+    pub fn execute_streaming(
+        &mut self,
+        statement: &ast::Statement,
+        params: &[Value],
+        param_types: &[DataType],
+        sink: RowSink,
+    ) -> Result<Outcome> {
+        self.row_sink = Some(sink);
+        let result = self.execute(statement, params, param_types);
+        self.row_sink = None;
+        result
     }
 
     /// Runs `f`, turning a panic into an internal error that fails the open transaction.
@@ -496,11 +553,14 @@ impl Session {
     fn execute_plan(&mut self, ctx: &mut Context, plan: Plan, row_ids: &dyn RowIds) -> Result<Outcome> {
         let command = |tag: &str| Ok(Outcome::Command { tag: tag.to_string() });
         match plan {
-            Plan::Query { node, columns } => {
-                let rows = execution::collect(&node, ctx)?;
-                let tag = format!("SELECT {}", rows.len());
-                Ok(Outcome::Rows { columns, rows, tag })
-            }
+            Plan::Query { node, columns } => match self.row_sink.as_mut() {
+                Some(sink) => stream_rows(sink, ctx, &node, columns, std::mem::take(&mut self.notices)),
+                None => {
+                    let rows = execution::collect(&node, ctx)?;
+                    let tag = format!("SELECT {}", rows.len());
+                    Ok(Outcome::Rows { columns, rows, tag })
+                }
+            },
             Plan::WithModifications { modifications, query } => {
                 for (id, plan) in modifications {
                     let rows = match self.execute_plan(ctx, plan, row_ids)? {
@@ -821,6 +881,31 @@ fn write_outcome(tag: String, columns: Option<Vec<ResultColumn>>, rows: Vec<Row>
         Some(columns) => Outcome::Rows { columns, rows, tag },
         None => Outcome::Command { tag },
     })
+}
+
+/// Runs a query, handing its columns and then its rows in batches to `sink`.
+fn stream_rows(
+    sink: &mut RowSink,
+    ctx: &mut Context,
+    node: &planner::plan::Node,
+    columns: Vec<ResultColumn>,
+    notices: Vec<String>,
+) -> Result<Outcome> {
+    sink(Streamed::Columns(columns.clone(), notices))?;
+    let mut batch = Vec::with_capacity(STREAM_BATCH_ROWS);
+    let mut count = 0usize;
+    execution::execute(node, ctx, &mut |_, row| {
+        batch.push(row);
+        count += 1;
+        if batch.len() == STREAM_BATCH_ROWS {
+            sink(Streamed::Rows(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH_ROWS))))?;
+        }
+        Ok(true)
+    })?;
+    if !batch.is_empty() {
+        sink(Streamed::Rows(batch))?;
+    }
+    Ok(Outcome::Rows { columns, rows: Vec::new(), tag: format!("SELECT {count}") })
 }
 
 /// Refuses a plan `user` may not run (42501), and a write inside a read-only transaction
