@@ -112,7 +112,7 @@ fn main() -> std::process::ExitCode {
     let (server, cluster) = match cli.command {
         Command::SingleNode { server } => (server, None),
         Command::Node { id, address, peers, join, server } => {
-            (server, Some(ClusterConfig { id, address, members: peers, join }))
+            (server, Some(ClusterConfig { id, address, members: peers, join, tls: None }))
         }
     };
     let ServerArgs {
@@ -146,6 +146,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Members talk mutual TLS with the same certificate, key and CA as clients.
+    let mut cluster = cluster;
+    if let (Some(cluster), Some(cert), Some(key), Some(ca)) =
+        (cluster.as_mut(), password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY"), client_ca.as_deref())
+    {
+        match chronos::net::InternodeTls::load(cert.as_ref(), key.as_ref(), ca) {
+            Ok(tls) => cluster.tls = Some(tls),
+            Err(e) => {
+                eprintln!("chronos: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     let config = NodeConfig {
         data_dir,
         pg_addr,

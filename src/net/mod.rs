@@ -40,19 +40,56 @@ struct Peer {
     channel: Channel,
 }
 
+/// Mutual TLS between members (PEM): this node's certificate chain and key, which it presents
+/// both as a server and as a client, and the CA certificates every member's certificate must
+/// chain to. A peer's certificate must also name the host it is reached at (a DNS or IP
+/// subject alternative name), as for any TLS server.
+#[derive(Clone)]
+pub struct InternodeTls {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub ca: Vec<u8>,
+}
+
+impl std::fmt::Debug for InternodeTls {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternodeTls { .. }")
+    }
+}
+
+impl InternodeTls {
+    /// Reads the three PEM files.
+    pub fn load(cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path) -> Result<InternodeTls> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| Error::InvalidParameter(format!("TLS file {}: {e}", path.display())))
+        };
+        Ok(InternodeTls { cert: read(cert)?, key: read(key)?, ca: read(ca)? })
+    }
+
+    fn identity(&self) -> tonic::transport::Identity {
+        tonic::transport::Identity::from_pem(&self.cert, &self.key)
+    }
+
+    fn ca(&self) -> tonic::transport::Certificate {
+        tonic::transport::Certificate::from_pem(&self.ca)
+    }
+}
+
 /// gRPC connections to the other members.
 pub struct GrpcTransport {
     /// The members this node can reach, with their addresses.
     peers: std::sync::RwLock<BTreeMap<NodeId, (String, Peer)>>,
     runtime: tokio::runtime::Handle,
+    tls: Option<InternodeTls>,
 }
 
 impl GrpcTransport {
     /// Connects (lazily) to `peers` (id → `host:port`), starting one sender task per peer on
-    /// the current tokio runtime.
-    pub fn start(peers: &BTreeMap<NodeId, String>) -> Result<Arc<GrpcTransport>> {
+    /// the current tokio runtime; over mutual TLS when `tls` is given.
+    pub fn start(peers: &BTreeMap<NodeId, String>, tls: Option<&InternodeTls>) -> Result<Arc<GrpcTransport>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Internal(e.to_string()))?;
-        let transport = GrpcTransport { peers: Default::default(), runtime };
+        let transport = GrpcTransport { peers: Default::default(), runtime, tls: tls.cloned() };
         for (&id, address) in peers {
             transport.connect(id, address)?;
         }
@@ -64,8 +101,15 @@ impl GrpcTransport {
         // Callable from any thread (the Raft driver adds members): the channel needs the
         // runtime's context.
         let _runtime = self.runtime.enter();
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Error::InvalidParameter(format!("peer {id} address {address}: {e}")))?
+        let bad_address =
+            |e: &dyn std::fmt::Display| Error::InvalidParameter(format!("peer {id} address {address}: {e}"));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).map_err(|e| bad_address(&e))?;
+        if let Some(tls) = &self.tls {
+            let config = tonic::transport::ClientTlsConfig::new().ca_certificate(tls.ca()).identity(tls.identity());
+            endpoint = endpoint.tls_config(config).map_err(|e| bad_address(&e))?;
+        }
+        let endpoint = endpoint
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
@@ -204,11 +248,12 @@ impl Raft for Services {
         request: tonic::Request<tonic::Streaming<proto::RaftMessage>>,
     ) -> std::result::Result<tonic::Response<proto::Ack>, tonic::Status> {
         let replica = self.replica()?;
+        let peer = request.remote_addr();
         let mut stream = request.into_inner();
         while let Some(message) = stream.message().await? {
-            match convert::message_from_proto(message) {
-                Ok(m) => replica.receive(m),
-                Err(e) => tracing::debug!(error = %e, "malformed raft message dropped"),
+            match convert::message_from_proto(message).and_then(|m| replica.receive(m)) {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(peer = ?peer, error = %e, "raft message refused"),
             }
         }
         Ok(tonic::Response::new(proto::Ack {}))
@@ -255,14 +300,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `address` and starts serving.
-    pub async fn bind(address: SocketAddr, mut shutdown: watch::Receiver<bool>) -> Result<Server> {
+    /// Binds `address` and starts serving; with `tls`, only to members presenting a
+    /// certificate signed by its CA.
+    pub async fn bind(
+        address: SocketAddr,
+        tls: Option<&InternodeTls>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Server> {
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            let config = tonic::transport::ServerTlsConfig::new().identity(tls.identity()).client_ca_root(tls.ca());
+            builder = builder.tls_config(config).map_err(|e| Error::InvalidParameter(format!("internode TLS: {e}")))?;
+        }
         let listener = tokio::net::TcpListener::bind(address).await?;
         let replica = Arc::new(OnceLock::new());
         let services = Services { replica: replica.clone() };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let task = tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
+            let result = builder
                 .tcp_nodelay(true)
                 .add_service(RaftServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE))
                 .add_service(ClusterServer::new(services).max_decoding_message_size(MAX_MESSAGE))

@@ -51,6 +51,8 @@ pub struct ClusterConfig {
     /// Joining a running cluster: the membership comes from its leader, not from `members`
     /// (which only say how to reach them).
     pub join: bool,
+    /// Mutual TLS between members; without it the node listens on loopback only.
+    pub tls: Option<crate::net::InternodeTls>,
 }
 
 impl Default for NodeConfig {
@@ -202,10 +204,18 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
             if !cluster.members.contains_key(&cluster.id) {
                 return Err(Error::InvalidParameter(format!("--peers must include this node (id {})", cluster.id)));
             }
-            let server = crate::net::Server::bind(cluster.address, shutdown.clone()).await?;
+            if cluster.tls.is_none() && !pg::is_loopback(&cluster.address) {
+                return Err(Error::InvalidParameter(format!(
+                    "refusing to listen for members on {} without TLS: set CHRONOS_TLS_CERT, CHRONOS_TLS_KEY and \
+                     CHRONOS_TLS_CA_CERT (mutual TLS between members) or bind a loopback address",
+                    cluster.address
+                )));
+            }
+            let tls = cluster.tls.as_ref();
+            let server = crate::net::Server::bind(cluster.address, tls, shutdown.clone()).await?;
             let peers =
                 cluster.members.iter().filter(|(id, _)| **id != cluster.id).map(|(k, v)| (*k, v.clone())).collect();
-            let transport = crate::net::GrpcTransport::start(&peers)?;
+            let transport = crate::net::GrpcTransport::start(&peers, tls)?;
             let founders = if cluster.join { Vec::new() } else { cluster.members.keys().copied().collect() };
             let mut replica_config = replica::ReplicaConfig::new(cluster.id, founders);
             replica_config.snapshot_threshold = config.snapshot_threshold;

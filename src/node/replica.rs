@@ -288,9 +288,21 @@ impl Replica {
             .map_err(|_| Error::Io("the replica has stopped".into()))
     }
 
-    /// Hands a message from a peer to the driver.
-    pub fn receive(&self, message: raft::Message) {
-        let _ = self.send(Event::Message(message));
+    /// Hands a message from a peer to the driver. Messages for another node, and from a node
+    /// that is neither a member nor a configured peer, are refused.
+    pub fn receive(&self, message: raft::Message) -> Result<()> {
+        if message.to != self.id {
+            return Err(Error::InvalidParameter(format!("a message for node {} reached node {}", message.to, self.id)));
+        }
+        let from = message.from;
+        let member = {
+            let membership = lock(&self.status.membership);
+            membership.voters.contains(&from) || membership.learners.contains(&from)
+        };
+        if !member && !self.transport.peers().contains(&from) {
+            return Err(Error::InvalidParameter(format!("node {from} is not a member")));
+        }
+        self.send(Event::Message(message))
     }
 
     /// Commits a request forwarded by another node; this node must be the leader.

@@ -148,17 +148,29 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members (ids 1..=n) with extra flags for each.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with_env(n, extra, &[])
+    }
+
+    /// Starts `n` members with extra flags and environment variables for each.
+    pub fn start_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         // A member that cannot bind its internode port (taken since it was picked) fails the
         // attempt: the others already know that address, so the cluster starts over.
         for _ in 0..5 {
-            if let Some(cluster) = Self::try_start(n, extra) {
+            if let Some(cluster) = Self::try_start(n, extra, env) {
                 return cluster;
             }
         }
         panic!("the cluster did not start");
     }
 
-    fn try_start(n: usize, extra: &[&str]) -> Option<Cluster> {
+    /// The internode `host:port` of node `i` (0-based).
+    pub fn internode_address(&self, i: usize) -> String {
+        let command = &self.nodes[i].command;
+        let at = command.iter().position(|a| a == "--address").expect("a member has an address");
+        command[at + 1].clone()
+    }
+
+    fn try_start(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Option<Cluster> {
         let internode: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let peers =
             internode.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
@@ -181,7 +193,7 @@ impl Cluster {
                 child: None,
                 command,
             };
-            if !server.spawn_on_fresh_ports(&[]) {
+            if !server.spawn_on_fresh_ports(env) {
                 nodes.iter_mut().for_each(Server::kill);
                 return None;
             }
