@@ -63,6 +63,18 @@ struct ServerArgs {
     /// transaction back (idle_in_transaction_session_timeout; 0 = never).
     #[arg(long, default_value = "0", value_parser = duration, env = "CHRONOS_IDLE_IN_TRANSACTION_TIMEOUT")]
     idle_in_transaction_timeout: std::time::Duration,
+    /// Time a client has from connecting to the end of authentication
+    /// (PostgreSQL's authentication_timeout).
+    #[arg(long, default_value = "60s", value_parser = duration, env = "CHRONOS_AUTHENTICATION_TIMEOUT")]
+    authentication_timeout: std::time::Duration,
+    /// Connections that may be authenticating at once, apart from --max-connections (which
+    /// counts authenticated sessions); more are refused with SQLSTATE 53300.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_MAX_AUTHENTICATING")]
+    max_authenticating: u64,
+    /// The largest protocol message a client may send, in MiB (a larger one ends the connection
+    /// with SQLSTATE 08P01).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1024), env = "CHRONOS_MAX_MESSAGE_MB")]
+    max_message_mb: u64,
     /// Snapshot the state and compact the Raft log after this many entries.
     #[arg(long, default_value_t = 50_000, env = "CHRONOS_SNAPSHOT_THRESHOLD")]
     snapshot_threshold: u64,
@@ -122,6 +134,9 @@ fn main() -> std::process::ExitCode {
         max_connections,
         idle_session_timeout,
         idle_in_transaction_timeout,
+        authentication_timeout,
+        max_authenticating,
+        max_message_mb,
         snapshot_threshold,
         cache_mb,
         column_cache_mb,
@@ -171,6 +186,9 @@ fn main() -> std::process::ExitCode {
             require_client_cert: client_ca.is_some(),
             idle_session_timeout,
             idle_in_transaction_timeout,
+            authentication_timeout,
+            max_authenticating: max_authenticating as usize,
+            max_message_bytes: (max_message_mb << 20) as usize,
         },
         cluster,
         snapshot_threshold,

@@ -408,7 +408,7 @@ async fn idle_connections_are_closed_past_their_timeouts() {
 
 /// Sends one input from fuzz/regressions/frontend_messages: the first byte says where the
 /// connection is (`01`: before the startup packet, `02`: logged in and ready).
-fn replay(server: &Server, input: &[u8]) {
+fn replay(server: &Server, input: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
@@ -424,8 +424,30 @@ fn replay(server: &Server, input: &[u8]) {
     }
     let _ = s.write_all(rest);
     // Read until the server answers and closes (or gives up waiting).
+    let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        answer.extend_from_slice(&buf[..n]);
+    }
+    answer
+}
+
+/// The SQLSTATEs of the ErrorResponses in a stream of backend messages.
+fn error_codes(mut answer: &[u8]) -> Vec<String> {
+    let mut codes = Vec::new();
+    while answer.len() >= 5 {
+        let len = u32::from_be_bytes([answer[1], answer[2], answer[3], answer[4]]) as usize;
+        let Some(body) = answer.get(5..1 + len) else { break };
+        if answer[0] == b'E' {
+            for field in body.split(|b| *b == 0) {
+                if let Some(code) = field.strip_prefix(b"C") {
+                    codes.push(String::from_utf8_lossy(code).to_string());
+                }
+            }
+        }
+        answer = &answer[1 + len..];
+    }
+    codes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,7 +464,21 @@ async fn fuzzer_found_protocol_inputs_close_only_their_connection() {
             if input[0] == 2 && server.pg_addr == scram.pg_addr {
                 continue; // logging in needs the SCRAM exchange; covered by the trusting server
             }
-            tokio::task::block_in_place(|| replay(server, &input));
+            let answer = tokio::task::block_in_place(|| replay(server, &input));
+            let codes = error_codes(&answer);
+            // Refused as a protocol violation; a trusting server may refuse the startup
+            // packet's unknown user first.
+            let trusting_startup = input[0] == 1 && server.pg_addr == trusting.pg_addr;
+            // The one well-formed input binds a statement it never prepared, as PostgreSQL
+            // reports first.
+            let well_formed = path.ends_with("bind-fewer-format-codes-than-parameters");
+            assert!(
+                codes
+                    .iter()
+                    .any(|c| c == "08P01" || (trusting_startup && c == "28000") || (well_formed && c == "26000")),
+                "{}: {codes:?}",
+                path.display()
+            );
         }
     }
     // Both servers still serve.

@@ -7,7 +7,9 @@
 //! SQLSTATE-carrying ErrorResponses, cancel requests and the connection limit.
 
 pub mod auth;
+mod connection;
 pub mod encode;
+mod framing;
 mod handler;
 mod stream;
 
@@ -41,6 +43,13 @@ pub struct PgConfig {
     /// Default `idle_in_transaction_session_timeout`: connections idle inside a transaction
     /// block longer than this are closed and the transaction rolled back (zero: never).
     pub idle_in_transaction_timeout: std::time::Duration,
+    /// Time a connection has from accept to the end of authentication.
+    pub authentication_timeout: std::time::Duration,
+    /// Connections that may be authenticating at once, apart from `max_connections` (which
+    /// counts authenticated sessions): more are refused with 53300 at once.
+    pub max_authenticating: usize,
+    /// The largest frontend message accepted; a larger one ends the connection (08P01).
+    pub max_message_bytes: usize,
 }
 
 impl Default for PgConfig {
@@ -53,6 +62,9 @@ impl Default for PgConfig {
             require_client_cert: false,
             idle_session_timeout: std::time::Duration::ZERO,
             idle_in_transaction_timeout: std::time::Duration::ZERO,
+            authentication_timeout: std::time::Duration::from_secs(60),
+            max_authenticating: 64,
+            max_message_bytes: 256 << 20,
         }
     }
 }
@@ -67,6 +79,9 @@ impl std::fmt::Debug for PgConfig {
             .field("require_client_cert", &self.require_client_cert)
             .field("idle_session_timeout", &self.idle_session_timeout)
             .field("idle_in_transaction_timeout", &self.idle_in_transaction_timeout)
+            .field("authentication_timeout", &self.authentication_timeout)
+            .field("max_authenticating", &self.max_authenticating)
+            .field("max_message_bytes", &self.max_message_bytes)
             .finish()
     }
 }
@@ -168,23 +183,34 @@ pub async fn serve(
     metrics: Arc<PgMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let authenticating = Arc::new(tokio::sync::Semaphore::new(config.max_authenticating));
     let shared = Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), metrics });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
+                Ok((mut socket, peer)) => {
                     let _ = socket.set_nodelay(true);
+                    let Ok(permit) = authenticating.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "refused a connection: too many connections are authenticating");
+                        tasks.spawn(async move { refuse(&mut socket, "53300", "too many connections are authenticating").await });
+                        continue;
+                    };
                     let handlers = handler::ConnectionHandlers::new(shared.clone(), peer);
                     let activity = handlers.activity();
                     let mut stop = shutdown.clone();
                     let tls = shared.config.tls.clone();
+                    let limits = connection::Limits {
+                        authentication_timeout: shared.config.authentication_timeout,
+                        max_message_bytes: shared.config.max_message_bytes,
+                        sasl: shared.config.admin_password.is_some() || shared.config.readonly_password.is_some(),
+                        authenticating: Some(permit),
+                    };
                     tasks.spawn(async move {
-                        // A malformed message can make the protocol decoder panic (pgwire reads
-                        // some fields without checking the message length): that closes this
-                        // connection, and only it.
+                        // Malformed messages are refused by the framing layer; a panic in a
+                        // handler all the same closes this connection, and only it.
                         let connection = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                            pgwire::tokio::process_socket(socket, tls, handlers),
+                            connection::serve(socket, tls, handlers, limits),
                         ));
                         tokio::pin!(connection);
                         tokio::select! {
@@ -234,6 +260,24 @@ async fn idle_expired(activity: &handler::Activity) {
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Sends a FATAL ErrorResponse to a connection that has said nothing yet, and closes it. (A
+/// client that opens with SSLRequest reads it as the refusal it is, as from PostgreSQL.)
+async fn refuse(socket: &mut tokio::net::TcpStream, code: &str, message: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut body = Vec::new();
+    for (field, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = vec![b'E'];
+    packet.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    packet.extend_from_slice(&body);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.write_all(&packet)).await;
+    let _ = socket.shutdown().await;
 }
 
 /// True for loopback addresses.
