@@ -135,9 +135,24 @@ pub fn load_tls(
 #[derive(Default)]
 pub struct CancelRegistry {
     entries: Mutex<HashMap<i32, (SecretKey, Arc<AtomicBool>)>>,
+    next_pid: std::sync::atomic::AtomicU32,
 }
 
 impl CancelRegistry {
+    /// A backend pid no live session has: pids count up (wrapping within the positive i32
+    /// range) and skip those still registered.
+    fn allocate_pid(&self) -> i32 {
+        const FIRST: u32 = 1000;
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let n = self.next_pid.fetch_add(1, Ordering::Relaxed) % (i32::MAX as u32 - FIRST);
+            let pid = (FIRST + n) as i32;
+            if !entries.contains_key(&pid) {
+                return pid;
+            }
+        }
+    }
+
     fn register(&self, pid: i32, key: SecretKey, flag: Arc<AtomicBool>) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, (key, flag));
     }
@@ -172,6 +187,8 @@ pub struct Shared {
     pub config: PgConfig,
     pub cancels: CancelRegistry,
     pub metrics: Arc<PgMetrics>,
+    /// SCRAM's password source; None when no password is configured (trust on loopback).
+    pub passwords: Option<Arc<auth::Passwords>>,
 }
 
 /// Serves the PostgreSQL protocol on `listener` until `shutdown` turns true, then waits for
@@ -184,7 +201,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let authenticating = Arc::new(tokio::sync::Semaphore::new(config.max_authenticating));
-    let shared = Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), metrics });
+    let passwords =
+        auth::Passwords::new(config.admin_password.as_deref(), config.readonly_password.as_deref(), engine.clone());
+    let shared = Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), metrics, passwords });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -203,7 +222,7 @@ pub async fn serve(
                     let limits = connection::Limits {
                         authentication_timeout: shared.config.authentication_timeout,
                         max_message_bytes: shared.config.max_message_bytes,
-                        sasl: shared.config.admin_password.is_some() || shared.config.readonly_password.is_some(),
+                        sasl: shared.passwords.is_some(),
                         authenticating: Some(permit),
                     };
                     tasks.spawn(async move {
