@@ -96,10 +96,10 @@ async fn logins_reveal_nothing_about_which_roles_exist() {
     // A wrong password fails the same way for all of them; NOLOGIN shows only to whoever
     // knows the password.
     for user in ["admin", "bob", "carol", "dave", "mallory"] {
-        let err = connect(&server, user, "wrong").await.err().expect("a wrong password was accepted");
+        let Err(err) = connect(&server, user, "wrong").await else { panic!("a wrong password was accepted") };
         assert_eq!(code(&err), "28P01", "{user}: {err:?}");
     }
-    let err = connect(&server, "carol", "carol-secret").await.err().expect("a NOLOGIN role logged in");
+    let Err(err) = connect(&server, "carol", "carol-secret").await else { panic!("a NOLOGIN role logged in") };
     assert_eq!(code(&err), "28000", "{err:?}");
     connect(&server, "bob", "bob-secret").await.expect("bob logs in");
 }
@@ -153,9 +153,9 @@ async fn unauthenticated_connections_are_bounded_and_timed_out() {
     }
     let second = connect(&server, "admin", "admin-secret").await.expect("the pool is free again");
     // max_connections counts sessions: a third one is refused once its login succeeds.
-    let err = connect(&server, "admin", "admin-secret").await.err().expect("a third session was admitted");
+    let Err(err) = connect(&server, "admin", "admin-secret").await else { panic!("a third session was admitted") };
     assert_eq!(code(&err), "53300", "{err:?}");
-    let err = connect(&server, "admin", "wrong").await.err().expect("a wrong password was accepted");
+    let Err(err) = connect(&server, "admin", "wrong").await else { panic!("a wrong password was accepted") };
     assert_eq!(code(&err), "28P01", "a full server reveals more than a wrong password: {err:?}");
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -194,7 +194,7 @@ fn oversized_and_malformed_messages_end_only_their_connection() {
     let (kind, _) = read_message(&mut s).unwrap();
     assert_eq!(kind, b'T', "a row description");
     // A startup packet longer than PostgreSQL's 10,000 bytes, and an unknown message type.
-    let mut s = TcpStream::connect(server.pg_addr).unwrap();
+    let s = TcpStream::connect(server.pg_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     refused(s, &[0, 1, 0, 0, 0, 3, 0, 0]);
     refused(login(), &typed(b'F', b""));
