@@ -1,11 +1,44 @@
 //! The operations endpoint: `GET /health` (JSON), `GET /metrics` (Prometheus text),
-//! `POST /raft/transfer-leadership?to=ID` and `POST /raft/members?…`, served over plain HTTP/1.1. Requests are tiny and
-//! few, so each connection is read once, answered and closed.
+//! `POST /raft/transfer-leadership?to=ID` and `POST /raft/members?…`, over HTTP/1.1 (HTTPS when
+//! the server has a certificate). Requests are tiny and few, so each connection is read once,
+//! answered and closed.
+//!
+//! Guarding it: the POST endpoints take their own bearer token (`CHRONOS_HTTP_TOKEN`), not a SQL
+//! password; requests from browsers (any `Origin` header) are refused, so a web page cannot
+//! reach the endpoint through a visitor; connections are bounded in number and in time.
 
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// How the endpoint is guarded.
+#[derive(Clone, Default)]
+pub struct HttpConfig {
+    /// The bearer token of the POST endpoints. Without one they are open to loopback clients
+    /// only, and only while the server has no passwords configured at all.
+    pub token: Option<String>,
+    /// The server has SQL passwords configured (so it is meant to be guarded).
+    pub passwords_configured: bool,
+    /// HTTPS with the server's certificate.
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("passwords_configured", &self.passwords_configured)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 32;
+/// Time to read a request and to write its answer.
+const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the endpoint reports; implemented by the node.
 pub trait Status: Send + Sync + 'static {
@@ -88,7 +121,7 @@ const MAX_HEAD: usize = 8192;
 
 /// Reads a request head (up to the blank line), which may arrive in several segments. None if
 /// the client closes first or sends more than [`MAX_HEAD`] bytes.
-async fn read_head(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+async fn read_head<S: AsyncRead + Unpin>(socket: &mut S) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -101,70 +134,57 @@ async fn read_head(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     Some(head)
 }
 
-/// Whether a request may change the cluster (the POST endpoints): with an admin password
-/// configured it must carry `Authorization: Bearer <password>`; without one, only loopback
-/// clients may, as for the PostgreSQL port.
-fn may_administer(head: &str, peer: std::net::SocketAddr, admin_password: Option<&str>) -> bool {
-    let Some(password) = admin_password else { return peer.ip().is_loopback() };
-    let token = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("authorization").then(|| value.trim())
-    });
-    let Some(token) = token.and_then(|t| t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer "))) else {
-        return false;
-    };
-    // Compared in time independent of where they differ.
-    token.len() == password.len() && token.bytes().zip(password.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+/// The value of header `name` in a request head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
 
-/// Serves until `shutdown` turns true. `admin_password` guards the POST endpoints (see
-/// [`may_administer`]).
+/// Whether a request may change the cluster (the POST endpoints): with a token configured it
+/// must carry `Authorization: Bearer <token>`; without one, only a loopback client of a server
+/// without passwords may (a development set-up).
+fn may_administer(head: &str, peer: std::net::SocketAddr, config: &HttpConfig) -> bool {
+    let Some(expected) = config.token.as_deref() else {
+        return !config.passwords_configured && peer.ip().is_loopback();
+    };
+    let given =
+        header(head, "authorization").and_then(|t| t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer ")));
+    let Some(given) = given else { return false };
+    // Compared in time independent of where they differ.
+    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Serves until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     status: Arc<dyn Status>,
-    admin_password: Option<String>,
+    config: HttpConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let admin_password: Arc<Option<String>> = Arc::new(admin_password);
+    let config = Arc::new(config);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((mut socket, peer)) = accepted else { continue };
+                let Ok((socket, peer)) = accepted else { continue };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "http: too many connections, closing one");
+                    continue;
+                };
                 let status = status.clone();
-                let admin_password = admin_password.clone();
+                let config = config.clone();
                 tokio::spawn(async move {
-                    let read = tokio::time::timeout(std::time::Duration::from_secs(5), read_head(&mut socket)).await;
-                    let Ok(Some(head)) = read else { return };
-                    let request = String::from_utf8_lossy(&head);
-                    let mut parts = request.split_whitespace();
-                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-                    let allowed = method != "POST" || may_administer(&request, peer, admin_password.as_deref());
-                    let (code, content_type, body) = match (method, path) {
-                        ("POST", _) if !allowed => (
-                            "401 Unauthorized",
-                            "application/json",
-                            "{\"error\":\"send Authorization: Bearer <admin password>\"}".to_string(),
-                        ),
-                        ("GET", "/health") => ("200 OK", "application/json", status.health_json()),
-                        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
-                        ("POST", "/raft/transfer-leadership") => {
-                            let (code, body) = transfer(status, query).await;
-                            (code, "application/json", body)
+                    let _slot = slot;
+                    match config.tls.clone() {
+                        None => answer_connection(socket, peer, status, &config).await,
+                        Some(tls) => {
+                            if let Ok(Ok(socket)) = tokio::time::timeout(IO_TIMEOUT, tls.accept(socket)).await {
+                                answer_connection(socket, peer, status, &config).await;
+                            }
                         }
-                        ("POST", "/raft/members") => {
-                            let (code, body) = members(status, query).await;
-                            (code, "application/json", body)
-                        }
-                        ("GET", _) | ("POST", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-                        _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.shutdown().await;
+                    }
                 });
             }
             _ = shutdown.changed() => return,
@@ -172,21 +192,72 @@ pub async fn serve(
     }
 }
 
+/// Reads one request from `socket`, answers it and closes the connection.
+async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    peer: std::net::SocketAddr,
+    status: Arc<dyn Status>,
+    config: &HttpConfig,
+) {
+    let Ok(Some(head)) = tokio::time::timeout(IO_TIMEOUT, read_head(&mut socket)).await else { return };
+    let request = String::from_utf8_lossy(&head);
+    let mut parts = request.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let (code, content_type, body) = if header(&request, "origin").is_some() {
+        ("403 Forbidden", "application/json", "{\"error\":\"cross-origin requests are refused\"}".to_string())
+    } else {
+        match (method, path) {
+            ("POST", _) if !may_administer(&request, peer, config) => (
+                "401 Unauthorized",
+                "application/json",
+                "{\"error\":\"send Authorization: Bearer <CHRONOS_HTTP_TOKEN>\"}".to_string(),
+            ),
+            ("GET", "/health") => ("200 OK", "application/json", status.health_json()),
+            ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
+            ("POST", "/raft/transfer-leadership") => {
+                let (code, body) = transfer(status, query).await;
+                (code, "application/json", body)
+            }
+            ("POST", "/raft/members") => {
+                let (code, body) = members(status, query).await;
+                (code, "application/json", body)
+            }
+            ("GET", _) | ("POST", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
+        }
+    };
+    let response = format!(
+        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(IO_TIMEOUT, async {
+        let _ = socket.write_all(response.as_bytes()).await;
+        let _ = socket.shutdown().await;
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
-    use super::may_administer;
+    use super::{may_administer, HttpConfig};
 
     #[test]
-    fn administration_needs_the_admin_password_or_loopback() {
+    fn administration_needs_the_token() {
         let (local, remote) = ("127.0.0.1:5000".parse().unwrap(), "10.1.2.3:5000".parse().unwrap());
         let head = |auth: &str| format!("POST /raft/members?remove=3 HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
-        assert!(may_administer(&head(""), local, None));
-        assert!(!may_administer(&head(""), remote, None));
-        assert!(!may_administer(&head(""), local, Some("s3cret")));
-        assert!(may_administer(&head("Authorization: Bearer s3cret\r\n"), remote, Some("s3cret")));
-        assert!(may_administer(&head("authorization:   Bearer s3cret\r\n"), remote, Some("s3cret")));
-        assert!(!may_administer(&head("Authorization: Bearer s3cre\r\n"), remote, Some("s3cret")));
-        assert!(!may_administer(&head("Authorization: Bearer s3cretx\r\n"), remote, Some("s3cret")));
-        assert!(!may_administer(&head("Authorization: Basic s3cret\r\n"), remote, Some("s3cret")));
+        let open = HttpConfig::default();
+        assert!(may_administer(&head(""), local, &open));
+        assert!(!may_administer(&head(""), remote, &open));
+        let guarded_without_token = HttpConfig { passwords_configured: true, ..HttpConfig::default() };
+        assert!(!may_administer(&head(""), local, &guarded_without_token));
+        assert!(!may_administer(&head("Authorization: Bearer anything\r\n"), local, &guarded_without_token));
+        let token = HttpConfig { token: Some("s3cret".into()), passwords_configured: true, tls: None };
+        assert!(!may_administer(&head(""), local, &token));
+        assert!(may_administer(&head("Authorization: Bearer s3cret\r\n"), remote, &token));
+        assert!(may_administer(&head("authorization:   Bearer s3cret\r\n"), remote, &token));
+        assert!(!may_administer(&head("Authorization: Bearer s3cre\r\n"), remote, &token));
+        assert!(!may_administer(&head("Authorization: Bearer s3cretx\r\n"), remote, &token));
+        assert!(!may_administer(&head("Authorization: Basic s3cret\r\n"), remote, &token));
     }
 }

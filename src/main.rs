@@ -174,6 +174,18 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    // HTTPS on the operations endpoint with the same certificate; clients authenticate with
+    // the HTTP token, not certificates.
+    let http_tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY")) {
+        (Some(cert), Some(key)) => match chronos::pg::load_tls(cert.as_ref(), key.as_ref(), None) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("chronos: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let config = NodeConfig {
         data_dir,
         pg_addr,
@@ -189,6 +201,11 @@ fn main() -> std::process::ExitCode {
             authentication_timeout,
             max_authenticating: max_authenticating as usize,
             max_message_bytes: (max_message_mb << 20) as usize,
+        },
+        http: chronos::http::HttpConfig {
+            token: password("CHRONOS_HTTP_TOKEN"),
+            passwords_configured: false,
+            tls: http_tls,
         },
         cluster,
         snapshot_threshold,

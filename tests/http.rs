@@ -94,20 +94,46 @@ async fn full_scans_read_column_snapshots_that_follow_writes() {
 }
 
 #[tokio::test]
-async fn cluster_changes_need_the_admin_password() {
-    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_AUTH_TOKEN_ADMIN", "s3cret")]);
+async fn cluster_changes_need_the_http_token() {
+    let env = [("CHRONOS_AUTH_TOKEN_ADMIN", "s3cret"), ("CHRONOS_HTTP_TOKEN", "t0ken")];
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &env);
     let path = "/raft/transfer-leadership?to=2";
     let post = |path: &str, headers: &str| support::http_request(server.http_addr, "POST", path, headers).unwrap();
     assert_eq!(post(path, "").0, 401);
     assert_eq!(post(path, "Authorization: Bearer wrong\r\n").0, 401);
     assert_eq!(post("/raft/members?remove=2", "").0, 401);
-    // With the password the request gets through, and a single node has nobody to hand
+    // The SQL superuser's password is not the HTTP token.
+    assert_eq!(post(path, "Authorization: Bearer s3cret\r\n").0, 401);
+    // With the token the request gets through, and a single node has nobody to hand
     // leadership or membership to.
-    let (code, body) = post(path, "Authorization: Bearer s3cret\r\n");
+    let (code, body) = post(path, "Authorization: Bearer t0ken\r\n");
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("cannot transfer leadership to 2"), "{body}");
-    let (code, body) = post("/raft/members?add=2&address=127.0.0.1:1", "Authorization: Bearer s3cret\r\n");
+    let (code, body) = post("/raft/members?add=2&address=127.0.0.1:1", "Authorization: Bearer t0ken\r\n");
     assert_eq!(code, 409, "{body}");
+    // A browser's request (it carries an Origin) is refused, token or not.
+    let (code, _) = post(path, "Authorization: Bearer t0ken\r\nOrigin: http://evil.example\r\n");
+    assert_eq!(code, 403);
+    let (code, _) =
+        support::http_request(server.http_addr, "GET", "/metrics", "Origin: http://evil.example\r\n").unwrap();
+    assert_eq!(code, 403);
     // Reading stays open.
     assert!(get(&server, "/health").starts_with("HTTP/1.1 200"));
+
+    // With passwords but no token, nobody may change the cluster, not even from loopback.
+    let guarded = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_AUTH_TOKEN_ADMIN", "s3cret")]);
+    let (code, _) = support::http_request(guarded.http_addr, "POST", path, "Authorization: Bearer s3cret\r\n").unwrap();
+    assert_eq!(code, 401);
+}
+
+#[tokio::test]
+async fn slow_and_excess_http_clients_do_not_block_the_endpoint() {
+    let server = Server::start();
+    // Connections that send nothing are closed after the read timeout, and more than the
+    // endpoint serves at once are turned away without starving the others for long.
+    let idle: Vec<std::net::TcpStream> =
+        (0..40).map(|_| std::net::TcpStream::connect(server.http_addr).unwrap()).collect();
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert!(get(&server, "/health").starts_with("HTTP/1.1 200"));
+    drop(idle);
 }

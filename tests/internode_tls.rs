@@ -110,6 +110,7 @@ async fn members_talk_mutual_tls_and_refuse_others() {
     ca_and_member(d, "rogue-ca", "rogue");
     let path = |f: &str| d.join(f).to_string_lossy().to_string();
     let (cert, key, ca) = (path("member.pem"), path("member.key"), path("ca.pem"));
+    let ca_path = ca.clone();
     let cluster = tokio::task::spawn_blocking(move || {
         let env = [
             ("CHRONOS_AUTH_TOKEN_ADMIN", "admin-secret"),
@@ -173,6 +174,21 @@ async fn members_talk_mutual_tls_and_refuse_others() {
         .identity(Identity::from_pem(read(d, "rogue.pem"), read(d, "rogue.key")));
     assert!(read_index(&address, Some(rogue)).await.is_err(), "a certificate from another CA was accepted");
     assert!(read_index(&address, None).await.is_err(), "plain text was accepted");
+
+    // The HTTP endpoint is served over TLS with the same certificate.
+    let health = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "5", "--cacert", &ca_path])
+        .arg(format!("https://127.0.0.1:{}/health", cluster.nodes[leader].http_addr.port()))
+        .output()
+        .unwrap();
+    assert!(health.status.success(), "{health:?}");
+    assert!(String::from_utf8_lossy(&health.stdout).contains("\"role\":\"Leader\""));
+    let plain = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{}/health", cluster.nodes[leader].http_addr.port()))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain HTTP answered: {plain:?}");
 
     // The cluster still works after the refusals.
     psql(port(leader), d, "INSERT INTO t VALUES (4)").unwrap();

@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub pg_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub pg: PgConfig,
+    /// The HTTP endpoint's token and TLS.
+    pub http: crate::http::HttpConfig,
     /// How often old MVCC versions are collected.
     pub gc_interval: std::time::Duration,
     /// Membership of a cluster; None for a single node (a group of one).
@@ -62,6 +64,7 @@ impl Default for NodeConfig {
             pg_addr: SocketAddr::from(([127, 0, 0, 1], 5432)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
             pg: PgConfig::default(),
+            http: crate::http::HttpConfig::default(),
             gc_interval: std::time::Duration::from_secs(30),
             cluster: None,
             snapshot_threshold: 50_000,
@@ -232,8 +235,8 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
     let pg_metrics = Arc::new(pg::PgMetrics::default());
     let status: Arc<dyn crate::http::Status> =
         Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone(), replica: replica.clone() });
-    let admin_password = config.pg.admin_password.clone();
-    let http = tokio::spawn(crate::http::serve(http_listener, status, admin_password, shutdown.clone()));
+    let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
+    let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, shutdown.clone()));
     let gc_engine = engine.clone();
     let mut gc_shutdown = shutdown.clone();
     let gc = tokio::spawn(async move {
