@@ -161,6 +161,7 @@ pub async fn serve(
     listener: TcpListener,
     status: Arc<dyn Status>,
     config: HttpConfig,
+    audit: Arc<crate::audit::AuditLog>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
@@ -175,13 +176,14 @@ pub async fn serve(
                 };
                 let status = status.clone();
                 let config = config.clone();
+                let audit = audit.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
                     match config.tls.clone() {
-                        None => answer_connection(socket, peer, status, &config).await,
+                        None => answer_connection(socket, peer, status, &config, &audit).await,
                         Some(tls) => {
                             if let Ok(Ok(socket)) = tokio::time::timeout(IO_TIMEOUT, tls.accept(socket)).await {
-                                answer_connection(socket, peer, status, &config).await;
+                                answer_connection(socket, peer, status, &config, &audit).await;
                             }
                         }
                     }
@@ -198,6 +200,7 @@ async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
     peer: std::net::SocketAddr,
     status: Arc<dyn Status>,
     config: &HttpConfig,
+    audit: &crate::audit::AuditLog,
 ) {
     let Ok(Some(head)) = tokio::time::timeout(IO_TIMEOUT, read_head(&mut socket)).await else { return };
     let request = String::from_utf8_lossy(&head);
@@ -227,6 +230,13 @@ async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
             _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
         }
     };
+    // Every request that would change the cluster is audited, refused or not.
+    if method == "POST" {
+        let failure = (!code.starts_with('2')).then(|| (code.to_string(), body.clone()));
+        let what = format!("POST {path}?{query}");
+        let action = crate::audit::Action { event: crate::audit::Event::Cluster, what, failure };
+        audit.record(&action, "http", Some(peer));
+    }
     let response = format!(
         "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

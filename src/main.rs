@@ -207,6 +207,7 @@ fn main() -> std::process::ExitCode {
             passwords_configured: false,
             tls: http_tls,
         },
+        audit_log: password("CHRONOS_AUDIT_LOG").map(PathBuf::from),
         cluster,
         snapshot_threshold,
         cache_bytes: cache_mb << 20,

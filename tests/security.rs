@@ -258,3 +258,57 @@ async fn catalogs_show_no_secrets_to_other_roles() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_audit_log_records_logins_role_and_schema_changes_and_cluster_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let log_path = log.to_string_lossy().to_string();
+    let env = [
+        ("CHRONOS_AUTH_TOKEN_ADMIN", "admin-secret"),
+        ("CHRONOS_HTTP_TOKEN", "http-token"),
+        ("CHRONOS_AUDIT_LOG", log_path.as_str()),
+    ];
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &env);
+    let url = format!("{} password=wrong", server.url("admin"));
+    assert!(tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_err());
+    let admin = connect(&server, "admin", "admin-secret").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY); CREATE USER bob PASSWORD 'never-logged-pw';
+             GRANT SELECT ON t TO bob; INSERT INTO t VALUES (1); SELECT * FROM t",
+        )
+        .await
+        .unwrap();
+    let bob = connect(&server, "bob", "never-logged-pw").await;
+    assert_eq!(code(&bob.batch_execute("DROP TABLE t").await.unwrap_err()), "42501");
+    admin.batch_execute("ALTER ROLE bob PASSWORD 'another-pw'; DROP TABLE t").await.unwrap();
+    let (status, _) = support::http_request(server.http_addr, "POST", "/raft/transfer-leadership?to=2", "").unwrap();
+    assert_eq!(status, 401);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("never-logged-pw") && !text.contains("another-pw"), "a password in the audit log");
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |event: &str, action: &str, outcome: &str| {
+        records.iter().find(|r| r["event"] == event && r["action"] == action && r["outcome"] == outcome).cloned()
+    };
+    let failed_login = find("authentication", "LOGIN SCRAM-SHA-256", "failure").expect("the failed login");
+    assert_eq!(failed_login["user"], "admin");
+    assert_eq!(failed_login["sqlstate"], "28P01");
+    assert!(failed_login["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let bob_login = records
+        .iter()
+        .find(|r| r["event"] == "authentication" && r["user"] == "bob" && r["outcome"] == "success")
+        .expect("bob's login");
+    assert!(bob_login["time"].is_string());
+    assert_eq!(find("ddl", "CREATE TABLE t", "success").unwrap()["user"], "admin");
+    find("role", "CREATE ROLE bob", "success").expect("CREATE USER");
+    find("privilege", "GRANT SELECT ON t TO bob", "success").expect("GRANT");
+    find("role", "ALTER ROLE bob", "success").expect("ALTER ROLE");
+    let denied = find("ddl", "DROP TABLE t", "failure").expect("bob's DROP TABLE");
+    assert_eq!((denied["user"].as_str(), denied["sqlstate"].as_str()), (Some("bob"), Some("42501")));
+    find("ddl", "DROP TABLE t", "success").expect("admin's DROP TABLE");
+    find("cluster", "POST /raft/transfer-leadership?to=2", "failure").expect("the refused cluster request");
+    // Reads and writes of rows are not audited.
+    assert!(!text.contains("INSERT") && !text.contains("SELECT *"), "{text}");
+}

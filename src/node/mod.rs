@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub pg: PgConfig,
     /// The HTTP endpoint's token and TLS.
     pub http: crate::http::HttpConfig,
+    /// Where audit records go (`CHRONOS_AUDIT_LOG`); None: the tracing log.
+    pub audit_log: Option<PathBuf>,
     /// How often old MVCC versions are collected.
     pub gc_interval: std::time::Duration,
     /// Membership of a cluster; None for a single node (a group of one).
@@ -65,6 +67,7 @@ impl Default for NodeConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
             pg: PgConfig::default(),
             http: crate::http::HttpConfig::default(),
+            audit_log: None,
             gc_interval: std::time::Duration::from_secs(30),
             cluster: None,
             snapshot_threshold: 50_000,
@@ -187,6 +190,12 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
         tracing::warn!("no credentials configured: trusting connections on loopback only");
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    let audit = Arc::new(crate::audit::AuditLog::open(config.audit_log.as_deref()).map_err(|e| {
+        Error::InvalidParameter(format!(
+            "audit log {}: {e}",
+            config.audit_log.as_deref().unwrap_or(std::path::Path::new("")).display()
+        ))
+    })?);
     let sled = SledStorage::open_with_cache(&config.data_dir, config.cache_bytes)?;
     let raft_tree = sled.tree("raft")?;
     let storage: Arc<dyn Storage> = Arc::new(sled);
@@ -236,7 +245,7 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
     let status: Arc<dyn crate::http::Status> =
         Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone(), replica: replica.clone() });
     let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
-    let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, shutdown.clone()));
+    let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, audit.clone(), shutdown.clone()));
     let gc_engine = engine.clone();
     let mut gc_shutdown = shutdown.clone();
     let gc = tokio::spawn(async move {
@@ -254,7 +263,7 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
             }
         }
     });
-    pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, shutdown).await;
+    pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, audit, shutdown).await;
     let _ = http.await;
     let _ = gc.await;
     if let Some(server) = internode {

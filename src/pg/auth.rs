@@ -144,6 +144,18 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Records a login attempt's outcome in the audit log.
+fn audit_login(shared: &Shared, client: &(dyn ClientInfo + Send + Sync), method: &str, result: &PgWireResult<()>) {
+    let user = client.metadata().get("user").cloned().unwrap_or_default();
+    let failure = result.as_ref().err().map(|e| match e {
+        PgWireError::UserError(info) => (info.code.clone(), info.message.clone()),
+        other => ("28000".to_string(), other.to_string()),
+    });
+    let action =
+        crate::audit::Action { event: crate::audit::Event::Authentication, what: format!("LOGIN {method}"), failure };
+    shared.audit.record(&action, &user, Some(client.socket_addr()));
+}
+
 /// Admits a client whose identity is established (its password proven, or trusted): the role
 /// must exist and may log in, and the session takes one of `max_connections` slots.
 fn admit(shared: &Arc<Shared>, client: &(dyn ClientInfo + Send + Sync)) -> PgWireResult<()> {
@@ -182,11 +194,16 @@ impl AuthMechanism for AdmittedScram {
         client: &(dyn ClientInfo + Send + Sync),
         message: PasswordMessageFamily,
     ) -> PgWireResult<AuthState> {
-        let state = self.scram.next(client, message).await?;
-        if let AuthState::Ok { .. } = state {
-            admit(&self.shared, client)?;
-        }
-        Ok(state)
+        let state = self.scram.next(client, message).await;
+        let admitted = match &state {
+            Ok(AuthState::Ok { .. }) => admit(&self.shared, client),
+            Ok(AuthState::InProgress(_)) => return state,
+            Ok(AuthState::Failed(_)) => Err(fatal("28P01", "password authentication failed".into())),
+            Err(e) => Err(fatal("28P01", e.to_string())),
+        };
+        audit_login(&self.shared, client, "SCRAM-SHA-256", &admitted);
+        admitted?;
+        state
     }
 }
 
@@ -253,7 +270,9 @@ impl StartupHandler for Startup {
                     }
                     None => {
                         // Trust (loopback only).
-                        admit(&self.shared, &*client)?;
+                        let admitted = admit(&self.shared, &*client);
+                        audit_login(&self.shared, &*client, "trust", &admitted);
+                        admitted?;
                         let (pid, key) = self.keys.generate(&*client);
                         client.set_pid_and_secret_key(pid, key);
                         finish_authentication(client, &Parameters).await?;

@@ -301,6 +301,13 @@ fn protocol_violation(message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "08P01".into(), message)))
 }
 
+/// Logs the audit records of a session's finished statements with the client's address.
+fn record_audit(audit: &crate::audit::AuditLog, session: &mut Session, peer: SocketAddr) {
+    for action in session.take_audit() {
+        audit.record(&action, &session.info.user, Some(peer));
+    }
+}
+
 /// The RowDescription fields of a result.
 fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) -> Vec<FieldInfo> {
     columns
@@ -401,12 +408,14 @@ impl SimpleQueryHandler for Handler {
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
         let sink = stream::sink(tx.clone());
+        let (shared, peer) = (self.shared.clone(), self.peer);
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let (results, notices) = match guard.as_mut() {
                 Some(s) => {
                     let results = s.run_streaming(&sql, Some(sink));
+                    record_audit(&shared.audit, s, peer);
                     (results, s.take_notices())
                 }
                 None => (Vec::new(), Vec::new()),
@@ -597,11 +606,13 @@ impl ExtendedQueryHandler for Handler {
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
         let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
+        let (shared, peer) = (self.shared.clone(), self.peer);
         let task = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let Some(s) = guard.as_mut() else { return (Err(Error::Internal("no session".into())), Vec::new()) };
             let result = s.execute(&statement, &params, &prepared.param_types);
+            record_audit(&shared.audit, s, peer);
             (result, s.take_notices())
         });
         let (result, notices) =
@@ -659,11 +670,16 @@ impl Handler {
         let (tx, mut rx) = stream::channel();
         let sink = stream::sink(tx.clone());
         let param_types = prepared.param_types.clone();
+        let (shared, peer) = (self.shared.clone(), self.peer);
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let (result, notices) = match guard.as_mut() {
-                Some(s) => (s.execute_streaming(&statement, &params, &param_types, sink), s.take_notices()),
+                Some(s) => {
+                    let result = s.execute_streaming(&statement, &params, &param_types, sink);
+                    record_audit(&shared.audit, s, peer);
+                    (result, s.take_notices())
+                }
                 None => (Err(Error::Internal("no session".into())), Vec::new()),
             };
             drop(guard);

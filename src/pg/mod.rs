@@ -189,6 +189,7 @@ pub struct Shared {
     pub metrics: Arc<PgMetrics>,
     /// SCRAM's password source; None when no password is configured (trust on loopback).
     pub passwords: Option<Arc<auth::Passwords>>,
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 /// Serves the PostgreSQL protocol on `listener` until `shutdown` turns true, then waits for
@@ -198,12 +199,13 @@ pub async fn serve(
     engine: Arc<Engine>,
     config: PgConfig,
     metrics: Arc<PgMetrics>,
+    audit: Arc<crate::audit::AuditLog>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let authenticating = Arc::new(tokio::sync::Semaphore::new(config.max_authenticating));
     let passwords =
         auth::Passwords::new(config.admin_password.as_deref(), config.readonly_password.as_deref(), engine.clone());
-    let shared = Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), metrics, passwords });
+    let shared = Arc::new(Shared { engine, config, cancels: CancelRegistry::default(), metrics, passwords, audit });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {

@@ -169,3 +169,43 @@ fn role_command(role: &Role, command: &RoleCommand) -> Result<()> {
         }
     }
 }
+
+/// The audit record of a plan that changes roles, privileges or the schema: its event and
+/// a description naming the command and its objects (never a password). None for others.
+pub fn audited(plan: &Plan) -> Option<(crate::audit::Event, String)> {
+    use crate::audit::Event;
+    let list = |names: &[String]| names.join(", ");
+    let grant = |verb: &str, bits: u8, tables: &super::roles::Tables, roles: &[String], to: &str| {
+        let tables = match tables {
+            super::roles::Tables::Named(names) => list(names),
+            super::roles::Tables::All => "ALL TABLES IN SCHEMA public".into(),
+        };
+        format!("{verb} {} ON {tables} {to} {}", privilege::describe(bits), list(roles))
+    };
+    Some(match plan {
+        Plan::Role(command) => match command {
+            RoleCommand::Create { name, .. } => (Event::Role, format!("CREATE ROLE {name}")),
+            RoleCommand::Alter { name, .. } => (Event::Role, format!("ALTER ROLE {name}")),
+            RoleCommand::Drop { names, .. } => (Event::Role, format!("DROP ROLE {}", list(names))),
+            RoleCommand::Grant { privileges, tables, roles } => {
+                (Event::Privilege, grant("GRANT", *privileges, tables, roles, "TO"))
+            }
+            RoleCommand::Revoke { privileges, tables, roles } => {
+                (Event::Privilege, grant("REVOKE", *privileges, tables, roles, "FROM"))
+            }
+        },
+        Plan::CreateTable { table, .. } => (Event::Ddl, format!("CREATE TABLE {}", table.name)),
+        Plan::CreateSequence { sequence, .. } => (Event::Ddl, format!("CREATE SEQUENCE {}", sequence.name)),
+        Plan::CreateView { view, .. } => (Event::Ddl, format!("CREATE VIEW {}", view.name)),
+        Plan::CreateIndex { table, name, .. } => (Event::Ddl, format!("CREATE INDEX {name} ON {table}")),
+        Plan::CreateType { name, .. } => (Event::Ddl, format!("CREATE TYPE {name}")),
+        Plan::DropTable { names, .. } => (Event::Ddl, format!("DROP TABLE {}", list(names))),
+        Plan::DropView { names, .. } => (Event::Ddl, format!("DROP VIEW {}", list(names))),
+        Plan::DropSequence { names, .. } => (Event::Ddl, format!("DROP SEQUENCE {}", list(names))),
+        Plan::DropIndex { names, .. } => (Event::Ddl, format!("DROP INDEX {}", list(names))),
+        Plan::DropType { names, .. } => (Event::Ddl, format!("DROP TYPE {}", list(names))),
+        Plan::AlterTable { table, .. } => (Event::Ddl, format!("ALTER TABLE {table}")),
+        Plan::Truncate { tables, .. } => (Event::Ddl, format!("TRUNCATE {}", list(tables))),
+        _ => return None,
+    })
+}

@@ -54,6 +54,8 @@ impl Engine {
             savepoints: Vec::new(),
             copy_in: None,
             row_sink: None,
+            audit_pending: None,
+            audit: Vec::new(),
         }
     }
 }
@@ -156,6 +158,11 @@ pub struct Session {
     /// Where the rows of the running query go instead of a collected result (see
     /// [`Session::run_streaming`]).
     row_sink: Option<RowSink>,
+    /// The audit record of the running statement, once planned ([`super::privileges::audited`]).
+    audit_pending: Option<(crate::audit::Event, String)>,
+    /// Audit records of finished statements, for the front end to log with the client's
+    /// address ([`Session::take_audit`]).
+    audit: Vec<crate::audit::Action>,
 }
 
 /// What a streamed statement string reports as it runs ([`Session::run_streaming`]).
@@ -211,6 +218,11 @@ impl Session {
             (Some(_), false) => TransactionState::InBlock,
             (Some(_), true) => TransactionState::Failed,
         }
+    }
+
+    /// Audit records of the statements finished since the last call.
+    pub fn take_audit(&mut self) -> Vec<crate::audit::Action> {
+        std::mem::take(&mut self.audit)
     }
 
     /// Notices produced since the last call.
@@ -323,7 +335,12 @@ impl Session {
         params: &[Value],
         param_types: &[DataType],
     ) -> Result<Outcome> {
-        self.guarded(|s| s.execute_statement(statement, params, param_types))
+        let result = self.guarded(|s| s.execute_statement(statement, params, param_types));
+        if let Some((event, what)) = self.audit_pending.take() {
+            let failure = result.as_ref().err().map(|e| (e.sqlstate().to_string(), e.to_string()));
+            self.audit.push(crate::audit::Action { event, what, failure });
+        }
+        result
     }
 
     /// [`Session::execute`], with the rows of a query going to `sink` ([`Streamed::Columns`],
@@ -532,6 +549,7 @@ impl Session {
             })
             .collect();
         let plan = planner::plan(txn, statement, &mut param_types)?;
+        self.audit_pending = super::privileges::audited(&plan);
         authorize(&self.info.user, txn, &plan, read_only)?;
         let now = super::functions::wall_clock_micros();
         let info = self.info.clone();
