@@ -124,6 +124,8 @@ pub enum Error {
     Corruption(String),
     /// An I/O error from disk or network.
     Io(String),
+    /// The disk is full: nothing more can be written until space is freed.
+    DiskFull(String),
     /// An internal invariant failed; never the user's fault.
     Internal(String),
 }
@@ -185,6 +187,7 @@ impl Error {
             Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",
+            Error::DiskFull(_) => "53100",
             Error::Internal(_) => "XX000",
         }
     }
@@ -196,6 +199,7 @@ impl Error {
         !matches!(
             self,
             Error::Io(_)
+                | Error::DiskFull(_)
                 | Error::CommitUnknown(_)
                 | Error::Internal(_)
                 | Error::Corruption(_)
@@ -261,6 +265,7 @@ impl fmt::Display for Error {
             | Error::CommitUnknown(m)
             | Error::Corruption(m)
             | Error::Io(m)
+            | Error::DiskFull(m)
             | Error::StatementTooComplex(m)
             | Error::ProgramLimitExceeded(m)
             | Error::Internal(m) => write!(f, "{m}"),
@@ -293,6 +298,9 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::StorageFull {
+            return Error::DiskFull("could not write to disk: no space left on device".into());
+        }
         Error::Io(err.to_string())
     }
 }

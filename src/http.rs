@@ -42,8 +42,9 @@ const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the endpoint reports; implemented by the node.
 pub trait Status: Send + Sync + 'static {
-    /// The `/health` JSON document.
-    fn health_json(&self) -> String;
+    /// The `/health` JSON document, and whether the node is healthy (else `/health` answers
+    /// 503).
+    fn health(&self) -> (bool, String);
     /// The `/metrics` body in Prometheus text format.
     fn metrics_text(&self) -> String;
     /// Starts a leadership transfer to node `to` (may block briefly): Ok, or why not and
@@ -216,7 +217,10 @@ async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 "application/json",
                 "{\"error\":\"send Authorization: Bearer <CHRONOS_HTTP_TOKEN>\"}".to_string(),
             ),
-            ("GET", "/health") => ("200 OK", "application/json", status.health_json()),
+            ("GET", "/health") => match status.health() {
+                (true, body) => ("200 OK", "application/json", body),
+                (false, body) => ("503 Service Unavailable", "application/json", body),
+            },
             ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
             ("POST", "/raft/transfer-leadership") => {
                 let (code, body) = transfer(status, query).await;

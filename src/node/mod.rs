@@ -94,13 +94,20 @@ impl NodeStatus {
 }
 
 impl crate::http::Status for NodeStatus {
-    fn health_json(&self) -> String {
+    fn health(&self) -> (bool, String) {
         let applied_version = self.engine.mvcc().durable_version();
         let s = self.replica.status();
         let leader = s.leader.map_or("null".to_string(), |l| l.to_string());
         let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        format!(
-            "{{\"status\":\"ok\",\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]}}",
+        let failure = self.replica.failure();
+        let status = match &failure {
+            None => "\"status\":\"ok\"".to_string(),
+            Some(failure) => {
+                format!("\"status\":\"failed\",\"reason\":{}", serde_json::Value::from(failure.to_string()))
+            }
+        };
+        let body = format!(
+            "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]}}",
             s.role,
             s.term,
             self.replica.id(),
@@ -108,7 +115,8 @@ impl crate::http::Status for NodeStatus {
             s.applied,
             ids(&s.voters),
             ids(&s.learners)
-        )
+        );
+        (failure.is_none(), body)
     }
 
     fn transfer_leadership(&self, to: u64) -> std::result::Result<(), (String, Option<u64>)> {
@@ -177,8 +185,11 @@ impl crate::http::Status for NodeStatus {
     }
 }
 
-/// Runs a node until `shutdown` turns true.
-pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Result<()> {
+/// Runs a node until `requested` turns true, or until a storage failure stops its Raft driver:
+/// then `/health` answers 503 with the reason, writes fail at once, the node shuts down as on
+/// request and the error is returned (the process exits non-zero), so a supervisor sees it.
+pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> Result<()> {
+    let (stop, shutdown) = watch::channel(false);
     let no_credentials = config.pg.admin_password.is_none() && config.pg.readonly_password.is_none();
     if no_credentials && !pg::is_loopback(&config.pg_addr) {
         return Err(Error::InvalidParameter(format!(
@@ -237,6 +248,22 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
             (replica, Some(server))
         }
     };
+    let monitored = replica.clone();
+    tokio::spawn(async move {
+        let mut requested = requested;
+        loop {
+            tokio::select! {
+                _ = requested.changed() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    if let Some(failure) = monitored.failure() {
+                        tracing::error!(reason = %failure, "storage failure: the node stops");
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = stop.send(true);
+    });
     let pg_listener = TcpListener::bind(config.pg_addr).await?;
     let http_listener = TcpListener::bind(config.http_addr).await?;
     tracing::info!(pg = %pg_listener.local_addr()?, http = %http_listener.local_addr()?, data_dir = %config.data_dir.display(), "chronos single node ready");
@@ -269,12 +296,17 @@ pub async fn run_node(config: NodeConfig, shutdown: watch::Receiver<bool>) -> Re
     if let Some(server) = internode {
         server.stopped().await;
     }
-    tokio::task::spawn_blocking(move || {
+    let failure = replica.failure();
+    let flushed = tokio::task::spawn_blocking(move || {
         replica.stop();
         storage.flush()
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(failure) = failure {
+        return Err(Error::Io(format!("stopped after a storage failure: {failure}")));
+    }
+    flushed?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -110,6 +110,8 @@ pub struct Status {
     lease_valid: AtomicBool,
     snapshots_installed: AtomicU64,
     membership: Mutex<Membership>,
+    /// Why the driver stopped, once it has after a storage failure.
+    failure: Mutex<Option<Error>>,
 }
 
 /// A snapshot of [`Status`].
@@ -152,6 +154,18 @@ impl Status {
         *self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Why the driver stopped, if it did after a storage failure.
+    pub fn failure(&self) -> Option<Error> {
+        lock(&self.failure).clone()
+    }
+
+    fn fail(&self, error: &Error) {
+        lock(&self.failure).get_or_insert_with(|| error.clone());
+        self.set_ready(false);
+        // Wake anyone waiting for a leader: there will be none here.
+        self.ready_changed.notify_all();
+    }
+
     fn set_ready(&self, ready: bool) {
         let mut r = self.ready.lock().unwrap_or_else(|e| e.into_inner());
         if *r != ready {
@@ -168,6 +182,9 @@ impl Status {
             let leader = self.leader.load(Ordering::SeqCst);
             if *ready || (leader != 0 && self.role.load(Ordering::SeqCst) != 1) {
                 return Some(leader);
+            }
+            if lock(&self.failure).is_some() {
+                return None;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -212,6 +229,23 @@ const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 /// How often a request refused with "not the leader" is sent again (to the new leader).
 const FORWARD_ATTEMPTS: usize = 50;
 
+/// The error of a write to a node whose driver stopped.
+fn stopped(failure: &Error) -> Error {
+    let message = format!("this node stopped accepting writes after a storage failure: {failure}");
+    match failure {
+        Error::DiskFull(_) => Error::DiskFull(message),
+        _ => Error::Io(message),
+    }
+}
+
+/// A Raft error as the crate's: storage failures keep whether the disk is full.
+fn from_raft(e: raft::Error) -> Error {
+    match e {
+        raft::Error::DiskFull(s) => Error::DiskFull(format!("could not write to disk: {s}")),
+        e => Error::Io(format!("raft: {e}")),
+    }
+}
+
 /// How long a statement waits for a leader to exist before failing.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -224,8 +258,7 @@ impl Replica {
         mvcc: Arc<Mvcc>,
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Replica>> {
-        let raft_error = |e: raft::Error| Error::Io(format!("raft: {e}"));
-        let store = SledLogStore::open(tree).map_err(raft_error)?;
+        let store = SledLogStore::open(tree).map_err(from_raft)?;
         let mut raft_config = raft::Config::new(config.id);
         raft_config.election_timeout = config.election_ticks;
         raft_config.heartbeat_interval = config.heartbeat_ticks;
@@ -234,7 +267,7 @@ impl Replica {
         let applied = mvcc.raft_applied_index()?;
         let rng = rand::rngs::StdRng::from_entropy();
         let node = raft::Node::new(raft_config, Membership::with_voters(config.voters.clone()), store, applied, rng)
-            .map_err(raft_error)?;
+            .map_err(from_raft)?;
         let status = Arc::new(Status::default());
         status.single_voter.store(config.voters.len() == 1, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel();
@@ -268,6 +301,11 @@ impl Replica {
         });
         mvcc.set_replicator(replica.clone());
         Ok(replica)
+    }
+
+    /// Why this node stopped accepting writes, once a storage failure stopped its driver.
+    pub fn failure(&self) -> Option<Error> {
+        self.status.failure()
     }
 
     /// This node's id.
@@ -376,7 +414,11 @@ impl Replica {
     /// The leader to talk to (None: this node, ready to commit), waiting for an election if
     /// there is none.
     fn leader(&self) -> Result<Option<NodeId>> {
-        match self.status.wait_for_leader(LEADER_WAIT) {
+        let leader = self.status.wait_for_leader(LEADER_WAIT);
+        if let Some(failure) = self.status.failure() {
+            return Err(stopped(&failure));
+        }
+        match leader {
             Some(_) if self.status.is_ready() => Ok(None),
             Some(leader) => Ok(Some(leader)),
             None => Err(Error::Io("no Raft leader: is a majority of the cluster up?".into())),
@@ -497,10 +539,10 @@ impl Driver {
                 if self.node.is_leader() {
                     break;
                 }
-                let step =
-                    self.node.tick().map_err(|e| Error::Io(format!("raft: {e}"))).and_then(|rd| self.process(rd));
+                let step = self.node.tick().map_err(from_raft).and_then(|rd| self.process(rd));
                 if let Err(e) = step {
                     tracing::error!(error = %e, "raft driver stopped");
+                    self.fail_all(&e);
                     return;
                 }
             }
@@ -550,12 +592,12 @@ impl Driver {
                     if next_tick < Instant::now() {
                         next_tick = Instant::now() + self.tick;
                     }
-                    let rd = self.node.tick().map_err(|e| Error::Io(format!("raft: {e}")))?;
+                    let rd = self.node.tick().map_err(from_raft)?;
                     self.process(rd)?;
                     self.sync_peers();
                 }
                 loop {
-                    let rd = self.node.ready().map_err(|e| Error::Io(format!("raft: {e}")))?;
+                    let rd = self.node.ready().map_err(from_raft)?;
                     if rd.is_empty() {
                         break;
                     }
@@ -577,10 +619,9 @@ impl Driver {
     }
 
     fn handle(&mut self, event: Event, stop: &mut bool) -> Result<()> {
-        let raft_error = |e: raft::Error| Error::Io(format!("raft: {e}"));
         match event {
             Event::Message(message) => {
-                let rd = self.node.step(message).map_err(raft_error)?;
+                let rd = self.node.step(message).map_err(from_raft)?;
                 self.process(rd)?;
             }
             Event::Propose(batch, done) => {
@@ -594,7 +635,7 @@ impl Driver {
                         let term = self.node.term();
                         self.waiters.insert(index, Proposal { term, batch, done });
                     }
-                    Err(e @ raft::Error::Storage(_)) => return Err(raft_error(e)),
+                    Err(e @ (raft::Error::Storage(_) | raft::Error::DiskFull(_))) => return Err(from_raft(e)),
                     Err(_) => {
                         self.mvcc.abandon(&batch);
                         let _ =
@@ -620,7 +661,7 @@ impl Driver {
             Event::ChangeMembership(change, done) => {
                 let result = self.node.propose_conf_change(change).map(|_| ()).map_err(|e| match e {
                     raft::Error::NotLeader(leader) => Error::NotLeader(leader),
-                    e @ raft::Error::Storage(_) => Error::Io(format!("raft: {e}")),
+                    e @ (raft::Error::Storage(_) | raft::Error::DiskFull(_)) => from_raft(e),
                     other => Error::InvalidParameter(other.to_string()),
                 });
                 let _ = done.send(result);
@@ -634,7 +675,7 @@ impl Driver {
             }
             Event::Compact(index, data) => {
                 self.snapshotting = false;
-                self.node.compact(index, data).map_err(raft_error)?;
+                self.node.compact(index, data).map_err(from_raft)?;
             }
             Event::Stop => *stop = true,
         }
@@ -794,6 +835,6 @@ impl Driver {
         for (_, done) in self.reads.drain() {
             let _ = done.send(Err(error.clone()));
         }
-        self.status.set_ready(false);
+        self.status.fail(error);
     }
 }

@@ -33,8 +33,16 @@ fn entry_key(index: Index) -> [u8; 9] {
     key
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> Error {
-    Error::Storage(e.to_string())
+/// A storage failure, described by its cause (an I/O error by its own message: sled's
+/// display of one is its debug form).
+fn storage<E: std::fmt::Display + 'static>(e: E) -> Error {
+    match (&e as &dyn std::any::Any).downcast_ref::<sled::Error>() {
+        Some(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::StorageFull => {
+            Error::DiskFull("no space left on device".into())
+        }
+        Some(sled::Error::Io(io)) => Error::Storage(io.to_string()),
+        _ => Error::Storage(e.to_string()),
+    }
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {

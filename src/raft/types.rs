@@ -31,6 +31,8 @@ pub enum Error {
     /// The storage layer failed. The node must be considered crashed: drop
     /// it and rebuild it from storage.
     Storage(String),
+    /// The storage layer failed because its disk is full; as [`Error::Storage`].
+    DiskFull(String),
 }
 
 impl fmt::Display for Error {
@@ -42,6 +44,7 @@ impl fmt::Display for Error {
             Error::ConfChangePending => write!(f, "membership change pending"),
             Error::Invalid(s) => write!(f, "invalid request: {s}"),
             Error::Storage(s) => write!(f, "storage error: {s}"),
+            Error::DiskFull(s) => write!(f, "disk full: {s}"),
         }
     }
 }

@@ -16,7 +16,7 @@ pub struct SledStorage {
 
 fn io(err: sled::Error) -> Error {
     match err {
-        sled::Error::Io(e) => Error::Io(e.to_string()),
+        sled::Error::Io(e) => Error::from(e),
         sled::Error::Corruption { .. } => Error::Corruption(err.to_string()),
         other => Error::Io(other.to_string()),
     }
