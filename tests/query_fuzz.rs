@@ -143,7 +143,7 @@ impl Gen {
                     self.pick(&["+", "-", "*", "/", "%", "||", "=", "<", "<>", ">=", "AND", "OR", "->", "->>", "@>"]);
                 format!("({} {op} {})", self.expr(d), self.expr(d))
             }
-            2 | 3 | 4 => {
+            2..=4 => {
                 let (name, arity) = FUNCTIONS[self.rng.gen_range(0..FUNCTIONS.len())];
                 let args: Vec<String> = (0..arity).map(|_| self.expr(d)).collect();
                 format!("{name}({})", args.join(", "))
