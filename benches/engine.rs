@@ -156,6 +156,7 @@ fn expressions(c: &mut Criterion) {
         session: &info,
         cancel: None,
         sequences: Default::default(),
+        memory: chronos::sql::execution::memory::Memory::new(1 << 30),
     };
     // temp * 1.8 + 32 > 75 AND device = 'sensor-7'
     let expr = Expr::Binary(

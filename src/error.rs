@@ -114,6 +114,8 @@ pub enum Error {
     StatementTooComplex(String),
     /// A value or collection larger than the server builds (54000).
     ProgramLimitExceeded(String),
+    /// A statement needs more memory than its budget (53200).
+    OutOfMemory(String),
     /// A schema that does not exist was named.
     InvalidSchemaName(String),
     /// The statement was cancelled on request.
@@ -183,6 +185,7 @@ impl Error {
             Error::NotLeader(_) => "40001",
             Error::StatementTooComplex(_) => "54001",
             Error::ProgramLimitExceeded(_) => "54000",
+            Error::OutOfMemory(_) => "53200",
             Error::InvalidSchemaName(_) => "3F000",
             Error::QueryCanceled | Error::QueryCanceledWith(_) => "57014",
             Error::Corruption(_) => "XX001",
@@ -268,6 +271,7 @@ impl fmt::Display for Error {
             | Error::DiskFull(m)
             | Error::StatementTooComplex(m)
             | Error::ProgramLimitExceeded(m)
+            | Error::OutOfMemory(m)
             | Error::Internal(m) => write!(f, "{m}"),
             Error::InvalidSchemaName(name) => write!(f, "schema \"{name}\" does not exist"),
             Error::AmbiguousColumn(name) => write!(f, "column reference \"{name}\" is ambiguous"),

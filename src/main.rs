@@ -81,6 +81,10 @@ struct ServerArgs {
     /// Storage page cache in MiB (sled's estimate; the process uses somewhat more).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_CACHE_MB")]
     cache_mb: u64,
+    /// Memory one statement may hold (sorts, hash tables, groups, materialized rows, the rows
+    /// it writes), in MiB; past it the statement fails with SQLSTATE 53200.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_STATEMENT_MEMORY_MB")]
+    statement_memory_mb: u64,
     /// Memory for column snapshots of tables, which full scans read instead of storage, in MiB
     /// (0 turns them off).
     #[arg(long, default_value_t = 128, env = "CHRONOS_COLUMN_CACHE_MB")]
@@ -140,6 +144,7 @@ fn main() -> std::process::ExitCode {
         snapshot_threshold,
         cache_mb,
         column_cache_mb,
+        statement_memory_mb,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
@@ -212,6 +217,7 @@ fn main() -> std::process::ExitCode {
         snapshot_threshold,
         cache_bytes: cache_mb << 20,
         column_cache_bytes: column_cache_mb.saturating_mul(1 << 20),
+        statement_memory_bytes: statement_memory_mb.saturating_mul(1 << 20),
         ..NodeConfig::default()
     };
     // Statements run on the runtime's threads. Their stacks hold the passes over a statement's

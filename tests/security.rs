@@ -312,3 +312,53 @@ async fn the_audit_log_records_logins_role_and_schema_changes_and_cluster_reques
     // Reads and writes of rows are not audited.
     assert!(!text.contains("INSERT") && !text.contains("SELECT *"), "{text}");
 }
+
+#[tokio::test]
+async fn statements_past_their_memory_budget_fail_with_53200() {
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_STATEMENT_MEMORY_MB", "16")]);
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE t (i INT8 PRIMARY KEY)").await.unwrap();
+    for sql in [
+        "SELECT i FROM generate_series(1, 2000000) i ORDER BY i DESC LIMIT 1",
+        "SELECT count(*) FROM (SELECT DISTINCT i FROM generate_series(1, 2000000) i) d",
+        "SELECT i, count(*) FROM generate_series(1, 2000000) i GROUP BY i LIMIT 1",
+        "SELECT count(DISTINCT i) FROM generate_series(1, 2000000) i",
+        "SELECT length(string_agg(repeat('x', 1000), ',')) FROM generate_series(1, 100000)",
+        "SELECT count(*) FROM generate_series(1, 1000000) a JOIN generate_series(1, 1000000) b ON a = b",
+        "SELECT row_number() OVER (ORDER BY i) FROM generate_series(1, 2000000) i LIMIT 1",
+        "SELECT count(*) FROM (SELECT i FROM generate_series(1, 1000000) i UNION SELECT i FROM generate_series(1, 1000000) i) u",
+        "INSERT INTO t SELECT i FROM generate_series(1, 2000000) i",
+    ] {
+        let err = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&err), "53200", "{sql}: {err:?}");
+    }
+    // COPY FROM counts the rows it has written so far.
+    let sink = client.copy_in("COPY t FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    let mut failed = None;
+    for chunk in 0..400 {
+        let data: String = (chunk * 5000..(chunk + 1) * 5000).map(|i| format!("{i}\n")).collect();
+        if let Err(e) = futures::SinkExt::send(&mut sink, bytes::Bytes::from(data)).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => sink.finish().await.expect_err("a 2M-row COPY fit in 16 MB"),
+    };
+    assert_eq!(code(&err), "53200", "{err:?}");
+    // Within the budget the same shapes run, and a streamed result is not held at all.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM (SELECT DISTINCT i % 1000 FROM generate_series(1, 200000) i) d", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1000);
+    let messages = client.simple_query("SELECT i FROM generate_series(1, 3000000) i").await.unwrap();
+    let rows = messages.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count();
+    assert_eq!(rows, 3_000_000);
+    client.batch_execute("INSERT INTO t SELECT i FROM generate_series(1, 1000) i").await.unwrap();
+    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1000);
+}

@@ -162,7 +162,7 @@ impl Column {
                 None => false,
             },
             (Data::Values(values), _) => {
-                self.bytes += value_bytes(value);
+                self.bytes += Value::approx_bytes(value);
                 values.push(value.clone());
                 true
             }
@@ -174,7 +174,7 @@ impl Column {
             self.make_plain();
             self.len += 1;
             if let Data::Values(values) = &mut self.data {
-                self.bytes += value_bytes(value);
+                self.bytes += Value::approx_bytes(value);
                 values.push(value.clone());
             }
         }
@@ -194,7 +194,7 @@ impl Column {
     /// Turns the column into plain values (`len` rows).
     fn make_plain(&mut self) {
         let values: Vec<Value> = (0..self.len).map(|row| self.get(row)).collect();
-        self.bytes = values.iter().map(value_bytes).sum::<usize>() + self.nulls.as_ref().map_or(0, Vec::len);
+        self.bytes = values.iter().map(Value::approx_bytes).sum::<usize>() + self.nulls.as_ref().map_or(0, Vec::len);
         self.data = Data::Values(values);
     }
 
@@ -210,18 +210,6 @@ impl Column {
             Data::Values(values) => values[row].clone(),
         }
     }
-}
-
-/// A rough size of a value in memory.
-fn value_bytes(value: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match value {
-            Value::Text(s) => s.len(),
-            Value::Bytea(b) => b.len(),
-            Value::Jsonb(j) => j.to_string().len() * 2,
-            Value::Array(a) => a.iter().map(value_bytes).sum(),
-            _ => 0,
-        }
 }
 
 /// Rows per chunk: appending copies at most the last chunk when readers hold it.

@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub cache_bytes: u64,
     /// Memory budget of column snapshots, in bytes (0: none).
     pub column_cache_bytes: u64,
+    /// Memory budget of each statement, in bytes: past it the statement fails with 53200.
+    pub statement_memory_bytes: u64,
 }
 
 /// A single node compacts its Raft log at least this often (entries).
@@ -73,6 +75,7 @@ impl Default for NodeConfig {
             snapshot_threshold: 50_000,
             cache_bytes: 256 << 20,
             column_cache_bytes: crate::mvcc::columns::DEFAULT_BUDGET as u64,
+            statement_memory_bytes: crate::sql::session::DEFAULT_STATEMENT_MEMORY as u64,
         }
     }
 }
@@ -212,6 +215,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
     engine.mvcc().column_cache().set_budget(usize::try_from(config.column_cache_bytes).unwrap_or(usize::MAX));
+    engine.set_statement_memory(usize::try_from(config.statement_memory_bytes).unwrap_or(usize::MAX));
     // A single node is a Raft group of one.
     let (replica, internode) = match &config.cluster {
         None => {

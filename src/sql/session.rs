@@ -16,12 +16,30 @@ use std::sync::Arc;
 /// The shared database engine: MVCC storage and everything sessions share.
 pub struct Engine {
     mvcc: Arc<Mvcc>,
+    /// Each statement's memory budget in bytes ([`execution::memory`]).
+    statement_memory: std::sync::atomic::AtomicUsize,
 }
+
+/// The default memory budget of a statement.
+pub const DEFAULT_STATEMENT_MEMORY: usize = 1 << 30;
 
 impl Engine {
     /// Opens the engine over a storage engine.
     pub fn open(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self { mvcc: Mvcc::new(storage)? }))
+        Ok(Arc::new(Self {
+            mvcc: Mvcc::new(storage)?,
+            statement_memory: std::sync::atomic::AtomicUsize::new(DEFAULT_STATEMENT_MEMORY),
+        }))
+    }
+
+    /// Sets each statement's memory budget.
+    pub fn set_statement_memory(&self, bytes: usize) {
+        self.statement_memory.store(bytes, Ordering::Relaxed);
+    }
+
+    /// A fresh budget for one statement.
+    fn statement_memory(&self) -> execution::memory::Memory {
+        execution::memory::Memory::new(self.statement_memory.load(Ordering::Relaxed))
     }
 
     pub fn mvcc(&self) -> &Arc<Mvcc> {
@@ -120,6 +138,10 @@ struct CopyIn {
     /// The COPY's own transaction when it runs outside a transaction block.
     txn: Option<Transaction>,
     count: u64,
+    /// The rows written so far, held against the statement's memory budget (they wait in
+    /// the transaction until it commits).
+    held: execution::memory::Reservation,
+    held_memory: execution::memory::Memory,
 }
 
 /// Transaction status, as ReadyForQuery reports it.
@@ -563,6 +585,7 @@ impl Session {
             session: &info,
             cancel: Some(self.cancel.clone()),
             sequences: Default::default(),
+            memory: self.engine.statement_memory(),
         };
         let engine = self.engine.clone();
         self.execute_plan(&mut ctx, plan, engine.as_ref())
@@ -784,8 +807,10 @@ impl Session {
             return Err(Error::Internal("COPY FROM without a COPY plan".into()));
         };
         let columns = targets.len();
-        self.copy_in =
-            Some(CopyIn { table, targets, defaults, parser: super::copy::CopyParser::new(format), txn: own, count: 0 });
+        let held_memory = self.engine.statement_memory();
+        let held = held_memory.reserve();
+        let parser = super::copy::CopyParser::new(format);
+        self.copy_in = Some(CopyIn { table, targets, defaults, parser, txn: own, count: 0, held, held_memory });
         Ok(Outcome::CopyIn { columns })
     }
 
@@ -835,6 +860,7 @@ impl Session {
         }
         let mut rows = Vec::with_capacity(records.len());
         for record in records {
+            let record_bytes: usize = record.iter().flatten().map(String::len).sum();
             if record.len() != state.targets.len() {
                 let what = if record.len() > state.targets.len() {
                     "extra data after last expected column"
@@ -860,6 +886,7 @@ impl Session {
             for (column, default) in &state.defaults {
                 row[*column] = default.clone();
             }
+            state.held.grow(row.len() * std::mem::size_of::<Value>() + record_bytes)?;
             rows.push(row);
         }
         let source = crate::sql::planner::plan::Node::Values { rows };
@@ -879,6 +906,7 @@ impl Session {
             session: &info,
             cancel: Some(self.cancel.clone()),
             sequences: Default::default(),
+            memory: state.held_memory.clone(),
         };
         let result = dml::insert(
             &mut ctx,

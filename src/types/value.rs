@@ -52,6 +52,20 @@ impl Interval {
 }
 
 impl Value {
+    /// A rough size of the value in memory, its heap data included.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Value>()
+            + match self {
+                Value::Text(s) => s.len(),
+                Value::Bytea(b) => b.len(),
+                Value::Jsonb(j) => j.to_string().len() * 2,
+                Value::Array(a) => a.iter().map(Value::approx_bytes).sum(),
+                _ => 0,
+            }
+    }
+}
+
+impl Value {
     /// The value's natural data type; `None` for NULL.
     pub fn data_type(&self) -> Option<DataType> {
         Some(match self {

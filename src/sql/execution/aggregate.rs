@@ -23,13 +23,21 @@ pub fn execute(
     let mut ordered: HashMap<(usize, usize), Vec<(Row, Row)>> = HashMap::new();
     let mut key = Vec::with_capacity(group_by.len());
     let mut args = Vec::new();
+    // Groups, and the inputs of aggregates that keep them (array_agg, string_agg, ordered or
+    // DISTINCT aggregates, percentiles), are held against the statement's memory budget.
+    let mut held = ctx.memory.reserve();
+    let group_bytes = 64 * aggregates.len().max(1);
     if !from_snapshot(source, group_by, aggregates, &mut groups, ctx)? {
         super::execute(source, ctx, &mut |ctx, row| {
             key.clear();
             for e in group_by {
                 key.push(eval(e, &row, ctx)?);
             }
+            let before = groups.list.len();
             let slot = groups.slot(&key, aggregates);
+            if groups.list.len() > before {
+                held.grow(super::memory::row_bytes(&key) * 2 + group_bytes)?;
+            }
             for (i, (agg, acc)) in aggregates.iter().zip(groups.list[slot].1.iter_mut()).enumerate() {
                 if let Some(filter) = &agg.filter {
                     if truth(eval(filter, &row, ctx)?)? != Some(true) {
@@ -39,6 +47,9 @@ pub fn execute(
                 args.clear();
                 for a in &agg.args {
                     args.push(eval(a, &row, ctx)?);
+                }
+                if agg.distinct || !agg.order_by.is_empty() || agg.function.keeps_inputs() {
+                    held.add_row(&args)?;
                 }
                 if agg.order_by.is_empty() {
                     acc.add(&args)?;

@@ -2,7 +2,7 @@
 //! enforcing NOT NULL, primary key and unique constraints.
 
 use super::eval::{eval, truth};
-use super::{collect, Context, Row};
+use super::{Context, Row};
 use crate::catalog::Table;
 use crate::error::{Error, Result};
 use crate::sql::planner::plan::{Expr, Node, OnConflict};
@@ -121,7 +121,8 @@ pub fn insert(
     returning: Option<&[Expr]>,
     row_ids: &dyn RowIds,
 ) -> Result<WriteResult> {
-    let rows = collect(source, ctx)?;
+    let mut held = ctx.memory.reserve();
+    let rows = super::collect_held(source, ctx, &mut held)?;
     let mut result = WriteResult { count: 0, returning: Vec::new() };
     let mut touched: HashSet<Vec<u8>> = HashSet::new();
     for row in rows {
@@ -204,7 +205,8 @@ pub fn update(
     returning: Option<&[Expr]>,
 ) -> Result<WriteResult> {
     let width = table.columns.len();
-    let rows = collect(source, ctx)?;
+    let mut held = ctx.memory.reserve();
+    let rows = super::collect_held(source, ctx, &mut held)?;
     let mut result = WriteResult { count: 0, returning: Vec::new() };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     for row in rows {
@@ -233,7 +235,8 @@ pub fn update(
 /// Executes a DELETE whose source rows are `table row ++ key ++ extra`.
 pub fn delete(ctx: &mut Context, table: &Table, source: &Node, returning: Option<&[Expr]>) -> Result<WriteResult> {
     let width = table.columns.len();
-    let rows = collect(source, ctx)?;
+    let mut held = ctx.memory.reserve();
+    let rows = super::collect_held(source, ctx, &mut held)?;
     let mut result = WriteResult { count: 0, returning: Vec::new() };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     for row in rows {

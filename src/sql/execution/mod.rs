@@ -10,6 +10,7 @@ pub mod arith;
 mod catalog_fns;
 pub mod dml;
 pub mod eval;
+pub mod memory;
 mod ops;
 pub(crate) mod regex;
 pub mod sequences;
@@ -76,6 +77,8 @@ pub struct Context<'a> {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Sequences `nextval` has already looked up and checked in this statement, by name.
     pub sequences: HashMap<String, crate::catalog::sequences::Sequence>,
+    /// The statement's memory budget.
+    pub memory: memory::Memory,
 }
 
 impl Context<'_> {
@@ -96,10 +99,18 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
     ops::execute(node, ctx, sink)
 }
 
-/// Runs `node` and collects its rows.
+/// Runs `node` and collects its rows, held against the statement's memory budget while they
+/// are collected (a caller that keeps them uses [`collect_held`]).
 pub fn collect(node: &Node, ctx: &mut Context) -> Result<Vec<Row>> {
+    let mut held = ctx.memory.reserve();
+    collect_held(node, ctx, &mut held)
+}
+
+/// Runs `node` and collects its rows, held in `held` for as long as it lives.
+pub fn collect_held(node: &Node, ctx: &mut Context, held: &mut memory::Reservation) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     execute(node, ctx, &mut |_, row| {
+        held.add_row(&row)?;
         rows.push(row);
         Ok(true)
     })?;

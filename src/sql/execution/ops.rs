@@ -196,11 +196,13 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         Node::Window { source, calls } => window::execute(source, calls, ctx, sink),
         Node::Sort { source, keys } => {
             let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
+            let mut held = ctx.memory.reserve();
             execute(source, ctx, &mut |ctx, row| {
                 let mut k = Vec::with_capacity(keys.len());
                 for key in keys {
                     k.push(eval(&key.expr, &row, ctx)?);
                 }
+                held.grow(super::memory::row_bytes(&k) + super::memory::row_bytes(&row))?;
                 keyed.push((k, row));
                 Ok(true)
             })?;
@@ -230,6 +232,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         }
         Node::Distinct { source, on } => {
             let mut seen: HashSet<Row> = HashSet::new();
+            let mut held = ctx.memory.reserve();
             execute(source, ctx, &mut |ctx, row| {
                 let key = match on {
                     Some(exprs) => {
@@ -241,6 +244,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                     }
                     None => row.clone(),
                 };
+                held.add_row(&key)?;
                 if seen.insert(key) {
                     sink(ctx, row)
                 } else {
@@ -249,7 +253,8 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             })
         }
         Node::NestedLoopJoin { left, right, kind, predicate, left_width, right_width } => {
-            let right_rows = super::collect(right, ctx)?;
+            let mut held = ctx.memory.reserve();
+            let right_rows = super::collect_held(right, ctx, &mut held)?;
             let shape = JoinShape { kind: *kind, left_width: *left_width, right_width: *right_width };
             join(left, &right_rows, shape, predicate.as_ref(), ctx, sink, &mut |_, _| Ok(None))
         }
@@ -280,13 +285,15 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             Ok(true)
         }),
         Node::HashJoin { left, right, kind, left_keys, right_keys, residual, left_width, right_width } => {
-            let right_rows = super::collect(right, ctx)?;
+            let mut held = ctx.memory.reserve();
+            let right_rows = super::collect_held(right, ctx, &mut held)?;
             let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
             for (i, row) in right_rows.iter().enumerate() {
                 let mut key = Vec::with_capacity(right_keys.len());
                 for e in right_keys {
                     key.push(eval(e, row, ctx)?);
                 }
+                held.add_row(&key)?;
                 // NULL never equals anything: such rows can only appear unmatched.
                 if !key.iter().any(Value::is_null) {
                     table.entry(key).or_default().push(i);
@@ -306,8 +313,13 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         Node::Recursive { id, anchor, recursive, distinct } => {
             let mut seen: HashSet<Row> = HashSet::new();
             let mut round: Vec<Row> = Vec::new();
+            // Rows seen stay held for the whole query; each round's rows while they are used.
+            let mut seen_held = ctx.memory.reserve();
             for row in super::collect(anchor, ctx)? {
                 if !*distinct || seen.insert(row.clone()) {
+                    if *distinct {
+                        seen_held.add_row(&row)?;
+                    }
                     round.push(row);
                 }
             }
@@ -319,8 +331,12 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                     }
                 }
                 ctx.working_tables.insert(*id, std::sync::Arc::new(std::mem::take(&mut round)));
-                for row in super::collect(recursive, ctx)? {
+                let mut round_held = ctx.memory.reserve();
+                for row in super::collect_held(recursive, ctx, &mut round_held)? {
                     if !*distinct || seen.insert(row.clone()) {
+                        if *distinct {
+                            seen_held.add_row(&row)?;
+                        }
                         round.push(row);
                     }
                 }
@@ -675,6 +691,14 @@ fn count_value(expr: Option<&Expr>, what: &str, ctx: &mut Context) -> Result<Opt
     }
 }
 
+/// Hands a row to the consumer of a set operation. A chain of set operations (`SELECT …
+/// UNION ALL SELECT … UNION ALL …`) nests one consumer per operation, and every row of the
+/// innermost passes through all of them: this keeps that chain on a stack with room.
+#[recursive::recursive]
+fn forward(sink: &mut Sink, ctx: &mut Context, row: Row) -> Result<bool> {
+    sink(ctx, row)
+}
+
 fn set_operation(
     op: SetOperator,
     all: bool,
@@ -687,7 +711,7 @@ fn set_operation(
         SetOperator::Union if all => {
             let mut go_on = true;
             execute(left, ctx, &mut |ctx, row| {
-                go_on = sink(ctx, row)?;
+                go_on = forward(sink, ctx, row)?;
                 Ok(go_on)
             })?;
             if go_on {
@@ -697,6 +721,7 @@ fn set_operation(
         }
         SetOperator::Union => {
             let mut seen: HashSet<Row> = HashSet::new();
+            let mut held = ctx.memory.reserve();
             let mut go_on = true;
             for side in [left, right] {
                 if !go_on {
@@ -704,7 +729,8 @@ fn set_operation(
                 }
                 execute(side, ctx, &mut |ctx, row| {
                     if seen.insert(row.clone()) {
-                        go_on = sink(ctx, row)?;
+                        held.add_row(&row)?;
+                        go_on = forward(sink, ctx, row)?;
                     }
                     Ok(go_on)
                 })?;
@@ -713,7 +739,8 @@ fn set_operation(
         }
         SetOperator::Intersect | SetOperator::Except => {
             let mut counts: HashMap<Row, usize> = HashMap::new();
-            for row in super::collect(right, ctx)? {
+            let mut held = ctx.memory.reserve();
+            for row in super::collect_held(right, ctx, &mut held)? {
                 *counts.entry(row).or_insert(0) += 1;
             }
             let mut emitted: HashSet<Row> = HashSet::new();
@@ -738,7 +765,7 @@ fn set_operation(
                     (_, false) => count.is_none() && emitted.insert(row.clone()),
                 };
                 if keep {
-                    sink(ctx, row)
+                    forward(sink, ctx, row)
                 } else {
                     Ok(true)
                 }

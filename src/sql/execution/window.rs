@@ -13,7 +13,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 pub fn execute(source: &Node, calls: &[WindowCall], ctx: &mut Context, sink: &mut Sink) -> Result<()> {
-    let rows = super::collect(source, ctx)?;
+    let mut held = ctx.memory.reserve();
+    let rows = super::collect_held(source, ctx, &mut held)?;
     let mut results: Vec<Vec<Value>> = vec![Vec::with_capacity(calls.len()); rows.len()];
     for call in calls {
         let values = compute(call, &rows, ctx)?;

@@ -175,6 +175,23 @@ impl Statistic {
     }
 }
 
+impl AggregateFunction {
+    /// True for aggregates that keep every input until they finish (their state grows with
+    /// the input, not with the groups).
+    pub fn keeps_inputs(self) -> bool {
+        matches!(
+            self,
+            AggregateFunction::StringAgg
+                | AggregateFunction::ArrayAgg
+                | AggregateFunction::JsonbAgg
+                | AggregateFunction::JsonbObjectAgg
+                | AggregateFunction::PercentileCont
+                | AggregateFunction::PercentileDisc
+                | AggregateFunction::Mode
+        )
+    }
+}
+
 /// A window function call over partitions of the input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowCall {
