@@ -195,11 +195,14 @@ impl AuthMechanism for AdmittedScram {
         message: PasswordMessageFamily,
     ) -> PgWireResult<AuthState> {
         let state = self.scram.next(client, message).await;
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let wrong_password = || fatal("28P01", format!("password authentication failed for user \"{user}\""));
         let admitted = match &state {
             Ok(AuthState::Ok { .. }) => admit(&self.shared, client),
             Ok(AuthState::InProgress(_)) => return state,
-            Ok(AuthState::Failed(_)) => Err(fatal("28P01", "password authentication failed".into())),
-            Err(e) => Err(fatal("28P01", e.to_string())),
+            Ok(AuthState::Failed(_)) | Err(PgWireError::InvalidPassword(_)) => Err(wrong_password()),
+            // A SASL exchange that breaks the protocol (an unknown mechanism, a malformed message).
+            Err(e) => Err(fatal("08P01", e.to_string())),
         };
         audit_login(&self.shared, client, "SCRAM-SHA-256", &admitted);
         admitted?;

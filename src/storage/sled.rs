@@ -104,7 +104,15 @@ mod tests {
             let storage = SledStorage::open(dir.path()).unwrap();
             crate::storage::tests::check_engine(&storage);
         }
-        let storage = SledStorage::open(dir.path()).unwrap();
+        // sled's flusher thread can hold the directory's lock for a moment after the database
+        // is dropped; a reopen in the same process waits for it.
+        let reopened = (0..50).find_map(|_| {
+            SledStorage::open(dir.path()).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                None
+            })
+        });
+        let storage = reopened.expect("reopen");
         assert_eq!(storage.get(b"d").unwrap(), Some(b"5".to_vec()));
         assert_eq!(storage.get(b"a").unwrap(), None);
     }
