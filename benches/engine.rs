@@ -155,6 +155,7 @@ fn expressions(c: &mut Criterion) {
         now: 0,
         session: &info,
         cancel: None,
+        deadline: None,
         sequences: Default::default(),
         memory: chronos::sql::execution::memory::Memory::new(1 << 30),
     };

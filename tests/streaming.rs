@@ -99,6 +99,20 @@ async fn an_error_part_way_ends_the_result_and_the_session_goes_on() {
     client.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
     let err = client.simple_query("SELECT i FROM generate_series(1, 1000000000) i").await.unwrap_err();
     assert_eq!(code(&err), "57014", "{err:?}");
+    // It also stops long work on a single row, and counts from the start of each statement
+    // (a SET earlier in the same query string applies to the statements after it).
+    for sql in [
+        "SELECT length(regexp_replace(repeat('ab', 20000000), 'a', 'x', 'g'))",
+        "SELECT count(*) FROM regexp_split_to_table(repeat('ab', 20000000), 'a')",
+        "SELECT count(*) FROM regexp_matches(repeat('ab', 20000000), 'a', 'g')",
+    ] {
+        let started = std::time::Instant::now();
+        let err = client.simple_query(&format!("SET statement_timeout = '200ms'; {sql}")).await.unwrap_err();
+        assert_eq!(code(&err), "57014", "{sql}: {err:?}");
+        let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+        assert!(message.contains("statement timeout"), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{sql} ran {:?}", started.elapsed());
+    }
     client.batch_execute("SET statement_timeout = 0").await.unwrap();
     let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);

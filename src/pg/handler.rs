@@ -195,7 +195,7 @@ impl Activity {
         if let Some(s) = session {
             let in_transaction = s.transaction_state() != crate::sql::TransactionState::Idle;
             let name = if in_transaction { "idle_in_transaction_session_timeout" } else { "idle_session_timeout" };
-            let limit = s.setting(name).and_then(parse_duration_ms).unwrap_or(0);
+            let limit = s.setting(name).and_then(crate::sql::session::parse_duration_ms).unwrap_or(0);
             self.in_transaction.store(in_transaction, Ordering::SeqCst);
             self.limit_ms.store(limit, Ordering::SeqCst);
         }
@@ -233,44 +233,6 @@ impl Drop for Handler {
         let guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = guard.as_ref() {
             self.shared.cancels.remove(s.info.backend_pid);
-        }
-    }
-}
-
-/// The session's cancel flag and its `statement_timeout` (None when 0 or unset).
-fn statement_limits(session: &mut Session) -> (Arc<AtomicBool>, Option<std::time::Duration>) {
-    let timeout = session.setting("statement_timeout").and_then(parse_duration_ms).filter(|ms| *ms > 0);
-    (session.cancel.clone(), timeout.map(std::time::Duration::from_millis))
-}
-
-/// PostgreSQL's time settings: a number of milliseconds, or with a unit (`ms`, `s`, `min`, `h`).
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let t = text.trim().trim_matches('\'').to_ascii_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    Some(match unit.trim() {
-        "" | "ms" => n,
-        "s" => n * 1000,
-        "min" => n * 60_000,
-        "h" => n * 3_600_000,
-        _ => return None,
-    })
-}
-
-/// Awaits a statement; past `timeout` it raises the cancel flag, so the statement stops at
-/// its next check with 57014, and then waits for it to return.
-async fn with_timeout<T>(
-    mut task: tokio::task::JoinHandle<T>,
-    cancel: Arc<AtomicBool>,
-    timeout: Option<std::time::Duration>,
-) -> std::result::Result<T, tokio::task::JoinError> {
-    let Some(limit) = timeout else { return task.await };
-    tokio::select! {
-        done = &mut task => done,
-        _ = tokio::time::sleep(limit) => {
-            cancel.store(true, Ordering::Relaxed);
-            task.await
         }
     }
 }
@@ -401,8 +363,7 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let busy = BusyGuard::new(self);
-        let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
-        let timer = stream::StatementTimer::start(cancel, timeout);
+        with_session(&self.shared, &self.session, client, |_| ());
         let session = self.session.clone();
         let sql = query.to_string();
         let span = tracing::debug_span!("query", peer = %self.peer);
@@ -461,7 +422,7 @@ impl SimpleQueryHandler for Handler {
         if let Some(columns) = streamed {
             let fields = Arc::new(fields(&columns, &Format::UnifiedText));
             let shared = self.shared.clone();
-            let rows = stream::data_rows(rx, fields.clone(), (busy, timer), move |results| {
+            let rows = stream::data_rows(rx, fields.clone(), busy, move |results| {
                 Handler::count_with(&shared, results);
             });
             let mut resp = QueryResponse::new(fields, rows);
@@ -605,7 +566,7 @@ impl ExtendedQueryHandler for Handler {
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
-        let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
+        with_session(&self.shared, &self.session, client, |_| ());
         let (shared, peer) = (self.shared.clone(), self.peer);
         let task = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
@@ -615,8 +576,7 @@ impl ExtendedQueryHandler for Handler {
             record_audit(&shared.audit, s, peer);
             (result, s.take_notices())
         });
-        let (result, notices) =
-            with_timeout(task, cancel, timeout).await.map_err(|e| internal(format!("statement task failed: {e}")))?;
+        let (result, notices) = task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         self.shared.metrics.statements.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
@@ -663,8 +623,7 @@ impl Handler {
         let Some(statement) = prepared.statement.clone() else { return Err(internal("no statement".into())) };
         let params = bind_parameters(portal, &prepared)?;
         let busy = BusyGuard::new(self);
-        let (cancel, timeout) = with_session(&self.shared, &self.session, client, statement_limits);
-        let timer = stream::StatementTimer::start(cancel, timeout);
+        with_session(&self.shared, &self.session, client, |_| ());
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
@@ -691,7 +650,7 @@ impl Handler {
                 send_notices(client, notices).await?;
                 let fields = Arc::new(fields(&columns, format));
                 let shared = self.shared.clone();
-                let rows = stream::data_rows(rx, fields.clone(), (busy, timer), move |results| {
+                let rows = stream::data_rows(rx, fields.clone(), busy, move |results| {
                     Handler::count_with(&shared, results);
                 });
                 let mut resp = QueryResponse::new(fields, rows);

@@ -13,7 +13,7 @@ mod framing;
 mod handler;
 mod stream;
 
-pub use handler::parse_duration_ms;
+pub use crate::sql::session::parse_duration_ms;
 
 use crate::sql::Engine;
 use pgwire::messages::startup::SecretKey;

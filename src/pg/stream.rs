@@ -14,7 +14,6 @@ use futures::stream::{self, Stream, StreamExt};
 use pgwire::api::results::FieldInfo;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -40,7 +39,7 @@ pub fn sink(tx: mpsc::Sender<Produced>) -> RowSink {
 
 /// The data rows of a streamed query: each batch encoded as it arrives, and the statement's
 /// error, if it ended with one, as the stream's last item. `keep` lives as long as the stream
-/// (the connection's busy mark, the statement timer); `done` sees the final results.
+/// (the connection's busy mark); `done` sees the final results.
 pub fn data_rows<K: Send + 'static>(
     rx: mpsc::Receiver<Produced>,
     fields: Arc<Vec<FieldInfo>>,
@@ -61,26 +60,4 @@ pub fn data_rows<K: Send + 'static>(
         };
         stream::iter(items)
     })
-}
-
-/// Raises a statement's cancel flag once its `statement_timeout` passes, unless dropped first.
-pub struct StatementTimer(Option<tokio::task::JoinHandle<()>>);
-
-impl StatementTimer {
-    pub fn start(cancel: Arc<AtomicBool>, limit: Option<std::time::Duration>) -> Self {
-        Self(limit.map(|limit| {
-            tokio::spawn(async move {
-                tokio::time::sleep(limit).await;
-                cancel.store(true, Ordering::Relaxed);
-            })
-        }))
-    }
-}
-
-impl Drop for StatementTimer {
-    fn drop(&mut self) {
-        if let Some(timer) = self.0.take() {
-            timer.abort();
-        }
-    }
 }

@@ -69,6 +69,7 @@ impl Engine {
             }),
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
+            deadline: None,
             savepoints: Vec::new(),
             copy_in: None,
             row_sink: None,
@@ -174,6 +175,8 @@ pub struct Session {
     notices: Vec<String>,
     /// Set to cancel the running statement.
     pub cancel: Arc<AtomicBool>,
+    /// When the running statement's `statement_timeout` runs out.
+    deadline: Option<std::time::Instant>,
     /// Savepoints of the open transaction, innermost last.
     savepoints: Vec<(String, Savepoint)>,
     copy_in: Option<CopyIn>,
@@ -408,6 +411,9 @@ impl Session {
         param_types: &[DataType],
     ) -> Result<Outcome> {
         self.cancel.store(false, Ordering::Relaxed);
+        // statement_timeout counts from the start of each statement, as in PostgreSQL.
+        let timeout = self.setting("statement_timeout").and_then(parse_duration_ms).filter(|ms| *ms > 0);
+        self.deadline = timeout.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
         use ast::Statement as S;
         match statement {
             S::StartTransaction { modes, .. } => {
@@ -584,6 +590,7 @@ impl Session {
             now,
             session: &info,
             cancel: Some(self.cancel.clone()),
+            deadline: self.deadline,
             sequences: Default::default(),
             memory: self.engine.statement_memory(),
         };
@@ -905,6 +912,7 @@ impl Session {
             now: super::functions::wall_clock_micros(),
             session: &info,
             cancel: Some(self.cancel.clone()),
+            deadline: self.deadline,
             sequences: Default::default(),
             memory: state.held_memory.clone(),
         };
@@ -952,6 +960,21 @@ fn stream_rows(
         sink(Streamed::Rows(batch))?;
     }
     Ok(Outcome::Rows { columns, rows: Vec::new(), tag: format!("SELECT {count}") })
+}
+
+/// PostgreSQL's time settings: a number of milliseconds, or with a unit (`ms`, `s`, `min`, `h`).
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim().trim_matches('\'').to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    Some(match unit.trim() {
+        "" | "ms" => n,
+        "s" => n * 1000,
+        "min" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => return None,
+    })
 }
 
 /// Refuses a plan `user` may not run (42501), and a write inside a read-only transaction

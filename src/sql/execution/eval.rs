@@ -221,7 +221,7 @@ pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
                     "pg_backend_pid" => Value::Int4(ctx.session.backend_pid),
                     _ if super::catalog_fns::handles(name) => super::catalog_fns::call(name, values, ctx)?,
                     _ if super::sequences::handles(name) => super::sequences::call(name, values, ctx)?,
-                    _ => functions::call(name, values, ctx.now)?,
+                    _ => functions::call(name, values, ctx.now, ctx.interrupt())?,
                 }
             }
         },

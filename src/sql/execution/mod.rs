@@ -75,6 +75,8 @@ pub struct Context<'a> {
     pub working_tables: HashMap<usize, Arc<Vec<Row>>>,
     /// Set by a cancel request; checked between pages of work.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// When `statement_timeout` runs out; checked with `cancel`.
+    pub deadline: Option<std::time::Instant>,
     /// Sequences `nextval` has already looked up and checked in this statement, by name.
     pub sequences: HashMap<String, crate::catalog::sequences::Sequence>,
     /// The statement's memory budget.
@@ -84,10 +86,34 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// Fails with 57014 if the statement was cancelled.
     pub fn check_cancel(&self) -> Result<()> {
-        match &self.cancel {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::QueryCanceled),
-            _ => Ok(()),
+        self.interrupt().check()
+    }
+
+    /// The statement's cancel flag and deadline, for work that runs long inside one row.
+    pub fn interrupt(&self) -> Interrupt<'_> {
+        Interrupt { cancel: self.cancel.as_deref(), deadline: self.deadline }
+    }
+}
+
+/// A statement's cancel flag (set by a cancel request) and its `statement_timeout` deadline,
+/// handed to functions whose work on one row can run long (regular expressions over large
+/// text).
+#[derive(Clone, Copy, Default)]
+pub struct Interrupt<'a> {
+    cancel: Option<&'a AtomicBool>,
+    deadline: Option<std::time::Instant>,
+}
+
+impl Interrupt<'_> {
+    /// Fails with 57014 if the statement was cancelled or ran out of time.
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            return Err(Error::QueryCanceled);
         }
+        if self.deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            return Err(Error::QueryCanceledWith("canceling statement due to statement timeout".into()));
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Regular-expression matching for `~` and `~*`, on the `regex` crate (whose syntax covers the
 //! POSIX-style patterns clients such as psql send). Compiled patterns are cached per thread.
 
+use super::Interrupt;
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,13 +32,19 @@ pub fn is_match(pattern: &str, text: &str) -> Result<bool> {
     with_compiled(pattern, |re| re.is_match(text))
 }
 
+/// How many matches a long-running loop handles between checks of the cancel flag.
+const MATCHES_PER_CHECK: usize = 4096;
+
 /// `text` split at every match of `pattern` (`regexp_split_to_table`). As in PostgreSQL, an
 /// empty match splits between characters, and empty matches at either end add nothing.
-pub fn split(pattern: &str, text: &str) -> Result<Vec<String>> {
+pub fn split(pattern: &str, text: &str, interrupt: Interrupt) -> Result<Vec<String>> {
     with_compiled(pattern, |re| {
         let mut pieces = Vec::new();
         let mut start = 0;
-        for m in re.find_iter(text) {
+        for (n, m) in re.find_iter(text).enumerate() {
+            if n.is_multiple_of(MATCHES_PER_CHECK) {
+                interrupt.check()?;
+            }
             if m.is_empty() && (m.start() == 0 || m.start() == text.len()) {
                 continue;
             }
@@ -45,8 +52,8 @@ pub fn split(pattern: &str, text: &str) -> Result<Vec<String>> {
             start = m.end();
         }
         pieces.push(text[start..].to_string());
-        pieces
-    })
+        Ok(pieces)
+    })?
 }
 
 /// The groups of one match (the whole match when the pattern has none), a group that did not
@@ -65,34 +72,54 @@ pub fn captures(pattern: &str, text: &str) -> Result<Option<Vec<Option<String>>>
 }
 
 /// The groups of the first match, or of every match when `global`.
-pub fn all_captures(pattern: &str, text: &str, global: bool) -> Result<Vec<Vec<Option<String>>>> {
+pub fn all_captures(pattern: &str, text: &str, global: bool, interrupt: Interrupt) -> Result<Vec<Vec<Option<String>>>> {
     with_compiled(pattern, |re| {
-        let all = re.captures_iter(text).map(|caps| groups(&caps));
-        if global {
-            all.collect()
-        } else {
-            all.take(1).collect()
+        let mut all = Vec::new();
+        for (n, caps) in re.captures_iter(text).enumerate() {
+            if n.is_multiple_of(MATCHES_PER_CHECK) {
+                interrupt.check()?;
+            }
+            all.push(groups(&caps));
+            if !global {
+                break;
+            }
         }
-    })
+        Ok(all)
+    })?
 }
 
 /// `text` with the first match of `pattern` (every match when `global`) replaced by
-/// `replacement` (the regex crate's `${n}` syntax).
-/// The result is bounded by [`crate::sql::functions::MAX_VALUE_BYTES`] before it is built:
-/// every match adds at most the replacement's text and, per group reference, the source once.
-pub fn replace(pattern: &str, text: &str, replacement: &str, global: bool) -> Result<String> {
+/// `replacement` (the regex crate's `${n}` syntax). The result is bounded by
+/// [`crate::sql::functions::MAX_VALUE_BYTES`] before it is built (every match adds at most the
+/// replacement's text and, per group reference, the source once), and both passes over the
+/// text stop when the statement is cancelled.
+pub fn replace(pattern: &str, text: &str, replacement: &str, global: bool, interrupt: Interrupt) -> Result<String> {
     with_compiled(pattern, |re| {
-        let matches = if global { re.find_iter(text).count() } else { 1 };
+        let mut matches = 0usize;
+        for _ in re.find_iter(text).take(if global { usize::MAX } else { 1 }) {
+            if matches.is_multiple_of(MATCHES_PER_CHECK) {
+                interrupt.check()?;
+            }
+            matches += 1;
+        }
         let references = replacement.matches("${").count();
         let bound = text
             .len()
             .saturating_add(matches.saturating_mul(replacement.len()))
             .saturating_add(references.saturating_mul(text.len()));
         crate::sql::functions::check_value_size(bound)?;
-        Ok(if global {
-            re.replace_all(text, replacement).into_owned()
-        } else {
-            re.replace(text, replacement).into_owned()
-        })
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for (n, caps) in re.captures_iter(text).take(matches).enumerate() {
+            if n.is_multiple_of(MATCHES_PER_CHECK) {
+                interrupt.check()?;
+            }
+            let Some(whole) = caps.get(0) else { continue };
+            out.push_str(&text[last..whole.start()]);
+            caps.expand(replacement, &mut out);
+            last = whole.end();
+        }
+        out.push_str(&text[last..]);
+        Ok(out)
     })?
 }

@@ -130,7 +130,10 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
         "regexp_split_to_table" => {
             let pattern = args.next().unwrap_or(Value::Null);
             let (Value::Text(text), Value::Text(pattern)) = (first, pattern) else { return Ok(()) };
-            super::regex::split(&pattern, &text)?.into_iter().map(|piece| vec![Value::Text(piece)]).collect()
+            super::regex::split(&pattern, &text, ctx.interrupt())?
+                .into_iter()
+                .map(|piece| vec![Value::Text(piece)])
+                .collect()
         }
         "regexp_matches" => {
             let (pattern, flags) = (args.next().unwrap_or(Value::Null), args.next());
@@ -140,7 +143,7 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
                 None => String::new(),
             };
             let (Value::Text(text), Value::Text(pattern)) = (first, pattern) else { return Ok(()) };
-            crate::sql::functions::text::regexp_matches(&text, &pattern, &flags)?
+            crate::sql::functions::text::regexp_matches(&text, &pattern, &flags, ctx.interrupt())?
                 .into_iter()
                 .map(|groups| {
                     vec![Value::Array(groups.into_iter().map(|g| g.map_or(Value::Null, Value::Text)).collect())]

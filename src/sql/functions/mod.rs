@@ -275,7 +275,7 @@ pub fn is_strict(name: &str) -> bool {
 }
 
 /// Evaluates a resolved function. `now` is the statement's timestamp.
-pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
+pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execution::Interrupt) -> Result<Value> {
     if is_strict(name) && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
@@ -701,7 +701,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64) -> Result<Value> {
         other => {
             match json::call(other, &args)
                 .or_else(|| encoding::call(other, &args))
-                .or_else(|| text::call(other, &args))
+                .or_else(|| text::call(other, &args, interrupt))
                 .or_else(|| formatting::call(other, &args))
             {
                 Some(result) => result?,

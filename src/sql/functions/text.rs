@@ -5,7 +5,7 @@
 
 use super::Signature;
 use crate::error::{Error, Result};
-use crate::sql::execution::regex;
+use crate::sql::execution::{regex, Interrupt};
 use crate::types::{DataType, Value};
 
 /// Resolves one of these functions, or None when `name` is not one of them.
@@ -96,7 +96,7 @@ pub fn is_strict(name: &str) -> bool {
 }
 
 /// Evaluates a function [`resolve`] returned; None when `name` is not one of them.
-pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
+pub fn call(name: &str, args: &[Value], interrupt: Interrupt) -> Option<Result<Value>> {
     let text = |i: usize| match args.get(i) {
         Some(Value::Text(s)) => Some(s.as_str()),
         _ => None,
@@ -108,7 +108,9 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
     };
     Some(Ok(match name {
         "format" => return Some(format(s(0), &args[1..]).map(Value::Text)),
-        "regexp_replace" => return Some(regexp_replace(s(0), s(1), s(2), text(3).unwrap_or("")).map(Value::Text)),
+        "regexp_replace" => {
+            return Some(regexp_replace(s(0), s(1), s(2), text(3).unwrap_or(""), interrupt).map(Value::Text))
+        }
         "regexp_match" => {
             let pattern = match flagged(s(1), text(2).unwrap_or("")) {
                 Ok(p) => p,
@@ -291,14 +293,19 @@ fn flagged(pattern: &str, flags: &str) -> Result<String> {
 }
 
 /// `regexp_matches`: the groups of the first match, or of every match with flag `g`.
-pub fn regexp_matches(text: &str, pattern: &str, flags: &str) -> Result<Vec<Vec<Option<String>>>> {
+pub fn regexp_matches(
+    text: &str,
+    pattern: &str,
+    flags: &str,
+    interrupt: Interrupt,
+) -> Result<Vec<Vec<Option<String>>>> {
     let pattern = flagged(pattern, flags)?;
-    regex::all_captures(&pattern, text, flags.contains('g'))
+    regex::all_captures(&pattern, text, flags.contains('g'), interrupt)
 }
 
 /// `regexp_replace`: the first match (every one with flag `g`) replaced; `\1`…`\9` in the
 /// replacement are the groups and `\&` the whole match.
-fn regexp_replace(source: &str, pattern: &str, replacement: &str, flags: &str) -> Result<String> {
+fn regexp_replace(source: &str, pattern: &str, replacement: &str, flags: &str, interrupt: Interrupt) -> Result<String> {
     let pattern = flagged(pattern, flags)?;
     // PostgreSQL's replacement syntax in the regex crate's: `\1` is `${1}`, `$` is literal.
     let mut rewritten = String::with_capacity(replacement.len());
@@ -321,7 +328,7 @@ fn regexp_replace(source: &str, pattern: &str, replacement: &str, flags: &str) -
             (other, _) => rewritten.push(other),
         }
     }
-    regex::replace(&pattern, source, &rewritten, flags.contains('g'))
+    regex::replace(&pattern, source, &rewritten, flags.contains('g'), interrupt)
 }
 
 /// `format(fmt, …)`: `%s` (NULL is empty), `%I` (identifier), `%L` (literal, NULL as NULL),
