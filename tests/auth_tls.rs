@@ -9,27 +9,18 @@ fn credentials() -> Vec<(&'static str, &'static str)> {
     vec![("CHRONOS_AUTH_TOKEN_ADMIN", "admin-secret"), ("CHRONOS_AUTH_TOKEN_READONLY", "reader-secret")]
 }
 
-async fn connect(server: &Server, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let url = format!("{} password={password}", server.url(user));
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 #[tokio::test]
 async fn scram_accepts_the_right_passwords_only() {
     let server = Server::start_in(tempfile::tempdir().unwrap(), &credentials());
-    let admin = connect(&server, "admin", "admin-secret").await.expect("admin logs in");
+    let admin = server.login("admin", "admin-secret").await.expect("admin logs in");
     admin.batch_execute("CREATE TABLE s (id INT)").await.unwrap();
 
-    let Err(err) = connect(&server, "admin", "wrong").await else { panic!("wrong password accepted") };
+    let Err(err) = server.login("admin", "wrong").await else { panic!("wrong password accepted") };
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
-    let Err(err) = connect(&server, "mallory", "admin-secret").await else { panic!("unknown user accepted") };
+    let Err(err) = server.login("mallory", "admin-secret").await else { panic!("unknown user accepted") };
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
 
-    let reader = connect(&server, "readonly", "reader-secret").await.expect("readonly logs in");
+    let reader = server.login("readonly", "reader-secret").await.expect("readonly logs in");
     let err = reader.batch_execute("INSERT INTO s VALUES (1)").await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
     let n: i64 = reader.query_one("SELECT count(*) FROM s", &[]).await.unwrap().get(0);
@@ -39,7 +30,7 @@ async fn scram_accepts_the_right_passwords_only() {
 #[tokio::test]
 async fn created_roles_log_in_with_scram_and_need_grants() {
     let server = Server::start_in(tempfile::tempdir().unwrap(), &credentials());
-    let admin = connect(&server, "admin", "admin-secret").await.expect("admin logs in");
+    let admin = server.login("admin", "admin-secret").await.expect("admin logs in");
     admin
         .batch_execute(
             "CREATE TABLE g (id INT PRIMARY KEY, v TEXT); INSERT INTO g VALUES (1, 'one');
@@ -50,12 +41,12 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
         .await
         .unwrap();
 
-    let Err(err) = connect(&server, "bob", "wrong").await else { panic!("wrong password accepted") };
+    let Err(err) = server.login("bob", "wrong").await else { panic!("wrong password accepted") };
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
-    let Err(err) = connect(&server, "nobody_logs_in", "x").await else { panic!("NOLOGIN role logged in") };
+    let Err(err) = server.login("nobody_logs_in", "x").await else { panic!("NOLOGIN role logged in") };
     assert_eq!(err.code(), Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION), "{err:?}");
 
-    let bob = connect(&server, "bob", "bob-secret").await.expect("bob logs in");
+    let bob = server.login("bob", "bob-secret").await.expect("bob logs in");
     let user: String = bob.query_one("SELECT current_user", &[]).await.unwrap().get(0);
     assert_eq!(user, "bob");
     let denied = |e: tokio_postgres::Error| assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{e:?}");
@@ -105,17 +96,17 @@ async fn created_roles_log_in_with_scram_and_need_grants() {
 
     // A role may change its own password; the new one works at once.
     bob.batch_execute("ALTER ROLE bob PASSWORD 'new-secret'").await.unwrap();
-    connect(&server, "bob", "new-secret").await.expect("new password works");
-    assert!(connect(&server, "bob", "bob-secret").await.is_err(), "old password still works");
+    server.login("bob", "new-secret").await.expect("new password works");
+    assert!(server.login("bob", "bob-secret").await.is_err(), "old password still works");
 
     // A dropped role can no longer log in, and its open session loses its rights.
     admin.batch_execute("REVOKE ALL ON g FROM bob; REVOKE ALL ON ids FROM bob; DROP ROLE bob").await.unwrap();
     denied(bob.query("SELECT * FROM g", &[]).await.unwrap_err());
-    let Err(err) = connect(&server, "bob", "new-secret").await else { panic!("dropped role logged in") };
+    let Err(err) = server.login("bob", "new-secret").await else { panic!("dropped role logged in") };
     assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
 
     // The built-in read-only role still reads everything and writes nothing.
-    let reader = connect(&server, "readonly", "reader-secret").await.expect("readonly logs in");
+    let reader = server.login("readonly", "reader-secret").await.expect("readonly logs in");
     let n: i64 = reader.query_one("SELECT count(*) FROM g", &[]).await.unwrap().get(0);
     assert_eq!(n, 3);
     denied(reader.batch_execute("DELETE FROM g").await.unwrap_err());

@@ -59,15 +59,6 @@ fn scram_salt(server: &Server, user: &str) -> String {
     text.split(',').find_map(|f| f.strip_prefix("s=")).expect("a salt").to_string()
 }
 
-async fn connect(server: &Server, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let url = format!("{} password={password}", server.url(user));
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 fn code(e: &tokio_postgres::Error) -> &str {
     e.code().map(|c| c.code()).unwrap_or("none")
 }
@@ -75,7 +66,7 @@ fn code(e: &tokio_postgres::Error) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_reveal_nothing_about_which_roles_exist() {
     let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_AUTH_TOKEN_ADMIN", "admin-secret")]);
-    let admin = connect(&server, "admin", "admin-secret").await.unwrap();
+    let admin = server.login("admin", "admin-secret").await.unwrap();
     admin
         .batch_execute(
             "CREATE USER bob PASSWORD 'bob-secret'; CREATE ROLE carol PASSWORD 'carol-secret'; CREATE USER dave",
@@ -96,12 +87,12 @@ async fn logins_reveal_nothing_about_which_roles_exist() {
     // A wrong password fails the same way for all of them; NOLOGIN shows only to whoever
     // knows the password.
     for user in ["admin", "bob", "carol", "dave", "mallory"] {
-        let Err(err) = connect(&server, user, "wrong").await else { panic!("a wrong password was accepted") };
+        let Err(err) = server.login(user, "wrong").await else { panic!("a wrong password was accepted") };
         assert_eq!(code(&err), "28P01", "{user}: {err:?}");
     }
-    let Err(err) = connect(&server, "carol", "carol-secret").await else { panic!("a NOLOGIN role logged in") };
+    let Err(err) = server.login("carol", "carol-secret").await else { panic!("a NOLOGIN role logged in") };
     assert_eq!(code(&err), "28000", "{err:?}");
-    connect(&server, "bob", "bob-secret").await.expect("bob logs in");
+    server.login("bob", "bob-secret").await.expect("bob logs in");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +101,7 @@ async fn backend_ids_are_unique_and_a_cancel_reaches_only_its_session() {
     let mut clients = Vec::new();
     let mut pids = std::collections::BTreeSet::new();
     for _ in 0..20 {
-        let client = connect(&server, "admin", "admin-secret").await.unwrap();
+        let client = server.login("admin", "admin-secret").await.unwrap();
         let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
         assert!(pids.insert(pid), "backend pid {pid} given twice");
         clients.push(client);
@@ -137,7 +128,7 @@ async fn unauthenticated_connections_are_bounded_and_timed_out() {
     ];
     let server = Server::start_in(tempfile::tempdir().unwrap(), &env);
     // Authenticated sessions do not count against the authenticating pool.
-    let first = connect(&server, "admin", "admin-secret").await.unwrap();
+    let first = server.login("admin", "admin-secret").await.unwrap();
     // Two peers that never finish logging in fill the pool; a third is refused at once.
     let silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(server.pg_addr).unwrap()).collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -151,15 +142,15 @@ async fn unauthenticated_connections_are_bounded_and_timed_out() {
         let mut buf = [0u8; 16];
         assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "a silent connection outlived the timeout");
     }
-    let second = connect(&server, "admin", "admin-secret").await.expect("the pool is free again");
+    let second = server.login("admin", "admin-secret").await.expect("the pool is free again");
     // max_connections counts sessions: a third one is refused once its login succeeds.
-    let Err(err) = connect(&server, "admin", "admin-secret").await else { panic!("a third session was admitted") };
+    let Err(err) = server.login("admin", "admin-secret").await else { panic!("a third session was admitted") };
     assert_eq!(code(&err), "53300", "{err:?}");
-    let Err(err) = connect(&server, "admin", "wrong").await else { panic!("a wrong password was accepted") };
+    let Err(err) = server.login("admin", "wrong").await else { panic!("a wrong password was accepted") };
     assert_eq!(code(&err), "28P01", "a full server reveals more than a wrong password: {err:?}");
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    connect(&server, "admin", "admin-secret").await.expect("a slot was freed");
+    server.login("admin", "admin-secret").await.expect("a slot was freed");
     drop(second);
 }
 

@@ -11,12 +11,7 @@ fn credentials() -> Vec<(&'static str, &'static str)> {
 }
 
 async fn connect(server: &Server, user: &str, password: &str) -> tokio_postgres::Client {
-    let url = format!("{} password={password}", server.url(user));
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+    server.login(user, password).await.expect("connect")
 }
 
 fn code(e: &tokio_postgres::Error) -> &str {

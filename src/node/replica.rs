@@ -18,7 +18,7 @@ use crate::mvcc::{decode_batch, encode_batch, lock, CommitRequest, Mvcc, Replica
 use crate::raft::{self, ConfChange, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, SledLogStore, Term};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -112,6 +112,8 @@ pub struct Status {
     membership: Mutex<Membership>,
     /// Why the driver stopped, once it has after a storage failure.
     failure: Mutex<Option<Error>>,
+    /// Messages from peers queued for the driver.
+    inbound: AtomicUsize,
 }
 
 /// A snapshot of [`Status`].
@@ -229,6 +231,9 @@ const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 /// How often a request refused with "not the leader" is sent again (to the new leader).
 const FORWARD_ATTEMPTS: usize = 50;
 
+/// Messages from peers that may wait for the driver at once.
+const MAX_INBOUND_MESSAGES: usize = 8192;
+
 /// The error of a write to a node whose driver stopped.
 fn stopped(failure: &Error) -> Error {
     let message = format!("this node stopped accepting writes after a storage failure: {failure}");
@@ -339,6 +344,12 @@ impl Replica {
         };
         if !member && !self.transport.peers().contains(&from) {
             return Err(Error::InvalidParameter(format!("node {from} is not a member")));
+        }
+        // Peers' messages wait for the driver in a bounded queue: past it they are dropped,
+        // which Raft tolerates (they are sent again), rather than held without limit.
+        if self.status.inbound.fetch_add(1, Ordering::SeqCst) >= MAX_INBOUND_MESSAGES {
+            self.status.inbound.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Io(format!("the message queue is full; a message from node {from} was dropped")));
         }
         self.send(Event::Message(message))
     }
@@ -621,6 +632,7 @@ impl Driver {
     fn handle(&mut self, event: Event, stop: &mut bool) -> Result<()> {
         match event {
             Event::Message(message) => {
+                self.status.inbound.fetch_sub(1, Ordering::SeqCst);
                 let rd = self.node.step(message).map_err(from_raft)?;
                 self.process(rd)?;
             }

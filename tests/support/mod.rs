@@ -150,6 +150,16 @@ impl Server {
         format!("host=127.0.0.1 port={} user={user} dbname=chronos", self.pg_addr.port())
     }
 
+    /// Logs in as `user` with `password` (SCRAM); the client, or why the server refused.
+    pub async fn login(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let url = format!("{} password={password}", self.url(user));
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
     pub async fn connect(&self, user: &str) -> tokio_postgres::Client {
         let (client, connection) =
             tokio_postgres::connect(&self.url(user), tokio_postgres::NoTls).await.expect("connect");

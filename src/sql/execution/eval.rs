@@ -10,8 +10,19 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Evaluates `expr` over `row`.
-#[recursive::recursive]
 pub fn eval(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
+    // Leaves, the most common nodes, need no check of the stack.
+    match expr {
+        Expr::Constant(v) => Ok(v.clone()),
+        Expr::Column(i) => row.get(*i).cloned().ok_or_else(|| Error::Internal(format!("column #{i} out of range"))),
+        _ => eval_composite(expr, row, ctx),
+    }
+}
+
+/// Evaluates an expression with operands: the recursion over a deep expression grows the
+/// stack on the heap instead of overflowing it.
+#[recursive::recursive]
+fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value> {
     Ok(match expr {
         Expr::Constant(v) => v.clone(),
         Expr::Column(i) => row.get(*i).cloned().ok_or_else(|| Error::Internal(format!("column #{i} out of range")))?,
