@@ -266,10 +266,11 @@ impl Session {
         self.run_streaming(sql, None)
     }
 
-    /// [`Session::run`], with the rows of the last statement streamed when it is a query: the
-    /// results of the statements before it go to `sink` first ([`Streamed::Earlier`]), then
-    /// its columns and its rows in batches as the executor produces them, so a result of any
-    /// size is never held whole. The returned results are those not given to the sink (a
+    /// [`Session::run`], with the rows of the last statement streamed when it is a query with
+    /// more than one batch of rows: the results of the statements before it go to `sink` first
+    /// ([`Streamed::Earlier`], when there are any), then its columns and its rows in batches
+    /// as the executor produces them, so a result of any size is never held whole. A smaller
+    /// result comes back as an ordinary one. The returned results are those not given to the sink (a
     /// streamed query's own is `Outcome::Rows` without rows, or the error that ended it). An
     /// error from the sink (the client went away) stops the statement.
     pub fn run_streaming(&mut self, sql: &str, sink: Option<RowSink>) -> Vec<Result<Outcome>> {
@@ -296,8 +297,12 @@ impl Session {
         let result = match sink {
             Some(mut sink) => {
                 let notices = self.take_notices();
-                sink(Streamed::Earlier(std::mem::take(&mut out), notices))
-                    .and_then(|()| self.execute_streaming(last, &[], &[], sink))
+                let earlier = std::mem::take(&mut out);
+                let handed = match earlier.is_empty() && notices.is_empty() {
+                    true => Ok(()),
+                    false => sink(Streamed::Earlier(earlier, notices)),
+                };
+                handed.and_then(|()| self.execute_streaming(last, &[], &[], sink))
             }
             None => self.execute(last, &[], &[]),
         };
@@ -602,7 +607,7 @@ impl Session {
         let command = |tag: &str| Ok(Outcome::Command { tag: tag.to_string() });
         match plan {
             Plan::Query { node, columns } => match self.row_sink.as_mut() {
-                Some(sink) => stream_rows(sink, ctx, &node, columns, std::mem::take(&mut self.notices)),
+                Some(sink) => stream_rows(sink, ctx, &node, columns, &mut self.notices),
                 None => {
                     let rows = execution::collect(&node, ctx)?;
                     let tag = format!("SELECT {}", rows.len());
@@ -943,23 +948,32 @@ fn stream_rows(
     ctx: &mut Context,
     node: &planner::plan::Node,
     columns: Vec<ResultColumn>,
-    notices: Vec<String>,
+    notices: &mut Vec<String>,
 ) -> Result<Outcome> {
-    sink(Streamed::Columns(columns.clone(), notices))?;
     let mut batch = Vec::with_capacity(STREAM_BATCH_ROWS);
     let mut count = 0usize;
+    let mut streaming = false;
     execution::execute(node, ctx, &mut |_, row| {
         batch.push(row);
         count += 1;
         if batch.len() == STREAM_BATCH_ROWS {
+            if !streaming {
+                sink(Streamed::Columns(columns.clone(), std::mem::take(notices)))?;
+                streaming = true;
+            }
             sink(Streamed::Rows(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH_ROWS))))?;
         }
         Ok(true)
     })?;
+    let tag = format!("SELECT {count}");
+    if !streaming {
+        // Less than a batch: an ordinary result, without the hand-offs of a stream.
+        return Ok(Outcome::Rows { columns, rows: batch, tag });
+    }
     if !batch.is_empty() {
         sink(Streamed::Rows(batch))?;
     }
-    Ok(Outcome::Rows { columns, rows: Vec::new(), tag: format!("SELECT {count}") })
+    Ok(Outcome::Rows { columns, rows: Vec::new(), tag })
 }
 
 /// PostgreSQL's time settings: a number of milliseconds, or with a unit (`ms`, `s`, `min`, `h`).
