@@ -3,9 +3,9 @@
 //! writes. Any statement may fail; the server process must never die, and must answer after
 //! every statement.
 //!
-//! `CHRONOS_FUZZ_SECONDS` (default 20) bounds the run; `CHRONOS_FUZZ_SEED` replays a run (the
-//! seed is printed first). A statement that killed the server is printed with its seed; keep
-//! it in `tests/slt/fuzz_regressions.slt` once fixed.
+//! `CHRONOS_FUZZ_SECONDS` (default 20) bounds the run; `CHRONOS_FUZZ_SEED` picks the seed (a
+//! fixed one by default, `random` for a new one each run; it is printed first). A statement
+//! that killed the server is printed with its seed; keep it as a regression test once fixed.
 
 mod support;
 
@@ -365,9 +365,12 @@ impl Gen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_sql_never_takes_the_server_down() {
     let seconds: u64 = std::env::var("CHRONOS_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let seed: u64 = std::env::var("CHRONOS_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    // A fixed seed by default, so a run is repeatable; `CHRONOS_FUZZ_SEED=random` explores.
+    let seed: u64 = match std::env::var("CHRONOS_FUZZ_SEED").ok().as_deref() {
+        Some("random") => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+        Some(seed) => seed.parse().expect("CHRONOS_FUZZ_SEED: a number or `random`"),
+        None => 20_261_204,
+    };
     println!("query fuzzer: CHRONOS_FUZZ_SEED={seed} CHRONOS_FUZZ_SECONDS={seconds}");
     let mut gen = Gen { rng: StdRng::seed_from_u64(seed) };
     let mut server = Server::start();
