@@ -327,6 +327,13 @@ async fn statements_past_their_memory_budget_fail_with_53200() {
         let err = client.simple_query(sql).await.unwrap_err();
         assert_eq!(code(&err), "53200", "{sql}: {err:?}");
     }
+    // COPY TO holds its lines until it sends them.
+    let err = client
+        .copy_out("COPY (SELECT repeat('x', 100) FROM generate_series(1, 300000)) TO STDOUT")
+        .await
+        .err()
+        .expect("a 37 MB COPY TO fit in 16 MB");
+    assert_eq!(code(&err), "53200", "{err:?}");
     // COPY FROM counts the rows it has written so far.
     let sink = client.copy_in("COPY t FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);

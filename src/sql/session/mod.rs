@@ -736,16 +736,7 @@ impl Session {
                 command(tag)
             }
             Plan::Noop { tag } => command(&tag),
-            Plan::CopyTo { node, columns, format } => {
-                let rows = execution::collect(&node, ctx)?;
-                let mut lines = Vec::with_capacity(rows.len() + 1);
-                if format.header {
-                    let names: Vec<Value> = columns.iter().map(|c| Value::Text(c.name.clone())).collect();
-                    lines.push(format.format_row(&names));
-                }
-                lines.extend(rows.iter().map(|r| format.format_row(r)));
-                Ok(Outcome::CopyOut { columns: columns.len(), lines })
-            }
+            Plan::CopyTo { node, columns, format } => copy_to(ctx, &node, &columns, &format),
             Plan::CopyFrom { .. } => Err(Error::Internal("COPY FROM reached the executor".into())),
         }
     }
@@ -822,6 +813,30 @@ fn stream_rows(
         sink(Streamed::Rows(batch))?;
     }
     Ok(Outcome::Rows { columns, rows: Vec::new(), tag })
+}
+
+/// Runs COPY … TO STDOUT: its formatted lines, held against the statement's memory budget.
+/// (They are not streamed: pgwire answers an error in the middle of a CopyOut with a CopyFail,
+/// a frontend message that confuses clients, where a complete result fails cleanly.)
+fn copy_to(
+    ctx: &mut Context,
+    node: &planner::plan::Node,
+    columns: &[ResultColumn],
+    format: &crate::sql::copy::CopyFormat,
+) -> Result<Outcome> {
+    let mut lines = Vec::new();
+    if format.header {
+        let names: Vec<Value> = columns.iter().map(|c| Value::Text(c.name.clone())).collect();
+        lines.push(format.format_row(&names));
+    }
+    let mut held = ctx.memory.reserve();
+    execution::execute(node, ctx, &mut |_, row| {
+        let line = format.format_row(&row);
+        held.grow(line.len() + std::mem::size_of::<String>())?;
+        lines.push(line);
+        Ok(true)
+    })?;
+    Ok(Outcome::CopyOut { columns: columns.len(), lines })
 }
 
 /// PostgreSQL's time settings: a number of milliseconds, or with a unit (`ms`, `s`, `min`, `h`).
