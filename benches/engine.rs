@@ -146,19 +146,7 @@ fn expressions(c: &mut Criterion) {
     let mvcc = Mvcc::new(Arc::new(chronos::storage::memory::MemoryStorage::new())).expect("mvcc");
     let mut txn = mvcc.begin();
     let info = SessionInfo::default();
-    let mut ctx = Context {
-        txn: &mut txn,
-        params: &[],
-        outer: Vec::new(),
-        subquery_cache: Default::default(),
-        working_tables: Default::default(),
-        now: 0,
-        session: &info,
-        cancel: None,
-        deadline: None,
-        sequences: Default::default(),
-        memory: chronos::sql::execution::memory::Memory::new(1 << 30),
-    };
+    let mut ctx = Context::new(&mut txn, &[], &info, chronos::sql::execution::memory::Memory::new(1 << 30));
     // temp * 1.8 + 32 > 75 AND device = 'sensor-7'
     let expr = Expr::Binary(
         BinaryOp::And,

@@ -57,6 +57,11 @@ impl Reservation {
         Ok(())
     }
 
+    /// The budget this reservation draws on.
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
     /// Holds one more row.
     pub fn add_row(&mut self, row: &[Value]) -> Result<()> {
         self.grow(row_bytes(row))

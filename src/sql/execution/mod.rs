@@ -83,7 +83,30 @@ pub struct Context<'a> {
     pub memory: memory::Memory,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// The context of one statement over `txn`: empty caches, the statement's time (now), no
+    /// cancel flag or deadline (callers that have them set them), and its memory budget.
+    pub fn new(
+        txn: &'a mut Transaction,
+        params: &'a [Value],
+        session: &'a SessionInfo,
+        memory: memory::Memory,
+    ) -> Self {
+        Context {
+            txn,
+            params,
+            outer: Vec::new(),
+            subquery_cache: HashMap::new(),
+            now: crate::sql::functions::wall_clock_micros(),
+            session,
+            working_tables: HashMap::new(),
+            cancel: None,
+            deadline: None,
+            sequences: HashMap::new(),
+            memory,
+        }
+    }
+
     /// Fails with 57014 if the statement was cancelled.
     pub fn check_cancel(&self) -> Result<()> {
         self.interrupt().check()

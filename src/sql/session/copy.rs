@@ -22,7 +22,6 @@ pub(super) struct CopyIn {
     /// The rows written so far, held against the statement's memory budget (they wait in
     /// the transaction until it commits).
     held: execution::memory::Reservation,
-    held_memory: execution::memory::Memory,
 }
 
 impl Session {
@@ -49,10 +48,9 @@ impl Session {
             return Err(Error::Internal("COPY FROM without a COPY plan".into()));
         };
         let columns = targets.len();
-        let held_memory = self.engine.statement_memory();
-        let held = held_memory.reserve();
+        let held = self.engine.statement_memory().reserve();
         let parser = crate::sql::copy::CopyParser::new(format);
-        self.copy_in = Some(CopyIn { table, targets, defaults, parser, txn: own, count: 0, held, held_memory });
+        self.copy_in = Some(CopyIn { table, targets, defaults, parser, txn: own, count: 0, held });
         Ok(Outcome::CopyIn { columns })
     }
 
@@ -139,17 +137,9 @@ impl Session {
             (None, None) => return Err(Error::Internal("no transaction for COPY".into())),
         };
         let mut ctx = Context {
-            txn,
-            params: &[],
-            outer: Vec::new(),
-            subquery_cache: Default::default(),
-            working_tables: Default::default(),
-            now: crate::sql::functions::wall_clock_micros(),
-            session: &info,
             cancel: Some(self.cancel.clone()),
             deadline: self.deadline,
-            sequences: Default::default(),
-            memory: state.held_memory.clone(),
+            ..Context::new(txn, &[], &info, state.held.memory().clone())
         };
         let result = dml::insert(
             &mut ctx,

@@ -572,20 +572,11 @@ impl Session {
         let plan = planner::plan(txn, statement, &mut param_types)?;
         self.audit_pending = super::privileges::audited(&plan);
         authorize(&self.info.user, txn, &plan, read_only)?;
-        let now = super::functions::wall_clock_micros();
         let info = self.info.clone();
         let mut ctx = Context {
-            txn,
-            params,
-            outer: Vec::new(),
-            subquery_cache: Default::default(),
-            working_tables: Default::default(),
-            now,
-            session: &info,
             cancel: Some(self.cancel.clone()),
             deadline: self.deadline,
-            sequences: Default::default(),
-            memory: self.engine.statement_memory(),
+            ..Context::new(txn, params, &info, self.engine.statement_memory())
         };
         let engine = self.engine.clone();
         self.execute_plan(&mut ctx, plan, engine.as_ref())
