@@ -1,9 +1,8 @@
 //! Criterion micro-benchmarks of the engine's hot paths: key encoding, the row codec (with
-//! and without LZ4), expression evaluation, MVCC commits on sled with group commit, and a
+//! and without LZ4), expression evaluation, commits through a Raft group of one on sled (group commit), and a
 //! scan + aggregate through the SQL layer. Run with `cargo bench --bench engine`.
 
 use chronos::mvcc::Mvcc;
-use chronos::sql::Engine;
 use chronos::storage::sled::SledStorage;
 use chronos::storage::{keycode, rowcodec};
 use chronos::types::Value;
@@ -40,13 +39,13 @@ fn encodings(c: &mut Criterion) {
 
 fn commits(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage: Arc<dyn chronos::storage::Storage> = Arc::new(SledStorage::open(dir.path()).expect("sled"));
-    let mvcc = Mvcc::new(storage).expect("mvcc");
+    let engine = chronos::node::open_dir(dir.path()).expect("engine");
+    let mvcc = engine.mvcc().clone();
     let mut g = c.benchmark_group("mvcc");
     g.sample_size(20);
-    // The part of a commit done under the writer token: applying the batch, without fsync.
+    // The apply step of a committed Raft entry, on its own.
     let apply_dir = tempfile::tempdir().expect("temp dir");
-    let apply_storage = SledStorage::open(apply_dir.path()).expect("sled");
+    let apply = Mvcc::new(Arc::new(SledStorage::open(apply_dir.path()).expect("sled"))).expect("mvcc");
     let mut version: u64 = 0;
     g.bench_function("apply_1_row_batch_no_fsync", |b| {
         b.iter(|| {
@@ -57,14 +56,15 @@ fn commits(c: &mut Criterion) {
                 version,
                 writes: vec![(key, Some(rowcodec::encode_row(&row(version as i64))))],
             };
-            chronos::mvcc::apply_batch(&apply_storage, &batch).expect("apply");
+            apply.apply_committed(&batch, version).expect("apply");
         })
     });
+    // A whole commit: validate, propose, append and fsync the Raft log, apply.
     let mut n: u64 = 0;
     g.bench_function("commit_1_row_fsync", |b| {
         b.iter(|| {
             n += 1;
-            let mut t = mvcc.begin_exclusive();
+            let mut t = mvcc.begin();
             let mut key = vec![0x02, 0, 0, 0, 9];
             key.extend_from_slice(&n.to_be_bytes());
             t.set(key, rowcodec::encode_row(&row(n as i64)));
@@ -78,7 +78,7 @@ fn commits(c: &mut Criterion) {
                     let mvcc = mvcc.clone();
                     s.spawn(move || {
                         for _ in 0..16 {
-                            let mut t = mvcc.begin_exclusive();
+                            let mut t = mvcc.begin();
                             let id = mvcc.unique_id();
                             let mut key = vec![0x02, 0, 0, 0, 10];
                             key.extend_from_slice(&id.to_be_bytes());
@@ -96,7 +96,7 @@ fn commits(c: &mut Criterion) {
 fn scans(c: &mut Criterion) {
     let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::open(Arc::new(SledStorage::open(dir.path()).expect("sled"))).expect("engine");
+    let engine = chronos::node::open_dir(dir.path()).expect("engine");
     let mut session = engine.session("admin", "chronos");
     let setup = format!(
         "CREATE TABLE readings (ts TIMESTAMPTZ, device TEXT, temp FLOAT8); \

@@ -12,7 +12,9 @@ use rand::{Rng, SeedableRng};
 const TABLE: [u8; 5] = [0x02, 0, 0, 0, 9];
 
 fn mvcc() -> Arc<Mvcc> {
-    Mvcc::new(Arc::new(MemoryStorage::new())).unwrap()
+    let db = Mvcc::new(Arc::new(MemoryStorage::new())).unwrap();
+    super::tests::LoopbackLog::install(&db);
+    db
 }
 
 fn key(i: u32) -> Vec<u8> {

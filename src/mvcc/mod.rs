@@ -4,20 +4,21 @@
 //! that wrote it; a delete writes a tombstone version. A [`Transaction`] reads the newest version
 //! at or below its snapshot version, so readers see one consistent state and never wait for
 //! writers. Writes are buffered in the transaction (it sees its own writes) and leave it as one
-//! [`WriteBatch`] at commit, which [`apply_batch`] writes deterministically: this is the seam
-//! replication plugs into.
+//! [`WriteBatch`] at commit.
 //!
-//! Commits go through one writer at a time ([`Mvcc::writer`]): a transaction whose writes or
-//! reads overlap a commit made after its snapshot is aborted with a serialization failure
-//! (SQLSTATE 40001), which makes committed transactions serializable. A commit is acknowledged
-//! only when its batch is durable; commits waiting at the same time share one flush (group
-//! commit), and readers only ever see durable versions.
+//! There is one commit path, for a single node (a Raft group of one) and a cluster alike (see
+//! [`replication`]): the commit is validated (a transaction whose writes or reads overlap a
+//! commit made after its snapshot is aborted with a serialization failure, SQLSTATE 40001,
+//! which makes committed transactions serializable), stamped with the next version, proposed
+//! to the [`Replicator`], and acknowledged once its batch comes back out of the log committed
+//! and [`Mvcc::apply_committed`] has written it. Storage only ever holds committed batches;
+//! durability is the log's (a batch lost from storage in a crash is applied again from it).
 //!
 //! Physical layout: `logical key ++ !version` (big-endian, inverted so the newest version comes
 //! first), value `[0]` for a tombstone or `[1] ++ bytes`. Logical keys are self-delimiting
 //! (see `storage::keycode`), so the version is always the last eight bytes. The last applied
-//! version is stored under [`APPLIED_KEY`], written after the batch's data: in the same atomic
-//! storage batch by [`apply_batch`], last of the in-order writes of a Raft entry's apply.
+//! version and Raft index are stored under [`APPLIED_KEY`] and [`RAFT_APPLIED_KEY`], written
+//! last of the in-order writes of a Raft entry's apply.
 
 pub mod columns;
 mod counters;
@@ -29,7 +30,7 @@ pub use counters::CounterBlock;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 
 use crate::error::{Error, Result};
-use crate::storage::{prefix_end, Storage, StorageBatch};
+use crate::storage::{prefix_end, Storage};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,43 +64,6 @@ pub struct CommitRequest {
     pub read_domains: Vec<Vec<u8>>,
 }
 
-/// Unversioned key holding a large batch while it is applied in pieces (a redo record).
-pub const REDO_KEY: &[u8] = &[0x00, b'r', b'e', b'd', b'o'];
-
-/// Batches with more writes than this are applied in pieces behind a redo record: one huge
-/// storage batch makes sled hold every intermediate node until it ends (gigabytes for a
-/// million-row COPY).
-const APPLY_PIECE: usize = 4096;
-
-/// Applies a batch to storage: deterministic, idempotent, and all-or-nothing across crashes.
-/// Batches at or below the stored applied version are skipped.
-///
-/// A small batch is one atomic storage batch. A large one is first stored whole under
-/// [`REDO_KEY`], then applied in pieces, and the last piece records the applied version and
-/// removes the redo record. Storage persists writes in order, so if any piece survives a
-/// crash the redo record does too, and [`recover`] finishes the job on restart.
-pub fn apply_batch(storage: &dyn Storage, batch: &WriteBatch) -> Result<()> {
-    if batch.version <= applied_version(storage)? {
-        return Ok(());
-    }
-    let large = batch.writes.len() > APPLY_PIECE;
-    if large {
-        storage.put(REDO_KEY.to_vec(), encode_batch(batch))?;
-    }
-    let mut out = StorageBatch::default();
-    for (physical, stored) in stored_writes(batch) {
-        out.put(physical, stored);
-        if out.ops.len() >= APPLY_PIECE {
-            storage.apply(std::mem::take(&mut out))?;
-        }
-    }
-    out.put(APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec());
-    if large {
-        out.delete(REDO_KEY.to_vec());
-    }
-    storage.apply(out)
-}
-
 /// The storage writes of a batch: each logical write at the batch's version (a value gets a
 /// leading 1, a tombstone is a lone 0).
 fn stored_writes(batch: &WriteBatch) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
@@ -117,17 +81,7 @@ fn stored_writes(batch: &WriteBatch) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)>
     })
 }
 
-/// Finishes a large batch interrupted by a crash (see [`apply_batch`]).
-pub fn recover(storage: &dyn Storage) -> Result<()> {
-    let Some(bytes) = storage.get(REDO_KEY)? else { return Ok(()) };
-    let batch = decode_batch(&bytes)?;
-    apply_batch(storage, &batch)?;
-    // The batch may have been applied completely before the crash: drop the record anyway.
-    storage.delete(REDO_KEY.to_vec())?;
-    storage.flush()
-}
-
-/// Serializes a batch for the redo record.
+/// Serializes a batch (the data of a Raft log entry).
 pub fn encode_batch(batch: &WriteBatch) -> Vec<u8> {
     let size: usize = batch.writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9).sum();
     let mut out = Vec::with_capacity(size + 16);
@@ -150,7 +104,7 @@ pub fn encode_batch(batch: &WriteBatch) -> Vec<u8> {
 
 /// Reads a batch written by [`encode_batch`].
 pub fn decode_batch(bytes: &[u8]) -> Result<WriteBatch> {
-    let corrupt = || Error::Corruption("malformed redo record".into());
+    let corrupt = || Error::Corruption("malformed write batch".into());
     let mut input = bytes;
     let mut take = |n: usize| -> Result<&[u8]> {
         if input.len() < n {
@@ -220,25 +174,19 @@ fn decode_stored(stored: &[u8]) -> Result<Option<&[u8]>> {
     }
 }
 
-/// Group-commit state: the highest version known durable and whether a flush is running.
-#[derive(Default)]
-struct FlushState {
-    durable: Version,
-    flushing: bool,
-    error: Option<Error>,
-}
-
-/// The MVCC store: owns the storage, the writer token, the HLC and the durability watermark.
+/// The MVCC store: owns the storage, the writer token, the HLC and the visibility watermark.
 pub struct Mvcc {
     storage: Arc<dyn Storage>,
     hlc: uhlc::HLC,
-    /// Highest applied version (may not be durable yet).
+    /// Highest applied version.
     applied: AtomicU64,
-    /// Held by the one transaction allowed to commit (or execute a write statement) now.
+    /// Held while a commit is validated and proposed, so that batches are proposed in version
+    /// order and each validation sees every earlier proposal.
     writer_busy: Mutex<bool>,
     writer_free: Condvar,
-    flush: Mutex<FlushState>,
-    flushed: Condvar,
+    /// The newest version new snapshots read: applied, and durable in the log.
+    durable: Mutex<Version>,
+    published: Condvar,
     /// For each conflict domain (a table), the version of the last commit that wrote it.
     domain_versions: Mutex<HashMap<Vec<u8>, Version>>,
     /// Snapshot versions in use, for garbage collection.
@@ -247,7 +195,7 @@ pub struct Mvcc {
     commits: AtomicU64,
     /// Commits that failed validation (serialization failures) since start-up.
     conflicts: AtomicU64,
-    /// Set once for replicated storage (see [`replication`]).
+    /// Where commits go (see [`replication`]); set once, when the node starts.
     replicator: OnceLock<Arc<dyn Replicator>>,
     /// Keys of proposed, not yet applied batches.
     pending: Mutex<replication::Pending>,
@@ -267,7 +215,6 @@ pub struct Mvcc {
 impl Mvcc {
     /// Opens the MVCC layer over `storage`, resuming from the stored applied version.
     pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
-        recover(storage.as_ref())?;
         let applied = applied_version(storage.as_ref())?;
         Ok(Arc::new(Self {
             storage,
@@ -275,8 +222,8 @@ impl Mvcc {
             applied: AtomicU64::new(applied),
             writer_busy: Mutex::new(false),
             writer_free: Condvar::new(),
-            flush: Mutex::new(FlushState { durable: applied, ..Default::default() }),
-            flushed: Condvar::new(),
+            durable: Mutex::new(applied),
+            published: Condvar::new(),
             domain_versions: Mutex::new(HashMap::new()),
             active: Mutex::new(BTreeMap::new()),
             commits: AtomicU64::new(0),
@@ -307,7 +254,7 @@ impl Mvcc {
 
     /// The newest durable version: what new snapshots read.
     pub fn durable_version(&self) -> Version {
-        lock(&self.flush).durable
+        *lock(&self.durable)
     }
 
     /// Begins a transaction for a client statement: after the replicator's read barrier, so
@@ -321,29 +268,16 @@ impl Mvcc {
     /// garbage collection keeps): what it sees, every snapshot sees.
     pub fn begin_oldest(self: &Arc<Self>) -> Transaction {
         let version = self.low_watermark();
-        self.begin_at(version, None)
+        self.begin_at(version)
     }
 
     /// Begins a transaction reading the newest durable state.
     pub fn begin(self: &Arc<Self>) -> Transaction {
         let version = self.durable_version();
-        self.begin_at(version, None)
+        self.begin_at(version)
     }
 
-    /// Takes the writer token and begins a transaction reading the newest applied state. Such a
-    /// transaction cannot conflict: nobody else commits until it ends. Used for autocommit
-    /// write statements. With replication, commits are validated wherever they were made, so
-    /// this is [`Mvcc::begin`] (the caller retries on a serialization failure).
-    pub fn begin_exclusive(self: &Arc<Self>) -> Transaction {
-        if self.is_replicated() {
-            return self.begin();
-        }
-        let token = self.writer();
-        let version = self.applied.load(Ordering::SeqCst);
-        self.begin_at(version, Some(token))
-    }
-
-    fn begin_at(self: &Arc<Self>, version: Version, token: Option<WriterToken>) -> Transaction {
+    fn begin_at(self: &Arc<Self>, version: Version) -> Transaction {
         *lock(&self.active).entry(version).or_insert(0) += 1;
         Transaction {
             mvcc: self.clone(),
@@ -351,14 +285,7 @@ impl Mvcc {
             writes: BTreeMap::new(),
             read_keys: BTreeSet::new(),
             read_domains: BTreeSet::new(),
-            token,
         }
-    }
-
-    /// Waits for and takes the writer token.
-    fn writer(self: &Arc<Self>) -> WriterToken {
-        self.acquire_writer();
-        WriterToken { mvcc: self.clone() }
     }
 
     /// Waits for and takes the writer token, released when the guard drops.
@@ -380,44 +307,6 @@ impl Mvcc {
     fn next_version(&self) -> Version {
         let now = self.hlc.new_timestamp().get_time().as_u64();
         now.max(self.applied.load(Ordering::SeqCst) + 1).max(self.last_version.load(Ordering::SeqCst) + 1)
-    }
-
-    /// Blocks until `version` is durable, flushing if no flush is running (group commit: one
-    /// flush covers every commit applied before it started).
-    fn wait_durable(&self, version: Version) -> Result<()> {
-        let mut state = lock(&self.flush);
-        loop {
-            if state.durable >= version {
-                return Ok(());
-            }
-            if let Some(err) = state.error.take() {
-                return Err(err);
-            }
-            if !state.flushing {
-                state.flushing = true;
-                let target = self.applied.load(Ordering::SeqCst);
-                drop(state);
-                let result = self.storage.flush();
-                state = lock(&self.flush);
-                state.flushing = false;
-                match result {
-                    Ok(()) => state.durable = state.durable.max(target),
-                    Err(err) => {
-                        self.flushed.notify_all();
-                        return Err(err);
-                    }
-                }
-                self.flushed.notify_all();
-            } else {
-                state = self.flushed.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-        }
-    }
-
-    /// Applies a batch committed here, showing it to the column cache first.
-    fn apply_local(&self, batch: &WriteBatch) -> Result<()> {
-        self.columns.applying(batch.version, &batch.writes);
-        apply_batch(self.storage.as_ref(), batch).inspect_err(|_| self.columns.reset(batch.version))
     }
 
     /// The column snapshots of tables (see [`columns`]).
@@ -466,17 +355,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The right to commit, held by a transaction; released on drop.
-struct WriterToken {
-    mvcc: Arc<Mvcc>,
-}
-
-impl Drop for WriterToken {
-    fn drop(&mut self) {
-        self.mvcc.release_writer();
-    }
-}
-
 /// The right to commit, held within a call; released on drop.
 struct WriterGuard<'a> {
     mvcc: &'a Mvcc,
@@ -514,7 +392,6 @@ pub struct Transaction {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     read_keys: BTreeSet<Vec<u8>>,
     read_domains: BTreeSet<Vec<u8>>,
-    token: Option<WriterToken>,
 }
 
 impl Transaction {
@@ -731,54 +608,20 @@ impl Transaction {
         Ok(())
     }
 
-    /// Commits: validates against commits made since the snapshot, applies the batch and waits
-    /// until it is durable. Returns the commit version (None for a read-only transaction).
+    /// Commits: the writes are validated against every commit made after the snapshot,
+    /// proposed and applied (see [`replication`]). Returns the commit version (None for a
+    /// read-only transaction).
     pub fn commit(mut self) -> Result<Option<Version>> {
         if self.writes.is_empty() {
             return Ok(None);
         }
-        let mvcc = self.mvcc.clone();
-        if mvcc.is_replicated() {
-            let request = CommitRequest {
-                read_version: self.read_version,
-                writes: std::mem::take(&mut self.writes).into_iter().collect(),
-                read_keys: std::mem::take(&mut self.read_keys).into_iter().collect(),
-                read_domains: std::mem::take(&mut self.read_domains).into_iter().collect(),
-            };
-            return mvcc.commit_replicated(request).map(Some);
-        }
-        let token = match self.token.take() {
-            Some(token) => token,
-            None => {
-                let token = mvcc.writer();
-                self.validate()?;
-                token
-            }
+        let request = CommitRequest {
+            read_version: self.read_version,
+            writes: std::mem::take(&mut self.writes).into_iter().collect(),
+            read_keys: std::mem::take(&mut self.read_keys).into_iter().collect(),
+            read_domains: std::mem::take(&mut self.read_domains).into_iter().collect(),
         };
-        let version = mvcc.next_version();
-        let batch = WriteBatch { version, writes: std::mem::take(&mut self.writes).into_iter().collect() };
-        mvcc.apply_local(&batch)?;
-        mvcc.applied.store(version, Ordering::SeqCst);
-        mvcc.commits.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut domains = lock(&mvcc.domain_versions);
-            for (key, _) in &batch.writes {
-                domains.insert(domain(key), version);
-            }
-        }
-        drop(token);
-        mvcc.wait_durable(version)?;
-        Ok(Some(version))
-    }
-
-    /// Fails with a serialization error if a commit after the snapshot wrote a key this
-    /// transaction writes or read, or a table it scanned.
-    fn validate(&self) -> Result<()> {
-        self.mvcc.validate(
-            self.read_version,
-            self.writes.keys().chain(self.read_keys.iter()).map(Vec::as_slice),
-            self.read_domains.iter().map(Vec::as_slice),
-        )
+        self.mvcc.commit(request).map(Some)
     }
 
     /// Marks the current state of the transaction's writes, to return to with

@@ -1,8 +1,7 @@
 //! Commits through replication.
 //!
-//! With a [`Replicator`] installed (a server always has one: a single node is a Raft group of
-//! one), a commit no longer writes storage itself. On the node that may commit (the Raft
-//! leader) the transaction is validated under the writer token, stamped with the next version
+//! Every commit goes through the [`Replicator`] (a single node is a Raft group of one); a
+//! commit never writes storage itself. On the node that may commit (the Raft leader) the transaction is validated under the writer token, stamped with the next version
 //! and *proposed*; the token is released at once, so the next commit can be validated and
 //! proposed while this one is replicated (many commits share one log append and fsync). The
 //! commit returns when the batch comes back out of the log, committed, and has been applied
@@ -18,7 +17,7 @@ use super::{domain, lock, stored_writes, CommitRequest, Mvcc, Version, WriteBatc
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// Resolves when a proposed batch is committed and applied here (Ok), or will never be.
@@ -58,16 +57,12 @@ pub(super) struct Pending {
 
 impl Mvcc {
     /// Installs the replicator; from now on commits go through it.
-    pub fn set_replicator(&self, replicator: std::sync::Arc<dyn Replicator>) {
+    pub fn set_replicator(&self, replicator: Arc<dyn Replicator>) {
         let _ = self.replicator.set(replicator);
     }
 
-    /// Whether commits are replicated.
-    pub fn is_replicated(&self) -> bool {
-        self.replicator.get().is_some()
-    }
-
-    /// Waits for the replicator's read barrier (nothing without replication).
+    /// Waits for the replicator's read barrier (nothing before one is installed: there is
+    /// nothing to wait for before the node starts).
     pub fn read_barrier(&self) -> Result<()> {
         match self.replicator.get() {
             Some(r) => r.read_barrier(),
@@ -75,13 +70,14 @@ impl Mvcc {
         }
     }
 
+    fn replicator(&self) -> Result<&Arc<dyn Replicator>> {
+        self.replicator.get().ok_or_else(|| Error::Internal("a commit before the node started".into()))
+    }
+
     /// Commits a transaction's writes through the replicator: forwarded to the leader, or
     /// validated, proposed and awaited here.
-    pub(super) fn commit_replicated(&self, request: CommitRequest) -> Result<Version> {
-        let Some(replicator) = self.replicator.get() else {
-            return Err(Error::Internal("commit_replicated without a replicator".into()));
-        };
-        if let Some(result) = replicator.forward(&request) {
+    pub(super) fn commit(&self, request: CommitRequest) -> Result<Version> {
+        if let Some(result) = self.replicator()?.forward(&request) {
             return result;
         }
         self.commit_request(&request)
@@ -90,9 +86,7 @@ impl Mvcc {
     /// Validates and proposes a commit on the leader (a local one or one forwarded by
     /// another node) and waits until it is applied here. Returns the commit version.
     pub fn commit_request(&self, request: &CommitRequest) -> Result<Version> {
-        let Some(replicator) = self.replicator.get() else {
-            return Err(Error::Internal("commit_request without a replicator".into()));
-        };
+        let replicator = self.replicator()?;
         let (version, waiter) = {
             let _token = self.writer_token();
             self.validate_request(request)?;
@@ -243,22 +237,22 @@ impl Mvcc {
 
     /// Makes `version` the newest visible version and wakes those waiting for it.
     fn publish(&self, version: Version) {
-        let mut state = lock(&self.flush);
-        state.durable = state.durable.max(version);
-        drop(state);
-        self.flushed.notify_all();
+        let mut durable = lock(&self.durable);
+        *durable = (*durable).max(version);
+        drop(durable);
+        self.published.notify_all();
     }
 
     /// Blocks until `version` is visible here (applied), or `timeout` passes; true if it is.
     pub fn wait_visible(&self, version: Version, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut state = lock(&self.flush);
-        while state.durable < version {
+        let mut durable = lock(&self.durable);
+        while *durable < version {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            state = self.flushed.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+            durable = self.published.wait_timeout(durable, left).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
     }
@@ -271,8 +265,8 @@ impl Mvcc {
     /// The state machine as of `version` for a Raft snapshot: every stored version at or
     /// below it (later ones, written while the scan runs, are left out, and garbage
     /// collection keeps what the scan still needs). Runs beside the driver.
-    pub fn snapshot_at(self: &std::sync::Arc<Self>, version: Version) -> Result<Vec<u8>> {
-        let _pin = self.begin_at(version, None);
+    pub fn snapshot_at(self: &Arc<Self>, version: Version) -> Result<Vec<u8>> {
+        let _pin = self.begin_at(version);
         let mut writes = Vec::new();
         let start = std::ops::Bound::Included(vec![0x01]);
         for item in self.storage.scan((start, std::ops::Bound::Unbounded)) {

@@ -188,6 +188,38 @@ impl crate::http::Status for NodeStatus {
     }
 }
 
+/// Makes `engine` a Raft group of one whose log is `log`: how a single node commits, and how
+/// tests and benchmarks run the engine (see [`open_in_memory`], [`open_dir`]).
+pub fn start_group_of_one<S: raft::LogStore + Send + 'static>(
+    engine: &Arc<Engine>,
+    log: S,
+    snapshot_threshold: u64,
+) -> Result<Arc<replica::Replica>> {
+    let mut replica_config = replica::ReplicaConfig::new(1, vec![1]);
+    // A group of one compacts without a snapshot (nobody asks it for one), so it can do so
+    // often: a long log only holds memory in sled.
+    replica_config.snapshot_threshold = snapshot_threshold.min(SINGLE_NODE_COMPACTION);
+    replica::Replica::start(replica_config, log, engine.mvcc().clone(), Arc::new(replica::NoPeers))
+}
+
+/// An engine over memory, committing through a Raft group of one with an in-memory log: for
+/// tests of the layers above storage. It stops when the engine is dropped.
+pub fn open_in_memory() -> Result<Arc<Engine>> {
+    let engine = Engine::open(Arc::new(crate::storage::memory::MemoryStorage::new()))?;
+    start_group_of_one(&engine, raft::MemLogStore::new(), SINGLE_NODE_COMPACTION)?;
+    Ok(engine)
+}
+
+/// An engine over the sled database in `dir`, exactly as a single node runs it (without the
+/// network front ends): for tests and benchmarks. It stops when the engine is dropped.
+pub fn open_dir(dir: &std::path::Path) -> Result<Arc<Engine>> {
+    let sled = SledStorage::open(dir)?;
+    let log = raft::SledLogStore::open(sled.tree("raft")?).map_err(replica::from_raft)?;
+    let engine = Engine::open(Arc::new(sled))?;
+    start_group_of_one(&engine, log, SINGLE_NODE_COMPACTION)?;
+    Ok(engine)
+}
+
 /// Runs a node until `requested` turns true, or until a storage failure stops its Raft driver:
 /// then `/health` answers 503 with the reason, writes fail at once, the node shuts down as on
 /// request and the error is returned (the process exits non-zero), so a supervisor sees it.
@@ -211,22 +243,14 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         ))
     })?);
     let sled = SledStorage::open_with_cache(&config.data_dir, config.cache_bytes)?;
-    let raft_tree = sled.tree("raft")?;
+    let raft_store = raft::SledLogStore::open(sled.tree("raft")?).map_err(replica::from_raft)?;
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
     engine.mvcc().column_cache().set_budget(usize::try_from(config.column_cache_bytes).unwrap_or(usize::MAX));
     engine.set_statement_memory(usize::try_from(config.statement_memory_bytes).unwrap_or(usize::MAX));
     // A single node is a Raft group of one.
     let (replica, internode) = match &config.cluster {
-        None => {
-            let mut replica_config = replica::ReplicaConfig::new(1, vec![1]);
-            // A group of one compacts without a snapshot (nobody asks it for one), so it can
-            // do so often: a long log only holds memory in sled.
-            replica_config.snapshot_threshold = config.snapshot_threshold.min(SINGLE_NODE_COMPACTION);
-            let replica =
-                replica::Replica::start(replica_config, raft_tree, engine.mvcc().clone(), Arc::new(replica::NoPeers))?;
-            (replica, None)
-        }
+        None => (start_group_of_one(&engine, raft_store, config.snapshot_threshold)?, None),
         Some(cluster) => {
             if !cluster.members.contains_key(&cluster.id) {
                 return Err(Error::InvalidParameter(format!("--peers must include this node (id {})", cluster.id)));
@@ -246,7 +270,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
             let founders = if cluster.join { Vec::new() } else { cluster.members.keys().copied().collect() };
             let mut replica_config = replica::ReplicaConfig::new(cluster.id, founders);
             replica_config.snapshot_threshold = config.snapshot_threshold;
-            let replica = replica::Replica::start(replica_config, raft_tree, engine.mvcc().clone(), transport)?;
+            let replica = replica::Replica::start(replica_config, raft_store, engine.mvcc().clone(), transport)?;
             server.set_replica(replica.clone());
             tracing::info!(id = cluster.id, address = %cluster.address, members = cluster.members.len(), "cluster member started");
             (replica, Some(server))

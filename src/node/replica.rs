@@ -15,12 +15,12 @@
 
 use crate::error::{Error, Result};
 use crate::mvcc::{decode_batch, encode_batch, lock, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
-use crate::raft::{self, ConfChange, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, SledLogStore, Term};
+use crate::raft::{self, ConfChange, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, Term};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How this node reaches the others.
@@ -220,7 +220,9 @@ pub struct Replica {
     id: NodeId,
     events: Mutex<mpsc::Sender<Event>>,
     status: Arc<Status>,
-    mvcc: Arc<Mvcc>,
+    /// The engine owns its replica (as its [`Replicator`]), not the other way round: the
+    /// driver stops once the engine is gone.
+    mvcc: Weak<Mvcc>,
     transport: Arc<dyn Transport>,
     driver: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -244,7 +246,7 @@ fn stopped(failure: &Error) -> Error {
 }
 
 /// A Raft error as the crate's: storage failures keep whether the disk is full.
-fn from_raft(e: raft::Error) -> Error {
+pub(crate) fn from_raft(e: raft::Error) -> Error {
     match e {
         raft::Error::DiskFull(s) => Error::DiskFull(format!("could not write to disk: {s}")),
         e => Error::Io(format!("raft: {e}")),
@@ -255,15 +257,14 @@ fn from_raft(e: raft::Error) -> Error {
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
 impl Replica {
-    /// Starts the driver over the log in `tree` and installs the replica as `mvcc`'s
+    /// Starts the driver over the log in `store` and installs the replica as `mvcc`'s
     /// replicator.
-    pub fn start(
+    pub fn start<S: LogStore + Send + 'static>(
         config: ReplicaConfig,
-        tree: sled::Tree,
+        store: S,
         mvcc: Arc<Mvcc>,
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Replica>> {
-        let store = SledLogStore::open(tree).map_err(from_raft)?;
         let mut raft_config = raft::Config::new(config.id);
         raft_config.election_timeout = config.election_ticks;
         raft_config.heartbeat_interval = config.heartbeat_ticks;
@@ -278,7 +279,7 @@ impl Replica {
         let (tx, rx) = mpsc::channel();
         let mut driver = Driver {
             node,
-            mvcc: mvcc.clone(),
+            mvcc: Arc::downgrade(&mvcc),
             transport: transport.clone(),
             status: status.clone(),
             waiters: BTreeMap::new(),
@@ -300,7 +301,7 @@ impl Replica {
             id: config.id,
             events: Mutex::new(tx),
             status,
-            mvcc: mvcc.clone(),
+            mvcc: Arc::downgrade(&mvcc),
             transport,
             driver: Mutex::new(Some(handle)),
         });
@@ -321,6 +322,10 @@ impl Replica {
     /// The replica's state.
     pub fn status(&self) -> StatusView {
         self.status.view()
+    }
+
+    fn mvcc(&self) -> Result<Arc<Mvcc>> {
+        self.mvcc.upgrade().ok_or_else(|| Error::Io("the engine has shut down".into()))
     }
 
     fn send(&self, event: Event) -> Result<()> {
@@ -359,7 +364,7 @@ impl Replica {
         if !self.status.is_ready() {
             return Err(Error::NotLeader(self.status.view().leader));
         }
-        self.mvcc.commit_request(request)
+        self.mvcc()?.commit_request(request)
     }
 
     /// Answers another node's read index request: the applied version once leadership is
@@ -387,7 +392,7 @@ impl Replica {
         }
         // The leader talks to it from now on (a single node's transport refuses: it cannot grow).
         self.transport.set_peer(id, Some(address))?;
-        let mut txn = self.mvcc.begin();
+        let mut txn = self.mvcc()?.begin();
         txn.set(member_address_key(id), address.as_bytes().to_vec());
         txn.commit()?;
         self.change_membership(ConfChange::AddLearner(id))
@@ -459,7 +464,11 @@ impl Replicator for Replica {
                 Err(e) => return Some(Err(e)),
                 Ok(version) => {
                     // Read-your-writes on this node: wait until the commit is applied here too.
-                    return Some(if self.mvcc.wait_visible(version, LEADER_WAIT) {
+                    let mvcc = match self.mvcc() {
+                        Ok(mvcc) => mvcc,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    return Some(if mvcc.wait_visible(version, LEADER_WAIT) {
                         Ok(version)
                     } else {
                         Err(Error::CommitUnknown(format!(
@@ -497,7 +506,7 @@ impl Replicator for Replica {
                 other => break other?,
             }
         };
-        if self.mvcc.wait_visible(version, LEADER_WAIT) {
+        if self.mvcc()?.wait_visible(version, LEADER_WAIT) {
             Ok(())
         } else {
             Err(Error::Io(format!("this node has not caught up with version {version}")))
@@ -513,9 +522,9 @@ struct Proposal {
 }
 
 /// The driver thread's state.
-struct Driver {
-    node: raft::Node<SledLogStore>,
-    mvcc: Arc<Mvcc>,
+struct Driver<S: LogStore> {
+    node: raft::Node<S>,
+    mvcc: Weak<Mvcc>,
     transport: Arc<dyn Transport>,
     status: Arc<Status>,
     waiters: BTreeMap<Index, Proposal>,
@@ -535,7 +544,12 @@ struct Driver {
     peers_synced: Membership,
 }
 
-impl Driver {
+impl<S: LogStore> Driver<S> {
+    /// The engine the driver applies to.
+    fn mvcc(&self) -> Result<Arc<Mvcc>> {
+        self.mvcc.upgrade().ok_or_else(|| Error::Io("the engine has shut down".into()))
+    }
+
     /// Whether this node is the group's only voter.
     fn alone(&self) -> bool {
         let voters = &self.node.membership().voters;
@@ -561,6 +575,10 @@ impl Driver {
         }
         let mut next_tick = Instant::now() + self.tick;
         loop {
+            if self.mvcc.strong_count() == 0 {
+                // The engine is gone: nobody is left to serve.
+                return;
+            }
             let wait = next_tick.saturating_duration_since(Instant::now());
             let mut stop = false;
             let result = match events.recv_timeout(wait) {
@@ -638,7 +656,7 @@ impl Driver {
             }
             Event::Propose(batch, done) => {
                 if !self.is_ready() {
-                    self.mvcc.abandon(&batch);
+                    self.mvcc()?.abandon(&batch);
                     let _ = done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
                     return Ok(());
                 }
@@ -649,7 +667,7 @@ impl Driver {
                     }
                     Err(e @ (raft::Error::Storage(_) | raft::Error::DiskFull(_))) => return Err(from_raft(e)),
                     Err(_) => {
-                        self.mvcc.abandon(&batch);
+                        self.mvcc()?.abandon(&batch);
                         let _ =
                             done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
                     }
@@ -717,7 +735,7 @@ impl Driver {
             self.transport.send(message);
         }
         if let Some(snapshot) = rd.snapshot {
-            self.mvcc.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
+            self.mvcc()?.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
             self.status.snapshots_installed.fetch_add(1, Ordering::SeqCst);
             tracing::info!(
                 index = snapshot.meta.index,
@@ -728,7 +746,7 @@ impl Driver {
             let covered: Vec<Index> = self.waiters.range(..=snapshot.meta.index).map(|(i, _)| *i).collect();
             for index in covered {
                 if let Some(p) = self.waiters.remove(&index) {
-                    self.mvcc.abandon(&p.batch);
+                    self.mvcc()?.abandon(&p.batch);
                     let _ = p.done.send(Err(Error::CommitUnknown("replaced by a snapshot".into())));
                 }
             }
@@ -737,23 +755,23 @@ impl Driver {
             match &entry.data {
                 EntryData::Command(bytes) => {
                     let batch = decode_batch(bytes)?;
-                    self.mvcc.apply_committed(&batch, entry.index)?;
+                    self.mvcc()?.apply_committed(&batch, entry.index)?;
                 }
-                EntryData::Noop | EntryData::Membership(_) => self.mvcc.apply_marker(entry.index)?,
+                EntryData::Noop | EntryData::Membership(_) => self.mvcc()?.apply_marker(entry.index)?,
             }
             if let Some(p) = self.waiters.remove(&entry.index) {
                 if p.term == entry.term {
                     let _ = p.done.send(Ok(()));
                 } else {
                     // Another leader's entry took this index: the proposal is gone.
-                    self.mvcc.abandon(&p.batch);
+                    self.mvcc()?.abandon(&p.batch);
                     let _ = p.done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
                 }
             }
         }
         // What is applied, not what is assigned: a pending proposal may never commit, and a
         // reader waiting for its version would wait in vain.
-        let version = self.mvcc.durable_version();
+        let version = self.mvcc()?.durable_version();
         for read in rd.reads {
             if let Some(done) = self.reads.remove(&read.id) {
                 let _ = done.send(Ok(version));
@@ -774,8 +792,8 @@ impl Driver {
             // Everything up to this index is applied, and nothing later: the pair names one
             // state. Dumping it can take a while, so it happens on its own thread.
             let index = self.node.applied_index();
-            let version = self.mvcc.durable_version();
-            let (mvcc, events) = (self.mvcc.clone(), self.events.clone());
+            let version = self.mvcc()?.durable_version();
+            let (mvcc, events) = (self.mvcc()?, self.events.clone());
             self.snapshotting = true;
             std::thread::spawn(move || match mvcc.snapshot_at(version) {
                 Ok(data) => {
@@ -821,7 +839,10 @@ impl Driver {
         let known = self.transport.peers();
         let mut complete = true;
         for id in self.node.membership().all().filter(|id| *id != self.node.id() && !known.contains(id)) {
-            let address = self.mvcc.begin().get(&member_address_key(id));
+            let address = match self.mvcc.upgrade() {
+                Some(mvcc) => mvcc.begin().get(&member_address_key(id)),
+                None => return,
+            };
             match address {
                 Ok(Some(address)) => {
                     let address = String::from_utf8_lossy(&address).to_string();

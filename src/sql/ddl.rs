@@ -443,10 +443,7 @@ pub fn truncate(ctx: &mut Context, names: &[String], restart_identity: bool) -> 
 
 #[cfg(test)]
 mod tests {
-    use crate::sql::{Engine, Outcome};
-    use crate::storage::memory::MemoryStorage;
-    use crate::storage::Storage;
-    use std::sync::Arc;
+    use crate::sql::Outcome;
 
     fn count(session: &mut crate::sql::Session, sql: &str) -> i64 {
         match session.run(sql).pop() {
@@ -459,8 +456,8 @@ mod tests {
     /// before still read the old rows, and garbage collection removes them once none does.
     #[test]
     fn truncated_and_dropped_tables_are_removed_by_gc() {
-        let storage = Arc::new(MemoryStorage::new());
-        let engine = Engine::open(storage.clone()).unwrap();
+        let engine = crate::node::open_in_memory().unwrap();
+        let storage = engine.mvcc().storage().clone();
         let mut s = engine.session("admin", "chronos");
         let mut reader = engine.session("admin", "chronos");
         for r in s.run(

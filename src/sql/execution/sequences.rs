@@ -108,27 +108,15 @@ pub fn restart(ctx: &mut Context, sequence: &Sequence) -> Result<()> {
     store_state(ctx, sequence, encode_state(sequence.start, false))
 }
 
-/// Sets the counter of `sequence`: on a replicated node in a commit of its own (as `setval`
-/// is not undone by a rollback in PostgreSQL), else in the statement's transaction.
+/// Sets the counter of `sequence` in a commit of its own: `setval` is not undone by a
+/// rollback in PostgreSQL either.
 fn store_state(ctx: &mut Context, sequence: &Sequence, state: Vec<u8>) -> Result<()> {
-    if ctx.txn.mvcc().is_replicated() {
-        ctx.txn.mvcc().clone().set_counter(&sequence.counter_key(), state)
-    } else {
-        ctx.txn.set(sequence.counter_key(), state);
-        Ok(())
-    }
+    ctx.txn.mvcc().clone().set_counter(&sequence.counter_key(), state)
 }
 
 fn next_value(ctx: &mut Context, sequence: &Sequence) -> Result<i64> {
-    let key = sequence.counter_key();
     let mvcc = ctx.txn.mvcc().clone();
-    if mvcc.is_replicated() {
-        return mvcc.next_counter_value(&key, &|stored| sequence.reserve(stored, BLOCK));
-    }
-    let stored = ctx.txn.get(&key)?;
-    let (block, state) = sequence.reserve(stored.as_deref(), 1)?;
-    ctx.txn.set(key, state);
-    Ok(block.next)
+    mvcc.next_counter_value(&sequence.counter_key(), &|stored| sequence.reserve(stored, BLOCK))
 }
 
 /// Superusers may use every sequence; other roles one that a column of a table they may

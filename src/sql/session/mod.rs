@@ -517,8 +517,8 @@ impl Session {
         self.engine.mvcc.begin_read()
     }
 
-    /// Runs a statement in its own transaction. With replicated storage a write is validated
-    /// at commit; a serialization failure means another commit got in between, so the
+    /// Runs a statement in its own transaction. A write is validated at commit; a
+    /// serialization failure means another commit got in between, so the
     /// statement, which nobody has seen the effects of, runs again on a newer snapshot.
     fn execute_autocommit(
         &mut self,
@@ -530,18 +530,14 @@ impl Session {
         let write = is_write(statement);
         let notices = self.notices.len();
         for attempt in 0.. {
-            let mut txn = match (write, mvcc.is_replicated()) {
-                (true, false) => mvcc.begin_exclusive(),
-                // A write is validated where it commits, against everything committed after
-                // its snapshot, so its first attempt needs no read barrier (on a follower, a
-                // round trip to the leader); a retry after a conflict reads the latest state.
-                (true, true) if attempt == 0 => mvcc.begin(),
-                _ => self.begin_read()?,
-            };
+            // A write is validated where it commits, against everything committed after its
+            // snapshot, so its first attempt needs no read barrier (on a follower, a round trip
+            // to the leader); a retry after a conflict reads the latest state.
+            let mut txn = if write && attempt == 0 { mvcc.begin() } else { self.begin_read()? };
             let outcome = self.execute_in(&mut txn, statement, params, param_types, false)?;
             match txn.commit() {
                 Ok(_) => return Ok(outcome),
-                Err(Error::Serialization(_)) if mvcc.is_replicated() && attempt < AUTOCOMMIT_RETRIES => {
+                Err(Error::Serialization(_)) if attempt < AUTOCOMMIT_RETRIES => {
                     self.notices.truncate(notices);
                     // Let the commit that got in become visible before trying again.
                     mvcc.wait_visible(mvcc.last_version(), std::time::Duration::from_millis(100));
