@@ -99,3 +99,69 @@ async fn a_node_joins_is_promoted_and_a_founder_leaves() {
     let n: i64 = reader.query_one("SELECT count(*) FROM m", &[]).await.unwrap().get(0);
     assert_eq!(n, 62);
 }
+
+/// Peak resident memory of process `pid`, in MiB (Linux).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    kib / 1024
+}
+
+/// A node that started alone compacts its log many times (a group of one snapshots cheaply);
+/// a second node joins it later and must receive a real snapshot of the state, not the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joins_a_node_that_started_alone_and_compacted() {
+    let mut cluster = Cluster::start(1, &["--snapshot-threshold", "20"]);
+    let leader = cluster.leader(Duration::from_secs(10)).expect("the lone node leads");
+    let client = cluster.nodes[leader].connect("admin").await;
+    client.batch_execute("CREATE TABLE j (id INT PRIMARY KEY, v TEXT)").await.unwrap();
+    for i in 0..200 {
+        client.execute("INSERT INTO j VALUES ($1, repeat('x', 100))", &[&i]).await.unwrap();
+    }
+    client.batch_execute("INSERT INTO j SELECT g, 'bulk' FROM generate_series(1000, 50999) AS g").await.unwrap();
+    client.batch_execute("DELETE FROM j WHERE id < 10").await.unwrap();
+    let applied = json_u64(&cluster.health(leader).unwrap(), "applied_index");
+    assert!(applied > 200, "every statement is an entry: {applied}");
+    let before = peak_rss_mib(cluster.nodes[leader].pid().unwrap());
+
+    let address = cluster.join();
+    let joined = 1;
+    wait_for(&cluster, joined, "the joining node answers", |h| h.contains("\"voters\":[]")).await;
+    let (code, body) =
+        http_request(cluster.nodes[leader].http_addr, "POST", &format!("/raft/members?add=2&address={address}"), "")
+            .unwrap();
+    assert_eq!(code, 202, "{body}");
+    let commit = json_u64(&cluster.health(leader).unwrap(), "commit_index");
+    wait_for(&cluster, joined, "node 2 catches up", |h| json_u64(h, "applied_index") >= commit).await;
+    let metrics = support::http_get(cluster.nodes[joined].http_addr, "/metrics").unwrap();
+    let installed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("chronos_raft_snapshots_installed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(installed >= 1, "node 2 caught up from a snapshot");
+    let after = peak_rss_mib(cluster.nodes[leader].pid().unwrap());
+    eprintln!("leader peak RSS: {before} MiB before the transfer, {after} MiB after");
+
+    let reader = cluster.nodes[joined].connect("admin").await;
+    let count = "SELECT count(*), sum(id) FROM j";
+    let want = client.query_one(count, &[]).await.unwrap();
+    let got = reader.query_one(count, &[]).await.unwrap();
+    assert_eq!((got.get::<_, i64>(0), got.get::<_, i64>(1)), (want.get::<_, i64>(0), want.get::<_, i64>(1)));
+    assert_eq!(want.get::<_, i64>(0), 190 + 50_000);
+    // Later writes reach the new member through the log.
+    client.execute("INSERT INTO j VALUES (-1, 'after')", &[]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = reader.query_one("SELECT count(*) FROM j WHERE id = -1", &[]).await.unwrap().get(0);
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the write after the snapshot did not arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

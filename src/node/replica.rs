@@ -206,6 +206,8 @@ enum Event {
     Message(raft::Message),
     /// A snapshot of the state machine at a Raft index, built off the driver thread.
     Compact(Index, Vec<u8>),
+    /// Building a snapshot failed (it is tried again at the next request).
+    SnapshotFailed,
     Propose(WriteBatch, mpsc::Sender<Result<()>>),
     ReadIndex(mpsc::Sender<Result<Version>>),
     /// Start a leadership transfer to this voter.
@@ -550,16 +552,22 @@ impl<S: LogStore> Driver<S> {
         self.mvcc.upgrade().ok_or_else(|| Error::Io("the engine has shut down".into()))
     }
 
-    /// Whether this node is the group's only voter.
-    fn alone(&self) -> bool {
+    /// Whether this node is the group's only voter (it may have learners).
+    fn single_voter(&self) -> bool {
         let voters = &self.node.membership().voters;
         voters.len() == 1 && voters.contains(&self.node.id())
+    }
+
+    /// Whether this node is the group's only member (voters and learners alike).
+    fn alone(&self) -> bool {
+        let mut members = self.node.membership().all();
+        members.next() == Some(self.node.id()) && members.next().is_none()
     }
 
     fn run(&mut self, events: mpsc::Receiver<Event>) {
         // A group of one elects itself at once instead of after an election timeout, so a
         // single node serves writes as soon as it listens.
-        if self.alone() {
+        if self.single_voter() {
             for _ in 0..4 * self.node.config().election_timeout {
                 if self.node.is_leader() {
                     break;
@@ -624,6 +632,7 @@ impl<S: LogStore> Driver<S> {
                     let rd = self.node.tick().map_err(from_raft)?;
                     self.process(rd)?;
                     self.sync_peers();
+                    self.replace_marker_snapshot()?;
                 }
                 loop {
                     let rd = self.node.ready().map_err(from_raft)?;
@@ -707,6 +716,7 @@ impl<S: LogStore> Driver<S> {
                 self.snapshotting = false;
                 self.node.compact(index, data).map_err(from_raft)?;
             }
+            Event::SnapshotFailed => self.snapshotting = false,
             Event::Stop => *stop = true,
         }
         self.track_leadership()
@@ -783,24 +793,60 @@ impl<S: LogStore> Driver<S> {
             }
         }
         if rd.snapshot_request.is_some() && self.alone() {
-            // Nobody will ever ask a group of one for a snapshot (a restart resumes from the
-            // data itself, whose applied index is at or past this one): compact the log
-            // without copying the state.
+            // Nobody asks a group of one for a snapshot (a restart resumes from the data
+            // itself, whose applied index is at or past this one): compact the log with an
+            // empty snapshot, which marks the compaction point and is never sent. Once the
+            // group grows, a real one replaces it (see `replace_marker_snapshot`).
             let index = self.node.applied_index();
-            self.node.compact(index, Vec::new()).map_err(|e| Error::Io(format!("raft: {e}")))?;
-        } else if rd.snapshot_request.is_some() && !self.snapshotting {
-            // Everything up to this index is applied, and nothing later: the pair names one
-            // state. Dumping it can take a while, so it happens on its own thread.
-            let index = self.node.applied_index();
-            let version = self.mvcc()?.durable_version();
-            let (mvcc, events) = (self.mvcc()?, self.events.clone());
-            self.snapshotting = true;
-            std::thread::spawn(move || match mvcc.snapshot_at(version) {
-                Ok(data) => {
-                    let _ = events.send(Event::Compact(index, data));
+            self.node.compact(index, Vec::new()).map_err(from_raft)?;
+        } else if rd.snapshot_request.is_some() {
+            self.start_snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// Starts building a snapshot of the state machine at the applied index, unless one is
+    /// being built. Everything up to this index is applied, and nothing later: the pair
+    /// names one state. Dumping it can take a while, so it happens on its own thread, and
+    /// the log is compacted when it is done.
+    fn start_snapshot(&mut self) -> Result<()> {
+        if self.snapshotting {
+            return Ok(());
+        }
+        let index = self.node.applied_index();
+        let mvcc = self.mvcc()?;
+        let version = mvcc.durable_version();
+        let events = self.events.clone();
+        self.snapshotting = true;
+        let spawned = std::thread::Builder::new().name("raft-snapshot".into()).spawn(move || {
+            let event = match mvcc.snapshot_at(version) {
+                Ok(data) => Event::Compact(index, data),
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot of the state machine failed");
+                    Event::SnapshotFailed
                 }
-                Err(e) => tracing::warn!(error = %e, "snapshot of the state machine failed"),
-            });
+            };
+            let _ = events.send(event);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a snapshot");
+            self.snapshotting = false;
+        }
+        Ok(())
+    }
+
+    /// A group that compacted while it was alone holds an empty snapshot, which cannot be
+    /// sent; once it has other members, one that needs compacted entries waits for a real
+    /// snapshot: build it.
+    fn replace_marker_snapshot(&mut self) -> Result<()> {
+        if self.alone() || self.snapshotting || !self.node.is_leader() {
+            return Ok(());
+        }
+        let Some((meta, _, len)) = self.node.store().snapshot_chunk(0, 0).map_err(from_raft)? else {
+            return Ok(());
+        };
+        if len == 0 && self.node.applied_index() > meta.index {
+            self.start_snapshot()?;
         }
         Ok(())
     }
@@ -819,7 +865,7 @@ impl<S: LogStore> Driver<S> {
         s.commit.store(self.node.commit_index(), Ordering::SeqCst);
         s.applied.store(self.node.applied_index(), Ordering::SeqCst);
         s.lease_valid.store(self.node.lease_valid(), Ordering::SeqCst);
-        s.single_voter.store(self.alone(), Ordering::SeqCst);
+        s.single_voter.store(self.single_voter(), Ordering::SeqCst);
         let mut membership = lock(&s.membership);
         if *membership != *self.node.membership() {
             *membership = self.node.membership().clone();

@@ -91,6 +91,8 @@
 //! snapshot as `InstallSnapshot` chunks of `snapshot_chunk_size` bytes, one
 //! at a time; the follower acknowledges the byte offset it has, so a lost
 //! chunk or a new leader resumes from that offset rather than from zero.
+//! A snapshot with no data marks a compaction point only and is never sent:
+//! a follower that needs it waits until the application compacts with data.
 //!
 //! **Membership.** Changes are single-server ([`ConfChange`]): add a
 //! learner, promote a learner to voter, remove a member. A membership entry

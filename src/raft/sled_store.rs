@@ -5,7 +5,13 @@
 //! - `h`: the hard state;
 //! - `b`: the bounds `(offset, offset_term, last)`: entries `offset+1..=last` are the log,
 //!   `offset` is the snapshot index (the compacted prefix) with its term;
-//! - `s`: the latest snapshot (metadata and data).
+//! - `m`: the latest snapshot's metadata and data length;
+//! - `c` ++ snapshot index ++ chunk number (big-endian): the data of the snapshot at that index,
+//!   in chunks of [`STORED_CHUNK`] bytes, so that sending a chunk reads one or two of them.
+//!
+//! A snapshot's chunks are written first, then its metadata with the bounds (atomically),
+//! then the chunks of the snapshot it replaces are removed; chunks of any other snapshot
+//! found at start-up are the garbage of a crash in between and are swept.
 //!
 //! Every operation rewrites the bounds, so after a crash the store is exactly as of some
 //! prefix of its operations. Truncation is an atomic sled batch, as are a snapshot's record
@@ -25,7 +31,19 @@ use std::collections::BTreeMap;
 
 const BOUNDS: &[u8] = b"b";
 const HARD_STATE: &[u8] = b"h";
-const SNAPSHOT: &[u8] = b"s";
+/// The metadata record of the latest snapshot.
+const SNAPSHOT_META: &[u8] = b"m";
+/// Where earlier versions kept the whole snapshot in one record (converted when opened).
+const LEGACY_SNAPSHOT: &[u8] = b"s";
+/// Bytes of snapshot data per stored chunk.
+const STORED_CHUNK: usize = 64 * 1024;
+
+fn chunk_key(index: Index, chunk: u64) -> [u8; 17] {
+    let mut key = [b'c'; 17];
+    key[1..9].copy_from_slice(&index.to_be_bytes());
+    key[9..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
 
 fn entry_key(index: Index) -> [u8; 9] {
     let mut key = [b'e'; 9];
@@ -62,6 +80,8 @@ pub struct SledLogStore {
     terms: BTreeMap<Index, Term>,
     hard_state: HardState,
     snapshot_meta: Option<SnapshotMeta>,
+    /// Length of the latest snapshot's data.
+    snapshot_len: u64,
     /// Writes since the last sync that must be durable before the node acts on them.
     dirty: bool,
 }
@@ -77,10 +97,34 @@ impl SledLogStore {
             Some(bytes) => decode(&bytes)?,
             None => HardState::default(),
         };
-        let snapshot_meta = match tree.get(SNAPSHOT).map_err(storage)? {
-            Some(bytes) => Some(decode::<Snapshot>(&bytes)?.meta),
-            None => None,
+        if let Some(bytes) = tree.get(LEGACY_SNAPSHOT).map_err(storage)? {
+            let snapshot: Snapshot = decode(&bytes)?;
+            let index = snapshot.meta.index;
+            for (i, chunk) in snapshot.data.chunks(STORED_CHUNK).enumerate() {
+                tree.insert(&chunk_key(index, i as u64)[..], chunk).map_err(storage)?;
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64))?);
+            batch.remove(LEGACY_SNAPSHOT);
+            tree.apply_batch(batch).map_err(storage)?;
+            tree.flush().map_err(storage)?;
+        }
+        let (snapshot_meta, snapshot_len) = match tree.get(SNAPSHOT_META).map_err(storage)? {
+            Some(bytes) => {
+                let (meta, len): (SnapshotMeta, u64) = decode(&bytes)?;
+                (Some(meta), len)
+            }
+            None => (None, 0),
         };
+        // Chunks of any other snapshot are garbage of a crash while one was replaced.
+        let current = snapshot_meta.as_ref().map(|m| m.index);
+        for item in tree.scan_prefix(b"c") {
+            let (key, _) = item.map_err(storage)?;
+            let index = key.get(1..9).and_then(|b| b.try_into().ok()).map(Index::from_be_bytes);
+            if index != current {
+                tree.remove(key).map_err(storage)?;
+            }
+        }
         let mut terms = BTreeMap::new();
         if last > offset {
             for item in tree.range(entry_key(offset + 1)..=entry_key(last)) {
@@ -103,7 +147,7 @@ impl SledLogStore {
             let (key, _) = item.map_err(storage)?;
             tree.remove(key).map_err(storage)?;
         }
-        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, dirty: false })
+        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, snapshot_len, dirty: false })
     }
 
     fn last(&self) -> Index {
@@ -120,6 +164,42 @@ impl SledLogStore {
         batch.insert(BOUNDS, self.bounds()?);
         self.dirty = true;
         self.tree.apply_batch(batch).map_err(storage)
+    }
+}
+
+impl SledLogStore {
+    /// Up to `max_len` bytes of the latest snapshot's data from byte `offset`, read from the
+    /// chunks that hold them.
+    fn read_snapshot(&self, offset: u64, max_len: usize) -> Result<Vec<u8>> {
+        let Some(index) = self.snapshot_meta.as_ref().map(|m| m.index) else { return Ok(Vec::new()) };
+        let end = offset.saturating_add(max_len as u64).min(self.snapshot_len);
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut at = offset;
+        while at < end {
+            let chunk = at / STORED_CHUNK as u64;
+            let bytes = self
+                .tree
+                .get(chunk_key(index, chunk))
+                .map_err(storage)?
+                .ok_or_else(|| Error::Storage(format!("chunk {chunk} of the snapshot at {index} is missing")))?;
+            let from = (at - chunk * STORED_CHUNK as u64) as usize;
+            let to = bytes.len().min(from + (end - at) as usize);
+            if from >= to {
+                return Err(Error::Storage(format!("chunk {chunk} of the snapshot at {index} is short")));
+            }
+            out.extend_from_slice(&bytes[from..to]);
+            at += (to - from) as u64;
+        }
+        Ok(out)
+    }
+
+    /// Removes the stored chunks of the snapshot at `index`.
+    fn remove_chunks(&self, index: Index) -> Result<()> {
+        for item in self.tree.range(chunk_key(index, 0)..=chunk_key(index, u64::MAX)) {
+            let (key, _) = item.map_err(storage)?;
+            self.tree.remove(key).map_err(storage)?;
+        }
+        Ok(())
     }
 }
 
@@ -241,8 +321,17 @@ impl LogStore for SledLogStore {
         if index < self.offset {
             return Err(Error::Storage(format!("snapshot at {index} older than compacted prefix {}", self.offset)));
         }
+        // The new chunks under their own index, beside the current snapshot's; then the
+        // metadata switches to them atomically with the bounds.
+        let replaced = self.snapshot_meta.as_ref().map(|m| m.index).filter(|i| *i != index);
+        if replaced.is_none() {
+            self.remove_chunks(index)?;
+        }
+        for (i, chunk) in snapshot.data.chunks(STORED_CHUNK).enumerate() {
+            self.tree.insert(&chunk_key(index, i as u64)[..], chunk).map_err(storage)?;
+        }
         let mut batch = sled::Batch::default();
-        batch.insert(SNAPSHOT, encode(&snapshot)?);
+        batch.insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64))?);
         let dropped = if index > self.offset && self.terms.get(&index) == Some(&term) {
             let kept = self.terms.split_off(&(index + 1));
             std::mem::replace(&mut self.terms, kept)
@@ -254,19 +343,28 @@ impl LogStore for SledLogStore {
         self.offset = index;
         self.offset_term = term;
         self.snapshot_meta = Some(snapshot.meta);
+        self.snapshot_len = snapshot.data.len() as u64;
         self.commit(batch)?;
         // After the atomic part, as in `compact`.
         for index in dropped.into_keys() {
             self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
         }
+        if let Some(old) = replaced {
+            self.remove_chunks(old)?;
+        }
         Ok(())
     }
 
     fn snapshot(&self) -> Result<Option<Snapshot>> {
-        match self.tree.get(SNAPSHOT).map_err(storage)? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
+        let Some(meta) = self.snapshot_meta.clone() else { return Ok(None) };
+        let data = self.read_snapshot(0, usize::try_from(self.snapshot_len).unwrap_or(usize::MAX))?;
+        Ok(Some(Snapshot { meta, data }))
+    }
+
+    fn snapshot_chunk(&self, offset: u64, max_len: usize) -> Result<Option<(SnapshotMeta, Vec<u8>, u64)>> {
+        let Some(meta) = self.snapshot_meta.clone() else { return Ok(None) };
+        let data = self.read_snapshot(offset, max_len)?;
+        Ok(Some((meta, data, self.snapshot_len)))
     }
 
     fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>> {
@@ -336,5 +434,47 @@ mod tests {
         assert!(db.open_tree("raft").unwrap().get(entry_key(2)).unwrap().is_none(), "garbage swept");
         assert_eq!((store.first_index().unwrap(), store.last_index().unwrap()), (4, 5));
         assert_eq!(store.entries(4, 6, 10).unwrap(), vec![entry(4, 1), entry(5, 1)]);
+    }
+
+    /// Snapshot data is stored in chunks: any byte range reads back as written, a replaced
+    /// snapshot's chunks are removed, a snapshot kept by an earlier version in one record is
+    /// converted, and chunks left by a crash during a replacement are swept.
+    #[test]
+    fn snapshots_are_stored_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..(3 * STORED_CHUNK + 123)).map(|i| (i * 7 % 251) as u8).collect();
+        let meta = SnapshotMeta { index: 3, term: 1, ..Default::default() };
+        {
+            // As an earlier version stored it.
+            let tree = db.open_tree("raft").unwrap();
+            tree.insert(BOUNDS, encode(&(3u64, 1u64, 3u64)).unwrap()).unwrap();
+            tree.insert(LEGACY_SNAPSHOT, encode(&Snapshot { meta: meta.clone(), data: data.clone() }).unwrap())
+                .unwrap();
+        }
+        let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        assert_eq!(store.snapshot().unwrap().unwrap().data, data);
+        for (offset, len) in
+            [(0, 10), (STORED_CHUNK as u64 - 5, 10), (100, 2 * STORED_CHUNK), (data.len() as u64 - 3, 64)]
+        {
+            let (m, bytes, total) = store.snapshot_chunk(offset, len).unwrap().unwrap();
+            assert_eq!((m, total), (meta.clone(), data.len() as u64));
+            let end = (offset as usize + len).min(data.len());
+            assert_eq!(bytes, data[offset as usize..end]);
+        }
+        assert!(store.snapshot_chunk(data.len() as u64 + 5, 10).unwrap().unwrap().1.is_empty());
+
+        store.append(&(4..=6).map(|i| entry(i, 1)).collect::<Vec<_>>()).unwrap();
+        let newer = SnapshotMeta { index: 5, term: 1, ..Default::default() };
+        store.save_snapshot(Snapshot { meta: newer.clone(), data: b"small".to_vec() }).unwrap();
+        let tree = db.open_tree("raft").unwrap();
+        assert_eq!(tree.scan_prefix(b"c").count(), 1, "the replaced snapshot's chunks are gone");
+        // Chunks of a snapshot whose metadata never made it (a crash mid-replacement).
+        tree.insert(&chunk_key(6, 0)[..], b"torn".to_vec()).unwrap();
+        drop(store);
+        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        assert_eq!(tree.scan_prefix(b"c").count(), 1, "garbage swept");
+        assert_eq!(store.snapshot().unwrap().unwrap(), Snapshot { meta: newer, data: b"small".to_vec() });
+        assert_eq!(store.last_index().unwrap(), 6);
     }
 }

@@ -237,6 +237,11 @@ impl<S: LogStore> Node<S> {
         let Some((meta, data, len)) = self.store.snapshot_chunk(wanted, chunk)? else {
             return Ok(());
         };
+        if len == 0 {
+            // A snapshot without data only marks where the log was compacted (a group of one
+            // compacts so): nothing to send until the application stores a real one.
+            return Ok(());
+        }
         // An offset past the end (bogus acknowledgement) restarts the transfer.
         let (offset, data) = if wanted <= len {
             (wanted, data)
