@@ -190,7 +190,7 @@ fn run(h: &mut dyn Harness, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     meta: SnapshotMeta { index: idx, term, membership: Membership::with_voters([1]) },
                     data: vec![idx as u8],
                 };
-                prop_assert!(h.store().save_snapshot(snap).is_ok());
+                prop_assert!(h.store().save_snapshot(&snap).is_ok());
                 if live.term(idx) == Some(term) {
                     live.log.retain(|i, _| *i > idx);
                 } else {

@@ -20,12 +20,15 @@
 //! version and Raft index are stored under [`APPLIED_KEY`] and [`RAFT_APPLIED_KEY`], written
 //! last of the in-order writes of a Raft entry's apply.
 
+mod batch;
 pub mod columns;
 mod counters;
 mod gc;
 mod replication;
 mod reverse;
+mod snapshot;
 
+pub use batch::{decode_batch, encode_batch};
 pub use counters::CounterBlock;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 
@@ -79,60 +82,6 @@ fn stored_writes(batch: &WriteBatch) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)>
             None => (physical, vec![0]),
         }
     })
-}
-
-/// Serializes a batch (the data of a Raft log entry).
-pub fn encode_batch(batch: &WriteBatch) -> Vec<u8> {
-    let size: usize = batch.writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9).sum();
-    let mut out = Vec::with_capacity(size + 16);
-    out.extend_from_slice(&batch.version.to_be_bytes());
-    out.extend_from_slice(&(batch.writes.len() as u64).to_be_bytes());
-    for (key, value) in &batch.writes {
-        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        out.extend_from_slice(key);
-        match value {
-            Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                out.extend_from_slice(v);
-            }
-            None => out.push(0),
-        }
-    }
-    out
-}
-
-/// Reads a batch written by [`encode_batch`].
-pub fn decode_batch(bytes: &[u8]) -> Result<WriteBatch> {
-    let corrupt = || Error::Corruption("malformed write batch".into());
-    let mut input = bytes;
-    let mut take = |n: usize| -> Result<&[u8]> {
-        if input.len() < n {
-            return Err(corrupt());
-        }
-        let (head, rest) = input.split_at(n);
-        input = rest;
-        Ok(head)
-    };
-    let u64_of = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
-    let u32_of = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])) as usize;
-    let version = u64_of(take(8)?);
-    let count = u64_of(take(8)?) as usize;
-    let mut writes = Vec::with_capacity(count.min(1 << 20));
-    for _ in 0..count {
-        let klen = u32_of(take(4)?);
-        let key = take(klen)?.to_vec();
-        let value = match take(1)?[0] {
-            0 => None,
-            1 => {
-                let vlen = u32_of(take(4)?);
-                Some(take(vlen)?.to_vec())
-            }
-            _ => return Err(corrupt()),
-        };
-        writes.push((key, value));
-    }
-    Ok(WriteBatch { version, writes })
 }
 
 /// The version of the last batch applied to `storage` (0 when none).

@@ -52,7 +52,7 @@ pub trait Replicator: Send + Sync {
 /// Keys of proposed batches not yet applied, with their versions.
 #[derive(Default)]
 pub(super) struct Pending {
-    keys: HashMap<Vec<u8>, Version>,
+    pub(super) keys: HashMap<Vec<u8>, Version>,
 }
 
 impl Mvcc {
@@ -236,7 +236,7 @@ impl Mvcc {
     }
 
     /// Makes `version` the newest visible version and wakes those waiting for it.
-    fn publish(&self, version: Version) {
+    pub(super) fn publish(&self, version: Version) {
         let mut durable = lock(&self.durable);
         *durable = (*durable).max(version);
         drop(durable);
@@ -260,59 +260,5 @@ impl Mvcc {
     /// The newest version assigned to a commit here, applied or not.
     pub fn last_version(&self) -> Version {
         self.last_version.load(Ordering::SeqCst).max(self.applied.load(Ordering::SeqCst))
-    }
-
-    /// The state machine as of `version` for a Raft snapshot: every stored version at or
-    /// below it (later ones, written while the scan runs, are left out, and garbage
-    /// collection keeps what the scan still needs). Runs beside the driver.
-    pub fn snapshot_at(self: &Arc<Self>, version: Version) -> Result<Vec<u8>> {
-        let _pin = self.begin_at(version);
-        let mut writes = Vec::new();
-        let start = std::ops::Bound::Included(vec![0x01]);
-        for item in self.storage.scan((start, std::ops::Bound::Unbounded)) {
-            let (key, value) = item?;
-            if super::split_physical(&key)?.1 <= version {
-                writes.push((key, Some(value)));
-            }
-        }
-        Ok(super::encode_batch(&WriteBatch { version, writes }))
-    }
-
-    /// Replaces the whole state with a snapshot taken by [`Mvcc::snapshot_at`] at Raft index
-    /// `index`.
-    pub fn restore_snapshot(&self, data: &[u8], index: u64) -> Result<()> {
-        let snapshot = super::decode_batch(data)?;
-        let _token = self.writer_token();
-        self.columns.reset(snapshot.version);
-        let mut batch = crate::storage::StorageBatch::default();
-        for item in self.storage.scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)) {
-            batch.delete(item?.0);
-            if batch.ops.len() >= 4096 {
-                self.storage.apply(std::mem::take(&mut batch))?;
-            }
-        }
-        self.storage.apply(batch)?;
-        let mut batch = crate::storage::StorageBatch::default();
-        for (key, value) in snapshot.writes {
-            if let Some(value) = value {
-                batch.put(key, value);
-            }
-            if batch.ops.len() >= 4096 {
-                self.storage.apply(std::mem::take(&mut batch))?;
-            }
-        }
-        batch.put(RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec());
-        batch.put(super::APPLIED_KEY.to_vec(), snapshot.version.to_be_bytes().to_vec());
-        self.storage.apply(batch)?;
-        let version = snapshot.version;
-        lock(&self.pending).keys.clear();
-        // Every table may have changed.
-        lock(&self.domain_versions).clear();
-        self.domain_floor.fetch_max(version, Ordering::SeqCst);
-        self.columns.reset(version);
-        self.applied.store(version, Ordering::SeqCst);
-        self.last_version.fetch_max(version, Ordering::SeqCst);
-        self.publish(version);
-        Ok(())
     }
 }

@@ -307,6 +307,11 @@ fn replicated_validation_sees_pending_batches() {
 
 #[test]
 fn snapshot_restore_replaces_the_state() {
+    // The target is behind: everything it has is older than the snapshot.
+    let target = mvcc();
+    let mut t = target.begin();
+    t.set(key(1, "stale"), b"x".to_vec());
+    t.commit().unwrap();
     let source = mvcc();
     let mut t = source.begin();
     t.set(key(1, "a"), b"1".to_vec());
@@ -317,16 +322,44 @@ fn snapshot_restore_replaces_the_state() {
     later.set(key(1, "later"), b"2".to_vec());
     later.commit().unwrap();
 
-    let target = mvcc();
-    let mut t = target.begin();
-    t.set(key(1, "stale"), b"x".to_vec());
-    t.commit().unwrap();
+    // A reader from before the install keeps its state throughout.
+    let mut before = target.begin();
     target.restore_snapshot(&data, 7).unwrap();
+    assert_eq!(before.get(&key(1, "stale")).unwrap(), Some(b"x".to_vec()));
+    assert_eq!(before.get(&key(1, "a")).unwrap(), None);
     let mut r = target.begin();
     assert_eq!(r.get(&key(1, "a")).unwrap(), Some(b"1".to_vec()));
     assert_eq!(r.get(&key(1, "stale")).unwrap(), None);
     assert_eq!(target.begin().get(&key(1, "later")).unwrap(), None);
     assert_eq!(target.raft_applied_index().unwrap(), 7);
+    // Installing it again (after a crash part-way) changes nothing.
+    drop(before);
+    let stored = |db: &Arc<Mvcc>| db.storage().scan_prefix(&[0x02]).count();
+    let count = stored(&target);
+    target.restore_snapshot(&data, 7).unwrap();
+    assert_eq!(stored(&target), count);
+    assert_eq!(target.begin().scan_prefix(&[0x02]).unwrap(), vec![(key(1, "a"), b"1".to_vec())]);
+}
+
+/// A row deleted on the leader whose versions its garbage collection then removed is in no
+/// snapshot: a follower that still has the row must not keep it.
+#[test]
+fn a_snapshot_deletes_rows_the_leader_collected() {
+    let leader = mvcc();
+    let follower = mvcc();
+    for db in [&leader, &follower] {
+        let mut t = db.begin();
+        t.set(key(1, "gone"), b"x".to_vec());
+        t.set(key(1, "kept"), b"y".to_vec());
+        t.commit().unwrap();
+    }
+    let mut t = leader.begin();
+    t.delete(key(1, "gone"));
+    t.commit().unwrap();
+    leader.gc().unwrap();
+    let data = leader.snapshot_at(leader.durable_version()).unwrap();
+    follower.restore_snapshot(&data, 3).unwrap();
+    assert_eq!(follower.begin().scan_prefix(&[0x02]).unwrap(), vec![(key(1, "kept"), b"y".to_vec())]);
 }
 
 #[test]

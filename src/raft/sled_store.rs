@@ -316,7 +316,7 @@ impl LogStore for SledLogStore {
         Ok(self.hard_state)
     }
 
-    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
         let (index, term) = (snapshot.meta.index, snapshot.meta.term);
         if index < self.offset {
             return Err(Error::Storage(format!("snapshot at {index} older than compacted prefix {}", self.offset)));
@@ -342,7 +342,7 @@ impl LogStore for SledLogStore {
         };
         self.offset = index;
         self.offset_term = term;
-        self.snapshot_meta = Some(snapshot.meta);
+        self.snapshot_meta = Some(snapshot.meta.clone());
         self.snapshot_len = snapshot.data.len() as u64;
         self.commit(batch)?;
         // After the atomic part, as in `compact`.
@@ -425,7 +425,7 @@ mod tests {
             let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
             store.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>()).unwrap();
             let meta = SnapshotMeta { index: 3, term: 1, ..Default::default() };
-            store.save_snapshot(Snapshot { meta, data: vec![] }).unwrap();
+            store.save_snapshot(&Snapshot { meta, data: vec![] }).unwrap();
             // What a crash right after the snapshot and bounds records would have left.
             let tree = db.open_tree("raft").unwrap();
             tree.insert(&entry_key(2)[..], encode(&entry(2, 1)).unwrap()).unwrap();
@@ -466,7 +466,7 @@ mod tests {
 
         store.append(&(4..=6).map(|i| entry(i, 1)).collect::<Vec<_>>()).unwrap();
         let newer = SnapshotMeta { index: 5, term: 1, ..Default::default() };
-        store.save_snapshot(Snapshot { meta: newer.clone(), data: b"small".to_vec() }).unwrap();
+        store.save_snapshot(&Snapshot { meta: newer.clone(), data: b"small".to_vec() }).unwrap();
         let tree = db.open_tree("raft").unwrap();
         assert_eq!(tree.scan_prefix(b"c").count(), 1, "the replaced snapshot's chunks are gone");
         // Chunks of a snapshot whose metadata never made it (a crash mid-replacement).

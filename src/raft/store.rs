@@ -58,7 +58,7 @@ pub trait LogStore {
     /// it covers: if the log has an entry at `snapshot.meta.index` with
     /// `snapshot.meta.term`, entries after it are kept; otherwise the whole
     /// log is discarded. Atomic with respect to crashes.
-    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<()>;
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()>;
 
     /// The latest snapshot, if any.
     fn snapshot(&self) -> Result<Option<Snapshot>>;
@@ -292,8 +292,8 @@ impl LogStore for MemLogStore {
         Ok(self.live.hard_state)
     }
 
-    fn save_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
-        self.write(Op::Snapshot(snapshot))
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        self.write(Op::Snapshot(snapshot.clone()))
     }
 
     fn snapshot(&self) -> Result<Option<Snapshot>> {

@@ -241,7 +241,7 @@ impl<S: LogStore> Node<S> {
             return Ok(());
         };
         let snap = Snapshot { meta: inc.meta, data: inc.data };
-        self.store.save_snapshot(snap.clone())?;
+        self.store.save_snapshot(&snap)?;
         let last = self.store.last_index()?;
         self.conf_history.retain(|(i, _)| *i > index && *i <= last);
         self.snapshot_index = index;

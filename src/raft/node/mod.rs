@@ -548,7 +548,7 @@ impl<S: LogStore> Node<S> {
         let term =
             self.store.term(index)?.ok_or_else(|| Error::Invalid(format!("no term for snapshot index {index}")))?;
         let membership = self.membership_at(index)?;
-        self.store.save_snapshot(Snapshot { meta: SnapshotMeta { index, term, membership }, data })?;
+        self.store.save_snapshot(&Snapshot { meta: SnapshotMeta { index, term, membership }, data })?;
         self.snapshot_index = index;
         self.conf_history.retain(|(i, _)| *i > index);
         Ok(())
