@@ -3,10 +3,51 @@
 //! a time, so a snapshot never needs a second copy of its writes in memory.
 //!
 //! Layout: `version: u64`, `count: u64`, then per write `key_len: u32`, key, and `0` for a
-//! delete or `1`, `value_len: u32`, value (all big-endian).
+//! delete or `1`, `value_len: u32`, value (all big-endian). A count of [`UNCOUNTED`] means the
+//! writes run to the end of the bytes: a snapshot written out as storage is scanned.
 
 use super::{Version, WriteBatch};
 use crate::error::{Error, Result};
+use std::io::Write;
+
+/// The count of a batch whose writes run to the end of its bytes.
+const UNCOUNTED: u64 = u64::MAX;
+
+/// Writes one write of a batch.
+fn write_one(out: &mut (impl Write + ?Sized), key: &[u8], value: Option<&[u8]>) -> std::io::Result<()> {
+    out.write_all(&(key.len() as u32).to_be_bytes())?;
+    out.write_all(key)?;
+    match value {
+        Some(v) => {
+            out.write_all(&[1])?;
+            out.write_all(&(v.len() as u32).to_be_bytes())?;
+            out.write_all(v)
+        }
+        None => out.write_all(&[0]),
+    }
+}
+
+/// Writes a batch of unknown length to `out`, one write at a time.
+pub struct StreamEncoder<'w, W: Write + ?Sized> {
+    out: &'w mut W,
+}
+
+impl<'w, W: Write + ?Sized> StreamEncoder<'w, W> {
+    pub fn new(version: Version, out: &'w mut W) -> Result<Self> {
+        out.write_all(&version.to_be_bytes()).map_err(io)?;
+        out.write_all(&UNCOUNTED.to_be_bytes()).map_err(io)?;
+        Ok(Self { out })
+    }
+
+    /// Adds a write (`None`: a delete).
+    pub fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        write_one(self.out, key, value).map_err(io)
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Io(format!("writing a snapshot: {e}"))
+}
 
 /// Serializes a batch.
 pub fn encode_batch(batch: &WriteBatch) -> Vec<u8> {
@@ -22,7 +63,7 @@ pub fn encode_batch(batch: &WriteBatch) -> Vec<u8> {
 pub fn decode_batch(bytes: &[u8]) -> Result<WriteBatch> {
     let reader = Reader::new(bytes)?;
     let version = reader.version();
-    let mut writes = Vec::with_capacity(reader.remaining().min(1 << 20));
+    let mut writes = Vec::with_capacity(reader.remaining().unwrap_or(0).min(1 << 20));
     for write in reader {
         let (key, value) = write?;
         writes.push((key.to_vec(), value.map(<[u8]>::to_vec)));
@@ -46,16 +87,8 @@ impl Encoder {
 
     /// Adds a write (`None`: a delete).
     pub fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        self.out.extend_from_slice(key);
-        match value {
-            Some(v) => {
-                self.out.push(1);
-                self.out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                self.out.extend_from_slice(v);
-            }
-            None => self.out.push(0),
-        }
+        // Writing to a Vec cannot fail.
+        let _ = write_one(&mut self.out, key, value);
         self.count += 1;
     }
 
@@ -70,7 +103,8 @@ impl Encoder {
 #[derive(Clone)]
 pub struct Reader<'a> {
     version: Version,
-    remaining: usize,
+    /// Writes left; None: until the bytes end.
+    remaining: Option<usize>,
     input: &'a [u8],
 }
 
@@ -86,15 +120,16 @@ impl<'a> Reader<'a> {
         let (head, input) = bytes.split_at(16);
         let version = u64::from_be_bytes(head[..8].try_into().map_err(|_| corrupt())?);
         let count = u64::from_be_bytes(head[8..].try_into().map_err(|_| corrupt())?);
-        Ok(Self { version, remaining: usize::try_from(count).map_err(|_| corrupt())?, input })
+        let remaining = if count == UNCOUNTED { None } else { Some(usize::try_from(count).map_err(|_| corrupt())?) };
+        Ok(Self { version, remaining, input })
     }
 
     pub fn version(&self) -> Version {
         self.version
     }
 
-    /// Writes not read yet.
-    pub fn remaining(&self) -> usize {
+    /// Writes not read yet, if the batch is counted.
+    pub fn remaining(&self) -> Option<usize> {
         self.remaining
     }
 
@@ -130,13 +165,15 @@ impl<'a> Iterator for Reader<'a> {
     type Item = Result<(&'a [u8], Option<&'a [u8]>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            return None;
+        match &mut self.remaining {
+            Some(0) => return None,
+            Some(n) => *n -= 1,
+            None if self.input.is_empty() => return None,
+            None => {}
         }
-        self.remaining -= 1;
         let write = self.next_write();
         if write.is_err() {
-            self.remaining = 0;
+            self.remaining = Some(0);
         }
         Some(write)
     }

@@ -2,7 +2,8 @@
 //! the leader without readers ever seeing a half-installed state.
 //!
 //! A snapshot at version `V` holds every stored version at or below `V` (physical keys and
-//! stored values, in key order), encoded as a batch ([`super::batch`]). Installing it writes
+//! stored values, in key order), encoded as a batch ([`super::batch`]) while storage is
+//! scanned, straight into the Raft log store's chunks on a server. Installing it writes
 //! those versions beside the ones already here and publishes `V` only at the end: versions
 //! are the staging area. A reader's snapshot is older than `V` (this node had applied less
 //! than the snapshot covers), so it never sees a version the install writes, and new readers
@@ -13,11 +14,12 @@
 //! A crash part-way through is harmless: Raft hands the snapshot over again at restart (the
 //! applied index is written last), and installing it again writes the same keys and values.
 
-use super::batch::{Encoder, Reader};
+use super::batch::{Reader, StreamEncoder};
 use super::replication::RAFT_APPLIED_KEY;
 use super::{decode_stored, lock, split_physical, Mvcc, Version, APPLIED_KEY};
 use crate::error::Result;
 use crate::storage::StorageBatch;
+use std::io::Write;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,19 +33,25 @@ const INSTALL_BATCH: usize = 4096;
 impl Mvcc {
     /// The state machine as of `version` for a Raft snapshot: every stored version at or
     /// below it (later ones, written while the scan runs, are left out, and garbage
-    /// collection keeps what the scan still needs). Encoded as it is scanned. Runs beside
-    /// the driver.
-    pub fn snapshot_at(self: &Arc<Self>, version: Version) -> Result<Vec<u8>> {
+    /// collection keeps what the scan still needs), written to `out` as storage is scanned,
+    /// so that it is never held in memory. Runs beside the driver.
+    pub fn snapshot_into<W: Write + ?Sized>(self: &Arc<Self>, version: Version, out: &mut W) -> Result<()> {
         let _pin = self.begin_at(version);
-        let mut encoder = Encoder::with_capacity(version, 1 << 16);
+        let mut encoder = StreamEncoder::new(version, out)?;
         let start = Bound::Included(vec![VERSIONED_START]);
         self.storage.scan_with((start, Bound::Unbounded), &mut |key, value| {
             if split_physical(key)?.1 <= version {
-                encoder.push(key, Some(value));
+                encoder.push(key, Some(value))?;
             }
             Ok(true)
-        })?;
-        Ok(encoder.finish())
+        })
+    }
+
+    /// [`Mvcc::snapshot_into`] a buffer.
+    pub fn snapshot_at(self: &Arc<Self>, version: Version) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.snapshot_into(version, &mut out)?;
+        Ok(out)
     }
 
     /// Installs a snapshot taken by [`Mvcc::snapshot_at`] at Raft index `index` (see the

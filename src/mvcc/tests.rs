@@ -195,6 +195,22 @@ fn batches_survive_their_log_encoding() {
     }
 }
 
+/// A snapshot is written without a count (as storage is scanned) and read to its end.
+#[test]
+fn snapshots_are_read_to_their_end() {
+    let db = mvcc();
+    let mut t = db.begin();
+    for i in 0..300u32 {
+        t.set(key(1, &format!("{i:05}")), vec![7; (i % 50) as usize]);
+    }
+    t.commit().unwrap();
+    let version = db.durable_version();
+    let bytes = db.snapshot_at(version).unwrap();
+    let batch = decode_batch(&bytes).unwrap();
+    assert_eq!((batch.version, batch.writes.len()), (version, 300));
+    assert!(decode_batch(&bytes[..bytes.len() - 1]).is_err(), "a snapshot cut short is refused");
+}
+
 /// A replicator that commits proposals in order on a thread after a delay, as a log would,
 /// and can hold them back to keep batches pending.
 pub(super) struct LoopbackLog {

@@ -206,6 +206,8 @@ enum Event {
     Message(raft::Message),
     /// A snapshot of the state machine at a Raft index, built off the driver thread.
     Compact(Index, Vec<u8>),
+    /// A snapshot of the state machine at a Raft index, written into the log store.
+    CompactWritten(Index, raft::Written),
     /// Building a snapshot failed (it is tried again at the next request).
     SnapshotFailed,
     Propose(WriteBatch, mpsc::Sender<Result<()>>),
@@ -716,6 +718,10 @@ impl<S: LogStore> Driver<S> {
                 self.snapshotting = false;
                 self.node.compact(index, data).map_err(from_raft)?;
             }
+            Event::CompactWritten(index, written) => {
+                self.snapshotting = false;
+                self.node.compact_written(index, written).map_err(from_raft)?;
+            }
             Event::SnapshotFailed => self.snapshotting = false,
             Event::Stop => *stop = true,
         }
@@ -817,10 +823,19 @@ impl<S: LogStore> Driver<S> {
         let mvcc = self.mvcc()?;
         let version = mvcc.durable_version();
         let events = self.events.clone();
+        // Straight into the log store where it can take it, so that it is never held whole.
+        let writer = self.node.store().snapshot_writer(index).map_err(from_raft)?;
         self.snapshotting = true;
         let spawned = std::thread::Builder::new().name("raft-snapshot".into()).spawn(move || {
-            let event = match mvcc.snapshot_at(version) {
-                Ok(data) => Event::Compact(index, data),
+            let built = match writer {
+                Some(mut writer) => mvcc
+                    .snapshot_into(version, &mut writer)
+                    .and_then(|()| writer.finish().map_err(from_raft))
+                    .map(|written| Event::CompactWritten(index, written)),
+                None => mvcc.snapshot_at(version).map(|data| Event::Compact(index, data)),
+            };
+            let event = match built {
+                Ok(event) => event,
                 Err(e) => {
                     tracing::warn!(error = %e, "snapshot of the state machine failed");
                     Event::SnapshotFailed

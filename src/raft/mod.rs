@@ -141,7 +141,7 @@ mod types;
 
 pub use node::{Config, Node, Ready};
 pub use sled_store::SledLogStore;
-pub use store::{LogStore, MemLogStore};
+pub use store::{LogStore, MemLogStore, SnapshotWriter, Written};
 pub use types::{
     ConfChange, Entry, EntryData, Error, HardState, Index, Membership, Message, MessageBody, NodeId, ReadId, ReadState,
     Result, Role, Snapshot, SnapshotMeta, Term,

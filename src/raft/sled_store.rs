@@ -5,13 +5,15 @@
 //! - `h`: the hard state;
 //! - `b`: the bounds `(offset, offset_term, last)`: entries `offset+1..=last` are the log,
 //!   `offset` is the snapshot index (the compacted prefix) with its term;
-//! - `m`: the latest snapshot's metadata and data length;
-//! - `c` ++ snapshot index ++ chunk number (big-endian): the data of the snapshot at that index,
-//!   in chunks of [`STORED_CHUNK`] bytes, so that sending a chunk reads one or two of them.
+//! - `m`: the latest snapshot's metadata, data length and data set;
+//! - `c` ++ set ++ chunk number (big-endian): snapshot data, in chunks of [`STORED_CHUNK`]
+//!   bytes, so that sending a chunk reads one or two of them. Each snapshot's data is a set of
+//!   its own, written while the latest one stays readable (by a [`SnapshotWriter`] on another
+//!   thread, for a snapshot built from the state machine).
 //!
 //! A snapshot's chunks are written first, then its metadata with the bounds (atomically),
-//! then the chunks of the snapshot it replaces are removed; chunks of any other snapshot
-//! found at start-up are the garbage of a crash in between and are swept.
+//! then the chunks of the snapshot it replaces are removed; chunks of any other set found at
+//! start-up are the garbage of a crash in between and are swept.
 //!
 //! Every operation rewrites the bounds, so after a crash the store is exactly as of some
 //! prefix of its operations. Truncation is an atomic sled batch, as are a snapshot's record
@@ -25,7 +27,7 @@
 //! The terms of live entries are cached in memory (16 bytes per entry) because the node asks
 //! for them constantly.
 
-use super::store::LogStore;
+use super::store::{LogStore, SnapshotWriter, Written};
 use super::types::{Entry, Error, HardState, Index, Result, Snapshot, SnapshotMeta, Term};
 use std::collections::BTreeMap;
 
@@ -38,9 +40,9 @@ const LEGACY_SNAPSHOT: &[u8] = b"s";
 /// Bytes of snapshot data per stored chunk.
 const STORED_CHUNK: usize = 64 * 1024;
 
-fn chunk_key(index: Index, chunk: u64) -> [u8; 17] {
+fn chunk_key(set: u64, chunk: u64) -> [u8; 17] {
     let mut key = [b'c'; 17];
-    key[1..9].copy_from_slice(&index.to_be_bytes());
+    key[1..9].copy_from_slice(&set.to_be_bytes());
     key[9..].copy_from_slice(&chunk.to_be_bytes());
     key
 }
@@ -80,8 +82,10 @@ pub struct SledLogStore {
     terms: BTreeMap<Index, Term>,
     hard_state: HardState,
     snapshot_meta: Option<SnapshotMeta>,
-    /// Length of the latest snapshot's data.
-    snapshot_len: u64,
+    /// Length and set of the latest snapshot's data.
+    snapshot_data: Written,
+    /// The next set of snapshot chunks to write.
+    next_set: std::sync::atomic::AtomicU64,
     /// Writes since the last sync that must be durable before the node acts on them.
     dirty: bool,
 }
@@ -99,32 +103,33 @@ impl SledLogStore {
         };
         if let Some(bytes) = tree.get(LEGACY_SNAPSHOT).map_err(storage)? {
             let snapshot: Snapshot = decode(&bytes)?;
-            let index = snapshot.meta.index;
             for (i, chunk) in snapshot.data.chunks(STORED_CHUNK).enumerate() {
-                tree.insert(&chunk_key(index, i as u64)[..], chunk).map_err(storage)?;
+                tree.insert(&chunk_key(1, i as u64)[..], chunk).map_err(storage)?;
             }
             let mut batch = sled::Batch::default();
-            batch.insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64))?);
+            batch.insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64, 1u64))?);
             batch.remove(LEGACY_SNAPSHOT);
             tree.apply_batch(batch).map_err(storage)?;
             tree.flush().map_err(storage)?;
         }
-        let (snapshot_meta, snapshot_len) = match tree.get(SNAPSHOT_META).map_err(storage)? {
+        let (snapshot_meta, snapshot_data) = match tree.get(SNAPSHOT_META).map_err(storage)? {
             Some(bytes) => {
-                let (meta, len): (SnapshotMeta, u64) = decode(&bytes)?;
-                (Some(meta), len)
+                let (meta, len, id): (SnapshotMeta, u64, u64) = decode(&bytes)?;
+                (Some(meta), Written { id, len })
             }
-            None => (None, 0),
+            None => (None, Written { id: 0, len: 0 }),
         };
-        // Chunks of any other snapshot are garbage of a crash while one was replaced.
-        let current = snapshot_meta.as_ref().map(|m| m.index);
+        // Chunks of any other set are garbage of a crash while a snapshot was written.
+        let mut last_set = snapshot_data.id;
         for item in tree.scan_prefix(b"c") {
             let (key, _) = item.map_err(storage)?;
-            let index = key.get(1..9).and_then(|b| b.try_into().ok()).map(Index::from_be_bytes);
-            if index != current {
+            let set = key.get(1..9).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+            last_set = last_set.max(set);
+            if set != snapshot_data.id {
                 tree.remove(key).map_err(storage)?;
             }
         }
+        let next_set = std::sync::atomic::AtomicU64::new(last_set + 1);
         let mut terms = BTreeMap::new();
         if last > offset {
             for item in tree.range(entry_key(offset + 1)..=entry_key(last)) {
@@ -147,7 +152,7 @@ impl SledLogStore {
             let (key, _) = item.map_err(storage)?;
             tree.remove(key).map_err(storage)?;
         }
-        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, snapshot_len, dirty: false })
+        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, snapshot_data, next_set, dirty: false })
     }
 
     fn last(&self) -> Index {
@@ -172,14 +177,15 @@ impl SledLogStore {
     /// chunks that hold them.
     fn read_snapshot(&self, offset: u64, max_len: usize) -> Result<Vec<u8>> {
         let Some(index) = self.snapshot_meta.as_ref().map(|m| m.index) else { return Ok(Vec::new()) };
-        let end = offset.saturating_add(max_len as u64).min(self.snapshot_len);
+        let set = self.snapshot_data.id;
+        let end = offset.saturating_add(max_len as u64).min(self.snapshot_data.len);
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let mut at = offset;
         while at < end {
             let chunk = at / STORED_CHUNK as u64;
             let bytes = self
                 .tree
-                .get(chunk_key(index, chunk))
+                .get(chunk_key(set, chunk))
                 .map_err(storage)?
                 .ok_or_else(|| Error::Storage(format!("chunk {chunk} of the snapshot at {index} is missing")))?;
             let from = (at - chunk * STORED_CHUNK as u64) as usize;
@@ -193,13 +199,74 @@ impl SledLogStore {
         Ok(out)
     }
 
-    /// Removes the stored chunks of the snapshot at `index`.
-    fn remove_chunks(&self, index: Index) -> Result<()> {
-        for item in self.tree.range(chunk_key(index, 0)..=chunk_key(index, u64::MAX)) {
-            let (key, _) = item.map_err(storage)?;
-            self.tree.remove(key).map_err(storage)?;
-        }
+    /// A set of chunks nobody uses.
+    fn new_set(&self) -> u64 {
+        self.next_set.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn remove_chunks(tree: &sled::Tree, set: u64) -> Result<()> {
+    for item in tree.range(chunk_key(set, 0)..=chunk_key(set, u64::MAX)) {
+        let (key, _) = item.map_err(storage)?;
+        tree.remove(key).map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// Writes a snapshot's data as chunks of the tree (see [`LogStore::snapshot_writer`]).
+struct ChunkWriter {
+    tree: sled::Tree,
+    set: u64,
+    buffer: Vec<u8>,
+    chunks: u64,
+    len: u64,
+    done: bool,
+}
+
+impl ChunkWriter {
+    fn store_chunk(&mut self) -> Result<()> {
+        let chunk = std::mem::take(&mut self.buffer);
+        self.len += chunk.len() as u64;
+        self.tree.insert(&chunk_key(self.set, self.chunks)[..], chunk).map_err(storage)?;
+        self.chunks += 1;
         Ok(())
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = bytes.len().min(STORED_CHUNK - self.buffer.len());
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve_exact(STORED_CHUNK);
+        }
+        self.buffer.extend_from_slice(&bytes[..n]);
+        if self.buffer.len() == STORED_CHUNK {
+            self.store_chunk().map_err(std::io::Error::other)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SnapshotWriter for ChunkWriter {
+    fn finish(mut self: Box<Self>) -> Result<Written> {
+        if !self.buffer.is_empty() {
+            self.store_chunk()?;
+        }
+        self.tree.flush().map_err(storage)?;
+        self.done = true;
+        Ok(Written { id: self.set, len: self.len })
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = remove_chunks(&self.tree, self.set);
+        }
     }
 }
 
@@ -317,21 +384,40 @@ impl LogStore for SledLogStore {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
-        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        let index = snapshot.meta.index;
         if index < self.offset {
             return Err(Error::Storage(format!("snapshot at {index} older than compacted prefix {}", self.offset)));
         }
-        // The new chunks under their own index, beside the current snapshot's; then the
+        // The new chunks in a set of their own, beside the current snapshot's; then the
         // metadata switches to them atomically with the bounds.
-        let replaced = self.snapshot_meta.as_ref().map(|m| m.index).filter(|i| *i != index);
-        if replaced.is_none() {
-            self.remove_chunks(index)?;
-        }
+        let set = self.new_set();
         for (i, chunk) in snapshot.data.chunks(STORED_CHUNK).enumerate() {
-            self.tree.insert(&chunk_key(index, i as u64)[..], chunk).map_err(storage)?;
+            self.tree.insert(&chunk_key(set, i as u64)[..], chunk).map_err(storage)?;
         }
+        self.save_written_snapshot(snapshot.meta.clone(), Written { id: set, len: snapshot.data.len() as u64 })
+    }
+
+    fn snapshot_writer(&self, _index: Index) -> Result<Option<Box<dyn SnapshotWriter>>> {
+        let writer = ChunkWriter {
+            tree: self.tree.clone(),
+            set: self.new_set(),
+            buffer: Vec::new(),
+            chunks: 0,
+            len: 0,
+            done: false,
+        };
+        Ok(Some(Box::new(writer)))
+    }
+
+    fn save_written_snapshot(&mut self, meta: SnapshotMeta, written: Written) -> Result<()> {
+        let (index, term) = (meta.index, meta.term);
+        if index < self.offset {
+            let _ = remove_chunks(&self.tree, written.id);
+            return Err(Error::Storage(format!("snapshot at {index} older than compacted prefix {}", self.offset)));
+        }
+        let replaced = self.snapshot_meta.is_some().then_some(self.snapshot_data.id).filter(|id| *id != written.id);
         let mut batch = sled::Batch::default();
-        batch.insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64))?);
+        batch.insert(SNAPSHOT_META, encode(&(&meta, written.len, written.id))?);
         let dropped = if index > self.offset && self.terms.get(&index) == Some(&term) {
             let kept = self.terms.split_off(&(index + 1));
             std::mem::replace(&mut self.terms, kept)
@@ -342,29 +428,29 @@ impl LogStore for SledLogStore {
         };
         self.offset = index;
         self.offset_term = term;
-        self.snapshot_meta = Some(snapshot.meta.clone());
-        self.snapshot_len = snapshot.data.len() as u64;
+        self.snapshot_meta = Some(meta);
+        self.snapshot_data = written;
         self.commit(batch)?;
         // After the atomic part, as in `compact`.
         for index in dropped.into_keys() {
             self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
         }
         if let Some(old) = replaced {
-            self.remove_chunks(old)?;
+            remove_chunks(&self.tree, old)?;
         }
         Ok(())
     }
 
     fn snapshot(&self) -> Result<Option<Snapshot>> {
         let Some(meta) = self.snapshot_meta.clone() else { return Ok(None) };
-        let data = self.read_snapshot(0, usize::try_from(self.snapshot_len).unwrap_or(usize::MAX))?;
+        let data = self.read_snapshot(0, usize::try_from(self.snapshot_data.len).unwrap_or(usize::MAX))?;
         Ok(Some(Snapshot { meta, data }))
     }
 
     fn snapshot_chunk(&self, offset: u64, max_len: usize) -> Result<Option<(SnapshotMeta, Vec<u8>, u64)>> {
         let Some(meta) = self.snapshot_meta.clone() else { return Ok(None) };
         let data = self.read_snapshot(offset, max_len)?;
-        Ok(Some((meta, data, self.snapshot_len)))
+        Ok(Some((meta, data, self.snapshot_data.len)))
     }
 
     fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>> {
@@ -470,11 +556,36 @@ mod tests {
         let tree = db.open_tree("raft").unwrap();
         assert_eq!(tree.scan_prefix(b"c").count(), 1, "the replaced snapshot's chunks are gone");
         // Chunks of a snapshot whose metadata never made it (a crash mid-replacement).
-        tree.insert(&chunk_key(6, 0)[..], b"torn".to_vec()).unwrap();
+        tree.insert(&chunk_key(99, 0)[..], b"torn".to_vec()).unwrap();
         drop(store);
         let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
         assert_eq!(tree.scan_prefix(b"c").count(), 1, "garbage swept");
-        assert_eq!(store.snapshot().unwrap().unwrap(), Snapshot { meta: newer, data: b"small".to_vec() });
+        assert_eq!(store.snapshot().unwrap().unwrap(), Snapshot { meta: newer.clone(), data: b"small".to_vec() });
         assert_eq!(store.last_index().unwrap(), 6);
+
+        // Written from another thread while the current snapshot stays readable.
+        let mut store = store;
+        let mut writer = store.snapshot_writer(6).unwrap().unwrap();
+        let written = std::thread::spawn(move || {
+            for piece in data.chunks(1000) {
+                std::io::Write::write_all(&mut writer, piece).unwrap();
+            }
+            writer.finish().unwrap()
+        });
+        let abandoned = store.snapshot_writer(6).unwrap().unwrap();
+        assert_eq!(store.snapshot().unwrap().unwrap().data, b"small", "the current one is untouched");
+        let written = written.join().unwrap();
+        drop(abandoned);
+        let newest = SnapshotMeta { index: 6, term: 1, ..Default::default() };
+        store.save_written_snapshot(newest.clone(), written).unwrap();
+        let got = store.snapshot().unwrap().unwrap();
+        assert_eq!((got.meta, got.data.len()), (newest, 3 * STORED_CHUNK + 123));
+        assert_eq!(tree.scan_prefix(b"c").count(), 4, "only the newest snapshot's chunks are left");
+        drop(store);
+        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        assert_eq!(
+            store.snapshot_chunk(STORED_CHUNK as u64, 3).unwrap().unwrap().1,
+            got.data[STORED_CHUNK..STORED_CHUNK + 3]
+        );
     }
 }

@@ -60,6 +60,20 @@ pub trait LogStore {
     /// log is discarded. Atomic with respect to crashes.
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()>;
 
+    /// A writer for the data of a snapshot at `index` that may run on another thread while the
+    /// node goes on, so that a large snapshot is never held in memory; once it is finished,
+    /// [`LogStore::save_written_snapshot`] makes it the latest snapshot. None (the default):
+    /// the store takes snapshot data only through [`LogStore::save_snapshot`].
+    fn snapshot_writer(&self, _index: Index) -> Result<Option<Box<dyn SnapshotWriter>>> {
+        Ok(None)
+    }
+
+    /// Saves the data written by a finished [`LogStore::snapshot_writer`] as the latest
+    /// snapshot, as [`LogStore::save_snapshot`] does.
+    fn save_written_snapshot(&mut self, _meta: SnapshotMeta, _written: Written) -> Result<()> {
+        Err(Error::Storage("this store takes snapshot data only whole".into()))
+    }
+
     /// The latest snapshot, if any.
     fn snapshot(&self) -> Result<Option<Snapshot>>;
 
@@ -85,6 +99,22 @@ pub trait LogStore {
     fn sync(&mut self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Writes the data of a snapshot into a [`LogStore`] (see [`LogStore::snapshot_writer`]).
+/// Dropped unfinished, it removes what it wrote.
+pub trait SnapshotWriter: std::io::Write + Send {
+    /// Makes everything written durable.
+    fn finish(self: Box<Self>) -> Result<Written>;
+}
+
+/// Snapshot data written into a store by a [`SnapshotWriter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Which data in the store (the store's own name for it).
+    pub id: u64,
+    /// Its length in bytes.
+    pub len: u64,
 }
 
 /// `data[offset..offset + max_len]`, clamped to the data.

@@ -538,6 +538,16 @@ impl<S: LogStore> Node<S> {
     /// [`Ready::snapshot_request`] or the application's current applied
     /// index). The node stores it and compacts the log up to `index`.
     pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<()> {
+        self.compact_with(index, |store, meta| store.save_snapshot(&Snapshot { meta, data }))
+    }
+
+    /// Like [`Node::compact`], for a snapshot whose data was written into the store by a
+    /// [`LogStore::snapshot_writer`].
+    pub fn compact_written(&mut self, index: Index, written: crate::raft::Written) -> Result<()> {
+        self.compact_with(index, |store, meta| store.save_written_snapshot(meta, written))
+    }
+
+    fn compact_with(&mut self, index: Index, save: impl FnOnce(&mut S, SnapshotMeta) -> Result<()>) -> Result<()> {
         self.snapshot_requested = false;
         if index <= self.snapshot_index {
             return Ok(());
@@ -548,7 +558,7 @@ impl<S: LogStore> Node<S> {
         let term =
             self.store.term(index)?.ok_or_else(|| Error::Invalid(format!("no term for snapshot index {index}")))?;
         let membership = self.membership_at(index)?;
-        self.store.save_snapshot(&Snapshot { meta: SnapshotMeta { index, term, membership }, data })?;
+        save(&mut self.store, SnapshotMeta { index, term, membership })?;
         self.snapshot_index = index;
         self.conf_history.retain(|(i, _)| *i > index);
         Ok(())
