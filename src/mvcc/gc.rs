@@ -41,37 +41,40 @@ impl Mvcc {
         let mut current: Option<Vec<u8>> = None;
         // Whether the current key already has its visible-at-watermark version kept.
         let mut settled = false;
+        // A tombstone to remove once every older version of its key is queued: removed last,
+        // so a concurrent scan (a Raft snapshot being built) that still sees an older version
+        // of the key also sees the tombstone above it, never a deleted row come back.
+        let mut tombstone: Option<Vec<u8>> = None;
         let start = Bound::Included(vec![0x01]);
         for item in self.storage.scan((start, Bound::Unbounded)) {
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;
-            if is_retired(logical) {
-                batch.delete(physical.clone());
-                if batch.ops.len() >= GC_BATCH {
-                    removed += batch.ops.len();
-                    self.storage.apply(std::mem::take(&mut batch))?;
-                }
-                continue;
-            }
             if current.as_deref() != Some(logical) {
+                if let Some(t) = tombstone.take() {
+                    batch.delete(t);
+                }
                 current = Some(logical.to_vec());
                 settled = false;
             }
-            if version > watermark {
-                continue;
-            }
-            if settled {
+            if is_retired(logical) {
                 batch.delete(physical.clone());
-            } else {
-                settled = true;
-                if decode_stored(&stored)?.is_none() {
+            } else if version <= watermark {
+                if settled {
                     batch.delete(physical.clone());
+                } else {
+                    settled = true;
+                    if decode_stored(&stored)?.is_none() {
+                        tombstone = Some(physical.clone());
+                    }
                 }
             }
             if batch.ops.len() >= GC_BATCH {
                 removed += batch.ops.len();
                 self.storage.apply(std::mem::take(&mut batch))?;
             }
+        }
+        if let Some(t) = tombstone {
+            batch.delete(t);
         }
         removed += batch.ops.len();
         if !batch.is_empty() {

@@ -45,6 +45,9 @@ pub type Version = u64;
 /// Unversioned key holding the last applied version (outside every logical keyspace).
 pub const APPLIED_KEY: &[u8] = &[0x00, b'a', b'p', b'p', b'l', b'i', b'e', b'd'];
 
+/// Where an earlier version kept a large batch while applying it in pieces (a redo record).
+const LEGACY_REDO_KEY: &[u8] = &[0x00, b'r', b'e', b'd', b'o'];
+
 /// The writes of one committed transaction, stamped with its commit version. Applying the same
 /// batch twice leaves the same state as applying it once.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -164,6 +167,13 @@ pub struct Mvcc {
 impl Mvcc {
     /// Opens the MVCC layer over `storage`, resuming from the stored applied version.
     pub fn new(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
+        if storage.get(LEGACY_REDO_KEY)?.is_some() {
+            return Err(Error::Corruption(
+                "this database holds a half-applied batch of an earlier version's local commit path: open it once \
+                 with that version to finish it"
+                    .into(),
+            ));
+        }
         let applied = applied_version(storage.as_ref())?;
         Ok(Arc::new(Self {
             storage,

@@ -469,3 +469,12 @@ fn an_entry_applied_again_after_a_torn_apply_leaves_one_copy() {
     assert_eq!(db.raft_applied_index().unwrap(), 5);
     assert_eq!(db.begin().scan_prefix(&key(1, "")[..5]).unwrap().len(), 9);
 }
+
+/// A database left with a half-applied batch by an earlier version's local commit path is
+/// refused, not opened with the batch silently half there.
+#[test]
+fn a_database_with_an_earlier_redo_record_is_refused() {
+    let storage = Arc::new(MemoryStorage::new());
+    storage.put(LEGACY_REDO_KEY.to_vec(), vec![0; 16]).unwrap();
+    assert_eq!(Mvcc::new(storage).err().map(|e| e.sqlstate()), Some("XX001"));
+}

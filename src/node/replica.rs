@@ -234,6 +234,9 @@ pub struct Replica {
 /// How long the driver waits for more proposals before an fsync (see `Driver::run`).
 const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 
+/// How long the driver waits before building a snapshot again after a build failed.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
+
 /// How often a request refused with "not the leader" is sent again (to the new leader).
 const FORWARD_ATTEMPTS: usize = 50;
 
@@ -293,6 +296,7 @@ impl Replica {
             tick: config.tick,
             events: tx.clone(),
             snapshotting: false,
+            retry_snapshot_at: None,
             last_round: 0,
             peers_synced: Membership::default(),
         };
@@ -542,6 +546,8 @@ struct Driver<S: LogStore> {
     events: mpsc::Sender<Event>,
     /// A snapshot is being built.
     snapshotting: bool,
+    /// When to build a snapshot again after a build failed.
+    retry_snapshot_at: Option<Instant>,
     /// Proposals taken in the last round: the next round waits briefly for as many.
     last_round: usize,
     /// The membership whose every member the transport can reach.
@@ -634,6 +640,10 @@ impl<S: LogStore> Driver<S> {
                     let rd = self.node.tick().map_err(from_raft)?;
                     self.process(rd)?;
                     self.sync_peers();
+                    if self.retry_snapshot_at.is_some_and(|at| Instant::now() >= at) {
+                        self.retry_snapshot_at = None;
+                        self.start_snapshot()?;
+                    }
                     self.replace_marker_snapshot()?;
                 }
                 loop {
@@ -722,7 +732,11 @@ impl<S: LogStore> Driver<S> {
                 self.snapshotting = false;
                 self.node.compact_written(index, written).map_err(from_raft)?;
             }
-            Event::SnapshotFailed => self.snapshotting = false,
+            Event::SnapshotFailed => {
+                // Raft asks once per compaction: the driver tries again itself, later.
+                self.snapshotting = false;
+                self.retry_snapshot_at = Some(Instant::now() + SNAPSHOT_RETRY);
+            }
             Event::Stop => *stop = true,
         }
         self.track_leadership()
@@ -854,7 +868,7 @@ impl<S: LogStore> Driver<S> {
     /// sent; once it has other members, one that needs compacted entries waits for a real
     /// snapshot: build it.
     fn replace_marker_snapshot(&mut self) -> Result<()> {
-        if self.alone() || self.snapshotting || !self.node.is_leader() {
+        if self.alone() || self.snapshotting || self.retry_snapshot_at.is_some() || !self.node.is_leader() {
             return Ok(());
         }
         let Some((meta, _, len)) = self.node.store().snapshot_chunk(0, 0).map_err(from_raft)? else {

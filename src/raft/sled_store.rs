@@ -409,6 +409,12 @@ impl LogStore for SledLogStore {
         Ok(Some(Box::new(writer)))
     }
 
+    fn discard_written(&mut self, written: Written) {
+        if self.snapshot_meta.is_none() || written.id != self.snapshot_data.id {
+            let _ = remove_chunks(&self.tree, written.id);
+        }
+    }
+
     fn save_written_snapshot(&mut self, meta: SnapshotMeta, written: Written) -> Result<()> {
         let (index, term) = (meta.index, meta.term);
         if index < self.offset {

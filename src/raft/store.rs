@@ -74,6 +74,10 @@ pub trait LogStore {
         Err(Error::Storage("this store takes snapshot data only whole".into()))
     }
 
+    /// Drops data written by a [`LogStore::snapshot_writer`] that will not be saved (a newer
+    /// snapshot got in first).
+    fn discard_written(&mut self, _written: Written) {}
+
     /// The latest snapshot, if any.
     fn snapshot(&self) -> Result<Option<Snapshot>>;
 

@@ -543,8 +543,17 @@ impl<S: LogStore> Node<S> {
 
     /// Like [`Node::compact`], for a snapshot whose data was written into the store by a
     /// [`LogStore::snapshot_writer`].
+    /// Data the node does not adopt (a newer snapshot got in first) is discarded.
     pub fn compact_written(&mut self, index: Index, written: crate::raft::Written) -> Result<()> {
-        self.compact_with(index, |store, meta| store.save_written_snapshot(meta, written))
+        let mut adopted = false;
+        let result = self.compact_with(index, |store, meta| {
+            adopted = true;
+            store.save_written_snapshot(meta, written)
+        });
+        if !adopted {
+            self.store.discard_written(written);
+        }
+        result
     }
 
     fn compact_with(&mut self, index: Index, save: impl FnOnce(&mut S, SnapshotMeta) -> Result<()>) -> Result<()> {
