@@ -760,12 +760,13 @@ impl<S: LogStore> Driver<S> {
     }
 
     fn process(&mut self, rd: Ready) -> Result<()> {
+        let mvcc = self.mvcc()?;
         self.track_leadership()?;
         for message in rd.messages {
             self.transport.send(message);
         }
         if let Some(snapshot) = rd.snapshot {
-            self.mvcc()?.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
+            mvcc.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
             self.status.snapshots_installed.fetch_add(1, Ordering::SeqCst);
             tracing::info!(
                 index = snapshot.meta.index,
@@ -776,7 +777,7 @@ impl<S: LogStore> Driver<S> {
             let covered: Vec<Index> = self.waiters.range(..=snapshot.meta.index).map(|(i, _)| *i).collect();
             for index in covered {
                 if let Some(p) = self.waiters.remove(&index) {
-                    self.mvcc()?.abandon(&p.batch);
+                    mvcc.abandon(&p.batch);
                     let _ = p.done.send(Err(Error::CommitUnknown("replaced by a snapshot".into())));
                 }
             }
@@ -785,23 +786,23 @@ impl<S: LogStore> Driver<S> {
             match &entry.data {
                 EntryData::Command(bytes) => {
                     let batch = decode_batch(bytes)?;
-                    self.mvcc()?.apply_committed(&batch, entry.index)?;
+                    mvcc.apply_committed(&batch, entry.index)?;
                 }
-                EntryData::Noop | EntryData::Membership(_) => self.mvcc()?.apply_marker(entry.index)?,
+                EntryData::Noop | EntryData::Membership(_) => mvcc.apply_marker(entry.index)?,
             }
             if let Some(p) = self.waiters.remove(&entry.index) {
                 if p.term == entry.term {
                     let _ = p.done.send(Ok(()));
                 } else {
                     // Another leader's entry took this index: the proposal is gone.
-                    self.mvcc()?.abandon(&p.batch);
+                    mvcc.abandon(&p.batch);
                     let _ = p.done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
                 }
             }
         }
         // What is applied, not what is assigned: a pending proposal may never commit, and a
         // reader waiting for its version would wait in vain.
-        let version = self.mvcc()?.durable_version();
+        let version = mvcc.durable_version();
         for read in rd.reads {
             if let Some(done) = self.reads.remove(&read.id) {
                 let _ = done.send(Ok(version));
@@ -838,7 +839,7 @@ impl<S: LogStore> Driver<S> {
         let version = mvcc.durable_version();
         let events = self.events.clone();
         // Straight into the log store where it can take it, so that it is never held whole.
-        let writer = self.node.store().snapshot_writer(index).map_err(from_raft)?;
+        let writer = self.node.store().snapshot_writer().map_err(from_raft)?;
         self.snapshotting = true;
         let spawned = std::thread::Builder::new().name("raft-snapshot".into()).spawn(move || {
             let built = match writer {

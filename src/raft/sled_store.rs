@@ -397,7 +397,7 @@ impl LogStore for SledLogStore {
         self.save_written_snapshot(snapshot.meta.clone(), Written { id: set, len: snapshot.data.len() as u64 })
     }
 
-    fn snapshot_writer(&self, _index: Index) -> Result<Option<Box<dyn SnapshotWriter>>> {
+    fn snapshot_writer(&self) -> Result<Option<Box<dyn SnapshotWriter>>> {
         let writer = ChunkWriter {
             tree: self.tree.clone(),
             set: self.new_set(),
@@ -571,14 +571,14 @@ mod tests {
 
         // Written from another thread while the current snapshot stays readable.
         let mut store = store;
-        let mut writer = store.snapshot_writer(6).unwrap().unwrap();
+        let mut writer = store.snapshot_writer().unwrap().unwrap();
         let written = std::thread::spawn(move || {
             for piece in data.chunks(1000) {
                 std::io::Write::write_all(&mut writer, piece).unwrap();
             }
             writer.finish().unwrap()
         });
-        let abandoned = store.snapshot_writer(6).unwrap().unwrap();
+        let abandoned = store.snapshot_writer().unwrap().unwrap();
         assert_eq!(store.snapshot().unwrap().unwrap().data, b"small", "the current one is untouched");
         let written = written.join().unwrap();
         drop(abandoned);

@@ -60,11 +60,11 @@ pub trait LogStore {
     /// log is discarded. Atomic with respect to crashes.
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()>;
 
-    /// A writer for the data of a snapshot at `index` that may run on another thread while the
+    /// A writer for the data of a snapshot that may run on another thread while the
     /// node goes on, so that a large snapshot is never held in memory; once it is finished,
     /// [`LogStore::save_written_snapshot`] makes it the latest snapshot. None (the default):
     /// the store takes snapshot data only through [`LogStore::save_snapshot`].
-    fn snapshot_writer(&self, _index: Index) -> Result<Option<Box<dyn SnapshotWriter>>> {
+    fn snapshot_writer(&self) -> Result<Option<Box<dyn SnapshotWriter>>> {
         Ok(None)
     }
 
