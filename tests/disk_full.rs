@@ -65,6 +65,11 @@ async fn a_full_disk_stops_the_node_visibly() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match support::http_request(server.http_addr, "GET", "/health", "") {
+            // Applying may stall (and be retried) for a moment before the node gives up.
+            Some((503, body)) if body.contains("\"status\":\"stalled\"") => {
+                assert!(body.contains("no space left"), "{body}");
+                assert!(Instant::now() < deadline, "/health still stalled: {body}");
+            }
             Some((503, body)) => {
                 assert!(body.contains("\"status\":\"failed\"") && body.contains("no space left"), "{body}");
                 break;

@@ -350,8 +350,9 @@ impl Sim {
         for m in rd.messages {
             self.send(m);
         }
-        if let Some(snap) = rd.snapshot {
+        if let Some(meta) = rd.snapshot {
             let sn = self.nodes.get_mut(&id).expect("node");
+            let snap = support::stored_snapshot(sn.node.as_ref().expect("a running node").store(), meta);
             assert!(
                 snap.meta.index > sn.kv.applied,
                 "node {id}: snapshot {} does not advance applied {}",

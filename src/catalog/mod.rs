@@ -22,27 +22,15 @@ pub mod views;
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::storage::keycode;
+use crate::storage::keyspace::Keyspace;
 use crate::types::{DataType, Value};
 use serde::{Deserialize, Serialize};
 
-pub const CATALOG: u8 = 0x01;
-pub const META: u8 = 0x04;
-pub const ROW: u8 = 0x02;
-pub const INDEX: u8 = 0x03;
-
-/// Every keyspace tag; no two may be equal.
-const TAGS: [u8; 8] = [CATALOG, ROW, INDEX, META, roles::ROLE, types::TYPE, sequences::SEQUENCE, views::VIEW];
-const _: () = {
-    let mut i = 0;
-    while i < TAGS.len() {
-        let mut j = i + 1;
-        while j < TAGS.len() {
-            assert!(TAGS[i] != TAGS[j], "two keyspaces share a tag");
-            j += 1;
-        }
-        i += 1;
-    }
-};
+// The tags come from the one list of keyspaces (`storage::keyspace`).
+pub const CATALOG: Keyspace = Keyspace::Catalog;
+pub const META: Keyspace = Keyspace::Meta;
+pub const ROW: Keyspace = Keyspace::Row;
+pub const INDEX: Keyspace = Keyspace::Index;
 
 /// A table id, unique for the life of the database.
 pub type TableId = u32;
@@ -119,14 +107,14 @@ impl Table {
 
     /// The prefix under which every row of the table lives.
     pub fn row_prefix(&self) -> Vec<u8> {
-        let mut key = vec![ROW];
+        let mut key = vec![ROW.tag()];
         key.extend_from_slice(&self.id.to_be_bytes());
         key
     }
 
     /// The prefix of one index's entries.
     pub fn index_prefix(&self, index: &Index) -> Vec<u8> {
-        let mut key = vec![INDEX];
+        let mut key = vec![INDEX.tag()];
         key.extend_from_slice(&self.id.to_be_bytes());
         key.extend_from_slice(&index.id.to_be_bytes());
         key
@@ -134,7 +122,7 @@ impl Table {
 
     /// The prefix under which every index entry of the table lives.
     pub fn all_indexes_prefix(&self) -> Vec<u8> {
-        let mut key = vec![INDEX];
+        let mut key = vec![INDEX.tag()];
         key.extend_from_slice(&self.id.to_be_bytes());
         key
     }
@@ -158,16 +146,14 @@ impl Table {
 }
 
 /// The key of the record named `name` in keyspace `tag` (tables, roles, types, counters).
-fn record_key(tag: u8, name: &str) -> Vec<u8> {
-    let mut key = vec![tag];
-    keycode::encode_value(&Value::Text(name.to_string()), &mut key);
-    key
+fn record_key(keyspace: Keyspace, name: &str) -> Vec<u8> {
+    keyspace.record(name)
 }
 
 /// Reads the JSON record `name` of keyspace `tag`; `what` names it in corruption errors.
 fn get_record<T: serde::de::DeserializeOwned>(
     txn: &mut Transaction,
-    tag: u8,
+    tag: Keyspace,
     name: &str,
     what: &str,
 ) -> Result<Option<T>> {
@@ -178,12 +164,12 @@ fn get_record<T: serde::de::DeserializeOwned>(
 }
 
 /// Every JSON record of keyspace `tag`, by name.
-fn list_records<T: serde::de::DeserializeOwned>(txn: &mut Transaction, tag: u8, what: &str) -> Result<Vec<T>> {
-    txn.scan_prefix(&[tag])?.into_iter().map(|(_, bytes)| decode_record(&bytes, what)).collect()
+fn list_records<T: serde::de::DeserializeOwned>(txn: &mut Transaction, tag: Keyspace, what: &str) -> Result<Vec<T>> {
+    txn.scan_prefix(&[tag.tag()])?.into_iter().map(|(_, bytes)| decode_record(&bytes, what)).collect()
 }
 
 /// Writes the JSON record `name` of keyspace `tag`.
-fn put_record<T: Serialize>(txn: &mut Transaction, tag: u8, name: &str, value: &T) -> Result<()> {
+fn put_record<T: Serialize>(txn: &mut Transaction, tag: Keyspace, name: &str, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
     txn.set(record_key(tag, name), bytes);
     Ok(())
@@ -234,7 +220,7 @@ pub fn retire_table_keys(txn: &mut Transaction, table: &Table) {
 /// The key prefixes retired by [`retire_table_keys`] that `txn` sees.
 pub fn retired_prefixes(txn: &mut Transaction) -> Result<Vec<Vec<u8>>> {
     let mut prefixes = Vec::new();
-    for (key, value) in txn.scan_prefix(&[META])? {
+    for (key, value) in txn.scan_prefix(&[META.tag()])? {
         let mut name = &key[1..];
         if let Ok(Value::Text(name)) = keycode::decode_value(&mut name) {
             if name.starts_with(RETIRED) {

@@ -10,14 +10,14 @@
 //! Privileges granted on a table are stored in the table's definition ([`super::Table::grants`]),
 //! so they follow the table through RENAME and vanish with DROP TABLE.
 
-use super::{Table, CATALOG, INDEX, META, ROW};
+use super::Table;
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
+use crate::storage::keyspace::Keyspace;
 use serde::{Deserialize, Serialize};
 
 /// Keyspace of role definitions.
-pub const ROLE: u8 = 0x05;
-const _: () = assert!(ROLE != CATALOG && ROLE != META && ROLE != ROW && ROLE != INDEX);
+pub const ROLE: Keyspace = Keyspace::Role;
 
 /// The built-in superuser.
 pub const ADMIN: &str = "admin";

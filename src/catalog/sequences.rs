@@ -6,11 +6,12 @@
 use super::META;
 use crate::error::{Error, Result};
 use crate::mvcc::{CounterBlock, Transaction};
+use crate::storage::keyspace::Keyspace;
 use crate::types::DataType;
 use serde::{Deserialize, Serialize};
 
 /// Keyspace of sequence definitions.
-pub const SEQUENCE: u8 = 0x07;
+pub const SEQUENCE: Keyspace = Keyspace::Sequence;
 
 /// A sequence definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,10 +7,11 @@
 
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
+use crate::storage::keyspace::Keyspace;
 use crate::types::{DataType, EnumType};
 
 /// Keyspace of user-defined types.
-pub const TYPE: u8 = 0x06;
+pub const TYPE: Keyspace = Keyspace::Type;
 
 /// Oids of enum types start here (clear of table, index and role oids).
 const FIRST_TYPE_OID: u32 = 2_000_000;

@@ -4,11 +4,12 @@
 
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
+use crate::storage::keyspace::Keyspace;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 
 /// Keyspace of view definitions.
-pub const VIEW: u8 = 0x08;
+pub const VIEW: Keyspace = Keyspace::View;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct View {

@@ -7,6 +7,7 @@
 
 use super::{decode_stored, split_physical, Mvcc};
 use crate::error::Result;
+use crate::storage::keyspace::Keyspace;
 use crate::storage::StorageBatch;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -45,7 +46,7 @@ impl Mvcc {
         // so a concurrent scan (a Raft snapshot being built) that still sees an older version
         // of the key also sees the tombstone above it, never a deleted row come back.
         let mut tombstone: Option<Vec<u8>> = None;
-        let start = Bound::Included(vec![0x01]);
+        let start = Bound::Included(vec![Keyspace::FIRST_LOGICAL]);
         for item in self.storage.scan((start, Bound::Unbounded)) {
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;

@@ -33,6 +33,7 @@ pub use counters::CounterBlock;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 
 use crate::error::{Error, Result};
+use crate::storage::keyspace::{Keyspace, Local};
 use crate::storage::{prefix_end, Storage};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -43,10 +44,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 pub type Version = u64;
 
 /// Unversioned key holding the last applied version (outside every logical keyspace).
-pub const APPLIED_KEY: &[u8] = &[0x00, b'a', b'p', b'p', b'l', b'i', b'e', b'd'];
+pub const APPLIED_KEY: &[u8] = Local::Applied.key();
 
 /// Where an earlier version kept a large batch while applying it in pieces (a redo record).
-const LEGACY_REDO_KEY: &[u8] = &[0x00, b'r', b'e', b'd', b'o'];
+const LEGACY_REDO_KEY: &[u8] = Local::LegacyRedo.key();
 
 /// The writes of one committed transaction, stamped with its commit version. Applying the same
 /// batch twice leaves the same state as applying it once.
@@ -101,6 +102,7 @@ pub fn applied_version(storage: &dyn Storage) -> Result<Version> {
 }
 
 fn physical_key(key: &[u8], version: Version) -> Vec<u8> {
+    debug_assert!(key.first() >= Some(&Keyspace::FIRST_LOGICAL), "a logical key in the local keyspace");
     let mut physical = Vec::with_capacity(key.len() + 8);
     physical.extend_from_slice(key);
     physical.extend_from_slice(&(!version).to_be_bytes());

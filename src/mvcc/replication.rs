@@ -29,7 +29,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Unversioned key holding the index of the last Raft entry applied to storage, written in
 /// the same atomic batch as the entry's data.
-pub const RAFT_APPLIED_KEY: &[u8] = &[0x00, b'r', b'a', b'f', b't'];
+pub const RAFT_APPLIED_KEY: &[u8] = crate::storage::keyspace::Local::RaftApplied.key();
 
 /// Where commits go when storage is replicated.
 pub trait Replicator: Send + Sync {
@@ -87,34 +87,43 @@ impl Mvcc {
     /// another node) and waits until it is applied here. Returns the commit version.
     pub fn commit_request(&self, request: &CommitRequest) -> Result<Version> {
         let replicator = self.replicator()?;
-        let (version, waiter) = {
-            let _token = self.writer_token();
-            self.validate_request(request)?;
-            let version = self.next_version();
-            self.last_version.store(version, Ordering::SeqCst);
-            {
-                let mut pending = lock(&self.pending);
-                let mut domains = lock(&self.domain_versions);
-                for (key, _) in &request.writes {
-                    pending.keys.insert(key.clone(), version);
-                    domains.insert(domain(key), version);
-                }
-            }
-            let batch = WriteBatch { version, writes: request.writes.clone() };
-            match replicator.propose(batch) {
-                Ok(waiter) => (version, waiter),
-                Err(e) => {
-                    self.forget_pending(&request.writes, version);
-                    return Err(e);
-                }
-            }
-        };
+        let (version, waiter) = self.stage_commit(request, |batch| replicator.propose(batch))?;
         match waiter.recv_timeout(COMMIT_TIMEOUT) {
             Ok(Ok(())) => Ok(version),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::CommitUnknown(
                 "the commit was not confirmed in time: it may or may not have been applied".into(),
             )),
+        }
+    }
+
+    /// Validates `request` and stamps it with the next version under the writer token, then
+    /// hands the batch to `propose` (still under the token, so that batches are proposed in
+    /// version order). Its keys are pending until the batch is applied or abandoned.
+    pub fn stage_commit<T>(
+        &self,
+        request: &CommitRequest,
+        propose: impl FnOnce(WriteBatch) -> Result<T>,
+    ) -> Result<(Version, T)> {
+        let _token = self.writer_token();
+        self.validate_request(request)?;
+        let version = self.next_version();
+        self.last_version.store(version, Ordering::SeqCst);
+        {
+            let mut pending = lock(&self.pending);
+            let mut domains = lock(&self.domain_versions);
+            for (key, _) in &request.writes {
+                pending.keys.insert(key.clone(), version);
+                domains.insert(domain(key), version);
+            }
+        }
+        let batch = WriteBatch { version, writes: request.writes.clone() };
+        match propose(batch) {
+            Ok(proposed) => Ok((version, proposed)),
+            Err(e) => {
+                self.forget_pending(&request.writes, version);
+                Err(e)
+            }
         }
     }
 
@@ -194,7 +203,17 @@ impl Mvcc {
     /// Applies the committed batch of Raft entry `index`: writes it with the applied index in
     /// one atomic storage batch, makes it visible to new snapshots and wakes commits waiting
     /// for it. Called by the replication driver, in log order, once per entry.
+    /// A batch stamped below a version already applied is refused (the same way on every
+    /// replica, which all apply the same log): applying it would change what snapshots
+    /// already taken see.
     pub fn apply_committed(&self, batch: &WriteBatch, index: u64) -> Result<()> {
+        let applied = self.applied.load(Ordering::SeqCst);
+        if batch.version < applied {
+            return Err(Error::Serialization(format!(
+                "a batch at version {} arrived after version {applied} was applied",
+                batch.version
+            )));
+        }
         // In order, not atomically: the log holds the batch, and the applied index comes
         // last, so after a crash either it survived with every write before it or the entry
         // is applied again (the same keys with the same values).

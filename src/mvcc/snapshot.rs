@@ -14,12 +14,12 @@
 //! A crash part-way through is harmless: Raft hands the snapshot over again at restart (the
 //! applied index is written last), and installing it again writes the same keys and values.
 
-use super::batch::{Reader, StreamEncoder};
+use super::batch::{StreamEncoder, StreamReader};
 use super::replication::RAFT_APPLIED_KEY;
 use super::{decode_stored, lock, split_physical, Mvcc, Version, APPLIED_KEY};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::StorageBatch;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -57,15 +57,25 @@ impl Mvcc {
     /// Installs a snapshot taken by [`Mvcc::snapshot_at`] at Raft index `index` (see the
     /// module documentation).
     pub fn restore_snapshot(&self, data: &[u8], index: u64) -> Result<()> {
-        let snapshot = Reader::new(data)?;
+        self.restore_snapshot_from(&mut || Ok(data), index)
+    }
+
+    /// [`Mvcc::restore_snapshot`] from a stream that `open` starts from the beginning (it is
+    /// read twice, never held whole).
+    pub fn restore_snapshot_from<R: Read>(&self, open: &mut dyn FnMut() -> Result<R>, index: u64) -> Result<()> {
+        let snapshot = StreamReader::new(open()?)?;
         let version = snapshot.version();
         let _token = self.writer_token();
-        let tombstones = self.live_keys_missing_from(snapshot.clone(), version)?;
+        let tombstones = self.live_keys_missing_from(snapshot, version)?;
+        let snapshot = StreamReader::new(open()?)?;
+        if snapshot.version() != version {
+            return Err(Error::Io("the snapshot changed while it was installed".into()));
+        }
         let mut batch = StorageBatch::default();
         for write in snapshot {
             let (key, value) = write?;
             if let Some(value) = value {
-                batch.put(key.to_vec(), value.to_vec());
+                batch.put(key, value);
             }
             if batch.ops.len() >= INSTALL_BATCH {
                 self.storage.apply(std::mem::take(&mut batch))?;
@@ -96,7 +106,7 @@ impl Mvcc {
 
     /// The logical keys whose newest version here at or below `version` is a value but that
     /// the snapshot does not hold: they were deleted on the leader.
-    fn live_keys_missing_from(&self, snapshot: Reader, version: Version) -> Result<Vec<Vec<u8>>> {
+    fn live_keys_missing_from<R: Read>(&self, snapshot: StreamReader<R>, version: Version) -> Result<Vec<Vec<u8>>> {
         let mut snapshot = snapshot.peekable();
         let mut missing = Vec::new();
         let mut last: Option<Vec<u8>> = None;
@@ -113,20 +123,19 @@ impl Mvcc {
             // Skip the snapshot's keys ordered before this one; is this one among them?
             let mut present = false;
             loop {
-                let key = match snapshot.peek() {
+                let order = match snapshot.peek() {
                     None => break,
-                    Some(Ok((key, _))) => *key,
+                    Some(Ok((key, _))) => split_physical(key)?.0.cmp(logical),
                     Some(Err(_)) => match snapshot.next() {
                         Some(Err(e)) => return Err(e),
                         _ => break,
                     },
                 };
-                let (snap_logical, _) = split_physical(key)?;
-                if snap_logical < logical {
+                if order == std::cmp::Ordering::Less {
                     snapshot.next();
                     continue;
                 }
-                present = snap_logical == logical;
+                present = order == std::cmp::Ordering::Equal;
                 break;
             }
             if !present {

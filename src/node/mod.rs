@@ -4,6 +4,7 @@
 //! background MVCC garbage collector, and shuts down gracefully on a signal: stop accepting,
 //! let running statements finish, flush storage.
 
+pub mod driver;
 pub mod replica;
 
 use crate::error::{Error, Result};
@@ -102,12 +103,11 @@ impl crate::http::Status for NodeStatus {
         let s = self.replica.status();
         let leader = s.leader.map_or("null".to_string(), |l| l.to_string());
         let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        let failure = self.replica.failure();
-        let status = match &failure {
-            None => "\"status\":\"ok\"".to_string(),
-            Some(failure) => {
-                format!("\"status\":\"failed\",\"reason\":{}", serde_json::Value::from(failure.to_string()))
-            }
+        let reason = |e: Error| serde_json::Value::from(e.to_string());
+        let (healthy, status) = match (self.replica.failure(), self.replica.stalled()) {
+            (None, None) => (true, "\"status\":\"ok\"".to_string()),
+            (Some(failure), _) => (false, format!("\"status\":\"failed\",\"reason\":{}", reason(failure))),
+            (None, Some(stall)) => (false, format!("\"status\":\"stalled\",\"reason\":{}", reason(stall))),
         };
         let body = format!(
             "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]}}",
@@ -119,7 +119,7 @@ impl crate::http::Status for NodeStatus {
             ids(&s.voters),
             ids(&s.learners)
         );
-        (failure.is_none(), body)
+        (healthy, body)
     }
 
     fn transfer_leadership(&self, to: u64) -> std::result::Result<(), (String, Option<u64>)> {
@@ -214,7 +214,7 @@ pub fn open_in_memory() -> Result<Arc<Engine>> {
 /// network front ends): for tests and benchmarks. It stops when the engine is dropped.
 pub fn open_dir(dir: &std::path::Path) -> Result<Arc<Engine>> {
     let sled = SledStorage::open(dir)?;
-    let log = raft::SledLogStore::open(sled.tree("raft")?).map_err(replica::from_raft)?;
+    let log = raft::SledLogStore::open(sled.tree("raft")?).map_err(driver::from_raft)?;
     let engine = Engine::open(Arc::new(sled))?;
     start_group_of_one(&engine, log, SINGLE_NODE_COMPACTION)?;
     Ok(engine)
@@ -243,7 +243,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         ))
     })?);
     let sled = SledStorage::open_with_cache(&config.data_dir, config.cache_bytes)?;
-    let raft_store = raft::SledLogStore::open(sled.tree("raft")?).map_err(replica::from_raft)?;
+    let raft_store = raft::SledLogStore::open(sled.tree("raft")?).map_err(driver::from_raft)?;
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
     engine.mvcc().column_cache().set_budget(usize::try_from(config.column_cache_bytes).unwrap_or(usize::MAX));

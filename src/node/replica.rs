@@ -13,11 +13,13 @@
 //! leader, and the leader's applied version on a follower (unless the session asked for stale
 //! follower reads).
 
+use super::driver::{from_raft, refused, Built, Driver, DriverConfig, Input, Output, Ticket};
 use crate::error::{Error, Result};
-use crate::mvcc::{decode_batch, encode_batch, lock, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
-use crate::raft::{self, ConfChange, EntryData, Index, LogStore, Membership, NodeId, Ready, Role, Term};
+use crate::mvcc::{lock, CommitRequest, Mvcc, Replicator, Version, Waiter, WriteBatch};
+use crate::raft::{self, ConfChange, Index, LogStore, Membership, NodeId, Role, Term};
+use crate::storage::keyspace::{Keyspace, MEMBER_ADDRESS};
 use rand::SeedableRng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -58,11 +60,11 @@ impl Transport for NoPeers {
 }
 
 /// The MVCC key holding the internode address of member `id`, replicated like any write so
-/// that every member can reach members that joined after it started.
+/// that every member can reach members that joined after it started. (Its name is raw bytes,
+/// not an encoded record name, as every version so far has written it: see
+/// `storage::keyspace`.)
 fn member_address_key(id: NodeId) -> Vec<u8> {
-    let mut key = b"\x04member/".to_vec();
-    key.extend_from_slice(&id.to_be_bytes());
-    key
+    Keyspace::Meta.key(&[MEMBER_ADDRESS, &id.to_be_bytes()].concat())
 }
 
 /// Settings of the replica.
@@ -112,6 +114,8 @@ pub struct Status {
     membership: Mutex<Membership>,
     /// Why the driver stopped, once it has after a storage failure.
     failure: Mutex<Option<Error>>,
+    /// Why applying committed entries keeps failing, while the driver retries.
+    stall: Mutex<Option<Error>>,
     /// Messages from peers queued for the driver.
     inbound: AtomicUsize,
 }
@@ -202,20 +206,19 @@ impl Status {
     }
 }
 
+/// What the driver thread receives.
 enum Event {
     Message(raft::Message),
-    /// A snapshot of the state machine at a Raft index, built off the driver thread.
-    Compact(Index, Vec<u8>),
-    /// A snapshot of the state machine at a Raft index, written into the log store.
-    CompactWritten(Index, raft::Written),
-    /// Building a snapshot failed (it is tried again at the next request).
-    SnapshotFailed,
     Propose(WriteBatch, mpsc::Sender<Result<()>>),
     ReadIndex(mpsc::Sender<Result<Version>>),
     /// Start a leadership transfer to this voter.
     Transfer(NodeId, mpsc::Sender<Result<()>>),
     /// Propose a single-server membership change.
     ChangeMembership(ConfChange, mpsc::Sender<Result<()>>),
+    /// A snapshot built off the driver thread at a Raft index.
+    Built(Index, Built),
+    /// Building a snapshot failed.
+    SnapshotFailed,
     Stop,
 }
 
@@ -237,28 +240,14 @@ const GROUP_COMMIT_WINDOW: Duration = Duration::from_micros(500);
 /// How long the driver waits before building a snapshot again after a build failed.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(10);
 
+/// How long applying a committed entry may keep failing (I/O) before the node stops.
+const APPLY_RETRY: Duration = Duration::from_secs(3);
+
 /// How often a request refused with "not the leader" is sent again (to the new leader).
 const FORWARD_ATTEMPTS: usize = 50;
 
 /// Messages from peers that may wait for the driver at once.
 const MAX_INBOUND_MESSAGES: usize = 8192;
-
-/// The error of a write to a node whose driver stopped.
-fn stopped(failure: &Error) -> Error {
-    let message = format!("this node stopped accepting writes after a storage failure: {failure}");
-    match failure {
-        Error::DiskFull(_) => Error::DiskFull(message),
-        _ => Error::Io(message),
-    }
-}
-
-/// A Raft error as the crate's: storage failures keep whether the disk is full.
-pub(crate) fn from_raft(e: raft::Error) -> Error {
-    match e {
-        raft::Error::DiskFull(s) => Error::DiskFull(format!("could not write to disk: {s}")),
-        e => Error::Io(format!("raft: {e}")),
-    }
-}
 
 /// How long a statement waits for a leader to exist before failing.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -272,38 +261,34 @@ impl Replica {
         mvcc: Arc<Mvcc>,
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Replica>> {
-        let mut raft_config = raft::Config::new(config.id);
-        raft_config.election_timeout = config.election_ticks;
-        raft_config.heartbeat_interval = config.heartbeat_ticks;
-        raft_config.snapshot_threshold = config.snapshot_threshold;
-        raft_config.lease_reads = true;
-        let applied = mvcc.raft_applied_index()?;
+        let mut driver_config = DriverConfig::new(config.id);
+        driver_config.raft.election_timeout = config.election_ticks;
+        driver_config.raft.heartbeat_interval = config.heartbeat_ticks;
+        driver_config.raft.snapshot_threshold = config.snapshot_threshold;
+        let ticks = |d: Duration| (d.as_millis() / config.tick.as_millis().max(1)).max(1) as u64;
+        driver_config.snapshot_retry_ticks = ticks(SNAPSHOT_RETRY);
+        driver_config.apply_retry_ticks = ticks(APPLY_RETRY);
         let rng = rand::rngs::StdRng::from_entropy();
-        let node = raft::Node::new(raft_config, Membership::with_voters(config.voters.clone()), store, applied, rng)
-            .map_err(from_raft)?;
+        let driver = Driver::new(driver_config, Membership::with_voters(config.voters.clone()), store, &mvcc, rng)?;
         let status = Arc::new(Status::default());
         status.single_voter.store(config.voters.len() == 1, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel();
-        let mut driver = Driver {
-            node,
+        let mut runner = Runner {
+            driver,
             mvcc: Arc::downgrade(&mvcc),
             transport: transport.clone(),
             status: status.clone(),
-            waiters: BTreeMap::new(),
-            reads: HashMap::new(),
-            next_read: 1,
-            ready_at: None,
+            replies: HashMap::new(),
+            next_ticket: 1,
             tick: config.tick,
             events: tx.clone(),
-            snapshotting: false,
-            retry_snapshot_at: None,
             last_round: 0,
             peers_synced: Membership::default(),
         };
-        driver.publish();
+        runner.publish();
         let handle = std::thread::Builder::new()
             .name(format!("raft-{}", config.id))
-            .spawn(move || driver.run(rx))
+            .spawn(move || runner.run(rx))
             .map_err(|e| Error::Io(e.to_string()))?;
         let replica = Arc::new(Replica {
             id: config.id,
@@ -320,6 +305,11 @@ impl Replica {
     /// Why this node stopped accepting writes, once a storage failure stopped its driver.
     pub fn failure(&self) -> Option<Error> {
         self.status.failure()
+    }
+
+    /// Why applying committed entries keeps failing here, while the driver retries.
+    pub fn stalled(&self) -> Option<Error> {
+        lock(&self.status.stall).clone()
     }
 
     /// This node's id.
@@ -440,7 +430,7 @@ impl Replica {
     fn leader(&self) -> Result<Option<NodeId>> {
         let leader = self.status.wait_for_leader(LEADER_WAIT);
         if let Some(failure) = self.status.failure() {
-            return Err(stopped(&failure));
+            return Err(refused(&failure));
         }
         match leader {
             Some(_) if self.status.is_ready() => Ok(None),
@@ -522,85 +512,49 @@ impl Replicator for Replica {
     }
 }
 
-/// A proposal waiting for its entry.
-struct Proposal {
-    term: Term,
-    batch: WriteBatch,
-    done: mpsc::Sender<Result<()>>,
+/// A caller waiting for the driver.
+enum Reply {
+    Done(mpsc::Sender<Result<()>>),
+    Read(mpsc::Sender<Result<Version>>),
 }
 
-/// The driver thread's state.
-struct Driver<S: LogStore> {
-    node: raft::Node<S>,
+/// The driver's thread: turns channels and the clock into the [`Driver`]'s inputs and
+/// carries out its outputs.
+struct Runner<S: LogStore> {
+    driver: Driver<S>,
     mvcc: Weak<Mvcc>,
     transport: Arc<dyn Transport>,
     status: Arc<Status>,
-    waiters: BTreeMap<Index, Proposal>,
-    reads: HashMap<raft::ReadId, mpsc::Sender<Result<Version>>>,
-    next_read: raft::ReadId,
-    /// As leader: the index of this term's first entry; versions may be assigned once it is
-    /// applied (every entry of earlier terms is applied by then).
-    ready_at: Option<Index>,
+    replies: HashMap<Ticket, Reply>,
+    next_ticket: Ticket,
     tick: Duration,
-    /// The driver's own queue, for work finished on other threads.
+    /// The thread's own queue, for work finished on other threads.
     events: mpsc::Sender<Event>,
-    /// A snapshot is being built.
-    snapshotting: bool,
-    /// When to build a snapshot again after a build failed.
-    retry_snapshot_at: Option<Instant>,
     /// Proposals taken in the last round: the next round waits briefly for as many.
     last_round: usize,
     /// The membership whose every member the transport can reach.
     peers_synced: Membership,
 }
 
-impl<S: LogStore> Driver<S> {
-    /// The engine the driver applies to.
-    fn mvcc(&self) -> Result<Arc<Mvcc>> {
-        self.mvcc.upgrade().ok_or_else(|| Error::Io("the engine has shut down".into()))
-    }
-
-    /// Whether this node is the group's only voter (it may have learners).
-    fn single_voter(&self) -> bool {
-        let voters = &self.node.membership().voters;
-        voters.len() == 1 && voters.contains(&self.node.id())
-    }
-
-    /// Whether this node is the group's only member (voters and learners alike).
-    fn alone(&self) -> bool {
-        let mut members = self.node.membership().all();
-        members.next() == Some(self.node.id()) && members.next().is_none()
-    }
-
+impl<S: LogStore> Runner<S> {
     fn run(&mut self, events: mpsc::Receiver<Event>) {
-        // A group of one elects itself at once instead of after an election timeout, so a
-        // single node serves writes as soon as it listens.
-        if self.single_voter() {
-            for _ in 0..4 * self.node.config().election_timeout {
-                if self.node.is_leader() {
-                    break;
-                }
-                let step = self.node.tick().map_err(from_raft).and_then(|rd| self.process(rd));
-                if let Err(e) = step {
-                    tracing::error!(error = %e, "raft driver stopped");
-                    self.fail_all(&e);
-                    return;
-                }
+        let mut out = Vec::new();
+        if let Some(mvcc) = self.mvcc.upgrade() {
+            let started = self.driver.elect_alone(&mvcc, &mut out);
+            if !self.finish_round(started, &mut out) {
+                return;
             }
-            self.publish();
         }
         let mut next_tick = Instant::now() + self.tick;
         loop {
-            if self.mvcc.strong_count() == 0 {
-                // The engine is gone: nobody is left to serve.
-                return;
-            }
+            // The engine owns the replica: once it is gone, nobody is left to serve.
+            let Some(mvcc) = self.mvcc.upgrade() else { return };
             let wait = next_tick.saturating_duration_since(Instant::now());
             let mut stop = false;
-            let result = match events.recv_timeout(wait) {
+            let mut result = match events.recv_timeout(wait) {
                 Ok(event) => {
                     let mut proposals = usize::from(matches!(event, Event::Propose(..)));
-                    let mut r = self.handle(event, &mut stop);
+                    let mut r = self.handle(&mvcc, event, &mut stop, &mut out);
                     // Take everything else that is queued before acting: one append and one
                     // fsync for all of it. When the last round carried more proposals than
                     // have arrived, their senders are probably about to propose again: wait
@@ -621,7 +575,7 @@ impl<S: LogStore> Driver<S> {
                         };
                         let Some(event) = next else { break };
                         proposals += usize::from(matches!(event, Event::Propose(..)));
-                        r = self.handle(event, &mut stop);
+                        r = self.handle(&mvcc, event, &mut stop, &mut out);
                     }
                     if proposals > 0 {
                         self.last_round = proposals;
@@ -631,226 +585,110 @@ impl<S: LogStore> Driver<S> {
                 Err(mpsc::RecvTimeoutError::Timeout) => Ok(()),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
-            let result = result.and_then(|()| {
-                if Instant::now() >= next_tick {
-                    next_tick += self.tick;
-                    if next_tick < Instant::now() {
-                        next_tick = Instant::now() + self.tick;
-                    }
-                    let rd = self.node.tick().map_err(from_raft)?;
-                    self.process(rd)?;
-                    self.sync_peers();
-                    if self.retry_snapshot_at.is_some_and(|at| Instant::now() >= at) {
-                        self.retry_snapshot_at = None;
-                        self.start_snapshot()?;
-                    }
-                    self.replace_marker_snapshot()?;
+            if result.is_ok() && Instant::now() >= next_tick {
+                next_tick += self.tick;
+                if next_tick < Instant::now() {
+                    next_tick = Instant::now() + self.tick;
                 }
-                loop {
-                    let rd = self.node.ready().map_err(from_raft)?;
-                    if rd.is_empty() {
-                        break;
-                    }
-                    self.process(rd)?;
-                }
-                Ok(())
-            });
-            self.publish();
-            if let Err(e) = result {
-                // A storage failure: the node cannot go on safely.
-                tracing::error!(error = %e, "raft driver stopped");
-                self.fail_all(&e);
-                return;
+                result = self.driver.handle(&mvcc, Input::Tick, &mut out);
+                self.sync_peers(&mvcc);
             }
-            if stop {
+            let result = result.and_then(|()| self.driver.advance(&mvcc, &mut out));
+            if !self.finish_round(result, &mut out) || stop {
                 return;
             }
         }
     }
 
-    fn handle(&mut self, event: Event, stop: &mut bool) -> Result<()> {
-        match event {
+    /// Carries out the round's outputs and publishes the state; false once the driver
+    /// failed (everyone waiting has been answered).
+    fn finish_round(&mut self, result: Result<()>, out: &mut Vec<Output>) -> bool {
+        if let Err(e) = &result {
+            // A storage failure: the node cannot go on safely.
+            tracing::error!(error = %e, "raft driver stopped");
+            self.driver.fail(e, out);
+        }
+        for output in out.drain(..) {
+            self.carry_out(output);
+        }
+        self.publish();
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                for (_, reply) in self.replies.drain() {
+                    match reply {
+                        Reply::Done(tx) => drop(tx.send(Err(e.clone()))),
+                        Reply::Read(tx) => drop(tx.send(Err(e.clone()))),
+                    }
+                }
+                self.status.fail(&e);
+                false
+            }
+        }
+    }
+
+    fn ticket(&mut self, reply: Reply) -> Ticket {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.replies.insert(ticket, reply);
+        ticket
+    }
+
+    fn handle(&mut self, mvcc: &Arc<Mvcc>, event: Event, stop: &mut bool, out: &mut Vec<Output>) -> Result<()> {
+        let input = match event {
             Event::Message(message) => {
                 self.status.inbound.fetch_sub(1, Ordering::SeqCst);
-                let rd = self.node.step(message).map_err(from_raft)?;
-                self.process(rd)?;
+                Input::Message(message)
             }
-            Event::Propose(batch, done) => {
-                if !self.is_ready() {
-                    self.mvcc()?.abandon(&batch);
-                    let _ = done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
-                    return Ok(());
-                }
-                match self.node.propose(encode_batch(&batch)) {
-                    Ok(index) => {
-                        let term = self.node.term();
-                        self.waiters.insert(index, Proposal { term, batch, done });
-                    }
-                    Err(e @ (raft::Error::Storage(_) | raft::Error::DiskFull(_))) => return Err(from_raft(e)),
-                    Err(_) => {
-                        self.mvcc()?.abandon(&batch);
-                        let _ =
-                            done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
-                    }
-                }
+            Event::Propose(batch, done) => Input::Propose(batch, self.ticket(Reply::Done(done))),
+            Event::ReadIndex(done) => Input::ReadIndex(self.ticket(Reply::Read(done))),
+            Event::ChangeMembership(change, done) => Input::ChangeMembership(change, self.ticket(Reply::Done(done))),
+            Event::Transfer(to, done) => Input::Transfer(to, self.ticket(Reply::Done(done))),
+            Event::Built(index, built) => Input::SnapshotBuilt(index, built),
+            Event::SnapshotFailed => Input::SnapshotFailed,
+            Event::Stop => {
+                *stop = true;
+                return Ok(());
             }
-            Event::ReadIndex(done) => {
-                let id = self.next_read;
-                self.next_read += 1;
-                match self.node.read_index(id) {
-                    Ok(()) => {
-                        self.reads.insert(id, done);
-                    }
-                    Err(e) => {
-                        let _ = done.send(Err(Error::NotLeader(match e {
-                            raft::Error::NotLeader(l) => l,
-                            _ => None,
-                        })));
-                    }
-                }
-            }
-            Event::ChangeMembership(change, done) => {
-                let result = self.node.propose_conf_change(change).map(|_| ()).map_err(|e| match e {
-                    raft::Error::NotLeader(leader) => Error::NotLeader(leader),
-                    e @ (raft::Error::Storage(_) | raft::Error::DiskFull(_)) => from_raft(e),
-                    other => Error::InvalidParameter(other.to_string()),
-                });
-                let _ = done.send(result);
-            }
-            Event::Transfer(to, done) => {
-                let result = self.node.transfer_leadership(to).map_err(|e| match e {
-                    raft::Error::NotLeader(leader) => Error::NotLeader(leader),
-                    other => Error::InvalidParameter(other.to_string()),
-                });
-                let _ = done.send(result);
-            }
-            Event::Compact(index, data) => {
-                self.snapshotting = false;
-                self.node.compact(index, data).map_err(from_raft)?;
-            }
-            Event::CompactWritten(index, written) => {
-                self.snapshotting = false;
-                self.node.compact_written(index, written).map_err(from_raft)?;
-            }
-            Event::SnapshotFailed => {
-                // Raft asks once per compaction: the driver tries again itself, later.
-                self.snapshotting = false;
-                self.retry_snapshot_at = Some(Instant::now() + SNAPSHOT_RETRY);
-            }
-            Event::Stop => *stop = true,
-        }
-        self.track_leadership()
+        };
+        self.driver.handle(mvcc, input, out)
     }
 
-    /// Notices a new leadership of this node and records where its term starts.
-    fn track_leadership(&mut self) -> Result<()> {
-        if self.node.is_leader() {
-            if self.ready_at.is_none() {
-                let last = self.node.store().last_index().map_err(|e| Error::Io(format!("raft: {e}")))?;
-                self.ready_at = Some(last);
-            }
-        } else {
-            self.ready_at = None;
-        }
-        Ok(())
-    }
-
-    fn is_ready(&self) -> bool {
-        self.ready_at.is_some_and(|at| self.node.applied_index() >= at) && self.node.is_leader()
-    }
-
-    fn process(&mut self, rd: Ready) -> Result<()> {
-        let mvcc = self.mvcc()?;
-        self.track_leadership()?;
-        for message in rd.messages {
-            self.transport.send(message);
-        }
-        if let Some(snapshot) = rd.snapshot {
-            mvcc.restore_snapshot(&snapshot.data, snapshot.meta.index)?;
-            self.status.snapshots_installed.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(
-                index = snapshot.meta.index,
-                term = snapshot.meta.term,
-                "installed a snapshot from the leader"
-            );
-            // Proposals the snapshot covers either are in it or were lost: nobody can tell.
-            let covered: Vec<Index> = self.waiters.range(..=snapshot.meta.index).map(|(i, _)| *i).collect();
-            for index in covered {
-                if let Some(p) = self.waiters.remove(&index) {
-                    mvcc.abandon(&p.batch);
-                    let _ = p.done.send(Err(Error::CommitUnknown("replaced by a snapshot".into())));
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Send(message) => self.transport.send(message),
+            Output::Done(ticket, result) => {
+                if let Some(Reply::Done(tx)) = self.replies.remove(&ticket) {
+                    let _ = tx.send(result);
                 }
             }
-        }
-        for entry in rd.committed_entries {
-            match &entry.data {
-                EntryData::Command(bytes) => {
-                    let batch = decode_batch(bytes)?;
-                    mvcc.apply_committed(&batch, entry.index)?;
-                }
-                EntryData::Noop | EntryData::Membership(_) => mvcc.apply_marker(entry.index)?,
-            }
-            if let Some(p) = self.waiters.remove(&entry.index) {
-                if p.term == entry.term {
-                    let _ = p.done.send(Ok(()));
-                } else {
-                    // Another leader's entry took this index: the proposal is gone.
-                    mvcc.abandon(&p.batch);
-                    let _ = p.done.send(Err(Error::Serialization("leadership changed; retry the transaction".into())));
+            Output::Read(ticket, result) => {
+                if let Some(Reply::Read(tx)) = self.replies.remove(&ticket) {
+                    let _ = tx.send(result);
                 }
             }
+            Output::BuildSnapshot { index, version, writer } => self.build_snapshot(index, version, writer),
         }
-        // What is applied, not what is assigned: a pending proposal may never commit, and a
-        // reader waiting for its version would wait in vain.
-        let version = mvcc.durable_version();
-        for read in rd.reads {
-            if let Some(done) = self.reads.remove(&read.id) {
-                let _ = done.send(Ok(version));
-            }
-        }
-        for id in rd.failed_reads {
-            if let Some(done) = self.reads.remove(&id) {
-                let _ = done.send(Err(Error::NotLeader(self.node.leader())));
-            }
-        }
-        if rd.snapshot_request.is_some() && self.alone() {
-            // Nobody asks a group of one for a snapshot (a restart resumes from the data
-            // itself, whose applied index is at or past this one): compact the log with an
-            // empty snapshot, which marks the compaction point and is never sent. Once the
-            // group grows, a real one replaces it (see `replace_marker_snapshot`).
-            let index = self.node.applied_index();
-            self.node.compact(index, Vec::new()).map_err(from_raft)?;
-        } else if rd.snapshot_request.is_some() {
-            self.start_snapshot()?;
-        }
-        Ok(())
     }
 
-    /// Starts building a snapshot of the state machine at the applied index, unless one is
-    /// being built. Everything up to this index is applied, and nothing later: the pair
-    /// names one state. Dumping it can take a while, so it happens on its own thread, and
-    /// the log is compacted when it is done.
-    fn start_snapshot(&mut self) -> Result<()> {
-        if self.snapshotting {
-            return Ok(());
-        }
-        let index = self.node.applied_index();
-        let mvcc = self.mvcc()?;
-        let version = mvcc.durable_version();
+    /// Builds a snapshot on its own thread (dumping the engine takes a while) and hands it
+    /// back to the driver.
+    fn build_snapshot(&mut self, index: Index, version: Version, writer: Option<Box<dyn raft::SnapshotWriter>>) {
+        let Some(mvcc) = self.mvcc.upgrade() else { return };
         let events = self.events.clone();
-        // Straight into the log store where it can take it, so that it is never held whole.
-        let writer = self.node.store().snapshot_writer().map_err(from_raft)?;
-        self.snapshotting = true;
         let spawned = std::thread::Builder::new().name("raft-snapshot".into()).spawn(move || {
-            let built = match writer {
+            let build = || match writer {
                 Some(mut writer) => mvcc
                     .snapshot_into(version, &mut writer)
                     .and_then(|()| writer.finish().map_err(from_raft))
-                    .map(|written| Event::CompactWritten(index, written)),
-                None => mvcc.snapshot_at(version).map(|data| Event::Compact(index, data)),
+                    .map(Built::Written),
+                None => mvcc.snapshot_at(version).map(Built::Data),
             };
+            // The driver must hear back whatever happens, or it never compacts again.
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
+                .unwrap_or_else(|_| Err(Error::Internal("building a snapshot panicked".into())));
             let event = match built {
-                Ok(event) => event,
+                Ok(built) => Event::Built(index, built),
                 Err(e) => {
                     tracing::warn!(error = %e, "snapshot of the state machine failed");
                     Event::SnapshotFailed
@@ -860,66 +698,54 @@ impl<S: LogStore> Driver<S> {
         });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a snapshot");
-            self.snapshotting = false;
+            let _ = self.events.send(Event::SnapshotFailed);
         }
-        Ok(())
-    }
-
-    /// A group that compacted while it was alone holds an empty snapshot, which cannot be
-    /// sent; once it has other members, one that needs compacted entries waits for a real
-    /// snapshot: build it.
-    fn replace_marker_snapshot(&mut self) -> Result<()> {
-        if self.alone() || self.snapshotting || self.retry_snapshot_at.is_some() || !self.node.is_leader() {
-            return Ok(());
-        }
-        let Some((meta, _, len)) = self.node.store().snapshot_chunk(0, 0).map_err(from_raft)? else {
-            return Ok(());
-        };
-        if len == 0 && self.node.applied_index() > meta.index {
-            self.start_snapshot()?;
-        }
-        Ok(())
     }
 
     fn publish(&self) {
         let s = &self.status;
-        let role = match self.node.role() {
+        let node = self.driver.node();
+        let role = match node.role() {
             Role::Leader => 1,
             Role::Candidate | Role::PreCandidate => 2,
-            Role::Follower if !self.node.membership().voters.contains(&self.node.id()) => 3,
+            Role::Follower if !node.membership().voters.contains(&node.id()) => 3,
             Role::Follower => 0,
         };
         s.role.store(role, Ordering::SeqCst);
-        s.term.store(self.node.term(), Ordering::SeqCst);
-        s.leader.store(self.node.leader().unwrap_or(0), Ordering::SeqCst);
-        s.commit.store(self.node.commit_index(), Ordering::SeqCst);
-        s.applied.store(self.node.applied_index(), Ordering::SeqCst);
-        s.lease_valid.store(self.node.lease_valid(), Ordering::SeqCst);
-        s.single_voter.store(self.single_voter(), Ordering::SeqCst);
+        s.term.store(node.term(), Ordering::SeqCst);
+        s.leader.store(node.leader().unwrap_or(0), Ordering::SeqCst);
+        s.commit.store(node.commit_index(), Ordering::SeqCst);
+        s.applied.store(self.driver.applied_index(), Ordering::SeqCst);
+        s.lease_valid.store(node.lease_valid(), Ordering::SeqCst);
+        s.single_voter.store(self.driver.single_voter(), Ordering::SeqCst);
+        s.snapshots_installed.store(self.driver.snapshots_installed(), Ordering::SeqCst);
+        let mut stall = lock(&s.stall);
+        if stall.as_ref() != self.driver.stalled() {
+            *stall = self.driver.stalled().cloned();
+        }
+        drop(stall);
         let mut membership = lock(&s.membership);
-        if *membership != *self.node.membership() {
-            *membership = self.node.membership().clone();
+        if *membership != *node.membership() {
+            *membership = node.membership().clone();
         }
         drop(membership);
-        s.set_ready(self.is_ready());
+        s.set_ready(self.driver.is_ready());
     }
 
     /// Gives the transport every member it cannot reach yet (members that joined after this
     /// node started), from their replicated address records; a record not applied here yet is
     /// looked for again at the next tick. Peers are never dropped: a removed member's queue
     /// simply stays empty.
-    fn sync_peers(&mut self) {
-        if *self.node.membership() == self.peers_synced {
+    fn sync_peers(&mut self, mvcc: &Arc<Mvcc>) {
+        let membership = self.driver.node().membership();
+        if *membership == self.peers_synced {
             return;
         }
         let known = self.transport.peers();
+        let me = self.driver.node().id();
         let mut complete = true;
-        for id in self.node.membership().all().filter(|id| *id != self.node.id() && !known.contains(id)) {
-            let address = match self.mvcc.upgrade() {
-                Some(mvcc) => mvcc.begin().get(&member_address_key(id)),
-                None => return,
-            };
-            match address {
+        for id in membership.all().filter(|id| *id != me && !known.contains(id)) {
+            match mvcc.begin().get(&member_address_key(id)) {
                 Ok(Some(address)) => {
                     let address = String::from_utf8_lossy(&address).to_string();
                     if let Err(e) = self.transport.set_peer(id, Some(&address)) {
@@ -933,17 +759,7 @@ impl<S: LogStore> Driver<S> {
             }
         }
         if complete {
-            self.peers_synced = self.node.membership().clone();
+            self.peers_synced = membership.clone();
         }
-    }
-
-    fn fail_all(&mut self, error: &Error) {
-        for (_, p) in std::mem::take(&mut self.waiters) {
-            let _ = p.done.send(Err(Error::CommitUnknown(error.to_string())));
-        }
-        for (_, done) in self.reads.drain() {
-            let _ = done.send(Err(error.clone()));
-        }
-        self.status.fail(error);
     }
 }

@@ -119,7 +119,7 @@
 //!         client read r         => node.read_index(r.id)?; rd = node.ready()?
 //!     }
 //!     send rd.messages                      // already durable: send right away
-//!     if let Some(s) = rd.snapshot { state_machine.restore(s) }
+//!     if let Some(meta) = rd.snapshot { state_machine.restore(SnapshotReader::open(node.store())?) }
 //!     for e in rd.committed_entries { state_machine.apply(e) }   // persist applied index with it
 //!     for r in rd.reads { answer r from state_machine }
 //!     for id in rd.failed_reads { tell the client to retry }
@@ -141,7 +141,7 @@ mod types;
 
 pub use node::{Config, Node, Ready};
 pub use sled_store::SledLogStore;
-pub use store::{LogStore, MemLogStore, SnapshotWriter, Written};
+pub use store::{LogStore, MemLogStore, SnapshotReader, SnapshotWriter, Written};
 pub use types::{
     ConfChange, Entry, EntryData, Error, HardState, Index, Membership, Message, MessageBody, NodeId, ReadId, ReadState,
     Result, Role, Snapshot, SnapshotMeta, Term,

@@ -121,6 +121,69 @@ pub struct Written {
     pub len: u64,
 }
 
+/// Reads the data of a store's latest snapshot front to back, a chunk at a time (see
+/// [`LogStore::snapshot_chunk`]), so that it is never held whole.
+pub struct SnapshotReader<'s, S: LogStore + ?Sized> {
+    store: &'s S,
+    meta: SnapshotMeta,
+    len: u64,
+    offset: u64,
+    chunk: Vec<u8>,
+    position: usize,
+}
+
+/// Bytes asked of the store at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+impl<'s, S: LogStore + ?Sized> SnapshotReader<'s, S> {
+    /// A reader of `store`'s latest snapshot, if it has one.
+    pub fn open(store: &'s S) -> Result<Option<Self>> {
+        let Some((meta, chunk, len)) = store.snapshot_chunk(0, READ_CHUNK)? else { return Ok(None) };
+        let offset = chunk.len() as u64;
+        Ok(Some(SnapshotReader { store, meta, len, offset, chunk, position: 0 }))
+    }
+
+    /// The snapshot's metadata.
+    pub fn meta(&self) -> &SnapshotMeta {
+        &self.meta
+    }
+
+    /// The length of its data in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether its data is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<S: LogStore + ?Sized> std::io::Read for SnapshotReader<'_, S> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.position == self.chunk.len() {
+            if self.offset >= self.len {
+                return Ok(0);
+            }
+            let Some((meta, chunk, _)) =
+                self.store.snapshot_chunk(self.offset, READ_CHUNK).map_err(std::io::Error::other)?
+            else {
+                return Err(std::io::Error::other("the snapshot being read is gone"));
+            };
+            if meta != self.meta || chunk.is_empty() {
+                return Err(std::io::Error::other("the snapshot being read was replaced"));
+            }
+            self.offset += chunk.len() as u64;
+            self.chunk = chunk;
+            self.position = 0;
+        }
+        let n = out.len().min(self.chunk.len() - self.position);
+        out[..n].copy_from_slice(&self.chunk[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
 /// `data[offset..offset + max_len]`, clamped to the data.
 fn chunk_of(data: &[u8], offset: u64, max_len: usize) -> Vec<u8> {
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());

@@ -14,6 +14,7 @@
 //! encodes rows compactly (LZ4-compressed when that is smaller).
 
 pub mod keycode;
+pub mod keyspace;
 pub mod memory;
 pub mod rowcodec;
 pub mod sled;

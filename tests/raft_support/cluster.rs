@@ -103,7 +103,8 @@ impl Cluster {
 
     pub fn handle(&mut self, id: NodeId, rd: Ready) {
         self.queue.extend(rd.messages);
-        if let Some(s) = rd.snapshot {
+        if let Some(meta) = rd.snapshot {
+            let s = super::stored_snapshot(self.nodes[&id].store(), meta);
             // Restoring replaces the state machine with the snapshot's.
             let list = self.applied.entry(id).or_default();
             list.clear();

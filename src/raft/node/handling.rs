@@ -2,6 +2,7 @@
 //! them.
 
 use super::*;
+use std::io::Write;
 
 impl<S: LogStore> Node<S> {
     pub(super) fn step_inner(&mut self, msg: Message) -> Result<()> {
@@ -214,11 +215,16 @@ impl<S: LogStore> Node<S> {
             return Ok(());
         }
         let have = match &self.incoming {
-            Some(inc) if inc.meta == meta => inc.data.len() as u64,
+            Some(inc) if inc.meta == meta => inc.received,
             _ => 0,
         };
         if offset == 0 && have == 0 {
-            self.incoming = Some(IncomingSnapshot { meta: meta.clone(), data: Vec::new() });
+            // Into the store where it can take it, so that it is never held whole.
+            let sink = match self.store.snapshot_writer()? {
+                Some(writer) => SnapshotSink::Store(writer),
+                None => SnapshotSink::Memory(Vec::new()),
+            };
+            self.incoming = Some(IncomingSnapshot { meta: meta.clone(), received: 0, sink });
         }
         if offset != have || (data.is_empty() && !done) {
             // Out of order or a resumable restart: ask for what we need next.
@@ -231,8 +237,14 @@ impl<S: LogStore> Node<S> {
         let Some(inc) = self.incoming.as_mut() else {
             return Ok(());
         };
-        inc.data.extend_from_slice(&data);
-        let next_offset = inc.data.len() as u64;
+        match &mut inc.sink {
+            SnapshotSink::Store(writer) => {
+                writer.write_all(&data).map_err(|e| Error::Storage(format!("writing a snapshot: {e}")))?
+            }
+            SnapshotSink::Memory(buffer) => buffer.extend_from_slice(&data),
+        }
+        inc.received += data.len() as u64;
+        let next_offset = inc.received;
         if !done {
             self.send(from, MessageBody::SnapshotResponse { index, next_offset, done: false });
             return Ok(());
@@ -240,8 +252,14 @@ impl<S: LogStore> Node<S> {
         let Some(inc) = self.incoming.take() else {
             return Ok(());
         };
-        let snap = Snapshot { meta: inc.meta, data: inc.data };
-        self.store.save_snapshot(&snap)?;
+        let meta = inc.meta;
+        match inc.sink {
+            SnapshotSink::Store(writer) => {
+                let written = writer.finish()?;
+                self.store.save_written_snapshot(meta.clone(), written)?;
+            }
+            SnapshotSink::Memory(data) => self.store.save_snapshot(&Snapshot { meta: meta.clone(), data })?,
+        }
         let last = self.store.last_index()?;
         self.conf_history.retain(|(i, _)| *i > index && *i <= last);
         self.snapshot_index = index;
@@ -249,7 +267,7 @@ impl<S: LogStore> Node<S> {
         self.applied = index;
         self.snapshot_requested = false;
         self.recompute_membership()?;
-        self.snapshot_to_apply = Some(snap);
+        self.snapshot_to_apply = Some(meta);
         self.send(from, MessageBody::SnapshotResponse { index, next_offset, done: true });
         Ok(())
     }

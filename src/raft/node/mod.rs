@@ -108,7 +108,8 @@ impl Config {
 ///    snapshots) has already been written to the [`LogStore`] and made
 ///    durable with [`LogStore::sync`] before `ready()` returned, so
 ///    `messages` may be sent at once.
-/// 2. If `snapshot` is set, restore the state machine from it.
+/// 2. If `snapshot` is set, restore the state machine from the store's latest
+///    snapshot, which it describes (read it with [`crate::raft::SnapshotReader`]).
 /// 3. Apply `committed_entries` in order.
 /// 4. Only then serve `reads` (each may be answered from local state) and
 ///    fail `failed_reads` (the client should retry, possibly elsewhere).
@@ -119,8 +120,8 @@ impl Config {
 pub struct Ready {
     /// Messages to send to other nodes (unordered, unreliable delivery is fine).
     pub messages: Vec<Message>,
-    /// Snapshot to restore into the state machine before applying entries.
-    pub snapshot: Option<Snapshot>,
+    /// The snapshot in the store to restore into the state machine before applying entries.
+    pub snapshot: Option<SnapshotMeta>,
     /// Newly committed entries to apply, in index order, each exactly once.
     pub committed_entries: Vec<Entry>,
     /// Reads that may now be served.
@@ -266,10 +267,20 @@ fn leader_mut(role: &mut RoleState) -> Option<&mut LeaderState> {
     }
 }
 
-#[derive(Debug)]
+/// A snapshot being received from the leader, chunk by chunk.
 struct IncomingSnapshot {
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    /// Bytes received so far.
+    received: u64,
+    sink: SnapshotSink,
+}
+
+/// Where a received snapshot goes until it is complete.
+enum SnapshotSink {
+    /// Straight into the store (see [`LogStore::snapshot_writer`]): never held whole.
+    Store(Box<dyn crate::raft::SnapshotWriter>),
+    /// Memory, for a store that takes snapshots only whole.
+    Memory(Vec<u8>),
 }
 
 /// A Raft node: a deterministic state machine driven by [`Node::tick`],
@@ -311,7 +322,7 @@ pub struct Node<S: LogStore> {
     ready_reads: Vec<ReadState>,
     failed_reads: Vec<ReadId>,
     incoming: Option<IncomingSnapshot>,
-    snapshot_to_apply: Option<Snapshot>,
+    snapshot_to_apply: Option<SnapshotMeta>,
     snapshot_requested: bool,
     snapshot_index: Index,
 }
@@ -348,7 +359,7 @@ impl<S: LogStore> Node<S> {
         if applied > commit {
             return Err(Error::Invalid(format!("applied index {applied} is beyond the commit index {commit}")));
         }
-        let snapshot_to_apply = if applied < snapshot_index { store.snapshot()? } else { None };
+        let snapshot_to_apply = if applied < snapshot_index { store.snapshot_meta()? } else { None };
         let mut node = Node {
             id: cfg.id,
             cfg,

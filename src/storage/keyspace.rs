@@ -1,0 +1,136 @@
+//! The keyspaces of storage: the first byte of every key says which one it belongs to.
+//!
+//! This is the one list of them. The tags are the discriminants of [`Keyspace`], so the
+//! compiler refuses two keyspaces with the same tag; the records of the unversioned
+//! [`Keyspace::Local`] keyspace are listed in [`Local`] and checked here, at compile time, to
+//! be distinct and prefix-free. Everything else builds keys through these types rather than
+//! from bytes of its own.
+
+use super::keycode;
+use crate::types::Value;
+
+/// A keyspace, by its tag (the first byte of its keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Keyspace {
+    /// This node's own unversioned records, outside MVCC (see [`Local`]).
+    Local = 0x00,
+    /// Table definitions, by name (JSON).
+    Catalog = 0x01,
+    /// Rows: table id, then primary key.
+    Row = 0x02,
+    /// Index entries: table id, index id, indexed values (and primary key).
+    Index = 0x03,
+    /// Counters, retired key prefixes and cluster records (members' addresses).
+    Meta = 0x04,
+    /// Roles and their grants.
+    Role = 0x05,
+    /// User-defined types.
+    Type = 0x06,
+    /// Sequences.
+    Sequence = 0x07,
+    /// Views.
+    View = 0x08,
+}
+
+impl Keyspace {
+    /// The tag: the first byte of every key of this keyspace.
+    pub const fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The first tag of the versioned (MVCC) keyspaces: every logical key sorts at or after it.
+    pub const FIRST_LOGICAL: u8 = Keyspace::Catalog.tag();
+
+    /// A key of this keyspace: the tag, then `rest`.
+    pub fn key(self, rest: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(1 + rest.len());
+        key.push(self.tag());
+        key.extend_from_slice(rest);
+        key
+    }
+
+    /// The key of the record called `name` in this keyspace (the name is order-preserving
+    /// encoded text, so records never collide with one another or with a prefix of another).
+    pub fn record(self, name: &str) -> Vec<u8> {
+        let mut key = vec![self.tag()];
+        keycode::encode_value(&Value::Text(name.to_string()), &mut key);
+        key
+    }
+}
+
+/// In [`Keyspace::Meta`], the raw name before a member's id (8 bytes, big-endian) in the key
+/// of its internode address. Other records of the keyspace have encoded names
+/// ([`Keyspace::record`]), which start with a type tag that is never a lowercase letter.
+pub const MEMBER_ADDRESS: &[u8] = b"member/";
+
+/// The records of [`Keyspace::Local`]: unversioned, written by the engine itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Local {
+    /// The version of the last batch applied.
+    Applied,
+    /// The index of the last Raft entry applied.
+    RaftApplied,
+    /// The redo record of a commit path that no longer exists; only looked for, to refuse a
+    /// database that holds one.
+    LegacyRedo,
+}
+
+impl Local {
+    const ALL: [Local; 3] = [Local::Applied, Local::RaftApplied, Local::LegacyRedo];
+
+    /// The record's key.
+    pub const fn key(self) -> &'static [u8] {
+        match self {
+            Local::Applied => b"\x00applied",
+            Local::RaftApplied => b"\x00raft",
+            Local::LegacyRedo => b"\x00redo",
+        }
+    }
+}
+
+/// Whether `a` is a prefix of `b` (or equal to it).
+const fn is_prefix(a: &[u8], b: &[u8]) -> bool {
+    if a.len() > b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// Every local record lives in the local keyspace, and none is a prefix of another.
+const _: () = {
+    let mut i = 0;
+    while i < Local::ALL.len() {
+        let key = Local::ALL[i].key();
+        assert!(key.len() > 1 && key[0] == Keyspace::Local.tag(), "a local record outside the local keyspace");
+        let mut j = 0;
+        while j < Local::ALL.len() {
+            assert!(i == j || !is_prefix(key, Local::ALL[j].key()), "two local records overlap");
+            j += 1;
+        }
+        i += 1;
+    }
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_different_names_never_prefix_each_other() {
+        let a = Keyspace::Meta.record("member/1");
+        let b = Keyspace::Meta.record("member/10");
+        assert_ne!(a, b);
+        assert!(!b.starts_with(&a) && !a.starts_with(&b));
+        assert_eq!(a[0], Keyspace::Meta.tag());
+        // Raw member address names never meet encoded record names.
+        assert_ne!(a[1], MEMBER_ADDRESS[0]);
+    }
+}
