@@ -4,6 +4,7 @@
 #   benches/compare.sh              full run (1M-row tables, 5 s per throughput workload)
 #   BENCH_QUICK=1 benches/compare.sh   short run (100k rows, 1 s per workload, under 10 minutes)
 #   BENCH_ONLY="copy scan_agg" benches/compare.sh   only these workloads
+#   CHRONOS_BIN=/path/to/chronos benches/compare.sh  another build of the server
 #
 # Every workload runs on both servers in alternation (A B A B A B) and the median of the
 # rounds is reported. Prints one line per workload and client count, then a markdown table,
@@ -37,7 +38,13 @@ as_pg() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "== building (release)" >&2
-cargo build --release --quiet --bin chronos --bin chronos-bench
+if [ -n "${CHRONOS_BIN:-}" ]; then
+  # Another build of the server (before/after comparisons); the bench driver is this tree's.
+  cargo build --release --quiet --bin chronos-bench
+else
+  cargo build --release --quiet --bin chronos --bin chronos-bench
+  CHRONOS_BIN=target/release/chronos
+fi
 BENCH=target/release/chronos-bench
 
 echo "== starting PostgreSQL 15" >&2
@@ -53,7 +60,7 @@ PG_URL="host=127.0.0.1 port=$pg_port user=admin dbname=chronos"
 
 echo "== starting ChronosDB" >&2
 ch_port=$(free_port); http_port=$(free_port)
-CHRONOS_LOG=warn target/release/chronos single-node --data-dir "$work/chronos" \
+CHRONOS_LOG=warn "$CHRONOS_BIN" single-node --data-dir "$work/chronos" \
   --pg-addr "127.0.0.1:$ch_port" --http-addr "127.0.0.1:$http_port" --max-connections 200 &
 chronos_pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ch_port) 2>/dev/null && break; sleep 0.1; done
@@ -113,7 +120,7 @@ for spec in "${WORKLOADS[@]}"; do
   lines+=("$line")
 done
 
-cp target/release/chronos "$work/chronos-stripped" && strip "$work/chronos-stripped"
+cp "$CHRONOS_BIN" "$work/chronos-stripped" && strip "$work/chronos-stripped"
 size_mb=$(awk -v b="$(stat -c %s "$work/chronos-stripped")" 'BEGIN {printf "%.1f", b/1048576}')
 
 echo

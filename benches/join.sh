@@ -2,15 +2,17 @@
 # A node starts alone, takes BENCH_ROWS rows (1,000,000 by default) and compacts its Raft log;
 # a second node then joins and catches up from a snapshot. Reports the time to catch up and
 # the peak resident memory (VmHWM) of both processes, with the data size on disk.
-#   benches/join.sh
+#   benches/join.sh                                 (CHRONOS_BIN=... for another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${BENCH_ROWS:-1000000}
 PSQL=${PSQL:-psql}
 
-echo "== building (release)" >&2
-cargo build --release --quiet --bin chronos
-BIN=target/release/chronos
+if [ -z "${CHRONOS_BIN:-}" ]; then
+  echo "== building (release)" >&2
+  cargo build --release --quiet --bin chronos
+fi
+BIN=${CHRONOS_BIN:-target/release/chronos}
 
 work=$(mktemp -d /tmp/chronos-join.XXXXXX)
 pids=()
@@ -57,6 +59,7 @@ while :; do
   sleep 0.1
 done
 end=$(date +%s.%N)
+caught_up_peak=$(hwm "$joiner_pid")
 count=$($PSQL -qtAX "postgresql://admin@127.0.0.1:$p2/chronos" -c "SELECT count(*) FROM r")
 echo "caught up in $(echo "$end - $start" | bc) s with $count rows"
-echo "leader after: peak $(hwm "$leader_pid") MiB; joined node: peak $(hwm "$joiner_pid") MiB, data $(du -sm "$work/n2" | cut -f1) MiB"
+echo "leader after: peak $(hwm "$leader_pid") MiB; joined node: peak $caught_up_peak MiB when caught up, $(hwm "$joiner_pid") MiB after counting the rows, data $(du -sm "$work/n2" | cut -f1) MiB"

@@ -13,6 +13,9 @@
 //!
 //! A crash part-way through is harmless: Raft hands the snapshot over again at restart (the
 //! applied index is written last), and installing it again writes the same keys and values.
+//! So the versions go in as plain in-order writes (`Storage::apply_in_order`), not atomic
+//! batches: sled holds every key of an atomic batch in memory until it is done, which made a
+//! follower installing 400 MiB peak at 2.5 GiB (`docs/performance.md`).
 
 use super::batch::{StreamEncoder, StreamReader};
 use super::replication::RAFT_APPLIED_KEY;
@@ -78,16 +81,16 @@ impl Mvcc {
                 batch.put(key, value);
             }
             if batch.ops.len() >= INSTALL_BATCH {
-                self.storage.apply(std::mem::take(&mut batch))?;
+                self.storage.apply_in_order(&mut std::mem::take(&mut batch).ops.into_iter())?;
             }
         }
         for key in tombstones {
             batch.put(super::physical_key(&key, version), vec![0]);
             if batch.ops.len() >= INSTALL_BATCH {
-                self.storage.apply(std::mem::take(&mut batch))?;
+                self.storage.apply_in_order(&mut std::mem::take(&mut batch).ops.into_iter())?;
             }
         }
-        self.storage.apply(batch)?;
+        self.storage.apply_in_order(&mut batch.ops.into_iter())?;
         // Last: the state is complete up to here.
         let mut markers = StorageBatch::default();
         markers.put(APPLIED_KEY.to_vec(), version.to_be_bytes().to_vec());
