@@ -89,6 +89,9 @@ struct ServerArgs {
     /// (0 turns them off).
     #[arg(long, default_value_t = 128, env = "CHRONOS_COLUMN_CACHE_MB")]
     column_cache_mb: u64,
+    /// How often rows past their table's TTL are expired, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_TTL_INTERVAL_SECS")]
+    ttl_interval_secs: u64,
 }
 
 fn peers(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
@@ -145,6 +148,7 @@ fn main() -> std::process::ExitCode {
         cache_mb,
         column_cache_mb,
         statement_memory_mb,
+        ttl_interval_secs,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
@@ -218,6 +222,7 @@ fn main() -> std::process::ExitCode {
         cache_bytes: cache_mb << 20,
         column_cache_bytes: column_cache_mb.saturating_mul(1 << 20),
         statement_memory_bytes: statement_memory_mb.saturating_mul(1 << 20),
+        ttl_interval: std::time::Duration::from_secs(ttl_interval_secs),
         ..NodeConfig::default()
     };
     // Statements run on the runtime's threads. Their stacks hold the passes over a statement's

@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub audit_log: Option<PathBuf>,
     /// How often old MVCC versions are collected.
     pub gc_interval: std::time::Duration,
+    /// How often rows past their table's TTL are expired (on the leader).
+    pub ttl_interval: std::time::Duration,
     /// Membership of a cluster; None for a single node (a group of one).
     pub cluster: Option<ClusterConfig>,
     /// Take a Raft snapshot and compact the log after this many entries.
@@ -72,6 +74,7 @@ impl Default for NodeConfig {
             http: crate::http::HttpConfig::default(),
             audit_log: None,
             gc_interval: std::time::Duration::from_secs(30),
+            ttl_interval: std::time::Duration::from_secs(60),
             cluster: None,
             snapshot_threshold: 50_000,
             cache_bytes: 256 << 20,
@@ -138,7 +141,7 @@ impl crate::http::Status for NodeStatus {
 
     fn metrics_text(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
-        let metrics: [(&str, &str, &str, u64); 8] = [
+        let metrics: [(&str, &str, &str, u64); 9] = [
             ("chronos_connections", "gauge", "Open PostgreSQL connections.", self.pg.connections.load(Relaxed) as u64),
             ("chronos_statements_total", "counter", "Statements run.", self.pg.statements.load(Relaxed)),
             ("chronos_statement_errors_total", "counter", "Statements that failed.", self.pg.errors.load(Relaxed)),
@@ -160,6 +163,12 @@ impl crate::http::Status for NodeStatus {
                 "counter",
                 "Full table scans served from a column snapshot instead of storage.",
                 self.engine.mvcc().column_cache().reads(),
+            ),
+            (
+                "chronos_ttl_expired_rows_total",
+                "counter",
+                "Rows deleted because they were older than their table's TTL.",
+                self.engine.ttl_expired_rows(),
             ),
             (
                 "chronos_durable_version",
@@ -318,9 +327,11 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
             }
         }
     });
+    let ttl = tokio::spawn(expire_ttl_rows(engine.clone(), replica.clone(), config.ttl_interval, shutdown.clone()));
     pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, audit, shutdown).await;
     let _ = http.await;
     let _ = gc.await;
+    let _ = ttl.await;
     if let Some(server) = internode {
         server.stopped().await;
     }
@@ -337,4 +348,30 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
     flushed?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Expires rows past their table's TTL every `interval`, on the node that commits (the leader):
+/// the deletes are replicated like any other ([`crate::sql::ttl`]).
+async fn expire_ttl_rows(
+    engine: Arc<Engine>,
+    replica: Arc<replica::Replica>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        if replica.status().leader != Some(replica.id()) {
+            continue;
+        }
+        let engine = engine.clone();
+        let now = crate::sql::functions::wall_clock_micros();
+        match tokio::task::spawn_blocking(move || engine.expire_ttl(now)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(rows = n, "expired rows past their ttl"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "ttl expiry failed; it runs again later"),
+            _ => {}
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub mod privileges;
 pub mod roles;
 pub mod session;
 pub mod system;
+pub mod ttl;
 
 pub use session::{Engine, Outcome, RowSink, Session, Streamed, TransactionState};
 

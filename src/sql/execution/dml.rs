@@ -5,6 +5,7 @@ use super::eval::{eval, truth};
 use super::{Context, Row};
 use crate::catalog::Table;
 use crate::error::{Error, Result};
+use crate::mvcc::Transaction;
 use crate::sql::planner::plan::{Expr, Node, OnConflict};
 use crate::storage::rowcodec;
 use crate::types::Value;
@@ -84,12 +85,17 @@ fn write_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {
 }
 
 fn delete_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {
+    delete_row_in(ctx.txn, table, key, row);
+}
+
+/// Deletes the row at `key` (whose values are `row`) and its index entries in `txn`.
+pub(crate) fn delete_row_in(txn: &mut Transaction, table: &Table, key: &[u8], row: &[Value]) {
     let pk = pk_suffix(table, key);
     for index in &table.indexes {
         let (k, _) = table.index_entry(index, row, &pk);
-        ctx.txn.delete(k);
+        txn.delete(k);
     }
-    ctx.txn.delete(key.to_vec());
+    txn.delete(key.to_vec());
 }
 
 fn read_row(ctx: &mut Context, table: &Table, key: &[u8]) -> Result<Option<Row>> {

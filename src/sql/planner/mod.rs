@@ -445,5 +445,11 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
     }
     let next_index_id = indexes.len() as u32 + 1;
     let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id, grants: Default::default() };
+    if crate::sql::ttl::ttl_micros(&table)?.is_some() && crate::sql::ttl::time_column(&table).is_none() {
+        return Err(Error::InvalidParameter(format!(
+            "table \"{}\" has a ttl but no timestamp column to measure it by",
+            table.name
+        )));
+    }
     Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
 }

@@ -21,6 +21,8 @@ pub struct Engine {
     mvcc: Arc<Mvcc>,
     /// Each statement's memory budget in bytes ([`execution::memory`]).
     statement_memory: std::sync::atomic::AtomicUsize,
+    /// Rows expired by TTL since start-up ([`crate::sql::ttl`]).
+    pub(crate) ttl_expired: std::sync::atomic::AtomicU64,
 }
 
 /// The default memory budget of a statement.
@@ -32,6 +34,7 @@ impl Engine {
         Ok(Arc::new(Self {
             mvcc: Mvcc::new(storage)?,
             statement_memory: std::sync::atomic::AtomicUsize::new(DEFAULT_STATEMENT_MEMORY),
+            ttl_expired: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 

@@ -1,0 +1,119 @@
+//! TTL: rows older than their table's time to live expire.
+//!
+//! A table created `WITH (ttl = '7d')` (or `WITH TTL=7d`) keeps the rows whose time column is
+//! within the TTL of `min(now, newest time in the table)`. Measured against the newest row as
+//! well as the clock, one future-dated row cannot expire the whole table, and a gateway whose
+//! clock is wrong by years keeps its data. The time column is the last primary-key column if
+//! it is a timestamp, else the table's first timestamp column; a row whose time is NULL never
+//! expires. Months in the TTL count as 30 days. The boundary: a row expires when its time is
+//! strictly older than the cutoff.
+//!
+//! Expiry runs on the node that may commit (the Raft leader, or a single node): it scans the
+//! table in a snapshot, then deletes expired rows and their index entries in ordinary
+//! transactions of at most [`EXPIRE_BATCH`] rows, so it is replicated like any delete and a
+//! restart never brings a row back. Each row is read again in the deleting transaction, so a
+//! row updated meanwhile (given a newer time) is left alone, and concurrent inserts into the
+//! table never conflict with expiry. With the row layout every round reads the whole table.
+
+use super::execution::dml::delete_row_in;
+use super::session::Engine;
+use crate::catalog::{self, Table};
+use crate::error::{Error, Result};
+use crate::storage::rowcodec;
+use crate::types::{DataType, Value};
+use std::sync::atomic::Ordering;
+
+/// Rows deleted per transaction.
+pub const EXPIRE_BATCH: usize = 10_000;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The TTL of `table` in microseconds, if it has one.
+pub fn ttl_micros(table: &Table) -> Result<Option<i64>> {
+    let Some(text) = &table.ttl else { return Ok(None) };
+    let interval = crate::types::datetime::parse_interval(text)?;
+    let micros = (interval.months as i64 * 30 + interval.days as i64)
+        .checked_mul(MICROS_PER_DAY)
+        .and_then(|days| days.checked_add(interval.micros))
+        .filter(|micros| *micros > 0)
+        .ok_or_else(|| Error::InvalidParameter(format!("ttl must be a positive interval, not \"{text}\"")))?;
+    Ok(Some(micros))
+}
+
+/// The column whose time decides expiry (see the module documentation).
+pub fn time_column(table: &Table) -> Option<usize> {
+    let is_time = |c: usize| matches!(table.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz);
+    table.primary_key.last().copied().filter(|c| is_time(*c)).or_else(|| (0..table.columns.len()).find(|c| is_time(*c)))
+}
+
+fn time_of(row: &[Value], column: usize) -> Option<i64> {
+    match row.get(column) {
+        Some(Value::Timestamp(t) | Value::TimestampTz(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+fn decode(table: &Table, bytes: &[u8]) -> Result<Vec<Value>> {
+    let mut row = rowcodec::decode_row(bytes)?;
+    row.resize(table.columns.len(), Value::Null);
+    Ok(row)
+}
+
+impl Engine {
+    /// Deletes the expired rows of every table with a TTL, as of `now` (microseconds, the
+    /// clock `now()` reads). Returns how many rows it deleted.
+    pub fn expire_ttl(&self, now: i64) -> Result<u64> {
+        let tables = catalog::list_tables(&mut self.mvcc().begin())?;
+        let mut expired = 0;
+        for table in tables.iter().filter(|t| t.ttl.is_some()) {
+            let deleted = self.expire_table(table, now)?;
+            self.ttl_expired.fetch_add(deleted, Ordering::Relaxed);
+            expired += deleted;
+        }
+        Ok(expired)
+    }
+
+    /// Rows expired by TTL since start-up.
+    pub fn ttl_expired_rows(&self) -> u64 {
+        self.ttl_expired.load(Ordering::Relaxed)
+    }
+
+    fn expire_table(&self, table: &Table, now: i64) -> Result<u64> {
+        let (Some(ttl), Some(column)) = (ttl_micros(table)?, time_column(table)) else { return Ok(0) };
+        let prefix = table.row_prefix();
+        let mut newest = None;
+        self.mvcc().begin().for_each_prefix(&prefix, |_, bytes| {
+            newest = newest.max(time_of(&decode(table, bytes)?, column));
+            Ok(true)
+        })?;
+        let Some(newest) = newest else { return Ok(0) };
+        let cutoff = now.min(newest).saturating_sub(ttl);
+        let expired = |row: &[Value]| time_of(row, column).is_some_and(|t| t < cutoff);
+        let mut total = 0;
+        loop {
+            let mut doomed = Vec::new();
+            self.mvcc().begin().for_each_prefix(&prefix, |key, bytes| {
+                if expired(&decode(table, bytes)?) {
+                    doomed.push(key.to_vec());
+                }
+                Ok(doomed.len() < EXPIRE_BATCH)
+            })?;
+            let mut txn = self.mvcc().begin();
+            let mut deleted = 0;
+            for key in &doomed {
+                // Read again here: only this row's own changes conflict with its expiry.
+                let Some(bytes) = txn.get(key)? else { continue };
+                let row = decode(table, &bytes)?;
+                if expired(&row) {
+                    delete_row_in(&mut txn, table, key, &row);
+                    deleted += 1;
+                }
+            }
+            txn.commit()?;
+            total += deleted;
+            if doomed.len() < EXPIRE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+}

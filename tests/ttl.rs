@@ -1,0 +1,86 @@
+//! TTL: rows older than their table's TTL (measured from the newer of the clock and the
+//! newest row) are deleted by the server on its own, with their index entries, and stay
+//! deleted after a restart.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::Server;
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_past_the_ttl_expire_and_stay_expired() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(data, &[("CHRONOS_TTL_INTERVAL_SECS", "1")]);
+    let client = server.connect("admin").await;
+    client
+        .batch_execute(
+            "CREATE TABLE readings (device TEXT, ts TIMESTAMPTZ, temp FLOAT8, PRIMARY KEY (device, ts)) WITH (ttl = '1 hour');
+             CREATE INDEX readings_temp ON readings (temp);
+             -- Per device, one reading now and two more than an hour older than that.
+             INSERT INTO readings SELECT 'dev-' || d, now() - h * interval '61 minutes', d * 10 + h
+               FROM generate_series(1, 5) d, generate_series(0, 2) h;
+             -- Future-dated rows only: the clock, not the newest row, sets the cutoff here.
+             CREATE TABLE future (ts TIMESTAMP PRIMARY KEY, v INT) WITH TTL=1d;
+             INSERT INTO future VALUES ('2100-01-01', 1), ('2099-12-31', 2);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM readings").await, 15);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&client, "SELECT count(*) FROM readings").await > 5 {
+        assert!(Instant::now() < deadline, "rows past the ttl were not expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Exactly the recent ones are left, and the index holds no entry of a deleted row.
+    assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE ts > now() - interval '1 hour'").await, 5);
+    assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE temp >= 0").await, 5);
+    assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE temp = 12").await, 0);
+    assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE temp = 10").await, 1);
+    assert_eq!(count(&client, "SELECT count(*) FROM future").await, 2, "rows in the future expired");
+    let metrics = support::http_get(server.http_addr, "/metrics").unwrap();
+    assert!(metrics.contains("chronos_ttl_expired_rows_total 10"), "{metrics}");
+
+    // A row whose time is far from the rest: the newest row sets the cutoff when the clock
+    // runs ahead of the data, so old data of a table that stopped receiving rows is kept.
+    client
+        .batch_execute(
+            "CREATE TABLE archive (ts TIMESTAMPTZ PRIMARY KEY, v INT) WITH (ttl = '1 day');
+             INSERT INTO archive VALUES ('2001-01-01Z', 1), ('2001-01-01 12:00Z', 2), ('2000-12-30Z', 3);",
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&client, "SELECT count(*) FROM archive").await > 2 {
+        assert!(Instant::now() < deadline, "the archive's old row was not expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(count(&client, "SELECT count(*) FROM archive").await, 2);
+
+    // Expired rows do not come back after a restart.
+    drop(client);
+    server.restart();
+    let client = server.connect("admin").await;
+    assert_eq!(count(&client, "SELECT count(*) FROM readings").await, 5);
+    assert_eq!(count(&client, "SELECT count(*) FROM archive").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_needs_a_positive_interval_and_a_time_column() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    for (sql, code) in [
+        ("CREATE TABLE t1 (id INT PRIMARY KEY) WITH (ttl = '1 day')", "22023"),
+        ("CREATE TABLE t2 (ts TIMESTAMP PRIMARY KEY) WITH (ttl = '-1 day')", "22023"),
+        ("CREATE TABLE t3 (ts TIMESTAMP PRIMARY KEY) WITH (ttl = 'soon')", "22007"),
+    ] {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some(code), "{sql}: {err:?}");
+    }
+    client.batch_execute("SELECT 1").await.unwrap();
+}
