@@ -62,11 +62,16 @@ fn decode(table: &Table, bytes: &[u8]) -> Result<Vec<Value>> {
 impl Engine {
     /// Deletes the expired rows of every table with a TTL, as of `now` (microseconds, the
     /// clock `now()` reads). Returns how many rows it deleted.
+    /// A table that fails (a conflict, a TTL stored before it was validated) is skipped with
+    /// a warning until the next round; the others go on.
     pub fn expire_ttl(&self, now: i64) -> Result<u64> {
         let tables = catalog::list_tables(&mut self.mvcc().begin())?;
         let mut expired = 0;
         for table in tables.iter().filter(|t| t.ttl.is_some()) {
-            let deleted = self.expire_table(table, now)?;
+            let mut deleted = 0;
+            if let Err(e) = self.expire_table(table, now, &mut deleted) {
+                tracing::warn!(table = %table.name, error = %e, "ttl expiry of a table failed; it runs again later");
+            }
             self.ttl_expired.fetch_add(deleted, Ordering::Relaxed);
             expired += deleted;
         }
@@ -78,42 +83,51 @@ impl Engine {
         self.ttl_expired.load(Ordering::Relaxed)
     }
 
-    fn expire_table(&self, table: &Table, now: i64) -> Result<u64> {
-        let (Some(ttl), Some(column)) = (ttl_micros(table)?, time_column(table)) else { return Ok(0) };
+    /// Expires the rows of `table`, adding each committed batch to `deleted`.
+    fn expire_table(&self, table: &Table, now: i64, deleted: &mut u64) -> Result<()> {
+        let (Some(ttl), Some(column)) = (ttl_micros(table)?, time_column(table)) else { return Ok(()) };
         let prefix = table.row_prefix();
         let mut newest = None;
         self.mvcc().begin().for_each_prefix(&prefix, |_, bytes| {
             newest = newest.max(time_of(&decode(table, bytes)?, column));
             Ok(true)
         })?;
-        let Some(newest) = newest else { return Ok(0) };
+        let Some(newest) = newest else { return Ok(()) };
         let cutoff = now.min(newest).saturating_sub(ttl);
         let expired = |row: &[Value]| time_of(row, column).is_some_and(|t| t < cutoff);
-        let mut total = 0;
+        // Each batch resumes after the previous one's last key (not over its tombstones).
+        let mut after: Option<Vec<u8>> = None;
         loop {
             let mut doomed = Vec::new();
-            self.mvcc().begin().for_each_prefix(&prefix, |key, bytes| {
+            self.mvcc().begin().for_each_from(&prefix, after.as_deref(), |key, bytes| {
                 if expired(&decode(table, bytes)?) {
                     doomed.push(key.to_vec());
                 }
                 Ok(doomed.len() < EXPIRE_BATCH)
             })?;
             let mut txn = self.mvcc().begin();
-            let mut deleted = 0;
+            // The definition the deletes follow (its index entries, its column positions) must
+            // be the one in force: reading it here makes a concurrent change of the table
+            // conflict with this transaction, and a change committed since the scan stops it.
+            if catalog::get_table(&mut txn, &table.name)?.as_ref() != Some(table) {
+                return Ok(());
+            }
+            let mut batch = 0;
             for key in &doomed {
                 // Read again here: only this row's own changes conflict with its expiry.
                 let Some(bytes) = txn.get(key)? else { continue };
                 let row = decode(table, &bytes)?;
                 if expired(&row) {
                     delete_row_in(&mut txn, table, key, &row);
-                    deleted += 1;
+                    batch += 1;
                 }
             }
             txn.commit()?;
-            total += deleted;
+            *deleted += batch;
             if doomed.len() < EXPIRE_BATCH {
-                return Ok(total);
+                return Ok(());
             }
+            after = doomed.pop();
         }
     }
 }
