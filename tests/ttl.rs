@@ -84,3 +84,64 @@ async fn a_ttl_needs_a_positive_interval_and_a_time_column() {
     }
     client.batch_execute("SELECT 1").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_sets_and_resets_the_ttl() {
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_TTL_INTERVAL_SECS", "1")]);
+    let client = server.connect("admin").await;
+    client
+        .batch_execute(
+            "CREATE TABLE m (device TEXT, ts TIMESTAMPTZ, v FLOAT8, PRIMARY KEY (device, ts));
+             INSERT INTO m SELECT 'd', now() - h * interval '2 hours', h FROM generate_series(0, 3) h;",
+        )
+        .await
+        .unwrap();
+    let options = "SELECT coalesce(reloptions::text, '') FROM pg_class WHERE relname = 'm'";
+    let text = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, String>(0) }
+    };
+    assert_eq!(text(options).await, "");
+
+    client.batch_execute("ALTER TABLE m SET (ttl = '3 hours')").await.unwrap();
+    assert_eq!(text(options).await, "{\"ttl=3 hours\"}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&client, "SELECT count(*) FROM m").await > 2 {
+        assert!(Instant::now() < deadline, "rows past a ttl set by ALTER TABLE were not expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count(&client, "SELECT count(*) FROM m WHERE ts > now() - interval '3 hours'").await, 2);
+
+    // Without a ttl nothing expires any more.
+    client.batch_execute("ALTER TABLE m RESET (ttl)").await.unwrap();
+    assert_eq!(text(options).await, "");
+    client.batch_execute("INSERT INTO m VALUES ('d', now() - interval '1 year', 0)").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(count(&client, "SELECT count(*) FROM m").await, 3);
+
+    // Bad values and a ttl's time column are refused; the table keeps its definition.
+    client.batch_execute("ALTER TABLE m SET (ttl = '7d', fillfactor = 90)").await.unwrap();
+    assert_eq!(text(options).await, "{ttl=7d}");
+    for (sql, code) in [
+        ("ALTER TABLE m SET (ttl = '0 days')", "22023"),
+        ("ALTER TABLE m SET (ttl = 'later')", "22007"),
+        ("ALTER TABLE m SET (colour = 'red')", "22023"),
+        ("ALTER TABLE m RESET (colour)", "22023"),
+        ("ALTER TABLE m DROP COLUMN ts", "0A000"),
+        ("ALTER TABLE m ALTER COLUMN ts TYPE TEXT", "0A000"),
+    ] {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some(code), "{sql}: {err:?}");
+    }
+    assert_eq!(text(options).await, "{ttl=7d}");
+    client
+        .batch_execute(
+            "CREATE TABLE n (id INT PRIMARY KEY, seen TIMESTAMP, v INT) WITH (ttl = '1 day');
+             ALTER TABLE n RESET (fillfactor)",
+        )
+        .await
+        .unwrap();
+    let err = client.batch_execute("ALTER TABLE n DROP COLUMN seen").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err:?}");
+    client.batch_execute("ALTER TABLE n RESET (ttl); ALTER TABLE n DROP COLUMN seen").await.unwrap();
+}

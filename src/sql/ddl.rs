@@ -405,7 +405,11 @@ pub fn alter_table(
             }
             new.name = to;
         }
+        AlterAction::SetTtl { ttl } => new.ttl = ttl,
+        AlterAction::Nothing => return Ok(None),
     }
+    // A TTL needs its time column: dropping it or changing its type is refused.
+    crate::sql::ttl::check(&new)?;
     catalog::save_table(ctx.txn, &new)?;
     Ok(None)
 }

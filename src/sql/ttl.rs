@@ -40,6 +40,18 @@ pub fn ttl_micros(table: &Table) -> Result<Option<i64>> {
     Ok(Some(micros))
 }
 
+/// Refuses a table whose TTL is not a positive interval or that has no time column to
+/// measure it by.
+pub fn check(table: &Table) -> Result<()> {
+    if ttl_micros(table)?.is_some() && time_column(table).is_none() {
+        return Err(Error::InvalidParameter(format!(
+            "table \"{}\" has a ttl but no timestamp column to measure it by",
+            table.name
+        )));
+    }
+    Ok(())
+}
+
 /// The column whose time decides expiry (see the module documentation).
 pub fn time_column(table: &Table) -> Option<usize> {
     let is_time = |c: usize| matches!(table.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz);

@@ -40,7 +40,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
         ("quote_nullable", 1) => sig("quote_nullable", vec![text], T::Text),
         ("string_to_array", 2 | 3) => sig("string_to_array", vec![text; n], text_array),
         ("array_to_string", 2 | 3) => {
-            // Catalog columns that PostgreSQL types as arrays (reloptions, datacl) are text
+            // Catalog columns that PostgreSQL types as arrays (datacl, relacl) are text
             // here, already joined.
             let array = match &args[0] {
                 T::Array(_) | T::Text => args[0].clone(),

@@ -749,6 +749,14 @@ impl Binder<'_> {
             B::StringConcat => {
                 let lb = self.bind(l)?;
                 let rb = self.bind(r)?;
+                // With an array on either side, `||` is array concatenation.
+                match (&lb.1, &rb.1) {
+                    (DataType::Array(_), DataType::Array(_) | DataType::Unknown)
+                    | (DataType::Unknown, DataType::Array(_)) => return self.bind_call("array_cat", vec![lb, rb]),
+                    (DataType::Array(_), _) => return self.bind_call("array_append", vec![lb, rb]),
+                    (_, DataType::Array(_)) => return self.bind_call("array_prepend", vec![lb, rb]),
+                    _ => {}
+                }
                 let t = match (&lb.1, &rb.1) {
                     (DataType::Jsonb, DataType::Jsonb | DataType::Unknown) | (DataType::Unknown, DataType::Jsonb) => {
                         DataType::Jsonb

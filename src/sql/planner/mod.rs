@@ -184,6 +184,31 @@ impl Binder<'_> {
                             other => return Err(Error::FeatureNotSupported(format!("ALTER COLUMN {other}"))),
                         }
                     }
+                    ast::AlterTableOperation::SetOptionsParens { options } => {
+                        let mut ttl = None;
+                        for option in options {
+                            if let Some(text) = ttl_option(option)? {
+                                ttl = Some(Some(text));
+                            }
+                        }
+                        match ttl {
+                            Some(ttl) => AlterAction::SetTtl { ttl },
+                            None => AlterAction::Nothing,
+                        }
+                    }
+                    ast::AlterTableOperation::ResetOptions { options } => {
+                        let mut action = AlterAction::Nothing;
+                        for option in options {
+                            match object_name(option).as_str() {
+                                "ttl" => action = AlterAction::SetTtl { ttl: None },
+                                name if IGNORED_STORAGE_PARAMETERS.contains(&name) => {}
+                                name => {
+                                    return Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\"")))
+                                }
+                            }
+                        }
+                        action
+                    }
                     other => return Err(Error::FeatureNotSupported(format!("ALTER TABLE {other}"))),
                 };
                 Ok(Plan::AlterTable { table, if_exists: alter.if_exists, action })
@@ -344,6 +369,33 @@ fn column_from_def(
     Ok((column, pk, unique, identity))
 }
 
+/// Storage parameters accepted and ignored, as they have no meaning here (pgbench sets
+/// fillfactor).
+const IGNORED_STORAGE_PARAMETERS: &[&str] = &["fillfactor", "autovacuum_enabled", "toast_tuple_target"];
+
+/// A table's storage parameter (`WITH (…)`, `SET (…)`): the TTL's text for `ttl`, None for a
+/// parameter with no meaning here.
+fn ttl_option(option: &ast::SqlOption) -> Result<Option<String>> {
+    let ast::SqlOption::KeyValue { key, value } = option else {
+        return Err(Error::FeatureNotSupported(format!("table option {option}")));
+    };
+    match object_name(key).as_str() {
+        "ttl" => {
+            let text = match value {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            crate::types::datetime::parse_interval(&text)?;
+            Ok(Some(text))
+        }
+        name if IGNORED_STORAGE_PARAMETERS.contains(&name) => Ok(None),
+        name => Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\""))),
+    }
+}
+
 fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result<Plan> {
     if create.query.is_some() {
         return Err(Error::FeatureNotSupported("CREATE TABLE AS".into()));
@@ -410,25 +462,8 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
     let mut ttl = None;
     if let ast::CreateTableOptions::With(options) = &create.table_options {
         for option in options {
-            match option {
-                // Storage parameters with no meaning here (pgbench sets fillfactor).
-                ast::SqlOption::KeyValue { key, .. }
-                    if matches!(
-                        object_name(key).as_str(),
-                        "fillfactor" | "autovacuum_enabled" | "toast_tuple_target"
-                    ) => {}
-                ast::SqlOption::KeyValue { key, value } if object_name(key) == "ttl" => {
-                    let text = match value {
-                        ast::Expr::Value(v) => match &v.value {
-                            ast::Value::SingleQuotedString(s) => s.clone(),
-                            other => other.to_string(),
-                        },
-                        other => other.to_string(),
-                    };
-                    crate::types::datetime::parse_interval(&text)?;
-                    ttl = Some(text);
-                }
-                other => return Err(Error::FeatureNotSupported(format!("table option {other}"))),
+            if let Some(text) = ttl_option(option)? {
+                ttl = Some(text);
             }
         }
     }
@@ -445,11 +480,6 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
     }
     let next_index_id = indexes.len() as u32 + 1;
     let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id, grants: Default::default() };
-    if crate::sql::ttl::ttl_micros(&table)?.is_some() && crate::sql::ttl::time_column(&table).is_none() {
-        return Err(Error::InvalidParameter(format!(
-            "table \"{}\" has a ttl but no timestamp column to measure it by",
-            table.name
-        )));
-    }
+    crate::sql::ttl::check(&table)?;
     Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
 }

@@ -622,6 +622,12 @@ pub enum AlterAction {
         column: String,
         data_type: DataType,
     },
+    /// `SET (ttl = …)` or `RESET (ttl)` (None).
+    SetTtl {
+        ttl: Option<String>,
+    },
+    /// `SET (…)`/`RESET (…)` of storage parameters with no meaning here.
+    Nothing,
 }
 
 impl Node {

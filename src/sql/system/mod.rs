@@ -113,6 +113,10 @@ fn system_relation_oid(name: &str) -> Option<i64> {
     })
 }
 
+/// System columns of type `text[]` (the tables below list them as `Text`, as a constant
+/// cannot hold an array type).
+const TEXT_ARRAYS: &[&str] = &["reloptions"];
+
 type Columns = &'static [(&'static str, DataType)];
 
 macro_rules! cols {
@@ -286,7 +290,10 @@ pub fn schema(schema: Option<&str>, name: &str) -> Option<(String, Vec<ScopeColu
     let def = definition(&qualified)?;
     let columns = def
         .iter()
-        .map(|(n, t)| ScopeColumn { table: None, name: n.to_string(), data_type: t.clone(), hidden: false })
+        .map(|(n, t)| {
+            let data_type = if TEXT_ARRAYS.contains(n) { DataType::Array(Box::new(DataType::Text)) } else { t.clone() };
+            ScopeColumn { table: None, name: n.to_string(), data_type, hidden: false }
+        })
         .collect();
     Some((qualified, columns))
 }
@@ -325,6 +332,9 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 );
                 if let Some(acl) = super::roles::acl(t) {
                     row[18] = text(acl);
+                }
+                if let Some(ttl) = &t.ttl {
+                    row[19] = Value::Array(vec![text(format!("ttl={ttl}"))]);
                 }
                 out.push(row);
                 for ix in key_indexes(t) {
