@@ -14,4 +14,5 @@ pub mod pg;
 pub mod raft;
 pub mod sql;
 pub mod storage;
+pub mod timeseries;
 pub mod types;

@@ -1,0 +1,8 @@
+//! Time-series storage pieces: the column codecs that sealed segments are built from.
+//!
+//! A codec turns one column of one segment into bytes and back, exactly: every value,
+//! including NaN payloads, negative zero, infinities and subnormals, decodes to the same bits.
+//! Decoding bytes that were not produced by the encoder (a damaged record) is an error
+//! (XX001), never a panic.
+
+pub mod codec;
