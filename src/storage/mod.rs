@@ -18,6 +18,7 @@ pub mod keyspace;
 pub mod memory;
 pub mod rowcodec;
 pub mod sled;
+pub mod varint;
 
 use crate::error::Result;
 use std::ops::Bound;

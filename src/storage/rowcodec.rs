@@ -1,6 +1,7 @@
 //! Row encoding: a compact binary form of a row's values, LZ4-compressed only when that makes
 //! it smaller (short rows are stored as they are).
 
+use super::varint;
 use crate::error::{Error, Result};
 use crate::types::value::Interval;
 use crate::types::Value;
@@ -14,7 +15,7 @@ const COMPRESS_MIN: usize = 64;
 /// Encodes a row.
 pub fn encode_row(values: &[Value]) -> Vec<u8> {
     let mut body = Vec::with_capacity(values.len() * 9 + 1);
-    write_varint(values.len() as u64, &mut body);
+    varint::put(&mut body, values.len() as u64);
     for v in values {
         encode_one(v, &mut body);
     }
@@ -45,7 +46,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>> {
         }
         _ => return Err(corrupt()),
     };
-    let count = read_varint(&mut input)? as usize;
+    let count = varint::take(&mut input)? as usize;
     let mut values = Vec::with_capacity(count.min(4096));
     for _ in 0..count {
         values.push(decode_one(&mut input)?);
@@ -57,42 +58,13 @@ fn corrupt() -> Error {
     Error::Corruption("malformed row".into())
 }
 
-fn write_varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn read_varint(input: &mut &[u8]) -> Result<u64> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = input.split_first().ok_or_else(corrupt)?;
-        *input = rest;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(corrupt())
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
 fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
-    write_varint(b.len() as u64, out);
+    varint::put(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
 fn read_bytes<'a>(input: &mut &'a [u8]) -> Result<&'a [u8]> {
-    let len = read_varint(input)? as usize;
+    let len = varint::take(input)? as usize;
     if input.len() < len {
         return Err(corrupt());
     }
@@ -117,15 +89,15 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
         Value::Bool(b) => out.push(if *b { 2 } else { 1 }),
         Value::Int2(i) => {
             out.push(3);
-            write_varint(zigzag(*i as i64), out);
+            varint::put(out, varint::zigzag(*i as i64));
         }
         Value::Int4(i) => {
             out.push(4);
-            write_varint(zigzag(*i as i64), out);
+            varint::put(out, varint::zigzag(*i as i64));
         }
         Value::Int8(i) => {
             out.push(5);
-            write_varint(zigzag(*i), out);
+            varint::put(out, varint::zigzag(*i));
         }
         Value::Float4(f) => {
             out.push(6);
@@ -150,21 +122,21 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Date(d) => {
             out.push(11);
-            write_varint(zigzag(*d as i64), out);
+            varint::put(out, varint::zigzag(*d as i64));
         }
         Value::Timestamp(t) => {
             out.push(12);
-            write_varint(zigzag(*t), out);
+            varint::put(out, varint::zigzag(*t));
         }
         Value::TimestampTz(t) => {
             out.push(13);
-            write_varint(zigzag(*t), out);
+            varint::put(out, varint::zigzag(*t));
         }
         Value::Interval(iv) => {
             out.push(14);
-            write_varint(zigzag(iv.months as i64), out);
-            write_varint(zigzag(iv.days as i64), out);
-            write_varint(zigzag(iv.micros), out);
+            varint::put(out, varint::zigzag(iv.months as i64));
+            varint::put(out, varint::zigzag(iv.days as i64));
+            varint::put(out, varint::zigzag(iv.micros));
         }
         Value::Uuid(u) => {
             out.push(15);
@@ -176,7 +148,7 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Array(items) => {
             out.push(17);
-            write_varint(items.len() as u64, out);
+            varint::put(out, items.len() as u64);
             for item in items {
                 encode_one(item, out);
             }
@@ -187,7 +159,7 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
 fn decode_one(input: &mut &[u8]) -> Result<Value> {
     let (&tag, rest) = input.split_first().ok_or_else(corrupt)?;
     *input = rest;
-    let int = |input: &mut &[u8]| read_varint(input).map(unzigzag);
+    let int = |input: &mut &[u8]| varint::take(input).map(varint::unzigzag);
     Ok(match tag {
         0 => Value::Null,
         1 => Value::Bool(false),
@@ -207,7 +179,7 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
         15 => Value::Uuid(u128::from_be_bytes(take::<16>(input)?)),
         16 => Value::Jsonb(serde_json::from_slice(read_bytes(input)?).map_err(|_| corrupt())?),
         17 => {
-            let n = read_varint(input)? as usize;
+            let n = varint::take(input)? as usize;
             let mut items = Vec::with_capacity(n.min(4096));
             for _ in 0..n {
                 items.push(decode_one(input)?);

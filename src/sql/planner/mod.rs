@@ -185,26 +185,19 @@ impl Binder<'_> {
                         }
                     }
                     ast::AlterTableOperation::SetOptionsParens { options } => {
-                        let mut ttl = None;
+                        let mut action = AlterAction::Nothing;
                         for option in options {
-                            if let Some(text) = ttl_option(option)? {
-                                ttl = Some(Some(text));
+                            if let Some(ttl) = ttl_option(option)? {
+                                action = AlterAction::SetTtl { ttl: Some(ttl) };
                             }
                         }
-                        match ttl {
-                            Some(ttl) => AlterAction::SetTtl { ttl },
-                            None => AlterAction::Nothing,
-                        }
+                        action
                     }
                     ast::AlterTableOperation::ResetOptions { options } => {
                         let mut action = AlterAction::Nothing;
                         for option in options {
-                            match object_name(option).as_str() {
-                                "ttl" => action = AlterAction::SetTtl { ttl: None },
-                                name if IGNORED_STORAGE_PARAMETERS.contains(&name) => {}
-                                name => {
-                                    return Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\"")))
-                                }
+                            if is_ttl_parameter(&object_name(option))? {
+                                action = AlterAction::SetTtl { ttl: None };
                             }
                         }
                         action
@@ -373,27 +366,34 @@ fn column_from_def(
 /// fillfactor).
 const IGNORED_STORAGE_PARAMETERS: &[&str] = &["fillfactor", "autovacuum_enabled", "toast_tuple_target"];
 
+/// Whether a storage parameter is the TTL: false for one with no meaning here, 22023 for one
+/// that does not exist.
+fn is_ttl_parameter(name: &str) -> Result<bool> {
+    match name {
+        "ttl" => Ok(true),
+        name if IGNORED_STORAGE_PARAMETERS.contains(&name) => Ok(false),
+        name => Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\""))),
+    }
+}
+
 /// A table's storage parameter (`WITH (…)`, `SET (…)`): the TTL's text for `ttl`, None for a
 /// parameter with no meaning here.
 fn ttl_option(option: &ast::SqlOption) -> Result<Option<String>> {
     let ast::SqlOption::KeyValue { key, value } = option else {
         return Err(Error::FeatureNotSupported(format!("table option {option}")));
     };
-    match object_name(key).as_str() {
-        "ttl" => {
-            let text = match value {
-                ast::Expr::Value(v) => match &v.value {
-                    ast::Value::SingleQuotedString(s) => s.clone(),
-                    other => other.to_string(),
-                },
-                other => other.to_string(),
-            };
-            crate::types::datetime::parse_interval(&text)?;
-            Ok(Some(text))
-        }
-        name if IGNORED_STORAGE_PARAMETERS.contains(&name) => Ok(None),
-        name => Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\""))),
+    if !is_ttl_parameter(&object_name(key))? {
+        return Ok(None);
     }
+    let text = match value {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    };
+    crate::types::datetime::parse_interval(&text)?;
+    Ok(Some(text))
 }
 
 fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result<Plan> {

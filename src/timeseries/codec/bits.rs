@@ -1,6 +1,7 @@
 //! Bit-level writing and reading, most significant bit first.
 
 use crate::error::{Error, Result};
+pub use crate::storage::varint::{self, unzigzag, zigzag};
 
 /// Appends bit fields to a byte vector.
 #[derive(Default)]
@@ -34,11 +35,6 @@ impl BitWriter {
 
     pub fn write_bit(&mut self, bit: bool) {
         self.write(bit as u64, 1);
-    }
-
-    /// Bits written so far.
-    pub fn bits(&self) -> usize {
-        self.bytes.len() * 8 - if self.used == 0 { 0 } else { (8 - self.used) as usize }
     }
 
     pub fn finish(self) -> Vec<u8> {
@@ -87,32 +83,6 @@ pub fn truncated() -> Error {
     Error::Corruption("a compressed column ends early".into())
 }
 
-/// Appends `value` as a LEB128 varint.
-pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-/// Reads a LEB128 varint from the front of `input`, advancing it.
-pub fn take_varint(input: &mut &[u8]) -> Result<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = input.split_first().ok_or_else(truncated)?;
-        *input = rest;
-        if shift == 63 && byte > 1 {
-            break;
-        }
-        value |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(Error::Corruption("a varint in a compressed column is too long".into()))
-}
-
 /// Takes `n` bytes from the front of `input`.
 pub fn take_bytes<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
     if input.len() < n {
@@ -121,15 +91,6 @@ pub fn take_bytes<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
     let (head, rest) = input.split_at(n);
     *input = rest;
     Ok(head)
-}
-
-/// Zigzag: small negative and positive numbers become small unsigned ones.
-pub fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Bits needed to hold `v` (0 for 0).
@@ -149,4 +110,11 @@ pub fn plausible_count(count: u64, available_bits: usize, min_bits: usize) -> Re
         return Err(Error::Corruption(format!("a compressed column claims {count} values in {available_bits} bits")));
     }
     Ok(count as usize)
+}
+
+/// Reads a column's value count from the front of `input` and checks it against the bits
+/// that follow (see [`plausible_count`]).
+pub fn take_count(input: &mut &[u8], min_bits: usize) -> Result<usize> {
+    let count = varint::take(input)?;
+    plausible_count(count, input.len().saturating_mul(8), min_bits)
 }

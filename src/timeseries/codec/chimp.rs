@@ -16,7 +16,7 @@
 //! written whole. A slot is a position in the ring of the last 128 values (value `i` lives in
 //! slot `i % 128`).
 
-use super::bits::{plausible_count, put_varint, take_varint, BitReader, BitWriter};
+use super::bits::{take_count, varint, BitReader, BitWriter};
 use crate::error::{Error, Result};
 
 const PREVIOUS: usize = 128;
@@ -36,7 +36,7 @@ fn leading_class(zeros: u32) -> u32 {
 
 pub fn encode(values: &[f64]) -> Vec<u8> {
     let mut out = Vec::new();
-    put_varint(&mut out, values.len() as u64);
+    varint::put(&mut out, values.len() as u64);
     let Some((&first, rest)) = values.split_first() else { return out };
     let mut bits = BitWriter::new();
     let mut ring = [0u64; PREVIOUS];
@@ -96,8 +96,7 @@ pub fn encode(values: &[f64]) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<f64>> {
     let mut input = bytes;
-    let count = take_varint(&mut input)?;
-    let count = plausible_count(count, input.len() * 8, 9)?;
+    let count = take_count(&mut input, 9)?;
     let mut values = Vec::with_capacity(count);
     if count == 0 {
         return Ok(values);

@@ -9,7 +9,7 @@
 //! Layout: count (varint), `e` (one byte), exception count (varint), each exception as the
 //! gap from the previous one's position (varint) and its 8 bytes, then the integers.
 
-use super::bits::{plausible_count, put_varint, take_bytes, take_varint};
+use super::bits::{take_bytes, take_count, varint};
 use super::ints;
 use crate::error::{Error, Result};
 
@@ -56,7 +56,7 @@ pub fn choose_exponent(values: &[f64]) -> (u8, f64) {
 pub fn encode(values: &[f64], e: u8) -> Vec<u8> {
     assert!(e <= MAX_EXPONENT);
     let mut out = Vec::new();
-    put_varint(&mut out, values.len() as u64);
+    varint::put(&mut out, values.len() as u64);
     out.push(e);
     let mut integers = Vec::with_capacity(values.len());
     let mut exceptions = Vec::new();
@@ -70,10 +70,10 @@ pub fn encode(values: &[f64], e: u8) -> Vec<u8> {
             }
         }
     }
-    put_varint(&mut out, exceptions.len() as u64);
+    varint::put(&mut out, exceptions.len() as u64);
     let mut last = 0;
     for (position, bits) in exceptions {
-        put_varint(&mut out, (position - last) as u64);
+        varint::put(&mut out, (position - last) as u64);
         out.extend_from_slice(&bits.to_le_bytes());
         last = position;
     }
@@ -83,17 +83,17 @@ pub fn encode(values: &[f64], e: u8) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<f64>> {
     let mut input = bytes;
-    let count = plausible_count(take_varint(&mut input)?, usize::MAX, 0)?;
+    let count = take_count(&mut input, 0)?;
     let e = *take_bytes(&mut input, 1)?.first().expect("one byte was taken");
     if e > MAX_EXPONENT {
         return Err(Error::Corruption(format!("a decimal column has exponent {e}")));
     }
-    let exception_count = plausible_count(take_varint(&mut input)?, input.len() * 8, 72)?;
+    let exception_count = take_count(&mut input, 72)?;
     let mut exceptions = Vec::with_capacity(exception_count);
     let mut position = 0usize;
     for _ in 0..exception_count {
         position = position
-            .checked_add(take_varint(&mut input)? as usize)
+            .checked_add(varint::take(&mut input)? as usize)
             .filter(|p| *p < count)
             .ok_or_else(|| Error::Corruption("a decimal column's exception is out of place".into()))?;
         let raw = take_bytes(&mut input, 8)?;

@@ -1,6 +1,6 @@
 //! Float columns: Chimp128 or decimal scaling, whichever is smaller for the block.
 
-use super::bits::take_bytes;
+use super::bits::{take_bytes, varint};
 use super::{chimp, decimal};
 use crate::error::{Error, Result};
 
@@ -36,7 +36,7 @@ pub fn codec(bytes: &[u8]) -> Result<FloatCodec> {
         Some(&CHIMP) => Ok(FloatCodec::Chimp128),
         Some(&DECIMAL) => {
             let mut input = &bytes[1..];
-            super::bits::take_varint(&mut input)?;
+            varint::take(&mut input)?;
             Ok(FloatCodec::Decimal { exponent: take_bytes(&mut input, 1)?[0] })
         }
         _ => Err(unknown()),

@@ -6,16 +6,16 @@
 //! values costs a few bits per block; a random walk costs the width of its steps. All
 //! arithmetic wraps, so every `i64` sequence round-trips.
 
-use super::bits::{plausible_count, put_varint, take_varint, unzigzag, width, zigzag, BitReader, BitWriter};
+use super::bits::{plausible_count, unzigzag, varint, width, zigzag, BitReader, BitWriter};
 use crate::error::Result;
 
 pub const BLOCK: usize = 128;
 
 pub fn encode(values: &[i64]) -> Vec<u8> {
     let mut out = Vec::new();
-    put_varint(&mut out, values.len() as u64);
+    varint::put(&mut out, values.len() as u64);
     let Some(&first) = values.first() else { return out };
-    put_varint(&mut out, zigzag(first));
+    varint::put(&mut out, zigzag(first));
     let deltas: Vec<i64> = values.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let mut bits = BitWriter::new();
     for block in deltas.chunks(BLOCK) {
@@ -35,14 +35,14 @@ pub fn encode(values: &[i64]) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<i64>> {
     let mut input = bytes;
-    let count = take_varint(&mut input)?;
+    let count = varint::take(&mut input)?;
     // A block of 128 equal deltas takes 14 bits: no value costs less than 0.1 bit.
     let count = plausible_count(count, input.len() * 80 + 80, 1)?;
     let mut values = Vec::with_capacity(count);
     if count == 0 {
         return Ok(values);
     }
-    let mut prev = unzigzag(take_varint(&mut input)?);
+    let mut prev = unzigzag(varint::take(&mut input)?);
     values.push(prev);
     let mut bits = BitReader::new(input);
     while values.len() < count {

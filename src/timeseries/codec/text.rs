@@ -6,7 +6,7 @@
 //! Plain layout: tag 1, count (varint), the LZ4 block (its size first) of every value as varint
 //! length and bytes.
 
-use super::bits::{plausible_count, put_varint, take_bytes, take_varint, width, BitReader, BitWriter};
+use super::bits::{take_bytes, take_count, varint, width, BitReader, BitWriter};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -31,10 +31,10 @@ pub fn encode(values: &[&str]) -> Vec<u8> {
         codes.push(code);
     }
     let mut out = vec![DICTIONARY];
-    put_varint(&mut out, values.len() as u64);
-    put_varint(&mut out, distinct.len() as u64);
+    varint::put(&mut out, values.len() as u64);
+    varint::put(&mut out, distinct.len() as u64);
     for v in &distinct {
-        put_varint(&mut out, v.len() as u64);
+        varint::put(&mut out, v.len() as u64);
         out.extend_from_slice(v.as_bytes());
     }
     let w = width(distinct.len().saturating_sub(1) as u64);
@@ -49,11 +49,11 @@ pub fn encode(values: &[&str]) -> Vec<u8> {
 fn plain(values: &[&str]) -> Vec<u8> {
     let mut raw = Vec::new();
     for v in values {
-        put_varint(&mut raw, v.len() as u64);
+        varint::put(&mut raw, v.len() as u64);
         raw.extend_from_slice(v.as_bytes());
     }
     let mut out = vec![PLAIN];
-    put_varint(&mut out, values.len() as u64);
+    varint::put(&mut out, values.len() as u64);
     out.extend(lz4_flex::compress_prepend_size(&raw));
     out
 }
@@ -61,13 +61,13 @@ fn plain(values: &[&str]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<String>> {
     let mut input = bytes;
     let tag = take_bytes(&mut input, 1)?[0];
-    let count = plausible_count(take_varint(&mut input)?, usize::MAX, 0)?;
+    let count = take_count(&mut input, 0)?;
     match tag {
         DICTIONARY => {
-            let distinct = plausible_count(take_varint(&mut input)?, input.len() * 8, 8)?;
+            let distinct = take_count(&mut input, 8)?;
             let mut dictionary = Vec::with_capacity(distinct);
             for _ in 0..distinct {
-                let len = take_varint(&mut input)? as usize;
+                let len = varint::take(&mut input)? as usize;
                 dictionary.push(utf8(take_bytes(&mut input, len)?)?);
             }
             if count > 0 && dictionary.is_empty() {
@@ -96,7 +96,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<String>> {
             let mut rest = &raw[..];
             let values = (0..count)
                 .map(|_| {
-                    let len = take_varint(&mut rest)? as usize;
+                    let len = varint::take(&mut rest)? as usize;
                     utf8(take_bytes(&mut rest, len)?)
                 })
                 .collect::<Result<Vec<_>>>()?;

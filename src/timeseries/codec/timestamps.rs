@@ -16,7 +16,7 @@
 //!
 //! All arithmetic wraps, so every `i64` sequence round-trips.
 
-use super::bits::{plausible_count, put_varint, take_varint, unzigzag, width, zigzag, BitReader, BitWriter};
+use super::bits::{take_count, unzigzag, varint, width, zigzag, BitReader, BitWriter};
 use crate::error::Result;
 
 /// (prefix, prefix length, payload bits), narrowest first.
@@ -25,7 +25,7 @@ const CLASSES: [(u64, u32, u32); 5] =
 
 pub fn encode(values: &[i64]) -> Vec<u8> {
     let mut out = Vec::new();
-    put_varint(&mut out, values.len() as u64);
+    varint::put(&mut out, values.len() as u64);
     let Some((&first, rest)) = values.split_first() else { return out };
     let mut bits = BitWriter::new();
     bits.write(first as u64, 64);
@@ -50,8 +50,7 @@ pub fn encode(values: &[i64]) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<i64>> {
     let mut input = bytes;
-    let count = take_varint(&mut input)?;
-    let count = plausible_count(count, input.len() * 8, 1)?;
+    let count = take_count(&mut input, 1)?;
     let mut values = Vec::with_capacity(count);
     if count == 0 {
         return Ok(values);
