@@ -490,3 +490,57 @@ async fn fuzzer_found_protocol_inputs_close_only_their_connection() {
     let v: i32 = client.query_one("SELECT 2", &[]).await.unwrap().get(0);
     assert_eq!(v, 2);
 }
+
+/// Grafana's gap-filled panels: the range comes from bound parameters in the WHERE clause.
+#[tokio::test]
+async fn gapfill_takes_its_range_from_parameters() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client
+        .batch_execute(
+            "CREATE TABLE temps (device TEXT, ts TIMESTAMPTZ, temp DOUBLE PRECISION, PRIMARY KEY (device, ts));
+             INSERT INTO temps VALUES ('a', '2024-01-01 00:10+00', 10), ('a', '2024-01-01 03:20+00', 40),
+                                      ('b', '2024-01-01 01:00+00', 7)",
+        )
+        .await
+        .unwrap();
+    let at = |hours: u64| UNIX_EPOCH + Duration::from_secs(1_704_067_200 + hours * 3600);
+    let rows = client
+        .query(
+            "SELECT time_bucket_gapfill('1 hour', ts) AS h, device, avg(temp), locf(avg(temp)), interpolate(avg(temp))
+             FROM temps WHERE ts >= $1 AND ts < $2 GROUP BY h, device ORDER BY device, h",
+            &[&at(0), &at(5)],
+        )
+        .await
+        .unwrap();
+    type Bucket = (SystemTime, String, Option<f64>, Option<f64>, Option<f64>);
+    let got: Vec<Bucket> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+    let a = |h, avg, locf, ip| (at(h), "a".to_string(), avg, locf, ip);
+    let b = |h, avg, locf| (at(h), "b".to_string(), avg, locf, avg);
+    assert_eq!(
+        got,
+        vec![
+            a(0, Some(10.0), Some(10.0), Some(10.0)),
+            a(1, None, Some(10.0), Some(20.0)),
+            a(2, None, Some(10.0), Some(30.0)),
+            a(3, Some(40.0), Some(40.0), Some(40.0)),
+            a(4, None, Some(40.0), None),
+            b(0, None, None),
+            b(1, Some(7.0), Some(7.0)),
+            b(2, None, Some(7.0)),
+            b(3, None, Some(7.0)),
+            b(4, None, Some(7.0)),
+        ]
+    );
+    // A NULL bound fails the statement, and the session goes on.
+    let err = client
+        .query(
+            "SELECT time_bucket_gapfill('1 hour', ts), avg(temp) FROM temps WHERE ts >= $1 AND ts < $2 GROUP BY 1",
+            &[&at(0), &None::<SystemTime>],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+    assert_eq!(client.query("SELECT 1", &[]).await.unwrap().len(), 1);
+}

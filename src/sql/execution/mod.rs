@@ -10,6 +10,7 @@ pub mod arith;
 mod catalog_fns;
 pub mod dml;
 pub mod eval;
+mod gapfill;
 pub mod memory;
 mod ops;
 pub(crate) mod regex;

@@ -1,7 +1,7 @@
 //! Executors of the plan nodes.
 
 use super::eval::{eval, truth};
-use super::{aggregate, window, Context, Row, Sink};
+use super::{aggregate, gapfill, window, Context, Row, Sink};
 use crate::catalog::Table;
 use crate::error::{Error, Result};
 use crate::mvcc::columns::{Chunk, ColumnSnapshot, Lookup};
@@ -194,6 +194,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         }),
         Node::Aggregate { source, group_by, aggregates } => aggregate::execute(source, group_by, aggregates, ctx, sink),
         Node::Window { source, calls } => window::execute(source, calls, ctx, sink),
+        Node::GapFill { source, fill } => gapfill::execute(source, fill, ctx, sink),
         Node::Sort { source, keys } => {
             let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
             let mut held = ctx.memory.reserve();

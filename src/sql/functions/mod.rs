@@ -218,7 +218,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             let t = if args.iter().all(|a| *a == T::Timestamp) { T::Timestamp } else { T::TimestampTz };
             sig("age", vec![t.clone(), t], T::Interval)
         }
-        ("time_bucket" | "date_bin", 2) => {
+        ("time_bucket", 2 | 3) => time_bucket_signature("time_bucket", args),
+        ("time_bucket_gapfill", 2 | 4) => time_bucket_signature("time_bucket_gapfill", args),
+        ("date_bin", 2) => {
             let t = if args[1] == T::Timestamp { T::Timestamp } else { T::TimestampTz };
             sig("time_bucket", vec![T::Interval, t.clone()], t)
         }
@@ -271,7 +273,7 @@ fn date_arg(t: &DataType) -> DataType {
 
 /// Functions that are not NULL-in-NULL-out.
 pub fn is_strict(name: &str) -> bool {
-    !matches!(name, "concat" | "concat_ws") && json::is_strict(name) && text::is_strict(name)
+    !matches!(name, "concat" | "concat_ws" | "time_bucket_gapfill") && json::is_strict(name) && text::is_strict(name)
 }
 
 /// Evaluates a resolved function. `now` is the statement's timestamp.
@@ -621,31 +623,14 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             }
             Value::Interval(datetime::age(a, b))
         }
-        "time_bucket" | "date_bin" => {
-            let Value::Interval(iv) = &args[0] else { return Ok(Value::Null) };
-            if iv.months != 0 {
-                return Err(Error::FeatureNotSupported("time_bucket with month intervals".into()));
-            }
-            let width = iv.days as i64 * datetime::MICROS_PER_DAY + iv.micros;
-            if width <= 0 {
-                return Err(Error::InvalidParameter("stride must be greater than zero".into()));
-            }
-            // time_bucket aligns to 2000-01-03 (a Monday) as TimescaleDB does; date_bin to its origin.
-            let origin = if name == "date_bin" { ts_of(&args[2]) } else { 946_857_600 * MICROS_PER_SECOND };
-            let t = ts_of(&args[1]);
-            if !datetime::is_finite_timestamp(t) {
-                return Ok(args[1].clone());
-            }
-            let out_of_range = || Error::DatetimeOutOfRange("timestamp out of range".into());
-            let bucket = t
-                .checked_sub(origin)
-                .and_then(|d| d.div_euclid(width).checked_mul(width))
-                .and_then(|d| d.checked_add(origin))
-                .ok_or_else(out_of_range)?;
-            match &args[1] {
-                Value::Timestamp(_) => Value::Timestamp(bucket),
-                _ => Value::TimestampTz(bucket),
-            }
+        "time_bucket" | "time_bucket_gapfill" | "date_bin" => {
+            let origin = match (name, args.get(2)) {
+                ("date_bin", Some(origin)) => Origin::At(origin),
+                ("time_bucket", Some(Value::Interval(offset))) => Origin::Offset(*offset),
+                ("time_bucket", Some(origin)) => Origin::At(origin),
+                _ => Origin::Default,
+            };
+            time_bucket(&args[0], &args[1], origin)?
         }
         "jsonb_typeof" => match &args[0] {
             Value::Jsonb(j) => Value::Text(
@@ -720,6 +705,109 @@ fn text_of(v: &Value) -> String {
         Value::Bool(b) => (if *b { "t" } else { "f" }).to_string(),
         other => other.to_string(),
     }
+}
+
+/// The signature of `time_bucket(width, ts [, offset | origin])` and
+/// `time_bucket_gapfill(width, ts [, start, finish])`: integer times take an integer width,
+/// dates and timestamps an interval; the result has the time's type.
+fn time_bucket_signature(name: &'static str, args: &[DataType]) -> Result<Signature> {
+    use DataType as T;
+    let t = match &args[1] {
+        T::Int2 | T::Int4 | T::Int8 | T::Timestamp | T::Date => args[1].clone(),
+        _ => T::TimestampTz,
+    };
+    let width = if t.is_integer() { t.clone() } else { T::Interval };
+    let mut params = vec![width, t.clone()];
+    match (name, args.len()) {
+        ("time_bucket", 3) if args[2] == T::Interval && !t.is_integer() => params.push(T::Interval),
+        ("time_bucket", 3) => params.push(t.clone()),
+        ("time_bucket_gapfill", 4) => params.extend([t.clone(), t.clone()]),
+        _ => {}
+    }
+    Ok(Signature { name, arg_types: params, return_type: t })
+}
+
+/// Where the buckets of [`time_bucket`] are aligned.
+pub enum Origin<'a> {
+    /// 2000-01-03 (a Monday) for times, 0 for integers, as TimescaleDB does.
+    Default,
+    /// The default shifted by an interval.
+    Offset(crate::types::value::Interval),
+    /// A bucket starts at this time (or integer).
+    At(&'a Value),
+}
+
+/// The time bucketing functions' default origin: 2000-01-03 00:00:00, a Monday.
+const BUCKET_ORIGIN: i64 = 946_857_600 * MICROS_PER_SECOND;
+
+/// A bucket width as a count of the time's units (microseconds, or integer steps); months
+/// have no fixed length and are refused.
+pub fn bucket_width(width: &Value) -> Result<Option<i64>> {
+    let w = match width {
+        Value::Null => return Ok(None),
+        Value::Interval(iv) if iv.months != 0 => {
+            return Err(Error::FeatureNotSupported("time_bucket with month intervals".into()))
+        }
+        Value::Interval(iv) => (iv.days as i64)
+            .checked_mul(datetime::MICROS_PER_DAY)
+            .and_then(|d| d.checked_add(iv.micros))
+            .ok_or_else(|| Error::DatetimeOutOfRange("interval out of range".into()))?,
+        other => other.as_i64().unwrap_or(0),
+    };
+    if w <= 0 {
+        return Err(Error::InvalidParameter("stride must be greater than zero".into()));
+    }
+    Ok(Some(w))
+}
+
+/// The start of the bucket holding `t`: buckets are `width` wide and one starts at the origin.
+pub fn time_bucket(width: &Value, t: &Value, origin: Origin) -> Result<Value> {
+    let Some(width) = bucket_width(width)? else { return Ok(Value::Null) };
+    if t.is_null() || matches!(origin, Origin::At(Value::Null)) {
+        return Ok(Value::Null);
+    }
+    let (time, origin) = match t.as_i64() {
+        Some(i) => (i, if let Origin::At(o) = origin { o.as_i64().unwrap_or(0) } else { 0 }),
+        None => {
+            let time = ts_of(t);
+            if !datetime::is_finite_timestamp(time) {
+                return Ok(t.clone());
+            }
+            let origin = match origin {
+                Origin::Default => BUCKET_ORIGIN,
+                Origin::Offset(iv) if iv.months != 0 => {
+                    return Err(Error::FeatureNotSupported("time_bucket offsets in months".into()))
+                }
+                Origin::Offset(iv) => BUCKET_ORIGIN + iv.days as i64 * datetime::MICROS_PER_DAY + iv.micros,
+                Origin::At(o) => ts_of(o),
+            };
+            (time, origin)
+        }
+    };
+    let bucket = time
+        .checked_sub(origin)
+        .and_then(|d| d.div_euclid(width).checked_mul(width))
+        .and_then(|d| d.checked_add(origin))
+        .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))?;
+    time_value(bucket, &t.data_type().unwrap_or(DataType::TimestampTz))
+}
+
+/// A time as a count of its units: microseconds for dates and timestamps, else the integer.
+pub fn time_units(v: &Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| ts_of(v))
+}
+
+/// A count of units ([`time_units`]) as a value of the time type `t`.
+pub fn time_value(units: i64, t: &DataType) -> Result<Value> {
+    let out_of_range = |name: &str| Error::NumericOutOfRange(format!("{name} out of range"));
+    Ok(match t {
+        DataType::Int2 => Value::Int2(i16::try_from(units).map_err(|_| out_of_range("smallint"))?),
+        DataType::Int4 => Value::Int4(i32::try_from(units).map_err(|_| out_of_range("integer"))?),
+        DataType::Int8 => Value::Int8(units),
+        DataType::Date => Value::Date(datetime::timestamp_to_date(units)?),
+        DataType::Timestamp => Value::Timestamp(units),
+        _ => Value::TimestampTz(units),
+    })
 }
 
 fn ts_of(v: &Value) -> i64 {

@@ -1,7 +1,7 @@
 //! The binder: resolves names and types in expressions, producing bound [`Expr`]s.
 
 use super::aggregates::aggregate_function;
-use super::plan::{Aggregate, BinaryOp, Expr, Plan, SetCall, SortKey, Subquery, UnaryOp, WindowCall};
+use super::plan::{Aggregate, BinaryOp, Expr, GapFillCall, Plan, SetCall, SortKey, Subquery, UnaryOp, WindowCall};
 use super::scope::Scope;
 use super::types::resolve_type;
 use crate::error::{Error, Result};
@@ -40,6 +40,9 @@ pub struct Binder<'a> {
     /// Set-returning calls found in the select list (see [`super::plan::Node::ProjectSet`]); None where
     /// such calls are not allowed.
     pub set_calls: Option<Vec<SetCall>>,
+    /// In a query grouped by `time_bucket_gapfill`: its `locf`/`interpolate` calls, and the
+    /// width of the row they are appended to.
+    pub gapfill: Option<(usize, Vec<GapFillCall>)>,
     /// Set when an aggregate call was seen outside a grouping context.
     pub saw_aggregate: bool,
     /// Windows named in the query's WINDOW clause.
@@ -626,6 +629,7 @@ impl Binder<'_> {
         let Some(grouping) = self.grouping.take() else { return Ok(None) };
         let saved_scope = std::mem::replace(&mut self.scope, grouping.input.clone());
         let saved_windows = self.windows.take();
+        let saved_gapfill = self.gapfill.take();
         let saw_aggregate = self.saw_aggregate;
         let attempt = match e {
             ast::Expr::Value(_) => Err(Error::Internal(String::new())),
@@ -633,6 +637,7 @@ impl Binder<'_> {
         };
         self.saw_aggregate = saw_aggregate;
         self.windows = saved_windows;
+        self.gapfill = saved_gapfill;
         self.scope = saved_scope;
         self.grouping = Some(grouping);
         if let Ok((bound, t)) = attempt {
@@ -1106,6 +1111,9 @@ impl Binder<'_> {
         if super::set_functions::is_set_returning(&name) {
             return self.bind_set_returning(&name, &args);
         }
+        if matches!(name.as_str(), "locf" | "interpolate") {
+            return self.bind_gapfill_call(&name, &args);
+        }
         match name.as_str() {
             "coalesce" | "greatest" | "least" | "nullif" => {
                 let mut bound = Vec::new();
@@ -1194,12 +1202,11 @@ impl Binder<'_> {
     }
 
     pub fn bind_subquery(&mut self, query: &ast::Query) -> Result<(Subquery, Vec<super::scope::ScopeColumn>)> {
-        let outer = if self.grouping.is_some() {
-            // Inside a grouped query the subquery sees the grouped row.
-            None
-        } else {
-            Some(self.scope.clone())
-        };
+        let outer = Some(match &self.grouping {
+            // Inside a grouped query the subquery sees the grouped row: its GROUP BY columns.
+            Some(grouping) => grouped_scope(grouping),
+            None => self.scope.clone(),
+        });
         let id = *self.next_subquery_id;
         *self.next_subquery_id += 1;
         let mut child = self.child(outer);
@@ -1209,6 +1216,26 @@ impl Binder<'_> {
         let node = super::optimizer::optimize(node);
         Ok((Subquery { id, node, correlated }, columns))
     }
+}
+
+/// The columns of a grouped row that a subquery may read: each GROUP BY expression that is a
+/// plain column (the first time it appears), under its name; the rest (other expressions,
+/// the aggregates) match no name.
+fn grouped_scope(grouping: &Grouping) -> Scope {
+    let unnamed =
+        || super::scope::ScopeColumn { table: None, name: String::new(), data_type: DataType::Unknown, hidden: true };
+    let columns = grouping
+        .group_exprs
+        .iter()
+        .enumerate()
+        .map(|(k, e)| match e {
+            Expr::Column(i) if !grouping.group_exprs[..k].contains(e) => {
+                grouping.input.columns.get(*i).cloned().unwrap_or_else(unnamed)
+            }
+            _ => unnamed(),
+        })
+        .collect();
+    Scope::new(columns)
 }
 
 fn rb_is_timestamp_text(e: &Expr) -> bool {
@@ -1303,6 +1330,11 @@ fn named_parameters(name: &str) -> Option<&'static [(&'static str, Option<&'stat
             ("secs", Some("0.0")),
         ],
         "make_date" => &[("year", None), ("month", None), ("day", None)],
+        "locf" => &[("value", None), ("prev", Some("NULL")), ("treat_null_as_missing", Some("NULL"))],
+        "interpolate" => &[("value", None), ("prev", Some("NULL")), ("next", Some("NULL"))],
+        "time_bucket_gapfill" => {
+            &[("bucket_width", None), ("ts", None), ("start", Some("NULL")), ("finish", Some("NULL"))]
+        }
         "make_timestamp" | "make_timestamptz" => {
             &[("year", None), ("month", None), ("mday", None), ("hour", None), ("min", None), ("sec", None)]
         }
@@ -1375,6 +1407,7 @@ fn positional_args<'a>(function: &str, list: &'a [ast::FunctionArg]) -> Result<V
         .zip(params)
         .map(|(slot, (name, default))| match (slot, default) {
             (Some(e), _) => Ok(e),
+            (None, Some("NULL")) => Ok(Cow::Owned(ast::Expr::Value(ast::Value::Null.into()))),
             (None, Some(d)) => Ok(Cow::Owned(ast::Expr::Value(ast::Value::Number(d.to_string(), false).into()))),
             (None, None) => {
                 Err(Error::UndefinedFunction(format!("function {function} needs an argument for \"{name}\"")))

@@ -8,6 +8,7 @@
 mod aggregates;
 pub mod binder;
 mod dml;
+mod gapfill;
 pub mod optimizer;
 pub mod plan;
 pub mod scope;
@@ -42,6 +43,7 @@ pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<
         grouping: None,
         windows: None,
         set_calls: None,
+        gapfill: None,
         saw_aggregate: false,
         named_windows: Default::default(),
         next_subquery_id: &mut next_subquery_id,

@@ -97,6 +97,7 @@ fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
         Node::Project { source, exprs } => Node::Project { source: b(source), exprs },
         Node::Aggregate { source, group_by, aggregates } => Node::Aggregate { source: b(source), group_by, aggregates },
         Node::Window { source, calls } => Node::Window { source: b(source), calls },
+        Node::GapFill { source, fill } => Node::GapFill { source: b(source), fill },
         Node::ProjectSet { source, calls } => Node::ProjectSet { source: b(source), calls },
         Node::Sort { source, keys } => Node::Sort { source: b(source), keys },
         Node::Limit { source, limit, offset } => Node::Limit { source: b(source), limit, offset },

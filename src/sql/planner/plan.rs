@@ -358,6 +358,12 @@ pub enum Node {
         group_by: Vec<Expr>,
         aggregates: Vec<Aggregate>,
     },
+    /// `time_bucket_gapfill`: the aggregated rows with a row added for each missing bucket.
+    /// Output: the input row, then one column per `locf`/`interpolate` call.
+    GapFill {
+        source: Box<Node>,
+        fill: GapFill,
+    },
     /// Output: the input row, then one column per window call.
     Window {
         source: Box<Node>,
@@ -438,6 +444,46 @@ pub enum Node {
     WorkingTable {
         id: usize,
     },
+}
+
+/// How [`Node::GapFill`] fills: the first `groups` input columns are the GROUP BY values, one
+/// of them (`bucket`) the bucket and the others a partition; each partition gets a row for
+/// every bucket from the bucket of `start` up to `finish` (exclusive), rows without data
+/// holding NULL aggregates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapFill {
+    pub bucket: usize,
+    pub groups: usize,
+    /// Input columns: the GROUP BY values, then the aggregates.
+    pub columns: usize,
+    /// The type of the bucket (a date, timestamp or integer type).
+    pub time_type: DataType,
+    /// The bucket width: an interval, or an integer for integer times.
+    pub width: Expr,
+    /// Lower bounds of the time (from the call or the WHERE clause); the greatest is used.
+    pub start: Vec<Expr>,
+    /// Upper bounds (exclusive, as TimescaleDB takes them whether or not the comparison is
+    /// strict); the least is used.
+    pub finish: Vec<Expr>,
+    pub calls: Vec<GapFillCall>,
+}
+
+/// A `locf(value [, prev [, treat_null_as_missing]])` or `interpolate(value)` call, over the
+/// rows of [`Node::GapFill`]'s input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapFillCall {
+    pub function: GapFillFunction,
+    pub value: Expr,
+    /// `locf`'s value for the buckets before the first row of a partition.
+    pub prev: Option<Expr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GapFillFunction {
+    /// The last value seen (the last non-NULL one when NULLs count as missing).
+    Locf { treat_null_as_missing: bool },
+    /// Linear interpolation between the nearest rows with values, by bucket time.
+    Interpolate,
 }
 
 /// A column of a result.
@@ -684,6 +730,16 @@ impl Node {
                 let groups: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
                 let aggs: Vec<String> = aggregates.iter().map(|a| format!("{:?}", a.function).to_lowercase()).collect();
                 writeln!(f, "Aggregate group=[{}] aggs=[{}]", groups.join(", "), aggs.join(", "))?;
+                source.explain(f, depth + 1)
+            }
+            Node::GapFill { source, fill } => {
+                writeln!(
+                    f,
+                    "GapFill bucket=#{} width={} ({} fill functions)",
+                    fill.bucket,
+                    fill.width,
+                    fill.calls.len()
+                )?;
                 source.explain(f, depth + 1)
             }
             Node::Window { source, calls } => {

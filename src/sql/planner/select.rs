@@ -2,6 +2,7 @@
 //! ORDER BY, LIMIT, set operations and CTEs.
 
 use super::binder::{ident, object_name_parts, sort_key, Binder, Grouping};
+use super::gapfill;
 use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan, SetOperator, SortKey};
 use super::scope::{Scope, ScopeColumn};
 use super::set_functions;
@@ -23,6 +24,7 @@ impl Binder<'_> {
             grouping: None,
             windows: None,
             set_calls: None,
+            gapfill: None,
             saw_aggregate: false,
             named_windows: Default::default(),
             next_subquery_id: &mut *self.next_subquery_id,
@@ -555,12 +557,14 @@ impl Binder<'_> {
         let (mut node, input_scope) = self.plan_from(&select.from)?;
         self.scope = input_scope.clone();
 
+        let mut where_predicate = None;
         if let Some(w) = &select.selection {
             self.saw_aggregate = false;
             let predicate = self.bind_condition(w, "WHERE")?;
             if self.saw_aggregate {
                 return Err(Error::Grouping("aggregate functions are not allowed in WHERE".into()));
             }
+            where_predicate = Some(predicate.clone());
             node = Node::Filter { source: Box::new(node), predicate };
         }
 
@@ -575,19 +579,22 @@ impl Binder<'_> {
         };
         let items = expand_wildcards(&select.projection, &input_scope)?;
 
-        // Pass 1: does the query aggregate?
+        // Pass 1: does the query aggregate? (Gap-filling calls are allowed until that is known.)
         self.saw_aggregate = false;
         self.windows = Some((input_scope.len(), Vec::new()));
         self.set_calls = Some(Vec::new());
+        self.gapfill = Some((usize::MAX / 4, Vec::new()));
         for (e, _) in &items {
             self.bind(e)?;
         }
+        self.gapfill = None;
         self.set_calls = None;
         if let Some(h) = &select.having {
             self.bind(h)?;
         }
         let aggregating = self.saw_aggregate || !group_asts.is_empty() || select.having.is_some();
 
+        let mut fill = None;
         if aggregating {
             let mut group_exprs = Vec::new();
             for g in &group_asts {
@@ -595,6 +602,9 @@ impl Binder<'_> {
                 let bound = self.bind(&g)?;
                 group_exprs.push(bound.0);
             }
+            fill = gapfill::plan(&group_exprs, where_predicate.as_ref())?;
+            // The fill's calls are placed once the aggregates are known (pass 3).
+            self.gapfill = fill.as_ref().map(|_| (usize::MAX / 4, Vec::new()));
             // Pass 2 collects the aggregates; pass 3 binds with the final layout.
             self.grouping = Some(Grouping { input: input_scope.clone(), group_exprs, aggregates: Vec::new() });
             self.scope = Scope::default();
@@ -605,7 +615,9 @@ impl Binder<'_> {
             }
             self.set_calls = None;
             if let Some(h) = &select.having {
+                let gapfill = self.gapfill.take();
                 self.bind(h)?;
+                self.gapfill = gapfill;
             }
             self.set_calls = Some(Vec::new());
             for o in order_by {
@@ -615,16 +627,19 @@ impl Binder<'_> {
             }
             self.set_calls = None;
         }
-        let width = match &self.grouping {
+        let aggregated_width = match &self.grouping {
             Some(g) => g.group_exprs.len() + g.aggregates.len(),
             None => input_scope.len(),
         };
+        let fill_calls = self.gapfill.take().map_or(0, |(_, calls)| calls.len());
+        let width = aggregated_width + fill_calls;
         self.windows = Some((width, Vec::new()));
 
         let having = match &select.having {
             Some(h) => Some(self.bind_condition(h, "HAVING")?),
             None => None,
         };
+        self.gapfill = fill.as_ref().map(|_| (aggregated_width, Vec::new()));
         let mut exprs = Vec::new();
         let mut columns = Vec::new();
         self.set_calls = Some(Vec::new());
@@ -688,6 +703,14 @@ impl Binder<'_> {
         }
         if let Some(predicate) = having {
             node = Node::Filter { source: Box::new(node), predicate };
+        }
+        if let Some(mut fill) = fill {
+            fill.calls = self.gapfill.take().map(|(_, calls)| calls).unwrap_or_default();
+            if fill.calls.len() != fill_calls {
+                return Err(Error::Internal("gap-filling calls differ between binding passes".into()));
+            }
+            fill.columns = aggregated_width;
+            node = Node::GapFill { source: Box::new(node), fill };
         }
         if !windows.is_empty() {
             node = Node::Window { source: Box::new(node), calls: windows };

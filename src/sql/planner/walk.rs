@@ -20,6 +20,7 @@ impl Node {
             | Node::Project { source, .. }
             | Node::Aggregate { source, .. }
             | Node::Window { source, .. }
+            | Node::GapFill { source, .. }
             | Node::Sort { source, .. }
             | Node::Limit { source, .. }
             | Node::Distinct { source, .. }
@@ -68,6 +69,14 @@ impl Node {
                     c.args.iter().for_each(&mut *f);
                     c.partition_by.iter().for_each(&mut *f);
                     c.order_by.iter().for_each(|k| f(&k.expr));
+                }
+            }
+            Node::GapFill { fill, .. } => {
+                f(&fill.width);
+                fill.start.iter().chain(&fill.finish).for_each(&mut *f);
+                for c in &fill.calls {
+                    f(&c.value);
+                    c.prev.iter().for_each(&mut *f);
                 }
             }
             Node::Sort { keys, .. } => keys.iter().for_each(|k| f(&k.expr)),
