@@ -9,7 +9,8 @@ use super::{memory, Context, Row, Sink};
 use crate::error::{Error, Result};
 use crate::sql::functions::{bucket_width, time_bucket, time_units as units, time_value, Origin};
 use crate::sql::planner::plan::{Expr, GapFill, GapFillCall, GapFillFunction, Node};
-use crate::types::Value;
+use crate::types::cast::{cast, CastKind};
+use crate::types::{DataType, Value};
 use std::cmp::Ordering;
 
 /// The most buckets one partition's range may hold (a day of one-second buckets is 86,400).
@@ -36,25 +37,29 @@ pub fn execute(source: &Node, fill: &GapFill, ctx: &mut Context, sink: &mut Sink
     let mut held = ctx.memory.reserve();
     let mut rows = super::collect_held(source, ctx, &mut held)?;
     let partition: Vec<usize> = (0..fill.groups).filter(|&c| c != fill.bucket).collect();
+    // By partition, then bucket; NULLs last, as ORDER BY sorts them.
     rows.sort_by(|a, b| {
         partition
             .iter()
             .chain(std::iter::once(&fill.bucket))
-            .map(|&c| nulls_last(&a[c], &b[c]))
+            .map(|&c| a[c].sort_cmp(&b[c]))
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
     });
     if rows.is_empty() && partition.is_empty() {
         // No data at all: the whole range is one gap.
-        return fill_partition(Vec::new(), &vec![Value::Null; fill.columns], fill, &grid, ctx, &mut held, sink)
-            .map(|_| ());
+        let template = vec![Value::Null; fill.columns];
+        return fill_partition(Vec::new(), &template, fill, &grid, ctx, &mut held, sink).map(|_| ());
     }
-    let mut rest = rows.as_slice();
-    while let Some(head) = rest.first() {
-        let len = rest.iter().position(|r| partition.iter().any(|&c| r[c] != head[c])).unwrap_or(rest.len());
-        let (group, tail) = rest.split_at(len);
-        rest = tail;
-        if !fill_partition(group.to_vec(), &group[0], fill, &grid, ctx, &mut held, sink)? {
+    // Each partition's rows are moved out of the sorted list, not copied.
+    let mut rows = rows.into_iter().peekable();
+    while let Some(head) = rows.next() {
+        let template = head.clone();
+        let mut group = vec![head];
+        while let Some(row) = rows.next_if(|r| partition.iter().all(|&c| r[c] == template[c])) {
+            group.push(row);
+        }
+        if !fill_partition(group, &template, fill, &grid, ctx, &mut held, sink)? {
             break;
         }
     }
@@ -193,27 +198,11 @@ fn interpolate(call: &GapFillCall, slots: &[Slot], ctx: &mut Context) -> Result<
     Ok(out)
 }
 
-/// `y` in the type of `example`.
+/// `y` in the type of `example`, as a cast from float8 makes it (integers rounded, out of
+/// range an error).
 fn like(example: &Value, y: f64) -> Result<Value> {
-    let out_of_range = || Error::NumericOutOfRange("interpolated value out of range".into());
-    Ok(match example {
-        Value::Int2(_) => {
-            Value::Int2(checked_round(y, i16::MIN as f64, i16::MAX as f64).ok_or_else(out_of_range)? as i16)
-        }
-        Value::Int4(_) => {
-            Value::Int4(checked_round(y, i32::MIN as f64, i32::MAX as f64).ok_or_else(out_of_range)? as i32)
-        }
-        Value::Int8(_) => {
-            Value::Int8(checked_round(y, i64::MIN as f64, i64::MAX as f64).ok_or_else(out_of_range)? as i64)
-        }
-        Value::Float4(_) => Value::Float4(y as f32),
-        _ => Value::Float8(y),
-    })
-}
-
-fn checked_round(y: f64, min: f64, max: f64) -> Option<f64> {
-    let r = y.round();
-    (r >= min && r <= max).then_some(r)
+    let t = example.data_type().unwrap_or(DataType::Float8);
+    cast(Value::Float8(y), &t, CastKind::Explicit)
 }
 
 /// The values of the range's bounds (`start` or `finish`), in the time's units.
@@ -235,13 +224,4 @@ fn invalid(message: &str) -> Error {
 
 fn bucket_units(v: &Value) -> Option<i64> {
     (!v.is_null()).then(|| units(v))
-}
-
-fn nulls_last(a: &Value, b: &Value) -> Ordering {
-    match (a.is_null(), b.is_null()) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        _ => a.sort_cmp(b),
-    }
 }

@@ -748,16 +748,18 @@ pub fn bucket_width(width: &Value) -> Result<Option<i64>> {
         Value::Interval(iv) if iv.months != 0 => {
             return Err(Error::FeatureNotSupported("time_bucket with month intervals".into()))
         }
-        Value::Interval(iv) => (iv.days as i64)
-            .checked_mul(datetime::MICROS_PER_DAY)
-            .and_then(|d| d.checked_add(iv.micros))
-            .ok_or_else(|| Error::DatetimeOutOfRange("interval out of range".into()))?,
+        Value::Interval(iv) => fixed_micros(iv)?,
         other => other.as_i64().unwrap_or(0),
     };
     if w <= 0 {
         return Err(Error::InvalidParameter("stride must be greater than zero".into()));
     }
     Ok(Some(w))
+}
+
+/// The length of an interval without months, in microseconds.
+fn fixed_micros(iv: &crate::types::value::Interval) -> Result<i64> {
+    i64::try_from(iv.total_micros()).map_err(|_| Error::DatetimeOutOfRange("interval out of range".into()))
 }
 
 /// The start of the bucket holding `t`: buckets are `width` wide and one starts at the origin.
@@ -778,7 +780,9 @@ pub fn time_bucket(width: &Value, t: &Value, origin: Origin) -> Result<Value> {
                 Origin::Offset(iv) if iv.months != 0 => {
                     return Err(Error::FeatureNotSupported("time_bucket offsets in months".into()))
                 }
-                Origin::Offset(iv) => BUCKET_ORIGIN + iv.days as i64 * datetime::MICROS_PER_DAY + iv.micros,
+                Origin::Offset(iv) => BUCKET_ORIGIN
+                    .checked_add(fixed_micros(&iv)?)
+                    .ok_or_else(|| Error::DatetimeOutOfRange("timestamp out of range".into()))?,
                 Origin::At(o) => ts_of(o),
             };
             (time, origin)
