@@ -4,6 +4,7 @@
 #   benches/compare.sh              full run (1M-row tables, 5 s per throughput workload)
 #   BENCH_QUICK=1 benches/compare.sh   short run (100k rows, 1 s per workload, under 10 minutes)
 #   BENCH_ONLY="copy scan_agg" benches/compare.sh   only these workloads
+#   BENCH_ROWS=10000000 BENCH_ONLY="ts_copy ts_window" benches/compare.sh   another table size
 #   CHRONOS_BIN=/path/to/chronos benches/compare.sh  another build of the server
 #
 # Every workload runs on both servers in alternation (A B A B A B) and the median of the
@@ -19,6 +20,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
   ROWS=1000000; DURATION=5
 fi
+ROWS=${BENCH_ROWS:-$ROWS}
 
 work=$(mktemp -d /tmp/chronos-compare.XXXXXX)
 chmod 755 "$work"
@@ -90,6 +92,11 @@ WORKLOADS=(
   "scan_agg 1"
   "bucket_agg 1"
   "upsert 16"
+  "ts_copy 1"
+  "ts_insert_batch 1 --batch 1000"
+  "ts_window 1"
+  "ts_last_hour 1"
+  "ts_bucket 1"
 )
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -105,8 +112,18 @@ for spec in "${WORKLOADS[@]}"; do
   for round in $(seq "$ROUNDS"); do
     for target in chronos postgres; do
       url=$CH_URL; [ $target = postgres ] && url=$PG_URL
-      $BENCH --url "$url" --workload "$name" --rows "$ROWS" --setup ${extra:-} >/dev/null
-      out=$($BENCH --url "$url" --workload "$name" --clients "$clients" --duration "$DURATION" --rows "$ROWS" ${extra:-})
+      # The time-series read workloads share one table per server, filled once.
+      case $name in
+        ts_window|ts_last_hour|ts_bucket)
+          if ! grep -qw "$target" <<<"${series_filled:-}"; then
+            $BENCH --url "$url" --workload "$name" --rows "$ROWS" --setup >/dev/null
+            series_filled="${series_filled:-} $target"
+          fi ;;
+        *) $BENCH --url "$url" --workload "$name" --rows "$ROWS" --setup ${extra:-} >/dev/null ;;
+      esac
+      # PostgreSQL gets the plain SQL the window aggregates stand for.
+      plain=""; [ $target = postgres ] && plain=--plain-sql
+      out=$($BENCH --url "$url" --workload "$name" --clients "$clients" --duration "$DURATION" --rows "$ROWS" ${extra:-} $plain)
       unit=$(sed -n 's/.*unit=\([^ ]*\).*/\1/p' <<<"$out")
       if [ $target = chronos ]; then ch_vals+=("$(value_of <<<"$out")"); r=$(rss_kb $chronos_pid); [ "$r" -gt "$peak_ch" ] && peak_ch=$r
       else pg_vals+=("$(value_of <<<"$out")"); r=$(pg_rss_kb); [ "$r" -gt "$peak_pg" ] && peak_pg=$r; fi

@@ -17,7 +17,9 @@ struct Args {
     /// libpq-style connection string.
     #[arg(long, default_value = "host=127.0.0.1 port=5432 user=admin dbname=chronos")]
     url: String,
-    /// insert_1row, insert_batch, copy, point_select, index_select, scan_agg, bucket_agg, upsert.
+    /// insert_1row, insert_batch, copy, point_select, index_select, scan_agg, bucket_agg, upsert;
+    /// over a time-series table `ts_readings (device, ts, temp, PRIMARY KEY (device, ts))`:
+    /// ts_copy, ts_insert_batch, ts_window (`avg_1h`), ts_last_hour, ts_bucket.
     #[arg(long)]
     workload: String,
     #[arg(long, default_value_t = 1)]
@@ -37,6 +39,37 @@ struct Args {
     /// Create and fill the workload's tables first.
     #[arg(long)]
     setup: bool,
+    /// The server has no window aggregates (PostgreSQL): ts_window sends the plain SQL that
+    /// `avg_1h` stands for.
+    #[arg(long)]
+    plain_sql: bool,
+}
+
+const SERIES_DDL: &str = "DROP TABLE IF EXISTS ts_readings; \
+    CREATE TABLE ts_readings (device TEXT, ts TIMESTAMPTZ, temp FLOAT8, PRIMARY KEY (device, ts))";
+
+/// The time-series table's rows: 100 devices reading every 10 s, the newest now, temperatures
+/// with one decimal.
+async fn copy_series(client: &Client, rows: usize) {
+    use futures::SinkExt;
+    let sink =
+        client.copy_in("COPY ts_readings (device, ts, temp) FROM STDIN").await.unwrap_or_else(|e| fail("COPY", e));
+    futures::pin_mut!(sink);
+    let now = chrono::Utc::now().timestamp();
+    let steps = (rows as i64 + 99) / 100;
+    let mut buf = String::with_capacity(1 << 20);
+    for i in 0..rows as i64 {
+        let at = now - (steps - 1 - i / 100) * 10;
+        let ts = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default().format("%Y-%m-%d %H:%M:%S+00");
+        buf.push_str(&format!("dev-{}\t{ts}\t{}\n", i % 100, 15.0 + ((i * 7) % 200) as f64 / 10.0));
+        if buf.len() > (1 << 20) - 100 {
+            sink.send(bytes::Bytes::from(std::mem::take(&mut buf))).await.unwrap_or_else(|e| fail("COPY data", e));
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(bytes::Bytes::from(buf)).await.unwrap_or_else(|e| fail("COPY data", e));
+    }
+    sink.finish().await.unwrap_or_else(|e| fail("COPY finish", format!("{e:?}")));
 }
 
 async fn connect(url: &str) -> Client {
@@ -91,7 +124,7 @@ async fn copy_rows(client: &Client, table: &str, rows: usize, offset: u64) {
     if !buf.is_empty() {
         sink.send(bytes::Bytes::from(buf)).await.unwrap_or_else(|e| fail("COPY data", e));
     }
-    sink.finish().await.unwrap_or_else(|e| fail("COPY finish", e));
+    sink.finish().await.unwrap_or_else(|e| fail("COPY finish", format!("{e:?}")));
 }
 
 async fn setup(args: &Args) {
@@ -105,6 +138,7 @@ async fn setup(args: &Args) {
             "DROP TABLE IF EXISTS readings; CREATE TABLE readings (ts TIMESTAMPTZ, device TEXT, temp FLOAT8)"
         }
         "upsert" => "DROP TABLE IF EXISTS last_value; CREATE TABLE last_value (device TEXT PRIMARY KEY, ts TIMESTAMPTZ, temp FLOAT8)",
+        "ts_copy" | "ts_insert_batch" | "ts_window" | "ts_last_hour" | "ts_bucket" => SERIES_DDL,
         other => fail("unknown workload", other),
     };
     client.batch_execute(ddl).await.unwrap_or_else(|e| fail("setup", e));
@@ -129,6 +163,7 @@ async fn setup(args: &Args) {
                     .unwrap_or_else(|e| fail("index", e));
             }
         }
+        "ts_window" | "ts_last_hour" | "ts_bucket" => copy_series(&client, args.rows).await,
         _ => {}
     }
 }
@@ -216,7 +251,8 @@ async fn main() {
             .await;
             report(&args, lat, tput, "rows_per_s");
         }
-        "insert_batch" => {
+        "insert_batch" | "ts_insert_batch" => {
+            let table = if args.workload == "insert_batch" { "readings" } else { "ts_readings" };
             let batch = args.batch as u64;
             let (lat, tput) = run_clients(&args, batch, move |client, seq, _| async move {
                 let values: Vec<String> = (0..batch)
@@ -226,16 +262,20 @@ async fn main() {
                     })
                     .collect();
                 client
-                    .batch_execute(&format!("INSERT INTO readings (ts, device, temp) VALUES {}", values.join(",")))
+                    .batch_execute(&format!("INSERT INTO {table} (ts, device, temp) VALUES {}", values.join(",")))
                     .await
             })
             .await;
             report(&args, lat, tput, "rows_per_s");
         }
-        "copy" => {
+        "copy" | "ts_copy" => {
             let client = connect(&args.url).await;
             let t = Instant::now();
-            copy_rows(&client, "readings", args.rows, 0).await;
+            if args.workload == "copy" {
+                copy_rows(&client, "readings", args.rows, 0).await;
+            } else {
+                copy_series(&client, args.rows).await;
+            }
             let elapsed = t.elapsed();
             report(&args, vec![elapsed], args.rows as f64 / elapsed.as_secs_f64(), "rows_per_s");
         }
@@ -258,12 +298,17 @@ async fn main() {
             .await;
             report(&args, lat, tput, "ops_per_s");
         }
-        "scan_agg" | "bucket_agg" => {
+        "scan_agg" | "bucket_agg" | "ts_window" | "ts_last_hour" | "ts_bucket" => {
             let client = connect(&args.url).await;
-            let sql = if args.workload == "scan_agg" {
-                "SELECT avg(temp) FROM readings"
-            } else {
-                "SELECT date_trunc('hour', ts) AS h, avg(temp) FROM readings GROUP BY 1"
+            let sql = match args.workload.as_str() {
+                "scan_agg" => "SELECT avg(temp) FROM readings",
+                "bucket_agg" => "SELECT date_trunc('hour', ts) AS h, avg(temp) FROM readings GROUP BY 1",
+                "ts_window" if args.plain_sql => {
+                    "SELECT avg(temp) FROM ts_readings WHERE ts >= date_trunc('minute', now()) - interval '1 hour'"
+                }
+                "ts_window" => "SELECT avg_1h(temp) FROM ts_readings",
+                "ts_last_hour" => "SELECT avg(temp) FROM ts_readings WHERE ts >= now() - interval '1 hour'",
+                _ => "SELECT date_trunc('hour', ts) AS h, avg(temp) FROM ts_readings GROUP BY 1",
             };
             // One warm-up run, then the measured ones.
             client.simple_query(sql).await.unwrap_or_else(|e| fail(sql, e));

@@ -31,6 +31,7 @@ pub const CATALOG: Keyspace = Keyspace::Catalog;
 pub const META: Keyspace = Keyspace::Meta;
 pub const ROW: Keyspace = Keyspace::Row;
 pub const INDEX: Keyspace = Keyspace::Index;
+pub const SUMMARY: Keyspace = Keyspace::Summary;
 
 /// A table id, unique for the life of the database.
 pub type TableId = u32;
@@ -79,6 +80,11 @@ pub struct Table {
     /// Privileges granted to roles other than the built-in ones, as [`roles::privilege`] bits.
     #[serde(default)]
     pub grants: std::collections::BTreeMap<String, u8>,
+    /// Minute, hour and day summaries of the rows are kept on apply (`timeseries::summary`):
+    /// set for a time-series table (see [`Table::time_series_column`]) when it is created or
+    /// altered; tables from before summaries existed get them at their next ALTER TABLE.
+    #[serde(default)]
+    pub summarized: bool,
 }
 
 impl Table {
@@ -103,6 +109,29 @@ impl Table {
             }
         }
         key
+    }
+
+    /// The prefix of the table's time-series summaries (see `timeseries::summary`).
+    pub fn summary_prefix(&self) -> Vec<u8> {
+        let mut key = vec![SUMMARY.tag()];
+        key.extend_from_slice(&self.id.to_be_bytes());
+        key
+    }
+
+    /// The column whose time TTL and the window aggregates go by: the last primary-key column
+    /// when it is a timestamp or timestamptz, else the first such column.
+    pub fn time_column(&self) -> Option<usize> {
+        let is_time = |c: usize| matches!(self.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz);
+        self.primary_key
+            .last()
+            .copied()
+            .filter(|c| is_time(*c))
+            .or_else(|| (0..self.columns.len()).find(|c| is_time(*c)))
+    }
+
+    /// The time column of a time-series table: its primary key ends with it.
+    pub fn time_series_column(&self) -> Option<usize> {
+        self.time_column().filter(|c| self.primary_key.last() == Some(c))
     }
 
     /// The prefix under which every row of the table lives.
@@ -189,6 +218,11 @@ pub fn must_get_table(txn: &mut Transaction, name: &str) -> Result<Table> {
     get_table(txn, name)?.ok_or_else(|| Error::UndefinedTable(name.to_string()))
 }
 
+/// A table definition as stored under its [`CATALOG`] key.
+pub fn decode_table(bytes: &[u8]) -> Result<Table> {
+    decode_record(bytes, "table")
+}
+
 /// Every table, by name.
 pub fn list_tables(txn: &mut Transaction) -> Result<Vec<Table>> {
     list_records(txn, CATALOG, "table")
@@ -207,11 +241,11 @@ pub fn remove_table(txn: &mut Transaction, name: &str) {
 /// Names of [`META`] records marking retired key prefixes.
 const RETIRED: &str = "retired/";
 
-/// Retires the rows and index entries of `table` (dropped, or truncated and given a fresh id):
+/// Retires the rows, index entries and summaries of `table` (dropped, or truncated and given a fresh id):
 /// no new snapshot reads them, and garbage collection removes them once no snapshot can
-/// (see [`retired_prefixes`]). Costs two records, however many rows the table had.
+/// (see [`retired_prefixes`]). Costs three records, however many rows the table had.
 pub fn retire_table_keys(txn: &mut Transaction, table: &Table) {
-    for prefix in [table.row_prefix(), table.all_indexes_prefix()] {
+    for prefix in [table.row_prefix(), table.all_indexes_prefix(), table.summary_prefix()] {
         let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
         txn.set(record_key(META, &format!("{RETIRED}{hex}")), prefix);
     }

@@ -49,6 +49,9 @@ pub const APPLIED_KEY: &[u8] = Local::Applied.key();
 /// Where an earlier version kept a large batch while applying it in pieces (a redo record).
 const LEGACY_REDO_KEY: &[u8] = Local::LegacyRedo.key();
 
+/// A write of a batch: `(logical key, Some(value))`, or `(logical key, None)` for a delete.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
 /// The writes of one committed transaction, stamped with its commit version. Applying the same
 /// batch twice leaves the same state as applying it once.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -164,6 +167,20 @@ pub struct Mvcc {
     counters: Mutex<HashMap<Vec<u8>, counters::CounterBlock>>,
     /// Column snapshots of tables for full scans (see [`columns`]).
     columns: Arc<columns::ColumnCache>,
+    /// Writes derived from each applied batch (see [`Derive`]); set once, at start-up.
+    derive: OnceLock<Arc<dyn Derive>>,
+}
+
+/// Writes derived from each committed batch and made with it, at its version: the layers above
+/// keep data that follows from the rows (time-series summaries) exactly as of every snapshot.
+/// `before` reads the state just before the batch, so applying a batch again derives the same
+/// writes. Deriving must be deterministic (every replica derives the same writes from the same
+/// log) and fails only for I/O.
+pub trait Derive: Send + Sync {
+    fn derive(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<Write>>;
+
+    /// The whole state was replaced (a snapshot was installed): forget what was cached.
+    fn reset(&self) {}
 }
 
 impl Mvcc {
@@ -196,7 +213,20 @@ impl Mvcc {
             last_unique_id: AtomicU64::new(0),
             counters: Mutex::new(HashMap::new()),
             columns: Arc::new(columns::ColumnCache::new(applied)),
+            derive: OnceLock::new(),
         }))
+    }
+
+    /// Installs the writes derived from every batch applied from now on (see [`Derive`]).
+    pub fn set_derive(&self, derive: Arc<dyn Derive>) {
+        let _ = self.derive.set(derive);
+    }
+
+    /// The writes derived from `batch` (none without a [`Derive`]).
+    fn derived(self: &Arc<Self>, batch: &WriteBatch) -> Result<WriteBatch> {
+        let Some(derive) = self.derive.get() else { return Ok(WriteBatch::default()) };
+        let mut before = self.begin_at(batch.version.saturating_sub(1));
+        Ok(WriteBatch { version: batch.version, writes: derive.derive(batch, &mut before)? })
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -371,6 +401,24 @@ impl Transaction {
         !self.writes.is_empty()
     }
 
+    /// True if the transaction has buffered writes under `prefix`.
+    pub fn has_writes_under(&self, prefix: &[u8]) -> bool {
+        let own = match prefix_end(prefix) {
+            Some(end) => {
+                self.writes.range::<[u8], _>((Bound::Included(prefix), Bound::Excluded(end.as_slice()))).next()
+            }
+            None => self.writes.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded)).next(),
+        };
+        own.is_some()
+    }
+
+    /// Counts as a scan of everything under `prefix` for validation: a commit writing there
+    /// after this snapshot conflicts with this transaction. For reads of data derived from
+    /// those keys (summaries of a table's rows).
+    pub fn note_scan(&mut self, prefix: &[u8]) {
+        self.read_domains.insert(domain(prefix));
+    }
+
     /// Reads `key` as of the snapshot, seeing this transaction's own writes.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.writes.get(key) {
@@ -412,14 +460,7 @@ impl Transaction {
         if domain(prefix) != prefix {
             return columns::Lookup::Skip;
         }
-        let end = prefix_end(prefix);
-        let own = match &end {
-            Some(end) => {
-                self.writes.range::<[u8], _>((Bound::Included(prefix), Bound::Excluded(end.as_slice()))).next()
-            }
-            None => self.writes.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded)).next(),
-        };
-        if own.is_some() {
+        if self.has_writes_under(prefix) {
             return columns::Lookup::Skip;
         }
         self.mvcc.columns.lookup(&domain(prefix), self.read_version, build)

@@ -206,7 +206,7 @@ impl Mvcc {
     /// A batch stamped below a version already applied is refused (the same way on every
     /// replica, which all apply the same log): applying it would change what snapshots
     /// already taken see.
-    pub fn apply_committed(&self, batch: &WriteBatch, index: u64) -> Result<()> {
+    pub fn apply_committed(self: &Arc<Self>, batch: &WriteBatch, index: u64) -> Result<()> {
         let applied = self.applied.load(Ordering::SeqCst);
         if batch.version < applied {
             return Err(Error::Serialization(format!(
@@ -221,7 +221,8 @@ impl Mvcc {
             (APPLIED_KEY.to_vec(), batch.version.to_be_bytes().to_vec()),
             (RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec()),
         ];
-        let mut writes = stored_writes(batch).chain(applied).map(|(k, v)| (k, Some(v)));
+        let derived = self.derived(batch)?;
+        let mut writes = stored_writes(batch).chain(stored_writes(&derived)).chain(applied).map(|(k, v)| (k, Some(v)));
         self.columns.applying(batch.version, &batch.writes);
         self.storage.apply_in_order(&mut writes).inspect_err(|_| self.columns.reset(batch.version))?;
         self.forget_pending(&batch.writes, batch.version);

@@ -529,7 +529,7 @@ impl<S: LogStore> Driver<S> {
         Ok(())
     }
 
-    fn perform(&self, mvcc: &Mvcc, work: &Work) -> std::result::Result<(), Failure> {
+    fn perform(&self, mvcc: &Arc<Mvcc>, work: &Work) -> std::result::Result<(), Failure> {
         match work {
             Work::Restore(meta) => {
                 let store = self.node.store();

@@ -410,6 +410,9 @@ pub fn alter_table(
     }
     // A TTL needs its time column: dropping it or changing its type is refused.
     crate::sql::ttl::check(&new)?;
+    // Summaries follow the table's shape; applying the change rebuilds them when it changes
+    // the columns (see `timeseries::summary`).
+    new.summarized = new.time_series_column().is_some();
     catalog::save_table(ctx.txn, &new)?;
     Ok(None)
 }

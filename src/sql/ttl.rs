@@ -20,7 +20,7 @@ use super::session::Engine;
 use crate::catalog::{self, Table};
 use crate::error::{Error, Result};
 use crate::storage::rowcodec;
-use crate::types::{DataType, Value};
+use crate::types::Value;
 use std::sync::atomic::Ordering;
 
 /// Rows deleted per transaction.
@@ -43,19 +43,13 @@ pub fn ttl_micros(table: &Table) -> Result<Option<i64>> {
 /// Refuses a table whose TTL is not a positive interval or that has no time column to
 /// measure it by.
 pub fn check(table: &Table) -> Result<()> {
-    if ttl_micros(table)?.is_some() && time_column(table).is_none() {
+    if ttl_micros(table)?.is_some() && table.time_column().is_none() {
         return Err(Error::InvalidParameter(format!(
             "table \"{}\" has a ttl but no timestamp column to measure it by",
             table.name
         )));
     }
     Ok(())
-}
-
-/// The column whose time decides expiry (see the module documentation).
-pub fn time_column(table: &Table) -> Option<usize> {
-    let is_time = |c: usize| matches!(table.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz);
-    table.primary_key.last().copied().filter(|c| is_time(*c)).or_else(|| (0..table.columns.len()).find(|c| is_time(*c)))
 }
 
 fn time_of(row: &[Value], column: usize) -> Option<i64> {
@@ -97,7 +91,7 @@ impl Engine {
 
     /// Expires the rows of `table`, adding each committed batch to `deleted`.
     fn expire_table(&self, table: &Table, now: i64, deleted: &mut u64) -> Result<()> {
-        let (Some(ttl), Some(column)) = (ttl_micros(table)?, time_column(table)) else { return Ok(()) };
+        let (Some(ttl), Some(column)) = (ttl_micros(table)?, table.time_column()) else { return Ok(()) };
         let prefix = table.row_prefix();
         let mut newest = None;
         self.mvcc().begin().for_each_prefix(&prefix, |_, bytes| {

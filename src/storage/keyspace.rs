@@ -31,6 +31,9 @@ pub enum Keyspace {
     Sequence = 0x07,
     /// Views.
     View = 0x08,
+    /// Time-series summaries kept on apply: table id, then grain and bucket
+    /// (see `timeseries::summary`).
+    Summary = 0x09,
 }
 
 impl Keyspace {

@@ -190,7 +190,8 @@ impl Value {
     }
 }
 
-fn float_total_cmp(a: f64, b: f64) -> Ordering {
+/// PostgreSQL's order of floats: NaN equals NaN and sorts above every number.
+pub fn float_total_cmp(a: f64, b: f64) -> Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Greater,

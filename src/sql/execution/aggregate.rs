@@ -27,7 +27,9 @@ pub fn execute(
     // DISTINCT aggregates, percentiles), are held against the statement's memory budget.
     let mut held = ctx.memory.reserve();
     let group_bytes = 64 * aggregates.len().max(1);
-    if !from_snapshot(source, group_by, aggregates, &mut groups, ctx)? {
+    if let Some(accumulators) = super::summaries::answer(source, group_by, aggregates, ctx)? {
+        groups.list.push((Vec::new(), accumulators));
+    } else if !from_snapshot(source, group_by, aggregates, &mut groups, ctx)? {
         super::execute(source, ctx, &mut |ctx, row| {
             key.clear();
             for e in group_by {
@@ -186,6 +188,13 @@ fn from_snapshot(
     Ok(true)
 }
 
+/// The sum of values added at once ([`Accumulator::from_totals`]).
+pub enum Total {
+    None,
+    Int(i128),
+    Float(f64),
+}
+
 /// The running state of one aggregate over one group.
 pub struct Accumulator {
     function: AggregateFunction,
@@ -236,6 +245,27 @@ impl Accumulator {
             numeric_input: false,
             nan: false,
         }
+    }
+
+    /// The state after adding `count` values whose sum (for sums and averages) or extreme
+    /// (for min and max) is known: an aggregate answered from summaries.
+    pub fn from_totals(agg: &Aggregate, count: u64, total: Total, extreme: Value) -> Result<Self> {
+        let mut acc = Self::new(agg);
+        acc.count = i64::try_from(count).map_err(|_| Error::NumericOutOfRange("bigint out of range".into()))?;
+        acc.extreme = extreme;
+        match total {
+            Total::Int(sum) => {
+                acc.int_sum = sum;
+                if agg.function != AggregateFunction::Sum || !matches!(agg.return_type, DataType::Int8) {
+                    acc.numeric_input = true;
+                    acc.dec_sum = Decimal::try_from_i128_with_scale(sum, 0)
+                        .map_err(|_| Error::NumericOutOfRange("value overflows numeric format".into()))?;
+                }
+            }
+            Total::Float(sum) => acc.float_sum = sum,
+            Total::None => {}
+        }
+        Ok(acc)
     }
 
     /// Adds one input row's argument values.

@@ -15,6 +15,7 @@ pub mod memory;
 mod ops;
 pub(crate) mod regex;
 pub mod sequences;
+mod summaries;
 mod table_functions;
 mod window;
 

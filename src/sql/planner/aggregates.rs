@@ -3,12 +3,17 @@
 //! window frames.
 
 use super::binder::{ident, Binder};
-use super::plan::{Aggregate, AggregateFunction, Expr, Frame, FrameBound, Statistic, WindowCall, WindowFunction};
+use super::plan::{
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Statistic, Window, WindowCall, WindowFunction,
+};
 use crate::error::{Error, Result};
 use crate::types::{DataType, Value};
 use sqlparser::ast;
 
 pub(super) fn aggregate_function(name: &str) -> Option<AggregateFunction> {
+    if let Some((function, _)) = window_aggregate(name) {
+        return Some(function);
+    }
     Some(match name {
         "count" => AggregateFunction::Count,
         "sum" => AggregateFunction::Sum,
@@ -30,6 +35,22 @@ pub(super) fn aggregate_function(name: &str) -> Option<AggregateFunction> {
         "bool_or" => AggregateFunction::BoolOr,
         other => AggregateFunction::Regression(Statistic::ALL.iter().find(|(n, _)| *n == other)?.1),
     })
+}
+
+/// A window aggregate's function and window: `avg_1h` is `avg` over the last hour (see
+/// [`Window`]); `avg`, `min`, `max`, `sum` and `count` each come with `_1h`, `_24h` and `_7d`.
+pub(super) fn window_aggregate(name: &str) -> Option<(AggregateFunction, Window)> {
+    let (base, suffix) = name.rsplit_once('_')?;
+    let window = Window::from_suffix(suffix)?;
+    let function = match base {
+        "avg" => AggregateFunction::Avg,
+        "min" => AggregateFunction::Min,
+        "max" => AggregateFunction::Max,
+        "sum" => AggregateFunction::Sum,
+        "count" => AggregateFunction::Count,
+        _ => return None,
+    };
+    Some((function, window))
 }
 
 /// An aggregate's SQL name, for messages.
@@ -77,9 +98,11 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
 }
 
 impl Binder<'_> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn bind_aggregate(
         &mut self,
         function: AggregateFunction,
+        window: Option<Window>,
         args: &[&ast::Expr],
         star: bool,
         distinct: bool,
@@ -175,9 +198,26 @@ impl Binder<'_> {
             }
             let return_type = aggregate_type(function, arg_type.as_ref())?;
             let return_type = if many_fractions { DataType::Array(Box::new(return_type)) } else { return_type };
-            let filter = match filter {
-                Some(f) => Some(self.bind_condition(f, "FILTER")?),
-                None => None,
+            let filter = match (filter, window) {
+                (Some(_), Some(w)) => {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "FILTER with {}_{}",
+                        aggregate_name(function),
+                        w.suffix()
+                    )))
+                }
+                (Some(f), None) => Some(self.bind_condition(f, "FILTER")?),
+                (None, Some(w)) => {
+                    if distinct || !order.is_empty() {
+                        return Err(Error::FeatureNotSupported(format!(
+                            "DISTINCT or ORDER BY with {}_{}",
+                            aggregate_name(function),
+                            w.suffix()
+                        )));
+                    }
+                    Some(self.window_filter(function, w, &bound_args)?)
+                }
+                (None, None) => None,
             };
             let mut order_by = Vec::new();
             for o in order {
@@ -186,7 +226,7 @@ impl Binder<'_> {
             if self.saw_aggregate {
                 return Err(Error::Grouping("aggregate function calls cannot be nested".into()));
             }
-            Ok(Aggregate { function, args: bound_args, distinct, filter, order_by, return_type })
+            Ok(Aggregate { function, args: bound_args, distinct, filter, order_by, return_type, window })
         })();
         self.scope = saved_scope;
         self.saw_aggregate = saw_aggregate;
@@ -204,6 +244,42 @@ impl Binder<'_> {
         });
         self.grouping = Some(grouping);
         out
+    }
+
+    /// The condition that keeps a window aggregate's rows: `time >= time_bucket(grain, now())
+    /// - span` over the time column of the argument's table (the only table with one, for
+    /// `count_1h(*)`).
+    fn window_filter(&self, function: AggregateFunction, window: Window, args: &[Expr]) -> Result<Expr> {
+        let columns = &self.scope.columns;
+        let table = match args.first() {
+            Some(Expr::Column(c)) => columns.get(*c).and_then(|c| c.table.clone()),
+            _ => None,
+        };
+        let times: Vec<usize> =
+            (0..columns.len()).filter(|&i| columns[i].time && (table.is_none() || columns[i].table == table)).collect();
+        let [time] = times[..] else {
+            return Err(Error::UndefinedFunction(format!(
+                "{}_{}() needs exactly one table with a time column in FROM (a timestamp column, the last of \
+                 the primary key if any)",
+                aggregate_name(function),
+                window.suffix()
+            )));
+        };
+        let t = columns[time].data_type.clone();
+        let interval =
+            |micros: i64| Expr::Constant(Value::Interval(crate::types::value::Interval { months: 0, days: 0, micros }));
+        let clock = Expr::Function {
+            name: if t == DataType::Timestamp { "localtimestamp" } else { "now" },
+            args: Vec::new(),
+            return_type: t.clone(),
+        };
+        let bucket = Expr::Function {
+            name: "time_bucket",
+            args: vec![interval(window.grain().micros()), clock],
+            return_type: t,
+        };
+        let start = Expr::Binary(BinaryOp::Sub, Box::new(bucket), Box::new(interval(window.span_micros())));
+        Ok(Expr::Binary(BinaryOp::GtEq, Box::new(Expr::Column(time)), Box::new(start)))
     }
 
     pub(super) fn bind_window(

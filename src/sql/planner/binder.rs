@@ -1095,7 +1095,8 @@ impl Binder<'_> {
             let bound = match (&f.over, aggregate_function(&name)) {
                 (Some(over), _) => self.bind_window(&name, &args, star, over),
                 (None, Some(function)) => {
-                    self.bind_aggregate(function, &args, star, distinct, f.filter.as_deref(), &agg_order)
+                    let window = super::aggregates::window_aggregate(&name).map(|(_, w)| w);
+                    self.bind_aggregate(function, window, &args, star, distinct, f.filter.as_deref(), &agg_order)
                 }
                 (None, None) => Err(Error::Internal(format!("{name} is neither a window nor an aggregate"))),
             };
@@ -1222,8 +1223,13 @@ impl Binder<'_> {
 /// plain column (the first time it appears), under its name; the rest (other expressions,
 /// the aggregates) match no name.
 fn grouped_scope(grouping: &Grouping) -> Scope {
-    let unnamed =
-        || super::scope::ScopeColumn { table: None, name: String::new(), data_type: DataType::Unknown, hidden: true };
+    let unnamed = || super::scope::ScopeColumn {
+        table: None,
+        name: String::new(),
+        data_type: DataType::Unknown,
+        hidden: true,
+        time: false,
+    };
     let columns = grouping
         .group_exprs
         .iter()

@@ -19,6 +19,7 @@ fn table_scope(table: &Table, alias: &str) -> Vec<ScopeColumn> {
             name: c.name.clone(),
             data_type: c.data_type.clone(),
             hidden: false,
+            time: false,
         })
         .collect()
 }
@@ -403,7 +404,13 @@ impl Binder<'_> {
         };
         let table = catalog::must_get_table(self.txn, &name)?;
         let mut columns = table_scope(&table, &alias);
-        columns.push(ScopeColumn { table: None, name: String::new(), data_type: DataType::Bytea, hidden: true });
+        columns.push(ScopeColumn {
+            table: None,
+            name: String::new(),
+            data_type: DataType::Bytea,
+            hidden: true,
+            time: false,
+        });
         let mut scope = Scope::new(columns);
         let mut node = Node::Scan { table: table.clone(), filter: None, with_key: true, columns: None };
         if !extra.is_empty() {

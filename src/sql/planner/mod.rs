@@ -481,7 +481,18 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
         });
     }
     let next_index_id = indexes.len() as u32 + 1;
-    let table = Table { id: 0, name, columns, primary_key, indexes, ttl, next_index_id, grants: Default::default() };
+    let mut table = Table {
+        id: 0,
+        name,
+        columns,
+        primary_key,
+        indexes,
+        ttl,
+        next_index_id,
+        grants: Default::default(),
+        summarized: false,
+    };
+    table.summarized = table.time_series_column().is_some();
     crate::sql::ttl::check(&table)?;
     Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
 }

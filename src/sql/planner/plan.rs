@@ -4,6 +4,7 @@
 use crate::catalog::sequences::Sequence;
 use crate::catalog::views::View;
 use crate::catalog::Table;
+pub use crate::timeseries::summary::Window;
 use crate::types::{DataType, Value};
 use std::fmt;
 
@@ -107,6 +108,41 @@ pub struct Aggregate {
     /// `string_agg(x, ',' ORDER BY y)`: the order the inputs are fed in.
     pub order_by: Vec<SortKey>,
     pub return_type: DataType,
+    /// A window aggregate (`avg_1h(x)`): `filter` keeps the window's rows, and the table's
+    /// summaries may answer it without reading them (see `timeseries::summary`).
+    pub window: Option<Window>,
+}
+
+/// The summarized table whose summaries can answer an aggregation (see
+/// `timeseries::summary`): window aggregates only (`avg_1h(x)` …), without GROUP BY, of
+/// columns of a table read whole; sums, averages and extremes of integer and float columns.
+/// Whether they do is decided as it runs: not in a transaction that wrote the table, nor for
+/// an extreme or a float sum its summaries no longer know exactly.
+pub fn summary_source<'a>(source: &'a Node, group_by: &[Expr], aggregates: &[Aggregate]) -> Option<&'a Table> {
+    let Node::Scan { table, filter: None, with_key: false, .. } = source else { return None };
+    let summarizable = |agg: &Aggregate| {
+        let column = match agg.args[..] {
+            [] => None,
+            [Expr::Column(c)] => Some(table.columns.get(c)?),
+            _ => return None,
+        };
+        let numeric = column.is_some_and(|c| {
+            matches!(
+                c.data_type,
+                DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Float4 | DataType::Float8
+            )
+        });
+        let supported = match agg.function {
+            AggregateFunction::CountStar | AggregateFunction::Count => true,
+            AggregateFunction::Sum | AggregateFunction::Avg | AggregateFunction::Min | AggregateFunction::Max => {
+                numeric
+            }
+            _ => false,
+        };
+        (agg.window.is_some() && !agg.distinct && agg.order_by.is_empty() && supported).then_some(())
+    };
+    let all = !aggregates.is_empty() && aggregates.iter().all(|a| summarizable(a).is_some());
+    (table.summarized && group_by.is_empty() && all).then_some(table)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -728,8 +764,18 @@ impl Node {
             }
             Node::Aggregate { source, group_by, aggregates } => {
                 let groups: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
-                let aggs: Vec<String> = aggregates.iter().map(|a| format!("{:?}", a.function).to_lowercase()).collect();
-                writeln!(f, "Aggregate group=[{}] aggs=[{}]", groups.join(", "), aggs.join(", "))?;
+                let aggs: Vec<String> = aggregates
+                    .iter()
+                    .map(|a| {
+                        let name = format!("{:?}", a.function).to_lowercase();
+                        match a.window {
+                            Some(w) => format!("{}_{}", name.trim_end_matches("star"), w.suffix()),
+                            None => name,
+                        }
+                    })
+                    .collect();
+                let from = if summary_source(source, group_by, aggregates).is_some() { " from summaries" } else { "" };
+                writeln!(f, "Aggregate group=[{}] aggs=[{}]{from}", groups.join(", "), aggs.join(", "))?;
                 source.explain(f, depth + 1)
             }
             Node::GapFill { source, fill } => {

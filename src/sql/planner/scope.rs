@@ -12,6 +12,9 @@ pub struct ScopeColumn {
     pub data_type: DataType,
     /// Not matched by unqualified names or `*` (the right-hand copy of a USING column).
     pub hidden: bool,
+    /// The time column of a table read by the query (see `Table::time_column`), which the
+    /// window aggregates (`avg_1h` …) go by.
+    pub time: bool,
 }
 
 /// The columns of the row an expression is evaluated over, in order.

@@ -53,7 +53,7 @@ impl Binder<'_> {
         self.modifications.push((id, plan));
         let columns = columns
             .into_iter()
-            .map(|c| ScopeColumn { table: None, name: c.name, data_type: c.data_type, hidden: false })
+            .map(|c| ScopeColumn { table: None, name: c.name, data_type: c.data_type, hidden: false, time: false })
             .collect();
         self.ctes.insert(name, (Node::WorkingTable { id }, columns));
         Ok(())
@@ -249,7 +249,13 @@ impl Binder<'_> {
                 let columns = lcols
                     .iter()
                     .zip(types)
-                    .map(|(c, t)| ScopeColumn { table: None, name: c.name.clone(), data_type: t, hidden: false })
+                    .map(|(c, t)| ScopeColumn {
+                        table: None,
+                        name: c.name.clone(),
+                        data_type: t,
+                        hidden: false,
+                        time: false,
+                    })
                     .collect();
                 Ok((Node::SetOperation { op: op_name, all, left: Box::new(lnode), right: Box::new(rnode) }, columns))
             }
@@ -289,7 +295,13 @@ impl Binder<'_> {
         let columns = types
             .into_iter()
             .enumerate()
-            .map(|(i, t)| ScopeColumn { table: None, name: format!("column{}", i + 1), data_type: t, hidden: false })
+            .map(|(i, t)| ScopeColumn {
+                table: None,
+                name: format!("column{}", i + 1),
+                data_type: t,
+                hidden: false,
+                time: false,
+            })
             .collect();
         Ok((Node::Values { rows }, columns))
     }
@@ -416,7 +428,7 @@ impl Binder<'_> {
                 JoinKind::Right => r,
                 JoinKind::Full => Expr::Function { name: "coalesce", args: vec![l, r], return_type: t.clone() },
             });
-            columns.push(ScopeColumn { table: None, name: name.clone(), data_type: t, hidden: false });
+            columns.push(ScopeColumn { table: None, name: name.clone(), data_type: t, hidden: false, time: false });
         }
         for (i, c) in left.columns.iter().chain(right.columns.iter()).enumerate() {
             exprs.push(Expr::Column(i));
@@ -476,14 +488,17 @@ impl Binder<'_> {
                         }
                     }
                     let table = catalog::must_get_table(self.txn, &table_name)?;
+                    let time = table.time_column();
                     let columns = table
                         .columns
                         .iter()
-                        .map(|c| ScopeColumn {
+                        .enumerate()
+                        .map(|(i, c)| ScopeColumn {
                             table: None,
                             name: c.name.clone(),
                             data_type: c.data_type.clone(),
                             hidden: false,
+                            time: time == Some(i),
                         })
                         .collect();
                     (Node::Scan { table, filter: None, with_key: false, columns: None }, columns)
@@ -651,6 +666,7 @@ impl Binder<'_> {
                 name: name.clone(),
                 data_type: if t == DataType::Unknown { DataType::Text } else { t },
                 hidden: false,
+                time: false,
             });
         }
         // ORDER BY: output positions and names, else expressions over the input.

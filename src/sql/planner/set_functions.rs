@@ -174,7 +174,7 @@ impl Binder<'_> {
                     Some(a) if name == f.name && !per_argument => ident(&a.name),
                     _ => name,
                 };
-                ScopeColumn { table: Some(table.clone()), name, data_type, hidden: false }
+                ScopeColumn { table: Some(table.clone()), name, data_type, hidden: false, time: false }
             })
             .collect();
         if let Some(a) = f.alias {

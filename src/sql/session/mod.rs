@@ -31,8 +31,10 @@ pub const DEFAULT_STATEMENT_MEMORY: usize = 1 << 30;
 impl Engine {
     /// Opens the engine over a storage engine.
     pub fn open(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
+        let mvcc = Mvcc::new(storage)?;
+        mvcc.set_derive(Arc::new(crate::timeseries::summary::Summaries::default()));
         Ok(Arc::new(Self {
-            mvcc: Mvcc::new(storage)?,
+            mvcc,
             statement_memory: std::sync::atomic::AtomicUsize::new(DEFAULT_STATEMENT_MEMORY),
             ttl_expired: std::sync::atomic::AtomicU64::new(0),
         }))

@@ -292,7 +292,7 @@ pub fn schema(schema: Option<&str>, name: &str) -> Option<(String, Vec<ScopeColu
         .iter()
         .map(|(n, t)| {
             let data_type = if TEXT_ARRAYS.contains(n) { DataType::Array(Box::new(DataType::Text)) } else { t.clone() };
-            ScopeColumn { table: None, name: n.to_string(), data_type, hidden: false }
+            ScopeColumn { table: None, name: n.to_string(), data_type, hidden: false, time: false }
         })
         .collect();
     Some((qualified, columns))

@@ -1,0 +1,356 @@
+//! Minute, hour and day summaries of time-series tables, kept on apply, from which the window
+//! aggregates (`avg_1h(x)`, `max_7d(x)`, …) are answered without reading rows.
+//!
+//! A summarized table (see [`Table::summarized`]) has one [`Record`] per grain and bucket that
+//! holds rows: its row count and, per column, the count, sum, minimum and maximum of the
+//! values. The records are ordinary MVCC keys of the [`Keyspace::Summary`] keyspace, written
+//! at the version of the batch whose rows they follow, by [`Summaries`] while the batch is
+//! applied (on every replica alike, from the replicated batch alone). So a snapshot reads the
+//! summaries of exactly the rows it sees, and inserts, updates, deletes, TTL expiry and every
+//! other writer keep them correct without knowing about them.
+//!
+//! Key: tag, table id (4 bytes, big-endian), grain (one byte), then the bucket's start as an
+//! order-preserving encoded bigint (microseconds since 1970, the same units as a timestamp's
+//! value). Buckets are aligned to UTC: a minute starts at second 0, an hour at minute 0, a
+//! day at midnight UTC.
+//!
+//! Applying a batch that changes a summarized table's columns (ALTER TABLE … ADD COLUMN, DROP
+//! COLUMN, ALTER TYPE) or makes a table summarized rebuilds its records from its rows, which
+//! such a batch rewrites anyway. TRUNCATE and DROP retire the records with the rows.
+
+pub mod record;
+
+pub use record::{ColumnSummary, FloatSummary, IntSummary, Record};
+
+use crate::catalog::{self, Table, TableId, CATALOG, ROW, SUMMARY};
+use crate::error::{Error, Result};
+use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
+use crate::storage::{keycode, rowcodec};
+use crate::types::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+const MICROS_PER_MINUTE: i64 = 60_000_000;
+
+/// The width of a summary bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grain {
+    Minute = 0,
+    Hour = 1,
+    Day = 2,
+}
+
+impl Grain {
+    pub const ALL: [Grain; 3] = [Grain::Minute, Grain::Hour, Grain::Day];
+
+    pub fn micros(self) -> i64 {
+        match self {
+            Grain::Minute => MICROS_PER_MINUTE,
+            Grain::Hour => 60 * MICROS_PER_MINUTE,
+            Grain::Day => 24 * 60 * MICROS_PER_MINUTE,
+        }
+    }
+
+    /// The start of the bucket holding time `t` (the lowest bucket for times below it).
+    pub fn bucket(self, t: i64) -> i64 {
+        t.div_euclid(self.micros()).checked_mul(self.micros()).unwrap_or(i64::MIN)
+    }
+}
+
+/// The window of a window aggregate (`avg_1h`, `avg_24h`, `avg_7d`): the rows whose time is
+/// at or after the start of the current bucket of its grain, less its span. So `avg_1h` reads
+/// the current minute and the 60 whole minutes before it, `avg_24h` the current hour and the
+/// 24 hours before it, `avg_7d` the current (UTC) day and the 7 days before it; rows dated in
+/// the future count too, as they do for `ts >= now() - interval '1 hour'`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Window {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Window {
+    /// The window named by a function's suffix (`1h`, `24h`, `7d`).
+    pub fn from_suffix(suffix: &str) -> Option<Window> {
+        Some(match suffix {
+            "1h" => Window::Hour,
+            "24h" => Window::Day,
+            "7d" => Window::Week,
+            _ => return None,
+        })
+    }
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Window::Hour => "1h",
+            Window::Day => "24h",
+            Window::Week => "7d",
+        }
+    }
+
+    /// The grain whose buckets the window is made of.
+    pub fn grain(self) -> Grain {
+        match self {
+            Window::Hour => Grain::Minute,
+            Window::Day => Grain::Hour,
+            Window::Week => Grain::Day,
+        }
+    }
+
+    /// How far the window reaches back before the start of the current bucket.
+    pub fn span_micros(self) -> i64 {
+        match self {
+            Window::Hour => Grain::Hour.micros(),
+            Window::Day => Grain::Day.micros(),
+            Window::Week => 7 * Grain::Day.micros(),
+        }
+    }
+
+    /// The first time in the window at time `now`.
+    pub fn start(self, now: i64) -> i64 {
+        self.grain().bucket(now).saturating_sub(self.span_micros())
+    }
+}
+
+/// The key of the record of `table`'s bucket starting at `bucket`.
+fn record_key(table: TableId, grain: Grain, bucket: i64) -> Vec<u8> {
+    let mut key = grain_prefix(table, grain);
+    keycode::encode_value(&Value::Int8(bucket), &mut key);
+    key
+}
+
+fn grain_prefix(table: TableId, grain: Grain) -> Vec<u8> {
+    let mut key = vec![SUMMARY.tag()];
+    key.extend_from_slice(&table.to_be_bytes());
+    key.push(grain as u8);
+    key
+}
+
+/// The summary of the rows of `table` whose time is at or after `start` (a bucket start of
+/// `grain`), as `txn` sees them. Reading it counts as reading the table's rows for
+/// serializable validation. The caller checks the table is summarized and that `txn` has not
+/// written its rows itself (the summaries follow committed rows only).
+pub fn since(txn: &mut Transaction, table: &Table, grain: Grain, start: i64) -> Result<Record> {
+    txn.note_scan(&table.row_prefix());
+    let prefix = grain_prefix(table.id, grain);
+    let lower = record_key(table.id, grain, start);
+    let mut total = Record::empty(table);
+    txn.for_each_range(&prefix, None, Some(&lower), None, |_, bytes| {
+        total.merge(&Record::decode(table, bytes)?);
+        Ok(true)
+    })?;
+    Ok(total)
+}
+
+/// Keeps the summaries: the [`Derive`] of the MVCC store.
+#[derive(Default)]
+pub struct Summaries {
+    /// The table definitions as of the last batch applied, while no batch changed them.
+    catalog: Mutex<Option<Arc<Catalog>>>,
+}
+
+/// Table definitions by catalog key and by id.
+#[derive(Clone, Default)]
+struct Catalog {
+    by_key: HashMap<Vec<u8>, Arc<Table>>,
+    by_id: HashMap<TableId, Arc<Table>>,
+}
+
+impl Catalog {
+    fn load(txn: &mut Transaction) -> Result<Catalog> {
+        let mut catalog = Catalog::default();
+        for (key, bytes) in txn.scan_prefix(&[CATALOG.tag()])? {
+            catalog.put(key, Some(&bytes))?;
+        }
+        Ok(catalog)
+    }
+
+    /// Sets (or with None removes) the definition stored under `key`.
+    fn put(&mut self, key: Vec<u8>, bytes: Option<&[u8]>) -> Result<()> {
+        if let Some(old) = self.by_key.remove(&key) {
+            self.by_id.remove(&old.id);
+        }
+        if let Some(bytes) = bytes {
+            let table = Arc::new(catalog::decode_table(bytes)?);
+            self.by_id.insert(table.id, table.clone());
+            self.by_key.insert(key, table);
+        }
+        Ok(())
+    }
+}
+
+/// What decides a record's layout: a change of it rebuilds the table's records.
+fn same_shape(a: &Table, b: &Table) -> bool {
+    a.summarized
+        && a.time_series_column() == b.time_series_column()
+        && a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| x.data_type == y.data_type)
+}
+
+/// The table id of a row key.
+fn table_of(key: &[u8]) -> Result<TableId> {
+    let id = key.get(1..5).ok_or_else(|| Error::Corruption("row key too short".into()))?;
+    Ok(TableId::from_be_bytes([id[0], id[1], id[2], id[3]]))
+}
+
+fn decode_row(table: &Table, bytes: &[u8]) -> Result<Vec<Value>> {
+    let mut row = rowcodec::decode_row(bytes)?;
+    row.resize(table.columns.len(), Value::Null);
+    Ok(row)
+}
+
+/// The time of a row of a summarized table.
+fn time_of(table: &Table, row: &[Value]) -> Option<i64> {
+    match row.get(table.time_series_column()?) {
+        Some(Value::Timestamp(t) | Value::TimestampTz(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+/// The records a batch changes, each with whether it existed before the batch.
+#[derive(Default)]
+struct Changes {
+    records: BTreeMap<Vec<u8>, (Record, bool)>,
+}
+
+impl Changes {
+    /// Adds (`add`) or removes a row of `table` in each grain's bucket.
+    fn update(&mut self, before: &mut Transaction, table: &Table, row: &[Value], add: bool) -> Result<()> {
+        let Some(time) = time_of(table, row) else { return Ok(()) };
+        for grain in Grain::ALL {
+            let key = record_key(table.id, grain, grain.bucket(time));
+            let (record, _) = match self.records.entry(key) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let loaded = match before.get(e.key())? {
+                        Some(bytes) => (Record::decode(table, &bytes)?, true),
+                        None => (Record::empty(table), false),
+                    };
+                    e.insert(loaded)
+                }
+            };
+            if add {
+                record.add(row);
+            } else {
+                record.remove(row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces every record of `table` by records computed from its rows after `batch`.
+    fn rebuild(&mut self, before: &mut Transaction, table: &Table, batch: &WriteBatch) -> Result<()> {
+        for (key, _) in before.scan_prefix(&table.summary_prefix())? {
+            self.records.insert(key, (Record::empty(table), true));
+        }
+        let prefix = table.row_prefix();
+        let start = batch.writes.partition_point(|(k, _)| k.as_slice() < prefix.as_slice());
+        let end = start + batch.writes[start..].partition_point(|(k, _)| k.starts_with(&prefix));
+        let written = &batch.writes[start..end];
+        let mut fresh: BTreeMap<Vec<u8>, Record> = BTreeMap::new();
+        let mut add = |row: &[Value]| {
+            if let Some(time) = time_of(table, row) {
+                for grain in Grain::ALL {
+                    let key = record_key(table.id, grain, grain.bucket(time));
+                    fresh.entry(key).or_insert_with(|| Record::empty(table)).add(row);
+                }
+            }
+        };
+        before.for_each_prefix(&prefix, |key, bytes| {
+            if written.binary_search_by(|(k, _)| k.as_slice().cmp(key)).is_err() {
+                add(&decode_row(table, bytes)?);
+            }
+            Ok(true)
+        })?;
+        for (_, value) in written {
+            if let Some(bytes) = value {
+                add(&decode_row(table, bytes)?);
+            }
+        }
+        for (key, record) in fresh {
+            let existed = self.records.get(&key).is_some_and(|(_, existed)| *existed);
+            self.records.insert(key, (record, existed));
+        }
+        Ok(())
+    }
+
+    fn into_writes(self) -> Vec<Write> {
+        let mut writes = Vec::with_capacity(self.records.len());
+        for (key, (record, existed)) in self.records {
+            if record.rows > 0 {
+                writes.push((key, Some(record.encode())));
+            } else if existed {
+                writes.push((key, None));
+            }
+        }
+        writes
+    }
+}
+
+impl Summaries {
+    /// The definitions as of `before`.
+    fn catalog(&self, before: &mut Transaction) -> Result<Arc<Catalog>> {
+        if let Some(catalog) = lock(&self.catalog).as_ref() {
+            return Ok(catalog.clone());
+        }
+        let catalog = Arc::new(Catalog::load(before)?);
+        *lock(&self.catalog) = Some(catalog.clone());
+        Ok(catalog)
+    }
+}
+
+impl Derive for Summaries {
+    fn derive(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<Write>> {
+        let (mut ddl, mut rows) = (false, false);
+        for (key, _) in &batch.writes {
+            match key.first() {
+                Some(&t) if t == CATALOG.tag() => ddl = true,
+                Some(&t) if t == ROW.tag() => rows = true,
+                _ => {}
+            }
+        }
+        if !ddl && !rows {
+            return Ok(Vec::new());
+        }
+        let old = self.catalog(before)?;
+        let new = if ddl {
+            // Read again at the next batch: this one may yet fail to apply and come again.
+            *lock(&self.catalog) = None;
+            let mut new = (*old).clone();
+            for (key, value) in batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())) {
+                new.put(key.clone(), value.as_deref())?;
+            }
+            Arc::new(new)
+        } else {
+            old.clone()
+        };
+        let mut changes = Changes::default();
+        let mut rebuilt = Vec::new();
+        if ddl {
+            for table in new.by_id.values().filter(|t| t.summarized) {
+                if old.by_id.get(&table.id).is_some_and(|o| !same_shape(o, table)) {
+                    changes.rebuild(before, table, batch)?;
+                    rebuilt.push(table.id);
+                }
+            }
+        }
+        for (key, value) in batch.writes.iter().filter(|(k, _)| k.first() == Some(&ROW.tag())) {
+            let id = table_of(key)?;
+            let Some(table) = new.by_id.get(&id).filter(|t| t.summarized && !rebuilt.contains(&id)) else { continue };
+            if let Some(bytes) = before.get(key)? {
+                changes.update(before, table, &decode_row(table, &bytes)?, false)?;
+            }
+            if let Some(bytes) = value {
+                changes.update(before, table, &decode_row(table, bytes)?, true)?;
+            }
+        }
+        Ok(changes.into_writes())
+    }
+
+    fn reset(&self) {
+        *lock(&self.catalog) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;
