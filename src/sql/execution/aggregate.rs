@@ -27,8 +27,8 @@ pub fn execute(
     // DISTINCT aggregates, percentiles), are held against the statement's memory budget.
     let mut held = ctx.memory.reserve();
     let group_bytes = 64 * aggregates.len().max(1);
-    if let Some(accumulators) = super::summaries::answer(source, group_by, aggregates, ctx)? {
-        groups.list.push((Vec::new(), accumulators));
+    if let Some(list) = super::summaries::answer(source, group_by, aggregates, ctx)? {
+        groups.list = list;
     } else if !from_snapshot(source, group_by, aggregates, &mut groups, ctx)? {
         super::execute(source, ctx, &mut |ctx, row| {
             key.clear();
@@ -88,11 +88,14 @@ pub fn execute(
     Ok(())
 }
 
+/// A group's key and its aggregates' accumulators.
+pub type Group = (Row, Vec<Accumulator>);
+
 /// Groups in the order they were first seen, each with its accumulators.
 #[derive(Default)]
 struct Groups {
     index: HashMap<Row, usize>,
-    list: Vec<(Row, Vec<Accumulator>)>,
+    list: Vec<Group>,
 }
 
 impl Groups {

@@ -15,6 +15,7 @@ pub mod scope;
 mod select;
 pub mod sequences;
 mod set_functions;
+pub mod summaries;
 pub mod types;
 mod views;
 mod walk;

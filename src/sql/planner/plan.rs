@@ -113,38 +113,6 @@ pub struct Aggregate {
     pub window: Option<Window>,
 }
 
-/// The summarized table whose summaries can answer an aggregation (see
-/// `timeseries::summary`): window aggregates only (`avg_1h(x)` …), without GROUP BY, of
-/// columns of a table read whole; sums, averages and extremes of integer and float columns.
-/// Whether they do is decided as it runs: not in a transaction that wrote the table, nor for
-/// an extreme or a float sum its summaries no longer know exactly.
-pub fn summary_source<'a>(source: &'a Node, group_by: &[Expr], aggregates: &[Aggregate]) -> Option<&'a Table> {
-    let Node::Scan { table, filter: None, with_key: false, .. } = source else { return None };
-    let summarizable = |agg: &Aggregate| {
-        let column = match agg.args[..] {
-            [] => None,
-            [Expr::Column(c)] => Some(table.columns.get(c)?),
-            _ => return None,
-        };
-        let numeric = column.is_some_and(|c| {
-            matches!(
-                c.data_type,
-                DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Float4 | DataType::Float8
-            )
-        });
-        let supported = match agg.function {
-            AggregateFunction::CountStar | AggregateFunction::Count => true,
-            AggregateFunction::Sum | AggregateFunction::Avg | AggregateFunction::Min | AggregateFunction::Max => {
-                numeric
-            }
-            _ => false,
-        };
-        (agg.window.is_some() && !agg.distinct && agg.order_by.is_empty() && supported).then_some(())
-    };
-    let all = !aggregates.is_empty() && aggregates.iter().all(|a| summarizable(a).is_some());
-    (table.summarized && group_by.is_empty() && all).then_some(table)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AggregateFunction {
     CountStar,
@@ -774,7 +742,10 @@ impl Node {
                         }
                     })
                     .collect();
-                let from = if summary_source(source, group_by, aggregates).is_some() { " from summaries" } else { "" };
+                let from = match super::summaries::summary_plan(source, group_by, aggregates) {
+                    Some(_) => " from summaries",
+                    None => "",
+                };
                 writeln!(f, "Aggregate group=[{}] aggs=[{}]{from}", groups.join(", "), aggs.join(", "))?;
                 source.explain(f, depth + 1)
             }

@@ -142,6 +142,26 @@ pub fn since(txn: &mut Transaction, table: &Table, grain: Grain, start: i64) -> 
     Ok(total)
 }
 
+/// Calls `f` with the start and the record of each bucket of `grain` that holds rows of
+/// `table`, in time order (see [`since`] for what the caller checks).
+pub fn each_bucket(
+    txn: &mut Transaction,
+    table: &Table,
+    grain: Grain,
+    mut f: impl FnMut(i64, Record) -> Result<()>,
+) -> Result<()> {
+    txn.note_scan(&table.row_prefix());
+    let prefix = grain_prefix(table.id, grain);
+    txn.for_each_prefix(&prefix, |key, bytes| {
+        let mut rest = &key[prefix.len()..];
+        let Value::Int8(bucket) = keycode::decode_value(&mut rest)? else {
+            return Err(Error::Corruption(format!("summary key of table {}", table.name)));
+        };
+        f(bucket, Record::decode(table, bytes)?)?;
+        Ok(true)
+    })
+}
+
 /// Keeps the summaries: the [`Derive`] of the MVCC store.
 #[derive(Default)]
 pub struct Summaries {
