@@ -3,13 +3,16 @@
 //! table's size; `GROUP BY date_trunc('hour', ts)` reads one record per bucket.
 
 use super::aggregate::{Accumulator, Group, Total};
-use super::Context;
+use super::eval::eval;
+use super::{Context, Row};
+use crate::catalog::Table;
 use crate::error::Result;
-use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node};
+use crate::sql::planner::plan::{Aggregate, AggregateFunction, BinaryOp, Expr, Node, Window};
 use crate::sql::planner::summaries::summary_plan;
-use crate::timeseries::summary::{self, ColumnSummary, Grain, Record};
+use crate::storage::{keycode, prefix_end, rowcodec};
+use crate::timeseries::summary::{self, ColumnSummary, Piece, Record};
 use crate::types::{DataType, Value};
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 
 /// The groups of an aggregation filled from summaries, or None when the rows must be read
 /// (see [`summary_plan`]; also when this transaction wrote the table, whose summaries follow
@@ -42,25 +45,119 @@ pub fn answer(
         })?;
         return Ok(exact.then_some(groups));
     }
-    // One group: each window's records (all the rows: every day's) are read once.
-    let mut records: HashMap<(Grain, i64), Record> = HashMap::new();
+    // One group: each window's records, or those of the WHERE clause's time range (every
+    // row's without one) and the rows of its partial minutes, are read once.
+    let mut read: HashMap<Option<Window>, (Record, Vec<Row>)> = HashMap::new();
     let mut accs = Vec::with_capacity(aggregates.len());
     for agg in aggregates {
-        let (grain, start) = match agg.window {
-            Some(w) => (w.grain(), w.start(ctx.now)),
-            None => (Grain::Day, i64::MIN),
-        };
-        let record = match records.get(&(grain, start)) {
-            Some(record) => record,
-            None => {
-                let record = summary::since(ctx.txn, table, grain, start)?;
-                records.entry((grain, start)).or_insert(record)
+        let (record, rows) = match read.entry(agg.window) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let Some(range) = read_range(ctx, table, agg.window, &plan.bounds)? else { return Ok(None) };
+                e.insert(range)
             }
         };
-        let Some(acc) = accumulator(agg, record, &table.columns)? else { return Ok(None) };
+        let Some(mut acc) = accumulator(agg, record, &table.columns)? else { return Ok(None) };
+        for row in rows {
+            match agg.args[..] {
+                [Expr::Column(c)] => acc.add(std::slice::from_ref(&row[c]))?,
+                _ => acc.add(&[])?,
+            }
+        }
         accs.push(acc);
     }
     Ok(Some(vec![(Vec::new(), accs)]))
+}
+
+/// The summary of a window's rows (or of those within `bounds`) and the rows of its partial
+/// minutes; None when the bounds are not times the summaries can take.
+fn read_range(
+    ctx: &mut Context,
+    table: &Table,
+    window: Option<Window>,
+    bounds: &[(BinaryOp, Expr)],
+) -> Result<Option<(Record, Vec<Row>)>> {
+    let (lo, hi) = match window {
+        Some(w) => (Some(w.start(ctx.now)), None),
+        None => match time_range(bounds, ctx)? {
+            Some(range) => range,
+            None => return Ok(None),
+        },
+    };
+    let mut record = Record::empty(table);
+    let mut rows = Vec::new();
+    if lo.zip(hi).is_none_or(|(l, h)| l < h) {
+        for piece in summary::cover(lo, hi) {
+            match piece {
+                Piece::Buckets(grain, start, end) => record.merge(&summary::range(ctx.txn, table, grain, start, end)?),
+                Piece::Rows(start, end) => rows_between(ctx, table, start, end, &mut rows)?,
+            }
+        }
+    }
+    Ok(Some((record, rows)))
+}
+
+/// Times beyond this many microseconds from 1970 (infinities among them) are left to the rows.
+const FAR: i64 = 1 << 62;
+
+/// The range `[lo, hi)` the bounds allow (an empty one when a bound is NULL); None when one is
+/// not a time, or too far out to be bucketed.
+fn time_range(bounds: &[(BinaryOp, Expr)], ctx: &mut Context) -> Result<Option<(Option<i64>, Option<i64>)>> {
+    let (mut lo, mut hi): (Option<i64>, Option<i64>) = (None, None);
+    for (op, e) in bounds {
+        let t = match eval(e, &[], ctx)? {
+            Value::Null => return Ok(Some((Some(0), Some(0)))),
+            Value::Timestamp(t) | Value::TimestampTz(t) if t.abs() < FAR => t,
+            _ => return Ok(None),
+        };
+        match op {
+            BinaryOp::GtEq => lo = lo.max(Some(t)),
+            BinaryOp::Gt => lo = lo.max(Some(t + 1)),
+            BinaryOp::Lt => hi = Some(hi.map_or(t, |h| h.min(t))),
+            _ => hi = Some(hi.map_or(t + 1, |h| h.min(t + 1))),
+        }
+    }
+    Ok(Some((lo, hi)))
+}
+
+/// Appends the rows of `table` with times in `[lo, hi)`: for each value of the primary key's
+/// other columns (each series), one range of its keys.
+fn rows_between(ctx: &mut Context, table: &Table, lo: i64, hi: i64, out: &mut Vec<Row>) -> Result<()> {
+    let Some(time) = table.time_series_column() else { return Ok(()) };
+    let bound = |t: i64| match table.columns[time].data_type {
+        DataType::Timestamp => Value::Timestamp(t),
+        _ => Value::TimestampTz(t),
+    };
+    let prefix = table.row_prefix();
+    let series_columns = table.primary_key.len() - 1;
+    let mut cursor = prefix.clone();
+    loop {
+        ctx.check_cancel()?;
+        let mut next = None;
+        ctx.txn.for_each_range(&prefix, None, Some(&cursor), None, |key, _| {
+            next = Some(key.to_vec());
+            Ok(false)
+        })?;
+        let Some(key) = next else { return Ok(()) };
+        let mut rest = &key[prefix.len()..];
+        for _ in 0..series_columns {
+            keycode::decode_value(&mut rest)?;
+        }
+        let series = &key[..key.len() - rest.len()];
+        let (mut lower, mut upper) = (series.to_vec(), series.to_vec());
+        keycode::encode_value(&bound(lo), &mut lower);
+        keycode::encode_value(&bound(hi), &mut upper);
+        ctx.txn.for_each_range(series, None, Some(&lower), Some(&upper), |_, bytes| {
+            let mut row = rowcodec::decode_row(bytes)?;
+            row.resize(table.columns.len(), Value::Null);
+            out.push(row);
+            Ok(true)
+        })?;
+        match prefix_end(series) {
+            Some(end) => cursor = end,
+            None => return Ok(()),
+        }
+    }
 }
 
 fn accumulators(

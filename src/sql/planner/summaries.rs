@@ -1,7 +1,8 @@
 //! Which aggregations a table's summaries answer (see `timeseries::summary`): the planner's
 //! side of `execution::summaries`, shared with EXPLAIN.
 
-use super::plan::{Aggregate, AggregateFunction, Expr, Node};
+use super::plan::{Aggregate, AggregateFunction, BinaryOp, Expr, Node};
+use super::select::split_conjunction;
 use crate::catalog::Table;
 use crate::timeseries::summary::Grain;
 use crate::types::{DataType, Value};
@@ -12,6 +13,9 @@ pub struct SummaryPlan<'a> {
     /// Grouped by the buckets of this grain (`GROUP BY date_trunc('hour', ts)` or
     /// `time_bucket('1 hour', ts)` over the time column); None: one group.
     pub buckets: Option<Grain>,
+    /// The WHERE clause: bounds on the time column, each `time op value` with `op` one of
+    /// `<`, `<=`, `>`, `>=` and a value that does not read the row (all must hold).
+    pub bounds: Vec<(BinaryOp, Expr)>,
 }
 
 /// The plan of an aggregation answered from summaries, if it is one: the whole of a
@@ -22,12 +26,19 @@ pub struct SummaryPlan<'a> {
 /// decided as it runs: not in a transaction that wrote the table, nor for an extreme or a
 /// float sum they no longer know exactly.
 pub fn summary_plan<'a>(source: &'a Node, group_by: &[Expr], aggregates: &[Aggregate]) -> Option<SummaryPlan<'a>> {
-    let Node::Scan { table, filter: None, with_key: false, .. } = source else { return None };
+    let Node::Scan { table, filter, with_key: false, .. } = source else { return None };
     let time = table.time_series_column().filter(|_| table.summarized)?;
     let buckets = match group_by {
         [] => None,
         [bucket] => Some(bucket_grain(bucket, time)?),
         _ => return None,
+    };
+    let bounds = match filter {
+        None => Vec::new(),
+        // A time range, of one group: its buckets are added up, the rows of its partial
+        // minutes read.
+        Some(f) if buckets.is_none() && aggregates.iter().all(|a| a.window.is_none()) => time_bounds(f, time)?,
+        Some(_) => return None,
     };
     let summarizable = |agg: &Aggregate| {
         let column = match agg.args[..] {
@@ -56,7 +67,33 @@ pub fn summary_plan<'a>(source: &'a Node, group_by: &[Expr], aggregates: &[Aggre
         (supported && !filtered && !agg.distinct && agg.order_by.is_empty()).then_some(())
     };
     let all = !aggregates.is_empty() && aggregates.iter().all(|a| summarizable(a).is_some());
-    all.then_some(SummaryPlan { table, buckets })
+    all.then_some(SummaryPlan { table, buckets, bounds })
+}
+
+/// The terms of `filter` as bounds on column `time`, if it is made of nothing else.
+fn time_bounds(filter: &Expr, time: usize) -> Option<Vec<(BinaryOp, Expr)>> {
+    let column = Expr::Column(time);
+    let mut bounds = Vec::new();
+    for term in split_conjunction(filter.clone()) {
+        let Expr::Binary(op, l, r) = term else { return None };
+        if !matches!(op, BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq) {
+            return None;
+        }
+        if *l == column && r.is_key_bound() {
+            bounds.push((op, *r));
+        } else if *r == column && l.is_key_bound() {
+            let flipped = match op {
+                BinaryOp::Lt => BinaryOp::Gt,
+                BinaryOp::LtEq => BinaryOp::GtEq,
+                BinaryOp::Gt => BinaryOp::Lt,
+                _ => BinaryOp::LtEq,
+            };
+            bounds.push((flipped, *l));
+        } else {
+            return None;
+        }
+    }
+    Some(bounds)
 }
 
 /// The grain of `date_trunc('minute'|'hour'|'day', time)` or `time_bucket(interval, time)` of

@@ -126,20 +126,87 @@ fn grain_prefix(table: TableId, grain: Grain) -> Vec<u8> {
     key
 }
 
-/// The summary of the rows of `table` whose time is at or after `start` (a bucket start of
-/// `grain`), as `txn` sees them. Reading it counts as reading the table's rows for
-/// serializable validation. The caller checks the table is summarized and that `txn` has not
-/// written its rows itself (the summaries follow committed rows only).
-pub fn since(txn: &mut Transaction, table: &Table, grain: Grain, start: i64) -> Result<Record> {
+/// The summary of the rows of `table` whose time is in `[start, end)` (bucket starts of
+/// `grain`; None: unbounded), as `txn` sees them. Reading it counts as reading the table's
+/// rows for serializable validation. The caller checks the table is summarized and that `txn`
+/// has not written its rows itself (the summaries follow committed rows only).
+pub fn range(
+    txn: &mut Transaction,
+    table: &Table,
+    grain: Grain,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<Record> {
     txn.note_scan(&table.row_prefix());
     let prefix = grain_prefix(table.id, grain);
-    let lower = record_key(table.id, grain, start);
+    let lower = start.map(|s| record_key(table.id, grain, s));
+    let upper = end.map(|e| record_key(table.id, grain, e));
     let mut total = Record::empty(table);
-    txn.for_each_range(&prefix, None, Some(&lower), None, |_, bytes| {
+    txn.for_each_range(&prefix, None, lower.as_deref(), upper.as_deref(), |_, bytes| {
         total.merge(&Record::decode(table, bytes)?);
         Ok(true)
     })?;
     Ok(total)
+}
+
+/// How the rows with times in `[lo, hi)` (None: unbounded) are read: whole buckets from the
+/// summaries, the largest grain first, and the rows of the partial minutes at the ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    /// The records of `grain` with bucket starts in `[start, end)`.
+    Buckets(Grain, Option<i64>, Option<i64>),
+    /// The rows with times in `[start, end)`, less than a minute.
+    Rows(i64, i64),
+}
+
+/// The pieces of `[lo, hi)`, in time order.
+pub fn cover(lo: Option<i64>, hi: Option<i64>) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    cover_at(lo, hi, Grain::ALL.len(), &mut pieces);
+    pieces
+}
+
+/// Covers `[lo, hi)` with the grains below `level` (`Grain::ALL[level - 1]` the largest).
+fn cover_at(lo: Option<i64>, hi: Option<i64>, level: usize, out: &mut Vec<Piece>) {
+    if let (Some(l), Some(h)) = (lo, hi) {
+        if l >= h {
+            return;
+        }
+    }
+    let Some(grain) = level.checked_sub(1).map(|i| Grain::ALL[i]) else {
+        // Below a minute; both ends are finite here, a minute's grain covered the rest.
+        if let (Some(l), Some(h)) = (lo, hi) {
+            out.push(Piece::Rows(l, h));
+        }
+        return;
+    };
+    let w = grain.micros();
+    // The first bucket start at or after `lo`, and the last at or before `hi`.
+    let first = lo.map(|l| {
+        let floor = grain.bucket(l);
+        if floor == l {
+            l
+        } else {
+            floor.checked_add(w).unwrap_or(i64::MAX)
+        }
+    });
+    let last = hi.map(|h| grain.bucket(h));
+    let whole = match (first, last) {
+        (Some(f), Some(l)) => f < l,
+        _ => true,
+    };
+    if whole {
+        // An unbounded end is all buckets.
+        if lo.is_some() {
+            cover_at(lo, first, level - 1, out);
+        }
+        out.push(Piece::Buckets(grain, first, last));
+        if hi.is_some() {
+            cover_at(last, hi, level - 1, out);
+        }
+    } else {
+        cover_at(lo, hi, level - 1, out);
+    }
 }
 
 /// Calls `f` with the start and the record of each bucket of `grain` that holds rows of

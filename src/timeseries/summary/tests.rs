@@ -23,8 +23,9 @@ fn run(session: &mut Session, sql: &str) {
     }
 }
 
+/// A time in the given minute after [`BASE`], at a second that depends on the minute.
 fn timestamp(minute: i64) -> String {
-    format!("to_timestamp({})", (BASE + minute * MICROS_PER_MINUTE) / 1_000_000)
+    format!("to_timestamp({})", (BASE + minute * MICROS_PER_MINUTE) / 1_000_000 + minute * 37 % 60)
 }
 
 /// Checks every grain's summary since a few starts against the rows.
@@ -35,7 +36,7 @@ fn check(engine: &Arc<crate::sql::Engine>, session: &mut Session) {
     for grain in Grain::ALL {
         for start_minute in [-100_000, 0, 90, 1500, 3000] {
             let start = grain.bucket(BASE + start_minute * MICROS_PER_MINUTE);
-            let record = since(&mut txn, &table, grain, start).unwrap();
+            let record = range(&mut txn, &table, grain, Some(start), None).unwrap();
             let expected = rows(
                 session,
                 &format!(
@@ -121,8 +122,14 @@ fn apply(session: &mut Session, op: &Op) {
 fn check_queries(session: &mut Session) {
     const AGGREGATES: &str =
         "count(*), sum(temp), avg(temp), min(temp), max(temp), count(n), sum(n), avg(n), min(n), max(n)";
+    let at = |minute: i64, second: i64| format!("to_timestamp({})", BASE / 1_000_000 + minute * 60 + second);
     let queries = [
         format!("SELECT {AGGREGATES} FROM r"),
+        format!("SELECT {AGGREGATES} FROM r WHERE ts >= {}", at(95, 20)),
+        format!("SELECT {AGGREGATES} FROM r WHERE ts > {} AND ts <= {}", at(61, 7), at(1502, 59)),
+        format!("SELECT {AGGREGATES} FROM r WHERE {} > ts", at(2000, 31)),
+        format!("SELECT {AGGREGATES} FROM r WHERE ts BETWEEN {} AND {}", at(1440, 0), at(2880, 0)),
+        format!("SELECT {AGGREGATES} FROM r WHERE ts >= {} AND ts < {}", at(300, 1), at(300, 50)),
         format!("SELECT date_trunc('hour', ts), {AGGREGATES} FROM r GROUP BY 1 ORDER BY 1"),
         format!("SELECT time_bucket('1 minute', ts), {AGGREGATES} FROM r GROUP BY 1 ORDER BY 1"),
         format!("SELECT date_trunc('day', ts), {AGGREGATES} FROM r GROUP BY 1 ORDER BY 1"),
@@ -204,4 +211,34 @@ fn summaries_survive_schema_changes_and_truncate() {
     drop(txn);
     run(&mut s, "ALTER TABLE r ADD PRIMARY KEY (device, ts)");
     check(&engine, &mut s);
+}
+
+/// The pieces of a range tile it exactly: buckets aligned to their grain, rows under a minute.
+#[test]
+fn cover_tiles_ranges() {
+    let m = MICROS_PER_MINUTE;
+    let hour = Grain::Hour.micros();
+    let day = Grain::Day.micros();
+    assert_eq!(cover(Some(BASE), Some(BASE + m)), vec![Piece::Buckets(Grain::Minute, Some(BASE), Some(BASE + m))]);
+    assert_eq!(cover(Some(BASE + 5), Some(BASE + 9)), vec![Piece::Rows(BASE + 5, BASE + 9)]);
+    let lo = BASE + 2 * hour + 3 * m + 7;
+    assert_eq!(
+        cover(Some(lo), None),
+        vec![
+            Piece::Rows(lo, BASE + 2 * hour + 4 * m),
+            Piece::Buckets(Grain::Minute, Some(BASE + 2 * hour + 4 * m), Some(BASE + 3 * hour)),
+            Piece::Buckets(Grain::Hour, Some(BASE + 3 * hour), Some(BASE + day)),
+            Piece::Buckets(Grain::Day, Some(BASE + day), None),
+        ]
+    );
+    let hi = BASE + 5 * day + hour + 30;
+    assert_eq!(
+        cover(None, Some(hi)),
+        vec![
+            Piece::Buckets(Grain::Day, None, Some(BASE + 5 * day)),
+            Piece::Buckets(Grain::Hour, Some(BASE + 5 * day), Some(BASE + 5 * day + hour)),
+            Piece::Rows(BASE + 5 * day + hour, hi),
+        ]
+    );
+    assert_eq!(cover(None, None), vec![Piece::Buckets(Grain::Day, None, None)]);
 }
