@@ -42,6 +42,10 @@ async fn rows_past_the_ttl_expire_and_stay_expired() {
     assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE temp = 12").await, 0);
     assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE temp = 10").await, 1);
     assert_eq!(count(&client, "SELECT count(*) FROM future").await, 2, "rows in the future expired");
+    // The summaries the window aggregates read follow the expiry.
+    let windows = "SELECT count_24h(*), sum_7d(temp), max_7d(temp) FROM readings";
+    let row = client.query_one(windows, &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, f64>(1), row.get::<_, f64>(2)), (5, 150.0, 50.0));
     let metrics = support::http_get(server.http_addr, "/metrics").unwrap();
     assert!(metrics.contains("chronos_ttl_expired_rows_total 10"), "{metrics}");
 
@@ -68,6 +72,8 @@ async fn rows_past_the_ttl_expire_and_stay_expired() {
     let client = server.connect("admin").await;
     assert_eq!(count(&client, "SELECT count(*) FROM readings").await, 5);
     assert_eq!(count(&client, "SELECT count(*) FROM archive").await, 2);
+    let row = client.query_one(windows, &[]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, f64>(1), row.get::<_, f64>(2)), (5, 150.0, 50.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

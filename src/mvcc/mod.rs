@@ -364,6 +364,9 @@ impl Mvcc {
     }
 }
 
+/// Versions of one key a scan walks over before it seeks past them instead.
+const SEEK_AFTER_SKIPPING: usize = 16;
+
 /// The conflict domain of a key: its keyspace tag and table id, so that a scan of a table
 /// conflicts with any later write to it.
 fn domain(key: &[u8]) -> Vec<u8> {
@@ -566,44 +569,69 @@ impl Transaction {
             None => Bound::Unbounded,
         };
         // The newest visible version of each key comes first; later versions of the same key
-        // are skipped. `last_key` is reused to avoid an allocation per row.
+        // are skipped. `last_key` is reused to avoid an allocation per row. A key with many
+        // versions in a row to skip (one rewritten often since the last garbage collection)
+        // is jumped over with a new seek instead.
         let mut last_key: Vec<u8> = Vec::new();
         let mut have_last = false;
         let mut stopped = false;
+        let mut skipped = 0;
         let writes = &self.writes;
         let no_own_writes = writes.is_empty();
-        self.mvcc.storage.scan_with((storage_start, storage_end), &mut |physical, stored| {
-            let (logical, version) = split_physical(physical)?;
-            if version > read_version || (have_last && last_key.as_slice() == logical) {
-                return Ok(true);
-            }
-            last_key.clear();
-            last_key.extend_from_slice(logical);
-            have_last = true;
-            if no_own_writes {
+        let mut start = storage_start;
+        loop {
+            let mut restart = None;
+            self.mvcc.storage.scan_with((start, storage_end.clone()), &mut |physical, stored| {
+                let (logical, version) = split_physical(physical)?;
+                let seen = have_last && last_key.as_slice() == logical;
+                if version > read_version || seen {
+                    skipped += 1;
+                    if skipped >= SEEK_AFTER_SKIPPING {
+                        skipped = 0;
+                        restart = Some(if seen {
+                            let mut after = logical.to_vec();
+                            after.extend_from_slice(&[0xff; 8]);
+                            Bound::Excluded(after)
+                        } else {
+                            Bound::Included(physical_key(logical, read_version))
+                        });
+                        return Ok(false);
+                    }
+                    return Ok(true);
+                }
+                skipped = 0;
+                last_key.clear();
+                last_key.extend_from_slice(logical);
+                have_last = true;
+                if no_own_writes {
+                    if let Some(value) = decode_stored(stored)? {
+                        if !f(logical, value)? {
+                            stopped = true;
+                            return Ok(false);
+                        }
+                    }
+                    return Ok(true);
+                }
+                if !emit_own(Some(logical), &mut own, &mut f)? {
+                    stopped = true;
+                    return Ok(false);
+                }
+                if writes.contains_key(logical) {
+                    return Ok(true);
+                }
                 if let Some(value) = decode_stored(stored)? {
                     if !f(logical, value)? {
                         stopped = true;
                         return Ok(false);
                     }
                 }
-                return Ok(true);
+                Ok(true)
+            })?;
+            match restart {
+                Some(next) if !stopped => start = next,
+                _ => break,
             }
-            if !emit_own(Some(logical), &mut own, &mut f)? {
-                stopped = true;
-                return Ok(false);
-            }
-            if writes.contains_key(logical) {
-                return Ok(true);
-            }
-            if let Some(value) = decode_stored(stored)? {
-                if !f(logical, value)? {
-                    stopped = true;
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        })?;
+        }
         if !stopped {
             emit_own(None, &mut own, &mut f)?;
         }

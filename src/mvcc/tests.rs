@@ -478,3 +478,51 @@ fn a_database_with_an_earlier_redo_record_is_refused() {
     storage.put(LEGACY_REDO_KEY.to_vec(), vec![0; 16]).unwrap();
     assert_eq!(Mvcc::new(storage).err().map(|e| e.sqlstate()), Some("XX001"));
 }
+
+/// Keys with many versions (more than a scan walks over before seeking past them) read the
+/// same as with few: at an old snapshot, at the newest, with own writes among them, and with
+/// deletes.
+#[test]
+fn scans_over_keys_with_many_versions_see_each_snapshot() {
+    let db = mvcc();
+    let write = |k: &str, v: Option<String>| {
+        let mut t = db.begin();
+        match v {
+            Some(v) => t.set(key(1, k), v.into_bytes()),
+            None => t.delete(key(1, k)),
+        }
+        t.commit().unwrap();
+    };
+    let mut snapshots = Vec::new();
+    for i in 0..100 {
+        write("a", Some(format!("a{i}")));
+        if i % 3 == 0 {
+            write("c", Some(format!("c{i}")));
+        }
+        if i == 10 {
+            write("b", Some("b".into()));
+        }
+        if i == 60 {
+            write("b", None);
+        }
+        if i % 25 == 5 {
+            snapshots.push((i, db.begin()));
+        }
+    }
+    let values = |t: &mut Transaction| -> Vec<String> {
+        t.scan_prefix(&[0x02]).unwrap().into_iter().map(|(_, v)| String::from_utf8(v).unwrap()).collect()
+    };
+    for (i, mut t) in snapshots {
+        let c = i - i % 3;
+        let mut expected = vec![format!("a{i}")];
+        if (10..60).contains(&i) {
+            expected.push("b".into());
+        }
+        expected.push(format!("c{c}"));
+        assert_eq!(values(&mut t), expected, "snapshot after {i}");
+    }
+    let mut t = db.begin();
+    assert_eq!(values(&mut t), vec!["a99".to_string(), "c99".to_string()]);
+    t.set(key(1, "b"), b"own".to_vec());
+    assert_eq!(values(&mut t), vec!["a99".to_string(), "own".to_string(), "c99".to_string()]);
+}
