@@ -48,17 +48,27 @@ struct Args {
 const SERIES_DDL: &str = "DROP TABLE IF EXISTS ts_readings; \
     CREATE TABLE ts_readings (device TEXT, ts TIMESTAMPTZ, temp FLOAT8, PRIMARY KEY (device, ts))";
 
-/// The time-series table's rows: 100 devices reading every 10 s, the newest now, temperatures
-/// with one decimal.
-async fn copy_series(client: &Client, rows: usize) {
+/// Rows per COPY when filling the time-series table for the read workloads.
+const FILL_CHUNK: usize = 1_000_000;
+
+/// Fills the time-series table with `rows` rows, one COPY per [`FILL_CHUNK`].
+async fn fill_series(client: &Client, rows: usize) {
+    let now = chrono::Utc::now().timestamp();
+    for from in (0..rows).step_by(FILL_CHUNK) {
+        copy_series(client, rows, from..(from + FILL_CHUNK).min(rows), now).await;
+    }
+}
+
+/// Rows `range` of the time-series table of `rows` rows: 100 devices reading every 10 s, the
+/// newest at `now`, temperatures with one decimal; one COPY.
+async fn copy_series(client: &Client, rows: usize, range: std::ops::Range<usize>, now: i64) {
     use futures::SinkExt;
     let sink =
         client.copy_in("COPY ts_readings (device, ts, temp) FROM STDIN").await.unwrap_or_else(|e| fail("COPY", e));
     futures::pin_mut!(sink);
-    let now = chrono::Utc::now().timestamp();
     let steps = (rows as i64 + 99) / 100;
     let mut buf = String::with_capacity(1 << 20);
-    for i in 0..rows as i64 {
+    for i in range.start as i64..range.end as i64 {
         let at = now - (steps - 1 - i / 100) * 10;
         let ts = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default().format("%Y-%m-%d %H:%M:%S+00");
         buf.push_str(&format!("dev-{}\t{ts}\t{}\n", i % 100, 15.0 + ((i * 7) % 200) as f64 / 10.0));
@@ -163,7 +173,7 @@ async fn setup(args: &Args) {
                     .unwrap_or_else(|e| fail("index", e));
             }
         }
-        "ts_window" | "ts_last_hour" | "ts_bucket" => copy_series(&client, args.rows).await,
+        "ts_window" | "ts_last_hour" | "ts_bucket" => fill_series(&client, args.rows).await,
         _ => {}
     }
 }
@@ -274,7 +284,7 @@ async fn main() {
             if args.workload == "copy" {
                 copy_rows(&client, "readings", args.rows, 0).await;
             } else {
-                copy_series(&client, args.rows).await;
+                copy_series(&client, args.rows, 0..args.rows, chrono::Utc::now().timestamp()).await;
             }
             let elapsed = t.elapsed();
             report(&args, vec![elapsed], args.rows as f64 / elapsed.as_secs_f64(), "rows_per_s");

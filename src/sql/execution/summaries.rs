@@ -9,7 +9,7 @@ use crate::catalog::Table;
 use crate::error::Result;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, BinaryOp, Expr, Node, Window};
 use crate::sql::planner::summaries::summary_plan;
-use crate::storage::{keycode, prefix_end, rowcodec};
+use crate::storage::{keycode, rowcodec};
 use crate::timeseries::summary::{self, ColumnSummary, Piece, Record};
 use crate::types::{DataType, Value};
 use std::collections::hash_map::{Entry, HashMap};
@@ -120,44 +120,27 @@ fn time_range(bounds: &[(BinaryOp, Expr)], ctx: &mut Context) -> Result<Option<(
     Ok(Some((lo, hi)))
 }
 
-/// Appends the rows of `table` with times in `[lo, hi)`: for each value of the primary key's
-/// other columns (each series), one range of its keys.
+/// Appends the rows of `table` with times in `[lo, hi)`: one range of keys per series (each
+/// value of the primary key's columns before the time), from the summaries' list of them.
 fn rows_between(ctx: &mut Context, table: &Table, lo: i64, hi: i64, out: &mut Vec<Row>) -> Result<()> {
     let Some(time) = table.time_series_column() else { return Ok(()) };
     let bound = |t: i64| match table.columns[time].data_type {
         DataType::Timestamp => Value::Timestamp(t),
         _ => Value::TimestampTz(t),
     };
-    let prefix = table.row_prefix();
-    let series_columns = table.primary_key.len() - 1;
-    let mut cursor = prefix.clone();
-    loop {
+    for series in summary::series(ctx.txn, table)? {
         ctx.check_cancel()?;
-        let mut next = None;
-        ctx.txn.for_each_range(&prefix, None, Some(&cursor), None, |key, _| {
-            next = Some(key.to_vec());
-            Ok(false)
-        })?;
-        let Some(key) = next else { return Ok(()) };
-        let mut rest = &key[prefix.len()..];
-        for _ in 0..series_columns {
-            keycode::decode_value(&mut rest)?;
-        }
-        let series = &key[..key.len() - rest.len()];
-        let (mut lower, mut upper) = (series.to_vec(), series.to_vec());
+        let (mut lower, mut upper) = (series.clone(), series.clone());
         keycode::encode_value(&bound(lo), &mut lower);
         keycode::encode_value(&bound(hi), &mut upper);
-        ctx.txn.for_each_range(series, None, Some(&lower), Some(&upper), |_, bytes| {
+        ctx.txn.for_each_range(&series, None, Some(&lower), Some(&upper), |_, bytes| {
             let mut row = rowcodec::decode_row(bytes)?;
             row.resize(table.columns.len(), Value::Null);
             out.push(row);
             Ok(true)
         })?;
-        match prefix_end(series) {
-            Some(end) => cursor = end,
-            None => return Ok(()),
-        }
     }
+    Ok(())
 }
 
 fn accumulators(

@@ -12,7 +12,10 @@
 //! Key: tag, table id (4 bytes, big-endian), grain (one byte), then the bucket's start as an
 //! order-preserving encoded bigint (microseconds since 1970, the same units as a timestamp's
 //! value). Buckets are aligned to UTC: a minute starts at second 0, an hour at minute 0, a
-//! day at midnight UTC.
+//! day at midnight UTC. Beside them, one record per series (each value of the primary key's
+//! columns before the time: a device) counts its rows, under tag, table id, 0x10 and the
+//! series' encoded values, so the rows of one short time range are read with one key range
+//! per series (see [`series`]).
 //!
 //! Applying a batch that changes a summarized table's columns (ALTER TABLE … ADD COLUMN, DROP
 //! COLUMN, ALTER TYPE) or makes a table summarized rebuilds its records from its rows, which
@@ -25,7 +28,7 @@ pub use record::{ColumnSummary, FloatSummary, IntSummary, Record};
 use crate::catalog::{self, Table, TableId, CATALOG, ROW, SUMMARY};
 use crate::error::{Error, Result};
 use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
-use crate::storage::{keycode, rowcodec};
+use crate::storage::{keycode, rowcodec, varint};
 use crate::types::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -117,6 +120,44 @@ fn record_key(table: TableId, grain: Grain, bucket: i64) -> Vec<u8> {
     let mut key = grain_prefix(table, grain);
     keycode::encode_value(&Value::Int8(bucket), &mut key);
     key
+}
+
+/// The tag after the table id of the series records (grains are 0 to 2).
+const SERIES: u8 = 0x10;
+
+/// The key of the record counting the rows of one series of `table`: `series` is the
+/// encoded values of the primary key's columns before the time (empty when it has none).
+fn series_key(table: TableId, series: &[u8]) -> Vec<u8> {
+    let mut key = vec![SUMMARY.tag()];
+    key.extend_from_slice(&table.to_be_bytes());
+    key.push(SERIES);
+    key.extend_from_slice(series);
+    key
+}
+
+/// The series of a row key: its primary key's values before the time, encoded.
+fn series_of<'k>(table: &Table, row_key: &'k [u8]) -> Result<&'k [u8]> {
+    let body = row_key.get(5..).ok_or_else(|| Error::Corruption("row key too short".into()))?;
+    let mut rest = body;
+    for _ in 1..table.primary_key.len() {
+        keycode::decode_value(&mut rest)?;
+    }
+    Ok(&body[..body.len() - rest.len()])
+}
+
+/// The key prefixes of every series of `table` holding rows (each a row-key prefix: the
+/// table's row prefix and the series' values), in key order.
+pub fn series(txn: &mut Transaction, table: &Table) -> Result<Vec<Vec<u8>>> {
+    txn.note_scan(&table.row_prefix());
+    let prefix = series_key(table.id, &[]);
+    let mut out = Vec::new();
+    txn.for_each_prefix(&prefix, |key, _| {
+        let mut series = table.row_prefix();
+        series.extend_from_slice(&key[prefix.len()..]);
+        out.push(series);
+        Ok(true)
+    })?;
+    Ok(out)
 }
 
 fn grain_prefix(table: TableId, grain: Grain) -> Vec<u8> {
@@ -298,6 +339,8 @@ fn time_of(table: &Table, row: &[Value]) -> Option<i64> {
 #[derive(Default)]
 struct Changes {
     records: BTreeMap<Vec<u8>, (Record, bool)>,
+    /// Row counts of series records, with whether each existed before.
+    series: BTreeMap<Vec<u8>, (u64, bool)>,
 }
 
 impl Changes {
@@ -325,11 +368,34 @@ impl Changes {
         Ok(())
     }
 
+    /// Counts a row of `table` in (`add`) or out of its series.
+    fn count(&mut self, before: &mut Transaction, table: &Table, row_key: &[u8], add: bool) -> Result<()> {
+        let key = series_key(table.id, series_of(table, row_key)?);
+        let (count, _) = match self.series.entry(key) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let loaded = match before.get(e.key())? {
+                    Some(bytes) => (varint::take(&mut bytes.as_slice())?, true),
+                    None => (0, false),
+                };
+                e.insert(loaded)
+            }
+        };
+        *count = if add { *count + 1 } else { count.saturating_sub(1) };
+        Ok(())
+    }
+
     /// Replaces every record of `table` by records computed from its rows after `batch`.
     fn rebuild(&mut self, before: &mut Transaction, table: &Table, batch: &WriteBatch) -> Result<()> {
-        for (key, _) in before.scan_prefix(&table.summary_prefix())? {
-            self.records.insert(key, (Record::empty(table), true));
+        for grain in Grain::ALL {
+            for (key, _) in before.scan_prefix(&grain_prefix(table.id, grain))? {
+                self.records.insert(key, (Record::empty(table), true));
+            }
         }
+        for (key, _) in before.scan_prefix(&series_key(table.id, &[]))? {
+            self.series.insert(key, (0, true));
+        }
+        let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let prefix = table.row_prefix();
         let start = batch.writes.partition_point(|(k, _)| k.as_slice() < prefix.as_slice());
         let end = start + batch.writes[start..].partition_point(|(k, _)| k.starts_with(&prefix));
@@ -343,26 +409,36 @@ impl Changes {
                 }
             }
         };
+        let mut count = |key: &[u8]| -> Result<()> {
+            *counts.entry(series_key(table.id, series_of(table, key)?)).or_default() += 1;
+            Ok(())
+        };
         before.for_each_prefix(&prefix, |key, bytes| {
             if written.binary_search_by(|(k, _)| k.as_slice().cmp(key)).is_err() {
                 add(&decode_row(table, bytes)?);
+                count(key)?;
             }
             Ok(true)
         })?;
-        for (_, value) in written {
+        for (key, value) in written {
             if let Some(bytes) = value {
                 add(&decode_row(table, bytes)?);
+                count(key)?;
             }
         }
         for (key, record) in fresh {
             let existed = self.records.get(&key).is_some_and(|(_, existed)| *existed);
             self.records.insert(key, (record, existed));
         }
+        for (key, n) in counts {
+            let existed = self.series.get(&key).is_some_and(|(_, existed)| *existed);
+            self.series.insert(key, (n, existed));
+        }
         Ok(())
     }
 
     fn into_writes(self) -> Vec<Write> {
-        let mut writes = Vec::with_capacity(self.records.len());
+        let mut writes = Vec::with_capacity(self.records.len() + self.series.len());
         for (key, (record, existed)) in self.records {
             if record.rows > 0 {
                 writes.push((key, Some(record.encode())));
@@ -370,6 +446,16 @@ impl Changes {
                 writes.push((key, None));
             }
         }
+        for (key, (count, existed)) in self.series {
+            if count > 0 {
+                let mut value = Vec::new();
+                varint::put(&mut value, count);
+                writes.push((key, Some(value)));
+            } else if existed {
+                writes.push((key, None));
+            }
+        }
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
         writes
     }
 }
@@ -424,11 +510,15 @@ impl Derive for Summaries {
         for (key, value) in batch.writes.iter().filter(|(k, _)| k.first() == Some(&ROW.tag())) {
             let id = table_of(key)?;
             let Some(table) = new.by_id.get(&id).filter(|t| t.summarized && !rebuilt.contains(&id)) else { continue };
-            if let Some(bytes) = before.get(key)? {
-                changes.update(before, table, &decode_row(table, &bytes)?, false)?;
+            let old = before.get(key)?;
+            if let Some(bytes) = &old {
+                changes.update(before, table, &decode_row(table, bytes)?, false)?;
             }
             if let Some(bytes) = value {
                 changes.update(before, table, &decode_row(table, bytes)?, true)?;
+            }
+            if old.is_some() != value.is_some() {
+                changes.count(before, table, key, value.is_some())?;
             }
         }
         Ok(changes.into_writes())
