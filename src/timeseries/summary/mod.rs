@@ -12,10 +12,11 @@
 //! Key: tag, table id (4 bytes, big-endian), grain (one byte), then the bucket's start as an
 //! order-preserving encoded bigint (microseconds since 1970, the same units as a timestamp's
 //! value). Buckets are aligned to UTC: a minute starts at second 0, an hour at minute 0, a
-//! day at midnight UTC. Beside them, one record per series (each value of the primary key's
-//! columns before the time: a device) counts its rows, under tag, table id, 0x10 and the
+//! day at midnight UTC. Beside them, an empty record per series (each value of the primary
+//! key's columns before the time: a device) lists it, under tag, table id, 0x10 and the
 //! series' encoded values, so the rows of one short time range are read with one key range
-//! per series (see [`series`]).
+//! per series (see [`series`]). A series stays listed when its rows are deleted, until the
+//! table is truncated or its columns change.
 //!
 //! Applying a batch that changes a summarized table's columns (ALTER TABLE … ADD COLUMN, DROP
 //! COLUMN, ALTER TYPE) or makes a table summarized rebuilds its records from its rows, which
@@ -28,9 +29,9 @@ pub use record::{ColumnSummary, FloatSummary, IntSummary, Record};
 use crate::catalog::{self, Table, TableId, CATALOG, ROW, SUMMARY};
 use crate::error::{Error, Result};
 use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
-use crate::storage::{keycode, rowcodec, varint};
+use crate::storage::{keycode, rowcodec};
 use crate::types::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
@@ -125,8 +126,8 @@ fn record_key(table: TableId, grain: Grain, bucket: i64) -> Vec<u8> {
 /// The tag after the table id of the series records (grains are 0 to 2).
 const SERIES: u8 = 0x10;
 
-/// The key of the record counting the rows of one series of `table`: `series` is the
-/// encoded values of the primary key's columns before the time (empty when it has none).
+/// The key of the record listing one series of `table`: `series` is the encoded values of
+/// the primary key's columns before the time (empty when it has none).
 fn series_key(table: TableId, series: &[u8]) -> Vec<u8> {
     let mut key = vec![SUMMARY.tag()];
     key.extend_from_slice(&table.to_be_bytes());
@@ -145,8 +146,8 @@ fn series_of<'k>(table: &Table, row_key: &'k [u8]) -> Result<&'k [u8]> {
     Ok(&body[..body.len() - rest.len()])
 }
 
-/// The key prefixes of every series of `table` holding rows (each a row-key prefix: the
-/// table's row prefix and the series' values), in key order.
+/// The key prefixes of every series of `table` that has held rows (each a row-key prefix:
+/// the table's row prefix and the series' values), in key order.
 pub fn series(txn: &mut Transaction, table: &Table) -> Result<Vec<Vec<u8>>> {
     txn.note_scan(&table.row_prefix());
     let prefix = series_key(table.id, &[]);
@@ -275,7 +276,13 @@ pub fn each_bucket(
 pub struct Summaries {
     /// The table definitions as of the last batch applied, while no batch changed them.
     catalog: Mutex<Option<Arc<Catalog>>>,
+    /// Series records known to be stored (at most [`KNOWN_SERIES`]), while no batch changed
+    /// the catalog: a row of a listed series is written without reading its record.
+    known_series: Mutex<HashSet<Vec<u8>>>,
 }
+
+/// How many stored series records [`Summaries`] remembers.
+const KNOWN_SERIES: usize = 100_000;
 
 /// Table definitions by catalog key and by id.
 #[derive(Clone, Default)]
@@ -339,8 +346,8 @@ fn time_of(table: &Table, row: &[Value]) -> Option<i64> {
 #[derive(Default)]
 struct Changes {
     records: BTreeMap<Vec<u8>, (Record, bool)>,
-    /// Row counts of series records, with whether each existed before.
-    series: BTreeMap<Vec<u8>, (u64, bool)>,
+    /// Series records to write (true) or delete (false).
+    series: BTreeMap<Vec<u8>, bool>,
 }
 
 impl Changes {
@@ -368,20 +375,27 @@ impl Changes {
         Ok(())
     }
 
-    /// Counts a row of `table` in (`add`) or out of its series.
-    fn count(&mut self, before: &mut Transaction, table: &Table, row_key: &[u8], add: bool) -> Result<()> {
+    /// Lists the series of a row of `table` written by the batch, unless it is listed.
+    fn list(
+        &mut self,
+        before: &mut Transaction,
+        known: &Mutex<HashSet<Vec<u8>>>,
+        table: &Table,
+        row_key: &[u8],
+    ) -> Result<()> {
         let key = series_key(table.id, series_of(table, row_key)?);
-        let (count, _) = match self.series.entry(key) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let loaded = match before.get(e.key())? {
-                    Some(bytes) => (varint::take(&mut bytes.as_slice())?, true),
-                    None => (0, false),
-                };
-                e.insert(loaded)
+        if self.series.contains_key(&key) || lock(known).contains(&key) {
+            return Ok(());
+        }
+        if before.get(&key)?.is_some() {
+            // Remembered only once stored: this batch may yet fail to apply.
+            let mut known = lock(known);
+            if known.len() < KNOWN_SERIES {
+                known.insert(key);
             }
-        };
-        *count = if add { *count + 1 } else { count.saturating_sub(1) };
+            return Ok(());
+        }
+        self.series.insert(key, true);
         Ok(())
     }
 
@@ -393,9 +407,9 @@ impl Changes {
             }
         }
         for (key, _) in before.scan_prefix(&series_key(table.id, &[]))? {
-            self.series.insert(key, (0, true));
+            self.series.insert(key, false);
         }
-        let mut counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut listed: HashSet<Vec<u8>> = HashSet::new();
         let prefix = table.row_prefix();
         let start = batch.writes.partition_point(|(k, _)| k.as_slice() < prefix.as_slice());
         let end = start + batch.writes[start..].partition_point(|(k, _)| k.starts_with(&prefix));
@@ -410,7 +424,7 @@ impl Changes {
             }
         };
         let mut count = |key: &[u8]| -> Result<()> {
-            *counts.entry(series_key(table.id, series_of(table, key)?)).or_default() += 1;
+            listed.insert(series_key(table.id, series_of(table, key)?));
             Ok(())
         };
         before.for_each_prefix(&prefix, |key, bytes| {
@@ -430,9 +444,8 @@ impl Changes {
             let existed = self.records.get(&key).is_some_and(|(_, existed)| *existed);
             self.records.insert(key, (record, existed));
         }
-        for (key, n) in counts {
-            let existed = self.series.get(&key).is_some_and(|(_, existed)| *existed);
-            self.series.insert(key, (n, existed));
+        for key in listed {
+            self.series.insert(key, true);
         }
         Ok(())
     }
@@ -446,14 +459,8 @@ impl Changes {
                 writes.push((key, None));
             }
         }
-        for (key, (count, existed)) in self.series {
-            if count > 0 {
-                let mut value = Vec::new();
-                varint::put(&mut value, count);
-                writes.push((key, Some(value)));
-            } else if existed {
-                writes.push((key, None));
-            }
+        for (key, put) in self.series {
+            writes.push((key, put.then(Vec::new)));
         }
         writes.sort_by(|a, b| a.0.cmp(&b.0));
         writes
@@ -489,6 +496,7 @@ impl Derive for Summaries {
         let new = if ddl {
             // Read again at the next batch: this one may yet fail to apply and come again.
             *lock(&self.catalog) = None;
+            lock(&self.known_series).clear();
             let mut new = (*old).clone();
             for (key, value) in batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())) {
                 new.put(key.clone(), value.as_deref())?;
@@ -517,8 +525,8 @@ impl Derive for Summaries {
             if let Some(bytes) = value {
                 changes.update(before, table, &decode_row(table, bytes)?, true)?;
             }
-            if old.is_some() != value.is_some() {
-                changes.count(before, table, key, value.is_some())?;
+            if old.is_none() && value.is_some() {
+                changes.list(before, &self.known_series, table, key)?;
             }
         }
         Ok(changes.into_writes())
@@ -526,6 +534,7 @@ impl Derive for Summaries {
 
     fn reset(&self) {
         *lock(&self.catalog) = None;
+        lock(&self.known_series).clear();
     }
 }
 
