@@ -5,7 +5,7 @@
 use super::aggregate::{Accumulator, Group, Total};
 use super::eval::eval;
 use super::{Context, Row};
-use crate::catalog::Table;
+use crate::catalog::{Table, CATALOG};
 use crate::error::Result;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, BinaryOp, Expr, Node, Window};
 use crate::sql::planner::summaries::summary_plan;
@@ -25,7 +25,8 @@ pub fn answer(
 ) -> Result<Option<Vec<Group>>> {
     let Some(plan) = summary_plan(source, group_by, aggregates) else { return Ok(None) };
     let table = plan.table;
-    if ctx.txn.has_writes_under(&table.row_prefix()) {
+    // Summaries follow committed rows and definitions: not this transaction's own.
+    if ctx.txn.has_writes_under(&table.row_prefix()) || ctx.txn.has_writes_under(&[CATALOG.tag()]) {
         return Ok(None);
     }
     if let Some(grain) = plan.buckets {
@@ -170,6 +171,11 @@ fn accumulator(agg: &Aggregate, record: &Record, columns: &[crate::catalog::Colu
         DataType::Int8 => Value::Int8(v),
         DataType::Float4 => Value::Float4(f as f32),
         _ => Value::Float8(f),
+    };
+    // No value yet: an extreme starts out NULL (rows of partial minutes may follow).
+    let extreme = |v: i64, f: f64, t: &DataType| match column {
+        Some((s, _)) if s.count() == 0 => Value::Null,
+        _ => extreme(v, f, t),
     };
     let (count, total, value) = match (agg.function, column) {
         (CountStar, _) => (record.rows, Total::None, Value::Null),

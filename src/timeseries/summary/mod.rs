@@ -303,7 +303,10 @@ impl Catalog {
     /// Sets (or with None removes) the definition stored under `key`.
     fn put(&mut self, key: Vec<u8>, bytes: Option<&[u8]>) -> Result<()> {
         if let Some(old) = self.by_key.remove(&key) {
-            self.by_id.remove(&old.id);
+            // Unless a rename in the same batch has already put the table under its new name.
+            if self.by_id.get(&old.id).is_some_and(|t| Arc::ptr_eq(t, &old)) {
+                self.by_id.remove(&old.id);
+            }
         }
         if let Some(bytes) = bytes {
             let table = Arc::new(catalog::decode_table(bytes)?);
