@@ -111,6 +111,14 @@ impl Table {
         key
     }
 
+    /// Decodes a stored row, NULL-padded to the table's width (rows stored before a column
+    /// was added are shorter).
+    pub fn decode_row(&self, bytes: &[u8]) -> Result<Vec<Value>> {
+        let mut row = crate::storage::rowcodec::decode_row(bytes)?;
+        row.resize(self.columns.len(), Value::Null);
+        Ok(row)
+    }
+
     /// The prefix of the table's time-series summaries (see `timeseries::summary`).
     pub fn summary_prefix(&self) -> Vec<u8> {
         let mut key = vec![SUMMARY.tag()];

@@ -19,7 +19,6 @@ use super::execution::dml::delete_row_in;
 use super::session::Engine;
 use crate::catalog::{self, Table};
 use crate::error::{Error, Result};
-use crate::storage::rowcodec;
 use crate::types::Value;
 use std::sync::atomic::Ordering;
 
@@ -59,12 +58,6 @@ fn time_of(row: &[Value], column: usize) -> Option<i64> {
     }
 }
 
-fn decode(table: &Table, bytes: &[u8]) -> Result<Vec<Value>> {
-    let mut row = rowcodec::decode_row(bytes)?;
-    row.resize(table.columns.len(), Value::Null);
-    Ok(row)
-}
-
 impl Engine {
     /// Deletes the expired rows of every table with a TTL, as of `now` (microseconds, the
     /// clock `now()` reads). Returns how many rows it deleted.
@@ -95,7 +88,7 @@ impl Engine {
         let prefix = table.row_prefix();
         let mut newest = None;
         self.mvcc().begin().for_each_prefix(&prefix, |_, bytes| {
-            newest = newest.max(time_of(&decode(table, bytes)?, column));
+            newest = newest.max(time_of(&table.decode_row(bytes)?, column));
             Ok(true)
         })?;
         let Some(newest) = newest else { return Ok(()) };
@@ -106,7 +99,7 @@ impl Engine {
         loop {
             let mut doomed = Vec::new();
             self.mvcc().begin().for_each_from(&prefix, after.as_deref(), |key, bytes| {
-                if expired(&decode(table, bytes)?) {
+                if expired(&table.decode_row(bytes)?) {
                     doomed.push(key.to_vec());
                 }
                 Ok(doomed.len() < EXPIRE_BATCH)
@@ -122,7 +115,7 @@ impl Engine {
             for key in &doomed {
                 // Read again here: only this row's own changes conflict with its expiry.
                 let Some(bytes) = txn.get(key)? else { continue };
-                let row = decode(table, &bytes)?;
+                let row = table.decode_row(&bytes)?;
                 if expired(&row) {
                     delete_row_in(&mut txn, table, key, &row);
                     batch += 1;

@@ -100,11 +100,7 @@ pub(crate) fn delete_row_in(txn: &mut Transaction, table: &Table, key: &[u8], ro
 
 fn read_row(ctx: &mut Context, table: &Table, key: &[u8]) -> Result<Option<Row>> {
     Ok(match ctx.txn.get(key)? {
-        Some(bytes) => {
-            let mut row = rowcodec::decode_row(&bytes)?;
-            row.resize(table.columns.len(), Value::Null);
-            Some(row)
-        }
+        Some(bytes) => Some(table.decode_row(&bytes)?),
         None => None,
     })
 }
@@ -268,8 +264,7 @@ pub fn build_index(ctx: &mut Context, table: &Table, index_pos: usize) -> Result
     let pairs = ctx.txn.scan_prefix(&prefix)?;
     let mut seen: HashSet<Vec<Value>> = HashSet::new();
     for (key, bytes) in pairs {
-        let mut row = rowcodec::decode_row(&bytes)?;
-        row.resize(table.columns.len(), Value::Null);
+        let row = table.decode_row(&bytes)?;
         let values: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
         if index.unique && !values.iter().any(Value::is_null) && !seen.insert(values) {
             let names: Vec<&str> = index.columns.iter().map(|&i| table.columns[i].name.as_str()).collect();

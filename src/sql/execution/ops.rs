@@ -629,8 +629,7 @@ fn emit_stored(
     ctx: &mut Context,
     sink: &mut Sink,
 ) -> Result<bool> {
-    let mut row = rowcodec::decode_row(bytes)?;
-    row.resize(table.columns.len(), Value::Null);
+    let mut row = table.decode_row(bytes)?;
     if let Some(f) = filter {
         if truth(eval(f, &row, ctx)?)? != Some(true) {
             return Ok(true);

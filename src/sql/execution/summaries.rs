@@ -9,7 +9,7 @@ use crate::catalog::{Table, CATALOG};
 use crate::error::Result;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, BinaryOp, Expr, Node, Window};
 use crate::sql::planner::summaries::summary_plan;
-use crate::storage::{keycode, rowcodec};
+use crate::storage::keycode;
 use crate::timeseries::summary::{self, ColumnSummary, Piece, Record};
 use crate::types::{DataType, Value};
 use std::collections::hash_map::{Entry, HashMap};
@@ -135,9 +135,7 @@ fn rows_between(ctx: &mut Context, table: &Table, lo: i64, hi: i64, out: &mut Ve
         keycode::encode_value(&bound(lo), &mut lower);
         keycode::encode_value(&bound(hi), &mut upper);
         ctx.txn.for_each_range(&series, None, Some(&lower), Some(&upper), |_, bytes| {
-            let mut row = rowcodec::decode_row(bytes)?;
-            row.resize(table.columns.len(), Value::Null);
-            out.push(row);
+            out.push(table.decode_row(bytes)?);
             Ok(true)
         })?;
     }
@@ -165,30 +163,40 @@ fn accumulator(agg: &Aggregate, record: &Record, columns: &[crate::catalog::Colu
         [Expr::Column(c)] => Some((&record.columns[c], &columns[c].data_type)),
         _ => None,
     };
-    let extreme = |v: i64, f: f64, t: &DataType| match t {
-        DataType::Int2 => Value::Int2(v as i16),
-        DataType::Int4 => Value::Int4(v as i32),
-        DataType::Int8 => Value::Int8(v),
-        DataType::Float4 => Value::Float4(f as f32),
-        _ => Value::Float8(f),
-    };
-    // No value yet: an extreme starts out NULL (rows of partial minutes may follow).
-    let extreme = |v: i64, f: f64, t: &DataType| match column {
-        Some((s, _)) if s.count() == 0 => Value::Null,
-        _ => extreme(v, f, t),
+    // An extreme of no values is NULL (rows of partial minutes may follow).
+    let extreme = |s: &ColumnSummary, t: &DataType| {
+        let max = agg.function == Max;
+        match s {
+            _ if s.count() == 0 => Value::Null,
+            ColumnSummary::Int(s) => {
+                let v = if max { s.max } else { s.min };
+                match t {
+                    DataType::Int2 => Value::Int2(v as i16),
+                    DataType::Int4 => Value::Int4(v as i32),
+                    _ => Value::Int8(v),
+                }
+            }
+            ColumnSummary::Float(s) => {
+                let v = if max { s.max } else { s.min };
+                if *t == DataType::Float4 {
+                    Value::Float4(v as f32)
+                } else {
+                    Value::Float8(v)
+                }
+            }
+            ColumnSummary::Count(_) => Value::Null,
+        }
     };
     let (count, total, value) = match (agg.function, column) {
         (CountStar, _) => (record.rows, Total::None, Value::Null),
         (Count, Some((s, _))) => (s.count(), Total::None, Value::Null),
         (Sum | Avg, Some((ColumnSummary::Int(s), _))) => (s.count, Total::Int(s.sum), Value::Null),
         (Sum | Avg, Some((ColumnSummary::Float(s), _))) if s.sum_exact => (s.count, Total::Float(s.sum()), Value::Null),
-        (Min | Max, Some((ColumnSummary::Int(s), t))) if s.extremes_exact => {
-            let v = if agg.function == Min { s.min } else { s.max };
-            (s.count, Total::None, extreme(v, 0.0, t))
+        (Min | Max, Some((s @ ColumnSummary::Int(i), t))) if i.extremes_exact => {
+            (s.count(), Total::None, extreme(s, t))
         }
-        (Min | Max, Some((ColumnSummary::Float(s), t))) if s.extremes_exact => {
-            let f = if agg.function == Min { s.min } else { s.max };
-            (s.count, Total::None, extreme(0, f, t))
+        (Min | Max, Some((s @ ColumnSummary::Float(f), t))) if f.extremes_exact => {
+            (s.count(), Total::None, extreme(s, t))
         }
         _ => return Ok(None),
     };

@@ -67,22 +67,7 @@ fn inferred(ts: &Expr, predicate: Option<&Expr>, lower: bool) -> Result<Vec<Expr
     };
     let mut bounds = Vec::new();
     for term in predicate.cloned().map(split_conjunction).unwrap_or_default() {
-        let Expr::Binary(op, l, r) = term else { continue };
-        // `ts op value`, or `value op ts` read the other way round.
-        let (op, value) = if *l == *ts && r.is_key_bound() {
-            (op, *r)
-        } else if *r == *ts && l.is_key_bound() {
-            let flipped = match op {
-                BinaryOp::Lt => BinaryOp::Gt,
-                BinaryOp::LtEq => BinaryOp::GtEq,
-                BinaryOp::Gt => BinaryOp::Lt,
-                BinaryOp::GtEq => BinaryOp::LtEq,
-                other => other,
-            };
-            (flipped, *l)
-        } else {
-            continue;
-        };
+        let Some((op, value)) = term.bound_on(ts) else { continue };
         // The value bounds the range as it is, whether or not the comparison is strict.
         if matches!((op, lower), (BinaryOp::GtEq | BinaryOp::Gt, true) | (BinaryOp::LtEq | BinaryOp::Lt, false)) {
             bounds.push(value);

@@ -310,22 +310,7 @@ type Bounds = (Bound, Bound);
 fn column_bounds(terms: &[Expr], column: usize) -> Bounds {
     let (mut lower, mut upper) = (None, None);
     for term in terms {
-        let Expr::Binary(op, a, b) = term else { continue };
-        let (op, value) = if **a == Expr::Column(column) && b.is_key_bound() {
-            (*op, (**b).clone())
-        } else if **b == Expr::Column(column) && a.is_key_bound() {
-            // v < col is col > v.
-            let flipped = match op {
-                BinaryOp::Lt => BinaryOp::Gt,
-                BinaryOp::LtEq => BinaryOp::GtEq,
-                BinaryOp::Gt => BinaryOp::Lt,
-                BinaryOp::GtEq => BinaryOp::LtEq,
-                other => *other,
-            };
-            (flipped, (**a).clone())
-        } else {
-            continue;
-        };
+        let Some((op, value)) = term.bound_on(&Expr::Column(column)) else { continue };
         match op {
             BinaryOp::Gt if lower.is_none() => lower = Some((value, false)),
             BinaryOp::GtEq if lower.is_none() => lower = Some((value, true)),

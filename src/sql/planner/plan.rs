@@ -950,6 +950,27 @@ impl Expr {
         bound
     }
 
+    /// The expression as a bound on `column`: `(op, value)` for `column op value` with `op`
+    /// one of `<`, `<=`, `>`, `>=` and a value that does not read the row
+    /// ([`Expr::is_key_bound`]); `value op column` is read the other way round.
+    pub fn bound_on(&self, column: &Expr) -> Option<(BinaryOp, Expr)> {
+        let Expr::Binary(op, l, r) = self else { return None };
+        let flipped = match op {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::LtEq => BinaryOp::GtEq,
+            BinaryOp::Gt => BinaryOp::Lt,
+            BinaryOp::GtEq => BinaryOp::LtEq,
+            _ => return None,
+        };
+        if **l == *column && r.is_key_bound() {
+            Some((*op, (**r).clone()))
+        } else if **r == *column && l.is_key_bound() {
+            Some((flipped, (**l).clone()))
+        } else {
+            None
+        }
+    }
+
     /// Which inputs of a join whose left row is `left_width` wide the expression reads:
     /// (left, right, something that is neither, such as a subquery or a volatile function).
     /// Filter pushdown and hash-join key extraction both decide by this.

@@ -75,23 +75,7 @@ fn time_bounds(filter: &Expr, time: usize) -> Option<Vec<(BinaryOp, Expr)>> {
     let column = Expr::Column(time);
     let mut bounds = Vec::new();
     for term in split_conjunction(filter.clone()) {
-        let Expr::Binary(op, l, r) = term else { return None };
-        if !matches!(op, BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq) {
-            return None;
-        }
-        if *l == column && r.is_key_bound() {
-            bounds.push((op, *r));
-        } else if *r == column && l.is_key_bound() {
-            let flipped = match op {
-                BinaryOp::Lt => BinaryOp::Gt,
-                BinaryOp::LtEq => BinaryOp::GtEq,
-                BinaryOp::Gt => BinaryOp::Lt,
-                _ => BinaryOp::LtEq,
-            };
-            bounds.push((flipped, *l));
-        } else {
-            return None;
-        }
+        bounds.push(term.bound_on(&column)?);
     }
     Some(bounds)
 }

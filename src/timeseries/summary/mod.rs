@@ -29,7 +29,7 @@ pub use record::{ColumnSummary, FloatSummary, IntSummary, Record};
 use crate::catalog::{self, Table, TableId, CATALOG, ROW, SUMMARY};
 use crate::error::{Error, Result};
 use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
-use crate::storage::{keycode, rowcodec};
+use crate::storage::keycode;
 use crate::types::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -331,12 +331,6 @@ fn table_of(key: &[u8]) -> Result<TableId> {
     Ok(TableId::from_be_bytes([id[0], id[1], id[2], id[3]]))
 }
 
-fn decode_row(table: &Table, bytes: &[u8]) -> Result<Vec<Value>> {
-    let mut row = rowcodec::decode_row(bytes)?;
-    row.resize(table.columns.len(), Value::Null);
-    Ok(row)
-}
-
 /// The time of a row of a summarized table.
 fn time_of(table: &Table, row: &[Value]) -> Option<i64> {
     match row.get(table.time_series_column()?) {
@@ -432,14 +426,14 @@ impl Changes {
         };
         before.for_each_prefix(&prefix, |key, bytes| {
             if written.binary_search_by(|(k, _)| k.as_slice().cmp(key)).is_err() {
-                add(&decode_row(table, bytes)?);
+                add(&table.decode_row(bytes)?);
                 count(key)?;
             }
             Ok(true)
         })?;
         for (key, value) in written {
             if let Some(bytes) = value {
-                add(&decode_row(table, bytes)?);
+                add(&table.decode_row(bytes)?);
                 count(key)?;
             }
         }
@@ -523,10 +517,10 @@ impl Derive for Summaries {
             let Some(table) = new.by_id.get(&id).filter(|t| t.summarized && !rebuilt.contains(&id)) else { continue };
             let old = before.get(key)?;
             if let Some(bytes) = &old {
-                changes.update(before, table, &decode_row(table, bytes)?, false)?;
+                changes.update(before, table, &table.decode_row(bytes)?, false)?;
             }
             if let Some(bytes) = value {
-                changes.update(before, table, &decode_row(table, bytes)?, true)?;
+                changes.update(before, table, &table.decode_row(bytes)?, true)?;
             }
             if old.is_none() && value.is_some() {
                 changes.list(before, &self.known_series, table, key)?;

@@ -71,21 +71,8 @@ impl ColumnSummary {
     /// The empty summary of a column of type `t`.
     pub fn empty(t: &DataType) -> Self {
         match t {
-            DataType::Int2 | DataType::Int4 | DataType::Int8 => {
-                ColumnSummary::Int(IntSummary { count: 0, sum: 0, min: 0, max: 0, extremes_exact: true })
-            }
-            DataType::Float4 | DataType::Float8 => ColumnSummary::Float(FloatSummary {
-                count: 0,
-                finite: 0.0,
-                compensation: 0.0,
-                nan: 0,
-                pos_inf: 0,
-                neg_inf: 0,
-                min: 0.0,
-                max: 0.0,
-                extremes_exact: true,
-                sum_exact: true,
-            }),
+            DataType::Int2 | DataType::Int4 | DataType::Int8 => ColumnSummary::Int(IntSummary::EMPTY),
+            DataType::Float4 | DataType::Float8 => ColumnSummary::Float(FloatSummary::EMPTY),
             _ => ColumnSummary::Count(0),
         }
     }
@@ -132,6 +119,8 @@ impl ColumnSummary {
 }
 
 impl IntSummary {
+    const EMPTY: IntSummary = IntSummary { count: 0, sum: 0, min: 0, max: 0, extremes_exact: true };
+
     fn update(&mut self, v: i64, add: bool) {
         if add {
             if self.count == 0 {
@@ -147,7 +136,7 @@ impl IntSummary {
         self.count = self.count.saturating_sub(1);
         self.sum -= v as i128;
         if self.count == 0 {
-            *self = IntSummary { count: 0, sum: 0, min: 0, max: 0, extremes_exact: true };
+            *self = IntSummary::EMPTY;
         } else if v == self.min || v == self.max {
             self.extremes_exact = false;
         }
@@ -170,6 +159,19 @@ impl IntSummary {
 }
 
 impl FloatSummary {
+    const EMPTY: FloatSummary = FloatSummary {
+        count: 0,
+        finite: 0.0,
+        compensation: 0.0,
+        nan: 0,
+        pos_inf: 0,
+        neg_inf: 0,
+        min: 0.0,
+        max: 0.0,
+        extremes_exact: true,
+        sum_exact: true,
+    };
+
     fn update(&mut self, v: f64, add: bool) {
         if add {
             if self.count == 0 {
@@ -186,10 +188,7 @@ impl FloatSummary {
         } else {
             self.count = self.count.saturating_sub(1);
             if self.count == 0 {
-                *self = match ColumnSummary::empty(&DataType::Float8) {
-                    ColumnSummary::Float(empty) => empty,
-                    _ => unreachable!("a float column's summary is a FloatSummary"),
-                };
+                *self = FloatSummary::EMPTY;
                 return;
             }
             if float_cmp(v, self.min) == Ordering::Equal || float_cmp(v, self.max) == Ordering::Equal {
