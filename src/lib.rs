@@ -14,5 +14,6 @@ pub mod pg;
 pub mod raft;
 pub mod sql;
 pub mod storage;
+pub mod sync;
 pub mod timeseries;
 pub mod types;

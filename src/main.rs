@@ -92,6 +92,25 @@ struct ServerArgs {
     /// How often rows past their table's TTL are expired, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_TTL_INTERVAL_SECS")]
     ttl_interval_secs: u64,
+    /// Run as an edge with this id (letters, digits, `-`, `_`, `.`): every committed row change
+    /// is captured and pushed to --sync-target.
+    #[arg(long, env = "CHRONOS_EDGE_ID", requires = "sync_target", value_parser = edge_id)]
+    edge_id: Option<String>,
+    /// Cloud members an edge pushes to (`http://host:port`, `https://…` with TLS), comma
+    /// separated or repeated; tried in turn.
+    #[arg(long, env = "CHRONOS_SYNC_TARGET", value_delimiter = ',', requires = "edge_id")]
+    sync_target: Vec<String>,
+    /// Seconds an edge waits between pushes when it has sent everything.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_SYNC_INTERVAL_SECS")]
+    sync_interval_secs: u64,
+}
+
+fn edge_id(text: &str) -> Result<String, String> {
+    if chronos::sync::valid_edge_id(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("\"{text}\": an edge id is 1 to 64 letters, digits, '-', '_' or '.'"))
+    }
 }
 
 fn peers(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
@@ -149,6 +168,9 @@ fn main() -> std::process::ExitCode {
         column_cache_mb,
         statement_memory_mb,
         ttl_interval_secs,
+        edge_id,
+        sync_target,
+        sync_interval_secs,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
@@ -183,6 +205,29 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    // An edge pushes to the cloud with the members' certificates (mutual TLS) when they are set.
+    let sync = match edge_id {
+        None => None,
+        Some(edge_id) => {
+            let tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY"), client_ca.as_deref()) {
+                (Some(cert), Some(key), Some(ca)) => {
+                    match chronos::net::InternodeTls::load(cert.as_ref(), key.as_ref(), ca) {
+                        Ok(tls) => Some(tls),
+                        Err(e) => {
+                            eprintln!("chronos: {e}");
+                            return std::process::ExitCode::FAILURE;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let interval = std::time::Duration::from_secs(sync_interval_secs);
+            Some(chronos::node::EdgeConfig {
+                sync: chronos::sync::worker::SyncConfig::new(edge_id, sync_target, interval),
+                tls,
+            })
+        }
+    };
     // HTTPS on the operations endpoint with the same certificate; clients authenticate with
     // the HTTP token, not certificates.
     let http_tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY")) {
@@ -223,6 +268,7 @@ fn main() -> std::process::ExitCode {
         column_cache_bytes: column_cache_mb.saturating_mul(1 << 20),
         statement_memory_bytes: statement_memory_mb.saturating_mul(1 << 20),
         ttl_interval: std::time::Duration::from_secs(ttl_interval_secs),
+        sync,
         ..NodeConfig::default()
     };
     // Statements run on the runtime's threads. Their stacks hold the passes over a statement's

@@ -131,6 +131,10 @@ fn decode_stored(stored: &[u8]) -> Result<Option<&[u8]>> {
     }
 }
 
+/// How far ahead of this node's wall clock a time received from another node may be (see
+/// [`Mvcc::observe_clock`]).
+pub const MAX_CLOCK_DRIFT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The MVCC store: owns the storage, the writer token, the HLC and the visibility watermark.
 pub struct Mvcc {
     storage: Arc<dyn Storage>,
@@ -167,8 +171,8 @@ pub struct Mvcc {
     counters: Mutex<HashMap<Vec<u8>, counters::CounterBlock>>,
     /// Column snapshots of tables for full scans (see [`columns`]).
     columns: Arc<columns::ColumnCache>,
-    /// Writes derived from each applied batch (see [`Derive`]); set once, at start-up.
-    derive: OnceLock<Arc<dyn Derive>>,
+    /// What derives writes from each applied batch (see [`Derive`]); installed at start-up.
+    derives: std::sync::RwLock<Vec<Arc<dyn Derive>>>,
 }
 
 /// Writes derived from each committed batch and made with it, at its version: the layers above
@@ -196,7 +200,7 @@ impl Mvcc {
         let applied = applied_version(storage.as_ref())?;
         Ok(Arc::new(Self {
             storage,
-            hlc: uhlc::HLC::default(),
+            hlc: uhlc::HLCBuilder::new().with_max_delta(MAX_CLOCK_DRIFT).build(),
             applied: AtomicU64::new(applied),
             writer_busy: Mutex::new(false),
             writer_free: Condvar::new(),
@@ -213,20 +217,53 @@ impl Mvcc {
             last_unique_id: AtomicU64::new(0),
             counters: Mutex::new(HashMap::new()),
             columns: Arc::new(columns::ColumnCache::new(applied)),
-            derive: OnceLock::new(),
+            derives: Default::default(),
         }))
     }
 
-    /// Installs the writes derived from every batch applied from now on (see [`Derive`]).
-    pub fn set_derive(&self, derive: Arc<dyn Derive>) {
-        let _ = self.derive.set(derive);
+    /// Adds writes derived from every batch applied from now on (see [`Derive`]). Derives
+    /// write disjoint keyspaces.
+    pub fn add_derive(&self, derive: Arc<dyn Derive>) {
+        self.derives.write().unwrap_or_else(|e| e.into_inner()).push(derive);
     }
 
     /// The writes derived from `batch` (none without a [`Derive`]).
     fn derived(self: &Arc<Self>, batch: &WriteBatch) -> Result<WriteBatch> {
-        let Some(derive) = self.derive.get() else { return Ok(WriteBatch::default()) };
-        let mut before = self.begin_at(batch.version.saturating_sub(1));
-        Ok(WriteBatch { version: batch.version, writes: derive.derive(batch, &mut before)? })
+        let derives = self.derives.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut writes = Vec::new();
+        if !derives.is_empty() {
+            let mut before = self.begin_at(batch.version.saturating_sub(1));
+            for derive in &derives {
+                writes.extend(derive.derive(batch, &mut before)?);
+            }
+        }
+        Ok(WriteBatch { version: batch.version, writes })
+    }
+
+    /// Every installed [`Derive`], for a snapshot install.
+    fn reset_derives(&self) {
+        for derive in self.derives.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            derive.reset();
+        }
+    }
+
+    /// The current HLC time: above every version applied or observed.
+    pub fn clock_now(&self) -> Version {
+        self.hlc.new_timestamp().get_time().as_u64()
+    }
+
+    /// Merges a time received from another node into the clock, so that every later commit
+    /// here is stamped after it; refuses a time more than [`MAX_CLOCK_DRIFT`] ahead of this
+    /// node's wall clock (SQLSTATE 22008).
+    pub fn observe_clock(&self, remote: Version) -> Result<()> {
+        self.hlc.update_with_timestamp(&uhlc::Timestamp::new(uhlc::NTP64(remote), *self.hlc.get_id())).map_err(|_| {
+            let ahead = uhlc::NTP64(remote.saturating_sub(uhlc::system_time_clock().as_u64())).to_duration();
+            Error::DatetimeOutOfRange(format!(
+                "a clock {:.3} s ahead of this node's exceeds the maximum drift of {} s",
+                ahead.as_secs_f64(),
+                MAX_CLOCK_DRIFT.as_secs()
+            ))
+        })
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -313,13 +350,18 @@ impl Mvcc {
 
     /// The newest version of `key` at or below `version`: `Some(None)` for a tombstone.
     fn read_at(&self, key: &[u8], version: Version) -> Result<Option<Option<Vec<u8>>>> {
+        Ok(self.read_versioned(key, version)?.map(|(_, value)| value))
+    }
+
+    /// Like [`Mvcc::read_at`], with the version found.
+    fn read_versioned(&self, key: &[u8], version: Version) -> Result<Option<(Version, Option<Vec<u8>>)>> {
         let start = physical_key(key, version);
         let end = physical_key(key, 0);
         for item in self.storage.scan((Bound::Included(start), Bound::Included(end))) {
             let (physical, stored) = item?;
-            let (logical, _) = split_physical(&physical)?;
+            let (logical, found) = split_physical(&physical)?;
             if logical == key {
-                return Ok(Some(decode_stored(&stored)?.map(<[u8]>::to_vec)));
+                return Ok(Some((found, decode_stored(&stored)?.map(<[u8]>::to_vec))));
             }
         }
         Ok(None)
@@ -420,6 +462,16 @@ impl Transaction {
     /// those keys (summaries of a table's rows).
     pub fn note_scan(&mut self, prefix: &[u8]) {
         self.read_domains.insert(domain(prefix));
+    }
+
+    /// Reads `key` as of the snapshot with the version that wrote it: `Some((version, None))`
+    /// for a tombstone, and `u64::MAX` as the version of this transaction's own writes.
+    pub fn get_versioned(&mut self, key: &[u8]) -> Result<Option<(Version, Option<Vec<u8>>)>> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(Some((Version::MAX, v.clone())));
+        }
+        self.read_keys.insert(key.to_vec());
+        self.mvcc.read_versioned(key, self.read_version)
     }
 
     /// Reads `key` as of the snapshot, seeing this transaction's own writes.

@@ -101,9 +101,7 @@ impl Mvcc {
         lock(&self.domain_versions).clear();
         self.domain_floor.fetch_max(version, Ordering::SeqCst);
         self.columns.reset(version);
-        if let Some(derive) = self.derive.get() {
-            derive.reset();
-        }
+        self.reset_derives();
         self.applied.fetch_max(version, Ordering::SeqCst);
         self.last_version.fetch_max(version, Ordering::SeqCst);
         self.publish(version);

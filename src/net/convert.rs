@@ -4,6 +4,7 @@ use super::proto::{self, raft_message::Body};
 use crate::error::{Error, Result};
 use crate::mvcc::CommitRequest;
 use crate::raft::{self, EntryData, Membership, MessageBody, SnapshotMeta};
+use crate::sync;
 
 fn membership_to_proto(m: Membership) -> proto::Membership {
     proto::Membership { voters: m.voters.into_iter().collect(), learners: m.learners.into_iter().collect() }
@@ -146,6 +147,77 @@ pub fn failure_to_error(f: proto::Failure) -> Error {
     }
 }
 
+/// A sync push in protobuf form.
+pub fn push_to_proto(push: sync::Push) -> proto::PushRequest {
+    proto::PushRequest {
+        edge_id: push.edge,
+        clock: push.clock,
+        tables: push
+            .tables
+            .into_iter()
+            .map(|t| proto::TableChanges {
+                definition: t.definition,
+                changes: t
+                    .changes
+                    .into_iter()
+                    .map(|c| proto::RowChange {
+                        version: c.position.version,
+                        index: c.position.index,
+                        key: c.key,
+                        row: c.row,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The sync push a [`proto::PushRequest`] carries.
+pub fn push_from_proto(request: proto::PushRequest) -> sync::Push {
+    sync::Push {
+        edge: request.edge_id,
+        clock: request.clock,
+        tables: request
+            .tables
+            .into_iter()
+            .map(|t| sync::TableChanges {
+                definition: t.definition,
+                changes: t
+                    .changes
+                    .into_iter()
+                    .map(|c| sync::Change {
+                        position: sync::Position { version: c.version, index: c.index },
+                        key: c.key,
+                        row: c.row,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The answer to a push in protobuf form.
+pub fn push_result_to_proto(result: Result<sync::Ack>) -> proto::PushResult {
+    use proto::push_result::Result as R;
+    let result = match result {
+        Ok(ack) => R::Ack(proto::PushAck { version: ack.cursor.version, index: ack.cursor.index, clock: ack.clock }),
+        Err(e) => R::Failure(error_to_failure(&e)),
+    };
+    proto::PushResult { result: Some(result) }
+}
+
+/// The acknowledgement, or why the cloud refused the push.
+pub fn push_result_from_proto(result: proto::PushResult) -> Result<sync::Ack> {
+    use proto::push_result::Result as R;
+    match result.result {
+        Some(R::Ack(a)) => {
+            Ok(sync::Ack { cursor: sync::Position { version: a.version, index: a.index }, clock: a.clock })
+        }
+        Some(R::Failure(f)) => Err(Error::Io(format!("the cloud refused the push ({}): {}", f.sqlstate, f.message))),
+        None => Err(Error::Io("an empty answer to a push".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +268,29 @@ mod tests {
             assert_eq!(back.sqlstate(), e.sqlstate());
         }
         assert_eq!(failure_to_error(error_to_failure(&Error::NotLeader(Some(3)))), Error::NotLeader(Some(3)));
+    }
+
+    #[test]
+    fn pushes_round_trip() {
+        let push = sync::Push {
+            edge: "farm-a".into(),
+            clock: 99,
+            tables: vec![sync::TableChanges {
+                definition: b"{}".to_vec(),
+                changes: vec![
+                    sync::Change {
+                        position: sync::Position { version: 5, index: 0 },
+                        key: vec![1],
+                        row: Some(vec![2]),
+                    },
+                    sync::Change { position: sync::Position { version: 5, index: 1 }, key: vec![3], row: None },
+                ],
+            }],
+        };
+        assert_eq!(push_from_proto(push_to_proto(push.clone())), push);
+        let ack = sync::Ack { cursor: sync::Position { version: 5, index: 1 }, clock: 100 };
+        assert_eq!(push_result_from_proto(push_result_to_proto(Ok(ack))).unwrap(), ack);
+        let refused = push_result_from_proto(push_result_to_proto(Err(Error::InvalidParameter("no".into()))));
+        assert!(refused.unwrap_err().to_string().contains("no"));
     }
 }

@@ -20,6 +20,8 @@ use proto::cluster_client::ClusterClient;
 use proto::cluster_server::{Cluster, ClusterServer};
 use proto::raft_client::RaftClient;
 use proto::raft_server::{Raft, RaftServer};
+use proto::sync_client::SyncClient;
+use proto::sync_server::{Sync as SyncService, SyncServer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -101,20 +103,10 @@ impl GrpcTransport {
         // Callable from any thread (the Raft driver adds members): the channel needs the
         // runtime's context.
         let _runtime = self.runtime.enter();
-        let bad_address =
-            |e: &dyn std::fmt::Display| Error::InvalidParameter(format!("peer {id} address {address}: {e}"));
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}")).map_err(|e| bad_address(&e))?;
-        if let Some(tls) = &self.tls {
-            let config = tonic::transport::ClientTlsConfig::new().ca_certificate(tls.ca()).identity(tls.identity());
-            endpoint = endpoint.tls_config(config).map_err(|e| bad_address(&e))?;
-        }
-        let endpoint = endpoint
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
+        let channel = endpoint(format!("{scheme}://{address}"), self.tls.as_ref())
+            .map_err(|e| Error::InvalidParameter(format!("peer {id} address {address}: {e}")))?
+            .connect_lazy();
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         self.runtime.spawn(send_loop(id, channel.clone(), rx));
         let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
@@ -127,6 +119,21 @@ impl GrpcTransport {
         let (_, peer) = peers.get(&id).ok_or_else(|| Error::Io(format!("node {id} is not a known peer")))?;
         Ok(peer.channel.clone())
     }
+}
+
+/// A gRPC endpoint for `url` with the internode timeouts and keep-alives; over mutual TLS
+/// with `tls`.
+fn endpoint(url: String, tls: Option<&InternodeTls>) -> std::result::Result<Endpoint, tonic::transport::Error> {
+    let mut endpoint = Endpoint::from_shared(url)?;
+    if let Some(tls) = tls {
+        let config = tonic::transport::ClientTlsConfig::new().ca_certificate(tls.ca()).identity(tls.identity());
+        endpoint = endpoint.tls_config(config)?;
+    }
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5)))
 }
 
 /// Keeps a `Raft.Send` stream open to one peer and feeds it from `queue`.
@@ -280,12 +287,70 @@ impl Cluster for Services {
     }
 }
 
+#[tonic::async_trait]
+impl SyncService for Services {
+    async fn push(
+        &self,
+        request: tonic::Request<proto::PushRequest>,
+    ) -> std::result::Result<tonic::Response<proto::PushResult>, tonic::Status> {
+        let replica = self.replica()?;
+        let push = convert::push_from_proto(request.into_inner());
+        let result = on_blocking_pool(move || {
+            let mvcc = replica.mvcc()?;
+            crate::sync::cloud::apply(&mvcc, &push).inspect_err(|e| {
+                tracing::warn!(edge = %push.edge, error = %e, "sync push refused");
+            })
+        })
+        .await?;
+        Ok(tonic::Response::new(convert::push_result_to_proto(result)))
+    }
+}
+
+/// Pushes an edge's changes to cloud members over gRPC.
+pub struct GrpcUplink {
+    targets: Vec<(String, Channel)>,
+}
+
+impl GrpcUplink {
+    /// Channels (connected lazily) to each target, `http://host:port` or `https://…`; with
+    /// `tls`, the edge presents its certificate and checks the cloud's against the CA.
+    pub fn new(targets: &[String], tls: Option<&InternodeTls>) -> Result<GrpcUplink> {
+        let mut channels = Vec::new();
+        for target in targets {
+            let endpoint = endpoint(target.clone(), tls)
+                .map_err(|e| Error::InvalidParameter(format!("sync target {target}: {e}")))?;
+            channels.push((target.clone(), endpoint.connect_lazy()));
+        }
+        Ok(GrpcUplink { targets: channels })
+    }
+}
+
+#[tonic::async_trait]
+impl crate::sync::worker::Uplink for GrpcUplink {
+    async fn push(&self, target: usize, push: crate::sync::Push) -> Result<crate::sync::Ack> {
+        let (name, channel) = &self.targets[target % self.targets.len()];
+        let mut client = SyncClient::new(channel.clone()).max_encoding_message_size(MAX_MESSAGE);
+        let request = convert::push_to_proto(push);
+        match tokio::time::timeout(RPC_TIMEOUT, client.push(request)).await {
+            Err(_) => Err(Error::Io(format!("{name} did not answer the push in time"))),
+            Ok(Err(status)) => Err(Error::Io(format!("push to {name} failed: {}", status.message()))),
+            Ok(Ok(response)) => convert::push_result_from_proto(response.into_inner()),
+        }
+    }
+}
+
+/// Runs `work` on the blocking pool (it waits for the log).
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, tonic::Status> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
 /// Runs a forwarded request on the blocking pool (it waits for the log) and wraps its result.
 async fn answer(
     work: impl FnOnce() -> Result<Version> + Send + 'static,
 ) -> std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status> {
-    let result = tokio::task::spawn_blocking(work).await.map_err(|e| tonic::Status::internal(e.to_string()))?;
-    let result = match result {
+    let result = match on_blocking_pool(work).await? {
         Ok(version) => proto::version_result::Result::Version(version),
         Err(e) => proto::version_result::Result::Failure(convert::error_to_failure(&e)),
     };
@@ -320,7 +385,8 @@ impl Server {
             let result = builder
                 .tcp_nodelay(true)
                 .add_service(RaftServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE))
-                .add_service(ClusterServer::new(services).max_decoding_message_size(MAX_MESSAGE))
+                .add_service(ClusterServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE))
+                .add_service(SyncServer::new(services).max_decoding_message_size(MAX_MESSAGE))
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = shutdown.changed().await;
                 })

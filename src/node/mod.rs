@@ -44,6 +44,16 @@ pub struct NodeConfig {
     pub column_cache_bytes: u64,
     /// Memory budget of each statement, in bytes: past it the statement fails with 53200.
     pub statement_memory_bytes: u64,
+    /// This node is (a member of) an edge that pushes its changes to a cloud cluster.
+    pub sync: Option<EdgeConfig>,
+}
+
+/// An edge's sync settings.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    pub sync: crate::sync::worker::SyncConfig,
+    /// Certificates for the cloud (mutual TLS), as between members.
+    pub tls: Option<crate::net::InternodeTls>,
 }
 
 /// A single node compacts its Raft log at least this often (entries).
@@ -80,6 +90,7 @@ impl Default for NodeConfig {
             cache_bytes: 256 << 20,
             column_cache_bytes: crate::mvcc::columns::DEFAULT_BUDGET as u64,
             statement_memory_bytes: crate::sql::session::DEFAULT_STATEMENT_MEMORY as u64,
+            sync: None,
         }
     }
 }
@@ -88,6 +99,7 @@ struct NodeStatus {
     engine: Arc<Engine>,
     pg: Arc<pg::PgMetrics>,
     replica: Arc<replica::Replica>,
+    sync: Option<Arc<crate::sync::worker::SyncStatus>>,
 }
 
 impl NodeStatus {
@@ -112,8 +124,25 @@ impl crate::http::Status for NodeStatus {
             (Some(failure), _) => (false, format!("\"status\":\"failed\",\"reason\":{}", reason(failure))),
             (None, Some(stall)) => (false, format!("\"status\":\"stalled\",\"reason\":{}", reason(stall))),
         };
+        let sync = match &self.sync {
+            None => String::new(),
+            Some(status) => {
+                let r = status.report();
+                let now = self.engine.mvcc().clock_now();
+                format!(
+                    ",\"sync\":{{\"edge_id\":{},\"state\":\"{}\",\"target\":{},\"oldest_pending_secs\":{},\"rows_sent\":{},\"errors\":{},\"last_error\":{}}}",
+                    serde_json::Value::from(r.edge_id.as_str()),
+                    r.state.name(),
+                    serde_json::Value::from(r.target.as_str()),
+                    r.oldest_pending.map_or("null".to_string(), |v| format!("{:.3}", hlc_seconds(now.saturating_sub(v)))),
+                    r.rows_sent,
+                    r.errors,
+                    r.last_error.as_deref().map_or(serde_json::Value::Null, serde_json::Value::from),
+                )
+            }
+        };
         let body = format!(
-            "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]}}",
+            "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]{sync}}}",
             s.role,
             s.term,
             self.replica.id(),
@@ -189,12 +218,45 @@ impl crate::http::Status for NodeStatus {
                 raft.snapshots_installed,
             ),
         ];
+        let mut sync_metrics = Vec::new();
+        if let Some(status) = &self.sync {
+            let r = status.report();
+            let now = self.engine.mvcc().clock_now();
+            sync_metrics = vec![
+                (
+                    "chronos_sync_connected",
+                    "gauge",
+                    "1 while the last push to the cloud was answered.",
+                    u64::from(r.state == crate::sync::worker::State::Connected),
+                ),
+                ("chronos_sync_pushes_total", "counter", "Pushes the cloud acknowledged.", r.pushes),
+                ("chronos_sync_rows_sent_total", "counter", "Row changes pushed and acknowledged.", r.rows_sent),
+                (
+                    "chronos_sync_bytes_sent_total",
+                    "counter",
+                    "Bytes of row changes pushed and acknowledged.",
+                    r.bytes_sent,
+                ),
+                ("chronos_sync_errors_total", "counter", "Pushes that failed.", r.errors),
+                (
+                    "chronos_sync_oldest_pending_seconds",
+                    "gauge",
+                    "Age of the oldest change not yet acknowledged by the cloud (0 when none).",
+                    r.oldest_pending.map_or(0, |v| hlc_seconds(now.saturating_sub(v)) as u64),
+                ),
+            ];
+        }
         let mut out = String::new();
-        for (name, kind, help, value) in metrics.into_iter().chain(raft_metrics) {
+        for (name, kind, help, value) in metrics.into_iter().chain(raft_metrics).chain(sync_metrics) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
         }
         out
     }
+}
+
+/// Seconds in a difference of two HLC times (NTP64: 32 bits of seconds, 32 of fraction).
+fn hlc_seconds(delta: u64) -> f64 {
+    delta as f64 / 4_294_967_296.0
 }
 
 /// Makes `engine` a Raft group of one whose log is `log`: how a single node commits, and how
@@ -305,9 +367,17 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
     let http_listener = TcpListener::bind(config.http_addr).await?;
     tracing::info!(pg = %pg_listener.local_addr()?, http = %http_listener.local_addr()?, data_dir = %config.data_dir.display(), "chronos single node ready");
 
+    let sync_status = match &config.sync {
+        None => None,
+        Some(edge) => Some(start_sync(&engine, &replica, edge, shutdown.clone()).await?),
+    };
     let pg_metrics = Arc::new(pg::PgMetrics::default());
-    let status: Arc<dyn crate::http::Status> =
-        Arc::new(NodeStatus { engine: engine.clone(), pg: pg_metrics.clone(), replica: replica.clone() });
+    let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus {
+        engine: engine.clone(),
+        pg: pg_metrics.clone(),
+        replica: replica.clone(),
+        sync: sync_status,
+    });
     let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
     let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, audit.clone(), shutdown.clone()));
     let gc_engine = engine.clone();
@@ -348,6 +418,43 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
     flushed?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Marks the database as the edge (so its changes are captured before any client writes) and
+/// starts the sync worker.
+async fn start_sync(
+    engine: &Arc<Engine>,
+    replica: &Arc<replica::Replica>,
+    edge: &EdgeConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Arc<crate::sync::worker::SyncStatus>> {
+    use crate::sync::worker;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (mvcc, id) = (engine.mvcc().clone(), edge.sync.edge_id.clone());
+        let marked = tokio::task::spawn_blocking(move || {
+            let mut txn = mvcc.begin_read()?;
+            if crate::sync::outbox::mark_edge(&mut txn, &id)? {
+                txn.commit()?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        match marked {
+            Ok(()) => break,
+            Err(e @ Error::InvalidParameter(_)) => return Err(e),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+    let uplink = Arc::new(crate::net::GrpcUplink::new(&edge.sync.targets, edge.tls.as_ref())?);
+    let status = worker::SyncStatus::new(&edge.sync);
+    let leader = replica.clone();
+    let is_leader = move || leader.status().leader == Some(leader.id());
+    tokio::spawn(worker::run(engine.mvcc().clone(), is_leader, uplink, edge.sync.clone(), status.clone(), shutdown));
+    tracing::info!(edge = %edge.sync.edge_id, targets = ?edge.sync.targets, "edge sync started");
+    Ok(status)
 }
 
 /// Expires rows past their table's TTL every `interval`, on the node that commits (the leader):

@@ -322,7 +322,7 @@ impl Replica {
         self.status.view()
     }
 
-    fn mvcc(&self) -> Result<Arc<Mvcc>> {
+    pub fn mvcc(&self) -> Result<Arc<Mvcc>> {
         self.mvcc.upgrade().ok_or_else(|| Error::Io("the engine has shut down".into()))
     }
 

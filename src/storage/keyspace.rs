@@ -34,6 +34,12 @@ pub enum Keyspace {
     /// Time-series summaries kept on apply: table id, then grain and bucket
     /// (see `timeseries::summary`).
     Summary = 0x09,
+    /// Changes waiting to be pushed to the cloud, on an edge: one record per captured batch,
+    /// by version (see `sync::outbox`).
+    Outbox = 0x0A,
+    /// On the cloud, the last-writer-wins stamp of each row written by sync: `Row` key without
+    /// its tag (see `sync::cloud`).
+    Stamp = 0x0B,
 }
 
 impl Keyspace {

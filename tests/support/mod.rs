@@ -27,12 +27,19 @@ impl Server {
 
     /// Starts a server on `data_dir` with extra environment variables.
     pub fn start_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(data_dir, &[], env)
+    }
+
+    /// Starts `chronos single-node` with extra flags and environment variables.
+    pub fn start_with_args(data_dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = vec!["single-node".to_string()];
+        command.extend(args.iter().map(|a| a.to_string()));
         let mut server = Server {
             pg_addr: ([127, 0, 0, 1], 0).into(),
             http_addr: ([127, 0, 0, 1], 0).into(),
             data_dir,
             child: None,
-            command: vec!["single-node".into()],
+            command,
         };
         assert!(server.spawn_on_fresh_ports(env), "chronos did not start");
         server

@@ -22,7 +22,7 @@ pub trait RowIds {
     fn next_row_id(&self) -> i64;
 }
 
-fn check_not_null(table: &Table, row: &[Value]) -> Result<()> {
+pub(crate) fn check_not_null(table: &Table, row: &[Value]) -> Result<()> {
     for (c, v) in table.columns.iter().zip(row) {
         if !c.nullable && v.is_null() {
             return Err(Error::NotNull { column: c.name.clone(), table: table.name.clone() });
@@ -76,12 +76,17 @@ fn find_conflict(
 }
 
 fn write_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {
+    write_row_in(ctx.txn, table, key, row);
+}
+
+/// Writes the row `row` at `key` and its index entries in `txn`.
+pub(crate) fn write_row_in(txn: &mut Transaction, table: &Table, key: &[u8], row: &[Value]) {
     let pk = pk_suffix(table, key);
     for index in &table.indexes {
         let (k, v) = table.index_entry(index, row, &pk);
-        ctx.txn.set(k, v);
+        txn.set(k, v);
     }
-    ctx.txn.set(key.to_vec(), rowcodec::encode_row(row));
+    txn.set(key.to_vec(), rowcodec::encode_row(row));
 }
 
 fn delete_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {

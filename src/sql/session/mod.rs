@@ -32,7 +32,8 @@ impl Engine {
     /// Opens the engine over a storage engine.
     pub fn open(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
         let mvcc = Mvcc::new(storage)?;
-        mvcc.set_derive(Arc::new(crate::timeseries::summary::Summaries::default()));
+        mvcc.add_derive(Arc::new(crate::timeseries::summary::Summaries::default()));
+        mvcc.add_derive(Arc::new(crate::sync::outbox::Capture::default()));
         Ok(Arc::new(Self {
             mvcc,
             statement_memory: std::sync::atomic::AtomicUsize::new(DEFAULT_STATEMENT_MEMORY),

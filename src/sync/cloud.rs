@@ -1,0 +1,249 @@
+//! The cloud side of sync: a push applied as one transaction, merged row by row by
+//! last-writer-wins, with the edge's cursor.
+//!
+//! Each row the cloud received from an edge has a stamp under `[Stamp tag] ++ row key without
+//! its tag`: the edge commit's HLC time, the origin (edge id) and whether the change was a
+//! delete. The stamp is written in the same commit as the row, so both have the same MVCC
+//! version; a row whose newest version is newer than its stamp was written on the cloud itself
+//! after, and its stamp is that version with the empty origin. A change is applied when its
+//! `(time, origin)` is greater than the row's stamp (a row without one takes any change), so
+//! the winner does not depend on the order changes arrive in. A delete from an edge keeps its
+//! stamp (a tombstone) so that an older write from another edge cannot bring the row back.
+//!
+//! The edge's cursor (the greatest [`Position`] committed) is a [`META`] record written in the
+//! same transaction; changes at or before it are skipped, so a retried push applies nothing
+//! twice. Rows and index entries are written as SQL writes them, and the batch is committed
+//! through the Raft log like any other, so summaries and TTL follow.
+
+use super::{valid_edge_id, Ack, Change, Position, Push};
+use crate::catalog::{self, Table, META};
+use crate::error::{Error, Result};
+use crate::mvcc::{Mvcc, Transaction};
+use crate::sql::execution::dml;
+use crate::storage::keyspace::Keyspace;
+use std::sync::Arc;
+
+/// The origin of writes made on the cloud itself: smaller than every edge id, so an edge's
+/// change wins a tie of times.
+pub const LOCAL_ORIGIN: &str = "";
+
+/// Commits retried after a serialization failure (another push of the same edge at once).
+const ATTEMPTS: usize = 10;
+
+fn cursor_key(edge: &str) -> Vec<u8> {
+    META.record(&format!("sync/cursor/{edge}"))
+}
+
+/// The cursor of `edge`: everything it pushed at or before it is committed here.
+pub fn cursor(txn: &mut Transaction, edge: &str) -> Result<Option<Position>> {
+    Ok(match txn.get(&cursor_key(edge))? {
+        Some(bytes) if bytes.len() == 12 => Some(Position {
+            version: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            index: u32::from_be_bytes(bytes[8..].try_into().expect("4 bytes")),
+        }),
+        Some(_) => return Err(Error::Corruption(format!("sync cursor of edge {edge}"))),
+        None => None,
+    })
+}
+
+/// Every edge that pushed here, with its cursor.
+pub fn edges(txn: &mut Transaction) -> Result<Vec<(String, Position)>> {
+    let prefix = cursor_key("");
+    // The record name is encoded text: drop its terminator to get a prefix of the others.
+    let prefix = &prefix[..prefix.len() - 1];
+    let mut names = Vec::new();
+    txn.for_each_prefix(prefix, |key, _| {
+        let mut rest = &key[1..];
+        if let Ok(crate::types::Value::Text(name)) = crate::storage::keycode::decode_value(&mut rest) {
+            names.push(name["sync/cursor/".len()..].to_string());
+        }
+        Ok(true)
+    })?;
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(position) = cursor(txn, &name)? {
+            out.push((name, position));
+        }
+    }
+    Ok(out)
+}
+
+/// A row's last-writer-wins stamp.
+#[derive(Clone, Debug, PartialEq)]
+struct Stamp {
+    time: u64,
+    origin: String,
+    deleted: bool,
+}
+
+impl Stamp {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.origin.len());
+        out.extend_from_slice(&self.time.to_be_bytes());
+        out.push(u8::from(self.deleted));
+        out.extend_from_slice(self.origin.as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Stamp> {
+        let bad = || Error::Corruption("malformed sync stamp".into());
+        if bytes.len() < 9 {
+            return Err(bad());
+        }
+        Ok(Stamp {
+            time: u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?),
+            deleted: bytes[8] == 1,
+            origin: String::from_utf8(bytes[9..].to_vec()).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Applies `push` and commits it; the edge's cursor afterwards.
+pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
+    if !valid_edge_id(&push.edge) {
+        return Err(Error::InvalidParameter(format!("invalid edge id \"{}\"", push.edge)));
+    }
+    let newest = push.tables.iter().flat_map(|t| &t.changes).map(|c| c.position.version).max().unwrap_or(0);
+    if newest > push.clock {
+        return Err(Error::InvalidParameter(format!(
+            "edge {}: a change is stamped after the push was sent ({newest} > {})",
+            push.edge, push.clock
+        )));
+    }
+    mvcc.observe_clock(push.clock)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut txn = mvcc.begin_read()?;
+        let before = cursor(&mut txn, &push.edge)?;
+        let mut last = before;
+        for table_changes in &push.tables {
+            let table = ensure_table(&mut txn, &table_changes.definition)?;
+            for change in &table_changes.changes {
+                if before.is_some_and(|c| change.position <= c) {
+                    continue;
+                }
+                merge(&mut txn, &table, change, &push.edge)?;
+                last = last.max(Some(change.position));
+            }
+        }
+        if last != before {
+            let last = last.expect("a change was applied");
+            let mut value = last.version.to_be_bytes().to_vec();
+            value.extend_from_slice(&last.index.to_be_bytes());
+            txn.set(cursor_key(&push.edge), value);
+        }
+        match txn.commit() {
+            Ok(_) => return Ok(Ack { cursor: last.unwrap_or_default(), clock: mvcc.clock_now() }),
+            Err(Error::Serialization(_)) if attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The cloud's table for an edge's definition: created from it when missing; an error when it
+/// differs in its columns' names and types or its primary key.
+fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
+    let edge = catalog::decode_table(definition)?;
+    if edge.primary_key.is_empty() {
+        return Err(Error::InvalidTableDefinition(format!(
+            "table \"{}\" has no primary key: it cannot sync",
+            edge.name
+        )));
+    }
+    if let Some(table) = catalog::get_table(txn, &edge.name)? {
+        let columns = |t: &Table| t.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect::<Vec<_>>();
+        if columns(&table) != columns(&edge) || table.primary_key != edge.primary_key {
+            return Err(Error::InvalidTableDefinition(format!(
+                "table \"{}\" on the cloud does not match the edge's: its columns or primary key differ",
+                edge.name
+            )));
+        }
+        return Ok(table);
+    }
+    for index in &edge.indexes {
+        if catalog::find_index(txn, &index.name)?.is_some() || catalog::get_table(txn, &index.name)?.is_some() {
+            return Err(Error::DuplicateTable(index.name.clone()));
+        }
+    }
+    let mut table = edge;
+    table.id = catalog::next_id(txn, "table_id")?;
+    table.grants.clear();
+    catalog::save_table(txn, &table)?;
+    Ok(table)
+}
+
+/// Applies one change if it is newer than what the row holds.
+fn merge(txn: &mut Transaction, table: &Table, change: &Change, origin: &str) -> Result<()> {
+    let mut row_key = table.row_prefix();
+    row_key.extend_from_slice(&change.key);
+    let stamp_key = Keyspace::Stamp.key(&row_key[1..]);
+    let current = txn.get_versioned(&row_key)?;
+    let recorded = txn.get_versioned(&stamp_key)?;
+    let existing = match (&current, &recorded) {
+        (Some((row_version, _)), Some((stamp_version, Some(stamp)))) if stamp_version >= row_version => {
+            Some(Stamp::decode(stamp)?)
+        }
+        (None, Some((_, Some(stamp)))) => Some(Stamp::decode(stamp)?),
+        (Some((row_version, _)), _) => {
+            Some(Stamp { time: *row_version, origin: LOCAL_ORIGIN.to_string(), deleted: false })
+        }
+        (None, _) => None,
+    };
+    if existing.is_some_and(|e| (e.time, e.origin.as_str()) >= (change.position.version, origin)) {
+        return Ok(());
+    }
+    if let Some((_, Some(old))) = &current {
+        let old = table.decode_row(old)?;
+        dml::delete_row_in(txn, table, &row_key, &old);
+    }
+    if let Some(bytes) = &change.row {
+        let row = decode_row(table, bytes)?;
+        if table.row_key(&row, None) != row_key {
+            return Err(Error::InvalidParameter(format!(
+                "a change of table \"{}\" names a key its row does not have",
+                table.name
+            )));
+        }
+        dml::check_not_null(table, &row)?;
+        let pk = &row_key[table.row_prefix().len()..];
+        for index in table.indexes.iter().filter(|i| i.unique) {
+            if index.columns.iter().any(|&c| row[c].is_null()) {
+                continue;
+            }
+            let (entry, _) = table.index_entry(index, &row, pk);
+            if txn.get(&entry)?.is_some_and(|holder| holder != pk) {
+                return Err(Error::UniqueViolation {
+                    constraint: index.name.clone(),
+                    detail: format!("a row from edge {origin} duplicates a key of the cloud's \"{}\"", table.name),
+                });
+            }
+        }
+        dml::write_row_in(txn, table, &row_key, &row);
+    }
+    let stamp = Stamp { time: change.position.version, origin: origin.to_string(), deleted: change.row.is_none() };
+    txn.set(stamp_key, stamp.encode());
+    Ok(())
+}
+
+/// A row from an edge, whose table has the same columns here (see [`ensure_table`]): refused
+/// when it has more values than columns.
+fn decode_row(table: &Table, bytes: &[u8]) -> Result<Vec<crate::types::Value>> {
+    let width = crate::storage::rowcodec::decode_row(bytes)?.len();
+    if width > table.columns.len() {
+        return Err(Error::InvalidParameter(format!("a row of table \"{}\" has too many values", table.name)));
+    }
+    table.decode_row(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip_and_refuse_short_bytes() {
+        let stamp = Stamp { time: 7, origin: "farm-a".into(), deleted: true };
+        assert_eq!(Stamp::decode(&stamp.encode()).unwrap(), stamp);
+        assert!(Stamp::decode(&[0; 8]).is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! The edge outbox: the row changes of each committed batch, captured while the batch is
+//! applied and kept until the cloud has committed them.
+//!
+//! One record per batch that wrote rows, under `[Outbox tag, version (8 bytes, big-endian)]`,
+//! written by [`Capture`] in the batch's own atomic write, at its version, on every replica
+//! (from the replicated batch alone, so replicas agree). Its value lists the batch's row
+//! writes in key order: a varint count, then per write the row key (varint length, bytes), a
+//! flag (0: delete, 1: value) and for a value its row-codec bytes (varint length, bytes). The
+//! n-th write of the record at version v is the change at [`Position`] `(v, n)`.
+//!
+//! Records are trimmed by ordinary commits once the cloud acknowledges them ([`trim`]). Rows
+//! of tables without a primary key are not captured: their keys are row ids drawn on this
+//! node, which mean nothing on the cloud.
+
+use super::{edge_key, Position};
+use crate::catalog::{CATALOG, ROW};
+use crate::error::{Error, Result};
+use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
+use crate::storage::keyspace::Keyspace;
+use crate::storage::varint;
+use std::sync::Mutex;
+
+const OUTBOX: Keyspace = Keyspace::Outbox;
+
+/// A captured change, as read back from the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Captured {
+    pub position: Position,
+    /// The row key on this node: tag, table id, primary key.
+    pub key: Vec<u8>,
+    pub row: Option<Vec<u8>>,
+}
+
+fn record_key(version: u64) -> Vec<u8> {
+    OUTBOX.key(&version.to_be_bytes())
+}
+
+fn record_version(key: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = key.get(1..9).and_then(|b| b.try_into().ok()).ok_or_else(malformed)?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn malformed() -> Error {
+    Error::Corruption("malformed outbox record".into())
+}
+
+fn encode(writes: &[&Write]) -> Vec<u8> {
+    let size: usize = writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8).sum();
+    let mut out = Vec::with_capacity(size + 4);
+    varint::put(&mut out, writes.len() as u64);
+    for (key, value) in writes {
+        varint::put(&mut out, key.len() as u64);
+        out.extend_from_slice(key);
+        match value {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                varint::put(&mut out, v.len() as u64);
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+fn take<'a>(input: &mut &'a [u8]) -> Result<&'a [u8]> {
+    let len = usize::try_from(varint::take(input)?).map_err(|_| malformed())?;
+    if input.len() < len {
+        return Err(malformed());
+    }
+    let (bytes, rest) = input.split_at(len);
+    *input = rest;
+    Ok(bytes)
+}
+
+/// The changes of the record at `version`, each passed to `f` until it returns false.
+fn decode(version: u64, mut input: &[u8], mut f: impl FnMut(Captured) -> Result<bool>) -> Result<()> {
+    let count = varint::take(&mut input)?;
+    for index in 0..count {
+        let key = take(&mut input)?.to_vec();
+        let (&flag, rest) = input.split_first().ok_or_else(malformed)?;
+        input = rest;
+        let row = match flag {
+            0 => None,
+            1 => Some(take(&mut input)?.to_vec()),
+            _ => return Err(malformed()),
+        };
+        let index = u32::try_from(index).map_err(|_| malformed())?;
+        if !f(Captured { position: Position { version, index }, key, row })? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn record_len(mut input: &[u8]) -> Result<u64> {
+    varint::take(&mut input)
+}
+
+/// Captures the row changes of each applied batch once the database is an edge: the
+/// [`Derive`] of the outbox.
+#[derive(Default)]
+pub struct Capture {
+    /// Whether the database is an edge, as of the last batch applied (None: read it again).
+    enabled: Mutex<Option<bool>>,
+    /// The tables without a primary key, as of the last batch applied (None: read them again).
+    keyless: Mutex<Option<Vec<u32>>>,
+}
+
+/// Whether a row key belongs to a table keyed by a row id: its key after the table id is one
+/// encoded bigint from [`crate::mvcc::Mvcc::unique_id`]. Such keys are never captured.
+fn keyed_by_row_id(tables_without_key: &[u32], key: &[u8]) -> bool {
+    key.get(1..5).is_some_and(|id| tables_without_key.contains(&u32::from_be_bytes([id[0], id[1], id[2], id[3]])))
+}
+
+impl Capture {
+    fn enabled(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<bool> {
+        let key = edge_key();
+        if let Ok(i) = batch.writes.binary_search_by(|(k, _)| k.as_slice().cmp(&key)) {
+            // Read again at the next batch: this one may yet fail to apply.
+            *lock(&self.enabled) = None;
+            return Ok(batch.writes[i].1.is_some());
+        }
+        if let Some(enabled) = *lock(&self.enabled) {
+            return Ok(enabled);
+        }
+        let enabled = before.get(&key)?.is_some();
+        *lock(&self.enabled) = Some(enabled);
+        Ok(enabled)
+    }
+
+    /// The tables without a primary key after `batch`.
+    fn keyless(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<u32>> {
+        let cached = lock(&self.keyless).clone();
+        let mut keyless = match cached {
+            Some(ids) => ids,
+            None => {
+                let tables = crate::catalog::list_tables(before)?;
+                let ids: Vec<u32> = tables.iter().filter(|t| t.primary_key.is_empty()).map(|t| t.id).collect();
+                *lock(&self.keyless) = Some(ids.clone());
+                ids
+            }
+        };
+        let ddl: Vec<&Write> = batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())).collect();
+        if !ddl.is_empty() {
+            // Read again at the next batch: this one may yet fail to apply.
+            *lock(&self.keyless) = None;
+            for (_, value) in ddl {
+                if let Some(table) = value.as_deref().map(crate::catalog::decode_table).transpose()? {
+                    if table.primary_key.is_empty() {
+                        keyless.push(table.id);
+                    }
+                }
+            }
+        }
+        Ok(keyless)
+    }
+}
+
+impl Derive for Capture {
+    fn derive(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<Write>> {
+        let first = batch.writes.partition_point(|(k, _)| k.first() < Some(&ROW.tag()));
+        let rows = &batch.writes[first..];
+        let rows = &rows[..rows.partition_point(|(k, _)| k.first() == Some(&ROW.tag()))];
+        if rows.is_empty() || !self.enabled(batch, before)? {
+            return Ok(Vec::new());
+        }
+        let without_key = self.keyless(batch, before)?;
+        let captured: Vec<&Write> = rows.iter().filter(|(k, _)| !keyed_by_row_id(&without_key, k)).collect();
+        if captured.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![(record_key(batch.version), Some(encode(&captured)))])
+    }
+
+    fn reset(&self) {
+        *lock(&self.enabled) = None;
+        *lock(&self.keyless) = None;
+    }
+}
+
+/// Reads the changes after `after` (from the start when None) in position order, at most
+/// `max_rows` of them and about `max_bytes`; also says whether more remain.
+pub fn read(
+    txn: &mut Transaction,
+    after: Option<Position>,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Result<(Vec<Captured>, bool)> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut more = false;
+    let prefix = [OUTBOX.tag()];
+    let start = after.map(|p| record_key(p.version));
+    let lower = start.as_deref();
+    txn.for_each_range(&prefix, None, lower, None, |key, value| {
+        let version = record_version(key)?;
+        decode(version, value, |change| {
+            if after.is_some_and(|a| change.position <= a) {
+                return Ok(true);
+            }
+            if out.len() >= max_rows || (bytes >= max_bytes && !out.is_empty()) {
+                more = true;
+                return Ok(false);
+            }
+            bytes += change.key.len() + change.row.as_ref().map_or(0, Vec::len);
+            out.push(change);
+            Ok(true)
+        })?;
+        Ok(!more)
+    })?;
+    Ok((out, more))
+}
+
+/// Deletes the records whose every change is at or before `through`; returns how many.
+pub fn trim(txn: &mut Transaction, through: Position) -> Result<usize> {
+    let mut doomed = Vec::new();
+    let upper = record_key(through.version.saturating_add(1));
+    txn.for_each_range(&[OUTBOX.tag()], None, None, Some(&upper), |key, value| {
+        let version = record_version(key)?;
+        if version < through.version || u64::from(through.index) + 1 >= record_len(value)? {
+            doomed.push(key.to_vec());
+        }
+        Ok(true)
+    })?;
+    let n = doomed.len();
+    for key in doomed {
+        txn.delete(key);
+    }
+    Ok(n)
+}
+
+/// The version of the oldest change waiting in the outbox.
+pub fn oldest(txn: &mut Transaction) -> Result<Option<u64>> {
+    let mut oldest = None;
+    txn.for_each_prefix(&[OUTBOX.tag()], |key, _| {
+        oldest = Some(record_version(key)?);
+        Ok(false)
+    })?;
+    Ok(oldest)
+}
+
+/// Marks this database as edge `id` (its changes are captured from the next batch on); fails
+/// if it is already another edge.
+pub fn mark_edge(txn: &mut Transaction, id: &str) -> Result<bool> {
+    match txn.get(&edge_key())? {
+        Some(existing) if existing == id.as_bytes() => Ok(false),
+        Some(existing) => Err(Error::InvalidParameter(format!(
+            "this database is edge \"{}\"; it cannot sync as \"{id}\"",
+            String::from_utf8_lossy(&existing)
+        ))),
+        None => {
+            txn.set(edge_key(), id.as_bytes().to_vec());
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_positions_follow_write_order() {
+        let writes: Vec<Write> = vec![(vec![2, 0, 0, 0, 1, 7], Some(vec![1, 2, 3])), (vec![2, 0, 0, 0, 1, 8], None)];
+        let refs: Vec<&Write> = writes.iter().collect();
+        let bytes = encode(&refs);
+        let mut seen = Vec::new();
+        decode(42, &bytes, |c| {
+            seen.push(c);
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].position, Position { version: 42, index: 0 });
+        assert_eq!(seen[0].row.as_deref(), Some(&[1u8, 2, 3][..]));
+        assert_eq!(seen[1].position, Position { version: 42, index: 1 });
+        assert_eq!(seen[1].row, None);
+        assert_eq!(record_len(&bytes).unwrap(), 2);
+        // Truncated records are refused, never read short.
+        for cut in 0..bytes.len() {
+            assert!(decode(42, &bytes[..cut], |_| Ok(true)).is_err(), "a record cut at {cut} decoded");
+        }
+    }
+}
