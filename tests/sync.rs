@@ -7,14 +7,36 @@ mod support;
 use std::time::{Duration, Instant};
 use support::{http_get, Cluster, Server};
 
-/// An edge pushing to the cloud's member `i`, every 200 ms.
+/// An edge pushing to the cloud's member `i` every second.
 fn start_edge(id: &str, cloud: &Cluster, i: usize) -> Server {
+    start_edge_with(id, cloud, i, &[])
+}
+
+fn start_edge_with(id: &str, cloud: &Cluster, i: usize, extra: &[&str]) -> Server {
     let target = format!("http://{}", cloud.internode_address(i));
-    Server::start_with_args(
-        tempfile::tempdir().unwrap(),
-        &["--edge-id", id, "--sync-target", &target, "--sync-interval-secs", "1"],
-        &[],
-    )
+    let mut args = vec!["--edge-id", id, "--sync-target", &target, "--sync-interval-secs", "1"];
+    args.extend_from_slice(extra);
+    Server::start_with_args(tempfile::tempdir().unwrap(), &args, &[])
+}
+
+/// The number in `"field":N` of a JSON text.
+fn json_number(json: &str, field: &str) -> u64 {
+    let at = json.find(&format!("\"{field}\":")).map(|i| i + field.len() + 3).unwrap_or(json.len());
+    json[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
+}
+
+/// Waits until a push that started after the call has left the edge with nothing to push.
+async fn drained(edge: &Server) {
+    let before = json_number(&health(edge), "pushes");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = health(edge);
+        if json_number(&h, "pushes") > before + 1 && h.contains(r#""oldest_pending_secs":null"#) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the edge did not drain: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every row of `query` as text, in order.
@@ -241,4 +263,51 @@ async fn edges_writing_the_same_keys_converge_to_the_later_write() {
         assert!(Instant::now() < deadline, "a's newer write did not arrive: {got:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_deletes_the_edges_own_rows_and_ttl_expiry_stays_on_the_edge() {
+    let cloud = Cluster::start(1, &[]);
+    cloud.leader(Duration::from_secs(10)).expect("the cloud elects itself");
+    let remote = cloud.nodes[0].connect("admin").await;
+    let a = start_edge_with("edge-a", &cloud, 0, &["--ttl-interval-secs", "1"]);
+    let b = start_edge("edge-b", &cloud, 0);
+    let (ca, cb) = (a.connect("admin").await, b.connect("admin").await);
+    for client in [&ca, &cb] {
+        client.batch_execute("CREATE TABLE r (id INT PRIMARY KEY, v TEXT)").await.unwrap();
+    }
+    ca.batch_execute("INSERT INTO r VALUES (1, 'a'), (2, 'a')").await.unwrap();
+    cb.batch_execute("INSERT INTO r VALUES (3, 'b')").await.unwrap();
+    drained(&a).await;
+    drained(&b).await;
+    assert_eq!(rows(&remote, "SELECT count(*) FROM r").await, vec![vec![Some("3".to_string())]]);
+    // a's TRUNCATE removes a's rows on the cloud, not b's; a row written again in the same
+    // transaction stays.
+    ca.batch_execute("BEGIN; TRUNCATE r; INSERT INTO r VALUES (2, 'again'); COMMIT").await.unwrap();
+    drained(&a).await;
+    let got = rows(&remote, "SELECT id, v FROM r ORDER BY id").await;
+    let want = vec![
+        vec![Some("2".to_string()), Some("again".to_string())],
+        vec![Some("3".to_string()), Some("b".to_string())],
+    ];
+    assert_eq!(got, want);
+
+    // Rows a expires by its TTL stay on the cloud, whose copy of the table has no TTL.
+    ca.batch_execute(
+        "CREATE TABLE m (id INT, ts TIMESTAMPTZ, PRIMARY KEY (id, ts)) WITH (ttl = '1h');
+         INSERT INTO m VALUES (1, now() - interval '2 hours'), (2, now())",
+    )
+    .await
+    .unwrap();
+    drained(&a).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows(&ca, "SELECT count(*) FROM m").await != vec![vec![Some("1".to_string())]] {
+        assert!(Instant::now() < deadline, "the edge did not expire its old row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ca.batch_execute("INSERT INTO r VALUES (9, 'marker')").await.unwrap();
+    drained(&a).await;
+    assert_eq!(rows(&remote, "SELECT count(*) FROM m").await, vec![vec![Some("2".to_string())]]);
+    let ttl = rows(&remote, "SELECT count(*) FROM r WHERE id = 9").await;
+    assert_eq!(ttl, vec![vec![Some("1".to_string())]]);
 }

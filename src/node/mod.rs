@@ -130,11 +130,12 @@ impl crate::http::Status for NodeStatus {
                 let r = status.report();
                 let now = self.engine.mvcc().clock_now();
                 format!(
-                    ",\"sync\":{{\"edge_id\":{},\"state\":\"{}\",\"target\":{},\"oldest_pending_secs\":{},\"rows_sent\":{},\"errors\":{},\"last_error\":{}}}",
+                    ",\"sync\":{{\"edge_id\":{},\"state\":\"{}\",\"target\":{},\"oldest_pending_secs\":{},\"pushes\":{},\"rows_sent\":{},\"errors\":{},\"last_error\":{}}}",
                     serde_json::Value::from(r.edge_id.as_str()),
                     r.state.name(),
                     serde_json::Value::from(r.target.as_str()),
                     r.oldest_pending.map_or("null".to_string(), |v| format!("{:.3}", hlc_seconds(now.saturating_sub(v)))),
+                    r.pushes,
                     r.rows_sent,
                     r.errors,
                     r.last_error.as_deref().map_or(serde_json::Value::Null, serde_json::Value::from),

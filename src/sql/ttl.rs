@@ -14,6 +14,7 @@
 //! restart never brings a row back. Each row is read again in the deleting transaction, so a
 //! row updated meanwhile (given a newer time) is left alone, and concurrent inserts into the
 //! table never conflict with expiry. With the row layout every round reads the whole table.
+//! On an edge, expiry is not pushed to the cloud (`sync::outbox::keep_local`).
 
 use super::execution::dml::delete_row_in;
 use super::session::Engine;
@@ -121,6 +122,8 @@ impl Engine {
                     batch += 1;
                 }
             }
+            // Retention is each site's own: the cloud keeps rows an edge expires.
+            crate::sync::outbox::keep_local(&mut txn);
             txn.commit()?;
             *deleted += batch;
             if doomed.len() < EXPIRE_BATCH {

@@ -169,6 +169,8 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
     let mut table = edge;
     table.id = catalog::next_id(txn, "table_id")?;
     table.grants.clear();
+    // Retention is each site's own: the cloud keeps what edges expire unless given a TTL.
+    table.ttl = None;
     catalog::save_table(txn, &table)?;
     Ok(table)
 }

@@ -8,9 +8,11 @@
 //! flag (0: delete, 1: value) and for a value its row-codec bytes (varint length, bytes). The
 //! n-th write of the record at version v is the change at [`Position`] `(v, n)`.
 //!
-//! Records are trimmed by ordinary commits once the cloud acknowledges them ([`trim`]). Rows
-//! of tables without a primary key are not captured: their keys are row ids drawn on this
-//! node, which mean nothing on the cloud.
+//! Records are trimmed by ordinary commits once the cloud acknowledges them ([`trim`]). Not
+//! captured: rows of tables without a primary key (their keys are row ids drawn on this node,
+//! which mean nothing on the cloud), and the deletes of TTL expiry (see [`keep_local`]).
+//! TRUNCATE is captured as a delete of each row the table had ([`truncated_rows`]); other DDL
+//! is not captured (a table reaches the cloud with its definition in each push).
 
 use super::{edge_key, Position};
 use crate::catalog::{CATALOG, ROW};
@@ -157,16 +159,34 @@ impl Capture {
     }
 }
 
+/// The [`META`](crate::catalog::META) record whose write in a batch keeps the batch's row
+/// changes on this node: TTL expiry, whose retention is each site's own.
+fn local_only_key() -> Vec<u8> {
+    crate::catalog::META.record("sync/local-only")
+}
+
+/// Keeps the row changes of `txn` out of the outbox (see [`local_only_key`]).
+pub fn keep_local(txn: &mut Transaction) {
+    txn.delete(local_only_key());
+}
+
 impl Derive for Capture {
     fn derive(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<Write>> {
+        let local = local_only_key();
+        if batch.writes.binary_search_by(|(k, _)| k.as_slice().cmp(&local)).is_ok() {
+            return Ok(Vec::new());
+        }
         let first = batch.writes.partition_point(|(k, _)| k.first() < Some(&ROW.tag()));
         let rows = &batch.writes[first..];
         let rows = &rows[..rows.partition_point(|(k, _)| k.first() == Some(&ROW.tag()))];
-        if rows.is_empty() || !self.enabled(batch, before)? {
+        let ddl = batch.writes.iter().any(|(k, _)| k.first() == Some(&CATALOG.tag()));
+        if (rows.is_empty() && !ddl) || !self.enabled(batch, before)? {
             return Ok(Vec::new());
         }
         let without_key = self.keyless(batch, before)?;
-        let captured: Vec<&Write> = rows.iter().filter(|(k, _)| !keyed_by_row_id(&without_key, k)).collect();
+        let truncated = if ddl { truncated_rows(batch, before, rows)? } else { Vec::new() };
+        let captured: Vec<&Write> =
+            truncated.iter().chain(rows.iter().filter(|(k, _)| !keyed_by_row_id(&without_key, k))).collect();
         if captured.is_empty() {
             return Ok(Vec::new());
         }
@@ -177,6 +197,30 @@ impl Derive for Capture {
         *lock(&self.enabled) = None;
         *lock(&self.keyless) = None;
     }
+}
+
+/// The rows a TRUNCATE in `batch` removes, as deletes under the table's new id (the cloud
+/// deletes exactly the rows this edge had, each by last-writer-wins), except those `rows`
+/// writes again in the same batch. TRUNCATE gives a table a new id (`sql::ddl::truncate`).
+fn truncated_rows(batch: &WriteBatch, before: &mut Transaction, rows: &[Write]) -> Result<Vec<Write>> {
+    let mut deletes = Vec::new();
+    for (key, value) in batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())) {
+        let Some(new) = value.as_deref().map(crate::catalog::decode_table).transpose()? else { continue };
+        let Some(old) = before.get(key)?.map(|b| crate::catalog::decode_table(&b)).transpose()? else { continue };
+        if old.id == new.id || old.primary_key.is_empty() {
+            continue;
+        }
+        let (old_prefix, new_prefix) = (old.row_prefix(), new.row_prefix());
+        before.for_each_prefix(&old_prefix, |row_key, _| {
+            let mut moved = new_prefix.clone();
+            moved.extend_from_slice(&row_key[old_prefix.len()..]);
+            if rows.binary_search_by(|(k, _)| k.as_slice().cmp(&moved)).is_err() {
+                deletes.push((moved, None));
+            }
+            Ok(true)
+        })?;
+    }
+    Ok(deletes)
 }
 
 /// Reads the changes after `after` (from the start when None) in position order, at most
