@@ -116,14 +116,22 @@ async fn an_offline_edge_catches_up_and_nothing_is_lost_or_applied_twice() {
     let h = health(&edge);
     assert!(h.contains(r#""edge_id":"farm-a""#) && !h.contains(r#""state":"connected""#), "{h}");
     assert!(!h.contains(r#""oldest_pending_secs":null"#), "the backlog is not reported: {h}");
+    let status = "SELECT edge_id, state, backlog_changes, oldest_pending IS NOT NULL AS pending, errors > 0 AS failed FROM chronos_sync_status";
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(rows(&local, status).await, vec![vec![s("farm-a"), s("disconnected"), s("10000"), s("t"), s("t")]]);
 
     cloud.nodes[0].restart();
     let remote = cloud.nodes[0].connect("admin").await;
     let all = "SELECT device, ts, temp FROM readings ORDER BY device, ts";
     let synced = converged(&local, &remote, all, Duration::from_secs(60)).await;
     assert_eq!(synced.len(), 10_000);
+    drained(&edge).await;
     let h = health(&edge);
-    assert!(h.contains(r#""state":"connected""#) && h.contains(r#""oldest_pending_secs":null"#), "{h}");
+    assert!(h.contains(r#""state":"connected""#), "{h}");
+    assert_eq!(rows(&local, status).await, vec![vec![s("farm-a"), s("connected"), s("0"), s("f"), s("t")]]);
+    let edges = "SELECT edge_id, now() - last_change < interval '1 minute' AS recent, cursor_index >= 0 AS i FROM chronos_sync_edges";
+    assert_eq!(rows(&remote, edges).await, vec![vec![s("farm-a"), s("t"), s("t")]]);
+    assert_eq!(rows(&remote, "SELECT count(*) FROM chronos_sync_status").await, vec![vec![s("0")]]);
     // The cloud created the table from the edge's definition, index included.
     let index = rows(&remote, "SELECT relname FROM pg_class WHERE relkind = 'i' ORDER BY 1").await;
     assert!(index.iter().any(|r| r[0].as_deref() == Some("readings_temp")), "{index:?}");

@@ -451,6 +451,7 @@ async fn start_sync(
     }
     let uplink = Arc::new(crate::net::GrpcUplink::new(&edge.sync.targets, edge.tls.as_ref())?);
     let status = worker::SyncStatus::new(&edge.sync);
+    engine.set_sync_status(status.clone());
     let leader = replica.clone();
     let is_leader = move || leader.status().leader == Some(leader.id());
     tokio::spawn(worker::run(engine.mvcc().clone(), is_leader, uplink, edge.sync.clone(), status.clone(), shutdown));

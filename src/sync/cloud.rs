@@ -49,8 +49,9 @@ pub fn cursor(txn: &mut Transaction, edge: &str) -> Result<Option<Position>> {
 /// Every edge that pushed here, with its cursor.
 pub fn edges(txn: &mut Transaction) -> Result<Vec<(String, Position)>> {
     let prefix = cursor_key("");
-    // The record name is encoded text: drop its terminator to get a prefix of the others.
-    let prefix = &prefix[..prefix.len() - 1];
+    // The record name is encoded text: without its two-byte terminator it is a prefix of the
+    // others.
+    let prefix = &prefix[..prefix.len() - 2];
     let mut names = Vec::new();
     txn.for_each_prefix(prefix, |key, _| {
         let mut rest = &key[1..];

@@ -69,6 +69,14 @@ pub fn edge_key() -> Vec<u8> {
     META.record("sync/edge")
 }
 
+/// The time of an HLC version (NTP64 since 1970: 32 bits of seconds, 32 of fraction) in
+/// microseconds since 1970, as a timestamp holds it.
+pub fn hlc_micros(version: u64) -> i64 {
+    let seconds = (version >> 32) as i64;
+    let fraction = ((version & 0xffff_ffff) * 1_000_000) >> 32;
+    seconds * 1_000_000 + fraction as i64
+}
+
 /// Whether `id` may name an edge: 1 to 64 letters, digits, `-`, `_` or `.`.
 pub fn valid_edge_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))

@@ -284,6 +284,34 @@ pub fn oldest(txn: &mut Transaction) -> Result<Option<u64>> {
     Ok(oldest)
 }
 
+/// The edge this database is, if it is one.
+pub fn edge_id(txn: &mut Transaction) -> Result<Option<String>> {
+    Ok(txn.get(&edge_key())?.map(|id| String::from_utf8_lossy(&id).into_owned()))
+}
+
+/// What waits in the outbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Backlog {
+    /// Changes in the records not yet trimmed.
+    pub changes: u64,
+    /// Their bytes as stored.
+    pub bytes: u64,
+    /// The version of the oldest.
+    pub oldest: Option<u64>,
+}
+
+/// Counts the outbox (reads all of it).
+pub fn backlog(txn: &mut Transaction) -> Result<Backlog> {
+    let mut backlog = Backlog::default();
+    txn.for_each_prefix(&[OUTBOX.tag()], |key, value| {
+        backlog.oldest = backlog.oldest.or(Some(record_version(key)?));
+        backlog.changes += record_len(value)?;
+        backlog.bytes += value.len() as u64;
+        Ok(true)
+    })?;
+    Ok(backlog)
+}
+
 /// Marks this database as edge `id` (its changes are captured from the next batch on); fails
 /// if it is already another edge.
 pub fn mark_edge(txn: &mut Transaction, id: &str) -> Result<bool> {

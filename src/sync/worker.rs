@@ -98,6 +98,7 @@ pub struct Report {
 }
 
 /// The worker's shared report.
+#[derive(Debug)]
 pub struct SyncStatus {
     report: Mutex<Report>,
 }

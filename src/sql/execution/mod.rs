@@ -41,6 +41,8 @@ pub struct SessionInfo {
     /// What `currval` and `lastval` report: the last value `nextval` returned in this session
     /// for each sequence, and the sequence it last drew from.
     pub sequence_values: Arc<Mutex<SequenceValues>>,
+    /// The edge's sync worker, when this node is an edge (`chronos_sync_status`).
+    pub sync: Option<Arc<crate::sync::worker::SyncStatus>>,
 }
 
 /// See [`SessionInfo::sequence_values`].
@@ -58,6 +60,7 @@ impl Default for SessionInfo {
             backend_pid: 1,
             settings: Vec::new(),
             sequence_values: Default::default(),
+            sync: None,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Engine {
     statement_memory: std::sync::atomic::AtomicUsize,
     /// Rows expired by TTL since start-up ([`crate::sql::ttl`]).
     pub(crate) ttl_expired: std::sync::atomic::AtomicU64,
+    /// The edge's sync worker, once started.
+    sync: std::sync::OnceLock<Arc<crate::sync::worker::SyncStatus>>,
 }
 
 /// The default memory budget of a statement.
@@ -38,7 +40,13 @@ impl Engine {
             mvcc,
             statement_memory: std::sync::atomic::AtomicUsize::new(DEFAULT_STATEMENT_MEMORY),
             ttl_expired: std::sync::atomic::AtomicU64::new(0),
+            sync: Default::default(),
         }))
+    }
+
+    /// Shows the edge's sync worker in the sessions started from now on.
+    pub fn set_sync_status(&self, status: Arc<crate::sync::worker::SyncStatus>) {
+        let _ = self.sync.set(status);
     }
 
     /// Sets each statement's memory budget.
@@ -75,6 +83,7 @@ impl Engine {
                 backend_pid: std::process::id() as i32,
                 settings: default_settings(),
                 sequence_values: Default::default(),
+                sync: self.sync.get().cloned(),
             }),
             notices: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),

@@ -123,6 +123,8 @@ macro_rules! cols {
     ($($name:literal : $t:ident),* $(,)?) => { &[$(($name, DataType::$t)),*] };
 }
 
+mod sync;
+
 const NAMESPACE: Columns = cols!["oid": Int8, "nspname": Text, "nspowner": Int8, "nspacl": Text];
 const CLASS: Columns = cols![
     "oid": Int8, "relname": Text, "relnamespace": Int8, "relkind": Text, "relowner": Int8, "relam": Int8,
@@ -276,6 +278,8 @@ fn definition(qualified: &str) -> Option<Columns> {
         "information_schema.schemata" => IS_SCHEMATA,
         "information_schema.key_column_usage" => IS_KEY_COLUMN_USAGE,
         "information_schema.table_constraints" => IS_TABLE_CONSTRAINTS,
+        "pg_catalog.chronos_sync_status" => sync::STATUS,
+        "pg_catalog.chronos_sync_edges" => sync::EDGES,
         _ => return None,
     })
 }
@@ -284,7 +288,7 @@ fn definition(qualified: &str) -> Option<Columns> {
 pub fn schema(schema: Option<&str>, name: &str) -> Option<(String, Vec<ScopeColumn>)> {
     let qualified = match schema {
         Some(s) => format!("{s}.{name}"),
-        None if name.starts_with("pg_") => format!("pg_catalog.{name}"),
+        None if name.starts_with("pg_") || name.starts_with("chronos_") => format!("pg_catalog.{name}"),
         None => return None,
     };
     let def = definition(&qualified)?;
@@ -313,6 +317,8 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
     let db = ctx.session.database.clone();
     let mut out = Vec::new();
     match qualified {
+        "pg_catalog.chronos_sync_status" => return sync::status(ctx),
+        "pg_catalog.chronos_sync_edges" => return sync::edges(ctx),
         "pg_catalog.pg_namespace" => {
             for (oid, name) in
                 [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")]
