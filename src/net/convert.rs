@@ -152,6 +152,8 @@ pub fn push_to_proto(push: sync::Push) -> proto::PushRequest {
     proto::PushRequest {
         edge_id: push.edge,
         clock: push.clock,
+        through_version: push.through.map(|p| p.version),
+        through_index: push.through.map_or(0, |p| p.index),
         tables: push
             .tables
             .into_iter()
@@ -177,6 +179,7 @@ pub fn push_from_proto(request: proto::PushRequest) -> sync::Push {
     sync::Push {
         edge: request.edge_id,
         clock: request.clock,
+        through: request.through_version.map(|version| sync::Position { version, index: request.through_index }),
         tables: request
             .tables
             .into_iter()
@@ -275,6 +278,7 @@ mod tests {
         let push = sync::Push {
             edge: "farm-a".into(),
             clock: 99,
+            through: Some(sync::Position { version: 6, index: 2 }),
             tables: vec![sync::TableChanges {
                 definition: b"{}".to_vec(),
                 changes: vec![

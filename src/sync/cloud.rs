@@ -104,7 +104,11 @@ pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
     if !valid_edge_id(&push.edge) {
         return Err(Error::InvalidParameter(format!("invalid edge id \"{}\"", push.edge)));
     }
-    let newest = push.tables.iter().flat_map(|t| &t.changes).map(|c| c.position.version).max().unwrap_or(0);
+    let newest = push.tables.iter().flat_map(|t| &t.changes).map(|c| c.position).max();
+    if newest > push.through {
+        return Err(Error::InvalidParameter(format!("edge {}: a push holds changes past its end", push.edge)));
+    }
+    let newest = push.through.map_or(0, |p| p.version);
     if newest > push.clock {
         return Err(Error::InvalidParameter(format!(
             "edge {}: a change is stamped after the push was sent ({newest} > {})",
@@ -128,8 +132,9 @@ pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
                 last = last.max(Some(change.position));
             }
         }
+        last = last.max(push.through);
         if last != before {
-            let last = last.expect("a change was applied");
+            let last = last.expect("the cursor moved");
             let mut value = last.version.to_be_bytes().to_vec();
             value.extend_from_slice(&last.index.to_be_bytes());
             txn.set(cursor_key(&push.edge), value);

@@ -19,6 +19,9 @@ pub mod cloud;
 pub mod outbox;
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 use crate::catalog::META;
 
 /// Where a change sits in an edge's history; pushes carry changes in increasing position.
@@ -54,6 +57,9 @@ pub struct Push {
     /// The edge's clock when it sent the push; every change's version is at or below it.
     pub clock: u64,
     pub tables: Vec<TableChanges>,
+    /// The last position the push covers: its changes, and before them any the edge passed
+    /// over (of a table dropped since). The cloud's cursor moves to it.
+    pub through: Option<Position>,
 }
 
 /// The cloud's answer: every change of the edge at or before `cursor` is committed.

@@ -3,10 +3,13 @@
 //!
 //! One record per batch that wrote rows, under `[Outbox tag, version (8 bytes, big-endian)]`,
 //! written by [`Capture`] in the batch's own atomic write, at its version, on every replica
-//! (from the replicated batch alone, so replicas agree). Its value lists the batch's row
-//! writes in key order: a varint count, then per write the row key (varint length, bytes), a
-//! flag (0: delete, 1: value) and for a value its row-codec bytes (varint length, bytes). The
-//! n-th write of the record at version v is the change at [`Position`] `(v, n)`.
+//! (from the replicated batch alone, so replicas agree). Its value names the tables it holds
+//! rows of (a varint count, then per table its id, 4 bytes big-endian, and its name, varint
+//! length and bytes), then lists the batch's row writes in key order: a varint count, then per
+//! write the row key (varint length, bytes), a flag (0: delete, 1: value) and for a value its
+//! row-codec bytes (varint length, bytes). The n-th write of the record at version v is the
+//! change at [`Position`] `(v, n)`. Changes are pushed by table name, so a table truncated
+//! since (given a new id) still takes the changes made before.
 //!
 //! Records are trimmed by ordinary commits once the cloud acknowledges them ([`trim`]). Not
 //! captured: rows of tables without a primary key (their keys are row ids drawn on this node,
@@ -20,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
 use crate::storage::keyspace::Keyspace;
 use crate::storage::varint;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 const OUTBOX: Keyspace = Keyspace::Outbox;
@@ -28,9 +32,19 @@ const OUTBOX: Keyspace = Keyspace::Outbox;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Captured {
     pub position: Position,
-    /// The row key on this node: tag, table id, primary key.
+    /// The name of the table when the change was made.
+    pub table: String,
+    /// The primary key, order-preserving encoded (the row key without the table prefix).
     pub key: Vec<u8>,
     pub row: Option<Vec<u8>>,
+}
+
+/// The length of a row key's prefix: tag and table id.
+const ROW_PREFIX: usize = 5;
+
+/// The table id of a row key.
+fn table_id(key: &[u8]) -> Option<u32> {
+    key.get(1..ROW_PREFIX).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn record_key(version: u64) -> Vec<u8> {
@@ -46,9 +60,15 @@ fn malformed() -> Error {
     Error::Corruption("malformed outbox record".into())
 }
 
-fn encode(writes: &[&Write]) -> Vec<u8> {
+fn encode(tables: &[(u32, &str)], writes: &[&Write]) -> Vec<u8> {
     let size: usize = writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8).sum();
-    let mut out = Vec::with_capacity(size + 4);
+    let mut out = Vec::with_capacity(size + 4 + tables.len() * 16);
+    varint::put(&mut out, tables.len() as u64);
+    for (id, name) in tables {
+        out.extend_from_slice(&id.to_be_bytes());
+        varint::put(&mut out, name.len() as u64);
+        out.extend_from_slice(name.as_bytes());
+    }
     varint::put(&mut out, writes.len() as u64);
     for (key, value) in writes {
         varint::put(&mut out, key.len() as u64);
@@ -75,11 +95,28 @@ fn take<'a>(input: &mut &'a [u8]) -> Result<&'a [u8]> {
     Ok(bytes)
 }
 
+/// The tables of a record, by id; `input` is left at the count of its changes.
+fn take_tables(input: &mut &[u8]) -> Result<Vec<(u32, String)>> {
+    let n = varint::take(input)?;
+    let mut tables = Vec::new();
+    for _ in 0..n {
+        if input.len() < 4 {
+            return Err(malformed());
+        }
+        let (id, rest) = input.split_at(4);
+        *input = rest;
+        let name = String::from_utf8(take(input)?.to_vec()).map_err(|_| malformed())?;
+        tables.push((u32::from_be_bytes([id[0], id[1], id[2], id[3]]), name));
+    }
+    Ok(tables)
+}
+
 /// The changes of the record at `version`, each passed to `f` until it returns false.
 fn decode(version: u64, mut input: &[u8], mut f: impl FnMut(Captured) -> Result<bool>) -> Result<()> {
+    let tables = take_tables(&mut input)?;
     let count = varint::take(&mut input)?;
     for index in 0..count {
-        let key = take(&mut input)?.to_vec();
+        let key = take(&mut input)?;
         let (&flag, rest) = input.split_first().ok_or_else(malformed)?;
         input = rest;
         let row = match flag {
@@ -87,8 +124,11 @@ fn decode(version: u64, mut input: &[u8], mut f: impl FnMut(Captured) -> Result<
             1 => Some(take(&mut input)?.to_vec()),
             _ => return Err(malformed()),
         };
+        let id = table_id(key).ok_or_else(malformed)?;
+        let table = tables.iter().find(|(t, _)| *t == id).map(|(_, name)| name.clone()).ok_or_else(malformed)?;
         let index = u32::try_from(index).map_err(|_| malformed())?;
-        if !f(Captured { position: Position { version, index }, key, row })? {
+        let change = Captured { position: Position { version, index }, table, key: key[ROW_PREFIX..].to_vec(), row };
+        if !f(change)? {
             break;
         }
     }
@@ -96,6 +136,7 @@ fn decode(version: u64, mut input: &[u8], mut f: impl FnMut(Captured) -> Result<
 }
 
 fn record_len(mut input: &[u8]) -> Result<u64> {
+    take_tables(&mut input)?;
     varint::take(&mut input)
 }
 
@@ -105,15 +146,13 @@ fn record_len(mut input: &[u8]) -> Result<u64> {
 pub struct Capture {
     /// Whether the database is an edge, as of the last batch applied (None: read it again).
     enabled: Mutex<Option<bool>>,
-    /// The tables without a primary key, as of the last batch applied (None: read them again).
-    keyless: Mutex<Option<Vec<u32>>>,
+    /// Each table's name and whether it has a primary key, by id, as of the last batch
+    /// applied (None: read them again).
+    tables: Mutex<Option<Tables>>,
 }
 
-/// Whether a row key belongs to a table keyed by a row id: its key after the table id is one
-/// encoded bigint from [`crate::mvcc::Mvcc::unique_id`]. Such keys are never captured.
-fn keyed_by_row_id(tables_without_key: &[u32], key: &[u8]) -> bool {
-    key.get(1..5).is_some_and(|id| tables_without_key.contains(&u32::from_be_bytes([id[0], id[1], id[2], id[3]])))
-}
+/// Table names, and whether the table has a primary key, by table id.
+type Tables = HashMap<u32, (String, bool)>;
 
 impl Capture {
     fn enabled(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<bool> {
@@ -131,31 +170,31 @@ impl Capture {
         Ok(enabled)
     }
 
-    /// The tables without a primary key after `batch`.
-    fn keyless(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<u32>> {
-        let cached = lock(&self.keyless).clone();
-        let mut keyless = match cached {
-            Some(ids) => ids,
+    /// The tables after `batch` (and those it dropped or truncated).
+    fn tables(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Tables> {
+        let cached = lock(&self.tables).clone();
+        let mut tables = match cached {
+            Some(tables) => tables,
             None => {
-                let tables = crate::catalog::list_tables(before)?;
-                let ids: Vec<u32> = tables.iter().filter(|t| t.primary_key.is_empty()).map(|t| t.id).collect();
-                *lock(&self.keyless) = Some(ids.clone());
-                ids
+                let tables: Tables = crate::catalog::list_tables(before)?
+                    .into_iter()
+                    .map(|t| (t.id, (t.name, !t.primary_key.is_empty())))
+                    .collect();
+                *lock(&self.tables) = Some(tables.clone());
+                tables
             }
         };
         let ddl: Vec<&Write> = batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())).collect();
         if !ddl.is_empty() {
             // Read again at the next batch: this one may yet fail to apply.
-            *lock(&self.keyless) = None;
+            *lock(&self.tables) = None;
             for (_, value) in ddl {
                 if let Some(table) = value.as_deref().map(crate::catalog::decode_table).transpose()? {
-                    if table.primary_key.is_empty() {
-                        keyless.push(table.id);
-                    }
+                    tables.insert(table.id, (table.name, !table.primary_key.is_empty()));
                 }
             }
         }
-        Ok(keyless)
+        Ok(tables)
     }
 }
 
@@ -183,19 +222,24 @@ impl Derive for Capture {
         if (rows.is_empty() && !ddl) || !self.enabled(batch, before)? {
             return Ok(Vec::new());
         }
-        let without_key = self.keyless(batch, before)?;
+        let tables = self.tables(batch, before)?;
         let truncated = if ddl { truncated_rows(batch, before, rows)? } else { Vec::new() };
-        let captured: Vec<&Write> =
-            truncated.iter().chain(rows.iter().filter(|(k, _)| !keyed_by_row_id(&without_key, k))).collect();
+        // Rows of tables keyed by a row id are never captured.
+        let keyed = |key: &[u8]| table_id(key).and_then(|id| tables.get(&id)).is_some_and(|(_, keyed)| *keyed);
+        let captured: Vec<&Write> = truncated.iter().chain(rows.iter()).filter(|(k, _)| keyed(k)).collect();
         if captured.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(vec![(record_key(batch.version), Some(encode(&captured)))])
+        let mut ids: Vec<u32> = captured.iter().filter_map(|(k, _)| table_id(k)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let named: Vec<(u32, &str)> = ids.iter().map(|id| (*id, tables[id].0.as_str())).collect();
+        Ok(vec![(record_key(batch.version), Some(encode(&named, &captured)))])
     }
 
     fn reset(&self) {
         *lock(&self.enabled) = None;
-        *lock(&self.keyless) = None;
+        *lock(&self.tables) = None;
     }
 }
 
@@ -336,7 +380,7 @@ mod tests {
     fn records_round_trip_and_positions_follow_write_order() {
         let writes: Vec<Write> = vec![(vec![2, 0, 0, 0, 1, 7], Some(vec![1, 2, 3])), (vec![2, 0, 0, 0, 1, 8], None)];
         let refs: Vec<&Write> = writes.iter().collect();
-        let bytes = encode(&refs);
+        let bytes = encode(&[(1, "t")], &refs);
         let mut seen = Vec::new();
         decode(42, &bytes, |c| {
             seen.push(c);
@@ -345,6 +389,7 @@ mod tests {
         .unwrap();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].position, Position { version: 42, index: 0 });
+        assert_eq!((seen[0].table.as_str(), seen[0].key.as_slice()), ("t", &[7u8][..]));
         assert_eq!(seen[0].row.as_deref(), Some(&[1u8, 2, 3][..]));
         assert_eq!(seen[1].position, Position { version: 42, index: 1 });
         assert_eq!(seen[1].row, None);

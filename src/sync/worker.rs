@@ -132,47 +132,53 @@ impl SyncStatus {
 }
 
 /// A push read from the outbox, with what it carries.
-struct Prepared {
-    push: Push,
-    rows: usize,
-    bytes: usize,
+pub(super) struct Prepared {
+    pub push: Push,
+    pub rows: usize,
+    pub bytes: usize,
     /// More changes wait after these.
-    more: bool,
+    pub more: bool,
     /// The version of the oldest change in the outbox.
-    oldest: Option<u64>,
+    pub oldest: Option<u64>,
 }
 
 /// Reads the next push after `cursor`.
-fn prepare(mvcc: &Arc<Mvcc>, config: &SyncConfig, cursor: Option<Position>) -> Result<Prepared> {
+pub(super) fn prepare(mvcc: &Arc<Mvcc>, config: &SyncConfig, cursor: Option<Position>) -> Result<Prepared> {
     let mut txn = mvcc.begin();
     let (captured, more) = outbox::read(&mut txn, cursor, config.max_rows, config.max_bytes)?;
     let oldest = outbox::oldest(&mut txn)?;
-    let mut definitions: BTreeMap<u32, Option<(usize, Vec<u8>)>> = BTreeMap::new();
-    if !captured.is_empty() {
-        for table in catalog::list_tables(&mut txn)? {
-            let json = serde_json::to_vec(&table).map_err(|e| Error::Internal(e.to_string()))?;
-            definitions.insert(table.id, Some((table.row_prefix().len(), json)));
+    // Each table's definition now, by name.
+    let mut definitions: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    for change in &captured {
+        if !definitions.contains_key(&change.table) {
+            let definition = catalog::get_table(&mut txn, &change.table)?
+                .map(|t| serde_json::to_vec(&t).map_err(|e| Error::Internal(e.to_string())))
+                .transpose()?;
+            definitions.insert(change.table.clone(), definition);
         }
     }
     txn.rollback();
-    let mut tables: BTreeMap<u32, TableChanges> = BTreeMap::new();
-    let (rows, mut bytes) = (captured.len(), 0);
+    let through = captured.last().map(|c| c.position);
+    let mut tables: BTreeMap<String, TableChanges> = BTreeMap::new();
+    let (mut rows, mut bytes) = (0, 0);
     for change in captured {
-        let id = change.key.get(1..5).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        // A table dropped since: its changes have nowhere to go and are passed over (the
-        // cursor moves past them with the rest of the push).
-        let Some(Some((prefix, definition))) = definitions.get(&id) else { continue };
+        // A table dropped (or renamed) since: its changes have nowhere to go and are passed
+        // over; the push's end moves the cursor past them.
+        let Some(Some(definition)) = definitions.get(&change.table) else { continue };
+        rows += 1;
         bytes += change.key.len() + change.row.as_ref().map_or(0, Vec::len);
-        let entry =
-            tables.entry(id).or_insert_with(|| TableChanges { definition: definition.clone(), changes: Vec::new() });
-        entry.changes.push(Change { position: change.position, key: change.key[*prefix..].to_vec(), row: change.row });
+        let entry = tables
+            .entry(change.table)
+            .or_insert_with(|| TableChanges { definition: definition.clone(), changes: Vec::new() });
+        entry.changes.push(Change { position: change.position, key: change.key, row: change.row });
     }
-    let push = Push { edge: config.edge_id.clone(), clock: mvcc.clock_now(), tables: tables.into_values().collect() };
+    let push =
+        Push { edge: config.edge_id.clone(), clock: mvcc.clock_now(), tables: tables.into_values().collect(), through };
     Ok(Prepared { push, rows, bytes, more, oldest })
 }
 
 /// Records that the cloud committed through `ack`: merges its clock, trims the outbox.
-fn acknowledged(mvcc: &Arc<Mvcc>, ack: &Ack) -> Result<Option<u64>> {
+pub(super) fn acknowledged(mvcc: &Arc<Mvcc>, ack: &Ack) -> Result<Option<u64>> {
     if let Err(e) = mvcc.observe_clock(ack.clock) {
         tracing::warn!(error = %e, "the cloud's clock is ahead of this edge's");
     }

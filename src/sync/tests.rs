@@ -1,0 +1,174 @@
+//! A seeded simulation of sync: three edges write the same keys at random while their pushes
+//! are lost, delayed and delivered out of order, applied without an answer, duplicated, and
+//! while edges restart and forget their cursor. Checked for every seed: the cloud's cursor of
+//! an edge never goes backwards; once the network heals, every edge's outbox drains and the
+//! cloud holds, for every key, the last-writer-wins winner of every change ever pushed (a
+//! delete included), whatever the order of arrival.
+
+use super::worker::{acknowledged, prepare, SyncConfig};
+use super::*;
+use crate::sql::{Engine, Outcome, Session};
+use crate::types::Value;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Edge {
+    engine: Arc<Engine>,
+    session: Session,
+    config: SyncConfig,
+    /// What the edge believes the cloud acknowledged (forgotten on a restart).
+    cursor: Option<Position>,
+}
+
+fn run(session: &mut Session, sql: &str) {
+    for result in session.run(sql) {
+        result.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+fn rows(session: &mut Session, sql: &str) -> Vec<Vec<Value>> {
+    match session.run(sql).pop() {
+        Some(Ok(Outcome::Rows { rows, .. })) => rows,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+fn edge(i: usize, rng: &mut StdRng) -> Edge {
+    let engine = crate::node::open_in_memory().unwrap();
+    let id = format!("edge-{i}");
+    let mut txn = engine.mvcc().begin();
+    assert!(outbox::mark_edge(&mut txn, &id).unwrap());
+    txn.commit().unwrap();
+    let mut session = engine.session("admin", "chronos");
+    run(&mut session, "CREATE TABLE t (k INT PRIMARY KEY, v INT)");
+    let mut config = SyncConfig::new(id, Vec::new(), Duration::from_secs(1));
+    config.max_rows = rng.gen_range(1..8);
+    Edge { engine, session, config, cursor: None }
+}
+
+/// The winner of each key among the changes pushed so far: (time, origin, row).
+type Winners = BTreeMap<Vec<u8>, (u64, String, Option<Vec<u8>>)>;
+
+struct Cloud {
+    engine: Arc<Engine>,
+    cursors: BTreeMap<String, Position>,
+}
+
+impl Cloud {
+    /// Applies `push` as the Sync service does; checks the cursor only moves forward.
+    fn apply(&mut self, push: &Push) -> Ack {
+        let ack = cloud::apply(self.engine.mvcc(), push).unwrap();
+        let previous = self.cursors.insert(push.edge.clone(), ack.cursor);
+        assert!(previous.is_none_or(|p| p <= ack.cursor), "the cursor of {} went back", push.edge);
+        ack
+    }
+}
+
+fn simulate(seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut edges: Vec<Edge> = (0..3).map(|i| edge(i, &mut rng)).collect();
+    let mut in_flight: Vec<(usize, Push)> = Vec::new();
+    let mut winners = Winners::new();
+    let pushed = |push: &Push, winners: &mut Winners| {
+        for change in push.tables.iter().flat_map(|t| &t.changes) {
+            let candidate = (change.position.version, push.edge.clone(), change.row.clone());
+            let entry = winners.entry(change.key.clone()).or_insert_with(|| candidate.clone());
+            if (candidate.0, &candidate.1) > (entry.0, &entry.1) {
+                *entry = candidate;
+            }
+        }
+    };
+    let mut next_value = 0;
+    for _ in 0..300 {
+        let e = rng.gen_range(0..edges.len());
+        match rng.gen_range(0..100) {
+            0..=44 => {
+                next_value += 1;
+                let k = rng.gen_range(0..12);
+                let sql = match rng.gen_range(0..20) {
+                    0..=9 => format!("INSERT INTO t VALUES ({k}, {next_value}) ON CONFLICT (k) DO UPDATE SET v = {next_value}"),
+                    10..=13 => format!("DELETE FROM t WHERE k = {k}"),
+                    14..=16 => format!("UPDATE t SET v = v + 1000 WHERE k <= {k}"),
+                    17..=18 => format!(
+                        "BEGIN; INSERT INTO t VALUES ({k}, {next_value}) ON CONFLICT (k) DO NOTHING; DELETE FROM t WHERE k = {}; COMMIT",
+                        (k + 1) % 12
+                    ),
+                    _ => "TRUNCATE t".to_string(),
+                };
+                run(&mut edges[e].session, &sql);
+            }
+            45..=84 => {
+                let edge = &mut edges[e];
+                let prepared = prepare(edge.engine.mvcc(), &edge.config, edge.cursor).unwrap();
+                pushed(&prepared.push, &mut winners);
+                match rng.gen_range(0..10) {
+                    // Lost on the way.
+                    0 => {}
+                    // Delayed: delivered later, after others.
+                    1 | 2 => in_flight.push((e, prepared.push)),
+                    // Applied, and the answer lost.
+                    3 => {
+                        cloud.apply(&prepared.push);
+                    }
+                    // Delivered twice.
+                    4 => {
+                        cloud.apply(&prepared.push);
+                        let ack = cloud.apply(&prepared.push);
+                        edge.cursor = edge.cursor.max(Some(ack.cursor));
+                        acknowledged(edge.engine.mvcc(), &ack).unwrap();
+                    }
+                    _ => {
+                        let ack = cloud.apply(&prepared.push);
+                        edge.cursor = edge.cursor.max(Some(ack.cursor));
+                        acknowledged(edge.engine.mvcc(), &ack).unwrap();
+                    }
+                }
+            }
+            85..=94 if !in_flight.is_empty() => {
+                let (e, push) = in_flight.remove(rng.gen_range(0..in_flight.len()));
+                let ack = cloud.apply(&push);
+                let edge = &mut edges[e];
+                edge.cursor = edge.cursor.max(Some(ack.cursor));
+                acknowledged(edge.engine.mvcc(), &ack).unwrap();
+            }
+            // A restart: the edge forgets what the cloud acknowledged.
+            _ => edges[e].cursor = None,
+        }
+    }
+    // The network heals: late pushes arrive, then every edge drains.
+    for (_, push) in std::mem::take(&mut in_flight) {
+        cloud.apply(&push);
+    }
+    for edge in &mut edges {
+        loop {
+            let prepared = prepare(edge.engine.mvcc(), &edge.config, edge.cursor).unwrap();
+            pushed(&prepared.push, &mut winners);
+            let ack = cloud.apply(&prepared.push);
+            edge.cursor = edge.cursor.max(Some(ack.cursor));
+            acknowledged(edge.engine.mvcc(), &ack).unwrap();
+            if !prepared.more {
+                break;
+            }
+        }
+        let backlog = outbox::backlog(&mut edge.engine.mvcc().begin()).unwrap();
+        assert_eq!(backlog.changes, 0, "seed {seed}: an outbox did not drain");
+    }
+    let mut want: Vec<Vec<Value>> = winners
+        .values()
+        .filter_map(|(_, _, row)| row.as_ref().map(|r| crate::storage::rowcodec::decode_row(r).unwrap()))
+        .collect();
+    want.sort_by(|a, b| a[0].partial_cmp(&b[0]).unwrap());
+    let mut session = cloud.engine.session("admin", "chronos");
+    assert_eq!(rows(&mut session, "SELECT k, v FROM t ORDER BY k"), want, "seed {seed}");
+}
+
+#[test]
+fn edges_converge_on_the_cloud_whatever_the_network_does() {
+    for seed in 0..12 {
+        simulate(seed);
+    }
+}
