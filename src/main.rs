@@ -20,6 +20,12 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Print the sync token of an edge for a cloud whose members have CHRONOS_SYNC_SECRET
+    /// (read from that variable here too); the edge runs with it in CHRONOS_SYNC_TOKEN.
+    SyncToken {
+        #[arg(long, value_parser = edge_id)]
+        edge_id: String,
+    },
     /// Run a member of a cluster.
     Node {
         /// This node's id (1 to 255, unique in the cluster).
@@ -148,9 +154,18 @@ fn main() -> std::process::ExitCode {
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
     let cli = Cli::parse();
     let (server, cluster) = match cli.command {
+        Command::SyncToken { edge_id } => {
+            let Some(secret) = std::env::var("CHRONOS_SYNC_SECRET").ok().filter(|s| !s.is_empty()) else {
+                eprintln!("chronos: set CHRONOS_SYNC_SECRET to the cloud's sync secret");
+                return std::process::ExitCode::FAILURE;
+            };
+            println!("{}", chronos::sync::edge_token(secret.as_bytes(), &edge_id));
+            return std::process::ExitCode::SUCCESS;
+        }
         Command::SingleNode { server } => (server, None),
         Command::Node { id, address, peers, join, server } => {
-            (server, Some(ClusterConfig { id, address, members: peers, join, tls: None }))
+            let sync_secret = std::env::var("CHRONOS_SYNC_SECRET").ok().filter(|s| !s.is_empty());
+            (server, Some(ClusterConfig { id, address, members: peers, join, tls: None, sync_secret }))
         }
     };
     let ServerArgs {
@@ -225,6 +240,7 @@ fn main() -> std::process::ExitCode {
             Some(chronos::node::EdgeConfig {
                 sync: chronos::sync::worker::SyncConfig::new(edge_id, sync_target, interval),
                 tls,
+                token: password("CHRONOS_SYNC_TOKEN"),
             })
         }
     };

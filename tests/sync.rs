@@ -13,10 +13,14 @@ fn start_edge(id: &str, cloud: &Cluster, i: usize) -> Server {
 }
 
 fn start_edge_with(id: &str, cloud: &Cluster, i: usize, extra: &[&str]) -> Server {
+    start_edge_env(id, cloud, i, extra, &[])
+}
+
+fn start_edge_env(id: &str, cloud: &Cluster, i: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let target = format!("http://{}", cloud.internode_address(i));
     let mut args = vec!["--edge-id", id, "--sync-target", &target, "--sync-interval-secs", "1"];
     args.extend_from_slice(extra);
-    Server::start_with_args(tempfile::tempdir().unwrap(), &args, &[])
+    Server::start_with_args(tempfile::tempdir().unwrap(), &args, env)
 }
 
 /// The number in `"field":N` of a JSON text.
@@ -318,4 +322,40 @@ async fn truncate_deletes_the_edges_own_rows_and_ttl_expiry_stays_on_the_edge() 
     assert_eq!(rows(&remote, "SELECT count(*) FROM m").await, vec![vec![Some("2".to_string())]]);
     let ttl = rows(&remote, "SELECT count(*) FROM r WHERE id = 9").await;
     assert_eq!(ttl, vec![vec![Some("1".to_string())]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_with_a_secret_takes_pushes_only_with_the_edges_own_token() {
+    let secret = [("CHRONOS_SYNC_SECRET", "s3cret")];
+    let cloud = Cluster::start_with_env(1, &[], &secret);
+    cloud.leader(Duration::from_secs(10)).expect("the cloud elects itself");
+    let token = |id: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronos"))
+            .args(["sync-token", "--edge-id", id])
+            .envs(secret)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let b_token = token("edge-b");
+    assert_eq!(b_token.len(), 64);
+    assert_ne!(token("edge-a"), b_token);
+    // edge-a holds edge-b's token: it cannot push as itself, nor claim to be edge-b.
+    let impostor = start_edge_env("edge-a", &cloud, 0, &[], &[("CHRONOS_SYNC_TOKEN", &b_token)]);
+    let honest = start_edge_env("edge-b", &cloud, 0, &[], &[("CHRONOS_SYNC_TOKEN", &b_token)]);
+    for (edge, id) in [(&impostor, 1), (&honest, 2)] {
+        let client = edge.connect("admin").await;
+        client.batch_execute("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
+        client.execute("INSERT INTO t VALUES ($1)", &[&id]).await.unwrap();
+    }
+    drained(&honest).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !health(&impostor).contains("42501") {
+        assert!(Instant::now() < deadline, "the impostor was not refused: {}", health(&impostor));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let remote = cloud.nodes[0].connect("admin").await;
+    assert_eq!(rows(&remote, "SELECT id FROM t").await, vec![vec![Some("2".to_string())]]);
+    assert_eq!(rows(&remote, "SELECT edge_id FROM chronos_sync_edges").await, vec![vec![Some("edge-b".to_string())]]);
 }

@@ -154,6 +154,7 @@ pub fn push_to_proto(push: sync::Push) -> proto::PushRequest {
         clock: push.clock,
         through_version: push.through.map(|p| p.version),
         through_index: push.through.map_or(0, |p| p.index),
+        token: String::new(),
         tables: push
             .tables
             .into_iter()

@@ -240,6 +240,8 @@ impl GrpcTransport {
 #[derive(Clone)]
 struct Services {
     replica: Arc<OnceLock<Arc<Replica>>>,
+    /// The secret edges' tokens are checked against; without it any edge id is taken.
+    sync_secret: Option<Arc<Vec<u8>>>,
 }
 
 impl Services {
@@ -294,8 +296,16 @@ impl SyncService for Services {
         request: tonic::Request<proto::PushRequest>,
     ) -> std::result::Result<tonic::Response<proto::PushResult>, tonic::Status> {
         let replica = self.replica()?;
-        let push = convert::push_from_proto(request.into_inner());
+        let request = request.into_inner();
+        let token = request.token.clone();
+        let push = convert::push_from_proto(request);
+        let secret = self.sync_secret.clone();
         let result = on_blocking_pool(move || {
+            if let Some(secret) = secret {
+                crate::sync::check_token(&secret, &push.edge, &token).inspect_err(|e| {
+                    tracing::warn!(edge = %push.edge, error = %e, "sync push refused");
+                })?;
+            }
             let mvcc = replica.mvcc()?;
             crate::sync::cloud::apply(&mvcc, &push).inspect_err(|e| {
                 tracing::warn!(edge = %push.edge, error = %e, "sync push refused");
@@ -309,19 +319,21 @@ impl SyncService for Services {
 /// Pushes an edge's changes to cloud members over gRPC.
 pub struct GrpcUplink {
     targets: Vec<(String, Channel)>,
+    token: Option<String>,
 }
 
 impl GrpcUplink {
     /// Channels (connected lazily) to each target, `http://host:port` or `https://…`; with
     /// `tls`, the edge presents its certificate and checks the cloud's against the CA.
-    pub fn new(targets: &[String], tls: Option<&InternodeTls>) -> Result<GrpcUplink> {
+    /// `token` proves the edge's id to a cloud that has a sync secret.
+    pub fn new(targets: &[String], tls: Option<&InternodeTls>, token: Option<String>) -> Result<GrpcUplink> {
         let mut channels = Vec::new();
         for target in targets {
             let endpoint = endpoint(target.clone(), tls)
                 .map_err(|e| Error::InvalidParameter(format!("sync target {target}: {e}")))?;
             channels.push((target.clone(), endpoint.connect_lazy()));
         }
-        Ok(GrpcUplink { targets: channels })
+        Ok(GrpcUplink { targets: channels, token })
     }
 }
 
@@ -330,7 +342,8 @@ impl crate::sync::worker::Uplink for GrpcUplink {
     async fn push(&self, target: usize, push: crate::sync::Push) -> Result<crate::sync::Ack> {
         let (name, channel) = &self.targets[target % self.targets.len()];
         let mut client = SyncClient::new(channel.clone()).max_encoding_message_size(MAX_MESSAGE);
-        let request = convert::push_to_proto(push);
+        let mut request = convert::push_to_proto(push);
+        request.token = self.token.clone().unwrap_or_default();
         match tokio::time::timeout(RPC_TIMEOUT, client.push(request)).await {
             Err(_) => Err(Error::Io(format!("{name} did not answer the push in time"))),
             Ok(Err(status)) => Err(Error::Io(format!("push to {name} failed: {}", status.message()))),
@@ -370,6 +383,7 @@ impl Server {
     pub async fn bind(
         address: SocketAddr,
         tls: Option<&InternodeTls>,
+        sync_secret: Option<&str>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Server> {
         let mut builder = tonic::transport::Server::builder();
@@ -379,7 +393,8 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(address).await?;
         let replica = Arc::new(OnceLock::new());
-        let services = Services { replica: replica.clone() };
+        let sync_secret = sync_secret.map(|s| Arc::new(s.as_bytes().to_vec()));
+        let services = Services { replica: replica.clone(), sync_secret };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let task = tokio::spawn(async move {
             let result = builder

@@ -54,6 +54,8 @@ pub struct EdgeConfig {
     pub sync: crate::sync::worker::SyncConfig,
     /// Certificates for the cloud (mutual TLS), as between members.
     pub tls: Option<crate::net::InternodeTls>,
+    /// The edge's token for a cloud with a sync secret.
+    pub token: Option<String>,
 }
 
 /// A single node compacts its Raft log at least this often (entries).
@@ -72,6 +74,8 @@ pub struct ClusterConfig {
     pub join: bool,
     /// Mutual TLS between members; without it the node listens on loopback only.
     pub tls: Option<crate::net::InternodeTls>,
+    /// Edges must prove their id with a token derived from this secret (`docs/sync.md`).
+    pub sync_secret: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -335,7 +339,9 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
                 )));
             }
             let tls = cluster.tls.as_ref();
-            let server = crate::net::Server::bind(cluster.address, tls, shutdown.clone()).await?;
+            let server =
+                crate::net::Server::bind(cluster.address, tls, cluster.sync_secret.as_deref(), shutdown.clone())
+                    .await?;
             let peers =
                 cluster.members.iter().filter(|(id, _)| **id != cluster.id).map(|(k, v)| (*k, v.clone())).collect();
             let transport = crate::net::GrpcTransport::start(&peers, tls)?;
@@ -449,7 +455,7 @@ async fn start_sync(
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
         }
     }
-    let uplink = Arc::new(crate::net::GrpcUplink::new(&edge.sync.targets, edge.tls.as_ref())?);
+    let uplink = Arc::new(crate::net::GrpcUplink::new(&edge.sync.targets, edge.tls.as_ref(), edge.token.clone())?);
     let status = worker::SyncStatus::new(&edge.sync);
     engine.set_sync_status(status.clone());
     let leader = replica.clone();

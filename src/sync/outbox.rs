@@ -111,8 +111,9 @@ fn take_tables(input: &mut &[u8]) -> Result<Vec<(u32, String)>> {
     Ok(tables)
 }
 
-/// The changes of the record at `version`, each passed to `f` until it returns false.
-fn decode(version: u64, mut input: &[u8], mut f: impl FnMut(Captured) -> Result<bool>) -> Result<()> {
+/// The changes of the record at `version` from index `from` on, each passed to `f` until it
+/// returns false. Changes before `from` are stepped over without being copied.
+fn decode(version: u64, mut input: &[u8], from: u32, mut f: impl FnMut(Captured) -> Result<bool>) -> Result<()> {
     let tables = take_tables(&mut input)?;
     let count = varint::take(&mut input)?;
     for index in 0..count {
@@ -121,13 +122,21 @@ fn decode(version: u64, mut input: &[u8], mut f: impl FnMut(Captured) -> Result<
         input = rest;
         let row = match flag {
             0 => None,
-            1 => Some(take(&mut input)?.to_vec()),
+            1 => Some(take(&mut input)?),
             _ => return Err(malformed()),
         };
+        let index = u32::try_from(index).map_err(|_| malformed())?;
+        if index < from {
+            continue;
+        }
         let id = table_id(key).ok_or_else(malformed)?;
         let table = tables.iter().find(|(t, _)| *t == id).map(|(_, name)| name.clone()).ok_or_else(malformed)?;
-        let index = u32::try_from(index).map_err(|_| malformed())?;
-        let change = Captured { position: Position { version, index }, table, key: key[ROW_PREFIX..].to_vec(), row };
+        let change = Captured {
+            position: Position { version, index },
+            table,
+            key: key[ROW_PREFIX..].to_vec(),
+            row: row.map(<[u8]>::to_vec),
+        };
         if !f(change)? {
             break;
         }
@@ -283,10 +292,11 @@ pub fn read(
     let lower = start.as_deref();
     txn.for_each_range(&prefix, None, lower, None, |key, value| {
         let version = record_version(key)?;
-        decode(version, value, |change| {
-            if after.is_some_and(|a| change.position <= a) {
-                return Ok(true);
-            }
+        let from = match after {
+            Some(a) if a.version == version => a.index + 1,
+            _ => 0,
+        };
+        decode(version, value, from, |change| {
             if out.len() >= max_rows || (bytes >= max_bytes && !out.is_empty()) {
                 more = true;
                 return Ok(false);
@@ -382,7 +392,7 @@ mod tests {
         let refs: Vec<&Write> = writes.iter().collect();
         let bytes = encode(&[(1, "t")], &refs);
         let mut seen = Vec::new();
-        decode(42, &bytes, |c| {
+        decode(42, &bytes, 0, |c| {
             seen.push(c);
             Ok(true)
         })
@@ -396,7 +406,7 @@ mod tests {
         assert_eq!(record_len(&bytes).unwrap(), 2);
         // Truncated records are refused, never read short.
         for cut in 0..bytes.len() {
-            assert!(decode(42, &bytes[..cut], |_| Ok(true)).is_err(), "a record cut at {cut} decoded");
+            assert!(decode(42, &bytes[..cut], 0, |_| Ok(true)).is_err(), "a record cut at {cut} decoded");
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct SyncConfig {
 
 impl SyncConfig {
     pub fn new(edge_id: String, targets: Vec<String>, interval: Duration) -> SyncConfig {
-        SyncConfig { edge_id, targets, interval, max_rows: 5_000, max_bytes: 4 << 20 }
+        SyncConfig { edge_id, targets, interval, max_rows: 20_000, max_bytes: 8 << 20 }
     }
 }
 
