@@ -9,20 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{http_get, http_request, Cluster};
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in {text}"))
-}
-
-fn json_u64(json: &str, field: &str) -> u64 {
-    let pattern = format!("\"{field}\":");
-    let start = json.find(&pattern).unwrap_or_else(|| panic!("{field} missing in {json}")) + pattern.len();
-    json[start..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
-}
+use support::{http_get, http_request, json_u64, metric, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_lose_their_leader_and_nothing_acknowledged() {

@@ -3,7 +3,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use support::Server;
+use support::{metric, Server};
 
 fn get(server: &Server, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(server.http_addr).unwrap();
@@ -16,13 +16,6 @@ fn get(server: &Server, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
-}
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in {text}"))
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{http_get, Cluster, Server};
+use support::{http_get, json_u64, metric, Cluster, Server};
 
 /// An edge pushing to the cloud's member `i` every second.
 fn start_edge(id: &str, cloud: &Cluster, i: usize) -> Server {
@@ -23,19 +23,13 @@ fn start_edge_env(id: &str, cloud: &Cluster, i: usize, extra: &[&str], env: &[(&
     Server::start_with_args(tempfile::tempdir().unwrap(), &args, env)
 }
 
-/// The number in `"field":N` of a JSON text.
-fn json_number(json: &str, field: &str) -> u64 {
-    let at = json.find(&format!("\"{field}\":")).map(|i| i + field.len() + 3).unwrap_or(json.len());
-    json[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
-}
-
 /// Waits until a push that started after the call has left the edge with nothing to push.
 async fn drained(edge: &Server) {
-    let before = json_number(&health(edge), "pushes");
+    let before = json_u64(&health(edge), "pushes");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let h = health(edge);
-        if json_number(&h, "pushes") > before + 1 && h.contains(r#""oldest_pending_secs":null"#) {
+        if json_u64(&h, "pushes") > before + 1 && h.contains(r#""oldest_pending_secs":null"#) {
             return;
         }
         assert!(Instant::now() < deadline, "the edge did not drain: {h}");
@@ -181,6 +175,9 @@ async fn an_offline_edge_catches_up_and_nothing_is_lost_or_applied_twice() {
     // is at the edge's last change.
     let m = http_get(edge.http_addr, "/metrics").unwrap();
     assert!(m.contains("chronos_sync_connected 1"), "{m}");
+    let m = http_get(cloud.nodes[0].http_addr, "/metrics").unwrap();
+    assert!(metric(&m, "chronos_sync_changes_received_total") >= 10_500, "{m}");
+    assert_eq!(metric(&m, "chronos_sync_pushes_refused_total"), 0, "{m}");
 
     // The database belongs to its edge id: another one is refused at start-up.
     edge.terminate();
@@ -205,6 +202,20 @@ async fn an_offline_edge_catches_up_and_nothing_is_lost_or_applied_twice() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("this database is edge \"farm-a\""), "{stderr}");
+
+    // A gateway re-created with a fresh data directory under the same edge id is another
+    // database: the cloud refuses its pushes rather than mistake its changes for synced ones.
+    let again = start_edge("farm-a", &cloud, 0);
+    again.connect("admin").await.batch_execute("CREATE TABLE readings (device TEXT, ts TIMESTAMPTZ, temp FLOAT8, PRIMARY KEY (device, ts)); INSERT INTO readings VALUES ('new', now(), 1)").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !health(&again).contains("55000") {
+        assert!(Instant::now() < deadline, "the re-created edge was not refused: {}", health(&again));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rows(&remote, "SELECT count(*) FROM readings WHERE device = 'new'").await,
+        vec![vec![Some("0".to_string())]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,5 +368,7 @@ async fn a_cloud_with_a_secret_takes_pushes_only_with_the_edges_own_token() {
     }
     let remote = cloud.nodes[0].connect("admin").await;
     assert_eq!(rows(&remote, "SELECT id FROM t").await, vec![vec![Some("2".to_string())]]);
+    let m = http_get(cloud.nodes[0].http_addr, "/metrics").unwrap();
+    assert!(metric(&m, "chronos_sync_pushes_refused_total") > 0, "{m}");
     assert_eq!(rows(&remote, "SELECT edge_id FROM chronos_sync_edges").await, vec![vec![Some("edge-b".to_string())]]);
 }

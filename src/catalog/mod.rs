@@ -85,9 +85,18 @@ pub struct Table {
     /// altered; tables from before summaries existed get them at their next ALTER TABLE.
     #[serde(default)]
     pub summarized: bool,
+    /// The id the table was created with, kept by TRUNCATE (which gives the table a fresh
+    /// id) and RENAME: what edge sync follows a table by. None: [`Table::id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<TableId>,
 }
 
 impl Table {
+    /// The id the table was created with (see [`Table::lineage`]).
+    pub fn lineage(&self) -> TableId {
+        self.lineage.unwrap_or(self.id)
+    }
+
     /// The position of a column by name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

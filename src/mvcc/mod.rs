@@ -162,6 +162,9 @@ pub struct Mvcc {
     pending: Mutex<replication::Pending>,
     /// The newest version assigned to a commit (may be pending).
     last_version: AtomicU64,
+    /// Commits are stamped after this time: a reference clock adopted from elsewhere (an
+    /// edge takes the cloud's), however far it is ahead of the local one.
+    clock_floor: AtomicU64,
     /// Conflict domains missing from `domain_versions` count as written at this version (the
     /// state at start-up or at the last snapshot restore).
     domain_floor: AtomicU64,
@@ -213,6 +216,7 @@ impl Mvcc {
             replicator: OnceLock::new(),
             pending: Mutex::new(Default::default()),
             last_version: AtomicU64::new(applied),
+            clock_floor: AtomicU64::new(0),
             domain_floor: AtomicU64::new(applied),
             last_unique_id: AtomicU64::new(0),
             counters: Mutex::new(HashMap::new()),
@@ -247,9 +251,23 @@ impl Mvcc {
         }
     }
 
-    /// The current HLC time: above every version applied or observed.
+    /// The current time of this node: its HLC, and at least every version applied or
+    /// assigned and the adopted clock (see [`Mvcc::adopt_clock`]).
     pub fn clock_now(&self) -> Version {
-        self.hlc.new_timestamp().get_time().as_u64()
+        self.hlc
+            .new_timestamp()
+            .get_time()
+            .as_u64()
+            .max(self.last_version())
+            .max(self.clock_floor.load(Ordering::SeqCst))
+    }
+
+    /// Takes `reference` as a time this node's commits must follow, however far ahead of the
+    /// local clock it is: an edge adopts the cloud's clock from each answer, so a gateway whose
+    /// clock is behind (no real-time clock, a reset) stamps its next writes after the cloud's.
+    pub fn adopt_clock(&self, reference: Version) {
+        let _ = self.hlc.update_with_timestamp(&uhlc::Timestamp::new(uhlc::NTP64(reference), *self.hlc.get_id()));
+        self.clock_floor.fetch_max(reference, Ordering::SeqCst);
     }
 
     /// Merges a time received from another node into the clock, so that every later commit
@@ -334,7 +352,9 @@ impl Mvcc {
     /// assigned before.
     fn next_version(&self) -> Version {
         let now = self.hlc.new_timestamp().get_time().as_u64();
-        now.max(self.applied.load(Ordering::SeqCst) + 1).max(self.last_version.load(Ordering::SeqCst) + 1)
+        now.max(self.applied.load(Ordering::SeqCst) + 1)
+            .max(self.last_version.load(Ordering::SeqCst) + 1)
+            .max(self.clock_floor.load(Ordering::SeqCst) + 1)
     }
 
     /// The column snapshots of tables (see [`columns`]).

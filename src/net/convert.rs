@@ -151,6 +151,7 @@ pub fn failure_to_error(f: proto::Failure) -> Error {
 pub fn push_to_proto(push: sync::Push) -> proto::PushRequest {
     proto::PushRequest {
         edge_id: push.edge,
+        incarnation: push.incarnation,
         clock: push.clock,
         through_version: push.through.map(|p| p.version),
         through_index: push.through.map_or(0, |p| p.index),
@@ -179,6 +180,7 @@ pub fn push_to_proto(push: sync::Push) -> proto::PushRequest {
 pub fn push_from_proto(request: proto::PushRequest) -> sync::Push {
     sync::Push {
         edge: request.edge_id,
+        incarnation: request.incarnation,
         clock: request.clock,
         through: request.through_version.map(|version| sync::Position { version, index: request.through_index }),
         tables: request
@@ -278,6 +280,7 @@ mod tests {
     fn pushes_round_trip() {
         let push = sync::Push {
             edge: "farm-a".into(),
+            incarnation: "i1".into(),
             clock: 99,
             through: Some(sync::Position { version: 6, index: 2 }),
             tables: vec![sync::TableChanges {

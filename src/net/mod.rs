@@ -242,6 +242,7 @@ struct Services {
     replica: Arc<OnceLock<Arc<Replica>>>,
     /// The secret edges' tokens are checked against; without it any edge id is taken.
     sync_secret: Option<Arc<Vec<u8>>>,
+    sync_metrics: Arc<crate::sync::cloud::Metrics>,
 }
 
 impl Services {
@@ -299,17 +300,16 @@ impl SyncService for Services {
         let request = request.into_inner();
         let token = request.token.clone();
         let push = convert::push_from_proto(request);
-        let secret = self.sync_secret.clone();
+        let (secret, metrics) = (self.sync_secret.clone(), self.sync_metrics.clone());
         let result = on_blocking_pool(move || {
-            if let Some(secret) = secret {
-                crate::sync::check_token(&secret, &push.edge, &token).inspect_err(|e| {
-                    tracing::warn!(edge = %push.edge, error = %e, "sync push refused");
-                })?;
+            let applied = match secret {
+                Some(secret) => crate::sync::check_token(&secret, &push.edge, &token).inspect_err(|_| {
+                    metrics.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }),
+                None => Ok(()),
             }
-            let mvcc = replica.mvcc()?;
-            crate::sync::cloud::apply(&mvcc, &push).inspect_err(|e| {
-                tracing::warn!(edge = %push.edge, error = %e, "sync push refused");
-            })
+            .and_then(|()| crate::sync::cloud::apply(&replica.mvcc()?, &push, &metrics));
+            applied.inspect_err(|e| tracing::warn!(edge = %push.edge, error = %e, "sync push refused"))
         })
         .await?;
         Ok(tonic::Response::new(convert::push_result_to_proto(result)))
@@ -374,6 +374,7 @@ async fn answer(
 /// answering once `replica` is set, until `shutdown` turns true.
 pub struct Server {
     replica: Arc<OnceLock<Arc<Replica>>>,
+    sync_metrics: Arc<crate::sync::cloud::Metrics>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -394,7 +395,8 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(address).await?;
         let replica = Arc::new(OnceLock::new());
         let sync_secret = sync_secret.map(|s| Arc::new(s.as_bytes().to_vec()));
-        let services = Services { replica: replica.clone(), sync_secret };
+        let sync_metrics = Arc::new(crate::sync::cloud::Metrics::default());
+        let services = Services { replica: replica.clone(), sync_secret, sync_metrics: sync_metrics.clone() };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let task = tokio::spawn(async move {
             let result = builder
@@ -410,7 +412,12 @@ impl Server {
                 tracing::error!(error = %e, "internode server failed");
             }
         });
-        Ok(Server { replica, task })
+        Ok(Server { replica, sync_metrics, task })
+    }
+
+    /// What the sync service did.
+    pub fn sync_metrics(&self) -> Arc<crate::sync::cloud::Metrics> {
+        self.sync_metrics.clone()
     }
 
     /// Starts answering for `replica`.

@@ -104,6 +104,8 @@ struct NodeStatus {
     pg: Arc<pg::PgMetrics>,
     replica: Arc<replica::Replica>,
     sync: Option<Arc<crate::sync::worker::SyncStatus>>,
+    /// A cluster member's sync service (the cloud side).
+    received: Option<Arc<crate::sync::cloud::Metrics>>,
 }
 
 impl NodeStatus {
@@ -251,6 +253,35 @@ impl crate::http::Status for NodeStatus {
                 ),
             ];
         }
+        if let Some(received) = &self.received {
+            use std::sync::atomic::Ordering::Relaxed;
+            sync_metrics.extend([
+                (
+                    "chronos_sync_pushes_received_total",
+                    "counter",
+                    "Pushes from edges committed.",
+                    received.pushes.load(Relaxed),
+                ),
+                (
+                    "chronos_sync_changes_received_total",
+                    "counter",
+                    "Row changes from edges applied (each merged by last-writer-wins).",
+                    received.changes.load(Relaxed),
+                ),
+                (
+                    "chronos_sync_pushes_refused_total",
+                    "counter",
+                    "Pushes from edges refused.",
+                    received.refused.load(Relaxed),
+                ),
+                (
+                    "chronos_sync_clock_refused_total",
+                    "counter",
+                    "Pushes refused for a clock too far ahead of this node's.",
+                    received.clock_refused.load(Relaxed),
+                ),
+            ]);
+        }
         let mut out = String::new();
         for (name, kind, help, value) in metrics.into_iter().chain(raft_metrics).chain(sync_metrics) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
@@ -384,6 +415,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         pg: pg_metrics.clone(),
         replica: replica.clone(),
         sync: sync_status,
+        received: internode.as_ref().map(crate::net::Server::sync_metrics),
     });
     let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
     let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, audit.clone(), shutdown.clone()));

@@ -435,6 +435,7 @@ pub fn truncate(ctx: &mut Context, names: &[String], restart_identity: bool) -> 
     for name in names {
         let mut table = catalog::must_get_table(ctx.txn, name)?;
         catalog::retire_table_keys(ctx.txn, &table);
+        table.lineage = Some(table.lineage());
         table.id = catalog::next_id(ctx.txn, "table_id")?;
         catalog::save_table(ctx.txn, &table)?;
     }

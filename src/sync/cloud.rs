@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::{Mvcc, Transaction};
 use crate::sql::execution::dml;
 use crate::storage::keyspace::Keyspace;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The origin of writes made on the cloud itself: smaller than every edge id, so an edge's
@@ -34,16 +35,18 @@ fn cursor_key(edge: &str) -> Vec<u8> {
     META.record(&format!("sync/cursor/{edge}"))
 }
 
-/// The cursor of `edge`: everything it pushed at or before it is committed here.
-pub fn cursor(txn: &mut Transaction, edge: &str) -> Result<Option<Position>> {
-    Ok(match txn.get(&cursor_key(edge))? {
-        Some(bytes) if bytes.len() == 12 => Some(Position {
-            version: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
-            index: u32::from_be_bytes(bytes[8..].try_into().expect("4 bytes")),
-        }),
-        Some(_) => return Err(Error::Corruption(format!("sync cursor of edge {edge}"))),
-        None => None,
-    })
+/// The cursor of `edge` (everything it pushed at or before it is committed here) and the
+/// incarnation of the edge database it came from. Stored as the position (8 + 4 bytes,
+/// big-endian), then the incarnation.
+pub fn cursor(txn: &mut Transaction, edge: &str) -> Result<Option<(Position, String)>> {
+    let Some(bytes) = txn.get(&cursor_key(edge))? else { return Ok(None) };
+    let corrupt = || Error::Corruption(format!("sync cursor of edge {edge}"));
+    let (position, incarnation) = bytes.split_first_chunk::<12>().ok_or_else(corrupt)?;
+    let position = Position {
+        version: u64::from_be_bytes(position[..8].try_into().map_err(|_| corrupt())?),
+        index: u32::from_be_bytes(position[8..].try_into().map_err(|_| corrupt())?),
+    };
+    Ok(Some((position, String::from_utf8(incarnation.to_vec()).map_err(|_| corrupt())?)))
 }
 
 /// Every edge that pushed here, with its cursor.
@@ -62,7 +65,7 @@ pub fn edges(txn: &mut Transaction) -> Result<Vec<(String, Position)>> {
     })?;
     let mut out = Vec::new();
     for name in names {
-        if let Some(position) = cursor(txn, &name)? {
+        if let Some((position, _)) = cursor(txn, &name)? {
             out.push((name, position));
         }
     }
@@ -99,8 +102,29 @@ impl Stamp {
     }
 }
 
+/// What a cloud member's sync service did since start-up (`/metrics`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Pushes committed.
+    pub pushes: AtomicU64,
+    /// Changes applied (past the cursor, whether or not they won their row).
+    pub changes: AtomicU64,
+    /// Pushes refused (a token, a clock, a table, a constraint).
+    pub refused: AtomicU64,
+    /// Of those, refused for a clock too far ahead.
+    pub clock_refused: AtomicU64,
+}
+
 /// Applies `push` and commits it; the edge's cursor afterwards.
-pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
+pub fn apply(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack> {
+    let result = apply_counted(mvcc, push, metrics);
+    if result.is_err() {
+        metrics.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
+fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack> {
     if !valid_edge_id(&push.edge) {
         return Err(Error::InvalidParameter(format!("invalid edge id \"{}\"", push.edge)));
     }
@@ -115,20 +139,32 @@ pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
             push.edge, push.clock
         )));
     }
-    mvcc.observe_clock(push.clock)?;
+    mvcc.observe_clock(push.clock).inspect_err(|_| {
+        metrics.clock_refused.fetch_add(1, Ordering::Relaxed);
+    })?;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut txn = mvcc.begin_read()?;
-        let before = cursor(&mut txn, &push.edge)?;
+        let stored = cursor(&mut txn, &push.edge)?;
+        if let Some((_, incarnation)) = stored.as_ref().filter(|(_, i)| *i != push.incarnation) {
+            return Err(Error::NotInPrerequisiteState(format!(
+                "edge {} pushes from another database than the one this cloud synced (incarnation {}, not {incarnation}): \
+                 a re-created or cloned edge must sync under a new edge id",
+                push.edge, push.incarnation
+            )));
+        }
+        let before = stored.map(|(position, _)| position);
         let mut last = before;
-        for table_changes in &push.tables {
+        let mut applied = 0;
+        for table_changes in push.tables.iter().filter(|t| !t.changes.is_empty()) {
             let table = ensure_table(&mut txn, &table_changes.definition)?;
             for change in &table_changes.changes {
                 if before.is_some_and(|c| change.position <= c) {
                     continue;
                 }
                 merge(&mut txn, &table, change, &push.edge)?;
+                applied += 1;
                 last = last.max(Some(change.position));
             }
         }
@@ -137,10 +173,15 @@ pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
             let last = last.expect("the cursor moved");
             let mut value = last.version.to_be_bytes().to_vec();
             value.extend_from_slice(&last.index.to_be_bytes());
+            value.extend_from_slice(push.incarnation.as_bytes());
             txn.set(cursor_key(&push.edge), value);
         }
         match txn.commit() {
-            Ok(_) => return Ok(Ack { cursor: last.unwrap_or_default(), clock: mvcc.clock_now() }),
+            Ok(_) => {
+                metrics.pushes.fetch_add(1, Ordering::Relaxed);
+                metrics.changes.fetch_add(applied, Ordering::Relaxed);
+                return Ok(Ack { cursor: last.unwrap_or_default(), clock: mvcc.clock_now() });
+            }
             Err(Error::Serialization(_)) if attempt < ATTEMPTS => continue,
             Err(e) => return Err(e),
         }
@@ -151,12 +192,7 @@ pub fn apply(mvcc: &Arc<Mvcc>, push: &Push) -> Result<Ack> {
 /// differs in its columns' names and types or its primary key.
 fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
     let edge = catalog::decode_table(definition)?;
-    if edge.primary_key.is_empty() {
-        return Err(Error::InvalidTableDefinition(format!(
-            "table \"{}\" has no primary key: it cannot sync",
-            edge.name
-        )));
-    }
+    check_definition(&edge)?;
     if let Some(table) = catalog::get_table(txn, &edge.name)? {
         let columns = |t: &Table| t.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect::<Vec<_>>();
         if columns(&table) != columns(&edge) || table.primary_key != edge.primary_key {
@@ -179,6 +215,30 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
     table.ttl = None;
     catalog::save_table(txn, &table)?;
     Ok(table)
+}
+
+/// Refuses a definition from an edge that no table of this engine could have: no columns or
+/// no primary key, duplicate or empty names, key or index columns out of range.
+fn check_definition(table: &Table) -> Result<()> {
+    let refuse =
+        |why: &str| Err(Error::InvalidTableDefinition(format!("table \"{}\" from an edge: {why}", table.name)));
+    let width = table.columns.len();
+    let mut names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    if table.name.is_empty() || width == 0 || names.iter().any(|n| n.is_empty()) {
+        return refuse("empty name or no columns");
+    }
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return refuse("two columns of one name");
+    }
+    if table.primary_key.is_empty() {
+        return refuse("no primary key: it cannot sync");
+    }
+    let in_range = |columns: &[usize]| !columns.is_empty() && columns.iter().all(|&c| c < width);
+    if !in_range(&table.primary_key) || !table.indexes.iter().all(|i| in_range(&i.columns) && !i.name.is_empty()) {
+        return refuse("a key or index names a column it does not have");
+    }
+    Ok(())
 }
 
 /// Applies one change if it is newer than what the row holds.

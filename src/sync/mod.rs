@@ -54,6 +54,8 @@ pub struct TableChanges {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Push {
     pub edge: String,
+    /// The edge database's incarnation (see [`outbox::Edge`]).
+    pub incarnation: String,
     /// The edge's clock when it sent the push; every change's version is at or below it.
     pub clock: u64,
     pub tables: Vec<TableChanges>,

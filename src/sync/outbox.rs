@@ -4,12 +4,13 @@
 //! One record per batch that wrote rows, under `[Outbox tag, version (8 bytes, big-endian)]`,
 //! written by [`Capture`] in the batch's own atomic write, at its version, on every replica
 //! (from the replicated batch alone, so replicas agree). Its value names the tables it holds
-//! rows of (a varint count, then per table its id, 4 bytes big-endian, and its name, varint
-//! length and bytes), then lists the batch's row writes in key order: a varint count, then per
+//! rows of (a varint count, then per table its id and its lineage, 4 bytes big-endian each,
+//! and its name, varint length and bytes), then lists the batch's row writes in key order: a varint count, then per
 //! write the row key (varint length, bytes), a flag (0: delete, 1: value) and for a value its
 //! row-codec bytes (varint length, bytes). The n-th write of the record at version v is the
-//! change at [`Position`] `(v, n)`. Changes are pushed by table name, so a table truncated
-//! since (given a new id) still takes the changes made before.
+//! change at [`Position`] `(v, n)`. Changes are pushed to the table of their lineage (see
+//! [`crate::catalog::Table::lineage`]), so a table truncated (given a new id) or renamed since
+//! still takes the changes made before; a table dropped since takes none.
 //!
 //! Records are trimmed by ordinary commits once the cloud acknowledges them ([`trim`]). Not
 //! captured: rows of tables without a primary key (their keys are row ids drawn on this node,
@@ -32,7 +33,9 @@ const OUTBOX: Keyspace = Keyspace::Outbox;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Captured {
     pub position: Position,
-    /// The name of the table when the change was made.
+    /// The table's lineage (see [`crate::catalog::Table::lineage`]).
+    pub lineage: u32,
+    /// The table's name when the change was made.
     pub table: String,
     /// The primary key, order-preserving encoded (the row key without the table prefix).
     pub key: Vec<u8>,
@@ -60,12 +63,16 @@ fn malformed() -> Error {
     Error::Corruption("malformed outbox record".into())
 }
 
-fn encode(tables: &[(u32, &str)], writes: &[&Write]) -> Vec<u8> {
+/// A table as a record names it: id, lineage, name.
+type Named<'a> = (u32, u32, &'a str);
+
+fn encode(tables: &[Named], writes: &[&Write]) -> Vec<u8> {
     let size: usize = writes.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8).sum();
     let mut out = Vec::with_capacity(size + 4 + tables.len() * 16);
     varint::put(&mut out, tables.len() as u64);
-    for (id, name) in tables {
+    for (id, lineage, name) in tables {
         out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&lineage.to_be_bytes());
         varint::put(&mut out, name.len() as u64);
         out.extend_from_slice(name.as_bytes());
     }
@@ -95,18 +102,20 @@ fn take<'a>(input: &mut &'a [u8]) -> Result<&'a [u8]> {
     Ok(bytes)
 }
 
-/// The tables of a record, by id; `input` is left at the count of its changes.
-fn take_tables(input: &mut &[u8]) -> Result<Vec<(u32, String)>> {
+fn take_u32(input: &mut &[u8]) -> Result<u32> {
+    let (bytes, rest) = input.split_first_chunk::<4>().ok_or_else(malformed)?;
+    *input = rest;
+    Ok(u32::from_be_bytes(*bytes))
+}
+
+/// The tables of a record as (id, lineage, name); `input` is left at the count of its changes.
+fn take_tables(input: &mut &[u8]) -> Result<Vec<(u32, u32, String)>> {
     let n = varint::take(input)?;
     let mut tables = Vec::new();
     for _ in 0..n {
-        if input.len() < 4 {
-            return Err(malformed());
-        }
-        let (id, rest) = input.split_at(4);
-        *input = rest;
+        let (id, lineage) = (take_u32(input)?, take_u32(input)?);
         let name = String::from_utf8(take(input)?.to_vec()).map_err(|_| malformed())?;
-        tables.push((u32::from_be_bytes([id[0], id[1], id[2], id[3]]), name));
+        tables.push((id, lineage, name));
     }
     Ok(tables)
 }
@@ -130,10 +139,11 @@ fn decode(version: u64, mut input: &[u8], from: u32, mut f: impl FnMut(Captured)
             continue;
         }
         let id = table_id(key).ok_or_else(malformed)?;
-        let table = tables.iter().find(|(t, _)| *t == id).map(|(_, name)| name.clone()).ok_or_else(malformed)?;
+        let (_, lineage, table) = tables.iter().find(|(t, _, _)| *t == id).ok_or_else(malformed)?;
         let change = Captured {
             position: Position { version, index },
-            table,
+            lineage: *lineage,
+            table: table.clone(),
             key: key[ROW_PREFIX..].to_vec(),
             row: row.map(<[u8]>::to_vec),
         };
@@ -155,13 +165,26 @@ fn record_len(mut input: &[u8]) -> Result<u64> {
 pub struct Capture {
     /// Whether the database is an edge, as of the last batch applied (None: read it again).
     enabled: Mutex<Option<bool>>,
-    /// Each table's name and whether it has a primary key, by id, as of the last batch
-    /// applied (None: read them again).
+    /// The tables as of the last batch applied (None: read them again).
     tables: Mutex<Option<Tables>>,
 }
 
-/// Table names, and whether the table has a primary key, by table id.
-type Tables = HashMap<u32, (String, bool)>;
+/// A table as capture needs it: its lineage, its name, whether it has a primary key.
+#[derive(Clone)]
+struct Known {
+    lineage: u32,
+    name: String,
+    keyed: bool,
+}
+
+impl Known {
+    fn of(table: crate::catalog::Table) -> Known {
+        Known { lineage: table.lineage(), keyed: !table.primary_key.is_empty(), name: table.name }
+    }
+}
+
+/// The tables by id.
+type Tables = HashMap<u32, Known>;
 
 impl Capture {
     fn enabled(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<bool> {
@@ -185,10 +208,8 @@ impl Capture {
         let mut tables = match cached {
             Some(tables) => tables,
             None => {
-                let tables: Tables = crate::catalog::list_tables(before)?
-                    .into_iter()
-                    .map(|t| (t.id, (t.name, !t.primary_key.is_empty())))
-                    .collect();
+                let tables: Tables =
+                    crate::catalog::list_tables(before)?.into_iter().map(|t| (t.id, Known::of(t))).collect();
                 *lock(&self.tables) = Some(tables.clone());
                 tables
             }
@@ -199,7 +220,7 @@ impl Capture {
             *lock(&self.tables) = None;
             for (_, value) in ddl {
                 if let Some(table) = value.as_deref().map(crate::catalog::decode_table).transpose()? {
-                    tables.insert(table.id, (table.name, !table.primary_key.is_empty()));
+                    tables.insert(table.id, Known::of(table));
                 }
             }
         }
@@ -220,29 +241,34 @@ pub fn keep_local(txn: &mut Transaction) {
 
 impl Derive for Capture {
     fn derive(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<Write>> {
+        // First, so that the batch marking the database as an edge clears what was cached.
+        let enabled = self.enabled(batch, before)?;
         let local = local_only_key();
-        if batch.writes.binary_search_by(|(k, _)| k.as_slice().cmp(&local)).is_ok() {
+        if !enabled || batch.writes.binary_search_by(|(k, _)| k.as_slice().cmp(&local)).is_ok() {
             return Ok(Vec::new());
         }
         let first = batch.writes.partition_point(|(k, _)| k.first() < Some(&ROW.tag()));
         let rows = &batch.writes[first..];
         let rows = &rows[..rows.partition_point(|(k, _)| k.first() == Some(&ROW.tag()))];
         let ddl = batch.writes.iter().any(|(k, _)| k.first() == Some(&CATALOG.tag()));
-        if (rows.is_empty() && !ddl) || !self.enabled(batch, before)? {
+        if rows.is_empty() && !ddl {
             return Ok(Vec::new());
         }
         let tables = self.tables(batch, before)?;
-        let truncated = if ddl { truncated_rows(batch, before, rows)? } else { Vec::new() };
-        // Rows of tables keyed by a row id are never captured.
-        let keyed = |key: &[u8]| table_id(key).and_then(|id| tables.get(&id)).is_some_and(|(_, keyed)| *keyed);
-        let captured: Vec<&Write> = truncated.iter().chain(rows.iter()).filter(|(k, _)| keyed(k)).collect();
+        let (truncated, retired) = if ddl { truncated_rows(batch, before, rows)? } else { Default::default() };
+        // Rows of tables keyed by a row id are never captured, nor rows written under an id
+        // the batch retires (inserted, then truncated or dropped in the same transaction).
+        let captured_id =
+            |key: &[u8]| table_id(key).filter(|id| tables.get(id).is_some_and(|t| t.keyed) && !retired.contains(id));
+        let captured: Vec<&Write> =
+            truncated.iter().chain(rows.iter()).filter(|(k, _)| captured_id(k).is_some()).collect();
         if captured.is_empty() {
             return Ok(Vec::new());
         }
         let mut ids: Vec<u32> = captured.iter().filter_map(|(k, _)| table_id(k)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let named: Vec<(u32, &str)> = ids.iter().map(|id| (*id, tables[id].0.as_str())).collect();
+        let named: Vec<Named> = ids.iter().map(|id| (*id, tables[id].lineage, tables[id].name.as_str())).collect();
         Ok(vec![(record_key(batch.version), Some(encode(&named, &captured)))])
     }
 
@@ -254,15 +280,20 @@ impl Derive for Capture {
 
 /// The rows a TRUNCATE in `batch` removes, as deletes under the table's new id (the cloud
 /// deletes exactly the rows this edge had, each by last-writer-wins), except those `rows`
-/// writes again in the same batch. TRUNCATE gives a table a new id (`sql::ddl::truncate`).
-fn truncated_rows(batch: &WriteBatch, before: &mut Transaction, rows: &[Write]) -> Result<Vec<Write>> {
-    let mut deletes = Vec::new();
+/// writes again in the same batch; and the table ids the batch retires (truncated or dropped).
+/// TRUNCATE gives a table a new id and keeps its lineage (`sql::ddl::truncate`); a table
+/// dropped and created again under its name has a new lineage, and its old rows are not
+/// deleted on the cloud (DROP is not synced).
+fn truncated_rows(batch: &WriteBatch, before: &mut Transaction, rows: &[Write]) -> Result<(Vec<Write>, Vec<u32>)> {
+    let (mut deletes, mut retired) = (Vec::new(), Vec::new());
     for (key, value) in batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())) {
-        let Some(new) = value.as_deref().map(crate::catalog::decode_table).transpose()? else { continue };
         let Some(old) = before.get(key)?.map(|b| crate::catalog::decode_table(&b)).transpose()? else { continue };
-        if old.id == new.id || old.primary_key.is_empty() {
+        let new = value.as_deref().map(crate::catalog::decode_table).transpose()?;
+        if new.as_ref().is_some_and(|n| n.id == old.id) {
             continue;
         }
+        retired.push(old.id);
+        let Some(new) = new.filter(|n| n.lineage() == old.lineage() && !old.primary_key.is_empty()) else { continue };
         let (old_prefix, new_prefix) = (old.row_prefix(), new.row_prefix());
         before.for_each_prefix(&old_prefix, |row_key, _| {
             let mut moved = new_prefix.clone();
@@ -273,7 +304,7 @@ fn truncated_rows(batch: &WriteBatch, before: &mut Transaction, rows: &[Write]) 
             Ok(true)
         })?;
     }
-    Ok(deletes)
+    Ok((deletes, retired))
 }
 
 /// Reads the changes after `after` (from the start when None) in position order, at most
@@ -338,9 +369,21 @@ pub fn oldest(txn: &mut Transaction) -> Result<Option<u64>> {
     Ok(oldest)
 }
 
+/// The edge this database is: its id and its incarnation, a random id drawn when the
+/// database was marked, which tells the cloud a re-created or cloned edge from the one it has
+/// synced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edge {
+    pub id: String,
+    pub incarnation: String,
+}
+
 /// The edge this database is, if it is one.
-pub fn edge_id(txn: &mut Transaction) -> Result<Option<String>> {
-    Ok(txn.get(&edge_key())?.map(|id| String::from_utf8_lossy(&id).into_owned()))
+pub fn edge(txn: &mut Transaction) -> Result<Option<Edge>> {
+    let Some(bytes) = txn.get(&edge_key())? else { return Ok(None) };
+    let text = String::from_utf8(bytes).map_err(|_| Error::Corruption("the edge record".into()))?;
+    let (id, incarnation) = text.split_once('/').ok_or_else(|| Error::Corruption("the edge record".into()))?;
+    Ok(Some(Edge { id: id.to_string(), incarnation: incarnation.to_string() }))
 }
 
 /// What waits in the outbox.
@@ -366,17 +409,18 @@ pub fn backlog(txn: &mut Transaction) -> Result<Backlog> {
     Ok(backlog)
 }
 
-/// Marks this database as edge `id` (its changes are captured from the next batch on); fails
-/// if it is already another edge.
+/// Marks this database as edge `id` with a new incarnation (its changes are captured from
+/// the next batch on); true if it was not marked yet, an error if it is another edge.
 pub fn mark_edge(txn: &mut Transaction, id: &str) -> Result<bool> {
-    match txn.get(&edge_key())? {
-        Some(existing) if existing == id.as_bytes() => Ok(false),
+    match edge(txn)? {
+        Some(existing) if existing.id == id => Ok(false),
         Some(existing) => Err(Error::InvalidParameter(format!(
             "this database is edge \"{}\"; it cannot sync as \"{id}\"",
-            String::from_utf8_lossy(&existing)
+            existing.id
         ))),
         None => {
-            txn.set(edge_key(), id.as_bytes().to_vec());
+            let incarnation = uuid::Uuid::new_v4().simple().to_string();
+            txn.set(edge_key(), format!("{id}/{incarnation}").into_bytes());
             Ok(true)
         }
     }
@@ -390,7 +434,7 @@ mod tests {
     fn records_round_trip_and_positions_follow_write_order() {
         let writes: Vec<Write> = vec![(vec![2, 0, 0, 0, 1, 7], Some(vec![1, 2, 3])), (vec![2, 0, 0, 0, 1, 8], None)];
         let refs: Vec<&Write> = writes.iter().collect();
-        let bytes = encode(&[(1, "t")], &refs);
+        let bytes = encode(&[(1, 9, "t")], &refs);
         let mut seen = Vec::new();
         decode(42, &bytes, 0, |c| {
             seen.push(c);
@@ -399,7 +443,7 @@ mod tests {
         .unwrap();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].position, Position { version: 42, index: 0 });
-        assert_eq!((seen[0].table.as_str(), seen[0].key.as_slice()), ("t", &[7u8][..]));
+        assert_eq!((seen[0].lineage, seen[0].table.as_str(), seen[0].key.as_slice()), (9, "t", &[7u8][..]));
         assert_eq!(seen[0].row.as_deref(), Some(&[1u8, 2, 3][..]));
         assert_eq!(seen[1].position, Position { version: 42, index: 1 });
         assert_eq!(seen[1].row, None);

@@ -145,43 +145,47 @@ pub(super) struct Prepared {
 /// Reads the next push after `cursor`.
 pub(super) fn prepare(mvcc: &Arc<Mvcc>, config: &SyncConfig, cursor: Option<Position>) -> Result<Prepared> {
     let mut txn = mvcc.begin();
+    let edge = outbox::edge(&mut txn)?
+        .filter(|e| e.id == config.edge_id)
+        .ok_or_else(|| Error::Internal(format!("this database is not edge {}", config.edge_id)))?;
     let (captured, more) = outbox::read(&mut txn, cursor, config.max_rows, config.max_bytes)?;
     let oldest = outbox::oldest(&mut txn)?;
-    // Each table's definition now, by name.
-    let mut definitions: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-    for change in &captured {
-        if !definitions.contains_key(&change.table) {
-            let definition = catalog::get_table(&mut txn, &change.table)?
-                .map(|t| serde_json::to_vec(&t).map_err(|e| Error::Internal(e.to_string())))
-                .transpose()?;
-            definitions.insert(change.table.clone(), definition);
+    // Each table's definition now, by lineage.
+    let mut definitions: BTreeMap<u32, (String, Vec<u8>)> = BTreeMap::new();
+    if !captured.is_empty() {
+        for table in catalog::list_tables(&mut txn)? {
+            let json = serde_json::to_vec(&table).map_err(|e| Error::Internal(e.to_string()))?;
+            definitions.insert(table.lineage(), (table.name, json));
         }
     }
     txn.rollback();
     let through = captured.last().map(|c| c.position);
-    let mut tables: BTreeMap<String, TableChanges> = BTreeMap::new();
+    let mut tables: BTreeMap<u32, TableChanges> = BTreeMap::new();
     let (mut rows, mut bytes) = (0, 0);
     for change in captured {
-        // A table dropped (or renamed) since: its changes have nowhere to go and are passed
-        // over; the push's end moves the cursor past them.
-        let Some(Some(definition)) = definitions.get(&change.table) else { continue };
+        // A table dropped since: its changes have nowhere to go and are passed over; the
+        // push's end moves the cursor past them.
+        let Some((_, definition)) = definitions.get(&change.lineage) else { continue };
         rows += 1;
         bytes += change.key.len() + change.row.as_ref().map_or(0, Vec::len);
         let entry = tables
-            .entry(change.table)
+            .entry(change.lineage)
             .or_insert_with(|| TableChanges { definition: definition.clone(), changes: Vec::new() });
         entry.changes.push(Change { position: change.position, key: change.key, row: change.row });
     }
-    let push =
-        Push { edge: config.edge_id.clone(), clock: mvcc.clock_now(), tables: tables.into_values().collect(), through };
+    let push = Push {
+        edge: edge.id,
+        incarnation: edge.incarnation,
+        clock: mvcc.clock_now(),
+        tables: tables.into_values().collect(),
+        through,
+    };
     Ok(Prepared { push, rows, bytes, more, oldest })
 }
 
 /// Records that the cloud committed through `ack`: merges its clock, trims the outbox.
 pub(super) fn acknowledged(mvcc: &Arc<Mvcc>, ack: &Ack) -> Result<Option<u64>> {
-    if let Err(e) = mvcc.observe_clock(ack.clock) {
-        tracing::warn!(error = %e, "the cloud's clock is ahead of this edge's");
-    }
+    mvcc.adopt_clock(ack.clock);
     let mut txn = mvcc.begin();
     if outbox::trim(&mut txn, ack.cursor)? > 0 {
         txn.commit()?;

@@ -337,3 +337,18 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// The value of metric `name` in a Prometheus text page.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in {text}"))
+}
+
+/// The number in `"field":N` of a JSON text.
+pub fn json_u64(json: &str, field: &str) -> u64 {
+    let pattern = format!("\"{field}\":");
+    let start = json.find(&pattern).unwrap_or_else(|| panic!("{field} missing in {json}")) + pattern.len();
+    json[start..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+}

@@ -492,6 +492,7 @@ fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result
         next_index_id,
         grants: Default::default(),
         summarized: false,
+        lineage: None,
     };
     table.summarized = table.time_series_column().is_some();
     crate::sql::ttl::check(&table)?;

@@ -22,13 +22,13 @@ fn time(version: Option<u64>) -> Value {
 
 /// The rows of `chronos_sync_status`: one on an edge, none elsewhere.
 pub fn status(ctx: &mut Context) -> Result<Vec<Row>> {
-    let Some(edge) = outbox::edge_id(ctx.txn)? else { return Ok(Vec::new()) };
+    let Some(edge) = outbox::edge(ctx.txn)? else { return Ok(Vec::new()) };
     let backlog = outbox::backlog(ctx.txn)?;
     let report = ctx.session.sync.as_ref().map(|s| s.report());
     let counter =
         |f: fn(&sync::worker::Report) -> u64| report.as_ref().map_or(Value::Null, |r| Value::Int8(f(r) as i64));
     Ok(vec![vec![
-        text(edge),
+        text(edge.id),
         report.as_ref().map_or(Value::Null, |r| text(r.state.name())),
         report.as_ref().map_or(Value::Null, |r| text(&r.target)),
         Value::Int8(backlog.changes as i64),

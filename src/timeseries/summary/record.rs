@@ -391,6 +391,7 @@ mod tests {
             next_index_id: 1,
             grants: Default::default(),
             summarized: false,
+            lineage: None,
         }
     }
 
