@@ -106,6 +106,11 @@ struct ServerArgs {
     /// separated or repeated; tried in turn.
     #[arg(long, env = "CHRONOS_SYNC_TARGET", value_delimiter = ',', requires = "edge_id")]
     sync_target: Vec<String>,
+    /// Take pushes from edges on this address too (only the sync service: edges reach no other
+    /// service of the node); TLS with CHRONOS_TLS_CERT/KEY, edge tokens with
+    /// CHRONOS_SYNC_SECRET (both required off loopback).
+    #[arg(long, env = "CHRONOS_SYNC_ADDRESS")]
+    sync_address: Option<SocketAddr>,
     /// Seconds an edge waits between pushes when it has sent everything.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_SYNC_INTERVAL_SECS")]
     sync_interval_secs: u64,
@@ -164,8 +169,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::SingleNode { server } => (server, None),
         Command::Node { id, address, peers, join, server } => {
-            let sync_secret = std::env::var("CHRONOS_SYNC_SECRET").ok().filter(|s| !s.is_empty());
-            (server, Some(ClusterConfig { id, address, members: peers, join, tls: None, sync_secret }))
+            (server, Some(ClusterConfig { id, address, members: peers, join, tls: None }))
         }
     };
     let ServerArgs {
@@ -185,6 +189,7 @@ fn main() -> std::process::ExitCode {
         ttl_interval_secs,
         edge_id,
         sync_target,
+        sync_address,
         sync_interval_secs,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
@@ -220,21 +225,30 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    // An edge pushes to the cloud with the members' certificates (mutual TLS) when they are set.
+    // The certificate chain and key, read once for the sync listener and an edge's client.
+    let identity = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY")) {
+        (Some(cert), Some(key)) => match (std::fs::read(&cert), std::fs::read(&key)) {
+            (Ok(cert), Ok(key)) => Some((cert, key)),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("chronos: TLS certificate or key: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    // An edge checks the cloud's certificate against CHRONOS_SYNC_CA_CERT (or the members' CA,
+    // CHRONOS_TLS_CA_CERT), and presents its own when it has one.
     let sync = match edge_id {
         None => None,
         Some(edge_id) => {
-            let tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY"), client_ca.as_deref()) {
-                (Some(cert), Some(key), Some(ca)) => {
-                    match chronos::net::InternodeTls::load(cert.as_ref(), key.as_ref(), ca) {
-                        Ok(tls) => Some(tls),
-                        Err(e) => {
-                            eprintln!("chronos: {e}");
-                            return std::process::ExitCode::FAILURE;
-                        }
-                    }
+            let sync_ca = password("CHRONOS_SYNC_CA_CERT").map(PathBuf::from).or_else(|| client_ca.clone());
+            let tls = match sync_ca.as_deref().map(std::fs::read) {
+                None => None,
+                Some(Ok(ca)) => Some(chronos::net::ClientTls { ca, identity: identity.clone() }),
+                Some(Err(e)) => {
+                    eprintln!("chronos: the sync CA certificate: {e}");
+                    return std::process::ExitCode::FAILURE;
                 }
-                _ => None,
             };
             let interval = std::time::Duration::from_secs(sync_interval_secs);
             Some(chronos::node::EdgeConfig {
@@ -285,6 +299,9 @@ fn main() -> std::process::ExitCode {
         statement_memory_bytes: statement_memory_mb.saturating_mul(1 << 20),
         ttl_interval: std::time::Duration::from_secs(ttl_interval_secs),
         sync,
+        sync_secret: password("CHRONOS_SYNC_SECRET"),
+        sync_address,
+        sync_identity: identity,
         ..NodeConfig::default()
     };
     // Statements run on the runtime's threads. Their stacks hold the passes over a statement's

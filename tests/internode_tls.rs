@@ -7,57 +7,8 @@ mod support;
 use chronos::net::proto;
 use std::path::Path;
 use std::time::Duration;
-use support::Cluster;
+use support::{ca_and_member, Cluster};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-fn openssl(args: &[&str], dir: &Path) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-/// A CA (`<ca>.pem`, `<ca>.key`) and a certificate it signs for `name` (`<name>.pem`,
-/// `<name>.key`), usable as server and client, for 127.0.0.1 and localhost.
-fn ca_and_member(dir: &Path, ca: &str, name: &str) {
-    let (ca_key, ca_pem) = (format!("{ca}.key"), format!("{ca}.pem"));
-    let subject = format!("/CN={ca}");
-    openssl(
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &ca_key,
-            "-out", &ca_pem,
-        ],
-        dir,
-    );
-    let ext = format!("{name}.ext");
-    std::fs::write(
-        dir.join(&ext),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-    let subject = format!("/CN={name}");
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-keyout", &key, "-out", &csr], dir);
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-extfile",
-            &ext,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-        ],
-        dir,
-    );
-}
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {
     std::fs::read(dir.join(file)).unwrap()

@@ -372,3 +372,69 @@ async fn a_cloud_with_a_secret_takes_pushes_only_with_the_edges_own_token() {
     assert!(metric(&m, "chronos_sync_pushes_refused_total") > 0, "{m}");
     assert_eq!(rows(&remote, "SELECT edge_id FROM chronos_sync_edges").await, vec![vec![Some("edge-b".to_string())]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_reach_only_the_sync_service_on_the_sync_address_over_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    support::ca_and_member(certs.path(), "ca", "cloud");
+    let path = |f: &str| certs.path().join(f).to_string_lossy().to_string();
+    let (cert, key, ca) = (path("cloud.pem"), path("cloud.key"), path("ca.pem"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    // A single node can be a cloud: its sync address takes pushes over TLS, with tokens.
+    let secret = ("CHRONOS_SYNC_SECRET", "s3cret");
+    let cloud_env = [("CHRONOS_TLS_CERT", cert.as_str()), ("CHRONOS_TLS_KEY", key.as_str()), secret];
+    let cloud = Server::start_with_args(tempfile::tempdir().unwrap(), &["--sync-address", &address], &cloud_env);
+    let token = String::from_utf8(
+        std::process::Command::new(env!("CARGO_BIN_EXE_chronos"))
+            .args(["sync-token", "--edge-id", "gw"])
+            .envs([secret])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let target = format!("https://{address}");
+    let edge_env = [("CHRONOS_SYNC_CA_CERT", ca.as_str()), ("CHRONOS_SYNC_TOKEN", token.trim())];
+    let edge = Server::start_with_args(
+        tempfile::tempdir().unwrap(),
+        &["--edge-id", "gw", "--sync-target", &target, "--sync-interval-secs", "1"],
+        &edge_env,
+    );
+    let local = edge.connect("admin").await;
+    local
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        .await
+        .unwrap();
+    drained(&edge).await;
+    let remote =
+        tokio_postgres::connect(&format!("{} sslmode=disable", cloud.url("admin")), tokio_postgres::NoTls).await;
+    let (remote, connection) = remote.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(
+        rows(&remote, "SELECT id, v FROM t ORDER BY id").await,
+        rows(&local, "SELECT id, v FROM t ORDER BY id").await
+    );
+
+    // The listener serves the sync service alone: the Cluster service (commits) is not there.
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(&ca).unwrap()));
+    let channel =
+        tonic::transport::Endpoint::from_shared(target).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+    let status = chronos::net::proto::cluster_client::ClusterClient::new(channel)
+        .read_index(chronos::net::proto::ReadIndexRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status}");
+
+    // Off loopback, the listener needs TLS and tokens.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronos"))
+        .args(["single-node", "--pg-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--sync-address", "0.0.0.0:0"])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .env("CHRONOS_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS and edge tokens"), "{out:?}");
+}

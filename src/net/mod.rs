@@ -73,8 +73,38 @@ impl InternodeTls {
         tonic::transport::Identity::from_pem(&self.cert, &self.key)
     }
 
+    fn client_config(&self) -> tonic::transport::ClientTlsConfig {
+        tonic::transport::ClientTlsConfig::new().ca_certificate(self.ca()).identity(self.identity())
+    }
+
     fn ca(&self) -> tonic::transport::Certificate {
         tonic::transport::Certificate::from_pem(&self.ca)
+    }
+}
+
+/// TLS of a client of the sync service: the CA the cloud's certificate must chain to, and
+/// the client's own certificate chain and key, if it presents one (PEM).
+#[derive(Clone)]
+pub struct ClientTls {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls { .. }")
+    }
+}
+
+impl ClientTls {
+    fn config(&self) -> tonic::transport::ClientTlsConfig {
+        let config =
+            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(&self.ca));
+        match &self.identity {
+            Some((cert, key)) => config.identity(tonic::transport::Identity::from_pem(cert, key)),
+            None => config,
+        }
     }
 }
 
@@ -104,7 +134,7 @@ impl GrpcTransport {
         // runtime's context.
         let _runtime = self.runtime.enter();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let channel = endpoint(format!("{scheme}://{address}"), self.tls.as_ref())
+        let channel = endpoint(format!("{scheme}://{address}"), self.tls.as_ref().map(InternodeTls::client_config))
             .map_err(|e| Error::InvalidParameter(format!("peer {id} address {address}: {e}")))?
             .connect_lazy();
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
@@ -123,10 +153,12 @@ impl GrpcTransport {
 
 /// A gRPC endpoint for `url` with the internode timeouts and keep-alives; over mutual TLS
 /// with `tls`.
-fn endpoint(url: String, tls: Option<&InternodeTls>) -> std::result::Result<Endpoint, tonic::transport::Error> {
+fn endpoint(
+    url: String,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> std::result::Result<Endpoint, tonic::transport::Error> {
     let mut endpoint = Endpoint::from_shared(url)?;
-    if let Some(tls) = tls {
-        let config = tonic::transport::ClientTlsConfig::new().ca_certificate(tls.ca()).identity(tls.identity());
+    if let Some(config) = tls {
         endpoint = endpoint.tls_config(config)?;
     }
     Ok(endpoint
@@ -240,9 +272,15 @@ impl GrpcTransport {
 #[derive(Clone)]
 struct Services {
     replica: Arc<OnceLock<Arc<Replica>>>,
+    sync: SyncSettings,
+}
+
+/// How a node takes pushes from edges.
+#[derive(Clone, Default)]
+pub struct SyncSettings {
     /// The secret edges' tokens are checked against; without it any edge id is taken.
-    sync_secret: Option<Arc<Vec<u8>>>,
-    sync_metrics: Arc<crate::sync::cloud::Metrics>,
+    pub secret: Option<Arc<Vec<u8>>>,
+    pub metrics: Arc<crate::sync::cloud::Metrics>,
 }
 
 impl Services {
@@ -300,7 +338,7 @@ impl SyncService for Services {
         let request = request.into_inner();
         let token = request.token.clone();
         let push = convert::push_from_proto(request);
-        let (secret, metrics) = (self.sync_secret.clone(), self.sync_metrics.clone());
+        let (secret, metrics) = (self.sync.secret.clone(), self.sync.metrics.clone());
         let result = on_blocking_pool(move || {
             let applied = match secret {
                 Some(secret) => crate::sync::check_token(&secret, &push.edge, &token).inspect_err(|_| {
@@ -324,12 +362,12 @@ pub struct GrpcUplink {
 
 impl GrpcUplink {
     /// Channels (connected lazily) to each target, `http://host:port` or `https://…`; with
-    /// `tls`, the edge presents its certificate and checks the cloud's against the CA.
-    /// `token` proves the edge's id to a cloud that has a sync secret.
-    pub fn new(targets: &[String], tls: Option<&InternodeTls>, token: Option<String>) -> Result<GrpcUplink> {
+    /// `tls`, the edge checks the cloud's certificate against its CA (and presents its own if
+    /// it has one). `token` proves the edge's id to a cloud that has a sync secret.
+    pub fn new(targets: &[String], tls: Option<&ClientTls>, token: Option<String>) -> Result<GrpcUplink> {
         let mut channels = Vec::new();
         for target in targets {
-            let endpoint = endpoint(target.clone(), tls)
+            let endpoint = endpoint(target.clone(), tls.map(ClientTls::config))
                 .map_err(|e| Error::InvalidParameter(format!("sync target {target}: {e}")))?;
             channels.push((target.clone(), endpoint.connect_lazy()));
         }
@@ -374,7 +412,6 @@ async fn answer(
 /// answering once `replica` is set, until `shutdown` turns true.
 pub struct Server {
     replica: Arc<OnceLock<Arc<Replica>>>,
-    sync_metrics: Arc<crate::sync::cloud::Metrics>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -384,7 +421,7 @@ impl Server {
     pub async fn bind(
         address: SocketAddr,
         tls: Option<&InternodeTls>,
-        sync_secret: Option<&str>,
+        sync: SyncSettings,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Server> {
         let mut builder = tonic::transport::Server::builder();
@@ -394,9 +431,7 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(address).await?;
         let replica = Arc::new(OnceLock::new());
-        let sync_secret = sync_secret.map(|s| Arc::new(s.as_bytes().to_vec()));
-        let sync_metrics = Arc::new(crate::sync::cloud::Metrics::default());
-        let services = Services { replica: replica.clone(), sync_secret, sync_metrics: sync_metrics.clone() };
+        let services = Services { replica: replica.clone(), sync };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let task = tokio::spawn(async move {
             let result = builder
@@ -412,12 +447,7 @@ impl Server {
                 tracing::error!(error = %e, "internode server failed");
             }
         });
-        Ok(Server { replica, sync_metrics, task })
-    }
-
-    /// What the sync service did.
-    pub fn sync_metrics(&self) -> Arc<crate::sync::cloud::Metrics> {
-        self.sync_metrics.clone()
+        Ok(Server { replica, task })
     }
 
     /// Starts answering for `replica`.
@@ -434,4 +464,36 @@ impl Server {
             let _ = task.await;
         }
     }
+}
+
+/// A listener of the sync service alone, for edges (`--sync-address`): they reach no other
+/// service of the node. With `identity` (certificate chain and key, PEM) it speaks TLS;
+/// edges authenticate with their tokens (`SyncSettings::secret`), not certificates.
+pub async fn serve_sync(
+    address: SocketAddr,
+    identity: Option<(&[u8], &[u8])>,
+    sync: SyncSettings,
+    replica: Arc<Replica>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = identity {
+        let config = tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key));
+        builder = builder.tls_config(config).map_err(|e| Error::InvalidParameter(format!("sync TLS: {e}")))?;
+    }
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let services = Services { replica: Arc::new(OnceLock::from(replica)), sync };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Ok(tokio::spawn(async move {
+        let result = builder
+            .tcp_nodelay(true)
+            .add_service(SyncServer::new(services).max_decoding_message_size(MAX_MESSAGE))
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "sync server failed");
+        }
+    }))
 }

@@ -46,14 +46,20 @@ pub struct NodeConfig {
     pub statement_memory_bytes: u64,
     /// This node is (a member of) an edge that pushes its changes to a cloud cluster.
     pub sync: Option<EdgeConfig>,
+    /// Edges must prove their id with a token derived from this secret (`docs/sync.md`).
+    pub sync_secret: Option<String>,
+    /// Where edges push to this node, apart from the internode address (`--sync-address`).
+    pub sync_address: Option<SocketAddr>,
+    /// The certificate chain and key (PEM) of the sync listener: TLS for edges.
+    pub sync_identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// An edge's sync settings.
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
     pub sync: crate::sync::worker::SyncConfig,
-    /// Certificates for the cloud (mutual TLS), as between members.
-    pub tls: Option<crate::net::InternodeTls>,
+    /// The CA of the cloud's certificate (and the edge's own certificate, if any).
+    pub tls: Option<crate::net::ClientTls>,
     /// The edge's token for a cloud with a sync secret.
     pub token: Option<String>,
 }
@@ -74,8 +80,6 @@ pub struct ClusterConfig {
     pub join: bool,
     /// Mutual TLS between members; without it the node listens on loopback only.
     pub tls: Option<crate::net::InternodeTls>,
-    /// Edges must prove their id with a token derived from this secret (`docs/sync.md`).
-    pub sync_secret: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -95,6 +99,9 @@ impl Default for NodeConfig {
             column_cache_bytes: crate::mvcc::columns::DEFAULT_BUDGET as u64,
             statement_memory_bytes: crate::sql::session::DEFAULT_STATEMENT_MEMORY as u64,
             sync: None,
+            sync_secret: None,
+            sync_address: None,
+            sync_identity: None,
         }
     }
 }
@@ -355,6 +362,10 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
     let engine = Engine::open(storage.clone())?;
     engine.mvcc().column_cache().set_budget(usize::try_from(config.column_cache_bytes).unwrap_or(usize::MAX));
     engine.set_statement_memory(usize::try_from(config.statement_memory_bytes).unwrap_or(usize::MAX));
+    let sync_settings = crate::net::SyncSettings {
+        secret: config.sync_secret.as_ref().map(|s| Arc::new(s.as_bytes().to_vec())),
+        metrics: Arc::default(),
+    };
     // A single node is a Raft group of one.
     let (replica, internode) = match &config.cluster {
         None => (start_group_of_one(&engine, raft_store, config.snapshot_threshold)?, None),
@@ -371,8 +382,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
             }
             let tls = cluster.tls.as_ref();
             let server =
-                crate::net::Server::bind(cluster.address, tls, cluster.sync_secret.as_deref(), shutdown.clone())
-                    .await?;
+                crate::net::Server::bind(cluster.address, tls, sync_settings.clone(), shutdown.clone()).await?;
             let peers =
                 cluster.members.iter().filter(|(id, _)| **id != cluster.id).map(|(k, v)| (*k, v.clone())).collect();
             let transport = crate::net::GrpcTransport::start(&peers, tls)?;
@@ -383,6 +393,24 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
             server.set_replica(replica.clone());
             tracing::info!(id = cluster.id, address = %cluster.address, members = cluster.members.len(), "cluster member started");
             (replica, Some(server))
+        }
+    };
+    let sync_listener = match config.sync_address {
+        None => None,
+        Some(address) => {
+            let exposed = !pg::is_loopback(&address);
+            if exposed && (config.sync_identity.is_none() || config.sync_secret.is_none()) {
+                return Err(Error::InvalidParameter(format!(
+                    "refusing to take pushes from edges on {address} without TLS and edge tokens: set CHRONOS_TLS_CERT, \
+                     CHRONOS_TLS_KEY and CHRONOS_SYNC_SECRET, or bind a loopback address"
+                )));
+            }
+            let identity = config.sync_identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+            let task =
+                crate::net::serve_sync(address, identity, sync_settings.clone(), replica.clone(), shutdown.clone())
+                    .await?;
+            tracing::info!(%address, tls = identity.is_some(), "taking pushes from edges");
+            Some(task)
         }
     };
     let monitored = replica.clone();
@@ -415,7 +443,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         pg: pg_metrics.clone(),
         replica: replica.clone(),
         sync: sync_status,
-        received: internode.as_ref().map(crate::net::Server::sync_metrics),
+        received: (internode.is_some() || sync_listener.is_some()).then(|| sync_settings.metrics.clone()),
     });
     let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
     let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, audit.clone(), shutdown.clone()));
@@ -443,6 +471,9 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
     let _ = ttl.await;
     if let Some(server) = internode {
         server.stopped().await;
+    }
+    if let Some(task) = sync_listener {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
     }
     let failure = replica.failure();
     let flushed = tokio::task::spawn_blocking(move || {
