@@ -16,6 +16,7 @@ CHUNK=100000
 echo "== building (release)" >&2
 cargo build --release --quiet --bin chronos
 BIN=target/release/chronos
+# BENCH_LOG=chronos::sync=debug logs the timings of each push (edge) and apply (cloud) on stderr.
 
 work=$(mktemp -d /tmp/chronos-sync.XXXXXX)
 pids=()
@@ -42,7 +43,7 @@ load() { # pg port: ROWS rows, 100 devices, one reading every 10 s, in transacti
 
 # A plain single node, for the cost of capture.
 plain_pg=$(port)
-CHRONOS_LOG=error $BIN single-node --data-dir "$work/plain" --pg-addr "127.0.0.1:$plain_pg" --http-addr "127.0.0.1:$(port)" &
+CHRONOS_LOG=${BENCH_LOG:-error} $BIN single-node --data-dir "$work/plain" --pg-addr "127.0.0.1:$plain_pg" --http-addr "127.0.0.1:$(port)" &
 pids+=($!); disown
 wait_pg "$plain_pg"
 plain_rate=$(load "$plain_pg")
@@ -54,14 +55,14 @@ for i in 0 1 2; do raft+=("$(port)"); pg+=("$(port)"); http+=("$(port)"); done
 peers="1=127.0.0.1:${raft[0]},2=127.0.0.1:${raft[1]},3=127.0.0.1:${raft[2]}"
 targets="http://127.0.0.1:${raft[0]},http://127.0.0.1:${raft[1]},http://127.0.0.1:${raft[2]}"
 edge_pg=$(port); edge_http=$(port)
-CHRONOS_LOG=error $BIN single-node --data-dir "$work/edge" --pg-addr "127.0.0.1:$edge_pg" --http-addr "127.0.0.1:$edge_http" \
+CHRONOS_LOG=${BENCH_LOG:-error} $BIN single-node --data-dir "$work/edge" --pg-addr "127.0.0.1:$edge_pg" --http-addr "127.0.0.1:$edge_http" \
   --edge-id bench --sync-target "$targets" --sync-interval-secs 1 &
 pids+=($!); disown
 wait_pg "$edge_pg"
 edge_rate=$(load "$edge_pg")
 
 for i in 0 1 2; do
-  CHRONOS_LOG=error $BIN node --id $((i + 1)) --address "127.0.0.1:${raft[$i]}" --peers "$peers" \
+  CHRONOS_LOG=${BENCH_LOG:-error} $BIN node --id $((i + 1)) --address "127.0.0.1:${raft[$i]}" --peers "$peers" \
     --data-dir "$work/c$i" --pg-addr "127.0.0.1:${pg[$i]}" --http-addr "127.0.0.1:${http[$i]}" &
   pids+=($!); disown
 done
@@ -83,28 +84,31 @@ catchup_rate=$(( (ROWS - sent0) * 1000 / (done_at - first + 1) ))
 lag=$(python3 - "$edge_pg" "${pg[0]}" <<'EOF'
 import subprocess, sys, time, threading
 edge, cloud = sys.argv[1], sys.argv[2]
-def psql(port):
-    return subprocess.Popen(["psql", "-X", "-q", "-t", "-A", f"host=127.0.0.1 port={port} user=admin dbname=chronos"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-w = psql(edge)
-w.stdin.write("CREATE TABLE lag (id INT PRIMARY KEY, at FLOAT8);\n")
-n, start = 3000, time.time()
+url = lambda port: f"host=127.0.0.1 port={port} user=admin dbname=chronos"
+subprocess.run(["psql", "-X", "-q", url(edge), "-c", "CREATE TABLE lag (id INT PRIMARY KEY, at FLOAT8)"], check=True)
+n = 3000
+seen = {}
+def poll():
+    # The cloud, polled while the rows are written: when each row was first seen.
+    deadline = time.time() + n / 1000 + 60
+    while len(seen) < n and time.time() < deadline:
+        low = min(set(range(n)) - set(seen), default=n)
+        out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-F", " ", url(cloud), "-c",
+                              f"SELECT id, at FROM lag WHERE id >= {low}"], capture_output=True, text=True).stdout
+        t = time.time()
+        for line in out.strip().splitlines():
+            i, at = line.split()
+            seen.setdefault(int(i), t - float(at))
+        time.sleep(0.01)
+poller = threading.Thread(target=poll)
+poller.start()
+w = subprocess.Popen(["psql", "-X", "-q", url(edge)], stdin=subprocess.PIPE, text=True, bufsize=1)
+start = time.time()
 for i in range(n):
     w.stdin.write(f"INSERT INTO lag VALUES ({i}, extract(epoch from clock_timestamp()));\n")
     time.sleep(max(0, start + (i + 1) / 1000 - time.time()))
 w.stdin.close(); w.wait()
-# The cloud's view, polled until every row arrived: the time each row was first seen.
-seen = {}
-deadline = time.time() + 60
-while len(seen) < n and time.time() < deadline:
-    out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-F", " ", f"host=127.0.0.1 port={cloud} user=admin dbname=chronos",
-                          "-c", f"SELECT id, at FROM lag WHERE id >= {min(set(range(n)) - set(seen), default=n)}"],
-                         capture_output=True, text=True).stdout
-    t = time.time()
-    for line in out.strip().splitlines():
-        i, at = line.split()
-        seen.setdefault(int(i), t - float(at))
-    time.sleep(0.02)
+poller.join()
 lags = sorted(seen.values())
 print(f"{len(lags)} {lags[len(lags)//2]*1000:.0f} {lags[int(len(lags)*0.99)]*1000:.0f}")
 EOF

@@ -145,6 +145,7 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let started = std::time::Instant::now();
         let mut txn = mvcc.begin_read()?;
         let stored = cursor(&mut txn, &push.edge)?;
         if let Some((_, incarnation)) = stored.as_ref().filter(|(_, i)| *i != push.incarnation) {
@@ -176,8 +177,16 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
             value.extend_from_slice(push.incarnation.as_bytes());
             txn.set(cursor_key(&push.edge), value);
         }
+        let merged = started.elapsed();
         match txn.commit() {
             Ok(_) => {
+                tracing::debug!(
+                    edge = %push.edge,
+                    changes = applied,
+                    merge_ms = merged.as_millis() as u64,
+                    commit_ms = (started.elapsed() - merged).as_millis() as u64,
+                    "sync push applied"
+                );
                 metrics.pushes.fetch_add(1, Ordering::Relaxed);
                 metrics.changes.fetch_add(applied, Ordering::Relaxed);
                 return Ok(Ack { cursor: last.unwrap_or_default(), clock: mvcc.clock_now() });

@@ -223,12 +223,22 @@ pub async fn run(
             continue;
         }
         let round = async {
+            let started = std::time::Instant::now();
             let (m, c) = (mvcc.clone(), config.clone());
             let prepared = blocking(move || prepare(&m, &c, cursor)).await?;
             status.update(|r| r.oldest_pending = prepared.oldest);
+            let read = started.elapsed();
             let ack = uplink.push(target, prepared.push).await?;
+            let pushed = started.elapsed();
             let m = mvcc.clone();
             let oldest = blocking(move || acknowledged(&m, &ack)).await?;
+            tracing::debug!(
+                rows = prepared.rows,
+                read_ms = read.as_millis() as u64,
+                push_ms = (pushed - read).as_millis() as u64,
+                trim_ms = (started.elapsed() - pushed).as_millis() as u64,
+                "sync push"
+            );
             Ok::<_, Error>((prepared.rows, prepared.bytes, prepared.more, ack, oldest))
         };
         match round.await {
