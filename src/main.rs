@@ -111,6 +111,10 @@ struct ServerArgs {
     /// CHRONOS_SYNC_SECRET (both required off loopback).
     #[arg(long, env = "CHRONOS_SYNC_ADDRESS")]
     sync_address: Option<SocketAddr>,
+    /// The disk an edge's backlog of unsynced changes may take, in MiB: past it writes of rows
+    /// fail with SQLSTATE 53100 until the cloud catches up (0: no limit).
+    #[arg(long, default_value_t = 1024, env = "CHRONOS_SYNC_MAX_BACKLOG_MB")]
+    sync_max_backlog_mb: u64,
     /// Seconds an edge waits between pushes when it has sent everything.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_SYNC_INTERVAL_SECS")]
     sync_interval_secs: u64,
@@ -190,6 +194,7 @@ fn main() -> std::process::ExitCode {
         edge_id,
         sync_target,
         sync_address,
+        sync_max_backlog_mb,
         sync_interval_secs,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
@@ -255,6 +260,7 @@ fn main() -> std::process::ExitCode {
                 sync: chronos::sync::worker::SyncConfig::new(edge_id, sync_target, interval),
                 tls,
                 token: password("CHRONOS_SYNC_TOKEN"),
+                max_backlog_bytes: sync_max_backlog_mb.saturating_mul(1 << 20),
             })
         }
     };

@@ -438,3 +438,36 @@ async fn edges_reach_only_the_sync_service_on_the_sync_address_over_tls() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS and edge tokens"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_refuses_writes_until_the_cloud_takes_it() {
+    let mut cloud = Cluster::start(1, &[]);
+    cloud.leader(Duration::from_secs(10)).expect("the cloud elects itself");
+    cloud.nodes[0].terminate();
+    let edge = start_edge_with("tight", &cloud, 0, &["--sync-max-backlog-mb", "1"]);
+    let local = edge.connect("admin").await;
+    local.batch_execute("CREATE TABLE r (id INT PRIMARY KEY, pad TEXT)").await.unwrap();
+    let insert = "INSERT INTO r SELECT g, repeat('x', 100) FROM generate_series($1::int, $1::int + 999) g";
+    let mut refused = None;
+    for batch in 0..100 {
+        match local.execute(insert, &[&(batch * 1000)]).await {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some((batch, e));
+                break;
+            }
+        }
+    }
+    let (batch, e) = refused.expect("the backlog never filled");
+    assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::DISK_FULL), "{e:?}");
+    assert!(format!("{e:?}").contains("sync backlog is full"), "{e:?}");
+    assert!(batch >= 5, "refused after only {batch} batches");
+    // Reads go on; the rows already taken are all pushed once the cloud is back, and writes
+    // are taken again.
+    let taken = rows(&local, "SELECT count(*) FROM r").await;
+    assert_eq!(taken, vec![vec![Some((batch * 1000).to_string())]]);
+    cloud.nodes[0].restart();
+    let remote = cloud.nodes[0].connect("admin").await;
+    converged(&local, &remote, "SELECT count(*) FROM r", Duration::from_secs(60)).await;
+    local.execute(insert, &[&1_000_000]).await.unwrap();
+}

@@ -62,6 +62,8 @@ pub struct EdgeConfig {
     pub tls: Option<crate::net::ClientTls>,
     /// The edge's token for a cloud with a sync secret.
     pub token: Option<String>,
+    /// Writes of rows are refused (53100) while the outbox holds more than this (0: no limit).
+    pub max_backlog_bytes: u64,
 }
 
 /// A single node compacts its Raft log at least this often (entries).
@@ -521,6 +523,7 @@ async fn start_sync(
     let uplink = Arc::new(crate::net::GrpcUplink::new(&edge.sync.targets, edge.tls.as_ref(), edge.token.clone())?);
     let status = worker::SyncStatus::new(&edge.sync);
     engine.set_sync_status(status.clone());
+    engine.set_sync_budget(edge.max_backlog_bytes);
     let leader = replica.clone();
     let is_leader = move || leader.status().leader == Some(leader.id());
     tokio::spawn(worker::run(engine.mvcc().clone(), is_leader, uplink, edge.sync.clone(), status.clone(), shutdown));

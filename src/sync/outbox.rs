@@ -167,6 +167,9 @@ pub struct Capture {
     enabled: Mutex<Option<bool>>,
     /// The tables as of the last batch applied (None: read them again).
     tables: Mutex<Option<Tables>>,
+    /// The bytes of the outbox's records on this replica, as of the last batch applied
+    /// (None: count them again).
+    bytes: Mutex<Option<u64>>,
 }
 
 /// A table as capture needs it: its lineage, its name, whether it has a primary key.
@@ -187,6 +190,32 @@ impl Known {
 type Tables = HashMap<u32, Known>;
 
 impl Capture {
+    /// The bytes of the outbox's records (counted once, then followed batch by batch).
+    pub fn backlog_bytes(&self, txn: &mut Transaction) -> Result<u64> {
+        if let Some(bytes) = *lock(&self.bytes) {
+            return Ok(bytes);
+        }
+        let bytes = backlog(txn)?.bytes;
+        *lock(&self.bytes) = Some(bytes);
+        Ok(bytes)
+    }
+
+    /// Follows the outbox's size through a batch that writes `added` bytes of records and
+    /// deletes the records it deletes (a trim).
+    fn count(&self, batch: &WriteBatch, before: &mut Transaction, added: u64) -> Result<()> {
+        if lock(&self.bytes).is_none() {
+            return Ok(());
+        }
+        let mut removed = 0;
+        for (key, _) in batch.writes.iter().filter(|(k, v)| k.first() == Some(&OUTBOX.tag()) && v.is_none()) {
+            removed += before.get(key)?.map_or(0, |v| v.len() as u64);
+        }
+        if let Some(bytes) = lock(&self.bytes).as_mut() {
+            *bytes = (*bytes + added).saturating_sub(removed);
+        }
+        Ok(())
+    }
+
     fn enabled(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<bool> {
         let key = edge_key();
         if let Ok(i) = batch.writes.binary_search_by(|(k, _)| k.as_slice().cmp(&key)) {
@@ -252,6 +281,7 @@ impl Derive for Capture {
         let rows = &rows[..rows.partition_point(|(k, _)| k.first() == Some(&ROW.tag()))];
         let ddl = batch.writes.iter().any(|(k, _)| k.first() == Some(&CATALOG.tag()));
         if rows.is_empty() && !ddl {
+            self.count(batch, before, 0)?;
             return Ok(Vec::new());
         }
         let tables = self.tables(batch, before)?;
@@ -269,12 +299,15 @@ impl Derive for Capture {
         ids.sort_unstable();
         ids.dedup();
         let named: Vec<Named> = ids.iter().map(|id| (*id, tables[id].lineage, tables[id].name.as_str())).collect();
-        Ok(vec![(record_key(batch.version), Some(encode(&named, &captured)))])
+        let record = encode(&named, &captured);
+        self.count(batch, before, record.len() as u64)?;
+        Ok(vec![(record_key(batch.version), Some(record))])
     }
 
     fn reset(&self) {
         *lock(&self.enabled) = None;
         *lock(&self.tables) = None;
+        *lock(&self.bytes) = None;
     }
 }
 

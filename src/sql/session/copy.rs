@@ -72,7 +72,8 @@ impl Session {
         let Some(state) = self.copy_in.take() else {
             return Err(Error::Internal("no COPY in progress".into()));
         };
-        if let Some(txn) = state.txn {
+        if let Some(mut txn) = state.txn {
+            self.engine.check_sync_budget(&mut txn)?;
             txn.commit()?;
         }
         Ok(format!("COPY {}", state.count))

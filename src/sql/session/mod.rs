@@ -25,6 +25,10 @@ pub struct Engine {
     pub(crate) ttl_expired: std::sync::atomic::AtomicU64,
     /// The edge's sync worker, once started.
     sync: std::sync::OnceLock<Arc<crate::sync::worker::SyncStatus>>,
+    /// The change capture of edge sync (its outbox's size).
+    capture: Arc<crate::sync::outbox::Capture>,
+    /// Writes of rows are refused while the outbox holds more bytes than this (0: no limit).
+    sync_budget: std::sync::atomic::AtomicU64,
 }
 
 /// The default memory budget of a statement.
@@ -35,13 +39,40 @@ impl Engine {
     pub fn open(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
         let mvcc = Mvcc::new(storage)?;
         mvcc.add_derive(Arc::new(crate::timeseries::summary::Summaries::default()));
-        mvcc.add_derive(Arc::new(crate::sync::outbox::Capture::default()));
+        let capture = Arc::new(crate::sync::outbox::Capture::default());
+        mvcc.add_derive(capture.clone());
         Ok(Arc::new(Self {
             mvcc,
             statement_memory: std::sync::atomic::AtomicUsize::new(DEFAULT_STATEMENT_MEMORY),
             ttl_expired: std::sync::atomic::AtomicU64::new(0),
             sync: Default::default(),
+            capture,
+            sync_budget: Default::default(),
         }))
+    }
+
+    /// Refuses writes of rows while the sync outbox holds more than `bytes` (0: no limit).
+    pub fn set_sync_budget(&self, bytes: u64) {
+        self.sync_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Fails `txn`'s commit with 53100 if it writes rows while the sync outbox is over its
+    /// budget: an edge offline for long refuses new data rather than fill its disk or drop
+    /// what it holds. Reads, TTL expiry and the outbox's own trimming go on.
+    fn check_sync_budget(&self, txn: &mut Transaction) -> Result<()> {
+        let budget = self.sync_budget.load(Ordering::Relaxed);
+        if budget == 0 || !txn.has_writes_under(&[crate::catalog::ROW.tag()]) {
+            return Ok(());
+        }
+        let held = self.capture.backlog_bytes(txn)?;
+        if held <= budget {
+            return Ok(());
+        }
+        Err(Error::DiskFull(format!(
+            "the sync backlog is full: {} MiB of changes wait for the cloud (--sync-max-backlog-mb {}); writes resume as it drains",
+            held >> 20,
+            budget >> 20
+        )))
     }
 
     /// Shows the edge's sync worker in the sessions started from now on.
@@ -447,6 +478,8 @@ impl Session {
                     txn.rollback();
                     return Ok(Outcome::Command { tag: "ROLLBACK".into() });
                 }
+                let mut txn = txn;
+                self.engine.check_sync_budget(&mut txn)?;
                 txn.commit()?;
                 return Ok(Outcome::Command { tag: "COMMIT".into() });
             }
@@ -550,6 +583,7 @@ impl Session {
             // to the leader); a retry after a conflict reads the latest state.
             let mut txn = if write && attempt == 0 { mvcc.begin() } else { self.begin_read()? };
             let outcome = self.execute_in(&mut txn, statement, params, param_types, false)?;
+            self.engine.check_sync_budget(&mut txn)?;
             match txn.commit() {
                 Ok(_) => return Ok(outcome),
                 Err(Error::Serialization(_)) if attempt < AUTOCOMMIT_RETRIES => {
