@@ -155,6 +155,8 @@ pub fn push_to_proto(push: sync::Push) -> proto::PushRequest {
         clock: push.clock,
         through_version: push.through.map(|p| p.version),
         through_index: push.through.map_or(0, |p| p.index),
+        after_version: push.after.map(|p| p.version),
+        after_index: push.after.map_or(0, |p| p.index),
         token: String::new(),
         tables: push
             .tables
@@ -183,6 +185,7 @@ pub fn push_from_proto(request: proto::PushRequest) -> sync::Push {
         incarnation: request.incarnation,
         clock: request.clock,
         through: request.through_version.map(|version| sync::Position { version, index: request.through_index }),
+        after: request.after_version.map(|version| sync::Position { version, index: request.after_index }),
         tables: request
             .tables
             .into_iter()
@@ -283,6 +286,7 @@ mod tests {
             incarnation: "i1".into(),
             clock: 99,
             through: Some(sync::Position { version: 6, index: 2 }),
+            after: Some(sync::Position { version: 4, index: 0 }),
             tables: vec![sync::TableChanges {
                 definition: b"{}".to_vec(),
                 changes: vec![

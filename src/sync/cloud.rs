@@ -156,6 +156,14 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
             )));
         }
         let before = stored.map(|(position, _)| position);
+        // (0, 0) is what an edge hears before anything was committed here.
+        if push.after.filter(|p| *p != Position::default()) > before {
+            return Err(Error::NotInPrerequisiteState(format!(
+                "edge {} was told its changes through {:?} are committed, but this cloud has them only through {:?}: \
+                 it lost acknowledged changes (restored from an older backup?)",
+                push.edge, push.after, before
+            )));
+        }
         let mut last = before;
         let mut applied = 0;
         for table_changes in push.tables.iter().filter(|t| !t.changes.is_empty()) {

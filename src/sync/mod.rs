@@ -62,6 +62,10 @@ pub struct Push {
     /// The last position the push covers: its changes, and before them any the edge passed
     /// over (of a table dropped since). The cloud's cursor moves to it.
     pub through: Option<Position>,
+    /// The position the push starts after: the cloud's cursor as the edge last heard it (None:
+    /// from the start of the outbox). A cloud whose cursor is behind it lost changes it had
+    /// acknowledged (restored from an older backup) and refuses the push.
+    pub after: Option<Position>,
 }
 
 /// The cloud's answer: every change of the edge at or before `cursor` is committed.

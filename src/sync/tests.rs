@@ -232,3 +232,18 @@ fn a_database_marked_after_it_wrote_captures_from_the_next_batch_on() {
     assert!(!outbox::mark_edge(&mut txn, "late").unwrap());
     assert!(outbox::mark_edge(&mut txn, "other").is_err());
 }
+
+#[test]
+fn a_cloud_that_lost_acknowledged_changes_refuses_the_next_push() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut edge = edge(0, &mut rng);
+    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    run(&mut edge.session, "INSERT INTO t VALUES (1, 1)");
+    drain(&mut edge, &mut cloud);
+    // The cloud comes back without what it acknowledged (an older backup).
+    let lost = crate::node::open_in_memory().unwrap();
+    run(&mut edge.session, "INSERT INTO t VALUES (2, 2)");
+    let prepared = prepare(edge.engine.mvcc(), &edge.config, edge.cursor).unwrap();
+    let refused = cloud::apply(lost.mvcc(), &prepared.push, &cloud::Metrics::default()).unwrap_err();
+    assert!(matches!(refused, crate::error::Error::NotInPrerequisiteState(_)), "{refused}");
+}

@@ -179,6 +179,7 @@ pub(super) fn prepare(mvcc: &Arc<Mvcc>, config: &SyncConfig, cursor: Option<Posi
         clock: mvcc.clock_now(),
         tables: tables.into_values().collect(),
         through,
+        after: cursor,
     };
     Ok(Prepared { push, rows, bytes, more, oldest })
 }
