@@ -247,3 +247,23 @@ fn a_cloud_that_lost_acknowledged_changes_refuses_the_next_push() {
     let refused = cloud::apply(lost.mvcc(), &prepared.push, &cloud::Metrics::default()).unwrap_err();
     assert!(matches!(refused, crate::error::Error::NotInPrerequisiteState(_)), "{refused}");
 }
+
+#[test]
+fn a_push_from_a_clock_far_ahead_is_refused_and_counted() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let edge = edge(0, &mut rng);
+    let cloud = crate::node::open_in_memory().unwrap();
+    let mut push = prepare(edge.engine.mvcc(), &edge.config, None).unwrap().push;
+    // A minute ahead: past the 10 s drift a cloud takes.
+    push.clock = cloud.mvcc().clock_now() + (60u64 << 32);
+    let metrics = cloud::Metrics::default();
+    let refused = cloud::apply(cloud.mvcc(), &push, &metrics).unwrap_err();
+    assert_eq!(refused.sqlstate(), "22008", "{refused}");
+    assert!(refused.to_string().contains("maximum drift"), "{refused}");
+    assert_eq!(metrics.clock_refused.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(metrics.refused.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A change stamped after the push's own clock is refused too.
+    push.clock = cloud.mvcc().clock_now();
+    push.through = Some(Position { version: push.clock + (60u64 << 32), index: 0 });
+    assert!(cloud::apply(cloud.mvcc(), &push, &metrics).is_err());
+}
