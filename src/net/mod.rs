@@ -384,7 +384,7 @@ impl crate::sync::worker::Uplink for GrpcUplink {
         request.token = self.token.clone().unwrap_or_default();
         match tokio::time::timeout(RPC_TIMEOUT, client.push(request)).await {
             Err(_) => Err(Error::Io(format!("{name} did not answer the push in time"))),
-            Ok(Err(status)) => Err(Error::Io(format!("push to {name} failed: {}", status.message()))),
+            Ok(Err(status)) => Err(Error::Io(format!("could not push to {name}: {}", status.message()))),
             Ok(Ok(response)) => convert::push_result_from_proto(response.into_inner()),
         }
     }
