@@ -258,7 +258,7 @@ impl GrpcTransport {
         match reply {
             Err(_) => Err(failed(format!("node {leader} did not answer the {what} in time"))),
             Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Err(Error::NotLeader(None)),
-            Ok(Err(status)) => Err(failed(format!("{what} on node {leader} failed: {status}"))),
+            Ok(Err(status)) => Err(failed(format!("{what} on node {leader}: {status}"))),
             Ok(Ok(response)) => match response.into_inner().result {
                 Some(proto::version_result::Result::Version(v)) => Ok(v),
                 Some(proto::version_result::Result::Failure(f)) => Err(convert::failure_to_error(f)),

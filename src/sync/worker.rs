@@ -6,8 +6,9 @@
 //! definition, and pushes them to one cloud member. On the cloud's answer it merges the
 //! cloud's clock into its own and trims the outbox through the acknowledged cursor (an
 //! ordinary commit, replicated to the edge's other members). A full batch is followed at once
-//! by the next; otherwise the worker waits [`SyncConfig::interval`]. An empty push is sent
-//! too: it is the health probe of the target, and tells a restarted edge the cloud's cursor.
+//! by the next; otherwise the next round starts [`SyncConfig::interval`] after this one
+//! started. An empty push is sent too: it is the health probe of the target, and tells a
+//! restarted edge the cloud's cursor.
 //!
 //! A failure (no answer, a refused push) leaves the outbox as it is: the worker moves to the
 //! next target and tries again after an exponential backoff with jitter, up to
@@ -223,8 +224,10 @@ pub async fn run(
         if !is_leader() {
             continue;
         }
+        // Rounds start every interval (not an interval after the last one ended), so a change
+        // waits at most one interval plus one push.
+        let started = std::time::Instant::now();
         let round = async {
-            let started = std::time::Instant::now();
             let (m, c) = (mvcc.clone(), config.clone());
             let prepared = blocking(move || prepare(&m, &c, cursor)).await?;
             status.update(|r| r.oldest_pending = prepared.oldest);
@@ -246,9 +249,7 @@ pub async fn run(
             Ok((rows, bytes, more, ack, oldest)) => {
                 cursor = cursor.max(Some(ack.cursor));
                 backoff = FIRST_BACKOFF;
-                if more {
-                    wait = Duration::ZERO;
-                }
+                wait = if more { Duration::ZERO } else { config.interval.saturating_sub(started.elapsed()) };
                 status.update(|r| {
                     r.state = State::Connected;
                     r.target = config.targets[target].clone();
