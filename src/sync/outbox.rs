@@ -25,7 +25,7 @@ use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
 use crate::storage::keyspace::Keyspace;
 use crate::storage::varint;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const OUTBOX: Keyspace = Keyspace::Outbox;
 
@@ -166,7 +166,7 @@ pub struct Capture {
     /// Whether the database is an edge, as of the last batch applied (None: read it again).
     enabled: Mutex<Option<bool>>,
     /// The tables as of the last batch applied (None: read them again).
-    tables: Mutex<Option<Tables>>,
+    tables: Mutex<Option<Arc<Tables>>>,
     /// The bytes of the outbox's records on this replica, as of the last batch applied
     /// (None: count them again).
     bytes: Mutex<Option<u64>>,
@@ -232,28 +232,32 @@ impl Capture {
     }
 
     /// The tables after `batch` (and those it dropped or truncated).
-    fn tables(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Tables> {
+    /// Shared, not copied, while no batch changes the catalog.
+    fn tables(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Arc<Tables>> {
         let cached = lock(&self.tables).clone();
-        let mut tables = match cached {
+        let tables = match cached {
             Some(tables) => tables,
             None => {
                 let tables: Tables =
                     crate::catalog::list_tables(before)?.into_iter().map(|t| (t.id, Known::of(t))).collect();
+                let tables = Arc::new(tables);
                 *lock(&self.tables) = Some(tables.clone());
                 tables
             }
         };
         let ddl: Vec<&Write> = batch.writes.iter().filter(|(k, _)| k.first() == Some(&CATALOG.tag())).collect();
-        if !ddl.is_empty() {
-            // Read again at the next batch: this one may yet fail to apply.
-            *lock(&self.tables) = None;
-            for (_, value) in ddl {
-                if let Some(table) = value.as_deref().map(crate::catalog::decode_table).transpose()? {
-                    tables.insert(table.id, Known::of(table));
-                }
+        if ddl.is_empty() {
+            return Ok(tables);
+        }
+        // Read again at the next batch: this one may yet fail to apply.
+        *lock(&self.tables) = None;
+        let mut tables = (*tables).clone();
+        for (_, value) in ddl {
+            if let Some(table) = value.as_deref().map(crate::catalog::decode_table).transpose()? {
+                tables.insert(table.id, Known::of(table));
             }
         }
-        Ok(tables)
+        Ok(Arc::new(tables))
     }
 }
 
