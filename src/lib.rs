@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod error;
 pub mod http;
+pub mod mqtt;
 pub mod mvcc;
 pub mod net;
 pub mod node;

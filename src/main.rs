@@ -118,6 +118,47 @@ struct ServerArgs {
     /// Seconds an edge waits between pushes when it has sent everything.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), env = "CHRONOS_SYNC_INTERVAL_SECS")]
     sync_interval_secs: u64,
+    /// Subscribe to this MQTT broker (`mqtt://host:port`, `mqtts://…` with TLS) and write the
+    /// messages into tables (docs/mqtt.md); the password is CHRONOS_MQTT_PASSWORD.
+    #[arg(long, env = "CHRONOS_MQTT_URL")]
+    mqtt_url: Option<String>,
+    /// The MQTT mappings and settings (TOML or JSON; docs/mqtt.md).
+    #[arg(long, env = "CHRONOS_MQTT_CONFIG")]
+    mqtt_config: Option<PathBuf>,
+    /// The MQTT client id (the broker keeps the session under it); overrides the file's.
+    #[arg(long, env = "CHRONOS_MQTT_CLIENT_ID")]
+    mqtt_client_id: Option<String>,
+    /// The MQTT user name; overrides the file's.
+    #[arg(long, env = "CHRONOS_MQTT_USERNAME")]
+    mqtt_username: Option<String>,
+}
+
+/// MQTT ingestion's settings: the file (if any), with the flags over it.
+fn mqtt_settings(
+    url: Option<String>,
+    config: Option<PathBuf>,
+    client_id: Option<String>,
+    username: Option<String>,
+) -> Result<Option<chronos::mqtt::MqttConfig>, String> {
+    let mut file = match &config {
+        Some(path) => chronos::mqtt::MqttFile::load(path).map_err(|e| e.to_string())?,
+        None => chronos::mqtt::MqttFile::default(),
+    };
+    let Some(url) = url.or_else(|| file.url.clone()) else {
+        return match config {
+            Some(_) => Err("--mqtt-config needs a broker: --mqtt-url or url in the file".into()),
+            None => Ok(None),
+        };
+    };
+    file.client_id = client_id.unwrap_or(file.client_id);
+    file.username = username.or(file.username);
+    let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    if let Some(ca) = env("CHRONOS_MQTT_CA_CERT") {
+        file.tls.ca = Some(ca);
+    }
+    let config = chronos::mqtt::MqttConfig { url, file, password: env("CHRONOS_MQTT_PASSWORD") };
+    chronos::mqtt::client::options(&config).map_err(|e| e.to_string())?;
+    Ok(Some(config))
 }
 
 fn edge_id(text: &str) -> Result<String, String> {
@@ -196,6 +237,10 @@ fn main() -> std::process::ExitCode {
         sync_address,
         sync_max_backlog_mb,
         sync_interval_secs,
+        mqtt_url,
+        mqtt_config,
+        mqtt_client_id,
+        mqtt_username,
     } = server;
     let password = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
     let client_ca = password("CHRONOS_TLS_CA_CERT").map(std::path::PathBuf::from);
@@ -264,6 +309,13 @@ fn main() -> std::process::ExitCode {
             })
         }
     };
+    let mqtt = match mqtt_settings(mqtt_url, mqtt_config, mqtt_client_id, mqtt_username) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("chronos: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     // HTTPS on the operations endpoint with the same certificate; clients authenticate with
     // the HTTP token, not certificates.
     let http_tls = match (password("CHRONOS_TLS_CERT"), password("CHRONOS_TLS_KEY")) {
@@ -308,6 +360,7 @@ fn main() -> std::process::ExitCode {
         sync_secret: password("CHRONOS_SYNC_SECRET"),
         sync_address,
         sync_identity: identity,
+        mqtt,
         ..NodeConfig::default()
     };
     // Statements run on the runtime's threads. Their stacks hold the passes over a statement's

@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub sync_address: Option<SocketAddr>,
     /// The certificate chain and key (PEM) of the sync listener: TLS for edges.
     pub sync_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// Subscribe to an MQTT broker and write its messages into tables (on the leader).
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 /// An edge's sync settings.
@@ -104,6 +106,7 @@ impl Default for NodeConfig {
             sync_secret: None,
             sync_address: None,
             sync_identity: None,
+            mqtt: None,
         }
     }
 }
@@ -115,6 +118,7 @@ struct NodeStatus {
     sync: Option<Arc<crate::sync::worker::SyncStatus>>,
     /// A cluster member's sync service (the cloud side).
     received: Option<Arc<crate::sync::cloud::Metrics>>,
+    mqtt: Option<Arc<crate::mqtt::Metrics>>,
 }
 
 impl NodeStatus {
@@ -157,8 +161,22 @@ impl crate::http::Status for NodeStatus {
                 )
             }
         };
+        let mqtt = match &self.mqtt {
+            None => String::new(),
+            Some(m) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                format!(
+                    ",\"mqtt\":{{\"connected\":{},\"received\":{},\"rows_written\":{},\"rejected\":{},\"write_errors\":{}}}",
+                    m.connected.load(Relaxed),
+                    m.received.load(Relaxed),
+                    m.rows.load(Relaxed),
+                    m.rejected_total(),
+                    m.write_errors.load(Relaxed),
+                )
+            }
+        };
         let body = format!(
-            "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]{sync}}}",
+            "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]{sync}{mqtt}}}",
             s.role,
             s.term,
             self.replica.id(),
@@ -294,6 +312,9 @@ impl crate::http::Status for NodeStatus {
         let mut out = String::new();
         for (name, kind, help, value) in metrics.into_iter().chain(raft_metrics).chain(sync_metrics) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        if let Some(mqtt) = &self.mqtt {
+            out.push_str(&mqtt.render());
         }
         out
     }
@@ -439,6 +460,20 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         None => None,
         Some(edge) => Some(start_sync(&engine, &replica, edge, shutdown.clone()).await?),
     };
+    let mqtt_metrics = config.mqtt.as_ref().map(|mqtt| {
+        let metrics = Arc::new(crate::mqtt::Metrics::default());
+        let leader = replica.clone();
+        let is_leader = move || leader.status().leader == Some(leader.id());
+        tokio::spawn(crate::mqtt::client::run(
+            engine.clone(),
+            mqtt.clone(),
+            is_leader,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        tracing::info!(broker = %mqtt.url, client_id = %mqtt.file.client_id, "mqtt ingestion started");
+        metrics
+    });
     let pg_metrics = Arc::new(pg::PgMetrics::default());
     let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus {
         engine: engine.clone(),
@@ -446,6 +481,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         replica: replica.clone(),
         sync: sync_status,
         received: (internode.is_some() || sync_listener.is_some()).then(|| sync_settings.metrics.clone()),
+        mqtt: mqtt_metrics,
     });
     let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
     let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, audit.clone(), shutdown.clone()));

@@ -253,6 +253,73 @@ impl Binder<'_> {
         Ok(Plan::Insert { table, source: node, on_conflict, returning })
     }
 
+    /// See [`super::plan_values`].
+    pub fn plan_insert_values(
+        &mut self,
+        name: &str,
+        targets: &[String],
+        rows: Vec<Vec<Value>>,
+        upsert: bool,
+    ) -> Result<Plan> {
+        let table = catalog::must_get_table(self.txn, name)?;
+        let mut positions = Vec::with_capacity(targets.len());
+        for name in targets {
+            let i = table
+                .column_index(name)
+                .ok_or_else(|| Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name)))?;
+            if positions.contains(&i) {
+                return Err(Error::Syntax {
+                    message: format!("column \"{name}\" specified more than once"),
+                    position: None,
+                });
+            }
+            if table.columns[i].generated_always {
+                return Err(Error::GeneratedAlways(format!(
+                    "cannot insert a non-DEFAULT value into column \"{name}\""
+                )));
+            }
+            positions.push(i);
+        }
+        let mut defaults = Vec::new();
+        for i in (0..table.columns.len()).filter(|i| !positions.contains(i)) {
+            defaults.push((i, self.column_default(&table, i)?));
+        }
+        let mut full_rows = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.len() != positions.len() {
+                return Err(Error::Internal("a row of values does not match its columns".into()));
+            }
+            let mut full = vec![Expr::Constant(Value::Null); table.columns.len()];
+            for (value, &i) in row.into_iter().zip(&positions) {
+                let column = &table.columns[i];
+                let value =
+                    crate::types::cast::cast(value, &column.data_type, crate::types::cast::CastKind::Assignment)?;
+                full[i] = Expr::Constant(value);
+            }
+            for (i, default) in &defaults {
+                full[*i] = default.clone();
+            }
+            full_rows.push(full);
+        }
+        let width = table.columns.len();
+        let on_conflict = match (upsert, table.primary_key.is_empty()) {
+            (true, false) => {
+                let assignments: Vec<(usize, Expr)> = positions
+                    .iter()
+                    .filter(|i| !table.primary_key.contains(i))
+                    .map(|&i| (i, Expr::Column(width + i)))
+                    .collect();
+                if assignments.is_empty() {
+                    OnConflict::DoNothing { target: Some(table.primary_key.clone()) }
+                } else {
+                    OnConflict::DoUpdate { target: table.primary_key.clone(), assignments, predicate: None }
+                }
+            }
+            _ => OnConflict::Error,
+        };
+        Ok(Plan::Insert { table, source: Node::Values { rows: full_rows }, on_conflict, returning: None })
+    }
+
     fn plan_on_conflict(&mut self, table: &Table, alias: &str, oc: &ast::OnConflict) -> Result<OnConflict> {
         let target = match &oc.conflict_target {
             None => None,

@@ -32,6 +32,29 @@ use sqlparser::ast;
 /// Plans one statement. `params` holds the known types of `$n` parameters and receives the
 /// inferred ones.
 pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<DataType>) -> Result<Plan> {
+    with_binder(txn, params, |binder| binder.plan_statement(statement))
+}
+
+/// The plan of `INSERT INTO table (targets) VALUES …` for rows that arrive as values rather
+/// than SQL (MQTT ingestion), each value already of its column's type; with `upsert` and a
+/// primary key, `ON CONFLICT (key) DO UPDATE SET` each target outside the key to the new
+/// row's value. The same plan the statement binds to: authorized and run as any INSERT.
+pub fn plan_values(
+    txn: &mut Transaction,
+    table: &str,
+    targets: &[String],
+    rows: Vec<Vec<crate::types::Value>>,
+    upsert: bool,
+) -> Result<Plan> {
+    with_binder(txn, &mut Vec::new(), |binder| binder.plan_insert_values(table, targets, rows, upsert))
+}
+
+/// Runs `f` with a binder at the top level of a statement, then the optimizer over its plan.
+fn with_binder(
+    txn: &mut Transaction,
+    params: &mut Vec<DataType>,
+    f: impl FnOnce(&mut Binder) -> Result<Plan>,
+) -> Result<Plan> {
     let mut next_subquery_id = 0;
     let mut modifications = Vec::new();
     let mut binder = Binder {
@@ -51,7 +74,7 @@ pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<
         modifications: &mut modifications,
         top_level: true,
     };
-    let mut plan = binder.plan_statement(statement)?;
+    let mut plan = f(&mut binder)?;
     if !modifications.is_empty() {
         plan = Plan::WithModifications { modifications, query: Box::new(plan) };
     }

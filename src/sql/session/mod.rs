@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 mod copy;
+mod ingest;
 use copy::CopyIn;
+pub use ingest::Writer;
 
 /// The shared database engine: MVCC storage and everything sessions share.
 pub struct Engine {
