@@ -14,14 +14,7 @@ cargo build --release --quiet --bin chronos --bin chronos-bench
 BIN=target/release/chronos
 BENCH=target/release/chronos-bench
 
-work=$(mktemp -d /tmp/chronos-cluster.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh cluster
 
 raft=(); pg=(); http=()
 for i in 1 2 3; do raft+=("$(port)"); pg+=("$(port)"); http+=("$(port)"); done

@@ -14,14 +14,7 @@ if [ -z "${CHRONOS_BIN:-}" ]; then
 fi
 BIN=${CHRONOS_BIN:-target/release/chronos}
 
-work=$(mktemp -d /tmp/chronos-join.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh join
 hwm() { awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$1/status"; }
 rss() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
 json() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" <<<"$1"; }

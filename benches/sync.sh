@@ -18,15 +18,7 @@ cargo build --release --quiet --bin chronos
 BIN=target/release/chronos
 # BENCH_LOG=chronos::sync=debug logs the timings of each push (edge) and apply (cloud) on stderr.
 
-work=$(mktemp -d /tmp/chronos-sync.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
+. benches/lib.sh sync
 url() { echo "host=127.0.0.1 port=$1 user=admin dbname=chronos"; }
 sql() { psql -X -q -t -A "$(url "$1")" -c "$2"; }
 wait_pg() { for _ in $(seq 400); do sql "$1" "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }

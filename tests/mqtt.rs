@@ -232,6 +232,11 @@ async fn the_default_mapping_writes_json_objects_and_keeps_bad_messages_aside() 
     for (reason, n) in [("payload", 1), ("table", 1), ("type", 2), ("column", 1), ("constraint", 1), ("privilege", 0)] {
         assert_eq!(rejected(&server, reason), n, "rejections for {reason}");
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&metrics(&server), "chronos_mqtt_messages_acknowledged_total") < 11 {
+        assert!(Instant::now() < deadline, "not every message was acknowledged: {}", metrics(&server));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let m = metrics(&server);
     assert_eq!(metric(&m, "chronos_mqtt_messages_received_total"), 11);
     assert_eq!(metric(&m, "chronos_mqtt_messages_acknowledged_total"), 11);
@@ -356,4 +361,23 @@ async fn kill_9_and_a_broker_restart_lose_no_acknowledged_message_and_write_none
     assert_eq!(publish(&broker, more, 0).await, 500);
     wait_for(&db, "SELECT count(*) FROM seqs", |v| v == (N + 500).to_string()).await;
     assert_eq!(value(&db, "SELECT count(*) FROM chronos_mqtt_rejected").await, "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_longer_than_every_queue_flows_through_small_batches() {
+    // Batches of 10 and queues of 64: thousands of messages must pass through batches,
+    // commits and acknowledgements again and again without any of them waiting on another.
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mqtt.json");
+    std::fs::write(&config, r#"{"batch_messages": 10, "batch_wait_ms": 1}"#).unwrap();
+    let server = start_chronos(&broker, Some(&config));
+    let db = server.connect("admin").await;
+    db.batch_execute("CREATE TABLE seqs (seq int PRIMARY KEY, at timestamptz)").await.unwrap();
+    const N: usize = 3_000;
+    let messages: Vec<_> = (0..N).map(|i| json("chronos/seqs", &format!(r#"{{"seq": {i}}}"#))).collect();
+    assert_eq!(publish(&broker, messages, 0).await, N);
+    wait_for(&db, "SELECT count(*) FROM seqs", |v| v == N.to_string()).await;
+    let m = metrics(&server);
+    assert!(metric(&m, "chronos_mqtt_batches_total") >= (N / 10) as u64, "{m}");
 }

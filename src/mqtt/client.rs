@@ -216,6 +216,11 @@ async fn session(
             }
         })
     };
+    // Acknowledgements go out from a task of their own: the request queue they wait on is
+    // emptied by the network task, which may itself be waiting for the batch loop to take
+    // a message, so the batch loop never waits on them.
+    let (acks, ack_queue) = mpsc::unbounded_channel::<Vec<Received>>();
+    let acknowledger = tokio::spawn(acknowledge(client.clone(), ack_queue, connection.clone(), metrics.clone()));
     let stopped = loop {
         let mut batch: Vec<Received> = Vec::new();
         tokio::select! {
@@ -240,11 +245,16 @@ async fn session(
         }
         match write(&mut writer, &batch, is_leader, metrics, shutdown).await {
             Some(stop) => break stop,
-            None => acknowledge(&client, &batch, &connection, metrics).await,
+            None => {
+                if acks.send(batch).is_err() {
+                    break false;
+                }
+            }
         }
     };
     let _ = client.try_disconnect();
     network.abort();
+    acknowledger.abort();
     metrics.connected.store(false, Relaxed);
     stopped
 }
@@ -297,16 +307,23 @@ async fn write(
     }
 }
 
-/// Acknowledges the committed batch's QoS 1 messages that came on the current connection
-/// (the broker delivers the others again, and their rows are upserts of the same values).
-async fn acknowledge(client: &AsyncClient, batch: &[Received], connection: &AtomicU64, metrics: &Metrics) {
-    let current = connection.load(Relaxed);
-    for (on, publish, _) in batch {
-        if *on == current && publish.qos != QoS::AtMostOnce {
-            if client.ack(publish).await.is_err() {
-                return;
+/// Acknowledges the QoS 1 messages of each committed batch, in order, that came on the
+/// current connection (the broker delivers the others again, and their rows are upserts of
+/// the same values).
+async fn acknowledge(
+    client: AsyncClient,
+    mut batches: mpsc::UnboundedReceiver<Vec<Received>>,
+    connection: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(batch) = batches.recv().await {
+        for (on, publish, _) in &batch {
+            if *on == connection.load(Relaxed) && publish.qos != QoS::AtMostOnce {
+                if client.ack(publish).await.is_err() {
+                    return;
+                }
+                metrics.acknowledged.fetch_add(1, Relaxed);
             }
-            metrics.acknowledged.fetch_add(1, Relaxed);
         }
     }
 }

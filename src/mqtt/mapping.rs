@@ -566,6 +566,10 @@ mod tests {
         assert_eq!(code(br#"{"nope":1}"#), "42703");
         assert_eq!(code(br#"{"n":"x"}"#), "22P02");
         assert_eq!(code(br#"{"n":3000000000}"#), "22003");
+        let n = |payload: &[u8]| m.rows(&route, &t, payload, 0).unwrap().rows[0][1].clone();
+        assert_eq!(n(br#"{"n":2.5}"#), Value::Int4(3), "a fraction rounds half away from zero, as numeric does");
+        assert_eq!(n(br#"{"n":-2.5}"#), Value::Int4(-3));
+        assert_eq!(n(br#"{"n":7.0e0}"#), Value::Int4(7));
         assert_eq!(code(br#"{"temp":{"a":1}}"#), "42804");
         assert_eq!(code(br#"[{"device":"a"},{"temp":1}]"#), "42601");
         assert_eq!(code(b"\xff"), "22021");

@@ -140,7 +140,7 @@ impl BatchWriter {
                 tables.insert(route.table.clone(), table);
             }
             let Some(table) = tables.get(&route.table).and_then(Option::as_ref) else {
-                let error = Error::UndefinedTable(format!("relation \"{}\" does not exist", route.table));
+                let error = Error::UndefinedTable(route.table.clone());
                 rejections.push(Rejection { message: i, reason: Reason::Table, error });
                 continue;
             };
