@@ -4,6 +4,7 @@
 pub mod encoding;
 mod formatting;
 pub mod json;
+mod numeric;
 pub mod text;
 
 use crate::error::{Error, Result};
@@ -255,6 +256,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig(canonical, vec![args[0].clone(), t], T::Bool)
         }
         _ => json::resolve(name, args)
+            .or_else(|| numeric::resolve(name, args))
             .or_else(|| encoding::resolve(name, args))
             .or_else(|| text::resolve(name, args))
             .or_else(|| formatting::resolve(name, args))
@@ -685,6 +687,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         }
         other => {
             match json::call(other, &args)
+                .or_else(|| numeric::call(other, &args))
                 .or_else(|| encoding::call(other, &args))
                 .or_else(|| text::call(other, &args, interrupt))
                 .or_else(|| formatting::call(other, &args))
