@@ -75,6 +75,13 @@ pub enum Error {
         column: String,
         table: String,
     },
+    /// A CHECK constraint is violated: the message names it, the detail shows the row.
+    CheckViolation {
+        message: String,
+        detail: Option<String>,
+    },
+    /// A `$n` parameter where none can be (a CHECK constraint).
+    UndefinedParameter(String),
     /// A unique or primary key constraint is violated.
     UniqueViolation {
         constraint: String,
@@ -169,6 +176,8 @@ impl Error {
             Error::DivisionByZero => "22012",
             Error::DatetimeOutOfRange(_) => "22008",
             Error::NotNull { .. } => "23502",
+            Error::CheckViolation { .. } => "23514",
+            Error::UndefinedParameter(_) => "42P02",
             Error::UniqueViolation { .. } => "23505",
             Error::CardinalityViolation(_) => "21000",
             Error::FeatureNotSupported(_) => "0A000",
@@ -223,6 +232,7 @@ impl Error {
     pub fn detail(&self) -> Option<String> {
         match self {
             Error::UniqueViolation { detail, .. } | Error::DependentObjects { detail, .. } => Some(detail.clone()),
+            Error::CheckViolation { detail, .. } => detail.clone(),
             _ => None,
         }
     }
@@ -246,6 +256,7 @@ impl fmt::Display for Error {
             | Error::DatetimeOutOfRange(m)
             | Error::CardinalityViolation(m)
             | Error::FeatureNotSupported(m)
+            | Error::UndefinedParameter(m)
             | Error::InvalidParameter(m)
             | Error::Serialization(m)
             | Error::InvalidColumnReference(m)
@@ -283,6 +294,7 @@ impl fmt::Display for Error {
             Error::NotNull { column, table } => {
                 write!(f, "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")
             }
+            Error::CheckViolation { message, .. } => write!(f, "{message}"),
             Error::UniqueViolation { constraint, .. } => {
                 write!(f, "duplicate key value violates unique constraint \"{constraint}\"")
             }

@@ -45,6 +45,44 @@ async fn simple_and_extended_queries_round_trip_values() {
 }
 
 #[tokio::test]
+async fn check_constraints_hold_for_copy_and_parameters_and_show_the_failing_row() {
+    use futures::SinkExt;
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client
+        .batch_execute("CREATE TABLE r (device TEXT, temp FLOAT8 CHECK (temp BETWEEN -50 AND 150), note TEXT)")
+        .await
+        .unwrap();
+    let err = client.execute("INSERT INTO r VALUES ($1, $2, NULL)", &[&"a", &200.5f64]).await.unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::CHECK_VIOLATION);
+    assert_eq!(db.message(), "new row for relation \"r\" violates check constraint \"r_temp_check\"");
+    assert_eq!(db.detail(), Some("Failing row contains (a, 200.5, null)."));
+    client.execute("INSERT INTO r VALUES ($1, $2, NULL)", &[&"a", &20.5f64]).await.unwrap();
+
+    // A violating row fails the whole COPY and writes nothing.
+    let sink = client.copy_in("COPY r FROM STDIN WITH (FORMAT csv)").await.unwrap();
+    futures::pin_mut!(sink);
+    let _ = sink.send(bytes::Bytes::from_static(b"b,10,ok\nb,-60,cold\n")).await;
+    let err = sink.finish().await.unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::CHECK_VIOLATION);
+    assert_eq!(db.detail(), Some("Failing row contains (b, -60, cold)."));
+    let devices: Vec<String> =
+        client.query("SELECT device FROM r ORDER BY device", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(devices, vec!["a"]);
+    let def: String = client
+        .query_one(
+            "SELECT pg_get_constraintdef(oid, true) FROM pg_constraint WHERE conrelid = 'r'::regclass AND contype = 'c'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(def, "CHECK (temp BETWEEN -50 AND 150)");
+}
+
+#[tokio::test]
 async fn errors_carry_sqlstates_and_the_session_survives() {
     let server = Server::start();
     let client = server.connect("admin").await;

@@ -64,6 +64,15 @@ pub struct Index {
     pub constraint: bool,
 }
 
+/// A CHECK constraint: rows written must not make `expr` false.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    /// The condition as SQL text over the table's unqualified column names, bound again by
+    /// each statement that writes the table (`sql::planner::checks`).
+    pub expr: String,
+}
+
 /// A table definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Table {
@@ -89,6 +98,9 @@ pub struct Table {
     /// id) and RENAME: what edge sync follows a table by. None: [`Table::id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<TableId>,
+    /// CHECK constraints, sorted by name (the order PostgreSQL evaluates them in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
 }
 
 impl Table {

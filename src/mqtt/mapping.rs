@@ -497,6 +497,7 @@ mod tests {
             grants: Default::default(),
             summarized: false,
             lineage: None,
+            checks: Vec::new(),
         }
     }
 

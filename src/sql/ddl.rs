@@ -330,6 +330,14 @@ pub fn alter_table(
             for index in new.indexes.iter_mut() {
                 index.columns = index.columns.iter().map(|&c| shift(c)).collect();
             }
+            // CHECK constraints that read the column go with it, as in PostgreSQL.
+            let mut checks = Vec::new();
+            for check in new.checks.drain(..) {
+                if !crate::sql::planner::checks::reads_column(&check, &name)? {
+                    checks.push(check);
+                }
+            }
+            new.checks = checks;
             dml::rewrite_rows(ctx, &table, &new, &mut |_, mut row| {
                 row.remove(position);
                 Ok(row)
@@ -342,6 +350,9 @@ pub fn alter_table(
                 return Err(Error::DuplicateColumn(format!("{to}\" of relation \"{}", table.name)));
             }
             new.columns[position].name = to.clone();
+            for check in new.checks.iter_mut() {
+                *check = crate::sql::planner::checks::rename_column(check, &from, &to)?;
+            }
             rename_owner(ctx, (&table.name, &from), (&table.name, &to))?;
         }
         AlterAction::AddPrimaryKey { columns } => {
@@ -405,6 +416,31 @@ pub fn alter_table(
             }
             new.name = to;
         }
+        AlterAction::AddCheck { check, expr } => {
+            let bound = crate::sql::planner::plan::BoundCheck { name: check.name.clone(), expr };
+            dml::validate_check(ctx, &table, &bound)?;
+            crate::sql::planner::checks::add_check(&mut new, check);
+        }
+        AlterAction::DropConstraint { name, if_exists } => match new.checks.iter().position(|c| c.name == name) {
+            Some(i) => {
+                new.checks.remove(i);
+            }
+            None if table.pkey_name() == name || table.indexes.iter().any(|i| i.constraint && i.name == name) => {
+                return Err(Error::FeatureNotSupported("dropping a primary key or unique constraint".into()));
+            }
+            None if if_exists => {
+                return Ok(Some(format!(
+                    "constraint \"{name}\" of relation \"{}\" does not exist, skipping",
+                    table.name
+                )))
+            }
+            None => {
+                return Err(Error::UndefinedObject(format!(
+                    "constraint \"{name}\" of relation \"{}\" does not exist",
+                    table.name
+                )))
+            }
+        },
         AlterAction::SetTtl { ttl } => new.ttl = ttl,
         AlterAction::Nothing => return Ok(None),
     }

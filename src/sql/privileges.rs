@@ -69,7 +69,7 @@ impl Needs {
         plan.for_each_expr(&mut |e| e.visit_subqueries(&mut |node| self.reads(role, node, None)));
         match plan {
             Plan::Query { node, .. } | Plan::CopyTo { node, .. } => self.reads(role, node, None),
-            Plan::Insert { table, source, on_conflict, returning } => {
+            Plan::Insert { table, source, on_conflict, returning, .. } => {
                 let mut bits = privilege::INSERT;
                 if returning.is_some() {
                     bits |= privilege::SELECT;
@@ -80,7 +80,7 @@ impl Needs {
                 self.want(role, table, bits);
                 self.reads(role, source, None);
             }
-            Plan::Update { table, source, assignments, returning } => {
+            Plan::Update { table, source, assignments, returning, .. } => {
                 let reads_columns = assignments.iter().any(|(_, e)| {
                     let mut reads = false;
                     e.walk(&mut |x| reads |= matches!(x, super::planner::plan::Expr::Column(_)));

@@ -6,7 +6,7 @@ use super::{Context, Row};
 use crate::catalog::Table;
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
-use crate::sql::planner::plan::{Expr, Node, OnConflict};
+use crate::sql::planner::plan::{BoundCheck, Expr, Node, OnConflict};
 use crate::storage::rowcodec;
 use crate::types::Value;
 use std::collections::HashSet;
@@ -29,6 +29,29 @@ pub(crate) fn check_not_null(table: &Table, row: &[Value]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fails with 23514 when `row` makes one of `checks` false (NULL passes, as in PostgreSQL).
+pub(crate) fn check_constraints(ctx: &mut Context, table: &Table, checks: &[BoundCheck], row: &[Value]) -> Result<()> {
+    for check in checks {
+        if truth(eval(&check.expr, row, ctx)?)? == Some(false) {
+            return Err(Error::CheckViolation {
+                message: format!(
+                    "new row for relation \"{}\" violates check constraint \"{}\"",
+                    table.name, check.name
+                ),
+                detail: Some(failing_row(row)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL's detail for a row that violates a constraint.
+fn failing_row(row: &[Value]) -> String {
+    let values: Vec<String> =
+        row.iter().map(|v| if v.is_null() { "null".to_string() } else { v.to_string() }).collect();
+    format!("Failing row contains ({}).", values.join(", "))
 }
 
 fn key_detail(table: &Table, columns: &[usize], row: &[Value]) -> String {
@@ -123,6 +146,7 @@ fn returning_row(exprs: Option<&[Expr]>, row: &[Value], ctx: &mut Context) -> Re
 pub fn insert(
     ctx: &mut Context,
     table: &Table,
+    checks: &[BoundCheck],
     source: &Node,
     on_conflict: &OnConflict,
     returning: Option<&[Expr]>,
@@ -135,6 +159,7 @@ pub fn insert(
     for row in rows {
         ctx.check_cancel()?;
         check_not_null(table, &row)?;
+        check_constraints(ctx, table, checks, &row)?;
         let rowid = if table.primary_key.is_empty() { Some(row_ids.next_row_id()) } else { None };
         let key = table.row_key(&row, rowid);
         if let Some((columns, constraint, existing_key)) = find_conflict(ctx, table, &row, &key, None)? {
@@ -168,7 +193,7 @@ pub fn insert(
                     for (i, e) in assignments {
                         updated[*i] = eval(e, &combined, ctx)?;
                     }
-                    apply_update(ctx, table, &existing_key, &existing, updated.clone())?;
+                    apply_update(ctx, table, checks, &existing_key, &existing, updated.clone())?;
                     result.count += 1;
                     if let Some(r) = returning_row(returning, &updated, ctx)? {
                         result.returning.push(r);
@@ -192,8 +217,16 @@ pub fn insert(
 
 /// Replaces the row at `key` (whose current value is `old`) with `new`, moving it if its
 /// primary key changed.
-fn apply_update(ctx: &mut Context, table: &Table, key: &[u8], old: &[Value], new: Row) -> Result<()> {
+fn apply_update(
+    ctx: &mut Context,
+    table: &Table,
+    checks: &[BoundCheck],
+    key: &[u8],
+    old: &[Value],
+    new: Row,
+) -> Result<()> {
     check_not_null(table, &new)?;
+    check_constraints(ctx, table, checks, &new)?;
     let new_key = if table.primary_key.is_empty() { key.to_vec() } else { table.row_key(&new, None) };
     if let Some((columns, constraint, _)) = find_conflict(ctx, table, &new, &new_key, Some(key))? {
         return Err(Error::UniqueViolation { constraint, detail: key_detail(table, &columns, &new) });
@@ -207,6 +240,7 @@ fn apply_update(ctx: &mut Context, table: &Table, key: &[u8], old: &[Value], new
 pub fn update(
     ctx: &mut Context,
     table: &Table,
+    checks: &[BoundCheck],
     source: &Node,
     assignments: &[(usize, Expr)],
     returning: Option<&[Expr]>,
@@ -230,7 +264,7 @@ pub fn update(
         for (i, e) in assignments {
             new[*i] = eval(e, &row, ctx)?;
         }
-        apply_update(ctx, table, &key, &old, new.clone())?;
+        apply_update(ctx, table, checks, &key, &old, new.clone())?;
         result.count += 1;
         if let Some(r) = returning_row(returning, &new, ctx)? {
             result.returning.push(r);
@@ -260,6 +294,25 @@ pub fn delete(ctx: &mut Context, table: &Table, source: &Node, returning: Option
         }
     }
     Ok(result)
+}
+
+/// Fails with 23514 when an existing row of `table` makes `check` false (ALTER TABLE ADD
+/// CONSTRAINT … CHECK).
+pub fn validate_check(ctx: &mut Context, table: &Table, check: &BoundCheck) -> Result<()> {
+    for (_, bytes) in ctx.txn.scan_prefix(&table.row_prefix())? {
+        ctx.check_cancel()?;
+        let row = table.decode_row(&bytes)?;
+        if truth(eval(&check.expr, &row, ctx)?)? == Some(false) {
+            return Err(Error::CheckViolation {
+                message: format!(
+                    "check constraint \"{}\" of relation \"{}\" is violated by some row",
+                    check.name, table.name
+                ),
+                detail: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Writes index entries for every existing row (CREATE INDEX), enforcing uniqueness.

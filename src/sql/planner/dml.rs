@@ -10,7 +10,7 @@ use crate::sql::parser;
 use crate::types::{DataType, Value};
 use sqlparser::ast;
 
-fn table_scope(table: &Table, alias: &str) -> Vec<ScopeColumn> {
+pub(super) fn table_scope(table: &Table, alias: &str) -> Vec<ScopeColumn> {
     table
         .columns
         .iter()
@@ -74,7 +74,8 @@ impl Binder<'_> {
                 for i in (0..table.columns.len()).filter(|i| !targets.contains(i)) {
                     defaults.push((i, self.column_default(&table, i)?));
                 }
-                Ok(Plan::CopyFrom { table, targets, defaults, format })
+                let checks = self.table_checks(&table)?;
+                Ok(Plan::CopyFrom { table, targets, defaults, format, checks })
             }
             (true, ast::CopyTarget::Stdout, ast::CopySource::Table { table_name, columns }) => {
                 let mut sql = String::from("SELECT ");
@@ -163,7 +164,14 @@ impl Binder<'_> {
                 Some(ast::OnInsert::OnConflict(oc)) => self.plan_on_conflict(&table, &alias, oc)?,
                 Some(_) => return Err(Error::FeatureNotSupported("ON DUPLICATE KEY".into())),
             };
-            return Ok(Plan::Insert { table, source: Node::Values { rows: vec![row] }, on_conflict, returning });
+            let checks = self.table_checks(&table)?;
+            return Ok(Plan::Insert {
+                table,
+                source: Node::Values { rows: vec![row] },
+                on_conflict,
+                returning,
+                checks,
+            });
         };
         let node = match source.body.as_ref() {
             ast::SetExpr::Values(values)
@@ -250,7 +258,8 @@ impl Binder<'_> {
             Some(_) => return Err(Error::FeatureNotSupported("ON DUPLICATE KEY".into())),
         };
         let returning = self.plan_returning(insert.returning.as_deref(), Scope::new(table_scope(&table, &alias)))?;
-        Ok(Plan::Insert { table, source: node, on_conflict, returning })
+        let checks = self.table_checks(&table)?;
+        Ok(Plan::Insert { table, source: node, on_conflict, returning, checks })
     }
 
     /// See [`super::plan_values`].
@@ -317,7 +326,8 @@ impl Binder<'_> {
             }
             _ => OnConflict::Error,
         };
-        Ok(Plan::Insert { table, source: Node::Values { rows: full_rows }, on_conflict, returning: None })
+        let checks = self.table_checks(&table)?;
+        Ok(Plan::Insert { table, source: Node::Values { rows: full_rows }, on_conflict, returning: None, checks })
     }
 
     fn plan_on_conflict(&mut self, table: &Table, alias: &str, oc: &ast::OnConflict) -> Result<OnConflict> {
@@ -517,7 +527,8 @@ impl Binder<'_> {
         self.scope = saved;
         let assignments = assignments?;
         let returning = self.plan_returning(update.returning.as_deref(), Scope::new(table_scope(&table, &alias)))?;
-        Ok(Plan::Update { table, source, assignments, returning })
+        let checks = self.table_checks(&table)?;
+        Ok(Plan::Update { table, source, assignments, returning, checks })
     }
 
     pub fn plan_delete(&mut self, delete: &ast::Delete) -> Result<Plan> {

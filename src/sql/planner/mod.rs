@@ -7,6 +7,7 @@
 
 mod aggregates;
 pub mod binder;
+pub mod checks;
 mod dml;
 mod gapfill;
 pub mod optimizer;
@@ -21,7 +22,7 @@ mod views;
 mod walk;
 pub use views::{parse_view, rename_relation, view_columns, view_reads};
 
-use crate::catalog::{Column, Index, Table};
+use crate::catalog::{self, Column, Index, Table};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::types::DataType;
@@ -97,7 +98,7 @@ impl Binder<'_> {
             S::Insert(insert) => self.plan_insert(insert),
             S::Update(update) => self.plan_update(update),
             S::Delete(delete) => self.plan_delete(delete),
-            S::CreateTable(create) => plan_create_table(self.txn, create),
+            S::CreateTable(create) => self.plan_create_table(create),
             S::CreateView(create) if !create.materialized => self.plan_create_view(create),
             S::CreateSequence { temporary: false, if_not_exists, name, sequence_options } => {
                 let sequence = sequences::from_options(self.txn, object_name(name), sequence_options, DataType::Int8)?;
@@ -152,9 +153,14 @@ impl Binder<'_> {
                 };
                 let action = match operation {
                     ast::AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
-                        let (column, pk, unique, identity) = column_from_def(self.txn, column_def)?;
+                        let ColumnDef { column, pk, unique, identity, checks } = column_from_def(self.txn, column_def)?;
                         if pk || unique {
                             return Err(Error::FeatureNotSupported("adding a key column".into()));
+                        }
+                        if !checks.is_empty() {
+                            return Err(Error::FeatureNotSupported(
+                                "a CHECK constraint in ADD COLUMN (add the column, then ADD CONSTRAINT … CHECK)".into(),
+                            ));
                         }
                         if identity.is_some() {
                             return Err(Error::FeatureNotSupported("adding a serial or identity column".into()));
@@ -189,6 +195,14 @@ impl Binder<'_> {
                             })
                             .collect::<Result<Vec<_>>>()?;
                         AlterAction::AddPrimaryKey { columns }
+                    }
+                    ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::Check(c), .. } => {
+                        let current = catalog::must_get_table(self.txn, &table)?;
+                        let (check, expr) = self.define_check(&current, c.name.as_ref().map(ident), &c.expr)?;
+                        AlterAction::AddCheck { check, expr }
+                    }
+                    ast::AlterTableOperation::DropConstraint { name, if_exists, .. } => {
+                        AlterAction::DropConstraint { name: ident(name), if_exists: *if_exists }
                     }
                     ast::AlterTableOperation::AlterColumn { column_name, op } => {
                         let column = ident(column_name);
@@ -335,12 +349,18 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
     }
 }
 
-/// A column definition: the column, whether it declares PRIMARY KEY / UNIQUE, and whether it
-/// draws its values from a sequence of its own (`SERIAL`, identity).
-fn column_from_def(
-    txn: &mut Transaction,
-    def: &ast::ColumnDef,
-) -> Result<(Column, bool, bool, Option<sequences::Identity>)> {
+/// A column definition: the column, whether it declares PRIMARY KEY / UNIQUE, whether it draws
+/// its values from a sequence of its own (`SERIAL`, identity), and its CHECK constraints.
+struct ColumnDef {
+    column: Column,
+    pk: bool,
+    unique: bool,
+    identity: Option<sequences::Identity>,
+    /// Each constraint's name, if given, and condition.
+    checks: Vec<(Option<String>, ast::Expr)>,
+}
+
+fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<ColumnDef> {
     let type_text = def.data_type.to_string();
     let serial = sequences::serial_type(&type_text);
     let data_type = match &serial {
@@ -356,8 +376,13 @@ fn column_from_def(
         generated_always: false,
     };
     let (mut pk, mut unique) = (false, false);
+    let mut checks = Vec::new();
     for option in &def.options {
         match &option.option {
+            ast::ColumnOption::Check(c) => {
+                let name = option.name.as_ref().or(c.name.as_ref()).map(ident);
+                checks.push((name, (*c.expr).clone()));
+            }
             ast::ColumnOption::Null => column.nullable = true,
             ast::ColumnOption::NotNull => column.nullable = false,
             ast::ColumnOption::Default(e) => column.default = Some(e.to_string()),
@@ -385,7 +410,7 @@ fn column_from_def(
             position: None,
         });
     }
-    Ok((column, pk, unique, identity))
+    Ok(ColumnDef { column, pk, unique, identity, checks })
 }
 
 /// Storage parameters accepted and ignored, as they have no meaning here (pgbench sets
@@ -422,102 +447,113 @@ fn ttl_option(option: &ast::SqlOption) -> Result<Option<String>> {
     Ok(Some(text))
 }
 
-fn plan_create_table(txn: &mut Transaction, create: &ast::CreateTable) -> Result<Plan> {
-    if create.query.is_some() {
-        return Err(Error::FeatureNotSupported("CREATE TABLE AS".into()));
-    }
-    let name = object_name(&create.name);
-    let mut columns: Vec<Column> = Vec::new();
-    let mut primary_key: Vec<usize> = Vec::new();
-    let mut uniques: Vec<Vec<usize>> = Vec::new();
-    let mut owned_sequences = Vec::new();
-    for def in &create.columns {
-        let (mut column, pk, unique, identity) = column_from_def(txn, def)?;
-        if let Some(identity) = identity {
-            let (sequence, default) =
-                sequences::owned_sequence(txn, &name, &column.name, &column.data_type, &identity)?;
-            column.default = Some(default);
-            owned_sequences.push(sequence);
+impl Binder<'_> {
+    fn plan_create_table(&mut self, create: &ast::CreateTable) -> Result<Plan> {
+        let txn = &mut *self.txn;
+        if create.query.is_some() {
+            return Err(Error::FeatureNotSupported("CREATE TABLE AS".into()));
         }
-        if columns.iter().any(|c| c.name == column.name) {
-            return Err(Error::DuplicateColumn(column.name));
-        }
-        if pk {
-            if !primary_key.is_empty() {
-                return Err(Error::InvalidTableDefinition(format!(
-                    "multiple primary keys for table \"{name}\" are not allowed"
-                )));
+        let name = object_name(&create.name);
+        let mut columns: Vec<Column> = Vec::new();
+        let mut primary_key: Vec<usize> = Vec::new();
+        let mut uniques: Vec<Vec<usize>> = Vec::new();
+        let mut owned_sequences = Vec::new();
+        let mut checks = Vec::new();
+        for def in &create.columns {
+            let ColumnDef { mut column, pk, unique, identity, checks: column_checks } = column_from_def(txn, def)?;
+            checks.extend(column_checks);
+            if let Some(identity) = identity {
+                let (sequence, default) =
+                    sequences::owned_sequence(txn, &name, &column.name, &column.data_type, &identity)?;
+                column.default = Some(default);
+                owned_sequences.push(sequence);
             }
-            primary_key.push(columns.len());
-        }
-        if unique {
-            uniques.push(vec![columns.len()]);
-        }
-        columns.push(column);
-    }
-    let find = |cols: &[ast::IndexColumn], columns: &[Column]| -> Result<Vec<usize>> {
-        cols.iter()
-            .map(|c| {
-                let n = match &c.column.expr {
-                    ast::Expr::Identifier(id) => ident(id),
-                    other => other.to_string(),
-                };
-                columns.iter().position(|col| col.name == n).ok_or_else(|| {
-                    Error::UndefinedColumn(format!("{n}\" named in key does not exist (relation \"{name}"))
-                })
-            })
-            .collect()
-    };
-    for constraint in &create.constraints {
-        match constraint {
-            ast::TableConstraint::PrimaryKey(pk) => {
+            if columns.iter().any(|c| c.name == column.name) {
+                return Err(Error::DuplicateColumn(column.name));
+            }
+            if pk {
                 if !primary_key.is_empty() {
                     return Err(Error::InvalidTableDefinition(format!(
                         "multiple primary keys for table \"{name}\" are not allowed"
                     )));
                 }
-                primary_key = find(&pk.columns, &columns)?;
-                for &i in &primary_key {
-                    columns[i].nullable = false;
+                primary_key.push(columns.len());
+            }
+            if unique {
+                uniques.push(vec![columns.len()]);
+            }
+            columns.push(column);
+        }
+        let find = |cols: &[ast::IndexColumn], columns: &[Column]| -> Result<Vec<usize>> {
+            cols.iter()
+                .map(|c| {
+                    let n = match &c.column.expr {
+                        ast::Expr::Identifier(id) => ident(id),
+                        other => other.to_string(),
+                    };
+                    columns.iter().position(|col| col.name == n).ok_or_else(|| {
+                        Error::UndefinedColumn(format!("{n}\" named in key does not exist (relation \"{name}"))
+                    })
+                })
+                .collect()
+        };
+        for constraint in &create.constraints {
+            match constraint {
+                ast::TableConstraint::PrimaryKey(pk) => {
+                    if !primary_key.is_empty() {
+                        return Err(Error::InvalidTableDefinition(format!(
+                            "multiple primary keys for table \"{name}\" are not allowed"
+                        )));
+                    }
+                    primary_key = find(&pk.columns, &columns)?;
+                    for &i in &primary_key {
+                        columns[i].nullable = false;
+                    }
+                }
+                ast::TableConstraint::Unique(u) => uniques.push(find(&u.columns, &columns)?),
+                ast::TableConstraint::Check(c) => checks.push((c.name.as_ref().map(ident), (*c.expr).clone())),
+                other => return Err(Error::FeatureNotSupported(format!("constraint {other}"))),
+            }
+        }
+        let mut ttl = None;
+        if let ast::CreateTableOptions::With(options) = &create.table_options {
+            for option in options {
+                if let Some(text) = ttl_option(option)? {
+                    ttl = Some(text);
                 }
             }
-            ast::TableConstraint::Unique(u) => uniques.push(find(&u.columns, &columns)?),
-            other => return Err(Error::FeatureNotSupported(format!("constraint {other}"))),
         }
-    }
-    let mut ttl = None;
-    if let ast::CreateTableOptions::With(options) = &create.table_options {
-        for option in options {
-            if let Some(text) = ttl_option(option)? {
-                ttl = Some(text);
-            }
+        let mut indexes = Vec::new();
+        for (n, cols) in uniques.into_iter().enumerate() {
+            let col_names: Vec<&str> = cols.iter().map(|&i| columns[i].name.as_str()).collect();
+            indexes.push(Index {
+                constraint: true,
+                id: n as u32 + 1,
+                name: format!("{name}_{}_key", col_names.join("_")),
+                columns: cols,
+                unique: true,
+            });
         }
+        let next_index_id = indexes.len() as u32 + 1;
+        let mut table = Table {
+            id: 0,
+            name,
+            columns,
+            primary_key,
+            indexes,
+            ttl,
+            next_index_id,
+            grants: Default::default(),
+            summarized: false,
+            lineage: None,
+            checks: Vec::new(),
+        };
+        for (name, condition) in checks {
+            let (check, _) = self.define_check(&table, name, &condition)?;
+            checks::add_check(&mut table, check);
+        }
+        table.summarized = table.time_series_column().is_some();
+        crate::sql::ttl::check(&table)?;
+        Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
     }
-    let mut indexes = Vec::new();
-    for (n, cols) in uniques.into_iter().enumerate() {
-        let col_names: Vec<&str> = cols.iter().map(|&i| columns[i].name.as_str()).collect();
-        indexes.push(Index {
-            constraint: true,
-            id: n as u32 + 1,
-            name: format!("{name}_{}_key", col_names.join("_")),
-            columns: cols,
-            unique: true,
-        });
-    }
-    let next_index_id = indexes.len() as u32 + 1;
-    let mut table = Table {
-        id: 0,
-        name,
-        columns,
-        primary_key,
-        indexes,
-        ttl,
-        next_index_id,
-        grants: Default::default(),
-        summarized: false,
-        lineage: None,
-    };
-    table.summarized = table.time_series_column().is_some();
-    crate::sql::ttl::check(&table)?;
-    Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
 }

@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 pub fn optimize_plan(plan: Plan) -> Plan {
     match plan {
         Plan::Query { node, columns } => Plan::Query { node: mark_used_columns(optimize(node), None), columns },
-        Plan::Insert { table, source, on_conflict, returning } => {
-            Plan::Insert { table, source: optimize(source), on_conflict, returning }
+        Plan::Insert { table, source, on_conflict, returning, checks } => {
+            Plan::Insert { table, source: optimize(source), on_conflict, returning, checks }
         }
-        Plan::Update { table, source, assignments, returning } => {
-            Plan::Update { table, source: optimize(source), assignments, returning }
+        Plan::Update { table, source, assignments, returning, checks } => {
+            Plan::Update { table, source: optimize(source), assignments, returning, checks }
         }
         Plan::Delete { table, source, returning } => Plan::Delete { table, source: optimize(source), returning },
         Plan::Explain(inner) => Plan::Explain(Box::new(optimize_plan(*inner))),

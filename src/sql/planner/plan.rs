@@ -56,6 +56,13 @@ pub enum Expr {
     },
 }
 
+/// A table's CHECK constraint bound over the table's row, as a write statement evaluates it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoundCheck {
+    pub name: String,
+    pub expr: Expr,
+}
+
 /// A subquery inside an expression. Uncorrelated subqueries run once per statement.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Subquery {
@@ -525,6 +532,7 @@ pub enum Plan {
         source: Node,
         on_conflict: OnConflict,
         returning: Option<(Vec<Expr>, Vec<ResultColumn>)>,
+        checks: Vec<BoundCheck>,
     },
     /// `source` produces rows `table row ++ extra FROM columns ++ key`; assignments are
     /// evaluated over that row.
@@ -533,6 +541,7 @@ pub enum Plan {
         source: Node,
         assignments: Vec<(usize, Expr)>,
         returning: Option<(Vec<Expr>, Vec<ResultColumn>)>,
+        checks: Vec<BoundCheck>,
     },
     /// `source` produces rows `table row ++ extra USING columns ++ key`.
     Delete {
@@ -612,6 +621,7 @@ pub enum Plan {
         targets: Vec<usize>,
         defaults: Vec<(usize, Expr)>,
         format: crate::sql::copy::CopyFormat,
+        checks: Vec<BoundCheck>,
     },
     /// COPY … TO STDOUT.
     CopyTo {
@@ -671,6 +681,17 @@ pub enum AlterAction {
     SetType {
         column: String,
         data_type: DataType,
+    },
+    /// `ADD [CONSTRAINT name] CHECK (…)`: `expr` is the condition bound over the table's row,
+    /// which every existing row must meet.
+    AddCheck {
+        check: crate::catalog::Check,
+        expr: Expr,
+    },
+    /// `DROP CONSTRAINT [IF EXISTS] name` of a CHECK constraint.
+    DropConstraint {
+        name: String,
+        if_exists: bool,
     },
     /// `SET (ttl = …)` or `RESET (ttl)` (None).
     SetTtl {

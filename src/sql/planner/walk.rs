@@ -121,25 +121,30 @@ impl Expr {
 
 impl Plan {
     /// Calls `f` with each expression the plan evaluates outside its nodes (RETURNING lists,
-    /// assignments, ON CONFLICT, COPY defaults).
+    /// assignments, ON CONFLICT, COPY defaults, CHECK constraints).
     pub fn for_each_expr(&self, f: &mut impl FnMut(&Expr)) {
         let returning = |r: &Option<(Vec<Expr>, _)>, f: &mut dyn FnMut(&Expr)| {
             r.iter().flat_map(|(e, _)| e).for_each(f);
         };
         match self {
-            Plan::Insert { on_conflict, returning: r, .. } => {
+            Plan::Insert { on_conflict, returning: r, checks, .. } => {
                 if let OnConflict::DoUpdate { assignments, predicate, .. } = on_conflict {
                     assignments.iter().for_each(|(_, e)| f(e));
                     predicate.iter().for_each(&mut *f);
                 }
+                checks.iter().for_each(|c| f(&c.expr));
                 returning(r, f);
             }
-            Plan::Update { assignments, returning: r, .. } => {
+            Plan::Update { assignments, returning: r, checks, .. } => {
                 assignments.iter().for_each(|(_, e)| f(e));
+                checks.iter().for_each(|c| f(&c.expr));
                 returning(r, f);
             }
             Plan::Delete { returning: r, .. } => returning(r, f),
-            Plan::CopyFrom { defaults, .. } => defaults.iter().for_each(|(_, e)| f(e)),
+            Plan::CopyFrom { defaults, checks, .. } => {
+                defaults.iter().for_each(|(_, e)| f(e));
+                checks.iter().for_each(|c| f(&c.expr));
+            }
             _ => {}
         }
     }

@@ -15,6 +15,7 @@ pub(super) struct CopyIn {
     table: crate::catalog::Table,
     targets: Vec<usize>,
     defaults: Vec<(usize, crate::sql::planner::plan::Expr)>,
+    checks: Vec<crate::sql::planner::plan::BoundCheck>,
     parser: crate::sql::copy::CopyParser,
     /// The COPY's own transaction when it runs outside a transaction block.
     txn: Option<Transaction>,
@@ -44,13 +45,13 @@ impl Session {
                 return Err(e);
             }
         };
-        let Plan::CopyFrom { table, targets, defaults, format } = plan else {
+        let Plan::CopyFrom { table, targets, defaults, format, checks } = plan else {
             return Err(Error::Internal("COPY FROM without a COPY plan".into()));
         };
         let columns = targets.len();
         let held = self.engine.statement_memory().reserve();
         let parser = crate::sql::copy::CopyParser::new(format);
-        self.copy_in = Some(CopyIn { table, targets, defaults, parser, txn: own, count: 0, held });
+        self.copy_in = Some(CopyIn { table, targets, defaults, checks, parser, txn: own, count: 0, held });
         Ok(Outcome::CopyIn { columns })
     }
 
@@ -145,6 +146,7 @@ impl Session {
         let result = dml::insert(
             &mut ctx,
             &state.table,
+            &state.checks,
             &source,
             &crate::sql::planner::plan::OnConflict::Error,
             None,

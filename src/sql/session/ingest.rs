@@ -38,13 +38,13 @@ impl Session {
             if writer == Writer::Role {
                 authorize(&s.info.user, txn, &plan, s.txn_read_only)?;
             }
-            let Plan::Insert { table, source, on_conflict, .. } = plan else {
+            let Plan::Insert { table, source, on_conflict, checks, .. } = plan else {
                 return Err(Error::Internal("a plan of values that is not an INSERT".into()));
             };
             let info = s.info.clone();
             let engine = s.engine.clone();
             let mut ctx = Context::new(txn, &[], &info, engine.statement_memory());
-            Ok(dml::insert(&mut ctx, &table, &source, &on_conflict, None, engine.as_ref())?.count)
+            Ok(dml::insert(&mut ctx, &table, &checks, &source, &on_conflict, None, engine.as_ref())?.count)
         })
     }
 

@@ -650,14 +650,14 @@ impl Session {
                 }
                 self.execute_plan(ctx, *query, row_ids)
             }
-            Plan::Insert { table, source, on_conflict, returning } => {
+            Plan::Insert { table, source, on_conflict, returning, checks } => {
                 let exprs = returning.as_ref().map(|(e, _)| e.as_slice());
-                let result = dml::insert(ctx, &table, &source, &on_conflict, exprs, row_ids)?;
+                let result = dml::insert(ctx, &table, &checks, &source, &on_conflict, exprs, row_ids)?;
                 write_outcome(format!("INSERT 0 {}", result.count), returning.map(|(_, c)| c), result.returning)
             }
-            Plan::Update { table, source, assignments, returning } => {
+            Plan::Update { table, source, assignments, returning, checks } => {
                 let exprs = returning.as_ref().map(|(e, _)| e.as_slice());
-                let result = dml::update(ctx, &table, &source, &assignments, exprs)?;
+                let result = dml::update(ctx, &table, &checks, &source, &assignments, exprs)?;
                 write_outcome(format!("UPDATE {}", result.count), returning.map(|(_, c)| c), result.returning)
             }
             Plan::Delete { table, source, returning } => {

@@ -168,6 +168,13 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
         "pg_encoding_to_char" => Value::Text("UTF8".into()),
         "has_privilege" => Value::Bool(true),
         "pg_get_expr" => args.first().cloned().unwrap_or(Value::Null),
+        "pg_get_constraintdef" if int(0).is_some_and(|oid| oid >= super::CHECK_OIDS) => {
+            let tables = catalog::list_tables(ctx.txn)?;
+            match super::find_check(&tables, int(0).unwrap_or(0)) {
+                Some((_, check)) => Value::Text(format!("CHECK ({})", check.expr)),
+                None => Value::Null,
+            }
+        }
         "pg_get_indexdef" | "pg_get_constraintdef" => {
             let oid = int(0).unwrap_or(0);
             let constraint = name == "pg_get_constraintdef";

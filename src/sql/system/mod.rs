@@ -42,6 +42,26 @@ fn index_oid(table: &Table, index_id: u32) -> i64 {
     32768 + table.id as i64 * 256 + index_id as i64
 }
 
+/// Oids of CHECK constraints: a range of their own, by table and position among its checks.
+const CHECK_OIDS: i64 = 1 << 40;
+
+fn check_oid(table: &Table, position: usize) -> i64 {
+    CHECK_OIDS + ((table.id as i64) << 16) + position as i64
+}
+
+/// The CHECK constraint an oid names, with its table.
+pub(super) fn find_check(tables: &[Table], oid: i64) -> Option<(&Table, &catalog::Check)> {
+    tables.iter().find_map(|t| t.checks.iter().enumerate().find(|(i, _)| check_oid(t, *i) == oid).map(|(_, c)| (t, c)))
+}
+
+/// The positions (1-based, as `conkey`) of the columns a CHECK constraint reads.
+fn check_columns(table: &Table, check: &catalog::Check) -> Result<Vec<String>> {
+    Ok(super::planner::checks::columns_read(check)?
+        .iter()
+        .filter_map(|name| table.column_index(name).map(|i| (i + 1).to_string()))
+        .collect())
+}
+
 /// An index as the catalog views show it: the primary key's implicit index or a secondary one.
 struct KeyIndex<'a> {
     oid: i64,
@@ -236,6 +256,8 @@ const IS_KEY_COLUMN_USAGE: Columns = cols![
     "table_schema": Text, "table_name": Text, "column_name": Text, "ordinal_position": Int4,
     "position_in_unique_constraint": Int4,
 ];
+const IS_CHECK_CONSTRAINTS: Columns =
+    cols!["constraint_catalog": Text, "constraint_schema": Text, "constraint_name": Text, "check_clause": Text];
 const IS_TABLE_CONSTRAINTS: Columns = cols![
     "constraint_catalog": Text, "constraint_schema": Text, "constraint_name": Text, "table_catalog": Text,
     "table_schema": Text, "table_name": Text, "constraint_type": Text, "is_deferrable": Text,
@@ -278,6 +300,7 @@ fn definition(qualified: &str) -> Option<Columns> {
         "information_schema.schemata" => IS_SCHEMATA,
         "information_schema.key_column_usage" => IS_KEY_COLUMN_USAGE,
         "information_schema.table_constraints" => IS_TABLE_CONSTRAINTS,
+        "information_schema.check_constraints" => IS_CHECK_CONSTRAINTS,
         "pg_catalog.chronos_sync_status" => sync::STATUS,
         "pg_catalog.chronos_sync_edges" => sync::EDGES,
         _ => return None,
@@ -342,6 +365,7 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 if let Some(ttl) = &t.ttl {
                     row[19] = Value::Array(vec![text(format!("ttl={ttl}"))]);
                 }
+                row[10] = Value::Int2(t.checks.len() as i16);
                 out.push(row);
                 for ix in key_indexes(t) {
                     out.push(class_row(ix.oid, &ix.name, "i", false, ix.columns.len(), width));
@@ -496,6 +520,27 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                         Value::Int8(0),
                     ]));
                 }
+                for (i, check) in t.checks.iter().enumerate() {
+                    out.push(pad(vec![
+                        Value::Int8(check_oid(t, i)),
+                        text(&check.name),
+                        Value::Int8(PUBLIC_OID),
+                        text("c"),
+                        Value::Bool(false),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        Value::Int8(table_oid(t)),
+                        Value::Int8(0),
+                        Value::Int8(0),
+                        Value::Int8(0),
+                        text(format!("{{{}}}", check_columns(t, check)?.join(","))),
+                        Value::Null,
+                        Value::Bool(true),
+                        Value::Int4(0),
+                        Value::Bool(false),
+                        Value::Int8(0),
+                    ]));
+                }
             }
         }
         "pg_catalog.pg_database" => {
@@ -637,8 +682,37 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 out.push(pad(vec![text(&db), text(s), text("admin")]));
             }
         }
+        "information_schema.check_constraints" => {
+            for t in &tables {
+                for check in &t.checks {
+                    out.push(pad(vec![
+                        text(&db),
+                        text("public"),
+                        text(&check.name),
+                        text(format!("({})", check.expr)),
+                    ]));
+                }
+            }
+        }
         "information_schema.key_column_usage" | "information_schema.table_constraints" => {
             for t in &tables {
+                if qualified.ends_with("table_constraints") {
+                    for check in &t.checks {
+                        out.push(pad(vec![
+                            text(&db),
+                            text("public"),
+                            text(&check.name),
+                            text(&db),
+                            text("public"),
+                            text(&t.name),
+                            text("CHECK"),
+                            text("NO"),
+                            text("NO"),
+                            text("YES"),
+                            Value::Null,
+                        ]));
+                    }
+                }
                 for ix in key_indexes(t) {
                     let Some(kind) = ix.constraint else { continue };
                     let (name, columns) = (ix.name, ix.columns);

@@ -392,6 +392,7 @@ mod tests {
             grants: Default::default(),
             summarized: false,
             lineage: None,
+            checks: Vec::new(),
         }
     }
 
