@@ -337,9 +337,27 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
         Some(b) => (b.trim_end().to_string(), true),
         None => (lower.clone(), false),
     };
-    // Tokenize into numbers and words, splitting "10m" into "10" "m".
+    // Tokenize into numbers and words, splitting "10m" into "10" "m"; a sign apart from its
+    // number ("1 mon - 1 day") belongs to it.
     let mut tokens: Vec<String> = Vec::new();
+    let mut sign = None;
     for word in body.split_whitespace() {
+        if word == "-" || word == "+" {
+            if sign.is_some() {
+                return Err(err());
+            }
+            sign = Some(word);
+            continue;
+        }
+        let signed;
+        let word = match sign.take() {
+            Some(s) if !word.starts_with(['-', '+']) => {
+                signed = format!("{s}{word}");
+                signed.as_str()
+            }
+            Some(_) => return Err(err()),
+            None => word,
+        };
         let split = word.find(|c: char| c.is_ascii_alphabetic());
         match split {
             Some(i) if i > 0 && !word.contains(':') => {
@@ -349,7 +367,7 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
             _ => tokens.push(word.to_string()),
         }
     }
-    if tokens.is_empty() {
+    if tokens.is_empty() || sign.is_some() {
         return Err(err());
     }
     let mut i = 0;

@@ -7,6 +7,7 @@
 
 pub mod cast;
 pub mod datetime;
+pub mod interval;
 pub mod timezone;
 pub mod value;
 

@@ -7,6 +7,8 @@ use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
 use crate::sql::functions::json;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node, Statistic};
+use crate::types::interval;
+use crate::types::value::Interval;
 use crate::types::{DataType, Value};
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
 use std::collections::{HashMap, HashSet};
@@ -218,6 +220,9 @@ pub struct Accumulator {
     /// A percentile's fraction (or array of fractions), from its first input row.
     fraction: Value,
     boolean: Option<bool>,
+    /// The running value of `bit_and`, `bit_or` or `bit_xor`.
+    bits: Option<i64>,
+    interval_sum: Interval,
     numeric_input: bool,
     /// A NUMERIC NaN was added.
     nan: bool,
@@ -245,6 +250,8 @@ impl Accumulator {
             items: Vec::new(),
             fraction: Value::Null,
             boolean: None,
+            bits: None,
+            interval_sum: Interval::default(),
             numeric_input: false,
             nan: false,
         }
@@ -315,6 +322,7 @@ impl Accumulator {
                     self.numeric_input = true;
                     self.nan = true;
                 }
+                Value::Interval(iv) => self.interval_sum = interval::add(&self.interval_sum, iv)?,
                 Value::Numeric(d) => {
                     self.numeric_input = true;
                     self.dec_sum = self.dec_sum.checked_add(*d).ok_or_else(overflow)?;
@@ -379,6 +387,15 @@ impl Accumulator {
                 self.items.push(v);
                 self.items.push(args.get(1).cloned().unwrap_or(Value::Null));
             }
+            BitAnd | BitOr | BitXor => {
+                let b = v.as_i64().unwrap_or(0);
+                self.bits = Some(match (self.function, self.bits) {
+                    (BitAnd, Some(prev)) => prev & b,
+                    (BitOr, Some(prev)) => prev | b,
+                    (BitXor, Some(prev)) => prev ^ b,
+                    _ => b,
+                });
+            }
             BoolAnd | BoolOr => {
                 let b = matches!(v, Value::Bool(true));
                 self.boolean = Some(match (self.function, self.boolean) {
@@ -400,6 +417,10 @@ impl Accumulator {
             _ if self.count == 0 && self.function != ArrayAgg => Value::Null,
             // A NUMERIC NaN makes sums, averages and variances NaN.
             Sum | Avg | StddevSamp | StddevPop | VarSamp | VarPop if self.nan => Value::NumericNaN,
+            Sum | Avg if self.return_type == DataType::Interval => match self.function {
+                Sum => Value::Interval(self.interval_sum),
+                _ => Value::Interval(interval::scale(&self.interval_sum, self.count as f64, true)?),
+            },
             Sum => match self.return_type {
                 DataType::Int8 => Value::Int8(
                     i64::try_from(self.int_sum).map_err(|_| Error::NumericOutOfRange("bigint out of range".into()))?,
@@ -489,6 +510,13 @@ impl Accumulator {
                 best.clone()
             }
             BoolAnd | BoolOr => self.boolean.map(Value::Bool).unwrap_or(Value::Null),
+            // The inputs are of the result's type, so the bits fit it.
+            BitAnd | BitOr | BitXor => match (self.bits, &self.return_type) {
+                (None, _) => Value::Null,
+                (Some(b), DataType::Int2) => Value::Int2(b as i16),
+                (Some(b), DataType::Int4) => Value::Int4(b as i32),
+                (Some(b), _) => Value::Int8(b),
+            },
             Regression(statistic) => self.regression.finish(statistic, self.count as f64),
         })
     }

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::sql::planner::plan::BinaryOp;
 use crate::types::datetime::{self, MICROS_PER_DAY};
+use crate::types::interval;
 use crate::types::value::Interval;
 use crate::types::Value;
 use rust_decimal::prelude::ToPrimitive;
@@ -100,21 +101,13 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         }
         (Interval(a), Interval(b)) if matches!(op, Add | Sub) => {
             let b = if op == Sub { negate(b) } else { *b };
-            Ok(Interval(crate::types::value::Interval {
-                months: a.months.checked_add(b.months).ok_or_else(|| overflow("interval"))?,
-                days: a.days.checked_add(b.days).ok_or_else(|| overflow("interval"))?,
-                micros: a.micros.checked_add(b.micros).ok_or_else(|| overflow("interval"))?,
-            }))
+            Ok(Interval(interval::add(a, &b)?))
         }
         (Interval(iv), n) | (n, Interval(iv)) if op == Mul && n.as_f64().is_some() => {
-            Ok(Interval(scale_interval(iv, n.as_f64().unwrap_or(1.0))))
+            Ok(Interval(interval::scale(iv, n.as_f64().unwrap_or(1.0), false)?))
         }
         (Interval(iv), n) if op == Div && n.as_f64().is_some() => {
-            let d = n.as_f64().unwrap_or(1.0);
-            if d == 0.0 {
-                return Err(Error::DivisionByZero);
-            }
-            Ok(Interval(scale_interval(iv, 1.0 / d)))
+            Ok(Interval(interval::scale(iv, n.as_f64().unwrap_or(1.0), true)?))
         }
         _ => Err(Error::UndefinedFunction(format!(
             "operator does not exist: {} {} {}",
@@ -155,16 +148,6 @@ fn negate(iv: &Interval) -> Interval {
 /// PostgreSQL's timestamp difference: whole days go to the days field.
 fn justify_hours(micros: i64) -> Interval {
     Interval { months: 0, days: (micros / MICROS_PER_DAY) as i32, micros: micros % MICROS_PER_DAY }
-}
-
-fn scale_interval(iv: &Interval, factor: f64) -> Interval {
-    // As PostgreSQL: fractional months spill into days, fractional days into time.
-    let months = iv.months as f64 * factor;
-    let whole_months = months.trunc();
-    let days = iv.days as f64 * factor + (months - whole_months) * 30.0;
-    let whole_days = days.trunc();
-    let micros = iv.micros as f64 * factor + (days - whole_days) * MICROS_PER_DAY as f64;
-    Interval { months: whole_months as i32, days: whole_days as i32, micros: micros.round() as i64 }
 }
 
 fn float_op(op: BinaryOp, a: f64, b: f64) -> Result<f64> {

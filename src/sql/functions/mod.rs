@@ -3,6 +3,7 @@
 
 pub mod encoding;
 mod formatting;
+mod interval;
 pub mod json;
 mod numeric;
 pub mod text;
@@ -257,6 +258,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         }
         _ => json::resolve(name, args)
             .or_else(|| numeric::resolve(name, args))
+            .or_else(|| interval::resolve(name, args))
             .or_else(|| encoding::resolve(name, args))
             .or_else(|| text::resolve(name, args))
             .or_else(|| formatting::resolve(name, args))
@@ -688,6 +690,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         other => {
             match json::call(other, &args)
                 .or_else(|| numeric::call(other, &args))
+                .or_else(|| interval::call(other, &args))
                 .or_else(|| encoding::call(other, &args))
                 .or_else(|| text::call(other, &args, interrupt))
                 .or_else(|| formatting::call(other, &args))

@@ -33,6 +33,9 @@ pub(super) fn aggregate_function(name: &str) -> Option<AggregateFunction> {
         "mode" => AggregateFunction::Mode,
         "bool_and" | "every" => AggregateFunction::BoolAnd,
         "bool_or" => AggregateFunction::BoolOr,
+        "bit_and" => AggregateFunction::BitAnd,
+        "bit_or" => AggregateFunction::BitOr,
+        "bit_xor" => AggregateFunction::BitXor,
         other => AggregateFunction::Regression(Statistic::ALL.iter().find(|(n, _)| *n == other)?.1),
     })
 }
@@ -57,6 +60,22 @@ pub(super) fn window_aggregate(name: &str) -> Option<(AggregateFunction, Window)
 pub(super) fn aggregate_name(function: AggregateFunction) -> String {
     match function {
         AggregateFunction::Regression(s) => s.name().to_string(),
+        AggregateFunction::BoolAnd => "bool_and".into(),
+        AggregateFunction::BoolOr => "bool_or".into(),
+        AggregateFunction::BitAnd => "bit_and".into(),
+        AggregateFunction::BitOr => "bit_or".into(),
+        AggregateFunction::BitXor => "bit_xor".into(),
+        AggregateFunction::StddevSamp => "stddev_samp".into(),
+        AggregateFunction::StddevPop => "stddev_pop".into(),
+        AggregateFunction::VarSamp => "var_samp".into(),
+        AggregateFunction::VarPop => "var_pop".into(),
+        AggregateFunction::StringAgg => "string_agg".into(),
+        AggregateFunction::ArrayAgg => "array_agg".into(),
+        AggregateFunction::JsonbAgg => "jsonb_agg".into(),
+        AggregateFunction::JsonbObjectAgg => "jsonb_object_agg".into(),
+        AggregateFunction::PercentileCont => "percentile_cont".into(),
+        AggregateFunction::PercentileDisc => "percentile_disc".into(),
+        AggregateFunction::CountStar => "count".into(),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -75,9 +94,10 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
             T::Int8 | T::Numeric(_) => T::Numeric(None),
             T::Float4 => T::Float4,
             T::Float8 => T::Float8,
-            T::Interval => return Err(Error::FeatureNotSupported("sum(interval)".into())),
+            T::Interval => T::Interval,
             _ => return Err(not_numeric()),
         },
+        Avg if arg == T::Interval => T::Interval,
         Avg | StddevSamp | StddevPop | VarSamp | VarPop => match arg {
             T::Int2 | T::Int4 | T::Int8 | T::Numeric(_) => T::Numeric(None),
             T::Float4 | T::Float8 => T::Float8,
@@ -94,6 +114,10 @@ pub fn aggregate_type(function: AggregateFunction, arg: Option<&DataType>) -> Re
         PercentileCont => return Err(not_numeric()),
         PercentileDisc | Mode => arg,
         BoolAnd | BoolOr => T::Bool,
+        BitAnd | BitOr | BitXor => match arg {
+            T::Int2 | T::Int4 | T::Int8 => arg,
+            _ => return Err(not_numeric()),
+        },
     })
 }
 

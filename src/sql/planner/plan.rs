@@ -143,6 +143,9 @@ pub enum AggregateFunction {
     Mode,
     BoolAnd,
     BoolOr,
+    BitAnd,
+    BitOr,
+    BitXor,
     /// The two-argument statistics over (y, x) pairs: `corr`, `covar_*`, `regr_*`.
     Regression(Statistic),
 }
