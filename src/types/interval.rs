@@ -62,32 +62,30 @@ pub fn scale(iv: &Interval, factor: f64, divide: bool) -> Result<Interval> {
     Ok(Interval { months, days, micros: micros as i64 })
 }
 
+/// A larger unit and the remainder below it (less than one `unit`) given one sign: one unit
+/// is borrowed when they disagree.
+fn agree(high: i32, low: i64, unit: i64) -> (i32, i64) {
+    if high > 0 && low < 0 {
+        (high - 1, low + unit)
+    } else if high < 0 && low > 0 {
+        (high + 1, low - unit)
+    } else {
+        (high, low)
+    }
+}
+
 /// `justify_hours`: whole days of the time moved to the days, the signs of the two made to agree.
 pub fn justify_hours(iv: &Interval) -> Result<Interval> {
-    let mut days = iv.days.checked_add((iv.micros / MICROS_PER_DAY) as i32).ok_or_else(out_of_range)?;
-    let mut micros = iv.micros % MICROS_PER_DAY;
-    if days > 0 && micros < 0 {
-        micros += MICROS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && micros > 0 {
-        micros -= MICROS_PER_DAY;
-        days += 1;
-    }
+    let days = iv.days.checked_add((iv.micros / MICROS_PER_DAY) as i32).ok_or_else(out_of_range)?;
+    let (days, micros) = agree(days, iv.micros % MICROS_PER_DAY, MICROS_PER_DAY);
     Ok(Interval { months: iv.months, days, micros })
 }
 
 /// `justify_days`: whole 30-day months of the days moved to the months, signs made to agree.
 pub fn justify_days(iv: &Interval) -> Result<Interval> {
-    let mut months = iv.months.checked_add(iv.days / DAYS_PER_MONTH).ok_or_else(out_of_range)?;
-    let mut days = iv.days % DAYS_PER_MONTH;
-    if months > 0 && days < 0 {
-        days += DAYS_PER_MONTH;
-        months -= 1;
-    } else if months < 0 && days > 0 {
-        days -= DAYS_PER_MONTH;
-        months += 1;
-    }
-    Ok(Interval { months, days, micros: iv.micros })
+    let months = iv.months.checked_add(iv.days / DAYS_PER_MONTH).ok_or_else(out_of_range)?;
+    let (months, days) = agree(months, (iv.days % DAYS_PER_MONTH) as i64, DAYS_PER_MONTH as i64);
+    Ok(Interval { months, days: days as i32, micros: iv.micros })
 }
 
 /// `justify_interval`: hours into days and days into months, with every field of one sign.
@@ -109,13 +107,7 @@ pub fn justify_interval(iv: &Interval) -> Result<Interval> {
         days -= DAYS_PER_MONTH;
         months += 1;
     }
-    if days > 0 && micros < 0 {
-        micros += MICROS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && micros > 0 {
-        micros -= MICROS_PER_DAY;
-        days += 1;
-    }
+    let (days, micros) = agree(days, micros, MICROS_PER_DAY);
     Ok(Interval { months, days, micros })
 }
 
