@@ -595,6 +595,9 @@ pub fn truncate(micros: i64, unit: &str) -> Result<i64> {
     from_naive(truncated.and_time(NaiveTime::MIN))
 }
 
+/// The Julian day of 1970-01-01.
+pub const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
 /// A field of a timestamp (`extract`/`date_part`), as f64; `epoch` is seconds since 1970.
 pub fn extract(micros: i64, field: &str) -> Result<f64> {
     if !is_finite_timestamp(micros) {
@@ -628,6 +631,11 @@ pub fn extract(micros: i64, field: &str) -> Result<f64> {
         "century" => ((dt.year() - 1) / 100 + 1) as f64,
         "millennium" => ((dt.year() - 1) / 1000 + 1) as f64,
         "isoyear" => dt.iso_week().year() as f64,
+        // The Julian day: days since 4714-11-24 BC, the time of day as its fraction.
+        "julian" => {
+            (micros.div_euclid(MICROS_PER_DAY) + UNIX_EPOCH_JULIAN_DAY) as f64
+                + micros.rem_euclid(MICROS_PER_DAY) as f64 / MICROS_PER_DAY as f64
+        }
         "timezone" | "timezone_hour" | "timezone_minute" => 0.0,
         _ => return Err(Error::InvalidParameter(format!("unit \"{field}\" not recognized for type timestamp"))),
     })
@@ -657,10 +665,12 @@ pub fn age(a: i64, b: i64) -> Interval {
         micros += MICROS_PER_DAY;
         days -= 1;
     }
-    if days < 0 {
-        // Borrow the length of the month before x's month.
-        let prev = x.date().with_day(1).unwrap_or(x.date()) - Duration::days(1);
-        days += prev.day() as i32;
+    // Borrow the length of the earlier time's month, as PostgreSQL does.
+    let first = y.date().with_day(1).unwrap_or(y.date());
+    let next = first.checked_add_months(chrono::Months::new(1)).unwrap_or(first);
+    let month_days = (next - first).num_days() as i32;
+    while days < 0 {
+        days += month_days;
         months -= 1;
     }
     let iv = Interval { months, days, micros };

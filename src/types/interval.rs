@@ -111,6 +111,37 @@ pub fn justify_interval(iv: &Interval) -> Result<Interval> {
     Ok(Interval { months, days, micros })
 }
 
+/// `date_trunc(unit, interval)`: the fields below `unit` zeroed (years, months, days, hours,
+/// minutes, seconds, each truncated toward zero).
+pub fn truncate(iv: &Interval, unit: &str) -> Result<Interval> {
+    const HOUR: i64 = 3_600_000_000;
+    const MINUTE: i64 = 60_000_000;
+    const SECOND: i64 = 1_000_000;
+    let unit = unit.to_ascii_lowercase();
+    let years = |step: i32| Interval { months: iv.months / 12 / step * step * 12, days: 0, micros: 0 };
+    let micros = |step: i64| Interval { months: iv.months, days: iv.days, micros: iv.micros / step * step };
+    Ok(match unit.as_str() {
+        "millennium" | "millennia" => years(1000),
+        "century" | "centuries" => years(100),
+        "decade" | "decades" => years(10),
+        "year" | "years" => years(1),
+        "quarter" => Interval { months: iv.months / 12 * 12 + iv.months % 12 / 3 * 3, days: 0, micros: 0 },
+        "month" | "months" => Interval { months: iv.months, days: 0, micros: 0 },
+        "day" | "days" => Interval { months: iv.months, days: iv.days, micros: 0 },
+        "hour" | "hours" => micros(HOUR),
+        "minute" | "minutes" => micros(MINUTE),
+        "second" | "seconds" => micros(SECOND),
+        "milliseconds" | "millisecond" => micros(1000),
+        "microseconds" | "microsecond" => *iv,
+        "week" | "weeks" => {
+            return Err(Error::FeatureNotSupported(
+                "unit \"week\" not supported for type interval (months usually have fractional weeks)".into(),
+            ))
+        }
+        _ => return Err(Error::InvalidParameter(format!("unit \"{unit}\" not recognized for type interval"))),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

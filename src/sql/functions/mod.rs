@@ -10,7 +10,7 @@ pub mod text;
 
 use crate::error::{Error, Result};
 
-use crate::types::datetime::{self, MICROS_PER_SECOND};
+use crate::types::datetime::{self, MICROS_PER_DAY, MICROS_PER_SECOND};
 use crate::types::timezone;
 
 use crate::types::{DataType, Value};
@@ -166,8 +166,10 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("power", vec![t.clone(), t.clone()], t)
         }
         ("mod", 2) => {
+            // No `mod` for floating point, as in PostgreSQL.
             let t = DataType::common(&args[0], &args[1])
                 .and_then(|t| numeric_family(&t))
+                .filter(|t| *t != T::Float8)
                 .ok_or_else(|| undefined(name, args))?;
             sig("mod", vec![t.clone(), t.clone()], t)
         }
@@ -183,7 +185,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         ("date_trunc", 2) => {
             let t = match &args[1] {
                 T::Timestamp => T::Timestamp,
-                T::Interval => return Err(Error::FeatureNotSupported("date_trunc on interval".into())),
+                T::Interval => T::Interval,
                 _ => T::TimestampTz,
             };
             sig("date_trunc", vec![text, t.clone()], t)
@@ -544,6 +546,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             }
             (Value::Timestamp(t), _) => Value::Timestamp(datetime::truncate(*t, text(0))?),
             (Value::TimestampTz(t), _) => Value::TimestampTz(datetime::truncate(*t, text(0))?),
+            (Value::Interval(iv), _) => Value::Interval(crate::types::interval::truncate(iv, text(0))?),
             _ => Value::Null,
         },
         "timezone" => {
@@ -893,6 +896,11 @@ fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
         }
         (Value::Interval(iv), "second") => Ok(Decimal::from_i128_with_scale((iv.micros % 60_000_000) as i128, 6)),
         (Value::Date(_), "epoch") => Ok(Decimal::from_f64(f).unwrap_or_default().trunc()),
+        (Value::Date(d), "julian") => Ok(Decimal::from(*d as i64 + datetime::UNIX_EPOCH_JULIAN_DAY)),
+        (Value::Timestamp(t) | Value::TimestampTz(t), "julian") => {
+            let day = Decimal::from(t.div_euclid(MICROS_PER_DAY) + datetime::UNIX_EPOCH_JULIAN_DAY);
+            Ok(day + Decimal::from(t.rem_euclid(MICROS_PER_DAY)) / Decimal::from(MICROS_PER_DAY))
+        }
         _ => Decimal::from_f64(f).map(|d| d.normalize()).ok_or_else(|| overflow("numeric")),
     }
 }

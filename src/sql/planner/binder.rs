@@ -183,6 +183,20 @@ impl Binder<'_> {
         use ast::Expr as A;
         match e {
             A::Identifier(id) => self.bind_column(None, &ident(id)),
+            A::CompoundIdentifier(parts) if parts[0].quote_style == Some(POSITION_QUOTE) => {
+                let i: usize = parts[1].value.parse().unwrap_or(usize::MAX);
+                // (In a grouping context the reference is to the grouping's input.)
+                if let Some(grouping) = &self.grouping {
+                    let name = grouping.input.columns.get(i).map(|c| c.name.as_str()).unwrap_or_default();
+                    return Err(Error::Grouping(format!(
+                        "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
+                    )));
+                }
+                match self.scope.columns.get(i) {
+                    Some(c) => Ok((Expr::Column(i), c.data_type.clone())),
+                    None => Err(Error::Internal("a column position outside its scope".into())),
+                }
+            }
             A::CompoundIdentifier(parts) => {
                 let names: Vec<String> = parts.iter().map(ident).collect();
                 match names.as_slice() {
@@ -950,6 +964,10 @@ impl Binder<'_> {
                 if op == BinaryOp::Pow && t == T::Float4 {
                     t = T::Float8;
                 }
+                // PostgreSQL has no `%` for floating point.
+                if op == BinaryOp::Mod && matches!(t, T::Float4 | T::Float8) {
+                    return Err(mismatch_operator(&lt, symbol, &rt));
+                }
                 let l = self.coerce(lb, &t)?;
                 let r = self.coerce(rb, &t)?;
                 return Ok((make(l, r), t));
@@ -1269,6 +1287,19 @@ pub fn enum_order(expr: Expr, data_type: &DataType) -> Expr {
         },
         _ => expr,
     }
+}
+
+/// The quote character of [`position_reference`]: the PostgreSQL dialect never quotes a name
+/// with brackets, so no SQL text parses to it.
+const POSITION_QUOTE: char = '[';
+
+/// A reference to the column at position `i` of the current scope, for the expansion of `*`
+/// over columns whose names are not unique.
+pub(super) fn position_reference(i: usize) -> ast::Expr {
+    ast::Expr::CompoundIdentifier(vec![
+        ast::Ident::with_quote(POSITION_QUOTE, "position"),
+        ast::Ident::new(i.to_string()),
+    ])
 }
 
 fn negate_if(e: Expr, negated: bool) -> Expr {

@@ -983,8 +983,15 @@ fn resolve_output_reference(g: &ast::Expr, items: &[(ast::Expr, String)], input:
 /// Expands `*` and `t.*` into column references, pairing every item with its output name.
 fn expand_wildcards(projection: &[ast::SelectItem], scope: &Scope) -> Result<Vec<(ast::Expr, String)>> {
     let mut out = Vec::new();
+    // A column by its name, or by its position where the name is not unique (`SELECT * FROM
+    // (SELECT 1, 2) s` has two columns named `?column?`).
     let column_ref = |c: &ScopeColumn| -> ast::Expr {
+        let same = scope.columns.iter().filter(|o| o.table == c.table && o.name == c.name).count();
         match &c.table {
+            _ if same > 1 => {
+                let i = scope.columns.iter().position(|o| std::ptr::eq(o, c)).unwrap_or_default();
+                super::binder::position_reference(i)
+            }
             Some(t) => ast::Expr::CompoundIdentifier(vec![quoted(t), quoted(&c.name)]),
             None => ast::Expr::Identifier(quoted(&c.name)),
         }
