@@ -7,7 +7,7 @@ use super::eval::eval;
 use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
-use crate::sql::planner::plan::{BinaryOp, Frame, FrameBound, Node, WindowCall, WindowFunction};
+use crate::sql::planner::plan::{BinaryOp, Frame, FrameBound, FrameUnits, Node, WindowCall, WindowFunction};
 use crate::types::{DataType, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -102,12 +102,45 @@ impl<'a> Ordered<'a> {
 /// for an empty frame.
 fn frame_bounds(frame: &Frame, ordered: &Ordered) -> Result<Vec<Option<(usize, usize)>>> {
     let len = ordered.keys.len();
+    // GROUPS: each row's peer group, and where each group starts and ends.
+    let mut group = vec![0usize; len];
+    let (mut group_start, mut group_end) = (Vec::new(), Vec::new());
+    if frame.units == FrameUnits::Groups {
+        for (pos, g) in group.iter_mut().enumerate() {
+            if ordered.peer_start[pos] == pos {
+                group_start.push(pos);
+                group_end.push(ordered.peer_end[pos]);
+            }
+            *g = group_start.len() - 1;
+        }
+    }
+    let groups = group_start.len();
     (0..len)
         .map(|pos| {
+            if frame.units == FrameUnits::Groups {
+                let back = |n: u64| group[pos].checked_sub(n as usize);
+                let ahead = |n: u64| group[pos].saturating_add(n as usize);
+                let start = match &frame.start {
+                    FrameBound::Preceding(n) => back(*n).map_or(0, |g| group_start[g]) as i64,
+                    FrameBound::Following(n) => group_start.get(ahead(*n)).map_or(len, |s| *s) as i64,
+                    FrameBound::CurrentRow => ordered.peer_start[pos] as i64,
+                    FrameBound::UnboundedFollowing => len as i64,
+                    _ => 0,
+                };
+                let end = match &frame.end {
+                    FrameBound::Preceding(n) => back(*n).map_or(-1, |g| group_end[g] as i64),
+                    FrameBound::Following(n) => group_end[ahead(*n).min(groups - 1)] as i64,
+                    FrameBound::CurrentRow => ordered.peer_end[pos] as i64,
+                    FrameBound::UnboundedPreceding => -1,
+                    _ => len as i64 - 1,
+                };
+                return Ok(if end < 0 || start > end { None } else { Some((start as usize, end as usize)) });
+            }
+            let rows = frame.units == FrameUnits::Rows;
             let start = match &frame.start {
                 FrameBound::UnboundedPreceding => 0,
                 FrameBound::Preceding(n) => pos.saturating_sub(*n as usize) as i64,
-                FrameBound::CurrentRow if frame.rows => pos as i64,
+                FrameBound::CurrentRow if rows => pos as i64,
                 FrameBound::CurrentRow => ordered.peer_start[pos] as i64,
                 FrameBound::Following(n) => pos.saturating_add(*n as usize) as i64,
                 FrameBound::ValuePreceding(o) => ordered.value_bound(pos, o, true, true)?,
@@ -117,7 +150,7 @@ fn frame_bounds(frame: &Frame, ordered: &Ordered) -> Result<Vec<Option<(usize, u
             let end = match &frame.end {
                 FrameBound::UnboundedFollowing => len as i64 - 1,
                 FrameBound::Following(n) => (pos.saturating_add(*n as usize)).min(len - 1) as i64,
-                FrameBound::CurrentRow if frame.rows => pos as i64,
+                FrameBound::CurrentRow if rows => pos as i64,
                 FrameBound::CurrentRow => ordered.peer_end[pos] as i64,
                 FrameBound::Preceding(n) => pos as i64 - *n as i64,
                 FrameBound::ValuePreceding(o) => ordered.value_bound(pos, o, true, false)?,
@@ -259,6 +292,26 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                     out[i] = match bounds[pos] {
                         Some((s, e)) => value_at(if call.function == WindowFunction::FirstValue { s } else { e }, ctx)?,
                         None => Value::Null,
+                    };
+                }
+            }
+            WindowFunction::NthValue => {
+                let bounds = frame_bounds(&call.frame, &ordered)?;
+                for (pos, &i) in part.iter().enumerate() {
+                    let n = eval(&call.args[1], &rows[i], ctx)?;
+                    let Some(n) = n.as_i64() else {
+                        out[i] = Value::Null;
+                        continue;
+                    };
+                    if n <= 0 {
+                        return Err(Error::DataException(
+                            "22016",
+                            "argument of nth_value must be greater than zero".into(),
+                        ));
+                    }
+                    out[i] = match bounds[pos] {
+                        Some((s, e)) if s + (n as usize - 1) <= e => value_at(s + n as usize - 1, ctx)?,
+                        _ => Value::Null,
                     };
                 }
             }

@@ -4,7 +4,8 @@
 
 use super::binder::{ident, Binder};
 use super::plan::{
-    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, Statistic, Window, WindowCall, WindowFunction,
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, FrameUnits, Statistic, Window, WindowCall,
+    WindowFunction,
 };
 use crate::error::{Error, Result};
 use crate::types::{DataType, Value};
@@ -316,16 +317,22 @@ impl Binder<'_> {
         let spec = self.resolve_window(over)?;
         let spec = &spec;
         let frame = match &spec.window_frame {
-            None => Frame { rows: false, start: FrameBound::UnboundedPreceding, end: FrameBound::CurrentRow },
+            None => {
+                Frame { units: FrameUnits::Range, start: FrameBound::UnboundedPreceding, end: FrameBound::CurrentRow }
+            }
             Some(frame) => {
-                let rows = match frame.units {
-                    ast::WindowFrameUnits::Rows => true,
-                    ast::WindowFrameUnits::Range => false,
-                    _ => return Err(Error::FeatureNotSupported("GROUPS window frames".into())),
+                let units = match frame.units {
+                    ast::WindowFrameUnits::Rows => FrameUnits::Rows,
+                    ast::WindowFrameUnits::Range => FrameUnits::Range,
+                    ast::WindowFrameUnits::Groups => FrameUnits::Groups,
                 };
-                let start = self.frame_bound(&frame.start_bound, rows)?;
+                if units == FrameUnits::Groups && spec.order_by.is_empty() {
+                    return Err(Error::Windowing("GROUPS mode requires an ORDER BY clause".into()));
+                }
+                let counted = units != FrameUnits::Range;
+                let start = self.frame_bound(&frame.start_bound, counted)?;
                 let end = match &frame.end_bound {
-                    Some(b) => self.frame_bound(b, rows)?,
+                    Some(b) => self.frame_bound(b, counted)?,
                     None => FrameBound::CurrentRow,
                 };
                 if start == FrameBound::UnboundedFollowing || end == FrameBound::UnboundedPreceding {
@@ -334,7 +341,7 @@ impl Binder<'_> {
                         position: None,
                     });
                 }
-                let frame = Frame { rows, start, end };
+                let frame = Frame { units, start, end };
                 if frame.has_value_offset() && spec.order_by.len() != 1 {
                     return Err(Error::Windowing(
                         "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column".into(),
@@ -376,6 +383,19 @@ impl Binder<'_> {
             "percent_rank" => (WindowFunction::PercentRank, DataType::Float8),
             "cume_dist" => (WindowFunction::CumeDist, DataType::Float8),
             "ntile" => (WindowFunction::Ntile, DataType::Int4),
+            "nth_value" => {
+                let t = first_type
+                    .clone()
+                    .filter(|_| bound_args.len() == 2)
+                    .ok_or_else(|| Error::UndefinedFunction("function nth_value requires two arguments".into()))?;
+                if !matches!(bound_args[1].1, DataType::Int2 | DataType::Int4 | DataType::Unknown) {
+                    return Err(Error::UndefinedFunction(format!(
+                        "function nth_value({t}, {}) does not exist",
+                        bound_args[1].1
+                    )));
+                }
+                (WindowFunction::NthValue, t)
+            }
             "lag" | "lead" | "first_value" | "last_value" => {
                 let t = first_type
                     .clone()

@@ -222,10 +222,20 @@ pub struct WindowCall {
 /// is the whole partition (every row is a peer of every other).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
-    /// ROWS counts rows; RANGE treats peers (equal ORDER BY values) as one.
-    pub rows: bool,
+    pub units: FrameUnits,
     pub start: FrameBound,
     pub end: FrameBound,
+}
+
+/// What a frame's offsets count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameUnits {
+    /// Rows.
+    Rows,
+    /// Distance in the ORDER BY value; peers (equal values) are one.
+    Range,
+    /// Groups of peers.
+    Groups,
 }
 
 impl Frame {
@@ -240,7 +250,7 @@ impl Frame {
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameBound {
     UnboundedPreceding,
-    /// ROWS: this many rows before the current one.
+    /// ROWS: this many rows before the current one; GROUPS: this many peer groups.
     Preceding(u64),
     /// RANGE: rows whose (single) ORDER BY value is at most this far before the current
     /// row's (a number, or an interval for dates and timestamps).
@@ -264,6 +274,8 @@ pub enum WindowFunction {
     Lead,
     FirstValue,
     LastValue,
+    /// nth_value(value, n): the value at the frame's n-th row.
+    NthValue,
     /// An aggregate over the frame: the whole partition without ORDER BY, else from the start
     /// of the partition to the current row's last peer.
     Aggregate(AggregateFunction),
