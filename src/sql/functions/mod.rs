@@ -675,6 +675,12 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             }
             _ => Value::Null,
         },
+        // `grouping(a, b, …)` (sql::planner::grouping_sets): from the row's grouping id, a bit
+        // per argument, the first the highest, set when that argument is not grouped.
+        "grouping_bits" => {
+            let id = args[0].as_i64().unwrap_or(0);
+            Value::Int4(args[1..].iter().fold(0, |bits, p| bits << 1 | (id >> p.as_i64().unwrap_or(0) & 1)) as i32)
+        }
         "cardinality" => match &args[0] {
             Value::Array(items) => Value::Int4(items.len() as i32),
             _ => Value::Null,

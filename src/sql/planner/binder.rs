@@ -1107,6 +1107,9 @@ impl Binder<'_> {
             (_, true) => return Err(Error::FeatureNotSupported(format!("{name} WITHIN GROUP over several columns"))),
             (_, false) => return Err(Error::UndefinedFunction(format!("{name} is not an ordered-set aggregate"))),
         }
+        if name == "grouping" && f.over.is_none() {
+            return self.bind_grouping(&args);
+        }
         if f.over.is_some() || aggregate_function(&name).is_some() {
             // Their arguments may not call set-returning functions.
             let set_calls = self.set_calls.take();

@@ -10,6 +10,7 @@ pub mod binder;
 pub mod checks;
 mod dml;
 mod gapfill;
+mod grouping_sets;
 pub mod optimizer;
 pub mod plan;
 pub mod scope;

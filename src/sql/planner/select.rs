@@ -3,6 +3,7 @@
 
 use super::binder::{ident, object_name_parts, sort_key, Binder, Grouping};
 use super::gapfill;
+use super::grouping_sets;
 use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan, SetOperator, SortKey};
 use super::scope::{Scope, ScopeColumn};
 use super::set_functions;
@@ -610,12 +611,28 @@ impl Binder<'_> {
         let aggregating = self.saw_aggregate || !group_asts.is_empty() || select.having.is_some();
 
         let mut fill = None;
+        let mut grouping_sets = None;
         if aggregating {
+            let (group_asts, sets) = grouping_sets::expand(&group_asts);
             let mut group_exprs = Vec::new();
+            // Each GROUP BY expression's position among the distinct bound ones.
+            let mut positions = Vec::new();
             for g in &group_asts {
                 let g = resolve_output_reference(g, &items, &input_scope)?;
-                let bound = self.bind(&g)?;
-                group_exprs.push(bound.0);
+                let bound = self.bind(&g)?.0;
+                positions.push(match group_exprs.iter().position(|e| *e == bound) {
+                    Some(i) => i,
+                    None => {
+                        group_exprs.push(bound);
+                        group_exprs.len() - 1
+                    }
+                });
+            }
+            if let Some(sets) = sets {
+                group_exprs.push(grouping_sets::grouping_id_placeholder());
+                grouping_sets = Some(
+                    sets.iter().map(|set| set.iter().map(|&i| positions[i]).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                );
             }
             fill = gapfill::plan(&group_exprs, where_predicate.as_ref())?;
             // The fill's calls are placed once the aggregates are known (pass 3).
@@ -711,10 +728,13 @@ impl Binder<'_> {
             }
         }
         if let Some(grouping) = self.grouping.take() {
-            node = Node::Aggregate {
-                source: Box::new(node),
-                group_by: grouping.group_exprs,
-                aggregates: grouping.aggregates,
+            node = match &grouping_sets {
+                Some(sets) => grouping_sets::aggregate(node, &grouping.group_exprs, &grouping.aggregates, sets),
+                None => Node::Aggregate {
+                    source: Box::new(node),
+                    group_by: grouping.group_exprs,
+                    aggregates: grouping.aggregates,
+                },
             };
         }
         if let Some(predicate) = having {
