@@ -7,7 +7,9 @@ use super::eval::eval;
 use super::ops::compare_keys;
 use super::{Context, Row, Sink};
 use crate::error::{Error, Result};
-use crate::sql::planner::plan::{BinaryOp, Frame, FrameBound, FrameUnits, Node, WindowCall, WindowFunction};
+use crate::sql::planner::plan::{
+    BinaryOp, Frame, FrameBound, FrameExclusion, FrameUnits, Node, WindowCall, WindowFunction,
+};
 use crate::types::{DataType, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -162,6 +164,21 @@ fn frame_bounds(frame: &Frame, ordered: &Ordered) -> Result<Vec<Option<(usize, u
         .collect()
 }
 
+/// The positions of a row's frame in order, less the rows its exclusion leaves out.
+fn frame_rows(frame: &Frame, bounds: Option<(usize, usize)>, pos: usize, ordered: &Ordered) -> Vec<usize> {
+    let Some((start, end)) = bounds else { return Vec::new() };
+    let (first_peer, last_peer) = (ordered.peer_start[pos], ordered.peer_end[pos]);
+    let outside_peers = |p: usize| p < first_peer || p > last_peer;
+    (start..=end)
+        .filter(|&p| match frame.exclude {
+            FrameExclusion::NoOthers => true,
+            FrameExclusion::CurrentRow => p != pos,
+            FrameExclusion::Group => outside_peers(p),
+            FrameExclusion::Ties => p == pos || outside_peers(p),
+        })
+        .collect()
+}
+
 /// RANGE offsets need an ORDER BY value that numbers or intervals can be added to.
 fn check_range_key(frame: &Frame, keys: &[Vec<Value>]) -> Result<()> {
     if !frame.has_value_offset() {
@@ -289,8 +306,10 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
             WindowFunction::FirstValue | WindowFunction::LastValue => {
                 let bounds = frame_bounds(&call.frame, &ordered)?;
                 for (pos, &i) in part.iter().enumerate() {
-                    out[i] = match bounds[pos] {
-                        Some((s, e)) => value_at(if call.function == WindowFunction::FirstValue { s } else { e }, ctx)?,
+                    let rows = frame_rows(&call.frame, bounds[pos], pos, &ordered);
+                    let at = if call.function == WindowFunction::FirstValue { rows.first() } else { rows.last() };
+                    out[i] = match at {
+                        Some(&p) => value_at(p, ctx)?,
                         None => Value::Null,
                     };
                 }
@@ -309,9 +328,9 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                             "argument of nth_value must be greater than zero".into(),
                         ));
                     }
-                    out[i] = match bounds[pos] {
-                        Some((s, e)) if s + (n as usize - 1) <= e => value_at(s + n as usize - 1, ctx)?,
-                        _ => Value::Null,
+                    out[i] = match frame_rows(&call.frame, bounds[pos], pos, &ordered).get(n as usize - 1) {
+                        Some(&p) => value_at(p, ctx)?,
+                        None => Value::Null,
                     };
                 }
             }
@@ -321,7 +340,8 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                     call.args.iter().map(|a| eval(a, &rows[part[pos]], ctx)).collect()
                 };
                 let fresh = || Accumulator::for_function(*function, call.return_type.clone(), false);
-                if call.frame.start == FrameBound::UnboundedPreceding {
+                if call.frame.start == FrameBound::UnboundedPreceding && call.frame.exclude == FrameExclusion::NoOthers
+                {
                     // Frames only grow: accumulate incrementally.
                     let mut acc = fresh();
                     let mut added = 0usize;
@@ -340,10 +360,8 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                 } else {
                     for (pos, &i) in part.iter().enumerate() {
                         let mut acc = fresh();
-                        if let Some((s, e)) = bounds[pos] {
-                            for p in s..=e {
-                                acc.add(&args_at(p, ctx)?)?;
-                            }
+                        for p in frame_rows(&call.frame, bounds[pos], pos, &ordered) {
+                            acc.add(&args_at(p, ctx)?)?;
                         }
                         out[i] = acc.finish()?;
                     }

@@ -8,12 +8,15 @@
 //!   parser's recursion limit, so no later pass (binding, evaluation, printing, dropping the
 //!   tree) can run out of stack;
 //! - extended: `CREATE TABLE … WITH TTL=7d` (no parentheses) becomes the standard
-//!   `WITH (ttl = '7d')`, and COPY's `FREEZE ON`/`HEADER OFF` become `true`/`false`.
+//!   `WITH (ttl = '7d')`, and COPY's `FREEZE ON`/`HEADER OFF` become `true`/`false`;
+//! - completed: a window frame's `EXCLUDE …`, which sqlparser does not parse, becomes a marker
+//!   the binder reads ([`frame_exclusion`]).
 //!
 //! After parsing, relation names are checked: `db.schema.table` must name this database, and a
 //! schema must exist ([`relations`]).
 
 mod depth;
+pub mod frame_exclusion;
 mod relations;
 
 pub use depth::MAX_EXPRESSION_DEPTH;
@@ -56,7 +59,7 @@ fn parser_over<'a>(dialect: &'a PostgreSqlDialect, sql: &str) -> Result<Parser<'
     depth::check(&tokens)?;
     Ok(Parser::new(dialect)
         .with_recursion_limit(RECURSION_LIMIT)
-        .with_tokens_with_locations(rewrite_extensions(tokens)))
+        .with_tokens_with_locations(rewrite_extensions(frame_exclusion::rewrite(tokens))))
 }
 
 /// ChronosDB's spellings, rewritten token by token into the standard ones. Statements are

@@ -4,8 +4,8 @@
 
 use super::binder::{ident, Binder};
 use super::plan::{
-    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, FrameUnits, Statistic, Window, WindowCall,
-    WindowFunction,
+    Aggregate, AggregateFunction, BinaryOp, Expr, Frame, FrameBound, FrameExclusion, FrameUnits, Statistic, Window,
+    WindowCall, WindowFunction,
 };
 use crate::error::{Error, Result};
 use crate::types::{DataType, Value};
@@ -317,9 +317,12 @@ impl Binder<'_> {
         let spec = self.resolve_window(over)?;
         let spec = &spec;
         let frame = match &spec.window_frame {
-            None => {
-                Frame { units: FrameUnits::Range, start: FrameBound::UnboundedPreceding, end: FrameBound::CurrentRow }
-            }
+            None => Frame {
+                units: FrameUnits::Range,
+                start: FrameBound::UnboundedPreceding,
+                end: FrameBound::CurrentRow,
+                exclude: FrameExclusion::NoOthers,
+            },
             Some(frame) => {
                 let units = match frame.units {
                     ast::WindowFrameUnits::Rows => FrameUnits::Rows,
@@ -341,7 +344,12 @@ impl Binder<'_> {
                         position: None,
                     });
                 }
-                let frame = Frame { units, start, end };
+                let exclude = spec
+                    .partition_by
+                    .iter()
+                    .find_map(crate::sql::parser::frame_exclusion::exclusion_of)
+                    .unwrap_or(FrameExclusion::NoOthers);
+                let frame = Frame { units, start, end, exclude };
                 if frame.has_value_offset() && spec.order_by.len() != 1 {
                     return Err(Error::Windowing(
                         "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column".into(),
@@ -361,7 +369,8 @@ impl Binder<'_> {
                 bound_args.push(self.bind(a)?);
             }
             let mut partition_by = Vec::new();
-            for p in &spec.partition_by {
+            for p in spec.partition_by.iter().filter(|p| crate::sql::parser::frame_exclusion::exclusion_of(p).is_none())
+            {
                 partition_by.push(self.bind(p)?.0);
             }
             let mut order_by = Vec::new();
@@ -504,6 +513,10 @@ impl Binder<'_> {
                     }
                     if spec.window_frame.is_some() {
                         base.window_frame = spec.window_frame.clone();
+                        // (With the frame's exclusion.)
+                        let marks = crate::sql::parser::frame_exclusion::exclusion_of;
+                        base.partition_by.retain(|p| marks(p).is_none());
+                        base.partition_by.extend(spec.partition_by.iter().filter(|p| marks(p).is_some()).cloned());
                     }
                     base
                 }

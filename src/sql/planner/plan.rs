@@ -225,6 +225,18 @@ pub struct Frame {
     pub units: FrameUnits,
     pub start: FrameBound,
     pub end: FrameBound,
+    pub exclude: FrameExclusion,
+}
+
+/// The rows around the current one a frame leaves out (`EXCLUDE …`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameExclusion {
+    NoOthers,
+    CurrentRow,
+    /// The current row and its peers.
+    Group,
+    /// The current row's peers, not the row itself.
+    Ties,
 }
 
 /// What a frame's offsets count.
