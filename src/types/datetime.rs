@@ -556,6 +556,31 @@ pub fn add_interval(micros: i64, iv: &Interval) -> Result<i64> {
     base.checked_add(iv.days as i64 * MICROS_PER_DAY).and_then(|v| v.checked_add(iv.micros)).ok_or_else(overflow)
 }
 
+/// A unit or field name of `date_trunc` and `extract` in the one spelling this module matches:
+/// lower case, and PostgreSQL's abbreviations and plurals (`ms`, `msec`, `min`, `hrs`, `mon`,
+/// `qtr`, `yr`, `dec`, `c`, `mil`, `millennia` …) as the full singular name. Other names are
+/// returned lower-cased.
+pub fn canonical_unit(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let canonical = match lower.as_str() {
+        "microsecond" | "microseconds" | "microsecon" | "us" | "usec" | "usecs" | "useconds" => "microseconds",
+        "millisecond" | "milliseconds" | "millisecon" | "ms" | "msec" | "msecs" | "mseconds" => "milliseconds",
+        "second" | "seconds" | "sec" | "secs" | "s" => "second",
+        "minute" | "minutes" | "min" | "mins" | "m" => "minute",
+        "hour" | "hours" | "hr" | "hrs" | "h" => "hour",
+        "day" | "days" | "d" => "day",
+        "week" | "weeks" | "w" => "week",
+        "month" | "months" | "mon" | "mons" => "month",
+        "quarter" | "qtr" => "quarter",
+        "year" | "years" | "yr" | "yrs" | "y" => "year",
+        "decade" | "decades" | "dec" | "decs" => "decade",
+        "century" | "centuries" | "cent" | "c" => "century",
+        "millennium" | "millennia" | "mil" | "mils" => "millennium",
+        _ => return lower,
+    };
+    canonical.to_string()
+}
+
 /// Truncates a timestamp to a unit (`date_trunc`).
 pub fn truncate(micros: i64, unit: &str) -> Result<i64> {
     if !is_finite_timestamp(micros) {
@@ -564,7 +589,7 @@ pub fn truncate(micros: i64, unit: &str) -> Result<i64> {
     let dt = to_naive(micros);
     let date = dt.date();
     let unit_err = || Error::InvalidParameter(format!("unit \"{unit}\" not recognized for type timestamp"));
-    let truncated = match unit.to_ascii_lowercase().as_str() {
+    let truncated = match canonical_unit(unit).as_str() {
         "microseconds" | "microsecond" => return Ok(micros),
         "milliseconds" | "millisecond" => return Ok(micros - micros.rem_euclid(1000)),
         "second" | "seconds" => return Ok(micros - micros.rem_euclid(MICROS_PER_SECOND)),
@@ -603,7 +628,7 @@ pub fn extract(micros: i64, field: &str) -> Result<f64> {
     if !is_finite_timestamp(micros) {
         // Fields that grow with time are ±Infinity, the others undefined (NaN: NULL to SQL).
         let sign = if micros > 0 { 1.0 } else { -1.0 };
-        return Ok(match field.to_ascii_lowercase().as_str() {
+        return Ok(match canonical_unit(field).as_str() {
             "epoch" | "year" | "years" | "decade" | "century" | "millennium" | "isoyear" | "julian" => {
                 sign * f64::INFINITY
             }
@@ -612,7 +637,7 @@ pub fn extract(micros: i64, field: &str) -> Result<f64> {
     }
     let dt = to_naive(micros);
     let secs_frac = dt.second() as f64 + (micros.rem_euclid(MICROS_PER_SECOND)) as f64 / 1e6;
-    Ok(match field.to_ascii_lowercase().as_str() {
+    Ok(match canonical_unit(field).as_str() {
         "epoch" => micros as f64 / 1e6,
         "year" | "years" => dt.year() as f64,
         "month" | "months" => dt.month() as f64,
@@ -643,7 +668,7 @@ pub fn extract(micros: i64, field: &str) -> Result<f64> {
 
 /// A field of an interval (`extract(field from interval)`).
 pub fn extract_interval(iv: &Interval, field: &str) -> Result<f64> {
-    Ok(match field.to_ascii_lowercase().as_str() {
+    Ok(match canonical_unit(field).as_str() {
         "epoch" => (iv.months as f64 / 12.0 * 365.25 * 86400.0) + iv.days as f64 * 86400.0 + iv.micros as f64 / 1e6,
         "year" | "years" => (iv.months / 12) as f64,
         "month" | "months" => (iv.months % 12) as f64,

@@ -117,7 +117,7 @@ pub fn truncate(iv: &Interval, unit: &str) -> Result<Interval> {
     const HOUR: i64 = 3_600_000_000;
     const MINUTE: i64 = 60_000_000;
     const SECOND: i64 = 1_000_000;
-    let unit = unit.to_ascii_lowercase();
+    let unit = super::datetime::canonical_unit(unit);
     let years = |step: i32| Interval { months: iv.months / 12 / step * step * 12, days: 0, micros: 0 };
     let micros = |step: i64| Interval { months: iv.months, days: iv.days, micros: iv.micros / step * step };
     Ok(match unit.as_str() {

@@ -882,7 +882,7 @@ fn make_date(args: &[Value]) -> Result<i32> {
 
 /// extract() returns numeric: whole for most fields, with six decimals for seconds and epoch.
 fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
-    let field = field.to_ascii_lowercase();
+    let field = datetime::canonical_unit(field);
     match (arg, field.as_str()) {
         (Value::Timestamp(t) | Value::TimestampTz(t), "epoch") => Ok(Decimal::from_i128_with_scale(*t as i128, 6)),
         (Value::Timestamp(t) | Value::TimestampTz(t), "second") => {
