@@ -18,7 +18,7 @@ import psycopg
 import psycopg.postgres
 from psycopg.types.string import TextLoader
 
-CLASSES = ["windows", "time", "numeric", "joins", "grouping", "setops", "dml"]
+CLASSES = ["windows", "time", "numeric", "joins", "grouping", "setops", "dml", "queries"]
 
 # Fixtures: the same tables on both servers. Values include NULLs, ties and edge values.
 FIXTURES = [
@@ -182,6 +182,33 @@ def setop_query(r):
     return f"SELECT * FROM ({q}) s ORDER BY 1 NULLS FIRST, 2 NULLS FIRST"
 
 
+def general_query(r):
+    """Subqueries, CTEs, DISTINCT, LIMIT/OFFSET, string functions, CASE, casts."""
+    text = r.choice(["x", "upper(x)", "x || '-' || coalesce(k::text, 'null')", "length(x)", "substr(x, 1, 1)",
+                     "lpad(x, 3, '*')", "replace(coalesce(x, 'n'), 'a', 'A')", "concat(x, k)", "reverse(x)",
+                     "split_part('a,b,c', ',', k)", "format('%s:%s', k, x)", "x IS NULL", "x LIKE 'b%'",
+                     "position('b' IN coalesce(x, ''))", "initcap(x)", "repeat(x, 2)", "md5(coalesce(x, ''))",
+                     "left(x, 1) || right(coalesce(x, 'zz'), 1)", "x ~ '^[a-c]$'", "translate(x, 'abc', 'xyz')"])
+    forms = [
+        f"SELECT id, {text} FROM dc_a ORDER BY id",
+        f"SELECT DISTINCT {r.choice(['k', 'k % 2', 'x IS NULL'])} AS d FROM dc_a ORDER BY 1 NULLS FIRST",
+        f"SELECT id FROM dc_a ORDER BY {r.choice(['k', 'x', 'k DESC', 'x DESC NULLS LAST', 'k NULLS FIRST'])}, id"
+        f" LIMIT {r.randint(1, 4)} OFFSET {r.randint(0, 3)}",
+        f"SELECT id, (SELECT max(y) FROM dc_b b WHERE b.k = a.k) FROM dc_a a ORDER BY id",
+        f"SELECT id FROM dc_a a WHERE {r.choice(['', 'NOT '])}EXISTS (SELECT 1 FROM dc_b b WHERE b.k = a.k) ORDER BY id",
+        f"SELECT id FROM dc_a WHERE k {r.choice(['IN', 'NOT IN'])} (SELECT k FROM dc_b{r.choice(['', ' WHERE k IS NOT NULL'])}) ORDER BY id",
+        f"WITH t AS (SELECT k, count(*) AS n FROM dc_b GROUP BY k) SELECT a.id, t.n FROM dc_a a LEFT JOIN t ON t.k = a.k ORDER BY 1",
+        f"SELECT id, CASE WHEN k > {r.randint(0, 5)} THEN 'big' WHEN k IS NULL THEN 'none' ELSE 'small' END FROM dc_a ORDER BY id",
+        f"SELECT DISTINCT ON (k) k, id FROM dc_b ORDER BY k NULLS FIRST, id {r.choice(['ASC', 'DESC'])}",
+        f"SELECT id, {r.choice(['k::text', 'k::float8 / 3', 'k::numeric / 3', 'x::varchar(1)', 'k::bool', 'cast(k AS bigint) * 3000000000'])} FROM dc_a ORDER BY id",
+        f"WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + {r.randint(1, 3)} FROM s WHERE n < {r.randint(5, 20)}) SELECT n FROM s ORDER BY n",
+        f"SELECT count(*) FILTER (WHERE y > {r.randint(0, 50)}), array_agg(DISTINCT k ORDER BY k) FROM dc_b",
+        f"SELECT id, k FROM dc_a WHERE (k, id) {r.choice(['>', '<', '=', '<>'])} ({r.randint(1, 5)}, {r.randint(1, 5)}) ORDER BY id",
+        f"SELECT id, greatest(k, {r.randint(0, 5)}), least(x, 'c') FROM dc_a ORDER BY id",
+    ]
+    return r.choice(forms)
+
+
 def dml_sequence(r):
     steps = ["DROP TABLE IF EXISTS dc_dml",
              "CREATE TABLE dc_dml (k int PRIMARY KEY, v int CHECK (v BETWEEN -100 AND 100), t text NOT NULL DEFAULT 'x')"]
@@ -201,7 +228,7 @@ def dml_sequence(r):
 
 
 GENERATORS = {"windows": window_query, "time": time_query, "numeric": numeric_query, "joins": join_query,
-              "grouping": grouping_query, "setops": setop_query}
+              "grouping": grouping_query, "setops": setop_query, "queries": general_query}
 
 
 def connect(dsn):
