@@ -128,6 +128,8 @@ fn sqllogictest_files() {
         let expected_to_fail = known.contains(&name);
         let mut runner = sqllogictest::Runner::new(|| async { Ok(open_db()) });
         runner.with_validator(row_validator);
+        // Conditions written for PostgreSQL apply (`skipif postgresql`, `onlyif postgresql`).
+        runner.add_label("postgresql");
         match runner.run_file(file) {
             Ok(()) => {
                 passed += 1;

@@ -119,6 +119,8 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             Ok(())
         }
         Node::KeyLookup { table, keys, filter, with_key } => {
+            // A key listed twice (`k IN (1, 1)`, or two parameters of one value) is read once.
+            let mut seen = std::collections::HashSet::new();
             for key_exprs in keys {
                 let mut key = table.row_prefix();
                 let mut has_null = false;
@@ -127,7 +129,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                     has_null |= v.is_null();
                     keycode::encode_value(&v, &mut key);
                 }
-                if has_null {
+                if has_null || !seen.insert(key.clone()) {
                     continue;
                 }
                 if let Some(bytes) = ctx.txn.get(&key)? {
@@ -140,6 +142,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         }
         Node::IndexLookup { table, index, values, filter, with_key } => {
             let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
+            let mut seen = std::collections::HashSet::new();
             for value_exprs in values {
                 let mut prefix = table.index_prefix(index_def);
                 let mut has_null = false;
@@ -148,7 +151,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                     has_null |= v.is_null();
                     keycode::encode_value(&v, &mut prefix);
                 }
-                if has_null {
+                if has_null || !seen.insert(prefix.clone()) {
                     continue;
                 }
                 let entries = ctx.txn.scan_prefix(&prefix)?;
