@@ -48,18 +48,19 @@ def _():
         conn.execute("DROP TABLE IF EXISTS py_types")
         conn.execute(
             "CREATE TABLE py_types (id INT PRIMARY KEY, b BOOLEAN, n NUMERIC(10,2), f DOUBLE PRECISION,"
-            " t TEXT, ts TIMESTAMPTZ, d DATE, u UUID, j JSONB, by BYTEA, big BIGINT)"
+            " t TEXT, ts TIMESTAMPTZ, d DATE, u UUID, j JSONB, by BYTEA, big BIGINT, tm TIME)"
         )
         ts = dt.datetime(2024, 5, 6, 7, 8, 9, 500000, tzinfo=dt.timezone.utc)
         u = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
-        row = (1, True, decimal.Decimal("12.34"), 1.5, "héllo", ts, dt.date(2024, 2, 29), u, psycopg.types.json.Jsonb({"a": [1, 2]}), b"\x00\xff", 2**40)
-        conn.execute("INSERT INTO py_types VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", row)
+        row = (1, True, decimal.Decimal("12.34"), 1.5, "héllo", ts, dt.date(2024, 2, 29), u, psycopg.types.json.Jsonb({"a": [1, 2]}), b"\x00\xff", 2**40, dt.time(23, 59, 58, 250))
+        conn.execute("INSERT INTO py_types VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", row)
         for binary in (False, True):
             cur = conn.cursor(binary=binary)
             got = cur.execute("SELECT * FROM py_types WHERE id = %s", (1,)).fetchone()
             assert got[1] is True and got[2] == decimal.Decimal("12.34") and got[3] == 1.5, got
             assert got[4] == "héllo" and got[5] == ts and got[6] == dt.date(2024, 2, 29), got
             assert got[7] == u and got[8] == {"a": [1, 2]} and bytes(got[9]) == b"\x00\xff" and got[10] == 2**40, got
+            assert got[11] == dt.time(23, 59, 58, 250), got
 
 
 @check("psycopg: errors carry SQLSTATEs and transactions roll back")

@@ -40,6 +40,7 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
         Value::Date(d) => buf.put_i32((*d as i64 - PG_EPOCH_DAYS) as i32),
         Value::Timestamp(t) | Value::TimestampTz(t) if !datetime::is_finite_timestamp(*t) => buf.put_i64(*t),
         Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(t - PG_EPOCH_MICROS),
+        Value::Time(t) => buf.put_i64(*t),
         Value::Interval(iv) => {
             buf.put_i64(iv.micros);
             buf.put_i32(iv.days);
@@ -185,6 +186,13 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
             let days = if datetime::is_finite_date(raw) { raw as i64 + PG_EPOCH_DAYS } else { raw as i64 };
             Value::Date(datetime::check_date(days)?)
         }
+        DataType::Time => {
+            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?);
+            if !(0..=datetime::MICROS_PER_DAY).contains(&micros) {
+                return Err(Error::DatetimeOutOfRange("time out of range".into()));
+            }
+            Value::Time(micros)
+        }
         DataType::Timestamp | DataType::TimestampTz => {
             let raw = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?);
             let micros = if datetime::is_finite_timestamp(raw) {
@@ -239,6 +247,7 @@ pub fn type_from_oid(oid: u32) -> DataType {
         1042 => DataType::Char(1),
         17 => DataType::Bytea,
         1082 => DataType::Date,
+        1083 => DataType::Time,
         1114 => DataType::Timestamp,
         1184 => DataType::TimestampTz,
         1186 => DataType::Interval,

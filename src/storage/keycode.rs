@@ -26,6 +26,7 @@ const TAG_DATE: u8 = 0x40;
 const TAG_TIMESTAMP: u8 = 0x41;
 const TAG_TIMESTAMPTZ: u8 = 0x42;
 const TAG_INTERVAL: u8 = 0x43;
+const TAG_TIME: u8 = 0x44;
 const TAG_UUID: u8 = 0x50;
 const TAG_JSONB: u8 = 0x51;
 
@@ -73,6 +74,10 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         }
         Value::TimestampTz(t) => {
             out.push(TAG_TIMESTAMPTZ);
+            encode_i64(*t, out);
+        }
+        Value::Time(t) => {
+            out.push(TAG_TIME);
             encode_i64(*t, out);
         }
         Value::Interval(iv) => {
@@ -195,6 +200,7 @@ pub fn decode_value(input: &mut &[u8]) -> Result<Value> {
         TAG_TEXT => Value::Text(String::from_utf8(decode_bytes(input)?).map_err(|_| corrupt())?),
         TAG_BYTEA => Value::Bytea(decode_bytes(input)?),
         TAG_DATE => Value::Date(decode_i64(input)? as i32),
+        TAG_TIME => Value::Time(decode_i64(input)?),
         TAG_TIMESTAMP => Value::Timestamp(decode_i64(input)?),
         TAG_TIMESTAMPTZ => Value::TimestampTz(decode_i64(input)?),
         TAG_INTERVAL => {

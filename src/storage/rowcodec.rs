@@ -146,6 +146,10 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
             out.push(16);
             write_bytes(j.to_string().as_bytes(), out);
         }
+        Value::Time(t) => {
+            out.push(19);
+            varint::put(out, varint::zigzag(*t));
+        }
         Value::Array(items) => {
             out.push(17);
             varint::put(out, items.len() as u64);
@@ -187,6 +191,7 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
             Value::Array(items)
         }
         18 => Value::NumericNaN,
+        19 => Value::Time(int(input)?),
         _ => return Err(corrupt()),
     })
 }
@@ -216,6 +221,7 @@ mod tests {
                 micros
             })),
             any::<u128>().prop_map(Value::Uuid),
+            (0..=86_400_000_000i64).prop_map(Value::Time),
         ]
     }
 

@@ -102,8 +102,19 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
                 Value::TimestampTz(micros)
             }
         }
+        T::Time => match value {
+            Value::Time(t) => Value::Time(t),
+            // The time of day (the session's time zone is UTC).
+            Value::Timestamp(t) | Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => {
+                Value::Time(t.rem_euclid(datetime::MICROS_PER_DAY))
+            }
+            Value::Interval(i) => Value::Time(i.micros.rem_euclid(datetime::MICROS_PER_DAY)),
+            Value::Text(s) => Value::Time(datetime::parse_time(&s)?),
+            other => return Err(cannot(&other)),
+        },
         T::Interval => match value {
             Value::Interval(i) => Value::Interval(i),
+            Value::Time(t) => Value::Interval(crate::types::value::Interval { months: 0, days: 0, micros: t }),
             Value::Text(s) => Value::Interval(datetime::parse_interval(&s)?),
             other => return Err(cannot(&other)),
         },

@@ -165,6 +165,74 @@ pub fn format_timestamptz(micros: i64) -> String {
     format_timestamp_with(micros, "+00")
 }
 
+/// A `time` (microseconds since midnight) as PostgreSQL prints it: `HH:MM:SS[.ffffff]`.
+pub fn format_time(micros: i64) -> String {
+    let secs = micros / MICROS_PER_SECOND;
+    let frac = micros % MICROS_PER_SECOND;
+    let mut out = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if frac != 0 {
+        let digits = format!("{frac:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out
+}
+
+/// Parses a `time`: `HH:MM[:SS[.fraction]]` with an optional `AM`/`PM`, or a timestamp whose
+/// time of day is taken; `24:00:00` is the end of the day.
+pub fn parse_time(text: &str) -> Result<i64> {
+    let err = || invalid("time", text);
+    let out_of_range = || Error::DatetimeOutOfRange(format!("date/time field value out of range: \"{text}\""));
+    let lower = text.trim().to_ascii_lowercase();
+    if lower == "allballs" {
+        return Ok(0);
+    }
+    // A date in front (`2024-01-01 12:00`, `2024-01-01T12:00`) is read and dropped.
+    let clock = match lower.split_once([' ', 't']) {
+        Some((date, rest)) if date.contains('-') => {
+            parse_date(date)?;
+            rest.trim()
+        }
+        _ => lower.as_str(),
+    };
+    let (clock, meridiem) = match clock.strip_suffix("am").or_else(|| clock.strip_suffix("a.m.")) {
+        Some(c) => (c.trim_end(), Some(false)),
+        None => match clock.strip_suffix("pm").or_else(|| clock.strip_suffix("p.m.")) {
+            Some(c) => (c.trim_end(), Some(true)),
+            None => (clock, None),
+        },
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    if !(2..=3).contains(&parts.len())
+        || parts[..2].iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(err());
+    }
+    let mut hour: i64 = parts[0].parse().map_err(|_| err())?;
+    let minute: i64 = parts[1].parse().map_err(|_| err())?;
+    let seconds: f64 = match parts.get(2) {
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            s.parse().map_err(|_| err())?
+        }
+        Some(_) => return Err(err()),
+        None => 0.0,
+    };
+    match meridiem {
+        Some(_) if !(1..=12).contains(&hour) => return Err(out_of_range()),
+        Some(pm) => hour = hour % 12 + if pm { 12 } else { 0 },
+        None => {}
+    }
+    let micros = (seconds * 1e6).round() as i64;
+    if minute > 59 || micros > 60 * MICROS_PER_SECOND {
+        return Err(out_of_range());
+    }
+    let total = hour * MICROS_PER_HOUR + minute * MICROS_PER_MINUTE + micros;
+    if total > MICROS_PER_DAY {
+        return Err(out_of_range());
+    }
+    Ok(total)
+}
+
 /// Removes a trailing ` BC` era marker: the text without it, and whether it was there.
 fn strip_era(text: &str) -> (&str, bool) {
     let t = text.trim_end();
@@ -270,7 +338,7 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
     let (time, carry) = if time_str.is_empty() || time_str.chars().all(|c| c == ' ') {
         (NaiveTime::MIN, 0)
     } else {
-        match parse_time(time_str) {
+        match parse_clock(time_str) {
             Some(TimeOfDay::Valid(t, carry)) => (t, carry),
             Some(TimeOfDay::OutOfRange) => {
                 return Err(Error::DatetimeOutOfRange(format!("date/time field value out of range: \"{text}\"")))
@@ -291,7 +359,7 @@ enum TimeOfDay {
 }
 
 /// Parses `hh[:mm[:ss[.ffffff]]]`; None when it is not a time at all.
-fn parse_time(s: &str) -> Option<TimeOfDay> {
+fn parse_clock(s: &str) -> Option<TimeOfDay> {
     let mut parts = s.split(':');
     let h: u32 = parts.next()?.parse().ok()?;
     let m: u32 = parts.next().unwrap_or("0").parse().ok()?;
@@ -663,6 +731,24 @@ pub fn extract(micros: i64, field: &str) -> Result<f64> {
         }
         "timezone" | "timezone_hour" | "timezone_minute" => 0.0,
         _ => return Err(Error::InvalidParameter(format!("unit \"{field}\" not recognized for type timestamp"))),
+    })
+}
+
+/// A field of a `time` (`extract(field from time)`).
+pub fn extract_time(micros: i64, field: &str) -> Result<f64> {
+    let seconds = (micros % MICROS_PER_MINUTE) as f64 / 1e6;
+    Ok(match canonical_unit(field).as_str() {
+        "epoch" => micros as f64 / 1e6,
+        "hour" => (micros / MICROS_PER_HOUR) as f64,
+        "minute" => (micros / MICROS_PER_MINUTE % 60) as f64,
+        "second" => seconds,
+        "milliseconds" => seconds * 1e3,
+        "microseconds" => seconds * 1e6,
+        _ => {
+            return Err(Error::FeatureNotSupported(format!(
+                "unit \"{field}\" not supported for type time without time zone"
+            )))
+        }
     })
 }
 

@@ -25,6 +25,8 @@ pub enum Value {
     Bytea(Vec<u8>),
     /// Days since 1970-01-01.
     Date(i32),
+    /// Microseconds since midnight, 0 to 24:00:00 inclusive.
+    Time(i64),
     /// Microseconds since 1970-01-01 00:00:00, no time zone.
     Timestamp(i64),
     /// Microseconds since 1970-01-01 00:00:00 UTC.
@@ -80,6 +82,7 @@ impl Value {
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Date(_) => DataType::Date,
+            Value::Time(_) => DataType::Time,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Interval(_) => DataType::Interval,
@@ -138,6 +141,7 @@ impl Value {
             (Text(a), Text(b)) => a.cmp(b),
             (Bytea(a), Bytea(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
+            (Time(a), Time(b)) => a.cmp(b),
             (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
             (Date(d), Timestamp(t)) | (Date(d), TimestampTz(t)) => datetime::date_to_timestamp(*d).cmp(t),
             (Timestamp(t), Date(d)) | (TimestampTz(t), Date(d)) => t.cmp(&datetime::date_to_timestamp(*d)),
@@ -182,7 +186,7 @@ impl Value {
             Value::Text(_) => 3,
             Value::Bytea(_) => 4,
             Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 5,
-            Value::Interval(_) => 6,
+            Value::Interval(_) | Value::Time(_) => 6,
             Value::Uuid(_) => 7,
             Value::Jsonb(_) => 8,
             Value::Array(_) => 9,
@@ -249,6 +253,7 @@ impl Hash for Value {
             Value::Date(d) => datetime::date_to_timestamp(*d).hash(state),
             Value::Timestamp(t) | Value::TimestampTz(t) => t.hash(state),
             Value::Interval(i) => i.total_micros().hash(state),
+            Value::Time(t) => t.hash(state),
             Value::Uuid(u) => u.hash(state),
             Value::Jsonb(j) => j.to_string().hash(state),
             Value::Array(items) => items.hash(state),
@@ -281,6 +286,7 @@ impl fmt::Display for Value {
             Value::Timestamp(t) => write!(f, "{}", datetime::format_timestamp(*t)),
             Value::TimestampTz(t) => write!(f, "{}", datetime::format_timestamptz(*t)),
             Value::Interval(i) => write!(f, "{}", datetime::format_interval(i)),
+            Value::Time(t) => write!(f, "{}", datetime::format_time(*t)),
             Value::Uuid(u) => write!(f, "{}", uuid::Uuid::from_u128(*u).hyphenated()),
             Value::Jsonb(j) => write_jsonb(f, j),
             Value::Array(items) => {

@@ -76,6 +76,18 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             let iv = if op == Sub { negate(iv) } else { *iv };
             Ok(Timestamp(datetime::add_interval(datetime::date_to_timestamp(*d), &iv)?))
         }
+        // A time of day moves by the interval's time only, around the clock.
+        (Time(t), Interval(iv)) | (Interval(iv), Time(t)) if op == Add || (op == Sub && matches!(l, Time(_))) => {
+            let shift = if op == Sub { -iv.micros } else { iv.micros };
+            Ok(Time((t + shift.rem_euclid(MICROS_PER_DAY)).rem_euclid(MICROS_PER_DAY)))
+        }
+        (Time(a), Time(b)) if op == Sub => {
+            Ok(Interval(crate::types::value::Interval { months: 0, days: 0, micros: a - b }))
+        }
+        (Date(d), Time(t)) | (Time(t), Date(d)) if op == Add => {
+            let start = datetime::date_to_timestamp(*d);
+            Ok(Timestamp(start.checked_add(*t).ok_or_else(|| overflow("timestamp"))?))
+        }
         (Date(d), Int4(_)) | (Int4(_), Date(d)) if !datetime::is_finite_date(*d) && matches!(op, Add | Sub) => {
             Ok(Date(*d))
         }

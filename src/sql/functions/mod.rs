@@ -271,6 +271,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
 fn date_arg(t: &DataType) -> DataType {
     match t {
         DataType::Interval => DataType::Interval,
+        DataType::Time => DataType::Time,
         DataType::Timestamp => DataType::Timestamp,
         DataType::Date => DataType::Timestamp,
         _ => DataType::TimestampTz,
@@ -573,6 +574,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         "date_part" | "extract" => {
             let f = match &args[1] {
                 Value::Interval(iv) => datetime::extract_interval(iv, text(0))?,
+                Value::Time(t) => datetime::extract_time(*t, text(0))?,
                 Value::Timestamp(t) | Value::TimestampTz(t) => datetime::extract(*t, text(0))?,
                 Value::Date(d) => datetime::extract(datetime::date_to_timestamp(*d), text(0))?,
                 _ => return Ok(Value::Null),
@@ -902,6 +904,9 @@ fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
         }
         (Value::Interval(iv), "second") => Ok(Decimal::from_i128_with_scale((iv.micros % 60_000_000) as i128, 6)),
         (Value::Date(_), "epoch") => Ok(Decimal::from_f64(f).unwrap_or_default().trunc()),
+        (Value::Time(t), "epoch") => Ok(Decimal::from_i128_with_scale(*t as i128, 6)),
+        (Value::Time(t), "second") => Ok(Decimal::from_i128_with_scale((t % 60_000_000) as i128, 6)),
+        (Value::Time(t), "milliseconds") => Ok(Decimal::from_i128_with_scale((t % 60_000_000) as i128, 3)),
         (Value::Date(d), "julian") => Ok(Decimal::from(*d as i64 + datetime::UNIX_EPOCH_JULIAN_DAY)),
         (Value::Timestamp(t) | Value::TimestampTz(t), "julian") => {
             let day = Decimal::from(t.div_euclid(MICROS_PER_DAY) + datetime::UNIX_EPOCH_JULIAN_DAY);

@@ -977,6 +977,10 @@ impl Binder<'_> {
             (T::TimestampTz, T::Interval) | (T::Interval, T::TimestampTz) if op == BinaryOp::Add => T::TimestampTz,
             (T::TimestampTz, T::Interval) if op == BinaryOp::Sub => T::TimestampTz,
             (T::Date, T::Interval) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => T::Timestamp,
+            (T::Time, T::Interval) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => T::Time,
+            (T::Interval, T::Time) if op == BinaryOp::Add => T::Time,
+            (T::Time, T::Time) if op == BinaryOp::Sub => T::Interval,
+            (T::Date, T::Time) | (T::Time, T::Date) if op == BinaryOp::Add => T::Timestamp,
             (T::Date, b) if b.is_integer() && matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
                 let r = self.coerce(rb, &T::Int4)?;
                 return Ok((make(lb.0, r), T::Date));

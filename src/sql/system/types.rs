@@ -18,6 +18,7 @@ pub(super) fn all_types() -> Vec<DataType> {
         Char(1),
         Bytea,
         Date,
+        Time,
         Timestamp,
         TimestampTz,
         Interval,
@@ -44,6 +45,7 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Char(_) => "bpchar".into(),
         DataType::Bytea => "bytea".into(),
         DataType::Date => "date".into(),
+        DataType::Time => "time".into(),
         DataType::Timestamp => "timestamp".into(),
         DataType::TimestampTz => "timestamptz".into(),
         DataType::Interval => "interval".into(),
@@ -64,7 +66,7 @@ pub(super) fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
         | DataType::Float8
         | DataType::Numeric(_) => "N",
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => "S",
-        DataType::Date | DataType::Timestamp | DataType::TimestampTz => "D",
+        DataType::Date | DataType::Time | DataType::Timestamp | DataType::TimestampTz => "D",
         DataType::Interval => "T",
         DataType::Array(_) => "A",
         DataType::Enum(_) => "E",
@@ -82,7 +84,7 @@ pub(super) fn type_len(t: &DataType) -> i16 {
         DataType::Bool => 1,
         DataType::Int2 => 2,
         DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Enum(_) => 4,
-        DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+        DataType::Int8 | DataType::Float8 | DataType::Time | DataType::Timestamp | DataType::TimestampTz => 8,
         DataType::Interval | DataType::Uuid => 16,
         _ => -1,
     }
