@@ -1,5 +1,6 @@
 //! The operations endpoint: `GET /health` (JSON), `GET /metrics` (Prometheus text),
-//! `POST /raft/transfer-leadership?to=ID` and `POST /raft/members?…`, over HTTP/1.1 (HTTPS when
+//! `POST /raft/transfer-leadership?to=ID`, `POST /raft/members?…` and `POST /backup` (the
+//! database as one file, streamed), over HTTP/1.1 (HTTPS when
 //! the server has a certificate). Requests are tiny and few, so each connection is read once,
 //! answered and closed.
 //!
@@ -52,6 +53,93 @@ pub trait Status: Send + Sync + 'static {
     fn transfer_leadership(&self, to: u64) -> Result<(), (String, Option<u64>)>;
     /// Proposes a membership change (may block briefly), answered as a transfer is.
     fn change_membership(&self, change: MemberChange) -> Result<(), (String, Option<u64>)>;
+    /// Writes a backup of the database (as of one commit version) to `out`, as storage is
+    /// read. Blocks for as long as that takes.
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<(), String>;
+}
+
+/// The size of the pieces a backup is sent in.
+const BACKUP_CHUNK: usize = 256 * 1024;
+/// Pieces of a backup waiting for the client at most (memory stays bounded).
+const BACKUP_QUEUE: usize = 8;
+/// Time the client may take to read one piece of a backup.
+const BACKUP_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Hands what the backup writes to the connection's task, a piece at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BACKUP_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(BACKUP_CHUNK));
+        self.tx.blocking_send(piece).map_err(|_| std::io::Error::other("the client went away"))
+    }
+}
+
+/// Answers `POST /backup`: the backup streamed as the body (the connection's end ends it; the
+/// file carries its own length and checksum, so a cut-short transfer is detected), or an
+/// error before anything is sent. Returns the status code for the audit log.
+async fn stream_backup<S: AsyncWrite + Unpin>(socket: &mut S, status: Arc<dyn Status>) -> (&'static str, String) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut writer = ChannelWriter { tx, buf: Vec::with_capacity(BACKUP_CHUNK) };
+        let result = status.backup(&mut writer);
+        result.and_then(|()| std::io::Write::flush(&mut writer).map_err(|e| e.to_string()))
+    });
+    let Some(first) = rx.recv().await else {
+        let error = match task.await {
+            Ok(Err(e)) => e,
+            _ => "the backup failed".to_string(),
+        };
+        let body = format!("{{\"error\":\"{}\"}}", error.replace('\\', "\\\\").replace('"', "\\\""));
+        let response = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(IO_TIMEOUT, socket.write_all(response.as_bytes())).await;
+        return ("503 Service Unavailable", body);
+    };
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
+    let mut piece = Some(first);
+    let mut sent = Ok(());
+    if tokio::time::timeout(IO_TIMEOUT, socket.write_all(head.as_bytes())).await.map_or(true, |r| r.is_err()) {
+        sent = Err("the client went away".to_string());
+        piece = None;
+    }
+    while let Some(data) = piece {
+        if tokio::time::timeout(BACKUP_WRITE_TIMEOUT, socket.write_all(&data)).await.map_or(true, |r| r.is_err()) {
+            sent = Err("the client went away or stopped reading".to_string());
+            break;
+        }
+        piece = rx.recv().await;
+    }
+    // Dropping the receiver stops a backup whose client is gone.
+    drop(rx);
+    let result = match task.await {
+        Ok(result) => sent.and(result),
+        Err(_) => Err("the backup failed".to_string()),
+    };
+    let _ = tokio::time::timeout(IO_TIMEOUT, socket.shutdown()).await;
+    match result {
+        Ok(()) => ("200 OK", String::new()),
+        Err(e) => {
+            tracing::warn!(error = %e, "backup not completed");
+            ("500 Internal Server Error", e)
+        }
+    }
 }
 
 /// A single-server membership change asked for over HTTP.
@@ -230,16 +318,19 @@ async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 let (code, body) = members(status, query).await;
                 (code, "application/json", body)
             }
+            ("POST", "/backup") => {
+                let (code, body) = stream_backup(&mut socket, status).await;
+                audit_post(audit, peer, path, query, code, &body);
+                return;
+            }
             ("GET", _) | ("POST", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
             _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
         }
     };
-    // Every request that would change the cluster is audited, refused or not.
+    // Every request that would change the cluster or read all of it is audited, refused or
+    // not.
     if method == "POST" {
-        let failure = (!code.starts_with('2')).then(|| (code.to_string(), body.clone()));
-        let what = format!("POST {path}?{query}");
-        let action = crate::audit::Action { event: crate::audit::Event::Cluster, what, failure };
-        audit.record(&action, "http", Some(peer));
+        audit_post(audit, peer, path, query, code, &body);
     }
     let response = format!(
         "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -250,6 +341,21 @@ async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = socket.shutdown().await;
     })
     .await;
+}
+
+/// Records a POST request in the audit log.
+fn audit_post(
+    audit: &crate::audit::AuditLog,
+    peer: std::net::SocketAddr,
+    path: &str,
+    query: &str,
+    code: &str,
+    body: &str,
+) {
+    let failure = (!code.starts_with('2')).then(|| (code.to_string(), body.to_string()));
+    let what = format!("POST {path}?{query}");
+    let action = crate::audit::Action { event: crate::audit::Event::Cluster, what, failure };
+    audit.record(&action, "http", Some(peer));
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! The crate is layered as `../DESIGN.md` describes; each module depends only on those listed
 //! before it here.
 
+pub mod admin;
 pub mod audit;
 pub mod catalog;
 pub mod error;

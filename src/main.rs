@@ -26,6 +26,11 @@ enum Command {
         #[arg(long, value_parser = edge_id)]
         edge_id: String,
     },
+    /// Back up a running node, or build a data directory from a backup.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotCommand,
+    },
     /// Run a member of a cluster.
     Node {
         /// This node's id (1 to 255, unique in the cluster).
@@ -44,6 +49,69 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Write the database of a running node, as of one commit version, to one file (online:
+    /// writes go on), through its operations endpoint (`POST /backup`, with CHRONOS_HTTP_TOKEN).
+    Create {
+        /// The file to write (replaced if it exists, only once the backup is complete).
+        #[arg(long)]
+        output: PathBuf,
+        /// The node's operations endpoint (its --http-addr): `http://host:port` or `https://…`.
+        #[arg(long, default_value = "http://127.0.0.1:9000", env = "CHRONOS_ADMIN_URL")]
+        url: chronos::admin::Endpoint,
+        /// The CA certificate (PEM) an https:// endpoint's certificate must chain to.
+        #[arg(long, env = "CHRONOS_TLS_CA_CERT")]
+        ca_cert: Option<String>,
+    },
+    /// Build a data directory from a backup; a node started on it answers as of the backup's
+    /// version and founds a cluster of one (add members to it afterwards).
+    Restore(chronos::admin::RestoreArgs),
+}
+
+/// Runs `chronos snapshot …`.
+fn snapshot_command(action: SnapshotCommand) -> std::process::ExitCode {
+    let result = match action {
+        SnapshotCommand::Create { output, url, ca_cert } => {
+            let token = std::env::var("CHRONOS_HTTP_TOKEN").ok().filter(|t| !t.is_empty());
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            runtime
+                .map_err(|e| chronos::error::Error::Io(e.to_string()))
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        let client = chronos::admin::Client::new(token, ca_cert.as_deref())?;
+                        chronos::admin::backup_to_file(&client, &url, &output, &mut |_| {}).await
+                    })
+                })
+                .map(|header| {
+                    println!(
+                        "backup of {url} as of version {} (raft index {}) written to {}",
+                        header.version,
+                        header.raft_index,
+                        output.display()
+                    )
+                })
+        }
+        SnapshotCommand::Restore(args) => args.run().map(|header| {
+            println!(
+                "restored {} into {} as of version {} (taken {} from node {})",
+                args.input.display(),
+                args.data_dir.display(),
+                header.version,
+                header.created_at,
+                header.node_id
+            )
+        }),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chronos: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Options of every server.
@@ -212,6 +280,7 @@ fn main() -> std::process::ExitCode {
             println!("{}", chronos::sync::edge_token(secret.as_bytes(), &edge_id));
             return std::process::ExitCode::SUCCESS;
         }
+        Command::Snapshot { action } => return snapshot_command(action),
         Command::SingleNode { server } => (server, None),
         Command::Node { id, address, peers, join, server } => {
             (server, Some(ClusterConfig { id, address, members: peers, join, tls: None }))

@@ -71,39 +71,8 @@ pub fn options(config: &MqttConfig) -> Result<MqttOptions> {
 }
 
 fn tls_config(files: &super::TlsFiles) -> Result<rumqttc::tokio_rustls::rustls::ClientConfig> {
-    use rumqttc::tokio_rustls::rustls;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |what: &str, e: String| Error::InvalidParameter(format!("MQTT TLS {what}: {e}"));
-    let mut roots = rustls::RootCertStore::empty();
-    match &files.ca {
-        Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(path, e.to_string()))? {
-                roots.add(cert.map_err(|e| bad(path, e.to_string()))?).map_err(|e| bad(path, e.to_string()))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad("setup", e.to_string()))?
-        .with_root_certificates(roots);
-    match (&files.cert, &files.key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| bad(cert, e.to_string()))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| bad("client certificate", e.to_string()))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(bad("[tls]", "cert and key go together".into())),
-    }
+    crate::net::tls_client_config(files.ca.as_deref(), files.cert.as_deref(), files.key.as_deref())
+        .map_err(|e| Error::InvalidParameter(format!("MQTT TLS {e}")))
 }
 
 /// Ingests while this node is the leader (`is_leader`), until `shutdown`.

@@ -90,6 +90,49 @@ pub struct ClientTls {
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A TLS client configuration (rustls on ring) trusting the CA certificates in the PEM file
+/// `ca` (the system's roots without one) and presenting the certificate chain `cert` with its
+/// key `key` when given. The error names the file at fault.
+pub fn tls_client_config(
+    ca: Option<&str>,
+    cert: Option<&str>,
+    key: Option<&str>,
+) -> std::result::Result<tokio_rustls::rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let bad = |what: &str, e: String| format!("{what}: {e}");
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(path, e.to_string()))? {
+                roots.add(cert.map_err(|e| bad(path, e.to_string()))?).map_err(|e| bad(path, e.to_string()))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("setup", e.to_string()))?
+        .with_root_certificates(roots);
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| bad(cert, e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| bad("client certificate", e.to_string()))
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err("a client certificate and its key go together".into()),
+    }
+}
+
 impl std::fmt::Debug for ClientTls {
     /// Never prints the key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

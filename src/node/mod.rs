@@ -4,6 +4,7 @@
 //! background MVCC garbage collector, and shuts down gracefully on a signal: stop accepting,
 //! let running statements finish, flush storage.
 
+pub mod backup;
 pub mod driver;
 pub mod replica;
 
@@ -148,12 +149,14 @@ impl crate::http::Status for NodeStatus {
             Some(status) => {
                 let r = status.report();
                 let now = self.engine.mvcc().clock_now();
+                let backlog = self.engine.sync_backlog_bytes().ok();
                 format!(
-                    ",\"sync\":{{\"edge_id\":{},\"state\":\"{}\",\"target\":{},\"oldest_pending_secs\":{},\"pushes\":{},\"rows_sent\":{},\"errors\":{},\"last_error\":{}}}",
+                    ",\"sync\":{{\"edge_id\":{},\"state\":\"{}\",\"target\":{},\"oldest_pending_secs\":{},\"backlog_bytes\":{},\"pushes\":{},\"rows_sent\":{},\"errors\":{},\"last_error\":{}}}",
                     serde_json::Value::from(r.edge_id.as_str()),
                     r.state.name(),
                     serde_json::Value::from(r.target.as_str()),
                     r.oldest_pending.map_or("null".to_string(), |v| format!("{:.3}", hlc_seconds(now.saturating_sub(v)))),
+                    backlog.map_or("null".to_string(), |b| b.to_string()),
                     r.pushes,
                     r.rows_sent,
                     r.errors,
@@ -200,6 +203,12 @@ impl crate::http::Status for NodeStatus {
             MemberChange::Remove(id) => self.replica.change_membership(raft::ConfChange::Remove(id)),
         };
         result.map_err(|e| self.refusal(e))
+    }
+
+    fn backup(&self, out: &mut dyn std::io::Write) -> std::result::Result<(), String> {
+        let header = backup::write_backup(self.engine.mvcc(), self.replica.id(), out).map_err(|e| e.to_string())?;
+        tracing::info!(version = header.version, raft_index = header.raft_index, "backup written");
+        Ok(())
     }
 
     fn metrics_text(&self) -> String {

@@ -257,10 +257,11 @@ impl Replica {
     /// replicator.
     pub fn start<S: LogStore + Send + 'static>(
         config: ReplicaConfig,
-        store: S,
+        mut store: S,
         mvcc: Arc<Mvcc>,
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Replica>> {
+        super::backup::adopt_restored(&mut store, &mvcc, config.id, &config.voters)?;
         let mut driver_config = DriverConfig::new(config.id);
         driver_config.raft.election_timeout = config.election_ticks;
         driver_config.raft.heartbeat_interval = config.heartbeat_ticks;

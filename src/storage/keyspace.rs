@@ -83,10 +83,13 @@ pub enum Local {
     /// The redo record of a commit path that no longer exists; only looked for, to refuse a
     /// database that holds one.
     LegacyRedo,
+    /// The version of the backup a data directory was restored from, until the node first
+    /// starts on it (`node::backup`).
+    Restored,
 }
 
 impl Local {
-    const ALL: [Local; 3] = [Local::Applied, Local::RaftApplied, Local::LegacyRedo];
+    const ALL: [Local; 4] = [Local::Applied, Local::RaftApplied, Local::LegacyRedo, Local::Restored];
 
     /// The record's key.
     pub const fn key(self) -> &'static [u8] {
@@ -94,6 +97,7 @@ impl Local {
             Local::Applied => b"\x00applied",
             Local::RaftApplied => b"\x00raft",
             Local::LegacyRedo => b"\x00redo",
+            Local::Restored => b"\x00restored",
         }
     }
 }

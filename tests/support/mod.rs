@@ -207,6 +207,23 @@ impl Cluster {
         panic!("the cluster did not start");
     }
 
+    /// Founds a cluster of one member (id 1) on `data_dir` (a restored backup, say); others
+    /// [`Cluster::join`] it.
+    pub fn found_on(data_dir: tempfile::TempDir) -> Cluster {
+        let address = format!("127.0.0.1:{}", free_port());
+        let peers = format!("1={address}");
+        let command = ["node", "--id", "1", "--address", &address, "--peers", &peers];
+        let mut server = Server {
+            pg_addr: ([127, 0, 0, 1], 0).into(),
+            http_addr: ([127, 0, 0, 1], 0).into(),
+            data_dir,
+            child: None,
+            command: command.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(server.spawn_on_fresh_ports(&[]), "the founding member did not start");
+        Cluster { nodes: vec![server] }
+    }
+
     /// The internode `host:port` of node `i` (0-based).
     pub fn internode_address(&self, i: usize) -> String {
         let command = &self.nodes[i].command;

@@ -53,6 +53,12 @@ impl Engine {
         }))
     }
 
+    /// The bytes of the sync outbox's records not yet trimmed (the changes an edge still has
+    /// to push, as stored).
+    pub fn sync_backlog_bytes(&self) -> Result<u64> {
+        self.capture.backlog_bytes(&mut self.mvcc().begin())
+    }
+
     /// Refuses writes of rows while the sync outbox holds more than `bytes` (0: no limit).
     pub fn set_sync_budget(&self, bytes: u64) {
         self.sync_budget.store(bytes, Ordering::Relaxed);
