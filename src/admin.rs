@@ -3,15 +3,19 @@
 //! request per connection, as the endpoint serves them.
 
 use crate::error::{Error, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, HOST};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Time to connect and to read an answer's head.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest answer head read.
-const MAX_HEAD: usize = 16 * 1024;
 
 /// A member's operations endpoint: `http://host:port`, `https://host:port` or `host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,48 +106,37 @@ impl Client {
         Ok(Box::new(stream))
     }
 
-    /// Sends a request and returns the connection positioned at the answer's body, with the
-    /// status code.
-    async fn send(&self, endpoint: &Endpoint, method: &str, target: &str) -> Result<(u16, Vec<u8>, Box<dyn Stream>)> {
-        let mut stream = self.connect(endpoint).await?;
-        let auth = self.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}:{}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
-            endpoint.host, endpoint.port
-        );
-        let failed = |e: std::io::Error| Error::Io(format!("{endpoint}: {e}"));
-        stream.write_all(request.as_bytes()).await.map_err(failed)?;
-        let mut head = Vec::with_capacity(1024);
-        let mut buf = [0u8; 4096];
-        let end = loop {
-            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let n = tokio::time::timeout(TIMEOUT, stream.read(&mut buf))
-                .await
-                .map_err(|_| Error::Io(format!("{endpoint}: no answer")))?
-                .map_err(failed)?;
-            if n == 0 || head.len() > MAX_HEAD {
-                return Err(Error::Io(format!("{endpoint}: the connection closed before an answer")));
-            }
-            head.extend_from_slice(&buf[..n]);
-        };
-        let rest = head.split_off(end);
-        let status = std::str::from_utf8(&head)
-            .ok()
-            .and_then(|h| h.split_whitespace().nth(1))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| Error::Io(format!("{endpoint}: not an HTTP answer")))?;
-        Ok((status, rest, stream))
+    /// Sends a request with an empty body; the answer, its body still to be read.
+    async fn send(&self, endpoint: &Endpoint, method: &str, target: &str) -> Result<Response<Incoming>> {
+        let stream = self.connect(endpoint).await?;
+        let failed = |e: hyper::Error| Error::Io(format!("{endpoint}: {e}"));
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(failed)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut request =
+            Request::builder().method(method).uri(target).header(HOST, format!("{}:{}", endpoint.host, endpoint.port));
+        if let Some(token) = &self.token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request.body(Empty::<Bytes>::new()).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+        tokio::time::timeout(TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| Error::Io(format!("{endpoint}: no answer")))?
+            .map_err(failed)
     }
 
     /// `method target` with an empty body; the whole answer.
     pub async fn request(&self, endpoint: &Endpoint, method: &str, target: &str) -> Result<Answer> {
-        let (status, mut body, mut stream) = self.send(endpoint, method, target).await?;
-        tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut body))
+        let response = self.send(endpoint, method, target).await?;
+        let status = response.status().as_u16();
+        let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
             .await
             .map_err(|_| Error::Io(format!("{endpoint}: the answer stalled")))?
-            .map_err(|e| Error::Io(format!("{endpoint}: {e}")))?;
+            .map_err(|e| Error::Io(format!("{endpoint}: {e}")))?
+            .to_bytes()
+            .to_vec();
         Ok(Answer { status, body })
     }
 
@@ -155,28 +148,27 @@ impl Client {
         out: &mut (impl AsyncWrite + Unpin),
         progress: &mut dyn FnMut(u64),
     ) -> Result<Option<Answer>> {
-        let (status, first, mut stream) = self.send(endpoint, "POST", "/backup").await?;
+        let response = self.send(endpoint, "POST", "/backup").await?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
         if status != 200 {
-            let mut body = first;
-            let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut body)).await;
+            let text = tokio::time::timeout(TIMEOUT, body.collect()).await;
+            let body = text.ok().and_then(|r| r.ok()).map(|b| b.to_bytes().to_vec()).unwrap_or_default();
             return Ok(Some(Answer { status, body }));
         }
         let failed = |e: std::io::Error| Error::Io(format!("{endpoint}: {e}"));
-        out.write_all(&first).await.map_err(failed)?;
-        let mut total = first.len() as u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            // The server sends pieces as it reads storage; a minute without one is a stall.
-            let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf))
-                .await
-                .map_err(|_| Error::Io(format!("{endpoint}: the backup stalled")))?
-                .map_err(failed)?;
-            if n == 0 {
-                break;
+        let mut total = 0u64;
+        // The server sends pieces as it reads storage; a minute without one is a stall.
+        while let Some(frame) = tokio::time::timeout(Duration::from_secs(60), body.frame())
+            .await
+            .map_err(|_| Error::Io(format!("{endpoint}: the backup stalled")))?
+        {
+            let frame = frame.map_err(|e| Error::Io(format!("{endpoint}: the backup was cut short: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                out.write_all(&data).await.map_err(failed)?;
+                total += data.len() as u64;
+                progress(total);
             }
-            out.write_all(&buf[..n]).await.map_err(failed)?;
-            total += n as u64;
-            progress(total);
         }
         out.flush().await.map_err(failed)?;
         Ok(None)

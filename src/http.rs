@@ -1,15 +1,23 @@
-//! The operations endpoint: `GET /health` (JSON), `GET /metrics` (Prometheus text),
-//! `POST /raft/transfer-leadership?to=ID`, `POST /raft/members?…` and `POST /backup` (the
-//! database as one file, streamed), over HTTP/1.1 (HTTPS when
-//! the server has a certificate). Requests are tiny and few, so each connection is read once,
-//! answered and closed.
+//! The operations endpoint: `GET /health` and `GET /ready` (JSON), `GET /metrics` (Prometheus
+//! text), `POST /raft/transfer-leadership?to=ID`, `POST /raft/members?…` and `POST /backup`
+//! (the database as one file, streamed), served by hyper over HTTP/1.1 (HTTPS when the server
+//! has a certificate). Requests are tiny and few, so each connection carries one request and
+//! is closed after its answer.
 //!
 //! Guarding it: the POST endpoints take their own bearer token (`CHRONOS_HTTP_TOKEN`), not a SQL
 //! password; requests from browsers (any `Origin` header) are refused, so a web page cannot
 //! reach the endpoint through a visitor; connections are bounded in number and in time.
 
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, ORIGIN};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -46,6 +54,9 @@ pub trait Status: Send + Sync + 'static {
     /// The `/health` JSON document, and whether the node is healthy (else `/health` answers
     /// 503).
     fn health(&self) -> (bool, String);
+    /// The `/ready` JSON document, and whether the node can serve reads and writes now (else
+    /// `/ready` answers 503).
+    fn ready(&self) -> (bool, String);
     /// The `/metrics` body in Prometheus text format.
     fn metrics_text(&self) -> String;
     /// Starts a leadership transfer to node `to` (may block briefly): Ok, or why not and
@@ -89,57 +100,80 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// Answers `POST /backup`: the backup streamed as the body (the connection's end ends it; the
-/// file carries its own length and checksum, so a cut-short transfer is detected), or an
-/// error before anything is sent. Returns the status code for the audit log.
-async fn stream_backup<S: AsyncWrite + Unpin>(socket: &mut S, status: Arc<dyn Status>) -> (&'static str, String) {
+/// A response body: whole, or streamed (a backup).
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// An answer with its whole body.
+fn reply(code: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    *response.status_mut() = code;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// What every request of a connection needs.
+struct Context {
+    status: Arc<dyn Status>,
+    config: Arc<HttpConfig>,
+    audit: Arc<crate::audit::AuditLog>,
+    peer: SocketAddr,
+}
+
+/// Answers `POST /backup`: the backup streamed as the body (the file carries its own length and
+/// checksum, so a transfer cut short is detected), or an error before anything is sent. The
+/// request is audited once the backup has ended.
+async fn stream_backup(ctx: &Context, path: &str, query: &str) -> Response<Body> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
+    let status = ctx.status.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut writer = ChannelWriter { tx, buf: Vec::with_capacity(BACKUP_CHUNK) };
         let result = status.backup(&mut writer);
         result.and_then(|()| std::io::Write::flush(&mut writer).map_err(|e| e.to_string()))
     });
+    let (audit, peer, what) = (ctx.audit.clone(), ctx.peer, (path.to_string(), query.to_string()));
     let Some(first) = rx.recv().await else {
         let error = match task.await {
             Ok(Err(e)) => e,
             _ => "the backup failed".to_string(),
         };
-        let body = format!("{{\"error\":\"{}\"}}", error.replace('\\', "\\\\").replace('"', "\\\""));
-        let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = tokio::time::timeout(IO_TIMEOUT, socket.write_all(response.as_bytes())).await;
-        return ("503 Service Unavailable", body);
+        let body = serde_json::json!({ "error": error }).to_string();
+        audit_post(&audit, peer, &what.0, &what.1, StatusCode::SERVICE_UNAVAILABLE, &body);
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "application/json", body);
     };
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
-    let mut piece = Some(first);
-    let mut sent = Ok(());
-    if tokio::time::timeout(IO_TIMEOUT, socket.write_all(head.as_bytes())).await.map_or(true, |r| r.is_err()) {
-        sent = Err("the client went away".to_string());
-        piece = None;
-    }
-    while let Some(data) = piece {
-        if tokio::time::timeout(BACKUP_WRITE_TIMEOUT, socket.write_all(&data)).await.map_or(true, |r| r.is_err()) {
-            sent = Err("the client went away or stopped reading".to_string());
-            break;
+    // hyper takes the pieces from this channel as the client reads them.
+    let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let mut piece = Some(first);
+        let mut sent = Ok(());
+        while let Some(data) = piece {
+            let frame = Ok(Frame::data(Bytes::from(data)));
+            if !matches!(tokio::time::timeout(BACKUP_WRITE_TIMEOUT, body_tx.send(frame)).await, Ok(Ok(()))) {
+                sent = Err("the client went away or stopped reading".to_string());
+                break;
+            }
+            piece = rx.recv().await;
         }
-        piece = rx.recv().await;
-    }
-    // Dropping the receiver stops a backup whose client is gone.
-    drop(rx);
-    let result = match task.await {
-        Ok(result) => sent.and(result),
-        Err(_) => Err("the backup failed".to_string()),
-    };
-    let _ = tokio::time::timeout(IO_TIMEOUT, socket.shutdown()).await;
-    match result {
-        Ok(()) => ("200 OK", String::new()),
-        Err(e) => {
-            tracing::warn!(error = %e, "backup not completed");
-            ("500 Internal Server Error", e)
-        }
-    }
+        // Dropping the receiver stops a backup whose client is gone.
+        drop(rx);
+        let result = match task.await {
+            Ok(result) => sent.and(result),
+            Err(_) => Err("the backup failed".to_string()),
+        };
+        let code = match &result {
+            Ok(()) => StatusCode::OK,
+            Err(e) => {
+                tracing::warn!(error = %e, "backup not completed");
+                // Ends the response unfinished: the client sees a cut-short body.
+                let _ = body_tx.send(Err(std::io::Error::other(e.clone()))).await;
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        audit_post(&audit, peer, &what.0, &what.1, code, result.err().as_deref().unwrap_or(""));
+    });
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(body_rx));
+    let mut response = Response::new(BodyExt::boxed(body));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response
 }
 
 /// A single-server membership change asked for over HTTP.
@@ -157,19 +191,19 @@ fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Answers a refused or accepted operation.
-fn answer(result: Result<(), (String, Option<u64>)>, accepted: String) -> (&'static str, String) {
+fn answer(result: Result<(), (String, Option<u64>)>, accepted: String) -> (StatusCode, String) {
     match result {
-        Ok(()) => ("202 Accepted", accepted),
+        Ok(()) => (StatusCode::ACCEPTED, accepted),
         Err((error, leader)) => {
             let leader = leader.map_or("null".to_string(), |l| l.to_string());
             let error = error.replace('\\', "\\\\").replace('"', "\\\"");
-            ("409 Conflict", format!("{{\"error\":\"{error}\",\"leader\":{leader}}}"))
+            (StatusCode::CONFLICT, format!("{{\"error\":\"{error}\",\"leader\":{leader}}}"))
         }
     }
 }
 
 /// Answers `POST /raft/members?add=ID&address=HOST:PORT`, `?promote=ID` or `?remove=ID`.
-async fn members(status: Arc<dyn Status>, query: &str) -> (&'static str, String) {
+async fn members(status: Arc<dyn Status>, query: &str) -> (StatusCode, String) {
     let id = |name| param(query, name).and_then(|v| v.parse::<u64>().ok());
     let change = match (id("add"), id("promote"), id("remove"), param(query, "address")) {
         (Some(id), None, None, Some(address)) if !address.is_empty() => MemberChange::Add(id, address.to_string()),
@@ -177,7 +211,7 @@ async fn members(status: Arc<dyn Status>, query: &str) -> (&'static str, String)
         (None, None, Some(id), None) => MemberChange::Remove(id),
         _ => {
             let usage = "expected ?add=<id>&address=<host:port>, ?promote=<id> or ?remove=<id>";
-            return ("400 Bad Request", format!("{{\"error\":\"{usage}\"}}"));
+            return (StatusCode::BAD_REQUEST, format!("{{\"error\":\"{usage}\"}}"));
         }
     };
     let accepted = match &change {
@@ -190,62 +224,41 @@ async fn members(status: Arc<dyn Status>, query: &str) -> (&'static str, String)
     };
     match tokio::task::spawn_blocking(move || status.change_membership(change)).await {
         Ok(result) => answer(result, accepted),
-        Err(_) => ("500 Internal Server Error", "{\"error\":\"membership change failed\"}".to_string()),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "{\"error\":\"membership change failed\"}".to_string()),
     }
 }
 
 /// Answers `POST /raft/transfer-leadership?to=ID`.
-async fn transfer(status: Arc<dyn Status>, query: &str) -> (&'static str, String) {
+async fn transfer(status: Arc<dyn Status>, query: &str) -> (StatusCode, String) {
     let Some(to) = param(query, "to").and_then(|v| v.parse::<u64>().ok()) else {
-        return ("400 Bad Request", "{\"error\":\"expected ?to=<node id>\"}".to_string());
+        return (StatusCode::BAD_REQUEST, "{\"error\":\"expected ?to=<node id>\"}".to_string());
     };
     match tokio::task::spawn_blocking(move || status.transfer_leadership(to)).await {
         Ok(result) => answer(result, format!("{{\"transferring_to\":{to}}}")),
-        Err(_) => ("500 Internal Server Error", "{\"error\":\"transfer failed\"}".to_string()),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "{\"error\":\"transfer failed\"}".to_string()),
     }
 }
 
-/// Largest request head accepted.
+/// Largest request head accepted (hyper's smallest read buffer); a larger one gets 431.
 const MAX_HEAD: usize = 8192;
-
-/// Reads a request head (up to the blank line), which may arrive in several segments. None if
-/// the client closes first or sends more than [`MAX_HEAD`] bytes.
-async fn read_head<S: AsyncRead + Unpin>(socket: &mut S) -> Option<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = socket.read(&mut buf).await.ok()?;
-        if n == 0 || head.len() + n > MAX_HEAD {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Some(head)
-}
-
-/// The value of header `name` in a request head.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
 
 /// Whether a request may change the cluster (the POST endpoints): with a token configured it
 /// must carry `Authorization: Bearer <token>`; without one, only a loopback client of a server
 /// without passwords may (a development set-up).
-fn may_administer(head: &str, peer: std::net::SocketAddr, config: &HttpConfig) -> bool {
+fn may_administer(headers: &HeaderMap, peer: SocketAddr, config: &HttpConfig) -> bool {
     let Some(expected) = config.token.as_deref() else {
         return !config.passwords_configured && peer.ip().is_loopback();
     };
-    let given =
-        header(head, "authorization").and_then(|t| t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer ")));
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|t| t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer ")));
     let Some(given) = given else { return false };
     // Compared in time independent of where they differ.
     given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-/// Serves until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     status: Arc<dyn Status>,
@@ -263,16 +276,14 @@ pub async fn serve(
                     tracing::debug!(%peer, "http: too many connections, closing one");
                     continue;
                 };
-                let status = status.clone();
-                let config = config.clone();
-                let audit = audit.clone();
+                let ctx = Context { status: status.clone(), config: config.clone(), audit: audit.clone(), peer };
                 tokio::spawn(async move {
                     let _slot = slot;
-                    match config.tls.clone() {
-                        None => answer_connection(socket, peer, status, &config, &audit).await,
+                    match ctx.config.tls.clone() {
+                        None => serve_connection(socket, ctx).await,
                         Some(tls) => {
                             if let Ok(Ok(socket)) = tokio::time::timeout(IO_TIMEOUT, tls.accept(socket)).await {
-                                answer_connection(socket, peer, status, &config, &audit).await;
+                                serve_connection(socket, ctx).await;
                             }
                         }
                     }
@@ -283,76 +294,70 @@ pub async fn serve(
     }
 }
 
-/// Reads one request from `socket`, answers it and closes the connection.
-async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
-    mut socket: S,
-    peer: std::net::SocketAddr,
-    status: Arc<dyn Status>,
-    config: &HttpConfig,
-    audit: &crate::audit::AuditLog,
-) {
-    let Ok(Some(head)) = tokio::time::timeout(IO_TIMEOUT, read_head(&mut socket)).await else { return };
-    let request = String::from_utf8_lossy(&head);
-    let mut parts = request.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let (code, content_type, body) = if header(&request, "origin").is_some() {
-        ("403 Forbidden", "application/json", "{\"error\":\"cross-origin requests are refused\"}".to_string())
+/// Serves one request on a connection: its head must arrive within [`IO_TIMEOUT`] and fit in
+/// [`MAX_HEAD`] bytes; the connection is closed after the answer.
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(socket: S, ctx: Context) {
+    let ctx = Arc::new(ctx);
+    let service = hyper::service::service_fn(move |request| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(request, &ctx).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IO_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(socket), service);
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "http connection ended with an error");
+    }
+}
+
+/// Answers one request.
+async fn route<B>(request: Request<B>, ctx: &Context) -> Response<Body> {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let query = request.uri().query().unwrap_or("").to_string();
+    let json = "application/json";
+    let probe =
+        |(ok, body): (bool, String)| (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, json, body);
+    let (code, content_type, body) = if request.headers().contains_key(ORIGIN) {
+        (StatusCode::FORBIDDEN, json, "{\"error\":\"cross-origin requests are refused\"}".to_string())
     } else {
-        match (method, path) {
-            ("POST", _) if !may_administer(&request, peer, config) => (
-                "401 Unauthorized",
-                "application/json",
+        match (&method, path.as_str()) {
+            (&Method::POST, _) if !may_administer(request.headers(), ctx.peer, &ctx.config) => (
+                StatusCode::UNAUTHORIZED,
+                json,
                 "{\"error\":\"send Authorization: Bearer <CHRONOS_HTTP_TOKEN>\"}".to_string(),
             ),
-            ("GET", "/health") => match status.health() {
-                (true, body) => ("200 OK", "application/json", body),
-                (false, body) => ("503 Service Unavailable", "application/json", body),
-            },
-            ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", status.metrics_text()),
-            ("POST", "/raft/transfer-leadership") => {
-                let (code, body) = transfer(status, query).await;
-                (code, "application/json", body)
+            (&Method::GET, "/health") => probe(ctx.status.health()),
+            (&Method::GET, "/ready") => probe(ctx.status.ready()),
+            (&Method::GET, "/metrics") => {
+                (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.status.metrics_text())
             }
-            ("POST", "/raft/members") => {
-                let (code, body) = members(status, query).await;
-                (code, "application/json", body)
+            (&Method::POST, "/raft/transfer-leadership") => {
+                let (code, body) = transfer(ctx.status.clone(), &query).await;
+                (code, json, body)
             }
-            ("POST", "/backup") => {
-                let (code, body) = stream_backup(&mut socket, status).await;
-                audit_post(audit, peer, path, query, code, &body);
-                return;
+            (&Method::POST, "/raft/members") => {
+                let (code, body) = members(ctx.status.clone(), &query).await;
+                (code, json, body)
             }
-            ("GET", _) | ("POST", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
+            (&Method::POST, "/backup") => return stream_backup(ctx, &path, &query).await,
+            (&Method::GET, _) | (&Method::POST, _) => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+            _ => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".to_string()),
         }
     };
     // Every request that would change the cluster or read all of it is audited, refused or
     // not.
-    if method == "POST" {
-        audit_post(audit, peer, path, query, code, &body);
+    if method == Method::POST {
+        audit_post(&ctx.audit, ctx.peer, &path, &query, code, &body);
     }
-    let response = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tokio::time::timeout(IO_TIMEOUT, async {
-        let _ = socket.write_all(response.as_bytes()).await;
-        let _ = socket.shutdown().await;
-    })
-    .await;
+    reply(code, content_type, body)
 }
 
 /// Records a POST request in the audit log.
-fn audit_post(
-    audit: &crate::audit::AuditLog,
-    peer: std::net::SocketAddr,
-    path: &str,
-    query: &str,
-    code: &str,
-    body: &str,
-) {
-    let failure = (!code.starts_with('2')).then(|| (code.to_string(), body.to_string()));
+fn audit_post(audit: &crate::audit::AuditLog, peer: SocketAddr, path: &str, query: &str, code: StatusCode, body: &str) {
+    let failure = (!code.is_success()).then(|| (code.to_string(), body.to_string()));
     let what = format!("POST {path}?{query}");
     let action = crate::audit::Action { event: crate::audit::Event::Cluster, what, failure };
     audit.record(&action, "http", Some(peer));
@@ -365,7 +370,16 @@ mod tests {
     #[test]
     fn administration_needs_the_token() {
         let (local, remote) = ("127.0.0.1:5000".parse().unwrap(), "10.1.2.3:5000".parse().unwrap());
-        let head = |auth: &str| format!("POST /raft/members?remove=3 HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+        let head = |auth: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            if let Some((name, value)) = auth.trim_end().split_once(':') {
+                headers.insert(
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.trim().parse().unwrap(),
+                );
+            }
+            headers
+        };
         let open = HttpConfig::default();
         assert!(may_administer(&head(""), local, &open));
         assert!(!may_administer(&head(""), remote, &open));

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod catalog;
 pub mod error;
 pub mod http;
+pub mod logging;
+pub mod metrics;
 pub mod mqtt;
 pub mod mvcc;
 pub mod net;

@@ -262,10 +262,10 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHRONOS_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = chronos::logging::init() {
+        eprintln!("chronos: {e}");
+        return std::process::ExitCode::from(2);
+    }
     // Panics (a bug, or a malformed message in a protocol decoder) go to the log, not raw
     // stderr; the connection or statement they happened in is closed or failed, the server
     // goes on.

@@ -10,8 +10,9 @@
 #   filled with a few hundred rows over the last two days, and dropped at the end; an existing
 #   one is used as it is and left alone.
 # - Every PromQL expr names only series chronos exports: those of the running server's
-#   /metrics, of an edge and of a node taking pushes (two loopback nodes started from
-#   CHRONOS_BIN for a few seconds: their sync series exist only in those roles), and `up`,
+#   /metrics, of an edge, of a node taking pushes and of a cluster of two (loopback nodes
+#   started from CHRONOS_BIN for a few seconds: their sync series exist only in those roles,
+#   a leader's series about its followers only in a cluster), and `up`,
 #   which Prometheus adds to every target. Every job label is a job of prometheus.yml.
 # - Every chronos command in docker/docker-compose.yml, docker/*.sh and the Dockerfile's CMD:
 #   the subcommand exists, each --flag is in `chronos SUBCOMMAND --help`; every CHRONOS_*
@@ -334,33 +335,51 @@ def free_port():
 
 
 def role_metrics():
-    """/metrics of a node taking pushes and of an edge pushing to it, both on loopback."""
+    """/metrics of a node taking pushes, of an edge pushing to it, and of the two members of
+    a cluster (a leader's series about its followers exist only there), all on loopback."""
     tmp = tempfile.mkdtemp(prefix="docker-check-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONOS_")}
     env["CHRONOS_LOG"] = "warn"
     procs, found = [], {}
     sync = free_port()
-    roles = [("sync receiver", ["--sync-address", f"127.0.0.1:{sync}"]),
-             ("edge", ["--edge-id", "docker-check", "--sync-target", f"http://127.0.0.1:{sync}"])]
+    internode = [free_port(), free_port()]
+    peers = ",".join(f"{i + 1}=127.0.0.1:{port}" for i, port in enumerate(internode))
+    roles = [("sync receiver", [["single-node", "--sync-address", f"127.0.0.1:{sync}"]]),
+             ("edge", [["single-node", "--edge-id", "docker-check", "--sync-target", f"http://127.0.0.1:{sync}"]]),
+             ("cluster of two", [["node", "--id", str(i + 1), "--address", f"127.0.0.1:{port}", "--peers", peers]
+                                 for i, port in enumerate(internode)])]
+    leads = 'chronos_raft_role{role="Leader"} 1'
     try:
-        for role, extra in roles:
-            http = free_port()
-            log = open(os.path.join(tmp, role.replace(" ", "-") + ".log"), "w")
-            argv = [BIN, "single-node", "--data-dir", os.path.join(tmp, role.replace(" ", "-")),
-                    "--pg-addr", f"127.0.0.1:{free_port()}", "--http-addr", f"127.0.0.1:{http}"] + extra
-            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env))
-            deadline, text = time.time() + 20, None
-            while time.time() < deadline and text is None:
-                try:
-                    text = fetch(f"http://127.0.0.1:{http}/metrics")
-                except OSError:
-                    if procs[-1].poll() is not None:
-                        break
-                    time.sleep(0.2)
-            found[role] = metric_names(text) if text else None
-            if text is None:
-                log.flush()
-                found[role] = read(log.name) or "did not start"
+        for role, members in roles:
+            https, logs = [], []
+            for n, extra in enumerate(members):
+                http = free_port()
+                name = f"{role.replace(' ', '-')}-{n}"
+                log = open(os.path.join(tmp, name + ".log"), "w")
+                argv = [BIN] + extra[:1] + ["--data-dir", os.path.join(tmp, name),
+                        "--pg-addr", f"127.0.0.1:{free_port()}", "--http-addr", f"127.0.0.1:{http}"] + extra[1:]
+                procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env))
+                https.append(http)
+                logs.append(log)
+            # Every member answers; a cluster also has a leader with a follower.
+            deadline, texts = time.time() + 20, {}
+            while time.time() < deadline:
+                for http in https:
+                    try:
+                        texts[http] = fetch(f"http://127.0.0.1:{http}/metrics")
+                    except OSError:
+                        pass
+                if len(texts) == len(https) and (len(https) == 1 or any(leads in t for t in texts.values())):
+                    break
+                if any(p.poll() is not None for p in procs):
+                    break
+                time.sleep(0.2)
+            if len(texts) == len(https):
+                found[role] = set().union(*(metric_names(t) for t in texts.values()))
+            else:
+                for log in logs:
+                    log.flush()
+                found[role] = "\n".join(read(log.name) for log in logs) or "did not start"
     except OSError as e:
         found = {role: str(e) for role, _ in roles}
     finally:
@@ -384,7 +403,7 @@ def check_promql(proms):
         exported = set()
     for role, names in role_metrics().items():
         good = isinstance(names, set)
-        report(good, f"/metrics of a loopback {role} ({os.path.basename(BIN)} single-node): "
+        report(good, f"/metrics of a loopback {role} ({os.path.basename(BIN)}): "
                      + (f"{len(names)} series names" if good else "unavailable"), "" if good else names)
         if good:
             exported |= names

@@ -51,7 +51,7 @@ enum Command {
         #[command(subcommand)]
         action: Members,
     },
-    /// Hand leadership to another voter.
+    /// Hand leadership to another voter and wait until it leads.
     TransferLeader {
         /// The voter to lead.
         id: u64,
@@ -172,11 +172,7 @@ async fn run(cli: Cli) -> Outcome {
             };
             admin.on_leader(&target, &what).await
         }
-        Command::TransferLeader { id } => {
-            admin
-                .on_leader(&format!("/raft/transfer-leadership?to={id}"), &format!("leadership goes to node {id}"))
-                .await
-        }
+        Command::TransferLeader { id } => admin.transfer_leader(id).await,
         Command::Backup { output } => admin.backup(&output).await,
         Command::Restore(args) => admin.restore(&args),
         Command::Sync { action: Sync::Status } => admin.sync_status().await,
@@ -287,21 +283,32 @@ impl Admin {
         }
     }
 
-    /// POSTs `target` to the leader: the listed member that says it leads, else the first
-    /// that answers, following a refusal's leader id to another listed member once.
+    /// POSTs `target` to the leader and prints what it answered.
     async fn on_leader(&self, target: &str, done: &str) -> Outcome {
+        let (url, answer) = self.post_to_leader(target).await?;
+        self.print_done(&url, answer, done);
+        Ok(())
+    }
+
+    fn print_done(&self, url: &Endpoint, answer: Value, done: &str) {
+        if self.json {
+            println!("{answer}");
+        } else {
+            println!("{done} (through {url})");
+        }
+    }
+
+    /// POSTs `target` to the leader: the listed member that says it leads, else the first
+    /// that answers, following a refusal's leader id to another listed member once. Returns
+    /// the member that accepted and its answer.
+    async fn post_to_leader(&self, target: &str) -> Result<(Endpoint, Value), Failure> {
         let up = self.reachable().await?;
         let by_id = |id: u64| up.iter().find(|(_, h)| h["id"].as_u64() == Some(id)).map(|(u, _)| u.clone());
         let mut url = up.iter().find(|(_, h)| h["role"] == "Leader").map_or(up[0].0.clone(), |(u, _)| u.clone());
         for _ in 0..2 {
             let answer = self.client.request(&url, "POST", target).await.map_err(failed)?;
             if (200..300).contains(&answer.status) {
-                if self.json {
-                    println!("{}", answer.json().unwrap_or(Value::Null));
-                } else {
-                    println!("{done} (through {url})");
-                }
-                return Ok(());
+                return Ok((url, answer.json().unwrap_or(Value::Null)));
             }
             let leader = answer.json().ok().and_then(|v| v["leader"].as_u64());
             match leader.and_then(by_id) {
@@ -316,6 +323,29 @@ impl Admin {
             }
         }
         Err(Failure::Failed("the leader changed while the request was sent; try again".into()))
+    }
+
+    /// Asks the leader to hand over to `id` and waits until a listed member reports `id` as
+    /// leader (followers name their leader too). A transfer the leader gives up (the target could not catch up within an
+    /// election timeout, or lost the election) is asked for again, three times in all.
+    async fn transfer_leader(&self, id: u64) -> Outcome {
+        let target = format!("/raft/transfer-leadership?to={id}");
+        for _ in 0..3 {
+            let (url, answer) = self.post_to_leader(&target).await?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                let members = self.members().await;
+                let led = |h: &Value| h["leader"].as_u64() == Some(id);
+                if members.iter().any(|m| m.health.as_ref().is_ok_and(led)) {
+                    self.print_done(&url, answer, &format!("node {id} leads"));
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Err(Failure::Failed(format!(
+            "node {id} did not take the leadership (asked three times); `status` shows who leads"
+        )))
     }
 
     async fn backup(&self, output: &std::path::Path) -> Outcome {

@@ -219,64 +219,37 @@ impl Metrics {
         self.rejected.iter().map(|c| c.load(Relaxed)).sum()
     }
 
-    /// The Prometheus text of these counters.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
-        };
-        metric(
+    /// Adds these counters to a `/metrics` page.
+    pub fn report(&self, m: &mut crate::metrics::Families) {
+        m.gauge(
             "chronos_mqtt_connected",
-            "gauge",
             "1 while connected to the MQTT broker.",
-            self.connected.load(Relaxed).into(),
+            i64::from(self.connected.load(Relaxed)),
         );
-        metric(
-            "chronos_mqtt_messages_received_total",
-            "counter",
-            "MQTT messages received.",
-            self.received.load(Relaxed),
-        );
-        metric(
-            "chronos_mqtt_rows_written_total",
-            "counter",
-            "Rows written from MQTT messages.",
-            self.rows.load(Relaxed),
-        );
-        metric(
-            "chronos_mqtt_batches_total",
-            "counter",
-            "Batches of MQTT messages committed.",
-            self.batches.load(Relaxed),
-        );
-        metric(
+        m.counter("chronos_mqtt_messages_received_total", "MQTT messages received.", self.received.load(Relaxed));
+        m.counter("chronos_mqtt_rows_written_total", "Rows written from MQTT messages.", self.rows.load(Relaxed));
+        m.counter("chronos_mqtt_batches_total", "Batches of MQTT messages committed.", self.batches.load(Relaxed));
+        m.counter(
             "chronos_mqtt_messages_acknowledged_total",
-            "counter",
             "QoS 1 messages acknowledged to the broker after their batch committed.",
             self.acknowledged.load(Relaxed),
         );
-        metric(
+        m.counter(
             "chronos_mqtt_write_errors_total",
-            "counter",
             "Batches that could not be committed (written again later; their messages stay unacknowledged).",
             self.write_errors.load(Relaxed),
         );
-        metric(
+        m.counter(
             "chronos_mqtt_connection_errors_total",
-            "counter",
             "Connections to the broker lost or refused.",
             self.connection_errors.load(Relaxed),
         );
-        out.push_str("# HELP chronos_mqtt_messages_rejected_total MQTT messages rejected (kept in chronos_mqtt_rejected), by reason.\n");
-        out.push_str("# TYPE chronos_mqtt_messages_rejected_total counter\n");
-        for (reason, count) in Reason::ALL.iter().zip(&self.rejected) {
-            out.push_str(&format!(
-                "chronos_mqtt_messages_rejected_total{{reason=\"{}\"}} {}\n",
-                reason.name(),
-                count.load(Relaxed)
-            ));
-        }
-        out
+        m.counter_vec(
+            "chronos_mqtt_messages_rejected_total",
+            "MQTT messages rejected (kept in chronos_mqtt_rejected), by reason.",
+            "reason",
+            Reason::ALL.iter().zip(&self.rejected).map(|(r, c)| (r.name().to_string(), c.load(Relaxed))).collect(),
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod driver;
 pub mod replica;
+mod status;
 
 use crate::error::{Error, Result};
 use crate::pg::{self, PgConfig};
@@ -110,228 +111,6 @@ impl Default for NodeConfig {
             mqtt: None,
         }
     }
-}
-
-struct NodeStatus {
-    engine: Arc<Engine>,
-    pg: Arc<pg::PgMetrics>,
-    replica: Arc<replica::Replica>,
-    sync: Option<Arc<crate::sync::worker::SyncStatus>>,
-    /// A cluster member's sync service (the cloud side).
-    received: Option<Arc<crate::sync::cloud::Metrics>>,
-    mqtt: Option<Arc<crate::mqtt::Metrics>>,
-}
-
-impl NodeStatus {
-    /// Why an operation was refused, with the leader to ask instead when known.
-    fn refusal(&self, error: Error) -> (String, Option<u64>) {
-        match error {
-            Error::NotLeader(leader) => ("this node is not the leader".to_string(), leader),
-            other => (other.to_string(), self.replica.status().leader),
-        }
-    }
-}
-
-impl crate::http::Status for NodeStatus {
-    fn health(&self) -> (bool, String) {
-        let applied_version = self.engine.mvcc().durable_version();
-        let s = self.replica.status();
-        let leader = s.leader.map_or("null".to_string(), |l| l.to_string());
-        let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-        let reason = |e: Error| serde_json::Value::from(e.to_string());
-        let (healthy, status) = match (self.replica.failure(), self.replica.stalled()) {
-            (None, None) => (true, "\"status\":\"ok\"".to_string()),
-            (Some(failure), _) => (false, format!("\"status\":\"failed\",\"reason\":{}", reason(failure))),
-            (None, Some(stall)) => (false, format!("\"status\":\"stalled\",\"reason\":{}", reason(stall))),
-        };
-        let sync = match &self.sync {
-            None => String::new(),
-            Some(status) => {
-                let r = status.report();
-                let now = self.engine.mvcc().clock_now();
-                let backlog = self.engine.sync_backlog_bytes().ok();
-                format!(
-                    ",\"sync\":{{\"edge_id\":{},\"state\":\"{}\",\"target\":{},\"oldest_pending_secs\":{},\"backlog_bytes\":{},\"pushes\":{},\"rows_sent\":{},\"errors\":{},\"last_error\":{}}}",
-                    serde_json::Value::from(r.edge_id.as_str()),
-                    r.state.name(),
-                    serde_json::Value::from(r.target.as_str()),
-                    r.oldest_pending.map_or("null".to_string(), |v| format!("{:.3}", hlc_seconds(now.saturating_sub(v)))),
-                    backlog.map_or("null".to_string(), |b| b.to_string()),
-                    r.pushes,
-                    r.rows_sent,
-                    r.errors,
-                    r.last_error.as_deref().map_or(serde_json::Value::Null, serde_json::Value::from),
-                )
-            }
-        };
-        let mqtt = match &self.mqtt {
-            None => String::new(),
-            Some(m) => {
-                use std::sync::atomic::Ordering::Relaxed;
-                format!(
-                    ",\"mqtt\":{{\"connected\":{},\"received\":{},\"rows_written\":{},\"rejected\":{},\"write_errors\":{}}}",
-                    m.connected.load(Relaxed),
-                    m.received.load(Relaxed),
-                    m.rows.load(Relaxed),
-                    m.rejected_total(),
-                    m.write_errors.load(Relaxed),
-                )
-            }
-        };
-        let body = format!(
-            "{{{status},\"role\":\"{}\",\"term\":{},\"id\":{},\"leader\":{leader},\"commit_index\":{},\"applied_index\":{},\"applied_version\":{applied_version},\"voters\":[{}],\"learners\":[{}]{sync}{mqtt}}}",
-            s.role,
-            s.term,
-            self.replica.id(),
-            s.commit,
-            s.applied,
-            ids(&s.voters),
-            ids(&s.learners)
-        );
-        (healthy, body)
-    }
-
-    fn transfer_leadership(&self, to: u64) -> std::result::Result<(), (String, Option<u64>)> {
-        self.replica.transfer_leadership(to).map_err(|e| self.refusal(e))
-    }
-
-    fn change_membership(&self, change: crate::http::MemberChange) -> std::result::Result<(), (String, Option<u64>)> {
-        use crate::http::MemberChange;
-        let result = match change {
-            MemberChange::Add(id, address) => self.replica.add_member(id, &address),
-            MemberChange::Promote(id) => self.replica.change_membership(raft::ConfChange::Promote(id)),
-            MemberChange::Remove(id) => self.replica.change_membership(raft::ConfChange::Remove(id)),
-        };
-        result.map_err(|e| self.refusal(e))
-    }
-
-    fn backup(&self, out: &mut dyn std::io::Write) -> std::result::Result<(), String> {
-        let header = backup::write_backup(self.engine.mvcc(), self.replica.id(), out).map_err(|e| e.to_string())?;
-        tracing::info!(version = header.version, raft_index = header.raft_index, "backup written");
-        Ok(())
-    }
-
-    fn metrics_text(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let metrics: [(&str, &str, &str, u64); 9] = [
-            ("chronos_connections", "gauge", "Open PostgreSQL connections.", self.pg.connections.load(Relaxed) as u64),
-            ("chronos_statements_total", "counter", "Statements run.", self.pg.statements.load(Relaxed)),
-            ("chronos_statement_errors_total", "counter", "Statements that failed.", self.pg.errors.load(Relaxed)),
-            ("chronos_commits_total", "counter", "Transactions committed with writes.", self.engine.mvcc().commits()),
-            (
-                "chronos_commit_conflicts_total",
-                "counter",
-                "Commits refused by validation (serialization failures, retried for autocommit statements).",
-                self.engine.mvcc().conflicts(),
-            ),
-            (
-                "chronos_column_cache_bytes",
-                "gauge",
-                "Memory held by column snapshots of tables (roughly).",
-                self.engine.mvcc().column_cache().bytes() as u64,
-            ),
-            (
-                "chronos_column_snapshot_reads_total",
-                "counter",
-                "Full table scans served from a column snapshot instead of storage.",
-                self.engine.mvcc().column_cache().reads(),
-            ),
-            (
-                "chronos_ttl_expired_rows_total",
-                "counter",
-                "Rows deleted because they were older than their table's TTL.",
-                self.engine.ttl_expired_rows(),
-            ),
-            (
-                "chronos_durable_version",
-                "gauge",
-                "The newest durable MVCC version.",
-                self.engine.mvcc().durable_version(),
-            ),
-        ];
-        let raft = self.replica.status();
-        let raft_metrics: [(&str, &str, &str, u64); 4] = [
-            ("chronos_raft_term", "gauge", "Current Raft term.", raft.term),
-            ("chronos_raft_commit_index", "gauge", "Raft commit index.", raft.commit),
-            ("chronos_raft_applied_index", "gauge", "Raft entries applied to storage.", raft.applied),
-            (
-                "chronos_raft_snapshots_installed_total",
-                "counter",
-                "Snapshots received from a leader and installed.",
-                raft.snapshots_installed,
-            ),
-        ];
-        let mut sync_metrics = Vec::new();
-        if let Some(status) = &self.sync {
-            let r = status.report();
-            let now = self.engine.mvcc().clock_now();
-            sync_metrics = vec![
-                (
-                    "chronos_sync_connected",
-                    "gauge",
-                    "1 while the last push to the cloud was answered.",
-                    u64::from(r.state == crate::sync::worker::State::Connected),
-                ),
-                ("chronos_sync_pushes_total", "counter", "Pushes the cloud acknowledged.", r.pushes),
-                ("chronos_sync_rows_sent_total", "counter", "Row changes pushed and acknowledged.", r.rows_sent),
-                (
-                    "chronos_sync_bytes_sent_total",
-                    "counter",
-                    "Bytes of row changes pushed and acknowledged.",
-                    r.bytes_sent,
-                ),
-                ("chronos_sync_errors_total", "counter", "Pushes that failed.", r.errors),
-                (
-                    "chronos_sync_oldest_pending_seconds",
-                    "gauge",
-                    "Age of the oldest change not yet acknowledged by the cloud (0 when none).",
-                    r.oldest_pending.map_or(0, |v| hlc_seconds(now.saturating_sub(v)) as u64),
-                ),
-            ];
-        }
-        if let Some(received) = &self.received {
-            use std::sync::atomic::Ordering::Relaxed;
-            sync_metrics.extend([
-                (
-                    "chronos_sync_pushes_received_total",
-                    "counter",
-                    "Pushes from edges committed.",
-                    received.pushes.load(Relaxed),
-                ),
-                (
-                    "chronos_sync_changes_received_total",
-                    "counter",
-                    "Row changes from edges applied (each merged by last-writer-wins).",
-                    received.changes.load(Relaxed),
-                ),
-                (
-                    "chronos_sync_pushes_refused_total",
-                    "counter",
-                    "Pushes from edges refused.",
-                    received.refused.load(Relaxed),
-                ),
-                (
-                    "chronos_sync_clock_refused_total",
-                    "counter",
-                    "Pushes refused for a clock too far ahead of this node's.",
-                    received.clock_refused.load(Relaxed),
-                ),
-            ]);
-        }
-        let mut out = String::new();
-        for (name, kind, help, value) in metrics.into_iter().chain(raft_metrics).chain(sync_metrics) {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
-        }
-        if let Some(mqtt) = &self.mqtt {
-            out.push_str(&mqtt.render());
-        }
-        out
-    }
-}
-
-/// Seconds in a difference of two HLC times (NTP64: 32 bits of seconds, 32 of fraction).
-fn hlc_seconds(delta: u64) -> f64 {
-    delta as f64 / 4_294_967_296.0
 }
 
 /// Makes `engine` a Raft group of one whose log is `log`: how a single node commits, and how
@@ -484,13 +263,15 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         metrics
     });
     let pg_metrics = Arc::new(pg::PgMetrics::default());
-    let status: Arc<dyn crate::http::Status> = Arc::new(NodeStatus {
+    let status: Arc<dyn crate::http::Status> = Arc::new(status::NodeStatus {
         engine: engine.clone(),
         pg: pg_metrics.clone(),
         replica: replica.clone(),
         sync: sync_status,
         received: (internode.is_some() || sync_listener.is_some()).then(|| sync_settings.metrics.clone()),
         mqtt: mqtt_metrics,
+        data_dir: config.data_dir.clone(),
+        cache_bytes: config.cache_bytes,
     });
     let http_config = crate::http::HttpConfig { passwords_configured: !no_credentials, ..config.http.clone() };
     let http = tokio::spawn(crate::http::serve(http_listener, status, http_config, audit.clone(), shutdown.clone()));

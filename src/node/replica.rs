@@ -111,6 +111,10 @@ pub struct Status {
     single_voter: AtomicBool,
     lease_valid: AtomicBool,
     snapshots_installed: AtomicU64,
+    elections: AtomicU64,
+    snapshots_sent: AtomicU64,
+    /// The leader's replication progress: each other member's match index (empty elsewhere).
+    matched: Mutex<Vec<(NodeId, Index)>>,
     membership: Mutex<Membership>,
     /// Why the driver stopped, once it has after a storage failure.
     failure: Mutex<Option<Error>>,
@@ -130,6 +134,12 @@ pub struct StatusView {
     pub applied: Index,
     /// Snapshots received from a leader and installed since start-up.
     pub snapshots_installed: u64,
+    /// Elections this member started as a candidate since start-up.
+    pub elections: u64,
+    /// Snapshots this member sent whole to followers since start-up.
+    pub snapshots_sent: u64,
+    /// On the leader, each other member's match index: the last entry it is known to hold.
+    pub matched: Vec<(NodeId, Index)>,
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
 }
@@ -151,6 +161,9 @@ impl Status {
             commit: self.commit.load(Ordering::SeqCst),
             applied: self.applied.load(Ordering::SeqCst),
             snapshots_installed: self.snapshots_installed.load(Ordering::SeqCst),
+            elections: self.elections.load(Ordering::SeqCst),
+            snapshots_sent: self.snapshots_sent.load(Ordering::SeqCst),
+            matched: lock(&self.matched).clone(),
             voters: membership.voters.into_iter().collect(),
             learners: membership.learners.into_iter().collect(),
         }
@@ -720,6 +733,25 @@ impl<S: LogStore> Runner<S> {
         s.lease_valid.store(node.lease_valid(), Ordering::SeqCst);
         s.single_voter.store(self.driver.single_voter(), Ordering::SeqCst);
         s.snapshots_installed.store(self.driver.snapshots_installed(), Ordering::SeqCst);
+        s.elections.store(node.elections(), Ordering::SeqCst);
+        s.snapshots_sent.store(node.snapshots_sent(), Ordering::SeqCst);
+        let matched: Vec<(NodeId, Index)> = if node.is_leader() {
+            let membership = node.membership();
+            membership
+                .voters
+                .iter()
+                .chain(&membership.learners)
+                .filter(|id| **id != node.id())
+                .filter_map(|id| Some((*id, node.progress(*id)?.0)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut published = lock(&s.matched);
+        if *published != matched {
+            *published = matched;
+        }
+        drop(published);
         let mut stall = lock(&s.stall);
         if stall.as_ref() != self.driver.stalled() {
             *stall = self.driver.stalled().cloned();

@@ -362,6 +362,7 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
         let session = self.session.clone();
@@ -408,7 +409,7 @@ impl SimpleQueryHandler for Handler {
             }
         };
         send_notices(client, notices).await?;
-        self.count(&outcomes);
+        self.shared.metrics.record(&outcomes, started.elapsed());
         let mut out = Vec::with_capacity(outcomes.len() + 1);
         for result in outcomes {
             out.push(match result {
@@ -423,7 +424,7 @@ impl SimpleQueryHandler for Handler {
             let fields = Arc::new(fields(&columns, &Format::UnifiedText));
             let shared = self.shared.clone();
             let rows = stream::data_rows(rx, fields.clone(), busy, move |results| {
-                Handler::count_with(&shared, results);
+                shared.metrics.record(results, started.elapsed());
             });
             let mut resp = QueryResponse::new(fields, rows);
             resp.set_command_tag("SELECT");
@@ -563,6 +564,7 @@ impl ExtendedQueryHandler for Handler {
         let prepared = portal.statement.statement.prepared.clone();
         let Some(statement) = prepared.statement.clone() else { return Ok(Response::EmptyQuery) };
         let params = bind_parameters(portal, &prepared)?;
+        let started = std::time::Instant::now();
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
@@ -578,10 +580,7 @@ impl ExtendedQueryHandler for Handler {
         });
         let (result, notices) = task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
-        self.shared.metrics.statements.fetch_add(1, Ordering::Relaxed);
-        if result.is_err() {
-            self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
-        }
+        self.shared.metrics.record(std::slice::from_ref(&result), started.elapsed());
         match result {
             Ok(outcome) => response(outcome, &portal.result_column_format),
             Err(e) => match to_pg_error(e) {
@@ -622,6 +621,7 @@ impl Handler {
         let prepared = portal.statement.statement.prepared.clone();
         let Some(statement) = prepared.statement.clone() else { return Err(internal("no statement".into())) };
         let params = bind_parameters(portal, &prepared)?;
+        let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
         let session = self.session.clone();
@@ -651,7 +651,7 @@ impl Handler {
                 let fields = Arc::new(fields(&columns, format));
                 let shared = self.shared.clone();
                 let rows = stream::data_rows(rx, fields.clone(), busy, move |results| {
-                    Handler::count_with(&shared, results);
+                    shared.metrics.record(results, started.elapsed());
                 });
                 let mut resp = QueryResponse::new(fields, rows);
                 resp.set_command_tag("SELECT");
@@ -659,7 +659,7 @@ impl Handler {
             }
             Some(stream::Produced::Done(results, notices)) => {
                 send_notices(client, notices).await?;
-                self.count(&results);
+                self.shared.metrics.record(&results, started.elapsed());
                 match results.into_iter().next() {
                     Some(Ok(outcome)) => match response(outcome, format)? {
                         Response::Query(resp) => send_query_response(client, resp, false).await,
@@ -680,17 +680,6 @@ impl Handler {
             Some(stream::Produced::Event(_)) => Err(internal("rows before their columns".into())),
             None => Err(internal("statement task failed".into())),
         }
-    }
-
-    /// Counts finished statements and errors for `/metrics`.
-    fn count(&self, results: &[crate::error::Result<Outcome>]) {
-        Self::count_with(&self.shared, results)
-    }
-
-    fn count_with(shared: &Shared, results: &[crate::error::Result<Outcome>]) {
-        let metrics = &shared.metrics;
-        metrics.statements.fetch_add(results.len() as u64, Ordering::Relaxed);
-        metrics.errors.fetch_add(results.iter().filter(|r| r.is_err()).count() as u64, Ordering::Relaxed);
     }
 
     /// Runs a COPY step on the session, off the async workers.

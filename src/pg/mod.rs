@@ -171,14 +171,116 @@ impl CancelRegistry {
 }
 
 /// Counters of the front end, exported by `/metrics`.
-#[derive(Debug, Default)]
 pub struct PgMetrics {
     /// Open connections.
     pub connections: AtomicUsize,
-    /// Statements run (simple-protocol statements and extended-protocol executions).
-    pub statements: std::sync::atomic::AtomicU64,
-    /// Statements that ended with an error.
-    pub errors: std::sync::atomic::AtomicU64,
+    /// Statements run (simple-protocol statements and extended-protocol executions), by kind.
+    statements: prometheus::IntCounterVec,
+    /// Their time from the request to the last row produced, by kind.
+    durations: prometheus::HistogramVec,
+    /// Statements that ended with an error, by SQLSTATE class (its first two characters).
+    errors: prometheus::IntCounterVec,
+}
+
+/// Upper bounds of the statement latency buckets, in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The kinds statements are counted under.
+const STATEMENT_KINDS: [&str; 9] =
+    ["select", "insert", "update", "delete", "copy", "ddl", "transaction", "utility", "error"];
+/// SQLSTATE classes exported from the start (at 0); others appear when they first occur.
+const ERROR_CLASSES: [&str; 10] = ["08", "0A", "22", "23", "25", "40", "42", "53", "54", "57"];
+
+impl Default for PgMetrics {
+    fn default() -> Self {
+        let metrics = Self::unset();
+        // Series exist from the start, so rates and dashboards see zeros, not gaps.
+        for kind in STATEMENT_KINDS {
+            metrics.statements.with_label_values(&[kind]);
+            metrics.durations.with_label_values(&[kind]);
+        }
+        for class in ERROR_CLASSES {
+            metrics.errors.with_label_values(&[class]);
+        }
+        metrics
+    }
+}
+
+impl PgMetrics {
+    fn unset() -> Self {
+        let opts = prometheus::Opts::new;
+        PgMetrics {
+            connections: AtomicUsize::new(0),
+            statements: prometheus::IntCounterVec::new(
+                opts("chronos_statements_total", "Statements run, by kind (failed ones as kind=\"error\")."),
+                &["kind"],
+            )
+            .expect("a valid metric"),
+            durations: prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new(
+                    "chronos_statement_duration_seconds",
+                    "Time from a statement's request to its last row, by kind.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["kind"],
+            )
+            .expect("a valid metric"),
+            errors: prometheus::IntCounterVec::new(
+                opts("chronos_statement_errors_total", "Statements that failed, by SQLSTATE class."),
+                &["class"],
+            )
+            .expect("a valid metric"),
+        }
+    }
+
+    /// Counts finished statements: `elapsed` is the time of all of them together (a
+    /// multi-statement simple query's time is shared evenly among its statements).
+    pub fn record(&self, results: &[crate::error::Result<crate::sql::session::Outcome>], elapsed: std::time::Duration) {
+        if results.is_empty() {
+            return;
+        }
+        let each = elapsed.as_secs_f64() / results.len() as f64;
+        for result in results {
+            let kind = match result {
+                Ok(outcome) => statement_kind(outcome),
+                Err(e) => {
+                    self.errors.with_label_values(&[&e.sqlstate()[..2]]).inc();
+                    "error"
+                }
+            };
+            self.statements.with_label_values(&[kind]).inc();
+            self.durations.with_label_values(&[kind]).observe(each);
+        }
+    }
+
+    /// The metric families, for `/metrics`.
+    pub fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use prometheus::core::Collector;
+        let mut families = self.statements.collect();
+        families.extend(self.durations.collect());
+        families.extend(self.errors.collect());
+        families
+    }
+}
+
+/// The kind a statement is counted under, from its command tag.
+fn statement_kind(outcome: &crate::sql::session::Outcome) -> &'static str {
+    use crate::sql::session::Outcome;
+    let tag = match outcome {
+        Outcome::Rows { tag, .. } | Outcome::Command { tag } => tag.as_str(),
+        Outcome::CopyIn { .. } | Outcome::CopyOut { .. } => return "copy",
+    };
+    match tag.split(' ').next().unwrap_or("") {
+        "SELECT" | "TABLE" | "VALUES" => "select",
+        "INSERT" => "insert",
+        "UPDATE" => "update",
+        "DELETE" => "delete",
+        "COPY" => "copy",
+        "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => "transaction",
+        "CREATE" | "DROP" | "ALTER" | "TRUNCATE" | "GRANT" | "REVOKE" | "COMMENT" => "ddl",
+        _ => "utility",
+    }
 }
 
 /// State shared by all connections.

@@ -356,12 +356,22 @@ impl Drop for Server {
     }
 }
 
-/// The value of metric `name` in a Prometheus text page.
+/// The value of metric `name` in a Prometheus text page: the sum of its series when it has
+/// labels.
 pub fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing in {text}"))
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse().ok()
+        })
+        .collect();
+    assert!(!values.is_empty(), "{name} missing in {text}");
+    values.iter().sum::<f64>() as u64
 }
 
 /// The number in `"field":N` of a JSON text.

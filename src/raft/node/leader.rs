@@ -257,6 +257,9 @@ impl<S: LogStore> Node<S> {
         pr.state = ProgressState::Snapshot { index: meta.index, term: meta.term, offset };
         pr.paused = true;
         let done = offset + data.len() as u64 >= len;
+        if done {
+            self.snapshots_sent += 1;
+        }
         let body = MessageBody::InstallSnapshot { meta, offset, data, done };
         self.send(to, body);
         Ok(())

@@ -325,6 +325,10 @@ pub struct Node<S: LogStore> {
     snapshot_to_apply: Option<SnapshotMeta>,
     snapshot_requested: bool,
     snapshot_index: Index,
+    /// Elections this node started (as a candidate, not pre-votes) since it was created.
+    elections: u64,
+    /// Snapshots this node sent whole to followers since it was created.
+    snapshots_sent: u64,
 }
 
 impl<S: LogStore> Node<S> {
@@ -384,6 +388,8 @@ impl<S: LogStore> Node<S> {
             snapshot_to_apply,
             snapshot_requested: false,
             snapshot_index,
+            elections: 0,
+            snapshots_sent: 0,
         };
         node.recompute_membership()?;
         node.reset_election_timer();
@@ -443,6 +449,14 @@ impl<S: LogStore> Node<S> {
             RoleState::Leader(ls) => self.cfg.lease_reads && !ls.lease_disabled && ls.now < ls.lease_expiry,
             _ => false,
         }
+    }
+    /// Elections this node started as a candidate since it was created.
+    pub fn elections(&self) -> u64 {
+        self.elections
+    }
+    /// Snapshots this node sent whole (every chunk) to followers since it was created.
+    pub fn snapshots_sent(&self) -> u64 {
+        self.snapshots_sent
     }
     /// Leader only: `(match_index, next_index)` of a peer.
     pub fn progress(&self, peer: NodeId) -> Option<(Index, Index)> {
@@ -772,6 +786,7 @@ impl<S: LogStore> Node<S> {
     }
 
     fn become_candidate(&mut self, transfer: bool) -> Result<()> {
+        self.elections += 1;
         self.term += 1;
         self.vote = Some(self.id);
         self.role = RoleState::Candidate { votes: BTreeSet::from([self.id]) };
