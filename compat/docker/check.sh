@@ -20,6 +20,8 @@
 #   src/main.rs. Cluster peers, sync targets and scrape targets name services listening on
 #   those ports; every /certs file named is one docker/setup.sh makes; every ${VAR} has a
 #   line in docker/.env.example; data source uids of the dashboards are provisioned.
+# - docker-compose (Debian's 1.29, no engine needed) validates the compose file when it is
+#   installed (.ci/run installs it).
 # - With python3's yaml module, the compose file parses and every depends_on, named volume,
 #   network, bind-mounted path and build context it refers to exists.
 # One line per check, then `docker: N passed, M failed`; the exit status is 1 on any failure.
@@ -737,11 +739,35 @@ def check_compose():
             report(dir_ in targets, f"dashboard provider {p.get('name')}: {dir_} is mounted in grafana")
 
 
+def check_compose_tool():
+    """`docker-compose config` (Debian's docker-compose 1.29, which needs no engine to check a
+    file) on the compose file with every variable of .env.example set. Version 1 predates the
+    top-level `name:` of the Compose specification, so a copy without that line is checked,
+    beside the original so that relative paths resolve the same."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        print("note docker-compose is not installed: the compose tool's own validation was not run")
+        return
+    keys = re.findall(r"^([A-Z_][A-Z0-9_]*)=", read(os.path.join(DOCKER, ".env.example")), re.M)
+    env = dict(os.environ, **{k: "check" for k in keys})
+    copy = os.path.join(DOCKER, ".compose-check.yml")
+    with open(copy, "w") as f:
+        f.write("".join(l for l in read(COMPOSE).splitlines(True) if not l.startswith("name:")))
+    try:
+        out = subprocess.run([tool, "--project-directory", DOCKER, "-f", copy, "config", "-q"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        report(out.returncode == 0, f"{rel(COMPOSE)} validates with docker-compose config",
+               (out.stdout + out.stderr).strip())
+    finally:
+        os.remove(copy)
+
+
 cleanup = []
 try:
     proms, cleanup = check_dashboards()
     check_promql(proms)
     check_compose()
+    check_compose_tool()
 finally:
     for sql in cleanup:
         ok, _, out = psql(sql)
