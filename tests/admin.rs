@@ -158,3 +158,48 @@ async fn chronos_admin_operates_a_cluster() {
     );
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// Over HTTPS: the endpoint's certificate must chain to `--ca-cert`; POSTs carry the token.
+#[tokio::test]
+async fn chronos_admin_speaks_https_and_checks_the_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    support::ca_and_member(certs.path(), "ca", "server");
+    support::ca_and_member(certs.path(), "other-ca", "other");
+    let path = |f: &str| certs.path().join(f).to_string_lossy().to_string();
+    let (cert, key, ca, other_ca) = (path("server.pem"), path("server.key"), path("ca.pem"), path("other-ca.pem"));
+    let env =
+        [("CHRONOS_TLS_CERT", cert.as_str()), ("CHRONOS_TLS_KEY", key.as_str()), ("CHRONOS_HTTP_TOKEN", "op-token")];
+    let server = support::Server::start_in(tempfile::tempdir().unwrap(), &env);
+    let url = vec![format!("https://127.0.0.1:{}", server.http_addr.port())];
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = json(&admin(&url, &["--ca-cert", &ca, "--json", "status"], &[]));
+        if status["members"][0]["role"] == "Leader" || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["members"][0]["role"], "Leader", "{status}");
+
+    // Another CA's certificate, or plain HTTP to the HTTPS port: nothing is reached (exit 3).
+    let out = admin(&url, &["--ca-cert", &other_ca, "status"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).to_lowercase().contains("certificate"), "{}", text(&out));
+    let plain = vec![format!("http://127.0.0.1:{}", server.http_addr.port())];
+    let out = admin(&plain, &["status"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+
+    // A backup over HTTPS needs the token; with it the file is whole and verified.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tls.backup");
+    let file = file.to_str().unwrap();
+    let out = admin(&url, &["--ca-cert", &ca, "backup", "--output", file], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("401"), "{}", text(&out));
+    let out =
+        admin(&url, &["--ca-cert", &ca, "--json", "backup", "--output", file], &[("CHRONOS_HTTP_TOKEN", "op-token")]);
+    let answer = json(&out);
+    assert!(answer["bytes"].as_u64().unwrap() > 0, "{answer}");
+    assert!(std::path::Path::new(file).exists());
+}

@@ -443,7 +443,10 @@ impl Replica {
     /// there is none.
     fn leader(&self) -> Result<Option<NodeId>> {
         let leader = self.status.wait_for_leader(LEADER_WAIT);
-        if let Some(failure) = self.status.failure() {
+        // The driver's failure, or one a statement met in storage that the driver has not
+        // acted on yet (it does at its next tick).
+        let failure = self.status.failure().or_else(|| self.mvcc.upgrade().and_then(|m| m.storage().failure()));
+        if let Some(failure) = failure {
             return Err(refused(&failure));
         }
         match leader {
@@ -605,6 +608,11 @@ impl<S: LogStore> Runner<S> {
                     next_tick = Instant::now() + self.tick;
                 }
                 result = self.driver.handle(&mvcc, Input::Tick, &mut out);
+                // A storage failure met outside the driver (a statement's read or write) stops
+                // the node as one met by the driver does.
+                if let (Ok(()), Some(failure)) = (&result, mvcc.storage().failure()) {
+                    result = Err(failure);
+                }
                 self.sync_peers(&mvcc);
             }
             let result = result.and_then(|()| self.driver.advance(&mvcc, &mut out));

@@ -20,7 +20,7 @@ pub mod rowcodec;
 pub mod sled;
 pub mod varint;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::ops::Bound;
 
 /// One key-value pair from a scan.
@@ -66,6 +66,12 @@ pub trait Storage: Send + Sync {
 
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<()>;
+
+    /// The error that made this storage unusable (a full disk, an I/O error, corruption),
+    /// once any operation has met one; the node stops on it.
+    fn failure(&self) -> Option<Error> {
+        None
+    }
 
     /// Makes `writes` in order, not atomically: after a crash a prefix of them survives. For
     /// callers that can redo a torn sequence (Raft's apply, whose log holds the batch and

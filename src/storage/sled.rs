@@ -12,6 +12,9 @@ use std::path::Path;
 /// A sled database.
 pub struct SledStorage {
     db: sled::Db,
+    /// The first I/O error or corruption any operation met. sled stops writing after one (its
+    /// log buffer could not be written), so the database is unusable from then on.
+    failure: std::sync::Mutex<Option<Error>>,
 }
 
 fn io(err: sled::Error) -> Error {
@@ -36,27 +39,37 @@ impl SledStorage {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(io)?;
-        Ok(Self { db })
+        Ok(Self { db, failure: std::sync::Mutex::new(None) })
+    }
+
+    /// Converts a sled error, remembering the first that means the storage failed.
+    fn failed(&self, err: sled::Error) -> Error {
+        let fatal = matches!(err, sled::Error::Io(_) | sled::Error::Corruption { .. });
+        let err = io(err);
+        if fatal {
+            self.failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| err.clone());
+        }
+        err
     }
 
     /// A named tree beside the default one, for data with its own lifecycle (e.g. a log).
     pub fn tree(&self, name: &str) -> Result<sled::Tree> {
-        self.db.open_tree(name).map_err(io)
+        self.db.open_tree(name).map_err(|e| self.failed(e))
     }
 }
 
 impl Storage for SledStorage {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(key).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self.db.get(key).map_err(|e| self.failed(e))?.map(|v| v.to_vec()))
     }
 
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
-        Box::new(self.db.range(range).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)))
+        Box::new(self.db.range(range).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| self.failed(e))))
     }
 
     fn scan_with(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), f: &mut super::Visitor) -> Result<()> {
         for item in self.db.range(range) {
-            let (k, v) = item.map_err(io)?;
+            let (k, v) = item.map_err(|e| self.failed(e))?;
             if !f(&k, &v)? {
                 break;
             }
@@ -72,11 +85,15 @@ impl Storage for SledStorage {
                 None => sled_batch.remove(key),
             }
         }
-        self.db.apply_batch(sled_batch).map_err(io)
+        self.db.apply_batch(sled_batch).map_err(|e| self.failed(e))
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(io)
+        self.db.flush().map(|_| ()).map_err(|e| self.failed(e))
+    }
+
+    fn failure(&self) -> Option<Error> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Plain inserts and removes: sled recovers its log up to the first tear, so a prefix of
@@ -87,7 +104,7 @@ impl Storage for SledStorage {
                 Some(v) => self.db.insert(key, v).map(|_| ()),
                 None => self.db.remove(key).map(|_| ()),
             }
-            .map_err(io)?;
+            .map_err(|e| self.failed(e))?;
         }
         Ok(())
     }
