@@ -110,6 +110,8 @@ def time_query(r):
         f"{column} < '2001-01-01'",
         "isfinite(ts)",
         "make_date(extract(year FROM d)::int, 1, 1)",
+        f"to_char({r.choice(['iv', 'ts::time', 'ts - d'])}, "
+        f"'{r.choice(['HH24:MI:SS.US', 'FMHH12 AM', 'YYYY-MM-DD', 'DDD W WW', 'IYYY-IW IDDD', 'J Q RM', 'SSSS CC'])}')",
     ]
     return f"SELECT id, {r.choice(expressions)} FROM dc_times ORDER BY id"
 

@@ -19,6 +19,8 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
         ("to_char", [T::Timestamp, _]) => sig("to_char", vec![T::Timestamp, T::Text], T::Text),
         ("to_char", [T::TimestampTz | T::Unknown, _]) => sig("to_char", vec![T::TimestampTz, T::Text], T::Text),
         ("to_char", [T::Date, _]) => sig("to_char", vec![T::Timestamp, T::Text], T::Text),
+        // PostgreSQL has no to_char(time): a time is cast to an interval.
+        ("to_char", [T::Interval | T::Time, _]) => sig("to_char_interval", vec![T::Interval, T::Text], T::Text),
         ("to_char", [t, _]) if t.is_numeric() => {
             let t = if matches!(t, T::Float4 | T::Float8) { T::Float8 } else { T::Numeric(None) };
             sig("to_char", vec![t, T::Text], T::Text)
@@ -39,6 +41,9 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
     Some(match (name, args.first()) {
         ("to_char", Some(Value::Timestamp(t))) => format_datetime(*t, false, text(1)).map(Value::Text),
         ("to_char", Some(Value::TimestampTz(t))) => format_datetime(*t, true, text(1)).map(Value::Text),
+        ("to_char_interval", Some(Value::Interval(i))) => {
+            super::interval_format::format_interval(i, text(1)).map(Value::Text)
+        }
         ("to_char", Some(v)) => format_number(v, text(1)).map(Value::Text),
         ("to_date", _) => parse_datetime(text(0), text(1))
             .and_then(|dt| datetime::check_date(datetime::naive_to_date(dt.date()) as i64))
@@ -272,7 +277,7 @@ fn parse_number(text: &str, fmt: &str) -> Result<Decimal> {
 
 /// One template pattern of a date/time format.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Field {
+pub(super) enum Field {
     Hh24,
     Hh12,
     Mi,
@@ -310,14 +315,14 @@ enum Field {
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Case {
+pub(super) enum Case {
     Upper,
     Capital,
     Lower,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Part {
+pub(super) enum Part {
     Field { field: Field, fill: bool, ordinal: Option<bool> },
     Literal(String),
 }
@@ -399,7 +404,7 @@ const PATTERNS: &[(&str, Field)] = &[
 
 /// Splits a format into fields (with their FM prefix and TH/th suffix) and literal text
 /// (quoted text, backslash escapes and every other character).
-fn parse_format(fmt: &str) -> Vec<Part> {
+pub(super) fn parse_format(fmt: &str) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut rest = fmt;
     let mut fill = false;
@@ -496,7 +501,7 @@ fn cased(s: &str, case: Case) -> String {
     }
 }
 
-fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
+pub(super) fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
     let suffix = match (n % 100, n % 10) {
         (11..=13, _) => "th",
         (_, 1) => "st",

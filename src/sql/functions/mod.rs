@@ -4,6 +4,7 @@
 pub mod encoding;
 mod formatting;
 mod interval;
+mod interval_format;
 pub mod json;
 mod numeric;
 pub mod text;

@@ -1036,8 +1036,9 @@ impl Binder<'_> {
                         (
                             DataType::Date | DataType::Timestamp | DataType::TimestampTz,
                             DataType::Timestamp | DataType::TimestampTz
-                        )
+                        ) | (DataType::Time, DataType::Interval)
                     ) {
+                        // PostgreSQL's implicit casts between date/time types.
                         Expr::Cast(Box::new(arg.0), t.clone())
                     } else if matches!(t, DataType::Array(_)) && matches!(at, DataType::Array(_)) {
                         arg.0
