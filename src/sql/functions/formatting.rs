@@ -322,7 +322,7 @@ pub(super) enum Case {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum Part {
+enum Part {
     Field { field: Field, fill: bool, ordinal: Option<bool> },
     Literal(String),
 }
@@ -404,7 +404,7 @@ const PATTERNS: &[(&str, Field)] = &[
 
 /// Splits a format into fields (with their FM prefix and TH/th suffix) and literal text
 /// (quoted text, backslash escapes and every other character).
-pub(super) fn parse_format(fmt: &str) -> Vec<Part> {
+fn parse_format(fmt: &str) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut rest = fmt;
     let mut fill = false;
@@ -501,7 +501,7 @@ fn cased(s: &str, case: Case) -> String {
     }
 }
 
-pub(super) fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
+fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
     let suffix = match (n % 100, n % 10) {
         (11..=13, _) => "th",
         (_, 1) => "st",
@@ -529,22 +529,8 @@ fn format_datetime(micros: i64, with_tz: bool, fmt: &str) -> Result<String> {
     let year = date.year();
     let shown_year = if year <= 0 { 1 - year } else { year } as i64;
     let frac = micros.rem_euclid(MICROS_PER_SECOND);
-    let mut out = String::new();
-    for part in parse_format(fmt) {
-        let (field, fill, ordinal) = match part {
-            Part::Literal(l) => {
-                out.push_str(&l);
-                continue;
-            }
-            Part::Field { field, fill, ordinal } => (field, fill, ordinal),
-        };
-        let number = |n: i64, width: usize| -> String {
-            let mut s = if fill { n.to_string() } else { format!("{n:0width$}") };
-            if let Some(upper) = ordinal {
-                s.push_str(ordinal_suffix(n, upper));
-            }
-            s
-        };
+    render(fmt, |field, fill, ordinal| {
+        let number = |n: i64, width: usize| padded(n, width, fill, ordinal);
         let name = |s: String, width: usize| if fill { s } else { format!("{s:<width$}") };
         let hour12 = match dt.hour() % 12 {
             0 => 12,
@@ -559,20 +545,7 @@ fn format_datetime(micros: i64, with_tz: bool, fmt: &str) -> Result<String> {
             Field::Us => number(frac, 6),
             Field::Ff(n) => number(frac / 10i64.pow(6 - n as u32), n as usize),
             Field::Ssss => number(dt.num_seconds_from_midnight() as i64, 1),
-            Field::Meridiem { dots, upper } => {
-                let pm = dt.hour() >= 12;
-                let s = match (pm, dots) {
-                    (false, false) => "AM",
-                    (true, false) => "PM",
-                    (false, true) => "A.M.",
-                    (true, true) => "P.M.",
-                };
-                if upper {
-                    s.to_string()
-                } else {
-                    s.to_lowercase()
-                }
-            }
+            Field::Meridiem { dots, upper } => meridiem(dt.hour() >= 12, dots, upper),
             Field::YearComma => {
                 let s = format!("{shown_year:04}");
                 let (thousands, rest) = s.split_at(s.len() - 3);
@@ -631,9 +604,46 @@ fn format_datetime(micros: i64, with_tz: bool, fmt: &str) -> Result<String> {
             Field::Tzh | Field::Of => if with_tz { "+00" } else { "" }.to_string(),
             Field::Tzm => if with_tz { "00" } else { "" }.to_string(),
         };
-        out.push_str(&text);
+        Ok(text)
+    })
+}
+
+/// Writes `fmt` with each template field replaced by `field(field, fill, ordinal)`: `fill` is
+/// FM (no padding), `ordinal` a TH or th suffix (upper case or not).
+pub(super) fn render(fmt: &str, mut field: impl FnMut(Field, bool, Option<bool>) -> Result<String>) -> Result<String> {
+    let mut out = String::new();
+    for part in parse_format(fmt) {
+        match part {
+            Part::Literal(l) => out.push_str(&l),
+            Part::Field { field: f, fill, ordinal } => out.push_str(&field(f, fill, ordinal)?),
+        }
     }
     Ok(out)
+}
+
+/// A number as C's `%0*d` prints it (zero-padded to `width` characters, the sign among them;
+/// unpadded with FM), with its ordinal suffix.
+pub(super) fn padded(n: i64, width: usize, fill: bool, ordinal: Option<bool>) -> String {
+    let mut s = if fill { n.to_string() } else { format!("{n:0width$}") };
+    if let Some(upper) = ordinal {
+        s.push_str(ordinal_suffix(n.abs(), upper));
+    }
+    s
+}
+
+/// AM/PM in one of its four spellings.
+pub(super) fn meridiem(pm: bool, dots: bool, upper: bool) -> String {
+    let s = match (pm, dots) {
+        (false, false) => "AM",
+        (true, false) => "PM",
+        (false, true) => "A.M.",
+        (true, true) => "P.M.",
+    };
+    if upper {
+        s.to_string()
+    } else {
+        s.to_lowercase()
+    }
 }
 
 /// The unread rest of a `to_date`/`to_timestamp` input.

@@ -6,7 +6,7 @@
 //! as if they were a date. Patterns tied to calendar dates (month and day names, `D`, `ID`,
 //! eras, time zones) are refused with 22007, as PostgreSQL refuses them.
 
-use super::formatting::{ordinal_suffix, parse_format, Field, Part};
+use super::formatting::{meridiem, padded, render, Field};
 use crate::error::{Error, Result};
 use crate::types::value::Interval;
 
@@ -76,23 +76,8 @@ fn iso_year_week(year: i64, mon: i64, mday: i64) -> (i64, i64) {
 /// The template's fields filled in from `interval`.
 pub fn format_interval(interval: &Interval, fmt: &str) -> Result<String> {
     let f = fields(interval);
-    let mut out = String::new();
-    for part in parse_format(fmt) {
-        let (field, fill, ordinal) = match part {
-            Part::Literal(l) => {
-                out.push_str(&l);
-                continue;
-            }
-            Part::Field { field, fill, ordinal } => (field, fill, ordinal),
-        };
-        // C's `%0*d`: zero-padded to `width` characters, the sign among them; FM: no padding.
-        let number = |n: i64, width: usize| -> String {
-            let mut s = if fill { n.to_string() } else { format!("{n:0width$}") };
-            if let Some(upper) = ordinal {
-                s.push_str(ordinal_suffix(n.abs(), upper));
-            }
-            s
-        };
+    render(fmt, |field, fill, ordinal| {
+        let number = |n: i64, width: usize| padded(n, width, fill, ordinal);
         // Most fields get one more character when negative (`(x >= 0) ? w : w + 1`).
         let signed = |sign_of: i64, width: usize| if sign_of >= 0 { width } else { width + 1 };
         let text = match field {
@@ -104,19 +89,7 @@ pub fn format_interval(interval: &Interval, fmt: &str) -> Result<String> {
             Field::Us => number(f.usec, 6),
             Field::Ff(n) => number(f.usec / 10i64.pow(6 - u32::from(n)), usize::from(n)),
             Field::Ssss => number(f.hour * 3600 + f.min * 60 + f.sec, 0),
-            Field::Meridiem { dots, upper } => {
-                let s = match (f.hour % 24 >= 12, dots) {
-                    (false, false) => "AM",
-                    (true, false) => "PM",
-                    (false, true) => "A.M.",
-                    (true, true) => "P.M.",
-                };
-                if upper {
-                    s.to_string()
-                } else {
-                    s.to_lowercase()
-                }
-            }
+            Field::Meridiem { dots, upper } => meridiem(f.hour % 24 >= 12, dots, upper),
             Field::YearComma => {
                 let thousands = f.year / 1000;
                 format!("{thousands},{:03}", f.year - thousands * 1000)
@@ -183,9 +156,8 @@ pub fn format_interval(interval: &Interval, fmt: &str) -> Result<String> {
                 return Err(Error::DataException("22007", "invalid format specification for an interval value".into()))
             }
         };
-        out.push_str(&text);
-    }
-    Ok(out)
+        Ok(text)
+    })
 }
 
 #[cfg(test)]
