@@ -8,14 +8,8 @@ cd "$(dirname "$0")/.."
 ROWS=${BENCH_ROWS:-1000000}
 PSQL=${PSQL:-psql}
 
-if [ -z "${CHRONOS_BIN:-}" ]; then
-  echo "== building (release)" >&2
-  cargo build --release --quiet --bin chronos
-fi
-BIN=${CHRONOS_BIN:-target/release/chronos}
-
 . benches/lib.sh backup
-rss() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
+BIN=$(release_bin)
 
 pg=$(port); http=$(port)
 CHRONOS_LOG=error $BIN single-node --data-dir "$work/db" --pg-addr "127.0.0.1:$pg" --http-addr "127.0.0.1:$http" &

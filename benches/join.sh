@@ -8,15 +8,8 @@ cd "$(dirname "$0")/.."
 ROWS=${BENCH_ROWS:-1000000}
 PSQL=${PSQL:-psql}
 
-if [ -z "${CHRONOS_BIN:-}" ]; then
-  echo "== building (release)" >&2
-  cargo build --release --quiet --bin chronos
-fi
-BIN=${CHRONOS_BIN:-target/release/chronos}
-
 . benches/lib.sh join
-hwm() { awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$1/status"; }
-rss() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
+BIN=$(release_bin)
 json() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" <<<"$1"; }
 
 r1=$(port); r2=$(port); p1=$(port); p2=$(port); h1=$(port); h2=$(port)

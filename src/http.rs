@@ -331,8 +331,13 @@ async fn route<B>(request: Request<B>, ctx: &Context) -> Response<Body> {
             ),
             (&Method::GET, "/health") => probe(ctx.status.health()),
             (&Method::GET, "/ready") => probe(ctx.status.ready()),
+            // Off the async workers: the page reads the data directory's sizes.
             (&Method::GET, "/metrics") => {
-                (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.status.metrics_text())
+                let status = ctx.status.clone();
+                match tokio::task::spawn_blocking(move || status.metrics_text()).await {
+                    Ok(text) => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text),
+                    Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "metrics failed\n".to_string()),
+                }
             }
             (&Method::POST, "/raft/transfer-leadership") => {
                 let (code, body) = transfer(ctx.status.clone(), &query).await;
