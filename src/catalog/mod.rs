@@ -71,6 +71,10 @@ pub struct Check {
     /// The condition as SQL text over the table's unqualified column names, bound again by
     /// each statement that writes the table (`sql::planner::checks`).
     pub expr: String,
+    /// Added with `NOT VALID`: rows written since are checked, rows already there may not
+    /// meet it until `ALTER TABLE … VALIDATE CONSTRAINT` has checked them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_valid: bool,
 }
 
 /// A table definition.

@@ -417,9 +417,19 @@ pub fn alter_table(
             new.name = to;
         }
         AlterAction::AddCheck { check, expr } => {
-            let bound = crate::sql::planner::plan::BoundCheck { name: check.name.clone(), expr };
-            dml::validate_check(ctx, &table, &bound)?;
+            if !check.not_valid {
+                let bound = crate::sql::planner::plan::BoundCheck { name: check.name.clone(), expr };
+                dml::validate_check(ctx, &table, &bound)?;
+            }
             crate::sql::planner::checks::add_check(&mut new, check);
+        }
+        AlterAction::ValidateCheck { name, expr } => {
+            let Some(expr) = expr else { return Ok(None) };
+            let bound = crate::sql::planner::plan::BoundCheck { name: name.clone(), expr };
+            dml::validate_check(ctx, &table, &bound)?;
+            for check in new.checks.iter_mut().filter(|c| c.name == name) {
+                check.not_valid = false;
+            }
         }
         AlterAction::DropConstraint { name, if_exists } => match new.checks.iter().position(|c| c.name == name) {
             Some(i) => {

@@ -103,19 +103,18 @@ impl Binder<'_> {
             }
             ControlFlow::<()>::Continue(())
         });
-        Ok((Check { name, expr: condition.to_string() }, expr))
+        Ok((Check { name, expr: condition.to_string(), not_valid: false }, expr))
     }
 
     /// The CHECK constraints of `table`, bound for a statement that writes it.
     pub fn table_checks(&mut self, table: &Table) -> Result<Vec<BoundCheck>> {
-        table
-            .checks
-            .iter()
-            .map(|check| {
-                let condition = parser::parse_expr(&check.expr)?;
-                Ok(BoundCheck { name: check.name.clone(), expr: self.bind_check(table, &condition)? })
-            })
-            .collect()
+        table.checks.iter().map(|check| self.bind_stored_check(table, check)).collect()
+    }
+
+    /// One stored CHECK constraint of `table`, bound over the table's row.
+    pub fn bind_stored_check(&mut self, table: &Table, check: &Check) -> Result<BoundCheck> {
+        let condition = parser::parse_expr(&check.expr)?;
+        Ok(BoundCheck { name: check.name.clone(), expr: self.bind_check(table, &condition)? })
     }
 }
 
@@ -158,5 +157,5 @@ pub fn rename_column(check: &Check, from: &str, to: &str) -> Result<Check> {
         }
         ControlFlow::<()>::Continue(())
     });
-    Ok(Check { name: check.name.clone(), expr: condition.to_string() })
+    Ok(Check { expr: condition.to_string(), ..check.clone() })
 }

@@ -197,10 +197,44 @@ impl Binder<'_> {
                             .collect::<Result<Vec<_>>>()?;
                         AlterAction::AddPrimaryKey { columns }
                     }
-                    ast::AlterTableOperation::AddConstraint { constraint: ast::TableConstraint::Check(c), .. } => {
+                    ast::AlterTableOperation::AddConstraint {
+                        constraint: ast::TableConstraint::Check(c),
+                        not_valid,
+                    } => {
                         let current = catalog::must_get_table(self.txn, &table)?;
-                        let (check, expr) = self.define_check(&current, c.name.as_ref().map(ident), &c.expr)?;
+                        let (mut check, expr) = self.define_check(&current, c.name.as_ref().map(ident), &c.expr)?;
+                        check.not_valid = *not_valid;
                         AlterAction::AddCheck { check, expr }
+                    }
+                    ast::AlterTableOperation::AddConstraint { constraint, not_valid: true } => {
+                        let kind = match constraint {
+                            ast::TableConstraint::PrimaryKey(_) => "PRIMARY KEY",
+                            ast::TableConstraint::Unique(_) => "UNIQUE",
+                            _ => "these",
+                        };
+                        return Err(Error::FeatureNotSupported(format!(
+                            "{kind} constraints cannot be marked NOT VALID"
+                        )));
+                    }
+                    ast::AlterTableOperation::ValidateConstraint { name } => {
+                        let current = catalog::must_get_table(self.txn, &table)?;
+                        let name = ident(name);
+                        let expr = match current.checks.iter().find(|c| c.name == name) {
+                            Some(check) if check.not_valid => Some(self.bind_stored_check(&current, check)?.expr),
+                            Some(_) => None,
+                            None if current.pkey_name() == name
+                                || current.indexes.iter().any(|i| i.constraint && i.name == name) =>
+                            {
+                                None
+                            }
+                            None => {
+                                return Err(Error::UndefinedObject(format!(
+                                    "constraint \"{name}\" of relation \"{}\" does not exist",
+                                    current.name
+                                )))
+                            }
+                        };
+                        AlterAction::ValidateCheck { name, expr }
                     }
                     ast::AlterTableOperation::DropConstraint { name, if_exists, .. } => {
                         AlterAction::DropConstraint { name: ident(name), if_exists: *if_exists }

@@ -709,11 +709,17 @@ pub enum AlterAction {
         column: String,
         data_type: DataType,
     },
-    /// `ADD [CONSTRAINT name] CHECK (…)`: `expr` is the condition bound over the table's row,
-    /// which every existing row must meet.
+    /// `ADD [CONSTRAINT name] CHECK (…) [NOT VALID]`: `expr` is the condition bound over the
+    /// table's row, which every existing row must meet unless the check is `NOT VALID`.
     AddCheck {
         check: crate::catalog::Check,
         expr: Expr,
+    },
+    /// `VALIDATE CONSTRAINT name`: every row must meet the named CHECK constraint, `expr`
+    /// bound over the table's row; `None` for a constraint that is valid already.
+    ValidateCheck {
+        name: String,
+        expr: Option<Expr>,
     },
     /// `DROP CONSTRAINT [IF EXISTS] name` of a CHECK constraint.
     DropConstraint {

@@ -171,7 +171,9 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
         "pg_get_constraintdef" if int(0).is_some_and(|oid| oid >= super::CHECK_OIDS) => {
             let tables = catalog::list_tables(ctx.txn)?;
             match super::find_check(&tables, int(0).unwrap_or(0)) {
-                Some((_, check)) => Value::Text(format!("CHECK ({})", check.expr)),
+                Some((_, check)) => {
+                    Value::Text(format!("CHECK ({}){}", check.expr, if check.not_valid { " NOT VALID" } else { "" }))
+                }
                 None => Value::Null,
             }
         }

@@ -528,7 +528,7 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                         text("c"),
                         Value::Bool(false),
                         Value::Bool(false),
-                        Value::Bool(true),
+                        Value::Bool(!check.not_valid),
                         Value::Int8(table_oid(t)),
                         Value::Int8(0),
                         Value::Int8(0),
