@@ -42,7 +42,8 @@ FIXTURES = [
     """INSERT INTO dc_nums VALUES
         (1, 0, 0, 0, 0), (2, 1, -1, 1.5, -1.5), (3, -7, 9223372036854775807, 123.456, 1e10),
         (4, 2147483647, -9223372036854775808, -0.001, 0.1), (5, NULL, NULL, NULL, NULL),
-        (6, -2147483648, 42, 99999999.99, -0.0), (7, 12, 18, 2.50, 3.75), (8, 5, 3, -7.25, 1e-5)""",
+        (6, -2147483648, 42, 99999999.99, -0.0), (7, 12, 18, 2.50, 3.75), (8, 5, 3, -7.25, 1e-5),
+        (9, 3, 4, 'Infinity', 'Infinity'), (10, -2, 5, '-Infinity', '-Infinity'), (11, 1, 2, 'NaN', 'NaN')""",
     "CREATE TABLE dc_a (id int PRIMARY KEY, k int, x text)",
     "INSERT INTO dc_a VALUES (1, 1, 'a'), (2, 2, 'b'), (3, NULL, 'c'), (4, 2, NULL), (5, 5, 'e')",
     "CREATE TABLE dc_b (id int PRIMARY KEY, k int, y int)",
@@ -119,7 +120,8 @@ def time_query(r):
 def numeric_query(r):
     cols = ["i", "b", "n", "f"]
     a, b = r.choice(cols), r.choice(cols)
-    constant = r.choice(["0", "1", "-1", "2", "0.5", "1e3", "NULL", "2147483647", "-3"])
+    constant = r.choice(["0", "1", "-1", "2", "0.5", "1e3", "NULL", "2147483647", "-3", "'Infinity'::numeric",
+                         "'-Infinity'::numeric"])
     expressions = [
         f"{a} {r.choice(['+', '-', '*', '/', '%'])} {b}",
         f"{a} {r.choice(['+', '-', '*', '/', '%'])} {constant}",

@@ -33,6 +33,8 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
         Value::Numeric(d) => numeric_binary(d, buf),
         // No digits, weight 0, the NaN sign, scale 0.
         Value::NumericNaN => buf.put_slice(&[0, 0, 0, 0, 0xC0, 0, 0, 0]),
+        // The same with the sign of +Infinity (0xD000) or -Infinity (0xF000).
+        Value::NumericInf { negative } => buf.put_slice(&[0, 0, 0, 0, if *negative { 0xF0 } else { 0xD0 }, 0, 0, 0]),
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         // Infinities are the type's extreme values in PostgreSQL's binary format too.
@@ -130,8 +132,11 @@ fn decode_numeric(bytes: &[u8]) -> Result<Value> {
     let weight = i16::from_be_bytes([bytes[2], bytes[3]]) as i32;
     let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
     let dscale = u16::from_be_bytes([bytes[6], bytes[7]]) as u32;
-    if sign == 0xC000 {
-        return Ok(Value::NumericNaN);
+    match sign {
+        0xC000 => return Ok(Value::NumericNaN),
+        0xD000 => return Ok(Value::NumericInf { negative: false }),
+        0xF000 => return Ok(Value::NumericInf { negative: true }),
+        _ => {}
     }
     if bytes.len() != 8 + ndigits * 2 {
         return Err(bad());
@@ -297,6 +302,17 @@ mod tests {
         binary(&Value::NumericNaN, &mut buf).unwrap();
         assert_eq!(&buf[..], &[0, 0, 0, 0, 0xC0, 0, 0, 0]);
         assert_eq!(decode_numeric(&buf).unwrap(), Value::NumericNaN);
+    }
+
+    #[test]
+    fn numeric_infinities_have_their_own_signs_in_binary() {
+        for (negative, sign) in [(false, 0xD0), (true, 0xF0)] {
+            let mut buf = BytesMut::new();
+            let value = Value::NumericInf { negative };
+            binary(&value, &mut buf).unwrap();
+            assert_eq!(&buf[..], &[0, 0, 0, 0, sign, 0, 0, 0]);
+            assert!(matches!(decode_numeric(&buf).unwrap(), Value::NumericInf { negative: n } if n == negative));
+        }
     }
 
     #[test]

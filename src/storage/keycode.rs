@@ -56,6 +56,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         }
         Value::Numeric(d) => encode_decimal(d, out),
         Value::NumericNaN => out.push(TAG_NUM_NAN),
+        Value::NumericInf { negative } => encode_numeric_parts(*negative, INFINITE_EXPONENT, "", out),
         Value::Text(s) => {
             out.push(TAG_TEXT);
             encode_bytes(s.as_bytes(), out);
@@ -139,11 +140,18 @@ fn encode_decimal(d: &Decimal, out: &mut Vec<u8>) {
     }
     let digits: String = n.abs().mantissa().to_string();
     let exponent = digits.len() as i32 - n.scale() as i32;
+    encode_numeric_parts(n.is_sign_negative(), exponent, digits.trim_end_matches('0'), out);
+}
+
+/// The exponent of NUMERIC's infinities, which have no digits: above every finite number's.
+const INFINITE_EXPONENT: i32 = i32::MAX;
+
+fn encode_numeric_parts(negative: bool, exponent: i32, digits: &str, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(digits.len() + 5);
     body.extend_from_slice(&((exponent as u32) ^ (1 << 31)).to_be_bytes());
-    body.extend(digits.trim_end_matches('0').bytes());
+    body.extend(digits.bytes());
     body.push(0);
-    if n.is_sign_negative() {
+    if negative {
         out.push(TAG_NUM_NEG);
         out.extend(body.iter().map(|b| !b));
     } else {
@@ -180,6 +188,9 @@ pub fn decode_value(input: &mut &[u8]) -> Result<Value> {
             let end = input.iter().position(|&b| fix(b) == 0).ok_or_else(corrupt)?;
             let digits: String = input[..end].iter().map(|&b| fix(b) as char).collect();
             *input = &input[end + 1..];
+            if exponent == INFINITE_EXPONENT && digits.is_empty() {
+                return Ok(Value::NumericInf { negative });
+            }
             let scale = digits.len() as i32 - exponent;
             let mantissa: i128 = digits.parse().map_err(|_| corrupt())?;
             if !(-28..=28).contains(&scale) {
@@ -269,6 +280,8 @@ mod tests {
             any::<f64>().prop_filter("finite or nan", |f| !f.is_infinite()).prop_map(Value::Float8),
             (any::<i64>(), 0u32..10).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
             Just(Value::NumericNaN),
+            Just(Value::NumericInf { negative: false }),
+            Just(Value::NumericInf { negative: true }),
             ".*".prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..16).prop_map(Value::Bytea),
             any::<i64>().prop_map(|t| Value::TimestampTz(t / 2)),
@@ -277,7 +290,7 @@ mod tests {
     }
 
     fn same_family(a: &Value, b: &Value) -> bool {
-        let numeric = |v: &Value| matches!(v, Value::Numeric(_) | Value::NumericNaN);
+        let numeric = |v: &Value| matches!(v, Value::Numeric(_) | Value::NumericNaN | Value::NumericInf { .. });
         std::mem::discriminant(a) == std::mem::discriminant(b) || a.is_null() || b.is_null() || numeric(a) && numeric(b)
     }
 

@@ -108,6 +108,7 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(&f.to_le_bytes());
         }
         Value::NumericNaN => out.push(18),
+        Value::NumericInf { negative } => out.push(if *negative { 21 } else { 20 }),
         Value::Numeric(d) => {
             out.push(8);
             out.extend_from_slice(&d.serialize());
@@ -192,6 +193,8 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
         }
         18 => Value::NumericNaN,
         19 => Value::Time(int(input)?),
+        20 => Value::NumericInf { negative: false },
+        21 => Value::NumericInf { negative: true },
         _ => return Err(corrupt()),
     })
 }
@@ -211,6 +214,8 @@ mod tests {
             any::<f64>().prop_map(Value::Float8),
             (any::<i64>(), 0u32..20).prop_map(|(m, s)| Value::Numeric(Decimal::new(m, s))),
             Just(Value::NumericNaN),
+            Just(Value::NumericInf { negative: false }),
+            Just(Value::NumericInf { negative: true }),
             ".*".prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Bytea),
             any::<i32>().prop_map(Value::Date),

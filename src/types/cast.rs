@@ -58,11 +58,15 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             Value::Float4(single)
         }
         T::Float8 => Value::Float8(to_float(&value, "double precision")?),
-        T::Numeric(_) if is_nan(&value) => Value::NumericNaN,
-        T::Numeric(spec) => {
-            let d = to_decimal(&value)?;
-            Value::Numeric(apply_numeric_spec(d, *spec)?)
-        }
+        T::Numeric(spec) => match numeric_special(&value) {
+            Some(Value::NumericInf { .. }) if let Some((precision, scale)) = spec => {
+                return Err(Error::NumericOutOfRange(format!(
+                    "numeric field overflow: A field with precision {precision}, scale {scale} cannot hold an infinite value."
+                )));
+            }
+            Some(special) => special,
+            None => Value::Numeric(apply_numeric_spec(to_decimal(&value)?, *spec)?),
+        },
         T::Enum(e) => match value {
             Value::Text(label) if e.position(&label).is_some() => Value::Text(label),
             Value::Text(label) => {
@@ -198,19 +202,33 @@ pub fn parse_bool(s: &str) -> Result<bool> {
     }
 }
 
-/// A NaN that NUMERIC keeps: its own, a float's, or the text `NaN`.
-fn is_nan(value: &Value) -> bool {
-    match value {
-        Value::NumericNaN => true,
-        Value::Float4(_) | Value::Float8(_) => value.as_f64().is_some_and(f64::is_nan),
-        Value::Text(s) => s.trim().eq_ignore_ascii_case("nan"),
-        _ => false,
+/// The NaN or infinity that NUMERIC keeps of `value`: its own, a float's, or the text
+/// `NaN`, `[+-]Infinity` or `[+-]inf` (any case).
+fn numeric_special(value: &Value) -> Option<Value> {
+    let f = match value {
+        Value::NumericNaN | Value::NumericInf { .. } => return Some(value.clone()),
+        Value::Float4(_) | Value::Float8(_) => value.as_f64()?,
+        Value::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "nan" => f64::NAN,
+            "infinity" | "+infinity" | "inf" | "+inf" => f64::INFINITY,
+            "-infinity" | "-inf" => f64::NEG_INFINITY,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if f.is_nan() {
+        Some(Value::NumericNaN)
+    } else if f.is_infinite() {
+        Some(Value::NumericInf { negative: f < 0.0 })
+    } else {
+        None
     }
 }
 
 fn to_int(value: &Value, type_name: &str) -> Result<i64> {
     match value {
         Value::NumericNaN => Err(Error::FeatureNotSupported(format!("cannot convert NaN to {type_name}"))),
+        Value::NumericInf { .. } => Err(Error::FeatureNotSupported(format!("cannot convert infinity to {type_name}"))),
         Value::Int2(v) => Ok(*v as i64),
         Value::Int4(v) => Ok(*v as i64),
         Value::Int8(v) => Ok(*v),

@@ -21,6 +21,10 @@ pub enum Value {
     Numeric(Decimal),
     /// NUMERIC's `NaN`: equal to itself and greater than every number, as in PostgreSQL.
     NumericNaN,
+    /// NUMERIC's `Infinity` and `-Infinity`: above (below) every number, `Infinity` below NaN.
+    NumericInf {
+        negative: bool,
+    },
     Text(String),
     Bytea(Vec<u8>),
     /// Days since 1970-01-01.
@@ -78,7 +82,7 @@ impl Value {
             Value::Int8(_) => DataType::Int8,
             Value::Float4(_) => DataType::Float4,
             Value::Float8(_) => DataType::Float8,
-            Value::Numeric(_) | Value::NumericNaN => DataType::Numeric(None),
+            Value::Numeric(_) | Value::NumericNaN | Value::NumericInf { .. } => DataType::Numeric(None),
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Date(_) => DataType::Date,
@@ -119,6 +123,8 @@ impl Value {
             Value::Float8(v) => Some(*v),
             Value::Numeric(d) => d.to_f64(),
             Value::NumericNaN => Some(f64::NAN),
+            Value::NumericInf { negative: false } => Some(f64::INFINITY),
+            Value::NumericInf { negative: true } => Some(f64::NEG_INFINITY),
             _ => None,
         }
     }
@@ -134,6 +140,23 @@ impl Value {
             (NumericNaN, NumericNaN) => Ordering::Equal,
             (NumericNaN, Int2(_) | Int4(_) | Int8(_) | Numeric(_)) => Ordering::Greater,
             (Int2(_) | Int4(_) | Int8(_) | Numeric(_), NumericNaN) => Ordering::Less,
+            (NumericInf { negative: a }, NumericInf { negative: b }) => b.cmp(a),
+            (NumericInf { .. }, NumericNaN) => Ordering::Less,
+            (NumericNaN, NumericInf { .. }) => Ordering::Greater,
+            (NumericInf { negative }, Int2(_) | Int4(_) | Int8(_) | Numeric(_)) => {
+                if *negative {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (Int2(_) | Int4(_) | Int8(_) | Numeric(_), NumericInf { negative }) => {
+                if *negative {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
             (Numeric(a), Numeric(b)) => a.cmp(b),
             (Numeric(a), Int2(_) | Int4(_) | Int8(_)) => a.cmp(&Decimal::from(other.as_i64()?)),
             (Int2(_) | Int4(_) | Int8(_), Numeric(b)) => Decimal::from(self.as_i64()?).cmp(b),
@@ -182,7 +205,7 @@ impl Value {
             Value::Null => 0,
             Value::Bool(_) => 1,
             Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => 2,
-            Value::Float4(_) | Value::Float8(_) | Value::Numeric(_) | Value::NumericNaN => 2,
+            Value::Float4(_) | Value::Float8(_) | Value::Numeric(_) | Value::NumericNaN | Value::NumericInf { .. } => 2,
             Value::Text(_) => 3,
             Value::Bytea(_) => 4,
             Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 5,
@@ -238,6 +261,8 @@ impl Hash for Value {
             Value::Numeric(d) => d.normalize().hash(state),
             // Equal to a float NaN, so hashed as one.
             Value::NumericNaN => u64::MAX.hash(state),
+            // Equal to a float infinity, so hashed as one.
+            Value::NumericInf { .. } => self.as_f64().unwrap_or_default().to_bits().hash(state),
             Value::Float4(_) | Value::Float8(_) => {
                 let f = self.as_f64().unwrap_or_default();
                 if f.fract() == 0.0 && f.abs() < 1e28 {
@@ -274,6 +299,7 @@ impl fmt::Display for Value {
             Value::Float8(v) => write!(f, "{}", format_float(*v, 15, None)),
             Value::Numeric(d) => write!(f, "{d}"),
             Value::NumericNaN => write!(f, "NaN"),
+            Value::NumericInf { negative } => write!(f, "{}Infinity", if *negative { "-" } else { "" }),
             Value::Text(s) => write!(f, "{s}"),
             Value::Bytea(b) => {
                 write!(f, "\\x")?;
@@ -442,6 +468,24 @@ mod tests {
         assert_eq!(h(&Value::Int4(3)), h(&Value::Int8(3)));
         assert_eq!(h(&Value::Int4(3)), h(&Value::Numeric(Decimal::new(300, 2))));
         assert_eq!(h(&Value::Int4(3)), h(&Value::Float8(3.0)));
+        let infinity = Value::NumericInf { negative: false };
+        assert_eq!(infinity, Value::Float8(f64::INFINITY));
+        assert_eq!(h(&infinity), h(&Value::Float8(f64::INFINITY)));
+        assert_ne!(h(&infinity), h(&Value::NumericInf { negative: true }));
+    }
+
+    #[test]
+    fn numeric_infinities_order_around_numbers_and_below_nan() {
+        let mut values = [
+            Value::NumericNaN,
+            Value::NumericInf { negative: false },
+            Value::Numeric(Decimal::new(-5, 0)),
+            Value::NumericInf { negative: true },
+            Value::Int8(i64::MAX),
+        ];
+        values.sort();
+        let shown: Vec<String> = values.iter().map(Value::to_string).collect();
+        assert_eq!(shown, ["-Infinity", "-5", "9223372036854775807", "Infinity", "NaN"]);
     }
 
     #[test]

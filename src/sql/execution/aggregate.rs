@@ -226,6 +226,9 @@ pub struct Accumulator {
     numeric_input: bool,
     /// A NUMERIC NaN was added.
     nan: bool,
+    /// A NUMERIC `Infinity` / `-Infinity` was added.
+    positive_infinity: bool,
+    negative_infinity: bool,
 }
 
 impl Accumulator {
@@ -254,6 +257,8 @@ impl Accumulator {
             interval_sum: Interval::default(),
             numeric_input: false,
             nan: false,
+            positive_infinity: false,
+            negative_infinity: false,
         }
     }
 
@@ -321,6 +326,14 @@ impl Accumulator {
                 Value::NumericNaN => {
                     self.numeric_input = true;
                     self.nan = true;
+                }
+                Value::NumericInf { negative } => {
+                    self.numeric_input = true;
+                    if *negative {
+                        self.negative_infinity = true;
+                    } else {
+                        self.positive_infinity = true;
+                    }
                 }
                 Value::Interval(iv) => self.interval_sum = interval::add(&self.interval_sum, iv)?,
                 Value::Numeric(d) => {
@@ -415,8 +428,19 @@ impl Accumulator {
         Ok(match self.function {
             CountStar | Count | Regression(Statistic::Count) => Value::Int8(self.count),
             _ if self.count == 0 && self.function != ArrayAgg => Value::Null,
-            // A NUMERIC NaN makes sums, averages and variances NaN.
-            Sum | Avg | StddevSamp | StddevPop | VarSamp | VarPop if self.nan => Value::NumericNaN,
+            // A NUMERIC NaN makes sums, averages and variances NaN, and so do infinities of both
+            // signs; one infinity makes sums and averages that infinity and variances NaN.
+            Sum | Avg | StddevSamp | StddevPop | VarSamp | VarPop
+                if self.nan || (self.positive_infinity && self.negative_infinity) =>
+            {
+                Value::NumericNaN
+            }
+            Sum | Avg if self.positive_infinity || self.negative_infinity => {
+                Value::NumericInf { negative: self.negative_infinity }
+            }
+            StddevSamp | StddevPop | VarSamp | VarPop if self.positive_infinity || self.negative_infinity => {
+                Value::NumericNaN
+            }
             Sum | Avg if self.return_type == DataType::Interval => match self.function {
                 Sum => Value::Interval(self.interval_sum),
                 _ => Value::Interval(interval::scale(&self.interval_sum, self.count as f64, true)?),

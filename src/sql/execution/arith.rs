@@ -56,13 +56,13 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         }
         (Float8(a), Float8(b)) => float_op(op, *a, *b).map(Float8),
         (Numeric(a), Numeric(b)) => numeric_op(op, *a, *b).map(Numeric),
-        // NUMERIC NaN absorbs every arithmetic with an exact number (a float operand makes the
-        // operation a float one above).
-        (NumericNaN, Int2(_) | Int4(_) | Int8(_) | Numeric(_) | NumericNaN)
-        | (Int2(_) | Int4(_) | Int8(_) | Numeric(_), NumericNaN)
+        // NUMERIC NaN and infinities with an exact number (a float operand makes the operation
+        // a float one above).
+        (NumericNaN | NumericInf { .. }, Int2(_) | Int4(_) | Int8(_) | Numeric(_) | NumericNaN | NumericInf { .. })
+        | (Int2(_) | Int4(_) | Int8(_) | Numeric(_), NumericNaN | NumericInf { .. })
             if matches!(op, Add | Sub | Mul | Div | Mod | Pow) =>
         {
-            Ok(NumericNaN)
+            numeric_special_op(op, l, r)
         }
         // Date and time arithmetic.
         (Timestamp(t), Interval(iv)) | (TimestampTz(t), Interval(iv)) if matches!(op, Add | Sub) => {
@@ -181,10 +181,11 @@ fn float_op(op: BinaryOp, a: f64, b: f64) -> Result<f64> {
         }
         BinaryOp::Pow => {
             if a == 0.0 && b < 0.0 {
-                return Err(Error::InvalidParameter("zero raised to a negative power is undefined".into()));
+                return Err(Error::DataException("2201F", "zero raised to a negative power is undefined".into()));
             }
-            if a < 0.0 && b.fract() != 0.0 {
-                return Err(Error::InvalidParameter(
+            if a < 0.0 && b.is_finite() && b.fract() != 0.0 {
+                return Err(Error::DataException(
+                    "2201F",
                     "a negative number raised to a non-integer power yields a complex result".into(),
                 ));
             }
@@ -196,6 +197,35 @@ fn float_op(op: BinaryOp, a: f64, b: f64) -> Result<f64> {
         return Err(Error::NumericOutOfRange("value out of range: overflow".into()));
     }
     Ok(out)
+}
+
+/// NUMERIC arithmetic where either operand is NaN or an infinity, as PostgreSQL 15 defines
+/// it: NaN absorbs everything but `1 ^ NaN` and `NaN ^ 0` (both 1); an infinity behaves as
+/// IEEE floats do (`Infinity - Infinity` and `Infinity * 0` are NaN, `x / Infinity` is 0,
+/// `x % Infinity` is x), except that dividing by zero and the powers a finite NUMERIC refuses
+/// are errors.
+pub fn numeric_special_op(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
+    let (a, b) = (l.as_f64().unwrap_or(f64::NAN), r.as_f64().unwrap_or(f64::NAN));
+    if op == BinaryOp::Pow && (a == 1.0 || b == 0.0) {
+        return Ok(Value::Numeric(Decimal::ONE));
+    }
+    if a.is_nan() || b.is_nan() {
+        return Ok(Value::NumericNaN);
+    }
+    let out = match op {
+        BinaryOp::Div | BinaryOp::Mod if b == 0.0 => return Err(Error::DivisionByZero),
+        // A finite dividend keeps its exact value.
+        BinaryOp::Mod if a.is_finite() => return Ok(l.clone()),
+        _ => float_op(op, a, b)?,
+    };
+    Ok(if out.is_nan() {
+        Value::NumericNaN
+    } else if out.is_infinite() {
+        Value::NumericInf { negative: out < 0.0 }
+    } else {
+        // 0 (x / Infinity, a fraction to an infinite power) or 1 (Infinity ^ 0 is above).
+        Value::Numeric(Decimal::from_f64_retain(out).unwrap_or_default())
+    })
 }
 
 fn numeric_op(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Decimal> {
@@ -221,10 +251,11 @@ fn numeric_op(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Decimal> {
 pub fn numeric_pow(a: Decimal, b: Decimal) -> Result<Decimal> {
     use rust_decimal::MathematicalOps;
     if a.is_zero() && b.is_sign_negative() {
-        return Err(Error::InvalidParameter("zero raised to a negative power is undefined".into()));
+        return Err(Error::DataException("2201F", "zero raised to a negative power is undefined".into()));
     }
     if a.is_sign_negative() && !b.fract().is_zero() {
-        return Err(Error::InvalidParameter(
+        return Err(Error::DataException(
+            "2201F",
             "a negative number raised to a non-integer power yields a complex result".into(),
         ));
     }

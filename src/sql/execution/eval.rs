@@ -361,6 +361,8 @@ fn negate(v: Value) -> Result<Value> {
         Value::Float4(f) => Value::Float4(-f),
         Value::Float8(f) => Value::Float8(-f),
         Value::Numeric(d) => Value::Numeric(-d),
+        Value::NumericNaN => Value::NumericNaN,
+        Value::NumericInf { negative } => Value::NumericInf { negative: !negative },
         Value::Interval(iv) => {
             Value::Interval(crate::types::value::Interval { months: -iv.months, days: -iv.days, micros: -iv.micros })
         }

@@ -110,9 +110,11 @@ fn format_number(value: &Value, fmt: &str) -> Result<String> {
     let is_digit = |t: &Tok| matches!(t, Tok::Nine | Tok::Zero);
     let int_positions = toks[..point.unwrap_or(toks.len())].iter().filter(|t| is_digit(t)).count();
     let frac_positions = point.map_or(0, |p| toks[p..].iter().filter(|t| is_digit(t)).count());
-    let decimal = match value {
-        Value::NumericNaN => return Ok(" NaN".into()),
-        v => to_decimal(v)?,
+    // NaN prints as such; an infinity fills every digit position with `#`, as an overflow.
+    let (decimal, infinite) = match value.as_f64() {
+        Some(f) if f.is_nan() => return Ok(" NaN".into()),
+        Some(f) if f.is_infinite() => (if f < 0.0 { Decimal::NEGATIVE_ONE } else { Decimal::ONE }, true),
+        _ => (to_decimal(value)?, false),
     };
     // Floats round half to even (PostgreSQL prints them with printf), exact numbers half away
     // from zero.
@@ -131,7 +133,7 @@ fn format_number(value: &Value, fmt: &str) -> Result<String> {
     while frac_digits.len() < frac_positions {
         frac_digits.push('0');
     }
-    let overflow = int_digits.len() > int_positions;
+    let overflow = infinite || int_digits.len() > int_positions;
     let explicit_sign = toks.iter().any(|t| matches!(t, Tok::Sign | Tok::Minus | Tok::SignAny | Tok::Brackets));
     let first_zero = toks[..point.unwrap_or(toks.len())].iter().filter(|t| is_digit(t)).position(|t| *t == Tok::Zero);
     let mut out = String::new();

@@ -279,6 +279,53 @@ fn date_arg(t: &DataType) -> DataType {
     }
 }
 
+/// NUMERIC math on NaN or an infinity, as PostgreSQL 15 defines it; None for a function
+/// these rules do not cover. NaN gives NaN; an infinity is its own absolute value, rounding
+/// and square root, logarithm and exponential (`exp(-Infinity)` is 0), with the errors of a
+/// negative argument; `log(base, x)` is 0 for an infinite base and an infinity for an
+/// infinite `x`. Power and modulo are operators (`arith::numeric_special_op`).
+fn numeric_special_math(name: &str, args: &[Value]) -> Option<Result<Value>> {
+    let special = args.iter().find(|a| matches!(a, Value::NumericNaN | Value::NumericInf { .. }))?;
+    let negative = match special {
+        Value::NumericNaN => {
+            let covered = matches!(
+                name,
+                "abs" | "round" | "trunc" | "ceil" | "floor" | "sign" | "sqrt" | "exp" | "ln" | "log" | "log10"
+            );
+            return covered.then_some(Ok(Value::NumericNaN));
+        }
+        Value::NumericInf { negative } => *negative,
+        _ => return None,
+    };
+    let infinity = |negative| Ok(Value::NumericInf { negative });
+    let log_error = |message: &str| Err(Error::DataException("2201E", message.into()));
+    Some(match name {
+        "log" => {
+            let (base, x) = (args[0].as_f64().unwrap_or(0.0), args[1].as_f64().unwrap_or(0.0));
+            if base < 0.0 || x < 0.0 {
+                log_error("cannot take logarithm of a negative number")
+            } else if base == 0.0 || x == 0.0 {
+                log_error("cannot take logarithm of zero")
+            } else if base.is_infinite() && x.is_infinite() {
+                Ok(Value::NumericNaN)
+            } else if base.is_infinite() {
+                Ok(Value::Numeric(Decimal::ZERO))
+            } else {
+                infinity(false)
+            }
+        }
+        "abs" => infinity(false),
+        "round" | "trunc" | "ceil" | "floor" => Ok(special.clone()),
+        "sign" => Ok(Value::Numeric(if negative { Decimal::NEGATIVE_ONE } else { Decimal::ONE })),
+        "sqrt" if negative => Err(Error::DataException("2201F", "cannot take square root of a negative number".into())),
+        "ln" | "log10" if negative => log_error("cannot take logarithm of a negative number"),
+        "sqrt" | "ln" | "log10" => infinity(false),
+        "exp" if negative => Ok(Value::Numeric(Decimal::ZERO)),
+        "exp" => infinity(false),
+        _ => return None,
+    })
+}
+
 /// Functions that are not NULL-in-NULL-out.
 pub fn is_strict(name: &str) -> bool {
     !matches!(name, "concat" | "concat_ws" | "time_bucket_gapfill") && json::is_strict(name) && text::is_strict(name)
@@ -289,27 +336,8 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
     if is_strict(name) && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
-    // NUMERIC math on NaN is NaN.
-    if args.iter().any(|a| matches!(a, Value::NumericNaN))
-        && matches!(
-            name,
-            "abs"
-                | "round"
-                | "trunc"
-                | "ceil"
-                | "floor"
-                | "sign"
-                | "sqrt"
-                | "cbrt"
-                | "exp"
-                | "ln"
-                | "log"
-                | "log10"
-                | "power"
-                | "mod"
-        )
-    {
-        return Ok(Value::NumericNaN);
+    if let Some(result) = numeric_special_math(name, &args) {
+        return result;
     }
     let text = |i: usize| -> &str {
         match &args[i] {
@@ -509,7 +537,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
                 "degrees" => f.to_degrees(),
                 _ => f.to_radians(),
             };
-            if out.is_infinite() {
+            if out.is_infinite() && f.is_finite() {
                 return Err(Error::NumericOutOfRange("value out of range: overflow".into()));
             }
             match &args[0] {

@@ -75,7 +75,8 @@ fn int_overflow(t: &DataType) -> Error {
 /// `div(a, b)`: the integral part of `a / b`, truncated toward zero.
 fn div(a: &Value, b: &Value) -> Result<Value> {
     let (Value::Numeric(a), Value::Numeric(b)) = (a, b) else {
-        return Ok(Value::NumericNaN);
+        // NaN, or an infinity: truncating leaves the quotient's NaN, infinity or 0 as it is.
+        return crate::sql::execution::arith::numeric_special_op(crate::sql::planner::plan::BinaryOp::Div, a, b);
     };
     if b.is_zero() {
         return Err(Error::DivisionByZero);
@@ -112,7 +113,9 @@ fn gcd_lcm(gcd: bool, a: &Value, b: &Value) -> Result<Value> {
             result.rescale(scale);
             Ok(Value::Numeric(result))
         }
-        (Value::NumericNaN, _) | (_, Value::NumericNaN) => Ok(Value::NumericNaN),
+        (Value::NumericNaN | Value::NumericInf { .. }, _) | (_, Value::NumericNaN | Value::NumericInf { .. }) => {
+            Ok(Value::NumericNaN)
+        }
         _ => {
             let t = a.data_type().unwrap_or(DataType::Int4);
             let (x, y) = (a.as_i64().unwrap_or(0) as i128, b.as_i64().unwrap_or(0) as i128);

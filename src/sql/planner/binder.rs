@@ -261,6 +261,18 @@ impl Binder<'_> {
                     Ok((Expr::Unary(UnaryOp::Negate, Box::new(inner)), t))
                 }
                 ast::UnaryOperator::Plus => self.bind(expr),
+                // PostgreSQL's prefix operators: `@` (abs) of any number, `|/` (sqrt) and `||/`
+                // (cbrt) of a double precision.
+                ast::UnaryOperator::PGAbs => {
+                    let inner = self.bind(expr)?;
+                    self.bind_call("abs", vec![inner])
+                }
+                ast::UnaryOperator::PGSquareRoot | ast::UnaryOperator::PGCubeRoot => {
+                    let function = if *op == ast::UnaryOperator::PGSquareRoot { "sqrt" } else { "cbrt" };
+                    let inner = self.bind(expr)?;
+                    let inner = self.coerce(inner, &DataType::Float8)?;
+                    self.bind_call(function, vec![(inner, DataType::Float8)])
+                }
                 other => Err(Error::FeatureNotSupported(format!("unary operator {other}"))),
             },
             A::BinaryOp { left, op, right } => self.bind_binary(left, op, right),
