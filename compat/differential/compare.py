@@ -209,6 +209,9 @@ def general_query(r):
         f"SELECT count(*) FILTER (WHERE y > {r.randint(0, 50)}), array_agg(DISTINCT k ORDER BY k) FROM dc_b",
         f"SELECT id, k FROM dc_a WHERE (k, id) {r.choice(['>', '<', '=', '<>'])} ({r.randint(1, 5)}, {r.randint(1, 5)}) ORDER BY id",
         f"SELECT id, greatest(k, {r.randint(0, 5)}), least(x, 'c') FROM dc_a ORDER BY id",
+        f"SELECT id, {r.choice(['(k, x)', 'ROW(k, x, id)', '(k, x) IS NULL', '(k, x) IS NOT NULL', 'a', '(a).x', 'ROW(k)'])}"
+        " FROM dc_a a ORDER BY id",
+        f"SELECT (k, {r.choice(['k % 2', 'y > 20', 'NULL::int'])}) AS r, count(*) FROM dc_b GROUP BY 1 ORDER BY 1 {r.choice(['ASC', 'DESC'])}",
     ]
     return r.choice(forms)
 

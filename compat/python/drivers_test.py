@@ -61,6 +61,14 @@ def _():
             assert got[4] == "héllo" and got[5] == ts and got[6] == dt.date(2024, 2, 29), got
             assert got[7] == u and got[8] == {"a": [1, 2]} and bytes(got[9]) == b"\x00\xff" and got[10] == 2**40, got
             assert got[11] == dt.time(23, 59, 58, 250), got
+        # Rows and NUMERIC infinities, in text and in binary (record_send, NUMERIC's special signs).
+        query = "SELECT (1, 'a b', NULL, 2.5::numeric, (3, true)), 'Infinity'::numeric, '-Infinity'::numeric, %s::numeric"
+        for binary in (False, True):
+            got = conn.cursor(binary=binary).execute(query, (decimal.Decimal("-Infinity"),)).fetchone()
+            inner = (3, True) if binary else "(3,t)"
+            fields = (1, "a b", None, decimal.Decimal("2.5"), inner) if binary else ("1", "a b", None, "2.5", inner)
+            assert got[0] == fields, got
+            assert got[1] == decimal.Decimal("Infinity") and got[2] == got[3] == decimal.Decimal("-Infinity"), got
 
 
 @check("psycopg: errors carry SQLSTATEs and transactions roll back")

@@ -65,17 +65,31 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
             buf.put_i32(items.len() as i32);
             buf.put_i32(1);
             for item in items {
-                if item.is_null() {
-                    buf.put_i32(-1);
-                } else {
-                    let mut inner = BytesMut::new();
-                    binary(item, &mut inner)?;
-                    buf.put_i32(inner.len() as i32);
-                    buf.put_slice(&inner);
-                }
+                length_prefixed(item, buf)?;
+            }
+        }
+        // PostgreSQL's record_send: the field count, then each field's type and value.
+        Value::Record(fields) => {
+            buf.put_i32(fields.len() as i32);
+            for field in fields {
+                buf.put_u32(field.data_type().map_or(25, |t| t.oid()));
+                length_prefixed(field, buf)?;
             }
         }
     }
+    Ok(())
+}
+
+/// An element of an array or row in binary: its length (-1 for NULL), then its bytes.
+fn length_prefixed(value: &Value, buf: &mut BytesMut) -> Result<()> {
+    if value.is_null() {
+        buf.put_i32(-1);
+        return Ok(());
+    }
+    let mut inner = BytesMut::new();
+    binary(value, &mut inner)?;
+    buf.put_i32(inner.len() as i32);
+    buf.put_slice(&inner);
     Ok(())
 }
 
@@ -229,6 +243,7 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
             cast(Value::Text(text.to_string()), &DataType::Jsonb, CastKind::Explicit)?
         }
         DataType::Array(_) => return Err(Error::FeatureNotSupported("binary array parameters".into())),
+        DataType::Record(_) => return Err(Error::FeatureNotSupported("binary record parameters".into())),
         // An enum's binary form is its label's text.
         DataType::Enum(_) => {
             let text = String::from_utf8(bytes.to_vec()).map_err(|_| bad())?;

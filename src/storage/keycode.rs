@@ -96,10 +96,10 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.push(TAG_JSONB);
             encode_bytes(j.to_string().as_bytes(), out);
         }
-        Value::Array(items) => {
-            // Arrays are not key material in this version; encode as their text.
+        Value::Array(_) | Value::Record(_) => {
+            // Arrays and rows are not key material in this version; encode as their text.
             out.push(TAG_TEXT);
-            encode_bytes(Value::Array(items.clone()).to_string().as_bytes(), out);
+            encode_bytes(value.to_string().as_bytes(), out);
         }
     }
 }

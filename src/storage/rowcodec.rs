@@ -151,8 +151,8 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
             out.push(19);
             varint::put(out, varint::zigzag(*t));
         }
-        Value::Array(items) => {
-            out.push(17);
+        Value::Array(items) | Value::Record(items) => {
+            out.push(if matches!(v, Value::Array(_)) { 17 } else { 22 });
             varint::put(out, items.len() as u64);
             for item in items {
                 encode_one(item, out);
@@ -183,20 +183,24 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
         14 => Value::Interval(Interval { months: int(input)? as i32, days: int(input)? as i32, micros: int(input)? }),
         15 => Value::Uuid(u128::from_be_bytes(take::<16>(input)?)),
         16 => Value::Jsonb(serde_json::from_slice(read_bytes(input)?).map_err(|_| corrupt())?),
-        17 => {
-            let n = varint::take(input)? as usize;
-            let mut items = Vec::with_capacity(n.min(4096));
-            for _ in 0..n {
-                items.push(decode_one(input)?);
-            }
-            Value::Array(items)
-        }
+        17 => Value::Array(decode_items(input)?),
         18 => Value::NumericNaN,
         19 => Value::Time(int(input)?),
         20 => Value::NumericInf { negative: false },
         21 => Value::NumericInf { negative: true },
+        22 => Value::Record(decode_items(input)?),
         _ => return Err(corrupt()),
     })
+}
+
+/// The items of an array or row: their count, then each value.
+fn decode_items(input: &mut &[u8]) -> Result<Vec<Value>> {
+    let n = varint::take(input)? as usize;
+    let mut items = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        items.push(decode_one(input)?);
+    }
+    Ok(items)
 }
 
 #[cfg(test)]
@@ -228,6 +232,12 @@ mod tests {
             any::<u128>().prop_map(Value::Uuid),
             (0..=86_400_000_000i64).prop_map(Value::Time),
         ]
+        .prop_recursive(2, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Record),
+                proptest::collection::vec(inner, 0..4).prop_map(Value::Array),
+            ]
+        })
     }
 
     fn identical(a: &Value, b: &Value) -> bool {

@@ -139,6 +139,17 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             }
             other => return Err(cannot(&other)),
         },
+        T::Record(fields) => match value {
+            // `::record`: any row as it is.
+            Value::Record(items) if fields.is_empty() => Value::Record(items),
+            Value::Record(items) if items.len() == fields.len() => {
+                Value::Record(items.into_iter().zip(fields).map(|(v, t)| cast(v, t, kind)).collect::<Result<_>>()?)
+            }
+            Value::Text(_) => {
+                return Err(Error::FeatureNotSupported("input of anonymous composite types is not implemented".into()))
+            }
+            other => return Err(cannot(&other)),
+        },
         T::Unknown => value,
     })
 }

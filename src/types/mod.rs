@@ -57,6 +57,9 @@ pub enum DataType {
     Jsonb,
     /// An array of an element type (results of array_agg).
     Array(Box<DataType>),
+    /// An anonymous row, `ROW(a, b)` or `(a, b)`, with the types of its fields (PostgreSQL's
+    /// `record`). Not a column type.
+    Record(Vec<DataType>),
     /// A user-defined enum (`CREATE TYPE … AS ENUM`); values are its labels, stored as text
     /// and ordered by declaration.
     Enum(Box<EnumType>),
@@ -101,8 +104,10 @@ impl DataType {
                 DataType::Date => 1182,
                 DataType::Time => 1183,
                 DataType::Uuid => 2951,
+                DataType::Record(_) => 2287,
                 _ => 1009,
             },
+            DataType::Record(_) => 2249,
             DataType::Unknown => 25,
         }
     }
@@ -168,6 +173,9 @@ impl DataType {
                         Some(TimestampTz)
                     }
                     (Array(x), Array(y)) => DataType::common(x, y).map(|t| Array(Box::new(t))),
+                    (Record(x), Record(y)) if x.len() == y.len() => {
+                        x.iter().zip(y).map(|(x, y)| DataType::common(x, y)).collect::<Option<Vec<_>>>().map(Record)
+                    }
                     _ => None,
                 }
             }
@@ -200,6 +208,7 @@ impl fmt::Display for DataType {
             DataType::Uuid => write!(f, "uuid"),
             DataType::Jsonb => write!(f, "jsonb"),
             DataType::Array(elem) => write!(f, "{elem}[]"),
+            DataType::Record(_) => write!(f, "record"),
             DataType::Enum(e) => write!(f, "{}", e.name),
             DataType::Unknown => write!(f, "unknown"),
         }

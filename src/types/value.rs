@@ -39,6 +39,8 @@ pub enum Value {
     Uuid(u128),
     Jsonb(serde_json::Value),
     Array(Vec<Value>),
+    /// A row value (`ROW(a, b)`): its fields, NULLs included.
+    Record(Vec<Value>),
 }
 
 /// A PostgreSQL interval: months, days and microseconds are kept apart, as PostgreSQL does,
@@ -65,7 +67,7 @@ impl Value {
                 Value::Text(s) => s.len(),
                 Value::Bytea(b) => b.len(),
                 Value::Jsonb(j) => j.to_string().len() * 2,
-                Value::Array(a) => a.iter().map(Value::approx_bytes).sum(),
+                Value::Array(a) | Value::Record(a) => a.iter().map(Value::approx_bytes).sum(),
                 _ => 0,
             }
     }
@@ -94,6 +96,9 @@ impl Value {
             Value::Jsonb(_) => DataType::Jsonb,
             Value::Array(items) => {
                 DataType::Array(Box::new(items.iter().find_map(|v| v.data_type()).unwrap_or(DataType::Text)))
+            }
+            Value::Record(fields) => {
+                DataType::Record(fields.iter().map(|v| v.data_type().unwrap_or(DataType::Text)).collect())
             }
         })
     }
@@ -172,7 +177,9 @@ impl Value {
             (Interval(a), Interval(b)) => a.total_micros().cmp(&b.total_micros()),
             (Uuid(a), Uuid(b)) => a.cmp(b),
             (Jsonb(a), Jsonb(b)) => a.to_string().cmp(&b.to_string()),
-            (Array(a), Array(b)) => {
+            // Rows of different lengths do not compare (PostgreSQL: 42804).
+            (Record(a), Record(b)) if a.len() != b.len() => return None,
+            (Array(a), Array(b)) | (Record(a), Record(b)) => {
                 for (x, y) in a.iter().zip(b.iter()) {
                     let ord = match (x.is_null(), y.is_null()) {
                         (true, true) => Ordering::Equal,
@@ -213,6 +220,7 @@ impl Value {
             Value::Uuid(_) => 7,
             Value::Jsonb(_) => 8,
             Value::Array(_) => 9,
+            Value::Record(_) => 10,
         }
     }
 }
@@ -281,7 +289,7 @@ impl Hash for Value {
             Value::Time(t) => t.hash(state),
             Value::Uuid(u) => u.hash(state),
             Value::Jsonb(j) => j.to_string().hash(state),
-            Value::Array(items) => items.hash(state),
+            Value::Array(items) | Value::Record(items) => items.hash(state),
         }
     }
 }
@@ -336,8 +344,49 @@ impl fmt::Display for Value {
                 }
                 write!(f, "}}")
             }
+            Value::Record(fields) => {
+                write!(f, "(")?;
+                for (i, field) in fields.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ",")?;
+                    }
+                    if !field.is_null() {
+                        write_record_field(f, &field.to_string())?;
+                    }
+                }
+                write!(f, ")")
+            }
         }
     }
+}
+
+/// A field of a row's text form as PostgreSQL's `record_out` writes it: quoted when empty or
+/// holding a quote, backslash, parenthesis, comma or white space, with quotes and
+/// backslashes doubled inside the quotes.
+fn write_record_field(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    let needs_quotes =
+        s.is_empty() || s.chars().any(|c| matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_ascii_whitespace());
+    if !needs_quotes {
+        return write!(f, "{s}");
+    }
+    write_quoted(f, s, "")
+}
+
+/// `s` in double quotes, each quote and backslash preceded by `escape` (a backslash in
+/// arrays) or, with `escape` empty, doubled (rows).
+fn write_quoted(f: &mut fmt::Formatter<'_>, s: &str, escape: &str) -> fmt::Result {
+    write!(f, "\"")?;
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            if escape.is_empty() {
+                write!(f, "{c}")?;
+            } else {
+                write!(f, "{escape}")?;
+            }
+        }
+        write!(f, "{c}")?;
+    }
+    write!(f, "\"")
 }
 
 fn write_array_text(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
@@ -347,14 +396,7 @@ fn write_array_text(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     if !needs_quotes {
         return write!(f, "{s}");
     }
-    write!(f, "\"")?;
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            write!(f, "\\")?;
-        }
-        write!(f, "{c}")?;
-    }
-    write!(f, "\"")
+    write_quoted(f, s, "\\")
 }
 
 /// Formats a float the way PostgreSQL 15 does: the shortest text that round-trips, in

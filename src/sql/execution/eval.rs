@@ -73,7 +73,11 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                 binary(*op, &left, &right)?
             }
         },
-        Expr::IsNull(e) => Value::Bool(eval(e, row, ctx)?.is_null()),
+        Expr::IsNull(e) => Value::Bool(match eval(e, row, ctx)? {
+            // A row IS NULL when every field is.
+            Value::Record(fields) => fields.iter().all(Value::is_null),
+            v => v.is_null(),
+        }),
         Expr::IsDistinct(l, r) => {
             let (a, b) = (eval(l, row, ctx)?, eval(r, row, ctx)?);
             Value::Bool(match (a.is_null(), b.is_null()) {
@@ -225,6 +229,10 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                 match *name {
                     "assign_cast" => cast(values.pop().unwrap_or(Value::Null), expr_type(expr), CastKind::Assignment)?,
                     "array" => Value::Array(values),
+                    "row" => Value::Record(values),
+                    "row_is_not_null" => Value::Bool(
+                        matches!(&values[..], [Value::Record(fields)] if !fields.iter().any(Value::is_null)),
+                    ),
                     "current_user" | "session_user" | "user" => Value::Text(ctx.session.user.clone()),
                     "current_database" => Value::Text(ctx.session.database.clone()),
                     "current_schema" => Value::Text("public".into()),

@@ -233,6 +233,14 @@ impl Binder<'_> {
             }
             A::Nested(inner) => self.bind(inner),
             A::CompoundFieldAccess { root, access_chain } => {
+                // `(t).column`: a field of a table's whole row is its column.
+                if let (ast::Expr::Nested(table), [ast::AccessExpr::Dot(ast::Expr::Identifier(field))]) =
+                    (root.as_ref(), access_chain.as_slice())
+                {
+                    if let ast::Expr::Identifier(table) = table.as_ref() {
+                        return self.bind_column(Some(&ident(table)), &ident(field));
+                    }
+                }
                 let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = access_chain.as_slice() else {
                     return Err(Error::FeatureNotSupported(format!("expression {e}")));
                 };
@@ -278,7 +286,17 @@ impl Binder<'_> {
             A::BinaryOp { left, op, right } => self.bind_binary(left, op, right),
             A::IsNull(inner) => Ok((Expr::IsNull(Box::new(self.bind(inner)?.0)), DataType::Bool)),
             A::IsNotNull(inner) => {
-                Ok((Expr::Unary(UnaryOp::Not, Box::new(Expr::IsNull(Box::new(self.bind(inner)?.0)))), DataType::Bool))
+                let (inner, t) = self.bind(inner)?;
+                // A row is NOT NULL when every field is, which is not the negation of IS NULL
+                // (every field NULL).
+                if matches!(t, DataType::Record(_)) {
+                    let args = vec![inner];
+                    return Ok((
+                        Expr::Function { name: "row_is_not_null", args, return_type: DataType::Bool },
+                        DataType::Bool,
+                    ));
+                }
+                Ok((Expr::Unary(UnaryOp::Not, Box::new(Expr::IsNull(Box::new(inner)))), DataType::Bool))
             }
             A::IsTrue(inner) | A::IsNotTrue(inner) | A::IsFalse(inner) | A::IsNotFalse(inner) => {
                 let bound = self.bind(inner)?;
@@ -550,6 +568,7 @@ impl Binder<'_> {
                 let at = DataType::Array(Box::new(t));
                 Ok((Expr::Function { name: "array", args, return_type: at.clone() }, at))
             }
+            A::Tuple(items) => self.bind_row(&items.iter().collect::<Vec<_>>()),
             other => Err(Error::FeatureNotSupported(format!("expression {other}"))),
         }
     }
@@ -646,6 +665,15 @@ impl Binder<'_> {
                 return Err(Error::MissingFromEntry(t.to_string()));
             }
             return Err(Error::UndefinedColumn(format!("{t}.{name}")));
+        }
+        // A table's name as a value is its whole row, as in PostgreSQL.
+        if self.grouping.is_none() && self.scope.has_table(name) {
+            let (args, types): (Vec<Expr>, Vec<DataType>) = (self.scope.columns.iter().enumerate())
+                .filter(|(_, c)| c.table.as_deref() == Some(name))
+                .map(|(i, c)| (Expr::Column(i), c.data_type.clone()))
+                .unzip();
+            let t = DataType::Record(types);
+            return Ok((Expr::Function { name: "row", args, return_type: t.clone() }, t));
         }
         Err(Error::UndefinedColumn(name.to_string()))
     }
@@ -1022,6 +1050,21 @@ impl Binder<'_> {
     }
 
     /// Binds a call to a scalar function with already-bound arguments.
+    /// A row constructor, `ROW(a, b)` or `(a, b)`: a record of its items (literals of unknown
+    /// type become text).
+    fn bind_row(&mut self, items: &[&ast::Expr]) -> Result<(Expr, DataType)> {
+        let mut args = Vec::with_capacity(items.len());
+        let mut types = Vec::with_capacity(items.len());
+        for item in items {
+            let (e, t) = self.bind(item)?;
+            let target = if t == DataType::Unknown { DataType::Text } else { t.clone() };
+            args.push(self.coerce((e, t), &target)?);
+            types.push(target);
+        }
+        let t = DataType::Record(types);
+        Ok((Expr::Function { name: "row", args, return_type: t.clone() }, t))
+    }
+
     pub fn bind_call(&mut self, name: &str, args: Vec<(Expr, DataType)>) -> Result<(Expr, DataType)> {
         let types: Vec<DataType> = args.iter().map(|(_, t)| t.clone()).collect();
         let sig = functions::resolve(name, &types)?;
@@ -1094,6 +1137,9 @@ impl Binder<'_> {
         let star = matches!(arg_list, [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]);
         let positional = positional_args(&name, arg_list)?;
         let mut args: Vec<&ast::Expr> = positional.iter().map(|a| a.as_ref()).collect();
+        if name == "row" && !star && !distinct && f.over.is_none() && f.filter.is_none() {
+            return self.bind_row(&args);
+        }
         // nextval('s'::regclass), as pg_dump and ORMs write it: the sequence by name.
         if matches!(name.as_str(), "nextval" | "setval" | "currval") {
             if let Some(ast::Expr::Cast { expr, data_type, .. }) = args.first() {

@@ -252,8 +252,8 @@ impl Binder<'_> {
                             }
                             ast::AlterColumnOperation::SetDataType { data_type, using: None, .. } => {
                                 AlterAction::SetType {
+                                    data_type: types::resolve_column_type(self.txn, &data_type.to_string(), &column)?,
                                     column,
-                                    data_type: types::resolve_type(self.txn, &data_type.to_string())?,
                                 }
                             }
                             other => return Err(Error::FeatureNotSupported(format!("ALTER COLUMN {other}"))),
@@ -400,7 +400,7 @@ fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<Column
     let serial = sequences::serial_type(&type_text);
     let data_type = match &serial {
         Some(t) => t.clone(),
-        None => types::resolve_type(txn, &type_text)?,
+        None => types::resolve_column_type(txn, &type_text, &ident(&def.name))?,
     };
     let mut identity = serial.map(|_| sequences::Identity { options: Vec::new() });
     let mut column = Column {

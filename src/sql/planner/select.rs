@@ -1057,51 +1057,77 @@ fn quoted(name: &str) -> ast::Ident {
 
 /// The column name PostgreSQL gives an unaliased select item.
 pub fn output_name(e: &ast::Expr) -> String {
+    figure_name(e).0
+}
+
+/// A column name for `e` and how strongly it names it, as PostgreSQL's `FigureColname` does:
+/// 2 for a column, function or field, 1 for a type name or `case`, 0 for none (`?column?`).
+/// A cast or CASE names its column by the type or `case` only when what it wraps is weaker.
+fn figure_name(e: &ast::Expr) -> (String, u8) {
     use ast::Expr as A;
+    let strong = |name: &str| (name.to_string(), 2);
     match e {
-        A::Identifier(id) => ident(id),
-        A::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
-        A::Function(f) => object_name_parts(&f.name).last().cloned().unwrap_or_default(),
-        A::Cast { expr, data_type, .. } => match expr.as_ref() {
-            A::Value(_) => {
-                let t = data_type.to_string().to_lowercase();
-                match super::types::parse_type_name(&t) {
-                    Ok(DataType::Int4) => "int4".into(),
-                    Ok(DataType::Int8) => "int8".into(),
-                    Ok(DataType::Int2) => "int2".into(),
-                    Ok(DataType::Float8) => "float8".into(),
-                    Ok(DataType::Float4) => "float4".into(),
-                    Ok(DataType::Bool) => "bool".into(),
-                    Ok(DataType::Varchar(_)) => "varchar".into(),
-                    Ok(DataType::Char(_)) => "bpchar".into(),
-                    Ok(DataType::TimestampTz) => "timestamptz".into(),
-                    Ok(other) => other.to_string().split('(').next().unwrap_or("").to_string(),
-                    Err(_) => t,
-                }
-            }
-            inner => output_name(inner),
+        A::Identifier(id) => (ident(id), 2),
+        A::CompoundIdentifier(parts) => (parts.last().map(ident).unwrap_or_default(), 2),
+        A::Function(f) => (object_name_parts(&f.name).last().cloned().unwrap_or_default(), 2),
+        A::Cast { expr, data_type, .. } => match figure_name(expr) {
+            (_, 0 | 1) => (cast_name(data_type), 1),
+            named => named,
         },
-        A::Nested(inner) => output_name(inner),
-        A::Case { .. } => "case".into(),
-        A::Extract { .. } => "extract".into(),
-        A::Substring { .. } => "substring".into(),
-        A::Position { .. } => "position".into(),
-        A::Trim { .. } => "btrim".into(),
-        A::Ceil { .. } => "ceil".into(),
-        A::Floor { .. } => "floor".into(),
-        A::Exists { .. } => "exists".into(),
-        A::Interval(_) => "interval".into(),
-        A::Array(_) => "array".into(),
-        A::TypedString(ts) => ts.data_type.to_string().to_lowercase(),
-        A::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
+        A::Nested(inner) => figure_name(inner),
+        A::Case { else_result, .. } => match else_result.as_deref().map(figure_name) {
+            Some(named @ (_, 2)) => named,
+            _ => ("case".into(), 1),
+        },
+        A::Extract { .. } => strong("extract"),
+        A::Substring { .. } => strong("substring"),
+        A::Position { .. } => strong("position"),
+        A::Trim { .. } => strong("btrim"),
+        A::Ceil { .. } => strong("ceil"),
+        A::Floor { .. } => strong("floor"),
+        A::Exists { .. } => strong("exists"),
+        A::Interval(_) => ("interval".into(), 1),
+        A::Array(_) => strong("array"),
+        A::Tuple(_) => strong("row"),
+        A::CompoundFieldAccess { root, access_chain } => match access_chain.last() {
+            Some(ast::AccessExpr::Dot(ast::Expr::Identifier(field))) => (ident(field), 2),
+            _ => figure_name(root),
+        },
+        A::TypedString(ts) => (ts.data_type.to_string().to_lowercase(), 1),
         A::Subquery(q) => match q.body.as_ref() {
             ast::SetExpr::Select(s) => match s.projection.first() {
-                Some(ast::SelectItem::UnnamedExpr(e)) => output_name(e),
-                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => ident(alias),
-                _ => "?column?".into(),
+                Some(ast::SelectItem::UnnamedExpr(e)) => figure_name(e),
+                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => (ident(alias), 2),
+                _ => ("?column?".into(), 0),
             },
-            _ => "?column?".into(),
+            _ => ("?column?".into(), 0),
         },
-        _ => "?column?".into(),
+        _ => ("?column?".into(), 0),
+    }
+}
+
+/// The name a cast to `data_type` gives its column: the type's internal name (`int4`,
+/// `float8`, `varchar` …) as PostgreSQL's grammar turns the written name into.
+fn cast_name(data_type: &ast::DataType) -> String {
+    let t = data_type.to_string().to_lowercase();
+    super::types::parse_type_name(&t).map_or(t, |t| type_column_name(&t))
+}
+
+fn type_column_name(t: &DataType) -> String {
+    match t {
+        DataType::Int4 => "int4".into(),
+        DataType::Int8 => "int8".into(),
+        DataType::Int2 => "int2".into(),
+        DataType::Float8 => "float8".into(),
+        DataType::Float4 => "float4".into(),
+        DataType::Bool => "bool".into(),
+        DataType::Varchar(_) => "varchar".into(),
+        DataType::Char(_) => "bpchar".into(),
+        DataType::TimestampTz => "timestamptz".into(),
+        DataType::Timestamp => "timestamp".into(),
+        DataType::Time => "time".into(),
+        // `::int[]` names its column after the element type.
+        DataType::Array(element) => type_column_name(element),
+        other => other.to_string().split('(').next().unwrap_or("").to_string(),
     }
 }

@@ -24,6 +24,16 @@ pub fn resolve_type(txn: &mut Transaction, name: &str) -> Result<DataType> {
     }
 }
 
+/// The type of column `column` named `name`: a real type, not the pseudo-type `record`.
+pub fn resolve_column_type(txn: &mut Transaction, name: &str, column: &str) -> Result<DataType> {
+    match resolve_type(txn, name)? {
+        DataType::Record(_) => {
+            Err(Error::InvalidTableDefinition(format!("column \"{column}\" has pseudo-type record")))
+        }
+        t => Ok(t),
+    }
+}
+
 /// Parses a type name as written in SQL (`int`, `varchar(20)`, `numeric(10,2)`,
 /// `timestamp with time zone`, `text[]` …).
 pub fn parse_type_name(name: &str) -> Result<DataType> {
@@ -93,6 +103,8 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "interval" => DataType::Interval,
         "uuid" => DataType::Uuid,
         "json" | "jsonb" => DataType::Jsonb,
+        // Any row (a pseudo-type: casts and function results, never a column).
+        "record" => DataType::Record(Vec::new()),
         _ => return Err(Error::UndefinedObject(format!("type \"{name}\" does not exist"))),
     })
 }

@@ -52,6 +52,7 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Uuid => "uuid".into(),
         DataType::Jsonb => "jsonb".into(),
         DataType::Array(e) => format!("_{}", type_name(e)),
+        DataType::Record(_) => "record".into(),
         DataType::Enum(e) => e.name.clone(),
     }
 }
@@ -70,6 +71,7 @@ pub(super) fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
         DataType::Interval => "T",
         DataType::Array(_) => "A",
         DataType::Enum(_) => "E",
+        DataType::Record(_) => "P",
         _ => "U",
     };
     match t {
