@@ -96,6 +96,12 @@ def time_query(r):
         f"{column} - iv",
         f"{column} + interval '{r.choice(['1 mon', '-1 day', '25 hours', '1 year 2 mons 3 days'])}'",
         f"age(ts, '2000-01-01'::timestamp)",
+        f"(ts::time || '{r.choice(['+02', '-05:30', '+00', '-12', '+14'])}')::timetz {r.choice(['+', '-'])} iv",
+        f"extract({r.choice(['hour', 'minute', 'second', 'epoch', 'timezone', 'timezone_hour', 'timezone_minute'])}"
+        f" FROM (ts::time || '{r.choice(['+02', '-05:30', '+00', '-12', '+14'])}')::timetz)",
+        f"(ts::time || '{r.choice(['+02', '-05:30', '+00', '-12', '+14'])}')::timetz AT TIME ZONE '{r.choice(['UTC', '+03', '-07:30'])}'",
+        f"tz::timetz {r.choice(['<', '=', '>='])} '{r.choice(['12:00+02', '00:00-01', '23:59:59+00'])}'::timetz",
+        f"d + (ts::time || '{r.choice(['+02', '-05:30', '+00', '-12', '+14'])}')::timetz",
         f"date_bin('{r.choice(['15 minutes', '1 hour', '1 day'])}', ts, '2000-01-01'::timestamp)",
         f"to_char({column}, '{r.choice(['YYYY-MM-DD', 'HH24:MI:SS', 'Dy DD Mon YYYY', 'IYYY-IW', 'Q', 'DDD'])}')",
         f"{column}::date",

@@ -62,13 +62,22 @@ def _():
             assert got[7] == u and got[8] == {"a": [1, 2]} and bytes(got[9]) == b"\x00\xff" and got[10] == 2**40, got
             assert got[11] == dt.time(23, 59, 58, 250), got
         # Rows and NUMERIC infinities, in text and in binary (record_send, NUMERIC's special signs).
-        query = "SELECT (1, 'a b', NULL, 2.5::numeric, (3, true)), 'Infinity'::numeric, '-Infinity'::numeric, %s::numeric"
+        query = "SELECT (1, 'a b'::text, NULL, 2.5::numeric, (3, true)), 'Infinity'::numeric, '-Infinity'::numeric, %s::numeric"
         for binary in (False, True):
             got = conn.cursor(binary=binary).execute(query, (decimal.Decimal("-Infinity"),)).fetchone()
             inner = (3, True) if binary else "(3,t)"
             fields = (1, "a b", None, decimal.Decimal("2.5"), inner) if binary else ("1", "a b", None, "2.5", inner)
             assert got[0] == fields, got
             assert got[1] == decimal.Decimal("Infinity") and got[2] == got[3] == decimal.Decimal("-Infinity"), got
+        # time with time zone: the offset survives parameters and both result formats.
+        plus2 = dt.timezone(dt.timedelta(hours=2))
+        minus_530 = dt.timezone(-dt.timedelta(hours=5, minutes=30))
+        for binary in (False, True):
+            got = conn.cursor(binary=binary).execute(
+                "SELECT '12:34:56.5+02'::timetz, %s::timetz, %s::timetz + interval '1 hour'",
+                (dt.time(23, 0, tzinfo=minus_530), dt.time(23, 30, tzinfo=plus2)),
+            ).fetchone()
+            assert got == (dt.time(12, 34, 56, 500000, tzinfo=plus2), dt.time(23, 0, tzinfo=minus_530), dt.time(0, 30, tzinfo=plus2)), got
 
 
 @check("psycopg: errors carry SQLSTATEs and transactions roll back")

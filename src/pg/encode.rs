@@ -43,6 +43,11 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
         Value::Timestamp(t) | Value::TimestampTz(t) if !datetime::is_finite_timestamp(*t) => buf.put_i64(*t),
         Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(t - PG_EPOCH_MICROS),
         Value::Time(t) => buf.put_i64(*t),
+        // The time, then the zone in seconds west (PostgreSQL's sign).
+        Value::TimeTz(t) => {
+            buf.put_i64(t.micros);
+            buf.put_i32(-t.offset);
+        }
         Value::Interval(iv) => {
             buf.put_i64(iv.micros);
             buf.put_i32(iv.days);
@@ -212,6 +217,14 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
             }
             Value::Time(micros)
         }
+        DataType::TimeTz => {
+            let b = fixed(12)?;
+            let micros = i64::from_be_bytes(b[0..8].try_into().map_err(|_| bad())?);
+            let west = i32::from_be_bytes(b[8..12].try_into().map_err(|_| bad())?);
+            let value = crate::types::timetz::TimeTz { micros, offset: west.checked_neg().ok_or_else(bad)? };
+            // Through the text form, which checks the time and the offset as input does.
+            cast(Value::Text(crate::types::timetz::format(&value)), data_type, CastKind::Explicit)?
+        }
         DataType::Timestamp | DataType::TimestampTz => {
             let raw = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?);
             let micros = if datetime::is_finite_timestamp(raw) {
@@ -268,6 +281,7 @@ pub fn type_from_oid(oid: u32) -> DataType {
         17 => DataType::Bytea,
         1082 => DataType::Date,
         1083 => DataType::Time,
+        1266 => DataType::TimeTz,
         1114 => DataType::Timestamp,
         1184 => DataType::TimestampTz,
         1186 => DataType::Interval,

@@ -6,6 +6,7 @@
 //! every width share one encoding, so an index on an INT column can be probed with a BIGINT.
 
 use crate::error::{Error, Result};
+use crate::types::timetz::TimeTz;
 use crate::types::value::Interval;
 use crate::types::Value;
 use rust_decimal::Decimal;
@@ -27,6 +28,7 @@ const TAG_TIMESTAMP: u8 = 0x41;
 const TAG_TIMESTAMPTZ: u8 = 0x42;
 const TAG_INTERVAL: u8 = 0x43;
 const TAG_TIME: u8 = 0x44;
+const TAG_TIMETZ: u8 = 0x45;
 const TAG_UUID: u8 = 0x50;
 const TAG_JSONB: u8 = 0x51;
 
@@ -80,6 +82,12 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Time(t) => {
             out.push(TAG_TIME);
             encode_i64(*t, out);
+        }
+        // In PostgreSQL's order: the instant, then the offset reversed (zones west last).
+        Value::TimeTz(t) => {
+            out.push(TAG_TIMETZ);
+            encode_i64(t.utc_micros(), out);
+            encode_i64(-(t.offset as i64), out);
         }
         Value::Interval(iv) => {
             out.push(TAG_INTERVAL);
@@ -212,6 +220,11 @@ pub fn decode_value(input: &mut &[u8]) -> Result<Value> {
         TAG_BYTEA => Value::Bytea(decode_bytes(input)?),
         TAG_DATE => Value::Date(decode_i64(input)? as i32),
         TAG_TIME => Value::Time(decode_i64(input)?),
+        TAG_TIMETZ => {
+            let utc = decode_i64(input)?;
+            let offset = i32::try_from(-decode_i64(input)?).map_err(|_| corrupt())?;
+            Value::TimeTz(TimeTz { micros: utc + offset as i64 * crate::types::datetime::MICROS_PER_SECOND, offset })
+        }
         TAG_TIMESTAMP => Value::Timestamp(decode_i64(input)?),
         TAG_TIMESTAMPTZ => Value::TimestampTz(decode_i64(input)?),
         TAG_INTERVAL => {
@@ -286,6 +299,8 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..16).prop_map(Value::Bytea),
             any::<i64>().prop_map(|t| Value::TimestampTz(t / 2)),
             any::<u128>().prop_map(Value::Uuid),
+            (0..=86_400_000_000i64, -57_599..=57_599i32)
+                .prop_map(|(micros, offset)| Value::TimeTz(TimeTz { micros, offset })),
         ]
     }
 

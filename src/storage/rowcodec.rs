@@ -3,6 +3,7 @@
 
 use super::varint;
 use crate::error::{Error, Result};
+use crate::types::timetz::TimeTz;
 use crate::types::value::Interval;
 use crate::types::Value;
 use rust_decimal::Decimal;
@@ -151,6 +152,11 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
             out.push(19);
             varint::put(out, varint::zigzag(*t));
         }
+        Value::TimeTz(t) => {
+            out.push(23);
+            varint::put(out, varint::zigzag(t.micros));
+            varint::put(out, varint::zigzag(t.offset as i64));
+        }
         Value::Array(items) | Value::Record(items) => {
             out.push(if matches!(v, Value::Array(_)) { 17 } else { 22 });
             varint::put(out, items.len() as u64);
@@ -189,6 +195,7 @@ fn decode_one(input: &mut &[u8]) -> Result<Value> {
         20 => Value::NumericInf { negative: false },
         21 => Value::NumericInf { negative: true },
         22 => Value::Record(decode_items(input)?),
+        23 => Value::TimeTz(TimeTz { micros: int(input)?, offset: i32::try_from(int(input)?).map_err(|_| corrupt())? }),
         _ => return Err(corrupt()),
     })
 }
@@ -230,6 +237,8 @@ mod tests {
                 micros
             })),
             any::<u128>().prop_map(Value::Uuid),
+            (0..=86_400_000_000i64, -57_599..=57_599i32)
+                .prop_map(|(micros, offset)| Value::TimeTz(TimeTz { micros, offset })),
             (0..=86_400_000_000i64).prop_map(Value::Time),
         ]
         .prop_recursive(2, 16, 4, |inner| {

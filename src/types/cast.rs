@@ -2,6 +2,7 @@
 //! rounding, length limits of bounded strings.
 
 use super::datetime;
+use super::timetz::{self, TimeTz};
 use super::value::Value;
 use super::DataType;
 use crate::error::{Error, Result};
@@ -108,12 +109,23 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         }
         T::Time => match value {
             Value::Time(t) => Value::Time(t),
+            Value::TimeTz(t) => Value::Time(t.micros),
             // The time of day (the session's time zone is UTC).
             Value::Timestamp(t) | Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => {
                 Value::Time(t.rem_euclid(datetime::MICROS_PER_DAY))
             }
             Value::Interval(i) => Value::Time(i.micros.rem_euclid(datetime::MICROS_PER_DAY)),
             Value::Text(s) => Value::Time(datetime::parse_time(&s)?),
+            other => return Err(cannot(&other)),
+        },
+        // A time or timestamp with time zone is read in the session's time zone, UTC.
+        T::TimeTz => match value {
+            Value::TimeTz(t) => Value::TimeTz(t),
+            Value::Time(micros) => Value::TimeTz(TimeTz { micros, offset: 0 }),
+            Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => {
+                Value::TimeTz(TimeTz { micros: t.rem_euclid(datetime::MICROS_PER_DAY), offset: 0 })
+            }
+            Value::Text(s) => Value::TimeTz(timetz::parse(&s)?),
             other => return Err(cannot(&other)),
         },
         T::Interval => match value {

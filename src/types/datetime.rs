@@ -178,6 +178,19 @@ pub fn format_time(micros: i64) -> String {
     out
 }
 
+/// A time of day rounded to `precision` fractional digits of a second, half up as PostgreSQL
+/// rounds `TIME(p)`; 6 and above keep every digit, a negative precision is 22023.
+pub fn round_micros(micros: i64, precision: i64) -> Result<i64> {
+    if precision < 0 {
+        return Err(Error::InvalidParameter(format!("TIME({precision}) precision must not be negative")));
+    }
+    if precision >= 6 {
+        return Ok(micros);
+    }
+    let unit = 10i64.pow((6 - precision) as u32);
+    Ok((micros + unit / 2).div_euclid(unit) * unit)
+}
+
 /// Parses a `time`: `HH:MM[:SS[.fraction]]` with an optional `AM`/`PM`, or a timestamp whose
 /// time of day is taken; `24:00:00` is the end of the day.
 pub fn parse_time(text: &str) -> Result<i64> {

@@ -8,6 +8,7 @@
 pub mod cast;
 pub mod datetime;
 pub mod interval;
+pub mod timetz;
 pub mod timezone;
 pub mod value;
 
@@ -50,6 +51,8 @@ pub enum DataType {
     Date,
     /// TIME (without time zone): a time of day.
     Time,
+    /// TIME WITH TIME ZONE: a time of day and its UTC offset.
+    TimeTz,
     Timestamp,
     TimestampTz,
     Interval,
@@ -84,6 +87,7 @@ impl DataType {
             DataType::Bytea => 17,
             DataType::Date => 1082,
             DataType::Time => 1083,
+            DataType::TimeTz => 1266,
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
             DataType::Interval => 1186,
@@ -103,6 +107,7 @@ impl DataType {
                 DataType::TimestampTz => 1185,
                 DataType::Date => 1182,
                 DataType::Time => 1183,
+                DataType::TimeTz => 1270,
                 DataType::Uuid => 2951,
                 DataType::Record(_) => 2287,
                 _ => 1009,
@@ -172,6 +177,7 @@ impl DataType {
                     (Date, TimestampTz) | (TimestampTz, Date) | (Timestamp, TimestampTz) | (TimestampTz, Timestamp) => {
                         Some(TimestampTz)
                     }
+                    (Time, TimeTz) | (TimeTz, Time) => Some(TimeTz),
                     (Array(x), Array(y)) => DataType::common(x, y).map(|t| Array(Box::new(t))),
                     (Record(x), Record(y)) if x.len() == y.len() => {
                         x.iter().zip(y).map(|(x, y)| DataType::common(x, y)).collect::<Option<Vec<_>>>().map(Record)
@@ -202,6 +208,7 @@ impl fmt::Display for DataType {
             DataType::Bytea => write!(f, "bytea"),
             DataType::Date => write!(f, "date"),
             DataType::Time => write!(f, "time without time zone"),
+            DataType::TimeTz => write!(f, "time with time zone"),
             DataType::Timestamp => write!(f, "timestamp without time zone"),
             DataType::TimestampTz => write!(f, "timestamp with time zone"),
             DataType::Interval => write!(f, "interval"),

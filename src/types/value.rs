@@ -1,6 +1,7 @@
 //! One SQL datum and its PostgreSQL text output.
 
 use super::datetime;
+use super::timetz::{self, TimeTz};
 use super::DataType;
 use rust_decimal::Decimal;
 use std::cmp::Ordering;
@@ -31,6 +32,7 @@ pub enum Value {
     Date(i32),
     /// Microseconds since midnight, 0 to 24:00:00 inclusive.
     Time(i64),
+    TimeTz(TimeTz),
     /// Microseconds since 1970-01-01 00:00:00, no time zone.
     Timestamp(i64),
     /// Microseconds since 1970-01-01 00:00:00 UTC.
@@ -89,6 +91,7 @@ impl Value {
             Value::Bytea(_) => DataType::Bytea,
             Value::Date(_) => DataType::Date,
             Value::Time(_) => DataType::Time,
+            Value::TimeTz(_) => DataType::TimeTz,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Interval(_) => DataType::Interval,
@@ -170,6 +173,10 @@ impl Value {
             (Bytea(a), Bytea(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
             (Time(a), Time(b)) => a.cmp(b),
+            (TimeTz(a), TimeTz(b)) => a.cmp_pg(b),
+            // A time is read in the session's zone, UTC.
+            (Time(a), TimeTz(b)) => timetz::TimeTz { micros: *a, offset: 0 }.cmp_pg(b),
+            (TimeTz(a), Time(b)) => a.cmp_pg(&timetz::TimeTz { micros: *b, offset: 0 }),
             (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
             (Date(d), Timestamp(t)) | (Date(d), TimestampTz(t)) => datetime::date_to_timestamp(*d).cmp(t),
             (Timestamp(t), Date(d)) | (TimestampTz(t), Date(d)) => t.cmp(&datetime::date_to_timestamp(*d)),
@@ -216,7 +223,7 @@ impl Value {
             Value::Text(_) => 3,
             Value::Bytea(_) => 4,
             Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 5,
-            Value::Interval(_) | Value::Time(_) => 6,
+            Value::Interval(_) | Value::Time(_) | Value::TimeTz(_) => 6,
             Value::Uuid(_) => 7,
             Value::Jsonb(_) => 8,
             Value::Array(_) => 9,
@@ -287,6 +294,9 @@ impl Hash for Value {
             Value::Timestamp(t) | Value::TimestampTz(t) => t.hash(state),
             Value::Interval(i) => i.total_micros().hash(state),
             Value::Time(t) => t.hash(state),
+            // Equal to a time only when its offset is 0, so hashed as that time then.
+            Value::TimeTz(t) if t.offset == 0 => t.micros.hash(state),
+            Value::TimeTz(t) => t.hash(state),
             Value::Uuid(u) => u.hash(state),
             Value::Jsonb(j) => j.to_string().hash(state),
             Value::Array(items) | Value::Record(items) => items.hash(state),
@@ -321,6 +331,7 @@ impl fmt::Display for Value {
             Value::TimestampTz(t) => write!(f, "{}", datetime::format_timestamptz(*t)),
             Value::Interval(i) => write!(f, "{}", datetime::format_interval(i)),
             Value::Time(t) => write!(f, "{}", datetime::format_time(*t)),
+            Value::TimeTz(t) => write!(f, "{}", timetz::format(t)),
             Value::Uuid(u) => write!(f, "{}", uuid::Uuid::from_u128(*u).hyphenated()),
             Value::Jsonb(j) => write_jsonb(f, j),
             Value::Array(items) => {

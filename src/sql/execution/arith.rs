@@ -81,6 +81,13 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             let shift = if op == Sub { -iv.micros } else { iv.micros };
             Ok(Time((t + shift.rem_euclid(MICROS_PER_DAY)).rem_euclid(MICROS_PER_DAY)))
         }
+        (TimeTz(t), Interval(iv)) | (Interval(iv), TimeTz(t)) if op == Add || (op == Sub && matches!(l, TimeTz(_))) => {
+            Ok(TimeTz(t.shifted(if op == Sub { -iv.micros } else { iv.micros })))
+        }
+        (Date(d), TimeTz(t)) | (TimeTz(t), Date(d)) if op == Add => {
+            let start = datetime::date_to_timestamp(*d);
+            Ok(TimestampTz(start.checked_add(t.utc_micros()).ok_or_else(|| overflow("timestamp"))?))
+        }
         (Time(a), Time(b)) if op == Sub => {
             Ok(Interval(crate::types::value::Interval { months: 0, days: 0, micros: a - b }))
         }
@@ -223,8 +230,9 @@ pub fn numeric_special_op(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
     } else if out.is_infinite() {
         Value::NumericInf { negative: out < 0.0 }
     } else {
-        // 0 (x / Infinity, a fraction to an infinite power) or 1 (Infinity ^ 0 is above).
-        Value::Numeric(Decimal::from_f64_retain(out).unwrap_or_default())
+        // 0 (x / Infinity, a fraction to an infinite power; never a float's -0) or 1 (-1 to an
+        // infinite power).
+        Value::Numeric(if out == 0.0 { Decimal::ZERO } else { Decimal::from_f64_retain(out).unwrap_or_default() })
     })
 }
 

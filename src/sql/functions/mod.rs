@@ -12,6 +12,7 @@ pub mod text;
 use crate::error::{Error, Result};
 
 use crate::types::datetime::{self, MICROS_PER_DAY, MICROS_PER_SECOND};
+use crate::types::timetz::TimeTz;
 use crate::types::timezone;
 
 use crate::types::{DataType, Value};
@@ -183,6 +184,10 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         ("clock_timestamp", 0) => sig("clock_timestamp", vec![], T::TimestampTz),
         ("current_date", 0) => sig("current_date", vec![], T::Date),
         ("localtimestamp", 0) => sig("localtimestamp", vec![], T::Timestamp),
+        ("current_time", 0) => sig("current_time", vec![], T::TimeTz),
+        ("localtime", 0) => sig("localtime", vec![], T::Time),
+        ("current_time", 1) => sig("current_time", vec![T::Int4], T::TimeTz),
+        ("localtime", 1) => sig("localtime", vec![T::Int4], T::Time),
         ("date_trunc", 2) => {
             let t = match &args[1] {
                 T::Timestamp => T::Timestamp,
@@ -196,7 +201,8 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("date_part", vec![text, t], T::Float8)
         }
         ("extract", 2) => {
-            let t = date_arg(&args[1]);
+            // A date stays a date: extract() refuses the time fields it has not.
+            let t = if args[1] == T::Date { T::Date } else { date_arg(&args[1]) };
             sig("extract", vec![text, t], T::Numeric(None))
         }
         ("to_timestamp", 1) => sig("to_timestamp", vec![T::Float8], T::TimestampTz),
@@ -211,13 +217,16 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             let zone = if args[0] == T::Interval { T::Interval } else { T::Text };
             match args[1] {
                 T::Timestamp => sig("timezone", vec![zone, T::Timestamp], T::TimestampTz),
+                T::Time | T::TimeTz => sig("timezone", vec![zone, T::TimeTz], T::TimeTz),
                 _ => sig("timezone", vec![zone, T::TimestampTz], T::Timestamp),
             }
         }
         ("date_trunc", 3) => sig("date_trunc", vec![text.clone(), T::TimestampTz, text], T::TimestampTz),
         ("isfinite", 1) if matches!(args[0], T::Date) => sig("isfinite", vec![T::Date], T::Bool),
         ("isfinite", 1) if matches!(args[0], T::Interval) => sig("isfinite", vec![T::Interval], T::Bool),
-        ("isfinite", 1) => sig("isfinite", vec![date_arg(&args[0])], T::Bool),
+        ("isfinite", 1) if !matches!(args[0], T::Time | T::TimeTz) => {
+            sig("isfinite", vec![date_arg(&args[0])], T::Bool)
+        }
         ("age", 1) => sig("age", vec![T::TimestampTz], T::Interval),
         ("age", 2) => {
             let t = if args.iter().all(|a| *a == T::Timestamp) { T::Timestamp } else { T::TimestampTz };
@@ -273,6 +282,7 @@ fn date_arg(t: &DataType) -> DataType {
     match t {
         DataType::Interval => DataType::Interval,
         DataType::Time => DataType::Time,
+        DataType::TimeTz => DataType::TimeTz,
         DataType::Timestamp => DataType::Timestamp,
         DataType::Date => DataType::Timestamp,
         _ => DataType::TimestampTz,
@@ -569,6 +579,19 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         "now" => Value::TimestampTz(now),
         "clock_timestamp" => Value::TimestampTz(wall_clock_micros()),
         "current_date" => Value::Date(now.div_euclid(datetime::MICROS_PER_DAY) as i32),
+        // The time of day in the session's zone, UTC, to `args[0]` fractional digits.
+        "current_time" | "localtime" => {
+            let micros = now.rem_euclid(datetime::MICROS_PER_DAY);
+            let micros = match args.first() {
+                Some(precision) => datetime::round_micros(micros, precision.as_i64().unwrap_or(6))?,
+                None => micros,
+            };
+            if name == "localtime" {
+                Value::Time(micros)
+            } else {
+                Value::TimeTz(TimeTz { micros, offset: 0 })
+            }
+        }
         "localtimestamp" => Value::Timestamp(now),
         "date_trunc" => match (&args[1], args.get(2)) {
             (Value::TimestampTz(t), Some(Value::Text(zone))) => {
@@ -590,6 +613,8 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
                 _ => timezone::parse(text(0))?,
             };
             match &args[1] {
+                // The offset a named zone has now (as PostgreSQL takes it).
+                Value::TimeTz(t) => Value::TimeTz(t.at_offset(zone.offset_at(now) as i32)),
                 Value::Timestamp(t) => Value::TimestampTz(zone.to_utc(*t)?),
                 Value::TimestampTz(t) => Value::Timestamp(zone.to_local(*t)?),
                 _ => Value::Null,
@@ -604,7 +629,29 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             let f = match &args[1] {
                 Value::Interval(iv) => datetime::extract_interval(iv, text(0))?,
                 Value::Time(t) => datetime::extract_time(*t, text(0))?,
+                Value::TimeTz(t) => crate::types::timetz::extract(t, text(0))?,
                 Value::Timestamp(t) | Value::TimestampTz(t) => datetime::extract(*t, text(0))?,
+                // extract() of a date has no time fields (date_part() reads the date as a
+                // timestamp at midnight).
+                Value::Date(_)
+                    if name == "extract"
+                        && matches!(
+                            datetime::canonical_unit(text(0)).as_str(),
+                            "microseconds"
+                                | "milliseconds"
+                                | "second"
+                                | "minute"
+                                | "hour"
+                                | "timezone"
+                                | "timezone_hour"
+                                | "timezone_minute"
+                        ) =>
+                {
+                    return Err(Error::FeatureNotSupported(format!(
+                        "unit \"{}\" not supported for type date",
+                        text(0)
+                    )));
+                }
                 Value::Date(d) => datetime::extract(datetime::date_to_timestamp(*d), text(0))?,
                 _ => return Ok(Value::Null),
             };
@@ -934,8 +981,13 @@ fn extract_numeric(arg: &Value, field: &str, f: f64) -> Result<Decimal> {
         (Value::Interval(iv), "second") => Ok(Decimal::from_i128_with_scale((iv.micros % 60_000_000) as i128, 6)),
         (Value::Date(_), "epoch") => Ok(Decimal::from_f64(f).unwrap_or_default().trunc()),
         (Value::Time(t), "epoch") => Ok(Decimal::from_i128_with_scale(*t as i128, 6)),
-        (Value::Time(t), "second") => Ok(Decimal::from_i128_with_scale((t % 60_000_000) as i128, 6)),
-        (Value::Time(t), "milliseconds") => Ok(Decimal::from_i128_with_scale((t % 60_000_000) as i128, 3)),
+        (Value::TimeTz(t), "epoch") => Ok(Decimal::from_i128_with_scale(t.utc_micros() as i128, 6)),
+        (Value::Time(t) | Value::TimeTz(TimeTz { micros: t, .. }), "second") => {
+            Ok(Decimal::from_i128_with_scale((t % 60_000_000) as i128, 6))
+        }
+        (Value::Time(t) | Value::TimeTz(TimeTz { micros: t, .. }), "milliseconds") => {
+            Ok(Decimal::from_i128_with_scale((t % 60_000_000) as i128, 3))
+        }
         (Value::Date(d), "julian") => Ok(Decimal::from(*d as i64 + datetime::UNIX_EPOCH_JULIAN_DAY)),
         (Value::Timestamp(t) | Value::TimestampTz(t), "julian") => {
             let day = Decimal::from(t.div_euclid(MICROS_PER_DAY) + datetime::UNIX_EPOCH_JULIAN_DAY);

@@ -121,6 +121,7 @@ impl Binder<'_> {
         let implicit = (t.is_numeric() && target.is_numeric())
             || (t.is_string() && target.is_string())
             || matches!((&t, target), (DataType::Date, DataType::Timestamp | DataType::TimestampTz))
+            || matches!((&t, target), (DataType::Time, DataType::TimeTz))
             || matches!(
                 (&t, target),
                 (DataType::Timestamp, DataType::TimestampTz) | (DataType::TimestampTz, DataType::Timestamp)
@@ -1021,6 +1022,9 @@ impl Binder<'_> {
             (T::Interval, T::Time) if op == BinaryOp::Add => T::Time,
             (T::Time, T::Time) if op == BinaryOp::Sub => T::Interval,
             (T::Date, T::Time) | (T::Time, T::Date) if op == BinaryOp::Add => T::Timestamp,
+            (T::TimeTz, T::Interval) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => T::TimeTz,
+            (T::Interval, T::TimeTz) if op == BinaryOp::Add => T::TimeTz,
+            (T::Date, T::TimeTz) | (T::TimeTz, T::Date) if op == BinaryOp::Add => T::TimestampTz,
             (T::Date, b) if b.is_integer() && matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
                 let r = self.coerce(rb, &T::Int4)?;
                 return Ok((make(lb.0, r), T::Date));
@@ -1091,7 +1095,7 @@ impl Binder<'_> {
                         (
                             DataType::Date | DataType::Timestamp | DataType::TimestampTz,
                             DataType::Timestamp | DataType::TimestampTz
-                        ) | (DataType::Time, DataType::Interval)
+                        ) | (DataType::Time, DataType::Interval | DataType::TimeTz)
                     ) {
                         // PostgreSQL's implicit casts between date/time types.
                         Expr::Cast(Box::new(arg.0), t.clone())

@@ -1080,6 +1080,7 @@ fn figure_name(e: &ast::Expr) -> (String, u8) {
             _ => ("case".into(), 1),
         },
         A::Extract { .. } => strong("extract"),
+        A::AtTimeZone { .. } => strong("timezone"),
         A::Substring { .. } => strong("substring"),
         A::Position { .. } => strong("position"),
         A::Trim { .. } => strong("btrim"),
@@ -1126,6 +1127,7 @@ fn type_column_name(t: &DataType) -> String {
         DataType::TimestampTz => "timestamptz".into(),
         DataType::Timestamp => "timestamp".into(),
         DataType::Time => "time".into(),
+        DataType::TimeTz => "timetz".into(),
         // `::int[]` names its column after the element type.
         DataType::Array(element) => type_column_name(element),
         other => other.to_string().split('(').next().unwrap_or("").to_string(),

@@ -98,6 +98,7 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "bytea" => DataType::Bytea,
         "date" => DataType::Date,
         "time" | "time without time zone" => DataType::Time,
+        "timetz" | "time with time zone" => DataType::TimeTz,
         "timestamp" | "timestamp without time zone" => DataType::Timestamp,
         "timestamptz" | "timestamp with time zone" => DataType::TimestampTz,
         "interval" => DataType::Interval,

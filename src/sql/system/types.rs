@@ -19,6 +19,7 @@ pub(super) fn all_types() -> Vec<DataType> {
         Bytea,
         Date,
         Time,
+        TimeTz,
         Timestamp,
         TimestampTz,
         Interval,
@@ -46,6 +47,7 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Bytea => "bytea".into(),
         DataType::Date => "date".into(),
         DataType::Time => "time".into(),
+        DataType::TimeTz => "timetz".into(),
         DataType::Timestamp => "timestamp".into(),
         DataType::TimestampTz => "timestamptz".into(),
         DataType::Interval => "interval".into(),
@@ -67,7 +69,7 @@ pub(super) fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
         | DataType::Float8
         | DataType::Numeric(_) => "N",
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => "S",
-        DataType::Date | DataType::Time | DataType::Timestamp | DataType::TimestampTz => "D",
+        DataType::Date | DataType::Time | DataType::TimeTz | DataType::Timestamp | DataType::TimestampTz => "D",
         DataType::Interval => "T",
         DataType::Array(_) => "A",
         DataType::Enum(_) => "E",
@@ -87,6 +89,7 @@ pub(super) fn type_len(t: &DataType) -> i16 {
         DataType::Int2 => 2,
         DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Enum(_) => 4,
         DataType::Int8 | DataType::Float8 | DataType::Time | DataType::Timestamp | DataType::TimestampTz => 8,
+        DataType::TimeTz => 12,
         DataType::Interval | DataType::Uuid => 16,
         _ => -1,
     }
