@@ -48,6 +48,16 @@ pub struct Column {
     /// says `OVERRIDING SYSTEM VALUE`.
     #[serde(default)]
     pub generated_always: bool,
+    /// `COMMENT ON COLUMN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+impl Column {
+    /// A nullable column without a default or comment.
+    pub fn new(name: String, data_type: DataType) -> Column {
+        Column { name, data_type, nullable: true, default: None, generated_always: false, comment: None }
+    }
 }
 
 /// A secondary index.
@@ -105,9 +115,31 @@ pub struct Table {
     /// CHECK constraints, sorted by name (the order PostgreSQL evaluates them in).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// `COMMENT ON TABLE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 impl Table {
+    /// A table of `columns` keyed by `primary_key` and nothing else yet: no indexes, TTL,
+    /// constraints or grants. Its id is given when it is created.
+    pub fn new(name: String, columns: Vec<Column>, primary_key: Vec<usize>) -> Table {
+        Table {
+            id: 0,
+            name,
+            columns,
+            primary_key,
+            indexes: Vec::new(),
+            ttl: None,
+            next_index_id: 1,
+            grants: Default::default(),
+            summarized: false,
+            lineage: None,
+            checks: Vec::new(),
+            comment: None,
+        }
+    }
+
     /// The id the table was created with (see [`Table::lineage`]).
     pub fn lineage(&self) -> TableId {
         self.lineage.unwrap_or(self.id)

@@ -476,29 +476,8 @@ mod tests {
     use crate::catalog::Column;
 
     fn table(columns: &[(&str, DataType)], primary_key: Vec<usize>) -> Table {
-        let columns = columns
-            .iter()
-            .map(|(n, t)| Column {
-                name: n.to_string(),
-                data_type: t.clone(),
-                nullable: true,
-                default: None,
-                generated_always: false,
-            })
-            .collect();
-        Table {
-            id: 1,
-            name: "readings".into(),
-            columns,
-            primary_key,
-            indexes: Vec::new(),
-            ttl: None,
-            next_index_id: 1,
-            grants: Default::default(),
-            summarized: false,
-            lineage: None,
-            checks: Vec::new(),
-        }
+        let columns = columns.iter().map(|(n, t)| Column::new(n.to_string(), t.clone())).collect();
+        Table { id: 1, ..Table::new("readings".into(), columns, primary_key) }
     }
 
     fn spec(topic: &str) -> MappingSpec {

@@ -453,6 +453,13 @@ pub fn alter_table(
         },
         AlterAction::SetTtl { ttl } => new.ttl = ttl,
         AlterAction::Nothing => return Ok(None),
+        AlterAction::SetComment { column: None, comment } => new.comment = comment,
+        AlterAction::SetComment { column: Some(name), comment } => match new.column_index(&name) {
+            Some(position) => new.columns[position].comment = comment,
+            None => {
+                return Err(Error::UndefinedColumn(format!("{name}\" of relation \"{}", table.name)));
+            }
+        },
     }
     // A TTL needs its time column: dropping it or changing its type is refused.
     crate::sql::ttl::check(&new)?;

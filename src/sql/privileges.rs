@@ -15,7 +15,7 @@
 //! - System catalogs (`pg_catalog`, `information_schema`) need no privilege; they show no
 //!   secrets.
 
-use super::planner::plan::{Node, OnConflict, Plan};
+use super::planner::plan::{AlterAction, Node, OnConflict, Plan};
 use super::roles::{PasswordChange, RoleCommand};
 use crate::catalog::roles::{self, privilege, Role};
 use crate::catalog::{self, Table};
@@ -204,6 +204,10 @@ pub fn audited(plan: &Plan) -> Option<(crate::audit::Event, String)> {
         Plan::DropSequence { names, .. } => (Event::Ddl, format!("DROP SEQUENCE {}", list(names))),
         Plan::DropIndex { names, .. } => (Event::Ddl, format!("DROP INDEX {}", list(names))),
         Plan::DropType { names, .. } => (Event::Ddl, format!("DROP TYPE {}", list(names))),
+        Plan::AlterTable { table, action: AlterAction::SetComment { column, .. }, .. } => match column {
+            Some(column) => (Event::Ddl, format!("COMMENT ON COLUMN {table}.{column}")),
+            None => (Event::Ddl, format!("COMMENT ON TABLE {table}")),
+        },
         Plan::AlterTable { table, .. } => (Event::Ddl, format!("ALTER TABLE {table}")),
         Plan::Truncate { tables, .. } => (Event::Ddl, format!("TRUNCATE {}", list(tables))),
         _ => return None,

@@ -414,7 +414,9 @@ pub fn like(s: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
         if c == '\\' {
             match chars.next() {
                 Some(n) => pat.push((n, true)),
-                None => return Err(Error::InvalidParameter("LIKE pattern must not end with escape character".into())),
+                None => {
+                    return Err(Error::DataException("22025", "LIKE pattern must not end with escape character".into()))
+                }
             }
         } else {
             pat.push((c, false));

@@ -176,6 +176,8 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             sig("mod", vec![t.clone(), t.clone()], t)
         }
         ("pi", 0) => sig("pi", vec![], T::Float8),
+        // PostgreSQL's result is `void`, whose text is empty.
+        ("pg_sleep", 1) => sig("pg_sleep", vec![T::Float8], T::Text),
         ("random", 0) => sig("random", vec![], T::Float8),
         ("gen_random_uuid", 0) => sig("gen_random_uuid", vec![], T::Uuid),
         ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => {
@@ -574,6 +576,27 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         }
         "mod" => super::execution::arith::arithmetic(crate::sql::planner::plan::BinaryOp::Mod, &args[0], &args[1])?,
         "pi" => Value::Float8(std::f64::consts::PI),
+        "pg_sleep" => {
+            // In short steps, so that a cancel or the statement timeout ends it.
+            // Longer than an Instant can count: until cancelled.
+            let seconds = float(0);
+            let length = match std::time::Duration::try_from_secs_f64(seconds) {
+                Ok(length) => length,
+                Err(_) if seconds > 0.0 => std::time::Duration::MAX,
+                Err(_) => std::time::Duration::ZERO,
+            };
+            let until = std::time::Instant::now().checked_add(length);
+            let step = std::time::Duration::from_millis(10);
+            loop {
+                interrupt.check()?;
+                let left = until.map_or(step, |u| u.saturating_duration_since(std::time::Instant::now()));
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(step));
+            }
+            Value::Text(String::new())
+        }
         "random" => Value::Float8(rand_f64()),
         "gen_random_uuid" => Value::Uuid(uuid::Uuid::new_v4().as_u128()),
         "now" => Value::TimestampTz(now),

@@ -1,5 +1,6 @@
-//! Integer and NUMERIC functions: `div`, `gcd`, `lcm`, `scale`, `min_scale`, `trim_scale` and
-//! `width_bucket` (equal-width buckets over a range, or buckets bounded by an array).
+//! Integer and NUMERIC functions: `div`, `gcd`, `lcm`, `scale`, `min_scale`, `trim_scale`,
+//! `width_bucket` (equal-width buckets over a range, or buckets bounded by an array), and the
+//! bitwise operators on integers (`&`, `|`, `#`, `~`, `<<`, `>>`).
 
 use super::Signature;
 use crate::error::{Error, Result};
@@ -39,6 +40,24 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
             let t = if args[..3].iter().any(|t| matches!(t, T::Numeric(_))) { numeric } else { T::Float8 };
             sig("width_bucket", vec![t.clone(), t.clone(), t, T::Int4], T::Int4)
         }
+        // Bitwise operators: the wider integer type of the two, a shift keeps its left side's.
+        ("int_and" | "int_or" | "int_xor", 2) if args.iter().all(|t| t.is_integer() || *t == T::Unknown) => {
+            let t = [T::Int8, T::Int4, T::Int2].into_iter().find(|t| args.contains(t)).unwrap_or(T::Int4);
+            let canonical = match name {
+                "int_and" => "int_and",
+                "int_or" => "int_or",
+                _ => "int_xor",
+            };
+            sig(canonical, vec![t.clone(), t.clone()], t)
+        }
+        ("int_shl" | "int_shr", 2) if args.iter().all(|t| t.is_integer() || *t == T::Unknown) => {
+            let t = if args[0] == T::Unknown { T::Int4 } else { args[0].clone() };
+            sig(if name == "int_shl" { "int_shl" } else { "int_shr" }, vec![t.clone(), T::Int4], t)
+        }
+        ("int_not", 1) if args[0].is_integer() || args[0] == T::Unknown => {
+            let t = if args[0] == T::Unknown { T::Int4 } else { args[0].clone() };
+            sig("int_not", vec![t.clone()], t)
+        }
         ("width_bucket", 2) => {
             let T::Array(element) = &args[1] else { return None };
             let t = DataType::common(&args[0], element)?;
@@ -63,9 +82,38 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
             other => other.clone(),
         }),
         "width_bucket" => width_bucket(&args[0], &args[1], &args[2], &args[3]),
+        "int_and" | "int_or" | "int_xor" | "int_shl" | "int_shr" | "int_not" => Ok(bitwise(name, args)),
         "width_bucket_thresholds" => thresholds(&args[0], &args[1]),
         _ => return None,
     })
+}
+
+/// A bitwise operator on integers of one type (a shift's count is an integer). Shifts wrap
+/// their count to the type's width, as PostgreSQL's C shifts do on this hardware.
+fn bitwise(name: &str, args: &[Value]) -> Value {
+    let a = args[0].as_i64().unwrap_or(0);
+    let b = args.get(1).and_then(Value::as_i64).unwrap_or(0);
+    let bits = match args[0] {
+        Value::Int2(_) => 16,
+        Value::Int4(_) => 32,
+        _ => 64,
+    };
+    let out = match name {
+        "int_and" => a & b,
+        "int_or" => a | b,
+        "int_xor" => a ^ b,
+        "int_not" => !a,
+        // Within the type's width: an int2 shifts as an int4, as in C.
+        "int_shl" if bits == 64 => a.wrapping_shl(b as u32),
+        "int_shl" => (a as i32).wrapping_shl(b as u32) as i64,
+        _ if bits == 64 => a.wrapping_shr(b as u32),
+        _ => (a as i32).wrapping_shr(b as u32) as i64,
+    };
+    match args[0] {
+        Value::Int2(_) => Value::Int2(out as i16),
+        Value::Int4(_) => Value::Int4(out as i32),
+        _ => Value::Int8(out),
+    }
 }
 
 fn int_overflow(t: &DataType) -> Error {

@@ -30,6 +30,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
         ("regexp_like", 2 | 3) => sig("regexp_like", vec![text; n], T::Bool),
         ("substring_regex", 2) => sig("substring_regex", vec![text; 2], T::Text),
         ("translate", 3) => sig("translate", vec![text; 3], T::Text),
+        ("like_escape", 2) => sig("like_escape", vec![text; 2], T::Text),
         ("overlay", 3) => sig("overlay", vec![text.clone(), text, T::Int4], T::Text),
         ("overlay", 4) => sig("overlay", vec![text.clone(), text, T::Int4, T::Int4], T::Text),
         ("chr", 1) => sig("chr", vec![T::Int4], T::Text),
@@ -108,6 +109,7 @@ pub fn call(name: &str, args: &[Value], interrupt: Interrupt) -> Option<Result<V
     };
     Some(Ok(match name {
         "format" => return Some(format(s(0), &args[1..]).map(Value::Text)),
+        "like_escape" => return Some(like_escape(s(0), s(1)).map(Value::Text)),
         "regexp_replace" => {
             return Some(regexp_replace(s(0), s(1), s(2), text(3).unwrap_or(""), interrupt).map(Value::Text))
         }
@@ -418,4 +420,38 @@ fn size_pretty(bytes: i64) -> String {
         value = (half + if half >= 0 { 1 } else { -1 }) / 2;
     }
     format!("{value} PB")
+}
+/// `pattern` with its escape character `escape` turned into LIKE's own, the backslash, as
+/// PostgreSQL's `like_escape` does for `LIKE … ESCAPE`: an empty `escape` makes every
+/// character literal; more than one character is 22025.
+pub fn like_escape(pattern: &str, escape: &str) -> Result<String> {
+    let mut chars = escape.chars();
+    let escape = match (chars.next(), chars.next()) {
+        (None, _) => None,
+        (Some(c), None) => Some(c),
+        _ => {
+            return Err(Error::DataException(
+                "22025",
+                "invalid escape string: Escape string must be empty or one character.".into(),
+            ))
+        }
+    };
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            out.push('\\');
+            match chars.next() {
+                Some(next) => out.push(next),
+                None => {
+                    return Err(Error::DataException("22025", "LIKE pattern must not end with escape character".into()))
+                }
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }

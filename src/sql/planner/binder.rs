@@ -276,6 +276,13 @@ impl Binder<'_> {
                     let inner = self.bind(expr)?;
                     self.bind_call("abs", vec![inner])
                 }
+                ast::UnaryOperator::BitwiseNot => {
+                    let inner = self.bind(expr)?;
+                    if !(inner.1.is_integer() || inner.1 == DataType::Unknown) {
+                        return Err(Error::UndefinedFunction(format!("operator does not exist: ~ {}", inner.1)));
+                    }
+                    self.bind_call("int_not", vec![inner])
+                }
                 ast::UnaryOperator::PGSquareRoot | ast::UnaryOperator::PGCubeRoot => {
                     let function = if *op == ast::UnaryOperator::PGSquareRoot { "sqrt" } else { "cbrt" };
                     let inner = self.bind(expr)?;
@@ -340,12 +347,17 @@ impl Binder<'_> {
             }
             A::Like { negated, expr, pattern, escape_char, any: false }
             | A::ILike { negated, expr, pattern, escape_char, any: false } => {
-                if escape_char.is_some() {
-                    return Err(Error::FeatureNotSupported("LIKE ... ESCAPE".into()));
-                }
                 let s = self.bind(expr)?;
                 let s = self.coerce_text(s)?;
                 let p = self.bind(pattern)?;
+                // `ESCAPE e`: the pattern with e turned into the backslash LIKE escapes with.
+                let p = match escape_char {
+                    Some(escape) => {
+                        let escape = self.bind(escape)?;
+                        self.bind_call("like_escape", vec![p, escape])?
+                    }
+                    None => p,
+                };
                 let p = self.coerce_text(p)?;
                 let like = Expr::Like {
                     expr: Box::new(s),
@@ -599,6 +611,8 @@ impl Binder<'_> {
             ast::Value::Number(n, _) => return self.bind_number(n),
             ast::Value::SingleQuotedString(s)
             | ast::Value::EscapedStringLiteral(s)
+            // U&'…': its escapes are read by the tokenizer.
+            | ast::Value::UnicodeStringLiteral(s)
             | ast::Value::DollarQuotedString(ast::DollarQuotedString { value: s, .. }) => {
                 (Expr::Constant(Value::Text(s.clone())), DataType::Unknown)
             }
@@ -666,6 +680,11 @@ impl Binder<'_> {
                 return Err(Error::MissingFromEntry(t.to_string()));
             }
             return Err(Error::UndefinedColumn(format!("{t}.{name}")));
+        }
+        // SQL's parameterless functions that parse as names.
+        if table.is_none() && matches!(name, "current_schema" | "current_catalog") {
+            let name = if name == "current_schema" { "current_schema" } else { "current_database" };
+            return Ok((Expr::Function { name, args: Vec::new(), return_type: DataType::Text }, DataType::Text));
         }
         // A table's name as a value is its whole row, as in PostgreSQL.
         if self.grouping.is_none() && self.scope.has_table(name) {
@@ -851,6 +870,20 @@ impl Binder<'_> {
                 let lb = self.bind(l)?;
                 let rb = self.bind(r)?;
                 self.bind_containment_or_json(&op.to_string(), lb, rb)
+            }
+            B::BitwiseAnd | B::BitwiseOr | B::PGBitwiseXor | B::PGBitwiseShiftLeft | B::PGBitwiseShiftRight => {
+                let (lb, rb) = (self.bind(l)?, self.bind(r)?);
+                if ![&lb.1, &rb.1].iter().all(|t| t.is_integer() || **t == DataType::Unknown) {
+                    return Err(mismatch_operator(&lb.1, &op.to_string(), &rb.1));
+                }
+                let function = match op {
+                    B::BitwiseAnd => "int_and",
+                    B::BitwiseOr => "int_or",
+                    B::PGBitwiseXor => "int_xor",
+                    B::PGBitwiseShiftLeft => "int_shl",
+                    _ => "int_shr",
+                };
+                self.bind_call(function, vec![lb, rb])
             }
             B::PGRegexMatch | B::PGRegexIMatch | B::PGRegexNotMatch | B::PGRegexNotIMatch => {
                 let lb = self.bind(l)?;

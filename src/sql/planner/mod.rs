@@ -27,8 +27,8 @@ use crate::catalog::{self, Column, Index, Table};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::types::DataType;
-use binder::{ident, object_name, Binder};
-use plan::{AlterAction, Plan, ResultColumn};
+use binder::{ident, object_name, object_name_parts, Binder};
+use plan::{AlterAction, Node, Plan, ResultColumn};
 use sqlparser::ast;
 
 /// Plans one statement. `params` holds the known types of `$n` parameters and receives the
@@ -49,6 +49,20 @@ pub fn plan_values(
     upsert: bool,
 ) -> Result<Plan> {
     with_binder(txn, &mut Vec::new(), |binder| binder.plan_insert_values(table, targets, rows, upsert))
+}
+
+/// The plan of one row of `values`, each converted to its type in `types` as an assignment
+/// would (the arguments of `EXECUTE name (…)`).
+pub fn plan_row(txn: &mut Transaction, values: &[ast::Expr], types: &[DataType]) -> Result<Plan> {
+    with_binder(txn, &mut Vec::new(), |binder| {
+        let mut row = Vec::with_capacity(values.len());
+        for (value, t) in values.iter().zip(types) {
+            let bound = binder.bind(value)?;
+            row.push(binder.coerce(bound, t)?);
+        }
+        let columns = types.iter().map(|t| ResultColumn { name: "?column?".into(), data_type: t.clone() }).collect();
+        Ok(Plan::Query { node: Node::Values { rows: vec![row] }, columns })
+    })
 }
 
 /// Runs `f` with a binder at the top level of a statement, then the optimizer over its plan.
@@ -90,6 +104,9 @@ impl Binder<'_> {
             return Ok(Plan::Role(command?));
         }
         match statement {
+            S::Query(query) if matches!(query.body.as_ref(), ast::SetExpr::Select(s) if s.into.is_some()) => {
+                self.plan_select_into(query)
+            }
             S::Query(query) => {
                 let (node, columns) = self.plan_query(query)?;
                 let columns =
@@ -281,6 +298,20 @@ impl Binder<'_> {
                 };
                 Ok(Plan::AlterTable { table, if_exists: alter.if_exists, action })
             }
+            S::Comment { object_type, object_name: name, comment, if_exists } => {
+                let parts = object_name_parts(name);
+                let (table, column) = match (object_type, parts.as_slice()) {
+                    (ast::CommentObject::Table, [.., table]) => (table.clone(), None),
+                    (ast::CommentObject::Column, [.., table, column]) => (table.clone(), Some(column.clone())),
+                    (ast::CommentObject::Column, _) => {
+                        return Err(Error::Syntax { message: "column name must be qualified".into(), position: None })
+                    }
+                    (other, _) => return Err(Error::FeatureNotSupported(format!("COMMENT ON {other}"))),
+                };
+                let comment = comment.clone().filter(|c| !c.is_empty());
+                let action = AlterAction::SetComment { column, comment };
+                Ok(Plan::AlterTable { table, if_exists: *if_exists, action })
+            }
             S::Truncate(truncate) => Ok(Plan::Truncate {
                 tables: truncate.table_names.iter().map(|t| object_name(&t.name)).collect(),
                 restart_identity: matches!(truncate.identity, Some(ast::TruncateIdentityOption::Restart)),
@@ -403,13 +434,7 @@ fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<Column
         None => types::resolve_column_type(txn, &type_text, &ident(&def.name))?,
     };
     let mut identity = serial.map(|_| sequences::Identity { options: Vec::new() });
-    let mut column = Column {
-        name: ident(&def.name),
-        data_type,
-        nullable: identity.is_none(),
-        default: None,
-        generated_always: false,
-    };
+    let mut column = Column { nullable: identity.is_none(), ..Column::new(ident(&def.name), data_type) };
     let (mut pk, mut unique) = (false, false);
     let mut checks = Vec::new();
     for option in &def.options {
@@ -484,10 +509,11 @@ fn ttl_option(option: &ast::SqlOption) -> Result<Option<String>> {
 
 impl Binder<'_> {
     fn plan_create_table(&mut self, create: &ast::CreateTable) -> Result<Plan> {
-        let txn = &mut *self.txn;
-        if create.query.is_some() {
-            return Err(Error::FeatureNotSupported("CREATE TABLE AS".into()));
+        if let Some(query) = &create.query {
+            let with_data = create.with_data.is_none_or(|w| w.data);
+            return self.plan_table_as(object_name(&create.name), query, create.if_not_exists, with_data);
         }
+        let txn = &mut *self.txn;
         let name = object_name(&create.name);
         let mut columns: Vec<Column> = Vec::new();
         let mut primary_key: Vec<usize> = Vec::new();
@@ -582,6 +608,7 @@ impl Binder<'_> {
             summarized: false,
             lineage: None,
             checks: Vec::new(),
+            comment: None,
         };
         for (name, condition) in checks {
             let (check, _) = self.define_check(&table, name, &condition)?;
@@ -589,6 +616,55 @@ impl Binder<'_> {
         }
         table.summarized = table.time_series_column().is_some();
         crate::sql::ttl::check(&table)?;
-        Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences })
+        Ok(Plan::CreateTable { table, if_not_exists: create.if_not_exists, sequences: owned_sequences, rows: None })
+    }
+
+    /// `SELECT … INTO name FROM …`: `CREATE TABLE name AS` the query without its INTO.
+    fn plan_select_into(&mut self, query: &ast::Query) -> Result<Plan> {
+        let mut query = query.clone();
+        let ast::SetExpr::Select(select) = query.body.as_mut() else {
+            return Err(Error::Internal("SELECT INTO without a SELECT".into()));
+        };
+        let Some(into) = select.into.take() else { return Err(Error::Internal("SELECT INTO without INTO".into())) };
+        let [ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)] = into.targets.as_slice() else {
+            return Err(Error::FeatureNotSupported(format!("SELECT INTO {}", into.targets.len())));
+        };
+        let name = match &into.targets[0] {
+            ast::Expr::Identifier(id) => ident(id),
+            ast::Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
+            _ => unreachable!("matched above"),
+        };
+        self.plan_table_as(name, &query, false, true)
+    }
+
+    /// A table of the query's columns, filled with its rows when `with_data`.
+    fn plan_table_as(
+        &mut self,
+        name: String,
+        query: &ast::Query,
+        if_not_exists: bool,
+        with_data: bool,
+    ) -> Result<Plan> {
+        let (node, output) = self.plan_query(query)?;
+        let mut columns: Vec<Column> = Vec::with_capacity(output.len());
+        for c in output {
+            let name = c.name;
+            if columns.iter().any(|existing| existing.name == name) {
+                return Err(Error::DuplicateColumn(name));
+            }
+            let data_type = match c.data_type {
+                DataType::Unknown => DataType::Text,
+                DataType::Record(_) => {
+                    return Err(Error::InvalidTableDefinition(format!("column \"{name}\" has pseudo-type record")))
+                }
+                t => t,
+            };
+            columns.push(Column::new(name, data_type));
+        }
+        let mut table = Table::new(name, columns, Vec::new());
+        table.summarized = table.time_series_column().is_some();
+        // WITH NO DATA: no rows, still a statement that reports how many it wrote.
+        let rows = if with_data { node } else { Node::Values { rows: Vec::new() } };
+        Ok(Plan::CreateTable { table, if_not_exists, sequences: Vec::new(), rows: Some(rows) })
     }
 }

@@ -23,6 +23,9 @@ pub fn optimize_plan(plan: Plan) -> Plan {
             Plan::Update { table, source: optimize(source), assignments, returning, checks }
         }
         Plan::Delete { table, source, returning } => Plan::Delete { table, source: optimize(source), returning },
+        Plan::CreateTable { table, if_not_exists, sequences, rows } => {
+            Plan::CreateTable { table, if_not_exists, sequences, rows: rows.map(optimize) }
+        }
         Plan::Explain(inner) => Plan::Explain(Box::new(optimize_plan(*inner))),
         Plan::WithModifications { modifications, query } => Plan::WithModifications {
             modifications: modifications.into_iter().map(|(id, p)| (id, optimize_plan(p))).collect(),

@@ -581,6 +581,10 @@ pub enum Plan {
         if_not_exists: bool,
         /// Sequences its SERIAL and identity columns own.
         sequences: Vec<Sequence>,
+        /// `CREATE TABLE … AS query` and `SELECT … INTO`: the query's rows, in the table's
+        /// column order, inserted once the table exists (None: an empty table, or `WITH NO
+        /// DATA`).
+        rows: Option<Node>,
     },
     CreateSequence {
         sequence: Sequence,
@@ -732,6 +736,12 @@ pub enum AlterAction {
     },
     /// `SET (…)`/`RESET (…)` of storage parameters with no meaning here.
     Nothing,
+    /// `COMMENT ON TABLE t` (no column) or `COMMENT ON COLUMN t.c IS …`; None (`IS NULL` or
+    /// `IS ''`) removes it.
+    SetComment {
+        column: Option<String>,
+        comment: Option<String>,
+    },
 }
 
 impl Node {

@@ -155,6 +155,7 @@ impl Plan {
         match self {
             Plan::Query { node, .. } | Plan::CopyTo { node, .. } => vec![node],
             Plan::Insert { source, .. } | Plan::Update { source, .. } | Plan::Delete { source, .. } => vec![source],
+            Plan::CreateTable { rows: Some(rows), .. } => vec![rows],
             _ => Vec::new(),
         }
     }

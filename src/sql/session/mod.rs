@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 mod copy;
 mod ingest;
+mod prepared;
 use copy::CopyIn;
 pub use ingest::Writer;
 
@@ -132,6 +133,7 @@ impl Engine {
             row_sink: None,
             audit_pending: None,
             audit: Vec::new(),
+            sql_prepared: Default::default(),
         }
     }
 }
@@ -230,6 +232,8 @@ pub struct Session {
     /// Audit records of finished statements, for the front end to log with the client's
     /// address ([`Session::take_audit`]).
     audit: Vec<crate::audit::Action>,
+    /// Statements named by SQL `PREPARE` ([`prepared`]).
+    sql_prepared: std::collections::HashMap<String, prepared::SqlPrepared>,
 }
 
 /// What a streamed statement string reports as it runs ([`Session::run_streaming`]).
@@ -550,6 +554,16 @@ impl Session {
         if let ast::Statement::Copy { to: false, .. } = statement {
             return self.copy_begin(statement);
         }
+        match statement {
+            S::Prepare { name, data_types, statement } => return self.sql_prepare(name, data_types, statement),
+            S::Execute { name, parameters, immediate: false, into, using, output: false, .. }
+                if into.is_empty() && using.is_empty() =>
+            {
+                return self.sql_execute(name.as_ref(), parameters)
+            }
+            S::Deallocate { name, .. } => return self.sql_deallocate(name),
+            _ => {}
+        }
         match self.txn.take() {
             Some(mut txn) => {
                 let result = self.execute_in(&mut txn, statement, params, param_types, self.txn_read_only);
@@ -671,9 +685,21 @@ impl Session {
                 let result = dml::delete(ctx, &table, &source, exprs)?;
                 write_outcome(format!("DELETE {}", result.count), returning.map(|(_, c)| c), result.returning)
             }
-            Plan::CreateTable { table, if_not_exists, sequences } => {
-                self.notices.extend(ddl::create_table(ctx, table, if_not_exists, sequences)?);
-                command("CREATE TABLE")
+            Plan::CreateTable { table, if_not_exists, sequences, rows } => {
+                let name = table.name.clone();
+                let skipped = ddl::create_table(ctx, table, if_not_exists, sequences)?;
+                match rows {
+                    Some(rows) if skipped.is_none() => {
+                        let table = crate::catalog::must_get_table(ctx.txn, &name)?;
+                        let on_conflict = planner::plan::OnConflict::Error;
+                        let result = dml::insert(ctx, &table, &[], &rows, &on_conflict, None, row_ids)?;
+                        command(&format!("SELECT {}", result.count))
+                    }
+                    _ => {
+                        self.notices.extend(skipped);
+                        command("CREATE TABLE")
+                    }
+                }
             }
             Plan::CreateSequence { sequence, if_not_exists } => {
                 self.notices.extend(ddl::create_sequence(ctx, sequence, if_not_exists)?);
@@ -710,6 +736,11 @@ impl Session {
                 command("ALTER TABLE")
             }
             Plan::AlterTable { table, action, .. } => {
+                let tag = if matches!(action, planner::plan::AlterAction::SetComment { .. }) {
+                    "COMMENT"
+                } else {
+                    "ALTER TABLE"
+                };
                 let notice = ddl::alter_table(ctx, &table, action, &mut |ctx, table, position| {
                     let column = &table.columns[position];
                     let Some(default) = &column.default else { return Ok(Value::Null) };
@@ -722,7 +753,7 @@ impl Session {
                     Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
                 })?;
                 self.notices.extend(notice);
-                command("ALTER TABLE")
+                command(tag)
             }
             Plan::Truncate { tables, restart_identity } => {
                 ddl::truncate(ctx, &tables, restart_identity)?;

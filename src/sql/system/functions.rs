@@ -39,7 +39,9 @@ pub fn bind_catalog_function(name: &str, args: &mut Vec<(Expr, DataType)>) -> Re
         }
         "format_type" => ("format_type", DataType::Text),
         "pg_get_userbyid" => ("pg_get_userbyid", DataType::Text),
-        "obj_description" | "col_description" | "shobj_description" => ("obj_description", DataType::Text),
+        "obj_description" => ("obj_description", DataType::Text),
+        "col_description" => ("col_description", DataType::Text),
+        "shobj_description" => ("pg_null_text", DataType::Text),
         "pg_encoding_to_char" => ("pg_encoding_to_char", DataType::Text),
         "has_table_privilege" => ("has_table_privilege", DataType::Bool),
         "has_schema_privilege"
@@ -81,6 +83,7 @@ pub fn is_catalog_function(name: &str) -> bool {
             | "format_type"
             | "pg_get_userbyid"
             | "obj_description"
+            | "col_description"
             | "pg_encoding_to_char"
             | "has_privilege"
             | "has_table_privilege"
@@ -154,7 +157,25 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             };
             Value::Bool(crate::sql::roles::has_table_privilege(ctx.txn, &user, &table, &privileges.to_string())?)
         }
-        "obj_description" | "pg_null_text" => Value::Null,
+        "pg_null_text" => Value::Null,
+        // A table's comment (`obj_description(oid[, 'pg_class'])`) or a column's
+        // (`col_description(table oid, attnum)`); NULL for other objects.
+        "obj_description" | "col_description" => {
+            let class = match args.get(1) {
+                Some(Value::Text(class)) if name == "obj_description" => class.as_str(),
+                _ => "pg_class",
+            };
+            let table = catalog::list_tables(ctx.txn)?.into_iter().find(|t| Some(super::table_oid(t)) == int(0));
+            let comment = match (table, name) {
+                (Some(t), "obj_description") if class == "pg_class" => t.comment,
+                (Some(t), _) if name == "col_description" => {
+                    let attnum = int(1).unwrap_or(0);
+                    usize::try_from(attnum - 1).ok().and_then(|i| t.columns.get(i)).and_then(|c| c.comment.clone())
+                }
+                _ => None,
+            };
+            comment.map_or(Value::Null, Value::Text)
+        }
         // The view's query (by oid, or by name as `'v'::regclass` arrives here).
         "pg_get_viewdef" => {
             let views = catalog::views::list_views(ctx.txn)?;

@@ -543,6 +543,22 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 }
             }
         }
+        // Comments of tables (objsubid 0) and their columns (their attnum), in pg_class.
+        "pg_catalog.pg_description" => {
+            for t in &tables {
+                let columns = t.columns.iter().enumerate().map(|(i, c)| (i as i32 + 1, &c.comment));
+                for (subid, comment) in std::iter::once((0, &t.comment)).chain(columns) {
+                    if let Some(comment) = comment {
+                        out.push(pad(vec![
+                            Value::Int8(table_oid(t)),
+                            Value::Int8(system_relation_oid("pg_class").unwrap_or(1259)),
+                            Value::Int4(subid),
+                            text(comment),
+                        ]));
+                    }
+                }
+            }
+        }
         "pg_catalog.pg_database" => {
             for (oid, name) in [(1, "chronos"), (5, "postgres")] {
                 out.push(pad(vec![

@@ -374,26 +374,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn table() -> Table {
-        let column = |name: &str, data_type| Column {
-            name: name.into(),
-            data_type,
-            nullable: true,
-            default: None,
-            generated_always: false,
-        };
-        Table {
-            id: 1,
-            name: "t".into(),
-            columns: vec![column("i", DataType::Int4), column("f", DataType::Float8), column("s", DataType::Text)],
-            primary_key: vec![],
-            indexes: vec![],
-            ttl: None,
-            next_index_id: 1,
-            grants: Default::default(),
-            summarized: false,
-            lineage: None,
-            checks: Vec::new(),
-        }
+        let column = |name: &str, data_type| Column::new(name.into(), data_type);
+        let columns = vec![column("i", DataType::Int4), column("f", DataType::Float8), column("s", DataType::Text)];
+        Table { id: 1, ..Table::new("t".into(), columns, Vec::new()) }
     }
 
     fn float() -> impl Strategy<Value = f64> {

@@ -1,0 +1,114 @@
+//! SQL-level prepared statements: `PREPARE name [(types)] AS statement`, `EXECUTE name
+//! [(arguments)]` and `DEALLOCATE [PREPARE] name | ALL`. As in PostgreSQL, a prepared
+//! statement belongs to the session and lasts until it is deallocated or the session ends,
+//! whatever the transactions around it do; it is bound again each time it runs, so it follows
+//! changes of the tables it reads.
+
+use super::{Outcome, Session};
+use crate::error::{Error, Result};
+use crate::sql::execution::{self, Context};
+use crate::sql::planner::{self, binder::ident, plan::Plan, types};
+use crate::types::DataType;
+use sqlparser::ast;
+
+/// A statement `PREPARE` named, with its parameters' types (declared, or inferred from how
+/// the statement uses them).
+pub(super) struct SqlPrepared {
+    statement: ast::Statement,
+    param_types: Vec<DataType>,
+    /// The types of its result columns, which must not change (PostgreSQL: 0A000).
+    result_types: Vec<DataType>,
+}
+
+fn result_types(plan: &Plan) -> Vec<DataType> {
+    super::result_columns(plan).into_iter().map(|c| c.data_type).collect()
+}
+
+fn undefined(name: &str) -> Error {
+    Error::DataException("26000", format!("prepared statement \"{name}\" does not exist"))
+}
+
+impl Session {
+    /// `PREPARE name [(types)] AS statement`: the statement is planned once to check it and to
+    /// infer the types of the parameters not declared.
+    pub(super) fn sql_prepare(
+        &mut self,
+        name: &ast::Ident,
+        data_types: &[ast::DataType],
+        statement: &ast::Statement,
+    ) -> Result<Outcome> {
+        let name = ident(name);
+        if self.sql_prepared.contains_key(&name) {
+            return Err(Error::DataException("42P05", format!("prepared statement \"{name}\" already exists")));
+        }
+        if !matches!(
+            statement,
+            ast::Statement::Query(_)
+                | ast::Statement::Insert(_)
+                | ast::Statement::Update(_)
+                | ast::Statement::Delete(_)
+        ) {
+            return Err(Error::Syntax {
+                message: "PREPARE takes SELECT, VALUES, INSERT, UPDATE or DELETE".into(),
+                position: None,
+            });
+        }
+        let (param_types, result_types) = self.with_read_txn(|txn| {
+            let mut params =
+                data_types.iter().map(|t| types::resolve_type(txn, &t.to_string())).collect::<Result<Vec<_>>>()?;
+            let plan = planner::plan(txn, statement, &mut params)?;
+            Ok((params, result_types(&plan)))
+        })?;
+        let param_types =
+            param_types.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
+        let prepared = SqlPrepared { statement: statement.clone(), param_types, result_types };
+        self.sql_prepared.insert(name, prepared);
+        Ok(Outcome::Command { tag: "PREPARE".into() })
+    }
+
+    /// `EXECUTE name [(arguments)]`: the arguments are evaluated and converted to the
+    /// parameters' types, then the statement runs as if sent with them.
+    pub(super) fn sql_execute(&mut self, name: Option<&ast::ObjectName>, arguments: &[ast::Expr]) -> Result<Outcome> {
+        let name = name.map(planner::binder::object_name).unwrap_or_default();
+        let prepared = self.sql_prepared.get(&name).ok_or_else(|| undefined(&name))?;
+        let (statement, param_types) = (prepared.statement.clone(), prepared.param_types.clone());
+        let expected = prepared.result_types.clone();
+        if arguments.len() != param_types.len() {
+            return Err(Error::Syntax {
+                message: format!(
+                    "wrong number of parameters for prepared statement \"{name}\": expected {}, got {}",
+                    param_types.len(),
+                    arguments.len()
+                ),
+                position: None,
+            });
+        }
+        let info = self.info.clone();
+        let memory = self.engine.statement_memory();
+        let values = self.with_read_txn(|txn| {
+            let mut types = param_types.clone();
+            if result_types(&planner::plan(txn, &statement, &mut types)?) != expected {
+                return Err(Error::FeatureNotSupported("cached plan must not change result type".into()));
+            }
+            let Plan::Query { node, .. } = planner::plan_row(txn, arguments, &param_types)? else {
+                return Err(Error::Internal("EXECUTE's arguments planned to something else".into()));
+            };
+            let mut ctx = Context::new(txn, &[], &info, memory);
+            Ok(execution::collect(&node, &mut ctx)?.pop().unwrap_or_default())
+        })?;
+        self.execute_statement(&statement, &values, &param_types)
+    }
+
+    /// `DEALLOCATE [PREPARE] name | ALL`.
+    pub(super) fn sql_deallocate(&mut self, name: &ast::Ident) -> Result<Outcome> {
+        if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+            self.sql_prepared.clear();
+            return Ok(Outcome::Command { tag: "DEALLOCATE ALL".into() });
+        }
+        let name = ident(name);
+        if self.sql_prepared.remove(&name).is_none() {
+            return Err(undefined(&name));
+        }
+        Ok(Outcome::Command { tag: "DEALLOCATE".into() })
+    }
+}
