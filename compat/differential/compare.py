@@ -96,6 +96,8 @@ def time_query(r):
         f"{column} - iv",
         f"{column} + interval '{r.choice(['1 mon', '-1 day', '25 hours', '1 year 2 mons 3 days'])}'",
         f"age(ts, '2000-01-01'::timestamp)",
+        f"(d, {r.choice(['ts', 'iv', 'NULL::date'])}) OVERLAPS ('{r.choice(['2001-01-01', '1999-12-31'])}'::timestamp, "
+        f"{r.choice(['ts', '6 * interval ' + repr('1 month'), 'NULL::timestamp'])})",
         f"(ts::time || '{r.choice(['+02', '-05:30', '+00', '-12', '+14'])}')::timetz {r.choice(['+', '-'])} iv",
         f"extract({r.choice(['hour', 'minute', 'second', 'epoch', 'timezone', 'timezone_hour', 'timezone_minute'])}"
         f" FROM (ts::time || '{r.choice(['+02', '-05:30', '+00', '-12', '+14'])}')::timetz)",

@@ -224,6 +224,18 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
             }
         }
         ("date_trunc", 3) => sig("date_trunc", vec![text.clone(), T::TimestampTz, text], T::TimestampTz),
+        ("overlaps", 4) => {
+            let t = args
+                .iter()
+                .try_fold(T::Unknown, |t, a| DataType::common(&t, a))
+                .ok_or_else(|| undefined(name, args))?;
+            let t = match t {
+                T::Time | T::TimeTz | T::Timestamp | T::TimestampTz => t,
+                T::Date => T::Timestamp,
+                _ => T::TimestampTz,
+            };
+            sig("overlaps", vec![t; 4], T::Bool)
+        }
         ("isfinite", 1) if matches!(args[0], T::Date) => sig("isfinite", vec![T::Date], T::Bool),
         ("isfinite", 1) if matches!(args[0], T::Interval) => sig("isfinite", vec![T::Interval], T::Bool),
         ("isfinite", 1) if !matches!(args[0], T::Time | T::TimeTz) => {
@@ -291,6 +303,42 @@ fn date_arg(t: &DataType) -> DataType {
     }
 }
 
+/// `(s1, e1) OVERLAPS (s2, e2)` as PostgreSQL's `overlaps_timestamp` decides it: each period
+/// runs from its earlier end; with NULL ends the answer is NULL unless the known ends decide.
+fn overlaps(args: &[Value]) -> Value {
+    use std::cmp::Ordering::{Greater, Less};
+    let period = |start: &Value, end: &Value| -> Option<(Value, Option<Value>)> {
+        match (start.is_null(), end.is_null()) {
+            (true, true) => None,
+            (true, false) => Some((end.clone(), None)),
+            (false, true) => Some((start.clone(), None)),
+            (false, false) if start.compare(end) == Some(Greater) => Some((end.clone(), Some(start.clone()))),
+            (false, false) => Some((start.clone(), Some(end.clone()))),
+        }
+    };
+    let (Some((s1, e1)), Some((s2, e2))) = (period(&args[0], &args[1]), period(&args[2], &args[3])) else {
+        return Value::Null;
+    };
+    let lt = |a: &Value, b: &Value| a.compare(b) == Some(Less);
+    // The later start must come before the other period's end.
+    let (later_start, earlier_end, later_end) = match s1.compare(&s2) {
+        Some(Greater) => (&s1, &e2, &e1),
+        Some(Less) => (&s2, &e1, &e2),
+        _ => {
+            return match (&e1, &e2) {
+                (Some(_), Some(_)) => Value::Bool(true),
+                _ => Value::Null,
+            }
+        }
+    };
+    match (earlier_end, later_end) {
+        (None, _) => Value::Null,
+        (Some(end), _) if lt(later_start, end) => Value::Bool(true),
+        (Some(_), None) => Value::Null,
+        (Some(_), Some(_)) => Value::Bool(false),
+    }
+}
+
 /// NUMERIC math on NaN or an infinity, as PostgreSQL 15 defines it; None for a function
 /// these rules do not cover. NaN gives NaN; an infinity is its own absolute value, rounding
 /// and square root, logarithm and exponential (`exp(-Infinity)` is 0), with the errors of a
@@ -340,7 +388,9 @@ fn numeric_special_math(name: &str, args: &[Value]) -> Option<Result<Value>> {
 
 /// Functions that are not NULL-in-NULL-out.
 pub fn is_strict(name: &str) -> bool {
-    !matches!(name, "concat" | "concat_ws" | "time_bucket_gapfill") && json::is_strict(name) && text::is_strict(name)
+    !matches!(name, "concat" | "concat_ws" | "time_bucket_gapfill" | "overlaps")
+        && json::is_strict(name)
+        && text::is_strict(name)
 }
 
 /// Evaluates a resolved function. `now` is the statement's timestamp.
@@ -576,6 +626,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         }
         "mod" => super::execution::arith::arithmetic(crate::sql::planner::plan::BinaryOp::Mod, &args[0], &args[1])?,
         "pi" => Value::Float8(std::f64::consts::PI),
+        "overlaps" => overlaps(&args),
         "pg_sleep" => {
             // In short steps, so that a cancel or the statement timeout ends it.
             // Longer than an Instant can count: until cancelled.

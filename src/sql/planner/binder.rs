@@ -792,6 +792,9 @@ impl Binder<'_> {
     fn bind_binary(&mut self, l: &ast::Expr, op: &ast::BinaryOperator, r: &ast::Expr) -> Result<(Expr, DataType)> {
         use ast::BinaryOperator as B;
         if let (Some(left), Some(right)) = (row_items(l), row_items(r)) {
+            if *op == B::Overlaps {
+                return self.bind_overlaps(left, right);
+            }
             return self.bind(&row_comparison(left, op, right)?);
         }
         let comparison = |o: &B| -> Option<BinaryOp> {
@@ -1087,6 +1090,35 @@ impl Binder<'_> {
     }
 
     /// Binds a call to a scalar function with already-bound arguments.
+    /// `(start, end | length) OVERLAPS (start, end | length)`: two periods of time, each given
+    /// by its ends or by its start and an interval.
+    fn bind_overlaps(&mut self, left: &[ast::Expr], right: &[ast::Expr]) -> Result<(Expr, DataType)> {
+        let ([ls, le], [rs, re]) = (left, right) else {
+            return Err(Error::Syntax {
+                message: "wrong number of parameters on left side of OVERLAPS expression".into(),
+                position: None,
+            });
+        };
+        let mut args = Vec::with_capacity(4);
+        for (start, end) in [(ls, le), (rs, re)] {
+            let start_bound = self.bind(start)?;
+            let end_bound = self.bind(end)?;
+            let end_bound = if end_bound.1 == DataType::Interval {
+                let sum = ast::Expr::BinaryOp {
+                    left: Box::new(start.clone()),
+                    op: ast::BinaryOperator::Plus,
+                    right: Box::new(end.clone()),
+                };
+                self.bind(&sum)?
+            } else {
+                end_bound
+            };
+            args.push(start_bound);
+            args.push(end_bound);
+        }
+        self.bind_call("overlaps", args)
+    }
+
     /// A row constructor, `ROW(a, b)` or `(a, b)`: a record of its items (literals of unknown
     /// type become text).
     fn bind_row(&mut self, items: &[&ast::Expr]) -> Result<(Expr, DataType)> {

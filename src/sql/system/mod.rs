@@ -769,6 +769,23 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
     Ok(out)
 }
 
+/// PostgreSQL's storage strategy of a type (what psql's `\d+` shows): `p`lain for fixed-length
+/// types, `m`ain for numeric, e`x`tended for the other variable-length ones.
+fn storage(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Numeric(_) => "m",
+        t if type_len(t) > 0 => "p",
+        DataType::Text
+        | DataType::Varchar(_)
+        | DataType::Char(_)
+        | DataType::Bytea
+        | DataType::Jsonb
+        | DataType::Array(_)
+        | DataType::Record(_) => "x",
+        _ => "p",
+    }
+}
+
 /// A `pg_attribute` row: column `position` (0-based) of relation `relid`.
 fn attribute_row(
     relid: i64,
@@ -792,7 +809,7 @@ fn attribute_row(
         text(""),
         Value::Int8(if data_type.is_string() { 100 } else { 0 }),
         Value::Int4(-1),
-        text("p"),
+        text(storage(data_type)),
         text(""),
         Value::Null,
         Value::Null,
