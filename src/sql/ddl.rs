@@ -227,26 +227,43 @@ pub fn create_index(
     if_not_exists: bool,
 ) -> Result<Option<String>> {
     let mut table = catalog::must_get_table(ctx.txn, table_name)?;
+    match add_index(ctx, &mut table, name, columns, unique, false) {
+        Err(Error::DuplicateTable(_)) if if_not_exists => {
+            Ok(Some(format!("relation \"{name}\" already exists, skipping")))
+        }
+        Err(e) => Err(e),
+        Ok(()) => {
+            catalog::save_table(ctx.txn, &table)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Adds index `name` over `columns` to `table` (the caller saves it) and writes its entries
+/// for the existing rows; `constraint` for a UNIQUE constraint rather than CREATE INDEX.
+fn add_index(
+    ctx: &mut Context,
+    table: &mut Table,
+    name: &str,
+    columns: &[String],
+    unique: bool,
+    constraint: bool,
+) -> Result<()> {
     if catalog::find_index(ctx.txn, name)?.is_some()
         || catalog::get_table(ctx.txn, name)?.is_some()
+        || table.indexes.iter().any(|i| i.name == name)
         || name == table.pkey_name()
     {
-        if if_not_exists {
-            return Ok(Some(format!("relation \"{name}\" already exists, skipping")));
-        }
         return Err(Error::DuplicateTable(name.to_string()));
     }
     let mut positions = Vec::new();
     for c in columns {
         positions.push(table.column_index(c).ok_or_else(|| Error::UndefinedColumn(c.clone()))?);
     }
-    let index =
-        Index { id: table.next_index_id, name: name.to_string(), columns: positions, unique, constraint: false };
+    let index = Index { id: table.next_index_id, name: name.to_string(), columns: positions, unique, constraint };
     table.next_index_id += 1;
     table.indexes.push(index);
-    dml::build_index(ctx, &table, table.indexes.len() - 1)?;
-    catalog::save_table(ctx.txn, &table)?;
-    Ok(None)
+    dml::build_index(ctx, table, table.indexes.len() - 1)
 }
 
 /// DROP INDEX.
@@ -280,6 +297,14 @@ pub fn alter_table(
     action: AlterAction,
     default_of: &mut dyn FnMut(&mut Context, &Table, usize) -> Result<Value>,
 ) -> Result<Option<String>> {
+    // `OWNER TO` a superuser names a sequence, view or index as often as a table (pg_dump's
+    // scripts): it changes nothing of any of them.
+    if matches!(action, AlterAction::Nothing)
+        && catalog::get_table(ctx.txn, table_name)?.is_none()
+        && relation_exists(ctx, table_name)?
+    {
+        return Ok(None);
+    }
     let table = catalog::must_get_table(ctx.txn, table_name)?;
     let mut new = table.clone();
     match action {
@@ -453,6 +478,10 @@ pub fn alter_table(
         },
         AlterAction::SetTtl { ttl } => new.ttl = ttl,
         AlterAction::Nothing => return Ok(None),
+        AlterAction::AddUnique { name, columns } => {
+            let name = name.unwrap_or_else(|| format!("{}_{}_key", table.name, columns.join("_")));
+            add_index(ctx, &mut new, &name, &columns, true, true)?;
+        }
         AlterAction::SetComment { column: None, comment } => new.comment = comment,
         AlterAction::SetComment { column: Some(name), comment } => match new.column_index(&name) {
             Some(position) => new.columns[position].comment = comment,

@@ -238,6 +238,7 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                     "current_schema" => Value::Text("public".into()),
                     "version" => Value::Text(crate::sql::SERVER_VERSION_STRING.to_string()),
                     "pg_backend_pid" => Value::Int4(ctx.session.backend_pid),
+                    "set_config" | "current_setting" => settings_call(name, values, ctx)?,
                     _ if super::catalog_fns::handles(name) => super::catalog_fns::call(name, values, ctx)?,
                     _ if super::sequences::handles(name) => super::sequences::call(name, values, ctx)?,
                     _ => functions::call(name, values, ctx.now, ctx.interrupt())?,
@@ -398,6 +399,30 @@ fn run_subquery(subquery: &Subquery, row: &[Value], ctx: &mut Context) -> Result
         ctx.subquery_cache.insert(subquery.id, rows.clone());
     }
     Ok(rows)
+}
+
+/// `set_config(name, value, is_local)` (the value, applied as `SET` once the statement has
+/// run; `is_local` as `SET LOCAL`) and `current_setting(name [, missing_ok])`.
+fn settings_call(name: &str, values: Vec<Value>, ctx: &mut Context) -> Result<Value> {
+    let text = |i: usize| match values.get(i) {
+        Some(Value::Text(s)) => Some(s.to_ascii_lowercase()),
+        _ => None,
+    };
+    let Some(setting) = text(0) else { return Ok(Value::Null) };
+    let setting = if setting == "time zone" { "timezone".to_string() } else { setting };
+    if name == "set_config" {
+        let value = match values.get(1) {
+            Some(Value::Text(v)) => v.clone(),
+            _ => String::new(),
+        };
+        ctx.setting_changes.push((setting, value.clone()));
+        return Ok(Value::Text(value));
+    }
+    match ctx.setting(&setting) {
+        Some(value) => Ok(Value::Text(value.to_string())),
+        None if matches!(values.get(1), Some(Value::Bool(true))) => Ok(Value::Null),
+        None => Err(Error::UndefinedObject(format!("unrecognized configuration parameter \"{setting}\""))),
+    }
 }
 
 /// SQL LIKE: `%` any run, `_` one character, `\` escapes.

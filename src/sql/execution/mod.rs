@@ -86,6 +86,9 @@ pub struct Context<'a> {
     pub sequences: HashMap<String, crate::catalog::sequences::Sequence>,
     /// The statement's memory budget.
     pub memory: memory::Memory,
+    /// Settings `set_config` changed, in order: the session applies them once the statement
+    /// has run (a failed statement changes none).
+    pub setting_changes: Vec<(String, String)>,
 }
 
 impl<'a> Context<'a> {
@@ -109,7 +112,15 @@ impl<'a> Context<'a> {
             deadline: None,
             sequences: HashMap::new(),
             memory,
+            setting_changes: Vec::new(),
         }
+    }
+
+    /// The value of a session setting as this statement sees it (after its own `set_config`).
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        let changed = self.setting_changes.iter().rev().find(|(k, _)| k == name);
+        let stored = || self.session.settings.iter().find(|(k, _)| k == name);
+        changed.or_else(stored).map(|(_, v)| v.as_str())
     }
 
     /// Fails with 57014 if the statement was cancelled.

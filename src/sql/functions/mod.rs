@@ -178,6 +178,10 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Signature> {
         ("pi", 0) => sig("pi", vec![], T::Float8),
         // PostgreSQL's result is `void`, whose text is empty.
         ("pg_sleep", 1) => sig("pg_sleep", vec![T::Float8], T::Text),
+        // Evaluated with the session's settings (execution::eval).
+        ("set_config", 3) => sig("set_config", vec![T::Text, T::Text, T::Bool], T::Text),
+        ("current_setting", 1) => sig("current_setting", vec![T::Text], T::Text),
+        ("current_setting", 2) => sig("current_setting", vec![T::Text, T::Bool], T::Text),
         ("random", 0) => sig("random", vec![], T::Float8),
         ("gen_random_uuid", 0) => sig("gen_random_uuid", vec![], T::Uuid),
         ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => {

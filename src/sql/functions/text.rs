@@ -31,6 +31,7 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
         ("substring_regex", 2) => sig("substring_regex", vec![text; 2], T::Text),
         ("translate", 3) => sig("translate", vec![text; 3], T::Text),
         ("like_escape", 2) => sig("like_escape", vec![text; 2], T::Text),
+        ("similar_to_escape", 1 | 2) => sig("similar_to_escape", vec![text; n], T::Text),
         ("overlay", 3) => sig("overlay", vec![text.clone(), text, T::Int4], T::Text),
         ("overlay", 4) => sig("overlay", vec![text.clone(), text, T::Int4, T::Int4], T::Text),
         ("chr", 1) => sig("chr", vec![T::Int4], T::Text),
@@ -110,6 +111,7 @@ pub fn call(name: &str, args: &[Value], interrupt: Interrupt) -> Option<Result<V
     Some(Ok(match name {
         "format" => return Some(format(s(0), &args[1..]).map(Value::Text)),
         "like_escape" => return Some(like_escape(s(0), s(1)).map(Value::Text)),
+        "similar_to_escape" => return Some(similar_to_regex(s(0), text(1).unwrap_or("\\")).map(Value::Text)),
         "regexp_replace" => {
             return Some(regexp_replace(s(0), s(1), s(2), text(3).unwrap_or(""), interrupt).map(Value::Text))
         }
@@ -421,21 +423,83 @@ fn size_pretty(bytes: i64) -> String {
     }
     format!("{value} PB")
 }
+/// The escape character of `LIKE`/`SIMILAR TO … ESCAPE e`: None for an empty one; more than
+/// one character is 22025.
+fn escape_char(escape: &str) -> Result<Option<char>> {
+    let mut chars = escape.chars();
+    match (chars.next(), chars.next()) {
+        (None, _) => Ok(None),
+        (Some(c), None) => Ok(Some(c)),
+        _ => Err(Error::DataException(
+            "22025",
+            "invalid escape string: Escape string must be empty or one character.".into(),
+        )),
+    }
+}
+
+/// A `SIMILAR TO` pattern as the regular expression it means, as PostgreSQL's
+/// `similar_to_escape` writes it: anchored at both ends, `%` and `_` as `.*` and `.`, groups
+/// made non-capturing, `.`, `^`, `$` and backslashes literal, bracket expressions copied, and
+/// `escape` (empty: none; more than one character is 22025) making the next character literal.
+/// An escaped double quote separates the parts `substring` would return.
+pub fn similar_to_regex(pattern: &str, escape: &str) -> Result<String> {
+    let escape = escape_char(escape)?;
+    let mut out = String::from("^(?:");
+    let (mut after_escape, mut in_class, mut quotes) = (false, false, 0);
+    for c in pattern.chars() {
+        if after_escape {
+            after_escape = false;
+            if c == '"' && !in_class {
+                out.push_str(match quotes {
+                    0 => "){1,1}?(",
+                    1 => "){1,1}(?:",
+                    _ => {
+                        return Err(Error::DataException(
+                            "2201B",
+                            "SQL regular expression may not contain more than two escape-double-quote separators"
+                                .into(),
+                        ))
+                    }
+                });
+                quotes += 1;
+            } else {
+                out.push('\\');
+                out.push(c);
+            }
+        } else if Some(c) == escape {
+            after_escape = true;
+        } else if in_class {
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+            in_class = c != ']';
+        } else {
+            match c {
+                '[' => {
+                    out.push('[');
+                    in_class = true;
+                }
+                '%' => out.push_str(".*"),
+                '_' => out.push('.'),
+                '(' => out.push_str("(?:"),
+                '\\' | '.' | '^' | '$' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                other => out.push(other),
+            }
+        }
+    }
+    out.push_str(")$");
+    Ok(out)
+}
+
 /// `pattern` with its escape character `escape` turned into LIKE's own, the backslash, as
 /// PostgreSQL's `like_escape` does for `LIKE … ESCAPE`: an empty `escape` makes every
 /// character literal; more than one character is 22025.
 pub fn like_escape(pattern: &str, escape: &str) -> Result<String> {
-    let mut chars = escape.chars();
-    let escape = match (chars.next(), chars.next()) {
-        (None, _) => None,
-        (Some(c), None) => Some(c),
-        _ => {
-            return Err(Error::DataException(
-                "22025",
-                "invalid escape string: Escape string must be empty or one character.".into(),
-            ))
-        }
-    };
+    let escape = escape_char(escape)?;
     let mut out = String::with_capacity(pattern.len() + 4);
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {

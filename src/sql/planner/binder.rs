@@ -366,6 +366,20 @@ impl Binder<'_> {
                 };
                 Ok((negate_if(like, *negated), DataType::Bool))
             }
+            // SIMILAR TO: a regular-expression match of the whole string, on the pattern
+            // translated as PostgreSQL's similar_to_escape does.
+            A::SimilarTo { negated, expr, pattern, escape_char } => {
+                let s = self.bind(expr)?;
+                let s = self.coerce_text(s)?;
+                let mut args = vec![self.bind(pattern)?];
+                if let Some(escape) = escape_char {
+                    args.push(self.bind(escape)?);
+                }
+                let regex = self.bind_call("similar_to_escape", args)?;
+                let regex = self.coerce_text(regex)?;
+                let m = Expr::Binary(BinaryOp::RegexMatch { case_insensitive: false }, Box::new(s), Box::new(regex));
+                Ok((negate_if(m, *negated), DataType::Bool))
+            }
             A::In { expr, target: ast::InTarget::List(list), negated, .. } if row_items(expr).is_some() => {
                 // (a, b) IN ((1, 2), (3, 4)): a row equality per item.
                 let mut any: Option<ast::Expr> = None;

@@ -203,17 +203,7 @@ impl Binder<'_> {
                     ast::AlterTableOperation::AddConstraint {
                         constraint: ast::TableConstraint::PrimaryKey(pk),
                         ..
-                    } => {
-                        let columns = pk
-                            .columns
-                            .iter()
-                            .map(|c| match &c.column.expr {
-                                ast::Expr::Identifier(id) => Ok(ident(id)),
-                                other => Err(Error::FeatureNotSupported(format!("primary key on expression {other}"))),
-                            })
-                            .collect::<Result<Vec<_>>>()?;
-                        AlterAction::AddPrimaryKey { columns }
-                    }
+                    } => AlterAction::AddPrimaryKey { columns: key_columns(&pk.columns, "primary key")? },
                     ast::AlterTableOperation::AddConstraint {
                         constraint: ast::TableConstraint::Check(c),
                         not_valid,
@@ -222,6 +212,31 @@ impl Binder<'_> {
                         let (mut check, expr) = self.define_check(&current, c.name.as_ref().map(ident), &c.expr)?;
                         check.not_valid = *not_valid;
                         AlterAction::AddCheck { check, expr }
+                    }
+                    ast::AlterTableOperation::AddConstraint {
+                        constraint: ast::TableConstraint::Unique(u),
+                        not_valid: false,
+                    } => {
+                        let columns = key_columns(&u.columns, "unique constraint")?;
+                        AlterAction::AddUnique { name: u.name.as_ref().map(ident), columns }
+                    }
+                    // Only superusers create and alter tables (docs/security.md), so they own
+                    // them all: giving one to a superuser, as pg_dump's scripts do, changes
+                    // nothing.
+                    ast::AlterTableOperation::OwnerTo { new_owner } => {
+                        if let ast::Owner::Ident(owner) = new_owner {
+                            let owner = ident(owner);
+                            match catalog::roles::get_role(self.txn, &owner)? {
+                                Some(role) if role.superuser => {}
+                                Some(_) => {
+                                    return Err(Error::FeatureNotSupported(format!(
+                                        "tables belong to the superusers: cannot give one to \"{owner}\""
+                                    )))
+                                }
+                                None => return Err(Error::UndefinedObject(format!("role \"{owner}\" does not exist"))),
+                            }
+                        }
+                        AlterAction::Nothing
                     }
                     ast::AlterTableOperation::AddConstraint { constraint, not_valid: true } => {
                         let kind = match constraint {
@@ -413,6 +428,17 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
         }
         other => Err(Error::FeatureNotSupported(format!("{other}"))),
     }
+}
+
+/// The column names of a key or constraint (`what`); expressions are not supported.
+fn key_columns(columns: &[ast::IndexColumn], what: &str) -> Result<Vec<String>> {
+    columns
+        .iter()
+        .map(|c| match &c.column.expr {
+            ast::Expr::Identifier(id) => Ok(ident(id)),
+            other => Err(Error::FeatureNotSupported(format!("{what} on expression {other}"))),
+        })
+        .collect()
 }
 
 /// A column definition: the column, whether it declares PRIMARY KEY / UNIQUE, whether it draws

@@ -725,6 +725,12 @@ pub enum AlterAction {
         name: String,
         expr: Option<Expr>,
     },
+    /// `ADD [CONSTRAINT name] UNIQUE (columns)`: a unique index shown as a constraint, named
+    /// `<table>_<columns>_key` when unnamed.
+    AddUnique {
+        name: Option<String>,
+        columns: Vec<String>,
+    },
     /// `DROP CONSTRAINT [IF EXISTS] name` of a CHECK constraint.
     DropConstraint {
         name: String,

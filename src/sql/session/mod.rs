@@ -646,7 +646,11 @@ impl Session {
             ..Context::new(txn, params, &info, self.engine.statement_memory())
         };
         let engine = self.engine.clone();
-        self.execute_plan(&mut ctx, plan, engine.as_ref())
+        let outcome = self.execute_plan(&mut ctx, plan, engine.as_ref())?;
+        for (name, value) in std::mem::take(&mut ctx.setting_changes) {
+            self.set(&name, Some(value))?;
+        }
+        Ok(outcome)
     }
 
     fn execute_plan(&mut self, ctx: &mut Context, plan: Plan, row_ids: &dyn RowIds) -> Result<Outcome> {
