@@ -169,6 +169,28 @@ async fn read_only_role_cannot_write() {
 }
 
 #[tokio::test]
+async fn execute_arguments_are_authorized_as_a_query_of_their_own() {
+    let server = Server::start();
+    let admin = server.connect("admin").await;
+    admin
+        .batch_execute("CREATE TABLE secret (s TEXT); INSERT INTO secret VALUES ('hush'); CREATE ROLE nobody LOGIN")
+        .await
+        .unwrap();
+    let nobody = server.connect("nobody").await;
+    nobody.batch_execute("PREPARE echo (text) AS SELECT $1").await.unwrap();
+    // A subquery in an argument reads with the caller's privileges, like any query.
+    let err = nobody.simple_query("EXECUTE echo((SELECT max(s) FROM secret))").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let rows = nobody.simple_query("EXECUTE echo('fine')").await.unwrap();
+    assert!(rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("fine"))));
+    // And an argument that writes is refused in a read-only transaction.
+    admin.batch_execute("CREATE SEQUENCE counter; PREPARE echo (text) AS SELECT $1; BEGIN READ ONLY").await.unwrap();
+    let err = admin.simple_query("EXECUTE echo(nextval('counter')::text)").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::READ_ONLY_SQL_TRANSACTION));
+    admin.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
 async fn garbage_and_abrupt_clients_do_not_hurt_the_server() {
     use std::io::{Read, Write};
     let server = Server::start();

@@ -80,6 +80,22 @@ def _():
             assert got == (dt.time(12, 34, 56, 500000, tzinfo=plus2), dt.time(23, 0, tzinfo=minus_530), dt.time(0, 30, tzinfo=plus2)), got
 
 
+@check("psycopg: SQL PREPARE, EXECUTE and DEALLOCATE through the extended protocol")
+def _():
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("PREPARE py_double (int) AS SELECT $1 * 2 AS doubled, 'x'::text AS tag")
+        for binary in (False, True):
+            cur = conn.cursor(binary=binary)
+            assert cur.execute("EXECUTE py_double(21)").fetchall() == [(42, "x")], binary
+            assert [d.name for d in cur.description] == ["doubled", "tag"], cur.description
+        conn.execute("DEALLOCATE py_double")
+        try:
+            conn.execute("EXECUTE py_double(1)")
+            raise AssertionError("a deallocated statement ran")
+        except psycopg.errors.InvalidSqlStatementName:
+            pass
+
+
 @check("psycopg: errors carry SQLSTATEs and transactions roll back")
 def _():
     with psycopg.connect(DSN) as conn:

@@ -94,6 +94,9 @@ fn parse_offset(text: &str) -> Option<i32> {
         b'-' => (-1, &text[1..]),
         _ => return None,
     };
+    if !body.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let parts: Vec<&str> = if body.contains(':') {
         body.split(':').collect()
     } else if body.len() == 4 {
@@ -149,6 +152,7 @@ mod tests {
         assert!(matches!(parse("12:00+16"), Err(Error::DataException("22009", _))));
         assert!(matches!(parse("12:00+02:75"), Err(Error::DataException("22007", _))));
         assert!(matches!(parse("x"), Err(Error::DataException("22007", _))));
+        assert!(matches!(parse("12:00+1\u{e9}1"), Err(Error::DataException("22007", _))));
         assert!(matches!(parse("25:00+00"), Err(Error::DatetimeOutOfRange(_))));
     }
 

@@ -184,8 +184,8 @@ impl Value {
             (Interval(a), Interval(b)) => a.total_micros().cmp(&b.total_micros()),
             (Uuid(a), Uuid(b)) => a.cmp(b),
             (Jsonb(a), Jsonb(b)) => a.to_string().cmp(&b.to_string()),
-            // Rows of different lengths do not compare (PostgreSQL: 42804).
-            (Record(a), Record(b)) if a.len() != b.len() => return None,
+            // Rows of different lengths order as arrays do, shorter first after equal fields
+            // (PostgreSQL refuses to compare them: 42804).
             (Array(a), Array(b)) | (Record(a), Record(b)) => {
                 for (x, y) in a.iter().zip(b.iter()) {
                     let ord = match (x.is_null(), y.is_null()) {

@@ -84,6 +84,16 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         (TimeTz(t), Interval(iv)) | (Interval(iv), TimeTz(t)) if op == Add || (op == Sub && matches!(l, TimeTz(_))) => {
             Ok(TimeTz(t.shifted(if op == Sub { -iv.micros } else { iv.micros })))
         }
+        (Date(d), Time(_) | TimeTz(_)) | (Time(_) | TimeTz(_), Date(d))
+            if op == Add && !datetime::is_finite_date(*d) =>
+        {
+            let infinite = datetime::date_to_timestamp(*d);
+            Ok(if matches!((l, r), (TimeTz(_), _) | (_, TimeTz(_))) {
+                TimestampTz(infinite)
+            } else {
+                Timestamp(infinite)
+            })
+        }
         (Date(d), TimeTz(t)) | (TimeTz(t), Date(d)) if op == Add => {
             let start = datetime::date_to_timestamp(*d);
             Ok(TimestampTz(start.checked_add(t.utc_micros()).ok_or_else(|| overflow("timestamp"))?))
@@ -212,10 +222,12 @@ fn float_op(op: BinaryOp, a: f64, b: f64) -> Result<f64> {
 /// `x % Infinity` is x), except that dividing by zero and the powers a finite NUMERIC refuses
 /// are errors.
 pub fn numeric_special_op(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
-    let (a, b) = (l.as_f64().unwrap_or(f64::NAN), r.as_f64().unwrap_or(f64::NAN));
-    if op == BinaryOp::Pow && (a == 1.0 || b == 0.0) {
-        return Ok(Value::Numeric(Decimal::ONE));
+    if op == BinaryOp::Pow {
+        if let Some(special) = numeric_special_power(l, r)? {
+            return Ok(special);
+        }
     }
+    let (a, b) = (l.as_f64().unwrap_or(f64::NAN), r.as_f64().unwrap_or(f64::NAN));
     if a.is_nan() || b.is_nan() {
         return Ok(Value::NumericNaN);
     }
@@ -234,6 +246,30 @@ pub fn numeric_special_op(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
         // infinite power).
         Value::Numeric(if out == 0.0 { Decimal::ZERO } else { Decimal::from_f64_retain(out).unwrap_or_default() })
     })
+}
+
+/// The powers among NUMERIC's specials that turn on an exact value, decided on the decimal
+/// rather than a float (which would take 1.00000000000000000001 for 1): `1 ^ y` and `x ^ 0`
+/// are 1, and a finite base to an infinite power is 0, 1 or Infinity by its magnitude.
+fn numeric_special_power(l: &Value, r: &Value) -> Result<Option<Value>> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let exact = |v: &Value| match v {
+        Value::Numeric(d) => Some(*d),
+        other => other.as_i64().map(Decimal::from),
+    };
+    if exact(l) == Some(Decimal::ONE) || exact(r).is_some_and(|d| d.is_zero()) {
+        return Ok(Some(Value::Numeric(Decimal::ONE)));
+    }
+    let (Some(base), Value::NumericInf { negative }) = (exact(l), r) else { return Ok(None) };
+    Ok(Some(match (negative, base.abs().cmp(&Decimal::ONE)) {
+        (_, Equal) => Value::Numeric(Decimal::ONE),
+        (false, Less) | (true, Greater) => Value::Numeric(Decimal::ZERO),
+        (false, Greater) => Value::NumericInf { negative: false },
+        (true, Less) if base.is_zero() => {
+            return Err(Error::DataException("2201F", "zero raised to a negative power is undefined".into()))
+        }
+        (true, Less) => Value::NumericInf { negative: false },
+    }))
 }
 
 fn numeric_op(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Decimal> {

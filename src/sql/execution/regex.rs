@@ -15,7 +15,11 @@ fn with_compiled<T>(pattern: &str, f: impl FnOnce(&regex::Regex) -> T) -> Result
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if !cache.contains_key(pattern) {
-            let compiled = regex::Regex::new(pattern)
+            // `.` matches a newline too, as PostgreSQL's regular expressions (and SIMILAR
+            // TO's `%` and `_`) do.
+            let compiled = regex::RegexBuilder::new(pattern)
+                .dot_matches_new_line(true)
+                .build()
                 .map_err(|e| Error::InvalidParameter(format!("invalid regular expression: {e}")))?;
             if cache.len() > 256 {
                 cache.clear();

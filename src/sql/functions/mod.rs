@@ -809,6 +809,10 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             ),
             _ => Value::Null,
         },
+        // A row carries no field names here to make an object of.
+        "to_jsonb" if matches!(args[0], Value::Record(_)) => {
+            return Err(Error::FeatureNotSupported("to_jsonb of a row value".into()))
+        }
         "to_jsonb" => Value::Jsonb(json::to_json(&args[0])),
         "array_length" => match &args[0] {
             Value::Array(items) if int(1) == 1 && !items.is_empty() => Value::Int4(items.len() as i32),

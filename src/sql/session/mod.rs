@@ -379,7 +379,10 @@ impl Session {
             | ast::Statement::Commit { .. }
             | ast::Statement::Rollback { .. }
             | ast::Statement::Savepoint { .. }
-            | ast::Statement::ReleaseSavepoint { .. } => Vec::new(),
+            | ast::Statement::ReleaseSavepoint { .. }
+            | ast::Statement::Prepare { .. }
+            | ast::Statement::Deallocate { .. } => Vec::new(),
+            ast::Statement::Execute { name, .. } => self.sql_prepared_columns(name.as_ref())?,
             _ => {
                 let plan = self.with_read_txn(|txn| planner::plan(txn, &statement, &mut params))?;
                 result_columns(&plan)
@@ -554,15 +557,22 @@ impl Session {
         if let ast::Statement::Copy { to: false, .. } = statement {
             return self.copy_begin(statement);
         }
-        match statement {
-            S::Prepare { name, data_types, statement } => return self.sql_prepare(name, data_types, statement),
+        let named = match statement {
+            S::Prepare { name, data_types, statement } => Some(self.sql_prepare(name, data_types, statement)),
             S::Execute { name, parameters, immediate: false, into, using, output: false, .. }
                 if into.is_empty() && using.is_empty() =>
             {
-                return self.sql_execute(name.as_ref(), parameters)
+                Some(self.sql_execute(name.as_ref(), parameters))
             }
-            S::Deallocate { name, .. } => return self.sql_deallocate(name),
-            _ => {}
+            S::Deallocate { name, .. } => Some(self.sql_deallocate(name)),
+            _ => None,
+        };
+        if let Some(result) = named {
+            // As any statement's, their errors fail the open transaction.
+            if result.is_err() && self.txn.is_some() {
+                self.txn_failed = true;
+            }
+            return result;
         }
         match self.txn.take() {
             Some(mut txn) => {

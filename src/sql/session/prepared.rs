@@ -7,7 +7,7 @@
 use super::{Outcome, Session};
 use crate::error::{Error, Result};
 use crate::sql::execution::{self, Context};
-use crate::sql::planner::{self, binder::ident, plan::Plan, types};
+use crate::sql::planner::{self, binder::ident, plan::Plan, plan::ResultColumn, types};
 use crate::types::DataType;
 use sqlparser::ast;
 
@@ -16,12 +16,12 @@ use sqlparser::ast;
 pub(super) struct SqlPrepared {
     statement: ast::Statement,
     param_types: Vec<DataType>,
-    /// The types of its result columns, which must not change (PostgreSQL: 0A000).
-    result_types: Vec<DataType>,
+    /// Its result columns, whose types must not change (PostgreSQL: 0A000).
+    columns: Vec<ResultColumn>,
 }
 
-fn result_types(plan: &Plan) -> Vec<DataType> {
-    super::result_columns(plan).into_iter().map(|c| c.data_type).collect()
+fn result_types(columns: &[ResultColumn]) -> Vec<&DataType> {
+    columns.iter().map(|c| &c.data_type).collect()
 }
 
 fn undefined(name: &str) -> Error {
@@ -53,15 +53,15 @@ impl Session {
                 position: None,
             });
         }
-        let (param_types, result_types) = self.with_read_txn(|txn| {
+        let (param_types, columns) = self.with_read_txn(|txn| {
             let mut params =
                 data_types.iter().map(|t| types::resolve_type(txn, &t.to_string())).collect::<Result<Vec<_>>>()?;
             let plan = planner::plan(txn, statement, &mut params)?;
-            Ok((params, result_types(&plan)))
+            Ok((params, super::result_columns(&plan)))
         })?;
         let param_types =
             param_types.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
-        let prepared = SqlPrepared { statement: statement.clone(), param_types, result_types };
+        let prepared = SqlPrepared { statement: statement.clone(), param_types, columns };
         self.sql_prepared.insert(name, prepared);
         Ok(Outcome::Command { tag: "PREPARE".into() })
     }
@@ -72,7 +72,7 @@ impl Session {
         let name = name.map(planner::binder::object_name).unwrap_or_default();
         let prepared = self.sql_prepared.get(&name).ok_or_else(|| undefined(&name))?;
         let (statement, param_types) = (prepared.statement.clone(), prepared.param_types.clone());
-        let expected = prepared.result_types.clone();
+        let expected = prepared.columns.clone();
         if arguments.len() != param_types.len() {
             return Err(Error::Syntax {
                 message: format!(
@@ -85,18 +85,30 @@ impl Session {
         }
         let info = self.info.clone();
         let memory = self.engine.statement_memory();
+        let (cancel, deadline, read_only) = (self.cancel.clone(), self.deadline, self.txn_read_only);
         let values = self.with_read_txn(|txn| {
             let mut types = param_types.clone();
-            if result_types(&planner::plan(txn, &statement, &mut types)?) != expected {
+            let now = super::result_columns(&planner::plan(txn, &statement, &mut types)?);
+            if result_types(&now) != result_types(&expected) {
                 return Err(Error::FeatureNotSupported("cached plan must not change result type".into()));
             }
-            let Plan::Query { node, .. } = planner::plan_row(txn, arguments, &param_types)? else {
+            // The arguments are a query of their own: what they read or write is authorized
+            // as any statement's, and a cancel or the statement timeout ends them.
+            let plan = planner::plan_row(txn, arguments, &param_types)?;
+            super::authorize(&info.user, txn, &plan, read_only)?;
+            let Plan::Query { node, .. } = plan else {
                 return Err(Error::Internal("EXECUTE's arguments planned to something else".into()));
             };
-            let mut ctx = Context::new(txn, &[], &info, memory);
+            let mut ctx = Context { cancel: Some(cancel), deadline, ..Context::new(txn, &[], &info, memory) };
             Ok(execution::collect(&node, &mut ctx)?.pop().unwrap_or_default())
         })?;
         self.execute_statement(&statement, &values, &param_types)
+    }
+
+    /// The result columns of `EXECUTE name`, for the extended protocol's Describe.
+    pub(super) fn sql_prepared_columns(&self, name: Option<&ast::ObjectName>) -> Result<Vec<ResultColumn>> {
+        let name = name.map(planner::binder::object_name).unwrap_or_default();
+        self.sql_prepared.get(&name).map(|p| p.columns.clone()).ok_or_else(|| undefined(&name))
     }
 
     /// `DEALLOCATE [PREPARE] name | ALL`.
