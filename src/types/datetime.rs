@@ -178,6 +178,35 @@ pub fn format_time(micros: i64) -> String {
     out
 }
 
+/// A UTC offset as `timestamptz` and `timetz` input write it, `±HH[:MM[:SS]]` or `±HHMM`:
+/// seconds east; None when malformed (ASCII digits only, so no slice splits a character).
+pub fn parse_utc_offset(text: &str) -> Option<i32> {
+    let (sign, body) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    if !body.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
+    let parts: Vec<&str> = if body.contains(':') {
+        body.split(':').collect()
+    } else if body.len() == 4 {
+        vec![&body[..2], &body[2..]]
+    } else {
+        vec![body]
+    };
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let field = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<i32>().ok());
+    let (h, m, s) = (field(0)?, field(1)?, field(2)?);
+    if m > 59 || s > 59 {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60 + s))
+}
+
 /// A time of day rounded to `precision` fractional digits of a second, half up as PostgreSQL
 /// rounds `TIME(p)`; 6 and above keep every digit, a negative precision is 22023.
 pub fn round_micros(micros: i64, precision: i64) -> Result<i64> {
@@ -333,19 +362,13 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         time_str = stripped.trim_end();
     } else if let Some(pos) = rest.rfind(['+', '-']) {
         let zone = &rest[pos..];
-        let sign = if zone.starts_with('-') { -1 } else { 1 };
-        let body = &zone[1..];
-        let (h, m) = match body.split_once(':') {
-            Some((h, m)) => (h, m),
-            None if body.len() == 4 => (&body[..2], &body[2..]),
-            None => (body, "0"),
+        offset_secs = match parse_utc_offset(zone) {
+            Some(offset) if offset.abs() < 16 * 3600 => offset as i64,
+            Some(_) => {
+                return Err(Error::DataException("22009", format!("time zone displacement out of range: \"{text}\"")))
+            }
+            None => return Err(err()),
         };
-        let h: i64 = h.parse().map_err(|_| err())?;
-        let m: i64 = m.parse().map_err(|_| err())?;
-        if h > 15 || m > 59 {
-            return Err(err());
-        }
-        offset_secs = sign * (h * 3600 + m * 60);
         time_str = rest[..pos].trim_end();
     }
     let (time, carry) = if time_str.is_empty() || time_str.chars().all(|c| c == ' ') {

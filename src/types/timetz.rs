@@ -70,7 +70,9 @@ pub fn parse(text: &str) -> Result<TimeTz> {
         // hyphens of its own).
         let clock_start = lower.rfind([' ', 't']).map_or(0, |i| i + 1);
         match lower[clock_start..].rfind(['+', '-']).map(|i| i + clock_start) {
-            Some(at) => (lower[..at].trim_end().to_string(), parse_offset(&lower[at..]).ok_or_else(invalid)?),
+            Some(at) => {
+                (lower[..at].trim_end().to_string(), datetime::parse_utc_offset(&lower[at..]).ok_or_else(invalid)?)
+            }
             None => (lower.clone(), 0),
         }
     };
@@ -85,34 +87,6 @@ pub fn parse(text: &str) -> Result<TimeTz> {
         other => other,
     })?;
     Ok(TimeTz { micros, offset })
-}
-
-/// `±HH[:MM[:SS]]` or `±HHMM`: seconds east; None when malformed.
-fn parse_offset(text: &str) -> Option<i32> {
-    let (sign, body) = match text.as_bytes().first()? {
-        b'+' => (1, &text[1..]),
-        b'-' => (-1, &text[1..]),
-        _ => return None,
-    };
-    if !body.bytes().all(|b| b.is_ascii_digit() || b == b':') {
-        return None;
-    }
-    let parts: Vec<&str> = if body.contains(':') {
-        body.split(':').collect()
-    } else if body.len() == 4 {
-        vec![&body[..2], &body[2..]]
-    } else {
-        vec![body]
-    };
-    if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    let field = |i: usize| parts.get(i).map_or(Some(0), |p| p.parse::<i32>().ok());
-    let (h, m, s) = (field(0)?, field(1)?, field(2)?);
-    if m > 59 || s > 59 {
-        return None;
-    }
-    Some(sign * (h * 3600 + m * 60 + s))
 }
 
 /// `extract(field FROM timetz)` as a float: the time's fields, the zone's (`timezone` in
