@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit;
 pub mod catalog;
+pub mod clock;
 pub mod error;
 pub mod http;
 pub mod logging;

@@ -203,7 +203,7 @@ impl Mvcc {
         let applied = applied_version(storage.as_ref())?;
         Ok(Arc::new(Self {
             storage,
-            hlc: uhlc::HLCBuilder::new().with_max_delta(MAX_CLOCK_DRIFT).build(),
+            hlc: uhlc::HLCBuilder::new().with_clock(crate::clock::ntp64).with_max_delta(MAX_CLOCK_DRIFT).build(),
             applied: AtomicU64::new(applied),
             writer_busy: Mutex::new(false),
             writer_free: Condvar::new(),
@@ -275,7 +275,7 @@ impl Mvcc {
     /// node's wall clock (SQLSTATE 22008).
     pub fn observe_clock(&self, remote: Version) -> Result<()> {
         self.hlc.update_with_timestamp(&uhlc::Timestamp::new(uhlc::NTP64(remote), *self.hlc.get_id())).map_err(|_| {
-            let ahead = uhlc::NTP64(remote.saturating_sub(uhlc::system_time_clock().as_u64())).to_duration();
+            let ahead = uhlc::NTP64(remote.saturating_sub(crate::clock::ntp64().as_u64())).to_duration();
             Error::DatetimeOutOfRange(format!(
                 "a clock {:.3} s ahead of this node's exceeds the maximum drift of {} s",
                 ahead.as_secs_f64(),

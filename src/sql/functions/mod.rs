@@ -1109,7 +1109,7 @@ fn numeric_from_f64(f: f64, digits: i32) -> Result<Decimal> {
 
 /// The current wall-clock time in microseconds since the Unix epoch.
 pub fn wall_clock_micros() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    crate::clock::unix_micros()
 }
 
 fn rand_f64() -> f64 {
