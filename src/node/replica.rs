@@ -295,6 +295,7 @@ impl Replica {
             replies: HashMap::new(),
             next_ticket: 1,
             tick: config.tick,
+            max_catch_up_ticks: 2 * config.election_ticks + 2,
             events: tx.clone(),
             last_round: 0,
             peers_synced: Membership::default(),
@@ -545,6 +546,9 @@ struct Runner<S: LogStore> {
     replies: HashMap<Ticket, Reply>,
     next_ticket: Ticket,
     tick: Duration,
+    /// The most ticks delivered at once after this thread did not run for a while: enough for
+    /// every Raft timer (lease, election, check-quorum) to run out.
+    max_catch_up_ticks: u64,
     /// The thread's own queue, for work finished on other threads.
     events: mpsc::Sender<Event>,
     /// Proposals taken in the last round: the next round waits briefly for as many.
@@ -568,8 +572,17 @@ impl<S: LogStore> Runner<S> {
             let Some(mvcc) = self.mvcc.upgrade() else { return };
             let wait = next_tick.saturating_duration_since(Instant::now());
             let mut stop = false;
-            let mut result = match events.recv_timeout(wait) {
-                Ok(event) => {
+            let received = match events.recv_timeout(wait) {
+                Ok(event) => Some(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            // Time first: the ticks due are delivered before any event is decided on, so that
+            // a read is never served from a lease judged on a clock that stood still while
+            // this thread did not run (a paused process, a slow write).
+            let mut result = self.catch_up(&mvcc, &mut next_tick, &mut out);
+            if let (Ok(()), Some(event)) = (&result, received) {
+                result = {
                     let mut proposals = usize::from(matches!(event, Event::Propose(..)));
                     let mut r = self.handle(&mvcc, event, &mut stop, &mut out);
                     // Take everything else that is queued before acting: one append and one
@@ -598,28 +611,34 @@ impl<S: LogStore> Runner<S> {
                         self.last_round = proposals;
                     }
                     r
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => Ok(()),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            };
-            if result.is_ok() && Instant::now() >= next_tick {
-                next_tick += self.tick;
-                if next_tick < Instant::now() {
-                    next_tick = Instant::now() + self.tick;
-                }
-                result = self.driver.handle(&mvcc, Input::Tick, &mut out);
-                // A storage failure met outside the driver (a statement's read or write) stops
-                // the node as one met by the driver does.
-                if let (Ok(()), Some(failure)) = (&result, mvcc.storage().failure()) {
-                    result = Err(failure);
-                }
-                self.sync_peers(&mvcc);
+                };
             }
             let result = result.and_then(|()| self.driver.advance(&mvcc, &mut out));
             if !self.finish_round(result, &mut out) || stop {
                 return;
             }
         }
+    }
+
+    /// Delivers the ticks due by now: one per tick length since the last, at most
+    /// `max_catch_up_ticks`. Once per tick, a storage failure met outside the driver (a
+    /// statement's read or write) stops the node as one met by the driver does, and the
+    /// transport's peers follow the membership.
+    fn catch_up(&mut self, mvcc: &Arc<Mvcc>, next_tick: &mut Instant, out: &mut Vec<Output>) -> Result<()> {
+        let now = Instant::now();
+        if now < *next_tick {
+            return Ok(());
+        }
+        let due = 1 + (now - *next_tick).as_nanos() / self.tick.as_nanos().max(1);
+        *next_tick = if due == 1 { *next_tick + self.tick } else { now + self.tick };
+        for _ in 0..due.min(u128::from(self.max_catch_up_ticks)) {
+            self.driver.handle(mvcc, Input::Tick, out)?;
+        }
+        if let Some(failure) = mvcc.storage().failure() {
+            return Err(failure);
+        }
+        self.sync_peers(mvcc);
+        Ok(())
     }
 
     /// Carries out the round's outputs and publishes the state; false once the driver

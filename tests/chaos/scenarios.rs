@@ -1,0 +1,186 @@
+//! The faults. Each runs while the clients work and returns with its fault still possibly in
+//! place: the driver heals links, clears netem, resumes and restarts members afterwards.
+
+use crate::{Ctx, Scenario, MEMBERS};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+pub fn all() -> Vec<Scenario> {
+    let s = Duration::from_secs;
+    vec![
+        Scenario { name: "leader-partition", disk_mib: None, op_timeout: s(5), fault: leader_partition },
+        Scenario { name: "majority-minority", disk_mib: None, op_timeout: s(5), fault: majority_minority },
+        Scenario { name: "bridge", disk_mib: None, op_timeout: s(5), fault: bridge },
+        Scenario { name: "random-partitions", disk_mib: None, op_timeout: s(5), fault: random_partitions },
+        Scenario { name: "slow-lossy-links", disk_mib: None, op_timeout: s(10), fault: slow_lossy_links },
+        Scenario { name: "kill-loop", disk_mib: None, op_timeout: s(5), fault: kill_loop },
+        Scenario { name: "pause-leader", disk_mib: None, op_timeout: s(10), fault: pause_leader },
+        Scenario { name: "clock-skew", disk_mib: None, op_timeout: s(5), fault: clock_skew },
+        Scenario { name: "disk-full", disk_mib: Some(256), op_timeout: s(5), fault: disk_full },
+    ]
+}
+
+fn others(of: usize) -> Vec<usize> {
+    (0..MEMBERS).filter(|m| *m != of).collect()
+}
+
+/// The leader alone on one side, the other two on the other; healed after a while.
+fn leader_partition(ctx: &mut Ctx) -> Result<(), String> {
+    for round in 0..2 {
+        if round > 0 {
+            ctx.net.heal()?;
+            sleep(Duration::from_secs(3));
+        }
+        let leader = ctx.leader()?;
+        ctx.net.partition(&[&[leader], &others(leader)])?;
+        sleep(Duration::from_secs(6));
+    }
+    Ok(())
+}
+
+/// A random member cut off (a follower or the leader), clients on both sides.
+fn majority_minority(ctx: &mut Ctx) -> Result<(), String> {
+    for round in 0..3 {
+        if round > 0 {
+            ctx.net.heal()?;
+            sleep(Duration::from_secs(2));
+        }
+        let minority = ctx.rng.gen_range(0..MEMBERS);
+        ctx.net.partition(&[&[minority], &others(minority)])?;
+        sleep(Duration::from_secs(5));
+    }
+    Ok(())
+}
+
+/// One member sees both others, which do not see each other.
+fn bridge(ctx: &mut Ctx) -> Result<(), String> {
+    for round in 0..2 {
+        if round > 0 {
+            ctx.net.heal()?;
+            sleep(Duration::from_secs(2));
+        }
+        let middle = ctx.rng.gen_range(0..MEMBERS);
+        let ends = others(middle);
+        ctx.net.cut_links(&[(ends[0], ends[1])])?;
+        sleep(Duration::from_secs(7));
+    }
+    Ok(())
+}
+
+/// For the whole budget, every 1–4 s: healed, one member cut off, or a bridge.
+fn random_partitions(ctx: &mut Ctx) -> Result<(), String> {
+    let end = Instant::now() + ctx.budget;
+    while Instant::now() < end {
+        let m = ctx.rng.gen_range(0..MEMBERS);
+        match ctx.rng.gen_range(0..3) {
+            0 => ctx.net.heal()?,
+            1 => ctx.net.partition(&[&[m], &others(m)])?,
+            _ => {
+                let ends = others(m);
+                ctx.net.cut_links(&[(ends[0], ends[1])])?;
+            }
+        }
+        let pause = ctx.rng.gen_range(1000..4000);
+        sleep(Duration::from_millis(pause));
+    }
+    Ok(())
+}
+
+/// 200 ms ± 100 ms of delay, 10% loss and reordering on every member's link; on a kernel
+/// without netem, links of 1 Mbit/s whose queues delay packets up to 300 ms and drop the rest.
+fn slow_lossy_links(ctx: &mut Ctx) -> Result<(), String> {
+    let kind =
+        ctx.net.slow_links("delay 200ms 100ms loss 10% reorder 25% 50%", "rate 1mbit burst 8kb latency 300ms")?;
+    println!("chaos: slow-lossy-links   links shaped with {kind}");
+    sleep(ctx.budget);
+    Ok(())
+}
+
+/// kill -9 of a random member, a restart 1–3 s later, again and again.
+fn kill_loop(ctx: &mut Ctx) -> Result<(), String> {
+    let end = Instant::now() + ctx.budget;
+    while Instant::now() < end {
+        let victim = ctx.rng.gen_range(0..MEMBERS);
+        ctx.members.kill(victim);
+        let pause = ctx.rng.gen_range(1000..3000);
+        sleep(Duration::from_millis(pause));
+        if Instant::now() >= end {
+            break;
+        }
+        ctx.members.spawn(victim, &[]);
+        let pause = ctx.rng.gen_range(1000..3000);
+        sleep(Duration::from_millis(pause));
+    }
+    Ok(())
+}
+
+/// SIGSTOP of the leader for 5 s, longer than its lease and an election; then SIGCONT. Its
+/// clients' requests wait in its sockets meanwhile. In three more rounds the paused leader is
+/// also cut off from its peers and stays so for 2 s after SIGCONT, so that nothing tells it of
+/// its successor: a lease that counted the pause as no time at all serves stale reads then
+/// (it did, before the Raft thread delivered the ticks a pause had missed).
+fn pause_leader(ctx: &mut Ctx) -> Result<(), String> {
+    let leader = ctx.leader()?;
+    ctx.members.signal(leader, "STOP");
+    sleep(Duration::from_secs(5));
+    ctx.members.signal(leader, "CONT");
+    sleep(Duration::from_secs(4));
+
+    for round in 0..3 {
+        if round > 0 {
+            ctx.net.heal()?;
+            sleep(Duration::from_secs(3));
+        }
+        let leader = ctx.leader()?;
+        ctx.members.signal(leader, "STOP");
+        ctx.net.partition(&[&[leader], &others(leader)])?;
+        sleep(Duration::from_secs(5));
+        ctx.members.signal(leader, "CONT");
+        sleep(Duration::from_secs(2));
+    }
+    Ok(())
+}
+
+/// A member whose clock runs 2 s ahead takes the lead; then the same member, its clock now
+/// 2 s behind the versions it already wrote, leads again.
+fn clock_skew(ctx: &mut Ctx) -> Result<(), String> {
+    let leader = ctx.leader()?;
+    let skewed = *others(leader).choose(&mut ctx.rng).unwrap();
+    for offset in ["2000", "-2000"] {
+        ctx.members.restart(skewed, &[("CHRONOS_CLOCK_OFFSET_MS", offset)]);
+        sleep(Duration::from_secs(3));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while ctx.leader()? != skewed {
+            if Instant::now() > deadline {
+                return Err(format!("member {} (clock {offset} ms) did not take the lead", skewed + 1));
+            }
+            // Refused while the member catches up; asked again.
+            let _ = ctx.members.transfer_leadership(skewed);
+            sleep(Duration::from_millis(500));
+        }
+        sleep(Duration::from_secs(5));
+    }
+    Ok(())
+}
+
+/// The leader's disk fills up: it stops (as documented) and the others go on; space returns
+/// and it is restarted (by the driver), catching up.
+fn disk_full(ctx: &mut Ctx) -> Result<(), String> {
+    let leader = ctx.leader()?;
+    let filler = ctx.disks[leader].join("chaos-filler");
+    let of = format!("of={}", filler.display());
+    // dd stops at "No space left on device".
+    let _ = crate::net::run("dd", &["if=/dev/zero", &of, "bs=1M"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ctx.members.running(leader) {
+        if Instant::now() > deadline {
+            return Err(format!("member {} went on with a full disk for 30 s", leader + 1));
+        }
+        sleep(Duration::from_millis(200));
+    }
+    sleep(Duration::from_secs(3));
+    // Space returns; the driver restarts the member, as a supervisor would.
+    std::fs::remove_file(&filler).map_err(|e| e.to_string())
+}
