@@ -416,6 +416,86 @@ fn automatic_snapshot_requests_compact_the_log() {
     assert!(!c.restored[&2].is_empty());
 }
 
+/// A cluster (snapshots every 10 entries, sent in chunks of `chunk` bytes) whose leader
+/// compacted past what one follower, cut off meanwhile and now back, has: (cluster, leader,
+/// follower).
+fn behind_the_snapshot(chunk: usize) -> (Cluster, NodeId, NodeId) {
+    let mk = move |id| {
+        let mut c = cfg(id);
+        c.snapshot_threshold = 10;
+        c.snapshot_chunk_size = chunk;
+        c
+    };
+    let mut c = Cluster::new(&[1, 2, 3], mk);
+    c.auto_compact = true;
+    let l = c.elect();
+    let f = (1..=3).find(|id| *id != l).unwrap();
+    c.isolate(f);
+    for i in 0..25u32 {
+        c.propose(l, format!("c{i:02}").as_bytes());
+    }
+    c.run(3);
+    assert!(c.node(l).snapshot_index() >= 20, "the leader compacted: {}", c.node(l).snapshot_index());
+    c.heal();
+    (c, l, f)
+}
+
+#[test]
+fn a_leader_keeps_its_log_while_a_follower_installs_its_snapshot() {
+    let (mut c, l, f) = behind_the_snapshot(16);
+    // A slow link: one snapshot chunk gets through per round (the others are lost and sent
+    // again), while a write a round goes on: more than a threshold of entries before the
+    // follower has the whole snapshot.
+    let through = std::rc::Rc::new(std::cell::Cell::new(true));
+    let gate = through.clone();
+    c.filter = Some(Box::new(move |m: &mut Message| match m.body {
+        MessageBody::InstallSnapshot { .. } => gate.replace(false),
+        _ => true,
+    }));
+    for i in 0..30u32 {
+        through.set(true);
+        c.propose(l, format!("d{i:02}").as_bytes());
+        c.run(1);
+    }
+    c.filter = None;
+    c.run(10);
+    let starts = c
+        .delivered
+        .iter()
+        .filter(|m| m.to == f && matches!(m.body, MessageBody::InstallSnapshot { offset: 0, .. }))
+        .count();
+    assert_eq!(starts, 1, "the follower was sent one snapshot, then the log");
+    assert_eq!(c.node(f).applied_index(), c.node(l).commit_index());
+    assert_eq!(c.applied_commands(f).last().unwrap(), b"d29");
+    // With the follower caught up, the leader compacts again at its threshold.
+    let held_at = c.node(l).snapshot_index();
+    for i in 0..12u32 {
+        c.propose(l, format!("e{i:02}").as_bytes());
+    }
+    c.run(3);
+    assert!(c.node(l).snapshot_index() > held_at, "compaction resumed: {held_at}");
+    assert!(c.node(l).applied_index() - c.node(l).snapshot_index() < 10);
+}
+
+#[test]
+fn a_leader_holds_its_log_for_a_snapshot_only_so_long() {
+    let (mut c, l, _) = behind_the_snapshot(4);
+    // The follower answers but never gets past the first chunk: the leader keeps sending
+    // the snapshot while the log grows past the hold.
+    c.filter = Some(Box::new(|m: &mut Message| match m.body {
+        MessageBody::InstallSnapshot { offset, .. } => offset == 0,
+        _ => true,
+    }));
+    let before = c.node(l).snapshot_index();
+    for i in 0..60u32 {
+        c.propose(l, format!("d{i:02}").as_bytes());
+        c.run(1);
+    }
+    let after = c.node(l).snapshot_index();
+    assert!(after > before, "the leader compacted again once the hold ran out");
+    assert!(c.node(l).applied_index() - after <= 10 * chronos::raft::SNAPSHOT_HOLD, "held no longer than the bound");
+}
+
 // ----- membership ----------------------------------------------------------------------
 
 #[test]

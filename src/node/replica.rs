@@ -109,7 +109,10 @@ pub struct Status {
     ready: Mutex<bool>,
     ready_changed: Condvar,
     single_voter: AtomicBool,
-    lease_valid: AtomicBool,
+    /// Until when this leader's lease lets it serve reads without asking its followers, on
+    /// the monotonic clock: a reader checks the time itself, so a lease never outlives its
+    /// real duration because the Raft thread did not run (a pause, a slow write) to revoke it.
+    lease_until: Mutex<Option<Instant>>,
     snapshots_installed: AtomicU64,
     elections: AtomicU64,
     snapshots_sent: AtomicU64,
@@ -296,6 +299,7 @@ impl Replica {
             next_ticket: 1,
             tick: config.tick,
             max_catch_up_ticks: 2 * config.election_ticks + 2,
+            last_tick: Instant::now(),
             events: tx.clone(),
             last_round: 0,
             peers_synced: Membership::default(),
@@ -504,7 +508,8 @@ impl Replicator for Replica {
 
     fn read_barrier(&self) -> Result<()> {
         if self.status.is_ready()
-            && (self.status.single_voter.load(Ordering::SeqCst) || self.status.lease_valid.load(Ordering::SeqCst))
+            && (self.status.single_voter.load(Ordering::SeqCst)
+                || lock(&self.status.lease_until).is_some_and(|until| Instant::now() < until))
         {
             return Ok(());
         }
@@ -549,6 +554,8 @@ struct Runner<S: LogStore> {
     /// The most ticks delivered at once after this thread did not run for a while: enough for
     /// every Raft timer (lease, election, check-quorum) to run out.
     max_catch_up_ticks: u64,
+    /// When the latest tick delivered was due.
+    last_tick: Instant,
     /// The thread's own queue, for work finished on other threads.
     events: mpsc::Sender<Event>,
     /// Proposals taken in the last round: the next round waits briefly for as many.
@@ -605,7 +612,11 @@ impl<S: LogStore> Runner<S> {
                         };
                         let Some(event) = next else { break };
                         proposals += usize::from(matches!(event, Event::Propose(..)));
-                        r = self.handle(&mvcc, event, &mut stop, &mut out);
+                        // Time may have passed while this thread waited for the event or did
+                        // not run at all: its ticks come first, as for the round's first.
+                        r = self
+                            .catch_up(&mvcc, &mut next_tick, &mut out)
+                            .and_then(|()| self.handle(&mvcc, event, &mut stop, &mut out));
                     }
                     if proposals > 0 {
                         self.last_round = proposals;
@@ -630,8 +641,12 @@ impl<S: LogStore> Runner<S> {
             return Ok(());
         }
         let due = 1 + (now - *next_tick).as_nanos() / self.tick.as_nanos().max(1);
-        *next_tick = if due == 1 { *next_tick + self.tick } else { now + self.tick };
-        for _ in 0..due.min(u128::from(self.max_catch_up_ticks)) {
+        let delivered = due.min(u128::from(self.max_catch_up_ticks));
+        // Ticks keep their schedule (no fraction of one lost per catch-up); past the cap, the
+        // schedule starts again from now.
+        self.last_tick = if delivered == due { *next_tick + self.tick * (due as u32 - 1) } else { now };
+        *next_tick = self.last_tick + self.tick;
+        for _ in 0..delivered {
             self.driver.handle(mvcc, Input::Tick, out)?;
         }
         if let Some(failure) = mvcc.storage().failure() {
@@ -757,7 +772,10 @@ impl<S: LogStore> Runner<S> {
         s.leader.store(node.leader().unwrap_or(0), Ordering::SeqCst);
         s.commit.store(node.commit_index(), Ordering::SeqCst);
         s.applied.store(self.driver.applied_index(), Ordering::SeqCst);
-        s.lease_valid.store(node.lease_valid(), Ordering::SeqCst);
+        // The lease runs out `left` ticks after the latest tick: counted from when that tick
+        // was due, which is never after it was delivered.
+        let left = u32::try_from(node.lease_ticks_left()).unwrap_or(u32::MAX);
+        *lock(&s.lease_until) = (left > 0).then(|| self.last_tick + self.tick.saturating_mul(left));
         s.single_voter.store(self.driver.single_voter(), Ordering::SeqCst);
         s.snapshots_installed.store(self.driver.snapshots_installed(), Ordering::SeqCst);
         s.elections.store(node.elections(), Ordering::SeqCst);

@@ -139,7 +139,7 @@ mod sled_store;
 mod store;
 mod types;
 
-pub use node::{Config, Node, Ready};
+pub use node::{Config, Node, Ready, SNAPSHOT_HOLD};
 pub use sled_store::SledLogStore;
 pub use store::{LogStore, MemLogStore, SnapshotReader, SnapshotWriter, Written};
 pub use types::{

@@ -52,11 +52,20 @@ pub struct Config {
     /// Bytes per `InstallSnapshot` chunk.
     pub snapshot_chunk_size: usize,
     /// Ask the application for a snapshot once this many entries have been
-    /// applied since the last snapshot (0 = never ask).
+    /// applied since the last snapshot (0 = never ask). A leader sending its
+    /// snapshot to a follower that answers waits up to [`SNAPSHOT_HOLD`] thresholds, so that
+    /// the follower can go on from the log once it has installed that snapshot
+    /// instead of needing a newer one.
     pub snapshot_threshold: u64,
     /// Maximum committed entries handed out per [`Ready`].
     pub max_apply_batch: usize,
 }
+
+/// How many snapshot thresholds of entries a leader keeps, at most, while it sends its
+/// snapshot to a follower. Compacting sooner would leave a follower that took long to receive
+/// and install one snapshot (its log far behind: after a partition, a restart) needing the
+/// next, again and again, while writes go on.
+pub const SNAPSHOT_HOLD: u64 = 4;
 
 impl Config {
     /// Sensible defaults for node `id`.
@@ -443,6 +452,16 @@ impl<S: LogStore> Node<S> {
     pub fn membership(&self) -> &Membership {
         &self.membership
     }
+    /// Ticks left of the leader lease: 0 when there is none (not the leader, leases off or
+    /// disabled for a transfer, or run out).
+    pub fn lease_ticks_left(&self) -> u64 {
+        match &self.role {
+            RoleState::Leader(ls) if self.cfg.lease_reads && !ls.lease_disabled => {
+                ls.lease_expiry.saturating_sub(ls.now)
+            }
+            _ => 0,
+        }
+    }
     /// Whether a leader lease is currently valid (leader only).
     pub fn lease_valid(&self) -> bool {
         match &self.role {
@@ -621,10 +640,14 @@ impl<S: LogStore> Node<S> {
         self.ready_reads = later;
         rd.reads = now;
         rd.failed_reads = std::mem::take(&mut self.failed_reads);
-        if self.cfg.snapshot_threshold > 0
-            && !self.snapshot_requested
-            && self.applied >= self.snapshot_index + self.cfg.snapshot_threshold
-        {
+        let threshold = self.cfg.snapshot_threshold;
+        let due = self.applied >= self.snapshot_index.saturating_add(threshold);
+        // Only for a follower that answers: one that is down would hold every compaction.
+        let sending = matches!(&self.role, RoleState::Leader(ls)
+            if ls.progress.values().any(|p| p.recent_active && matches!(p.state, ProgressState::Snapshot { .. })));
+        let held_long_enough =
+            self.applied >= self.snapshot_index.saturating_add(threshold.saturating_mul(SNAPSHOT_HOLD));
+        if threshold > 0 && !self.snapshot_requested && due && (!sending || held_long_enough) {
             self.snapshot_requested = true;
             rd.snapshot_request = Some(self.applied);
         }
