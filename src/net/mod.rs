@@ -256,11 +256,17 @@ impl Transport for GrpcTransport {
 
     fn commit(&self, leader: NodeId, request: &CommitRequest) -> Result<Version> {
         let request = convert::commit_to_proto(request);
-        self.ask(leader, "commit", Error::CommitUnknown, |mut client| async move { client.commit(request).await })
+        self.ask(
+            leader,
+            "commit",
+            false,
+            Error::CommitUnknown,
+            |mut client| async move { client.commit(request).await },
+        )
     }
 
     fn read_index(&self, leader: NodeId) -> Result<Version> {
-        self.ask(leader, "read index", Error::Io, |mut client| async move {
+        self.ask(leader, "read index", true, Error::Io, |mut client| async move {
             client.read_index(proto::ReadIndexRequest {}).await
         })
     }
@@ -288,10 +294,19 @@ impl Transport for GrpcTransport {
 }
 
 impl GrpcTransport {
-    /// Calls the `Cluster` service of `leader` from a blocking thread. An unreachable node
-    /// is treated as "not the leader" (nothing was done: ask again); a timeout or another
-    /// transport failure becomes `failed` (for a commit: outcome unknown).
-    fn ask<F, Fut>(&self, leader: NodeId, what: &str, failed: fn(String) -> Error, call: F) -> Result<Version>
+    /// Calls the `Cluster` service of `leader` from a blocking thread. A call that never
+    /// reached the node (see [`never_sent`]) is treated as "not the leader" (nothing was done:
+    /// ask again), and so is any unavailability when `repeatable` (a read index may be asked
+    /// twice); a timeout or another transport failure becomes `failed` (for a commit: outcome
+    /// unknown, since a commit cut off after it was sent may have been applied).
+    fn ask<F, Fut>(
+        &self,
+        leader: NodeId,
+        what: &str,
+        repeatable: bool,
+        failed: fn(String) -> Error,
+        call: F,
+    ) -> Result<Version>
     where
         F: FnOnce(ClusterClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<proto::VersionResult>, tonic::Status>>,
@@ -300,7 +315,9 @@ impl GrpcTransport {
         let reply = self.runtime.block_on(async move { tokio::time::timeout(RPC_TIMEOUT, call(client)).await });
         match reply {
             Err(_) => Err(failed(format!("node {leader} did not answer the {what} in time"))),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Err(Error::NotLeader(None)),
+            Ok(Err(status)) if never_sent(&status) || (repeatable && status.code() == tonic::Code::Unavailable) => {
+                Err(Error::NotLeader(None))
+            }
             Ok(Err(status)) => Err(failed(format!("{what} on node {leader}: {status}"))),
             Ok(Ok(response)) => match response.into_inner().result {
                 Some(proto::version_result::Result::Version(v)) => Ok(v),
@@ -309,6 +326,17 @@ impl GrpcTransport {
             },
         }
     }
+}
+
+/// What a member answers while its replica is not set up yet.
+const NODE_STARTING: &str = "the node is starting";
+
+/// Whether a call failed before its request reached the node: no connection could be made,
+/// or the node's services were not up yet. A call cut off later (a connection reset, an
+/// HTTP/2 keep-alive timeout) may have been carried out.
+fn never_sent(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+        && (status.message() == NODE_STARTING || status.message().contains("connect error"))
 }
 
 /// The services of this node, answering for `replica` once it is set.
@@ -328,7 +356,7 @@ pub struct SyncSettings {
 
 impl Services {
     fn replica(&self) -> std::result::Result<Arc<Replica>, tonic::Status> {
-        self.replica.get().cloned().ok_or_else(|| tonic::Status::unavailable("the node is starting"))
+        self.replica.get().cloned().ok_or_else(|| tonic::Status::unavailable(NODE_STARTING))
     }
 }
 
@@ -539,4 +567,23 @@ pub async fn serve_sync(
             tracing::error!(error = %e, "sync server failed");
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_calls_that_never_reached_the_node_count_as_not_sent() {
+        // Nothing listens on a port just freed: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+        let refused = ClusterClient::new(channel).read_index(proto::ReadIndexRequest {}).await.unwrap_err();
+        assert!(never_sent(&refused), "{refused:?}");
+        assert!(never_sent(&tonic::Status::unavailable(NODE_STARTING)));
+        // Cut off after sending: may have been carried out.
+        assert!(!never_sent(&tonic::Status::unavailable("http2 error")));
+        assert!(!never_sent(&tonic::Status::unavailable("transport error")));
+        assert!(!never_sent(&tonic::Status::internal("connect error")));
+    }
 }
