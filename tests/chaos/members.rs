@@ -15,103 +15,75 @@ const RAFT_PORT: u16 = 7000;
 
 pub struct Member {
     pub ip: String,
+    /// The subcommand and its own flags.
+    command: Vec<String>,
     namespace: String,
     pub data_dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
     pub paused: bool,
+    /// How the process last ended, once it has.
+    pub exit: Option<std::process::ExitStatus>,
 }
 
 pub struct Members {
+    /// The cluster's members, then the edge if there is one.
     pub list: Vec<Member>,
-    peers: String,
+    /// How many of `list` are cluster members.
+    pub cloud: usize,
     certs: PathBuf,
     pub tls: Tls,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA and one certificate for every member's address, usable as server and client.
-fn certificates(dir: &Path, ips: &[String]) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=chaos-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    let names: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
-    std::fs::write(
-        dir.join("member.ext"),
-        format!(
-            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={}\n",
-            names.join(",")
-        ),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=member", "-keyout", "member.key", "-out", "member.csr"],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "member.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-extfile",
-            "member.ext",
-            "-out",
-            "member.pem",
-            "-days",
-            "2",
-        ],
-    );
-}
-
 impl Members {
-    /// Starts one member in each namespace of `net`, with data under `dir`.
-    pub fn start(net: &Net, n: usize, dir: &Path) -> Members {
-        let ips: Vec<String> = (0..n).map(|i| net.ip(i)).collect();
+    /// Starts a cluster member in each of the first `n` namespaces of `net`, with data under
+    /// `dir`; with `edge`, also an edge (`single-node --edge-id farm-a`) in namespace `n` that
+    /// pushes to every member.
+    pub fn start(net: &Net, n: usize, edge: bool, dir: &Path) -> Members {
+        let all = n + usize::from(edge);
+        let ips: Vec<String> = (0..all).map(|i| net.ip(i)).collect();
         let certs = dir.join("certs");
         std::fs::create_dir_all(&certs).unwrap();
-        certificates(&certs, &ips);
+        let names: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
+        crate::support::ca_and_member_for(
+            &certs,
+            "ca",
+            "member",
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let read = |f: &str| std::fs::read(certs.join(f)).unwrap();
         let tls = Tls::new(&read("ca.pem"), &read("member.pem"), &read("member.key"));
-        let peers = ips.iter().enumerate().map(|(i, ip)| format!("{}={ip}:{RAFT_PORT}", i + 1)).collect::<Vec<_>>();
-        let list = (0..n)
-            .map(|i| Member {
-                ip: ips[i].clone(),
-                namespace: net.namespace(i),
-                data_dir: dir.join(format!("n{}", i + 1)),
-                log: dir.join(format!("n{}.log", i + 1)),
-                child: None,
-                paused: false,
+        let peers = ips[..n].iter().enumerate().map(|(i, ip)| format!("{}={ip}:{RAFT_PORT}", i + 1));
+        let peers = peers.collect::<Vec<_>>().join(",");
+        let threshold = std::env::var("CHAOS_SNAPSHOT_THRESHOLD").unwrap_or_else(|_| "50000".into());
+        let targets = ips[..n].iter().map(|ip| format!("https://{ip}:{RAFT_PORT}")).collect::<Vec<_>>().join(",");
+        let list = (0..all)
+            .map(|i| {
+                let command = if i < n {
+                    let address = format!("{}:{RAFT_PORT}", ips[i]);
+                    let id = (i + 1).to_string();
+                    ["node", "--id", &id, "--address", &address, "--peers", &peers, "--snapshot-threshold", &threshold]
+                        .map(String::from)
+                        .to_vec()
+                } else {
+                    ["single-node", "--edge-id", "farm-a", "--sync-target", &targets, "--sync-interval-secs", "1"]
+                        .map(String::from)
+                        .to_vec()
+                };
+                Member {
+                    ip: ips[i].clone(),
+                    command,
+                    namespace: net.namespace(i),
+                    data_dir: dir.join(format!("n{}", i + 1)),
+                    log: dir.join(format!("n{}.log", i + 1)),
+                    child: None,
+                    paused: false,
+                    exit: None,
+                }
             })
             .collect();
-        let mut members = Members { list, peers: peers.join(","), certs, tls };
-        for i in 0..n {
+        let mut members = Members { list, cloud: n, certs, tls };
+        for i in 0..all {
             members.spawn(i, &[]);
         }
         members
@@ -124,15 +96,11 @@ impl Members {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log).unwrap();
         let cert = |f: &str| self.certs.join(f).to_string_lossy().to_string();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &m.namespace, env!("CARGO_BIN_EXE_chronos"), "node"])
-            .args(["--id", &(i + 1).to_string(), "--address", &format!("{}:{RAFT_PORT}", m.ip), "--peers", &self.peers])
+        cmd.args(["netns", "exec", &m.namespace, env!("CARGO_BIN_EXE_chronos")])
+            .args(&m.command)
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(["--pg-addr", &format!("{}:{PG_PORT}", m.ip), "--http-addr", &format!("{}:{HTTP_PORT}", m.ip)])
-            .args([
-                "--snapshot-threshold",
-                &std::env::var("CHAOS_SNAPSHOT_THRESHOLD").unwrap_or_else(|_| "50000".into()),
-            ])
             .env("CHRONOS_LOG", std::env::var("CHAOS_LOG").unwrap_or_else(|_| "warn".into()))
             .env("CHRONOS_TLS_CERT", cert("member.pem"))
             .env("CHRONOS_TLS_KEY", cert("member.key"))
@@ -154,7 +122,8 @@ impl Members {
         let m = &mut self.list[i];
         match m.child.as_mut().map(|c| c.try_wait()) {
             Some(Ok(None)) => true,
-            Some(_) => {
+            Some(status) => {
+                m.exit = status.ok().flatten();
                 m.child = None;
                 false
             }
@@ -207,11 +176,11 @@ impl Members {
         (out.status.success() && body.contains("\"role\"")).then_some(body)
     }
 
-    /// The member that says it leads, if one does within `timeout`.
+    /// The cluster member that says it leads, if one does within `timeout`.
     pub fn leader(&mut self, timeout: Duration) -> Option<usize> {
         let deadline = Instant::now() + timeout;
         loop {
-            for i in 0..self.list.len() {
+            for i in 0..self.cloud {
                 if self.list[i].child.is_some() && !self.list[i].paused {
                     if let Some(h) = self.health(i) {
                         if h.contains(r#""role":"Leader""#) {

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 pub const KEYS: i32 = 6;
 
-pub const SCHEMA: &str = "CREATE TABLE reg (k INT PRIMARY KEY, v TEXT);
-     CREATE TABLE events (client INT, n INT)";
+/// Asked again until it succeeds: a first try may have been applied without an answer.
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS reg (k INT PRIMARY KEY, v TEXT);
+     CREATE TABLE IF NOT EXISTS events (client INT, n INT)";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -106,6 +107,7 @@ pub async fn client(
                 // Reads that may be stale, on purpose: the checker must then find them.
                 Some(c) if std::env::var_os("CHAOS_FOLLOWER_READS").is_some() => {
                     if c.batch_execute("SET chronos.follower_reads = on").await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
                     c

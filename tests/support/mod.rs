@@ -389,6 +389,11 @@ pub fn openssl(args: &[&str], dir: &Path) {
 /// A CA (`<ca>.pem`, `<ca>.key`) and a certificate it signs for `name` (`<name>.pem`,
 /// `<name>.key`), usable as server and client, for 127.0.0.1 and localhost.
 pub fn ca_and_member(dir: &Path, ca: &str, name: &str) {
+    ca_and_member_for(dir, ca, name, &["IP:127.0.0.1", "DNS:localhost"]);
+}
+
+/// [`ca_and_member`] with the certificate's subject alternative names (`IP:…`, `DNS:…`).
+pub fn ca_and_member_for(dir: &Path, ca: &str, name: &str, names: &[&str]) {
     let (ca_key, ca_pem) = (format!("{ca}.key"), format!("{ca}.pem"));
     let subject = format!("/CN={ca}");
     openssl(
@@ -401,8 +406,11 @@ pub fn ca_and_member(dir: &Path, ca: &str, name: &str) {
     let ext = format!("{name}.ext");
     std::fs::write(
         dir.join(&ext),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        format!(
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={}\n",
+            names.join(",")
+        ),
     )
     .unwrap();
     let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
