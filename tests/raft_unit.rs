@@ -444,17 +444,21 @@ fn behind_the_snapshot(chunk: usize) -> (Cluster, NodeId, NodeId) {
 fn a_leader_keeps_its_log_while_a_follower_installs_its_snapshot() {
     let (mut c, l, f) = behind_the_snapshot(16);
     // A slow link: one snapshot chunk gets through per round (the others are lost and sent
-    // again), while a write a round goes on: more than a threshold of entries before the
-    // follower has the whole snapshot.
+    // again), while writes go on: more than a threshold of entries before the follower has
+    // the whole snapshot.
     let through = std::rc::Rc::new(std::cell::Cell::new(true));
     let gate = through.clone();
     c.filter = Some(Box::new(move |m: &mut Message| match m.body {
         MessageBody::InstallSnapshot { .. } => gate.replace(false),
         _ => true,
     }));
-    for i in 0..30u32 {
+    // A write every other round, for 40 rounds: the transfer spans several CheckQuorum
+    // intervals (10 ticks), and the hold must outlast them.
+    for i in 0..40u32 {
         through.set(true);
-        c.propose(l, format!("d{i:02}").as_bytes());
+        if i % 2 == 0 {
+            c.propose(l, format!("d{:02}", i / 2).as_bytes());
+        }
         c.run(1);
     }
     c.filter = None;
@@ -466,7 +470,7 @@ fn a_leader_keeps_its_log_while_a_follower_installs_its_snapshot() {
         .count();
     assert_eq!(starts, 1, "the follower was sent one snapshot, then the log");
     assert_eq!(c.node(f).applied_index(), c.node(l).commit_index());
-    assert_eq!(c.applied_commands(f).last().unwrap(), b"d29");
+    assert_eq!(c.applied_commands(f).last().unwrap(), b"d19");
     // With the follower caught up, the leader compacts again at its threshold.
     let held_at = c.node(l).snapshot_index();
     for i in 0..12u32 {
@@ -481,7 +485,7 @@ fn a_leader_keeps_its_log_while_a_follower_installs_its_snapshot() {
 fn a_leader_holds_its_log_for_a_snapshot_only_so_long() {
     let (mut c, l, _) = behind_the_snapshot(4);
     // The follower answers but never gets past the first chunk: the leader keeps sending
-    // the snapshot while the log grows past the hold.
+    // the snapshot, holding its log while that grows, up to the bound.
     c.filter = Some(Box::new(|m: &mut Message| match m.body {
         MessageBody::InstallSnapshot { offset, .. } => offset == 0,
         _ => true,
@@ -490,6 +494,10 @@ fn a_leader_holds_its_log_for_a_snapshot_only_so_long() {
     for i in 0..60u32 {
         c.propose(l, format!("d{i:02}").as_bytes());
         c.run(1);
+        if i == 25 {
+            // Past a threshold of entries and two CheckQuorum rounds (10 ticks each): held.
+            assert_eq!(c.node(l).snapshot_index(), before, "the leader held its log for the answering follower");
+        }
     }
     let after = c.node(l).snapshot_index();
     assert!(after > before, "the leader compacted again once the hold ran out");

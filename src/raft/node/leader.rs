@@ -310,6 +310,7 @@ impl<S: LogStore> Node<S> {
             let active =
                 voters.iter().filter(|v| **v == id || ls.progress.get(v).is_some_and(|p| p.recent_active)).count();
             for p in ls.progress.values_mut() {
+                p.was_active = p.recent_active;
                 p.recent_active = false;
             }
             step_down = check_quorum && active < quorum;

@@ -174,6 +174,9 @@ struct Progress {
     inflight: VecDeque<Index>,
     /// Heard from since the last CheckQuorum round.
     recent_active: bool,
+    /// Heard from in the CheckQuorum round before that: with `recent_active`, whether the
+    /// follower answered within the last one to two election timeouts.
+    was_active: bool,
     /// Highest heartbeat sequence acknowledged in this term.
     acked_seq: u64,
 }
@@ -187,6 +190,7 @@ impl Progress {
             paused: false,
             inflight: VecDeque::new(),
             recent_active: false,
+            was_active: false,
             acked_seq: 0,
         }
     }
@@ -644,7 +648,9 @@ impl<S: LogStore> Node<S> {
         let due = self.applied >= self.snapshot_index.saturating_add(threshold);
         // Only for a follower that answers: one that is down would hold every compaction.
         let sending = matches!(&self.role, RoleState::Leader(ls)
-            if ls.progress.values().any(|p| p.recent_active && matches!(p.state, ProgressState::Snapshot { .. })));
+        if ls.progress.values().any(|p| {
+            (p.recent_active || p.was_active) && matches!(p.state, ProgressState::Snapshot { .. })
+        }));
         let held_long_enough =
             self.applied >= self.snapshot_index.saturating_add(threshold.saturating_mul(SNAPSHOT_HOLD));
         if threshold > 0 && !self.snapshot_requested && due && (!sending || held_long_enough) {
