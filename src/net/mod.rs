@@ -331,12 +331,25 @@ impl GrpcTransport {
 /// What a member answers while its replica is not set up yet.
 const NODE_STARTING: &str = "the node is starting";
 
-/// Whether a call failed before its request reached the node: no connection could be made,
-/// or the node's services were not up yet. A call cut off later (a connection reset, an
-/// HTTP/2 keep-alive timeout) may have been carried out.
+/// Whether a call failed before its request reached the node: no connection could be made
+/// (tonic marks those with [`tonic::ConnectError`] in the status's sources, TLS handshakes
+/// included), or the node's services were not up yet. A call cut off later (a connection
+/// reset, an HTTP/2 keep-alive timeout) may have been carried out.
 fn never_sent(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable
-        && (status.message() == NODE_STARTING || status.message().contains("connect error"))
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    if status.message() == NODE_STARTING {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// The services of this node, answering for `replica` once it is set.
@@ -584,6 +597,7 @@ mod tests {
         // Cut off after sending: may have been carried out.
         assert!(!never_sent(&tonic::Status::unavailable("http2 error")));
         assert!(!never_sent(&tonic::Status::unavailable("transport error")));
+        assert!(!never_sent(&tonic::Status::unavailable("tcp connect error")), "the text alone says nothing");
         assert!(!never_sent(&tonic::Status::internal("connect error")));
     }
 }
