@@ -49,6 +49,14 @@ async fn rows(dialer: &Dialer, member: usize) -> Result<Written, String> {
     Ok(rows.iter().map(|r| (r.get(0), Some(r.get(1)))).collect())
 }
 
+/// The changes the edge holds that the cloud has not acknowledged.
+pub async fn backlog(dialer: &Dialer, edge: usize) -> Result<i64, String> {
+    let client = dialer.connect(edge).await.ok_or("cannot connect to the edge")?;
+    let row =
+        client.query_one("SELECT backlog_changes FROM chronos_sync_status", &[]).await.map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
 /// Waits (up to 90 s) for the edge's backlog to drain, then checks that the edge holds what
 /// it acknowledged and that the cloud (a linearizable read through a member) holds the same.
 /// Says how many rows that was.

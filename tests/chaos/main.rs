@@ -148,6 +148,15 @@ fn effective_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// tmpfs mounts, unmounted when dropped (also when a scenario panics), unless kept for a
 /// failed scenario's data to be looked at.
 struct Mounts {
@@ -246,6 +255,8 @@ fn drive(
 
     let history: Arc<Mutex<Vec<Record>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    // The clients stop with this scenario, also when it panics.
+    let _stop_clients = StopOnDrop(stop.clone());
     let clients: Vec<_> = (0..MEMBERS * CLIENTS_PER_MEMBER)
         .map(|c| {
             let client = workload::client(

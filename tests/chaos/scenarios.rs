@@ -202,10 +202,14 @@ fn edge_uplink(ctx: &mut Ctx) -> Result<(), String> {
     ctx.net.partition(&[&cloud, &[edge]])?;
     sleep(ctx.budget);
     ctx.net.heal()?;
-    // The edge pushes within its 1 s interval: the leader dies while the backlog drains.
-    sleep(Duration::from_millis(1300));
+    // The edge pushes within its 1 s interval (or its backoff): the leader dies at a random
+    // moment of the catch-up; how much was left then is printed.
+    let pause = ctx.rng.gen_range(200..1500);
+    sleep(Duration::from_millis(pause));
     let leader = ctx.leader()?;
+    let left = ctx.rt.block_on(crate::edge::backlog(&ctx.dialer, edge))?;
     ctx.members.kill(leader);
+    println!("chaos: edge-uplink        cloud leader killed {pause} ms after the uplink came back, {left} changes not yet acknowledged");
     sleep(Duration::from_secs(2));
     ctx.members.spawn(leader, &[]);
     for _ in 0..5 {
