@@ -640,11 +640,13 @@ impl<S: LogStore> Runner<S> {
         if now < *next_tick {
             return Ok(());
         }
-        let due = 1 + (now - *next_tick).as_nanos() / self.tick.as_nanos().max(1);
+        let behind = (now - *next_tick).as_nanos();
+        let tick = self.tick.as_nanos().max(1);
+        let due = 1 + behind / tick;
         let delivered = due.min(u128::from(self.max_catch_up_ticks));
-        // Ticks keep their schedule (no fraction of one lost per catch-up); past the cap, the
-        // schedule starts again from now.
-        self.last_tick = if delivered == due { *next_tick + self.tick * (due as u32 - 1) } else { now };
+        // Ticks keep their schedule (no fraction of one lost per catch-up): the latest was due
+        // `behind % tick` ago. Past the cap, the schedule starts again from now.
+        self.last_tick = if delivered == due { now - Duration::from_nanos((behind % tick) as u64) } else { now };
         *next_tick = self.last_tick + self.tick;
         for _ in 0..delivered {
             self.driver.handle(mvcc, Input::Tick, out)?;

@@ -113,20 +113,20 @@ impl Net {
     /// not, a token bucket (`tbf` with `tbf` words) whose queue delays packets and drops what
     /// waits longer than its latency. Returns the qdisc used.
     pub fn slow_links(&self, netem: &str, tbf: &str) -> Result<&'static str, String> {
-        let mut kind = "netem";
-        for i in 0..self.members {
+        let shape = |i: usize, kind: &str, words: &str| {
             let ns = self.namespace(i);
             let mut args = vec!["-n", &ns, "qdisc", "replace", "dev", "eth0", "root", kind];
-            args.extend(if kind == "netem" { netem } else { tbf }.split_whitespace());
-            match run("tc", &args) {
-                Err(e) if kind == "netem" && e.contains("qdisc kind is unknown") => {
-                    kind = "tbf";
-                    let mut args = vec!["-n", &ns, "qdisc", "replace", "dev", "eth0", "root", kind];
-                    args.extend(tbf.split_whitespace());
-                    run("tc", &args)?;
-                }
-                other => other?,
-            }
+            args.extend(words.split_whitespace());
+            run("tc", &args)
+        };
+        // The first member shows whether the kernel has netem.
+        let (kind, words) = match shape(0, "netem", netem) {
+            Ok(()) => ("netem", netem),
+            Err(e) if e.contains("qdisc kind is unknown") => ("tbf", tbf),
+            Err(e) => return Err(e),
+        };
+        for i in 0..self.members {
+            shape(i, kind, words)?;
         }
         Ok(kind)
     }
