@@ -504,6 +504,35 @@ fn a_leader_holds_its_log_for_a_snapshot_only_so_long() {
     assert!(c.node(l).applied_index() - after <= 10 * chronos::raft::SNAPSHOT_HOLD, "held no longer than the bound");
 }
 
+#[test]
+fn chunks_sent_again_do_not_multiply() {
+    let (mut c, l, f) = behind_the_snapshot(4);
+    // A link with latency: a tick passes for every four messages delivered, so heartbeats
+    // (every 2 ticks) and their answers overtake the chunk in flight, and the leader sends
+    // that chunk again. Each answer to a repeated chunk must not start another repeat, or copies pile up
+    // for as long as the transfer lasts and crowd the link.
+    let chunks =
+        |c: &Cluster| c.delivered.iter().filter(|m| matches!(m.body, MessageBody::InstallSnapshot { .. })).count();
+    let mut most_in_flight = 0;
+    for _ in 0..2000 {
+        c.tick_all();
+        for _ in 0..4 {
+            c.deliver_one();
+        }
+        let in_flight =
+            c.queue.iter().filter(|m| m.to == f && matches!(m.body, MessageBody::InstallSnapshot { .. })).count();
+        most_in_flight = most_in_flight.max(in_flight);
+        if c.node(f).applied_index() == c.node(l).commit_index() && c.queue.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(c.node(f).applied_index(), c.node(l).commit_index(), "the follower caught up");
+    let size: usize = c.restored[&f].last().unwrap().data.len();
+    let sent = chunks(&c);
+    assert!(most_in_flight <= 2, "at most the chunk and one repeat in flight, not {most_in_flight}");
+    assert!(sent <= 2 * size.div_ceil(4) + 2, "{sent} chunks sent for {} of 4 bytes", size.div_ceil(4));
+}
+
 // ----- membership ----------------------------------------------------------------------
 
 #[test]

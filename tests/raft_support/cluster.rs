@@ -142,28 +142,38 @@ impl Cluster {
     /// Delivers queued messages (and the ones they cause) until quiet.
     pub fn deliver(&mut self) {
         let mut budget = 1_000_000;
-        while let Some(mut m) = self.queue.pop_front() {
+        while let Some(m) = self.queue.front() {
             budget -= 1;
             if budget < 20 {
                 eprintln!("storm: {m:?}");
             }
             assert!(budget > 0, "message storm");
-            if self.blocked.contains(&(m.from, m.to)) {
-                continue;
-            }
-            if let Some(f) = self.filter.as_mut() {
-                if !f(&mut m) {
-                    continue;
-                }
-            }
-            let to = m.to;
-            let Some(n) = self.nodes.get_mut(&to) else {
-                continue;
-            };
-            self.delivered.push(m.clone());
-            let rd = n.step(m).expect("step");
-            self.handle(to, rd);
+            self.deliver_one();
         }
+    }
+
+    /// Delivers the oldest queued message (the ones it causes join the back of the queue);
+    /// false when none was queued.
+    pub fn deliver_one(&mut self) -> bool {
+        let Some(mut m) = self.queue.pop_front() else {
+            return false;
+        };
+        if self.blocked.contains(&(m.from, m.to)) {
+            return true;
+        }
+        if let Some(f) = self.filter.as_mut() {
+            if !f(&mut m) {
+                return true;
+            }
+        }
+        let to = m.to;
+        let Some(n) = self.nodes.get_mut(&to) else {
+            return true;
+        };
+        self.delivered.push(m.clone());
+        let rd = n.step(m).expect("step");
+        self.handle(to, rd);
+        true
     }
 
     /// Ticks everyone and delivers, `rounds` times.

@@ -378,10 +378,17 @@ impl<S: LogStore> Node<S> {
             return Ok(());
         };
         pr.recent_active = true;
-        let ProgressState::Snapshot { index: si, term, .. } = pr.state else {
+        let ProgressState::Snapshot { index: si, term, offset } = pr.state else {
             return Ok(());
         };
         if index != si {
+            return Ok(());
+        }
+        if !done && next_offset == offset && pr.paused {
+            // The answer to a chunk sent again (after a heartbeat) that had arrived already:
+            // the chunk it asks for is on its way. Sending it once more for this answer would
+            // start a copy that circulates, one more after every heartbeat, until the link is
+            // full of them.
             return Ok(());
         }
         if done {
