@@ -16,6 +16,7 @@ mod edge;
 #[allow(dead_code)]
 #[path = "../raft_support/lin.rs"]
 mod lin;
+mod links;
 mod members;
 mod net;
 mod scenarios;
@@ -279,7 +280,9 @@ fn drive(
     }
     // Whatever the fault did, it ends here: links healed, members running.
     let _ = ctx.net.heal();
-    ctx.net.clear_slow_links();
+    if let Some((carried, dropped)) = ctx.net.clear_slow_links() {
+        println!("chaos: {:<18}   links carried {carried} packets between members, dropped {dropped}", scenario.name);
+    }
     for i in 0..all {
         ctx.members.signal(i, "CONT");
         if !ctx.members.running(i) {

@@ -4,10 +4,12 @@
 //!
 //! Faults: a partition is a set of blackhole routes inside the members' namespaces (packets
 //! to a peer on the other side are dropped silently, in both directions, as on a cut link);
-//! delay, loss and reordering are `tc netem` on each member's interface (or, on a kernel
-//! without netem, a token bucket filter that delays and drops).
+//! delay, loss and reordering are `tc netem` on each member's interface, or, on a kernel
+//! without netem, the same carried out in user space between the members (`links`).
 
+use crate::links::{Faults, Links};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 
 /// Runs a command; its stderr on failure.
 pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
@@ -26,6 +28,8 @@ pub struct Net {
     members: usize,
     /// Blackhole routes now installed: (from member, to member).
     cut: Vec<(usize, usize)>,
+    /// Slow links carried in user space, while they last.
+    links: Option<Links>,
 }
 
 impl Net {
@@ -38,7 +42,7 @@ impl Net {
         let tag = format!("{}{}", pid % 10_000, count % 100);
         let subnet = ((pid + count) % 200 + 20) as u8;
         // Dropped on an error half way: what was made is removed.
-        let net = Net { bridge: format!("chb{tag}"), subnet, tag, members, cut: Vec::new() };
+        let net = Net { bridge: format!("chb{tag}"), subnet, tag, members, cut: Vec::new(), links: None };
         run("ip", &["link", "add", &net.bridge, "type", "bridge"])?;
         run("ip", &["addr", "add", &format!("10.213.{}.1/24", net.subnet), "dev", &net.bridge])?;
         run("ip", &["link", "set", &net.bridge, "up"])?;
@@ -108,34 +112,45 @@ impl Net {
         Ok(())
     }
 
-    /// A slow, lossy link on every member's interface: `tc netem` with `netem` words (e.g.
-    /// `delay 200ms 100ms loss 10% reorder 25% 50%`) where the kernel has netem; where it does
-    /// not, a token bucket (`tbf` with `tbf` words) whose queue delays packets and drops what
-    /// waits longer than its latency. Returns the qdisc used.
-    pub fn slow_links(&self, netem: &str, tbf: &str) -> Result<&'static str, String> {
-        let shape = |i: usize, kind: &str, words: &str| {
+    /// Slow, lossy links: `tc netem` with `netem` words (e.g. `delay 200ms 100ms loss 10%`)
+    /// on every member's interface where the kernel has netem; where it does not, `faults` on
+    /// every link between two members, carried in user space. Says which.
+    pub fn slow_links(&mut self, netem: &str, faults: Faults, seed: u64) -> Result<String, String> {
+        let shape = |i: usize| {
             let ns = self.namespace(i);
-            let mut args = vec!["-n", &ns, "qdisc", "replace", "dev", "eth0", "root", kind];
-            args.extend(words.split_whitespace());
+            let mut args = vec!["-n", &ns, "qdisc", "replace", "dev", "eth0", "root", "netem"];
+            args.extend(netem.split_whitespace());
             run("tc", &args)
         };
         // The first member shows whether the kernel has netem.
-        let (kind, words) = match shape(0, "netem", netem) {
-            Ok(()) => ("netem", netem),
-            Err(e) if e.contains("qdisc kind is unknown") => ("tbf", tbf),
-            Err(e) => return Err(e),
-        };
-        for i in 0..self.members {
-            shape(i, kind, words)?;
+        match shape(0) {
+            Ok(()) => {
+                for i in 1..self.members {
+                    shape(i)?;
+                }
+                Ok(format!("tc netem {netem}"))
+            }
+            Err(e) if e.contains("qdisc kind is unknown") => {
+                let namespaces: Vec<String> = (0..self.members).map(|i| self.namespace(i)).collect();
+                let ips: Vec<String> = (0..self.members).map(|i| self.ip(i)).collect();
+                self.links = Some(Links::start(&namespaces, &ips, &format!("cht{}x", self.tag), faults, seed)?);
+                Ok(format!("user-space links between members (no netem here): {faults:?}"))
+            }
+            Err(e) => Err(e),
         }
-        Ok(kind)
     }
 
-    /// Back to the default queue (no error where there was nothing to remove).
-    pub fn clear_slow_links(&self) {
+    /// Normal links again (no error where there was nothing to remove); what the user-space
+    /// links carried and dropped, if they ran.
+    pub fn clear_slow_links(&mut self) -> Option<(u64, u64)> {
         for i in 0..self.members {
             let _ = run("tc", &["-n", &self.namespace(i), "qdisc", "del", "dev", "eth0", "root"]);
         }
+        let links = self.links.take()?;
+        let counts = (links.carried.load(Ordering::Relaxed), links.dropped.load(Ordering::Relaxed));
+        // Their devices, and the routes through them, go with the links.
+        drop(links);
+        Some(counts)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The faults. Each runs while the clients work and returns with its fault still possibly in
 //! place: the driver heals links, clears netem, resumes and restarts members afterwards.
 
+use crate::links::Faults;
 use crate::{Ctx, Scenario, MEMBERS};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -92,12 +93,12 @@ fn random_partitions(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
-/// 200 ms ± 100 ms of delay, 10% loss and reordering on every member's link; on a kernel
-/// without netem, links of 1 Mbit/s whose queues delay packets up to 300 ms and drop the rest.
+/// 200 ms ± 100 ms of delay, 10% loss and reordering on every link between members (with
+/// netem, on every member's interface).
 fn slow_lossy_links(ctx: &mut Ctx) -> Result<(), String> {
-    let kind =
-        ctx.net.slow_links("delay 200ms 100ms loss 10% reorder 25% 50%", "rate 1mbit burst 8kb latency 300ms")?;
-    println!("chaos: slow-lossy-links   links shaped with {kind}");
+    let faults = Faults { delay: Duration::from_millis(200), jitter: Duration::from_millis(100), loss: 0.10 };
+    let how = ctx.net.slow_links("delay 200ms 100ms loss 10% reorder 25% 50%", faults, ctx.rng.gen())?;
+    println!("chaos: slow-lossy-links   {how}");
     sleep(ctx.budget);
     Ok(())
 }
