@@ -20,6 +20,8 @@ pub enum Error {
     UndefinedTable(String),
     /// A referenced column does not exist.
     UndefinedColumn(String),
+    /// `(row).field` naming no field of the row.
+    UndefinedField(String),
     /// A referenced function or operator does not exist for the argument types.
     UndefinedFunction(String),
     /// A referenced object (index, role, type) does not exist.
@@ -148,7 +150,7 @@ impl Error {
         match self {
             Error::Syntax { .. } => "42601",
             Error::UndefinedTable(_) => "42P01",
-            Error::UndefinedColumn(_) => "42703",
+            Error::UndefinedColumn(_) | Error::UndefinedField(_) => "42703",
             Error::UndefinedFunction(_) => "42883",
             Error::UndefinedObject(_) => "42704",
             Error::AmbiguousColumn(_) => "42702",
@@ -244,6 +246,7 @@ impl fmt::Display for Error {
             Error::Syntax { message, .. } => write!(f, "{message}"),
             Error::UndefinedTable(name) => write!(f, "relation \"{name}\" does not exist"),
             Error::UndefinedColumn(name) => write!(f, "column \"{name}\" does not exist"),
+            Error::UndefinedField(name) => write!(f, "could not identify column \"{name}\" in record data type"),
             Error::UndefinedFunction(m)
             | Error::UndefinedObject(m)
             | Error::DatatypeMismatch(m)

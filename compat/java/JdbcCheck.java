@@ -352,12 +352,22 @@ public class JdbcCheck {
       }
     });
 
-    knownFailure("DatabaseMetaData getPrimaryKeys",
-        "set-returning functions in the select list: information_schema._pg_expandarray", () -> {
+    check("DatabaseMetaData getPrimaryKeys", () -> {
       try (ResultSet rs = conn.getMetaData().getPrimaryKeys(null, "public", TABLE)) {
         List<String> keys = new ArrayList<>();
         while (rs.next()) keys.add(rs.getInt("KEY_SEQ") + ":" + rs.getString("COLUMN_NAME"));
         eq(keys.toString(), "[1:device, 2:ts]", "getPrimaryKeys");
+      }
+    });
+
+    check("DatabaseMetaData getIndexInfo", () -> {
+      try (ResultSet rs = conn.getMetaData().getIndexInfo(null, "public", TABLE, true, false)) {
+        List<String> columns = new ArrayList<>();
+        while (rs.next()) {
+          eq(rs.getBoolean("NON_UNIQUE"), false, "NON_UNIQUE");
+          columns.add(rs.getString("INDEX_NAME") + ":" + rs.getInt("ORDINAL_POSITION") + ":" + rs.getString("COLUMN_NAME"));
+        }
+        eq(columns.toString(), "[" + TABLE + "_pkey:1:device, " + TABLE + "_pkey:2:ts]", "getIndexInfo");
       }
     });
 

@@ -256,7 +256,7 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
             cast(Value::Text(text.to_string()), &DataType::Jsonb, CastKind::Explicit)?
         }
         DataType::Array(_) => return Err(Error::FeatureNotSupported("binary array parameters".into())),
-        DataType::Record(_) => return Err(Error::FeatureNotSupported("binary record parameters".into())),
+        DataType::Record(..) => return Err(Error::FeatureNotSupported("binary record parameters".into())),
         // An enum's binary form is its label's text.
         DataType::Enum(_) => {
             let text = String::from_utf8(bytes.to_vec()).map_err(|_| bad())?;

@@ -151,7 +151,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             }
             other => return Err(cannot(&other)),
         },
-        T::Record(fields) => match value {
+        T::Record(fields, _) => match value {
             // `::record`: any row as it is.
             Value::Record(items) if fields.is_empty() => Value::Record(items),
             Value::Record(items) if items.len() == fields.len() => {

@@ -31,6 +31,30 @@ impl EnumType {
     }
 }
 
+/// The names of a row's fields, where it has them. They are not part of the type's identity:
+/// rows with fields of the same types are of one type, whatever their names.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct FieldNames(pub Option<Vec<String>>);
+
+impl FieldNames {
+    /// The position of the field `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.0.as_ref()?.iter().position(|n| n == name)
+    }
+}
+
+impl PartialEq for FieldNames {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for FieldNames {}
+
+impl std::hash::Hash for FieldNames {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
 /// The type of a column or expression.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DataType {
@@ -60,9 +84,9 @@ pub enum DataType {
     Jsonb,
     /// An array of an element type (results of array_agg).
     Array(Box<DataType>),
-    /// An anonymous row, `ROW(a, b)` or `(a, b)`, with the types of its fields (PostgreSQL's
-    /// `record`). Not a column type.
-    Record(Vec<DataType>),
+    /// A row, `ROW(a, b)` or `(a, b)`, with the types of its fields (PostgreSQL's `record`),
+    /// and their names where it has them (a function's output columns). Not a column type.
+    Record(Vec<DataType>, FieldNames),
     /// A user-defined enum (`CREATE TYPE … AS ENUM`); values are its labels, stored as text
     /// and ordered by declaration.
     Enum(Box<EnumType>),
@@ -109,10 +133,10 @@ impl DataType {
                 DataType::Time => 1183,
                 DataType::TimeTz => 1270,
                 DataType::Uuid => 2951,
-                DataType::Record(_) => 2287,
+                DataType::Record(..) => 2287,
                 _ => 1009,
             },
-            DataType::Record(_) => 2249,
+            DataType::Record(..) => 2249,
             DataType::Unknown => 25,
         }
     }
@@ -179,9 +203,10 @@ impl DataType {
                     }
                     (Time, TimeTz) | (TimeTz, Time) => Some(TimeTz),
                     (Array(x), Array(y)) => DataType::common(x, y).map(|t| Array(Box::new(t))),
-                    (Record(x), Record(y)) if x.len() == y.len() => {
-                        x.iter().zip(y).map(|(x, y)| DataType::common(x, y)).collect::<Option<Vec<_>>>().map(Record)
-                    }
+                    (Record(x, names), Record(y, _)) if x.len() == y.len() => (x.iter().zip(y))
+                        .map(|(x, y)| DataType::common(x, y))
+                        .collect::<Option<Vec<_>>>()
+                        .map(|fields| Record(fields, names.clone())),
                     _ => None,
                 }
             }
@@ -215,7 +240,7 @@ impl fmt::Display for DataType {
             DataType::Uuid => write!(f, "uuid"),
             DataType::Jsonb => write!(f, "jsonb"),
             DataType::Array(elem) => write!(f, "{elem}[]"),
-            DataType::Record(_) => write!(f, "record"),
+            DataType::Record(..) => write!(f, "record"),
             DataType::Enum(e) => write!(f, "{}", e.name),
             DataType::Unknown => write!(f, "unknown"),
         }

@@ -100,9 +100,10 @@ impl Value {
             Value::Array(items) => {
                 DataType::Array(Box::new(items.iter().find_map(|v| v.data_type()).unwrap_or(DataType::Text)))
             }
-            Value::Record(fields) => {
-                DataType::Record(fields.iter().map(|v| v.data_type().unwrap_or(DataType::Text)).collect())
-            }
+            Value::Record(fields) => DataType::Record(
+                fields.iter().map(|v| v.data_type().unwrap_or(DataType::Text)).collect(),
+                super::FieldNames::default(),
+            ),
         })
     }
 

@@ -230,6 +230,17 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                     "assign_cast" => cast(values.pop().unwrap_or(Value::Null), expr_type(expr), CastKind::Assignment)?,
                     "array" => Value::Array(values),
                     "row" => Value::Record(values),
+                    // A set-returning call's columns as one row: NULL where the call has run out
+                    // of rows (every column NULL; each such function has a column never NULL).
+                    "set_row" if values.iter().all(Value::is_null) => Value::Null,
+                    "set_row" => Value::Record(values),
+                    "record_field" => match &mut values[..] {
+                        [Value::Record(fields), Value::Int4(i)] => fields
+                            .get_mut(*i as usize)
+                            .map(|v| std::mem::replace(v, Value::Null))
+                            .unwrap_or(Value::Null),
+                        _ => Value::Null,
+                    },
                     "row_is_not_null" => Value::Bool(
                         matches!(&values[..], [Value::Record(fields)] if !fields.iter().any(Value::is_null)),
                     ),

@@ -83,6 +83,21 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
             all.extend(args);
             return generate_series(all, ctx, sink);
         }
+        "_pg_expandarray" => match first {
+            Value::Array(items) => (items.into_iter().zip(1..)).map(|(v, n)| vec![v, Value::Int4(n)]).collect(),
+            // A catalog vector kept as text (`pg_index.indkey`: `1 2`): its numbers.
+            Value::Text(vector) => (vector.split([' ', ',', '{', '}']))
+                .filter(|s| !s.is_empty())
+                .zip(1..)
+                .map(|(s, n)| {
+                    let x = s
+                        .parse::<i16>()
+                        .map_err(|_| Error::InvalidText(format!("invalid input syntax for type smallint: \"{s}\"")))?;
+                    Ok(vec![Value::Int2(x), Value::Int4(n)])
+                })
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        },
         "unnest" => match first {
             Value::Array(items) => items.into_iter().map(|v| vec![v]).collect(),
             Value::Null => Vec::new(),

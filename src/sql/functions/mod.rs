@@ -833,6 +833,13 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
                     Value::Null
                 }
             }
+            // A catalog vector kept as text (`pg_index.indoption`: `0 3`): PostgreSQL's
+            // int2vector and oidvector subscripts start at 0.
+            Value::Text(vector) if !vector.starts_with('{') => {
+                let i = int(1);
+                let item = usize::try_from(i).ok().and_then(|i| vector.split_whitespace().nth(i));
+                item.map_or(Value::Null, |s| Value::Text(s.to_string()))
+            }
             _ => Value::Null,
         },
         // `grouping(a, b, …)` (sql::planner::grouping_sets): from the row's grouping id, a bit

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::sql::functions;
 use crate::types::cast::{cast, CastKind};
-use crate::types::{DataType, Value};
+use crate::types::{DataType, FieldNames, Value};
 use sqlparser::ast;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -234,20 +234,47 @@ impl Binder<'_> {
             }
             A::Nested(inner) => self.bind(inner),
             A::CompoundFieldAccess { root, access_chain } => {
-                // `(t).column`: a field of a table's whole row is its column.
-                if let (ast::Expr::Nested(table), [ast::AccessExpr::Dot(ast::Expr::Identifier(field))]) =
-                    (root.as_ref(), access_chain.as_slice())
-                {
-                    if let ast::Expr::Identifier(table) = table.as_ref() {
-                        return self.bind_column(Some(&ident(table)), &ident(field));
+                if let [ast::AccessExpr::Dot(ast::Expr::Identifier(field))] = access_chain.as_slice() {
+                    // `(t).column`: a field of a table's whole row is its column.
+                    if let ast::Expr::Nested(inner) = root.as_ref() {
+                        if let ast::Expr::Identifier(table) = inner.as_ref() {
+                            match self.bind_column(Some(&ident(table)), &ident(field)) {
+                                // Not a table: a column holding a row, perhaps.
+                                Err(Error::UndefinedColumn(_) | Error::MissingFromEntry(_)) => {}
+                                other => return other,
+                            }
+                        }
+                    }
+                    return self.bind_field(root, &ident(field));
+                }
+                // `t.column[i]` arrives as `t` with the accesses `.column` and `[i]`: the leading
+                // names are a column reference.
+                let mut names = match root.as_ref() {
+                    ast::Expr::Identifier(name) => vec![name.clone()],
+                    _ => Vec::new(),
+                };
+                let names_end = access_chain
+                    .iter()
+                    .take_while(|a| matches!(a, ast::AccessExpr::Dot(ast::Expr::Identifier(_))))
+                    .count()
+                    .min(if names.is_empty() { 0 } else { 2 });
+                for access in &access_chain[..names_end] {
+                    if let ast::AccessExpr::Dot(ast::Expr::Identifier(name)) = access {
+                        names.push(name.clone());
                     }
                 }
-                let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = access_chain.as_slice() else {
-                    return Err(Error::FeatureNotSupported(format!("expression {e}")));
-                };
-                let array = self.bind(root)?;
-                let index = self.bind(index)?;
-                self.bind_call("array_subscript", vec![array, index])
+                let mut value =
+                    if names_end > 0 { self.bind(&ast::Expr::CompoundIdentifier(names))? } else { self.bind(root)? };
+                for access in &access_chain[names_end..] {
+                    value = match access {
+                        ast::AccessExpr::Subscript(ast::Subscript::Index { index }) => {
+                            let index = self.bind(index)?;
+                            self.bind_call("array_subscript", vec![value, index])?
+                        }
+                        _ => return Err(Error::FeatureNotSupported(format!("expression {e}"))),
+                    };
+                }
+                Ok(value)
             }
             // Collations: every string compares bytewise (C collation).
             A::Collate { expr, .. } => self.bind(expr),
@@ -297,7 +324,7 @@ impl Binder<'_> {
                 let (inner, t) = self.bind(inner)?;
                 // A row is NOT NULL when every field is, which is not the negation of IS NULL
                 // (every field NULL).
-                if matches!(t, DataType::Record(_)) {
+                if matches!(t, DataType::Record(..)) {
                     let args = vec![inner];
                     return Ok((
                         Expr::Function { name: "row_is_not_null", args, return_type: DataType::Bool },
@@ -706,10 +733,34 @@ impl Binder<'_> {
                 .filter(|(_, c)| c.table.as_deref() == Some(name))
                 .map(|(i, c)| (Expr::Column(i), c.data_type.clone()))
                 .unzip();
-            let t = DataType::Record(types);
+            let t = DataType::Record(types, FieldNames::default());
             return Ok((Expr::Function { name: "row", args, return_type: t.clone() }, t));
         }
         Err(Error::UndefinedColumn(name.to_string()))
+    }
+
+    /// `(row).field`: a field of a row value whose fields have names (a function's output
+    /// columns, as `(_pg_expandarray(a)).n`).
+    fn bind_field(&mut self, root: &ast::Expr, field: &str) -> Result<(Expr, DataType)> {
+        let (row, t) = self.bind(root)?;
+        let DataType::Record(types, names) = &t else {
+            return Err(Error::WrongObjectType(format!(
+                "column notation .{field} applied to type {t}, which is not a composite type"
+            )));
+        };
+        let Some(i) = names.position(field) else {
+            return Err(Error::UndefinedField(field.to_string()));
+        };
+        let field_type = types[i].clone();
+        // A row built here gives its field directly.
+        if let Expr::Function { name: "row" | "set_row", args, .. } = &row {
+            return Ok((args[i].clone(), field_type));
+        }
+        let index = Expr::Constant(Value::Int4(i as i32));
+        Ok((
+            Expr::Function { name: "record_field", args: vec![row, index], return_type: field_type.clone() },
+            field_type,
+        ))
     }
 
     /// In a grouping context, an expression equal to a GROUP BY expression is that column.
@@ -1144,7 +1195,7 @@ impl Binder<'_> {
             args.push(self.coerce((e, t), &target)?);
             types.push(target);
         }
-        let t = DataType::Record(types);
+        let t = DataType::Record(types, FieldNames::default());
         Ok((Expr::Function { name: "row", args, return_type: t.clone() }, t))
     }
 

@@ -680,7 +680,7 @@ impl Binder<'_> {
             }
             let data_type = match c.data_type {
                 DataType::Unknown => DataType::Text,
-                DataType::Record(_) => {
+                DataType::Record(..) => {
                     return Err(Error::InvalidTableDefinition(format!("column \"{name}\" has pseudo-type record")))
                 }
                 t => t,

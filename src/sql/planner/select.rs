@@ -1090,9 +1090,13 @@ fn figure_name(e: &ast::Expr) -> (String, u8) {
         A::Interval(_) => ("interval".into(), 1),
         A::Array(_) => strong("array"),
         A::Tuple(_) => strong("row"),
-        A::CompoundFieldAccess { root, access_chain } => match access_chain.last() {
-            Some(ast::AccessExpr::Dot(ast::Expr::Identifier(field))) => (ident(field), 2),
-            _ => figure_name(root),
+        // The last name in `(r).f`, `t.a[1]`, `a[1]`: subscripts do not name.
+        A::CompoundFieldAccess { root, access_chain } => match access_chain.iter().rev().find_map(|a| match a {
+            ast::AccessExpr::Dot(ast::Expr::Identifier(field)) => Some(field),
+            _ => None,
+        }) {
+            Some(field) => (ident(field), 2),
+            None => figure_name(root),
         },
         A::TypedString(ts) => (ts.data_type.to_string().to_lowercase(), 1),
         A::Subquery(q) => match q.body.as_ref() {

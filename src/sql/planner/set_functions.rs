@@ -7,7 +7,7 @@ use super::plan::{Expr, Node, SetCall};
 use super::scope::{Scope, ScopeColumn};
 use super::select::rename_columns;
 use crate::error::{Error, Result};
-use crate::types::DataType;
+use crate::types::{DataType, FieldNames};
 use sqlparser::ast;
 
 /// Column numbers standing for the select list's set-returning calls until the width of the
@@ -20,6 +20,7 @@ pub fn is_set_returning(name: &str) -> bool {
         name,
         "generate_series"
             | "unnest"
+            | "_pg_expandarray"
             | "jsonb_array_elements"
             | "jsonb_array_elements_text"
             | "jsonb_object_keys"
@@ -103,15 +104,20 @@ impl Binder<'_> {
             .map(|a| self.bind(a))
             .collect::<Result<Vec<_>>>()
             .and_then(|bound| self.set_call(name, bound, false));
-        let result = typed.and_then(|(call, mut columns)| {
-            if call.width != 1 {
-                return Err(Error::FeatureNotSupported(format!(
-                    "{name}() returns a record; call it in FROM (SELECT * FROM {name}(…))"
-                )));
-            }
+        let result = typed.map(|(call, mut columns)| {
+            // The calls' columns follow one another after the row.
+            let first = SET_CALL_BASE + calls.iter().map(|c| c.width).sum::<usize>();
             calls.push(call);
-            let (_, t) = columns.remove(0);
-            Ok((Expr::Column(SET_CALL_BASE + calls.len() - 1), t))
+            if columns.len() == 1 {
+                let (_, t) = columns.remove(0);
+                return (Expr::Column(first), t);
+            }
+            // Several output columns make one row value, whose fields keep their names; NULL
+            // once the call has no more rows (`set_row`).
+            let (names, types): (Vec<String>, Vec<DataType>) = columns.into_iter().unzip();
+            let args = (first..first + types.len()).map(Expr::Column).collect();
+            let t = DataType::Record(types, FieldNames(Some(names)));
+            (Expr::Function { name: "set_row", args, return_type: t.clone() }, t)
         });
         self.set_calls = Some(calls);
         result
@@ -235,6 +241,18 @@ impl Binder<'_> {
                     _ => return Err(undefined(&bound)),
                 };
                 ("unnest", bound.into_iter().map(|b| b.0).collect(), vec![("unnest".into(), elem)])
+            }
+            // information_schema._pg_expandarray: each element with its position (pgjdbc's
+            // metadata queries).
+            "_pg_expandarray" => {
+                let elem = match bound.as_slice() {
+                    [(_, DataType::Array(elem))] => (**elem).clone(),
+                    // Catalog vectors that PostgreSQL types int2vector are text here.
+                    [(_, DataType::Text)] => DataType::Int2,
+                    _ => return Err(undefined(&bound)),
+                };
+                let args = bound.into_iter().map(|b| b.0).collect();
+                ("_pg_expandarray", args, vec![("x".into(), elem), ("n".into(), DataType::Int4)])
             }
             "jsonb_array_elements"
             | "jsonb_array_elements_text"

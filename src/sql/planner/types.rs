@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
-use crate::types::DataType;
+use crate::types::{DataType, FieldNames};
 
 /// Resolves a type name: a built-in type, else a user-defined enum from the catalog.
 pub fn resolve_type(txn: &mut Transaction, name: &str) -> Result<DataType> {
@@ -27,7 +27,7 @@ pub fn resolve_type(txn: &mut Transaction, name: &str) -> Result<DataType> {
 /// The type of column `column` named `name`: a real type, not the pseudo-type `record`.
 pub fn resolve_column_type(txn: &mut Transaction, name: &str, column: &str) -> Result<DataType> {
     match resolve_type(txn, name)? {
-        DataType::Record(_) => {
+        DataType::Record(..) => {
             Err(Error::InvalidTableDefinition(format!("column \"{column}\" has pseudo-type record")))
         }
         t => Ok(t),
@@ -105,7 +105,7 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "uuid" => DataType::Uuid,
         "json" | "jsonb" => DataType::Jsonb,
         // Any row (a pseudo-type: casts and function results, never a column).
-        "record" => DataType::Record(Vec::new()),
+        "record" => DataType::Record(Vec::new(), FieldNames::default()),
         _ => return Err(Error::UndefinedObject(format!("type \"{name}\" does not exist"))),
     })
 }

@@ -202,10 +202,19 @@ pub fn call_catalog_function(name: &str, args: Vec<Value>, ctx: &mut Context) ->
             let oid = int(0).unwrap_or(0);
             let constraint = name == "pg_get_constraintdef";
             let oid = if constraint { oid - 1_000_000 } else { oid };
+            // `pg_get_indexdef(index, n, pretty)` with n > 0: the index's n-th column alone.
+            let column = if constraint { 0 } else { int(1).unwrap_or(0) };
             let mut found = Value::Null;
             for t in catalog::list_tables(ctx.txn)? {
                 for ix in key_indexes(&t).into_iter().filter(|ix| ix.oid == oid) {
                     let cols: Vec<&str> = ix.columns.iter().map(|&i| t.columns[i].name.as_str()).collect();
+                    if column > 0 {
+                        let nth = usize::try_from(column - 1).ok().and_then(|n| cols.get(n));
+                        // Past the last column, PostgreSQL gives an empty string.
+                        found =
+                            Value::Text(nth.map(|c| crate::sql::functions::text::quote_ident(c)).unwrap_or_default());
+                        continue;
+                    }
                     found = Value::Text(match (constraint, ix.constraint) {
                         (true, Some(kind)) => format!("{kind} ({})", cols.join(", ")),
                         (true, None) => continue,

@@ -781,7 +781,7 @@ fn storage(data_type: &DataType) -> &'static str {
         | DataType::Bytea
         | DataType::Jsonb
         | DataType::Array(_)
-        | DataType::Record(_) => "x",
+        | DataType::Record(..) => "x",
         _ => "p",
     }
 }

@@ -54,7 +54,7 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Uuid => "uuid".into(),
         DataType::Jsonb => "jsonb".into(),
         DataType::Array(e) => format!("_{}", type_name(e)),
-        DataType::Record(_) => "record".into(),
+        DataType::Record(..) => "record".into(),
         DataType::Enum(e) => e.name.clone(),
     }
 }
@@ -73,7 +73,7 @@ pub(super) fn type_meta(t: &DataType) -> (&'static str, i64, i64) {
         DataType::Interval => "T",
         DataType::Array(_) => "A",
         DataType::Enum(_) => "E",
-        DataType::Record(_) => "P",
+        DataType::Record(..) => "P",
         _ => "U",
     };
     match t {
