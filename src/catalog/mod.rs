@@ -118,7 +118,18 @@ pub struct Table {
     /// `COMMENT ON TABLE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// On a cloud, edges' changes are merged into this table by last-writer-wins
+    /// (`sync::cloud`): so that none of them older than a delete made here brings a row back,
+    /// DELETE leaves a stamp per row ([`LOCAL_DELETE_STAMP`]) and TRUNCATE a floor
+    /// ([`Table::stamp_floor_key`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync_merged: bool,
 }
+
+/// The last-writer-wins stamp a delete made on the cloud leaves (see [`Table::sync_merged`]):
+/// time 0, which stands for the stamp's own version (the delete's commit), deleted, no
+/// origin. `sync::cloud` reads and writes the stamps.
+pub const LOCAL_DELETE_STAMP: [u8; 9] = [0, 0, 0, 0, 0, 0, 0, 0, 1];
 
 impl Table {
     /// A table of `columns` keyed by `primary_key` and nothing else yet: no indexes, TTL,
@@ -137,6 +148,7 @@ impl Table {
             lineage: None,
             checks: Vec::new(),
             comment: None,
+            sync_merged: false,
         }
     }
 
@@ -204,6 +216,19 @@ impl Table {
         let mut key = vec![ROW.tag()];
         key.extend_from_slice(&self.id.to_be_bytes());
         key
+    }
+
+    /// The key of the last-writer-wins stamp of the row at `row_key` (see
+    /// [`Table::sync_merged`]).
+    pub fn stamp_key(row_key: &[u8]) -> Vec<u8> {
+        Keyspace::Stamp.key(&row_key[1..])
+    }
+
+    /// The key whose version is this table's TRUNCATE on a cloud: changes from edges made
+    /// before it are not applied (see [`Table::sync_merged`]). It sorts before every row's
+    /// stamp.
+    pub fn stamp_floor_key(&self) -> Vec<u8> {
+        Table::stamp_key(&self.row_prefix())
     }
 
     /// The prefix of one index's entries.

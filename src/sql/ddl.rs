@@ -519,6 +519,10 @@ pub fn truncate(ctx: &mut Context, names: &[String], restart_identity: bool) -> 
         catalog::retire_table_keys(ctx.txn, &table);
         table.lineage = Some(table.lineage());
         table.id = catalog::next_id(ctx.txn, "table_id")?;
+        if table.sync_merged {
+            // Its version is the truncate's: edges' changes from before it stay out.
+            ctx.txn.set(table.stamp_floor_key(), Vec::new());
+        }
         catalog::save_table(ctx.txn, &table)?;
     }
     if restart_identity {

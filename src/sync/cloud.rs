@@ -20,7 +20,6 @@ use crate::catalog::{self, Table, META};
 use crate::error::{Error, Result};
 use crate::mvcc::{Mvcc, Transaction};
 use crate::sql::execution::dml;
-use crate::storage::keyspace::Keyspace;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -89,13 +88,16 @@ impl Stamp {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Stamp> {
+    /// The stamp stored as `bytes` at `version`: a time of 0 is a delete made on the cloud
+    /// itself (`catalog::LOCAL_DELETE_STAMP`), whose time is its version.
+    fn decode(bytes: &[u8], version: u64) -> Result<Stamp> {
         let bad = || Error::Corruption("malformed sync stamp".into());
         if bytes.len() < 9 {
             return Err(bad());
         }
+        let time = u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?);
         Ok(Stamp {
-            time: u64::from_be_bytes(bytes[..8].try_into().map_err(|_| bad())?),
+            time: if time == 0 { version } else { time },
             deleted: bytes[8] == 1,
             origin: String::from_utf8(bytes[9..].to_vec()).map_err(|_| bad())?,
         })
@@ -168,11 +170,18 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
         let mut applied = 0;
         for table_changes in push.tables.iter().filter(|t| !t.changes.is_empty()) {
             let table = ensure_table(&mut txn, &table_changes.definition)?;
+            // Changes made before the table was last truncated here stay out.
+            let floor = match txn.get_versioned(&table.stamp_floor_key())? {
+                Some((version, Some(_))) => version,
+                _ => 0,
+            };
             for change in &table_changes.changes {
                 if before.is_some_and(|c| change.position <= c) {
                     continue;
                 }
-                merge(&mut txn, &table, change, &push.edge)?;
+                if change.position.version > floor {
+                    merge(&mut txn, &table, change, &push.edge)?;
+                }
                 applied += 1;
                 last = last.max(Some(change.position));
             }
@@ -218,6 +227,12 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
                 edge.name
             )));
         }
+        if !table.sync_merged {
+            let mut table = table;
+            table.sync_merged = true;
+            catalog::save_table(txn, &table)?;
+            return Ok(table);
+        }
         return Ok(table);
     }
     for index in &edge.indexes {
@@ -230,6 +245,7 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
     table.grants.clear();
     // Retention is each site's own: the cloud keeps what edges expire unless given a TTL.
     table.ttl = None;
+    table.sync_merged = true;
     catalog::save_table(txn, &table)?;
     Ok(table)
 }
@@ -262,14 +278,14 @@ fn check_definition(table: &Table) -> Result<()> {
 fn merge(txn: &mut Transaction, table: &Table, change: &Change, origin: &str) -> Result<()> {
     let mut row_key = table.row_prefix();
     row_key.extend_from_slice(&change.key);
-    let stamp_key = Keyspace::Stamp.key(&row_key[1..]);
+    let stamp_key = Table::stamp_key(&row_key);
     let current = txn.get_versioned(&row_key)?;
     let recorded = txn.get_versioned(&stamp_key)?;
     let existing = match (&current, &recorded) {
         (Some((row_version, _)), Some((stamp_version, Some(stamp)))) if stamp_version >= row_version => {
-            Some(Stamp::decode(stamp)?)
+            Some(Stamp::decode(stamp, *stamp_version)?)
         }
-        (None, Some((_, Some(stamp)))) => Some(Stamp::decode(stamp)?),
+        (None, Some((stamp_version, Some(stamp)))) => Some(Stamp::decode(stamp, *stamp_version)?),
         (Some((row_version, _)), _) => {
             Some(Stamp { time: *row_version, origin: LOCAL_ORIGIN.to_string(), deleted: false })
         }
@@ -330,7 +346,9 @@ mod tests {
     #[test]
     fn stamps_round_trip_and_refuse_short_bytes() {
         let stamp = Stamp { time: 7, origin: "farm-a".into(), deleted: true };
-        assert_eq!(Stamp::decode(&stamp.encode()).unwrap(), stamp);
-        assert!(Stamp::decode(&[0; 8]).is_err());
+        assert_eq!(Stamp::decode(&stamp.encode(), 9).unwrap(), stamp);
+        assert!(Stamp::decode(&[0; 8], 9).is_err());
+        let local = Stamp { time: 9, origin: LOCAL_ORIGIN.into(), deleted: true };
+        assert_eq!(Stamp::decode(&catalog::LOCAL_DELETE_STAMP, 9).unwrap(), local);
     }
 }

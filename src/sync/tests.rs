@@ -267,3 +267,35 @@ fn a_push_from_a_clock_far_ahead_is_refused_and_counted() {
     push.through = Some(Position { version: push.clock + (60u64 << 32), index: 0 });
     assert!(cloud::apply(cloud.mvcc(), &push, &metrics).is_err());
 }
+
+#[test]
+fn deletes_and_truncates_on_the_cloud_keep_older_changes_out_after_gc() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut a = edge(0, &mut rng);
+    let mut b = edge(1, &mut rng);
+    let mut on_cloud = cloud.engine.session("admin", "chronos");
+    let keys = |session: &mut Session| -> Vec<Vec<Value>> { rows(session, "SELECT k, v FROM t ORDER BY k") };
+    run(&mut a.session, "INSERT INTO t VALUES (1, 1), (2, 2)");
+    drain(&mut a, &mut cloud);
+    // Edge b writes key 1 while it cannot reach the cloud; the cloud then deletes that row
+    // itself, and garbage collection removes the row's tombstone before b's change arrives.
+    run(&mut b.session, "INSERT INTO t VALUES (1, 10)");
+    run(&mut on_cloud, "DELETE FROM t WHERE k = 1");
+    cloud.engine.mvcc().gc().unwrap();
+    drain(&mut b, &mut cloud);
+    assert_eq!(keys(&mut on_cloud), vec![vec![Value::Int4(2), Value::Int4(2)]], "the older change stayed out");
+    // A change made after the delete wins over it.
+    run(&mut b.session, "UPDATE t SET v = 11 WHERE k = 1");
+    drain(&mut b, &mut cloud);
+    assert_eq!(keys(&mut on_cloud), vec![vec![Value::Int4(1), Value::Int4(11)], vec![Value::Int4(2), Value::Int4(2)]]);
+    // The same for TRUNCATE on the cloud: what edges wrote before it stays out.
+    run(&mut b.session, "INSERT INTO t VALUES (4, 40)");
+    run(&mut on_cloud, "TRUNCATE t");
+    cloud.engine.mvcc().gc().unwrap();
+    drain(&mut b, &mut cloud);
+    assert_eq!(keys(&mut on_cloud), Vec::<Vec<Value>>::new(), "the change from before the TRUNCATE stayed out");
+    run(&mut b.session, "INSERT INTO t VALUES (5, 50)");
+    drain(&mut b, &mut cloud);
+    assert_eq!(keys(&mut on_cloud), vec![vec![Value::Int4(5), Value::Int4(50)]]);
+}

@@ -112,8 +112,13 @@ pub(crate) fn write_row_in(txn: &mut Transaction, table: &Table, key: &[u8], row
     txn.set(key.to_vec(), rowcodec::encode_row(row));
 }
 
+/// A row deleted by a statement: on a cloud table that edges sync into, with a stamp that
+/// keeps their older changes from bringing it back.
 fn delete_row(ctx: &mut Context, table: &Table, key: &[u8], row: &[Value]) {
     delete_row_in(ctx.txn, table, key, row);
+    if table.sync_merged {
+        ctx.txn.set(Table::stamp_key(key), crate::catalog::LOCAL_DELETE_STAMP.to_vec());
+    }
 }
 
 /// Deletes the row at `key` (whose values are `row`) and its index entries in `txn`.

@@ -635,6 +635,7 @@ impl Binder<'_> {
             lineage: None,
             checks: Vec::new(),
             comment: None,
+            sync_merged: false,
         };
         for (name, condition) in checks {
             let (check, _) = self.define_check(&table, name, &condition)?;
