@@ -124,6 +124,9 @@ pub struct Table {
     /// ([`Table::stamp_floor_key`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sync_merged: bool,
+    /// On an edge, the table's changes are not pushed to the cloud (`WITH (sync = off)`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_sync: bool,
 }
 
 /// The last-writer-wins stamp a delete made on the cloud leaves (see [`Table::sync_merged`]):
@@ -149,6 +152,7 @@ impl Table {
             checks: Vec::new(),
             comment: None,
             sync_merged: false,
+            no_sync: false,
         }
     }
 

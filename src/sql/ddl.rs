@@ -1,7 +1,7 @@
 //! Execution of DDL statements against the catalog.
 
 use super::execution::{self, dml, Context};
-use super::planner::plan::AlterAction;
+use super::planner::plan::{AlterAction, StorageParameters};
 use crate::catalog::sequences::{self, Sequence};
 use crate::catalog::views::{self, View};
 use crate::catalog::{self, Index, Table};
@@ -476,8 +476,18 @@ pub fn alter_table(
                 )))
             }
         },
-        AlterAction::SetTtl { ttl } => new.ttl = ttl,
         AlterAction::Nothing => return Ok(None),
+        AlterAction::SetStorage(set) => {
+            if set == StorageParameters::default() {
+                return Ok(None);
+            }
+            if let Some(ttl) = set.ttl {
+                new.ttl = ttl;
+            }
+            if let Some(sync) = set.sync {
+                new.no_sync = !sync;
+            }
+        }
         AlterAction::AddUnique { name, columns } => {
             let name = name.unwrap_or_else(|| format!("{}_{}_key", table.name, columns.join("_")));
             add_index(ctx, &mut new, &name, &columns, true, true)?;

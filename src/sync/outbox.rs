@@ -182,7 +182,7 @@ struct Known {
 
 impl Known {
     fn of(table: crate::catalog::Table) -> Known {
-        Known { lineage: table.lineage(), keyed: !table.primary_key.is_empty(), name: table.name }
+        Known { lineage: table.lineage(), keyed: !table.primary_key.is_empty() && !table.no_sync, name: table.name }
     }
 }
 

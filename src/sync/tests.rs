@@ -299,3 +299,28 @@ fn deletes_and_truncates_on_the_cloud_keep_older_changes_out_after_gc() {
     drain(&mut b, &mut cloud);
     assert_eq!(keys(&mut on_cloud), vec![vec![Value::Int4(5), Value::Int4(50)]]);
 }
+
+#[test]
+fn a_table_with_sync_off_stays_on_the_edge() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut edge = edge(0, &mut rng);
+    let mut on_cloud = cloud.engine.session("admin", "chronos");
+    run(&mut edge.session, "CREATE TABLE scratch (k INT PRIMARY KEY) WITH (sync = off)");
+    run(&mut edge.session, "INSERT INTO scratch VALUES (1); INSERT INTO t VALUES (1, 1)");
+    drain(&mut edge, &mut cloud);
+    assert_eq!(rows(&mut on_cloud, "SELECT k FROM t"), vec![vec![Value::Int4(1)]]);
+    assert_eq!(
+        rows(&mut on_cloud, "SELECT count(*) FROM pg_class WHERE relname = 'scratch'"),
+        vec![vec![Value::Int8(0)]],
+        "nothing of the table reached the cloud"
+    );
+    // Turned on, it syncs what is written from then on; turned off, it stops again.
+    run(&mut edge.session, "ALTER TABLE scratch SET (sync = on); INSERT INTO scratch VALUES (2)");
+    run(&mut edge.session, "ALTER TABLE t SET (sync = off); INSERT INTO t VALUES (2, 2)");
+    drain(&mut edge, &mut cloud);
+    assert_eq!(rows(&mut on_cloud, "SELECT k FROM scratch"), vec![vec![Value::Int4(2)]]);
+    assert_eq!(rows(&mut on_cloud, "SELECT k FROM t"), vec![vec![Value::Int4(1)]]);
+    let backlog = outbox::backlog(&mut edge.engine.mvcc().begin()).unwrap();
+    assert_eq!(backlog.changes, 0);
+}

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::types::DataType;
 use binder::{ident, object_name, object_name_parts, Binder};
-use plan::{AlterAction, Node, Plan, ResultColumn};
+use plan::{AlterAction, Node, Plan, ResultColumn, StorageParameters};
 use sqlparser::ast;
 
 /// Plans one statement. `params` holds the known types of `$n` parameters and receives the
@@ -292,22 +292,22 @@ impl Binder<'_> {
                         }
                     }
                     ast::AlterTableOperation::SetOptionsParens { options } => {
-                        let mut action = AlterAction::Nothing;
+                        let mut set = StorageParameters::default();
                         for option in options {
-                            if let Some(ttl) = ttl_option(option)? {
-                                action = AlterAction::SetTtl { ttl: Some(ttl) };
-                            }
+                            set.take(option)?;
                         }
-                        action
+                        AlterAction::SetStorage(set)
                     }
                     ast::AlterTableOperation::ResetOptions { options } => {
-                        let mut action = AlterAction::Nothing;
+                        let mut set = StorageParameters::default();
                         for option in options {
-                            if is_ttl_parameter(&object_name(option))? {
-                                action = AlterAction::SetTtl { ttl: None };
+                            match storage_parameter(&object_name(option))? {
+                                Some(Parameter::Ttl) => set.ttl = Some(None),
+                                Some(Parameter::Sync) => set.sync = Some(true),
+                                None => {}
                             }
                         }
-                        action
+                        AlterAction::SetStorage(set)
                     }
                     other => return Err(Error::FeatureNotSupported(format!("ALTER TABLE {other}"))),
                 };
@@ -503,34 +503,54 @@ fn column_from_def(txn: &mut Transaction, def: &ast::ColumnDef) -> Result<Column
 /// fillfactor).
 const IGNORED_STORAGE_PARAMETERS: &[&str] = &["fillfactor", "autovacuum_enabled", "toast_tuple_target"];
 
-/// Whether a storage parameter is the TTL: false for one with no meaning here, 22023 for one
-/// that does not exist.
-fn is_ttl_parameter(name: &str) -> Result<bool> {
+/// The storage parameters with a meaning here.
+enum Parameter {
+    /// `ttl`: rows expire (`sql::ttl`).
+    Ttl,
+    /// `sync`: on an edge, the table's changes are pushed to the cloud (default on).
+    Sync,
+}
+
+/// The parameter `name` is: None for one with no meaning here, 22023 for one that does not
+/// exist.
+fn storage_parameter(name: &str) -> Result<Option<Parameter>> {
     match name {
-        "ttl" => Ok(true),
-        name if IGNORED_STORAGE_PARAMETERS.contains(&name) => Ok(false),
+        "ttl" => Ok(Some(Parameter::Ttl)),
+        "sync" => Ok(Some(Parameter::Sync)),
+        name if IGNORED_STORAGE_PARAMETERS.contains(&name) => Ok(None),
         name => Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\""))),
     }
 }
 
-/// A table's storage parameter (`WITH (…)`, `SET (…)`): the TTL's text for `ttl`, None for a
-/// parameter with no meaning here.
-fn ttl_option(option: &ast::SqlOption) -> Result<Option<String>> {
-    let ast::SqlOption::KeyValue { key, value } = option else {
-        return Err(Error::FeatureNotSupported(format!("table option {option}")));
-    };
-    if !is_ttl_parameter(&object_name(key))? {
-        return Ok(None);
-    }
-    let text = match value {
-        ast::Expr::Value(v) => match &v.value {
-            ast::Value::SingleQuotedString(s) => s.clone(),
+impl StorageParameters {
+    /// Takes a table's storage parameter (`WITH (…)`, `SET (…)`); one with no meaning here is
+    /// passed over.
+    fn take(&mut self, option: &ast::SqlOption) -> Result<()> {
+        let ast::SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::FeatureNotSupported(format!("table option {option}")));
+        };
+        let text = match value {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
             other => other.to_string(),
-        },
-        other => other.to_string(),
-    };
-    crate::types::datetime::parse_interval(&text)?;
-    Ok(Some(text))
+        };
+        match storage_parameter(&object_name(key))? {
+            Some(Parameter::Ttl) => {
+                crate::types::datetime::parse_interval(&text)?;
+                self.ttl = Some(Some(text));
+            }
+            Some(Parameter::Sync) => {
+                let on = crate::types::cast::parse_bool(&text).map_err(|_| {
+                    Error::InvalidParameter(format!("invalid value for boolean option \"sync\": {text}"))
+                })?;
+                self.sync = Some(on);
+            }
+            None => {}
+        }
+        Ok(())
+    }
 }
 
 impl Binder<'_> {
@@ -602,14 +622,13 @@ impl Binder<'_> {
                 other => return Err(Error::FeatureNotSupported(format!("constraint {other}"))),
             }
         }
-        let mut ttl = None;
+        let mut storage = StorageParameters::default();
         if let ast::CreateTableOptions::With(options) = &create.table_options {
             for option in options {
-                if let Some(text) = ttl_option(option)? {
-                    ttl = Some(text);
-                }
+                storage.take(option)?;
             }
         }
+        let ttl = storage.ttl.flatten();
         let mut indexes = Vec::new();
         for (n, cols) in uniques.into_iter().enumerate() {
             let col_names: Vec<&str> = cols.iter().map(|&i| columns[i].name.as_str()).collect();
@@ -636,6 +655,7 @@ impl Binder<'_> {
             checks: Vec::new(),
             comment: None,
             sync_merged: false,
+            no_sync: storage.sync == Some(false),
         };
         for (name, condition) in checks {
             let (check, _) = self.define_check(&table, name, &condition)?;

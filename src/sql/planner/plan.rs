@@ -546,6 +546,16 @@ pub enum OnConflict {
     },
 }
 
+/// Storage parameters a statement sets (`WITH (…)`, `SET (…)`, `RESET (…)`); None leaves one
+/// as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageParameters {
+    /// `ttl`; Some(None) resets it.
+    pub ttl: Option<Option<String>>,
+    /// `sync`.
+    pub sync: Option<bool>,
+}
+
 /// A bound statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
@@ -736,11 +746,10 @@ pub enum AlterAction {
         name: String,
         if_exists: bool,
     },
-    /// `SET (ttl = …)` or `RESET (ttl)` (None).
-    SetTtl {
-        ttl: Option<String>,
-    },
-    /// `SET (…)`/`RESET (…)` of storage parameters with no meaning here.
+    /// `SET (…)` or `RESET (…)` of storage parameters (those with no meaning here change
+    /// nothing).
+    SetStorage(StorageParameters),
+    /// `OWNER TO` a superuser: no change.
     Nothing,
     /// `COMMENT ON TABLE t` (no column) or `COMMENT ON COLUMN t.c IS …`; None (`IS NULL` or
     /// `IS ''`) removes it.

@@ -362,8 +362,15 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 if let Some(acl) = super::roles::acl(t) {
                     row[18] = text(acl);
                 }
+                let mut options = Vec::new();
                 if let Some(ttl) = &t.ttl {
-                    row[19] = Value::Array(vec![text(format!("ttl={ttl}"))]);
+                    options.push(text(format!("ttl={ttl}")));
+                }
+                if t.no_sync {
+                    options.push(text("sync=false".to_string()));
+                }
+                if !options.is_empty() {
+                    row[19] = Value::Array(options);
                 }
                 row[10] = Value::Int2(t.checks.len() as i16);
                 out.push(row);
