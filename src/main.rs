@@ -179,6 +179,10 @@ struct ServerArgs {
     /// CHRONOS_SYNC_SECRET (both required off loopback).
     #[arg(long, env = "CHRONOS_SYNC_ADDRESS")]
     sync_address: Option<SocketAddr>,
+    /// On a cloud, forget the stamps of rows deleted longer ago than this many days; pushes
+    /// holding changes from before that are then refused (0: keep them for good).
+    #[arg(long, default_value_t = 0, env = "CHRONOS_SYNC_TOMBSTONE_DAYS")]
+    sync_tombstone_days: u64,
     /// The disk an edge's backlog of unsynced changes may take, in MiB: past it writes of rows
     /// fail with SQLSTATE 53100 until the cloud catches up (0: no limit).
     #[arg(long, default_value_t = 1024, env = "CHRONOS_SYNC_MAX_BACKLOG_MB")]
@@ -304,6 +308,7 @@ fn main() -> std::process::ExitCode {
         edge_id,
         sync_target,
         sync_address,
+        sync_tombstone_days,
         sync_max_backlog_mb,
         sync_interval_secs,
         mqtt_url,
@@ -428,6 +433,8 @@ fn main() -> std::process::ExitCode {
         sync,
         sync_secret: password("CHRONOS_SYNC_SECRET"),
         sync_address,
+        sync_tombstone_horizon: (sync_tombstone_days > 0)
+            .then(|| std::time::Duration::from_secs(sync_tombstone_days.saturating_mul(86_400))),
         sync_identity: identity,
         mqtt,
         ..NodeConfig::default()

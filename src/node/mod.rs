@@ -52,6 +52,9 @@ pub struct NodeConfig {
     pub sync_secret: Option<String>,
     /// Where edges push to this node, apart from the internode address (`--sync-address`).
     pub sync_address: Option<SocketAddr>,
+    /// On a cloud, the stamps of rows deleted longer ago than this are purged (on the leader,
+    /// with the TTL rounds); None keeps them for good (`sync::cloud::purge_tombstones`).
+    pub sync_tombstone_horizon: Option<std::time::Duration>,
     /// The certificate chain and key (PEM) of the sync listener: TLS for edges.
     pub sync_identity: Option<(Vec<u8>, Vec<u8>)>,
     /// Subscribe to an MQTT broker and write its messages into tables (on the leader).
@@ -107,6 +110,7 @@ impl Default for NodeConfig {
             sync: None,
             sync_secret: None,
             sync_address: None,
+            sync_tombstone_horizon: None,
             sync_identity: None,
             mqtt: None,
         }
@@ -292,7 +296,13 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
             }
         }
     });
-    let ttl = tokio::spawn(expire_ttl_rows(engine.clone(), replica.clone(), config.ttl_interval, shutdown.clone()));
+    let ttl = tokio::spawn(expire_ttl_rows(
+        engine.clone(),
+        replica.clone(),
+        config.ttl_interval,
+        config.sync_tombstone_horizon,
+        shutdown.clone(),
+    ));
     pg::serve(pg_listener, engine, config.pg.clone(), pg_metrics, audit, shutdown).await;
     let _ = http.await;
     let _ = gc.await;
@@ -358,11 +368,13 @@ async fn start_sync(
 }
 
 /// Expires rows past their table's TTL every `interval`, on the node that commits (the leader):
-/// the deletes are replicated like any other ([`crate::sql::ttl`]).
+/// the deletes are replicated like any other ([`crate::sql::ttl`]). With a tombstone horizon,
+/// also purges the sync stamps of rows deleted before it ([`crate::sync::cloud::purge_tombstones`]).
 async fn expire_ttl_rows(
     engine: Arc<Engine>,
     replica: Arc<replica::Replica>,
     interval: std::time::Duration,
+    tombstone_horizon: Option<std::time::Duration>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -375,9 +387,18 @@ async fn expire_ttl_rows(
         }
         let engine = engine.clone();
         let now = crate::sql::functions::wall_clock_micros();
-        match tokio::task::spawn_blocking(move || engine.expire_ttl(now)).await {
+        let expiring = engine.clone();
+        match tokio::task::spawn_blocking(move || expiring.expire_ttl(now)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(rows = n, "expired rows past their ttl"),
             Ok(Err(e)) => tracing::warn!(error = %e, "ttl expiry failed; it runs again later"),
+            _ => {}
+        }
+        let Some(horizon) = tombstone_horizon else { continue };
+        let cutoff = crate::clock::ntp64().as_u64().saturating_sub(uhlc::NTP64::from(horizon).as_u64());
+        let mvcc = engine.mvcc().clone();
+        match tokio::task::spawn_blocking(move || crate::sync::cloud::purge_tombstones(&mvcc, cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(stamps = n, "purged sync tombstones past the horizon"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging sync tombstones failed; it runs again later"),
             _ => {}
         }
     }

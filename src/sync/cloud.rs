@@ -20,6 +20,7 @@ use crate::catalog::{self, Table, META};
 use crate::error::{Error, Result};
 use crate::mvcc::{Mvcc, Transaction};
 use crate::sql::execution::dml;
+use crate::storage::keyspace::Keyspace;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -69,6 +70,64 @@ pub fn edges(txn: &mut Transaction) -> Result<Vec<(String, Position)>> {
         }
     }
     Ok(out)
+}
+
+/// The record of the tombstone horizon: the time (a version) below which deletes' stamps may
+/// have been purged ([`purge_tombstones`]).
+fn horizon_key() -> Vec<u8> {
+    META.record("sync/tombstone_horizon")
+}
+
+fn horizon(txn: &mut Transaction) -> Result<u64> {
+    Ok(match txn.get(&horizon_key())? {
+        Some(bytes) => u64::from_be_bytes(
+            bytes.try_into().map_err(|_| Error::Corruption("malformed sync tombstone horizon".into()))?,
+        ),
+        None => 0,
+    })
+}
+
+/// Stamps purged per transaction.
+const PURGE_BATCH: usize = 10_000;
+
+/// Removes the stamps of deleted rows (tombstones) older than `cutoff` (a version), and
+/// raises the tombstone horizon to it in the same transactions: from then on a push holding a
+/// change made before the horizon is refused, since it could bring back a row whose delete is
+/// forgotten. Run by the leader; replicated like any commit. Returns how many it removed.
+pub fn purge_tombstones(mvcc: &Arc<Mvcc>, cutoff: u64) -> Result<u64> {
+    let mut doomed = Vec::new();
+    let mut read = mvcc.begin_read()?;
+    read.for_each_prefix(&[Keyspace::Stamp.tag()], |key, value| {
+        // Floor records (TRUNCATE) hold nothing and stay.
+        if value.len() >= 9 && value[8] == 1 {
+            doomed.push(key.to_vec());
+        }
+        Ok(true)
+    })?;
+    let mut purged = 0;
+    for chunk in doomed.chunks(PURGE_BATCH) {
+        let mut txn = mvcc.begin();
+        let mut batch = 0;
+        for key in chunk {
+            // Read again here: a push that wrote this row since conflicts with the purge.
+            let Some((version, Some(bytes))) = txn.get_versioned(key)? else { continue };
+            let stamp = Stamp::decode(&bytes, version)?;
+            if stamp.deleted && stamp.time < cutoff {
+                txn.delete(key.clone());
+                batch += 1;
+            }
+        }
+        if batch == 0 {
+            continue;
+        }
+        // The horizon covers what this transaction forgets, in the same commit.
+        if horizon(&mut txn)? < cutoff {
+            txn.set(horizon_key(), cutoff.to_be_bytes().to_vec());
+        }
+        txn.commit()?;
+        purged += batch;
+    }
+    Ok(purged)
 }
 
 /// A row's last-writer-wins stamp.
@@ -164,6 +223,20 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
                 "edge {} was told its changes through {:?} are committed, but this cloud has them only through {:?}: \
                  it lost acknowledged changes (restored from an older backup?)",
                 push.edge, push.after, before
+            )));
+        }
+        let horizon = horizon(&mut txn)?;
+        if let Some(old) = push
+            .tables
+            .iter()
+            .flat_map(|t| &t.changes)
+            .find(|c| c.position.version <= horizon && before.is_none_or(|b| c.position > b))
+        {
+            return Err(Error::NotInPrerequisiteState(format!(
+                "edge {} pushes a change made at version {}, before this cloud's tombstone horizon ({horizon}): \
+                 deletes older than that are forgotten here, so the change could bring a deleted row back; \
+                 the edge was out of touch for longer than the horizon (see docs/sync.md)",
+                push.edge, old.position.version
             )));
         }
         let mut last = before;

@@ -324,3 +324,36 @@ fn a_table_with_sync_off_stays_on_the_edge() {
     let backlog = outbox::backlog(&mut edge.engine.mvcc().begin()).unwrap();
     assert_eq!(backlog.changes, 0);
 }
+
+#[test]
+fn a_change_older_than_the_tombstone_horizon_is_refused() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut a = edge(0, &mut rng);
+    let mut b = edge(1, &mut rng);
+    let mut on_cloud = cloud.engine.session("admin", "chronos");
+    // b writes key 1 while out of touch; a inserts and deletes it, and the cloud deletes a
+    // row of its own: two tombstones.
+    run(&mut b.session, "INSERT INTO t VALUES (1, 10)");
+    run(&mut a.session, "INSERT INTO t VALUES (1, 1), (2, 2); DELETE FROM t WHERE k = 1");
+    drain(&mut a, &mut cloud);
+    run(&mut on_cloud, "DELETE FROM t WHERE k = 2");
+    let mvcc = cloud.engine.mvcc().clone();
+    assert_eq!(cloud::purge_tombstones(&mvcc, 1).unwrap(), 0, "nothing is older than the cutoff");
+    let cutoff = mvcc.clock_now();
+    assert_eq!(cloud::purge_tombstones(&mvcc, cutoff).unwrap(), 2);
+    assert_eq!(cloud::purge_tombstones(&mvcc, cutoff).unwrap(), 0, "gone");
+    // b's change predates the horizon: it could bring row 1 back, so the push is refused,
+    // and again on every retry.
+    let prepared = prepare(b.engine.mvcc(), &b.config, b.cursor).unwrap();
+    for _ in 0..2 {
+        let refused = cloud::apply(&mvcc, &prepared.push, &cloud::Metrics::default()).unwrap_err();
+        assert!(matches!(refused, crate::error::Error::NotInPrerequisiteState(_)), "{refused}");
+    }
+    assert_eq!(rows(&mut on_cloud, "SELECT count(*) FROM t"), vec![vec![Value::Int8(0)]]);
+    // Changes made after the horizon are applied as ever.
+    let mut c = edge(2, &mut rng);
+    run(&mut c.session, "INSERT INTO t VALUES (1, 3)");
+    drain(&mut c, &mut cloud);
+    assert_eq!(rows(&mut on_cloud, "SELECT k, v FROM t"), vec![vec![Value::Int4(1), Value::Int4(3)]]);
+}
