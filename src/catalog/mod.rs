@@ -339,7 +339,8 @@ const RETIRED: &str = "retired/";
 /// no new snapshot reads them, and garbage collection removes them once no snapshot can
 /// (see [`retired_prefixes`]). Costs three records, however many rows the table had.
 pub fn retire_table_keys(txn: &mut Transaction, table: &Table) {
-    for prefix in [table.row_prefix(), table.all_indexes_prefix(), table.summary_prefix()] {
+    let stamps = Table::stamp_key(&table.row_prefix());
+    for prefix in [table.row_prefix(), table.all_indexes_prefix(), table.summary_prefix(), stamps] {
         let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
         txn.set(record_key(META, &format!("{RETIRED}{hex}")), prefix);
     }

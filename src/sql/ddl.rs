@@ -298,11 +298,14 @@ pub fn alter_table(
     default_of: &mut dyn FnMut(&mut Context, &Table, usize) -> Result<Value>,
 ) -> Result<Option<String>> {
     // `OWNER TO` a superuser names a sequence, view or index as often as a table (pg_dump's
-    // scripts): it changes nothing of any of them.
-    if matches!(action, AlterAction::Nothing)
-        && catalog::get_table(ctx.txn, table_name)?.is_none()
-        && relation_exists(ctx, table_name)?
-    {
+    // scripts), and so may SET or RESET of parameters with no meaning here: they change
+    // nothing of any of them.
+    let changes_nothing = match &action {
+        AlterAction::Nothing => true,
+        AlterAction::SetStorage(set) => *set == StorageParameters::default(),
+        _ => false,
+    };
+    if changes_nothing && catalog::get_table(ctx.txn, table_name)?.is_none() && relation_exists(ctx, table_name)? {
         return Ok(None);
     }
     let table = catalog::must_get_table(ctx.txn, table_name)?;

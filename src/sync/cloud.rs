@@ -252,7 +252,9 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
                 if before.is_some_and(|c| change.position <= c) {
                     continue;
                 }
-                if change.position.version > floor {
+                // A tie goes to the edge, as against a delete's stamp (the cloud's origin is
+                // the smallest).
+                if change.position.version >= floor {
                     merge(&mut txn, &table, change, &push.edge)?;
                 }
                 applied += 1;
@@ -318,6 +320,8 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
     table.grants.clear();
     // Retention is each site's own: the cloud keeps what edges expire unless given a TTL.
     table.ttl = None;
+    // The cloud's table syncs on (as a cloud that is an edge itself), whatever the edge's.
+    table.no_sync = false;
     table.sync_merged = true;
     catalog::save_table(txn, &table)?;
     Ok(table)

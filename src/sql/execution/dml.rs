@@ -236,7 +236,12 @@ fn apply_update(
     if let Some((columns, constraint, _)) = find_conflict(ctx, table, &new, &new_key, Some(key))? {
         return Err(Error::UniqueViolation { constraint, detail: key_detail(table, &columns, &new) });
     }
-    delete_row(ctx, table, key, old);
+    if new_key == key {
+        // The same row, new values: its old index entries go.
+        delete_row_in(ctx.txn, table, key, old);
+    } else {
+        delete_row(ctx, table, key, old);
+    }
     write_row(ctx, table, &new_key, &new);
     Ok(())
 }

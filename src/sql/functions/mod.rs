@@ -834,8 +834,8 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
                 }
             }
             // A catalog vector kept as text (`pg_index.indoption`: `0 3`): PostgreSQL's
-            // int2vector and oidvector subscripts start at 0.
-            Value::Text(vector) if !vector.starts_with('{') => {
+            // int2vector and oidvector subscripts start at 0. Other text is no array.
+            Value::Text(vector) if is_vector_text(vector) => {
                 let i = int(1);
                 let item = usize::try_from(i).ok().and_then(|i| vector.split_whitespace().nth(i));
                 item.map_or(Value::Null, |s| Value::Text(s.to_string()))
@@ -1123,4 +1123,10 @@ fn rand_f64() -> f64 {
     // A fresh v4 UUID carries 122 random bits from the OS generator.
     let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
     bits as f64 / (1u64 << 53) as f64
+}
+
+/// Whether `text` is an int2vector's or oidvector's text form, as catalog columns here hold
+/// them: integers separated by spaces (`1 2`), or nothing.
+pub fn is_vector_text(text: &str) -> bool {
+    text.split_whitespace().all(|n| n.parse::<i64>().is_ok())
 }
