@@ -337,7 +337,7 @@ const RETIRED: &str = "retired/";
 
 /// Retires the rows, index entries and summaries of `table` (dropped, or truncated and given a fresh id):
 /// no new snapshot reads them, and garbage collection removes them once no snapshot can
-/// (see [`retired_prefixes`]). Costs three records, however many rows the table had.
+/// (see [`retired_prefixes`]). Costs four records, however many rows the table had.
 pub fn retire_table_keys(txn: &mut Transaction, table: &Table) {
     let stamps = Table::stamp_key(&table.row_prefix());
     for prefix in [table.row_prefix(), table.all_indexes_prefix(), table.summary_prefix(), stamps] {

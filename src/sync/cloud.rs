@@ -96,14 +96,18 @@ const PURGE_BATCH: usize = 10_000;
 /// forgotten. Run by the leader; replicated like any commit. Returns how many it removed.
 pub fn purge_tombstones(mvcc: &Arc<Mvcc>, cutoff: u64) -> Result<u64> {
     let mut doomed = Vec::new();
-    let mut read = mvcc.begin_read()?;
-    read.for_each_prefix(&[Keyspace::Stamp.tag()], |key, value| {
-        // Floor records (TRUNCATE) hold nothing and stay.
-        if value.len() >= 9 && value[8] == 1 {
-            doomed.push(key.to_vec());
-        }
-        Ok(true)
-    })?;
+    {
+        let mut read = mvcc.begin_read()?;
+        read.for_each_prefix(&[Keyspace::Stamp.tag()], |key, value| {
+            // Tombstones old enough (a time of 0 is a delete made here, dated by its version,
+            // read below); floor records (TRUNCATE) hold nothing and stay.
+            let time = value.get(..8).map(|t| u64::from_be_bytes(t.try_into().unwrap_or([0xff; 8])));
+            if value.get(8) == Some(&1) && time.is_some_and(|t| t < cutoff) {
+                doomed.push(key.to_vec());
+            }
+            Ok(true)
+        })?;
+    }
     let mut purged = 0;
     for chunk in doomed.chunks(PURGE_BATCH) {
         let mut txn = mvcc.begin();
@@ -226,23 +230,12 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
             )));
         }
         let horizon = horizon(&mut txn)?;
-        if let Some(old) = push
-            .tables
-            .iter()
-            .flat_map(|t| &t.changes)
-            .find(|c| c.position.version <= horizon && before.is_none_or(|b| c.position > b))
-        {
-            return Err(Error::NotInPrerequisiteState(format!(
-                "edge {} pushes a change made at version {}, before this cloud's tombstone horizon ({horizon}): \
-                 deletes older than that are forgotten here, so the change could bring a deleted row back; \
-                 the edge was out of touch for longer than the horizon (see docs/sync.md)",
-                push.edge, old.position.version
-            )));
-        }
         let mut last = before;
         let mut applied = 0;
         for table_changes in push.tables.iter().filter(|t| !t.changes.is_empty()) {
-            let table = ensure_table(&mut txn, &table_changes.definition)?;
+            let (table, created) = ensure_table(&mut txn, &table_changes.definition)?;
+            // Nothing was ever deleted from a table this push creates.
+            let horizon = if created { 0 } else { horizon };
             // Changes made before the table was last truncated here stay out.
             let floor = match txn.get_versioned(&table.stamp_floor_key())? {
                 Some((version, Some(_))) => version,
@@ -255,7 +248,7 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
                 // A tie goes to the edge, as against a delete's stamp (the cloud's origin is
                 // the smallest).
                 if change.position.version >= floor {
-                    merge(&mut txn, &table, change, &push.edge)?;
+                    merge(&mut txn, &table, change, &push.edge, horizon)?;
                 }
                 applied += 1;
                 last = last.max(Some(change.position));
@@ -291,7 +284,7 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
 
 /// The cloud's table for an edge's definition: created from it when missing; an error when it
 /// differs in its columns' names and types or its primary key.
-fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
+fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<(Table, bool)> {
     let edge = catalog::decode_table(definition)?;
     check_definition(&edge)?;
     if let Some(table) = catalog::get_table(txn, &edge.name)? {
@@ -306,9 +299,9 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
             let mut table = table;
             table.sync_merged = true;
             catalog::save_table(txn, &table)?;
-            return Ok(table);
+            return Ok((table, false));
         }
-        return Ok(table);
+        return Ok((table, false));
     }
     for index in &edge.indexes {
         if catalog::find_index(txn, &index.name)?.is_some() || catalog::get_table(txn, &index.name)?.is_some() {
@@ -324,7 +317,7 @@ fn ensure_table(txn: &mut Transaction, definition: &[u8]) -> Result<Table> {
     table.no_sync = false;
     table.sync_merged = true;
     catalog::save_table(txn, &table)?;
-    Ok(table)
+    Ok((table, true))
 }
 
 /// Refuses a definition from an edge that no table of this engine could have: no columns or
@@ -351,8 +344,10 @@ fn check_definition(table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// Applies one change if it is newer than what the row holds.
-fn merge(txn: &mut Transaction, table: &Table, change: &Change, origin: &str) -> Result<()> {
+/// Applies one change if it is newer than what the row holds. A change made at or before the
+/// tombstone `horizon` to a row with neither a stamp nor a version here is refused: the row
+/// may be one deleted before the horizon, whose stamp is purged.
+fn merge(txn: &mut Transaction, table: &Table, change: &Change, origin: &str, horizon: u64) -> Result<()> {
     let mut row_key = table.row_prefix();
     row_key.extend_from_slice(&change.key);
     let stamp_key = Table::stamp_key(&row_key);
@@ -366,7 +361,17 @@ fn merge(txn: &mut Transaction, table: &Table, change: &Change, origin: &str) ->
         (Some((row_version, _)), _) => {
             Some(Stamp { time: *row_version, origin: LOCAL_ORIGIN.to_string(), deleted: false })
         }
-        (None, _) => None,
+        (None, _) => {
+            if change.position.version <= horizon {
+                return Err(Error::NotInPrerequisiteState(format!(
+                    "edge {origin} pushes a change of table \"{}\" made at version {}, at or before this cloud's \
+                     tombstone horizon ({horizon}), to a row the cloud holds nothing of: it may be a row deleted \
+                     before the horizon, whose delete is forgotten here (see docs/sync.md)",
+                    table.name, change.position.version
+                )));
+            }
+            None
+        }
     };
     if existing.is_some_and(|e| (e.time, e.origin.as_str()) >= (change.position.version, origin)) {
         return Ok(());

@@ -342,9 +342,14 @@ fn a_change_older_than_the_tombstone_horizon_is_refused() {
     let mut a = edge(0, &mut rng);
     let mut b = edge(1, &mut rng);
     let mut on_cloud = cloud.engine.session("admin", "chronos");
-    // b writes key 1 while out of touch; a inserts and deletes it, and the cloud deletes a
-    // row of its own: two tombstones. An update on the cloud leaves none.
+    // b writes key 1 while out of touch, and d a table the cloud does not have yet; a inserts
+    // and deletes key 1, and the cloud deletes a row of its own: two tombstones. An update
+    // on the cloud leaves none.
+    let mut d = edge(3, &mut rng);
+    let mut e = edge(4, &mut rng);
     run(&mut b.session, "INSERT INTO t VALUES (1, 10)");
+    run(&mut e.session, "INSERT INTO t VALUES (3, 99)");
+    run(&mut d.session, "CREATE TABLE fresh (k INT PRIMARY KEY); INSERT INTO fresh VALUES (1)");
     run(&mut a.session, "INSERT INTO t VALUES (1, 1), (2, 2), (3, 3); DELETE FROM t WHERE k = 1");
     drain(&mut a, &mut cloud);
     run(&mut on_cloud, "DELETE FROM t WHERE k = 2; UPDATE t SET v = 4 WHERE k = 3");
@@ -353,14 +358,20 @@ fn a_change_older_than_the_tombstone_horizon_is_refused() {
     let cutoff = mvcc.clock_now();
     assert_eq!(cloud::purge_tombstones(&mvcc, cutoff).unwrap(), 2);
     assert_eq!(cloud::purge_tombstones(&mvcc, cutoff).unwrap(), 0, "gone");
-    // b's change predates the horizon: it could bring row 1 back, so the push is refused,
-    // and again on every retry.
+    mvcc.gc().unwrap();
+    // b's change predates the horizon and its row has left no trace here: it could bring
+    // row 1 back, so the push is refused, and again on every retry.
     let prepared = prepare(b.engine.mvcc(), &b.config, b.cursor).unwrap();
     for _ in 0..2 {
         let refused = cloud::apply(&mvcc, &prepared.push, &cloud::Metrics::default()).unwrap_err();
         assert!(matches!(refused, crate::error::Error::NotInPrerequisiteState(_)), "{refused}");
     }
     assert_eq!(rows(&mut on_cloud, "SELECT count(*) FROM t"), vec![vec![Value::Int8(1)]]);
+    // Older changes of a table the push creates are applied: nothing was deleted from it.
+    drain(&mut d, &mut cloud);
+    assert_eq!(rows(&mut on_cloud, "SELECT k FROM fresh"), vec![vec![Value::Int4(1)]]);
+    // An older change of a row the cloud holds is merged as ever (it loses to the update).
+    drain(&mut e, &mut cloud);
     // Changes made after the horizon are applied as ever.
     let mut c = edge(2, &mut rng);
     run(&mut c.session, "INSERT INTO t VALUES (1, 3)");

@@ -85,8 +85,10 @@ pub fn execute(name: &str, args: Vec<Value>, ctx: &mut Context, sink: &mut Sink)
         }
         "_pg_expandarray" => match first {
             Value::Array(items) => (items.into_iter().zip(1..)).map(|(v, n)| vec![v, Value::Int4(n)]).collect(),
-            // A catalog vector kept as text (`pg_index.indkey`: `1 2`): its numbers.
-            Value::Text(vector) => (vector.split_whitespace())
+            // A catalog vector or array kept as text (`pg_index.indkey`: `1 2`,
+            // `pg_constraint.conkey`: `{1,2}`): its numbers.
+            Value::Text(vector) => (vector.split([' ', ',', '{', '}']))
+                .filter(|s| !s.is_empty())
                 .zip(1..)
                 .map(|(s, n)| {
                     let x = s
