@@ -230,10 +230,15 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
             )));
         }
         let horizon = horizon(&mut txn)?;
+        // A role named after the edge limits what it may write.
+        let role = catalog::roles::get_role(&mut txn, &push.edge)?;
         let mut last = before;
         let mut applied = 0;
         for table_changes in push.tables.iter().filter(|t| !t.changes.is_empty()) {
             let (table, created) = ensure_table(&mut txn, &table_changes.definition)?;
+            if let Some(role) = &role {
+                authorize(role, &table, created, &table_changes.changes)?;
+            }
             // Nothing was ever deleted from a table this push creates.
             let horizon = if created { 0 } else { horizon };
             // Changes made before the table was last truncated here stay out.
@@ -280,6 +285,33 @@ fn apply_counted(mvcc: &Arc<Mvcc>, push: &Push, metrics: &Metrics) -> Result<Ack
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Refuses (42501) changes that the edge's role may not make: creating a table takes a
+/// superuser; rows written take INSERT and UPDATE on the table (a change may be either, by
+/// last-writer-wins), rows deleted take DELETE.
+fn authorize(role: &catalog::roles::Role, table: &Table, created: bool, changes: &[Change]) -> Result<()> {
+    use catalog::roles::privilege;
+    if created && !role.superuser {
+        return Err(Error::InsufficientPrivilege(format!(
+            "edge {} may not create table \"{}\" on the cloud: its role is not a superuser",
+            role.name, table.name
+        )));
+    }
+    let mut needed = 0;
+    for change in changes {
+        needed |= if change.row.is_some() { privilege::INSERT | privilege::UPDATE } else { privilege::DELETE };
+    }
+    let missing = needed & !role.privileges_on(table);
+    if missing != 0 {
+        return Err(Error::InsufficientPrivilege(format!(
+            "permission denied for table {}: edge {} lacks {}",
+            table.name,
+            role.name,
+            privilege::describe(missing)
+        )));
+    }
+    Ok(())
 }
 
 /// The cloud's table for an edge's definition: created from it when missing; an error when it

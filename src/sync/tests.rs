@@ -381,3 +381,42 @@ fn a_change_older_than_the_tombstone_horizon_is_refused() {
         vec![vec![Value::Int4(1), Value::Int4(3)], vec![Value::Int4(3), Value::Int4(4)]]
     );
 }
+
+#[test]
+fn a_role_named_after_an_edge_limits_what_it_writes() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut a = edge(0, &mut rng);
+    let mut b = edge(1, &mut rng);
+    let mut on_cloud = cloud.engine.session("admin", "chronos");
+    run(
+        &mut on_cloud,
+        "CREATE ROLE \"edge-0\"; CREATE TABLE t (k INT PRIMARY KEY, v INT); GRANT INSERT, UPDATE ON t TO \"edge-0\"",
+    );
+    let refused = |edge: &mut Edge, cloud: &Cloud| {
+        let prepared = prepare(edge.engine.mvcc(), &edge.config, edge.cursor).unwrap();
+        cloud::apply(cloud.engine.mvcc(), &prepared.push, &cloud::Metrics::default()).unwrap_err()
+    };
+    // Writes the role may make are merged; a delete it may not make refuses the push.
+    run(&mut a.session, "INSERT INTO t VALUES (1, 1), (2, 2)");
+    drain(&mut a, &mut cloud);
+    run(&mut a.session, "UPDATE t SET v = 3 WHERE k = 1; DELETE FROM t WHERE k = 2");
+    let error = refused(&mut a, &cloud);
+    assert!(matches!(&error, crate::error::Error::InsufficientPrivilege(m) if m.contains("DELETE")), "{error}");
+    assert_eq!(rows(&mut on_cloud, "SELECT k, v FROM t ORDER BY k").len(), 2);
+    run(&mut on_cloud, "GRANT DELETE ON t TO \"edge-0\"");
+    drain(&mut a, &mut cloud);
+    assert_eq!(rows(&mut on_cloud, "SELECT k, v FROM t"), vec![vec![Value::Int4(1), Value::Int4(3)]]);
+    // Creating a table takes a superuser role.
+    run(&mut a.session, "CREATE TABLE extra (k INT PRIMARY KEY); INSERT INTO extra VALUES (1)");
+    let error = refused(&mut a, &cloud);
+    assert!(matches!(&error, crate::error::Error::InsufficientPrivilege(m) if m.contains("create")), "{error}");
+    assert_eq!(
+        rows(&mut on_cloud, "SELECT count(*) FROM pg_class WHERE relname = 'extra'"),
+        vec![vec![Value::Int8(0)]]
+    );
+    // An edge without a role of its name writes as before.
+    run(&mut b.session, "CREATE TABLE other (k INT PRIMARY KEY); INSERT INTO other VALUES (7)");
+    drain(&mut b, &mut cloud);
+    assert_eq!(rows(&mut on_cloud, "SELECT k FROM other"), vec![vec![Value::Int4(7)]]);
+}
