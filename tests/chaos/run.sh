@@ -2,7 +2,7 @@
 # Fault injection on real processes: tests/chaos/run.sh [scenario ...]
 #   CHAOS_MINUTES=N  the soak profile: every looping fault runs N minutes (default 15 s)
 #   CHAOS_SEED=S     repeats a run's random choices
-# Needs root (network namespaces, veth pairs, tc, tmpfs), iproute2, curl and openssl.
+# Needs root (network namespaces, veth pairs, tc, TUN devices, tmpfs), iproute2, curl and openssl.
 # Ends with "chaos: N passed, M failed". docs/reliability.md describes it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
