@@ -50,18 +50,6 @@ public class JdbcCheck {
     }
   }
 
-  // A check for a feature ChronosDB does not have yet: its failure is reported and not counted;
-  // if it starts passing, that counts as a failure so the entry gets removed.
-  static void knownFailure(String name, String missing, Body body) {
-    try {
-      body.run();
-      failed++;
-      System.out.println("FAIL " + name + ": passes now; remove it from the known failures");
-    } catch (Throwable e) {
-      System.out.println("xfail " + name + " (" + missing + "): " + e);
-    }
-  }
-
   static void eq(Object actual, Object expected, String what) {
     if (!Objects.equals(actual, expected)) {
       throw new AssertionError(what + ": got " + show(actual) + ", want " + show(expected));

@@ -367,9 +367,13 @@ async fn start_sync(
     Ok(status)
 }
 
+/// How often the leader purges sync tombstones past the horizon (at most).
+const TOMBSTONE_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Expires rows past their table's TTL every `interval`, on the node that commits (the leader):
 /// the deletes are replicated like any other ([`crate::sql::ttl`]). With a tombstone horizon,
-/// also purges the sync stamps of rows deleted before it ([`crate::sync::cloud::purge_tombstones`]).
+/// also purges, at most once an hour, the sync stamps of rows deleted before it
+/// ([`crate::sync::cloud::purge_tombstones`]).
 async fn expire_ttl_rows(
     engine: Arc<Engine>,
     replica: Arc<replica::Replica>,
@@ -377,6 +381,8 @@ async fn expire_ttl_rows(
     tombstone_horizon: Option<std::time::Duration>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // A purge reads every stamp; a horizon counts in days, so once an hour is enough.
+    let mut purged_at: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -394,6 +400,10 @@ async fn expire_ttl_rows(
             _ => {}
         }
         let Some(horizon) = tombstone_horizon else { continue };
+        if purged_at.is_some_and(|at| at.elapsed() < TOMBSTONE_PURGE_INTERVAL) {
+            continue;
+        }
+        purged_at = Some(std::time::Instant::now());
         let cutoff = crate::clock::ntp64().as_u64().saturating_sub(uhlc::NTP64::from(horizon).as_u64());
         let mvcc = engine.mvcc().clone();
         match tokio::task::spawn_blocking(move || crate::sync::cloud::purge_tombstones(&mvcc, cutoff)).await {

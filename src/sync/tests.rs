@@ -58,6 +58,16 @@ struct Cloud {
 }
 
 impl Cloud {
+    fn new() -> Cloud {
+        Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() }
+    }
+
+    /// Why the cloud refuses `edge`'s next push (which must fail).
+    fn refusal(&self, edge: &Edge) -> crate::error::Error {
+        let prepared = prepare(edge.engine.mvcc(), &edge.config, edge.cursor).unwrap();
+        cloud::apply(self.engine.mvcc(), &prepared.push, &cloud::Metrics::default()).unwrap_err()
+    }
+
     /// Applies `push` as the Sync service does; checks the cursor only moves forward.
     fn apply(&mut self, push: &Push) -> Ack {
         let ack = cloud::apply(self.engine.mvcc(), push, &cloud::Metrics::default()).unwrap();
@@ -69,7 +79,7 @@ impl Cloud {
 
 fn simulate(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     let mut edges: Vec<Edge> = (0..3).map(|i| edge(i, &mut rng)).collect();
     let mut in_flight: Vec<(usize, Push)> = Vec::new();
     let mut winners = Winners::new();
@@ -189,7 +199,7 @@ fn drain(edge: &mut Edge, cloud: &mut Cloud) {
 #[test]
 fn ddl_on_an_edge_keeps_pending_changes_with_their_table() {
     let mut rng = StdRng::seed_from_u64(1);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     let mut edge = edge(0, &mut rng);
     let mut on_cloud = cloud.engine.session("admin", "chronos");
     // Rows written, then the table renamed before they were pushed: they follow it.
@@ -237,7 +247,7 @@ fn a_database_marked_after_it_wrote_captures_from_the_next_batch_on() {
 fn a_cloud_that_lost_acknowledged_changes_refuses_the_next_push() {
     let mut rng = StdRng::seed_from_u64(2);
     let mut edge = edge(0, &mut rng);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     run(&mut edge.session, "INSERT INTO t VALUES (1, 1)");
     drain(&mut edge, &mut cloud);
     // The cloud comes back without what it acknowledged (an older backup).
@@ -271,7 +281,7 @@ fn a_push_from_a_clock_far_ahead_is_refused_and_counted() {
 #[test]
 fn deletes_and_truncates_on_the_cloud_keep_older_changes_out_after_gc() {
     let mut rng = StdRng::seed_from_u64(3);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     let mut a = edge(0, &mut rng);
     let mut b = edge(1, &mut rng);
     let mut on_cloud = cloud.engine.session("admin", "chronos");
@@ -303,7 +313,7 @@ fn deletes_and_truncates_on_the_cloud_keep_older_changes_out_after_gc() {
 #[test]
 fn a_table_with_sync_off_stays_on_the_edge() {
     let mut rng = StdRng::seed_from_u64(4);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     let mut edge = edge(0, &mut rng);
     let mut on_cloud = cloud.engine.session("admin", "chronos");
     run(&mut edge.session, "CREATE TABLE scratch (k INT PRIMARY KEY) WITH (sync = off)");
@@ -338,7 +348,7 @@ fn a_table_with_sync_off_stays_on_the_edge() {
 #[test]
 fn a_change_older_than_the_tombstone_horizon_is_refused() {
     let mut rng = StdRng::seed_from_u64(5);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     let mut a = edge(0, &mut rng);
     let mut b = edge(1, &mut rng);
     let mut on_cloud = cloud.engine.session("admin", "chronos");
@@ -361,9 +371,8 @@ fn a_change_older_than_the_tombstone_horizon_is_refused() {
     mvcc.gc().unwrap();
     // b's change predates the horizon and its row has left no trace here: it could bring
     // row 1 back, so the push is refused, and again on every retry.
-    let prepared = prepare(b.engine.mvcc(), &b.config, b.cursor).unwrap();
     for _ in 0..2 {
-        let refused = cloud::apply(&mvcc, &prepared.push, &cloud::Metrics::default()).unwrap_err();
+        let refused = cloud.refusal(&b);
         assert!(matches!(refused, crate::error::Error::NotInPrerequisiteState(_)), "{refused}");
     }
     assert_eq!(rows(&mut on_cloud, "SELECT count(*) FROM t"), vec![vec![Value::Int8(1)]]);
@@ -385,7 +394,7 @@ fn a_change_older_than_the_tombstone_horizon_is_refused() {
 #[test]
 fn a_role_named_after_an_edge_limits_what_it_writes() {
     let mut rng = StdRng::seed_from_u64(6);
-    let mut cloud = Cloud { engine: crate::node::open_in_memory().unwrap(), cursors: BTreeMap::new() };
+    let mut cloud = Cloud::new();
     let mut a = edge(0, &mut rng);
     let mut b = edge(1, &mut rng);
     let mut on_cloud = cloud.engine.session("admin", "chronos");
@@ -393,15 +402,11 @@ fn a_role_named_after_an_edge_limits_what_it_writes() {
         &mut on_cloud,
         "CREATE ROLE \"edge-0\"; CREATE TABLE t (k INT PRIMARY KEY, v INT); GRANT INSERT, UPDATE ON t TO \"edge-0\"",
     );
-    let refused = |edge: &mut Edge, cloud: &Cloud| {
-        let prepared = prepare(edge.engine.mvcc(), &edge.config, edge.cursor).unwrap();
-        cloud::apply(cloud.engine.mvcc(), &prepared.push, &cloud::Metrics::default()).unwrap_err()
-    };
     // Writes the role may make are merged; a delete it may not make refuses the push.
     run(&mut a.session, "INSERT INTO t VALUES (1, 1), (2, 2)");
     drain(&mut a, &mut cloud);
     run(&mut a.session, "UPDATE t SET v = 3 WHERE k = 1; DELETE FROM t WHERE k = 2");
-    let error = refused(&mut a, &cloud);
+    let error = cloud.refusal(&a);
     assert!(matches!(&error, crate::error::Error::InsufficientPrivilege(m) if m.contains("DELETE")), "{error}");
     assert_eq!(rows(&mut on_cloud, "SELECT k, v FROM t ORDER BY k").len(), 2);
     run(&mut on_cloud, "GRANT DELETE ON t TO \"edge-0\"");
@@ -409,7 +414,7 @@ fn a_role_named_after_an_edge_limits_what_it_writes() {
     assert_eq!(rows(&mut on_cloud, "SELECT k, v FROM t"), vec![vec![Value::Int4(1), Value::Int4(3)]]);
     // Creating a table takes a superuser role.
     run(&mut a.session, "CREATE TABLE extra (k INT PRIMARY KEY); INSERT INTO extra VALUES (1)");
-    let error = refused(&mut a, &cloud);
+    let error = cloud.refusal(&a);
     assert!(matches!(&error, crate::error::Error::InsufficientPrivilege(m) if m.contains("create")), "{error}");
     assert_eq!(
         rows(&mut on_cloud, "SELECT count(*) FROM pg_class WHERE relname = 'extra'"),

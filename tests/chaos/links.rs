@@ -78,12 +78,18 @@ fn tun(name: &str) -> Result<File, String> {
     Ok(file)
 }
 
-/// Whether `file` has a packet to read within `wait`.
-fn readable(file: &File, wait: Duration) -> bool {
+/// Whether `file` has a packet to read within `wait`; None once the device is gone (its
+/// namespace deleted) or polling it fails.
+fn readable(file: &File, wait: Duration) -> Option<bool> {
     let mut poll = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, for the call's duration.
     let rc = unsafe { libc::poll(&mut poll, 1, wait.as_millis() as libc::c_int) };
-    rc > 0 && poll.revents & libc::POLLIN != 0
+    let failed = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+    if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted || poll.revents & failed != 0
+    {
+        return None;
+    }
+    Some(rc > 0 && poll.revents & libc::POLLIN != 0)
 }
 
 impl Links {
@@ -133,8 +139,10 @@ impl Links {
             links.threads.push(std::thread::spawn(move || {
                 let mut buffer = vec![0u8; 65536];
                 while !stop.load(Ordering::Relaxed) {
-                    if !readable(&device, Duration::from_millis(50)) {
-                        continue;
+                    match readable(&device, Duration::from_millis(50)) {
+                        Some(true) => {}
+                        Some(false) => continue,
+                        None => return,
                     }
                     let Ok(n) = device.read(&mut buffer) else { continue };
                     // IPv4 only: the destination's last byte is byte 19.
