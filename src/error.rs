@@ -39,6 +39,8 @@ pub enum Error {
     DuplicateAlias(String),
     /// Transaction control that needs a transaction block outside one.
     NoActiveTransaction(String),
+    /// A statement that cannot run inside a transaction block (VACUUM) inside one.
+    ActiveTransaction(String),
     /// A savepoint that does not exist.
     InvalidSavepoint(String),
     /// An object exists but is of another kind than the statement needs.
@@ -161,6 +163,7 @@ impl Error {
             Error::WrongObjectType(_) => "42809",
             Error::DataException(code, _) => code,
             Error::NoActiveTransaction(_) => "25P01",
+            Error::ActiveTransaction(_) => "25001",
             Error::DuplicateAlias(_) => "42712",
             Error::Windowing(_) => "42P20",
             Error::InvalidSavepoint(_) => "3B001",
@@ -269,6 +272,7 @@ impl fmt::Display for Error {
             | Error::WrongObjectType(m)
             | Error::DataException(_, m)
             | Error::NoActiveTransaction(m)
+            | Error::ActiveTransaction(m)
             | Error::DuplicateAlias(m)
             | Error::QueryCanceledWith(m)
             | Error::Windowing(m)

@@ -36,6 +36,7 @@ impl Mvcc {
                 .next_back()
                 .is_some_and(|p| logical.starts_with(p))
         };
+        let _maintenance = super::lock(&self.segments.maintenance);
         let watermark = self.low_watermark();
         let mut removed = 0;
         let mut batch = StorageBatch::default();
@@ -44,35 +45,43 @@ impl Mvcc {
         let mut settled = false;
         // A tombstone to remove once every older version of its key is queued: removed last,
         // so a concurrent scan (a Raft snapshot being built) that still sees an older version
-        // of the key also sees the tombstone above it, never a deleted row come back.
+        // of the key also sees the tombstone above it, never a deleted row come back. Kept
+        // when a segment holds an older version of its key (only sealing removes that one).
         let mut tombstone: Option<Vec<u8>> = None;
         let start = Bound::Included(vec![Keyspace::FIRST_LOGICAL]);
-        for item in self.storage.scan((start, Bound::Unbounded)) {
-            let (physical, stored) = item?;
-            let (logical, version) = split_physical(&physical)?;
-            if current.as_deref() != Some(logical) {
-                if let Some(t) = tombstone.take() {
-                    batch.delete(t);
+        {
+            let _gate = self.segments.gate.shared();
+            self.scan_layout((start, Bound::Unbounded), &mut |physical, stored, from_segment| {
+                let (logical, version) = split_physical(physical)?;
+                if current.as_deref() != Some(logical) {
+                    if let Some(t) = tombstone.take() {
+                        batch.delete(t);
+                    }
+                    current = Some(logical.to_vec());
+                    settled = false;
                 }
-                current = Some(logical.to_vec());
-                settled = false;
-            }
-            if is_retired(logical) {
-                batch.delete(physical.clone());
-            } else if version <= watermark {
-                if settled {
-                    batch.delete(physical.clone());
-                } else {
+                if from_segment {
+                    // Sealed: left to sealing, and it keeps a tombstone above it.
+                    tombstone = None;
                     settled = true;
-                    if decode_stored(&stored)?.is_none() {
-                        tombstone = Some(physical.clone());
+                } else if is_retired(logical) {
+                    batch.delete(physical.to_vec());
+                } else if version <= watermark {
+                    if settled {
+                        batch.delete(physical.to_vec());
+                    } else {
+                        settled = true;
+                        if decode_stored(stored)?.is_none() {
+                            tombstone = Some(physical.to_vec());
+                        }
                     }
                 }
-            }
-            if batch.ops.len() >= GC_BATCH {
-                removed += batch.ops.len();
-                self.storage.apply(std::mem::take(&mut batch))?;
-            }
+                if batch.ops.len() >= GC_BATCH {
+                    removed += batch.ops.len();
+                    self.storage.apply(std::mem::take(&mut batch))?;
+                }
+                Ok(true)
+            })?;
         }
         if let Some(t) = tombstone {
             batch.delete(t);
@@ -81,6 +90,8 @@ impl Mvcc {
         if !batch.is_empty() {
             self.storage.apply(batch)?;
         }
+        let retired: Vec<&[u8]> = retired.into_iter().collect();
+        self.drop_segments_under(&retired)?;
         Ok(removed)
     }
 }

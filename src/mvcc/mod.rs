@@ -26,11 +26,15 @@ mod counters;
 mod gc;
 mod replication;
 mod reverse;
+mod seal;
+pub mod segments;
 mod snapshot;
 
 pub use batch::{decode_batch, encode_batch};
 pub use counters::CounterBlock;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
+pub use seal::{SealLimits, SealStats, MAX_SEGMENT_ROWS, MIN_SEAL_ROWS};
+pub use segments::{SegmentCodec, SegmentRow};
 
 use crate::error::{Error, Result};
 use crate::storage::keyspace::{Keyspace, Local};
@@ -176,6 +180,8 @@ pub struct Mvcc {
     columns: Arc<columns::ColumnCache>,
     /// What derives writes from each applied batch (see [`Derive`]); installed at start-up.
     derives: std::sync::RwLock<Vec<Arc<dyn Derive>>>,
+    /// Sealed segments (see [`segments`]).
+    segments: segments::Segments,
 }
 
 /// Writes derived from each committed batch and made with it, at its version: the layers above
@@ -201,6 +207,7 @@ impl Mvcc {
             ));
         }
         let applied = applied_version(storage.as_ref())?;
+        let segments = segments::Segments::load(storage.as_ref())?;
         Ok(Arc::new(Self {
             storage,
             hlc: uhlc::HLCBuilder::new().with_clock(crate::clock::ntp64).with_max_delta(MAX_CLOCK_DRIFT).build(),
@@ -222,6 +229,7 @@ impl Mvcc {
             counters: Mutex::new(HashMap::new()),
             columns: Arc::new(columns::ColumnCache::new(applied)),
             derives: Default::default(),
+            segments,
         }))
     }
 
@@ -375,30 +383,29 @@ impl Mvcc {
 
     /// Like [`Mvcc::read_at`], with the version found.
     fn read_versioned(&self, key: &[u8], version: Version) -> Result<Option<(Version, Option<Vec<u8>>)>> {
+        let _gate = self.segments.gate.shared();
         let start = physical_key(key, version);
         let end = physical_key(key, 0);
+        let mut found = None;
         for item in self.storage.scan((Bound::Included(start), Bound::Included(end))) {
             let (physical, stored) = item?;
-            let (logical, found) = split_physical(&physical)?;
+            let (logical, v) = split_physical(&physical)?;
             if logical == key {
-                return Ok(Some((found, decode_stored(&stored)?.map(<[u8]>::to_vec))));
+                found = Some((v, decode_stored(&stored)?.map(<[u8]>::to_vec)));
+                break;
             }
         }
-        Ok(None)
+        if let Some((sealed, value)) = self.segment_row(key)? {
+            if sealed <= version && found.as_ref().is_none_or(|(v, _)| *v < sealed) {
+                return Ok(Some((sealed, Some(value))));
+            }
+        }
+        Ok(found)
     }
 
     /// The newest committed version of `key`, if any.
     fn latest_version(&self, key: &[u8]) -> Result<Option<Version>> {
-        let start = physical_key(key, u64::MAX);
-        let end = physical_key(key, 0);
-        for item in self.storage.scan((Bound::Included(start), Bound::Included(end))) {
-            let (physical, _) = item?;
-            let (logical, version) = split_physical(&physical)?;
-            if logical == key {
-                return Ok(Some(version));
-            }
-        }
-        Ok(None)
+        Ok(self.read_versioned(key, Version::MAX)?.map(|(version, _)| version))
     }
 }
 
@@ -589,6 +596,7 @@ impl Transaction {
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         self.read_domains.insert(domain(prefix));
+        let _gate = self.mvcc.segments.gate.shared();
         let end = match upper {
             Some(u) => Some(u.to_vec()),
             None => prefix_end(prefix),
@@ -653,7 +661,7 @@ impl Transaction {
         let mut start = storage_start;
         loop {
             let mut restart = None;
-            self.mvcc.storage.scan_with((start, storage_end.clone()), &mut |physical, stored| {
+            self.mvcc.scan_layout((start, storage_end.clone()), &mut |physical, stored, _| {
                 let (logical, version) = split_physical(physical)?;
                 let seen = have_last && last_key.as_slice() == logical;
                 if version > read_version || seen {
@@ -758,6 +766,8 @@ impl Drop for Transaction {
 
 #[cfg(test)]
 mod column_tests;
+#[cfg(test)]
+mod segment_tests;
 #[cfg(test)]
 mod tests;
 

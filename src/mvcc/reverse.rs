@@ -85,7 +85,9 @@ impl Transaction {
                 None => Ok(true),
             }
         };
-        for item in self.mvcc.storage.scan((Bound::Included(start.clone()), storage_end)).rev() {
+        let mvcc = self.mvcc.clone();
+        let _gate = mvcc.segments.gate.shared();
+        for item in mvcc.scan_layout_rev((Bound::Included(start.clone()), storage_end)) {
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;
             if current.as_ref().is_some_and(|(k, _)| k.as_slice() != logical) {

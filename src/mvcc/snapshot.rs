@@ -42,9 +42,14 @@ impl Mvcc {
         let _pin = self.begin_at(version);
         let mut encoder = StreamEncoder::new(version, out)?;
         let start = Bound::Included(vec![VERSIONED_START]);
-        self.storage.scan_with((start, Bound::Unbounded), &mut |key, value| {
-            if split_physical(key)?.1 <= version {
+        let _gate = self.segments.gate.shared();
+        // A segment row whose copy the row layout also holds is written once.
+        let mut last: Vec<u8> = Vec::new();
+        self.scan_layout((start, Bound::Unbounded), &mut |key, value, _| {
+            if split_physical(key)?.1 <= version && key != last.as_slice() {
                 encoder.push(key, Some(value))?;
+                last.clear();
+                last.extend_from_slice(key);
             }
             Ok(true)
         })
@@ -69,6 +74,7 @@ impl Mvcc {
         let snapshot = StreamReader::new(open()?)?;
         let version = snapshot.version();
         let _token = self.writer_token();
+        let _maintenance = lock(&self.segments.maintenance);
         let tombstones = self.live_keys_missing_from(snapshot, version)?;
         let snapshot = StreamReader::new(open()?)?;
         if snapshot.version() != version {
@@ -115,7 +121,8 @@ impl Mvcc {
         let mut missing = Vec::new();
         let mut last: Option<Vec<u8>> = None;
         let start = Bound::Included(vec![VERSIONED_START]);
-        self.storage.scan_with((start, Bound::Unbounded), &mut |physical, stored| {
+        let _gate = self.segments.gate.shared();
+        self.scan_layout((start, Bound::Unbounded), &mut |physical, stored, _| {
             let (logical, v) = split_physical(physical)?;
             if v > version || last.as_deref() == Some(logical) {
                 return Ok(true);

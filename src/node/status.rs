@@ -159,6 +159,14 @@ impl crate::http::Status for NodeStatus {
             "Full table scans served from a column snapshot instead of storage.",
             mvcc.column_cache().reads(),
         );
+        let (segments, segment_bytes, sealed_rows) = mvcc.segment_totals();
+        m.gauge("chronos_segments", "Sealed column segments of time-series tables.", segments as i64);
+        m.gauge("chronos_segment_bytes", "Stored bytes of the sealed column segments.", segment_bytes as i64);
+        m.gauge(
+            "chronos_sealed_rows",
+            "Rows of time-series tables held in sealed column segments.",
+            sealed_rows as i64,
+        );
         m.counter(
             "chronos_ttl_expired_rows_total",
             "Rows deleted because they were older than their table's TTL.",

@@ -107,7 +107,7 @@ impl Needs {
                 }
                 self.plan(txn, role, query)?;
             }
-            Plan::Set { .. } | Plan::Show { .. } | Plan::Noop { .. } => {}
+            Plan::Set { .. } | Plan::Show { .. } | Plan::Noop { .. } | Plan::Vacuum { .. } => {}
             Plan::Role(command) => return role_command(role, command),
             Plan::CreateTable { .. }
             | Plan::CreateSequence { .. }

@@ -86,10 +86,22 @@ pub enum Local {
     /// The version of the backup a data directory was restored from, until the node first
     /// starts on it (`node::backup`).
     Restored,
+    /// The family of sealed-segment headers: this key, then the segment's last logical key
+    /// (`mvcc::segments`).
+    SegmentHead,
+    /// The family of sealed-segment bodies, keyed like [`Local::SegmentHead`].
+    SegmentData,
 }
 
 impl Local {
-    const ALL: [Local; 4] = [Local::Applied, Local::RaftApplied, Local::LegacyRedo, Local::Restored];
+    const ALL: [Local; 6] = [
+        Local::Applied,
+        Local::RaftApplied,
+        Local::LegacyRedo,
+        Local::Restored,
+        Local::SegmentHead,
+        Local::SegmentData,
+    ];
 
     /// The record's key.
     pub const fn key(self) -> &'static [u8] {
@@ -98,6 +110,8 @@ impl Local {
             Local::RaftApplied => b"\x00raft",
             Local::LegacyRedo => b"\x00redo",
             Local::Restored => b"\x00restored",
+            Local::SegmentHead => b"\x00segh",
+            Local::SegmentData => b"\x00segd",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Time-series storage pieces: the summaries the window aggregates read, and the column
-//! codecs that sealed segments are built from.
+//! Time-series storage pieces: the summaries the window aggregates read, the column codecs,
+//! and the column layout of sealed segments built from them (`segment`).
 //!
 //! A codec turns one column of one segment into bytes and back, exactly: every value,
 //! including NaN payloads, negative zero, infinities and subnormals, decodes to the same bits.
@@ -7,4 +7,5 @@
 //! (XX001), never a panic.
 
 pub mod codec;
+pub mod segment;
 pub mod summary;

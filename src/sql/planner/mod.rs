@@ -372,9 +372,14 @@ impl Binder<'_> {
                 }
                 ast::Reset::SessionAuthorization => Ok(Plan::Noop { tag: "RESET".into() }),
             },
-            // Space is reclaimed by the background MVCC garbage collector; statistics are not
-            // used by the planner.
-            S::Vacuum(_) => Ok(Plan::Noop { tag: "VACUUM".into() }),
+            // Statistics are not used by the planner.
+            S::Vacuum(vacuum) => {
+                let table = match &vacuum.table_name {
+                    Some(name) => Some(catalog::must_get_table(self.txn, &object_name(name))?.name),
+                    None => None,
+                };
+                Ok(Plan::Vacuum { table })
+            }
             S::Analyze(_) => Ok(Plan::Noop { tag: "ANALYZE".into() }),
             S::Deallocate { .. } => Ok(Plan::Noop { tag: "DEALLOCATE".into() }),
             other => Err(Error::FeatureNotSupported(format!("statement: {}", truncate_text(&other.to_string(), 60)))),

@@ -681,6 +681,11 @@ pub enum Plan {
     },
     /// CREATE/ALTER/DROP ROLE, GRANT, REVOKE.
     Role(crate::sql::roles::RoleCommand),
+    /// VACUUM: garbage collection, and sealing the settled rows of the time-series tables
+    /// (all, or the one named) into column segments.
+    Vacuum {
+        table: Option<String>,
+    },
     /// Accepted and ignored for client compatibility (e.g. DISCARD ALL, DEALLOCATE).
     Noop {
         tag: String,

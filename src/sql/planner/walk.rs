@@ -179,7 +179,7 @@ impl Plan {
                 }
                 writes
             }
-            Plan::Explain(_) | Plan::Set { .. } | Plan::Show { .. } | Plan::Noop { .. } => false,
+            Plan::Explain(_) | Plan::Set { .. } | Plan::Show { .. } | Plan::Noop { .. } | Plan::Vacuum { .. } => false,
             Plan::WithModifications { modifications, query } => !modifications.is_empty() || query.writes(),
             _ => true,
         }

@@ -6,7 +6,7 @@ use super::execution::{self, Context, Row, SessionInfo};
 use super::parser;
 use super::planner::{self, plan::Plan, plan::ResultColumn};
 use crate::error::{Error, Result};
-use crate::mvcc::{Mvcc, Savepoint, Transaction};
+use crate::mvcc::{Mvcc, Savepoint, SealLimits, SealStats, SegmentCodec, Transaction};
 use crate::storage::Storage;
 use crate::types::{DataType, Value};
 use sqlparser::ast;
@@ -41,6 +41,7 @@ impl Engine {
     /// Opens the engine over a storage engine.
     pub fn open(storage: Arc<dyn Storage>) -> Result<Arc<Self>> {
         let mvcc = Mvcc::new(storage)?;
+        mvcc.add_segment_codec(Arc::new(crate::timeseries::segment::ColumnCodec));
         mvcc.add_derive(Arc::new(crate::timeseries::summary::Summaries::default()));
         let capture = Arc::new(crate::sync::outbox::Capture::default());
         mvcc.add_derive(capture.clone());
@@ -107,7 +108,41 @@ impl Engine {
     /// tables once no snapshot reads them. Returns how many keys were removed.
     pub fn gc(&self) -> Result<usize> {
         let retired = crate::catalog::retired_prefixes(&mut self.mvcc.begin_oldest())?;
-        self.mvcc.gc_retiring(&retired)
+        let removed = self.mvcc.gc_retiring(&retired)?;
+        self.seal(None, SealLimits::default())?;
+        Ok(removed)
+    }
+
+    /// Seals the settled rows of the time-series tables (`only` that one, when given) into
+    /// column segments (`mvcc::segments`, `timeseries::segment`).
+    pub fn seal(&self, only: Option<&str>, limits: SealLimits) -> Result<SealStats> {
+        let tables = crate::catalog::list_tables(&mut self.mvcc.begin())?;
+        let codec: Arc<dyn SegmentCodec> = Arc::new(crate::timeseries::segment::ColumnCodec);
+        let mut total = SealStats::default();
+        for table in tables {
+            if table.time_series_column().is_none() || only.is_some_and(|name| name != table.name) {
+                continue;
+            }
+            let stats = self.mvcc.seal_with(&table.row_prefix(), &codec, limits)?;
+            if stats.written + stats.replaced > 0 {
+                tracing::debug!(table = %table.name, ?stats, "sealed segments");
+            }
+            total.written += stats.written;
+            total.replaced += stats.replaced;
+            total.rows += stats.rows;
+            total.removed += stats.removed;
+        }
+        Ok(total)
+    }
+
+    /// VACUUM: garbage collection, then every settled row of the time-series tables (`only`
+    /// that one) sealed, however few (the background pass waits for a run of rows). Everything
+    /// committed before the statement is settled unless an older snapshot still reads it.
+    pub(crate) fn vacuum(&self, only: Option<&str>) -> Result<()> {
+        let retired = crate::catalog::retired_prefixes(&mut self.mvcc.begin_oldest())?;
+        self.mvcc.gc_retiring(&retired)?;
+        self.seal(only, SealLimits { min_rows: 1, ..SealLimits::default() })?;
+        Ok(())
     }
 
     /// A new session for `user`.
@@ -557,6 +592,10 @@ impl Session {
         if let ast::Statement::Copy { to: false, .. } = statement {
             return self.copy_begin(statement);
         }
+        if matches!(statement, ast::Statement::Vacuum(_)) && self.txn.is_some() {
+            self.txn_failed = true;
+            return Err(Error::ActiveTransaction("VACUUM cannot run inside a transaction block".into()));
+        }
         let named = match statement {
             S::Prepare { name, data_types, statement } => Some(self.sql_prepare(name, data_types, statement)),
             S::Execute { name, parameters, immediate: false, into, using, output: false, .. }
@@ -825,6 +864,10 @@ impl Session {
                 command(tag)
             }
             Plan::Noop { tag } => command(&tag),
+            Plan::Vacuum { table } => {
+                self.engine.vacuum(table.as_deref())?;
+                command("VACUUM")
+            }
             Plan::CopyTo { node, columns, format } => copy_to(ctx, &node, &columns, &format),
             Plan::CopyFrom { .. } => Err(Error::Internal("COPY FROM reached the executor".into())),
         }

@@ -143,6 +143,7 @@ macro_rules! cols {
     ($($name:literal : $t:ident),* $(,)?) => { &[$(($name, DataType::$t)),*] };
 }
 
+mod segments;
 mod sync;
 
 const NAMESPACE: Columns = cols!["oid": Int8, "nspname": Text, "nspowner": Int8, "nspacl": Text];
@@ -303,6 +304,7 @@ fn definition(qualified: &str) -> Option<Columns> {
         "information_schema.check_constraints" => IS_CHECK_CONSTRAINTS,
         "pg_catalog.chronos_sync_status" => sync::STATUS,
         "pg_catalog.chronos_sync_edges" => sync::EDGES,
+        "pg_catalog.chronos_segments" => segments::SEGMENTS,
         _ => return None,
     })
 }
@@ -342,6 +344,7 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
     match qualified {
         "pg_catalog.chronos_sync_status" => return sync::status(ctx),
         "pg_catalog.chronos_sync_edges" => return sync::edges(ctx),
+        "pg_catalog.chronos_segments" => return segments::rows(ctx),
         "pg_catalog.pg_namespace" => {
             for (oid, name) in
                 [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFORMATION_SCHEMA_OID, "information_schema")]

@@ -1,0 +1,261 @@
+//! Sealing: moving the settled versions of a table into segments (see [`super::segments`]).
+//!
+//! The walk goes through the table's keys in order, merged from the row layout and the
+//! segments. Runs of keys between segments become new segments once they hold
+//! [`MIN_SEAL_ROWS`] rows; a segment whose range has settled versions in the row layout (late
+//! rows, updates, deletes) is rewritten with them folded in; a segment of fewer than half
+//! [`MAX_SEGMENT_ROWS`] rows absorbs the run after it, so a table's newest segment grows
+//! instead of a tail of small ones piling up.
+
+use super::segments::{Meta, SegmentCodec, SegmentRow};
+use super::{decode_stored, lock, split_physical, Mvcc, Version};
+use crate::error::Result;
+use crate::storage::StorageBatch;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Rows per segment at most: a rewrite splits larger ranges.
+pub const MAX_SEGMENT_ROWS: usize = 8192;
+
+/// Fewest new rows sealed at once: a smaller run of rows between segments stays in the row
+/// layout (the mutable head) until it grows.
+pub const MIN_SEAL_ROWS: usize = 1024;
+
+/// What sealing did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SealStats {
+    /// Segments written and replaced.
+    pub written: usize,
+    pub replaced: usize,
+    /// Rows now in the written segments.
+    pub rows: usize,
+    /// Row-layout versions removed.
+    pub removed: usize,
+}
+
+/// Segment sizes for [`Mvcc::seal_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealLimits {
+    /// Fewest new rows sealed at once.
+    pub min_rows: usize,
+    /// Most rows in a segment.
+    pub max_rows: usize,
+}
+
+impl Default for SealLimits {
+    fn default() -> Self {
+        SealLimits { min_rows: MIN_SEAL_ROWS, max_rows: MAX_SEGMENT_ROWS }
+    }
+}
+
+/// A range being rebuilt: the segments it replaces, the rows it seals, the row versions it
+/// removes.
+#[derive(Default)]
+struct Work {
+    replaces: Vec<Arc<Meta>>,
+    rows: Vec<SegmentRow>,
+    deletes: Vec<Vec<u8>>,
+    /// Rows that were in the row layout, and whether anything in the replaced segments' ranges
+    /// changes.
+    new_rows: usize,
+    dirty: bool,
+}
+
+impl Mvcc {
+    /// Seals the versions under `prefix` at or below the low watermark into segments encoded
+    /// by `codec` (see the module documentation): runs of at least [`MIN_SEAL_ROWS`] rows
+    /// between segments become segments, a segment with rows or deletes of its range in the
+    /// row layout is rewritten, and a small segment absorbs the run after it.
+    ///
+    /// Per key, versions come newest first: row versions above the watermark stay; the first
+    /// version at or below it is the one sealed (a tombstone seals nothing), and every row
+    /// version at or below it goes. A segment row is sealed again when nothing newer at or below
+    /// the watermark hides it, whatever its version, so rewriting a segment never loses a row.
+    pub fn seal(&self, prefix: &[u8], codec: &Arc<dyn SegmentCodec>) -> Result<SealStats> {
+        self.seal_with(prefix, codec, SealLimits::default())
+    }
+
+    /// [`Mvcc::seal`] with other segment sizes.
+    pub fn seal_with(&self, prefix: &[u8], codec: &Arc<dyn SegmentCodec>, limits: SealLimits) -> Result<SealStats> {
+        let _maintenance = lock(&self.segments.maintenance);
+        let watermark = self.low_watermark();
+        let end = crate::storage::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let range = (Bound::Included(prefix.to_vec()), end);
+        // Only this sealing changes segments while it runs (it holds `maintenance`), and it
+        // only replaces segments the walk has passed: no need to hold the gate.
+        let metas: Vec<Arc<Meta>> =
+            self.segments.overlapping(&range).into_iter().filter(|m| m.first.starts_with(prefix)).collect();
+        let mut walk = SealWalk {
+            mvcc: self,
+            codec,
+            limits,
+            metas,
+            next_meta: 0,
+            inside: None,
+            work: Work::default(),
+            stats: SealStats::default(),
+        };
+        let mut key: Vec<u8> = Vec::new();
+        let mut base: Option<(Version, Option<Vec<u8>>)> = None;
+        let mut deletes: Vec<Vec<u8>> = Vec::new();
+        let mut have_key = false;
+        let mut failed = Ok(());
+        self.scan_layout(range, &mut |physical, stored, from_segment| {
+            let (logical, version) = split_physical(physical)?;
+            if !have_key || logical != key.as_slice() {
+                if have_key {
+                    if let Err(e) = walk.key(&key, base.take(), std::mem::take(&mut deletes)) {
+                        failed = Err(e);
+                        return Ok(false);
+                    }
+                }
+                key.clear();
+                key.extend_from_slice(logical);
+                have_key = true;
+            }
+            if from_segment {
+                if base.is_none() {
+                    base = Some((version, decode_stored(stored)?.map(<[u8]>::to_vec)));
+                }
+            } else if version <= watermark {
+                if base.is_none() {
+                    base = Some((version, decode_stored(stored)?.map(<[u8]>::to_vec)));
+                }
+                deletes.push(physical.to_vec());
+            }
+            Ok(true)
+        })?;
+        failed?;
+        if have_key {
+            walk.key(&key, base.take(), std::mem::take(&mut deletes))?;
+        }
+        walk.finish()
+    }
+}
+
+/// The state of [`Mvcc::seal`] walking a table's keys.
+struct SealWalk<'a> {
+    mvcc: &'a Mvcc,
+    codec: &'a Arc<dyn SegmentCodec>,
+    limits: SealLimits,
+    /// The table's segments, in key order; `next_meta` is the first not yet entered.
+    metas: Vec<Arc<Meta>>,
+    next_meta: usize,
+    /// The segment whose range the walk is in.
+    inside: Option<Arc<Meta>>,
+    work: Work,
+    stats: SealStats,
+}
+
+impl SealWalk<'_> {
+    /// The next key: what to seal of it and its row versions to remove.
+    fn key(&mut self, key: &[u8], base: Option<(Version, Option<Vec<u8>>)>, deletes: Vec<Vec<u8>>) -> Result<()> {
+        if self.inside.as_ref().is_some_and(|m| key > m.last.as_slice()) {
+            self.inside = None;
+            self.leave_segment()?;
+        }
+        // A segment passed without meeting any of its keys (every segment holds a row, so
+        // this does not happen): leave it alone, and end the run at it.
+        while self.metas.get(self.next_meta).is_some_and(|m| m.last.as_slice() < key) {
+            self.next_meta += 1;
+            self.end_run()?;
+        }
+        if self.inside.is_none() {
+            if let Some(meta) = self.metas.get(self.next_meta).filter(|m| m.covers(key)).cloned() {
+                self.next_meta += 1;
+                self.end_run()?;
+                self.work.replaces.push(meta.clone());
+                self.inside = Some(meta);
+            }
+        }
+        if !deletes.is_empty() {
+            self.work.dirty = true;
+        }
+        self.work.deletes.extend(deletes);
+        if let Some((version, Some(value))) = base {
+            self.work.rows.push(SegmentRow { key: key.to_vec(), value, version });
+            if self.inside.is_none() {
+                self.work.new_rows += 1;
+            }
+        }
+        if self.inside.is_none() && self.work.rows.len() >= self.limits.max_rows {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    /// Leaving a segment: a small one goes on into the run after it; a larger one is
+    /// rewritten if anything in its range changes.
+    fn leave_segment(&mut self) -> Result<()> {
+        if self.work.rows.len() < self.limits.max_rows / 2 {
+            return Ok(());
+        }
+        if self.work.dirty {
+            self.write()
+        } else {
+            self.work = Work::default();
+            Ok(())
+        }
+    }
+
+    /// The end of a run of rows between segments: written if it holds enough new rows, or
+    /// changes a segment it carries.
+    fn end_run(&mut self) -> Result<()> {
+        if self.work.new_rows >= self.limits.min_rows || (self.work.dirty && !self.work.replaces.is_empty()) {
+            self.write()
+        } else {
+            self.work = Work::default();
+            Ok(())
+        }
+    }
+
+    fn finish(mut self) -> Result<SealStats> {
+        if self.inside.take().is_some() {
+            self.leave_segment()?;
+        }
+        self.end_run()?;
+        Ok(self.stats)
+    }
+
+    fn write(&mut self) -> Result<()> {
+        let work = std::mem::take(&mut self.work);
+        self.mvcc.write_work(work, self.codec, self.limits.max_rows, &mut self.stats)
+    }
+}
+
+impl Mvcc {
+    fn write_work(
+        &self,
+        work: Work,
+        codec: &Arc<dyn SegmentCodec>,
+        max_rows: usize,
+        stats: &mut SealStats,
+    ) -> Result<()> {
+        if work.rows.is_empty() && work.replaces.is_empty() && work.deletes.is_empty() {
+            return Ok(());
+        }
+        let chunks = work.rows.len().div_ceil(max_rows.max(1)).max(1);
+        let per_chunk = work.rows.len().div_ceil(chunks).max(1);
+        let mut added = Vec::new();
+        for rows in work.rows.chunks(per_chunk) {
+            let block = codec.encode(rows)?;
+            let meta = Meta::of(rows, codec.tag());
+            stats.rows += rows.len();
+            added.push((meta, block));
+        }
+        stats.written += added.len();
+        stats.replaced += work.replaces.len();
+        stats.removed += work.deletes.len();
+        let batch = StorageBatch { ops: work.deletes.into_iter().map(|k| (k, None)).collect() };
+        self.segments.swap(self.storage.as_ref(), batch, &work.replaces, added)
+    }
+
+    /// Removes the segments of keys under the retired `prefixes`.
+    pub(super) fn drop_segments_under(&self, prefixes: &[&[u8]]) -> Result<()> {
+        let doomed = self.segments.under(prefixes);
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        self.segments.swap(self.storage.as_ref(), StorageBatch::default(), &doomed, Vec::new())
+    }
+}
