@@ -61,9 +61,10 @@ impl Mvcc {
                     settled = false;
                 }
                 if from_segment {
-                    // Sealed: left to sealing, and it keeps a tombstone above it.
+                    // Sealed: left to sealing, and it keeps a tombstone above it. Row versions
+                    // below it are garbage only if it is at or below the watermark.
                     tombstone = None;
-                    settled = true;
+                    settled |= version <= watermark;
                 } else if is_retired(logical) {
                     batch.delete(physical.to_vec());
                 } else if version <= watermark {

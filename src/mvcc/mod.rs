@@ -34,7 +34,7 @@ pub use batch::{decode_batch, encode_batch};
 pub use counters::CounterBlock;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 pub use seal::{SealLimits, SealStats, MAX_SEGMENT_ROWS, MIN_SEAL_ROWS};
-pub use segments::{SegmentCodec, SegmentRow};
+pub use segments::{block_rows, DecodedBlock, SegmentCodec, SegmentRow};
 
 use crate::error::{Error, Result};
 use crate::storage::keyspace::{Keyspace, Local};

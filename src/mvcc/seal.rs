@@ -4,8 +4,8 @@
 //! segments. Runs of keys between segments become new segments once they hold
 //! [`MIN_SEAL_ROWS`] rows; a segment whose range has settled versions in the row layout (late
 //! rows, updates, deletes) is rewritten with them folded in; a segment of fewer than half
-//! [`MAX_SEGMENT_ROWS`] rows absorbs the run after it, so a table's newest segment grows
-//! instead of a tail of small ones piling up.
+//! [`MAX_SEGMENT_ROWS`] rows absorbs the run after it, and the next segment too when both fit
+//! in one, so a table's newest segment grows instead of a tail of small ones piling up.
 
 use super::segments::{Meta, SegmentCodec, SegmentRow};
 use super::{decode_stored, lock, split_physical, Mvcc, Version};
@@ -96,15 +96,15 @@ impl Mvcc {
             stats: SealStats::default(),
         };
         let mut key: Vec<u8> = Vec::new();
-        let mut base: Option<(Version, Option<Vec<u8>>)> = None;
-        let mut deletes: Vec<Vec<u8>> = Vec::new();
+        let mut versions = KeyVersions::default();
         let mut have_key = false;
         let mut failed = Ok(());
         self.scan_layout(range, &mut |physical, stored, from_segment| {
             let (logical, version) = split_physical(physical)?;
             if !have_key || logical != key.as_slice() {
                 if have_key {
-                    if let Err(e) = walk.key(&key, base.take(), std::mem::take(&mut deletes)) {
+                    let (sealed, deletes) = std::mem::take(&mut versions).settle();
+                    if let Err(e) = walk.key(&key, sealed, deletes) {
                         failed = Err(e);
                         return Ok(false);
                     }
@@ -113,23 +113,63 @@ impl Mvcc {
                 key.extend_from_slice(logical);
                 have_key = true;
             }
+            let value = || Ok::<_, crate::error::Error>((version, decode_stored(stored)?.map(<[u8]>::to_vec)));
             if from_segment {
-                if base.is_none() {
-                    base = Some((version, decode_stored(stored)?.map(<[u8]>::to_vec)));
+                if version > watermark {
+                    if versions.above.is_none() && versions.base.is_none() {
+                        versions.above = Some(value()?);
+                    }
+                } else if versions.base.is_none() {
+                    versions.base = Some(value()?);
                 }
             } else if version <= watermark {
-                if base.is_none() {
-                    base = Some((version, decode_stored(stored)?.map(<[u8]>::to_vec)));
+                if versions.base.is_none() {
+                    versions.base = Some(value()?);
+                    versions.base_in_rows = true;
                 }
-                deletes.push(physical.to_vec());
+                versions.deletes.push(physical.to_vec());
             }
             Ok(true)
         })?;
         failed?;
         if have_key {
-            walk.key(&key, base.take(), std::mem::take(&mut deletes))?;
+            let (sealed, deletes) = versions.settle();
+            walk.key(&key, sealed, deletes)?;
         }
         walk.finish()
+    }
+}
+
+/// A version of a key: its version and value (None: a tombstone).
+type Found = (Version, Option<Vec<u8>>);
+
+/// What the walk found of one key, newest first.
+#[derive(Default)]
+struct KeyVersions {
+    /// A segment row above the watermark (written after it, or the watermark moved back for
+    /// an older snapshot): it stays sealed.
+    above: Option<Found>,
+    /// The newest version at or below the watermark.
+    base: Option<Found>,
+    /// Whether `base` is a row version (the first of `deletes`).
+    base_in_rows: bool,
+    /// Row versions at or below the watermark.
+    deletes: Vec<Vec<u8>>,
+}
+
+impl KeyVersions {
+    /// The version to seal and the row versions to remove. Under a segment row above the
+    /// watermark, the base stays in the row layout: older snapshots read it.
+    fn settle(mut self) -> (Option<Found>, Vec<Vec<u8>>) {
+        match self.above {
+            Some(above) => {
+                if self.base_in_rows {
+                    self.deletes.remove(0);
+                }
+                (Some(above), self.deletes)
+            }
+            None => (self.base, self.deletes),
+        }
     }
 }
 
@@ -149,7 +189,7 @@ struct SealWalk<'a> {
 
 impl SealWalk<'_> {
     /// The next key: what to seal of it and its row versions to remove.
-    fn key(&mut self, key: &[u8], base: Option<(Version, Option<Vec<u8>>)>, deletes: Vec<Vec<u8>>) -> Result<()> {
+    fn key(&mut self, key: &[u8], base: Option<Found>, deletes: Vec<Vec<u8>>) -> Result<()> {
         if self.inside.as_ref().is_some_and(|m| key > m.last.as_slice()) {
             self.inside = None;
             self.leave_segment()?;
@@ -163,7 +203,11 @@ impl SealWalk<'_> {
         if self.inside.is_none() {
             if let Some(meta) = self.metas.get(self.next_meta).filter(|m| m.covers(key)).cloned() {
                 self.next_meta += 1;
-                self.end_run()?;
+                // A small segment carried this far merges with this one if both fit in one.
+                let merge = !self.work.replaces.is_empty() && self.work.rows.len() + meta.count <= self.limits.max_rows;
+                if !merge {
+                    self.end_run()?;
+                }
                 self.work.replaces.push(meta.clone());
                 self.inside = Some(meta);
             }
@@ -190,7 +234,7 @@ impl SealWalk<'_> {
         if self.work.rows.len() < self.limits.max_rows / 2 {
             return Ok(());
         }
-        if self.work.dirty {
+        if self.work.dirty || self.work.replaces.len() > 1 {
             self.write()
         } else {
             self.work = Work::default();
@@ -198,10 +242,11 @@ impl SealWalk<'_> {
         }
     }
 
-    /// The end of a run of rows between segments: written if it holds enough new rows, or
-    /// changes a segment it carries.
+    /// The end of a run of rows between segments: written if it holds enough new rows,
+    /// changes a segment it carries, or merges segments.
     fn end_run(&mut self) -> Result<()> {
-        if self.work.new_rows >= self.limits.min_rows || (self.work.dirty && !self.work.replaces.is_empty()) {
+        let changes = self.work.dirty && !self.work.replaces.is_empty();
+        if self.work.new_rows >= self.limits.min_rows || changes || self.work.replaces.len() > 1 {
             self.write()
         } else {
             self.work = Work::default();

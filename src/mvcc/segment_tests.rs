@@ -193,3 +193,29 @@ fn sealing_moves_rows_into_segments_and_keeps_later_writes_apart() {
     assert_eq!(storage.scan_prefix(TABLE).count(), 0);
     assert_eq!(db.begin().scan_prefix(TABLE).unwrap().len(), 29);
 }
+
+#[test]
+fn small_neighbouring_segments_merge() {
+    let db = Mvcc::new(Arc::new(MemoryStorage::new())).unwrap();
+    let _log = LoopbackLog::install(&db);
+    let limits = SealLimits { min_rows: 1, max_rows: 16 };
+    // Three seals of three new keys each, every key after the last: three small segments…
+    for round in 0..3u8 {
+        let mut t = db.begin();
+        for k in 0..3u8 {
+            t.set(key(round * 3 + k), vec![round, k]);
+        }
+        t.commit().unwrap();
+        let stats = db.seal_with(TABLE, &codec(), SealLimits { min_rows: 3, max_rows: 3 }).unwrap();
+        assert_eq!(stats.written, 1);
+    }
+    assert_eq!(db.segment_totals().0, 3);
+    // …which the next seal merges into one, changing nothing a reader sees.
+    let before = db.begin().scan_prefix(TABLE).unwrap();
+    let stats = db.seal_with(TABLE, &codec(), limits).unwrap();
+    assert_eq!((stats.written, stats.replaced, stats.rows), (1, 3, 9));
+    assert_eq!(db.segment_totals(), (1, db.segment_totals().1, 9));
+    assert_eq!(db.begin().scan_prefix(TABLE).unwrap(), before);
+    // Nothing left to do.
+    assert_eq!(db.seal_with(TABLE, &codec(), limits).unwrap(), SealStats::default());
+}

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Decoded segments kept for reads, in bytes.
-const DECODED_BUDGET: usize = 32 << 20;
+const DECODED_BUDGET: usize = 48 << 20;
 
 /// The codec of segments sealed without one ([`PlainCodec`]).
 pub const PLAIN_CODEC: u8 = 0;
@@ -53,7 +53,64 @@ pub trait SegmentCodec: Send + Sync {
     /// The tag naming this codec in segment headers (not [`PLAIN_CODEC`]).
     fn tag(&self) -> u8;
     fn encode(&self, rows: &[SegmentRow]) -> Result<Vec<u8>>;
-    fn decode(&self, block: &[u8]) -> Result<Vec<SegmentRow>>;
+    fn decode(&self, block: &[u8]) -> Result<Arc<dyn DecodedBlock>>;
+}
+
+/// A decoded block, read row by row: keys and versions at hand, each value built when asked
+/// for (a read of a few rows of a block pays for those rows only).
+pub trait DecodedBlock: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn key(&self, i: usize) -> &[u8];
+    fn version(&self, i: usize) -> Version;
+    fn value(&self, i: usize) -> Vec<u8>;
+    /// Bytes held, for the cache's budget.
+    fn size(&self) -> usize;
+}
+
+/// Every row of a decoded block.
+pub fn block_rows(block: &dyn DecodedBlock) -> Vec<SegmentRow> {
+    (0..block.len())
+        .map(|i| SegmentRow { key: block.key(i).to_vec(), value: block.value(i), version: block.version(i) })
+        .collect()
+}
+
+/// The first position in `block` whose physical key is not `before` (which holds for a prefix
+/// of the block's rows).
+fn first_not(block: &dyn DecodedBlock, before: impl Fn(&[u8]) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, block.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(&physical_key(block.key(mid), block.version(mid))) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Rows kept as they are.
+struct PlainBlock(Vec<SegmentRow>);
+
+impl DecodedBlock for PlainBlock {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn key(&self, i: usize) -> &[u8] {
+        &self.0[i].key
+    }
+    fn version(&self, i: usize) -> Version {
+        self.0[i].version
+    }
+    fn value(&self, i: usize) -> Vec<u8> {
+        self.0[i].value.clone()
+    }
+    fn size(&self) -> usize {
+        self.0.iter().map(|r| r.key.len() + r.value.len() + 64).sum()
+    }
 }
 
 /// The codec that knows nothing of the values: length-prefixed keys and values and versions,
@@ -78,7 +135,7 @@ impl SegmentCodec for PlainCodec {
         Ok(lz4_flex::compress_prepend_size(&body))
     }
 
-    fn decode(&self, block: &[u8]) -> Result<Vec<SegmentRow>> {
+    fn decode(&self, block: &[u8]) -> Result<Arc<dyn DecodedBlock>> {
         let body = lz4_flex::decompress_size_prepended(block).map_err(|_| corrupt("a plain segment"))?;
         let mut input = body.as_slice();
         let count = varint::take(&mut input)? as usize;
@@ -92,7 +149,7 @@ impl SegmentCodec for PlainCodec {
             let version = take_fixed(&mut input)?;
             rows.push(SegmentRow { key, value, version });
         }
-        Ok(rows)
+        Ok(Arc::new(PlainBlock(rows)))
     }
 }
 
@@ -191,7 +248,7 @@ pub(super) struct Segments {
 
 #[derive(Default)]
 struct Decoded {
-    blocks: HashMap<u64, (Arc<Vec<SegmentRow>>, usize, u64)>,
+    blocks: HashMap<u64, (Arc<dyn DecodedBlock>, usize, u64)>,
     bytes: usize,
     tick: u64,
 }
@@ -266,7 +323,7 @@ impl Segments {
     }
 
     /// The rows of a segment, from the cache or decoded from storage.
-    pub(super) fn rows(&self, storage: &dyn Storage, meta: &Meta) -> Result<Arc<Vec<SegmentRow>>> {
+    pub(super) fn rows(&self, storage: &dyn Storage, meta: &Meta) -> Result<Arc<dyn DecodedBlock>> {
         {
             let mut decoded = lock(&self.decoded);
             decoded.tick += 1;
@@ -285,8 +342,7 @@ impl Segments {
         if rows.len() != meta.count {
             return Err(corrupt("a segment (its row count)"));
         }
-        let rows = Arc::new(rows);
-        let size = rows.iter().map(|r| r.key.len() + r.value.len() + 64).sum::<usize>();
+        let size = rows.size();
         let mut decoded = lock(&self.decoded);
         let tick = decoded.tick;
         decoded.blocks.insert(meta.id, (rows.clone(), size, tick));
@@ -425,7 +481,7 @@ pub(super) struct SegmentCursor<'a> {
     range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     reverse: bool,
     /// The segment being read and the next position in it (counted from the end backwards).
-    current: Option<(Arc<Vec<SegmentRow>>, usize)>,
+    current: Option<(Arc<dyn DecodedBlock>, usize)>,
 }
 
 impl<'a> SegmentCursor<'a> {
@@ -465,9 +521,9 @@ impl<'a> SegmentCursor<'a> {
                 let rows = self.segments.rows(self.storage, &meta)?;
                 // Start at the range's bound rather than walking up to it.
                 let position = if self.reverse {
-                    rows.partition_point(|r| Self::in_range(&self.range, &physical_key(&r.key, r.version)).1)
+                    first_not(rows.as_ref(), |p| Self::in_range(&self.range, p).1)
                 } else {
-                    rows.partition_point(|r| !Self::in_range(&self.range, &physical_key(&r.key, r.version)).0)
+                    first_not(rows.as_ref(), |p| !Self::in_range(&self.range, p).0)
                 };
                 self.current = Some((rows, position));
             }
@@ -477,10 +533,10 @@ impl<'a> SegmentCursor<'a> {
                     None
                 } else {
                     *position -= 1;
-                    Some(&rows[*position])
+                    Some(*position)
                 }
             } else {
-                let row = rows.get(*position);
+                let row = (*position < rows.len()).then_some(*position);
                 *position += 1;
                 row
             };
@@ -488,7 +544,7 @@ impl<'a> SegmentCursor<'a> {
                 self.current = None;
                 continue;
             };
-            let physical = physical_key(&row.key, row.version);
+            let physical = physical_key(rows.key(row), rows.version(row));
             let (after_start, before_end) = Self::in_range(&self.range, &physical);
             if !(after_start && before_end) {
                 // Past the bound in the direction of travel: nothing further is in range.
@@ -496,9 +552,10 @@ impl<'a> SegmentCursor<'a> {
                 self.current = None;
                 return Ok(None);
             }
-            let mut stored = Vec::with_capacity(row.value.len() + 1);
+            let value = rows.value(row);
+            let mut stored = Vec::with_capacity(value.len() + 1);
             stored.push(1);
-            stored.extend_from_slice(&row.value);
+            stored.extend_from_slice(&value);
             return Ok(Some((physical, stored)));
         }
     }
@@ -583,7 +640,8 @@ impl Mvcc {
     pub(super) fn segment_row(&self, key: &[u8]) -> Result<Option<(Version, Vec<u8>)>> {
         let Some(meta) = self.segments.covering(key) else { return Ok(None) };
         let rows = self.segments.rows(self.storage.as_ref(), &meta)?;
-        Ok(rows.binary_search_by(|r| r.key.as_slice().cmp(key)).ok().map(|i| (rows[i].version, rows[i].value.clone())))
+        let i = first_not(rows.as_ref(), |p| p < key);
+        Ok((i < rows.len() && rows.key(i) == key).then(|| (rows.version(i), rows.value(i))))
     }
 }
 

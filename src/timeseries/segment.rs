@@ -21,10 +21,11 @@
 
 use super::codec::{floats, ints, text, timestamps};
 use crate::error::{Error, Result};
-use crate::mvcc::{SegmentCodec, SegmentRow};
+use crate::mvcc::{DecodedBlock, SegmentCodec, SegmentRow};
 use crate::storage::{rowcodec, varint};
 use crate::types::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The tag of this codec in segment headers.
 pub const COLUMNS: u8 = 1;
@@ -172,7 +173,7 @@ impl SegmentCodec for ColumnCodec {
         Ok(out)
     }
 
-    fn decode(&self, block: &[u8]) -> Result<Vec<SegmentRow>> {
+    fn decode(&self, block: &[u8]) -> Result<Arc<dyn DecodedBlock>> {
         let mut input = block;
         if take_u8(&mut input)? != FORMAT {
             return Err(damaged("the format"));
@@ -184,33 +185,121 @@ impl SegmentCodec for ColumnCodec {
         let count = count as usize;
         let min = varint::take(&mut input)?;
         let versions = exactly(ints::decode(take_bytes(&mut input)?)?, count, "the versions")?;
-        let keys = decode_keys(&mut input, count)?;
+        let versions = versions.into_iter().map(|v| min.wrapping_add(v as u64)).collect();
+        let (keys, ends) = decode_keys(&mut input, count)?;
         let widths = exactly(ints::decode(take_bytes(&mut input)?)?, count, "the row widths")?;
-        let width = widths.iter().copied().max().unwrap_or(0);
-        if widths.iter().any(|w| !(0..=1600).contains(w)) {
+        if widths.iter().any(|w| !(0..=MAX_WIDTH).contains(w)) {
             return Err(damaged("the row widths"));
         }
-        let mut rows: Vec<Vec<Value>> = widths.iter().map(|w| Vec::with_capacity(*w as usize)).collect();
-        for column in 0..width as usize {
+        let widths: Vec<u16> = widths.into_iter().map(|w| w as u16).collect();
+        let width = widths.iter().copied().max().unwrap_or(0) as usize;
+        let mut columns = Vec::with_capacity(width);
+        for column in 0..width {
             let present = widths.iter().filter(|w| **w as usize > column).count();
-            let values = decode_column(&mut input, present)?;
-            let mut values = values.into_iter();
-            for (row, w) in rows.iter_mut().zip(&widths) {
-                if *w as usize > column {
-                    row.push(values.next().ok_or_else(|| damaged("a column"))?);
-                }
-            }
+            let positions = (present < count).then(|| {
+                let mut next = 0u32;
+                widths
+                    .iter()
+                    .map(|w| {
+                        let at = next;
+                        if *w as usize > column {
+                            next += 1;
+                        }
+                        at
+                    })
+                    .collect()
+            });
+            columns.push(Column { positions, ..decode_column(&mut input, present)? });
         }
-        Ok(keys
-            .into_iter()
-            .zip(versions)
-            .zip(rows)
-            .map(|((key, version), row)| SegmentRow {
-                key,
-                value: rowcodec::encode_row(&row),
-                version: min.wrapping_add(version as u64),
-            })
-            .collect())
+        Ok(Arc::new(ColumnBlock { keys, ends, versions, widths, columns }))
+    }
+}
+
+/// The most columns a row may have (PostgreSQL's limit).
+const MAX_WIDTH: i64 = 1600;
+
+/// A decoded block: keys in one buffer, versions, and each column as a typed vector.
+struct ColumnBlock {
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    ends: Vec<u32>,
+    versions: Vec<u64>,
+    widths: Vec<u16>,
+    columns: Vec<Column>,
+}
+
+/// One column of a decoded block: a slot per row that has the column.
+struct Column {
+    data: Data,
+    nulls: Option<Vec<bool>>,
+    /// The slot of each row, when some rows lack the column (shorter rows from before an
+    /// ADD COLUMN); else row i is slot i.
+    positions: Option<Vec<u32>>,
+}
+
+enum Data {
+    Null,
+    Float8(Vec<f64>),
+    Int(Kind, Vec<i64>),
+    /// Distinct values and a code per slot.
+    Text(Vec<String>, Vec<u32>),
+    Values(Vec<Value>),
+}
+
+impl Column {
+    fn value(&self, row: usize) -> Result<Value> {
+        let slot = self.positions.as_ref().map_or(row, |p| p[row] as usize);
+        if self.nulls.as_ref().is_some_and(|n| n[slot]) {
+            return Ok(Value::Null);
+        }
+        Ok(match &self.data {
+            Data::Null => Value::Null,
+            Data::Float8(v) => Value::Float8(v[slot]),
+            Data::Int(kind, v) => kind.value(v[slot])?,
+            Data::Text(dictionary, codes) => Value::Text(dictionary[codes[slot] as usize].clone()),
+            Data::Values(v) => v[slot].clone(),
+        })
+    }
+
+    fn size(&self) -> usize {
+        let data = match &self.data {
+            Data::Null => 0,
+            Data::Float8(v) => v.len() * 8,
+            Data::Int(_, v) => v.len() * 8,
+            Data::Text(dictionary, codes) => {
+                dictionary.iter().map(|s| s.capacity() + 24).sum::<usize>() + codes.len() * 4
+            }
+            Data::Values(v) => v.len() * 48,
+        };
+        data + self.nulls.as_ref().map_or(0, Vec::len) + self.positions.as_ref().map_or(0, |p| p.len() * 4)
+    }
+}
+
+impl DecodedBlock for ColumnBlock {
+    fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.keys[start..self.ends[i] as usize]
+    }
+
+    fn version(&self, i: usize) -> u64 {
+        self.versions[i]
+    }
+
+    fn value(&self, i: usize) -> Vec<u8> {
+        let row: Vec<Value> =
+            (0..self.widths[i] as usize).map(|c| self.columns[c].value(i).unwrap_or(Value::Null)).collect();
+        rowcodec::encode_row(&row)
+    }
+
+    fn size(&self) -> usize {
+        self.keys.len()
+            + self.ends.len() * 4
+            + self.versions.len() * 10
+            + self.columns.iter().map(Column::size).sum::<usize>()
     }
 }
 
@@ -253,14 +342,17 @@ fn encode_keys(rows: &[SegmentRow], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_keys(input: &mut &[u8], count: usize) -> Result<Vec<Vec<u8>>> {
-    let prefix = take_bytes(input)?.to_vec();
-    let with_prefix = |suffix: &[&[u8]]| {
-        let mut key = prefix.clone();
-        for part in suffix {
-            key.extend_from_slice(part);
+fn decode_keys(input: &mut &[u8], count: usize) -> Result<(Vec<u8>, Vec<u32>)> {
+    let prefix = take_bytes(input)?;
+    let mut keys = Vec::new();
+    let mut ends = Vec::with_capacity(count);
+    let mut push = |parts: &[&[u8]]| -> Result<()> {
+        keys.extend_from_slice(prefix);
+        for part in parts {
+            keys.extend_from_slice(part);
         }
-        key
+        ends.push(u32::try_from(keys.len()).map_err(|_| damaged("the keys"))?);
+        Ok(())
     };
     match take_u8(input)? {
         SPLIT => {
@@ -271,25 +363,22 @@ fn decode_keys(input: &mut &[u8], count: usize) -> Result<Vec<Vec<u8>>> {
             let heads: Vec<&[u8]> = (0..distinct).map(|_| take_bytes(input)).collect::<Result<_>>()?;
             let codes = exactly(ints::decode(take_bytes(input)?)?, count, "the key codes")?;
             let tails = exactly(timestamps::decode(take_bytes(input)?)?, count, "the key times")?;
-            codes
-                .iter()
-                .zip(tails)
-                .map(|(&code, tail)| {
-                    let head =
-                        usize::try_from(code).ok().and_then(|c| heads.get(c)).ok_or_else(|| damaged("a key code"))?;
-                    Ok(with_prefix(&[head, &(tail as u64).to_be_bytes()]))
-                })
-                .collect()
+            for (&code, tail) in codes.iter().zip(tails) {
+                let head =
+                    usize::try_from(code).ok().and_then(|c| heads.get(c)).ok_or_else(|| damaged("a key code"))?;
+                push(&[head, &(tail as u64).to_be_bytes()])?;
+            }
         }
         RAW => {
             let suffixes = lz4_flex::decompress_size_prepended(take_bytes(input)?).map_err(|_| damaged("the keys"))?;
             let mut rest = suffixes.as_slice();
-            let keys: Vec<Vec<u8>> =
-                (0..count).map(|_| Ok(with_prefix(&[take_bytes(&mut rest)?]))).collect::<Result<_>>()?;
-            Ok(keys)
+            for _ in 0..count {
+                push(&[take_bytes(&mut rest)?])?;
+            }
         }
-        _ => Err(damaged("the key layout")),
+        _ => return Err(damaged("the key layout")),
     }
+    Ok((keys, ends))
 }
 
 fn encode_column(values: &[&Value], out: &mut Vec<u8>) {
@@ -343,27 +432,35 @@ fn encode_column(values: &[&Value], out: &mut Vec<u8>) {
     put_bytes(out, &data);
 }
 
-fn decode_column(input: &mut &[u8], count: usize) -> Result<Vec<Value>> {
+fn decode_column(input: &mut &[u8], count: usize) -> Result<Column> {
+    let column = |data, nulls| Ok(Column { data, nulls, positions: None });
     let kind = Kind::from_tag(take_u8(input)?)?;
     if kind == Kind::Null {
-        return Ok(vec![Value::Null; count]);
+        return column(Data::Null, None);
     }
-    let nulls: Vec<bool> = match take_u8(input)? {
-        0 => vec![false; count],
+    let nulls: Option<Vec<bool>> = match take_u8(input)? {
+        0 => None,
         1 => {
             let bitmap = take_bytes(input)?;
             if bitmap.len() != count.div_ceil(8) {
                 return Err(damaged("a NULL bitmap"));
             }
-            (0..count).map(|i| bitmap[i / 8] & (1 << (i % 8)) != 0).collect()
+            Some((0..count).map(|i| bitmap[i / 8] & (1 << (i % 8)) != 0).collect())
         }
         _ => return Err(damaged("a NULL marker")),
     };
-    let present = nulls.iter().filter(|n| !**n).count();
+    let present = nulls.as_ref().map_or(count, |n| n.iter().filter(|n| !**n).count());
     let data = take_bytes(input)?;
-    let values: Vec<Value> = match kind {
+    // Present values, spread over every slot (NULL slots hold a placeholder).
+    fn spread<T: Clone + Default>(values: Vec<T>, nulls: &Option<Vec<bool>>) -> Vec<T> {
+        let Some(nulls) = nulls else { return values };
+        let mut values = values.into_iter();
+        nulls.iter().map(|null| if *null { T::default() } else { values.next().unwrap_or_default() }).collect()
+    }
+    match kind {
         Kind::Float8 => {
-            exactly(floats::decode(data)?, present, "a float column")?.into_iter().map(Value::Float8).collect()
+            let values = exactly(floats::decode(data)?, present, "a float column")?;
+            column(Data::Float8(spread(values, &nulls)), nulls)
         }
         Kind::Bool
         | Kind::Int2
@@ -378,9 +475,28 @@ fn decode_column(input: &mut &[u8], count: usize) -> Result<Vec<Value>> {
             } else {
                 ints::decode(data)?
             };
-            exactly(raw, present, "an integer column")?.into_iter().map(|v| kind.value(v)).collect::<Result<_>>()?
+            let values = exactly(raw, present, "an integer column")?;
+            // Out-of-range values are refused here rather than when a row is read.
+            for v in &values {
+                kind.value(*v)?;
+            }
+            column(Data::Int(kind, spread(values, &nulls)), nulls)
         }
-        Kind::Text => exactly(text::decode(data)?, present, "a text column")?.into_iter().map(Value::Text).collect(),
+        Kind::Text => {
+            let values = exactly(text::decode(data)?, present, "a text column")?;
+            let mut dictionary = Vec::new();
+            let mut lookup: HashMap<String, u32> = HashMap::new();
+            let codes = values
+                .into_iter()
+                .map(|v| {
+                    *lookup.entry(v).or_insert_with_key(|v| {
+                        dictionary.push(v.clone());
+                        dictionary.len() as u32 - 1
+                    })
+                })
+                .collect();
+            column(Data::Text(dictionary, spread(codes, &nulls)), nulls)
+        }
         Kind::Values | Kind::Null => {
             let all = lz4_flex::decompress_size_prepended(data).map_err(|_| damaged("a value column"))?;
             let mut rest = all.as_slice();
@@ -392,14 +508,9 @@ fn decode_column(input: &mut &[u8], count: usize) -> Result<Vec<Value>> {
                 }
                 values.push(row.pop().expect("one value"));
             }
-            return Ok(values);
+            column(Data::Values(values), None)
         }
-    };
-    let mut values = values.into_iter();
-    nulls
-        .iter()
-        .map(|null| if *null { Ok(Value::Null) } else { values.next().ok_or_else(|| damaged("a column")) })
-        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -463,7 +574,7 @@ mod tests {
         #[test]
         fn segments_round_trip_every_row(rows in rows()) {
             let block = ColumnCodec.encode(&rows).unwrap();
-            let back = ColumnCodec.decode(&block).unwrap();
+            let back = crate::mvcc::block_rows(ColumnCodec.decode(&block).unwrap().as_ref());
             prop_assert!(same(&decoded(&rows), &decoded(&back)));
         }
 
@@ -494,6 +605,9 @@ mod tests {
         let block = ColumnCodec.encode(&rows).unwrap();
         let per_row = block.len() as f64 / rows.len() as f64;
         assert!(per_row < 8.0, "{per_row} bytes per row");
-        assert!(same(&decoded(&rows), &decoded(&ColumnCodec.decode(&block).unwrap())));
+        assert!(same(
+            &decoded(&rows),
+            &decoded(&crate::mvcc::block_rows(ColumnCodec.decode(&block).unwrap().as_ref()))
+        ));
     }
 }
