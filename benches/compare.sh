@@ -62,10 +62,13 @@ PG_URL="host=127.0.0.1 port=$pg_port user=admin dbname=chronos"
 
 echo "== starting ChronosDB" >&2
 ch_port=$(free_port); http_port=$(free_port)
-CHRONOS_LOG=warn "$CHRONOS_BIN" single-node --data-dir "$work/chronos" \
-  --pg-addr "127.0.0.1:$ch_port" --http-addr "127.0.0.1:$http_port" --max-connections 200 &
-chronos_pid=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ch_port) 2>/dev/null && break; sleep 0.1; done
+start_chronos() {
+  CHRONOS_LOG=warn "$CHRONOS_BIN" single-node --data-dir "$work/chronos" \
+    --pg-addr "127.0.0.1:$ch_port" --http-addr "127.0.0.1:$http_port" --max-connections 200 &
+  chronos_pid=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ch_port) 2>/dev/null && break; sleep 0.1; done
+}
+start_chronos
 CH_URL="host=127.0.0.1 port=$ch_port user=admin dbname=chronos"
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
@@ -137,6 +140,35 @@ for spec in "${WORKLOADS[@]}"; do
   lines+=("$line")
 done
 
+# The time-series table, when a workload filled it: what it takes on disk once sealed, and
+# the hourly GROUP BY and last-hour average on the first run after a restart of each server
+# with the page cache dropped.
+storage_lines=()
+if [ -n "${series_filled:-}" ]; then
+  echo "== storage and cold reads of the time-series table" >&2
+  ms_of() { psql "$1" -X -q -c '\timing on' -c "$2" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+  t0=$(date +%s.%N); psql "$CH_URL" -X -q -c "VACUUM ts_readings"; t1=$(date +%s.%N)
+  read -r segs sealed seg_bytes bits <<<"$(psql "$CH_URL" -X -A -t -F' ' -c \
+    "SELECT segments, sealed_rows, bytes, round(bits_per_row::numeric, 1) FROM chronos_segments WHERE table_name = 'ts_readings'")"
+  pg_bytes=$(psql "$PG_URL" -X -A -t -c "CHECKPOINT; SELECT pg_total_relation_size('ts_readings')" | tail -1)
+  hwm_load=$(awk '/VmHWM/ {print $2}' "/proc/$chronos_pid/status")
+  kill "$chronos_pid"; wait "$chronos_pid" 2>/dev/null || true
+  ch_disk=$(du -sb "$work/chronos" | cut -f1)
+  as_pg "$PG_BIN/pg_ctl" -D "$work/pg" -m fast -w restart -o "-p $pg_port -k $work/pgsock -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
+  pg_pid=$(head -1 "$work/pg/postmaster.pid")
+  start_chronos
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  hourly="SELECT date_trunc('hour', ts) AS h, avg(temp) FROM ts_readings GROUP BY 1"
+  last_hour="SELECT avg(temp) FROM ts_readings WHERE ts >= now() - interval '1 hour'"
+  ch_hourly=$(ms_of "$CH_URL" "$hourly"); pg_hourly=$(ms_of "$PG_URL" "$hourly")
+  ch_hour=$(ms_of "$CH_URL" "$last_hour"); pg_hour=$(ms_of "$PG_URL" "$last_hour")
+  storage_lines+=("| sealing the table (VACUUM) | $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f s", b-a}') | – |")
+  storage_lines+=("| segments, rows sealed, bits per row | $segs, $sealed, $bits | – |")
+  storage_lines+=("| bytes: segments; data dir (ChronosDB) / pg_total_relation_size | $seg_bytes; $ch_disk | $pg_bytes |")
+  storage_lines+=("| hourly GROUP BY, first run after restart (ms) | $ch_hourly | $pg_hourly |")
+  storage_lines+=("| last-hour avg, first run after restart (ms) | $ch_hour | $pg_hour |")
+fi
+
 cp "$CHRONOS_BIN" "$work/chronos-stripped" && strip "$work/chronos-stripped"
 size_mb=$(awk -v b="$(stat -c %s "$work/chronos-stripped")" 'BEGIN {printf "%.1f", b/1048576}')
 
@@ -151,7 +183,15 @@ echo "| memory (RSS) | ChronosDB | PostgreSQL 15 (all processes) |"
 echo "|---|---|---|"
 echo "| idle | $((idle_ch / 1024)) MiB | $((idle_pg / 1024)) MiB |"
 hwm_ch=$(awk '/VmHWM/ {print $2}' "/proc/$chronos_pid/status")
+# Before a restart for the cold reads, the peak was the first process's.
+[ "${hwm_load:-0}" -gt "$hwm_ch" ] && hwm_ch=$hwm_load
 echo "| highest seen after a workload | $((peak_ch / 1024)) MiB | $((peak_pg / 1024)) MiB |"
 echo "| peak (VmHWM) | $((hwm_ch / 1024)) MiB | – |"
+if [ ${#storage_lines[@]} -gt 0 ]; then
+  echo
+  echo "| time-series table ($ROWS rows) | ChronosDB | PostgreSQL 15 |"
+  echo "|---|---|---|"
+  printf '%s\n' "${storage_lines[@]}"
+fi
 echo
 echo "ChronosDB stripped binary: ${size_mb} MiB; rows=$ROWS duration=${DURATION}s rounds=$ROUNDS"

@@ -81,8 +81,16 @@ pub struct CommitRequest {
 /// The storage writes of a batch: each logical write at the batch's version (a value gets a
 /// leading 1, a tombstone is a lone 0).
 fn stored_writes(batch: &WriteBatch) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
-    batch.writes.iter().map(|(key, value)| {
-        let physical = physical_key(key, batch.version);
+    stored_writes_of(batch.version, batch.writes.iter())
+}
+
+/// [`stored_writes`] of some of a batch's writes.
+fn stored_writes_of<'a>(
+    version: Version,
+    writes: impl Iterator<Item = &'a (Vec<u8>, Option<Vec<u8>>)> + 'a,
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a {
+    writes.map(move |(key, value)| {
+        let physical = physical_key(key, version);
         match value {
             Some(v) => {
                 let mut stored = Vec::with_capacity(v.len() + 1);
@@ -182,6 +190,9 @@ pub struct Mvcc {
     derives: std::sync::RwLock<Vec<Arc<dyn Derive>>>,
     /// Sealed segments (see [`segments`]).
     segments: segments::Segments,
+    /// Fewest rows of one series a batch must bring for them to be stored as a segment when
+    /// it is applied ([`seal::APPLY_SEAL_ROWS`]).
+    apply_seal_rows: std::sync::atomic::AtomicUsize,
 }
 
 /// Writes derived from each committed batch and made with it, at its version: the layers above
@@ -194,6 +205,13 @@ pub trait Derive: Send + Sync {
 
     /// The whole state was replaced (a snapshot was installed): forget what was cached.
     fn reset(&self) {}
+
+    /// The codec that stores the rows of the table whose keys start with `domain` as
+    /// segments when a batch brings many of them at once (see `segments`), as of the batch
+    /// just derived from; None keeps them in the row layout.
+    fn segment_codec(&self, _domain: &[u8]) -> Option<Arc<dyn SegmentCodec>> {
+        None
+    }
 }
 
 impl Mvcc {
@@ -230,6 +248,7 @@ impl Mvcc {
             columns: Arc::new(columns::ColumnCache::new(applied)),
             derives: Default::default(),
             segments,
+            apply_seal_rows: std::sync::atomic::AtomicUsize::new(seal::APPLY_SEAL_ROWS),
         }))
     }
 

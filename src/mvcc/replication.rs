@@ -13,7 +13,7 @@
 //! ([`Mvcc::commit_request`]) against the snapshot version the transaction read here; the
 //! versions mean the same on every node because every node applies the same log.
 
-use super::{domain, lock, stored_writes, CommitRequest, Mvcc, Version, WriteBatch, APPLIED_KEY};
+use super::{domain, lock, stored_writes, stored_writes_of, CommitRequest, Mvcc, Version, WriteBatch, APPLIED_KEY};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -222,9 +222,20 @@ impl Mvcc {
             (RAFT_APPLIED_KEY.to_vec(), index.to_be_bytes().to_vec()),
         ];
         let derived = self.derived(batch)?;
-        let mut writes = stored_writes(batch).chain(stored_writes(&derived)).chain(applied).map(|(k, v)| (k, Some(v)));
+        // Rows that go straight into segments are left out of the row versions; the blocks
+        // and headers are written after the rows, before the applied markers.
+        let sealed = self.segments_of_batch(batch)?;
+        let (taken, records, metas) = match sealed {
+            Some(s) => (s.taken, s.records, s.metas),
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        let rows = batch.writes.iter().enumerate().filter(|(i, _)| !taken.get(*i).copied().unwrap_or(false));
+        let rows = stored_writes_of(batch.version, rows.map(|(_, w)| w));
+        let mut writes = rows.chain(stored_writes(&derived)).chain(records).chain(applied).map(|(k, v)| (k, Some(v)));
         self.columns.applying(batch.version, &batch.writes);
-        self.storage.apply_in_order(&mut writes).inspect_err(|_| self.columns.reset(batch.version))?;
+        let stored = self.storage.apply_in_order(&mut writes);
+        self.segments.settle_reserved(metas, stored.is_ok());
+        stored.inspect_err(|_| self.columns.reset(batch.version))?;
         self.forget_pending(&batch.writes, batch.version);
         {
             let mut domains = lock(&self.domain_versions);

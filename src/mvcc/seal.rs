@@ -7,15 +7,20 @@
 //! [`MAX_SEGMENT_ROWS`] rows absorbs the run after it, and the next segment too when both fit
 //! in one, so a table's newest segment grows instead of a tail of small ones piling up.
 
-use super::segments::{Meta, SegmentCodec, SegmentRow};
-use super::{decode_stored, lock, split_physical, Mvcc, Version};
+use super::segments::{Meta, Reserve, SegmentCodec, SegmentRow};
+use super::{decode_stored, lock, split_physical, Mvcc, Version, WriteBatch};
 use crate::error::Result;
+use crate::storage::keyspace::Keyspace;
 use crate::storage::StorageBatch;
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// Rows per segment at most: a rewrite splits larger ranges.
 pub const MAX_SEGMENT_ROWS: usize = 8192;
+
+/// Fewest rows of one series (keys alike but for their last eight bytes, the time) that a
+/// batch must bring for them to go straight into a segment when it is applied.
+pub const APPLY_SEAL_ROWS: usize = 256;
 
 /// Fewest new rows sealed at once: a smaller run of rows between segments stays in the row
 /// layout (the mutable head) until it grows.
@@ -302,5 +307,102 @@ impl Mvcc {
             return Ok(());
         }
         self.segments.swap(self.storage.as_ref(), StorageBatch::default(), &doomed, Vec::new())
+    }
+}
+
+/// The rows of a batch stored as segments when it is applied (see [`Mvcc::segments_of_batch`]).
+pub(super) struct BatchSegments {
+    /// For each write of the batch, whether a segment holds it.
+    pub(super) taken: Vec<bool>,
+    /// Storage writes: each block, then its header (headers are what is loaded at start-up).
+    pub(super) records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The new segments, whose ranges are reserved until they are stored.
+    pub(super) metas: Vec<Meta>,
+}
+
+/// The series of a write: its key but the last eight bytes, for a row (not a delete).
+fn series_head(write: &(Vec<u8>, Option<Vec<u8>>)) -> Option<&[u8]> {
+    let (key, value) = write;
+    if value.is_none() || key.first() != Some(&Keyspace::Row.tag()) || key.len() < 5 + 8 {
+        return None;
+    }
+    Some(&key[..key.len() - 8])
+}
+
+impl Mvcc {
+    /// Sets [`APPLY_SEAL_ROWS`] (0: rows of applied batches always go to the row layout).
+    pub fn set_apply_seal_rows(&self, rows: usize) {
+        self.apply_seal_rows.store(if rows == 0 { usize::MAX } else { rows }, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Rows stored as segments straight away, without passing through the row layout: a
+    /// batch's run of at least [`APPLY_SEAL_ROWS`] rows of one series of a table whose
+    /// [`super::Derive`] names a codec (a bulk load), in pieces of at most
+    /// [`MAX_SEGMENT_ROWS`], each where no segment is yet. The rows keep the batch's version,
+    /// so snapshots from before it do not see them. Each replica decides for itself.
+    pub(super) fn segments_of_batch(&self, batch: &WriteBatch) -> Result<Option<BatchSegments>> {
+        let min = self.apply_seal_rows.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        if batch.writes.len() < min {
+            return Ok(None);
+        }
+        let derives = self.derives.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if derives.is_empty() {
+            return Ok(None);
+        }
+        let writes = &batch.writes;
+        let mut out = BatchSegments { taken: vec![false; writes.len()], records: Vec::new(), metas: Vec::new() };
+        let mut i = 0;
+        while i < writes.len() {
+            let Some(head) = series_head(&writes[i]) else {
+                i += 1;
+                continue;
+            };
+            let mut j = i + 1;
+            while j < writes.len() && series_head(&writes[j]) == Some(head) {
+                j += 1;
+            }
+            let codec = if j - i >= min { derives.iter().find_map(|d| d.segment_codec(&head[..5])) } else { None };
+            if let Some(codec) = codec {
+                let per_chunk = (j - i).div_ceil((j - i).div_ceil(MAX_SEGMENT_ROWS));
+                for start in (i..j).step_by(per_chunk) {
+                    let end = (start + per_chunk).min(j);
+                    if let Err(e) = self.segment_of_writes(batch, start..end, &codec, &mut out) {
+                        self.segments.settle_reserved(std::mem::take(&mut out.metas), false);
+                        return Err(e);
+                    }
+                }
+            }
+            i = j;
+        }
+        Ok(out.taken.contains(&true).then_some(out))
+    }
+
+    fn segment_of_writes(
+        &self,
+        batch: &WriteBatch,
+        range: std::ops::Range<usize>,
+        codec: &Arc<dyn SegmentCodec>,
+        out: &mut BatchSegments,
+    ) -> Result<()> {
+        let rows: Vec<SegmentRow> = batch.writes[range.clone()]
+            .iter()
+            .filter_map(|(key, value)| {
+                Some(SegmentRow { key: key.clone(), value: value.clone()?, version: batch.version })
+            })
+            .collect();
+        let block = codec.encode(&rows)?;
+        let mut meta = Meta::of(&rows, codec.tag());
+        meta.bytes = block.len();
+        match self.segments.reserve(&meta) {
+            Reserve::Overlaps => return Ok(()),
+            Reserve::Exists => {}
+            Reserve::New => {
+                out.records.push((Meta::data_key(&meta.last), block));
+                out.records.push((Meta::head_key(&meta.last), meta.encode_head()));
+                out.metas.push(meta);
+            }
+        }
+        out.taken[range].iter_mut().for_each(|t| *t = true);
+        Ok(())
     }
 }

@@ -11,16 +11,37 @@ use proptest::prelude::*;
 const TABLE: &[u8] = &[0x02, 0, 0, 0, 7];
 
 fn key(k: u8) -> Vec<u8> {
-    // Keys of two lengths, so that a segment's keys are not all alike; self-delimiting, as
-    // logical keys are (none is a prefix of another).
+    // Series of eight keys (a table, a series byte, then eight bytes of "time"), so that
+    // commits bring runs of one series that an apply stores as a segment.
     let mut out = TABLE.to_vec();
-    out.push(k / 3);
-    if k.is_multiple_of(3) {
-        out.push(0);
-    } else {
-        out.extend_from_slice(&[1, k]);
-    }
+    out.push(k / 8);
+    out.extend_from_slice(&(k as u64 * 1000).to_be_bytes());
     out
+}
+
+/// Stores runs of rows of [`TABLE`] as plain segments when a batch is applied.
+struct PlainLayout;
+
+impl Derive for PlainLayout {
+    fn derive(&self, _: &WriteBatch, _: &mut Transaction) -> Result<Vec<Write>> {
+        Ok(Vec::new())
+    }
+
+    fn segment_codec(&self, domain: &[u8]) -> Option<Arc<dyn SegmentCodec>> {
+        (domain == TABLE).then(codec)
+    }
+}
+
+/// A store over `storage` whose applies store runs of two or more rows of a series as
+/// segments when `bulk`.
+fn open_on(storage: &Arc<MemoryStorage>, bulk: bool) -> (Arc<Mvcc>, Arc<LoopbackLog>) {
+    let db = Mvcc::new(storage.clone()).unwrap();
+    if bulk {
+        db.add_derive(Arc::new(PlainLayout));
+        db.set_apply_seal_rows(2);
+    }
+    let log = LoopbackLog::install(&db);
+    (db, log)
 }
 
 #[derive(Clone, Debug)]
@@ -84,10 +105,9 @@ fn check(txn: &mut Transaction, model: &Model) {
     assert_eq!(bounded, want, "bounded scan");
 }
 
-fn run(ops: Vec<Op>, limits: SealLimits) {
+fn run(ops: Vec<Op>, limits: SealLimits, bulk: bool) {
     let storage = Arc::new(MemoryStorage::new());
-    let mut db = Mvcc::new(storage.clone()).unwrap();
-    let mut _log = LoopbackLog::install(&db);
+    let (mut db, mut _log) = open_on(&storage, bulk);
     let mut model = Model::new();
     let mut held: Vec<(Transaction, Model)> = Vec::new();
     for op in ops {
@@ -133,8 +153,7 @@ fn run(ops: Vec<Op>, limits: SealLimits) {
             }
             Op::Reopen => {
                 if held.is_empty() {
-                    db = Mvcc::new(storage.clone()).unwrap();
-                    _log = LoopbackLog::install(&db);
+                    (db, _log) = open_on(&storage, bulk);
                 }
             }
         }
@@ -150,12 +169,17 @@ proptest! {
 
     #[test]
     fn sealed_reads_match_the_row_layout(ops in prop::collection::vec(op(), 1..60)) {
-        run(ops, SealLimits { min_rows: 3, max_rows: 6 });
+        run(ops, SealLimits { min_rows: 3, max_rows: 6 }, false);
     }
 
     #[test]
     fn sealed_reads_match_with_large_segments(ops in prop::collection::vec(op(), 1..60)) {
-        run(ops, SealLimits { min_rows: 1, max_rows: 64 });
+        run(ops, SealLimits { min_rows: 1, max_rows: 64 }, false);
+    }
+
+    #[test]
+    fn rows_sealed_as_batches_apply_read_like_the_row_layout(ops in prop::collection::vec(op(), 1..60)) {
+        run(ops, SealLimits { min_rows: 2, max_rows: 6 }, true);
     }
 }
 
@@ -218,4 +242,59 @@ fn small_neighbouring_segments_merge() {
     assert_eq!(db.begin().scan_prefix(TABLE).unwrap(), before);
     // Nothing left to do.
     assert_eq!(db.seal_with(TABLE, &codec(), limits).unwrap(), SealStats::default());
+}
+
+/// A batch stored partly as segments, torn anywhere by a crash and applied again on restart,
+/// leaves exactly the state of one clean apply.
+#[test]
+fn a_bulk_batch_applied_again_after_a_torn_apply_leaves_one_copy() {
+    // Two series of five rows (segments) and a lone row and a delete (row layout).
+    let mut writes: Vec<Write> = (0..5u8).chain(8..13).map(|k| (key(k), Some(vec![k]))).collect();
+    writes.push((key(20), Some(vec![20])));
+    writes.push((key(33), None));
+    let batch = WriteBatch { version: 1_000, writes };
+    let clean = Arc::new(MemoryStorage::new());
+    let (db, _log) = open_on(&clean, true);
+    db.set_apply_seal_rows(5);
+    db.apply_committed(&batch, 5).unwrap();
+    assert_eq!(db.segment_totals().0, 2, "each series a segment");
+    let all = |s: &MemoryStorage| s.scan((Bound::Unbounded, Bound::Unbounded)).collect::<Result<Vec<_>>>().unwrap();
+    let writes = all(&clean);
+    let want = db.begin().scan_prefix(TABLE).unwrap();
+    assert_eq!(want.len(), 11);
+    // The storage writes of the apply, in its order, are: the rows, blocks and headers, and
+    // the applied markers last. Replay every prefix of them.
+    let order = apply_order(&clean);
+    for cut in 0..=order.len() {
+        let torn = Arc::new(MemoryStorage::new());
+        for (k, v) in &order[..cut] {
+            torn.put(k.clone(), v.clone()).unwrap();
+        }
+        let (again, _log) = open_on(&torn, true);
+        again.set_apply_seal_rows(5);
+        again.apply_committed(&batch, 5).unwrap();
+        assert_eq!(again.begin().scan_prefix(TABLE).unwrap(), want, "torn after {cut} writes");
+        assert_eq!(all(&torn), writes, "torn after {cut} writes");
+    }
+}
+
+/// The writes a clean apply left in `storage`, in the order the apply makes them: row
+/// versions, then each block before its header, then the applied markers.
+fn apply_order(storage: &MemoryStorage) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let all: Vec<(Vec<u8>, Vec<u8>)> =
+        storage.scan((Bound::Unbounded, Bound::Unbounded)).collect::<Result<Vec<_>>>().unwrap();
+    let rank = |k: &[u8]| {
+        if k.starts_with(crate::storage::keyspace::Local::SegmentData.key()) {
+            (1, k.strip_prefix(crate::storage::keyspace::Local::SegmentData.key()).unwrap().to_vec(), 0)
+        } else if k.starts_with(crate::storage::keyspace::Local::SegmentHead.key()) {
+            (1, k.strip_prefix(crate::storage::keyspace::Local::SegmentHead.key()).unwrap().to_vec(), 1)
+        } else if k.first() == Some(&0) {
+            (2, k.to_vec(), 0)
+        } else {
+            (0, k.to_vec(), 0)
+        }
+    };
+    let mut ordered = all;
+    ordered.sort_by_key(|(k, _)| rank(k));
+    ordered
 }

@@ -184,9 +184,11 @@ pub(super) struct Meta {
     pub(super) first: Vec<u8>,
     pub(super) last: Vec<u8>,
     pub(super) count: usize,
+    /// The newest version of its rows.
+    newest: Version,
     tag: u8,
     /// The size of the stored block.
-    bytes: usize,
+    pub(super) bytes: usize,
 }
 
 impl Meta {
@@ -197,23 +199,25 @@ impl Meta {
             first: rows[0].key.clone(),
             last: rows[rows.len() - 1].key.clone(),
             count: rows.len(),
+            newest: rows.iter().map(|r| r.version).max().unwrap_or(0),
             tag,
             bytes: 0,
         }
     }
 
-    fn head_key(last: &[u8]) -> Vec<u8> {
+    pub(super) fn head_key(last: &[u8]) -> Vec<u8> {
         [Local::SegmentHead.key(), last].concat()
     }
 
-    fn data_key(last: &[u8]) -> Vec<u8> {
+    pub(super) fn data_key(last: &[u8]) -> Vec<u8> {
         [Local::SegmentData.key(), last].concat()
     }
 
-    fn encode_head(&self) -> Vec<u8> {
+    pub(super) fn encode_head(&self) -> Vec<u8> {
         let mut out = vec![self.tag];
         varint::put(&mut out, self.count as u64);
         varint::put(&mut out, self.bytes as u64);
+        out.extend_from_slice(&self.newest.to_be_bytes());
         out.extend_from_slice(&self.first);
         out
     }
@@ -223,7 +227,8 @@ impl Meta {
         let (&tag, mut input) = value.split_first().ok_or_else(|| corrupt("a segment header"))?;
         let count = varint::take(&mut input)? as usize;
         let bytes = varint::take(&mut input)? as usize;
-        Ok(Meta { id, first: input.to_vec(), last: last.to_vec(), count, tag, bytes })
+        let newest = take_fixed(&mut input)?;
+        Ok(Meta { id, first: input.to_vec(), last: last.to_vec(), count, newest, tag, bytes })
     }
 
     pub(super) fn covers(&self, key: &[u8]) -> bool {
@@ -244,6 +249,41 @@ pub(super) struct Segments {
     /// Held by whatever changes stored versions at or below the watermark (garbage
     /// collection, sealing, snapshot installs).
     pub(super) maintenance: Mutex<()>,
+    /// Key ranges of segments being written by an apply, not yet in `index`: no other
+    /// segment may take them. Locked after `index`.
+    reserved: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// Whether a new segment may be written.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Reserve {
+    /// Its range is reserved for it.
+    New,
+    /// The very segment is there already, rows of the same version (a batch applied again
+    /// after a crash).
+    Exists,
+    /// Another segment holds part of its range.
+    Overlaps,
+}
+
+/// Whether a segment over `[first, last]` would overlap one of `index` (other than those in
+/// `except`) or a reserved range.
+fn overlaps(
+    index: &BTreeMap<Vec<u8>, Arc<Meta>>,
+    reserved: &[(Vec<u8>, Vec<u8>)],
+    first: &[u8],
+    last: &[u8],
+    except: &[Arc<Meta>],
+) -> bool {
+    for (_, meta) in index.range::<[u8], _>((Bound::Included(first), Bound::Unbounded)) {
+        if meta.first.as_slice() > last {
+            break;
+        }
+        if !except.iter().any(|e| e.id == meta.id) {
+            return true;
+        }
+    }
+    reserved.iter().any(|(f, l)| f.as_slice() <= last && first <= l.as_slice())
 }
 
 #[derive(Default)]
@@ -264,6 +304,7 @@ impl Segments {
             decoded: Mutex::new(Decoded::default()),
             gate: LayoutGate::default(),
             maintenance: Mutex::new(()),
+            reserved: Mutex::new(Vec::new()),
         };
         let mut index = BTreeMap::new();
         for item in storage.scan_prefix(Local::SegmentHead.key()) {
@@ -395,8 +436,14 @@ impl Segments {
             metas.push(Arc::new(meta));
         }
         let _exclusive = self.gate.exclusive();
-        storage.apply(batch)?;
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        let reserved = lock(&self.reserved);
+        if metas.iter().any(|m| overlaps(&index, &reserved, &m.first, &m.last, removed)) {
+            // A batch applied meanwhile made a segment in this range: leave it be.
+            return Ok(());
+        }
+        drop(reserved);
+        storage.apply(batch)?;
         for meta in removed {
             index.remove(&meta.last);
         }
@@ -407,6 +454,35 @@ impl Segments {
         drop(index);
         self.forget_decoded(removed.iter().map(|m| m.id));
         Ok(())
+    }
+
+    /// Reserves the range of a segment an apply writes (see [`Reserve`]).
+    pub(super) fn reserve(&self, meta: &Meta) -> Reserve {
+        let index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        let same = |m: &Arc<Meta>| m.first == meta.first && m.count == meta.count && m.newest == meta.newest;
+        if index.get(&meta.last).is_some_and(same) {
+            return Reserve::Exists;
+        }
+        let mut reserved = lock(&self.reserved);
+        if overlaps(&index, &reserved, &meta.first, &meta.last, &[]) {
+            return Reserve::Overlaps;
+        }
+        reserved.push((meta.first.clone(), meta.last.clone()));
+        Reserve::New
+    }
+
+    /// The segments of reserved ranges are stored (`written`) or will not be: adds them to
+    /// the index, and releases the ranges.
+    pub(super) fn settle_reserved(&self, metas: Vec<Meta>, written: bool) {
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        lock(&self.reserved).retain(|(first, _)| !metas.iter().any(|m| m.first == *first));
+        if written {
+            for mut meta in metas {
+                meta.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                index.insert(meta.last.clone(), Arc::new(meta));
+            }
+            self.any.store(!index.is_empty(), Ordering::SeqCst);
+        }
     }
 
     /// Every segment of a key under one of `prefixes`.

@@ -477,6 +477,15 @@ impl Summaries {
 }
 
 impl Derive for Summaries {
+    /// Time-series tables (the primary key ends with the time) take batches of rows as
+    /// column segments.
+    fn segment_codec(&self, domain: &[u8]) -> Option<Arc<dyn crate::mvcc::SegmentCodec>> {
+        let id = table_of(domain).ok()?;
+        let catalog = lock(&self.catalog).clone()?;
+        catalog.by_id.get(&id)?.time_series_column()?;
+        Some(Arc::new(crate::timeseries::segment::ColumnCodec))
+    }
+
     fn derive(&self, batch: &WriteBatch, before: &mut Transaction) -> Result<Vec<Write>> {
         let (mut ddl, mut rows) = (false, false);
         for (key, _) in &batch.writes {
