@@ -416,6 +416,37 @@ fn automatic_snapshot_requests_compact_the_log() {
     assert!(!c.restored[&2].is_empty());
 }
 
+#[test]
+fn a_few_large_entries_compact_the_log_by_bytes() {
+    // Entries alone would never ask for a snapshot here; three commands of 400 bytes pass
+    // the 1000-byte threshold.
+    let mk = |id| {
+        let mut c = cfg(id);
+        c.snapshot_threshold = 1_000_000;
+        c.snapshot_threshold_bytes = 1000;
+        c
+    };
+    let mut c = Cluster::new(&[1, 2, 3], mk);
+    c.auto_compact = true;
+    let l = c.elect();
+    c.propose(l, &[7; 400]);
+    c.propose(l, &[8; 400]);
+    c.run(3);
+    assert_eq!(c.node(l).snapshot_index(), 0, "800 bytes are below the threshold");
+    c.propose(l, &[9; 400]);
+    c.run(3);
+    for id in 1..=3 {
+        let n = c.node(id);
+        assert!(n.snapshot_index() >= 4, "node {id} snapshot {}", n.snapshot_index());
+        assert_eq!(n.store().first_index().unwrap(), n.snapshot_index() + 1);
+    }
+    // The count starts again from the snapshot.
+    c.propose(l, &[1; 400]);
+    c.run(3);
+    let compacted = c.node(l).snapshot_index();
+    assert!(compacted < c.node(l).applied_index(), "one more small entry does not compact");
+}
+
 /// A cluster (snapshots every 10 entries, sent in chunks of `chunk` bytes) whose leader
 /// compacted past what one follower, cut off meanwhile and now back, has: (cluster, leader,
 /// follower).

@@ -73,8 +73,10 @@ pub struct EdgeConfig {
     pub max_backlog_bytes: u64,
 }
 
-/// A single node compacts its Raft log at least this often (entries).
+/// A single node compacts its Raft log at least this often (entries)…
 const SINGLE_NODE_COMPACTION: u64 = 1_000;
+/// … and once this many bytes of commands were applied (a bulk load is one large entry).
+const SINGLE_NODE_COMPACTION_BYTES: u64 = 16 << 20;
 
 /// This node's place in a cluster.
 #[derive(Clone, Debug)]
@@ -128,6 +130,7 @@ pub fn start_group_of_one<S: raft::LogStore + Send + 'static>(
     // A group of one compacts without a snapshot (nobody asks it for one), so it can do so
     // often: a long log only holds memory in sled.
     replica_config.snapshot_threshold = snapshot_threshold.min(SINGLE_NODE_COMPACTION);
+    replica_config.snapshot_threshold_bytes = SINGLE_NODE_COMPACTION_BYTES;
     replica::Replica::start(replica_config, log, engine.mvcc().clone(), Arc::new(replica::NoPeers))
 }
 

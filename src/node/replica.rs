@@ -81,6 +81,8 @@ pub struct ReplicaConfig {
     pub heartbeat_ticks: u64,
     /// Take a snapshot and compact the log after this many applied entries (0: never).
     pub snapshot_threshold: u64,
+    /// … or after this many bytes of applied commands (0: never).
+    pub snapshot_threshold_bytes: u64,
 }
 
 impl ReplicaConfig {
@@ -93,6 +95,7 @@ impl ReplicaConfig {
             election_ticks: 10,
             heartbeat_ticks: 2,
             snapshot_threshold: 50_000,
+            snapshot_threshold_bytes: 0,
         }
     }
 }
@@ -282,6 +285,7 @@ impl Replica {
         driver_config.raft.election_timeout = config.election_ticks;
         driver_config.raft.heartbeat_interval = config.heartbeat_ticks;
         driver_config.raft.snapshot_threshold = config.snapshot_threshold;
+        driver_config.raft.snapshot_threshold_bytes = config.snapshot_threshold_bytes;
         let ticks = |d: Duration| (d.as_millis() / config.tick.as_millis().max(1)).max(1) as u64;
         driver_config.snapshot_retry_ticks = ticks(SNAPSHOT_RETRY);
         driver_config.apply_retry_ticks = ticks(APPLY_RETRY);

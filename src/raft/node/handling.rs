@@ -263,6 +263,7 @@ impl<S: LogStore> Node<S> {
         let last = self.store.last_index()?;
         self.conf_history.retain(|(i, _)| *i > index && *i <= last);
         self.snapshot_index = index;
+        self.applied_bytes = 0;
         self.commit = index;
         self.applied = index;
         self.snapshot_requested = false;

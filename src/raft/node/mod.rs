@@ -57,6 +57,9 @@ pub struct Config {
     /// the follower can go on from the log once it has installed that snapshot
     /// instead of needing a newer one.
     pub snapshot_threshold: u64,
+    /// Also ask for one once the commands applied since the last snapshot hold this many
+    /// bytes (0 = never): a few bulk loads make a long log in bytes, not in entries.
+    pub snapshot_threshold_bytes: u64,
     /// Maximum committed entries handed out per [`Ready`].
     pub max_apply_batch: usize,
 }
@@ -82,6 +85,7 @@ impl Config {
             lease_drift: 2,
             snapshot_chunk_size: 64 * 1024,
             snapshot_threshold: 0,
+            snapshot_threshold_bytes: 0,
             max_apply_batch: 1024,
         }
     }
@@ -338,6 +342,8 @@ pub struct Node<S: LogStore> {
     snapshot_to_apply: Option<SnapshotMeta>,
     snapshot_requested: bool,
     snapshot_index: Index,
+    /// Bytes of the commands handed out to apply since `snapshot_index` last moved.
+    applied_bytes: u64,
     /// Elections this node started (as a candidate, not pre-votes) since it was created.
     elections: u64,
     /// Snapshots this node sent whole to followers since it was created.
@@ -400,6 +406,7 @@ impl<S: LogStore> Node<S> {
             incoming: None,
             snapshot_to_apply,
             snapshot_requested: false,
+            applied_bytes: 0,
             snapshot_index,
             elections: 0,
             snapshots_sent: 0,
@@ -617,6 +624,7 @@ impl<S: LogStore> Node<S> {
         let membership = self.membership_at(index)?;
         save(&mut self.store, SnapshotMeta { index, term, membership })?;
         self.snapshot_index = index;
+        self.applied_bytes = 0;
         self.conf_history.retain(|(i, _)| *i > index);
         Ok(())
     }
@@ -637,6 +645,11 @@ impl<S: LogStore> Node<S> {
             if let Some(e) = rd.committed_entries.last() {
                 self.applied = e.index;
             }
+            for e in &rd.committed_entries {
+                if let EntryData::Command(data) = &e.data {
+                    self.applied_bytes = self.applied_bytes.saturating_add(data.len() as u64);
+                }
+            }
         }
         let applied = self.applied;
         let (now, later): (Vec<ReadState>, Vec<ReadState>) =
@@ -645,15 +658,17 @@ impl<S: LogStore> Node<S> {
         rd.reads = now;
         rd.failed_reads = std::mem::take(&mut self.failed_reads);
         let threshold = self.cfg.snapshot_threshold;
-        let due = self.applied >= self.snapshot_index.saturating_add(threshold);
+        let bytes = self.cfg.snapshot_threshold_bytes;
+        let due = (threshold > 0 && self.applied >= self.snapshot_index.saturating_add(threshold))
+            || (bytes > 0 && self.applied_bytes >= bytes && self.applied > self.snapshot_index);
         // Only for a follower that answers: one that is down would hold every compaction.
         let sending = matches!(&self.role, RoleState::Leader(ls)
         if ls.progress.values().any(|p| {
             (p.recent_active || p.was_active) && matches!(p.state, ProgressState::Snapshot { .. })
         }));
-        let held_long_enough =
-            self.applied >= self.snapshot_index.saturating_add(threshold.saturating_mul(SNAPSHOT_HOLD));
-        if threshold > 0 && !self.snapshot_requested && due && (!sending || held_long_enough) {
+        let held_long_enough = threshold > 0
+            && self.applied >= self.snapshot_index.saturating_add(threshold.saturating_mul(SNAPSHOT_HOLD));
+        if !self.snapshot_requested && due && (!sending || held_long_enough) {
             self.snapshot_requested = true;
             rd.snapshot_request = Some(self.applied);
         }
