@@ -335,8 +335,12 @@ impl Segments {
             Bound::Included(s) | Bound::Excluded(s) => s,
             Bound::Unbounded => &[],
         };
-        // The segment before `start` too: its last key's versions may sort after `start`.
-        let before = index.range::<[u8], _>((Bound::Unbounded, Bound::Excluded(start))).next_back();
+        // The segment before `start` too when its last key's versions may sort after
+        // `start` (the last key is a prefix of it).
+        let before = index
+            .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(start)))
+            .next_back()
+            .filter(|(last, _)| start.starts_with(last));
         let from = index.range::<[u8], _>((Bound::Included(start), Bound::Unbounded));
         let mut out = Vec::new();
         for (_, meta) in before.into_iter().chain(from) {
