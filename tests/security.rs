@@ -111,6 +111,12 @@ async fn wrappers_carry_no_write_past_the_privilege_check() {
         let err = bob.simple_query(sql).await.unwrap_err();
         assert_eq!(code(&err), "42501", "{sql}: {err:?}");
     }
+    // Garbage collection and sealing are an owner's (a superuser's) maintenance.
+    for sql in ["VACUUM", "VACUUM readings"] {
+        let err = bob.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&err), "42501", "{sql}: {err:?}");
+    }
+    admin.batch_execute("VACUUM readings").await.unwrap();
     admin.batch_execute("GRANT INSERT ON readings TO bob").await.unwrap();
     let err = bob.batch_execute("INSERT INTO readings SELECT id + 10, 0 FROM secrets").await.unwrap_err();
     assert_eq!(code(&err), "42501", "{err:?}");

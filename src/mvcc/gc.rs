@@ -51,7 +51,7 @@ impl Mvcc {
         let start = Bound::Included(vec![Keyspace::FIRST_LOGICAL]);
         {
             let _gate = self.segments.gate.shared();
-            self.scan_layout((start, Bound::Unbounded), &mut |physical, stored, from_segment| {
+            self.scan_layout_with((start, Bound::Unbounded), false, &mut |physical, stored, from_segment| {
                 let (logical, version) = split_physical(physical)?;
                 if current.as_deref() != Some(logical) {
                     if let Some(t) = tombstone.take() {

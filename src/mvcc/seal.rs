@@ -99,6 +99,7 @@ impl Mvcc {
             inside: None,
             work: Work::default(),
             stats: SealStats::default(),
+            given_up: false,
         };
         let mut key: Vec<u8> = Vec::new();
         let mut versions = KeyVersions::default();
@@ -190,6 +191,8 @@ struct SealWalk<'a> {
     inside: Option<Arc<Meta>>,
     work: Work,
     stats: SealStats,
+    /// A piece of work was given up: the pass writes nothing more.
+    given_up: bool,
 }
 
 impl SealWalk<'_> {
@@ -269,44 +272,58 @@ impl SealWalk<'_> {
 
     fn write(&mut self) -> Result<()> {
         let work = std::mem::take(&mut self.work);
-        self.mvcc.write_work(work, self.codec, self.limits.max_rows, &mut self.stats)
+        if self.given_up {
+            return Ok(());
+        }
+        // Given up (readers stayed inside, or an apply took part of the range): the rest
+        // waits for the next pass.
+        self.given_up = !self.mvcc.write_work(work, self.codec, self.limits.max_rows, &mut self.stats)?;
+        Ok(())
     }
 }
 
 impl Mvcc {
+    /// Writes one piece of work; false if it was given up (see `Segments::swap`).
     fn write_work(
         &self,
         work: Work,
         codec: &Arc<dyn SegmentCodec>,
         max_rows: usize,
         stats: &mut SealStats,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if work.rows.is_empty() && work.replaces.is_empty() && work.deletes.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let chunks = work.rows.len().div_ceil(max_rows.max(1)).max(1);
         let per_chunk = work.rows.len().div_ceil(chunks).max(1);
         let mut added = Vec::new();
         for rows in work.rows.chunks(per_chunk) {
+            let mut meta = Meta::of(rows, codec.tag());
             let block = codec.encode(rows)?;
-            let meta = Meta::of(rows, codec.tag());
-            stats.rows += rows.len();
+            meta.bytes = block.len();
             added.push((meta, block));
         }
-        stats.written += added.len();
-        stats.replaced += work.replaces.len();
-        stats.removed += work.deletes.len();
+        let (written, rows) = (added.len(), work.rows.len());
+        let (replaced, removed) = (work.replaces.len(), work.deletes.len());
         let batch = StorageBatch { ops: work.deletes.into_iter().map(|k| (k, None)).collect() };
-        self.segments.swap(self.storage.as_ref(), batch, &work.replaces, added)
+        if !self.segments.swap(self.storage.as_ref(), batch, &work.replaces, added)? {
+            return Ok(false);
+        }
+        stats.written += written;
+        stats.rows += rows;
+        stats.replaced += replaced;
+        stats.removed += removed;
+        Ok(true)
     }
 
-    /// Removes the segments of keys under the retired `prefixes`.
+    /// Removes the segments of keys under the retired `prefixes` (retried by the next
+    /// garbage collection if readers stay inside too long).
     pub(super) fn drop_segments_under(&self, prefixes: &[&[u8]]) -> Result<()> {
         let doomed = self.segments.under(prefixes);
-        if doomed.is_empty() {
-            return Ok(());
+        if !doomed.is_empty() {
+            self.segments.swap(self.storage.as_ref(), StorageBatch::default(), &doomed, Vec::new())?;
         }
-        self.segments.swap(self.storage.as_ref(), StorageBatch::default(), &doomed, Vec::new())
+        Ok(())
     }
 }
 
@@ -390,7 +407,14 @@ impl Mvcc {
                 Some(SegmentRow { key: key.clone(), value: value.clone()?, version: batch.version })
             })
             .collect();
-        let block = codec.encode(&rows)?;
+        let block = match codec.encode(&rows) {
+            Ok(block) => block,
+            Err(e) => {
+                // The rows go to the row layout instead: an apply must not fail for this.
+                tracing::warn!(error = %e, "rows of a batch could not be encoded as a segment");
+                return Ok(());
+            }
+        };
         let mut meta = Meta::of(&rows, codec.tag());
         meta.bytes = block.len();
         match self.segments.reserve(&meta) {

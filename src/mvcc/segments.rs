@@ -21,8 +21,9 @@
 //!
 //! Readers hold the [`LayoutGate`] shared while they merge; a layout change swaps storage and
 //! the in-memory headers only while no reader is inside, without ever making readers wait
-//! (it backs off and tries again). Garbage collection, sealing and snapshot installs take
-//! `maintenance`, so only one of them changes what is stored below the watermark at a time.
+//! (it backs off and tries again, and gives the change up after a while). Garbage collection
+//! and sealing take `maintenance`, so only one of them changes what is stored below the
+//! watermark at a time.
 
 use super::{lock, physical_key, Mvcc, Version};
 use crate::error::{Error, Result};
@@ -32,6 +33,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// How long a layout change waits for readers to leave before it is given up.
+const SWAP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Decoded segments kept for reads, in bytes.
 const DECODED_BUDGET: usize = 48 << 20;
@@ -246,8 +250,9 @@ pub(super) struct Segments {
     codecs: RwLock<HashMap<u8, Arc<dyn SegmentCodec>>>,
     decoded: Mutex<Decoded>,
     pub(super) gate: LayoutGate,
-    /// Held by whatever changes stored versions at or below the watermark (garbage
-    /// collection, sealing, snapshot installs).
+    /// Held by garbage collection and sealing: one of them changes what is stored at or
+    /// below the watermark at a time. (A snapshot install only adds versions above this
+    /// node's watermark, or copies of older ones, which both handle.)
     pub(super) maintenance: Mutex<()>,
     /// Key ranges of segments being written by an apply, not yet in `index`: no other
     /// segment may take them. Locked after `index`.
@@ -390,7 +395,10 @@ impl Segments {
         let size = rows.size();
         let mut decoded = lock(&self.decoded);
         let tick = decoded.tick;
-        decoded.blocks.insert(meta.id, (rows.clone(), size, tick));
+        // Another reader may have decoded the same block meanwhile.
+        if let Some((_, replaced, _)) = decoded.blocks.insert(meta.id, (rows.clone(), size, tick)) {
+            decoded.bytes -= replaced;
+        }
         decoded.bytes += size;
         while decoded.bytes > DECODED_BUDGET && decoded.blocks.len() > 1 {
             let oldest = decoded.blocks.iter().min_by_key(|(_, (_, _, used))| *used).map(|(id, _)| *id);
@@ -419,14 +427,15 @@ impl Segments {
     }
 
     /// Writes `batch` and replaces the segments `removed` by `added` (encoded), once no reader
-    /// is merging.
+    /// is merging. False, with nothing written, when readers stayed inside for
+    /// [`SWAP_PATIENCE`] or a segment written by an apply meanwhile takes part of the range.
     pub(super) fn swap(
         &self,
         storage: &dyn Storage,
         mut batch: StorageBatch,
         removed: &[Arc<Meta>],
         added: Vec<(Meta, Vec<u8>)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         for meta in removed {
             batch.delete(Meta::head_key(&meta.last));
             batch.delete(Meta::data_key(&meta.last));
@@ -439,12 +448,12 @@ impl Segments {
             batch.put(Meta::data_key(&meta.last), block);
             metas.push(Arc::new(meta));
         }
-        let _exclusive = self.gate.exclusive();
+        let Some(_exclusive) = self.gate.exclusive(SWAP_PATIENCE) else { return Ok(false) };
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
         let reserved = lock(&self.reserved);
         if metas.iter().any(|m| overlaps(&index, &reserved, &m.first, &m.last, removed)) {
             // A batch applied meanwhile made a segment in this range: leave it be.
-            return Ok(());
+            return Ok(false);
         }
         drop(reserved);
         storage.apply(batch)?;
@@ -457,7 +466,7 @@ impl Segments {
         self.any.store(!index.is_empty(), Ordering::SeqCst);
         drop(index);
         self.forget_decoded(removed.iter().map(|m| m.id));
-        Ok(())
+        Ok(true)
     }
 
     /// Reserves the range of a segment an apply writes (see [`Reserve`]).
@@ -536,15 +545,20 @@ impl LayoutGate {
     }
 
     /// Enters alone, once no reader is inside; backs off (readers may enter meanwhile)
-    /// between attempts.
-    pub(super) fn exclusive(&self) -> ExclusiveGuard<'_> {
+    /// between attempts. None if readers stayed inside for `patience` (a long scan: a
+    /// backup, a Raft snapshot being sent): the change is given up, to be made another time.
+    pub(super) fn exclusive(&self, patience: std::time::Duration) -> Option<ExclusiveGuard<'_>> {
+        let deadline = std::time::Instant::now() + patience;
         let mut pause = std::time::Duration::from_micros(50);
         loop {
             if self.changing.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 if self.readers.load(Ordering::SeqCst) == 0 {
-                    return ExclusiveGuard(self);
+                    return Some(ExclusiveGuard(self));
                 }
                 self.changing.store(false, Ordering::SeqCst);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(std::time::Duration::from_millis(20));
@@ -560,6 +574,8 @@ pub(super) struct SegmentCursor<'a> {
     metas: Vec<Arc<Meta>>,
     range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     reverse: bool,
+    /// Whether rows come with their values (garbage collection needs only keys and versions).
+    values: bool,
     /// The segment being read and the next position in it (counted from the end backwards).
     current: Option<(Arc<dyn DecodedBlock>, usize)>,
 }
@@ -575,7 +591,7 @@ impl<'a> SegmentCursor<'a> {
         if !reverse {
             metas.reverse();
         }
-        SegmentCursor { segments, storage, metas, range, reverse, current: None }
+        SegmentCursor { segments, storage, metas, range, reverse, values: true, current: None }
     }
 
     fn in_range(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>), physical: &[u8]) -> (bool, bool) {
@@ -632,10 +648,10 @@ impl<'a> SegmentCursor<'a> {
                 self.current = None;
                 return Ok(None);
             }
-            let value = rows.value(row);
-            let mut stored = Vec::with_capacity(value.len() + 1);
-            stored.push(1);
-            stored.extend_from_slice(&value);
+            let mut stored = vec![1];
+            if self.values {
+                stored.extend_from_slice(&rows.value(row));
+            }
             return Ok(Some((physical, stored)));
         }
     }
@@ -662,11 +678,22 @@ impl Mvcc {
     /// both hold the same physical key, the row layout's comes first. The caller holds the
     /// layout gate shared.
     pub(super) fn scan_layout(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), f: &mut LayoutVisitor) -> Result<()> {
+        self.scan_layout_with(range, true, f)
+    }
+
+    /// [`Mvcc::scan_layout`], passing segment rows with an empty value unless `values`.
+    pub(super) fn scan_layout_with(
+        &self,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        values: bool,
+        f: &mut LayoutVisitor,
+    ) -> Result<()> {
         let metas = self.segments.overlapping(&range);
         if metas.is_empty() {
             return self.storage.scan_with(range, &mut |k, v| f(k, v, false));
         }
         let mut cursor = SegmentCursor::new(&self.segments, self.storage.as_ref(), metas, range.clone(), false);
+        cursor.values = values;
         let mut pending = cursor.next_row()?;
         let mut stopped = false;
         self.storage.scan_with(range, &mut |physical, stored| {

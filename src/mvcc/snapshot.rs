@@ -74,7 +74,6 @@ impl Mvcc {
         let snapshot = StreamReader::new(open()?)?;
         let version = snapshot.version();
         let _token = self.writer_token();
-        let _maintenance = lock(&self.segments.maintenance);
         let tombstones = self.live_keys_missing_from(snapshot, version)?;
         let snapshot = StreamReader::new(open()?)?;
         if snapshot.version() != version {

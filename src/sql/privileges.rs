@@ -107,7 +107,10 @@ impl Needs {
                 }
                 self.plan(txn, role, query)?;
             }
-            Plan::Set { .. } | Plan::Show { .. } | Plan::Noop { .. } | Plan::Vacuum { .. } => {}
+            Plan::Set { .. } | Plan::Show { .. } | Plan::Noop { .. } => {}
+            // Garbage collection and sealing: an owner's (a superuser's) maintenance.
+            Plan::Vacuum { table: Some(table) } => return Err(owner_of("table", std::slice::from_ref(table))),
+            Plan::Vacuum { table: None } => return Err(denied("to vacuum the whole database")),
             Plan::Role(command) => return role_command(role, command),
             Plan::CreateTable { .. }
             | Plan::CreateSequence { .. }

@@ -345,8 +345,15 @@ fn encode_keys(rows: &[SegmentRow], out: &mut Vec<u8>) {
     }
 }
 
+/// The most bytes the keys of one block may take once decoded.
+const MAX_KEY_BYTES: usize = 1 << 28;
+
 fn decode_keys(input: &mut &[u8], count: usize) -> Result<(Vec<u8>, Vec<u32>)> {
     let prefix = take_bytes(input)?;
+    // A damaged header must not make the prefix, repeated per key, exhaust memory.
+    if prefix.len().saturating_mul(count) > MAX_KEY_BYTES {
+        return Err(damaged("the key prefix"));
+    }
     let mut keys = Vec::new();
     let mut ends = Vec::with_capacity(count);
     let mut push = |parts: &[&[u8]]| -> Result<()> {
