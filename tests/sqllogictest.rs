@@ -2,9 +2,14 @@
 //! database: the PostgreSQL-15-verified corpus in `compat/pg15/` and our own files in
 //! `tests/slt/`. Files listed in `tests/slt_known_failures.txt` are expected to fail (features
 //! not built yet); every other file must pass, and a listed file that starts passing fails
-//! the run until it is taken off the list. `SLT_FILTER=name` runs only matching files.
+//! the run until it is taken off the list. `SLT_FILTER=name` runs only matching files;
+//! `SLT_CORPUS=dir` adds every `.test` file under `dir` (SQLite's corpus, for example).
+//!
+//! Every value of a result must have its column's declared type: a driver decodes binary
+//! results by the declared type, so a mismatch would be wrong bytes on the wire.
 
 use chronos::error::Error;
+use chronos::sql::planner::plan::ResultColumn;
 use chronos::sql::{Outcome, Session};
 use chronos::types::{DataType, Value};
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -61,6 +66,7 @@ impl sqllogictest::DB for ChronosDb {
                 if !tag.starts_with("INSERT") && !tag.starts_with("UPDATE") && !tag.starts_with("DELETE")
                     || !columns.is_empty() =>
             {
+                check_declared_types(&columns, &rows)?;
                 DBOutput::Rows {
                     types: columns.iter().map(|c| column_type(&c.data_type)).collect(),
                     rows: rows.iter().map(|r| r.iter().map(render).collect()).collect(),
@@ -75,6 +81,21 @@ impl sqllogictest::DB for ChronosDb {
             None => DBOutput::StatementComplete(0),
         })
     }
+}
+
+/// Fails when a value's type is not its column's declared type (NULL fits every column).
+fn check_declared_types(columns: &[ResultColumn], rows: &[Vec<Value>]) -> Result<(), SqlError> {
+    for row in rows {
+        for (value, column) in row.iter().zip(columns) {
+            if !column.data_type.holds(value) {
+                return Err(SqlError(format!(
+                    "column {} is declared {:?} but holds {value:?}",
+                    column.name, column.data_type
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn open_db() -> ChronosDb {
@@ -94,6 +115,21 @@ fn slt_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Every `.test` file under `dir`, in sorted order.
+fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("corpus dir").filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    let filter = std::env::var("SLT_FILTER").unwrap_or_default();
+    for path in entries {
+        if path.is_dir() {
+            corpus_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "test") && path.to_string_lossy().contains(&filter) {
+            out.push(path);
+        }
+    }
 }
 
 /// Compares whole rows with runs of blanks collapsed, as the corpus was written: a cell
@@ -120,6 +156,9 @@ fn sqllogictest_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = slt_files(&root.join("compat/pg15"));
     files.extend(slt_files(&root.join("tests/slt")));
+    if let Ok(dir) = std::env::var("SLT_CORPUS") {
+        corpus_files(Path::new(&dir), &mut files);
+    }
     assert!(!files.is_empty(), "no .slt files found");
     let known = known_failures();
     let (mut passed, mut failed, mut unexpected) = (0, 0, Vec::new());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The differential comparison against PostgreSQL 15 (compare.py): starts a scratch PostgreSQL
 # 15, runs the generated queries on it and on the ChronosDB at 127.0.0.1:PORT, and fails when a
-# class of queries matches less often than compat/differential/baseline.json allows. Then,
+# class of queries matches less often than compat/differential/baseline.json allows, and
+# when a result's declared type or bytes differ (formats.py). Then,
 # with the same PostgreSQL, a pg_dump of it restored into ChronosDB (compat/pg_dump/restore.sh).
 #   compat/differential/run.sh PORT [SEED] [PER_CLASS]
 # Needs PostgreSQL 15's server binaries (PG_BIN, default /usr/lib/postgresql/15/bin) and the
@@ -42,4 +43,9 @@ echo "differential comparison with PostgreSQL 15: seed $SEED, $PER_CLASS queries
   --seed "$SEED" --per-class "$PER_CLASS" \
   --mismatches "${DIFFERENTIAL_MISMATCHES:-/dev/null}" \
   --baseline compat/differential/baseline.json
+# Declared types and raw bytes of results, text and binary, for every type and for inferred
+# expression types (compat/differential/formats.py).
+"$PYTHON" compat/differential/formats.py \
+  --pg "host=127.0.0.1 port=$pg_port user=admin dbname=differential" \
+  --chronos "host=127.0.0.1 port=$PORT user=admin dbname=chronos"
 PG_BIN="$PG_BIN" bash compat/pg_dump/restore.sh "$pg_port" "$PORT"

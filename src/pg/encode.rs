@@ -20,6 +20,59 @@ pub fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// The value in its column's declared type (a type oid). A client decodes a column by the
+/// type RowDescription declared, so a value of another type, from an expression whose
+/// result type the planner got wrong, is cast to it rather than sent as the wrong bytes.
+pub fn as_declared(value: &Value, declared_oid: u32) -> Result<std::borrow::Cow<'_, Value>> {
+    let declared = type_from_oid(declared_oid);
+    if declared == DataType::Unknown || declared.holds(value) {
+        return Ok(std::borrow::Cow::Borrowed(value));
+    }
+    cast(value.clone(), &declared, CastKind::Explicit).map(std::borrow::Cow::Owned)
+}
+
+/// Appends a value of a column declared `declared_oid` in binary format. An empty array
+/// is PostgreSQL's zero-dimension array of the declared element type (the value alone does
+/// not say its element type).
+pub fn binary_as(value: &Value, declared_oid: u32, buf: &mut BytesMut) -> Result<()> {
+    match value {
+        Value::Array(items) if items.is_empty() => {
+            buf.put_i32(0);
+            buf.put_i32(0);
+            buf.put_u32(array_element_oid(declared_oid).unwrap_or(25));
+            Ok(())
+        }
+        other => binary(other, buf),
+    }
+}
+
+/// The element type of an array type oid.
+fn array_element_oid(array_oid: u32) -> Option<u32> {
+    Some(match array_oid {
+        1000 => 16,
+        1005 => 21,
+        1007 => 23,
+        1016 => 20,
+        1021 => 700,
+        1022 => 701,
+        1231 => 1700,
+        1009 => 25,
+        1015 => 1043,
+        1014 => 1042,
+        1001 => 17,
+        1182 => 1082,
+        1183 => 1083,
+        1270 => 1266,
+        1115 => 1114,
+        1185 => 1184,
+        1187 => 1186,
+        2951 => 2950,
+        3807 => 3802,
+        1028 => 26,
+        _ => return None,
+    })
+}
+
 /// Appends a value in binary format.
 pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
     match value {
@@ -33,8 +86,9 @@ pub fn binary(value: &Value, buf: &mut BytesMut) -> Result<()> {
         Value::Numeric(d) => numeric_binary(d, buf),
         // No digits, weight 0, the NaN sign, scale 0.
         Value::NumericNaN => buf.put_slice(&[0, 0, 0, 0, 0xC0, 0, 0, 0]),
-        // The same with the sign of +Infinity (0xD000) or -Infinity (0xF000).
-        Value::NumericInf { negative } => buf.put_slice(&[0, 0, 0, 0, if *negative { 0xF0 } else { 0xD0 }, 0, 0, 0]),
+        // The same with the sign of +Infinity (0xD000) or -Infinity (0xF000), and the display
+        // scale PostgreSQL 15 sends with them (32).
+        Value::NumericInf { negative } => buf.put_slice(&[0, 0, 0, 0, if *negative { 0xF0 } else { 0xD0 }, 0, 0, 32]),
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         // Infinities are the type's extreme values in PostgreSQL's binary format too.
@@ -339,9 +393,26 @@ mod tests {
             let mut buf = BytesMut::new();
             let value = Value::NumericInf { negative };
             binary(&value, &mut buf).unwrap();
-            assert_eq!(&buf[..], &[0, 0, 0, 0, sign, 0, 0, 0]);
+            // PostgreSQL 15 sends a display scale of 32 with an infinity.
+            assert_eq!(&buf[..], &[0, 0, 0, 0, sign, 0, 0, 32]);
             assert!(matches!(decode_numeric(&buf).unwrap(), Value::NumericInf { negative: n } if n == negative));
         }
+    }
+
+    #[test]
+    fn an_empty_array_has_no_dimensions_and_the_declared_element_type() {
+        let mut buf = BytesMut::new();
+        binary_as(&Value::Array(vec![]), DataType::Array(Box::new(DataType::Int4)).oid(), &mut buf).unwrap();
+        assert_eq!(&buf[..], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 23]);
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_cast_to_the_declared_one() {
+        let declared = as_declared(&Value::Float4(83.0), DataType::Int4.oid()).unwrap();
+        assert_eq!(declared.as_ref(), &Value::Int4(83));
+        let text = Value::Text("x".into());
+        let same = as_declared(&text, DataType::Varchar(None).oid()).unwrap();
+        assert!(matches!(same, std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -289,6 +289,8 @@ pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<Da
             data.put_i32(-1);
             continue;
         }
+        let value = encode::as_declared(value, field.datatype().oid()).map_err(to_pg_error)?;
+        let value = value.as_ref();
         match field.format() {
             FieldFormat::Text => {
                 let text = encode::text(value).unwrap_or_default();
@@ -297,7 +299,7 @@ pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<Da
             }
             FieldFormat::Binary => {
                 let mut buf = BytesMut::new();
-                encode::binary(value, &mut buf).map_err(to_pg_error)?;
+                encode::binary_as(value, field.datatype().oid(), &mut buf).map_err(to_pg_error)?;
                 data.put_i32(buf.len() as i32);
                 data.put_slice(&buf);
             }

@@ -95,6 +95,24 @@ pub enum DataType {
 }
 
 impl DataType {
+    /// Whether `value` has this type's wire form (text and binary), as a client decoding a
+    /// column by its declared type reads it. NULL fits every type.
+    pub fn holds(&self, value: &Value) -> bool {
+        match (self, value) {
+            (_, Value::Null) => true,
+            (
+                DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Enum(_) | DataType::Unknown,
+                Value::Text(_),
+            ) => true,
+            (DataType::Array(elem), Value::Array(items)) => items.iter().all(|v| elem.holds(v)),
+            // `record` without field types (`::record`) holds any row.
+            (DataType::Record(types, _), Value::Record(fields)) => {
+                types.is_empty() || types.len() == fields.len() && types.iter().zip(fields).all(|(t, v)| t.holds(v))
+            }
+            (_, value) => value.data_type().is_some_and(|t| t.oid() == self.oid()),
+        }
+    }
+
     /// The PostgreSQL type OID, as sent in RowDescription.
     pub fn oid(&self) -> u32 {
         match self {
@@ -165,7 +183,7 @@ impl DataType {
     }
 
     /// The rank used to pick a common numeric type: higher wins.
-    fn numeric_rank(&self) -> Option<u8> {
+    pub fn numeric_rank(&self) -> Option<u8> {
         Some(match self {
             DataType::Int2 => 1,
             DataType::Int4 => 2,

@@ -53,6 +53,9 @@ pub struct Binder<'a> {
     pub modifications: &'a mut Vec<(usize, Plan)>,
     /// Planning the statement itself, not a nested query.
     pub top_level: bool,
+    /// The SELECT being planned is an INSERT's source: an untyped literal or NULL in its
+    /// output list stays untyped and takes the target column's type, as in PostgreSQL.
+    pub untyped_outputs: bool,
 }
 
 pub fn ident(i: &ast::Ident) -> String {
@@ -1106,6 +1109,11 @@ impl Binder<'_> {
                 if op == BinaryOp::Pow && t == T::Float4 {
                     t = T::Float8;
                 }
+                // PostgreSQL has real-with-real operators only: a real meets an integer or a
+                // numeric in double precision (`1 + 2.5::real` is double precision).
+                if t == T::Float4 && [a, b].iter().any(|x| !matches!(x, T::Float4 | T::Unknown)) {
+                    t = T::Float8;
+                }
                 // PostgreSQL has no `%` for floating point.
                 if op == BinaryOp::Mod && matches!(t, T::Float4 | T::Float8) {
                     return Err(mismatch_operator(&lt, symbol, &rt));
@@ -1354,9 +1362,22 @@ impl Binder<'_> {
                 if t == DataType::Unknown {
                     t = DataType::Text;
                 }
-                let result_type = if name == "nullif" { bound[0].1.clone() } else { t.clone() };
+                let result_type = if name == "nullif" { nullif_type(&bound[0].1, &bound[1].1, &t) } else { t.clone() };
                 let result_type = if result_type == DataType::Unknown { DataType::Text } else { result_type };
-                let args = bound.into_iter().map(|b| self.coerce(b, &t)).collect::<Result<Vec<_>>>()?;
+                let args = if name == "nullif" {
+                    // The first argument becomes the result; the second is compared as it is
+                    // when both are numbers (comparison works across numeric types).
+                    let mut bound = bound.into_iter();
+                    let (a, b) = (bound.next().expect("two arguments"), bound.next().expect("two arguments"));
+                    let b_type = if a.1.numeric_rank().is_some() && b.1.numeric_rank().is_some() {
+                        b.1.clone()
+                    } else {
+                        t.clone()
+                    };
+                    vec![self.coerce(a, &result_type)?, self.coerce(b, &b_type)?]
+                } else {
+                    bound.into_iter().map(|b| self.coerce(b, &t)).collect::<Result<Vec<_>>>()?
+                };
                 let canonical: &'static str = match name.as_str() {
                     "coalesce" => "coalesce",
                     "greatest" => "greatest",
@@ -1663,5 +1684,23 @@ fn unpad_char(expr: Expr, from: &DataType, to: &DataType) -> Expr {
         Expr::Constant(Value::Text(s)) => Expr::Constant(Value::Text(s.trim_end_matches(' ').to_string())),
         Expr::Constant(v) => Expr::Constant(v),
         other => Expr::Function { name: "rtrim", args: vec![other], return_type: DataType::Text },
+    }
+}
+
+/// NULLIF's result type, as PostgreSQL resolves it: the left input of the `=` operator
+/// chosen for the two arguments. Between numbers that is the first argument's type where a
+/// cross-type operator exists (integers with integers, a float with any number, NUMERIC
+/// with an integer), NUMERIC for an integer with NUMERIC, and double precision where an
+/// integer or NUMERIC meets a float; otherwise the first argument's type, or the common
+/// type of two strings or of an untyped literal.
+fn nullif_type(a: &DataType, b: &DataType, common: &DataType) -> DataType {
+    use DataType::*;
+    match (a, b) {
+        (Unknown, _) => common.clone(),
+        _ if a.is_string() && b.is_string() => common.clone(),
+        (Float4 | Float8, _) if b.numeric_rank().is_some() => a.clone(),
+        (Int2 | Int4 | Int8 | Numeric(_), Float4 | Float8) => Float8,
+        (Int2 | Int4 | Int8, Numeric(_)) => Numeric(None),
+        _ => a.clone(),
     }
 }

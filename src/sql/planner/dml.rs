@@ -218,7 +218,10 @@ impl Binder<'_> {
                 Node::Values { rows }
             }
             _ => {
-                let (node, columns) = self.plan_query(source)?;
+                self.untyped_outputs = true;
+                let planned = self.plan_query(source);
+                self.untyped_outputs = false;
+                let (node, columns) = planned?;
                 if implicit_targets {
                     targets.truncate(columns.len());
                 }

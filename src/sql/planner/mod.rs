@@ -11,6 +11,7 @@ pub mod checks;
 mod dml;
 mod gapfill;
 mod grouping_sets;
+mod join_order;
 pub mod optimizer;
 pub mod plan;
 pub mod scope;
@@ -89,6 +90,7 @@ fn with_binder(
         next_subquery_id: &mut next_subquery_id,
         modifications: &mut modifications,
         top_level: true,
+        untyped_outputs: false,
     };
     let mut plan = f(&mut binder)?;
     if !modifications.is_empty() {

@@ -1,5 +1,7 @@
 //! Plan optimization: an ordered list of small rewrites of the node tree.
 //!
+//! 0. Join order: a tree of inner joins is rebuilt smallest input first, each next input
+//!    joined by an equality where one exists (see [`join_order`]).
 //! 1. Filter pushdown: WHERE terms move below joins to the side they read, and into scans.
 //! 2. Access path selection: a scan whose filter fixes the whole primary key (`=` or `IN`)
 //!    becomes a key lookup; one that fixes all columns of a secondary index becomes an index
@@ -7,6 +9,7 @@
 //! 3. Column use: each full table scan learns which of its columns the query reads (see
 //!    [`mark_used_columns`]).
 
+use super::join_order;
 use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan};
 use super::select::{join_conjunction, split_conjunction};
 use crate::catalog::Table;
@@ -37,6 +40,10 @@ pub fn optimize_plan(plan: Plan) -> Plan {
 
 /// Optimizes a node tree.
 pub fn optimize(node: Node) -> Node {
+    let node = match join_order::reorder(node, optimize) {
+        join_order::Reordered::Done(done) => return done,
+        join_order::Reordered::Unchanged(node) => node,
+    };
     let node = push_filter(node);
     let node = map_children(node, optimize);
     let node = select_access_path(node);

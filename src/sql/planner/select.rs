@@ -31,6 +31,7 @@ impl Binder<'_> {
             next_subquery_id: &mut *self.next_subquery_id,
             modifications: &mut *self.modifications,
             top_level: false,
+            untyped_outputs: false,
         }
     }
 
@@ -681,7 +682,7 @@ impl Binder<'_> {
             columns.push(ScopeColumn {
                 table: None,
                 name: name.clone(),
-                data_type: if t == DataType::Unknown { DataType::Text } else { t },
+                data_type: if t == DataType::Unknown && !self.untyped_outputs { DataType::Text } else { t },
                 hidden: false,
                 time: false,
             });
