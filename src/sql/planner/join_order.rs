@@ -12,7 +12,10 @@
 //!    equality term joins to those already placed, or the smallest of all when none is
 //!    (a cross product that cannot be avoided). Ties keep the order the query wrote.
 //! 3. Each join takes every term whose leaves are now all placed; equalities between the
-//!    two sides become hash-join keys ([`make_join`]), the new leaf being the hash side.
+//!    two sides become hash-join keys ([`make_join`]). The hash side (the right input, held
+//!    in memory) is the new leaf, or what is built so far when that is expected to be
+//!    smaller: an equality join is expected to keep the larger side's rows, a cross product
+//!    their product.
 //!
 //! A projection on top restores the column order the query wrote, so nothing above the
 //! joins changes. Inner joins commute and associate, and every term is still applied, so
@@ -114,48 +117,59 @@ pub fn reorder(node: Node, optimize: fn(Node) -> Node) -> Reordered {
         order.push(next);
     }
 
-    // 3. Build left-deep, each join with the terms it completes.
-    let mut new_offset = vec![0; ready.len()];
-    let mut layout: Vec<(usize, usize)> = Vec::new(); // (written offset, width) in the new order
-    let mut tree: Option<(Node, usize)> = None;
-    for &i in &order {
-        let (node, offset, width) = ready[i].take().expect("each leaf once");
-        let left_width = tree.as_ref().map_or(0, |(_, w)| *w);
-        new_offset[i] = left_width;
-        layout.push((offset, width));
-        let map = |c: usize| {
-            layout
-                .iter()
-                .zip(order.iter())
-                .find_map(|(&(o, w), &l)| (c >= o && c < o + w).then(|| new_offset[l] + c - o))
-        };
-        tree = Some(match tree {
-            None => (node, width),
-            Some((left, lw)) => {
-                let placed = &order[..layout.len()];
+    // 3. Build left-deep, each join with the terms it completes, the smaller side hashed.
+    let spans: Vec<(usize, usize)> = ready.iter().map(|r| r.as_ref().map_or((0, 0), |(_, o, w)| (*o, *w))).collect();
+    // The leaves in the order their columns come in the row built so far.
+    let mut layout: Vec<usize> = Vec::new();
+    let mut tree: Option<(Node, u64)> = None;
+    for (step, &i) in order.iter().enumerate() {
+        let (node, _, width) = ready[i].take().expect("each leaf once");
+        tree = Some(match tree.take() {
+            None => {
+                layout.push(i);
+                (node, estimates[i])
+            }
+            Some((built, built_rows)) => {
+                let built_width: usize = layout.iter().map(|&l| spans[l].1).sum();
+                // A hash join holds its right input: the new leaf, unless what is built so far
+                // is expected to be smaller.
+                let leaf_first = estimates[i] > built_rows;
+                if leaf_first {
+                    layout.insert(0, i);
+                } else {
+                    layout.push(i);
+                }
+                let map = |c: usize| column_in(&layout, &spans, c);
+                let placed = &order[..=step];
                 let completed: Vec<usize> = (0..terms.len())
                     .filter(|&t| !placed_term[t] && !reads[t].is_empty() && reads[t].iter().all(|l| placed.contains(l)))
                     .collect();
+                let joined = completed.iter().any(|&t| matches!(terms[t], Expr::Binary(BinaryOp::Eq, ..)));
                 let mut predicate = Vec::new();
                 for t in completed {
                     placed_term[t] = true;
                     predicate.push(terms[t].remap_columns(&map).expect("the term's leaves are placed"));
                 }
                 let predicate = join_conjunction(predicate);
-                (make_join(left, node, JoinKind::Inner, predicate, lw, width), lw + width)
+                let rows = if joined { built_rows.max(estimates[i]) } else { built_rows.saturating_mul(estimates[i]) };
+                let node = if leaf_first {
+                    make_join(node, built, JoinKind::Inner, predicate, width, built_width)
+                } else {
+                    make_join(built, node, JoinKind::Inner, predicate, built_width, width)
+                };
+                (node, rows)
             }
         });
     }
-    let (mut node, total) = tree.expect("at least one leaf");
+    let (mut node, _) = tree.expect("at least one leaf");
     // Terms that read no column (`WHERE false`, parameters only) filter the whole result.
     let rest: Vec<Expr> = (0..terms.len()).filter(|&t| !placed_term[t]).map(|t| terms[t].clone()).collect();
     if let Some(predicate) = join_conjunction(rest) {
         node = Node::Filter { source: Box::new(node), predicate };
     }
-    let written_to_new = |c: usize| {
-        layout.iter().zip(order.iter()).find_map(|(&(o, w), &l)| (c >= o && c < o + w).then(|| new_offset[l] + c - o))
-    };
-    let exprs: Vec<Expr> = (0..total).map(|c| Expr::Column(written_to_new(c).expect("every column placed"))).collect();
+    let total: usize = spans.iter().map(|s| s.1).sum();
+    let exprs: Vec<Expr> =
+        (0..total).map(|c| Expr::Column(column_in(&layout, &spans, c).expect("every column placed"))).collect();
     if exprs.iter().enumerate().any(|(i, e)| *e != Expr::Column(i)) {
         node = Node::Project { source: Box::new(node), exprs };
     }
@@ -163,6 +177,20 @@ pub fn reorder(node: Node, optimize: fn(Node) -> Node) -> Reordered {
         Some(predicate) => Node::Filter { source: Box::new(node), predicate },
         None => node,
     })
+}
+
+/// Where written column `c` is in a row whose leaves come in `layout` order (`spans`: each
+/// leaf's written offset and width); None if its leaf is not in the row.
+fn column_in(layout: &[usize], spans: &[(usize, usize)], c: usize) -> Option<usize> {
+    let mut offset = 0;
+    for &l in layout {
+        let (written, width) = spans[l];
+        if c >= written && c < written + width {
+            return Some(offset + c - written);
+        }
+        offset += width;
+    }
+    None
 }
 
 fn is_inner_join(node: &Node) -> bool {
