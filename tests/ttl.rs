@@ -11,6 +11,16 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// Waits up to 20 s for the count `sql` returns to come down to `at_most`, else fails with
+/// `what`.
+async fn wait_for_count(client: &tokio_postgres::Client, sql: &str, at_most: i64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(client, sql).await > at_most {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_past_the_ttl_expire_and_stay_expired() {
     let data = tempfile::tempdir().unwrap();
@@ -31,11 +41,7 @@ async fn rows_past_the_ttl_expire_and_stay_expired() {
         .unwrap();
     assert_eq!(count(&client, "SELECT count(*) FROM readings").await, 15);
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&client, "SELECT count(*) FROM readings").await > 5 {
-        assert!(Instant::now() < deadline, "rows past the ttl were not expired");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_count(&client, "SELECT count(*) FROM readings", 5, "rows past the ttl were not expired").await;
     // Exactly the recent ones are left, and the index holds no entry of a deleted row.
     assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE ts > now() - interval '1 hour'").await, 5);
     assert_eq!(count(&client, "SELECT count(*) FROM readings WHERE temp >= 0").await, 5);
@@ -58,11 +64,7 @@ async fn rows_past_the_ttl_expire_and_stay_expired() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&client, "SELECT count(*) FROM archive").await > 2 {
-        assert!(Instant::now() < deadline, "the archive's old row was not expired");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_count(&client, "SELECT count(*) FROM archive", 2, "the archive's old row was not expired").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(count(&client, "SELECT count(*) FROM archive").await, 2);
 
@@ -111,11 +113,7 @@ async fn alter_table_sets_and_resets_the_ttl() {
 
     client.batch_execute("ALTER TABLE m SET (ttl = '3 hours')").await.unwrap();
     assert_eq!(text(options).await, "{\"ttl=3 hours\"}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&client, "SELECT count(*) FROM m").await > 2 {
-        assert!(Instant::now() < deadline, "rows past a ttl set by ALTER TABLE were not expired");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_count(&client, "SELECT count(*) FROM m", 2, "rows past a ttl set by ALTER TABLE were not expired").await;
     assert_eq!(count(&client, "SELECT count(*) FROM m WHERE ts > now() - interval '3 hours'").await, 2);
 
     // Without a ttl nothing expires any more.
@@ -150,4 +148,25 @@ async fn alter_table_sets_and_resets_the_ttl() {
     let err = client.batch_execute("ALTER TABLE n DROP COLUMN seen").await.unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err:?}");
     client.batch_execute("ALTER TABLE n RESET (ttl); ALTER TABLE n DROP COLUMN seen").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_time_column_is_the_one_rows_expire_by() {
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_TTL_INTERVAL_SECS", "1")]);
+    let client = server.connect("admin").await;
+    // `created` comes first and is old for every row; `ts` is the time that counts.
+    client
+        .batch_execute(
+            "CREATE TABLE events (id INT PRIMARY KEY, created TIMESTAMPTZ, ts TIMESTAMPTZ, v INT)
+               WITH (time_column = ts, ttl = '1 hour');
+             INSERT INTO events SELECT g, now() - interval '30 days', now() - (g % 2) * interval '2 hours', g
+               FROM generate_series(1, 10) g;",
+        )
+        .await
+        .unwrap();
+    wait_for_count(&client, "SELECT count(*) FROM events", 5, "rows past the ttl by ts were not expired").await;
+    // Two more rounds of expiry: what is left stays, as it is recent by ts.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(count(&client, "SELECT count(*) FROM events").await, 5);
+    assert_eq!(count(&client, "SELECT count(*) FROM events WHERE v % 2 = 0").await, 5);
 }

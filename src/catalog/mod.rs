@@ -127,6 +127,10 @@ pub struct Table {
     /// On an edge, the table's changes are not pushed to the cloud (`WITH (sync = off)`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_sync: bool,
+    /// The time column named by `WITH (time_column = ts)`, fixed when the table is created
+    /// (the window summaries are kept by it); None: see [`Table::time_column`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_time: Option<usize>,
 }
 
 /// The last-writer-wins stamp a delete made on the cloud leaves (see [`Table::sync_merged`]):
@@ -153,6 +157,7 @@ impl Table {
             comment: None,
             sync_merged: false,
             no_sync: false,
+            declared_time: None,
         }
     }
 
@@ -199,9 +204,13 @@ impl Table {
         key
     }
 
-    /// The column whose time TTL and the window aggregates go by: the last primary-key column
-    /// when it is a timestamp or timestamptz, else the first such column.
+    /// The column whose time TTL and the window aggregates go by: the one named by
+    /// `WITH (time_column = …)`, else the last primary-key column when it is a timestamp or
+    /// timestamptz, else the first such column.
     pub fn time_column(&self) -> Option<usize> {
+        if self.declared_time.is_some() {
+            return self.declared_time;
+        }
         let is_time = |c: usize| matches!(self.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz);
         self.primary_key
             .last()

@@ -342,6 +342,9 @@ pub fn alter_table(
             if table.primary_key.contains(&position) {
                 return Err(Error::FeatureNotSupported("dropping a primary key column".into()));
             }
+            if table.declared_time == Some(position) {
+                return Err(Error::FeatureNotSupported("dropping the table's time_column".into()));
+            }
             if table.columns.len() == 1 {
                 return Err(Error::FeatureNotSupported("dropping the last column".into()));
             }
@@ -355,6 +358,7 @@ pub fn alter_table(
             new.columns.remove(position);
             let shift = |c: usize| if c > position { c - 1 } else { c };
             new.primary_key = new.primary_key.iter().map(|&c| shift(c)).collect();
+            new.declared_time = new.declared_time.map(shift);
             for index in new.indexes.iter_mut() {
                 index.columns = index.columns.iter().map(|&c| shift(c)).collect();
             }
@@ -489,6 +493,9 @@ pub fn alter_table(
             }
             if let Some(sync) = set.sync {
                 new.no_sync = !sync;
+            }
+            if set.time_column.is_some() {
+                return Err(crate::sql::planner::time_column_fixed());
             }
         }
         AlterAction::AddUnique { name, columns } => {

@@ -3,9 +3,9 @@
 //! A table created `WITH (ttl = '7d')` (or `WITH TTL=7d`) keeps the rows whose time column is
 //! within the TTL of `min(now, newest time in the table)`. Measured against the newest row as
 //! well as the clock, one future-dated row cannot expire the whole table, and a gateway whose
-//! clock is wrong by years keeps its data. The time column is the last primary-key column if
-//! it is a timestamp, else the table's first timestamp column; a row whose time is NULL never
-//! expires. Months in the TTL count as 30 days. The boundary: a row expires when its time is
+//! clock is wrong by years keeps its data. The time column is the one `WITH (time_column =
+//! …)` names, else the last primary-key column if it is a timestamp, else the table's first
+//! timestamp column (`Table::time_column`); a row whose time is NULL never expires. Months in the TTL count as 30 days. The boundary: a row expires when its time is
 //! strictly older than the cutoff.
 //!
 //! Expiry runs on the node that may commit (the Raft leader, or a single node): it scans the

@@ -306,6 +306,7 @@ impl Binder<'_> {
                             match storage_parameter(&object_name(option))? {
                                 Some(Parameter::Ttl) => set.ttl = Some(None),
                                 Some(Parameter::Sync) => set.sync = Some(true),
+                                Some(Parameter::TimeColumn) => return Err(time_column_fixed()),
                                 None => {}
                             }
                         }
@@ -516,6 +517,8 @@ enum Parameter {
     Ttl,
     /// `sync`: on an edge, the table's changes are pushed to the cloud (default on).
     Sync,
+    /// `time_column`: the column TTL and the window aggregates go by.
+    TimeColumn,
 }
 
 /// The parameter `name` is: None for one with no meaning here, 22023 for one that does not
@@ -524,6 +527,7 @@ fn storage_parameter(name: &str) -> Result<Option<Parameter>> {
     match name {
         "ttl" => Ok(Some(Parameter::Ttl)),
         "sync" => Ok(Some(Parameter::Sync)),
+        "time_column" => Ok(Some(Parameter::TimeColumn)),
         name if IGNORED_STORAGE_PARAMETERS.contains(&name) => Ok(None),
         name => Err(Error::InvalidParameter(format!("unrecognized parameter \"{name}\""))),
     }
@@ -553,6 +557,12 @@ impl StorageParameters {
                     Error::InvalidParameter(format!("invalid value for boolean option \"sync\": {text}"))
                 })?;
                 self.sync = Some(on);
+            }
+            Some(Parameter::TimeColumn) => {
+                self.time_column = Some(match value {
+                    ast::Expr::Identifier(id) => ident(id),
+                    _ => text,
+                })
             }
             None => {}
         }
@@ -663,7 +673,18 @@ impl Binder<'_> {
             comment: None,
             sync_merged: false,
             no_sync: storage.sync == Some(false),
+            declared_time: None,
         };
+        if let Some(name) = &storage.time_column {
+            let c = table.column_index(name).ok_or_else(|| Error::UndefinedColumn(name.clone()))?;
+            if !matches!(table.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz) {
+                return Err(Error::DatatypeMismatch(format!(
+                    "time_column \"{name}\" is of type {}, not timestamp or timestamptz",
+                    table.columns[c].data_type
+                )));
+            }
+            table.declared_time = Some(c);
+        }
         for (name, condition) in checks {
             let (check, _) = self.define_check(&table, name, &condition)?;
             checks::add_check(&mut table, check);
@@ -721,4 +742,9 @@ impl Binder<'_> {
         let rows = if with_data { node } else { Node::Values { rows: Vec::new() } };
         Ok(Plan::CreateTable { table, if_not_exists, sequences: Vec::new(), rows: Some(rows) })
     }
+}
+
+/// `time_column` is set when a table is created: its window summaries are kept by it.
+pub fn time_column_fixed() -> Error {
+    Error::FeatureNotSupported("time_column can be set only by CREATE TABLE".into())
 }

@@ -554,6 +554,8 @@ pub struct StorageParameters {
     pub ttl: Option<Option<String>>,
     /// `sync`.
     pub sync: Option<bool>,
+    /// `time_column`: the column's name (only when the table is created).
+    pub time_column: Option<String>,
 }
 
 /// A bound statement.

@@ -372,6 +372,9 @@ pub fn rows(qualified: &str, ctx: &mut Context) -> Result<Vec<Row>> {
                 if t.no_sync {
                     options.push(text("sync=false".to_string()));
                 }
+                if let Some(c) = t.declared_time {
+                    options.push(text(format!("time_column={}", t.columns[c].name)));
+                }
                 if !options.is_empty() {
                     row[19] = Value::Array(options);
                 }
