@@ -208,14 +208,9 @@ impl Table {
     /// `WITH (time_column = …)`, else the last primary-key column when it is a timestamp or
     /// timestamptz, else the first such column.
     pub fn time_column(&self) -> Option<usize> {
-        if self.declared_time.is_some() {
-            return self.declared_time;
-        }
         let is_time = |c: usize| matches!(self.columns[c].data_type, DataType::Timestamp | DataType::TimestampTz);
-        self.primary_key
-            .last()
-            .copied()
-            .filter(|c| is_time(*c))
+        self.declared_time
+            .or_else(|| self.primary_key.last().copied().filter(|c| is_time(*c)))
             .or_else(|| (0..self.columns.len()).find(|c| is_time(*c)))
     }
 

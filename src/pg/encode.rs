@@ -46,31 +46,30 @@ pub fn binary_as(value: &Value, declared_oid: u32, buf: &mut BytesMut) -> Result
     }
 }
 
-/// The element type of an array type oid.
+/// The element type of an array type oid, from the element types whose arrays
+/// RowDescription declares ([`DataType::oid`]; any other array is `text[]`).
 fn array_element_oid(array_oid: u32) -> Option<u32> {
-    Some(match array_oid {
-        1000 => 16,
-        1005 => 21,
-        1007 => 23,
-        1016 => 20,
-        1021 => 700,
-        1022 => 701,
-        1231 => 1700,
-        1009 => 25,
-        1015 => 1043,
-        1014 => 1042,
-        1001 => 17,
-        1182 => 1082,
-        1183 => 1083,
-        1270 => 1266,
-        1115 => 1114,
-        1185 => 1184,
-        1187 => 1186,
-        2951 => 2950,
-        3807 => 3802,
-        1028 => 26,
-        _ => return None,
-    })
+    use DataType as T;
+    [
+        T::Bool,
+        T::Int2,
+        T::Int4,
+        T::Int8,
+        T::Float4,
+        T::Float8,
+        T::Numeric(None),
+        T::Varchar(None),
+        T::Timestamp,
+        T::TimestampTz,
+        T::Date,
+        T::Time,
+        T::TimeTz,
+        T::Uuid,
+        T::Text,
+    ]
+    .into_iter()
+    .find(|elem| T::Array(Box::new(elem.clone())).oid() == array_oid)
+    .map(|elem| elem.oid())
 }
 
 /// Appends a value in binary format.
