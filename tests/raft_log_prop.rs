@@ -103,7 +103,11 @@ impl Sled {
                 Err(e) => panic!("reopening sled: {e}"),
             }
         };
-        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let store = SledLogStore::open(
+            db.open_tree(chronos::raft::LOG_TREE).unwrap(),
+            db.open_tree(chronos::raft::STATE_TREE).unwrap(),
+        )
+        .unwrap();
         Sled { dir, store: Some(store) }
     }
 }

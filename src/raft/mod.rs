@@ -140,7 +140,7 @@ mod store;
 mod types;
 
 pub use node::{Config, Node, Ready, SNAPSHOT_HOLD};
-pub use sled_store::SledLogStore;
+pub use sled_store::{SledLogStore, LOG_TREE, STATE_TREE};
 pub use store::{LogStore, MemLogStore, SnapshotReader, SnapshotWriter, Written};
 pub use types::{
     ConfChange, Entry, EntryData, Error, HardState, Index, Membership, Message, MessageBody, NodeId, ReadId, ReadState,

@@ -1,28 +1,37 @@
-//! The durable [`LogStore`]: the Raft log, hard state and latest snapshot in one sled tree.
+//! The durable [`LogStore`]: the Raft log, hard state and latest snapshot in two sled trees.
 //!
-//! Keys of the tree:
+//! Keys of the log tree (written once, removed by compaction and truncation):
 //! - `e` ++ index (big-endian): a log entry (bincode);
-//! - `h`: the hard state;
-//! - `b`: the bounds `(offset, offset_term, last)`: entries `offset+1..=last` are the log,
-//!   `offset` is the snapshot index (the compacted prefix) with its term;
-//! - `m`: the latest snapshot's metadata, data length and data set;
 //! - `c` ++ set ++ chunk number (big-endian): snapshot data, in chunks of [`STORED_CHUNK`]
 //!   bytes, so that sending a chunk reads one or two of them. Each snapshot's data is a set of
 //!   its own, written while the latest one stays readable (by a [`SnapshotWriter`] on another
 //!   thread, for a snapshot built from the state machine).
+//!
+//! Keys of the state tree (small, rewritten by every operation):
+//! - `h`: the hard state;
+//! - `b`: the bounds `(offset, offset_term, last)`: entries `offset+1..=last` are the log,
+//!   `offset` is the snapshot index (the compacted prefix) with its term;
+//! - `m`: the latest snapshot's metadata, data length and data set.
+//!
+//! The records every operation rewrites have a tree of their own because sled rewrites a
+//! whole leaf (up to 16 keys) when it consolidates the updates of one key: beside the oldest
+//! entries, the bounds made every append rewrite a large one (an entry of a bulk load holds
+//! megabytes) until compaction removed it. Earlier versions kept them in the log tree; `open`
+//! moves them.
 //!
 //! A snapshot's chunks are written first, then its metadata with the bounds (atomically),
 //! then the chunks of the snapshot it replaces are removed; chunks of any other set found at
 //! start-up are the garbage of a crash in between and are swept.
 //!
 //! Every operation rewrites the bounds, so after a crash the store is exactly as of some
-//! prefix of its operations. Truncation is an atomic sled batch, as are a snapshot's record
-//! and bounds. Appends, the hot path, are plain inserts with the bounds last (an atomic batch
-//! costs two writes of sled's log buffer), and compaction (by a snapshot or not) writes the
-//! bounds first, then plain removes (one huge batch holds memory): sled recovers its log up
-//! to the first tear, so a torn one leaves entries outside the bounds. Those are garbage (as are entries left by truncation): ignored,
-//! overwritten by later appends, and swept when the store is opened. The tree lives in the same sled database as the state machine, so one flush
-//! ([`LogStore::sync`]) makes both durable.
+//! prefix of its operations. A snapshot's record and bounds are one atomic sled batch.
+//! Appends, the hot path, are plain inserts with the bounds last (an atomic batch costs two
+//! writes of sled's log buffer); truncation and compaction (by a snapshot or not) write the
+//! bounds first, then plain removes (one huge batch holds memory). Both trees are in one sled
+//! database, whose single log keeps writes in order and recovers up to the first tear, so a
+//! torn operation leaves entries outside the bounds. Those are garbage: ignored, overwritten
+//! by later appends, and swept when the store is opened. The trees live in the same sled
+//! database as the state machine, so one flush ([`LogStore::sync`]) makes all durable.
 //!
 //! The terms of live entries are cached in memory (16 bytes per entry) because the node asks
 //! for them constantly.
@@ -37,6 +46,10 @@ const HARD_STATE: &[u8] = b"h";
 const SNAPSHOT_META: &[u8] = b"m";
 /// Where earlier versions kept the whole snapshot in one record (converted when opened).
 const LEGACY_SNAPSHOT: &[u8] = b"s";
+/// The names of the two trees in a sled database.
+pub const LOG_TREE: &str = "raft";
+pub const STATE_TREE: &str = "raft-state";
+
 /// Bytes of snapshot data per stored chunk.
 const STORED_CHUNK: usize = 64 * 1024;
 
@@ -73,9 +86,12 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v).map_err(storage)
 }
 
-/// A [`LogStore`] in a sled tree.
+/// A [`LogStore`] in two sled trees.
 pub struct SledLogStore {
+    /// Entries and snapshot chunks.
     tree: sled::Tree,
+    /// Bounds, hard state and snapshot metadata.
+    state: sled::Tree,
     offset: Index,
     offset_term: Term,
     /// Terms of entries `offset+1..=last`.
@@ -91,13 +107,15 @@ pub struct SledLogStore {
 }
 
 impl SledLogStore {
-    /// Opens the store in `tree`, loading its bounds, hard state and entry terms.
-    pub fn open(tree: sled::Tree) -> Result<Self> {
-        let (offset, offset_term, last): (Index, Term, Index) = match tree.get(BOUNDS).map_err(storage)? {
+    /// Opens the store in the trees `tree` (the log) and `state` (two trees of one sled
+    /// database), loading its bounds, hard state and entry terms.
+    pub fn open(tree: sled::Tree, state: sled::Tree) -> Result<Self> {
+        move_state_records(&tree, &state)?;
+        let (offset, offset_term, last): (Index, Term, Index) = match state.get(BOUNDS).map_err(storage)? {
             Some(bytes) => decode(&bytes)?,
             None => (0, 0, 0),
         };
-        let hard_state = match tree.get(HARD_STATE).map_err(storage)? {
+        let hard_state = match state.get(HARD_STATE).map_err(storage)? {
             Some(bytes) => decode(&bytes)?,
             None => HardState::default(),
         };
@@ -106,13 +124,13 @@ impl SledLogStore {
             for (i, chunk) in snapshot.data.chunks(STORED_CHUNK).enumerate() {
                 tree.insert(&chunk_key(1, i as u64)[..], chunk).map_err(storage)?;
             }
-            let mut batch = sled::Batch::default();
-            batch.insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64, 1u64))?);
-            batch.remove(LEGACY_SNAPSHOT);
-            tree.apply_batch(batch).map_err(storage)?;
+            state
+                .insert(SNAPSHOT_META, encode(&(&snapshot.meta, snapshot.data.len() as u64, 1u64))?)
+                .map_err(storage)?;
+            tree.remove(LEGACY_SNAPSHOT).map_err(storage)?;
             tree.flush().map_err(storage)?;
         }
-        let (snapshot_meta, snapshot_data) = match tree.get(SNAPSHOT_META).map_err(storage)? {
+        let (snapshot_meta, snapshot_data) = match state.get(SNAPSHOT_META).map_err(storage)? {
             Some(bytes) => {
                 let (meta, len, id): (SnapshotMeta, u64, u64) = decode(&bytes)?;
                 (Some(meta), Written { id, len })
@@ -152,7 +170,18 @@ impl SledLogStore {
             let (key, _) = item.map_err(storage)?;
             tree.remove(key).map_err(storage)?;
         }
-        Ok(Self { tree, offset, offset_term, terms, hard_state, snapshot_meta, snapshot_data, next_set, dirty: false })
+        Ok(Self {
+            tree,
+            state,
+            offset,
+            offset_term,
+            terms,
+            hard_state,
+            snapshot_meta,
+            snapshot_data,
+            next_set,
+            dirty: false,
+        })
     }
 
     fn last(&self) -> Index {
@@ -164,12 +193,39 @@ impl SledLogStore {
         encode(&(self.offset, self.offset_term, self.last()))
     }
 
-    /// Adds the bounds record to `batch` and applies it.
-    fn commit(&mut self, mut batch: sled::Batch) -> Result<()> {
-        batch.insert(BOUNDS, self.bounds()?);
+    /// Writes the bounds record.
+    fn save_bounds(&mut self) -> Result<()> {
         self.dirty = true;
-        self.tree.apply_batch(batch).map_err(storage)
+        self.state.insert(BOUNDS, self.bounds()?).map_err(storage)?;
+        Ok(())
     }
+}
+
+/// Moves the records of the state tree out of the log tree, where earlier versions kept them:
+/// copied first (one batch), then removed, so a crash in between leaves copies that are
+/// current (the state tree is written only here before the move) and stale originals.
+fn move_state_records(tree: &sled::Tree, state: &sled::Tree) -> Result<()> {
+    let mut found = Vec::new();
+    for key in [BOUNDS, HARD_STATE, SNAPSHOT_META] {
+        if let Some(value) = tree.get(key).map_err(storage)? {
+            found.push((key, value));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    if state.is_empty() {
+        let mut batch = sled::Batch::default();
+        for (key, value) in &found {
+            batch.insert(*key, value.clone());
+        }
+        state.apply_batch(batch).map_err(storage)?;
+    }
+    for (key, _) in found {
+        tree.remove(key).map_err(storage)?;
+    }
+    tree.flush().map_err(storage)?;
+    Ok(())
 }
 
 impl SledLogStore {
@@ -285,9 +341,7 @@ impl LogStore for SledLogStore {
         for e in entries {
             self.terms.insert(e.index, e.term);
         }
-        self.dirty = true;
-        self.tree.insert(BOUNDS, self.bounds()?).map_err(storage)?;
-        Ok(())
+        self.save_bounds()
     }
 
     fn truncate(&mut self, from: Index) -> Result<()> {
@@ -297,11 +351,13 @@ impl LogStore for SledLogStore {
         if from <= self.offset {
             return Err(Error::Storage(format!("truncate from {from} inside compacted prefix {}", self.offset)));
         }
-        let mut batch = sled::Batch::default();
-        for index in self.terms.split_off(&from).into_keys() {
-            batch.remove(&entry_key(index)[..]);
+        // The bounds first, as in `compact`: entries past them are garbage.
+        let dropped = self.terms.split_off(&from);
+        self.save_bounds()?;
+        for index in dropped.into_keys() {
+            self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
         }
-        self.commit(batch)
+        Ok(())
     }
 
     fn entries(&self, lo: Index, hi: Index, max: usize) -> Result<Vec<Entry>> {
@@ -359,8 +415,7 @@ impl LogStore for SledLogStore {
         // The bounds first, then plain removes: one atomic batch of thousands of removes
         // makes sled hold every intermediate node until it ends. A crash in between leaves
         // entries below the bounds, which `open` sweeps.
-        self.dirty = true;
-        self.tree.insert(BOUNDS, self.bounds()?).map_err(storage)?;
+        self.save_bounds()?;
         for index in dropped.into_keys() {
             self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
         }
@@ -374,7 +429,7 @@ impl LogStore for SledLogStore {
         if (hs.term, hs.vote) != (self.hard_state.term, self.hard_state.vote) {
             self.dirty = true;
         }
-        self.tree.insert(HARD_STATE, encode(&hs)?).map_err(storage)?;
+        self.state.insert(HARD_STATE, encode(&hs)?).map_err(storage)?;
         self.hard_state = hs;
         Ok(())
     }
@@ -436,7 +491,9 @@ impl LogStore for SledLogStore {
         self.offset_term = term;
         self.snapshot_meta = Some(meta);
         self.snapshot_data = written;
-        self.commit(batch)?;
+        batch.insert(BOUNDS, self.bounds()?);
+        self.dirty = true;
+        self.state.apply_batch(batch).map_err(storage)?;
         // After the atomic part, as in `compact`.
         for index in dropped.into_keys() {
             self.tree.remove(&entry_key(index)[..]).map_err(storage)?;
@@ -476,6 +533,10 @@ mod tests {
     use super::*;
     use crate::raft::types::EntryData;
 
+    fn open_in(db: &sled::Db) -> SledLogStore {
+        SledLogStore::open(db.open_tree(LOG_TREE).unwrap(), db.open_tree(STATE_TREE).unwrap()).unwrap()
+    }
+
     fn entry(index: Index, term: Term) -> Entry {
         Entry { index, term, data: EntryData::Command(index.to_be_bytes().to_vec()) }
     }
@@ -487,7 +548,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         {
-            let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+            let mut store = open_in(&db);
             store.append(&[entry(1, 1), entry(2, 1)]).unwrap();
             store.sync().unwrap();
             // What survives of an append of 3 and 4 cut short before its bounds record.
@@ -495,14 +556,14 @@ mod tests {
             tree.insert(&entry_key(3)[..], encode(&entry(3, 1)).unwrap()).unwrap();
             tree.insert(&entry_key(4)[..], encode(&entry(4, 1)).unwrap()).unwrap();
         }
-        let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let mut store = open_in(&db);
         assert!(db.open_tree("raft").unwrap().get(entry_key(4)).unwrap().is_none(), "garbage swept");
         assert_eq!(store.last_index().unwrap(), 2);
         assert_eq!(store.term(3).unwrap(), None);
         assert_eq!(store.entries(1, 10, 10).unwrap(), vec![entry(1, 1), entry(2, 1)]);
         store.append(&[entry(3, 2)]).unwrap();
         drop(store);
-        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let store = open_in(&db);
         assert_eq!(store.last_index().unwrap(), 3);
         assert_eq!(store.entries(1, 10, 10).unwrap(), vec![entry(1, 1), entry(2, 1), entry(3, 2)]);
     }
@@ -514,7 +575,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         {
-            let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+            let mut store = open_in(&db);
             store.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>()).unwrap();
             let meta = SnapshotMeta { index: 3, term: 1, ..Default::default() };
             store.save_snapshot(&Snapshot { meta, data: vec![] }).unwrap();
@@ -522,10 +583,40 @@ mod tests {
             let tree = db.open_tree("raft").unwrap();
             tree.insert(&entry_key(2)[..], encode(&entry(2, 1)).unwrap()).unwrap();
         }
-        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let store = open_in(&db);
         assert!(db.open_tree("raft").unwrap().get(entry_key(2)).unwrap().is_none(), "garbage swept");
         assert_eq!((store.first_index().unwrap(), store.last_index().unwrap()), (4, 5));
         assert_eq!(store.entries(4, 6, 10).unwrap(), vec![entry(4, 1), entry(5, 1)]);
+    }
+
+    /// A log kept by an earlier version, with its bounds and hard state in the log tree, opens
+    /// as it was, and those records move to the state tree (also when an earlier move was cut
+    /// short after the copy).
+    #[test]
+    fn records_of_the_earlier_layout_move_to_the_state_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let hs = HardState { term: 2, vote: Some(1), commit: 3 };
+        let tree = db.open_tree(LOG_TREE).unwrap();
+        for i in 1..=3 {
+            tree.insert(&entry_key(i)[..], encode(&entry(i, 1)).unwrap()).unwrap();
+        }
+        tree.insert(BOUNDS, encode(&(0u64, 0u64, 3u64)).unwrap()).unwrap();
+        tree.insert(HARD_STATE, encode(&hs).unwrap()).unwrap();
+        let check = |store: &SledLogStore| {
+            assert_eq!(store.hard_state().unwrap(), hs);
+            assert_eq!(store.entries(1, 4, 10).unwrap(), (1..=3).map(|i| entry(i, 1)).collect::<Vec<_>>());
+            assert!(tree.get(BOUNDS).unwrap().is_none() && tree.get(HARD_STATE).unwrap().is_none());
+        };
+        let mut store = open_in(&db);
+        check(&store);
+        store.append(&[entry(4, 2)]).unwrap();
+        drop(store);
+        // A stale copy left in the log tree by a move cut short is dropped, not used.
+        tree.insert(BOUNDS, encode(&(0u64, 0u64, 3u64)).unwrap()).unwrap();
+        let store = open_in(&db);
+        check(&store);
+        assert_eq!(store.last_index().unwrap(), 4);
     }
 
     /// Snapshot data is stored in chunks: any byte range reads back as written, a replaced
@@ -544,7 +635,7 @@ mod tests {
             tree.insert(LEGACY_SNAPSHOT, encode(&Snapshot { meta: meta.clone(), data: data.clone() }).unwrap())
                 .unwrap();
         }
-        let mut store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let mut store = open_in(&db);
         assert_eq!(store.snapshot().unwrap().unwrap().data, data);
         for (offset, len) in
             [(0, 10), (STORED_CHUNK as u64 - 5, 10), (100, 2 * STORED_CHUNK), (data.len() as u64 - 3, 64)]
@@ -564,7 +655,7 @@ mod tests {
         // Chunks of a snapshot whose metadata never made it (a crash mid-replacement).
         tree.insert(&chunk_key(99, 0)[..], b"torn".to_vec()).unwrap();
         drop(store);
-        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let store = open_in(&db);
         assert_eq!(tree.scan_prefix(b"c").count(), 1, "garbage swept");
         assert_eq!(store.snapshot().unwrap().unwrap(), Snapshot { meta: newer.clone(), data: b"small".to_vec() });
         assert_eq!(store.last_index().unwrap(), 6);
@@ -588,7 +679,7 @@ mod tests {
         assert_eq!((got.meta, got.data.len()), (newest, 3 * STORED_CHUNK + 123));
         assert_eq!(tree.scan_prefix(b"c").count(), 4, "only the newest snapshot's chunks are left");
         drop(store);
-        let store = SledLogStore::open(db.open_tree("raft").unwrap()).unwrap();
+        let store = open_in(&db);
         assert_eq!(
             store.snapshot_chunk(STORED_CHUNK as u64, 3).unwrap().unwrap().1,
             got.data[STORED_CHUNK..STORED_CHUNK + 3]
