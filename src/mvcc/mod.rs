@@ -103,6 +103,25 @@ fn stored_writes_of<'a>(
     })
 }
 
+/// Moves the applied version and Raft index from where earlier versions kept them (see
+/// `Local::key`), in one atomic batch.
+fn move_applied_records(storage: &dyn Storage) -> Result<()> {
+    let mut batch = crate::storage::StorageBatch::default();
+    for (old, new) in [(Local::LegacyApplied, Local::Applied), (Local::LegacyRaftApplied, Local::RaftApplied)] {
+        if let Some(value) = storage.get(old.key())? {
+            if storage.get(new.key())?.is_none() {
+                batch.put(new.key().to_vec(), value);
+            }
+            batch.delete(old.key().to_vec());
+        }
+    }
+    if !batch.is_empty() {
+        storage.apply(batch)?;
+        storage.flush()?;
+    }
+    Ok(())
+}
+
 /// The version of the last batch applied to `storage` (0 when none).
 pub fn applied_version(storage: &dyn Storage) -> Result<Version> {
     Ok(match storage.get(APPLIED_KEY)? {
@@ -224,6 +243,7 @@ impl Mvcc {
                     .into(),
             ));
         }
+        move_applied_records(storage.as_ref())?;
         let applied = applied_version(storage.as_ref())?;
         let segments = segments::Segments::load(storage.as_ref())?;
         Ok(Arc::new(Self {

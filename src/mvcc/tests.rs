@@ -104,6 +104,22 @@ fn apply_is_idempotent_and_versions_increase() {
     assert_eq!(db.begin().get(&key(1, "a")).unwrap(), None);
 }
 
+/// A database written by an earlier version, with its applied version and Raft index under
+/// the old keys, opens where it stopped, and the records move.
+#[test]
+fn applied_records_of_the_earlier_layout_move() {
+    use crate::storage::keyspace::Local;
+    let storage = Arc::new(MemoryStorage::new());
+    storage.put(Local::LegacyApplied.key().to_vec(), 42u64.to_be_bytes().to_vec()).unwrap();
+    storage.put(Local::LegacyRaftApplied.key().to_vec(), 7u64.to_be_bytes().to_vec()).unwrap();
+    let db = Mvcc::new(storage.clone()).unwrap();
+    assert_eq!(db.durable_version(), 42);
+    assert_eq!(db.raft_applied_index().unwrap(), 7);
+    assert_eq!(storage.get(Local::LegacyApplied.key()).unwrap(), None);
+    assert_eq!(storage.get(Local::LegacyRaftApplied.key()).unwrap(), None);
+    assert_eq!(applied_version(storage.as_ref()).unwrap(), 42);
+}
+
 #[test]
 fn gc_removes_only_unreadable_versions() {
     let db = mvcc();

@@ -91,23 +91,36 @@ pub enum Local {
     SegmentHead,
     /// The family of sealed-segment bodies, keyed like [`Local::SegmentHead`].
     SegmentData,
+    /// Where earlier versions kept [`Local::Applied`] and [`Local::RaftApplied`]; moved when
+    /// the engine opens (see `mvcc::move_applied_records`).
+    LegacyApplied,
+    LegacyRaftApplied,
 }
 
 impl Local {
-    const ALL: [Local; 6] = [
+    const ALL: [Local; 8] = [
         Local::Applied,
         Local::RaftApplied,
         Local::LegacyRedo,
         Local::Restored,
         Local::SegmentHead,
         Local::SegmentData,
+        Local::LegacyApplied,
+        Local::LegacyRaftApplied,
     ];
 
     /// The record's key.
+    ///
+    /// [`Local::Applied`] and [`Local::RaftApplied`] are written by every commit. sled rewrites
+    /// a whole leaf (up to 16 keys) when it consolidates a key's updates, so they sort after the
+    /// segment families (`~` follows every letter): their leaf holds small segment headers and
+    /// catalog records, not segment bodies.
     pub const fn key(self) -> &'static [u8] {
         match self {
-            Local::Applied => b"\x00applied",
-            Local::RaftApplied => b"\x00raft",
+            Local::Applied => b"\x00~applied",
+            Local::RaftApplied => b"\x00~raft",
+            Local::LegacyApplied => b"\x00applied",
+            Local::LegacyRaftApplied => b"\x00raft",
             Local::LegacyRedo => b"\x00redo",
             Local::Restored => b"\x00restored",
             Local::SegmentHead => b"\x00segh",
@@ -149,6 +162,16 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_written_by_every_commit_sort_after_segments() {
+        for family in [Local::SegmentHead, Local::SegmentData] {
+            let last_segment = [family.key(), &[0xff; 4]].concat();
+            assert!(Local::Applied.key() > last_segment.as_slice());
+            assert!(Local::RaftApplied.key() > last_segment.as_slice());
+        }
+        assert!(Local::Applied.key() < [Keyspace::Catalog.tag()].as_slice());
+    }
 
     #[test]
     fn records_of_different_names_never_prefix_each_other() {
