@@ -2,6 +2,7 @@
 # Edge sync on loopback: an edge loads rows while its cloud (3 members) is down, then the
 # cloud starts and the edge catches up.
 #   benches/sync.sh        (BENCH_ROWS=1000000 rows by default)
+#   CHRONOS_BIN=/path/to/chronos benches/sync.sh   another build of the server
 # Prints:
 #   - the load rate on a plain single node and on the edge (the cost of change capture);
 #   - the catch-up rate into the 3-node cloud, from the first acknowledged push until the
@@ -13,9 +14,12 @@ cd "$(dirname "$0")/.."
 ROWS=${BENCH_ROWS:-1000000}
 CHUNK=100000
 
-echo "== building (release)" >&2
-cargo build --release --quiet --bin chronos
-BIN=target/release/chronos
+# CHRONOS_BIN=/path/to/chronos runs another build of the server (before/after comparisons).
+if [ -z "${CHRONOS_BIN:-}" ]; then
+  echo "== building (release)" >&2
+  cargo build --release --quiet --bin chronos
+fi
+BIN=${CHRONOS_BIN:-target/release/chronos}
 # BENCH_LOG=chronos::sync=debug logs the timings of each push (edge) and apply (cloud) on stderr.
 
 . benches/lib.sh sync
