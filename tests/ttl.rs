@@ -13,6 +13,13 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
 
 /// Waits up to 20 s for the count `sql` returns to come down to `at_most`, else fails with
 /// `what`.
+/// A server in a fresh directory that expires rows every second, and a client of it.
+async fn expiring_every_second() -> (Server, tokio_postgres::Client) {
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_TTL_INTERVAL_SECS", "1")]);
+    let client = server.connect("admin").await;
+    (server, client)
+}
+
 async fn wait_for_count(client: &tokio_postgres::Client, sql: &str, at_most: i64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while count(client, sql).await > at_most {
@@ -95,8 +102,7 @@ async fn a_ttl_needs_a_positive_interval_and_a_time_column() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_table_sets_and_resets_the_ttl() {
-    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_TTL_INTERVAL_SECS", "1")]);
-    let client = server.connect("admin").await;
+    let (_server, client) = expiring_every_second().await;
     client
         .batch_execute(
             "CREATE TABLE m (device TEXT, ts TIMESTAMPTZ, v FLOAT8, PRIMARY KEY (device, ts));
@@ -152,8 +158,7 @@ async fn alter_table_sets_and_resets_the_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declared_time_column_is_the_one_rows_expire_by() {
-    let server = Server::start_in(tempfile::tempdir().unwrap(), &[("CHRONOS_TTL_INTERVAL_SECS", "1")]);
-    let client = server.connect("admin").await;
+    let (_server, client) = expiring_every_second().await;
     // `created` comes first and is old for every row; `ts` is the time that counts.
     client
         .batch_execute(

@@ -142,12 +142,16 @@ pub fn open_in_memory() -> Result<Arc<Engine>> {
     Ok(engine)
 }
 
+/// The Raft log store in the trees of `sled`'s database.
+fn open_log(sled: &SledStorage) -> Result<raft::SledLogStore> {
+    raft::SledLogStore::open(sled.tree(raft::LOG_TREE)?, sled.tree(raft::STATE_TREE)?).map_err(driver::from_raft)
+}
+
 /// An engine over the sled database in `dir`, exactly as a single node runs it (without the
 /// network front ends): for tests and benchmarks. It stops when the engine is dropped.
 pub fn open_dir(dir: &std::path::Path) -> Result<Arc<Engine>> {
     let sled = SledStorage::open(dir)?;
-    let log = raft::SledLogStore::open(sled.tree(raft::LOG_TREE)?, sled.tree(raft::STATE_TREE)?)
-        .map_err(driver::from_raft)?;
+    let log = open_log(&sled)?;
     let engine = Engine::open(Arc::new(sled))?;
     start_group_of_one(&engine, log, SINGLE_NODE_COMPACTION)?;
     Ok(engine)
@@ -176,8 +180,7 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
         ))
     })?);
     let sled = SledStorage::open_with_cache(&config.data_dir, config.cache_bytes)?;
-    let raft_store = raft::SledLogStore::open(sled.tree(raft::LOG_TREE)?, sled.tree(raft::STATE_TREE)?)
-        .map_err(driver::from_raft)?;
+    let raft_store = open_log(&sled)?;
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let engine = Engine::open(storage.clone())?;
     engine.mvcc().column_cache().set_budget(usize::try_from(config.column_cache_bytes).unwrap_or(usize::MAX));

@@ -552,12 +552,12 @@ mod tests {
             store.append(&[entry(1, 1), entry(2, 1)]).unwrap();
             store.sync().unwrap();
             // What survives of an append of 3 and 4 cut short before its bounds record.
-            let tree = db.open_tree("raft").unwrap();
+            let tree = db.open_tree(LOG_TREE).unwrap();
             tree.insert(&entry_key(3)[..], encode(&entry(3, 1)).unwrap()).unwrap();
             tree.insert(&entry_key(4)[..], encode(&entry(4, 1)).unwrap()).unwrap();
         }
         let mut store = open_in(&db);
-        assert!(db.open_tree("raft").unwrap().get(entry_key(4)).unwrap().is_none(), "garbage swept");
+        assert!(db.open_tree(LOG_TREE).unwrap().get(entry_key(4)).unwrap().is_none(), "garbage swept");
         assert_eq!(store.last_index().unwrap(), 2);
         assert_eq!(store.term(3).unwrap(), None);
         assert_eq!(store.entries(1, 10, 10).unwrap(), vec![entry(1, 1), entry(2, 1)]);
@@ -580,11 +580,11 @@ mod tests {
             let meta = SnapshotMeta { index: 3, term: 1, ..Default::default() };
             store.save_snapshot(&Snapshot { meta, data: vec![] }).unwrap();
             // What a crash right after the snapshot and bounds records would have left.
-            let tree = db.open_tree("raft").unwrap();
+            let tree = db.open_tree(LOG_TREE).unwrap();
             tree.insert(&entry_key(2)[..], encode(&entry(2, 1)).unwrap()).unwrap();
         }
         let store = open_in(&db);
-        assert!(db.open_tree("raft").unwrap().get(entry_key(2)).unwrap().is_none(), "garbage swept");
+        assert!(db.open_tree(LOG_TREE).unwrap().get(entry_key(2)).unwrap().is_none(), "garbage swept");
         assert_eq!((store.first_index().unwrap(), store.last_index().unwrap()), (4, 5));
         assert_eq!(store.entries(4, 6, 10).unwrap(), vec![entry(4, 1), entry(5, 1)]);
     }
@@ -630,7 +630,7 @@ mod tests {
         let meta = SnapshotMeta { index: 3, term: 1, ..Default::default() };
         {
             // As an earlier version stored it.
-            let tree = db.open_tree("raft").unwrap();
+            let tree = db.open_tree(LOG_TREE).unwrap();
             tree.insert(BOUNDS, encode(&(3u64, 1u64, 3u64)).unwrap()).unwrap();
             tree.insert(LEGACY_SNAPSHOT, encode(&Snapshot { meta: meta.clone(), data: data.clone() }).unwrap())
                 .unwrap();
@@ -650,7 +650,7 @@ mod tests {
         store.append(&(4..=6).map(|i| entry(i, 1)).collect::<Vec<_>>()).unwrap();
         let newer = SnapshotMeta { index: 5, term: 1, ..Default::default() };
         store.save_snapshot(&Snapshot { meta: newer.clone(), data: b"small".to_vec() }).unwrap();
-        let tree = db.open_tree("raft").unwrap();
+        let tree = db.open_tree(LOG_TREE).unwrap();
         assert_eq!(tree.scan_prefix(b"c").count(), 1, "the replaced snapshot's chunks are gone");
         // Chunks of a snapshot whose metadata never made it (a crash mid-replacement).
         tree.insert(&chunk_key(99, 0)[..], b"torn".to_vec()).unwrap();
