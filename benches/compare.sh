@@ -6,6 +6,8 @@
 #   BENCH_ONLY="copy scan_agg" benches/compare.sh   only these workloads
 #   BENCH_ROWS=10000000 BENCH_ONLY="ts_copy ts_window" benches/compare.sh   another table size
 #   CHRONOS_BIN=/path/to/chronos benches/compare.sh  another build of the server
+#   CHRONOS_LOG=chronos=debug benches/compare.sh  the server's log filter (default warn); debug
+#                                                 logs each garbage collection pass
 #
 # Every workload runs on both servers in alternation (A B A B A B) and the median of the
 # rounds is reported. Prints one line per workload and client count, then a markdown table,
@@ -63,7 +65,7 @@ PG_URL="host=127.0.0.1 port=$pg_port user=admin dbname=chronos"
 echo "== starting ChronosDB" >&2
 ch_port=$(free_port); http_port=$(free_port)
 start_chronos() {
-  CHRONOS_LOG=warn "$CHRONOS_BIN" single-node --data-dir "$work/chronos" \
+  CHRONOS_LOG=${CHRONOS_LOG:-warn} "$CHRONOS_BIN" single-node --data-dir "$work/chronos" \
     --pg-addr "127.0.0.1:$ch_port" --http-addr "127.0.0.1:$http_port" --max-connections 200 &
   chronos_pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$ch_port) 2>/dev/null && break; sleep 0.1; done

@@ -32,6 +32,7 @@ mod snapshot;
 
 pub use batch::{decode_batch, encode_batch};
 pub use counters::CounterBlock;
+pub use gc::Pace;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 pub use seal::{SealLimits, SealStats, MAX_SEGMENT_ROWS, MIN_SEAL_ROWS};
 pub use segments::{block_rows, DecodedBlock, SegmentCodec, SegmentRow};
@@ -212,6 +213,11 @@ pub struct Mvcc {
     /// Fewest rows of one series a batch must bring for them to be stored as a segment when
     /// it is applied ([`seal::APPLY_SEAL_ROWS`]).
     apply_seal_rows: std::sync::atomic::AtomicUsize,
+    /// Where garbage collection looks for garbage (see [`gc`]).
+    gc_marks: Mutex<gc::GcMarks>,
+    /// For each table prefix, the limits and watermark of its last complete sealing pass
+    /// (see [`seal`]): a table nobody wrote since is not walked again.
+    sealed: Mutex<HashMap<Vec<u8>, (SealLimits, Version)>>,
 }
 
 /// Writes derived from each committed batch and made with it, at its version: the layers above
@@ -269,6 +275,8 @@ impl Mvcc {
             derives: Default::default(),
             segments,
             apply_seal_rows: std::sync::atomic::AtomicUsize::new(seal::APPLY_SEAL_ROWS),
+            gc_marks: Mutex::new(gc::GcMarks::everything()),
+            sealed: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -478,7 +486,12 @@ const SEEK_AFTER_SKIPPING: usize = 16;
 /// The conflict domain of a key: its keyspace tag and table id, so that a scan of a table
 /// conflicts with any later write to it.
 fn domain(key: &[u8]) -> Vec<u8> {
-    key[..key.len().min(5)].to_vec()
+    domain_of(key).to_vec()
+}
+
+/// [`domain`], borrowed.
+fn domain_of(key: &[u8]) -> &[u8] {
+    &key[..key.len().min(5)]
 }
 
 /// The writes of a transaction at a SAVEPOINT.
@@ -805,6 +818,8 @@ impl Drop for Transaction {
 
 #[cfg(test)]
 mod column_tests;
+#[cfg(test)]
+mod gc_tests;
 #[cfg(test)]
 mod segment_tests;
 #[cfg(test)]

@@ -237,6 +237,8 @@ impl Mvcc {
         self.segments.settle_reserved(metas, stored.is_ok());
         stored.inspect_err(|_| self.columns.reset(batch.version))?;
         self.forget_pending(&batch.writes, batch.version);
+        let written = batch.writes.iter().chain(&derived.writes).map(|(key, _)| key.as_slice());
+        lock(&self.gc_marks).mark(batch.version, written);
         {
             let mut domains = lock(&self.domain_versions);
             for (key, _) in &batch.writes {

@@ -6,6 +6,10 @@
 //! rows, updates, deletes) is rewritten with them folded in; a segment of fewer than half
 //! [`MAX_SEGMENT_ROWS`] rows absorbs the run after it, and the next segment too when both fit
 //! in one, so a table's newest segment grows instead of a tail of small ones piling up.
+//!
+//! A pass that did all its work remembers its watermark: while nothing is written to the
+//! table above it, another pass with the same limits would find the same state, and returns
+//! at once instead of walking (and decoding) the whole table again.
 
 use super::segments::{Meta, Reserve, SegmentCodec, SegmentRow};
 use super::{decode_stored, lock, split_physical, Mvcc, Version, WriteBatch};
@@ -84,6 +88,9 @@ impl Mvcc {
     pub fn seal_with(&self, prefix: &[u8], codec: &Arc<dyn SegmentCodec>, limits: SealLimits) -> Result<SealStats> {
         let _maintenance = lock(&self.segments.maintenance);
         let watermark = self.low_watermark();
+        if self.sealed_unchanged(prefix, limits) {
+            return Ok(SealStats::default());
+        }
         let end = crate::storage::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let range = (Bound::Included(prefix.to_vec()), end);
         // Only this sealing changes segments while it runs (it holds `maintenance`), and it
@@ -142,7 +149,22 @@ impl Mvcc {
             let (sealed, deletes) = versions.settle();
             walk.key(&key, sealed, deletes)?;
         }
-        walk.finish()
+        let (stats, complete) = walk.finish()?;
+        if complete {
+            lock(&self.sealed).insert(prefix.to_vec(), (limits, watermark));
+        }
+        Ok(stats)
+    }
+
+    /// Whether sealing `prefix` with `limits` would find the state the last complete pass
+    /// left: nothing written to the table (applied or pending) above that pass's watermark.
+    fn sealed_unchanged(&self, prefix: &[u8], limits: SealLimits) -> bool {
+        let Some(&(sealed_limits, sealed_through)) = lock(&self.sealed).get(prefix) else {
+            return false;
+        };
+        let floor = self.domain_floor.load(std::sync::atomic::Ordering::SeqCst);
+        let written = lock(&self.domain_versions).get(super::domain_of(prefix)).copied().unwrap_or(floor);
+        sealed_limits == limits && prefix.len() == super::domain_of(prefix).len() && written <= sealed_through
     }
 }
 
@@ -262,12 +284,13 @@ impl SealWalk<'_> {
         }
     }
 
-    fn finish(mut self) -> Result<SealStats> {
+    /// What the walk did, and whether it did all of it (no piece of work was given up).
+    fn finish(mut self) -> Result<(SealStats, bool)> {
         if self.inside.take().is_some() {
             self.leave_segment()?;
         }
         self.end_run()?;
-        Ok(self.stats)
+        Ok((self.stats, !self.given_up))
     }
 
     fn write(&mut self) -> Result<()> {

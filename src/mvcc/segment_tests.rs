@@ -321,3 +321,30 @@ fn sealing_gives_up_while_a_reader_stays_inside() {
     assert_eq!(db.seal_with(TABLE, &codec(), limits).unwrap().rows, 20);
     assert_eq!(db.begin().scan_prefix(TABLE).unwrap().len(), 20);
 }
+
+#[test]
+fn a_table_nobody_wrote_since_its_last_seal_is_not_walked_again() {
+    let storage = Arc::new(MemoryStorage::new());
+    let db = Mvcc::new(storage.clone()).unwrap();
+    let _log = LoopbackLog::install(&db);
+    let limits = SealLimits { min_rows: 1, max_rows: 64 };
+    let mut t = db.begin();
+    for k in 0..10 {
+        t.set(key(k), vec![k]);
+    }
+    t.commit().unwrap();
+    assert_eq!(db.seal_with(TABLE, &codec(), limits).unwrap().rows, 10);
+    // A row no commit wrote (so the table's last write is still below the pass's watermark):
+    // the next pass with the same limits does not walk the table, and does not see it…
+    storage.put(physical_key(&key(20), 1), vec![1, 20]).unwrap();
+    assert_eq!(db.seal_with(TABLE, &codec(), limits).unwrap(), SealStats::default());
+    // …while other limits, or a write to the table, make the next pass walk it again.
+    assert_ne!(db.seal_with(TABLE, &codec(), SealLimits { min_rows: 1, max_rows: 32 }).unwrap(), SealStats::default());
+    storage.put(physical_key(&key(21), 1), vec![1, 21]).unwrap();
+    let mut t = db.begin();
+    t.set(key(30), vec![30]);
+    t.commit().unwrap();
+    let stats = db.seal_with(TABLE, &codec(), SealLimits { min_rows: 1, max_rows: 32 }).unwrap();
+    assert_eq!(stats.removed, 2, "the row nobody wrote, and the new one, moved into segments");
+    assert_eq!(db.begin().scan_prefix(TABLE).unwrap().len(), 13);
+}

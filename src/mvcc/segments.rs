@@ -254,6 +254,9 @@ pub(super) struct Segments {
     /// below the watermark at a time. (A snapshot install only adds versions above this
     /// node's watermark, or copies of older ones, which both handle.)
     pub(super) maintenance: Mutex<()>,
+    /// Passes waiting for `maintenance` that must not wait long (VACUUM): a background
+    /// garbage collection pass stops resting while there are any.
+    pub(super) hurried: std::sync::atomic::AtomicUsize,
     /// Key ranges of segments being written by an apply, not yet in `index`: no other
     /// segment may take them. Locked after `index`.
     reserved: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
@@ -309,6 +312,7 @@ impl Segments {
             decoded: Mutex::new(Decoded::default()),
             gate: LayoutGate::default(),
             maintenance: Mutex::new(()),
+            hurried: Default::default(),
             reserved: Mutex::new(Vec::new()),
         };
         let mut index = BTreeMap::new();

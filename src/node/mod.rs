@@ -294,10 +294,8 @@ pub async fn run_node(config: NodeConfig, requested: watch::Receiver<bool>) -> R
             tokio::select! {
                 _ = tokio::time::sleep(config.gc_interval) => {
                     let engine = gc_engine.clone();
-                    match tokio::task::spawn_blocking(move || engine.gc()).await {
-                        Ok(Ok(n)) if n > 0 => tracing::debug!(removed = n, "mvcc gc"),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "mvcc gc failed"),
-                        _ => {}
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || engine.gc()).await {
+                        tracing::warn!(error = %e, "mvcc gc failed");
                     }
                 }
                 _ = gc_shutdown.changed() => return,

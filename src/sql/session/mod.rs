@@ -6,7 +6,7 @@ use super::execution::{self, Context, Row, SessionInfo};
 use super::parser;
 use super::planner::{self, plan::Plan, plan::ResultColumn};
 use crate::error::{Error, Result};
-use crate::mvcc::{Mvcc, Savepoint, SealLimits, SealStats, SegmentCodec, Transaction};
+use crate::mvcc::{Mvcc, Pace, Savepoint, SealLimits, SealStats, SegmentCodec, Transaction};
 use crate::storage::Storage;
 use crate::types::{DataType, Value};
 use sqlparser::ast;
@@ -107,9 +107,12 @@ impl Engine {
     /// Garbage collection: versions no snapshot reads, and the keys of dropped and truncated
     /// tables once no snapshot reads them. Returns how many keys were removed.
     pub fn gc(&self) -> Result<usize> {
+        let started = std::time::Instant::now();
         let retired = crate::catalog::retired_prefixes(&mut self.mvcc.begin_oldest())?;
-        let removed = self.mvcc.gc_retiring(&retired)?;
-        self.seal(None, SealLimits::default())?;
+        let removed = self.mvcc.gc_retiring(&retired, Pace::Background)?;
+        let collected = started.elapsed();
+        let sealed = self.seal(None, SealLimits::default())?;
+        tracing::debug!(removed, ?collected, sealing = ?started.elapsed() - collected, ?sealed, "gc pass");
         Ok(removed)
     }
 
@@ -140,7 +143,7 @@ impl Engine {
     /// committed before the statement is settled unless an older snapshot still reads it.
     pub(crate) fn vacuum(&self, only: Option<&str>) -> Result<()> {
         let retired = crate::catalog::retired_prefixes(&mut self.mvcc.begin_oldest())?;
-        self.mvcc.gc_retiring(&retired)?;
+        self.mvcc.gc_retiring(&retired, Pace::AtOnce)?;
         self.seal(only, SealLimits { min_rows: 1, ..SealLimits::default() })?;
         Ok(())
     }
