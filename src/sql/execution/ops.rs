@@ -93,15 +93,28 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             let access = Access { lower: Some(lower_key), upper: end, reverse: *reverse, columns: None };
             scan(table, access, filter.as_ref(), *with_key, ctx, sink)
         }
-        Node::IndexRange { table, index, prefix, lower, upper, filter, with_key } => {
+        Node::IndexRange { table, index, prefix, lower, upper, filter, with_key, index_only } => {
             let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
             let index_prefix = table.index_prefix(index_def);
             let Some((lower_key, end)) = range_keys(index_prefix.clone(), prefix, lower, upper, ctx)? else {
                 return Ok(());
             };
+            let upper_key = end.as_deref();
+            if *index_only {
+                let mut rows = Vec::new();
+                ctx.txn.for_each_range(&index_prefix, None, Some(&lower_key), upper_key, |entry_key, _| {
+                    rows.push(index_row(table, index_def, entry_key, index_prefix.len())?);
+                    Ok(true)
+                })?;
+                for row in rows {
+                    if !emit_filtered(row, filter.as_ref(), ctx, sink)? {
+                        return Ok(());
+                    }
+                }
+                return Ok(());
+            }
             // Row keys first (index entries are small), then the rows, in index order.
             let mut row_keys = Vec::new();
-            let upper_key = end.as_deref();
             ctx.txn.for_each_range(&index_prefix, None, Some(&lower_key), upper_key, |entry_key, entry_value| {
                 let pk = index_entry_pk(entry_key, entry_value, index_prefix.len(), index_def.columns.len())?;
                 let mut row_key = table.row_prefix();
@@ -140,7 +153,7 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
             }
             Ok(())
         }
-        Node::IndexLookup { table, index, values, filter, with_key } => {
+        Node::IndexLookup { table, index, values, filter, with_key, index_only } => {
             let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
             let mut seen = std::collections::HashSet::new();
             for value_exprs in values {
@@ -157,6 +170,13 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                 let entries = ctx.txn.scan_prefix(&prefix)?;
                 let index_prefix_len = table.index_prefix(index_def).len();
                 for (entry_key, entry_value) in entries {
+                    if *index_only {
+                        let row = index_row(table, index_def, &entry_key, index_prefix_len)?;
+                        if !emit_filtered(row, filter.as_ref(), ctx, sink)? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                     let pk = index_entry_pk(&entry_key, &entry_value, index_prefix_len, index_def.columns.len())?;
                     let mut row_key = table.row_prefix();
                     row_key.extend_from_slice(&pk);
@@ -633,15 +653,34 @@ fn emit_stored(
     sink: &mut Sink,
 ) -> Result<bool> {
     let mut row = table.decode_row(bytes)?;
+    if with_key {
+        row.push(Value::Bytea(key));
+    }
+    emit_filtered(row, filter, ctx, sink)
+}
+
+/// Pushes `row` if it passes `filter`; false when the consumer wants no more.
+fn emit_filtered(row: Row, filter: Option<&Expr>, ctx: &mut Context, sink: &mut Sink) -> Result<bool> {
     if let Some(f) = filter {
         if truth(eval(f, &row, ctx)?)? != Some(true) {
             return Ok(true);
         }
     }
-    if with_key {
-        row.push(Value::Bytea(key));
-    }
     sink(ctx, row)
+}
+
+/// The row an index entry stands for, as an index-only lookup reads it: the indexed columns
+/// decoded from the entry's key, every other column NULL.
+fn index_row(table: &Table, index: &crate::catalog::Index, entry_key: &[u8], prefix_len: usize) -> Result<Row> {
+    let mut row = vec![Value::Null; table.columns.len()];
+    let mut rest = entry_key.get(prefix_len..).ok_or_else(|| Error::Corruption("index entry too short".into()))?;
+    for &column in &index.columns {
+        let value = keycode::decode_value(&mut rest)?;
+        if let Some(slot) = row.get_mut(column) {
+            *slot = value;
+        }
+    }
+    Ok(row)
 }
 
 /// Orders two sort keys by `keys`' directions and NULL placement.

@@ -13,6 +13,7 @@ use super::join_order;
 use super::plan::{BinaryOp, Expr, JoinKind, Node, Plan};
 use super::select::{join_conjunction, split_conjunction};
 use crate::catalog::Table;
+use crate::types::DataType;
 use std::collections::BTreeSet;
 
 /// Optimizes every node tree in a plan.
@@ -291,7 +292,7 @@ fn select_access_path(node: Node) -> Node {
         }
     }
     if let Some((index, values)) = best {
-        return Node::IndexLookup { table, index, values, filter: Some(filter), with_key };
+        return Node::IndexLookup { table, index, values, filter: Some(filter), with_key, index_only: false };
     }
     // A range of an index: the most leading columns pinned, then bounds on the next.
     let mut best_range: Option<(usize, Vec<Expr>, Bound, Bound)> = None;
@@ -305,7 +306,7 @@ fn select_access_path(node: Node) -> Node {
     }
     match best_range {
         Some((index, prefix, lower, upper)) => {
-            Node::IndexRange { table, index, prefix, lower, upper, filter: Some(filter), with_key }
+            Node::IndexRange { table, index, prefix, lower, upper, filter: Some(filter), with_key, index_only: false }
         }
         None => Node::Scan { table, filter: Some(filter), with_key, columns: None },
     }
@@ -366,9 +367,10 @@ fn primary_key_lookup(table: &Table, terms: &[Expr]) -> Option<Vec<Vec<Expr>>> {
 }
 
 /// Records on each full table scan which of its columns the nodes above read (a column
-/// snapshot then materializes only those). Follows rows through the nodes that keep their
-/// shape (filter, sort, limit) up to the projection or aggregate that reads them; below any
-/// other node, and wherever a correlated subquery might read the row, every column counts.
+/// snapshot then materializes only those), and makes an index lookup or range index-only
+/// when they are all in the index. Follows rows through the nodes that keep their shape (filter, sort,
+/// limit) up to the projection or aggregate that reads them; below any other node, and
+/// wherever a correlated subquery might read the row, every column counts.
 fn mark_used_columns(node: Node, used: Option<BTreeSet<usize>>) -> Node {
     let with = |used: Option<BTreeSet<usize>>, exprs: &mut dyn Iterator<Item = &Expr>| {
         let mut used = used?;
@@ -381,6 +383,16 @@ fn mark_used_columns(node: Node, used: Option<BTreeSet<usize>>) -> Node {
         Node::Scan { table, filter, with_key, .. } => {
             let columns = with(used, &mut filter.iter()).map(|set| set.into_iter().collect());
             Node::Scan { table, filter, with_key, columns }
+        }
+        Node::IndexLookup { table, index, values, filter, with_key, .. } => {
+            let used = with(used, &mut filter.iter());
+            let index_only = !with_key && used.is_some_and(|used| index_covers(&table, index, &used));
+            Node::IndexLookup { table, index, values, filter, with_key, index_only }
+        }
+        Node::IndexRange { table, index, prefix, lower, upper, filter, with_key, .. } => {
+            let used = with(used, &mut filter.iter());
+            let index_only = !with_key && used.is_some_and(|used| index_covers(&table, index, &used));
+            Node::IndexRange { table, index, prefix, lower, upper, filter, with_key, index_only }
         }
         Node::Filter { source, predicate } => {
             let used = with(used, &mut std::iter::once(&predicate));
@@ -406,6 +418,32 @@ fn mark_used_columns(node: Node, used: Option<BTreeSet<usize>>) -> Node {
         }
         other => map_children(other, |child| mark_used_columns(child, None)),
     }
+}
+
+/// Whether index `index` of `table` holds every column in `used` as the row does: decoding
+/// the index key gives back the stored value of exactly the column's type (not so for the
+/// integer and float types narrower than 64 bits, which decode as int8 and float8, for
+/// numerics, which lose trailing zeros, and for the types whose equal values differ).
+fn index_covers(table: &Table, index: usize, used: &BTreeSet<usize>) -> bool {
+    let Some(index) = table.indexes.get(index) else { return false };
+    used.iter().all(|c| {
+        index.columns.contains(c)
+            && table.columns.get(*c).is_some_and(|column| {
+                matches!(
+                    column.data_type,
+                    DataType::Bool
+                        | DataType::Int8
+                        | DataType::Text
+                        | DataType::Varchar(_)
+                        | DataType::Bytea
+                        | DataType::Date
+                        | DataType::Time
+                        | DataType::Timestamp
+                        | DataType::TimestampTz
+                        | DataType::Uuid
+                )
+            })
+    })
 }
 
 /// Adds the input columns `e` reads to `used`; None if a correlated subquery in it may read

@@ -366,6 +366,10 @@ pub enum Node {
         values: Vec<Vec<Expr>>,
         filter: Option<Expr>,
         with_key: bool,
+        /// The filter and the nodes above read only indexed columns, of types the index key
+        /// holds exactly: the rows are decoded from the index entries, without reading the
+        /// table, and their other columns are NULL.
+        index_only: bool,
     },
     /// Rows by a range of a secondary index: leading index columns pinned to `prefix`, the
     /// next one within the bounds; the filter still applies in full.
@@ -377,6 +381,8 @@ pub enum Node {
         upper: Option<(Expr, bool)>,
         filter: Option<Expr>,
         with_key: bool,
+        /// As for [`Node::IndexLookup`].
+        index_only: bool,
     },
     /// Literal rows.
     Values {
@@ -790,20 +796,22 @@ impl Node {
                 range_text(prefix, lower, upper),
                 filter_text(filter)
             ),
-            Node::IndexLookup { table, index, values, filter, .. } => writeln!(
+            Node::IndexLookup { table, index, values, filter, index_only, .. } => writeln!(
                 f,
-                "IndexLookup {}.{} ({} values){}",
+                "IndexLookup {}.{} ({} values){}{}",
                 table.name,
                 table.indexes.get(*index).map(|i| i.name.as_str()).unwrap_or("?"),
                 values.len(),
+                if *index_only { ", index only" } else { "" },
                 filter_text(filter)
             ),
-            Node::IndexRange { table, index, prefix, lower, upper, filter, .. } => writeln!(
+            Node::IndexRange { table, index, prefix, lower, upper, filter, index_only, .. } => writeln!(
                 f,
-                "IndexRange {}.{}{}{}",
+                "IndexRange {}.{}{}{}{}",
                 table.name,
                 table.indexes.get(*index).map(|i| i.name.as_str()).unwrap_or("?"),
                 range_text(prefix, lower, upper),
+                if *index_only { ", index only" } else { "" },
                 filter_text(filter)
             ),
             Node::Values { rows } => writeln!(f, "Values ({} rows)", rows.len()),
