@@ -7,8 +7,9 @@
 //!
 //! Only writes make garbage, so a pass visits only the key ranges written since a pass last
 //! covered them ([`GcMarks`]), not every key: a table nobody writes costs nothing, and a hot
-//! row of a large table costs one short range read. Every key is visited once after start-up
-//! (the writes before it were not marked) and after a Raft snapshot was installed.
+//! row of a large table costs one short range read. Every key is visited after start-up (the
+//! writes before it were not marked) and after a Raft snapshot was installed, until a pass
+//! whose watermark reached the applied or installed version has.
 
 use super::{decode_stored, domain_of, split_physical, Mvcc, Version};
 use crate::error::Result;
@@ -36,8 +37,10 @@ const RANGE_WRITES: usize = 256;
 /// version keeps the mark: the version it leaves behind is not garbage yet.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct GcMarks {
-    /// Every key: at start-up and after a snapshot was installed.
-    pub(super) everything: bool,
+    /// Every key, up to this version: at start-up (the applied version) and after a snapshot
+    /// was installed (its version). A pass whose watermark is below it keeps it, like any
+    /// other mark: readers from before an install may hold the watermark back.
+    pub(super) everything: Option<Version>,
     /// First logical key of a range → its last logical key and newest version.
     pub(super) ranges: BTreeMap<Vec<u8>, (Vec<u8>, Version)>,
     /// Domains (tables, indexes) marked whole, when there were too many ranges.
@@ -45,8 +48,8 @@ pub(super) struct GcMarks {
 }
 
 impl GcMarks {
-    pub(super) fn everything() -> Self {
-        GcMarks { everything: true, ..GcMarks::default() }
+    pub(super) fn everything(through: Version) -> Self {
+        GcMarks { everything: Some(through), ..GcMarks::default() }
     }
 
     /// Marks the logical keys of a batch written at `version`. Runs of ascending keys of one
@@ -92,7 +95,9 @@ impl GcMarks {
     /// or all of them when it failed (`settled` None).
     fn restore(&mut self, taken: GcMarks, settled: Option<Version>) {
         let keep = |version: Version| settled.is_none_or(|watermark| version > watermark);
-        self.everything |= taken.everything && settled.is_none();
+        if let Some(through) = taken.everything.filter(|through| keep(*through)) {
+            self.everything = Some(self.everything.map_or(through, |v| v.max(through)));
+        }
         for (domain, version) in taken.domains {
             if keep(version) {
                 let marked = self.domains.entry(domain).or_insert(version);
@@ -108,7 +113,7 @@ impl GcMarks {
 
     /// The physical key ranges to visit, in key order, none overlapping another.
     pub(super) fn visits(&self, retired: &BTreeSet<&[u8]>) -> Vec<KeyRange> {
-        if self.everything {
+        if self.everything.is_some() {
             return vec![(Bound::Included(vec![Keyspace::FIRST_LOGICAL]), Bound::Unbounded)];
         }
         // Logical (first, last) ranges; a prefix's last key is the greatest key under it.
@@ -145,9 +150,10 @@ impl GcMarks {
     }
 }
 
-/// Whether two keys are of one series: alike but for their last eight bytes.
+/// Whether two keys are of one series: of one domain, and alike but for their last eight
+/// bytes. (A range is the business of its first key's domain.)
 fn same_series(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.len() > 8 && a[..a.len() - 8] == b[..b.len() - 8]
+    a.len() == b.len() && a.len() > 8 && a[..a.len() - 8] == b[..b.len() - 8] && domain_of(a) == domain_of(b)
 }
 
 /// Whether the range ending at `end` reaches `key`.
@@ -211,6 +217,7 @@ impl Mvcc {
         let removed = self.collect(&marks.visits(&retired), &retired, watermark, pace);
         super::lock(&self.gc_marks).restore(marks, removed.as_ref().ok().map(|_| watermark));
         let removed = removed?;
+        super::lock(&self.sealed).retain(|prefix, _| !retired.contains(prefix.as_slice()));
         let retired: Vec<&[u8]> = retired.into_iter().collect();
         self.drop_segments_under(&retired)?;
         Ok(removed)

@@ -275,7 +275,7 @@ impl Mvcc {
             derives: Default::default(),
             segments,
             apply_seal_rows: std::sync::atomic::AtomicUsize::new(seal::APPLY_SEAL_ROWS),
-            gc_marks: Mutex::new(gc::GcMarks::everything()),
+            gc_marks: Mutex::new(gc::GcMarks::everything(applied)),
             sealed: Mutex::new(HashMap::new()),
         }))
     }
