@@ -50,6 +50,13 @@ fn stored(storage: &MemoryStorage) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// A store over `storage`, committing through a loopback log of its own.
+fn open_on(storage: &Arc<MemoryStorage>) -> (Arc<Mvcc>, Arc<LoopbackLog>) {
+    let db = Mvcc::new(storage.clone()).unwrap();
+    let log = LoopbackLog::install(&db);
+    (db, log)
+}
+
 /// A store whose every pass visits every key, as before any write was marked.
 fn gc_everything(db: &Mvcc) -> usize {
     lock(&db.gc_marks).everything = Some(db.durable_version());
@@ -62,12 +69,7 @@ proptest! {
     #[test]
     fn marked_passes_remove_what_full_passes_remove(ops in prop::collection::vec(op(), 1..60)) {
         let storages = [Arc::new(MemoryStorage::new()), Arc::new(MemoryStorage::new())];
-        let open = |storage: &Arc<MemoryStorage>| {
-            let db = Mvcc::new(storage.clone()).unwrap();
-            let log = LoopbackLog::install(&db);
-            (db, log)
-        };
-        let mut dbs = [open(&storages[0]), open(&storages[1])];
+        let mut dbs = [open_on(&storages[0]), open_on(&storages[1])];
         let mut held: Vec<[Transaction; 2]> = Vec::new();
         for op in ops {
             match op {
@@ -97,7 +99,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     if held.is_empty() {
-                        dbs = [open(&storages[0]), open(&storages[1])];
+                        dbs = [open_on(&storages[0]), open_on(&storages[1])];
                     }
                 }
             }
@@ -108,8 +110,7 @@ proptest! {
 #[test]
 fn a_pass_visits_only_what_was_written_since() {
     let storage = Arc::new(MemoryStorage::new());
-    let db = Mvcc::new(storage.clone()).unwrap();
-    let _log = LoopbackLog::install(&db);
+    let (db, _log) = open_on(&storage);
     for v in 0..3u8 {
         let mut t = db.begin();
         t.set(key(1), vec![v]);
@@ -138,16 +139,14 @@ fn a_pass_visits_only_what_was_written_since() {
     assert!(storage.get(&unmarked).unwrap().is_some());
     // A reopened store visits every key once.
     drop(db);
-    let db = Mvcc::new(storage.clone()).unwrap();
-    let _log = LoopbackLog::install(&db);
+    let (db, _log) = open_on(&storage);
     assert_eq!(db.gc().unwrap(), 1);
     assert!(storage.get(&unmarked).unwrap().is_none());
 }
 
 #[test]
 fn marks_newer_than_the_watermark_stay_for_the_next_pass() {
-    let db = Mvcc::new(Arc::new(MemoryStorage::new())).unwrap();
-    let _log = LoopbackLog::install(&db);
+    let (db, _log) = open_on(&Arc::new(MemoryStorage::new()));
     db.gc().unwrap();
     let mut t = db.begin();
     t.set(key(1), vec![1]);
@@ -166,8 +165,7 @@ fn marks_newer_than_the_watermark_stay_for_the_next_pass() {
 #[test]
 fn a_pass_removing_more_than_a_batch_resumes_where_it_stopped() {
     let storage = Arc::new(MemoryStorage::new());
-    let db = Mvcc::new(storage.clone()).unwrap();
-    let _log = LoopbackLog::install(&db);
+    let (db, _log) = open_on(&storage);
     let wide = |i: u32| {
         let mut k = TABLE.to_vec();
         k.extend_from_slice(&i.to_be_bytes());
@@ -237,15 +235,13 @@ fn visits_are_ordered_and_do_not_overlap() {
 
 #[test]
 fn an_install_is_visited_whole_until_no_reader_holds_the_watermark_below_it() {
-    let follower = Mvcc::new(Arc::new(MemoryStorage::new())).unwrap();
-    let _follower_log = LoopbackLog::install(&follower);
+    let (follower, _follower_log) = open_on(&Arc::new(MemoryStorage::new()));
     follower.gc().unwrap();
     let mut t = follower.begin();
     t.set(key(1), b"old".to_vec());
     t.commit().unwrap();
     let reader = follower.begin();
-    let leader = Mvcc::new(Arc::new(MemoryStorage::new())).unwrap();
-    let _leader_log = LoopbackLog::install(&leader);
+    let (leader, _leader_log) = open_on(&Arc::new(MemoryStorage::new()));
     let mut t = leader.begin();
     t.set(key(1), b"new".to_vec());
     t.commit().unwrap();

@@ -385,13 +385,13 @@ fn mark_used_columns(node: Node, used: Option<BTreeSet<usize>>) -> Node {
             Node::Scan { table, filter, with_key, columns }
         }
         Node::IndexLookup { table, index, values, filter, with_key, .. } => {
-            let used = with(used, &mut filter.iter());
-            let index_only = !with_key && used.is_some_and(|used| index_covers(&table, index, &used));
+            let index_only =
+                !with_key && with(used, &mut filter.iter()).is_some_and(|u| index_covers(&table, index, &u));
             Node::IndexLookup { table, index, values, filter, with_key, index_only }
         }
         Node::IndexRange { table, index, prefix, lower, upper, filter, with_key, .. } => {
-            let used = with(used, &mut filter.iter());
-            let index_only = !with_key && used.is_some_and(|used| index_covers(&table, index, &used));
+            let index_only =
+                !with_key && with(used, &mut filter.iter()).is_some_and(|u| index_covers(&table, index, &u));
             Node::IndexRange { table, index, prefix, lower, upper, filter, with_key, index_only }
         }
         Node::Filter { source, predicate } => {
