@@ -604,3 +604,86 @@ async fn gapfill_takes_its_range_from_parameters() {
     assert_eq!(err.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
     assert_eq!(client.query("SELECT 1", &[]).await.unwrap().len(), 1);
 }
+
+/// A statement prepared once runs its Parse-time plan only while the tables it reads are
+/// unchanged: dropped and created again, indexed, given a column, it reads and writes the
+/// table as it now is.
+#[tokio::test]
+async fn prepared_statements_follow_the_tables_they_read() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a')").await.unwrap();
+    let select = client.prepare("SELECT v FROM t WHERE id = $1").await.unwrap();
+    let insert = client.prepare("INSERT INTO t (id, v) VALUES ($1, $2)").await.unwrap();
+    let v = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
+    assert_eq!(v(client.query(&select, &[&1i32]).await.unwrap()), ["a"]);
+    client.execute(&insert, &[&2i32, &"b"]).await.unwrap();
+    assert_eq!(v(client.query(&select, &[&2i32]).await.unwrap()), ["b"]);
+
+    client
+        .batch_execute("DROP TABLE t; CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'new')")
+        .await
+        .unwrap();
+    assert_eq!(v(client.query(&select, &[&1i32]).await.unwrap()), ["new"]);
+    assert!(client.query(&select, &[&2i32]).await.unwrap().is_empty());
+    client.execute(&insert, &[&2i32, &"c"]).await.unwrap();
+    let all = client.query("SELECT v FROM t ORDER BY id", &[]).await.unwrap();
+    assert_eq!(v(all), ["new", "c"]);
+
+    client.batch_execute("CREATE INDEX t_v ON t (v); ALTER TABLE t ADD COLUMN w INT DEFAULT 7").await.unwrap();
+    client.execute(&insert, &[&3i32, &"d"]).await.unwrap();
+    let w: i32 = client.query_one("SELECT w FROM t WHERE id = 3", &[]).await.unwrap().get(0);
+    assert_eq!(w, 7);
+    let by_index = client.prepare("SELECT id FROM t WHERE v = $1").await.unwrap();
+    let id: i32 = client.query_one(&by_index, &[&"d"]).await.unwrap().get(0);
+    assert_eq!(id, 3);
+    client.batch_execute("DROP INDEX t_v; DELETE FROM t WHERE id = 3").await.unwrap();
+    assert!(client.query(&by_index, &[&"d"]).await.unwrap().is_empty());
+}
+
+/// A transaction whose prepared INSERT reused its plan conflicts with an ALTER TABLE that
+/// committed after it began, as one that planned the INSERT again would.
+#[tokio::test]
+async fn a_reused_plan_conflicts_with_a_concurrent_alter_table() {
+    let server = Server::start();
+    let a = server.connect("admin").await;
+    let b = server.connect("admin").await;
+    a.batch_execute("CREATE TABLE t2 (id INT PRIMARY KEY, v INT)").await.unwrap();
+    let insert = a.prepare("INSERT INTO t2 (id, v) VALUES ($1, $2)").await.unwrap();
+    a.execute(&insert, &[&1i32, &1i32]).await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    a.execute(&insert, &[&2i32, &2i32]).await.unwrap();
+    b.batch_execute("ALTER TABLE t2 ADD COLUMN w INT DEFAULT 5").await.unwrap();
+    let err = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
+    a.execute(&insert, &[&2i32, &2i32]).await.unwrap();
+    let rows = a.query("SELECT id, w FROM t2 ORDER BY id", &[]).await.unwrap();
+    let got: Vec<(i32, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [(1, 5), (2, 5)]);
+}
+
+/// Point reads by primary key run whole on the connection's task; they see the transaction's
+/// own writes, and their errors fail the statement (and the open transaction) as any other's.
+#[tokio::test]
+async fn point_reads_see_their_transaction_and_fail_cleanly() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE kv (id INT PRIMARY KEY, v INT); INSERT INTO kv VALUES (1, 10)").await.unwrap();
+    let read = client.prepare("SELECT 100 / v FROM kv WHERE id = $1").await.unwrap();
+    let value = |row: tokio_postgres::Row| row.get::<_, i32>(0);
+    assert_eq!(value(client.query_one(&read, &[&1i32]).await.unwrap()), 10);
+    client.batch_execute("UPDATE kv SET v = 0").await.unwrap();
+    let err = client.query_one(&read, &[&1i32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO));
+
+    client.batch_execute("BEGIN; UPDATE kv SET v = 5").await.unwrap();
+    assert_eq!(value(client.query_one(&read, &[&1i32]).await.unwrap()), 20);
+    client.batch_execute("UPDATE kv SET v = 0").await.unwrap();
+    let err = client.query_one(&read, &[&1i32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO));
+    let err = client.query_one(&read, &[&1i32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client.batch_execute("UPDATE kv SET v = 4").await.unwrap();
+    assert_eq!(value(client.query_one(&read, &[&1i32]).await.unwrap()), 25);
+}

@@ -24,6 +24,7 @@ mod batch;
 pub mod columns;
 mod counters;
 mod gc;
+mod reads;
 mod replication;
 mod reverse;
 mod seal;
@@ -33,6 +34,7 @@ mod snapshot;
 pub use batch::{decode_batch, encode_batch};
 pub use counters::CounterBlock;
 pub use gc::Pace;
+pub use reads::Reads;
 pub use replication::{Replicator, Waiter, RAFT_APPLIED_KEY};
 pub use seal::{SealLimits, SealStats, MAX_SEGMENT_ROWS, MIN_SEAL_ROWS};
 pub use segments::{block_rows, DecodedBlock, SegmentCodec, SegmentRow};
@@ -200,6 +202,8 @@ pub struct Mvcc {
     /// Conflict domains missing from `domain_versions` count as written at this version (the
     /// state at start-up or at the last snapshot restore).
     domain_floor: AtomicU64,
+    /// The version of the last applied commit that wrote a definition (see [`reads`]).
+    definitions_version: AtomicU64,
     /// The time part of the last [`Mvcc::unique_id`].
     last_unique_id: AtomicU64,
     /// This node's reserved blocks of counter values, by counter key (see [`counters`]).
@@ -269,6 +273,7 @@ impl Mvcc {
             last_version: AtomicU64::new(applied),
             clock_floor: AtomicU64::new(0),
             domain_floor: AtomicU64::new(applied),
+            definitions_version: AtomicU64::new(applied),
             last_unique_id: AtomicU64::new(0),
             counters: Mutex::new(HashMap::new()),
             columns: Arc::new(columns::ColumnCache::new(applied)),
@@ -386,6 +391,7 @@ impl Mvcc {
             writes: BTreeMap::new(),
             read_keys: BTreeSet::new(),
             read_domains: BTreeSet::new(),
+            recording: None,
         }
     }
 
@@ -507,6 +513,8 @@ pub struct Transaction {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     read_keys: BTreeSet<Vec<u8>>,
     read_domains: BTreeSet<Vec<u8>>,
+    /// Reads made while [`Transaction::record_reads`] runs.
+    recording: Option<reads::Reads>,
 }
 
 impl Transaction {
@@ -540,7 +548,7 @@ impl Transaction {
     /// after this snapshot conflicts with this transaction. For reads of data derived from
     /// those keys (summaries of a table's rows).
     pub fn note_scan(&mut self, prefix: &[u8]) {
-        self.read_domains.insert(domain(prefix));
+        self.note_domain(prefix);
     }
 
     /// Reads `key` as of the snapshot with the version that wrote it: `Some((version, None))`
@@ -549,7 +557,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(Some((Version::MAX, v.clone())));
         }
-        self.read_keys.insert(key.to_vec());
+        self.note_key(key);
         self.mvcc.read_versioned(key, self.read_version)
     }
 
@@ -558,7 +566,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        self.read_keys.insert(key.to_vec());
+        self.note_key(key);
         Ok(self.mvcc.read_at(key, self.read_version)?.flatten())
     }
 
@@ -590,7 +598,7 @@ impl Transaction {
     }
 
     fn column_lookup_with(&mut self, prefix: &[u8], build: bool) -> columns::Lookup {
-        self.read_domains.insert(domain(prefix));
+        self.note_domain(prefix);
         if domain(prefix) != prefix {
             return columns::Lookup::Skip;
         }
@@ -647,7 +655,7 @@ impl Transaction {
         upper: Option<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        self.read_domains.insert(domain(prefix));
+        self.note_domain(prefix);
         let _gate = self.mvcc.segments.gate.shared();
         let end = match upper {
             Some(u) => Some(u.to_vec()),

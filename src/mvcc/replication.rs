@@ -47,6 +47,11 @@ pub trait Replicator: Send + Sync {
     /// Returns once a read started now may be served here linearizably (every write
     /// acknowledged anywhere before the call is applied here).
     fn read_barrier(&self) -> Result<()>;
+
+    /// True when [`Replicator::read_barrier`] would return at once, waiting for nobody.
+    fn read_barrier_is_free(&self) -> bool {
+        false
+    }
 }
 
 /// Keys of proposed batches not yet applied, with their versions.
@@ -68,6 +73,11 @@ impl Mvcc {
             Some(r) => r.read_barrier(),
             None => Ok(()),
         }
+    }
+
+    /// True when [`Mvcc::read_barrier`] would return at once.
+    pub fn read_barrier_is_free(&self) -> bool {
+        self.replicator.get().is_none_or(|r| r.read_barrier_is_free())
     }
 
     fn replicator(&self) -> Result<&Arc<dyn Replicator>> {
@@ -246,6 +256,7 @@ impl Mvcc {
                 *entry = (*entry).max(batch.version);
             }
         }
+        self.note_definitions(batch.version, batch.writes.iter().map(|(key, _)| key.as_slice()));
         let _ = self.hlc.update_with_timestamp(&uhlc::Timestamp::new(uhlc::NTP64(batch.version), *self.hlc.get_id()));
         self.applied.fetch_max(batch.version, Ordering::SeqCst);
         self.last_version.fetch_max(batch.version, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 //! inverted version), so the visible version of a key is only known when the scan moves past
 //! the key: the newest version at or below the snapshot wins.
 
-use super::{decode_stored, domain, split_physical, Transaction};
+use super::{decode_stored, split_physical, Transaction};
 use crate::error::Result;
 use crate::storage::prefix_end;
 use std::ops::Bound;
@@ -26,7 +26,7 @@ impl Transaction {
         upper: Option<&[u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        self.read_domains.insert(domain(prefix));
+        self.note_domain(prefix);
         let start = lower.unwrap_or(prefix).to_vec();
         // The exclusive end: `before` (a logical key: its versions sort after it), else the
         // upper bound, else the end of the prefix.

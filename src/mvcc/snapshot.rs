@@ -105,6 +105,7 @@ impl Mvcc {
         // Every table may have changed.
         lock(&self.domain_versions).clear();
         self.domain_floor.fetch_max(version, Ordering::SeqCst);
+        self.definitions_version.fetch_max(version, Ordering::SeqCst);
         *lock(&self.gc_marks) = super::gc::GcMarks::everything(version);
         self.columns.reset(version);
         self.reset_derives();

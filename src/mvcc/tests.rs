@@ -542,3 +542,41 @@ fn scans_over_keys_with_many_versions_see_each_snapshot() {
     t.set(key(1, "b"), b"own".to_vec());
     assert_eq!(values(&mut t), vec!["a99".to_string(), "own".to_string(), "c99".to_string()]);
 }
+
+/// Reads made under `record_reads` are returned; a commit writing a definition moves
+/// `definitions_version` (a row write does not), so a snapshot taken before it no longer
+/// matches one after; a replayed read of the definition makes a later commit conflict.
+#[test]
+fn recorded_definition_reads_tell_when_a_plan_still_holds() {
+    let db = mvcc();
+    let definition = crate::storage::keyspace::Keyspace::Catalog.key(b"t");
+    let mut t = db.begin();
+    t.set(definition.clone(), b"v1".to_vec());
+    t.commit().unwrap();
+
+    let mut planning = db.begin();
+    let (value, reads) = planning.record_reads(|txn| txn.get(&definition).unwrap());
+    assert_eq!(value, Some(b"v1".to_vec()));
+    assert!(reads.only_definitions());
+    let planned_at = planning.read_version();
+    let (_, row_reads) = planning.record_reads(|txn| txn.get(&key(1, "a")).unwrap());
+    assert!(!row_reads.only_definitions());
+
+    let mut rows = db.begin();
+    rows.set(key(1, "a"), b"1".to_vec());
+    rows.commit().unwrap();
+    let mut executing = db.begin();
+    assert!(executing.definitions_as_of(planned_at), "a row write changes no definition");
+    executing.replay_reads(&reads);
+    executing.set(key(1, "b"), b"2".to_vec());
+
+    let mut alter = db.begin();
+    alter.set(definition.clone(), b"v2".to_vec());
+    alter.commit().unwrap();
+    assert!(!db.begin().definitions_as_of(planned_at), "the definition changed after the plan");
+    assert!(matches!(executing.commit(), Err(Error::Serialization(_))), "the replayed read conflicts");
+
+    let mut own = db.begin();
+    own.set(crate::storage::keyspace::Keyspace::View.key(b"v"), b"x".to_vec());
+    assert!(!own.definitions_as_of(own.read_version()), "its own definition writes");
+}

@@ -510,11 +510,14 @@ impl Replicator for Replica {
         Ok(rx)
     }
 
-    fn read_barrier(&self) -> Result<()> {
-        if self.status.is_ready()
+    fn read_barrier_is_free(&self) -> bool {
+        self.status.is_ready()
             && (self.status.single_voter.load(Ordering::SeqCst)
                 || lock(&self.status.lease_until).is_some_and(|until| Instant::now() < until))
-        {
+    }
+
+    fn read_barrier(&self) -> Result<()> {
+        if self.read_barrier_is_free() {
             return Ok(());
         }
         let mut attempts = 0;

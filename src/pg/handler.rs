@@ -4,7 +4,7 @@ use super::auth::Startup;
 use super::{encode, stream, Shared};
 use crate::error::Error;
 use crate::sql::session::Prepared;
-use crate::sql::{Outcome, Session, Streamed};
+use crate::sql::{Outcome, RowSink, Session, Streamed};
 use crate::types::{DataType, Value};
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
@@ -563,9 +563,11 @@ impl ExtendedQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let prepared = portal.statement.statement.prepared.clone();
-        let Some(statement) = prepared.statement.clone() else { return Ok(Response::EmptyQuery) };
-        let params = bind_parameters(portal, &prepared)?;
+        let prepared = portal.statement.statement.clone();
+        if prepared.prepared.statement.is_none() {
+            return Ok(Response::EmptyQuery);
+        }
+        let params = bind_parameters(portal, &prepared.prepared)?;
         let started = std::time::Instant::now();
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
@@ -576,7 +578,7 @@ impl ExtendedQueryHandler for Handler {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             let Some(s) = guard.as_mut() else { return (Err(Error::Internal("no session".into())), Vec::new()) };
-            let result = s.execute(&statement, &params, &prepared.param_types);
+            let result = s.execute_prepared(&prepared.prepared, &params, None);
             record_audit(&shared.audit, s, peer);
             (result, s.take_notices())
         });
@@ -620,32 +622,46 @@ impl Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let prepared = portal.statement.statement.prepared.clone();
-        let Some(statement) = prepared.statement.clone() else { return Err(internal("no statement".into())) };
-        let params = bind_parameters(portal, &prepared)?;
+        let prepared = portal.statement.statement.clone();
+        if prepared.prepared.statement.is_none() {
+            return Err(internal("no statement".into()));
+        }
+        let params = bind_parameters(portal, &prepared.prepared)?;
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
-        let sink = stream::sink(tx.clone());
-        let param_types = prepared.param_types.clone();
         let (shared, peer) = (self.shared.clone(), self.peer);
-        tokio::task::spawn_blocking(move || {
+        let run = move |sink: Option<RowSink>| {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
-            let (result, notices) = match guard.as_mut() {
+            match guard.as_mut() {
                 Some(s) => {
-                    let result = s.execute_streaming(&statement, &params, &param_types, sink);
+                    let result = s.execute_prepared(&prepared.prepared, &params, sink);
                     record_audit(&shared.audit, s, peer);
                     (result, s.take_notices())
                 }
                 None => (Err(Error::Internal("no session".into())), Vec::new()),
-            };
-            drop(guard);
-            let _ = tx.blocking_send(stream::Produced::Done(vec![result], notices));
-        });
+            }
+        };
+        // A point read takes less time than the hop to a blocking thread and back: it runs
+        // here, whole, and its rows are sent as a collected result.
+        let inline = {
+            let guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_ref().is_some_and(|s| s.runs_inline(&portal.statement.statement.prepared))
+        };
+        if inline {
+            let (result, notices) = run(None);
+            let _ = tx.try_send(stream::Produced::Done(vec![result], notices));
+        } else {
+            let sink = stream::sink(tx.clone());
+            tokio::task::spawn_blocking(move || {
+                let (result, notices) = run(Some(sink));
+                let _ = tx.blocking_send(stream::Produced::Done(vec![result], notices));
+            });
+        }
         let format = &portal.result_column_format;
         match rx.recv().await {
             Some(stream::Produced::Event(Streamed::Columns(columns, notices))) => {

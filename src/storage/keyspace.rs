@@ -48,6 +48,16 @@ impl Keyspace {
         self as u8
     }
 
+    /// True for the tags of the keyspaces that hold definitions (tables, roles, types,
+    /// sequences, views): everything planning a statement reads.
+    pub const fn holds_definitions(tag: u8) -> bool {
+        tag == Keyspace::Catalog.tag()
+            || tag == Keyspace::Role.tag()
+            || tag == Keyspace::Type.tag()
+            || tag == Keyspace::Sequence.tag()
+            || tag == Keyspace::View.tag()
+    }
+
     /// The first tag of the versioned (MVCC) keyspaces: every logical key sorts at or after it.
     pub const FIRST_LOGICAL: u8 = Keyspace::Catalog.tag();
 

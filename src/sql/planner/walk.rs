@@ -4,6 +4,9 @@
 
 use super::plan::{Expr, Node, OnConflict, Plan};
 
+/// The most keys a point read ([`Plan::is_point_read`]) looks up.
+pub const POINT_READ_KEYS: usize = 64;
+
 impl Node {
     /// The nodes this node reads rows from.
     pub fn children(&self) -> Vec<&Node> {
@@ -158,6 +161,38 @@ impl Plan {
             Plan::CreateTable { rows: Some(rows), .. } => vec![rows],
             _ => Vec::new(),
         }
+    }
+
+    /// True for a query that reads a bounded number of rows by primary key and waits for
+    /// nothing: its rows come from key lookups of at most [`POINT_READ_KEYS`] keys and from
+    /// literal rows, through filters, projections, aggregates, sorts and limits, subqueries
+    /// included; it writes nothing and calls no `pg_sleep`.
+    pub fn is_point_read(&self) -> bool {
+        let Plan::Query { node, .. } = self else { return false };
+        if self.writes() {
+            return false;
+        }
+        let mut point = true;
+        node.visit(&mut |n| {
+            point &= match n {
+                Node::KeyLookup { keys, .. } => keys.len() <= POINT_READ_KEYS,
+                Node::Values { .. }
+                | Node::Project { .. }
+                | Node::Filter { .. }
+                | Node::Aggregate { .. }
+                | Node::Sort { .. }
+                | Node::Limit { .. } => true,
+                _ => false,
+            };
+            n.for_each_expr(&mut |e| {
+                e.walk(&mut |x| {
+                    if let Expr::Function { name, .. } = x {
+                        point &= *name != "pg_sleep";
+                    }
+                })
+            });
+        });
+        point
     }
 
     /// True when running the plan changes data or the catalog. EXPLAIN runs nothing;

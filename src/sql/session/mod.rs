@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 mod copy;
 mod ingest;
+mod plans;
 mod prepared;
 use copy::CopyIn;
 pub use ingest::Writer;
@@ -169,6 +170,7 @@ impl Engine {
             savepoints: Vec::new(),
             copy_in: None,
             row_sink: None,
+            plan_hint: None,
             audit_pending: None,
             audit: Vec::new(),
             sql_prepared: Default::default(),
@@ -241,6 +243,8 @@ pub struct Prepared {
     pub statement: Option<ast::Statement>,
     pub param_types: Vec<DataType>,
     pub columns: Vec<ResultColumn>,
+    /// The plan made at Parse, reused while it holds ([`plans`]).
+    pub plan: Option<Arc<plans::CachedPlan>>,
 }
 
 /// How often an autocommit write is retried after serialization failures.
@@ -265,6 +269,8 @@ pub struct Session {
     /// Where the rows of the running query go instead of a collected result (see
     /// [`Session::run_streaming`]).
     row_sink: Option<RowSink>,
+    /// The prepared plan of the running statement, if it has one ([`plans`]).
+    plan_hint: Option<Arc<plans::CachedPlan>>,
     /// The audit record of the running statement, once planned ([`super::privileges::audited`]).
     audit_pending: Option<(crate::audit::Event, String)>,
     /// Audit records of finished statements, for the front end to log with the client's
@@ -409,9 +415,15 @@ impl Session {
             });
         }
         let Some(statement) = statements.pop() else {
-            return Ok(Prepared { statement: None, param_types: param_types.to_vec(), columns: Vec::new() });
+            return Ok(Prepared {
+                statement: None,
+                param_types: param_types.to_vec(),
+                columns: Vec::new(),
+                plan: None,
+            });
         };
         let mut params = param_types.to_vec();
+        let mut plan = None;
         let columns = match &statement {
             ast::Statement::StartTransaction { .. }
             | ast::Statement::Commit { .. }
@@ -422,12 +434,13 @@ impl Session {
             | ast::Statement::Deallocate { .. } => Vec::new(),
             ast::Statement::Execute { name, .. } => self.sql_prepared_columns(name.as_ref())?,
             _ => {
-                let plan = self.with_read_txn(|txn| planner::plan(txn, &statement, &mut params))?;
-                result_columns(&plan)
+                let (columns, cached) = self.with_read_txn(|txn| plans::plan_to_reuse(txn, &statement, &mut params))?;
+                plan = cached;
+                columns
             }
         };
         let param_types = params.into_iter().map(|t| if t == DataType::Unknown { DataType::Text } else { t }).collect();
-        Ok(Prepared { statement: Some(statement), param_types, columns })
+        Ok(Prepared { statement: Some(statement), param_types, columns, plan })
     }
 
     /// Runs `f` in the open transaction, or in a fresh snapshot.
@@ -473,6 +486,25 @@ impl Session {
         self.row_sink = Some(sink);
         let result = self.execute(statement, params, param_types);
         self.row_sink = None;
+        result
+    }
+
+    /// Executes a statement Parse prepared with parameter values, its rows going to `sink` when
+    /// there is one (as [`Session::execute_streaming`]); its plan is reused while it holds.
+    pub fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: &[Value],
+        sink: Option<RowSink>,
+    ) -> Result<Outcome> {
+        let Some(statement) = &prepared.statement else {
+            return Err(Error::Internal("an empty statement reached the executor".into()));
+        };
+        self.plan_hint = prepared.plan.clone();
+        self.row_sink = sink;
+        let result = self.execute(statement, params, &prepared.param_types);
+        self.row_sink = None;
+        self.plan_hint = None;
         result
     }
 
@@ -633,10 +665,15 @@ impl Session {
     /// barrier) unless the session asked for `chronos.follower_reads = on`, which reads this
     /// node's latest applied state without asking the leader (possibly stale on a follower).
     fn begin_read(&self) -> Result<Transaction> {
-        if self.setting("chronos.follower_reads").is_some_and(|v| matches!(v, "on" | "true" | "1")) {
+        if self.follower_reads() {
             return Ok(self.engine.mvcc.begin());
         }
         self.engine.mvcc.begin_read()
+    }
+
+    /// True when the session asked for `chronos.follower_reads`.
+    fn follower_reads(&self) -> bool {
+        self.setting("chronos.follower_reads").is_some_and(|v| matches!(v, "on" | "true" | "1"))
     }
 
     /// Runs a statement in its own transaction. A write is validated at commit; a
@@ -688,7 +725,7 @@ impl Session {
                 _ => p.data_type().unwrap_or(DataType::Unknown),
             })
             .collect();
-        let plan = planner::plan(txn, statement, &mut param_types)?;
+        let plan = self.plan_statement(txn, statement, &mut param_types)?;
         self.audit_pending = super::privileges::audited(&plan);
         authorize(&self.info.user, txn, &plan, read_only)?;
         let info = self.info.clone();
