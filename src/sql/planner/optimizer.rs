@@ -274,42 +274,53 @@ fn select_access_path(node: Node) -> Node {
     if let Some(keys) = primary_key_lookup(&table, &terms) {
         return Node::KeyLookup { table, keys, filter: Some(filter), with_key };
     }
+    // Without statistics, the narrowest path by its shape: two points for each column pinned
+    // to values, one for each bound on the column after them; an equality on every column of
+    // a unique index reads at most one row. Ties go to the primary key (no second read per
+    // row), then to the earlier index.
+    let score = |prefix: &[Expr], lower: &Bound, upper: &Bound| {
+        2 * prefix.len() + usize::from(lower.is_some()) + usize::from(upper.is_some())
+    };
+    let mut best: Option<(usize, AccessPath)> = None;
+    let mut consider = |points: usize, path: AccessPath| {
+        if best.as_ref().is_none_or(|(b, _)| points > *b) {
+            best = Some((points, path));
+        }
+    };
     if let Some((prefix, lower, upper)) = primary_key_range(&table, &terms) {
-        return Node::KeyRange { table, prefix, lower, upper, filter: Some(filter), with_key, reverse: false };
+        consider(score(&prefix, &lower, &upper), AccessPath::KeyRange(prefix, lower, upper));
     }
-    let mut best: Option<(usize, Vec<Vec<Expr>>)> = None;
     for (i, index) in table.indexes.iter().enumerate() {
         if let Some(values) = key_combinations(&terms, &index.columns) {
-            let better = match &best {
-                None => true,
-                Some((b, _)) => {
-                    index.unique && !table.indexes[*b].unique || index.columns.len() > table.indexes[*b].columns.len()
-                }
-            };
-            if better {
-                best = Some((i, values));
-            }
+            let points = if index.unique { usize::MAX } else { 2 * index.columns.len() };
+            consider(points, AccessPath::IndexLookup(i, values));
+        } else if let Some((prefix, lower, upper)) = key_range(&index.columns, &terms) {
+            consider(score(&prefix, &lower, &upper), AccessPath::IndexRange(i, prefix, lower, upper));
         }
     }
-    if let Some((index, values)) = best {
-        return Node::IndexLookup { table, index, values, filter: Some(filter), with_key, index_only: false };
-    }
-    // A range of an index: the most leading columns pinned, then bounds on the next.
-    let mut best_range: Option<(usize, Vec<Expr>, Bound, Bound)> = None;
-    for (i, index) in table.indexes.iter().enumerate() {
-        let Some((prefix, lower, upper)) = key_range(&index.columns, &terms) else { continue };
-        let score =
-            |p: &Vec<Expr>, l: &Bound, u: &Bound| 2 * p.len() + usize::from(l.is_some()) + usize::from(u.is_some());
-        if best_range.as_ref().is_none_or(|(_, p, l, u)| score(&prefix, &lower, &upper) > score(p, l, u)) {
-            best_range = Some((i, prefix, lower, upper));
+    let filter = Some(filter);
+    match best {
+        None => Node::Scan { table, filter, with_key, columns: None },
+        Some((_, AccessPath::KeyRange(prefix, lower, upper))) => {
+            Node::KeyRange { table, prefix, lower, upper, filter, with_key, reverse: false }
+        }
+        Some((_, AccessPath::IndexLookup(index, values))) => {
+            Node::IndexLookup { table, index, values, filter, with_key, index_only: false }
+        }
+        Some((_, AccessPath::IndexRange(index, prefix, lower, upper))) => {
+            Node::IndexRange { table, index, prefix, lower, upper, filter, with_key, index_only: false }
         }
     }
-    match best_range {
-        Some((index, prefix, lower, upper)) => {
-            Node::IndexRange { table, index, prefix, lower, upper, filter: Some(filter), with_key, index_only: false }
-        }
-        None => Node::Scan { table, filter: Some(filter), with_key, columns: None },
-    }
+}
+
+/// A way to read a table's rows other than a full scan or a lookup of whole primary keys.
+enum AccessPath {
+    /// Leading primary key columns pinned, bounds on the next.
+    KeyRange(Vec<Expr>, Bound, Bound),
+    /// Every column of index `.0` pinned to each of the value sets.
+    IndexLookup(usize, Vec<Vec<Expr>>),
+    /// Leading columns of index `.0` pinned, bounds on the next.
+    IndexRange(usize, Vec<Expr>, Bound, Bound),
 }
 
 /// A range bound: the value and whether it is inclusive.
