@@ -687,3 +687,21 @@ async fn point_reads_see_their_transaction_and_fail_cleanly() {
     client.batch_execute("UPDATE kv SET v = 4").await.unwrap();
     assert_eq!(value(client.query_one(&read, &[&1i32]).await.unwrap()), 25);
 }
+
+/// A kept plan is the one an execution would make: a parameter whose type Parse inferred from
+/// a `varchar(3)` column compares whole, as in PostgreSQL, and is not cut to the column's
+/// length.
+#[tokio::test]
+async fn a_kept_plan_binds_inferred_parameters_as_declared_ones() {
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client
+        .batch_execute("CREATE TABLE codes (code VARCHAR(3) PRIMARY KEY); INSERT INTO codes VALUES ('abc')")
+        .await
+        .unwrap();
+    let select = client.prepare("SELECT code FROM codes WHERE code = $1").await.unwrap();
+    for _ in 0..2 {
+        assert!(client.query(&select, &[&"abcd"]).await.unwrap().is_empty());
+        assert_eq!(client.query(&select, &[&"abc"]).await.unwrap().len(), 1);
+    }
+}

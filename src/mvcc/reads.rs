@@ -23,8 +23,7 @@ pub struct Reads {
 impl Reads {
     /// True if everything read was a definition.
     pub fn only_definitions(&self) -> bool {
-        let definition = |k: &Vec<u8>| k.first().is_some_and(|t| Keyspace::holds_definitions(*t));
-        self.keys.iter().all(definition) && self.domains.iter().all(definition)
+        self.keys.iter().chain(&self.domains).all(|k| Keyspace::is_definition(k))
     }
 }
 
@@ -38,7 +37,7 @@ impl Mvcc {
     /// Called before a batch becomes visible: raises [`Mvcc::definitions_version`] if the
     /// batch writes a definition.
     pub(super) fn note_definitions<'k>(&self, version: Version, mut keys: impl Iterator<Item = &'k [u8]>) {
-        if keys.any(|k| k.first().is_some_and(|t| Keyspace::holds_definitions(*t))) {
+        if keys.any(Keyspace::is_definition) {
             self.definitions_version.fetch_max(version, Ordering::SeqCst);
         }
     }
@@ -65,7 +64,11 @@ impl Transaction {
     pub fn record_reads<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> (T, Reads) {
         let outer = self.recording.replace(Reads::default());
         let result = f(self);
-        let reads = std::mem::replace(&mut self.recording, outer).unwrap_or_default();
+        let mut reads = std::mem::replace(&mut self.recording, outer).unwrap_or_default();
+        for list in [&mut reads.keys, &mut reads.domains] {
+            list.sort_unstable();
+            list.dedup();
+        }
         if let Some(outer) = &mut self.recording {
             outer.keys.extend(reads.keys.iter().cloned());
             outer.domains.extend(reads.domains.iter().cloned());
@@ -85,7 +88,7 @@ impl Transaction {
 
     /// True if this transaction wrote a definition (its own reads of definitions see it).
     pub fn wrote_definitions(&self) -> bool {
-        (0..=u8::MAX).filter(|t| Keyspace::holds_definitions(*t)).any(|t| self.has_writes_under(&[t]))
+        Keyspace::DEFINITIONS.iter().any(|k| self.has_writes_under(&[k.tag()]))
     }
 
     /// True if the definitions this snapshot sees are those a snapshot at `version` saw:

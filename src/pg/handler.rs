@@ -4,6 +4,7 @@ use super::auth::Startup;
 use super::{encode, stream, Shared};
 use crate::error::Error;
 use crate::sql::session::Prepared;
+use crate::sql::session::Simple;
 use crate::sql::{Outcome, RowSink, Session, Streamed};
 use crate::types::{DataType, Value};
 use async_trait::async_trait;
@@ -368,25 +369,44 @@ impl SimpleQueryHandler for Handler {
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
         let session = self.session.clone();
-        let sql = query.to_string();
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
-        let sink = stream::sink(tx.clone());
         let (shared, peer) = (self.shared.clone(), self.peer);
-        tokio::task::spawn_blocking(move || {
+        // Parsed here, and planned when it is one short query: a point read then runs here
+        // whole (as in `execute_streamed`), anything else on a blocking thread.
+        let parsed = {
+            let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_mut().map(|s| s.parse_simple(query))
+        };
+        let quick = match &parsed {
+            Some(Simple::Query(prepared)) => self.try_inline(prepared, &[]),
+            _ => None,
+        };
+        let run = move |sink: RowSink| {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
-            let (results, notices) = match guard.as_mut() {
-                Some(s) => {
-                    let results = s.run_streaming(&sql, Some(sink));
+            match (guard.as_mut(), parsed) {
+                (Some(s), Some(parsed)) => {
+                    let results = match parsed {
+                        Simple::Query(prepared) => vec![s.execute_prepared(&prepared, &[], Some(sink))],
+                        Simple::Statements(statements) => s.run_parsed(statements, Some(sink)),
+                        Simple::Long(sql) => s.run_streaming(&sql, Some(sink)),
+                    };
                     record_audit(&shared.audit, s, peer);
                     (results, s.take_notices())
                 }
-                None => (Vec::new(), Vec::new()),
-            };
-            drop(guard);
-            let _ = tx.blocking_send(stream::Produced::Done(results, notices));
-        });
+                _ => (Vec::new(), Vec::new()),
+            }
+        };
+        if let Some((result, notices)) = quick {
+            let _ = tx.try_send(stream::Produced::Done(vec![result], notices));
+        } else {
+            let sink = stream::sink(tx.clone());
+            tokio::task::spawn_blocking(move || {
+                let (results, notices) = run(sink);
+                let _ = tx.blocking_send(stream::Produced::Done(results, notices));
+            });
+        }
         let mut outcomes = Vec::new();
         let mut notices = Vec::new();
         let streamed = loop {
@@ -614,6 +634,22 @@ fn bind_parameters(portal: &Portal<Arc<Statement>>, prepared: &Prepared) -> PgWi
 }
 
 impl Handler {
+    /// Runs `prepared` here, on the connection's task, when it is a point read that can run
+    /// without waiting ([`Session::try_execute_inline`]): it takes less time than the hop to a
+    /// blocking thread and back. Its result and notices, or None when it did not run.
+    fn try_inline(
+        &self,
+        prepared: &Prepared,
+        params: &[Value],
+    ) -> Option<(crate::error::Result<Outcome>, Vec<String>)> {
+        let _enter = tracing::debug_span!("execute", peer = %self.peer).entered();
+        let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let s = guard.as_mut()?;
+        let result = s.try_execute_inline(prepared, params)?;
+        record_audit(&self.shared.audit, s, self.peer);
+        Some((result, s.take_notices()))
+    }
+
     /// Runs a portal whose statement is a query and sends all its rows as the executor
     /// produces them (see [`ExtendedQueryHandler::on_execute`] below).
     async fn execute_streamed<C>(&self, client: &mut C, portal: &Portal<Arc<Statement>>) -> PgWireResult<()>
@@ -630,35 +666,29 @@ impl Handler {
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
+        let quick = self.try_inline(&prepared.prepared, &params);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
         let (shared, peer) = (self.shared.clone(), self.peer);
-        let run = move |sink: Option<RowSink>| {
+        let run = move |sink: RowSink| {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
             match guard.as_mut() {
                 Some(s) => {
-                    let result = s.execute_prepared(&prepared.prepared, &params, sink);
+                    let result = s.execute_prepared(&prepared.prepared, &params, Some(sink));
                     record_audit(&shared.audit, s, peer);
                     (result, s.take_notices())
                 }
                 None => (Err(Error::Internal("no session".into())), Vec::new()),
             }
         };
-        // A point read takes less time than the hop to a blocking thread and back: it runs
-        // here, whole, and its rows are sent as a collected result.
-        let inline = {
-            let guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
-            guard.as_ref().is_some_and(|s| s.runs_inline(&portal.statement.statement.prepared))
-        };
-        if inline {
-            let (result, notices) = run(None);
+        if let Some((result, notices)) = quick {
             let _ = tx.try_send(stream::Produced::Done(vec![result], notices));
         } else {
             let sink = stream::sink(tx.clone());
             tokio::task::spawn_blocking(move || {
-                let (result, notices) = run(Some(sink));
+                let (result, notices) = run(sink);
                 let _ = tx.blocking_send(stream::Produced::Done(vec![result], notices));
             });
         }

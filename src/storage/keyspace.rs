@@ -48,14 +48,14 @@ impl Keyspace {
         self as u8
     }
 
-    /// True for the tags of the keyspaces that hold definitions (tables, roles, types,
-    /// sequences, views): everything planning a statement reads.
-    pub const fn holds_definitions(tag: u8) -> bool {
-        tag == Keyspace::Catalog.tag()
-            || tag == Keyspace::Role.tag()
-            || tag == Keyspace::Type.tag()
-            || tag == Keyspace::Sequence.tag()
-            || tag == Keyspace::View.tag()
+    /// The keyspaces that hold definitions (tables, roles, types, sequences, views):
+    /// everything planning a statement reads.
+    pub const DEFINITIONS: [Keyspace; 5] =
+        [Keyspace::Catalog, Keyspace::Role, Keyspace::Type, Keyspace::Sequence, Keyspace::View];
+
+    /// True for a key of one of the [`Keyspace::DEFINITIONS`].
+    pub fn is_definition(key: &[u8]) -> bool {
+        key.first().is_some_and(|tag| Keyspace::DEFINITIONS.iter().any(|k| k.tag() == *tag))
     }
 
     /// The first tag of the versioned (MVCC) keyspaces: every logical key sorts at or after it.

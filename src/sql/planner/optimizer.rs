@@ -275,9 +275,10 @@ fn select_access_path(node: Node) -> Node {
         return Node::KeyLookup { table, keys, filter: Some(filter), with_key };
     }
     // Without statistics, the narrowest path by its shape: two points for each column pinned
-    // to values, one for each bound on the column after them; an equality on every column of
-    // a unique index reads at most one row. Ties go to the primary key (no second read per
-    // row), then to the earlier index.
+    // to values, one for each bound on the column after them, one less for a secondary index
+    // (a second read per row); an equality on every column of a unique index reads at most
+    // one row. Ties go to the primary key (which also keeps rows in key order for an ORDER BY
+    // and LIMIT above), then to the earlier index.
     let score = |prefix: &[Expr], lower: &Bound, upper: &Bound| {
         2 * prefix.len() + usize::from(lower.is_some()) + usize::from(upper.is_some())
     };
@@ -292,10 +293,10 @@ fn select_access_path(node: Node) -> Node {
     }
     for (i, index) in table.indexes.iter().enumerate() {
         if let Some(values) = key_combinations(&terms, &index.columns) {
-            let points = if index.unique { usize::MAX } else { 2 * index.columns.len() };
+            let points = if index.unique { usize::MAX } else { 2 * index.columns.len() - 1 };
             consider(points, AccessPath::IndexLookup(i, values));
         } else if let Some((prefix, lower, upper)) = key_range(&index.columns, &terms) {
-            consider(score(&prefix, &lower, &upper), AccessPath::IndexRange(i, prefix, lower, upper));
+            consider(score(&prefix, &lower, &upper) - 1, AccessPath::IndexRange(i, prefix, lower, upper));
         }
     }
     let filter = Some(filter);

@@ -19,6 +19,7 @@ mod plans;
 mod prepared;
 use copy::CopyIn;
 pub use ingest::Writer;
+pub use plans::Simple;
 
 /// The shared database engine: MVCC storage and everything sessions share.
 pub struct Engine {
@@ -171,6 +172,8 @@ impl Engine {
             copy_in: None,
             row_sink: None,
             plan_hint: None,
+            inline: false,
+            inline_refused: false,
             audit_pending: None,
             audit: Vec::new(),
             sql_prepared: Default::default(),
@@ -271,6 +274,11 @@ pub struct Session {
     row_sink: Option<RowSink>,
     /// The prepared plan of the running statement, if it has one ([`plans`]).
     plan_hint: Option<Arc<plans::CachedPlan>>,
+    /// The running statement is on the caller's thread: anything that would wait or plan
+    /// again refuses instead ([`Session::try_execute_inline`]).
+    inline: bool,
+    /// Set when a statement running inline refused.
+    inline_refused: bool,
     /// The audit record of the running statement, once planned ([`super::privileges::audited`]).
     audit_pending: Option<(crate::audit::Event, String)>,
     /// Audit records of finished statements, for the front end to log with the client's
@@ -364,7 +372,12 @@ impl Session {
     /// streamed query's own is `Outcome::Rows` without rows, or the error that ended it). An
     /// error from the sink (the client went away) stops the statement.
     pub fn run_streaming(&mut self, sql: &str, sink: Option<RowSink>) -> Vec<Result<Outcome>> {
-        let statements = match parser::parse(sql) {
+        self.run_parsed(parser::parse(sql), sink)
+    }
+
+    /// [`Session::run_streaming`] of a string already parsed (or its parse error).
+    pub fn run_parsed(&mut self, parsed: Result<Vec<ast::Statement>>, sink: Option<RowSink>) -> Vec<Result<Outcome>> {
+        let statements = match parsed {
             Ok(s) => s,
             Err(e) => {
                 if self.txn.is_some() {
@@ -652,7 +665,7 @@ impl Session {
             Some(mut txn) => {
                 let result = self.execute_in(&mut txn, statement, params, param_types, self.txn_read_only);
                 self.txn = Some(txn);
-                if result.is_err() {
+                if result.is_err() && !self.inline_refused {
                     self.txn_failed = true;
                 }
                 result
@@ -664,9 +677,15 @@ impl Session {
     /// Begins a transaction for a client statement: linearizable (after the replica's read
     /// barrier) unless the session asked for `chronos.follower_reads = on`, which reads this
     /// node's latest applied state without asking the leader (possibly stale on a follower).
-    fn begin_read(&self) -> Result<Transaction> {
+    fn begin_read(&mut self) -> Result<Transaction> {
         if self.follower_reads() {
             return Ok(self.engine.mvcc.begin());
+        }
+        if self.inline {
+            return match self.engine.mvcc.read_barrier_is_free() {
+                true => Ok(self.engine.mvcc.begin()),
+                false => Err(self.refuse_inline()),
+            };
         }
         self.engine.mvcc.begin_read()
     }

@@ -7,11 +7,12 @@
 //! planning made, so a table altered before the execution commits fails validation as it would
 //! have had the statement been planned again.
 
-use super::{Prepared, Session};
-use crate::error::Result;
+use super::{Outcome, Prepared, Session};
+use crate::error::{Error, Result};
 use crate::mvcc::{Reads, Transaction, Version};
+use crate::sql::parser;
 use crate::sql::planner::{self, plan::Plan, plan::ResultColumn};
-use crate::types::DataType;
+use crate::types::{DataType, Value};
 use sqlparser::ast;
 use std::sync::Arc;
 
@@ -48,8 +49,16 @@ pub(super) fn plan_to_reuse(
     statement: &ast::Statement,
     params: &mut Vec<DataType>,
 ) -> Result<(Vec<ResultColumn>, Option<Arc<CachedPlan>>)> {
+    let declared = params.clone();
     let (plan, reads) = txn.record_reads(|txn| planner::plan(txn, statement, params));
-    let plan = plan?;
+    let mut plan = plan?;
+    let mut reads = reads;
+    if *params != declared && !params.contains(&DataType::Unknown) {
+        // A parameter whose type planning inferred is bound differently (cast where it is
+        // first used) from one declared with that type, as every execution declares it.
+        let (again, again_reads) = txn.record_reads(|txn| planner::plan(txn, statement, &mut params.clone()));
+        (plan, reads) = (again?, again_reads);
+    }
     let columns = super::result_columns(&plan);
     let kind = matches!(
         statement,
@@ -63,29 +72,80 @@ pub(super) fn plan_to_reuse(
     Ok((columns, cached))
 }
 
+/// Longest statement string [`Session::parse_simple`] plans where it arrived.
+const SIMPLE_PLAN_BYTES: usize = 4096;
+
+/// A statement string of the simple query protocol, parsed where it arrived, and planned when
+/// it is one short query ([`Session::parse_simple`]).
+pub enum Simple {
+    /// One query, with its plan kept.
+    Query(Box<Prepared>),
+    /// Anything else, or the parse error: for [`Session::run_parsed`].
+    Statements(Result<Vec<ast::Statement>>),
+    /// A string too long to parse where it arrived: for [`Session::run_streaming`].
+    Long(String),
+}
+
 impl Session {
-    /// True when `prepared` may run on the caller's thread rather than one that may block: it
-    /// is a point read whose plan still holds, and its snapshot needs no round trip to the
-    /// leader. (A definition changed between this check and the run plans the statement
-    /// again, which then runs here whatever it became; the check makes that rare.)
-    pub fn runs_inline(&self, prepared: &Prepared) -> bool {
-        let Some(cached) = prepared.plan.as_deref() else { return false };
-        let mvcc = &self.engine.mvcc;
-        cached.point_read
-            && self.copy_in.is_none()
-            && mvcc.definitions_version() <= cached.version
-            && (self.txn.is_some() || self.follower_reads() || mvcc.read_barrier_is_free())
+    /// Parses `sql` when it is no longer than [`SIMPLE_PLAN_BYTES`], and plans it when it is
+    /// one query, so that a point read can run on the caller's thread
+    /// ([`Session::runs_inline`]) and any other query runs without being planned again. A query that fails to plan, or whose plan
+    /// cannot be kept, comes back as a statement to run as usual (which reports the error).
+    pub fn parse_simple(&mut self, sql: &str) -> Simple {
+        if sql.len() > SIMPLE_PLAN_BYTES {
+            return Simple::Long(sql.to_string());
+        }
+        let mut statements = match parser::parse(sql) {
+            Ok(s) => s,
+            Err(e) => return Simple::Statements(Err(e)),
+        };
+        if !matches!(statements.as_slice(), [ast::Statement::Query(_)]) || self.copy_in.is_some() {
+            return Simple::Statements(Ok(statements));
+        }
+        let Some(statement) = statements.pop() else { return Simple::Statements(Ok(statements)) };
+        let mut params = Vec::new();
+        let planned = self.guarded(|s| s.with_read_txn(|txn| plan_to_reuse(txn, &statement, &mut params)));
+        match planned {
+            Ok((columns, Some(plan))) => Simple::Query(Box::new(Prepared {
+                statement: Some(statement),
+                param_types: params,
+                columns,
+                plan: Some(plan),
+            })),
+            _ => Simple::Statements(Ok(vec![statement])),
+        }
+    }
+
+    /// Runs `prepared` on the caller's thread if it is a point read whose kept plan holds for
+    /// the snapshot it reads, and that snapshot needs no round trip to the leader. Returns
+    /// None, having done nothing, when it is not, or when either turns out false at the
+    /// moment it is checked: the statement then runs as usual, on a thread that may wait.
+    pub fn try_execute_inline(&mut self, prepared: &Prepared, params: &[Value]) -> Option<Result<Outcome>> {
+        if !prepared.plan.as_deref().is_some_and(|p| p.point_read) || self.copy_in.is_some() {
+            return None;
+        }
+        self.inline = true;
+        let result = self.execute_prepared(prepared, params, None);
+        self.inline = false;
+        (!std::mem::take(&mut self.inline_refused)).then_some(result)
+    }
+
+    /// The error a statement running inline stops with where it would wait or plan again.
+    pub(super) fn refuse_inline(&mut self) -> Error {
+        self.inline_refused = true;
+        Error::Internal("this statement cannot run on the connection's task".into())
     }
 
     /// The plan of the running statement: the prepared one if it still holds, else a new one.
     pub(super) fn plan_statement(
-        &self,
+        &mut self,
         txn: &mut Transaction,
         statement: &ast::Statement,
         param_types: &mut Vec<DataType>,
     ) -> Result<Plan> {
         match self.plan_hint.as_deref().and_then(|cached| cached.reuse(txn, param_types)) {
             Some(plan) => Ok(plan),
+            None if self.inline => Err(self.refuse_inline()),
             None => planner::plan(txn, statement, param_types),
         }
     }
@@ -93,39 +153,55 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Outcome;
     use crate::types::Value;
 
-    /// Which prepared statements keep their plan, which of those run inline, and that a kept
-    /// plan stops running inline once a definition changes.
+    fn run(s: &mut super::Session, sql: &str) {
+        for r in s.run(sql) {
+            r.unwrap();
+        }
+    }
+
+    fn rows(outcome: Option<crate::error::Result<Outcome>>) -> Option<usize> {
+        match outcome?.unwrap() {
+            Outcome::Rows { rows, .. } => Some(rows.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Which prepared statements keep their plan, which of those run inline, and that one
+    /// whose plan no longer holds (a definition changed, here or in its own transaction)
+    /// does not run inline and leaves the transaction usable.
     #[test]
     fn statements_keep_plans_and_point_reads_run_inline() {
         let engine = crate::node::open_in_memory().unwrap();
         let mut s = engine.session("admin", "chronos");
-        for r in s.run("CREATE TABLE kv (id INT PRIMARY KEY, v TEXT); INSERT INTO kv VALUES (1, 'a'), (2, 'b')") {
-            r.unwrap();
-        }
-        let kept = |s: &mut super::Session, sql: &str| {
+        run(&mut s, "CREATE TABLE kv (id INT PRIMARY KEY, v TEXT); INSERT INTO kv VALUES (1, 'a'), (2, 'b')");
+        let mut kept = |sql: &str| {
             let p = s.prepare(sql, &[]).unwrap();
-            (p.plan.is_some(), s.runs_inline(&p))
+            let params: Vec<Value> = p.param_types.iter().map(|_| Value::Int4(1)).collect();
+            (p.plan.is_some(), s.try_execute_inline(&p, &params).is_some())
         };
-        assert_eq!(kept(&mut s, "SELECT v FROM kv WHERE id = $1"), (true, true));
-        assert_eq!(kept(&mut s, "SELECT v FROM kv WHERE id IN (1, 2) ORDER BY v"), (true, true));
-        assert_eq!(kept(&mut s, "SELECT (SELECT v FROM kv WHERE id = 2) FROM kv WHERE id = $1"), (true, true));
-        assert_eq!(kept(&mut s, "SELECT v FROM kv WHERE v = $1"), (true, false), "a scan");
-        assert_eq!(kept(&mut s, "SELECT pg_sleep(0) FROM kv WHERE id = 1"), (true, false));
-        assert_eq!(kept(&mut s, "INSERT INTO kv VALUES ($1, $2)"), (true, false), "a write");
-        assert_eq!(kept(&mut s, "SELECT $1"), (false, false), "a parameter of no known type");
-        assert_eq!(kept(&mut s, "CREATE TABLE other (id INT)"), (false, false));
-        assert_eq!(kept(&mut s, "SELECT count(*) FROM pg_class"), (true, false));
+        assert_eq!(kept("SELECT v FROM kv WHERE id = $1"), (true, true));
+        assert_eq!(kept("SELECT v FROM kv WHERE id IN (1, 2) ORDER BY v"), (true, true));
+        assert_eq!(kept("SELECT (SELECT v FROM kv WHERE id = 2) FROM kv WHERE id = $1"), (true, true));
+        assert_eq!(kept("SELECT v FROM kv WHERE v = 'a'"), (true, false), "a scan");
+        assert_eq!(kept("SELECT pg_sleep(0) FROM kv WHERE id = 1"), (true, false));
+        assert_eq!(kept("INSERT INTO kv VALUES ($1 + 10, 'c')"), (true, false), "a write");
+        assert_eq!(kept("SELECT $1"), (false, false), "a parameter of no known type");
+        assert_eq!(kept("CREATE TABLE other (id INT)"), (false, false));
+        assert_eq!(kept("SELECT count(*) FROM pg_class"), (true, false));
 
         let read = s.prepare("SELECT v FROM kv WHERE id = $1", &[]).unwrap();
-        let outcome = s.execute_prepared(&read, &[Value::Int4(2)], None).unwrap();
-        assert!(matches!(&outcome, super::super::Outcome::Rows { rows, .. } if rows.len() == 1), "{outcome:?}");
-        for r in s.run("CREATE INDEX kv_v ON kv (v)") {
-            r.unwrap();
-        }
-        assert!(!s.runs_inline(&read), "the definitions changed since it was planned");
-        let outcome = s.execute_prepared(&read, &[Value::Int4(2)], None).unwrap();
-        assert!(matches!(&outcome, super::super::Outcome::Rows { rows, .. } if rows.len() == 1), "{outcome:?}");
+        assert_eq!(rows(s.try_execute_inline(&read, &[Value::Int4(2)])), Some(1));
+        run(&mut s, "CREATE INDEX kv_v ON kv (v)");
+        assert_eq!(rows(s.try_execute_inline(&read, &[Value::Int4(2)])), None, "planned before the index");
+        assert_eq!(rows(Some(s.execute_prepared(&read, &[Value::Int4(2)], None))), Some(1));
+
+        let read = s.prepare("SELECT v FROM kv WHERE id = $1", &[]).unwrap();
+        run(&mut s, "BEGIN; DROP TABLE kv; CREATE TABLE kv AS SELECT 2 AS id, 'x' AS v");
+        assert_eq!(rows(s.try_execute_inline(&read, &[Value::Int4(2)])), None, "its own transaction changed kv");
+        assert_eq!(rows(Some(s.execute_prepared(&read, &[Value::Int4(2)], None))), Some(1));
+        run(&mut s, "COMMIT");
     }
 }
