@@ -18,6 +18,7 @@
 mod depth;
 pub mod frame_exclusion;
 mod relations;
+mod vacuum;
 
 pub use depth::MAX_EXPRESSION_DEPTH;
 
@@ -177,7 +178,9 @@ fn parse_statements(parser: &mut Parser) -> std::result::Result<Vec<ast::Stateme
         let create_user = keyword(&first) == Some(Keyword::CREATE)
             && keyword(&second) == Some(Keyword::USER)
             && keyword(&third) != Some(Keyword::MAPPING);
-        let statement = if create_user {
+        let statement = if keyword(&first) == Some(Keyword::VACUUM) {
+            vacuum::parse(parser)?
+        } else if create_user {
             let _ = parser.parse_keywords(&[Keyword::CREATE, Keyword::USER]);
             let mut role = parser.parse_create_role(ast::RoleKeyword::Role)?;
             role.login.get_or_insert(true);
@@ -248,6 +251,24 @@ mod tests {
         assert_eq!(carol.login, Some(false));
         assert!(parse("CREATE USER MAPPING FOR bob SERVER s").is_ok());
         assert_eq!(parse("SELECT 1 SELECT 2").unwrap_err().sqlstate(), "42601");
+    }
+
+    #[test]
+    fn vacuum_takes_postgresql_options() {
+        for sql in [
+            "VACUUM",
+            "vacuum analyze t",
+            "VACUUM FULL FREEZE VERBOSE ANALYZE t",
+            "VACUUM (ANALYZE, VERBOSE false) t",
+            "vacuum t",
+        ] {
+            let stmts = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let [ast::Statement::Vacuum(v)] = stmts.as_slice() else { panic!("{sql}: {stmts:?}") };
+            assert_eq!(v.table_name.as_ref().map(|n| n.to_string()), (sql.len() > 6).then(|| "t".to_string()), "{sql}");
+        }
+        assert!(matches!(&parse("VACUUM (FULL) t").unwrap()[0], ast::Statement::Vacuum(v) if v.full));
+        assert_eq!(parse("VACUUM (BOGUS) t").unwrap_err().sqlstate(), "42601");
+        assert_eq!(parse("VACUUM a, b").unwrap_err().sqlstate(), "42601");
     }
 
     #[test]
