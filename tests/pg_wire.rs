@@ -83,6 +83,39 @@ async fn check_constraints_hold_for_copy_and_parameters_and_show_the_failing_row
 }
 
 #[tokio::test]
+async fn bounded_columns_reject_long_parameters_and_copy_fields_and_compare_them_whole() {
+    use futures::SinkExt;
+    let server = Server::start();
+    let client = server.connect("admin").await;
+    client.batch_execute("CREATE TABLE b (id INT PRIMARY KEY, v VARCHAR(3), c CHAR(3), n NUMERIC(5,2))").await.unwrap();
+    let insert = "INSERT INTO b VALUES ($1, $2, $3, $4::text::numeric)";
+    let err = client.execute(insert, &[&1i32, &"abcd", &"ab", &"1"]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION), "{err:?}");
+    let err = client.execute(insert, &[&1i32, &"abc", &"abcd", &"1"]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION), "{err:?}");
+    client.execute(insert, &[&1i32, &"abc", &"ab", &"1.235"]).await.unwrap();
+    let row = client.query_one("SELECT v, c, n::text FROM b", &[]).await.unwrap();
+    let (v, c, n): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((v.as_str(), c.as_str(), n.as_str()), ("abc", "ab ", "1.24"));
+    // Compared, a parameter is not cut to the column's length.
+    let count = |sql: &'static str, p: &'static str| {
+        let client = &client;
+        async move { client.query(sql, &[&p]).await.unwrap().len() }
+    };
+    assert_eq!(count("SELECT 1 FROM b WHERE v = $1", "abcd").await, 0);
+    assert_eq!(count("SELECT 1 FROM b WHERE v = $1", "abc").await, 1);
+    assert_eq!(count("SELECT 1 FROM b WHERE c = $1", "ab").await, 1, "CHAR pads a parameter too");
+    assert_eq!(count("SELECT 1 FROM b WHERE c = $1", "abx").await, 0);
+    // COPY stores as INSERT does: a field too long fails the COPY, which writes nothing.
+    let sink = client.copy_in("COPY b (id, v) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    let _ = sink.send(bytes::Bytes::from_static(b"2\tab\n3\tabcd\n")).await;
+    let err = sink.finish().await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION), "{err:?}");
+    assert_eq!(client.query("SELECT id FROM b", &[]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn errors_carry_sqlstates_and_the_session_survives() {
     let server = Server::start();
     let client = server.connect("admin").await;

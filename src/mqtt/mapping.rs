@@ -388,17 +388,17 @@ fn lookup<'a>(json: &'a serde_json::Value, path: &[PathStep]) -> Option<&'a serd
     })
 }
 
-/// A JSON value as a value of `column`'s type: a string as a literal of that text would be
-/// (input syntax), a number or boolean by assignment (as in INSERT), an object or array only
-/// into jsonb or text.
+/// A JSON value as a value of `column`'s type, as INSERT stores a literal: a string by the
+/// type's input syntax, a number or boolean by assignment, an object or array only into
+/// jsonb or text; text too long for a bounded column is an error, never cut short.
 pub fn column_value(json: serde_json::Value, t: &DataType, column: &str) -> Result<Value> {
     use serde_json::Value as J;
     match json {
         J::Null => Ok(Value::Null),
-        J::String(s) => cast(Value::Text(s), t, CastKind::Explicit),
+        J::String(s) => cast(Value::Text(s), t, CastKind::Assignment),
         J::Bool(b) => match t {
             DataType::Text | DataType::Varchar(_) | DataType::Char(_) => {
-                cast(Value::Text(b.to_string()), t, CastKind::Explicit)
+                cast(Value::Text(b.to_string()), t, CastKind::Assignment)
             }
             _ => cast(Value::Bool(b), t, CastKind::Assignment),
         },
@@ -412,13 +412,13 @@ pub fn column_value(json: serde_json::Value, t: &DataType, column: &str) -> Resu
                 (
                     Value::Text(text),
                     DataType::Numeric(_) | DataType::Text | DataType::Varchar(_) | DataType::Char(_),
-                ) => cast(Value::Text(text), t, CastKind::Explicit),
+                ) => cast(Value::Text(text), t, CastKind::Assignment),
                 (Value::Text(text), _) => {
                     let numeric = cast(Value::Text(text), &DataType::Numeric(None), CastKind::Explicit)?;
                     cast(numeric, t, CastKind::Assignment)
                 }
                 (Value::Int8(i), DataType::Text | DataType::Varchar(_) | DataType::Char(_)) => {
-                    cast(Value::Text(i.to_string()), t, CastKind::Explicit)
+                    cast(Value::Text(i.to_string()), t, CastKind::Assignment)
                 }
                 (v, _) => cast(v, t, CastKind::Assignment),
             }
@@ -431,7 +431,7 @@ pub fn column_value(json: serde_json::Value, t: &DataType, column: &str) -> Resu
         }
         json @ (J::Object(_) | J::Array(_)) => match t {
             DataType::Jsonb => Ok(Value::Jsonb(json)),
-            DataType::Text | DataType::Varchar(_) => cast(Value::Text(json.to_string()), t, CastKind::Explicit),
+            DataType::Text | DataType::Varchar(_) => cast(Value::Text(json.to_string()), t, CastKind::Assignment),
             _ => Err(Error::DatatypeMismatch(format!(
                 "column \"{column}\" is of type {} but the value is a JSON {}",
                 t,
@@ -554,6 +554,12 @@ mod tests {
         assert_eq!(code(br#"[{"device":"a"},{"temp":1}]"#), "42601");
         assert_eq!(code(b"\xff"), "22021");
         assert_eq!(code(b"42"), "22P02", "a bare number needs a value column");
+        let short = DataType::Varchar(Some(3));
+        let stored = |json: serde_json::Value| column_value(json, &short, "device");
+        assert_eq!(stored(serde_json::json!("abc")).unwrap(), Value::Text("abc".into()));
+        assert_eq!(stored(serde_json::json!("abcd")).unwrap_err().sqlstate(), "22001", "never cut short");
+        assert_eq!(stored(serde_json::json!(12345)).unwrap_err().sqlstate(), "22001");
+        assert_eq!(stored(serde_json::json!(true)).unwrap_err().sqlstate(), "22001");
     }
 
     #[test]

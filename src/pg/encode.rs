@@ -231,12 +231,13 @@ fn decode_numeric(bytes: &[u8]) -> Result<Value> {
     Ok(Value::Numeric(value))
 }
 
-/// Decodes a parameter from the wire given its type and format.
+/// Decodes a parameter from the wire given its type and format. A parameter's type carries
+/// no length, precision or scale (as in PostgreSQL): those apply where the value is stored.
 pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool) -> Result<Value> {
     let Some(bytes) = bytes else { return Ok(Value::Null) };
     if !binary_format {
         let text = std::str::from_utf8(bytes).map_err(|_| Error::InvalidText("invalid UTF-8 in parameter".into()))?;
-        return cast(Value::Text(text.to_string()), data_type, CastKind::Explicit);
+        return cast(Value::Text(text.to_string()), data_type, CastKind::Implicit);
     }
     let bad = || Error::InvalidText(format!("invalid binary value for type {data_type}"));
     let fixed = |n: usize| -> Result<&[u8]> {
@@ -254,8 +255,13 @@ pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool
         DataType::Float4 => Value::Float4(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?)),
         DataType::Float8 => Value::Float8(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
         DataType::Numeric(_) => decode_numeric(bytes)?,
-        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
+        DataType::Text | DataType::Varchar(_) | DataType::Unknown => {
             Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| bad())?)
+        }
+        // CHAR's values are blank-padded to its length.
+        DataType::Char(_) => {
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| bad())?;
+            cast(Value::Text(text), data_type, CastKind::Implicit)?
         }
         DataType::Bytea => Value::Bytea(bytes.to_vec()),
         DataType::Date => {
@@ -348,6 +354,19 @@ pub fn type_from_oid(oid: u32) -> DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A parameter keeps its whole value whatever the length, precision or scale of the
+    /// column it was inferred from; CHAR's padding is the one thing applied, in both formats.
+    #[test]
+    fn parameters_are_not_cut_to_their_column_type() {
+        let v = DataType::Varchar(Some(3));
+        for binary in [false, true] {
+            assert_eq!(parameter(Some(b"abcd"), &v, binary).unwrap(), Value::Text("abcd".into()));
+            assert_eq!(parameter(Some(b"ab"), &DataType::Char(3), binary).unwrap(), Value::Text("ab ".into()));
+        }
+        let n = parameter(Some(b"1.234"), &DataType::Numeric(Some((5, 2))), false).unwrap();
+        assert_eq!(n.to_string(), "1.234");
+    }
 
     /// Inputs the fuzzer found (fuzz/regressions/binary_params): each is refused with an
     /// error instead of a panic, here or when the value is printed.

@@ -11,11 +11,14 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use std::str::FromStr;
 
 /// How a cast was asked for: an explicit `CAST`/`::` truncates over-long strings for
-/// VARCHAR(n), an assignment (INSERT/UPDATE) rejects them.
+/// VARCHAR(n), an assignment (INSERT/UPDATE) rejects them, and an implicit one (a literal or
+/// parameter taking its type from what it is compared with) applies no length, precision or
+/// scale at all, as PostgreSQL resolves such a value to the type without its modifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CastKind {
     Explicit,
     Assignment,
+    Implicit,
 }
 
 fn out_of_range(type_name: &str) -> Error {
@@ -36,7 +39,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         let message =
             format!("cannot cast type {} to {target}", v.data_type().map(|t| t.to_string()).unwrap_or_default());
         match kind {
-            CastKind::Explicit => Error::CannotCoerce(message),
+            CastKind::Explicit | CastKind::Implicit => Error::CannotCoerce(message),
             CastKind::Assignment => Error::DatatypeMismatch(message),
         }
     };
@@ -60,12 +63,16 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         }
         T::Float8 => Value::Float8(to_float(&value, "double precision")?),
         T::Numeric(spec) => match numeric_special(&value) {
-            Some(Value::NumericInf { .. }) if let Some((precision, scale)) = spec => {
+            Some(Value::NumericInf { .. })
+                if let Some((precision, scale)) = spec
+                    && kind != CastKind::Implicit =>
+            {
                 return Err(Error::NumericOutOfRange(format!(
                     "numeric field overflow: A field with precision {precision}, scale {scale} cannot hold an infinite value."
                 )));
             }
             Some(special) => special,
+            None if kind == CastKind::Implicit => Value::Numeric(to_decimal(&value)?),
             None => Value::Numeric(apply_numeric_spec(to_decimal(&value)?, *spec)?),
         },
         T::Enum(e) => match value {
@@ -376,7 +383,12 @@ fn fit_string(s: String, target: &DataType, kind: CastKind) -> Result<String> {
             let len = s.chars().count();
             let mut s = if len > n {
                 let trimmed_tail = s.chars().skip(n).all(|c| c == ' ');
-                if kind == CastKind::Explicit || trimmed_tail {
+                let blank_padded = matches!(target, DataType::Char(_));
+                if kind == CastKind::Implicit && !(blank_padded && trimmed_tail) {
+                    // Compared, not stored: a longer value stays whole and so equals none of
+                    // the type's values (trailing blanks do not count in CHAR's comparisons).
+                    s
+                } else if kind == CastKind::Explicit || trimmed_tail {
                     s.chars().take(n).collect()
                 } else {
                     return Err(Error::StringTooLong(format!(
@@ -523,6 +535,17 @@ mod tests {
             cast(Value::Text("ab".into()), &DataType::Char(4), CastKind::Assignment).unwrap(),
             Value::Text("ab  ".into())
         );
+        // Compared with a bounded column, a longer value stays whole (and matches nothing);
+        // CHAR still pads, and trailing blanks past the length still go.
+        assert_eq!(cast(Value::Text("abcd".into()), &t, CastKind::Implicit).unwrap(), Value::Text("abcd".into()));
+        let c = DataType::Char(3);
+        assert_eq!(cast(Value::Text("ab".into()), &c, CastKind::Implicit).unwrap(), Value::Text("ab ".into()));
+        assert_eq!(cast(Value::Text("abcd".into()), &c, CastKind::Implicit).unwrap(), Value::Text("abcd".into()));
+        assert_eq!(cast(Value::Text("abc  ".into()), &c, CastKind::Implicit).unwrap(), Value::Text("abc".into()));
+        assert_eq!(cast(Value::Text("abc  ".into()), &t, CastKind::Implicit).unwrap(), Value::Text("abc  ".into()));
+        let n = DataType::Numeric(Some((5, 2)));
+        assert_eq!(cast(Value::Text("1.234".into()), &n, CastKind::Implicit).unwrap().to_string(), "1.234");
+        assert_eq!(cast(Value::Text("1.234".into()), &n, CastKind::Assignment).unwrap().to_string(), "1.23");
     }
 
     #[test]

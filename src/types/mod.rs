@@ -177,6 +177,11 @@ impl DataType {
         matches!(self, DataType::Int2 | DataType::Int4 | DataType::Int8)
     }
 
+    /// True for a type with a length, precision or scale (VARCHAR(n), CHAR(n), NUMERIC(p,s)).
+    pub fn has_modifier(&self) -> bool {
+        matches!(self, DataType::Varchar(Some(_)) | DataType::Char(_) | DataType::Numeric(Some(_)))
+    }
+
     /// True for the character string types.
     pub fn is_string(&self) -> bool {
         matches!(self, DataType::Text | DataType::Varchar(_) | DataType::Char(_))

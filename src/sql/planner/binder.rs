@@ -109,14 +109,22 @@ impl Binder<'_> {
         if t == *target || *target == DataType::Unknown {
             return Ok(expr);
         }
+        // A literal or parameter takes the type it meets without the type's length, precision
+        // or scale: compared with a VARCHAR(3) column, 'abcd' stays 'abcd' and matches nothing.
+        // (Only storing into a column applies those, in `coerce_assignment`.)
         if t == DataType::Unknown {
             return Ok(match expr {
-                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Explicit)?),
+                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Implicit)?),
                 Expr::Param(i) => {
                     if self.params.get(i).is_some_and(|p| *p == DataType::Unknown) {
                         self.params[i] = target.clone();
                     }
-                    Expr::Cast(Box::new(Expr::Param(i)), target.clone())
+                    // Parameter values arrive already converted to the parameter's type.
+                    if self.params.get(i) == Some(target) {
+                        Expr::Param(i)
+                    } else {
+                        Expr::Cast(Box::new(Expr::Param(i)), target.clone())
+                    }
                 }
                 other => Expr::Cast(Box::new(other), target.clone()),
             });
@@ -132,7 +140,7 @@ impl Binder<'_> {
             || matches!((&t, target), (DataType::Array(_), DataType::Array(_)));
         if implicit {
             return Ok(match unpad_char(expr, &t, target) {
-                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Explicit)?),
+                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Implicit)?),
                 other => Expr::Cast(Box::new(other), target.clone()),
             });
         }
@@ -142,7 +150,9 @@ impl Binder<'_> {
     /// Coerces for storing into a column (INSERT/UPDATE): any type with an assignment cast.
     pub fn coerce_assignment(&mut self, bound: (Expr, DataType), target: &DataType, column: &str) -> Result<Expr> {
         let t = bound.1.clone();
-        if t == *target {
+        // A parameter's value is of its type but not within a length, precision or scale,
+        // which storing applies.
+        if t == *target && !(matches!(bound.0, Expr::Param(_)) && target.has_modifier()) {
             return Ok(bound.0);
         }
         let assignable = t == DataType::Unknown
@@ -529,9 +539,7 @@ impl Binder<'_> {
                 {
                     return Ok((bound.0, DataType::Text));
                 }
-                if target == bound.1
-                    && !matches!(target, DataType::Varchar(Some(_)) | DataType::Char(_) | DataType::Numeric(Some(_)))
-                {
+                if target == bound.1 && !target.has_modifier() {
                     return Ok((bound.0, target));
                 }
                 Ok(match unpad_char(bound.0, &bound.1, &target) {

@@ -120,7 +120,7 @@ impl Session {
                 let value = match field {
                     None => Value::Null,
                     Some(text) => {
-                        crate::types::cast::cast(Value::Text(text), t, crate::types::cast::CastKind::Explicit)?
+                        crate::types::cast::cast(Value::Text(text), t, crate::types::cast::CastKind::Assignment)?
                     }
                 };
                 row[column] = crate::sql::planner::plan::Expr::Constant(value);
