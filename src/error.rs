@@ -141,6 +141,10 @@ pub enum Error {
     DiskFull(String),
     /// An internal invariant failed; never the user's fault.
     Internal(String),
+    /// A read ran past the number of stored entries it was allowed to visit
+    /// ([`crate::mvcc::Transaction::limit_reads`]); the caller runs it again where it may
+    /// take longer. Never sent to a client.
+    ReadLimit,
 }
 
 /// The crate-wide result type.
@@ -205,7 +209,7 @@ impl Error {
             Error::Corruption(_) => "XX001",
             Error::Io(_) => "58030",
             Error::DiskFull(_) => "53100",
-            Error::Internal(_) => "XX000",
+            Error::Internal(_) | Error::ReadLimit => "XX000",
         }
     }
 
@@ -219,6 +223,7 @@ impl Error {
                 | Error::DiskFull(_)
                 | Error::CommitUnknown(_)
                 | Error::Internal(_)
+                | Error::ReadLimit
                 | Error::Corruption(_)
                 | Error::QueryCanceled
                 | Error::QueryCanceledWith(_)
@@ -291,6 +296,7 @@ impl fmt::Display for Error {
             | Error::ProgramLimitExceeded(m)
             | Error::OutOfMemory(m)
             | Error::Internal(m) => write!(f, "{m}"),
+            Error::ReadLimit => write!(f, "a read visited more stored entries than it was allowed"),
             Error::InvalidSchemaName(name) => write!(f, "schema \"{name}\" does not exist"),
             Error::AmbiguousColumn(name) => write!(f, "column reference \"{name}\" is ambiguous"),
             Error::MissingFromEntry(t) => write!(f, "missing FROM-clause entry for table \"{t}\""),

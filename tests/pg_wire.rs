@@ -499,6 +499,46 @@ async fn idle_connections_are_closed_past_their_timeouts() {
     assert!(patient.batch_execute("SELECT 1").await.is_ok());
 }
 
+/// Replies to Parse, Bind and Execute wait for the client's Flush or Sync, as PostgreSQL's
+/// do, and then all arrive.
+#[test]
+fn replies_wait_for_flush_or_sync() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
+    let mut startup = 196608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
+    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&startup);
+    s.write_all(&packet).unwrap();
+    read_until_ready(&mut s);
+    let mut round = message(b'P', b"\0SELECT 41 + 1\0\0\0");
+    round.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    round.extend(message(b'E', b"\0\0\0\0\0"));
+    s.write_all(&round).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut byte = [0u8; 1];
+    let early = s.read(&mut byte);
+    assert!(early.is_err(), "a reply before Flush or Sync: {early:?}");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(&message(b'H', b"")).unwrap();
+    let mut types = Vec::new();
+    while types.last() != Some(&b'C') {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).unwrap();
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).unwrap();
+        if head[0] == b'D' {
+            assert!(body.ends_with(b"42"), "{body:?}");
+        }
+        types.push(head[0]);
+    }
+    assert_eq!(types, b"12DC");
+    s.write_all(&message(b'S', b"")).unwrap();
+    assert_eq!(read_until_ready(&mut s), b"Z");
+}
+
 /// Sends one input from fuzz/regressions/frontend_messages: the first byte says where the
 /// connection is (`01`: before the startup packet, `02`: logged in and ready).
 fn replay(server: &Server, input: &[u8]) -> Vec<u8> {

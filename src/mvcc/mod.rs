@@ -392,6 +392,7 @@ impl Mvcc {
             read_keys: BTreeSet::new(),
             read_domains: BTreeSet::new(),
             recording: None,
+            reads_left: None,
         }
     }
 
@@ -515,6 +516,8 @@ pub struct Transaction {
     read_domains: BTreeSet<Vec<u8>>,
     /// Reads made while [`Transaction::record_reads`] runs.
     recording: Option<reads::Reads>,
+    /// Stored entries reads may still visit ([`Transaction::limit_reads`]).
+    reads_left: Option<usize>,
 }
 
 impl Transaction {
@@ -557,6 +560,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(Some((Version::MAX, v.clone())));
         }
+        reads::spend(&mut self.reads_left)?;
         self.note_key(key);
         self.mvcc.read_versioned(key, self.read_version)
     }
@@ -566,6 +570,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
+        reads::spend(&mut self.reads_left)?;
         self.note_key(key);
         Ok(self.mvcc.read_at(key, self.read_version)?.flatten())
     }
@@ -717,11 +722,13 @@ impl Transaction {
         let mut stopped = false;
         let mut skipped = 0;
         let writes = &self.writes;
+        let reads_left = &mut self.reads_left;
         let no_own_writes = writes.is_empty();
         let mut start = storage_start;
         loop {
             let mut restart = None;
             self.mvcc.scan_layout((start, storage_end.clone()), &mut |physical, stored, _| {
+                reads::spend(reads_left)?;
                 let (logical, version) = split_physical(physical)?;
                 let seen = have_last && last_key.as_slice() == logical;
                 if version > read_version || seen {

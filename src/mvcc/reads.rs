@@ -10,6 +10,7 @@
 //! changed before it commits is a serialization failure exactly as if it had planned again.
 
 use super::{domain, Mvcc, Transaction, Version};
+use crate::error::{Error, Result};
 use crate::storage::keyspace::Keyspace;
 use std::sync::atomic::Ordering;
 
@@ -43,7 +44,26 @@ impl Mvcc {
     }
 }
 
+/// Counts one stored entry visited against a transaction's limit.
+pub(super) fn spend(reads_left: &mut Option<usize>) -> Result<()> {
+    match reads_left {
+        Some(0) => Err(Error::ReadLimit),
+        Some(left) => {
+            *left -= 1;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 impl Transaction {
+    /// Lets the reads that follow visit at most `entries` stored entries (each version a scan
+    /// passes over, and each key looked up) before failing with [`Error::ReadLimit`]; None
+    /// lifts the limit. Own writes are not counted: they are already in memory.
+    pub fn limit_reads(&mut self, entries: Option<usize>) {
+        self.reads_left = entries;
+    }
+
     /// Records a point read for validation.
     pub(super) fn note_key(&mut self, key: &[u8]) {
         if let Some(r) = &mut self.recording {

@@ -88,6 +88,7 @@ impl Transaction {
         let mvcc = self.mvcc.clone();
         let _gate = mvcc.segments.gate.shared();
         for item in mvcc.scan_layout_rev((Bound::Included(start.clone()), storage_end)) {
+            super::reads::spend(&mut self.reads_left)?;
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;
             if current.as_ref().is_some_and(|(k, _)| k.as_slice() != logical) {

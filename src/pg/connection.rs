@@ -5,8 +5,10 @@
 //! [`super::framing::Validated`] in between, so a malformed message ends the connection with a
 //! FATAL 08P01 ErrorResponse instead of a decoder panic, and it knows when authentication
 //! ends: until then the connection holds a permit of the bounded pool of connections that are
-//! still authenticating, and past the authentication timeout it is closed.
+//! still authenticating, and past the authentication timeout it is closed. Replies are
+//! written once per round trip ([`super::cork`]).
 
+use super::cork::Corked;
 use super::framing::{self, Validated, Validator};
 use super::handler::ConnectionHandlers;
 use futures::{SinkExt, StreamExt};
@@ -47,7 +49,7 @@ pub async fn serve(
     // Re-frame over the validating stream; bytes already read go through it too.
     let parts = negotiated.into_parts();
     let validator = Validator::new(limits.sasl, limits.max_message_bytes);
-    let io = Validated::new(parts.io, validator, parts.read_buf);
+    let io = Corked::new(Validated::new(parts.io, validator, parts.read_buf));
     let mut reframed = FramedParts::new(io, parts.codec);
     reframed.write_buf = parts.write_buf;
     let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(reframed);
@@ -80,6 +82,7 @@ pub async fn serve(
         let message = match next {
             Some(Ok(message)) => message,
             Some(Err(PgWireError::IoError(e))) => {
+                socket.get_mut().set_corked(false);
                 if let Some(refused) = framing::framing_error(&e) {
                     tracing::warn!(error = %refused, "closing a connection after a malformed message");
                     let info = ErrorInfo::new("FATAL".into(), "08P01".into(), refused.to_string());
@@ -89,6 +92,7 @@ pub async fn serve(
             }
             Some(Err(e)) => {
                 // A message pgwire could not decode after all: refuse it the same way.
+                socket.get_mut().set_corked(false);
                 let info = ErrorInfo::new("FATAL".into(), "08P01".into(), e.to_string());
                 let _ = socket.send(PgWireBackendMessage::ErrorResponse(info.into())).await;
                 return Ok(());
@@ -101,6 +105,18 @@ pub async fn serve(
             return Ok(());
         }
         let is_cancel = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        // The client reads no reply to these before its Sync or Flush (or the end of its COPY
+        // data), so theirs wait for it.
+        let mid_round = matches!(
+            message,
+            PgWireFrontendMessage::Parse(_)
+                | PgWireFrontendMessage::Bind(_)
+                | PgWireFrontendMessage::Describe(_)
+                | PgWireFrontendMessage::Execute(_)
+                | PgWireFrontendMessage::Close(_)
+                | PgWireFrontendMessage::CopyData(_)
+        );
+        socket.get_mut().set_corked(true);
         let extended_protocol = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
@@ -115,13 +131,22 @@ pub async fn serve(
             cancel.clone(),
         )
         .await;
+        let failed = result.is_err();
         if let Err(mut e) = result {
             errors.on_error(&socket, &mut e);
             let fatal = e.is_fatal();
+            if fatal {
+                socket.get_mut().set_corked(false);
+            }
             process_error(&mut socket, e, extended_protocol).await?;
             if fatal {
                 return Ok(());
             }
+        }
+        // An error is written at once, so a client still sending (COPY data) learns of it.
+        if !mid_round || failed {
+            socket.get_mut().set_corked(false);
+            socket.flush().await?;
         }
         if is_cancel {
             return Ok(());

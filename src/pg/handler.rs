@@ -372,7 +372,7 @@ impl SimpleQueryHandler for Handler {
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
         let (shared, peer) = (self.shared.clone(), self.peer);
-        // Parsed here, and planned when it is one short query: a point read then runs here
+        // Parsed here, and planned when it is one short query: a short read then runs here
         // whole (as in `execute_streamed`), anything else on a blocking thread.
         let parsed = {
             let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
@@ -634,7 +634,7 @@ fn bind_parameters(portal: &Portal<Arc<Statement>>, prepared: &Prepared) -> PgWi
 }
 
 impl Handler {
-    /// Runs `prepared` here, on the connection's task, when it is a point read that can run
+    /// Runs `prepared` here, on the connection's task, when it is a short read that can run
     /// without waiting ([`Session::try_execute_inline`]): it takes less time than the hop to a
     /// blocking thread and back. Its result and notices, or None when it did not run.
     fn try_inline(

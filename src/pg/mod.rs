@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod connection;
+mod cork;
 pub mod encode;
 mod framing;
 mod handler;

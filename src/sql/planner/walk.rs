@@ -4,9 +4,6 @@
 
 use super::plan::{Expr, Node, OnConflict, Plan};
 
-/// The most keys a point read ([`Plan::is_point_read`]) looks up.
-pub const POINT_READ_KEYS: usize = 64;
-
 impl Node {
     /// The nodes this node reads rows from.
     pub fn children(&self) -> Vec<&Node> {
@@ -163,36 +160,42 @@ impl Plan {
         }
     }
 
-    /// True for a query that reads a bounded number of rows by primary key and waits for
-    /// nothing: its rows come from key lookups of at most [`POINT_READ_KEYS`] keys and from
-    /// literal rows, through filters, projections, aggregates, sorts and limits, subqueries
-    /// included; it writes nothing and calls no `pg_sleep`.
-    pub fn is_point_read(&self) -> bool {
+    /// True for a query that reads stored rows only by key or index (lookups and ranges, no
+    /// full scans, joins or system views), through filters, projections, aggregates, sorts,
+    /// DISTINCT and limits, subqueries included, and waits for nothing: it writes nothing and
+    /// calls no `pg_sleep`. Such a query can start on the connection's task under a limit on
+    /// the entries it reads ([`crate::mvcc::Transaction::limit_reads`]), and run again
+    /// elsewhere if it reaches the limit.
+    pub fn is_short_read(&self) -> bool {
         let Plan::Query { node, .. } = self else { return false };
         if self.writes() {
             return false;
         }
-        let mut point = true;
+        let mut short = true;
         node.visit(&mut |n| {
-            point &= match n {
-                Node::KeyLookup { keys, .. } => keys.len() <= POINT_READ_KEYS,
-                Node::Values { .. }
-                | Node::Project { .. }
-                | Node::Filter { .. }
-                | Node::Aggregate { .. }
-                | Node::Sort { .. }
-                | Node::Limit { .. } => true,
-                _ => false,
-            };
+            short &= matches!(
+                n,
+                Node::KeyLookup { .. }
+                    | Node::KeyRange { .. }
+                    | Node::IndexLookup { .. }
+                    | Node::IndexRange { .. }
+                    | Node::Values { .. }
+                    | Node::Project { .. }
+                    | Node::Filter { .. }
+                    | Node::Aggregate { .. }
+                    | Node::Sort { .. }
+                    | Node::Distinct { .. }
+                    | Node::Limit { .. }
+            );
             n.for_each_expr(&mut |e| {
                 e.walk(&mut |x| {
                     if let Expr::Function { name, .. } = x {
-                        point &= *name != "pg_sleep";
+                        short &= *name != "pg_sleep";
                     }
                 })
             });
         });
-        point
+        short
     }
 
     /// True when running the plan changes data or the catalog. EXPLAIN runs nothing;

@@ -748,14 +748,27 @@ impl Session {
         self.audit_pending = super::privileges::audited(&plan);
         authorize(&self.info.user, txn, &plan, read_only)?;
         let info = self.info.clone();
+        let inline = self.inline;
+        if inline {
+            txn.limit_reads(Some(plans::INLINE_READS));
+        }
         let mut ctx = Context {
             cancel: Some(self.cancel.clone()),
             deadline: self.deadline,
             ..Context::new(txn, params, &info, self.engine.statement_memory())
         };
         let engine = self.engine.clone();
-        let outcome = self.execute_plan(&mut ctx, plan, engine.as_ref())?;
-        for (name, value) in std::mem::take(&mut ctx.setting_changes) {
+        let outcome = self.execute_plan(&mut ctx, plan, engine.as_ref());
+        let setting_changes = std::mem::take(&mut ctx.setting_changes);
+        drop(ctx);
+        if inline {
+            txn.limit_reads(None);
+        }
+        let outcome = match outcome {
+            Err(Error::ReadLimit) if inline => return Err(self.refuse_inline()),
+            other => other?,
+        };
+        for (name, value) in setting_changes {
             self.set(&name, Some(value))?;
         }
         Ok(outcome)

@@ -26,8 +26,8 @@ pub struct CachedPlan {
     reads: Reads,
     /// The parameter types it was planned with.
     param_types: Vec<DataType>,
-    /// [`Plan::is_point_read`].
-    point_read: bool,
+    /// [`Plan::is_short_read`].
+    short_read: bool,
 }
 
 impl CachedPlan {
@@ -66,11 +66,16 @@ pub(super) fn plan_to_reuse(
     );
     let reusable = kind && reads.only_definitions() && !txn.wrote_definitions() && !params.contains(&DataType::Unknown);
     let cached = reusable.then(|| {
-        let point_read = plan.is_point_read();
-        Arc::new(CachedPlan { plan, version: txn.read_version(), reads, param_types: params.clone(), point_read })
+        let short_read = plan.is_short_read();
+        Arc::new(CachedPlan { plan, version: txn.read_version(), reads, param_types: params.clone(), short_read })
     });
     Ok((columns, cached))
 }
+
+/// The most stored entries a statement running on the connection's task may visit
+/// ([`Session::try_execute_inline`]): about a millisecond of reading. A statement that needs
+/// more stops there and runs again on a blocking thread.
+pub(super) const INLINE_READS: usize = 1_000;
 
 /// Longest statement string [`Session::parse_simple`] plans where it arrived.
 const SIMPLE_PLAN_BYTES: usize = 4096;
@@ -88,9 +93,10 @@ pub enum Simple {
 
 impl Session {
     /// Parses `sql` when it is no longer than [`SIMPLE_PLAN_BYTES`], and plans it when it is
-    /// one query, so that a point read can run on the caller's thread
-    /// ([`Session::runs_inline`]) and any other query runs without being planned again. A query that fails to plan, or whose plan
-    /// cannot be kept, comes back as a statement to run as usual (which reports the error).
+    /// one query, so that a short read can run on the caller's thread
+    /// ([`Session::try_execute_inline`]) and any other query runs without being planned
+    /// again. A query that fails to plan, or whose plan cannot be kept, comes back as a
+    /// statement to run as usual (which reports the error).
     pub fn parse_simple(&mut self, sql: &str) -> Simple {
         if sql.len() > SIMPLE_PLAN_BYTES {
             return Simple::Long(sql.to_string());
@@ -116,18 +122,24 @@ impl Session {
         }
     }
 
-    /// Runs `prepared` on the caller's thread if it is a point read whose kept plan holds for
-    /// the snapshot it reads, and that snapshot needs no round trip to the leader. Returns
-    /// None, having done nothing, when it is not, or when either turns out false at the
-    /// moment it is checked: the statement then runs as usual, on a thread that may wait.
+    /// Runs `prepared` on the caller's thread if it is a short read ([`Plan::is_short_read`])
+    /// whose kept plan holds for the snapshot it reads, that snapshot needs no round trip to
+    /// the leader, and it visits at most [`INLINE_READS`] stored entries. Returns None, having
+    /// changed nothing the client can see, when any of these turns out false at the moment it
+    /// is checked: the statement then runs as usual, on a thread that may wait.
     pub fn try_execute_inline(&mut self, prepared: &Prepared, params: &[Value]) -> Option<Result<Outcome>> {
-        if !prepared.plan.as_deref().is_some_and(|p| p.point_read) || self.copy_in.is_some() {
+        if !prepared.plan.as_deref().is_some_and(|p| p.short_read) || self.copy_in.is_some() {
             return None;
         }
+        let notices = self.notices.len();
         self.inline = true;
         let result = self.execute_prepared(prepared, params, None);
         self.inline = false;
-        (!std::mem::take(&mut self.inline_refused)).then_some(result)
+        if std::mem::take(&mut self.inline_refused) {
+            self.notices.truncate(notices);
+            return None;
+        }
+        Some(result)
     }
 
     /// The error a statement running inline stops with where it would wait or plan again.
@@ -173,7 +185,7 @@ mod tests {
     /// whose plan no longer holds (a definition changed, here or in its own transaction)
     /// does not run inline and leaves the transaction usable.
     #[test]
-    fn statements_keep_plans_and_point_reads_run_inline() {
+    fn statements_keep_plans_and_short_reads_run_inline() {
         let engine = crate::node::open_in_memory().unwrap();
         let mut s = engine.session("admin", "chronos");
         run(&mut s, "CREATE TABLE kv (id INT PRIMARY KEY, v TEXT); INSERT INTO kv VALUES (1, 'a'), (2, 'b')");
@@ -186,6 +198,7 @@ mod tests {
         assert_eq!(kept("SELECT v FROM kv WHERE id IN (1, 2) ORDER BY v"), (true, true));
         assert_eq!(kept("SELECT (SELECT v FROM kv WHERE id = 2) FROM kv WHERE id = $1"), (true, true));
         assert_eq!(kept("SELECT v FROM kv WHERE v = 'a'"), (true, false), "a scan");
+        assert_eq!(kept("SELECT count(*) FROM kv WHERE id BETWEEN 1 AND $1"), (true, true), "a key range");
         assert_eq!(kept("SELECT pg_sleep(0) FROM kv WHERE id = 1"), (true, false));
         assert_eq!(kept("INSERT INTO kv VALUES ($1 + 10, 'c')"), (true, false), "a write");
         assert_eq!(kept("SELECT $1"), (false, false), "a parameter of no known type");
@@ -203,5 +216,39 @@ mod tests {
         assert_eq!(rows(s.try_execute_inline(&read, &[Value::Int4(2)])), None, "its own transaction changed kv");
         assert_eq!(rows(Some(s.execute_prepared(&read, &[Value::Int4(2)], None))), Some(1));
         run(&mut s, "COMMIT");
+    }
+
+    /// A short read that turns out to read more than [`INLINE_READS`] entries stops, leaves
+    /// nothing behind (no notice, no failed transaction), and runs in full as usual.
+    #[test]
+    fn a_read_past_the_inline_limit_runs_again_as_usual() {
+        let engine = crate::node::open_in_memory().unwrap();
+        let mut s = engine.session("admin", "chronos");
+        let n = super::INLINE_READS + 500;
+        run(&mut s, "CREATE TABLE r (id INT PRIMARY KEY, device TEXT); CREATE INDEX r_device ON r (device)");
+        run(
+            &mut s,
+            &format!(
+                "INSERT INTO r SELECT g, CASE WHEN g <= 10 THEN 'few' ELSE 'many' END FROM generate_series(1, {n}) g"
+            ),
+        );
+        let count = s.prepare("SELECT count(*) FROM r WHERE device = $1", &[]).unwrap();
+        let counted = |outcome: Option<crate::error::Result<Outcome>>| match outcome.map(|o| o.unwrap()) {
+            Some(Outcome::Rows { rows, .. }) => Some(rows[0][0].clone()),
+            None => None,
+            Some(other) => panic!("{other:?}"),
+        };
+        let few = [Value::Text("few".into())];
+        let many = [Value::Text("many".into())];
+        assert_eq!(counted(s.try_execute_inline(&count, &few)), Some(Value::Int8(10)));
+        run(&mut s, "BEGIN");
+        assert_eq!(counted(s.try_execute_inline(&count, &many)), None, "past the limit");
+        assert_eq!(counted(Some(s.execute_prepared(&count, &many, None))), Some(Value::Int8(n as i64 - 10)));
+        run(&mut s, "INSERT INTO r VALUES (0, 'few')");
+        assert_eq!(counted(s.try_execute_inline(&count, &few)), Some(Value::Int8(11)), "sees its own write");
+        run(&mut s, "COMMIT");
+        let range = s.prepare("SELECT count(*) FROM r WHERE id >= $1", &[]).unwrap();
+        assert_eq!(counted(s.try_execute_inline(&range, &[Value::Int4(1)])), None);
+        assert_eq!(counted(s.try_execute_inline(&range, &[Value::Int4(n as i32 - 5)])), Some(Value::Int8(6)));
     }
 }
