@@ -100,35 +100,16 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                 return Ok(());
             };
             let upper_key = end.as_deref();
-            if *index_only {
-                let mut rows = Vec::new();
-                ctx.txn.for_each_range(&index_prefix, None, Some(&lower_key), upper_key, |entry_key, _| {
-                    rows.push(index_row(table, index_def, entry_key, index_prefix.len())?);
-                    Ok(true)
-                })?;
-                for row in rows {
-                    if !emit_filtered(row, filter.as_ref(), ctx, sink)? {
-                        return Ok(());
-                    }
-                }
-                return Ok(());
-            }
-            // Row keys first (index entries are small), then the rows, in index order.
-            let mut row_keys = Vec::new();
-            ctx.txn.for_each_range(&index_prefix, None, Some(&lower_key), upper_key, |entry_key, entry_value| {
-                let pk = index_entry_pk(entry_key, entry_value, index_prefix.len(), index_def.columns.len())?;
-                let mut row_key = table.row_prefix();
-                row_key.extend_from_slice(&pk);
-                row_keys.push(row_key);
-                Ok(true)
-            })?;
-            for row_key in row_keys {
-                if let Some(bytes) = ctx.txn.get(&row_key)? {
-                    if !emit_stored(table, row_key, &bytes, filter.as_ref(), *with_key, ctx, sink)? {
-                        return Ok(());
-                    }
-                }
-            }
+            let read = IndexRead {
+                table,
+                index: index_def,
+                prefix_len: index_prefix.len(),
+                index_only: *index_only,
+                filter: filter.as_ref(),
+                with_key: *with_key,
+            };
+            let bounds = (Some(lower_key.as_slice()), upper_key);
+            index_entries(ctx, &index_prefix, bounds, &mut |ctx, key, value| read.emit(key, value, ctx, sink))?;
             Ok(())
         }
         Node::KeyLookup { table, keys, filter, with_key } => {
@@ -155,6 +136,14 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
         }
         Node::IndexLookup { table, index, values, filter, with_key, index_only } => {
             let index_def = table.indexes.get(*index).ok_or_else(|| Error::Internal("index gone".into()))?;
+            let read = IndexRead {
+                table,
+                index: index_def,
+                prefix_len: table.index_prefix(index_def).len(),
+                index_only: *index_only,
+                filter: filter.as_ref(),
+                with_key: *with_key,
+            };
             let mut seen = std::collections::HashSet::new();
             for value_exprs in values {
                 let mut prefix = table.index_prefix(index_def);
@@ -167,24 +156,10 @@ pub fn execute(node: &Node, ctx: &mut Context, sink: &mut Sink) -> Result<()> {
                 if has_null || !seen.insert(prefix.clone()) {
                     continue;
                 }
-                let entries = ctx.txn.scan_prefix(&prefix)?;
-                let index_prefix_len = table.index_prefix(index_def).len();
-                for (entry_key, entry_value) in entries {
-                    if *index_only {
-                        let row = index_row(table, index_def, &entry_key, index_prefix_len)?;
-                        if !emit_filtered(row, filter.as_ref(), ctx, sink)? {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    let pk = index_entry_pk(&entry_key, &entry_value, index_prefix_len, index_def.columns.len())?;
-                    let mut row_key = table.row_prefix();
-                    row_key.extend_from_slice(&pk);
-                    if let Some(bytes) = ctx.txn.get(&row_key)? {
-                        if !emit_stored(table, row_key, &bytes, filter.as_ref(), *with_key, ctx, sink)? {
-                            return Ok(());
-                        }
-                    }
+                let more =
+                    index_entries(ctx, &prefix, (None, None), &mut |ctx, key, value| read.emit(key, value, ctx, sink))?;
+                if !more {
+                    return Ok(());
                 }
             }
             Ok(())
@@ -667,6 +642,70 @@ fn emit_filtered(row: Row, filter: Option<&Expr>, ctx: &mut Context, sink: &mut 
         }
     }
     sink(ctx, row)
+}
+
+/// A visitor of index entries (key, value); returns false to stop.
+type EntryVisitor<'v> = dyn FnMut(&mut Context, &[u8], &[u8]) -> Result<bool> + 'v;
+
+/// Calls `each` with the visible index entries under `prefix` within `bounds`, a page of
+/// [`SCAN_PAGE`] at a time, so that memory does not grow with the number of entries and a
+/// cancel is seen between pages. Returns false if `each` stopped.
+fn index_entries(
+    ctx: &mut Context,
+    prefix: &[u8],
+    (lower, upper): (Option<&[u8]>, Option<&[u8]>),
+    each: &mut EntryVisitor,
+) -> Result<bool> {
+    let mut after: Option<Vec<u8>> = None;
+    let mut page: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(64);
+    loop {
+        ctx.check_cancel()?;
+        page.clear();
+        ctx.txn.for_each_range(prefix, after.as_deref(), lower, upper, |key, value| {
+            page.push((key.to_vec(), value.to_vec()));
+            Ok(page.len() < SCAN_PAGE)
+        })?;
+        for (key, value) in &page {
+            if !each(ctx, key, value)? {
+                return Ok(false);
+            }
+        }
+        if page.len() < SCAN_PAGE {
+            return Ok(true);
+        }
+        after = page.pop().map(|(key, _)| key);
+    }
+}
+
+/// How the entries of one index are turned into rows.
+struct IndexRead<'a> {
+    table: &'a Table,
+    index: &'a crate::catalog::Index,
+    /// The length of the index's key prefix.
+    prefix_len: usize,
+    /// The index covers the query: rows are built from the entries alone.
+    index_only: bool,
+    filter: Option<&'a Expr>,
+    with_key: bool,
+}
+
+impl IndexRead<'_> {
+    /// Emits the row an index entry stands for, built from the entry or read by the primary
+    /// key it holds. Returns false to stop.
+    fn emit(&self, entry_key: &[u8], entry_value: &[u8], ctx: &mut Context, sink: &mut Sink) -> Result<bool> {
+        let (table, index) = (self.table, self.index);
+        if self.index_only {
+            let row = index_row(table, index, entry_key, self.prefix_len)?;
+            return emit_filtered(row, self.filter, ctx, sink);
+        }
+        let pk = index_entry_pk(entry_key, entry_value, self.prefix_len, index.columns.len())?;
+        let mut row_key = table.row_prefix();
+        row_key.extend_from_slice(&pk);
+        match ctx.txn.get(&row_key)? {
+            Some(bytes) => emit_stored(table, row_key, &bytes, self.filter, self.with_key, ctx, sink),
+            None => Ok(true),
+        }
+    }
 }
 
 /// The row an index entry stands for, as an index-only lookup reads it: the indexed columns
