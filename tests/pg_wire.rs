@@ -426,6 +426,21 @@ fn read_until_ready(s: &mut std::net::TcpStream) -> Vec<u8> {
     }
 }
 
+/// A raw connection logged in as `admin` (trust), with the types of the messages that
+/// answered the startup packet.
+fn logged_in(server: &Server) -> (std::net::TcpStream, Vec<u8>) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut startup = 196608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
+    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&startup);
+    s.write_all(&packet).unwrap();
+    let types = read_until_ready(&mut s);
+    (s, types)
+}
+
 fn message(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![kind];
     out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
@@ -438,15 +453,8 @@ async fn describe_of_a_statement_without_rows_is_nodata() {
     use std::io::Write;
     let server = Server::start();
     server.connect("admin").await.batch_execute("CREATE TABLE nd (a INT, b TEXT)").await.unwrap();
-    let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let mut startup = Vec::new();
-    startup.extend_from_slice(&196608u32.to_be_bytes());
-    startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
-    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend_from_slice(&startup);
-    s.write_all(&packet).unwrap();
-    assert_eq!(read_until_ready(&mut s).first(), Some(&b'R'));
+    let (mut s, types) = logged_in(&server);
+    assert_eq!(types.first(), Some(&b'R'));
 
     // Parse a named INSERT with parameters, Describe it, Sync: PostgreSQL answers
     // ParseComplete, ParameterDescription, NoData.
@@ -505,13 +513,7 @@ async fn idle_connections_are_closed_past_their_timeouts() {
 fn replies_wait_for_flush_or_sync() {
     use std::io::{Read, Write};
     let server = Server::start();
-    let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
-    let mut startup = 196608u32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
-    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend_from_slice(&startup);
-    s.write_all(&packet).unwrap();
-    read_until_ready(&mut s);
+    let (mut s, _) = logged_in(&server);
     let mut round = message(b'P', b"\0SELECT 41 + 1\0\0\0");
     round.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
     round.extend(message(b'E', b"\0\0\0\0\0"));
@@ -543,18 +545,12 @@ fn replies_wait_for_flush_or_sync() {
 /// connection is (`01`: before the startup packet, `02`: logged in and ready).
 fn replay(server: &Server, input: &[u8]) -> Vec<u8> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
+    let mut s = match input[0] {
+        2 => logged_in(server).0,
+        _ => std::net::TcpStream::connect(server.pg_addr).unwrap(),
+    };
     s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
     let rest = &input[1..];
-    if input[0] == 2 {
-        let mut startup = Vec::new();
-        startup.extend_from_slice(&196608u32.to_be_bytes());
-        startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
-        let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-        packet.extend_from_slice(&startup);
-        s.write_all(&packet).unwrap();
-        read_until_ready(&mut s);
-    }
     let _ = s.write_all(rest);
     // Read until the server answers and closes (or gives up waiting).
     let mut answer = Vec::new();
