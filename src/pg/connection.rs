@@ -11,7 +11,7 @@
 use super::cork::Corked;
 use super::framing::{self, Validated, Validator};
 use super::handler::ConnectionHandlers;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -68,16 +68,25 @@ pub async fn serve(
         if !authenticating {
             limits.authenticating = None;
         }
-        let next = if authenticating {
-            tokio::select! {
-                _ = &mut deadline => {
-                    tracing::debug!("authentication timed out");
-                    return Ok(());
+        // Replies wait for the client's Sync or Flush only while more of its messages are
+        // already here: what is held is written before waiting for the client.
+        let next = match socket.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                socket.get_mut().set_corked(false);
+                socket.flush().await?;
+                if authenticating {
+                    tokio::select! {
+                        _ = &mut deadline => {
+                            tracing::debug!("authentication timed out");
+                            return Ok(());
+                        }
+                        next = socket.next() => next,
+                    }
+                } else {
+                    socket.next().await
                 }
-                next = socket.next() => next,
             }
-        } else {
-            socket.next().await
         };
         let message = match next {
             Some(Ok(message)) => message,

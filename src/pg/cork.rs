@@ -5,7 +5,9 @@
 //! ReadyForQuery. As PostgreSQL does, the replies of such a round are written to the socket
 //! together, when the round ends, instead of one write per message: each write to a local
 //! socket costs a system call and a wake-up of the client. Replies held past
-//! [`HOLD_BYTES`] are written at once, so a large result streams as it is produced.
+//! [`HOLD_BYTES`] are written at once, so a large result streams as it is produced, and the
+//! connection writes what it holds before it waits for the client (`connection.rs`), so no
+//! reply waits on a message that has not arrived.
 
 use std::io;
 use std::pin::Pin;
