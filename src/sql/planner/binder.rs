@@ -150,9 +150,9 @@ impl Binder<'_> {
     /// Coerces for storing into a column (INSERT/UPDATE): any type with an assignment cast.
     pub fn coerce_assignment(&mut self, bound: (Expr, DataType), target: &DataType, column: &str) -> Result<Expr> {
         let t = bound.1.clone();
-        // A parameter's value is of its type but not within a length, precision or scale,
-        // which storing applies.
-        if t == *target && !(matches!(bound.0, Expr::Param(_)) && target.has_modifier()) {
+        // A value of the column's type may still exceed its length, precision or scale (a
+        // parameter, or an expression over one or over a literal), which storing applies.
+        if t == *target && !target.has_modifier() {
             return Ok(bound.0);
         }
         let assignable = t == DataType::Unknown
