@@ -560,7 +560,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(Some((Version::MAX, v.clone())));
         }
-        reads::spend(&mut self.reads_left)?;
+        reads::spend(&mut self.reads_left, 1)?;
         self.note_key(key);
         self.mvcc.read_versioned(key, self.read_version)
     }
@@ -570,7 +570,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        reads::spend(&mut self.reads_left)?;
+        reads::spend(&mut self.reads_left, 1)?;
         self.note_key(key);
         Ok(self.mvcc.read_at(key, self.read_version)?.flatten())
     }
@@ -682,6 +682,7 @@ impl Transaction {
         }
         let own: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             self.writes.range::<[u8], _>((own_start, own_end)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        reads::spend(&mut self.reads_left, own.len())?;
         let mut own = own.into_iter().peekable();
         let read_version = self.read_version;
         // Emits own writes ordered at or before `upto` (all of them when None); false = stop.
@@ -728,7 +729,7 @@ impl Transaction {
         loop {
             let mut restart = None;
             self.mvcc.scan_layout((start, storage_end.clone()), &mut |physical, stored, _| {
-                reads::spend(reads_left)?;
+                reads::spend(reads_left, 1)?;
                 let (logical, version) = split_physical(physical)?;
                 let seen = have_last && last_key.as_slice() == logical;
                 if version > read_version || seen {

@@ -44,12 +44,12 @@ impl Mvcc {
     }
 }
 
-/// Counts one stored entry visited against a transaction's limit.
-pub(super) fn spend(reads_left: &mut Option<usize>) -> Result<()> {
+/// Counts `entries` visited against a transaction's limit.
+pub(super) fn spend(reads_left: &mut Option<usize>, entries: usize) -> Result<()> {
     match reads_left {
-        Some(0) => Err(Error::ReadLimit),
+        Some(left) if *left < entries => Err(Error::ReadLimit),
         Some(left) => {
-            *left -= 1;
+            *left -= entries;
             Ok(())
         }
         None => Ok(()),
@@ -57,9 +57,9 @@ pub(super) fn spend(reads_left: &mut Option<usize>) -> Result<()> {
 }
 
 impl Transaction {
-    /// Lets the reads that follow visit at most `entries` stored entries (each version a scan
-    /// passes over, and each key looked up) before failing with [`Error::ReadLimit`]; None
-    /// lifts the limit. Own writes are not counted: they are already in memory.
+    /// Lets the reads that follow visit at most `entries` entries (each key looked up, each
+    /// stored version a scan passes over, and each of the transaction's own writes a scan
+    /// takes in) before failing with [`Error::ReadLimit`]; None lifts the limit.
     pub fn limit_reads(&mut self, entries: Option<usize>) {
         self.reads_left = entries;
     }

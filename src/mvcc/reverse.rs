@@ -47,6 +47,7 @@ impl Transaction {
             .range::<[u8], _>((Bound::Included(start.as_slice()), own_end))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        super::reads::spend(&mut self.reads_left, own.len())?;
         let read_version = self.read_version;
         let writes = &self.writes;
         // Emits own writes ordered after `key` (all of them when None), newest key first.
@@ -88,7 +89,7 @@ impl Transaction {
         let mvcc = self.mvcc.clone();
         let _gate = mvcc.segments.gate.shared();
         for item in mvcc.scan_layout_rev((Bound::Included(start.clone()), storage_end)) {
-            super::reads::spend(&mut self.reads_left)?;
+            super::reads::spend(&mut self.reads_left, 1)?;
             let (physical, stored) = item?;
             let (logical, version) = split_physical(&physical)?;
             if current.as_ref().is_some_and(|(k, _)| k.as_slice() != logical) {

@@ -246,9 +246,16 @@ mod tests {
         assert_eq!(counted(Some(s.execute_prepared(&count, &many, None))), Some(Value::Int8(n as i64 - 10)));
         run(&mut s, "INSERT INTO r VALUES (0, 'few')");
         assert_eq!(counted(s.try_execute_inline(&count, &few)), Some(Value::Int8(11)), "sees its own write");
+        // The transaction's own writes count too.
+        let own = super::INLINE_READS + 1;
+        run(&mut s, &format!("INSERT INTO r SELECT g, 'own' FROM generate_series({}, {}) g", n + 1, n + own));
+        let mine = [Value::Text("own".into())];
+        assert_eq!(counted(s.try_execute_inline(&count, &mine)), None, "past the limit in own writes");
+        assert_eq!(counted(Some(s.execute_prepared(&count, &mine, None))), Some(Value::Int8(own as i64)));
         run(&mut s, "COMMIT");
         let range = s.prepare("SELECT count(*) FROM r WHERE id >= $1", &[]).unwrap();
         assert_eq!(counted(s.try_execute_inline(&range, &[Value::Int4(1)])), None);
-        assert_eq!(counted(s.try_execute_inline(&range, &[Value::Int4(n as i32 - 5)])), Some(Value::Int8(6)));
+        let last_six = [Value::Int4((n + own) as i32 - 5)];
+        assert_eq!(counted(s.try_execute_inline(&range, &last_six)), Some(Value::Int8(6)));
     }
 }
