@@ -410,17 +410,23 @@ async fn statement_timeout_cancels_long_statements() {
 }
 
 /// Reads backend messages until ReadyForQuery; returns their type bytes.
-fn read_until_ready(s: &mut std::net::TcpStream) -> Vec<u8> {
+/// The next backend message: its type and body.
+fn read_message(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
     use std::io::Read;
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).unwrap();
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).unwrap();
+    (head[0], body)
+}
+
+fn read_until_ready(s: &mut std::net::TcpStream) -> Vec<u8> {
     let mut types = Vec::new();
     loop {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head).unwrap();
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let mut body = vec![0u8; len - 4];
-        s.read_exact(&mut body).unwrap();
-        types.push(head[0]);
-        if head[0] == b'Z' {
+        let (kind, _) = read_message(s);
+        types.push(kind);
+        if kind == b'Z' {
             return types;
         }
     }
@@ -512,7 +518,7 @@ async fn idle_connections_are_closed_past_their_timeouts() {
 /// their replies, and the Sync's after it.
 #[test]
 fn replies_reach_a_client_that_waits_before_its_sync() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let server = Server::start();
     let (mut s, _) = logged_in(&server);
     let mut round = message(b'P', b"\0SELECT 41 + 1\0\0\0");
@@ -521,15 +527,11 @@ fn replies_reach_a_client_that_waits_before_its_sync() {
     s.write_all(&round).unwrap();
     let mut types = Vec::new();
     while types.last() != Some(&b'C') {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head).unwrap();
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let mut body = vec![0u8; len - 4];
-        s.read_exact(&mut body).unwrap();
-        if head[0] == b'D' {
+        let (kind, body) = read_message(&mut s);
+        if kind == b'D' {
             assert!(body.ends_with(b"42"), "{body:?}");
         }
-        types.push(head[0]);
+        types.push(kind);
     }
     assert_eq!(types, b"12DC");
     s.write_all(&message(b'S', b"")).unwrap();

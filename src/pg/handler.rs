@@ -398,15 +398,7 @@ impl SimpleQueryHandler for Handler {
                 _ => (Vec::new(), Vec::new()),
             }
         };
-        if let Some((result, notices)) = quick {
-            let _ = tx.try_send(stream::Produced::Done(vec![result], notices));
-        } else {
-            let sink = stream::sink(tx.clone());
-            tokio::task::spawn_blocking(move || {
-                let (results, notices) = run(sink);
-                let _ = tx.blocking_send(stream::Produced::Done(results, notices));
-            });
-        }
+        stream::finish(tx, quick, run);
         let mut outcomes = Vec::new();
         let mut notices = Vec::new();
         let streamed = loop {
@@ -637,17 +629,13 @@ impl Handler {
     /// Runs `prepared` here, on the connection's task, when it is a short read that can run
     /// without waiting ([`Session::try_execute_inline`]): it takes less time than the hop to a
     /// blocking thread and back. Its result and notices, or None when it did not run.
-    fn try_inline(
-        &self,
-        prepared: &Prepared,
-        params: &[Value],
-    ) -> Option<(crate::error::Result<Outcome>, Vec<String>)> {
+    fn try_inline(&self, prepared: &Prepared, params: &[Value]) -> Option<stream::Finished> {
         let _enter = tracing::debug_span!("execute", peer = %self.peer).entered();
         let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let s = guard.as_mut()?;
         let result = s.try_execute_inline(prepared, params)?;
         record_audit(&self.shared.audit, s, self.peer);
-        Some((result, s.take_notices()))
+        Some((vec![result], s.take_notices()))
     }
 
     /// Runs a portal whose statement is a query and sends all its rows as the executor
@@ -678,20 +666,12 @@ impl Handler {
                 Some(s) => {
                     let result = s.execute_prepared(&prepared.prepared, &params, Some(sink));
                     record_audit(&shared.audit, s, peer);
-                    (result, s.take_notices())
+                    (vec![result], s.take_notices())
                 }
-                None => (Err(Error::Internal("no session".into())), Vec::new()),
+                None => (vec![Err(Error::Internal("no session".into()))], Vec::new()),
             }
         };
-        if let Some((result, notices)) = quick {
-            let _ = tx.try_send(stream::Produced::Done(vec![result], notices));
-        } else {
-            let sink = stream::sink(tx.clone());
-            tokio::task::spawn_blocking(move || {
-                let (result, notices) = run(sink);
-                let _ = tx.blocking_send(stream::Produced::Done(vec![result], notices));
-            });
-        }
+        stream::finish(tx, quick, run);
         let format = &portal.result_column_format;
         match rx.recv().await {
             Some(stream::Produced::Event(Streamed::Columns(columns, notices))) => {

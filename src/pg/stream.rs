@@ -37,6 +37,31 @@ pub fn sink(tx: mpsc::Sender<Produced>) -> RowSink {
     Box::new(move |event| tx.blocking_send(Produced::Event(event)).map_err(|_| Error::QueryCanceled))
 }
 
+/// The outcome of a statement string and its notices.
+pub type Finished = (Vec<Result<Outcome>>, Vec<String>);
+
+/// Delivers a statement string's outcome on `tx`: `ran_here` when it already ran on the
+/// connection's task, else what `run` returns on a blocking thread, its rows streamed
+/// through the sink it is given.
+pub fn finish(
+    tx: mpsc::Sender<Produced>,
+    ran_here: Option<Finished>,
+    run: impl FnOnce(RowSink) -> Finished + Send + 'static,
+) {
+    match ran_here {
+        Some((results, notices)) => {
+            let _ = tx.try_send(Produced::Done(results, notices));
+        }
+        None => {
+            let sink = sink(tx.clone());
+            tokio::task::spawn_blocking(move || {
+                let (results, notices) = run(sink);
+                let _ = tx.blocking_send(Produced::Done(results, notices));
+            });
+        }
+    }
+}
+
 /// The data rows of a streamed query: each batch encoded as it arrives, and the statement's
 /// error, if it ended with one, as the stream's last item. `keep` lives as long as the stream
 /// (the connection's busy mark); `done` sees the final results.
