@@ -115,6 +115,74 @@ async fn bounded_columns_reject_long_parameters_and_copy_fields_and_compare_them
     assert_eq!(client.query("SELECT id FROM b", &[]).await.unwrap().len(), 1);
 }
 
+/// The ParameterStatus messages among a round's replies, and the text of its data rows' first
+/// columns, read up to ReadyForQuery.
+fn statuses_and_first_columns(s: &mut std::net::TcpStream) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut statuses, mut columns) = (Vec::new(), Vec::new());
+    loop {
+        let (kind, body) = read_message(s);
+        match kind {
+            b'S' => {
+                let mut parts = body.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
+                statuses.push((parts.next().unwrap(), parts.next().unwrap()));
+            }
+            b'D' => {
+                let len = i32::from_be_bytes(body[2..6].try_into().unwrap()) as usize;
+                columns.push(String::from_utf8_lossy(&body[6..6 + len]).into_owned());
+            }
+            b'Z' => return (statuses, columns),
+            _ => {}
+        }
+    }
+}
+
+fn simple_query(s: &mut std::net::TcpStream, sql: &str) {
+    use std::io::Write;
+    let mut message = vec![b'Q'];
+    message.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+    message.extend_from_slice(sql.as_bytes());
+    message.push(0);
+    s.write_all(&message).unwrap();
+}
+
+/// A client's time zone (sent at start-up, as JDBC sends it, or set later) is the session's:
+/// reported back, used to read and print timestamps in text, while binary values stay instants.
+#[tokio::test]
+async fn a_session_reads_and_prints_timestamps_in_its_time_zone() {
+    let server = Server::start();
+    let mut s = started(&server, b"TimeZone\0europe/berlin\0");
+    let (statuses, _) = statuses_and_first_columns(&mut s);
+    assert!(statuses.contains(&("TimeZone".into(), "Europe/Berlin".into())), "{statuses:?}");
+    simple_query(&mut s, "SELECT '2024-07-01 12:00:00+00'::timestamptz, '2024-01-01 12:00'::timestamptz");
+    let (_, rows) = statuses_and_first_columns(&mut s);
+    assert_eq!(rows, ["2024-07-01 14:00:00+02"]);
+    simple_query(&mut s, "SET TIME ZONE 'America/New_York'; SELECT '2024-07-01 12:00:00+00'::timestamptz");
+    let (statuses, rows) = statuses_and_first_columns(&mut s);
+    assert_eq!(statuses, [("TimeZone".to_string(), "America/New_York".to_string())]);
+    assert_eq!(rows, ["2024-07-01 08:00:00-04"]);
+    simple_query(&mut s, "SET TIME ZONE 'Mars/Olympus'");
+    let (statuses, _) = statuses_and_first_columns(&mut s);
+    assert!(statuses.is_empty(), "a failed SET changes nothing: {statuses:?}");
+
+    // Extended protocol: a text parameter is read in the session's zone, a binary result is
+    // the instant.
+    let client = server.connect("admin").await;
+    client.batch_execute("SET TIME ZONE 'Europe/Berlin'").await.unwrap();
+    let row = client
+        .query_one("SELECT extract(epoch FROM $1::text::timestamptz)::float8", &[&"2024-07-01 12:00"])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, f64>(0), 1_719_828_000.0);
+    let row = client.query_one("SELECT '2024-07-01 12:00'::timestamptz", &[]).await.unwrap();
+    let at: std::time::SystemTime = row.get(0);
+    assert_eq!(at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 1_719_828_000);
+    // A statement prepared in one zone reads its literals in the zone it runs in.
+    let statement = client.prepare("SELECT '2024-07-01 12:00'::timestamptz::text").await.unwrap();
+    assert_eq!(client.query_one(&statement, &[]).await.unwrap().get::<_, String>(0), "2024-07-01 12:00:00+02");
+    client.batch_execute("SET TIME ZONE 'UTC'").await.unwrap();
+    assert_eq!(client.query_one(&statement, &[]).await.unwrap().get::<_, String>(0), "2024-07-01 12:00:00+00");
+}
+
 #[tokio::test]
 async fn errors_carry_sqlstates_and_the_session_survives() {
     let server = Server::start();
@@ -432,17 +500,26 @@ fn read_until_ready(s: &mut std::net::TcpStream) -> Vec<u8> {
     }
 }
 
-/// A raw connection logged in as `admin` (trust), with the types of the messages that
-/// answered the startup packet.
-fn logged_in(server: &Server) -> (std::net::TcpStream, Vec<u8>) {
+/// A raw connection that sent a startup packet for `admin` with `parameters` (name, NUL,
+/// value, NUL, …) besides the user and database; its replies are left unread.
+fn started(server: &Server, parameters: &[u8]) -> std::net::TcpStream {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(server.pg_addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     let mut startup = 196608u32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0admin\0database\0chronos\0\0");
+    startup.extend_from_slice(b"user\0admin\0database\0chronos\0");
+    startup.extend_from_slice(parameters);
+    startup.push(0);
     let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
     packet.extend_from_slice(&startup);
     s.write_all(&packet).unwrap();
+    s
+}
+
+/// A raw connection logged in as `admin` (trust), with the types of the messages that
+/// answered the startup packet.
+fn logged_in(server: &Server) -> (std::net::TcpStream, Vec<u8>) {
+    let mut s = started(server, b"");
     let types = read_until_ready(&mut s);
     (s, types)
 }

@@ -11,6 +11,7 @@
 use chronos::error::Error;
 use chronos::sql::planner::plan::ResultColumn;
 use chronos::sql::{Outcome, Session};
+use chronos::types::timezone::Zone;
 use chronos::types::{DataType, Value};
 use sqllogictest::{DBOutput, DefaultColumnType};
 use std::path::{Path, PathBuf};
@@ -33,11 +34,12 @@ impl std::error::Error for SqlError {}
 
 /// Renders a value as the corpus expects: PostgreSQL's text form, NULL as `NULL` and the
 /// empty string as `(empty)` (the runner collapses runs of blanks, such as CHAR(n) padding).
-fn render(v: &Value) -> String {
+/// A value as psql shows it to a session in time zone `zone`.
+fn render(v: &Value, zone: &Zone) -> String {
     match v {
         Value::Null => "NULL".into(),
         Value::Text(s) if s.is_empty() => "(empty)".into(),
-        other => other.to_string(),
+        other => other.in_zone(zone).to_string(),
     }
 }
 
@@ -69,7 +71,7 @@ impl sqllogictest::DB for ChronosDb {
                 check_declared_types(&columns, &rows)?;
                 DBOutput::Rows {
                     types: columns.iter().map(|c| column_type(&c.data_type)).collect(),
-                    rows: rows.iter().map(|r| r.iter().map(render).collect()).collect(),
+                    rows: rows.iter().map(|r| r.iter().map(|v| render(v, &self.session.info.zone)).collect()).collect(),
                 }
             }
             Some(Outcome::Command { tag }) | Some(Outcome::Rows { tag, .. }) => {

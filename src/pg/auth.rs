@@ -40,7 +40,7 @@ impl ServerParameterProvider for Parameters {
             ("server_encoding", "UTF8".into()),
             ("client_encoding", "UTF8".into()),
             ("DateStyle", "ISO, MDY".into()),
-            ("TimeZone", "UTC".into()),
+            ("TimeZone", super::handler::startup_zone(client).unwrap_or_else(|| "UTC".into())),
             ("IntervalStyle", "postgres".into()),
             ("integer_datetimes", "on".into()),
             ("standard_conforming_strings", "on".into()),

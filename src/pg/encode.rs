@@ -1,8 +1,9 @@
 //! Values on the wire: PostgreSQL's text and binary formats for results and parameters.
 
 use crate::error::{Error, Result};
-use crate::types::cast::{cast, CastKind};
+use crate::types::cast::{cast, cast_in, CastKind};
 use crate::types::datetime::{self, MICROS_PER_DAY};
+use crate::types::timezone::Zone;
 use crate::types::value::Interval;
 use crate::types::{DataType, Value};
 use bytes::{BufMut, BytesMut};
@@ -12,11 +13,11 @@ use rust_decimal::Decimal;
 const PG_EPOCH_DAYS: i64 = 10_957;
 const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * MICROS_PER_DAY;
 
-/// Appends a value in text format (None for NULL).
-pub fn text(value: &Value) -> Option<String> {
+/// A value in text format as a session in time zone `zone` sees it (None for NULL).
+pub fn text(value: &Value, zone: &Zone) -> Option<String> {
     match value {
         Value::Null => None,
-        other => Some(other.to_string()),
+        other => Some(other.in_zone(zone).to_string()),
     }
 }
 
@@ -233,11 +234,11 @@ fn decode_numeric(bytes: &[u8]) -> Result<Value> {
 
 /// Decodes a parameter from the wire given its type and format. A parameter's type carries
 /// no length, precision or scale (as in PostgreSQL): those apply where the value is stored.
-pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool) -> Result<Value> {
+pub fn parameter(bytes: Option<&[u8]>, data_type: &DataType, binary_format: bool, zone: &Zone) -> Result<Value> {
     let Some(bytes) = bytes else { return Ok(Value::Null) };
     if !binary_format {
         let text = std::str::from_utf8(bytes).map_err(|_| Error::InvalidText("invalid UTF-8 in parameter".into()))?;
-        return cast(Value::Text(text.to_string()), data_type, CastKind::Implicit);
+        return cast_in(Value::Text(text.to_string()), data_type, CastKind::Implicit, zone);
     }
     let bad = || Error::InvalidText(format!("invalid binary value for type {data_type}"));
     let fixed = |n: usize| -> Result<&[u8]> {
@@ -361,10 +362,13 @@ mod tests {
     fn parameters_are_not_cut_to_their_column_type() {
         let v = DataType::Varchar(Some(3));
         for binary in [false, true] {
-            assert_eq!(parameter(Some(b"abcd"), &v, binary).unwrap(), Value::Text("abcd".into()));
-            assert_eq!(parameter(Some(b"ab"), &DataType::Char(3), binary).unwrap(), Value::Text("ab ".into()));
+            assert_eq!(parameter(Some(b"abcd"), &v, binary, &Zone::UTC).unwrap(), Value::Text("abcd".into()));
+            assert_eq!(
+                parameter(Some(b"ab"), &DataType::Char(3), binary, &Zone::UTC).unwrap(),
+                Value::Text("ab ".into())
+            );
         }
-        let n = parameter(Some(b"1.234"), &DataType::Numeric(Some((5, 2))), false).unwrap();
+        let n = parameter(Some(b"1.234"), &DataType::Numeric(Some((5, 2))), false, &Zone::UTC).unwrap();
         assert_eq!(n.to_string(), "1.234");
     }
 
@@ -374,16 +378,19 @@ mod tests {
     fn out_of_range_binary_parameters_are_errors() {
         // (The very largest values are PostgreSQL's 'infinity': see below.)
         let date_max = [0x7f, 0xff, 0xff, 0xfe];
-        assert_eq!(parameter(Some(&date_max), &DataType::Date, true).unwrap_err().sqlstate(), "22008");
+        assert_eq!(parameter(Some(&date_max), &DataType::Date, true, &Zone::UTC).unwrap_err().sqlstate(), "22008");
         let ts_max = [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe];
-        assert_eq!(parameter(Some(&ts_max), &DataType::TimestampTz, true).unwrap_err().sqlstate(), "22008");
+        assert_eq!(parameter(Some(&ts_max), &DataType::TimestampTz, true, &Zone::UTC).unwrap_err().sqlstate(), "22008");
         let ts_far = [0x74, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(parameter(Some(&ts_far), &DataType::Timestamp, true).unwrap_err().sqlstate(), "22008");
+        assert_eq!(parameter(Some(&ts_far), &DataType::Timestamp, true, &Zone::UTC).unwrap_err().sqlstate(), "22008");
         let negative_digits = [0xff, 0xff, 0, 0, 0, 0, 0, 0];
-        assert!(parameter(Some(&negative_digits), &DataType::Numeric(None), true).is_err());
+        assert!(parameter(Some(&negative_digits), &DataType::Numeric(None), true, &Zone::UTC).is_err());
         // The ends of the range are fine.
         let year_2000 = [0, 0, 0, 0];
-        assert_eq!(text(&parameter(Some(&year_2000), &DataType::Date, true).unwrap()).unwrap(), "2000-01-01");
+        assert_eq!(
+            text(&parameter(Some(&year_2000), &DataType::Date, true, &Zone::UTC).unwrap(), &Zone::UTC).unwrap(),
+            "2000-01-01"
+        );
     }
 
     #[test]
@@ -439,7 +446,7 @@ mod tests {
         binary(&Value::TimestampTz(PG_EPOCH_MICROS), &mut buf).unwrap();
         assert_eq!(&buf[..], &0i64.to_be_bytes());
         assert_eq!(
-            parameter(Some(&0i64.to_be_bytes()), &DataType::TimestampTz, true).unwrap(),
+            parameter(Some(&0i64.to_be_bytes()), &DataType::TimestampTz, true, &Zone::UTC).unwrap(),
             Value::TimestampTz(PG_EPOCH_MICROS)
         );
     }
@@ -457,11 +464,11 @@ mod tests {
             let mut buf = BytesMut::new();
             binary(&value, &mut buf).unwrap();
             assert_eq!(&buf[..], &bytes[..], "{value:?}");
-            assert_eq!(parameter(Some(&bytes), &data_type, true).unwrap(), value);
-            assert!(text(&value).unwrap().ends_with("infinity"));
+            assert_eq!(parameter(Some(&bytes), &data_type, true, &Zone::UTC).unwrap(), value);
+            assert!(text(&value, &Zone::UTC).unwrap().ends_with("infinity"));
         }
         // A finite value that would land on the sentinel is out of range, not infinity.
         let next_to_infinity = (i64::MAX - PG_EPOCH_MICROS + 1).to_be_bytes();
-        assert!(parameter(Some(&next_to_infinity), &DataType::Timestamp, true).is_err());
+        assert!(parameter(Some(&next_to_infinity), &DataType::Timestamp, true, &Zone::UTC).is_err());
     }
 }

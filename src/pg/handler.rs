@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::sql::session::Prepared;
 use crate::sql::session::Simple;
 use crate::sql::{Outcome, RowSink, Session, Streamed};
+use crate::types::timezone::Zone;
 use crate::types::{DataType, Value};
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
@@ -29,6 +30,7 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{DataRow, NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -110,11 +112,23 @@ fn with_session<C: ClientInfo, T>(
     f(s)
 }
 
+/// The `TimeZone` a client sent at start-up (JDBC sends the JVM's), if it is one the server
+/// knows.
+pub(super) fn startup_zone<C: ClientInfo>(client: &C) -> Option<String> {
+    let value = client.metadata().iter().find(|(k, _)| k.eq_ignore_ascii_case("timezone"))?.1;
+    crate::types::timezone::setting(value).ok().map(|(_, shown)| shown)
+}
+
 fn new_session<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Session {
     let user = client.metadata().get("user").cloned().unwrap_or_else(|| "admin".into());
     let mut session = shared.engine.session(&user, "chronos");
     if let Some(app) = client.metadata().get("application_name") {
         std::sync::Arc::make_mut(&mut session.info).settings.push(("application_name".into(), app.clone()));
+    }
+    // A zone the server does not know leaves the session in UTC, which the ParameterStatus
+    // sent at login says (`auth::Parameters`).
+    if let Some(zone) = startup_zone(client) {
+        let _ = session.set("timezone", Some(zone));
     }
     let info = std::sync::Arc::make_mut(&mut session.info);
     for (name, limit) in [
@@ -283,7 +297,8 @@ fn fields(columns: &[crate::sql::planner::plan::ResultColumn], format: &Format) 
         .collect()
 }
 
-pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<DataRow> {
+/// A row as a DataRow; text columns show a `timestamptz` in the session's time zone `zone`.
+pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo], zone: &Zone) -> PgWireResult<DataRow> {
     let mut data = BytesMut::with_capacity(row.len() * 8);
     for (value, field) in row.iter().zip(fields) {
         if value.is_null() {
@@ -294,7 +309,7 @@ pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<Da
         let value = value.as_ref();
         match field.format() {
             FieldFormat::Text => {
-                let text = encode::text(value).unwrap_or_default();
+                let text = encode::text(value, zone).unwrap_or_default();
                 data.put_i32(text.len() as i32);
                 data.put_slice(text.as_bytes());
             }
@@ -310,11 +325,11 @@ pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo]) -> PgWireResult<Da
 }
 
 /// Converts one statement's outcome into a pgwire response.
-fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
+fn response(outcome: Outcome, format: &Format, zone: &Zone) -> PgWireResult<Response> {
     Ok(match outcome {
         Outcome::Rows { columns, rows, tag } => {
             let fields = Arc::new(fields(&columns, format));
-            let encoded: Vec<PgWireResult<DataRow>> = rows.iter().map(|r| encode_row(r, &fields)).collect();
+            let encoded: Vec<PgWireResult<DataRow>> = rows.iter().map(|r| encode_row(r, &fields, zone)).collect();
             let mut resp = QueryResponse::new(fields, futures::stream::iter(encoded));
             // pgwire appends the row count.
             let command = match tag.split_whitespace().next() {
@@ -339,6 +354,20 @@ fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
             _ => Response::Execution(Tag::new(&tag)),
         },
     })
+}
+
+/// Tells the client the session's time zone when a statement changed it from `before`, as
+/// PostgreSQL reports `TimeZone` (drivers read timestamps by it).
+async fn report_zone<C>(client: &mut C, before: Zone, after: Zone) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if before != after {
+        let status = ParameterStatus::new("TimeZone".into(), after.name());
+        client.feed(PgWireBackendMessage::ParameterStatus(status)).await?;
+    }
+    Ok(())
 }
 
 async fn send_notices<C>(client: &mut C, notices: Vec<String>) -> PgWireResult<()>
@@ -367,7 +396,7 @@ impl SimpleQueryHandler for Handler {
     {
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
-        with_session(&self.shared, &self.session, client, |_| ());
+        let before = with_session(&self.shared, &self.session, client, |s| s.info.zone);
         let session = self.session.clone();
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
@@ -407,9 +436,9 @@ impl SimpleQueryHandler for Handler {
                     outcomes.extend(results);
                     notices.extend(n);
                 }
-                Some(stream::Produced::Event(Streamed::Columns(columns, n))) => {
+                Some(stream::Produced::Event(Streamed::Columns(columns, n, zone))) => {
                     notices.extend(n);
-                    break Some(columns);
+                    break Some((columns, zone));
                 }
                 Some(stream::Produced::Event(Streamed::Rows(_))) => {
                     return Err(internal("rows before their columns".into()));
@@ -424,20 +453,26 @@ impl SimpleQueryHandler for Handler {
         };
         send_notices(client, notices).await?;
         self.shared.metrics.record(&outcomes, started.elapsed());
+        // The zone the message left the session in (a streamed query's rows carry their own).
+        let zone = match &streamed {
+            Some((_, zone)) => *zone,
+            None => with_session(&self.shared, &self.session, client, |s| s.info.zone),
+        };
+        report_zone(client, before, zone).await?;
         let mut out = Vec::with_capacity(outcomes.len() + 1);
         for result in outcomes {
             out.push(match result {
-                Ok(outcome) => response(outcome, &Format::UnifiedText)?,
+                Ok(outcome) => response(outcome, &Format::UnifiedText, &zone)?,
                 Err(e) => match to_pg_error(e) {
                     PgWireError::UserError(info) => Response::Error(info),
                     other => return Err(other),
                 },
             });
         }
-        if let Some(columns) = streamed {
+        if let Some((columns, zone)) = streamed {
             let fields = Arc::new(fields(&columns, &Format::UnifiedText));
             let shared = self.shared.clone();
-            let rows = stream::data_rows(rx, fields.clone(), busy, move |results| {
+            let rows = stream::data_rows(rx, fields.clone(), zone, busy, move |results| {
                 shared.metrics.record(results, started.elapsed());
             });
             let mut resp = QueryResponse::new(fields, rows);
@@ -579,7 +614,8 @@ impl ExtendedQueryHandler for Handler {
         if prepared.prepared.statement.is_none() {
             return Ok(Response::EmptyQuery);
         }
-        let params = bind_parameters(portal, &prepared.prepared)?;
+        let before = with_session(&self.shared, &self.session, client, |s| s.info.zone);
+        let params = bind_parameters(portal, &prepared.prepared, &before)?;
         let started = std::time::Instant::now();
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
@@ -597,8 +633,10 @@ impl ExtendedQueryHandler for Handler {
         let (result, notices) = task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         self.shared.metrics.record(std::slice::from_ref(&result), started.elapsed());
+        let zone = with_session(&self.shared, &self.session, client, |s| s.info.zone);
+        report_zone(client, before, zone).await?;
         match result {
-            Ok(outcome) => response(outcome, &portal.result_column_format),
+            Ok(outcome) => response(outcome, &portal.result_column_format, &zone),
             Err(e) => match to_pg_error(e) {
                 PgWireError::UserError(info) => Ok(Response::Error(info)),
                 other => Err(other),
@@ -613,14 +651,14 @@ fn returns_rows(prepared: &Prepared) -> bool {
 }
 
 /// The values of a portal's parameters, as the types its statement was prepared with.
-fn bind_parameters(portal: &Portal<Arc<Statement>>, prepared: &Prepared) -> PgWireResult<Vec<Value>> {
+fn bind_parameters(portal: &Portal<Arc<Statement>>, prepared: &Prepared, zone: &Zone) -> PgWireResult<Vec<Value>> {
     check_formats(&portal.parameter_format, portal.parameters.len(), "parameter")?;
     check_formats(&portal.result_column_format, prepared.columns.len(), "result column")?;
     let mut params = Vec::with_capacity(portal.parameters.len());
     for (i, bytes) in portal.parameters.iter().enumerate() {
         let t = prepared.param_types.get(i).cloned().unwrap_or(DataType::Text);
         let binary = format_of(&portal.parameter_format, i) == FieldFormat::Binary;
-        params.push(encode::parameter(bytes.as_deref(), &t, binary).map_err(to_pg_error)?);
+        params.push(encode::parameter(bytes.as_deref(), &t, binary, zone).map_err(to_pg_error)?);
     }
     Ok(params)
 }
@@ -650,7 +688,8 @@ impl Handler {
         if prepared.prepared.statement.is_none() {
             return Err(internal("no statement".into()));
         }
-        let params = bind_parameters(portal, &prepared.prepared)?;
+        let before = with_session(&self.shared, &self.session, client, |s| s.info.zone);
+        let params = bind_parameters(portal, &prepared.prepared, &before)?;
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
@@ -674,11 +713,11 @@ impl Handler {
         stream::finish(tx, quick, run);
         let format = &portal.result_column_format;
         match rx.recv().await {
-            Some(stream::Produced::Event(Streamed::Columns(columns, notices))) => {
+            Some(stream::Produced::Event(Streamed::Columns(columns, notices, zone))) => {
                 send_notices(client, notices).await?;
                 let fields = Arc::new(fields(&columns, format));
                 let shared = self.shared.clone();
-                let rows = stream::data_rows(rx, fields.clone(), busy, move |results| {
+                let rows = stream::data_rows(rx, fields.clone(), zone, busy, move |results| {
                     shared.metrics.record(results, started.elapsed());
                 });
                 let mut resp = QueryResponse::new(fields, rows);
@@ -688,8 +727,9 @@ impl Handler {
             Some(stream::Produced::Done(results, notices)) => {
                 send_notices(client, notices).await?;
                 self.shared.metrics.record(&results, started.elapsed());
+                let zone = with_session(&self.shared, &self.session, client, |s| s.info.zone);
                 match results.into_iter().next() {
-                    Some(Ok(outcome)) => match response(outcome, format)? {
+                    Some(Ok(outcome)) => match response(outcome, format, &zone)? {
                         Response::Query(resp) => send_query_response(client, resp, false).await,
                         _ => Err(internal("a query without rows".into())),
                     },

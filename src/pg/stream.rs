@@ -10,6 +10,7 @@
 use super::handler::{encode_row, to_pg_error};
 use crate::error::{Error, Result};
 use crate::sql::{Outcome, RowSink, Streamed};
+use crate::types::timezone::Zone;
 use futures::stream::{self, Stream, StreamExt};
 use pgwire::api::results::FieldInfo;
 use pgwire::error::PgWireResult;
@@ -68,13 +69,14 @@ pub fn finish(
 pub fn data_rows<K: Send + 'static>(
     rx: mpsc::Receiver<Produced>,
     fields: Arc<Vec<FieldInfo>>,
+    zone: Zone,
     keep: K,
     mut done: impl FnMut(&[Result<Outcome>]) + Send + 'static,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
     tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(move |produced| {
         let _ = &keep;
         let items: Vec<PgWireResult<DataRow>> = match produced {
-            Produced::Event(Streamed::Rows(rows)) => rows.iter().map(|r| encode_row(r, &fields)).collect(),
+            Produced::Event(Streamed::Rows(rows)) => rows.iter().map(|r| encode_row(r, &fields, &zone)).collect(),
             Produced::Event(Streamed::Earlier(..) | Streamed::Columns(..)) => {
                 vec![Err(to_pg_error(Error::Internal("a streamed query restarted".into())))]
             }

@@ -2,6 +2,7 @@
 //! for COPY … TO STDOUT.
 
 use crate::error::{Error, Result};
+use crate::types::timezone::Zone;
 use crate::types::Value;
 use sqlparser::ast;
 
@@ -72,8 +73,9 @@ impl CopyFormat {
         })
     }
 
-    /// One row in this format, with its line terminator.
-    pub fn format_row(&self, row: &[Value]) -> String {
+    /// One row in this format, with its line terminator; a `timestamptz` in the session's
+    /// time zone `zone`.
+    pub fn format_row(&self, row: &[Value], zone: &Zone) -> String {
         let mut line = String::new();
         for (i, v) in row.iter().enumerate() {
             if i > 0 {
@@ -85,7 +87,7 @@ impl CopyFormat {
             }
             let text = match v {
                 Value::Bool(b) => (if *b { "t" } else { "f" }).to_string(),
-                other => other.to_string(),
+                other => other.in_zone(zone).to_string(),
             };
             if self.csv {
                 let needs_quotes = text.is_empty()
@@ -318,7 +320,7 @@ mod tests {
     fn text_format_round_trips_escapes_and_nulls() {
         let f = text_format();
         let row = vec![Value::Text("a\tb\\c\nd".into()), Value::Null, Value::Int4(7)];
-        let line = f.format_row(&row);
+        let line = f.format_row(&row, &Zone::UTC);
         assert_eq!(line, "a\\tb\\\\c\\nd\t\\N\t7\n");
         let mut p = CopyParser::new(f);
         let mut records = p.feed(&line.as_bytes()[..5]).unwrap();
@@ -340,7 +342,7 @@ mod tests {
                 vec![Some("3".into()), Some(String::new())],
             ]
         );
-        assert_eq!(format.format_row(&[Value::Text("x,y".into()), Value::Null]), "\"x,y\",\n");
+        assert_eq!(format.format_row(&[Value::Text("x,y".into()), Value::Null], &Zone::UTC), "\"x,y\",\n");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::datetime;
 use super::timetz::{self, TimeTz};
+use super::timezone::{self, Zone};
 use super::value::Value;
 use super::DataType;
 use crate::error::{Error, Result};
@@ -21,6 +22,11 @@ pub enum CastKind {
     Implicit,
 }
 
+/// The wall clock, for the offset a named zone has now.
+pub(super) fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
 fn out_of_range(type_name: &str) -> Error {
     Error::NumericOutOfRange(format!("{type_name} out of range"))
 }
@@ -29,8 +35,14 @@ fn invalid(type_name: &str, text: &str) -> Error {
     Error::InvalidText(format!("invalid input syntax for type {type_name}: \"{text}\""))
 }
 
-/// Converts `value` to `target`. NULL casts to NULL.
+/// Converts `value` to `target` in a session whose time zone is UTC. NULL casts to NULL.
 pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
+    cast_in(value, target, kind, &Zone::UTC)
+}
+
+/// Converts `value` to `target` in a session in time zone `zone`: a `timestamptz` meets text
+/// and the types without a zone on that zone's wall clock. NULL casts to NULL.
+pub fn cast_in(value: Value, target: &DataType, kind: CastKind, zone: &Zone) -> Result<Value> {
     use DataType as T;
     if value.is_null() || *target == T::Unknown {
         return Ok(value);
@@ -86,7 +98,7 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             let s = match value {
                 Value::Text(s) => s,
                 Value::Bool(b) => (if b { "true" } else { "false" }).to_string(),
-                other => other.to_string(),
+                other => other.in_zone(zone).to_string(),
             };
             Value::Text(fit_string(s, target, kind)?)
         }
@@ -97,42 +109,49 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
         },
         T::Date => match value {
             Value::Date(d) => Value::Date(d),
-            Value::Timestamp(t) | Value::TimestampTz(t) => Value::Date(datetime::timestamp_to_date(t)?),
+            Value::Timestamp(t) => Value::Date(datetime::timestamp_to_date(t)?),
+            Value::TimestampTz(t) => Value::Date(timezone::date_of(t, zone)?),
             Value::Text(s) => Value::Date(datetime::parse_date(&s)?),
             other => return Err(cannot(&other)),
         },
-        T::Timestamp | T::TimestampTz => {
-            let micros = match value {
-                Value::Timestamp(t) | Value::TimestampTz(t) => t,
-                Value::Date(d) => datetime::date_to_timestamp(d),
-                Value::Text(s) => datetime::parse_timestamp(&s, *target == T::TimestampTz)?,
-                other => return Err(cannot(&other)),
-            };
-            if *target == T::Timestamp {
-                Value::Timestamp(micros)
-            } else {
-                Value::TimestampTz(micros)
-            }
-        }
+        T::Timestamp => Value::Timestamp(match value {
+            Value::Timestamp(t) => t,
+            Value::TimestampTz(t) => zone.to_local(t)?,
+            Value::Date(d) => datetime::date_to_timestamp(d),
+            Value::Text(s) => datetime::parse_timestamp(&s, false)?,
+            other => return Err(cannot(&other)),
+        }),
+        T::TimestampTz => Value::TimestampTz(match value {
+            Value::TimestampTz(t) => t,
+            Value::Timestamp(t) => datetime::check_timestamp(zone.to_utc(t)?)?,
+            Value::Date(d) => datetime::check_timestamp(zone.to_utc(datetime::date_to_timestamp(d))?)?,
+            Value::Text(s) => timezone::parse_timestamptz(&s, zone)?,
+            other => return Err(cannot(&other)),
+        }),
         T::Time => match value {
             Value::Time(t) => Value::Time(t),
             Value::TimeTz(t) => Value::Time(t.micros),
-            // The time of day (the session's time zone is UTC).
-            Value::Timestamp(t) | Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => {
+            // The time of day (of a `timestamptz`, on the session zone's clock).
+            Value::Timestamp(t) if datetime::is_finite_timestamp(t) => {
                 Value::Time(t.rem_euclid(datetime::MICROS_PER_DAY))
+            }
+            Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => {
+                Value::Time(zone.to_local(t)?.rem_euclid(datetime::MICROS_PER_DAY))
             }
             Value::Interval(i) => Value::Time(i.micros.rem_euclid(datetime::MICROS_PER_DAY)),
             Value::Text(s) => Value::Time(datetime::parse_time(&s)?),
             other => return Err(cannot(&other)),
         },
-        // A time or timestamp with time zone is read in the session's time zone, UTC.
+        // A time or timestamp with time zone is read in the session's time zone; a time takes
+        // the offset the zone has now.
         T::TimeTz => match value {
             Value::TimeTz(t) => Value::TimeTz(t),
-            Value::Time(micros) => Value::TimeTz(TimeTz { micros, offset: 0 }),
-            Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => {
-                Value::TimeTz(TimeTz { micros: t.rem_euclid(datetime::MICROS_PER_DAY), offset: 0 })
-            }
-            Value::Text(s) => Value::TimeTz(timetz::parse(&s)?),
+            Value::Time(micros) => Value::TimeTz(TimeTz { micros, offset: zone.offset_at(now_micros()) as i32 }),
+            Value::TimestampTz(t) if datetime::is_finite_timestamp(t) => Value::TimeTz(TimeTz {
+                micros: zone.to_local(t)?.rem_euclid(datetime::MICROS_PER_DAY),
+                offset: zone.offset_at(t) as i32,
+            }),
+            Value::Text(s) => Value::TimeTz(timetz::parse_in(&s, zone)?),
             other => return Err(cannot(&other)),
         },
         T::Interval => match value {
@@ -152,18 +171,20 @@ pub fn cast(value: Value, target: &DataType, kind: CastKind) -> Result<Value> {
             other => return Err(cannot(&other)),
         },
         T::Array(elem) => match value {
-            Value::Array(items) => Value::Array(items.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?),
-            Value::Text(s) => {
-                Value::Array(parse_array_text(&s)?.into_iter().map(|v| cast(v, elem, kind)).collect::<Result<_>>()?)
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| cast_in(v, elem, kind, zone)).collect::<Result<_>>()?)
             }
+            Value::Text(s) => Value::Array(
+                parse_array_text(&s)?.into_iter().map(|v| cast_in(v, elem, kind, zone)).collect::<Result<_>>()?,
+            ),
             other => return Err(cannot(&other)),
         },
         T::Record(fields, _) => match value {
             // `::record`: any row as it is.
             Value::Record(items) if fields.is_empty() => Value::Record(items),
-            Value::Record(items) if items.len() == fields.len() => {
-                Value::Record(items.into_iter().zip(fields).map(|(v, t)| cast(v, t, kind)).collect::<Result<_>>()?)
-            }
+            Value::Record(items) if items.len() == fields.len() => Value::Record(
+                items.into_iter().zip(fields).map(|(v, t)| cast_in(v, t, kind, zone)).collect::<Result<_>>()?,
+            ),
             Value::Text(_) => {
                 return Err(Error::FeatureNotSupported("input of anonymous composite types is not implemented".into()))
             }

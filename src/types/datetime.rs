@@ -1,7 +1,8 @@
 //! Dates, timestamps and intervals: PostgreSQL's text forms and calendar arithmetic.
 //!
-//! Timestamps are microseconds since the Unix epoch; sessions run in UTC, so a TIMESTAMPTZ and
-//! a TIMESTAMP hold the same number and differ only in how they print.
+//! Timestamps are microseconds since the Unix epoch: a TIMESTAMP's count is a wall-clock time,
+//! a TIMESTAMPTZ's an instant (UTC). Reading and printing a TIMESTAMPTZ in a session's time
+//! zone is [`super::timezone`]'s.
 
 use super::value::Interval;
 use crate::error::{Error, Result};
@@ -135,7 +136,7 @@ pub fn format_date(days: i32) -> String {
 }
 
 /// A timestamp as text; `zone` (e.g. `+00`) follows the time, and ` BC` comes last.
-fn format_timestamp_with(micros: i64, zone: &str) -> String {
+pub(super) fn format_timestamp_with(micros: i64, zone: &str) -> String {
     match micros {
         TIMESTAMP_INFINITY => return "infinity".into(),
         TIMESTAMP_NEG_INFINITY => return "-infinity".into(),
@@ -158,11 +159,6 @@ fn format_timestamp_with(micros: i64, zone: &str) -> String {
 
 pub fn format_timestamp(micros: i64) -> String {
     format_timestamp_with(micros, "")
-}
-
-/// A `timestamptz` as text in UTC (the session time zone).
-pub fn format_timestamptz(micros: i64) -> String {
-    format_timestamp_with(micros, "+00")
 }
 
 /// A `time` (microseconds since midnight) as PostgreSQL prints it: `HH:MM:SS[.ffffff]`.
@@ -307,7 +303,7 @@ fn parse_ymd(text: &str, bc: bool, input: &str, type_name: &str) -> Result<Naive
 }
 
 /// Unreadable date/time text: SQLSTATE 22007 (invalid_datetime_format), as in PostgreSQL.
-fn invalid(type_name: &str, text: &str) -> Error {
+pub(super) fn invalid(type_name: &str, text: &str) -> Error {
     Error::DataException("22007", format!("invalid input syntax for type {type_name}: \"{text}\""))
 }
 
@@ -329,15 +325,39 @@ pub fn parse_date(text: &str) -> Result<i32> {
 
 /// Parses a timestamp; `with_tz` accepts and applies a trailing zone (`Z`, `+02`, `-05:30`,
 /// `UTC`), converting to UTC. Without a zone, the time is taken as UTC.
+/// Parses a timestamp; one `with_tz` is read in UTC unless it names its zone or offset (see
+/// [`super::timezone::parse_timestamptz`] for a session's zone).
 pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
+    if with_tz {
+        return super::timezone::parse_timestamptz(text, &super::timezone::Zone::UTC);
+    }
+    Ok(match parse_written(text, false)? {
+        Written::Instant(t) | Written::Local(t, None) => t,
+        Written::Local(t, Some(name)) => {
+            super::timezone::written_zone(name, text, "timestamp")?;
+            t
+        }
+    })
+}
+
+/// A timestamp as written: an instant (`epoch`, `±infinity`, or a time with a UTC offset when
+/// `with_tz`), or a wall-clock time and the name of the zone written after it, if any.
+pub enum Written<'a> {
+    Instant(i64),
+    Local(i64, Option<&'a str>),
+}
+
+/// Parses a timestamp's text. A `timestamp` (not `with_tz`) ignores any zone or offset, as
+/// PostgreSQL's does.
+pub fn parse_written(text: &str, with_tz: bool) -> Result<Written<'_>> {
     let type_name = if with_tz { "timestamp with time zone" } else { "timestamp" };
     let t = text.trim();
     if t.eq_ignore_ascii_case("epoch") {
-        return Ok(0);
+        return Ok(Written::Instant(0));
     }
     match infinity_sign(t) {
-        Some(1) => return Ok(TIMESTAMP_INFINITY),
-        Some(_) => return Ok(TIMESTAMP_NEG_INFINITY),
+        Some(1) => return Ok(Written::Instant(TIMESTAMP_INFINITY)),
+        Some(_) => return Ok(Written::Instant(TIMESTAMP_NEG_INFINITY)),
         None => {}
     }
     let err = || invalid(type_name, text);
@@ -353,17 +373,24 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         _ => (date_str, rest),
     };
     let date = parse_ymd(date_str, bc, text, type_name)?;
-    // Split the time from a zone.
-    let mut offset_secs: i64 = 0;
+    // Split the time from a zone: a name last ("Europe/Berlin", "Etc/GMT+5"), or an offset.
+    let mut offset_secs: Option<i64> = None;
+    let mut zone_name = None;
     let mut time_str = rest;
+    let last_word = rest.rfind(' ').map_or(rest, |i| &rest[i + 1..]);
     if let Some(stripped) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
         time_str = stripped.trim_end();
+        offset_secs = Some(0);
     } else if let Some(stripped) = rest.strip_suffix("UTC") {
         time_str = stripped.trim_end();
+        offset_secs = Some(0);
+    } else if last_word.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        zone_name = Some(last_word);
+        time_str = rest[..rest.len() - last_word.len()].trim_end();
     } else if let Some(pos) = rest.rfind(['+', '-']) {
         let zone = &rest[pos..];
         offset_secs = match parse_utc_offset(zone) {
-            Some(offset) if offset.abs() < 16 * 3600 => offset as i64,
+            Some(offset) if offset.abs() < 16 * 3600 => Some(offset as i64),
             Some(_) => {
                 return Err(Error::DataException("22009", format!("time zone displacement out of range: \"{text}\"")))
             }
@@ -383,7 +410,10 @@ pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {
         }
     };
     let micros = from_naive(date.and_time(time))? + carry;
-    Ok(if with_tz { micros - offset_secs * MICROS_PER_SECOND } else { micros })
+    Ok(match offset_secs {
+        Some(offset) if with_tz => Written::Instant(micros - offset * MICROS_PER_SECOND),
+        _ => Written::Local(micros, zone_name),
+    })
 }
 
 /// A time of day as written: valid (with microseconds to carry past it: `24:00:00` is the

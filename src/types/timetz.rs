@@ -5,6 +5,7 @@
 //! west last. The time of day wraps around midnight under interval arithmetic.
 
 use super::datetime::{self, MICROS_PER_DAY, MICROS_PER_SECOND};
+use super::timezone::Zone;
 use crate::error::{Error, Result};
 use std::cmp::Ordering;
 
@@ -44,21 +45,17 @@ impl TimeTz {
 
 /// Text output: the time as `time` prints it, then the offset as `+HH[:MM[:SS]]`.
 pub fn format(t: &TimeTz) -> String {
-    let sign = if t.offset < 0 { '-' } else { '+' };
-    let secs = t.offset.unsigned_abs();
-    let mut out = format!("{}{sign}{:02}", datetime::format_time(t.micros), secs / 3600);
-    if !secs.is_multiple_of(3600) {
-        out.push_str(&format!(":{:02}", secs / 60 % 60));
-        if !secs.is_multiple_of(60) {
-            out.push_str(&format!(":{:02}", secs % 60));
-        }
-    }
-    out
+    datetime::format_time(t.micros) + &super::timezone::format_offset(t.offset as i64)
 }
 
 /// Parses a `timetz`: a time as `time` reads it, then an optional offset `±HH[:MM[:SS]]`,
-/// `±HHMM`, `Z` or `UTC`; without one, the session's zone (UTC).
+/// `±HHMM`, `Z` or `UTC`; without one, UTC.
 pub fn parse(text: &str) -> Result<TimeTz> {
+    parse_in(text, &Zone::UTC)
+}
+
+/// [`parse`], a time without an offset taking the one `zone` has now (as PostgreSQL takes it).
+pub fn parse_in(text: &str, zone: &Zone) -> Result<TimeTz> {
     let invalid =
         || Error::DataException("22007", format!("invalid input syntax for type time with time zone: \"{text}\""));
     let trimmed = text.trim();
@@ -73,7 +70,7 @@ pub fn parse(text: &str) -> Result<TimeTz> {
             Some(at) => {
                 (lower[..at].trim_end().to_string(), datetime::parse_utc_offset(&lower[at..]).ok_or_else(invalid)?)
             }
-            None => (lower.clone(), 0),
+            None => (lower.clone(), zone.offset_at(super::cast::now_micros()) as i32),
         }
     };
     if !(-MAX_OFFSET_SECS < offset && offset < MAX_OFFSET_SECS) {

@@ -2,6 +2,7 @@
 
 use super::datetime;
 use super::timetz::{self, TimeTz};
+use super::timezone::Zone;
 use super::DataType;
 use rust_decimal::Decimal;
 use std::cmp::Ordering;
@@ -305,10 +306,28 @@ impl Hash for Value {
     }
 }
 
-/// PostgreSQL's text output form (what psql shows), with TimeZone UTC and DateStyle ISO.
+/// PostgreSQL's text output form (what psql shows) with TimeZone UTC and DateStyle ISO; see
+/// [`Value::in_zone`] for a session's time zone.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        InZone(self, &Zone::UTC).fmt(f)
+    }
+}
+
+/// A value's text output form as a session in a time zone sees it: a `timestamptz` (also
+/// inside an array or a row) is printed in the zone's local time with its offset.
+pub struct InZone<'a>(&'a Value, &'a Zone);
+
+impl Value {
+    pub fn in_zone<'a>(&'a self, zone: &'a Zone) -> InZone<'a> {
+        InZone(self, zone)
+    }
+}
+
+impl fmt::Display for InZone<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let InZone(value, zone) = *self;
+        match value {
             Value::Null => Ok(()),
             Value::Bool(b) => write!(f, "{}", if *b { "t" } else { "f" }),
             Value::Int2(v) => write!(f, "{v}"),
@@ -329,7 +348,7 @@ impl fmt::Display for Value {
             }
             Value::Date(d) => write!(f, "{}", datetime::format_date(*d)),
             Value::Timestamp(t) => write!(f, "{}", datetime::format_timestamp(*t)),
-            Value::TimestampTz(t) => write!(f, "{}", datetime::format_timestamptz(*t)),
+            Value::TimestampTz(t) => write!(f, "{}", super::timezone::format_timestamptz(*t, zone)),
             Value::Interval(i) => write!(f, "{}", datetime::format_interval(i)),
             Value::Time(t) => write!(f, "{}", datetime::format_time(*t)),
             Value::TimeTz(t) => write!(f, "{}", timetz::format(t)),
@@ -345,7 +364,7 @@ impl fmt::Display for Value {
                         Value::Null => write!(f, "NULL")?,
                         Value::Text(s) => write_array_text(f, s)?,
                         other => {
-                            let s = other.to_string();
+                            let s = other.in_zone(zone).to_string();
                             if s.contains([' ', ',', '"', '{', '}']) {
                                 write_array_text(f, &s)?
                             } else {
@@ -363,7 +382,7 @@ impl fmt::Display for Value {
                         write!(f, ",")?;
                     }
                     if !field.is_null() {
-                        write_record_field(f, &field.to_string())?;
+                        write_record_field(f, &field.in_zone(zone).to_string())?;
                     }
                 }
                 write!(f, ")")

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::sql::functions::json;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, Expr, Node, Statistic};
 use crate::types::interval;
+use crate::types::timezone::Zone;
 use crate::types::value::Interval;
 use crate::types::{DataType, Value};
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
@@ -81,7 +82,7 @@ pub fn execute(
     for (key, accs) in groups {
         let mut row = key;
         for acc in accs {
-            row.push(acc.finish()?);
+            row.push(acc.finish(&ctx.session.zone)?);
         }
         if !sink(ctx, row)? {
             break;
@@ -422,7 +423,8 @@ impl Accumulator {
     }
 
     /// The aggregate's value.
-    pub fn finish(&self) -> Result<Value> {
+    /// The aggregate's value; `zone` is the session's time zone (`jsonb_agg` prints in it).
+    pub fn finish(&self, zone: &Zone) -> Result<Value> {
         use AggregateFunction::*;
         let overflow = || Error::NumericOutOfRange("value overflows numeric format".into());
         Ok(match self.function {
@@ -499,15 +501,17 @@ impl Accumulator {
                     Value::Array(self.items.clone())
                 }
             }
-            JsonbAgg => Value::Jsonb(serde_json::Value::Array(self.items.iter().map(json::to_json).collect())),
+            JsonbAgg => {
+                Value::Jsonb(serde_json::Value::Array(self.items.iter().map(|v| json::to_json(v, zone)).collect()))
+            }
             JsonbObjectAgg => {
                 let mut map = serde_json::Map::new();
                 for pair in self.items.chunks(2) {
                     let key = match &pair[0] {
                         Value::Text(s) => s.clone(),
-                        other => other.to_string(),
+                        other => other.in_zone(zone).to_string(),
                     };
-                    map.insert(key, json::to_json(&pair[1]));
+                    map.insert(key, json::to_json(&pair[1], zone));
                 }
                 Value::Jsonb(serde_json::Value::Object(map))
             }

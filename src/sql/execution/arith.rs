@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::sql::planner::plan::BinaryOp;
 use crate::types::datetime::{self, MICROS_PER_DAY};
 use crate::types::interval;
+use crate::types::timezone::{self, Zone};
 use crate::types::value::Interval;
 use crate::types::Value;
 use rust_decimal::prelude::ToPrimitive;
@@ -14,8 +15,14 @@ fn overflow(type_name: &str) -> Error {
 }
 
 /// Applies an arithmetic operator to two non-NULL values (already of a common type, or a
-/// date/time pairing).
+/// date/time pairing), in a session whose time zone is UTC.
 pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
+    arithmetic_in(op, l, r, &Zone::UTC)
+}
+
+/// [`arithmetic`] in a session in time zone `zone`: a `timestamptz` moves by an interval's
+/// months and days on that zone's calendar.
+pub fn arithmetic_in(op: BinaryOp, l: &Value, r: &Value, zone: &Zone) -> Result<Value> {
     use BinaryOp::*;
     use Value::*;
     macro_rules! int_op {
@@ -65,13 +72,16 @@ pub fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
             numeric_special_op(op, l, r)
         }
         // Date and time arithmetic.
-        (Timestamp(t), Interval(iv)) | (TimestampTz(t), Interval(iv)) if matches!(op, Add | Sub) => {
+        (Timestamp(t), Interval(iv)) if matches!(op, Add | Sub) => {
             let iv = if op == Sub { negate(iv) } else { *iv };
-            let out = datetime::add_interval(*t, &iv)?;
-            Ok(if matches!(l, Timestamp(_)) { Timestamp(out) } else { TimestampTz(out) })
+            Ok(Timestamp(datetime::add_interval(*t, &iv)?))
+        }
+        (TimestampTz(t), Interval(iv)) if matches!(op, Add | Sub) => {
+            let iv = if op == Sub { negate(iv) } else { *iv };
+            Ok(TimestampTz(timezone::add_interval(*t, &iv, zone)?))
         }
         (Interval(iv), Timestamp(t)) if op == Add => Ok(Timestamp(datetime::add_interval(*t, iv)?)),
-        (Interval(iv), TimestampTz(t)) if op == Add => Ok(TimestampTz(datetime::add_interval(*t, iv)?)),
+        (Interval(iv), TimestampTz(t)) if op == Add => Ok(TimestampTz(timezone::add_interval(*t, iv, zone)?)),
         (Date(d), Interval(iv)) if matches!(op, Add | Sub) => {
             let iv = if op == Sub { negate(iv) } else { *iv };
             Ok(Timestamp(datetime::add_interval(datetime::date_to_timestamp(*d), &iv)?))

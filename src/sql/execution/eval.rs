@@ -4,7 +4,8 @@ use super::{arith, Context, Row};
 use crate::error::{Error, Result};
 use crate::sql::functions;
 use crate::sql::planner::plan::{BinaryOp, Expr, Subquery, UnaryOp};
-use crate::types::cast::{cast, CastKind};
+use crate::types::cast::{cast_in, CastKind};
+use crate::types::timezone::Zone;
 use crate::types::Value;
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -66,11 +67,11 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
             }
         }
         Expr::Binary(op, l, r) => match (in_place(l, row), in_place(r, row)) {
-            (Some(left), Some(right)) => binary(*op, left, right)?,
+            (Some(left), Some(right)) => binary(*op, left, right, &ctx.session.zone)?,
             _ => {
                 let left = eval(l, row, ctx)?;
                 let right = eval(r, row, ctx)?;
-                binary(*op, &left, &right)?
+                binary(*op, &left, &right, &ctx.session.zone)?
             }
         },
         Expr::IsNull(e) => Value::Bool(match eval(e, row, ctx)? {
@@ -146,7 +147,7 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                 None => Value::Null,
             }
         }
-        Expr::Cast(e, t) => cast(eval(e, row, ctx)?, t, CastKind::Explicit)?,
+        Expr::Cast(e, t) => cast_in(eval(e, row, ctx)?, t, CastKind::Explicit, &ctx.session.zone)?,
         Expr::Function { name, args, .. } => match *name {
             "coalesce" => {
                 for a in args {
@@ -189,7 +190,7 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                 // the answer NULL otherwise.
                 let mut saw_null = false;
                 for item in &items {
-                    match truth(binary(op, &left, item)?)? {
+                    match truth(binary(op, &left, item, &ctx.session.zone)?)? {
                         Some(true) if !all => return Ok(Value::Bool(true)),
                         Some(false) if all => return Ok(Value::Bool(false)),
                         None => saw_null = true,
@@ -227,7 +228,12 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                     values.push(eval(a, row, ctx)?);
                 }
                 match *name {
-                    "assign_cast" => cast(values.pop().unwrap_or(Value::Null), expr_type(expr), CastKind::Assignment)?,
+                    "assign_cast" => cast_in(
+                        values.pop().unwrap_or(Value::Null),
+                        expr_type(expr),
+                        CastKind::Assignment,
+                        &ctx.session.zone,
+                    )?,
                     "array" => Value::Array(values),
                     "row" => Value::Record(values),
                     // A set-returning call's columns as one row: NULL where the call has run out
@@ -252,7 +258,7 @@ fn eval_composite(expr: &Expr, row: &[Value], ctx: &mut Context) -> Result<Value
                     "set_config" | "current_setting" => settings_call(name, values, ctx)?,
                     _ if super::catalog_fns::handles(name) => super::catalog_fns::call(name, values, ctx)?,
                     _ if super::sequences::handles(name) => super::sequences::call(name, values, ctx)?,
-                    _ => functions::call(name, values, ctx.now, ctx.interrupt())?,
+                    _ => functions::call(name, values, ctx.now, &ctx.session.zone, ctx.interrupt())?,
                 }
             }
         },
@@ -295,7 +301,7 @@ fn in_place<'a>(e: &'a Expr, row: &'a [Value]) -> Option<&'a Value> {
     }
 }
 
-pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
+pub fn binary(op: BinaryOp, left: &Value, right: &Value, zone: &Zone) -> Result<Value> {
     if left.is_null() || right.is_null() {
         return Ok(Value::Null);
     }
@@ -335,7 +341,7 @@ pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
                 merged.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
                 Value::Jsonb(serde_json::Value::Object(merged))
             }
-            (a, b) => Value::Text(format!("{}{}", text_of(a), text_of(b))),
+            (a, b) => Value::Text(format!("{}{}", text_of(a, zone), text_of(b, zone))),
         },
         BinaryOp::JsonGet => functions::json::get(left, right, false),
         BinaryOp::JsonGetText => functions::json::get(left, right, true),
@@ -344,14 +350,14 @@ pub fn binary(op: BinaryOp, left: &Value, right: &Value) -> Result<Value> {
             _ => Value::Null,
         },
         BinaryOp::And | BinaryOp::Or => return Err(Error::Internal("AND/OR evaluated as a plain operator".into())),
-        _ => arith::arithmetic(op, left, right)?,
+        _ => arith::arithmetic_in(op, left, right, zone)?,
     })
 }
 
-fn text_of(v: &Value) -> String {
+fn text_of(v: &Value, zone: &Zone) -> String {
     match v {
         Value::Bool(b) => (if *b { "true" } else { "false" }).to_string(),
-        other => other.to_string(),
+        other => other.in_zone(zone).to_string(),
     }
 }
 

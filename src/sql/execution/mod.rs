@@ -38,6 +38,8 @@ pub struct SessionInfo {
     pub backend_pid: i32,
     /// Session settings (SET/SHOW), lower-case names.
     pub settings: Vec<(String, String)>,
+    /// The session's time zone, the `timezone` setting resolved.
+    pub zone: crate::types::timezone::Zone,
     /// What `currval` and `lastval` report: the last value `nextval` returned in this session
     /// for each sequence, and the sequence it last drew from.
     pub sequence_values: Arc<Mutex<SequenceValues>>,
@@ -59,6 +61,7 @@ impl Default for SessionInfo {
             database: "chronos".into(),
             backend_pid: 1,
             settings: Vec::new(),
+            zone: crate::types::timezone::Zone::UTC,
             sequence_values: Default::default(),
             sync: None,
         }

@@ -222,7 +222,7 @@ fn generate_series(args: Vec<Value>, ctx: &mut Context, sink: &mut Sink) -> Resu
         if !sink(ctx, vec![current.clone()])? {
             return Ok(());
         }
-        current = match arith::arithmetic(BinaryOp::Add, &current, &step) {
+        current = match arith::arithmetic_in(BinaryOp::Add, &current, &step, &ctx.session.zone) {
             Ok(next) => next,
             // Stepping past the type's range ends the series, as in PostgreSQL.
             Err(Error::NumericOutOfRange(_)) => return Ok(()),

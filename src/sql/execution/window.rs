@@ -353,8 +353,8 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                             }
                         }
                         out[i] = match bounds[pos] {
-                            Some(_) => acc.finish()?,
-                            None => fresh().finish()?,
+                            Some(_) => acc.finish(&ctx.session.zone)?,
+                            None => fresh().finish(&ctx.session.zone)?,
                         };
                     }
                 } else {
@@ -363,7 +363,7 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
                         for p in frame_rows(&call.frame, bounds[pos], pos, &ordered) {
                             acc.add(&args_at(p, ctx)?)?;
                         }
-                        out[i] = acc.finish()?;
+                        out[i] = acc.finish(&ctx.session.zone)?;
                     }
                 }
             }

@@ -5,6 +5,7 @@ use super::Signature;
 use crate::error::{Error, Result};
 use crate::types::cast::to_decimal;
 use crate::types::datetime::{self, MICROS_PER_SECOND};
+use crate::types::timezone::{self, Zone};
 use crate::types::{DataType, Value};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -33,14 +34,19 @@ pub fn resolve(name: &str, args: &[DataType]) -> Option<Signature> {
 }
 
 /// Evaluates a function [`resolve`] returned; None when `name` is not one of them.
-pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
+pub fn call(name: &str, args: &[Value], zone: &Zone) -> Option<Result<Value>> {
     let text = |i: usize| match args.get(i) {
         Some(Value::Text(s)) => s.as_str(),
         _ => "",
     };
     Some(match (name, args.first()) {
-        ("to_char", Some(Value::Timestamp(t))) => format_datetime(*t, false, text(1)).map(Value::Text),
-        ("to_char", Some(Value::TimestampTz(t))) => format_datetime(*t, true, text(1)).map(Value::Text),
+        ("to_char", Some(Value::Timestamp(t))) => format_datetime(*t, None, text(1)).map(Value::Text),
+        ("to_char", Some(Value::TimestampTz(t))) if datetime::is_finite_timestamp(*t) => {
+            let offset = zone.offset_at(*t);
+            let local = t.saturating_add(offset * MICROS_PER_SECOND);
+            format_datetime(local, Some((offset, zone.abbreviation_at(*t))), text(1)).map(Value::Text)
+        }
+        ("to_char", Some(Value::TimestampTz(_))) => Ok(Value::Text(String::new())),
         ("to_char_interval", Some(Value::Interval(i))) => {
             super::interval_format::format_interval(i, text(1)).map(Value::Text)
         }
@@ -50,6 +56,7 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
             .map(Value::Date),
         ("to_timestamp_text", _) => parse_datetime(text(0), text(1))
             .and_then(datetime::from_naive)
+            .and_then(|local| zone.to_utc(local))
             .and_then(datetime::check_timestamp)
             .map(Value::TimestampTz),
         ("to_number", _) => parse_number(text(0), text(1)).map(Value::Numeric),
@@ -522,7 +529,11 @@ fn ordinal_suffix(n: i64, upper: bool) -> &'static str {
 
 /// `to_char(timestamp, format)`; `with_tz` says whether the value is a `timestamptz` (shown
 /// in UTC, the session zone).
-fn format_datetime(micros: i64, with_tz: bool, fmt: &str) -> Result<String> {
+/// `to_char` of a wall-clock time; of a `timestamptz`, with its zone's offset (seconds east)
+/// and abbreviation then.
+fn format_datetime(micros: i64, zone: Option<(i64, String)>, fmt: &str) -> Result<String> {
+    let with_tz = zone.is_some();
+    let (offset, abbreviation) = zone.unwrap_or_default();
     if !datetime::is_finite_timestamp(micros) {
         return Ok(String::new());
     }
@@ -600,11 +611,13 @@ fn format_datetime(micros: i64, with_tz: bool, fmt: &str) -> Result<String> {
             }
             Field::Tz { upper } => match (with_tz, upper) {
                 (false, _) => String::new(),
-                (true, true) => "UTC".into(),
-                (true, false) => "utc".into(),
+                (true, true) => abbreviation.clone(),
+                (true, false) => abbreviation.to_lowercase(),
             },
-            Field::Tzh | Field::Of => if with_tz { "+00" } else { "" }.to_string(),
-            Field::Tzm => if with_tz { "00" } else { "" }.to_string(),
+            Field::Tzh if with_tz => format!("{}{:02}", if offset < 0 { '-' } else { '+' }, offset.abs() / 3600),
+            Field::Tzm if with_tz => format!("{:02}", offset.abs() / 60 % 60),
+            Field::Of if with_tz => timezone::format_offset(offset),
+            Field::Tzh | Field::Tzm | Field::Of => String::new(),
         };
         Ok(text)
     })

@@ -3,6 +3,7 @@
 
 use super::Signature;
 use crate::error::{Error, Result};
+use crate::types::timezone::Zone;
 use crate::types::{DataType, Value};
 use serde_json::Value as Json;
 
@@ -70,7 +71,7 @@ pub fn is_strict(name: &str) -> bool {
 }
 
 /// Evaluates a function [`resolve`] returned; None when `name` is not one of them.
-pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
+pub fn call(name: &str, args: &[Value], zone: &Zone) -> Option<Result<Value>> {
     let json = |i: usize| match args.get(i) {
         Some(Value::Jsonb(j)) => j,
         _ => &Json::Null,
@@ -97,8 +98,8 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
         "jsonb_contains" => Ok(Value::Bool(contains(json(0), json(1), true))),
         "jsonb_contained" => Ok(Value::Bool(contains(json(1), json(0), true))),
         "jsonb_delete" => delete(json(0).clone(), &args[1]).map(Value::Jsonb),
-        "jsonb_build_object" => build_object(args).map(Value::Jsonb),
-        "jsonb_build_array" => Ok(Value::Jsonb(Json::Array(args.iter().map(to_json).collect()))),
+        "jsonb_build_object" => build_object(args, zone).map(Value::Jsonb),
+        "jsonb_build_array" => Ok(Value::Jsonb(Json::Array(args.iter().map(|v| to_json(v, zone)).collect()))),
         "jsonb_array_length" => match json(0) {
             Json::Array(items) => Ok(Value::Int4(items.len() as i32)),
             Json::Object(_) => Err(Error::InvalidParameter("cannot get array length of a non-array".into())),
@@ -115,8 +116,9 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
 }
 
 /// A SQL value as JSON, as `to_jsonb` converts it: numbers stay numbers, date/time values
-/// become ISO 8601 strings, arrays become JSON arrays.
-pub fn to_json(v: &Value) -> Json {
+/// become ISO 8601 strings (a `timestamptz` in the session's zone `zone`), arrays become JSON
+/// arrays.
+pub fn to_json(v: &Value, zone: &Zone) -> Json {
     match v {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
@@ -126,11 +128,11 @@ pub fn to_json(v: &Value) -> Json {
         }
         Value::Numeric(d) => serde_json::from_str(&d.to_string()).unwrap_or(Json::Null),
         Value::Jsonb(j) => j.clone(),
-        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Array(items) => Json::Array(items.iter().map(|v| to_json(v, zone)).collect()),
         Value::Timestamp(_) => Json::String(v.to_string().replacen(' ', "T", 1)),
         Value::TimestampTz(_) => {
             // "2024-01-01 10:00:00+00" → "2024-01-01T10:00:00+00:00"
-            let mut s = v.to_string().replacen(' ', "T", 1);
+            let mut s = v.in_zone(zone).to_string().replacen(' ', "T", 1);
             if s.len() > 3 && matches!(s.as_bytes()[s.len() - 3], b'+' | b'-') {
                 s.push_str(":00");
             }
@@ -326,7 +328,7 @@ fn strip_nulls(j: Json) -> Json {
     }
 }
 
-fn build_object(args: &[Value]) -> Result<Json> {
+fn build_object(args: &[Value], zone: &Zone) -> Result<Json> {
     if !args.len().is_multiple_of(2) {
         return Err(Error::InvalidParameter("argument list must have even number of elements".into()));
     }
@@ -335,7 +337,7 @@ fn build_object(args: &[Value]) -> Result<Json> {
         if pair[0].is_null() {
             return Err(Error::InvalidParameter(format!("argument {}: key must not be null", 2 * i + 1)));
         }
-        map.insert(text(&pair[0]), to_json(&pair[1]));
+        map.insert(text(&pair[0]), to_json(&pair[1], zone));
     }
     Ok(Json::Object(map))
 }

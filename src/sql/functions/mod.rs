@@ -397,8 +397,15 @@ pub fn is_strict(name: &str) -> bool {
         && text::is_strict(name)
 }
 
-/// Evaluates a resolved function. `now` is the statement's timestamp.
-pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execution::Interrupt) -> Result<Value> {
+/// Evaluates a resolved function. `now` is the statement's timestamp, `zone` the session's
+/// time zone.
+pub fn call(
+    name: &str,
+    args: Vec<Value>,
+    now: i64,
+    zone: &timezone::Zone,
+    interrupt: crate::sql::execution::Interrupt,
+) -> Result<Value> {
     if is_strict(name) && args.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }
@@ -529,13 +536,13 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             Value::Text(parts.get(idx.max(-1) as usize).filter(|_| idx >= 0).map(|s| s.to_string()).unwrap_or_default())
         }
         "starts_with" => Value::Bool(text(0).starts_with(text(1))),
-        "concat" => Value::Text(args.iter().filter(|v| !v.is_null()).map(text_of).collect()),
+        "concat" => Value::Text(args.iter().filter(|v| !v.is_null()).map(|v| text_of(v, zone)).collect()),
         "concat_ws" => {
             if args[0].is_null() {
                 return Ok(Value::Null);
             }
             let sep = text(0).to_string();
-            let parts: Vec<String> = args[1..].iter().filter(|v| !v.is_null()).map(text_of).collect();
+            let parts: Vec<String> = args[1..].iter().filter(|v| !v.is_null()).map(|v| text_of(v, zone)).collect();
             Value::Text(parts.join(&sep))
         }
         "abs" => match &args[0] {
@@ -656,10 +663,10 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         "gen_random_uuid" => Value::Uuid(uuid::Uuid::new_v4().as_u128()),
         "now" => Value::TimestampTz(now),
         "clock_timestamp" => Value::TimestampTz(wall_clock_micros()),
-        "current_date" => Value::Date(now.div_euclid(datetime::MICROS_PER_DAY) as i32),
-        // The time of day in the session's zone, UTC, to `args[0]` fractional digits.
+        "current_date" => Value::Date(timezone::date_of(now, zone)?),
+        // The time of day in the session's zone, to `args[0]` fractional digits.
         "current_time" | "localtime" => {
-            let micros = now.rem_euclid(datetime::MICROS_PER_DAY);
+            let micros = zone.to_local(now)?.rem_euclid(datetime::MICROS_PER_DAY);
             let micros = match args.first() {
                 Some(precision) => datetime::round_micros(micros, precision.as_i64().unwrap_or(6))?,
                 None => micros,
@@ -667,16 +674,16 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             if name == "localtime" {
                 Value::Time(micros)
             } else {
-                Value::TimeTz(TimeTz { micros, offset: 0 })
+                Value::TimeTz(TimeTz { micros, offset: zone.offset_at(now) as i32 })
             }
         }
-        "localtimestamp" => Value::Timestamp(now),
+        "localtimestamp" => Value::Timestamp(zone.to_local(now)?),
         "date_trunc" => match (&args[1], args.get(2)) {
             (Value::TimestampTz(t), Some(Value::Text(zone))) => {
                 Value::TimestampTz(timezone::truncate_in(&timezone::parse(zone)?, *t, text(0))?)
             }
             (Value::Timestamp(t), _) => Value::Timestamp(datetime::truncate(*t, text(0))?),
-            (Value::TimestampTz(t), _) => Value::TimestampTz(datetime::truncate(*t, text(0))?),
+            (Value::TimestampTz(t), _) => Value::TimestampTz(timezone::truncate_in(zone, *t, text(0))?),
             (Value::Interval(iv), _) => Value::Interval(crate::types::interval::truncate(iv, text(0))?),
             _ => Value::Null,
         },
@@ -708,7 +715,8 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
                 Value::Interval(iv) => datetime::extract_interval(iv, text(0))?,
                 Value::Time(t) => datetime::extract_time(*t, text(0))?,
                 Value::TimeTz(t) => crate::types::timetz::extract(t, text(0))?,
-                Value::Timestamp(t) | Value::TimestampTz(t) => datetime::extract(*t, text(0))?,
+                Value::Timestamp(t) => datetime::extract(*t, text(0))?,
+                Value::TimestampTz(t) => timezone::extract(*t, text(0), zone)?,
                 // extract() of a date has no time fields (date_part() reads the date as a
                 // timestamp at midnight).
                 Value::Date(_)
@@ -764,7 +772,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             if name == "make_timestamp" {
                 Value::Timestamp(micros)
             } else {
-                Value::TimestampTz(micros)
+                Value::TimestampTz(datetime::check_timestamp(zone.to_utc(micros)?)?)
             }
         }
         "to_timestamp" => {
@@ -775,11 +783,17 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             Value::TimestampTz((f * MICROS_PER_SECOND as f64).round() as i64)
         }
         "age" => {
+            // Two instants are compared on the session zone's calendar; age(t) counts from
+            // today's midnight there.
+            let local = |v: &Value| match v {
+                Value::TimestampTz(t) if datetime::is_finite_timestamp(*t) => zone.to_local(*t),
+                other => Ok(ts_of(other)),
+            };
             let (a, b) = if args.len() == 1 {
-                let midnight = now - now.rem_euclid(datetime::MICROS_PER_DAY);
-                (midnight, ts_of(&args[0]))
+                let today = zone.to_local(now)?;
+                (today - today.rem_euclid(datetime::MICROS_PER_DAY), local(&args[0])?)
             } else {
-                (ts_of(&args[0]), ts_of(&args[1]))
+                (local(&args[0])?, local(&args[1])?)
             };
             if !datetime::is_finite_timestamp(a) || !datetime::is_finite_timestamp(b) {
                 return Err(Error::DatetimeOutOfRange("interval out of range".into()));
@@ -813,7 +827,7 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
         "to_jsonb" if matches!(args[0], Value::Record(_)) => {
             return Err(Error::FeatureNotSupported("to_jsonb of a row value".into()))
         }
-        "to_jsonb" => Value::Jsonb(json::to_json(&args[0])),
+        "to_jsonb" => Value::Jsonb(json::to_json(&args[0], zone)),
         "array_length" => match &args[0] {
             Value::Array(items) if int(1) == 1 && !items.is_empty() => Value::Int4(items.len() as i32),
             _ => Value::Null,
@@ -864,12 +878,12 @@ pub fn call(name: &str, args: Vec<Value>, now: i64, interrupt: crate::sql::execu
             }
         }
         other => {
-            match json::call(other, &args)
+            match json::call(other, &args, zone)
                 .or_else(|| numeric::call(other, &args))
                 .or_else(|| interval::call(other, &args))
                 .or_else(|| encoding::call(other, &args))
-                .or_else(|| text::call(other, &args, interrupt))
-                .or_else(|| formatting::call(other, &args))
+                .or_else(|| text::call(other, &args, zone, interrupt))
+                .or_else(|| formatting::call(other, &args, zone))
             {
                 Some(result) => result?,
                 None => return Err(Error::UndefinedFunction(format!("function {other} does not exist"))),
@@ -882,10 +896,10 @@ fn overflow(t: &str) -> Error {
     Error::NumericOutOfRange(format!("{t} out of range"))
 }
 
-fn text_of(v: &Value) -> String {
+fn text_of(v: &Value, zone: &timezone::Zone) -> String {
     match v {
         Value::Bool(b) => (if *b { "t" } else { "f" }).to_string(),
-        other => other.to_string(),
+        other => other.in_zone(zone).to_string(),
     }
 }
 

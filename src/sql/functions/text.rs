@@ -6,6 +6,7 @@
 use super::Signature;
 use crate::error::{Error, Result};
 use crate::sql::execution::{regex, Interrupt};
+use crate::types::timezone::Zone;
 use crate::types::{DataType, Value};
 
 /// Resolves one of these functions, or None when `name` is not one of them.
@@ -98,7 +99,7 @@ pub fn is_strict(name: &str) -> bool {
 }
 
 /// Evaluates a function [`resolve`] returned; None when `name` is not one of them.
-pub fn call(name: &str, args: &[Value], interrupt: Interrupt) -> Option<Result<Value>> {
+pub fn call(name: &str, args: &[Value], zone: &Zone, interrupt: Interrupt) -> Option<Result<Value>> {
     let text = |i: usize| match args.get(i) {
         Some(Value::Text(s)) => Some(s.as_str()),
         _ => None,
@@ -109,7 +110,7 @@ pub fn call(name: &str, args: &[Value], interrupt: Interrupt) -> Option<Result<V
         _ => None,
     };
     Some(Ok(match name {
-        "format" => return Some(format(s(0), &args[1..]).map(Value::Text)),
+        "format" => return Some(format(s(0), &args[1..], zone).map(Value::Text)),
         "like_escape" => return Some(like_escape(s(0), s(1)).map(Value::Text)),
         "similar_to_escape" => return Some(similar_to_regex(s(0), text(1).unwrap_or("\\")).map(Value::Text)),
         "regexp_replace" => {
@@ -214,7 +215,7 @@ pub fn call(name: &str, args: &[Value], interrupt: Interrupt) -> Option<Result<V
                     .filter_map(|v| match v {
                         Value::Null => null.map(String::from),
                         Value::Text(t) => Some(t.clone()),
-                        other => Some(other.to_string()),
+                        other => Some(other.in_zone(zone).to_string()),
                     })
                     .collect();
                 Value::Text(shown.join(delimiter))
@@ -337,7 +338,7 @@ fn regexp_replace(source: &str, pattern: &str, replacement: &str, flags: &str, i
 
 /// `format(fmt, …)`: `%s` (NULL is empty), `%I` (identifier), `%L` (literal, NULL as NULL),
 /// `%%`, with `%n$` positions and `-`/width.
-fn format(fmt: &str, args: &[Value]) -> Result<String> {
+fn format(fmt: &str, args: &[Value], zone: &Zone) -> Result<String> {
     let bad = |m: &str| Error::InvalidParameter(m.to_string());
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
@@ -379,16 +380,16 @@ fn format(fmt: &str, args: &[Value]) -> Result<String> {
         let shown = match (kind, arg) {
             ('s', Value::Null) => String::new(),
             ('s', Value::Text(t)) => t.clone(),
-            ('s', other) => other.to_string(),
+            ('s', other) => other.in_zone(zone).to_string(),
             ('I', Value::Null) => {
                 return Err(Error::DataException(
                     "22004",
                     "null values cannot be formatted as an SQL identifier".into(),
                 ))
             }
-            ('I', v) => quote_ident(&text_of(v)),
+            ('I', v) => quote_ident(&text_of(v, zone)),
             ('L', Value::Null) => "NULL".to_string(),
-            ('L', v) => quote_literal(&text_of(v)),
+            ('L', v) => quote_literal(&text_of(v, zone)),
             (other, _) => return Err(bad(&format!("unrecognized format() type specifier \"{other}\""))),
         };
         let pad = width.saturating_sub(shown.chars().count());
@@ -403,10 +404,10 @@ fn format(fmt: &str, args: &[Value]) -> Result<String> {
     Ok(out)
 }
 
-fn text_of(v: &Value) -> String {
+fn text_of(v: &Value, zone: &Zone) -> String {
     match v {
         Value::Text(t) => t.clone(),
-        other => other.to_string(),
+        other => other.in_zone(zone).to_string(),
     }
 }
 

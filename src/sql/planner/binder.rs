@@ -7,7 +7,8 @@ use super::types::resolve_type;
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::sql::functions;
-use crate::types::cast::{cast, CastKind};
+use crate::types::cast::{cast_in, CastKind};
+use crate::types::timezone::Zone;
 use crate::types::{DataType, FieldNames, Value};
 use sqlparser::ast;
 use std::borrow::Cow;
@@ -56,6 +57,8 @@ pub struct Binder<'a> {
     /// The SELECT being planned is an INSERT's source: an untyped literal or NULL in its
     /// output list stays untyped and takes the target column's type, as in PostgreSQL.
     pub untyped_outputs: bool,
+    /// The session's time zone, in which literals are read.
+    pub zone: Zone,
 }
 
 pub fn ident(i: &ast::Ident) -> String {
@@ -114,7 +117,7 @@ impl Binder<'_> {
         // (Only storing into a column applies those, in `coerce_assignment`.)
         if t == DataType::Unknown {
             return Ok(match expr {
-                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Implicit)?),
+                Expr::Constant(v) => Expr::Constant(cast_in(v, target, CastKind::Implicit, &self.zone)?),
                 Expr::Param(i) => {
                     if self.params.get(i).is_some_and(|p| *p == DataType::Unknown) {
                         self.params[i] = target.clone();
@@ -140,7 +143,7 @@ impl Binder<'_> {
             || matches!((&t, target), (DataType::Array(_), DataType::Array(_)));
         if implicit {
             return Ok(match unpad_char(expr, &t, target) {
-                Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Implicit)?),
+                Expr::Constant(v) => Expr::Constant(cast_in(v, target, CastKind::Implicit, &self.zone)?),
                 other => Expr::Cast(Box::new(other), target.clone()),
             });
         }
@@ -174,8 +177,10 @@ impl Binder<'_> {
             )));
         }
         Ok(match bound.0 {
-            Expr::Constant(v) if t != DataType::Unknown => Expr::Constant(cast(v, target, CastKind::Assignment)?),
-            Expr::Constant(v) => Expr::Constant(cast(v, target, CastKind::Assignment)?),
+            Expr::Constant(v) if t != DataType::Unknown => {
+                Expr::Constant(cast_in(v, target, CastKind::Assignment, &self.zone)?)
+            }
+            Expr::Constant(v) => Expr::Constant(cast_in(v, target, CastKind::Assignment, &self.zone)?),
             Expr::Param(i) => {
                 if self.params.get(i).is_some_and(|p| *p == DataType::Unknown) {
                     self.params[i] = target.clone();
@@ -226,7 +231,7 @@ impl Binder<'_> {
                     ast::Value::SingleQuotedString(s) => s.clone(),
                     other => other.to_string(),
                 };
-                Ok((Expr::Constant(cast(Value::Text(text), &t, CastKind::Explicit)?), t))
+                Ok((Expr::Constant(cast_in(Value::Text(text), &t, CastKind::Explicit, &self.zone)?), t))
             }
             A::Interval(iv) => {
                 let (inner, _) = self.bind(&iv.value)?;
@@ -241,7 +246,7 @@ impl Binder<'_> {
                     }
                 }
                 Ok((
-                    Expr::Constant(cast(Value::Text(text), &DataType::Interval, CastKind::Explicit)?),
+                    Expr::Constant(cast_in(Value::Text(text), &DataType::Interval, CastKind::Explicit, &self.zone)?),
                     DataType::Interval,
                 ))
             }
@@ -543,7 +548,7 @@ impl Binder<'_> {
                     return Ok((bound.0, target));
                 }
                 Ok(match unpad_char(bound.0, &bound.1, &target) {
-                    Expr::Constant(v) => (Expr::Constant(cast(v, &target, CastKind::Explicit)?), target),
+                    Expr::Constant(v) => (Expr::Constant(cast_in(v, &target, CastKind::Explicit, &self.zone)?), target),
                     Expr::Param(i) if bound.1 == DataType::Unknown => {
                         if self.params[i] == DataType::Unknown {
                             self.params[i] = target.clone();
@@ -1255,6 +1260,15 @@ impl Binder<'_> {
                     }
                 }
             });
+        }
+        // date_trunc of a timestamptz truncates on the session zone's calendar: bound with
+        // that zone, so the plan says it (and summaries, kept in UTC, do not answer it).
+        if sig.name == "date_trunc"
+            && bound.len() == 2
+            && sig.return_type == DataType::TimestampTz
+            && self.zone != Zone::UTC
+        {
+            bound.push(Expr::Constant(Value::Text(self.zone.name())));
         }
         Ok((Expr::Function { name: sig.name, args: bound, return_type: sig.return_type.clone() }, sig.return_type))
     }

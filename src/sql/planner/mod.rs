@@ -27,15 +27,16 @@ pub use views::{parse_view, rename_relation, view_columns, view_reads};
 use crate::catalog::{self, Column, Index, Table};
 use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
+use crate::types::timezone::Zone;
 use crate::types::DataType;
 use binder::{ident, object_name, object_name_parts, Binder};
 use plan::{AlterAction, Node, Plan, ResultColumn, StorageParameters};
 use sqlparser::ast;
 
-/// Plans one statement. `params` holds the known types of `$n` parameters and receives the
-/// inferred ones.
-pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<DataType>) -> Result<Plan> {
-    with_binder(txn, params, |binder| binder.plan_statement(statement))
+/// Plans one statement for a session in time zone `zone` (literals are read in it). `params`
+/// holds the known types of `$n` parameters and receives the inferred ones.
+pub fn plan(txn: &mut Transaction, statement: &ast::Statement, params: &mut Vec<DataType>, zone: Zone) -> Result<Plan> {
+    with_binder(txn, params, zone, |binder| binder.plan_statement(statement))
 }
 
 /// The plan of `INSERT INTO table (targets) VALUES …` for rows that arrive as values rather
@@ -49,13 +50,13 @@ pub fn plan_values(
     rows: Vec<Vec<crate::types::Value>>,
     upsert: bool,
 ) -> Result<Plan> {
-    with_binder(txn, &mut Vec::new(), |binder| binder.plan_insert_values(table, targets, rows, upsert))
+    with_binder(txn, &mut Vec::new(), Zone::UTC, |binder| binder.plan_insert_values(table, targets, rows, upsert))
 }
 
 /// The plan of one row of `values`, each converted to its type in `types` as an assignment
 /// would (the arguments of `EXECUTE name (…)`).
-pub fn plan_row(txn: &mut Transaction, values: &[ast::Expr], types: &[DataType]) -> Result<Plan> {
-    with_binder(txn, &mut Vec::new(), |binder| {
+pub fn plan_row(txn: &mut Transaction, values: &[ast::Expr], types: &[DataType], zone: Zone) -> Result<Plan> {
+    with_binder(txn, &mut Vec::new(), zone, |binder| {
         let mut row = Vec::with_capacity(values.len());
         for (value, t) in values.iter().zip(types) {
             let bound = binder.bind(value)?;
@@ -70,6 +71,7 @@ pub fn plan_row(txn: &mut Transaction, values: &[ast::Expr], types: &[DataType])
 fn with_binder(
     txn: &mut Transaction,
     params: &mut Vec<DataType>,
+    zone: Zone,
     f: impl FnOnce(&mut Binder) -> Result<Plan>,
 ) -> Result<Plan> {
     let mut next_subquery_id = 0;
@@ -91,6 +93,7 @@ fn with_binder(
         modifications: &mut modifications,
         top_level: true,
         untyped_outputs: false,
+        zone,
     };
     let mut plan = f(&mut binder)?;
     if !modifications.is_empty() {
@@ -424,6 +427,23 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
                     ast::Value::SingleQuotedString(s) => s.clone(),
                     other => other.to_string(),
                 },
+                // `INTERVAL '+02:00' HOUR TO MINUTE`: hours east, as a number says them.
+                ast::Expr::Interval(interval) => {
+                    let text = match interval.value.as_ref() {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        other => other.to_string(),
+                    };
+                    let iv = crate::types::datetime::parse_interval(&text)?;
+                    if iv.months != 0 || iv.days != 0 {
+                        return Err(Error::InvalidParameter(
+                            "invalid interval value for time zone: day not allowed".into(),
+                        ));
+                    }
+                    (iv.micros as f64 / crate::types::datetime::MICROS_PER_HOUR as f64).to_string()
+                }
                 other => other.to_string(),
             };
             Ok(Plan::Set { name: "timezone".into(), value: Some(v) })

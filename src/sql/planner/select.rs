@@ -16,6 +16,7 @@ impl Binder<'_> {
     /// A binder for a nested query that shares this one's transaction, parameters and CTEs.
     pub(super) fn child(&mut self, outer: Option<Scope>) -> Binder<'_> {
         Binder {
+            zone: self.zone,
             txn: &mut *self.txn,
             params: &mut *self.params,
             scope: Scope::default(),

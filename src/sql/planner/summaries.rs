@@ -81,7 +81,8 @@ fn time_bounds(filter: &Expr, time: usize) -> Option<Vec<(BinaryOp, Expr)>> {
 }
 
 /// The grain of `date_trunc('minute'|'hour'|'day', time)` or `time_bucket(interval, time)` of
-/// one minute, hour or day, over the time column (buckets in UTC, as sessions are).
+/// one minute, hour or day, over the time column (buckets in UTC; in a session in another
+/// zone, `date_trunc` of a `timestamptz` is bound with that zone and not answered here).
 fn bucket_grain(e: &Expr, time: usize) -> Option<Grain> {
     let Expr::Function { name, args, .. } = e else { return None };
     let (width, column) = match (*name, &args[..]) {

@@ -111,7 +111,9 @@ pub fn parse_view(view: &View) -> Result<ast::Query> {
 /// e.g. after a table under it was dropped).
 pub fn view_columns(txn: &mut crate::mvcc::Transaction, view: &View) -> Option<Vec<(String, crate::types::DataType)>> {
     let query = parse_view(view).ok()?;
-    match super::plan(txn, &ast::Statement::Query(Box::new(query)), &mut Vec::new()).ok()? {
+    match super::plan(txn, &ast::Statement::Query(Box::new(query)), &mut Vec::new(), crate::types::timezone::Zone::UTC)
+        .ok()?
+    {
         Plan::Query { columns, .. } => {
             Some(view.columns.iter().cloned().zip(columns.into_iter().map(|c| c.data_type)).collect())
         }

@@ -34,7 +34,7 @@ impl Session {
             (Some(t), _) | (None, Some(t)) => t,
             (None, None) => return Err(Error::Internal("no transaction for COPY".into())),
         };
-        let plan = planner::plan(txn, statement, &mut Vec::new());
+        let plan = planner::plan(txn, statement, &mut Vec::new(), self.info.zone);
         let plan = plan.and_then(|plan| authorize(&self.info.user, txn, &plan, read_only).map(|()| plan));
         let plan = match plan {
             Ok(p) => p,
@@ -90,6 +90,7 @@ impl Session {
     }
 
     fn copy_step(&mut self, data: Option<&[u8]>) -> Result<()> {
+        let zone = self.info.zone;
         let Some(state) = self.copy_in.as_mut() else {
             return Err(Error::Internal("no COPY in progress".into()));
         };
@@ -119,9 +120,12 @@ impl Session {
                 let t = &state.table.columns[column].data_type;
                 let value = match field {
                     None => Value::Null,
-                    Some(text) => {
-                        crate::types::cast::cast(Value::Text(text), t, crate::types::cast::CastKind::Assignment)?
-                    }
+                    Some(text) => crate::types::cast::cast_in(
+                        Value::Text(text),
+                        t,
+                        crate::types::cast::CastKind::Assignment,
+                        &zone,
+                    )?,
                 };
                 row[column] = crate::sql::planner::plan::Expr::Constant(value);
             }

@@ -8,6 +8,7 @@ use super::planner::{self, plan::Plan, plan::ResultColumn};
 use crate::error::{Error, Result};
 use crate::mvcc::{Mvcc, Pace, Savepoint, SealLimits, SealStats, SegmentCodec, Transaction};
 use crate::storage::Storage;
+use crate::types::timezone::{self, Zone};
 use crate::types::{DataType, Value};
 use sqlparser::ast;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,6 +163,7 @@ impl Engine {
                 database: database.to_string(),
                 backend_pid: std::process::id() as i32,
                 settings: default_settings(),
+                zone: Zone::UTC,
                 sequence_values: Default::default(),
                 sync: self.sync.get().cloned(),
             }),
@@ -294,7 +296,7 @@ pub enum Streamed {
     Earlier(Vec<Result<Outcome>>, Vec<String>),
     /// The last statement is a query: its columns, before any of its rows, and the notices
     /// so far.
-    Columns(Vec<ResultColumn>, Vec<String>),
+    Columns(Vec<ResultColumn>, Vec<String>, Zone),
     /// The next rows of the query.
     Rows(Vec<Row>),
 }
@@ -447,7 +449,9 @@ impl Session {
             | ast::Statement::Deallocate { .. } => Vec::new(),
             ast::Statement::Execute { name, .. } => self.sql_prepared_columns(name.as_ref())?,
             _ => {
-                let (columns, cached) = self.with_read_txn(|txn| plans::plan_to_reuse(txn, &statement, &mut params))?;
+                let zone = self.info.zone;
+                let (columns, cached) =
+                    self.with_read_txn(|txn| plans::plan_to_reuse(txn, &statement, &mut params, zone))?;
                 plan = cached;
                 columns
             }
@@ -872,7 +876,7 @@ impl Session {
                     let sql = format!("SELECT CAST({default} AS {})", column.data_type);
                     let statement =
                         parser::parse(&sql)?.pop().ok_or_else(|| Error::Internal("empty default".into()))?;
-                    let plan = planner::plan(ctx.txn, &statement, &mut Vec::new())?;
+                    let plan = planner::plan(ctx.txn, &statement, &mut Vec::new(), ctx.session.zone)?;
                     let Plan::Query { node, .. } = plan else { return Ok(Value::Null) };
                     let rows = execution::collect(&node, ctx)?;
                     Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
@@ -895,8 +899,15 @@ impl Session {
                     .setting(&key)
                     .ok_or_else(|| Error::UndefinedObject(format!("unrecognized configuration parameter \"{name}\"")))?
                     .to_string();
+                // The column is named as PostgreSQL spells the parameter.
+                let column = match key.as_str() {
+                    "timezone" => "TimeZone".into(),
+                    "datestyle" => "DateStyle".into(),
+                    "intervalstyle" => "IntervalStyle".into(),
+                    _ => key,
+                };
                 Ok(Outcome::Rows {
-                    columns: vec![ResultColumn { name: key, data_type: DataType::Text }],
+                    columns: vec![ResultColumn { name: column, data_type: DataType::Text }],
                     rows: vec![vec![Value::Text(value)]],
                     tag: "SHOW".into(),
                 })
@@ -945,11 +956,14 @@ impl Session {
         }
     }
 
-    fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+    /// `SET name = value` (`None`: `RESET`), also a setting a client sends at start-up.
+    pub fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let key = name.to_ascii_lowercase();
         let key = if key == "time zone" { "timezone".to_string() } else { key };
         if key == "all" && value.is_none() {
-            Arc::make_mut(&mut self.info).settings = default_settings();
+            let info = Arc::make_mut(&mut self.info);
+            info.settings = default_settings();
+            info.zone = Zone::UTC;
             return Ok(());
         }
         let value = match value {
@@ -964,12 +978,22 @@ impl Session {
             )));
         }
         let value = if key == "chronos.follower_reads" { value.to_ascii_lowercase() } else { value };
-        if key == "timezone" && !crate::types::timezone::is_utc(&value) {
-            return Err(Error::InvalidParameter(format!(
-                "time zone \"{value}\" is not supported: ChronosDB sessions run in UTC"
-            )));
-        }
+        let zone = if key == "timezone" {
+            let setting = timezone::setting(&value).map_err(|_| {
+                Error::InvalidParameter(format!("invalid value for parameter \"TimeZone\": \"{value}\""))
+            })?;
+            Some(setting)
+        } else {
+            None
+        };
         let info = Arc::make_mut(&mut self.info);
+        let value = match zone {
+            Some((zone, shown)) => {
+                info.zone = zone;
+                shown
+            }
+            None => value,
+        };
         match info.settings.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
             None => info.settings.push((key, value)),
@@ -1001,7 +1025,7 @@ fn stream_rows(
         count += 1;
         if batch.len() == STREAM_BATCH_ROWS {
             if !streaming {
-                sink(Streamed::Columns(columns.clone(), std::mem::take(notices)))?;
+                sink(Streamed::Columns(columns.clone(), std::mem::take(notices), ctx.session.zone))?;
                 streaming = true;
             }
             sink(Streamed::Rows(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH_ROWS))))?;
@@ -1031,11 +1055,11 @@ fn copy_to(
     let mut lines = Vec::new();
     if format.header {
         let names: Vec<Value> = columns.iter().map(|c| Value::Text(c.name.clone())).collect();
-        lines.push(format.format_row(&names));
+        lines.push(format.format_row(&names, &ctx.session.zone));
     }
     let mut held = ctx.memory.reserve();
     execution::execute(node, ctx, &mut |_, row| {
-        let line = format.format_row(&row);
+        let line = format.format_row(&row, &ctx.session.zone);
         held.grow(line.len() + std::mem::size_of::<String>())?;
         lines.push(line);
         Ok(true)

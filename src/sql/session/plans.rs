@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::{Reads, Transaction, Version};
 use crate::sql::parser;
 use crate::sql::planner::{self, plan::Plan, plan::ResultColumn};
+use crate::types::timezone::Zone;
 use crate::types::{DataType, Value};
 use sqlparser::ast;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct CachedPlan {
     reads: Reads,
     /// The parameter types it was planned with.
     param_types: Vec<DataType>,
+    /// The session's time zone it was planned in (literals are read in it).
+    zone: Zone,
     /// [`Plan::is_short_read`].
     short_read: bool,
 }
@@ -33,8 +36,8 @@ pub struct CachedPlan {
 impl CachedPlan {
     /// The plan, if it is the one planning `statement` in `txn` with `param_types` would make;
     /// its reads then count as `txn`'s.
-    fn reuse(&self, txn: &mut Transaction, param_types: &[DataType]) -> Option<Plan> {
-        if self.param_types != param_types || !txn.definitions_as_of(self.version) {
+    fn reuse(&self, txn: &mut Transaction, param_types: &[DataType], zone: Zone) -> Option<Plan> {
+        if self.param_types != param_types || self.zone != zone || !txn.definitions_as_of(self.version) {
             return None;
         }
         txn.replay_reads(&self.reads);
@@ -48,15 +51,16 @@ pub(super) fn plan_to_reuse(
     txn: &mut Transaction,
     statement: &ast::Statement,
     params: &mut Vec<DataType>,
+    zone: Zone,
 ) -> Result<(Vec<ResultColumn>, Option<Arc<CachedPlan>>)> {
     let declared = params.clone();
-    let (plan, reads) = txn.record_reads(|txn| planner::plan(txn, statement, params));
+    let (plan, reads) = txn.record_reads(|txn| planner::plan(txn, statement, params, zone));
     let mut plan = plan?;
     let mut reads = reads;
     if *params != declared && !params.contains(&DataType::Unknown) {
         // A parameter whose type planning inferred is bound differently (cast where it is
         // first used) from one declared with that type, as every execution declares it.
-        let (again, again_reads) = txn.record_reads(|txn| planner::plan(txn, statement, &mut params.clone()));
+        let (again, again_reads) = txn.record_reads(|txn| planner::plan(txn, statement, &mut params.clone(), zone));
         (plan, reads) = (again?, again_reads);
     }
     let columns = super::result_columns(&plan);
@@ -67,7 +71,7 @@ pub(super) fn plan_to_reuse(
     let reusable = kind && reads.only_definitions() && !txn.wrote_definitions() && !params.contains(&DataType::Unknown);
     let cached = reusable.then(|| {
         let short_read = plan.is_short_read();
-        Arc::new(CachedPlan { plan, version: txn.read_version(), reads, param_types: params.clone(), short_read })
+        Arc::new(CachedPlan { plan, version: txn.read_version(), reads, param_types: params.clone(), zone, short_read })
     });
     Ok((columns, cached))
 }
@@ -110,7 +114,8 @@ impl Session {
         }
         let Some(statement) = statements.pop() else { return Simple::Statements(Ok(statements)) };
         let mut params = Vec::new();
-        let planned = self.guarded(|s| s.with_read_txn(|txn| plan_to_reuse(txn, &statement, &mut params)));
+        let zone = self.info.zone;
+        let planned = self.guarded(|s| s.with_read_txn(|txn| plan_to_reuse(txn, &statement, &mut params, zone)));
         match planned {
             Ok((columns, Some(plan))) => Simple::Query(Box::new(Prepared {
                 statement: Some(statement),
@@ -155,10 +160,11 @@ impl Session {
         statement: &ast::Statement,
         param_types: &mut Vec<DataType>,
     ) -> Result<Plan> {
-        match self.plan_hint.as_deref().and_then(|cached| cached.reuse(txn, param_types)) {
+        let zone = self.info.zone;
+        match self.plan_hint.as_deref().and_then(|cached| cached.reuse(txn, param_types, zone)) {
             Some(plan) => Ok(plan),
             None if self.inline => Err(self.refuse_inline()),
-            None => planner::plan(txn, statement, param_types),
+            None => planner::plan(txn, statement, param_types, zone),
         }
     }
 }

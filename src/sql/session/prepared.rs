@@ -53,10 +53,11 @@ impl Session {
                 position: None,
             });
         }
+        let zone = self.info.zone;
         let (param_types, columns) = self.with_read_txn(|txn| {
             let mut params =
                 data_types.iter().map(|t| types::resolve_type(txn, &t.to_string())).collect::<Result<Vec<_>>>()?;
-            let plan = planner::plan(txn, statement, &mut params)?;
+            let plan = planner::plan(txn, statement, &mut params, zone)?;
             Ok((params, super::result_columns(&plan)))
         })?;
         let param_types =
@@ -88,13 +89,13 @@ impl Session {
         let (cancel, deadline, read_only) = (self.cancel.clone(), self.deadline, self.txn_read_only);
         let values = self.with_read_txn(|txn| {
             let mut types = param_types.clone();
-            let now = super::result_columns(&planner::plan(txn, &statement, &mut types)?);
+            let now = super::result_columns(&planner::plan(txn, &statement, &mut types, info.zone)?);
             if result_types(&now) != result_types(&expected) {
                 return Err(Error::FeatureNotSupported("cached plan must not change result type".into()));
             }
             // The arguments are a query of their own: what they read or write is authorized
             // as any statement's, and a cancel or the statement timeout ends them.
-            let plan = planner::plan_row(txn, arguments, &param_types)?;
+            let plan = planner::plan_row(txn, arguments, &param_types, info.zone)?;
             super::authorize(&info.user, txn, &plan, read_only)?;
             let Plan::Query { node, .. } = plan else {
                 return Err(Error::Internal("EXECUTE's arguments planned to something else".into()));
