@@ -34,10 +34,15 @@ pub struct CachedPlan {
 }
 
 impl CachedPlan {
+    /// True if planning the statement in `txn` with `param_types` in `zone` would make this plan.
+    pub(super) fn holds(&self, txn: &Transaction, param_types: &[DataType], zone: Zone) -> bool {
+        self.param_types == param_types && self.zone == zone && txn.definitions_as_of(self.version)
+    }
+
     /// The plan, if it is the one planning `statement` in `txn` with `param_types` would make;
     /// its reads then count as `txn`'s.
     fn reuse(&self, txn: &mut Transaction, param_types: &[DataType], zone: Zone) -> Option<Plan> {
-        if self.param_types != param_types || self.zone != zone || !txn.definitions_as_of(self.version) {
+        if !self.holds(txn, param_types, zone) {
             return None;
         }
         txn.replay_reads(&self.reads);
