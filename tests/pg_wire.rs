@@ -163,6 +163,11 @@ async fn a_session_reads_and_prints_timestamps_in_its_time_zone() {
     simple_query(&mut s, "SET TIME ZONE 'Mars/Olympus'");
     let (statuses, _) = statuses_and_first_columns(&mut s);
     assert!(statuses.is_empty(), "a failed SET changes nothing: {statuses:?}");
+    // RESET returns to the zone sent at start-up, as a pool's DISCARD ALL expects.
+    simple_query(&mut s, "RESET ALL; SELECT '2024-07-01 12:00:00+00'::timestamptz");
+    let (statuses, rows) = statuses_and_first_columns(&mut s);
+    assert_eq!(statuses, [("TimeZone".to_string(), "Europe/Berlin".to_string())]);
+    assert_eq!(rows, ["2024-07-01 14:00:00+02"]);
 
     // Extended protocol: a text parameter is read in the session's zone, a binary result is
     // the instant.
@@ -176,7 +181,8 @@ async fn a_session_reads_and_prints_timestamps_in_its_time_zone() {
     let row = client.query_one("SELECT '2024-07-01 12:00'::timestamptz", &[]).await.unwrap();
     let at: std::time::SystemTime = row.get(0);
     assert_eq!(at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 1_719_828_000);
-    // A statement prepared in one zone reads its literals in the zone it runs in.
+    // A statement prepared in one zone reads its literals in the zone it runs in (it is
+    // planned again; PostgreSQL keeps the instant read at Parse).
     let statement = client.prepare("SELECT '2024-07-01 12:00'::timestamptz::text").await.unwrap();
     assert_eq!(client.query_one(&statement, &[]).await.unwrap().get::<_, String>(0), "2024-07-01 12:00:00+02");
     client.batch_execute("SET TIME ZONE 'UTC'").await.unwrap();

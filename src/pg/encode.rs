@@ -24,12 +24,12 @@ pub fn text(value: &Value, zone: &Zone) -> Option<String> {
 /// The value in its column's declared type (a type oid). A client decodes a column by the
 /// type RowDescription declared, so a value of another type, from an expression whose
 /// result type the planner got wrong, is cast to it rather than sent as the wrong bytes.
-pub fn as_declared(value: &Value, declared_oid: u32) -> Result<std::borrow::Cow<'_, Value>> {
+pub fn as_declared<'a>(value: &'a Value, declared_oid: u32, zone: &Zone) -> Result<std::borrow::Cow<'a, Value>> {
     let declared = type_from_oid(declared_oid);
     if declared == DataType::Unknown || declared.holds(value) {
         return Ok(std::borrow::Cow::Borrowed(value));
     }
-    cast(value.clone(), &declared, CastKind::Explicit).map(std::borrow::Cow::Owned)
+    cast_in(value.clone(), &declared, CastKind::Explicit, zone).map(std::borrow::Cow::Owned)
 }
 
 /// Appends a value of a column declared `declared_oid` in binary format. An empty array
@@ -433,10 +433,10 @@ mod tests {
 
     #[test]
     fn a_value_of_another_type_is_cast_to_the_declared_one() {
-        let declared = as_declared(&Value::Float4(83.0), DataType::Int4.oid()).unwrap();
+        let declared = as_declared(&Value::Float4(83.0), DataType::Int4.oid(), &Zone::UTC).unwrap();
         assert_eq!(declared.as_ref(), &Value::Int4(83));
         let text = Value::Text("x".into());
-        let same = as_declared(&text, DataType::Varchar(None).oid()).unwrap();
+        let same = as_declared(&text, DataType::Varchar(None).oid(), &Zone::UTC).unwrap();
         assert!(matches!(same, std::borrow::Cow::Borrowed(_)));
     }
 

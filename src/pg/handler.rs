@@ -123,12 +123,12 @@ fn new_session<C: ClientInfo>(shared: &Arc<Shared>, client: &C) -> Session {
     let user = client.metadata().get("user").cloned().unwrap_or_else(|| "admin".into());
     let mut session = shared.engine.session(&user, "chronos");
     if let Some(app) = client.metadata().get("application_name") {
-        std::sync::Arc::make_mut(&mut session.info).settings.push(("application_name".into(), app.clone()));
+        let _ = session.set_startup("application_name", app.clone());
     }
     // A zone the server does not know leaves the session in UTC, which the ParameterStatus
     // sent at login says (`auth::Parameters`).
     if let Some(zone) = startup_zone(client) {
-        let _ = session.set("timezone", Some(zone));
+        let _ = session.set_startup("timezone", zone);
     }
     let info = std::sync::Arc::make_mut(&mut session.info);
     for (name, limit) in [
@@ -305,7 +305,7 @@ pub(super) fn encode_row(row: &[Value], fields: &[FieldInfo], zone: &Zone) -> Pg
             data.put_i32(-1);
             continue;
         }
-        let value = encode::as_declared(value, field.datatype().oid()).map_err(to_pg_error)?;
+        let value = encode::as_declared(value, field.datatype().oid(), zone).map_err(to_pg_error)?;
         let value = value.as_ref();
         match field.format() {
             FieldFormat::Text => {
@@ -356,15 +356,20 @@ fn response(outcome: Outcome, format: &Format, zone: &Zone) -> PgWireResult<Resp
     })
 }
 
-/// Tells the client the session's time zone when a statement changed it from `before`, as
-/// PostgreSQL reports `TimeZone` (drivers read timestamps by it).
-async fn report_zone<C>(client: &mut C, before: Zone, after: Zone) -> PgWireResult<()>
+/// The session's time zone, and its `TimeZone` setting as `SHOW` gives it.
+fn zone_of(s: &mut Session) -> (Zone, String) {
+    (s.info.zone, s.setting("timezone").unwrap_or("UTC").to_string())
+}
+
+/// Tells the client the session's `TimeZone` when a statement changed it from `before`, as
+/// PostgreSQL reports it (drivers read timestamps by it).
+async fn report_zone<C>(client: &mut C, before: &str, after: &str) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     if before != after {
-        let status = ParameterStatus::new("TimeZone".into(), after.name());
+        let status = ParameterStatus::new("TimeZone".into(), after.to_string());
         client.feed(PgWireBackendMessage::ParameterStatus(status)).await?;
     }
     Ok(())
@@ -396,7 +401,7 @@ impl SimpleQueryHandler for Handler {
     {
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
-        let before = with_session(&self.shared, &self.session, client, |s| s.info.zone);
+        let before = with_session(&self.shared, &self.session, client, zone_of);
         let session = self.session.clone();
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
@@ -453,12 +458,14 @@ impl SimpleQueryHandler for Handler {
         };
         send_notices(client, notices).await?;
         self.shared.metrics.record(&outcomes, started.elapsed());
-        // The zone the message left the session in (a streamed query's rows carry their own).
-        let zone = match &streamed {
-            Some((_, zone)) => *zone,
-            None => with_session(&self.shared, &self.session, client, |s| s.info.zone),
+        // The zone the message left the session in (a streamed query's rows carry their own,
+        // the session being busy streaming them).
+        let (zone, shown) = match &streamed {
+            Some((_, zone)) if *zone == before.0 => before.clone(),
+            Some((_, zone)) => (*zone, zone.name()),
+            None => with_session(&self.shared, &self.session, client, zone_of),
         };
-        report_zone(client, before, zone).await?;
+        report_zone(client, &before.1, &shown).await?;
         let mut out = Vec::with_capacity(outcomes.len() + 1);
         for result in outcomes {
             out.push(match result {
@@ -614,8 +621,8 @@ impl ExtendedQueryHandler for Handler {
         if prepared.prepared.statement.is_none() {
             return Ok(Response::EmptyQuery);
         }
-        let before = with_session(&self.shared, &self.session, client, |s| s.info.zone);
-        let params = bind_parameters(portal, &prepared.prepared, &before)?;
+        let before = with_session(&self.shared, &self.session, client, zone_of);
+        let params = bind_parameters(portal, &prepared.prepared, &before.0)?;
         let started = std::time::Instant::now();
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
@@ -633,8 +640,8 @@ impl ExtendedQueryHandler for Handler {
         let (result, notices) = task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         self.shared.metrics.record(std::slice::from_ref(&result), started.elapsed());
-        let zone = with_session(&self.shared, &self.session, client, |s| s.info.zone);
-        report_zone(client, before, zone).await?;
+        let (zone, shown) = with_session(&self.shared, &self.session, client, zone_of);
+        report_zone(client, &before.1, &shown).await?;
         match result {
             Ok(outcome) => response(outcome, &portal.result_column_format, &zone),
             Err(e) => match to_pg_error(e) {
@@ -688,8 +695,8 @@ impl Handler {
         if prepared.prepared.statement.is_none() {
             return Err(internal("no statement".into()));
         }
-        let before = with_session(&self.shared, &self.session, client, |s| s.info.zone);
-        let params = bind_parameters(portal, &prepared.prepared, &before)?;
+        let before = with_session(&self.shared, &self.session, client, zone_of);
+        let params = bind_parameters(portal, &prepared.prepared, &before.0)?;
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         with_session(&self.shared, &self.session, client, |_| ());
@@ -727,7 +734,8 @@ impl Handler {
             Some(stream::Produced::Done(results, notices)) => {
                 send_notices(client, notices).await?;
                 self.shared.metrics.record(&results, started.elapsed());
-                let zone = with_session(&self.shared, &self.session, client, |s| s.info.zone);
+                let (zone, shown) = with_session(&self.shared, &self.session, client, zone_of);
+                report_zone(client, &before.1, &shown).await?;
                 match results.into_iter().next() {
                     Some(Ok(outcome)) => match response(outcome, format, &zone)? {
                         Response::Query(resp) => send_query_response(client, resp, false).await,

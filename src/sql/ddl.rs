@@ -425,9 +425,11 @@ pub fn alter_table(
                 return Err(Error::FeatureNotSupported("changing the type of a key or indexed column".into()));
             }
             new.columns[position].data_type = data_type.clone();
+            let zone = ctx.session.zone;
             dml::rewrite_rows(ctx, &table, &new, &mut |_, mut row| {
                 let value = std::mem::replace(&mut row[position], Value::Null);
-                row[position] = crate::types::cast::cast(value, &data_type, crate::types::cast::CastKind::Assignment)?;
+                row[position] =
+                    crate::types::cast::cast_in(value, &data_type, crate::types::cast::CastKind::Assignment, &zone)?;
                 Ok(row)
             })?;
         }

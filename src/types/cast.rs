@@ -116,7 +116,7 @@ pub fn cast_in(value: Value, target: &DataType, kind: CastKind, zone: &Zone) -> 
         },
         T::Timestamp => Value::Timestamp(match value {
             Value::Timestamp(t) => t,
-            Value::TimestampTz(t) => zone.to_local(t)?,
+            Value::TimestampTz(t) => datetime::check_timestamp(zone.to_local(t)?)?,
             Value::Date(d) => datetime::date_to_timestamp(d),
             Value::Text(s) => datetime::parse_timestamp(&s, false)?,
             other => return Err(cannot(&other)),

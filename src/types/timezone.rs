@@ -37,6 +37,10 @@ pub fn parse(name: &str) -> Result<Zone> {
     if is_utc(trimmed) {
         return Ok(Zone::Fixed(0));
     }
+    // Offsets first: no zone's name starts like one, and the scan by name below is long.
+    if trimmed.starts_with(['<', '+', '-']) || trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+        return posix_offset(trimmed).map(Zone::Fixed).ok_or_else(unknown);
+    }
     if let Ok(tz) = trimmed.parse::<chrono_tz::Tz>() {
         return Ok(Zone::Named(tz));
     }
@@ -61,12 +65,13 @@ fn posix_offset(text: &str) -> Option<i64> {
         b'0'..=b'9' => (1, body),
         _ => return None,
     };
-    let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    if !(0..=15).contains(&h) || !(0..60).contains(&m) || digits.is_empty() {
+    let mut fields = digits.splitn(3, ':');
+    let mut field = || fields.next().map_or(Some(0), |f| f.parse::<i64>().ok());
+    let (h, m, s) = (field()?, field()?, field()?);
+    if !(0..=15).contains(&h) || !(0..60).contains(&m) || !(0..60).contains(&s) || digits.is_empty() {
         return None;
     }
-    Some(-west * (h * 3600 + m * 60))
+    Some(-west * (h * 3600 + m * 60 + s))
 }
 
 impl Zone {

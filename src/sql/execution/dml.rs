@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::mvcc::Transaction;
 use crate::sql::planner::plan::{BoundCheck, Expr, Node, OnConflict};
 use crate::storage::rowcodec;
+use crate::types::timezone::Zone;
 use crate::types::Value;
 use std::collections::HashSet;
 
@@ -40,7 +41,7 @@ pub(crate) fn check_constraints(ctx: &mut Context, table: &Table, checks: &[Boun
                     "new row for relation \"{}\" violates check constraint \"{}\"",
                     table.name, check.name
                 ),
-                detail: Some(failing_row(row)),
+                detail: Some(failing_row(row, &ctx.session.zone)),
             });
         }
     }
@@ -48,15 +49,15 @@ pub(crate) fn check_constraints(ctx: &mut Context, table: &Table, checks: &[Boun
 }
 
 /// PostgreSQL's detail for a row that violates a constraint.
-fn failing_row(row: &[Value]) -> String {
+fn failing_row(row: &[Value], zone: &Zone) -> String {
     let values: Vec<String> =
-        row.iter().map(|v| if v.is_null() { "null".to_string() } else { v.to_string() }).collect();
+        row.iter().map(|v| if v.is_null() { "null".to_string() } else { v.in_zone(zone).to_string() }).collect();
     format!("Failing row contains ({}).", values.join(", "))
 }
 
-fn key_detail(table: &Table, columns: &[usize], row: &[Value]) -> String {
+fn key_detail(table: &Table, columns: &[usize], row: &[Value], zone: &Zone) -> String {
     let names: Vec<&str> = columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
-    let values: Vec<String> = columns.iter().map(|&i| row[i].to_string()).collect();
+    let values: Vec<String> = columns.iter().map(|&i| row[i].in_zone(zone).to_string()).collect();
     format!("Key ({})=({}) already exists.", names.join(", "), values.join(", "))
 }
 
@@ -206,7 +207,10 @@ pub fn insert(
                     continue;
                 }
                 _ => {
-                    return Err(Error::UniqueViolation { constraint, detail: key_detail(table, &columns, &row) });
+                    return Err(Error::UniqueViolation {
+                        constraint,
+                        detail: key_detail(table, &columns, &row, &ctx.session.zone),
+                    });
                 }
             }
         }
@@ -234,7 +238,10 @@ fn apply_update(
     check_constraints(ctx, table, checks, &new)?;
     let new_key = if table.primary_key.is_empty() { key.to_vec() } else { table.row_key(&new, None) };
     if let Some((columns, constraint, _)) = find_conflict(ctx, table, &new, &new_key, Some(key))? {
-        return Err(Error::UniqueViolation { constraint, detail: key_detail(table, &columns, &new) });
+        return Err(Error::UniqueViolation {
+            constraint,
+            detail: key_detail(table, &columns, &new, &ctx.session.zone),
+        });
     }
     if new_key == key {
         // The same row, new values: its old index entries go.
@@ -335,11 +342,10 @@ pub fn build_index(ctx: &mut Context, table: &Table, index_pos: usize) -> Result
         let row = table.decode_row(&bytes)?;
         let values: Vec<Value> = index.columns.iter().map(|&c| row[c].clone()).collect();
         if index.unique && !values.iter().any(Value::is_null) && !seen.insert(values) {
-            let names: Vec<&str> = index.columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
-            let vals: Vec<String> = index.columns.iter().map(|&i| row[i].to_string()).collect();
             return Err(Error::UniqueViolation {
                 constraint: index.name.clone(),
-                detail: format!("Key ({})=({}) is duplicated.", names.join(", "), vals.join(", ")),
+                detail: key_detail(table, &index.columns, &row, &ctx.session.zone)
+                    .replace("already exists", "is duplicated"),
             });
         }
         let (k, v) = table.index_entry(index, &row, &pk_suffix(table, &key));
@@ -367,7 +373,8 @@ pub fn rekey_rows(ctx: &mut Context, old: &Table, new: &Table) -> Result<()> {
         if !seen.insert(key.clone()) {
             return Err(Error::UniqueViolation {
                 constraint: new.pkey_name(),
-                detail: key_detail(new, &new.primary_key, &row).replace("already exists", "is duplicated"),
+                detail: key_detail(new, &new.primary_key, &row, &ctx.session.zone)
+                    .replace("already exists", "is duplicated"),
             });
         }
         write_row(ctx, new, &key, &row);

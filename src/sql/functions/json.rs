@@ -337,7 +337,13 @@ fn build_object(args: &[Value], zone: &Zone) -> Result<Json> {
         if pair[0].is_null() {
             return Err(Error::InvalidParameter(format!("argument {}: key must not be null", 2 * i + 1)));
         }
-        map.insert(text(&pair[0]), to_json(&pair[1], zone));
+        // A key is the value as JSON would show it (a timestamptz in ISO 8601, in the
+        // session's zone), unquoted.
+        let key = match to_json(&pair[0], zone) {
+            Json::String(s) => s,
+            other => other.to_string(),
+        };
+        map.insert(key, to_json(&pair[1], zone));
     }
     Ok(Json::Object(map))
 }

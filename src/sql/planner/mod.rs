@@ -429,13 +429,19 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
                 },
                 // `INTERVAL '+02:00' HOUR TO MINUTE`: hours east, as a number says them.
                 ast::Expr::Interval(interval) => {
-                    let text = match interval.value.as_ref() {
+                    let mut text = match interval.value.as_ref() {
                         ast::Expr::Value(v) => match &v.value {
                             ast::Value::SingleQuotedString(s) => s.clone(),
                             other => other.to_string(),
                         },
                         other => other.to_string(),
                     };
+                    // `INTERVAL '5' HOUR`: a bare number counts the leading field.
+                    if let Some(field) = &interval.leading_field {
+                        if interval.last_field.is_none() && !text.chars().any(|c| c.is_ascii_alphabetic()) {
+                            text = format!("{text} {field}");
+                        }
+                    }
                     let iv = crate::types::datetime::parse_interval(&text)?;
                     if iv.months != 0 || iv.days != 0 {
                         return Err(Error::InvalidParameter(

@@ -174,6 +174,7 @@ impl Engine {
             copy_in: None,
             row_sink: None,
             plan_hint: None,
+            startup: Vec::new(),
             inline: false,
             inline_refused: false,
             audit_pending: None,
@@ -276,6 +277,8 @@ pub struct Session {
     row_sink: Option<RowSink>,
     /// The prepared plan of the running statement, if it has one ([`plans`]).
     plan_hint: Option<Arc<plans::CachedPlan>>,
+    /// Settings the client sent at start-up (what `RESET` returns to).
+    startup: Vec<(String, String)>,
     /// The running statement is on the caller's thread: anything that would wait or plan
     /// again refuses instead ([`Session::try_execute_inline`]).
     inline: bool,
@@ -956,19 +959,38 @@ impl Session {
         }
     }
 
-    /// `SET name = value` (`None`: `RESET`), also a setting a client sends at start-up.
-    pub fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+    /// A setting the client sent at start-up, which `RESET` then returns to.
+    pub fn set_startup(&mut self, name: &str, value: String) -> Result<()> {
+        self.set(name, Some(value.clone()))?;
+        let name = name.to_ascii_lowercase();
+        self.startup.retain(|(k, _)| *k != name);
+        self.startup.push((name, value));
+        Ok(())
+    }
+
+    /// `SET name = value` (`None`: `RESET`).
+    fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let key = name.to_ascii_lowercase();
         let key = if key == "time zone" { "timezone".to_string() } else { key };
         if key == "all" && value.is_none() {
             let info = Arc::make_mut(&mut self.info);
             info.settings = default_settings();
             info.zone = Zone::UTC;
+            for (name, value) in self.startup.clone() {
+                self.set(&name, Some(value))?;
+            }
             return Ok(());
         }
+        // RESET goes back to what the client sent at start-up, else to the default.
         let value = match value {
             Some(v) => v,
-            None => default_settings().into_iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or_default(),
+            None => self
+                .startup
+                .iter()
+                .chain(&default_settings())
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
         };
         if key == "chronos.follower_reads"
             && !matches!(value.to_ascii_lowercase().as_str(), "on" | "off" | "true" | "false")
