@@ -2,7 +2,7 @@
 //! value per row over its frame (see [`Frame`]).
 
 use super::aggregate::Accumulator;
-use super::arith::arithmetic;
+use super::arith::arithmetic_in;
 use super::eval::eval;
 use super::ops::compare_keys;
 use super::{Context, Row, Sink};
@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::sql::planner::plan::{
     BinaryOp, Frame, FrameBound, FrameExclusion, FrameUnits, Node, WindowCall, WindowFunction,
 };
+use crate::types::timezone::Zone;
 use crate::types::{DataType, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -43,13 +44,15 @@ struct Ordered<'a> {
     peer_start: &'a [usize],
     peer_end: &'a [usize],
     descending: bool,
+    /// The session's time zone (a `timestamptz` offset by days moves on its calendar).
+    zone: Zone,
 }
 
 impl<'a> Ordered<'a> {
-    fn new(keys: Vec<&'a Value>, peer_start: &'a [usize], peer_end: &'a [usize], descending: bool) -> Self {
+    fn new(keys: Vec<&'a Value>, peer_start: &'a [usize], peer_end: &'a [usize], descending: bool, zone: Zone) -> Self {
         let lo = keys.iter().position(|k| !k.is_null()).unwrap_or(0);
         let hi = keys.iter().rposition(|k| !k.is_null()).map_or(lo, |i| i + 1);
-        Ordered { keys, values: lo..hi, peer_start, peer_end, descending }
+        Ordered { keys, values: lo..hi, peer_start, peer_end, descending, zone }
     }
 
     /// For a RANGE offset bound at `pos`: the first (`start`) or last position whose value is
@@ -73,7 +76,7 @@ impl<'a> Ordered<'a> {
             }
             _ => offset,
         };
-        let target = match arithmetic(op, current, offset) {
+        let target = match arithmetic_in(op, current, offset, &self.zone) {
             Ok(t) => t,
             // Past the end of the type's range: before or after every value, in order.
             Err(Error::NumericOutOfRange(_) | Error::DatetimeOutOfRange(_)) => {
@@ -235,6 +238,7 @@ fn compute(call: &WindowCall, rows: &[Row], ctx: &mut Context) -> Result<Vec<Val
             &peer_start,
             &peer_end,
             call.order_by.first().is_some_and(|k| k.descending),
+            ctx.session.zone,
         );
         let value_at = |pos: usize, ctx: &mut Context| eval(&call.args[0], &rows[part[pos]], ctx);
         match &call.function {
