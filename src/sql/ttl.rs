@@ -13,14 +13,18 @@
 //! transactions of at most [`EXPIRE_BATCH`] rows, so it is replicated like any delete and a
 //! restart never brings a row back. Each row is read again in the deleting transaction, so a
 //! row updated meanwhile (given a newer time) is left alone, and concurrent inserts into the
-//! table never conflict with expiry. With the row layout every round reads the whole table.
+//! table never conflict with expiry. A time-series table (its primary key ends with the time
+//! column) is read by series: a round reads one row per series and the rows that expire.
+//! Other tables are read whole every round.
 //! On an edge, expiry is not pushed to the cloud (`sync::outbox::keep_local`).
 
 use super::execution::dml::delete_row_in;
 use super::session::Engine;
 use crate::catalog::{self, Table};
 use crate::error::{Error, Result};
-use crate::types::Value;
+use crate::storage::keycode;
+use crate::timeseries::summary;
+use crate::types::{DataType, Value};
 use std::sync::atomic::Ordering;
 
 /// Rows deleted per transaction.
@@ -86,6 +90,9 @@ impl Engine {
     /// Expires the rows of `table`, adding each committed batch to `deleted`.
     fn expire_table(&self, table: &Table, now: i64, deleted: &mut u64) -> Result<()> {
         let (Some(ttl), Some(column)) = (ttl_micros(table)?, table.time_column()) else { return Ok(()) };
+        if table.summarized && table.time_series_column() == Some(column) {
+            return self.expire_series(table, ttl, column, now, deleted);
+        }
         let prefix = table.row_prefix();
         let mut newest = None;
         self.mvcc().begin().for_each_prefix(&prefix, |_, bytes| {
@@ -105,31 +112,145 @@ impl Engine {
                 }
                 Ok(doomed.len() < EXPIRE_BATCH)
             })?;
-            let mut txn = self.mvcc().begin();
-            // The definition the deletes follow (its index entries, its column positions) must
-            // be the one in force: reading it here makes a concurrent change of the table
-            // conflict with this transaction, and a change committed since the scan stops it.
-            if catalog::get_table(&mut txn, &table.name)?.as_ref() != Some(table) {
+            let full = doomed.len() == EXPIRE_BATCH;
+            after = doomed.last().cloned();
+            if !self.delete_expired(table, &mut doomed, &expired, deleted)? || !full {
                 return Ok(());
             }
-            let mut batch = 0;
-            for key in &doomed {
-                // Read again here: only this row's own changes conflict with its expiry.
-                let Some(bytes) = txn.get(key)? else { continue };
-                let row = table.decode_row(&bytes)?;
-                if expired(&row) {
-                    delete_row_in(&mut txn, table, key, &row);
-                    batch += 1;
+        }
+    }
+
+    /// Expires the rows of a time-series table (its primary key ends with its time column)
+    /// by series, from the summaries' list of them: the newest time is each series' last
+    /// row, and the expired rows of a series are the keys before its cutoff, so a round reads
+    /// what expires and one row per series, not the whole table.
+    fn expire_series(&self, table: &Table, ttl: i64, column: usize, now: i64, deleted: &mut u64) -> Result<()> {
+        let series = summary::series(&mut self.mvcc().begin(), table)?;
+        let mut newest = None;
+        for prefix in &series {
+            self.mvcc().begin().for_each_range_rev(prefix, None, None, None, |_, bytes| {
+                newest = newest.max(time_of(&table.decode_row(bytes)?, column));
+                Ok(false)
+            })?;
+        }
+        let Some(newest) = newest else { return Ok(()) };
+        let cutoff = now.min(newest).saturating_sub(ttl);
+        let expired = |row: &[Value]| time_of(row, column).is_some_and(|t| t < cutoff);
+        let bound = match table.columns[column].data_type {
+            DataType::Timestamp => Value::Timestamp(cutoff),
+            _ => Value::TimestampTz(cutoff),
+        };
+        let mut doomed = Vec::new();
+        for prefix in &series {
+            let mut upper = prefix.clone();
+            keycode::encode_value(&bound, &mut upper);
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let room = EXPIRE_BATCH - doomed.len();
+                let mut found = 0;
+                self.mvcc().begin().for_each_range(prefix, after.as_deref(), None, Some(&upper), |key, _| {
+                    doomed.push(key.to_vec());
+                    found += 1;
+                    Ok(found < room)
+                })?;
+                if found < room {
+                    break;
+                }
+                after = doomed.last().cloned();
+                if !self.delete_expired(table, &mut doomed, &expired, deleted)? {
+                    return Ok(());
                 }
             }
-            // Retention is each site's own: the cloud keeps rows an edge expires.
-            crate::sync::outbox::keep_local(&mut txn);
-            txn.commit()?;
-            *deleted += batch;
-            if doomed.len() < EXPIRE_BATCH {
-                return Ok(());
-            }
-            after = doomed.pop();
         }
+        self.delete_expired(table, &mut doomed, &expired, deleted)?;
+        Ok(())
+    }
+
+    /// Deletes the rows at `doomed` (drained) that are still `expired`, with their index
+    /// entries, in one transaction, adding them to `deleted`. False when the table's
+    /// definition changed since it was read: expiry then stops until the next round.
+    fn delete_expired(
+        &self,
+        table: &Table,
+        doomed: &mut Vec<Vec<u8>>,
+        expired: &dyn Fn(&[Value]) -> bool,
+        deleted: &mut u64,
+    ) -> Result<bool> {
+        if doomed.is_empty() {
+            return Ok(true);
+        }
+        let mut txn = self.mvcc().begin();
+        // The definition the deletes follow (its index entries, its column positions) must be
+        // the one in force: reading it here makes a concurrent change of the table conflict
+        // with this transaction, and a change committed since the scan stops it.
+        if catalog::get_table(&mut txn, &table.name)?.as_ref() != Some(table) {
+            return Ok(false);
+        }
+        let mut batch = 0;
+        for key in doomed.drain(..) {
+            // Read again here: only this row's own changes conflict with its expiry.
+            let Some(bytes) = txn.get(&key)? else { continue };
+            let row = table.decode_row(&bytes)?;
+            if expired(&row) {
+                delete_row_in(&mut txn, table, &key, &row);
+                batch += 1;
+            }
+        }
+        // Retention is each site's own: the cloud keeps rows an edge expires.
+        crate::sync::outbox::keep_local(&mut txn);
+        txn.commit()?;
+        *deleted += batch;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sql::Outcome;
+
+    fn count(s: &mut crate::sql::Session, sql: &str) -> i64 {
+        match s.run(sql).pop().unwrap().unwrap() {
+            Outcome::Rows { rows, .. } => rows[0][0].as_i64().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A time-series table expires by series, in batches that cross series, exactly the rows
+    /// a table read whole expires; its summaries follow.
+    #[test]
+    fn series_expire_exactly_what_a_whole_read_expires() {
+        let engine = crate::node::open_in_memory().unwrap();
+        let mut s = engine.session("admin", "chronos");
+        // Three devices with a reading a second for 8,000 seconds; with a ttl of 1,000 s from
+        // the newest reading, the 6,999 before its cutoff expire per device (20,997: more than
+        // two batches, which cross devices).
+        let load = "SELECT 'dev-' || d, timestamptz '2024-01-01 00:00Z' + i * interval '1 second', i \
+                    FROM generate_series(1, 3) d, generate_series(1, 8000) i";
+        for sql in [
+            "CREATE TABLE series (device TEXT, ts TIMESTAMPTZ, v INT, PRIMARY KEY (device, ts)) WITH (ttl = '1000 seconds')",
+            "CREATE TABLE whole (device TEXT, ts TIMESTAMPTZ, v INT, PRIMARY KEY (ts, device)) WITH (ttl = '1000 seconds')",
+        ] {
+            for r in s.run(sql) {
+                r.unwrap();
+            }
+        }
+        for table in ["series", "whole"] {
+            for r in s.run(&format!("INSERT INTO {table} {load}")) {
+                r.unwrap();
+            }
+        }
+        let now = crate::types::datetime::parse_timestamp("2030-01-01 00:00Z", true).unwrap();
+        assert_eq!(engine.expire_ttl(now).unwrap(), 2 * 3 * 6_999);
+        for table in ["series", "whole"] {
+            let left = format!("SELECT count(*) FROM {table}");
+            assert_eq!(count(&mut s, &left), 3 * 1_001, "{table}");
+            let oldest = format!("SELECT min(v) FROM {table}");
+            assert_eq!(count(&mut s, &oldest), 7_000, "{table}: the reading at the cutoff stays");
+        }
+        // A whole-table count reads the summaries, which follow the deletes, as the rows do.
+        assert_eq!(count(&mut s, "SELECT count(*) FROM series WHERE v > 0"), 3 * 1_001);
+        let plan = s.run("EXPLAIN SELECT count(*) FROM series").pop().unwrap().unwrap();
+        assert!(format!("{plan:?}").contains("ummar"), "{plan:?}");
+        assert_eq!(engine.expire_ttl(now).unwrap(), 0, "nothing left to expire");
     }
 }
