@@ -356,20 +356,22 @@ fn response(outcome: Outcome, format: &Format, zone: &Zone) -> PgWireResult<Resp
     })
 }
 
-/// The session's time zone, and its `TimeZone` setting as `SHOW` gives it.
-fn zone_of(s: &mut Session) -> (Zone, String) {
-    (s.info.zone, s.setting("timezone").unwrap_or("UTC").to_string())
+/// The session's time zone after a statement, and its `TimeZone` setting as `SHOW` gives it
+/// if the statement set it (`before`: [`Session::time_zone`]'s count before it ran).
+fn zone_after(s: &mut Session, before: u64) -> (Zone, Option<String>) {
+    let (zone, sets) = s.time_zone();
+    (zone, (sets != before).then(|| s.setting("timezone").unwrap_or("UTC").to_string()))
 }
 
-/// Tells the client the session's `TimeZone` when a statement changed it from `before`, as
-/// PostgreSQL reports it (drivers read timestamps by it).
-async fn report_zone<C>(client: &mut C, before: &str, after: &str) -> PgWireResult<()>
+/// Tells the client the session's `TimeZone` when a statement set it, as PostgreSQL reports
+/// it (drivers read timestamps by it).
+async fn report_zone<C>(client: &mut C, setting: Option<String>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    if before != after {
-        let status = ParameterStatus::new("TimeZone".into(), after.to_string());
+    if let Some(setting) = setting {
+        let status = ParameterStatus::new("TimeZone".into(), setting);
         client.feed(PgWireBackendMessage::ParameterStatus(status)).await?;
     }
     Ok(())
@@ -401,7 +403,7 @@ impl SimpleQueryHandler for Handler {
     {
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
-        let before = with_session(&self.shared, &self.session, client, zone_of);
+        let before = with_session(&self.shared, &self.session, client, |s| s.time_zone());
         let session = self.session.clone();
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
@@ -460,12 +462,11 @@ impl SimpleQueryHandler for Handler {
         self.shared.metrics.record(&outcomes, started.elapsed());
         // The zone the message left the session in (a streamed query's rows carry their own,
         // the session being busy streaming them).
-        let (zone, shown) = match &streamed {
-            Some((_, zone)) if *zone == before.0 => before.clone(),
-            Some((_, zone)) => (*zone, zone.name()),
-            None => with_session(&self.shared, &self.session, client, zone_of),
+        let (zone, setting) = match &streamed {
+            Some((_, zone)) => (*zone, (*zone != before.0).then(|| zone.name())),
+            None => with_session(&self.shared, &self.session, client, |s| zone_after(s, before.1)),
         };
-        report_zone(client, &before.1, &shown).await?;
+        report_zone(client, setting).await?;
         let mut out = Vec::with_capacity(outcomes.len() + 1);
         for result in outcomes {
             out.push(match result {
@@ -621,13 +622,12 @@ impl ExtendedQueryHandler for Handler {
         if prepared.prepared.statement.is_none() {
             return Ok(Response::EmptyQuery);
         }
-        let before = with_session(&self.shared, &self.session, client, zone_of);
+        let before = with_session(&self.shared, &self.session, client, |s| s.time_zone());
         let params = bind_parameters(portal, &prepared.prepared, &before.0)?;
         let started = std::time::Instant::now();
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
-        with_session(&self.shared, &self.session, client, |_| ());
         let (shared, peer) = (self.shared.clone(), self.peer);
         let task = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
@@ -640,8 +640,8 @@ impl ExtendedQueryHandler for Handler {
         let (result, notices) = task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         self.shared.metrics.record(std::slice::from_ref(&result), started.elapsed());
-        let (zone, shown) = with_session(&self.shared, &self.session, client, zone_of);
-        report_zone(client, &before.1, &shown).await?;
+        let (zone, setting) = with_session(&self.shared, &self.session, client, |s| zone_after(s, before.1));
+        report_zone(client, setting).await?;
         match result {
             Ok(outcome) => response(outcome, &portal.result_column_format, &zone),
             Err(e) => match to_pg_error(e) {
@@ -695,11 +695,10 @@ impl Handler {
         if prepared.prepared.statement.is_none() {
             return Err(internal("no statement".into()));
         }
-        let before = with_session(&self.shared, &self.session, client, zone_of);
+        let before = with_session(&self.shared, &self.session, client, |s| s.time_zone());
         let params = bind_parameters(portal, &prepared.prepared, &before.0)?;
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
-        with_session(&self.shared, &self.session, client, |_| ());
         let quick = self.try_inline(&prepared.prepared, &params);
         let session = self.session.clone();
         let span = tracing::debug_span!("execute", peer = %self.peer);
@@ -734,8 +733,8 @@ impl Handler {
             Some(stream::Produced::Done(results, notices)) => {
                 send_notices(client, notices).await?;
                 self.shared.metrics.record(&results, started.elapsed());
-                let (zone, shown) = with_session(&self.shared, &self.session, client, zone_of);
-                report_zone(client, &before.1, &shown).await?;
+                let (zone, setting) = with_session(&self.shared, &self.session, client, |s| zone_after(s, before.1));
+                report_zone(client, setting).await?;
                 match results.into_iter().next() {
                     Some(Ok(outcome)) => match response(outcome, format, &zone)? {
                         Response::Query(resp) => send_query_response(client, resp, false).await,

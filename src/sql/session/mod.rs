@@ -175,6 +175,7 @@ impl Engine {
             row_sink: None,
             plan_hint: None,
             startup: Vec::new(),
+            zone_sets: 0,
             inline: false,
             inline_refused: false,
             audit_pending: None,
@@ -279,6 +280,8 @@ pub struct Session {
     plan_hint: Option<Arc<plans::CachedPlan>>,
     /// Settings the client sent at start-up (what `RESET` returns to).
     startup: Vec<(String, String)>,
+    /// How many times the `timezone` setting was set (its changes are reported to clients).
+    zone_sets: u64,
     /// The running statement is on the caller's thread: anything that would wait or plan
     /// again refuses instead ([`Session::try_execute_inline`]).
     inline: bool,
@@ -959,6 +962,12 @@ impl Session {
         }
     }
 
+    /// The session's time zone, and how many times the `timezone` setting has been set (a
+    /// client is told the setting when this count moves).
+    pub fn time_zone(&self) -> (Zone, u64) {
+        (self.info.zone, self.zone_sets)
+    }
+
     /// A setting the client sent at start-up, which `RESET` then returns to.
     pub fn set_startup(&mut self, name: &str, value: String) -> Result<()> {
         self.set(name, Some(value.clone()))?;
@@ -1008,6 +1017,9 @@ impl Session {
         } else {
             None
         };
+        if zone.is_some() {
+            self.zone_sets += 1;
+        }
         let info = Arc::make_mut(&mut self.info);
         let value = match zone {
             Some((zone, shown)) => {
