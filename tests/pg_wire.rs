@@ -168,6 +168,18 @@ async fn a_session_reads_and_prints_timestamps_in_its_time_zone() {
     let (statuses, rows) = statuses_and_first_columns(&mut s);
     assert_eq!(statuses, [("TimeZone".to_string(), "Europe/Berlin".to_string())]);
     assert_eq!(rows, ["2024-07-01 14:00:00+02"]);
+    // DISCARD ALL, as a pool sends it between clients, too.
+    simple_query(&mut s, "SET TIME ZONE 'Asia/Tokyo'");
+    let _ = statuses_and_first_columns(&mut s);
+    simple_query(&mut s, "DISCARD ALL; SHOW timezone");
+    let (statuses, rows) = statuses_and_first_columns(&mut s);
+    assert_eq!(statuses, [("TimeZone".to_string(), "Europe/Berlin".to_string())]);
+    assert_eq!(rows, ["Europe/Berlin"]);
+    // Without a zone at start-up, RESET ALL goes back to UTC and says so.
+    let (mut plain, _) = logged_in(&server);
+    simple_query(&mut plain, "SET TIME ZONE 'Europe/Berlin'; RESET ALL");
+    let (statuses, _) = statuses_and_first_columns(&mut plain);
+    assert_eq!(statuses, [("TimeZone".to_string(), "UTC".to_string())], "net change reported");
 
     // Extended protocol: a text parameter is read in the session's zone, a binary result is
     // the instant.

@@ -3,6 +3,7 @@
 use super::auth::Startup;
 use super::{encode, stream, Shared};
 use crate::error::Error;
+use crate::sql::execution::SessionZone;
 use crate::sql::session::Prepared;
 use crate::sql::session::Simple;
 use crate::sql::{Outcome, RowSink, Session, Streamed};
@@ -357,10 +358,15 @@ fn response(outcome: Outcome, format: &Format, zone: &Zone) -> PgWireResult<Resp
 }
 
 /// The session's time zone after a statement, and its `TimeZone` setting as `SHOW` gives it
-/// if the statement set it (`before`: [`Session::time_zone`]'s count before it ran).
+/// if the statement changed it (`before`: the session's count of changes before it ran).
 fn zone_after(s: &mut Session, before: u64) -> (Zone, Option<String>) {
-    let (zone, sets) = s.time_zone();
-    (zone, (sets != before).then(|| s.setting("timezone").unwrap_or("UTC").to_string()))
+    let changed = s.info.zone_changes != before;
+    (s.info.zone, changed.then(|| s.setting("timezone").unwrap_or("UTC").to_string()))
+}
+
+/// The same for a streamed query, from the zone its rows came with.
+fn streamed_zone(zone: &SessionZone, before: u64) -> (Zone, Option<String>) {
+    (zone.zone, (zone.changes != before).then(|| zone.setting.clone()))
 }
 
 /// Tells the client the session's `TimeZone` when a statement set it, as PostgreSQL reports
@@ -403,17 +409,14 @@ impl SimpleQueryHandler for Handler {
     {
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
-        let before = with_session(&self.shared, &self.session, client, |s| s.time_zone());
         let session = self.session.clone();
         let span = tracing::debug_span!("query", peer = %self.peer);
         let (tx, mut rx) = stream::channel();
         let (shared, peer) = (self.shared.clone(), self.peer);
         // Parsed here, and planned when it is one short query: a short read then runs here
         // whole (as in `execute_streamed`), anything else on a blocking thread.
-        let parsed = {
-            let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
-            guard.as_mut().map(|s| s.parse_simple(query))
-        };
+        let (before, parsed) =
+            with_session(&self.shared, &self.session, client, |s| (s.info.zone_changes, Some(s.parse_simple(query))));
         let quick = match &parsed {
             Some(Simple::Query(prepared)) => self.try_inline(prepared, &[]),
             _ => None,
@@ -463,8 +466,8 @@ impl SimpleQueryHandler for Handler {
         // The zone the message left the session in (a streamed query's rows carry their own,
         // the session being busy streaming them).
         let (zone, setting) = match &streamed {
-            Some((_, zone)) => (*zone, (*zone != before.0).then(|| zone.name())),
-            None => with_session(&self.shared, &self.session, client, |s| zone_after(s, before.1)),
+            Some((_, zone)) => streamed_zone(zone, before),
+            None => with_session(&self.shared, &self.session, client, |s| zone_after(s, before)),
         };
         report_zone(client, setting).await?;
         let mut out = Vec::with_capacity(outcomes.len() + 1);
@@ -477,7 +480,7 @@ impl SimpleQueryHandler for Handler {
                 },
             });
         }
-        if let Some((columns, zone)) = streamed {
+        if let Some((columns, _)) = streamed {
             let fields = Arc::new(fields(&columns, &Format::UnifiedText));
             let shared = self.shared.clone();
             let rows = stream::data_rows(rx, fields.clone(), zone, busy, move |results| {
@@ -622,8 +625,8 @@ impl ExtendedQueryHandler for Handler {
         if prepared.prepared.statement.is_none() {
             return Ok(Response::EmptyQuery);
         }
-        let before = with_session(&self.shared, &self.session, client, |s| s.time_zone());
-        let params = bind_parameters(portal, &prepared.prepared, &before.0)?;
+        let (zone, before) = with_session(&self.shared, &self.session, client, |s| (s.info.zone, s.info.zone_changes));
+        let params = bind_parameters(portal, &prepared.prepared, &zone)?;
         let started = std::time::Instant::now();
         let _busy = BusyGuard::new(self);
         let session = self.session.clone();
@@ -632,15 +635,17 @@ impl ExtendedQueryHandler for Handler {
         let task = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(s) = guard.as_mut() else { return (Err(Error::Internal("no session".into())), Vec::new()) };
+            let Some(s) = guard.as_mut() else {
+                return (Err(Error::Internal("no session".into())), Vec::new(), (Zone::UTC, None));
+            };
             let result = s.execute_prepared(&prepared.prepared, &params, None);
             record_audit(&shared.audit, s, peer);
-            (result, s.take_notices())
+            (result, s.take_notices(), zone_after(s, before))
         });
-        let (result, notices) = task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
+        let (result, notices, (zone, setting)) =
+            task.await.map_err(|e| internal(format!("statement task failed: {e}")))?;
         send_notices(client, notices).await?;
         self.shared.metrics.record(std::slice::from_ref(&result), started.elapsed());
-        let (zone, setting) = with_session(&self.shared, &self.session, client, |s| zone_after(s, before.1));
         report_zone(client, setting).await?;
         match result {
             Ok(outcome) => response(outcome, &portal.result_column_format, &zone),
@@ -695,8 +700,8 @@ impl Handler {
         if prepared.prepared.statement.is_none() {
             return Err(internal("no statement".into()));
         }
-        let before = with_session(&self.shared, &self.session, client, |s| s.time_zone());
-        let params = bind_parameters(portal, &prepared.prepared, &before.0)?;
+        let (zone, before) = with_session(&self.shared, &self.session, client, |s| (s.info.zone, s.info.zone_changes));
+        let params = bind_parameters(portal, &prepared.prepared, &zone)?;
         let started = std::time::Instant::now();
         let busy = BusyGuard::new(self);
         let quick = self.try_inline(&prepared.prepared, &params);
@@ -719,8 +724,10 @@ impl Handler {
         stream::finish(tx, quick, run);
         let format = &portal.result_column_format;
         match rx.recv().await {
-            Some(stream::Produced::Event(Streamed::Columns(columns, notices, zone))) => {
+            Some(stream::Produced::Event(Streamed::Columns(columns, notices, streamed))) => {
                 send_notices(client, notices).await?;
+                let (zone, setting) = streamed_zone(&streamed, before);
+                report_zone(client, setting).await?;
                 let fields = Arc::new(fields(&columns, format));
                 let shared = self.shared.clone();
                 let rows = stream::data_rows(rx, fields.clone(), zone, busy, move |results| {
@@ -733,7 +740,7 @@ impl Handler {
             Some(stream::Produced::Done(results, notices)) => {
                 send_notices(client, notices).await?;
                 self.shared.metrics.record(&results, started.elapsed());
-                let (zone, setting) = with_session(&self.shared, &self.session, client, |s| zone_after(s, before.1));
+                let (zone, setting) = with_session(&self.shared, &self.session, client, |s| zone_after(s, before));
                 report_zone(client, setting).await?;
                 match results.into_iter().next() {
                     Some(Ok(outcome)) => match response(outcome, format, &zone)? {

@@ -323,8 +323,6 @@ pub fn parse_date(text: &str) -> Result<i32> {
     parse_ymd(date_part, bc, text, "date").map(naive_to_date)
 }
 
-/// Parses a timestamp; `with_tz` accepts and applies a trailing zone (`Z`, `+02`, `-05:30`,
-/// `UTC`), converting to UTC. Without a zone, the time is taken as UTC.
 /// Parses a timestamp; one `with_tz` is read in UTC unless it names its zone or offset (see
 /// [`super::timezone::parse_timestamptz`] for a session's zone).
 pub fn parse_timestamp(text: &str, with_tz: bool) -> Result<i64> {

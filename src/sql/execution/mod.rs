@@ -40,11 +40,29 @@ pub struct SessionInfo {
     pub settings: Vec<(String, String)>,
     /// The session's time zone, the `timezone` setting resolved.
     pub zone: crate::types::timezone::Zone,
+    /// How many times the `timezone` setting changed (a client is told of each change).
+    pub zone_changes: u64,
     /// What `currval` and `lastval` report: the last value `nextval` returned in this session
     /// for each sequence, and the sequence it last drew from.
     pub sequence_values: Arc<Mutex<SequenceValues>>,
     /// The edge's sync worker, when this node is an edge (`chronos_sync_status`).
     pub sync: Option<Arc<crate::sync::worker::SyncStatus>>,
+}
+
+/// The session's time zone as a statement left it, for the client: the zone, its count of
+/// changes ([`SessionInfo::zone_changes`]) and the setting as `SHOW` gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionZone {
+    pub zone: crate::types::timezone::Zone,
+    pub changes: u64,
+    pub setting: String,
+}
+
+impl SessionInfo {
+    pub fn session_zone(&self) -> SessionZone {
+        let setting = self.settings.iter().find(|(k, _)| k == "timezone").map_or("UTC", |(_, v)| v.as_str());
+        SessionZone { zone: self.zone, changes: self.zone_changes, setting: setting.to_string() }
+    }
 }
 
 /// See [`SessionInfo::sequence_values`].
@@ -62,6 +80,7 @@ impl Default for SessionInfo {
             backend_pid: 1,
             settings: Vec::new(),
             zone: crate::types::timezone::Zone::UTC,
+            zone_changes: 0,
             sequence_values: Default::default(),
             sync: None,
         }

@@ -9,7 +9,6 @@ use crate::catalog::{Table, CATALOG};
 use crate::error::Result;
 use crate::sql::planner::plan::{Aggregate, AggregateFunction, BinaryOp, Expr, Node, Window};
 use crate::sql::planner::summaries::summary_plan;
-use crate::storage::keycode;
 use crate::timeseries::summary::{self, ColumnSummary, Piece, Record};
 use crate::types::{DataType, Value};
 use std::collections::hash_map::{Entry, HashMap};
@@ -124,16 +123,12 @@ fn time_range(bounds: &[(BinaryOp, Expr)], ctx: &mut Context) -> Result<Option<(
 /// Appends the rows of `table` with times in `[lo, hi)`: one range of keys per series (each
 /// value of the primary key's columns before the time), from the summaries' list of them.
 fn rows_between(ctx: &mut Context, table: &Table, lo: i64, hi: i64, out: &mut Vec<Row>) -> Result<()> {
-    let Some(time) = table.time_series_column() else { return Ok(()) };
-    let bound = |t: i64| match table.columns[time].data_type {
-        DataType::Timestamp => Value::Timestamp(t),
-        _ => Value::TimestampTz(t),
-    };
+    if table.time_series_column().is_none() {
+        return Ok(());
+    }
     for series in summary::series(ctx.txn, table)? {
         ctx.check_cancel()?;
-        let (mut lower, mut upper) = (series.clone(), series.clone());
-        keycode::encode_value(&bound(lo), &mut lower);
-        keycode::encode_value(&bound(hi), &mut upper);
+        let (lower, upper) = (summary::time_key(table, &series, lo), summary::time_key(table, &series, hi));
         ctx.txn.for_each_range(&series, None, Some(&lower), Some(&upper), |_, bytes| {
             out.push(table.decode_row(bytes)?);
             Ok(true)

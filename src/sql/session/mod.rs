@@ -164,6 +164,7 @@ impl Engine {
                 backend_pid: std::process::id() as i32,
                 settings: default_settings(),
                 zone: Zone::UTC,
+                zone_changes: 0,
                 sequence_values: Default::default(),
                 sync: self.sync.get().cloned(),
             }),
@@ -175,7 +176,7 @@ impl Engine {
             row_sink: None,
             plan_hint: None,
             startup: Vec::new(),
-            zone_sets: 0,
+            planned: 0,
             inline: false,
             inline_refused: false,
             audit_pending: None,
@@ -280,8 +281,8 @@ pub struct Session {
     plan_hint: Option<Arc<plans::CachedPlan>>,
     /// Settings the client sent at start-up (what `RESET` returns to).
     startup: Vec<(String, String)>,
-    /// How many times the `timezone` setting was set (its changes are reported to clients).
-    zone_sets: u64,
+    /// Statements planned to run, not counting those that ran a kept plan.
+    planned: u64,
     /// The running statement is on the caller's thread: anything that would wait or plan
     /// again refuses instead ([`Session::try_execute_inline`]).
     inline: bool,
@@ -302,7 +303,7 @@ pub enum Streamed {
     Earlier(Vec<Result<Outcome>>, Vec<String>),
     /// The last statement is a query: its columns, before any of its rows, and the notices
     /// so far.
-    Columns(Vec<ResultColumn>, Vec<String>, Zone),
+    Columns(Vec<ResultColumn>, Vec<String>, execution::SessionZone),
     /// The next rows of the query.
     Rows(Vec<Row>),
 }
@@ -546,6 +547,7 @@ impl Session {
                     self.txn_failed = true;
                 }
                 self.copy_in = None;
+                self.plan_hint = None;
                 Err(Error::Internal(format!("internal error: {message}")))
             }
         }
@@ -653,6 +655,19 @@ impl Session {
         if matches!(statement, ast::Statement::Vacuum(_)) && self.txn.is_some() {
             self.txn_failed = true;
             return Err(Error::ActiveTransaction("VACUUM cannot run inside a transaction block".into()));
+        }
+        // DISCARD ALL (what a connection pool sends between clients) resets the session's
+        // settings to the start-up ones and drops its prepared statements.
+        if let S::Discard { object_type } = statement {
+            if *object_type == ast::DiscardObject::ALL {
+                if self.txn.is_some() {
+                    self.txn_failed = true;
+                    return Err(Error::ActiveTransaction("DISCARD ALL cannot run inside a transaction block".into()));
+                }
+                self.set("all", None)?;
+                self.sql_prepared.clear();
+            }
+            return Ok(Outcome::Command { tag: format!("DISCARD {object_type}") });
         }
         let named = match statement {
             S::Prepare { name, data_types, statement } => Some(self.sql_prepare(name, data_types, statement)),
@@ -962,12 +977,6 @@ impl Session {
         }
     }
 
-    /// The session's time zone, and how many times the `timezone` setting has been set (a
-    /// client is told the setting when this count moves).
-    pub fn time_zone(&self) -> (Zone, u64) {
-        (self.info.zone, self.zone_sets)
-    }
-
     /// A setting the client sent at start-up, which `RESET` then returns to.
     pub fn set_startup(&mut self, name: &str, value: String) -> Result<()> {
         self.set(name, Some(value.clone()))?;
@@ -982,11 +991,15 @@ impl Session {
         let key = name.to_ascii_lowercase();
         let key = if key == "time zone" { "timezone".to_string() } else { key };
         if key == "all" && value.is_none() {
+            let before = self.setting("timezone").map(str::to_string);
             let info = Arc::make_mut(&mut self.info);
             info.settings = default_settings();
             info.zone = Zone::UTC;
             for (name, value) in self.startup.clone() {
                 self.set(&name, Some(value))?;
+            }
+            if self.setting("timezone").map(str::to_string) != before {
+                Arc::make_mut(&mut self.info).zone_changes += 1;
             }
             return Ok(());
         }
@@ -1017,10 +1030,9 @@ impl Session {
         } else {
             None
         };
-        if zone.is_some() {
-            self.zone_sets += 1;
-        }
+        let changed = zone.as_ref().is_some_and(|(_, shown)| self.setting("timezone") != Some(shown.as_str()));
         let info = Arc::make_mut(&mut self.info);
+        info.zone_changes += changed as u64;
         let value = match zone {
             Some((zone, shown)) => {
                 info.zone = zone;
@@ -1059,7 +1071,7 @@ fn stream_rows(
         count += 1;
         if batch.len() == STREAM_BATCH_ROWS {
             if !streaming {
-                sink(Streamed::Columns(columns.clone(), std::mem::take(notices), ctx.session.zone))?;
+                sink(Streamed::Columns(columns.clone(), std::mem::take(notices), ctx.session.session_zone()))?;
                 streaming = true;
             }
             sink(Streamed::Rows(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH_ROWS))))?;

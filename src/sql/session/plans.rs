@@ -169,7 +169,10 @@ impl Session {
         match self.plan_hint.as_deref().and_then(|cached| cached.reuse(txn, param_types, zone)) {
             Some(plan) => Ok(plan),
             None if self.inline => Err(self.refuse_inline()),
-            None => planner::plan(txn, statement, param_types, zone),
+            None => {
+                self.planned += 1;
+                planner::plan(txn, statement, param_types, zone)
+            }
         }
     }
 }

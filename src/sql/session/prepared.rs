@@ -118,6 +118,7 @@ impl Session {
         })?;
         let plan = match replanned {
             Some(plan) => {
+                self.planned += 1;
                 if let Some(prepared) = self.sql_prepared.get_mut(&name) {
                     prepared.plan = plan.clone();
                 }
@@ -125,9 +126,10 @@ impl Session {
             }
             None => cached,
         };
-        let outer = std::mem::replace(&mut self.plan_hint, plan);
+        // (An EXECUTE statement has no plan of its own to keep; a panic clears the hint too.)
+        self.plan_hint = plan;
         let result = self.execute_statement(&statement, &values, &param_types);
-        self.plan_hint = outer;
+        self.plan_hint = None;
         result
     }
 
@@ -177,14 +179,20 @@ mod tests {
         run(&mut s, "PREPARE q (int) AS SELECT v FROM kv WHERE id = $1; PREPARE star AS SELECT * FROM kv");
         let plan = |s: &super::Session| s.sql_prepared["q"].plan.clone().expect("a plan kept");
         let first = plan(&s);
+        let planned = s.planned;
         assert_eq!(run(&mut s, "EXECUTE q (1)"), [[Value::Text("a".into())]]);
-        assert!(Arc::ptr_eq(&first, &plan(&s)), "the plan PREPARE made");
-        run(&mut s, "CREATE INDEX kv_v ON kv (v)");
         assert_eq!(run(&mut s, "EXECUTE q (2)"), [[Value::Text("b".into())]]);
+        assert_eq!(s.planned, planned, "EXECUTE ran the plan PREPARE made");
+        assert!(Arc::ptr_eq(&first, &plan(&s)));
+        run(&mut s, "CREATE INDEX kv_v ON kv (v)");
+        let planned = s.planned;
+        assert_eq!(run(&mut s, "EXECUTE q (2)"), [[Value::Text("b".into())]]);
+        assert_eq!(s.planned, planned + 1, "planned again, once, after a definition changed");
         let second = plan(&s);
-        assert!(!Arc::ptr_eq(&first, &second), "planned again after a definition changed");
+        assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(run(&mut s, "EXECUTE q (1)"), [[Value::Text("a".into())]]);
-        assert!(Arc::ptr_eq(&second, &plan(&s)), "and that plan kept");
+        assert_eq!(s.planned, planned + 1, "and that plan kept");
+        assert!(Arc::ptr_eq(&second, &plan(&s)));
         run(&mut s, "ALTER TABLE kv ADD COLUMN w INT");
         let err = s.run("EXECUTE star").pop().unwrap().unwrap_err();
         assert_eq!(err.sqlstate(), "0A000", "{err}");

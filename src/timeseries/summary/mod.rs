@@ -30,7 +30,7 @@ use crate::catalog::{self, Table, TableId, CATALOG, ROW, SUMMARY};
 use crate::error::{Error, Result};
 use crate::mvcc::{lock, Derive, Transaction, Write, WriteBatch};
 use crate::storage::keycode;
-use crate::types::Value;
+use crate::types::{DataType, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -159,6 +159,19 @@ pub fn series(txn: &mut Transaction, table: &Table) -> Result<Vec<Vec<u8>>> {
         Ok(true)
     })?;
     Ok(out)
+}
+
+/// The key in `series` (a row-key prefix, as [`series`] lists them) of the row at time `t`:
+/// a bound of a time range within the series.
+pub fn time_key(table: &Table, series: &[u8], t: i64) -> Vec<u8> {
+    let time = table.time_series_column().map(|c| &table.columns[c].data_type);
+    let value = match time {
+        Some(DataType::Timestamp) => Value::Timestamp(t),
+        _ => Value::TimestampTz(t),
+    };
+    let mut key = series.to_vec();
+    keycode::encode_value(&value, &mut key);
+    key
 }
 
 fn grain_prefix(table: TableId, grain: Grain) -> Vec<u8> {
